@@ -1,0 +1,219 @@
+//! Every way a shmring call can fail, as one typed enum.
+
+use std::fmt;
+use std::io;
+
+/// Which ring a segment holds; recorded in the header so that an SPSC
+/// handle never maps an MPMC segment, and so on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RingKind {
+    /// A single-producer single-consumer ring of fixed-size values.
+    Spsc,
+}
+
+impl RingKind {
+    pub(crate) const fn code(self) -> u32 {
+        match self {
+            RingKind::Spsc => 1,
+        }
+    }
+
+    pub(crate) fn from_code(code: u32) -> Option<Self> {
+        match code {
+            1 => Some(RingKind::Spsc),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RingKind::Spsc => "spsc",
+        })
+    }
+}
+
+/// The layout of a ring's element type as recorded in a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeLayout {
+    /// `size_of::<T>()`.
+    pub size: u32,
+    /// `align_of::<T>()`.
+    pub align: u32,
+    /// A hash of the type's name, size and alignment.
+    pub fingerprint: u64,
+}
+
+impl fmt::Display for TypeLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "size {} align {} fingerprint {:#018x}",
+            self.size, self.align, self.fingerprint
+        )
+    }
+}
+
+/// A role on a ring that at most one live handle may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The writing side.
+    Producer,
+    /// The reading side.
+    Consumer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// The error type of every fallible shmring call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The segment name is empty, too long, or has characters outside `[A-Za-z0-9._-]`.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No segment of that name exists.
+    #[error("no shared-memory segment named {name:?}")]
+    NotFound {
+        /// The segment name.
+        name: String,
+    },
+    /// `create` found a segment of that name already (it is never reused silently).
+    #[error("a shared-memory segment named {name:?} already exists")]
+    AlreadyExists {
+        /// The segment name.
+        name: String,
+    },
+    /// The kernel refused access to the segment.
+    #[error("permission denied on shared-memory segment {name:?}")]
+    PermissionDenied {
+        /// The segment name.
+        name: String,
+    },
+    /// The segment belongs to another user, which may be a squatter; refused
+    /// unless [`OpenOptions::allow_foreign_owner`](crate::OpenOptions::allow_foreign_owner).
+    #[error("segment {name:?} is owned by uid {owner}, not by this process's uid {ours}")]
+    ForeignOwner {
+        /// The segment name.
+        name: String,
+        /// The uid that owns the segment.
+        owner: u32,
+        /// This process's effective uid.
+        ours: u32,
+    },
+    /// /dev/shm (or the memory limit) has no room for a segment this large.
+    #[error("no space for a {bytes}-byte segment {name:?} (is /dev/shm full?)")]
+    NoSpace {
+        /// The segment name.
+        name: String,
+        /// The size that was asked for.
+        bytes: u64,
+    },
+    /// A capacity of zero was asked for.
+    #[error("capacity must be at least 1")]
+    ZeroCapacity,
+    /// The capacity, rounded up to a power of two, does not fit in a segment.
+    #[error("capacity {requested} is too large for a segment")]
+    CapacityTooLarge {
+        /// The capacity that was asked for.
+        requested: u64,
+    },
+    /// The file is smaller than a header, so it cannot be a ring.
+    #[error("segment {name:?} is {len} bytes, too small for a {needed}-byte header")]
+    SegmentTooSmall {
+        /// The segment name.
+        name: String,
+        /// Its size in bytes.
+        len: u64,
+        /// The size of a header.
+        needed: u64,
+    },
+    /// The creator has not finished writing the header within the wait bound.
+    #[error("segment {name:?} is still initializing after {waited_ms} ms (did its creator die?)")]
+    NotReady {
+        /// The segment name.
+        name: String,
+        /// How long this opener waited.
+        waited_ms: u64,
+    },
+    /// The segment does not start with shmring's magic number.
+    #[error("segment is not a shmring segment (magic {found:#018x})")]
+    BadMagic {
+        /// The first 8 bytes, read as a little-endian u64.
+        found: u64,
+    },
+    /// The segment was written by an incompatible version of shmring.
+    #[error("segment has format version {found}, this library reads version {expected}")]
+    VersionMismatch {
+        /// The version in the header.
+        found: u32,
+        /// The version this library writes.
+        expected: u32,
+    },
+    /// The segment holds a different kind of ring.
+    #[error("segment holds a {found} ring, not a {expected} ring")]
+    KindMismatch {
+        /// What the header says (a raw code when unknown).
+        found: String,
+        /// What the caller asked for.
+        expected: RingKind,
+    },
+    /// The segment holds elements of a different type.
+    #[error("segment holds elements of {found}; this handle's type has {expected}")]
+    TypeMismatch {
+        /// The layout recorded in the header.
+        found: TypeLayout,
+        /// The layout of the caller's type.
+        expected: TypeLayout,
+    },
+    /// The header's size does not match the file's size.
+    #[error("header says the segment is {header} bytes but the file is {actual} bytes")]
+    SizeMismatch {
+        /// The size recorded in the header.
+        header: u64,
+        /// The size of the file.
+        actual: u64,
+    },
+    /// Shared state holds values no honest peer could have written.
+    #[error("corrupt segment: {0}")]
+    Corrupt(String),
+    /// Another live handle holds this role.
+    #[error("the {role} role is held by live process {pid}")]
+    RoleTaken {
+        /// The role that was asked for.
+        role: Role,
+        /// The process holding it.
+        pid: u32,
+    },
+    /// A blocking call's timeout passed first.
+    #[error("timed out")]
+    Timeout,
+    /// An operating-system call failed in a way none of the above describes.
+    #[error("{op} failed for segment {name:?}: {source}")]
+    Io {
+        /// The call that failed.
+        op: &'static str,
+        /// The segment name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `Result` with shmring's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,335 @@
+//! The `#[repr(C)]` header at offset 0 of every segment, and the rules for
+//! publishing it (creator) and trusting it (opener).
+//!
+//! Every field is an atomic, even the ones that never change after
+//! creation: another process may be writing them at any time (a creator
+//! still initializing, or a hostile peer), and a racing non-atomic read would
+//! be undefined behaviour. The creator writes every field, then stores
+//! `state = READY` with Release; an opener loads `state` with Acquire and
+//! only then reads and validates the rest. Nothing read from a header is used
+//! before [`Header::validate`] has checked it.
+
+use std::mem::{offset_of, size_of};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use static_assertions::{const_assert, const_assert_eq};
+
+use crate::error::{Error, Result, RingKind, TypeLayout};
+use crate::layout::SegmentLayout;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// `b"SHMRING\0"` read as a little-endian u64.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
+/// Bumped on any change to the layout or meaning of shared memory.
+pub(crate) const VERSION: u32 = 1;
+
+/// The zero a fresh segment is filled with: the creator is still writing.
+const INITIALIZING: u32 = 0;
+const READY: u32 = 1;
+
+/// Fields written once by the creator, before `state` turns `READY`.
+#[repr(C)]
+pub(crate) struct Meta {
+    magic: AtomicU64,
+    version: AtomicU32,
+    state: AtomicU32,
+    kind: AtomicU32,
+    elem_size: AtomicU32,
+    elem_align: AtomicU32,
+    creator_pid: AtomicU32,
+    type_fingerprint: AtomicU64,
+    capacity: AtomicU64,
+    slot_size: AtomicU64,
+    data_offset: AtomicU64,
+    segment_len: AtomicU64,
+    created_unix_ns: AtomicU64,
+}
+
+/// A futex word and the count of processes sleeping on it; see `wait.rs`.
+#[repr(C)]
+pub(crate) struct Event {
+    /// Bumped by the waking side; sleepers wait for it to change.
+    pub(crate) seq: AtomicU32,
+    /// How many waiters have announced they may sleep on `seq`.
+    pub(crate) sleepers: AtomicU32,
+}
+
+/// The segment header. Each group of fields written by a different party
+/// sits on its own 128-byte line (two 64-byte lines, because Intel's
+/// adjacent-line prefetcher pulls pairs) so that no side's writes evict a
+/// line the other side is reading.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) meta: CachePadded<Meta>,
+    /// Claim word of the producer role (0 = free); see `role.rs`.
+    pub(crate) producer_role: CachePadded<AtomicU64>,
+    /// Claim word of the consumer role.
+    pub(crate) consumer_role: CachePadded<AtomicU64>,
+    /// Positions pushed so far. Written only by the producer, after the slot
+    /// itself is published; a statistic and a recovery hint, never trusted
+    /// for bounds.
+    pub(crate) tail: CachePadded<AtomicU64>,
+    /// Positions popped so far, written only by the consumer.
+    pub(crate) head: CachePadded<AtomicU64>,
+    /// Where consumers sleep when the ring is empty.
+    pub(crate) consumer_event: CachePadded<Event>,
+    /// Where producers sleep when the ring is full.
+    pub(crate) producer_event: CachePadded<Event>,
+}
+
+// The shared layout is a file format: pin every offset so that a change is a
+// compile error here rather than silent corruption between two builds.
+#[cfg(not(loom))]
+mod layout_asserts {
+    use super::*;
+    const_assert_eq!(offset_of!(Meta, magic), 0);
+    const_assert_eq!(offset_of!(Meta, version), 8);
+    const_assert_eq!(offset_of!(Meta, state), 12);
+    const_assert_eq!(offset_of!(Meta, kind), 16);
+    const_assert_eq!(offset_of!(Meta, elem_size), 20);
+    const_assert_eq!(offset_of!(Meta, elem_align), 24);
+    const_assert_eq!(offset_of!(Meta, creator_pid), 28);
+    const_assert_eq!(offset_of!(Meta, type_fingerprint), 32);
+    const_assert_eq!(offset_of!(Meta, capacity), 40);
+    const_assert_eq!(offset_of!(Meta, slot_size), 48);
+    const_assert_eq!(offset_of!(Meta, data_offset), 56);
+    const_assert_eq!(offset_of!(Meta, segment_len), 64);
+    const_assert_eq!(offset_of!(Meta, created_unix_ns), 72);
+    const_assert_eq!(size_of::<Meta>(), 80);
+    const_assert_eq!(size_of::<Event>(), 8);
+    const_assert_eq!(std::mem::align_of::<Header>(), 128);
+    const_assert_eq!(offset_of!(Header, meta), 0);
+    const_assert_eq!(offset_of!(Header, producer_role), 128);
+    const_assert_eq!(offset_of!(Header, consumer_role), 256);
+    const_assert_eq!(offset_of!(Header, tail), 384);
+    const_assert_eq!(offset_of!(Header, head), 512);
+    const_assert_eq!(offset_of!(Header, consumer_event), 640);
+    const_assert_eq!(offset_of!(Header, producer_event), 768);
+    const_assert_eq!(size_of::<Header>(), 896);
+    // Atomics must be plain integers in memory for another process to share them.
+    const_assert_eq!(size_of::<AtomicU64>(), 8);
+    const_assert!(std::mem::align_of::<AtomicU64>() == 8);
+}
+
+/// What a header says about its segment, after validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderInfo {
+    pub kind: RingKind,
+    pub elem: TypeLayout,
+    pub layout: SegmentLayout,
+    pub creator_pid: u32,
+    pub created_unix_ns: u64,
+}
+
+impl Header {
+    /// Write every field, then mark the header ready (Release), so that an
+    /// opener that sees `READY` also sees everything written before it.
+    pub(crate) fn publish(&self, info: &HeaderInfo) {
+        let m = &self.meta;
+        let r = Ordering::Relaxed;
+        m.magic.store(MAGIC, r);
+        m.version.store(VERSION, r);
+        m.kind.store(info.kind.code(), r);
+        m.elem_size.store(info.elem.size, r);
+        m.elem_align.store(info.elem.align, r);
+        m.type_fingerprint.store(info.elem.fingerprint, r);
+        m.creator_pid.store(info.creator_pid, r);
+        m.capacity.store(info.layout.capacity, r);
+        m.slot_size.store(info.layout.slot_size, r);
+        m.data_offset.store(info.layout.data_offset, r);
+        m.segment_len.store(info.layout.total_len, r);
+        m.created_unix_ns.store(info.created_unix_ns, r);
+        m.state.store(READY, Ordering::Release);
+    }
+
+    /// Wait (bounded) until the creator has published the header.
+    pub(crate) fn wait_ready(&self, name: &str, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            // Acquire pairs with the Release in `publish`.
+            match self.meta.state.load(Ordering::Acquire) {
+                READY => return Ok(()),
+                INITIALIZING => {
+                    let magic = self.meta.magic.load(Ordering::Relaxed);
+                    // A creator writes MAGIC or nothing; anything else is not ours.
+                    if magic != 0 && magic != MAGIC {
+                        return Err(Error::BadMagic { found: magic });
+                    }
+                }
+                other => {
+                    let magic = self.meta.magic.load(Ordering::Relaxed);
+                    if magic != MAGIC {
+                        return Err(Error::BadMagic { found: magic });
+                    }
+                    return Err(Error::Corrupt(format!("header state is {other}")));
+                }
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::NotReady {
+                    name: name.to_owned(),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            #[cfg(loom)]
+            crate::sync::yield_now();
+            #[cfg(not(loom))]
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// Read every field and check it against what the caller expects and
+    /// against the segment's real size. Each mismatch has its own error.
+    pub(crate) fn validate(
+        &self,
+        expected_kind: RingKind,
+        expected_elem: TypeLayout,
+        slot_size: usize,
+        slot_align: usize,
+        actual_len: u64,
+    ) -> Result<HeaderInfo> {
+        let m = &self.meta;
+        let r = Ordering::Relaxed;
+        let magic = m.magic.load(r);
+        if magic != MAGIC {
+            return Err(Error::BadMagic { found: magic });
+        }
+        let version = m.version.load(r);
+        if version != VERSION {
+            return Err(Error::VersionMismatch {
+                found: version,
+                expected: VERSION,
+            });
+        }
+        let kind_code = m.kind.load(r);
+        let kind = match RingKind::from_code(kind_code) {
+            Some(kind) if kind == expected_kind => kind,
+            Some(kind) => {
+                return Err(Error::KindMismatch {
+                    found: kind.to_string(),
+                    expected: expected_kind,
+                })
+            }
+            None => {
+                return Err(Error::KindMismatch {
+                    found: format!("unknown (code {kind_code})"),
+                    expected: expected_kind,
+                })
+            }
+        };
+        let elem = TypeLayout {
+            size: m.elem_size.load(r),
+            align: m.elem_align.load(r),
+            fingerprint: m.type_fingerprint.load(r),
+        };
+        if elem != expected_elem {
+            return Err(Error::TypeMismatch {
+                found: elem,
+                expected: expected_elem,
+            });
+        }
+        let segment_len = m.segment_len.load(r);
+        if segment_len != actual_len {
+            return Err(Error::SizeMismatch {
+                header: segment_len,
+                actual: actual_len,
+            });
+        }
+        let capacity = m.capacity.load(r);
+        if capacity == 0 || !capacity.is_power_of_two() {
+            return Err(Error::Corrupt(format!(
+                "capacity {capacity} is not a power of two"
+            )));
+        }
+        let expected = SegmentLayout::new(capacity, slot_size, slot_align)
+            .map_err(|_| Error::Corrupt(format!("capacity {capacity} cannot be laid out")))?;
+        let found = SegmentLayout {
+            capacity,
+            slot_size: m.slot_size.load(r),
+            data_offset: m.data_offset.load(r),
+            total_len: segment_len,
+        };
+        if found != expected {
+            return Err(Error::Corrupt(format!(
+                "layout {found:?} does not match the element type's {expected:?}"
+            )));
+        }
+        Ok(HeaderInfo {
+            kind,
+            elem,
+            layout: found,
+            creator_pid: m.creator_pid.load(r),
+            created_unix_ns: m.created_unix_ns.load(r),
+        })
+    }
+}
+
+/// Byte offsets of header fields, for tests that corrupt a real segment.
+#[doc(hidden)]
+pub mod offsets {
+    use super::*;
+    /// Offset of the magic number.
+    pub const MAGIC: usize = offset_of!(Meta, magic);
+    /// Offset of the format version.
+    pub const VERSION: usize = offset_of!(Meta, version);
+    /// Offset of the initialization state.
+    pub const STATE: usize = offset_of!(Meta, state);
+    /// Offset of the ring kind.
+    pub const KIND: usize = offset_of!(Meta, kind);
+    /// Offset of the element size.
+    pub const ELEM_SIZE: usize = offset_of!(Meta, elem_size);
+    /// Offset of the type fingerprint.
+    pub const FINGERPRINT: usize = offset_of!(Meta, type_fingerprint);
+    /// Offset of the capacity.
+    pub const CAPACITY: usize = offset_of!(Meta, capacity);
+    /// Offset of the slot size.
+    pub const SLOT_SIZE: usize = offset_of!(Meta, slot_size);
+    /// Offset of the segment length.
+    pub const SEGMENT_LEN: usize = offset_of!(Meta, segment_len);
+    /// Offset of the producer's claim word.
+    pub const PRODUCER_ROLE: usize = offset_of!(Header, producer_role);
+    /// Offset of the tail (pushed) index.
+    pub const TAIL: usize = offset_of!(Header, tail);
+    /// Offset of the head (popped) index.
+    pub const HEAD: usize = offset_of!(Header, head);
+    /// Size of the header.
+    pub const HEADER_LEN: usize = size_of::<Header>();
+}
+
+#[cfg(loom)]
+impl Header {
+    /// What a fresh (zero-filled) segment holds, constructed for loom.
+    pub(crate) fn new_zeroed() -> Self {
+        let u32z = || AtomicU32::new(0);
+        let u64z = || AtomicU64::new(0);
+        let event = || {
+            CachePadded::new(Event {
+                seq: u32z(),
+                sleepers: u32z(),
+            })
+        };
+        Header {
+            meta: CachePadded::new(Meta {
+                magic: u64z(),
+                version: u32z(),
+                state: u32z(),
+                kind: u32z(),
+                elem_size: u32z(),
+                elem_align: u32z(),
+                creator_pid: u32z(),
+                type_fingerprint: u64z(),
+                capacity: u64z(),
+                slot_size: u64z(),
+                data_offset: u64z(),
+                segment_len: u64z(),
+                created_unix_ns: u64z(),
+            }),
+            producer_role: CachePadded::new(u64z()),
+            consumer_role: CachePadded::new(u64z()),
+            tail: CachePadded::new(u64z()),
+            head: CachePadded::new(u64z()),
+            consumer_event: event(),
+            producer_event: event(),
+        }
+    }
+}

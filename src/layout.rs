@@ -1,0 +1,123 @@
+//! Where things sit in a segment: the element type's identity and the byte
+//! offsets of the slot array, computed the same way by creator and opener.
+
+use std::mem::{align_of, size_of};
+
+use crate::error::{Error, Result, TypeLayout};
+use crate::header::Header;
+
+impl TypeLayout {
+    /// The layout of `T`, with a fingerprint of its name, size and alignment
+    /// so that two different types of equal size are still told apart.
+    pub fn of<T>() -> Self {
+        // FNV-1a: small, stable across builds, and good enough to tell
+        // types apart (it is a guard against mistakes, not an adversary).
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let size = size_of::<T>() as u32;
+        let align = align_of::<T>() as u32;
+        let name = std::any::type_name::<T>().as_bytes();
+        for &b in name
+            .iter()
+            .chain(&size.to_le_bytes())
+            .chain(&align.to_le_bytes())
+        {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        TypeLayout {
+            size,
+            align,
+            fingerprint: hash,
+        }
+    }
+}
+
+/// Offsets and sizes of one segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentLayout {
+    /// Number of slots, a power of two.
+    pub capacity: u64,
+    /// Bytes per slot.
+    pub slot_size: u64,
+    /// Offset of slot 0 from the start of the segment.
+    pub data_offset: u64,
+    /// Total bytes in the segment.
+    pub total_len: u64,
+}
+
+/// Largest slot alignment we lay out: a page, the alignment of the mapping.
+const MAX_SLOT_ALIGN: u64 = 4096;
+
+impl SegmentLayout {
+    /// Lay out `capacity` slots (rounded up to a power of two) of
+    /// `slot_size` bytes aligned to `slot_align`, after the header.
+    pub(crate) fn new(capacity: u64, slot_size: usize, slot_align: usize) -> Result<Self> {
+        if capacity == 0 {
+            return Err(Error::ZeroCapacity);
+        }
+        let too_large = Error::CapacityTooLarge {
+            requested: capacity,
+        };
+        let slot_align = slot_align as u64;
+        if slot_align > MAX_SLOT_ALIGN {
+            return Err(too_large);
+        }
+        let capacity = capacity.checked_next_power_of_two().ok_or(too_large)?;
+        let too_large = || Error::CapacityTooLarge {
+            requested: capacity,
+        };
+        let slot_size = slot_size as u64;
+        // The header is cache-line aligned; slots start on a fresh 128-byte
+        // line (or their own alignment if larger) so they never share a line
+        // with the indices.
+        let data_align = slot_align.max(128);
+        let data_offset = (size_of::<Header>() as u64).next_multiple_of(data_align);
+        let total_len = capacity
+            .checked_mul(slot_size)
+            .and_then(|b| b.checked_add(data_offset))
+            .filter(|&len| len <= i64::MAX as u64 && usize::try_from(len).is_ok())
+            .ok_or_else(too_large)?;
+        Ok(SegmentLayout {
+            capacity,
+            slot_size,
+            data_offset,
+            total_len,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_rounds_up_and_zero_is_refused() {
+        assert!(matches!(SegmentLayout::new(0, 16, 8), Err(Error::ZeroCapacity)));
+        assert_eq!(SegmentLayout::new(1, 16, 8).unwrap().capacity, 1);
+        assert_eq!(SegmentLayout::new(3, 16, 8).unwrap().capacity, 4);
+        assert_eq!(SegmentLayout::new(4096, 16, 8).unwrap().capacity, 4096);
+        assert!(matches!(
+            SegmentLayout::new(u64::MAX, 16, 8),
+            Err(Error::CapacityTooLarge { .. })
+        ));
+        assert!(matches!(
+            SegmentLayout::new(1 << 62, 16, 8),
+            Err(Error::CapacityTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn slots_start_aligned_after_the_header() {
+        let l = SegmentLayout::new(8, 256, 256).unwrap();
+        assert_eq!(l.data_offset % 256, 0);
+        assert!(l.data_offset >= size_of::<Header>() as u64);
+        assert_eq!(l.total_len, l.data_offset + 8 * 256);
+    }
+
+    #[test]
+    fn fingerprint_tells_equal_sized_types_apart() {
+        assert_ne!(TypeLayout::of::<u64>(), TypeLayout::of::<i64>());
+        assert_eq!(TypeLayout::of::<u64>(), TypeLayout::of::<u64>());
+        assert_eq!(TypeLayout::of::<[u8; 3]>().size, 3);
+    }
+}

@@ -1,0 +1,45 @@
+//! Lock-free, zero-copy message rings in POSIX shared memory.
+//!
+//! A ring lives in a segment under /dev/shm: a validated `#[repr(C)]` header
+//! followed by slots. One process creates it, others open it by name, and
+//! values move between them with no copy beyond writing them once.
+//!
+//! ```no_run
+//! # fn main() -> shmring::Result<()> {
+//! // Process A
+//! let ring = shmring::Spsc::<u64>::create("quotes", 4096)?;
+//! let mut tx = ring.producer()?;
+//! tx.try_push(42).ok();
+//!
+//! // Process B
+//! let ring = shmring::Spsc::<u64>::open("quotes")?;
+//! let mut rx = ring.consumer()?;
+//! assert_eq!(rx.try_pop(), Some(42));
+//! # Ok(()) }
+//! ```
+//!
+//! The file layout is the architecture, bottom to top:
+//! `sync` (std or loom atomics), `segment` and `name` (the platform),
+//! `process` and `role` (who holds what), `header` and `layout` (the format),
+//! `slot` and `ring` (typed memory), and the rings themselves (`spsc`).
+
+#![warn(missing_docs)]
+
+mod error;
+mod header;
+mod layout;
+mod name;
+mod process;
+mod ring;
+mod role;
+mod segment;
+mod slot;
+mod spsc;
+mod sync;
+
+pub use bytemuck::{Pod, Zeroable};
+pub use error::{Error, Result, RingKind, Role, TypeLayout};
+pub use header::offsets as header_offsets;
+pub use name::SegmentName;
+pub use segment::{remove, CreateOptions, OpenOptions};
+pub use spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};

@@ -1,0 +1,469 @@
+//! The single-producer single-consumer ring of fixed-size `Pod` values.
+//!
+//! # Algorithm
+//!
+//! Positions are u64 counters that only grow (`tail` for the producer,
+//! `head` for the consumer); a position's slot is `pos & mask`. Each side
+//! keeps its own position in a private field and learns whether it may go on
+//! from the stamp of the slot it is about to use (see `slot.rs`):
+//!
+//! * push: if `slot(tail)` is `free(tail)`, write the value, publish
+//!   `full(tail)` (Release) and advance `tail`;
+//! * pop: if `slot(head)` is `full(head)`, read the value, release it as
+//!   `free(head + cap)` (Release) and advance `head`.
+//!
+//! Neither side reads the other's index on the hot path, so a hand-off moves
+//! one cache line each way. After each step the side also stores its
+//! position into the header (Relaxed): a line that only it writes, giving
+//! `pushed`/`popped` totals and `len()` for free, and telling a successor
+//! where to resume after a crash. Those indices are hints, never bounds: a
+//! hostile peer that scribbles on them gets `Error::Corrupt` from `len()`,
+//! and slot access is always masked.
+//!
+//! Recovery: a new holder of a role resumes from the header's index, then
+//! steps over slots whose stamps show the dead holder got further than its
+//! last index store (at most one chunk, so at most `cap` steps).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result, Role, RingKind, TypeLayout};
+use crate::process::ProcessId;
+use crate::ring::RingMemory;
+use crate::role;
+use crate::segment::{CreateOptions, OpenOptions};
+use crate::slot::{full_stamp, free_stamp, Slot};
+use crate::sync::Ordering;
+
+/// A single-producer single-consumer ring of `T` in a shared-memory segment.
+///
+/// `Spsc` itself only maps the segment; [`producer`](Self::producer) and
+/// [`consumer`](Self::consumer) hand out the two ends. The handles keep the
+/// mapping alive, so the `Spsc` may be dropped once they exist.
+pub struct Spsc<T> {
+    mem: Arc<RingMemory<Slot<T>>>,
+}
+
+impl<T: Pod + Send> Spsc<T> {
+    /// Create a ring named `name` with room for `capacity` values (rounded up
+    /// to a power of two), with mode 0600. This process owns the name: it is
+    /// unlinked when the last handle from this call is dropped, unless
+    /// [`persist`](Self::persist) is called.
+    pub fn create(name: &str, capacity: usize) -> Result<Self> {
+        Self::create_with(name, capacity, &CreateOptions::default())
+    }
+
+    /// [`create`](Self::create) with options (such as the file mode).
+    pub fn create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
+        let mem = RingMemory::create(
+            name,
+            RingKind::Spsc,
+            TypeLayout::of::<T>(),
+            capacity as u64,
+            opts,
+            |i| Slot::new(i, T::zeroed()),
+        )?;
+        Ok(Spsc { mem: Arc::new(mem) })
+    }
+
+    /// Open a ring another process created. The header is validated against
+    /// `T` and the segment's size before anything else is read.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &OpenOptions::default())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
+        let mem = RingMemory::open(name, RingKind::Spsc, TypeLayout::of::<T>(), opts)?;
+        Ok(Spsc { mem: Arc::new(mem) })
+    }
+
+    /// Claim the producer end. Fails with `RoleTaken` while another live
+    /// handle (in any process) holds it; a dead holder's claim is taken over
+    /// and writing resumes after the last value it committed.
+    pub fn producer(&self) -> Result<Producer<T>> {
+        let header = self.mem.header();
+        let me = role::claim(&header.producer_role, Role::Producer)?;
+        let cap = self.mem.capacity();
+        let mut tail = header.tail.load(Ordering::Relaxed);
+        for _ in 0..cap {
+            let stamp = self.mem.slot(tail).stamp();
+            if stamp != full_stamp(tail) && stamp != free_stamp(tail.wrapping_add(cap)) {
+                break;
+            }
+            tail = tail.wrapping_add(1);
+        }
+        Ok(Producer {
+            mem: Arc::clone(&self.mem),
+            tail,
+            me,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Claim the consumer end; see [`producer`](Self::producer). A new
+    /// consumer receives everything its predecessor did not release.
+    pub fn consumer(&self) -> Result<Consumer<T>> {
+        let header = self.mem.header();
+        let me = role::claim(&header.consumer_role, Role::Consumer)?;
+        let cap = self.mem.capacity();
+        let mut head = header.head.load(Ordering::Relaxed);
+        for _ in 0..cap {
+            if self.mem.slot(head).stamp() != free_stamp(head.wrapping_add(cap)) {
+                break;
+            }
+            head = head.wrapping_add(1);
+        }
+        Ok(Consumer {
+            mem: Arc::clone(&self.mem),
+            head,
+            me,
+            _not_sync: PhantomData,
+        })
+    }
+}
+
+impl<T> Spsc<T> {
+    /// Number of slots (the requested capacity rounded up to a power of two).
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity() as usize
+    }
+
+    /// The segment's name, without a leading `/`.
+    pub fn name(&self) -> &str {
+        self.mem.segment().name().as_str()
+    }
+
+    /// Leave the segment in /dev/shm when this process is done with it.
+    pub fn persist(&self) {
+        self.mem.segment().persist()
+    }
+
+    /// Whether this handle created the name and will unlink it.
+    pub fn owns_name(&self) -> bool {
+        self.mem.segment().owns_name()
+    }
+
+    /// Values pushed over the ring's life (as last stored by the producer).
+    pub fn pushed(&self) -> u64 {
+        self.mem.header().tail.load(Ordering::Relaxed)
+    }
+
+    /// Values popped over the ring's life (as last stored by the consumer).
+    pub fn popped(&self) -> u64 {
+        self.mem.header().head.load(Ordering::Relaxed)
+    }
+
+    /// The pid of the process that created the segment.
+    pub fn creator_pid(&self) -> u32 {
+        self.mem.info().creator_pid
+    }
+}
+
+impl<T> std::fmt::Debug for Spsc<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spsc")
+            .field("name", &self.name())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+/// Number of items between two positions, or `Corrupt` when a peer's index
+/// claims more than the ring can hold. `behind` may trail by up to a chunk
+/// because indices are stored after the slots are handed over.
+fn occupancy(ahead: u64, behind: u64, cap: u64, what: &str) -> Result<usize> {
+    let diff = ahead.wrapping_sub(behind) as i64;
+    if diff > cap as i64 || diff < -(cap as i64) {
+        return Err(Error::Corrupt(format!(
+            "{what} index is {diff} positions away in a ring of {cap}"
+        )));
+    }
+    Ok(diff.max(0) as usize)
+}
+
+/// The writing end of an [`Spsc`] ring. Not `Sync`: one thread pushes.
+pub struct Producer<T> {
+    mem: Arc<RingMemory<Slot<T>>>,
+    tail: u64,
+    me: ProcessId,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl<T: Pod + Send> Producer<T> {
+    /// Push `value` if there is room; give it back if the ring is full.
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> std::result::Result<(), T> {
+        let slot = self.mem.slot(self.tail);
+        if !slot.is_free_for(self.tail) {
+            return Err(value);
+        }
+        // SAFETY: the stamp says the slot is ours until we publish it.
+        unsafe { slot.write(value) };
+        slot.publish(self.tail);
+        self.advance(1);
+        Ok(())
+    }
+
+    /// Reserve up to `n` free slots (fewer when the ring has less room; none
+    /// when it is full), to be filled in place and committed.
+    pub fn write_chunk(&mut self, n: usize) -> WriteChunk<'_, T> {
+        let max = n.min(self.mem.capacity() as usize);
+        let mut len = 0;
+        while len < max && self.mem.slot(self.pos(len)).is_free_for(self.pos(len)) {
+            len += 1;
+        }
+        WriteChunk {
+            producer: self,
+            len,
+        }
+    }
+
+    /// Free slots, as far as the consumer's last stored index tells.
+    pub fn free(&self) -> Result<usize> {
+        let head = self.mem.header().head.load(Ordering::Relaxed);
+        let cap = self.mem.capacity();
+        Ok(cap as usize - occupancy(self.tail, head, cap, "consumer")?)
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity() as usize
+    }
+
+    /// Values this ring has had pushed into it, counting from creation.
+    pub fn pushed(&self) -> u64 {
+        self.tail
+    }
+
+    fn pos(&self, i: usize) -> u64 {
+        self.tail.wrapping_add(i as u64)
+    }
+
+    #[inline(always)]
+    fn advance(&mut self, n: u64) {
+        self.tail = self.tail.wrapping_add(n);
+        // A hint for len(), statistics and recovery; the stamps carry the data.
+        self.mem.header().tail.store(self.tail, Ordering::Relaxed);
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        role::release(&self.mem.header().producer_role, self.me);
+    }
+}
+
+/// Free slots reserved by [`Producer::write_chunk`]. Fill them in place, then
+/// [`commit`](Self::commit); dropping the chunk commits nothing.
+pub struct WriteChunk<'a, T: Pod + Send> {
+    producer: &'a mut Producer<T>,
+    len: usize,
+}
+
+impl<T: Pod + Send> WriteChunk<'_, T> {
+    /// Number of reserved slots.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no slot could be reserved (the ring is full).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`th reserved slot, in place.
+    ///
+    /// # Panics
+    /// If `i >= len()`, like slice indexing.
+    pub fn get_mut(&mut self, i: usize) -> &mut T {
+        assert!(i < self.len, "slot {i} of a {}-slot chunk", self.len);
+        let pos = self.producer.pos(i);
+        // SAFETY: reserved slots are free for us (checked in write_chunk)
+        // and unpublished; `&mut self` makes the reference unique.
+        unsafe { self.producer.mem.slot(pos).value_mut() }
+    }
+
+    /// Store `value` in the `i`th reserved slot.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn write(&mut self, i: usize, value: T) {
+        assert!(i < self.len, "slot {i} of a {}-slot chunk", self.len);
+        let pos = self.producer.pos(i);
+        // SAFETY: as in `get_mut`.
+        unsafe { self.producer.mem.slot(pos).write(value) }
+    }
+
+    /// Fill reserved slots from `iter` in order; returns how many were filled.
+    pub fn fill_from_iter(&mut self, iter: impl IntoIterator<Item = T>) -> usize {
+        let mut n = 0;
+        for value in iter.into_iter().take(self.len) {
+            self.write(n, value);
+            n += 1;
+        }
+        n
+    }
+
+    /// Publish the first `n` reserved slots to the consumer, in order.
+    ///
+    /// # Panics
+    /// If `n > len()`.
+    pub fn commit(self, n: usize) {
+        assert!(n <= self.len, "commit {n} of a {}-slot chunk", self.len);
+        let p = self.producer;
+        for i in 0..n {
+            p.mem.slot(p.pos(i)).publish(p.pos(i));
+        }
+        p.advance(n as u64);
+    }
+
+    /// Publish every reserved slot.
+    pub fn commit_all(self) {
+        let n = self.len;
+        self.commit(n)
+    }
+}
+
+/// The reading end of an [`Spsc`] ring. Not `Sync`: one thread pops.
+pub struct Consumer<T> {
+    mem: Arc<RingMemory<Slot<T>>>,
+    head: u64,
+    me: ProcessId,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl<T: Pod + Send> Consumer<T> {
+    /// Pop the oldest value, if there is one.
+    #[inline]
+    pub fn try_pop(&mut self) -> Option<T> {
+        let slot = self.mem.slot(self.head);
+        if !slot.is_full_for(self.head) {
+            return None;
+        }
+        // SAFETY: the stamp says the slot holds our value until we release it.
+        let value = unsafe { slot.read() };
+        slot.release(self.head, self.mem.capacity());
+        self.advance(1);
+        Some(value)
+    }
+
+    /// Borrow up to `n` committed values in place (fewer when fewer are
+    /// ready; none when the ring is empty), to be released after reading.
+    pub fn read_chunk(&mut self, n: usize) -> ReadChunk<'_, T> {
+        let max = n.min(self.mem.capacity() as usize);
+        let mut len = 0;
+        while len < max && self.mem.slot(self.pos(len)).is_full_for(self.pos(len)) {
+            len += 1;
+        }
+        ReadChunk {
+            consumer: self,
+            len,
+        }
+    }
+
+    /// Committed values not yet popped, as far as the producer's last stored
+    /// index tells. `Corrupt` if that index is impossible.
+    pub fn len(&self) -> Result<usize> {
+        let tail = self.mem.header().tail.load(Ordering::Relaxed);
+        occupancy(tail, self.head, self.mem.capacity(), "producer")
+    }
+
+    /// Whether the next [`try_pop`](Self::try_pop) would find nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.mem.slot(self.head).is_full_for(self.head)
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity() as usize
+    }
+
+    /// Values popped from this ring, counting from creation.
+    pub fn popped(&self) -> u64 {
+        self.head
+    }
+
+    fn pos(&self, i: usize) -> u64 {
+        self.head.wrapping_add(i as u64)
+    }
+
+    #[inline(always)]
+    fn advance(&mut self, n: u64) {
+        self.head = self.head.wrapping_add(n);
+        self.mem.header().head.store(self.head, Ordering::Relaxed);
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        role::release(&self.mem.header().consumer_role, self.me);
+    }
+}
+
+/// Committed values borrowed by [`Consumer::read_chunk`]. Read them in
+/// place, then [`release`](Self::release) them; dropping the chunk releases
+/// nothing, so the values stay in the ring.
+pub struct ReadChunk<'a, T: Pod + Send> {
+    consumer: &'a mut Consumer<T>,
+    len: usize,
+}
+
+impl<T: Pod + Send> ReadChunk<'_, T> {
+    /// Number of borrowed values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was ready.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`th borrowed value, in place.
+    ///
+    /// # Panics
+    /// If `i >= len()`, like slice indexing.
+    pub fn get(&self, i: usize) -> &T {
+        assert!(i < self.len, "value {i} of a {}-value chunk", self.len);
+        let pos = self.consumer.pos(i);
+        // SAFETY: the slot is full for us (checked in read_chunk) and not
+        // released while `self` borrows the consumer.
+        unsafe { self.consumer.mem.slot(pos).value_ref() }
+    }
+
+    /// A copy of the `i`th borrowed value.
+    pub fn read(&self, i: usize) -> T {
+        assert!(i < self.len, "value {i} of a {}-value chunk", self.len);
+        let pos = self.consumer.pos(i);
+        // SAFETY: as in `get`.
+        unsafe { self.consumer.mem.slot(pos).read() }
+    }
+
+    /// The borrowed values in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        (0..self.len).map(move |i| self.get(i))
+    }
+
+    /// Hand the first `n` values' slots back to the producer.
+    ///
+    /// # Panics
+    /// If `n > len()`.
+    pub fn release(self, n: usize) {
+        assert!(n <= self.len, "release {n} of a {}-value chunk", self.len);
+        let c = self.consumer;
+        let cap = c.mem.capacity();
+        for i in 0..n {
+            c.mem.slot(c.pos(i)).release(c.pos(i), cap);
+        }
+        c.advance(n as u64);
+    }
+
+    /// Release every borrowed value.
+    pub fn release_all(self) {
+        let n = self.len;
+        self.release(n)
+    }
+}

@@ -1,0 +1,127 @@
+//! Helpers shared by the integration tests: unique segment names, child
+//! processes that are the test binary itself, and cleanup that runs even
+//! when a test fails.
+#![allow(dead_code)]
+
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Environment variable that tells a re-executed test binary which child to be.
+pub const CHILD_ROLE: &str = "SHMRING_TEST_CHILD";
+
+/// A segment name no other test (or test run) uses: pid plus a counter.
+pub fn unique_name(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "shmring-test-{}-{}-{tag}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes a segment name on drop, for segments a test did not create
+/// through a guard-owning handle (children, hand-made files).
+pub struct Unlink(pub String);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(shm_path(&self.0));
+    }
+}
+
+/// Where a segment name lives on Linux.
+pub fn shm_path(name: &str) -> String {
+    format!("/dev/shm/{name}")
+}
+
+/// A child process that is killed if the test panics before reaping it.
+pub struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    /// Wait for the child to exit, for at most `timeout`; panic if it fails.
+    pub fn wait_success(mut self, timeout: Duration) {
+        let mut child = self.0.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "child exited with {status}");
+                return;
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("child still running after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kill the child now and reap it.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The child's pid.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Re-run this test binary as a child that executes only `entry` (a test
+/// function that dispatches on [`CHILD_ROLE`]), with `role` and `args` in its
+/// environment.
+pub fn spawn_child(entry: &str, role: &str, args: &[(&str, String)]) -> ChildGuard {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(CHILD_ROLE, role);
+    for (k, v) in args {
+        cmd.env(k, v);
+    }
+    ChildGuard(Some(cmd.spawn().expect("spawn test child")))
+}
+
+/// The role this process was started as, if it is a child.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// A required child argument.
+pub fn arg<T: std::str::FromStr>(key: &str) -> T {
+    std::env::var(key)
+        .unwrap_or_else(|_| panic!("missing {key}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("bad {key}"))
+}
+
+/// Spin, then yield: waiting without futexes, fair to a 2-core machine.
+pub struct Backoff(u32);
+
+impl Backoff {
+    pub fn new() -> Self {
+        Backoff(0)
+    }
+    pub fn snooze(&mut self) {
+        if self.0 < 64 {
+            std::hint::spin_loop();
+            self.0 += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    pub fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
