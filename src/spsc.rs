@@ -467,3 +467,21 @@ impl<T: Pod + Send> ReadChunk<'_, T> {
         self.release(n)
     }
 }
+
+impl<T> std::fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("ring", &self.mem.segment().name().as_str())
+            .field("tail", &self.tail)
+            .finish()
+    }
+}
+
+impl<T> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("ring", &self.mem.segment().name().as_str())
+            .field("head", &self.head)
+            .finish()
+    }
+}
