@@ -92,7 +92,10 @@ mod tests {
 
     #[test]
     fn capacity_rounds_up_and_zero_is_refused() {
-        assert!(matches!(SegmentLayout::new(0, 16, 8), Err(Error::ZeroCapacity)));
+        assert!(matches!(
+            SegmentLayout::new(0, 16, 8),
+            Err(Error::ZeroCapacity)
+        ));
         assert_eq!(SegmentLayout::new(1, 16, 8).unwrap().capacity, 1);
         assert_eq!(SegmentLayout::new(3, 16, 8).unwrap().capacity, 4);
         assert_eq!(SegmentLayout::new(4096, 16, 8).unwrap().capacity, 4096);

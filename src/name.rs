@@ -72,7 +72,18 @@ mod tests {
     #[test]
     fn rejects_bad_names() {
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        for name in ["", "/", "a/b", "//a", "..", ".", "a b", "é", "a\n", long.as_str()] {
+        for name in [
+            "",
+            "/",
+            "a/b",
+            "//a",
+            "..",
+            ".",
+            "a b",
+            "é",
+            "a\n",
+            long.as_str(),
+        ] {
             assert!(
                 matches!(SegmentName::new(name), Err(Error::InvalidName { .. })),
                 "{name:?} was accepted"

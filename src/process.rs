@@ -62,7 +62,9 @@ impl ProcessId {
             Err(Errno::ESRCH) => false,
             // Alive (EPERM: alive but another user's); check for reuse.
             _ => match start_time_of(pid) {
-                Some(t) => self.start_time() == 0 || t & (u64::MAX >> PID_BITS) == self.start_time(),
+                Some(t) => {
+                    self.start_time() == 0 || t & (u64::MAX >> PID_BITS) == self.start_time()
+                }
                 // /proc unreadable: trust kill().
                 None => true,
             },

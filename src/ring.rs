@@ -56,7 +56,10 @@ impl<S> RingMemory<S> {
         // SAFETY: the block is fresh, page-aligned and large enough; loom's
         // atomics must be constructed, not found zeroed.
         unsafe {
-            segment.as_ptr().cast::<Header>().write(Header::new_zeroed())
+            segment
+                .as_ptr()
+                .cast::<Header>()
+                .write(Header::new_zeroed())
         };
         let mem = Self::from_segment(segment, info);
         for i in 0..layout.capacity {

@@ -36,7 +36,9 @@ pub(crate) fn claim(word: &AtomicU64, role: Role) -> Result<ProcessId> {
             },
         }
     }
-    Err(Error::Corrupt(format!("the {role} claim word keeps changing")))
+    Err(Error::Corrupt(format!(
+        "the {role} claim word keeps changing"
+    )))
 }
 
 /// Let go of a role claimed by `me`. Only our own claim is cleared: a

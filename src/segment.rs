@@ -173,9 +173,8 @@ mod platform {
             };
             // shm_open's mode is filtered by the umask; set exactly what was asked.
             fchmod(fd.as_fd(), mode).map_err(|e| os_error("fchmod", name, e))?;
-            let off_len = i64::try_from(len).map_err(|_| Error::CapacityTooLarge {
-                requested: len,
-            })?;
+            let off_len =
+                i64::try_from(len).map_err(|_| Error::CapacityTooLarge { requested: len })?;
             // Reserve every page now: a later first touch of an unbacked tmpfs
             // page on a full /dev/shm would be a SIGBUS, not an error.
             nix::fcntl::posix_fallocate(fd.as_fd(), 0, off_len).map_err(|e| match e {

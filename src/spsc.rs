@@ -29,12 +29,12 @@ use std::sync::Arc;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, Result, Role, RingKind, TypeLayout};
+use crate::error::{Error, Result, RingKind, Role, TypeLayout};
 use crate::process::ProcessId;
 use crate::ring::RingMemory;
 use crate::role;
 use crate::segment::{CreateOptions, OpenOptions};
-use crate::slot::{full_stamp, free_stamp, Slot};
+use crate::slot::{free_stamp, full_stamp, Slot};
 use crate::sync::Ordering;
 
 /// A single-producer single-consumer ring of `T` in a shared-memory segment.

@@ -14,6 +14,7 @@ pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// Relax the CPU inside a spin loop (a `pause` on x86; a loom yield point
 /// under the model checker, so spinning threads let others make progress).
 #[inline(always)]
+#[allow(dead_code)] // the wait strategies use it
 pub(crate) fn spin_loop() {
     #[cfg(not(loom))]
     core::hint::spin_loop();
@@ -23,6 +24,7 @@ pub(crate) fn spin_loop() {
 
 /// Give the rest of this time slice to another thread.
 #[inline]
+#[allow(dead_code)] // the wait strategies use it
 pub(crate) fn yield_now() {
     #[cfg(not(loom))]
     std::thread::yield_now();

@@ -53,7 +53,13 @@ fn version_mismatch() {
     poke(&name, off::VERSION, &99u32.to_le_bytes());
     let err = open(&name).unwrap_err();
     assert!(
-        matches!(err, Error::VersionMismatch { found: 99, expected: 1 }),
+        matches!(
+            err,
+            Error::VersionMismatch {
+                found: 99,
+                expected: 1
+            }
+        ),
         "{err}"
     );
 }
@@ -87,7 +93,10 @@ fn type_mismatch_names_both_layouts() {
 #[test]
 fn size_mismatch_when_file_grew_or_header_lies() {
     let (_ring, name) = ring();
-    let f = FileOptions::new().write(true).open(shm_path(&name)).unwrap();
+    let f = FileOptions::new()
+        .write(true)
+        .open(shm_path(&name))
+        .unwrap();
     let len = f.metadata().unwrap().len();
     f.set_len(len + 4096).unwrap();
     assert!(matches!(open(&name), Err(Error::SizeMismatch { .. })));
@@ -143,7 +152,10 @@ fn a_file_smaller_than_a_header_is_refused() {
     let _cleanup = Unlink(name.clone());
     std::fs::write(shm_path(&name), b"SHMRING\0").unwrap();
     let err = open(&name).unwrap_err();
-    assert!(matches!(err, Error::SegmentTooSmall { len: 8, .. }), "{err}");
+    assert!(
+        matches!(err, Error::SegmentTooSmall { len: 8, .. }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -16,7 +16,15 @@ fn exists(name: &str) -> bool {
 
 #[test]
 fn invalid_names_are_refused() {
-    for name in ["", "/", "a/b", "..", "has space", "ünïcode", &"x".repeat(300)] {
+    for name in [
+        "",
+        "/",
+        "a/b",
+        "..",
+        "has space",
+        "ünïcode",
+        &"x".repeat(300),
+    ] {
         let err = Spsc::<u64>::create(name, 4).unwrap_err();
         assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
         let err = Spsc::<u64>::open(name).unwrap_err();
@@ -59,7 +67,11 @@ fn default_mode_is_0600_and_a_custom_mode_is_exact() {
     let name = unique_name("mode660");
     let _ring = Spsc::<u64>::create_with(&name, 4, &CreateOptions::new().mode(0o660)).unwrap();
     let meta = std::fs::metadata(shm_path(&name)).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o777, 0o660, "umask must not apply");
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o660,
+        "umask must not apply"
+    );
 }
 
 #[test]
@@ -68,7 +80,10 @@ fn create_refuses_an_existing_name() {
     let _ring = Spsc::<u64>::create(&name, 4).unwrap();
     let err = Spsc::<u64>::create(&name, 4).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
-    assert!(exists(&name), "the failed create must not unlink the original");
+    assert!(
+        exists(&name),
+        "the failed create must not unlink the original"
+    );
 }
 
 #[test]
