@@ -217,3 +217,29 @@ pub enum Error {
 
 /// `Result` with shmring's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A blocking push whose timeout passed first; holds the value that was not
+/// pushed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PushTimeout<T>(pub T);
+
+impl<T> PushTimeout<T> {
+    /// The value that was not pushed.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for PushTimeout<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PushTimeout(..)")
+    }
+}
+
+impl<T> fmt::Display for PushTimeout<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out waiting for room in the ring")
+    }
+}
+
+impl<T> std::error::Error for PushTimeout<T> {}

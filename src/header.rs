@@ -13,7 +13,6 @@ use std::mem::{offset_of, size_of};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use static_assertions::{const_assert, const_assert_eq};
 
 use crate::error::{Error, Result, RingKind, TypeLayout};
 use crate::layout::SegmentLayout;
@@ -83,6 +82,7 @@ pub(crate) struct Header {
 #[cfg(not(loom))]
 mod layout_asserts {
     use super::*;
+    use static_assertions::{const_assert, const_assert_eq};
     const_assert_eq!(offset_of!(Meta, magic), 0);
     const_assert_eq!(offset_of!(Meta, version), 8);
     const_assert_eq!(offset_of!(Meta, state), 12);
@@ -330,6 +330,49 @@ impl Header {
             head: CachePadded::new(u64z()),
             consumer_event: event(),
             producer_event: event(),
+        }
+    }
+}
+
+/// The header's publication protocol, exposed to the loom model tests only.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod model {
+    use super::*;
+
+    /// A header in loom-managed memory.
+    pub struct ModelHeader(Header);
+
+    impl Default for ModelHeader {
+        fn default() -> Self {
+            ModelHeader(Header::new_zeroed())
+        }
+    }
+
+    fn info() -> HeaderInfo {
+        let layout = SegmentLayout::new(4, 16, 8).unwrap();
+        HeaderInfo {
+            kind: RingKind::Spsc,
+            elem: TypeLayout::of::<u64>(),
+            layout,
+            creator_pid: 1,
+            created_unix_ns: 2,
+        }
+    }
+
+    impl ModelHeader {
+        /// What a creator does.
+        pub fn publish(&self) {
+            self.0.publish(&info());
+        }
+
+        /// What an opener does: wait for ready, then validate.
+        pub fn open(&self) -> Result<()> {
+            self.0.wait_ready("model", Duration::from_secs(3600))?;
+            let i = info();
+            let got = self.0.validate(i.kind, i.elem, 16, 8, i.layout.total_len)?;
+            assert_eq!(got, i);
+            Ok(())
         }
     }
 }

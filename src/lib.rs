@@ -25,7 +25,9 @@
 
 #![warn(missing_docs)]
 
+mod barrier;
 mod error;
+mod futex;
 mod header;
 mod layout;
 mod name;
@@ -36,10 +38,16 @@ mod segment;
 mod slot;
 mod spsc;
 mod sync;
+mod wait;
 
 pub use bytemuck::{Pod, Zeroable};
-pub use error::{Error, Result, RingKind, Role, TypeLayout};
+pub use error::{Error, PushTimeout, Result, RingKind, Role, TypeLayout};
+pub use futex::{futex_calls, FutexCalls};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use header::model as header_model;
 pub use header::offsets as header_offsets;
 pub use name::SegmentName;
 pub use segment::{remove, CreateOptions, OpenOptions};
 pub use spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};
+pub use wait::WaitStrategy;

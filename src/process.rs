@@ -26,6 +26,7 @@ impl ProcessId {
         (self.0 & PID_MASK) as u32
     }
 
+    #[cfg_attr(loom, allow(dead_code))]
     fn start_time(self) -> u64 {
         self.0 >> PID_BITS
     }

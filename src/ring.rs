@@ -41,6 +41,7 @@ impl<S> RingMemory<S> {
         init: impl Fn(u64) -> S,
     ) -> Result<Self> {
         let name = SegmentName::new(name)?;
+        crate::barrier::init();
         let layout = SegmentLayout::new(capacity, size_of::<S>(), align_of::<S>())?;
         let segment = Segment::create(&name, layout.total_len, opts)?;
         let info = HeaderInfo {
@@ -81,6 +82,7 @@ impl<S> RingMemory<S> {
         opts: &OpenOptions,
     ) -> Result<Self> {
         let name = SegmentName::new(name)?;
+        crate::barrier::init();
         let segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
         // SAFETY: `Segment::open` checked that the mapping holds a header;
         // the mapping is page-aligned; every header field is an atomic,

@@ -44,5 +44,11 @@ pub(crate) fn claim(word: &AtomicU64, role: Role) -> Result<ProcessId> {
 /// Let go of a role claimed by `me`. Only our own claim is cleared: a
 /// process that wrongly took us for dead may have replaced it.
 pub(crate) fn release(word: &AtomicU64, me: ProcessId) {
+    // Release publishes our last index store to the next claimant (whose
+    // claim is Acquire). Under loom the ordering mutation check cannot catch
+    // weakening this: every path that moves an index ends in `wait::notify`,
+    // whose model fence is a full SeqCst fence and acts as a release fence.
+    // In production that fence is only a compiler fence (`barrier.rs`), so
+    // this Release is what orders the hand-over.
     let _ = word.compare_exchange(me.raw(), 0, Ordering::Release, Ordering::Relaxed);
 }

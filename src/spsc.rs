@@ -20,22 +20,28 @@
 //! hostile peer that scribbles on them gets `Error::Corrupt` from `len()`,
 //! and slot access is always masked.
 //!
+//! Blocking: after publishing (or releasing) a side calls `wait::notify`,
+//! which costs a fence and a load of the other side's sleeper count, and a
+//! `FUTEX_WAKE` only when that side sleeps; see `wait.rs`.
+//!
 //! Recovery: a new holder of a role resumes from the header's index, then
 //! steps over slots whose stamps show the dead holder got further than its
 //! last index store (at most one chunk, so at most `cap` steps).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, Result, RingKind, Role, TypeLayout};
+use crate::error::{Error, PushTimeout, Result, RingKind, Role, TypeLayout};
 use crate::process::ProcessId;
 use crate::ring::RingMemory;
 use crate::role;
 use crate::segment::{CreateOptions, OpenOptions};
 use crate::slot::{free_stamp, full_stamp, Slot};
 use crate::sync::Ordering;
+use crate::wait::{self, WaitStrategy};
 
 /// A single-producer single-consumer ring of `T` in a shared-memory segment.
 ///
@@ -99,6 +105,7 @@ impl<T: Pod + Send> Spsc<T> {
             mem: Arc::clone(&self.mem),
             tail,
             me,
+            wait: WaitStrategy::default(),
             _not_sync: PhantomData,
         })
     }
@@ -120,6 +127,7 @@ impl<T: Pod + Send> Spsc<T> {
             mem: Arc::clone(&self.mem),
             head,
             me,
+            wait: WaitStrategy::default(),
             _not_sync: PhantomData,
         })
     }
@@ -189,6 +197,7 @@ pub struct Producer<T> {
     mem: Arc<RingMemory<Slot<T>>>,
     tail: u64,
     me: ProcessId,
+    wait: WaitStrategy,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
@@ -205,6 +214,47 @@ impl<T: Pod + Send> Producer<T> {
         slot.publish(self.tail);
         self.advance(1);
         Ok(())
+    }
+
+    /// Push `value`, waiting up to `timeout` for room (see
+    /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
+    /// [`try_push`](Self::try_push). On timeout the value is given back.
+    pub fn push_timeout(
+        &mut self,
+        value: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), PushTimeout<T>> {
+        if self.wait_for_room(timeout) {
+            self.try_push(value).map_err(PushTimeout)
+        } else {
+            Err(PushTimeout(value))
+        }
+    }
+
+    /// [`write_chunk`](Self::write_chunk), waiting up to `timeout` until at
+    /// least one slot is free; `Error::Timeout` if none became free.
+    pub fn write_chunk_timeout(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<WriteChunk<'_, T>> {
+        if n > 0 && !self.wait_for_room(timeout) {
+            return Err(Error::Timeout);
+        }
+        Ok(self.write_chunk(n))
+    }
+
+    /// How this producer waits when the ring is full.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    fn wait_for_room(&self, timeout: Duration) -> bool {
+        let (mem, tail) = (&self.mem, self.tail);
+        wait::wait_until(&mem.header().producer_event, self.wait, timeout, || {
+            mem.slot(tail).is_free_for(tail).then_some(())
+        })
+        .is_some()
     }
 
     /// Reserve up to `n` free slots (fewer when the ring has less room; none
@@ -242,11 +292,14 @@ impl<T: Pod + Send> Producer<T> {
         self.tail.wrapping_add(i as u64)
     }
 
+    /// Move past `n` published slots and wake a sleeping consumer.
     #[inline(always)]
     fn advance(&mut self, n: u64) {
         self.tail = self.tail.wrapping_add(n);
+        let header = self.mem.header();
         // A hint for len(), statistics and recovery; the stamps carry the data.
-        self.mem.header().tail.store(self.tail, Ordering::Relaxed);
+        header.tail.store(self.tail, Ordering::Relaxed);
+        wait::notify(&header.consumer_event);
     }
 }
 
@@ -332,6 +385,7 @@ pub struct Consumer<T> {
     mem: Arc<RingMemory<Slot<T>>>,
     head: u64,
     me: ProcessId,
+    wait: WaitStrategy,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
@@ -348,6 +402,38 @@ impl<T: Pod + Send> Consumer<T> {
         slot.release(self.head, self.mem.capacity());
         self.advance(1);
         Some(value)
+    }
+
+    /// Pop the oldest value, waiting up to `timeout` for one (see
+    /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
+    /// [`try_pop`](Self::try_pop); `Error::Timeout` if nothing arrived.
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T> {
+        if !self.wait_for_data(timeout) {
+            return Err(Error::Timeout);
+        }
+        self.try_pop().ok_or(Error::Timeout)
+    }
+
+    /// [`read_chunk`](Self::read_chunk), waiting up to `timeout` until at
+    /// least one value is ready; `Error::Timeout` if none arrived.
+    pub fn read_chunk_timeout(&mut self, n: usize, timeout: Duration) -> Result<ReadChunk<'_, T>> {
+        if n > 0 && !self.wait_for_data(timeout) {
+            return Err(Error::Timeout);
+        }
+        Ok(self.read_chunk(n))
+    }
+
+    /// How this consumer waits when the ring is empty.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    fn wait_for_data(&self, timeout: Duration) -> bool {
+        let (mem, head) = (&self.mem, self.head);
+        wait::wait_until(&mem.header().consumer_event, self.wait, timeout, || {
+            mem.slot(head).is_full_for(head).then_some(())
+        })
+        .is_some()
     }
 
     /// Borrow up to `n` committed values in place (fewer when fewer are
@@ -390,10 +476,13 @@ impl<T: Pod + Send> Consumer<T> {
         self.head.wrapping_add(i as u64)
     }
 
+    /// Move past `n` released slots and wake a sleeping producer.
     #[inline(always)]
     fn advance(&mut self, n: u64) {
         self.head = self.head.wrapping_add(n);
-        self.mem.header().head.store(self.head, Ordering::Relaxed);
+        let header = self.mem.header();
+        header.head.store(self.head, Ordering::Relaxed);
+        wait::notify(&header.producer_event);
     }
 }
 

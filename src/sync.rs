@@ -9,12 +9,11 @@
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// Relax the CPU inside a spin loop (a `pause` on x86; a loom yield point
 /// under the model checker, so spinning threads let others make progress).
 #[inline(always)]
-#[allow(dead_code)] // the wait strategies use it
 pub(crate) fn spin_loop() {
     #[cfg(not(loom))]
     core::hint::spin_loop();
@@ -24,7 +23,6 @@ pub(crate) fn spin_loop() {
 
 /// Give the rest of this time slice to another thread.
 #[inline]
-#[allow(dead_code)] // the wait strategies use it
 pub(crate) fn yield_now() {
     #[cfg(not(loom))]
     std::thread::yield_now();

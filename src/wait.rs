@@ -1,0 +1,167 @@
+//! How a side waits for the other: spin, then yield, then sleep on a futex,
+//! and how the other side wakes it without a system call per message.
+//!
+//! # The wakeup protocol
+//!
+//! Each direction has an [`Event`]: a futex word `seq` and a count of
+//! `sleepers`. A waiter that runs out of patience
+//!
+//! 1. reads `seq`,
+//! 2. announces itself (`sleepers += 1`),
+//! 3. issues a full fence (the heavy side of `barrier.rs`), then re-checks
+//!    its condition,
+//! 4. sleeps on `seq` only if the condition still fails and `seq` is
+//!    unchanged (the kernel checks that atomically).
+//!
+//! A notifier, after publishing (a Release store the waiter's condition
+//! reads), issues a fence (the light side of `barrier.rs`: a compiler fence
+//! that the waiter's heavy barrier turns into a full one), then reads
+//! `sleepers`; only if it is
+//! non-zero does it bump `seq` and call `FUTEX_WAKE`.
+//!
+//! The two fences are the classic store-buffering (Dekker) pair: in their
+//! single total order, either the waiter's fence comes first, so the
+//! notifier sees `sleepers > 0` and wakes it, or the notifier's comes first,
+//! so the waiter's re-check sees the publication and it does not sleep.
+//! Without them both sides could read stale values and the waiter would
+//! sleep through its wakeup (until its timeout). A waiter that slept and
+//! the notifier's `seq` bump are ordered by the futex itself: the kernel
+//! refuses to sleep on a `seq` that has already changed.
+//!
+//! A peer that dies never wakes anyone, so every wait has a deadline.
+
+use std::time::{Duration, Instant};
+
+use crate::barrier;
+use crate::futex;
+use crate::header::Event;
+use crate::sync::{spin_loop, yield_now, Ordering};
+
+/// How a handle waits when the ring is empty (consumer) or full (producer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitStrategy {
+    /// Spin on the CPU until the deadline; never yield or sleep. The lowest
+    /// latency, for a core dedicated to this handle.
+    Spin,
+    /// Spin `spins` times, yield the CPU `yields` times, then sleep on the
+    /// futex. The default; a peer that answers within the spin phase never
+    /// costs a system call.
+    SpinThenSleep {
+        /// Iterations of `spin_loop` before yielding.
+        spins: u32,
+        /// `sched_yield` calls before sleeping.
+        yields: u32,
+    },
+    /// Sleep on the futex at once, for handles that are idle most of the
+    /// time and must not burn CPU.
+    Sleep,
+}
+
+impl Default for WaitStrategy {
+    /// Spin for about the time of a few cross-core round trips, then sleep.
+    fn default() -> Self {
+        WaitStrategy::SpinThenSleep {
+            spins: 4096,
+            yields: 4,
+        }
+    }
+}
+
+/// How often to read the clock while spinning.
+const CLOCK_EVERY: u32 = 256;
+
+/// Longest sleep when the heavy barrier was unavailable (see `barrier.rs`).
+const UNPAIRED_SLICE: Duration = Duration::from_millis(1);
+
+/// Wait until `ready` returns `Some`, or until `timeout` has passed. A zero
+/// timeout checks once. `event` is where this side sleeps.
+pub(crate) fn wait_until<R>(
+    event: &Event,
+    strategy: WaitStrategy,
+    timeout: Duration,
+    mut ready: impl FnMut() -> Option<R>,
+) -> Option<R> {
+    if let Some(r) = ready() {
+        return Some(r);
+    }
+    if timeout.is_zero() {
+        return None;
+    }
+    let start = Instant::now();
+    let expired = || start.elapsed() >= timeout;
+    let (spins, yields, sleep) = match strategy {
+        WaitStrategy::Spin => (u32::MAX, 0, false),
+        WaitStrategy::SpinThenSleep { spins, yields } => (spins, yields, true),
+        WaitStrategy::Sleep => (0, 0, true),
+    };
+    let mut i = 0u32;
+    loop {
+        if sleep && i >= spins {
+            break;
+        }
+        spin_loop();
+        if let Some(r) = ready() {
+            return Some(r);
+        }
+        i = i.wrapping_add(1);
+        if i % CLOCK_EVERY == 0 && expired() {
+            return None;
+        }
+    }
+    for _ in 0..yields {
+        yield_now();
+        if let Some(r) = ready() {
+            return Some(r);
+        }
+        if expired() {
+            return None;
+        }
+    }
+    loop {
+        // Acquire pairs with the Release bump in `wake`: a waiter that reads
+        // an already-bumped `seq` must also see what was published before the
+        // bump, or it could sleep on the new value with nobody left to wake
+        // it. Only a load-buffering execution (which loom does not model)
+        // separates this from Relaxed, so loom cannot catch weakening it; it
+        // is kept because the C++ model allows that execution.
+        let seq = event.seq.load(Ordering::Acquire);
+        event.sleepers.fetch_add(1, Ordering::Relaxed);
+        let paired = barrier::heavy();
+        let r = ready();
+        let mut remaining = timeout.saturating_sub(start.elapsed());
+        if !paired {
+            remaining = remaining.min(UNPAIRED_SLICE);
+        }
+        if r.is_none() && !remaining.is_zero() {
+            futex::wait(&event.seq, seq, remaining);
+        }
+        event.sleepers.fetch_sub(1, Ordering::Relaxed);
+        if r.is_some() {
+            return r;
+        }
+        if let Some(r) = ready() {
+            return Some(r);
+        }
+        if expired() {
+            return None;
+        }
+    }
+}
+
+/// Wake whoever sleeps on `event`, if anyone does. Call after publishing.
+#[inline]
+pub(crate) fn notify(event: &Event) {
+    barrier::light();
+    if event.sleepers.load(Ordering::Relaxed) != 0 {
+        wake(event);
+    }
+}
+
+#[cold]
+fn wake(event: &Event) {
+    // Release: see the Acquire load of `seq` in `wait_until` (load
+    // buffering, which loom cannot catch).
+    event.seq.fetch_add(1, Ordering::Release);
+    futex::wake_all(&event.seq);
+}

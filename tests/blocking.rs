@@ -1,0 +1,193 @@
+//! Blocking calls: timeouts, futex wakeups across processes, and a waiter
+//! whose peer dies.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use shmring::{Error, PushTimeout, Spsc, WaitStrategy};
+
+const STRATEGIES: [WaitStrategy; 3] = [
+    WaitStrategy::Spin,
+    WaitStrategy::SpinThenSleep {
+        spins: 100,
+        yields: 2,
+    },
+    WaitStrategy::Sleep,
+];
+
+#[test]
+fn pop_timeout_on_an_empty_ring_times_out_with_every_strategy() {
+    let ring = Spsc::<u64>::create(&unique_name("popto"), 4).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    for s in STRATEGIES {
+        rx.set_wait_strategy(s);
+        let t = Instant::now();
+        let timeout = Duration::from_millis(30);
+        assert!(matches!(rx.pop_timeout(timeout), Err(Error::Timeout)));
+        assert!(t.elapsed() >= timeout, "{s:?} returned before its timeout");
+        assert!(matches!(
+            rx.read_chunk_timeout(8, timeout),
+            Err(Error::Timeout)
+        ));
+    }
+    assert!(matches!(
+        rx.pop_timeout(Duration::ZERO),
+        Err(Error::Timeout)
+    ));
+}
+
+#[test]
+fn push_timeout_on_a_full_ring_gives_the_value_back() {
+    let ring = Spsc::<u64>::create(&unique_name("pushto"), 2).unwrap();
+    let mut tx = ring.producer().unwrap();
+    tx.push_timeout(1, Duration::ZERO).unwrap();
+    tx.push_timeout(2, Duration::ZERO).unwrap();
+    for s in STRATEGIES {
+        tx.set_wait_strategy(s);
+        let timeout = Duration::from_millis(30);
+        let t = Instant::now();
+        let err = tx.push_timeout(77, timeout).unwrap_err();
+        assert_eq!(err, PushTimeout(77));
+        assert!(t.elapsed() >= timeout);
+        assert!(matches!(
+            tx.write_chunk_timeout(4, timeout),
+            Err(Error::Timeout)
+        ));
+    }
+    let mut rx = ring.consumer().unwrap();
+    assert_eq!(rx.pop_timeout(Duration::ZERO).unwrap(), 1);
+    // Room again: a zero timeout succeeds without waiting.
+    tx.push_timeout(3, Duration::ZERO).unwrap();
+    assert!(matches!(
+        tx.write_chunk_timeout(4, Duration::ZERO),
+        Err(Error::Timeout)
+    ));
+}
+
+#[test]
+fn a_zero_chunk_request_never_waits() {
+    let ring = Spsc::<u64>::create(&unique_name("zerochunk"), 2).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    assert!(rx
+        .read_chunk_timeout(0, Duration::from_secs(3600))
+        .unwrap()
+        .is_empty());
+}
+
+/// Children: producers that stream with the blocking API, or that push
+/// after a pause, or that hold the producer role and hang.
+#[test]
+fn child_entry() {
+    let Some(role) = child_role() else { return };
+    let name: String = arg("RING");
+    let ring = Spsc::<u64>::open(&name).unwrap();
+    let mut tx = ring.producer().unwrap();
+    match role.as_str() {
+        "push-after-pause" => {
+            std::thread::sleep(Duration::from_millis(100));
+            tx.try_push(42).unwrap();
+        }
+        "stream-blocking" => {
+            tx.set_wait_strategy(arg::<String>("STRATEGY").parse_strategy());
+            let count: u64 = arg("COUNT");
+            for v in 0..count {
+                tx.push_timeout(v, Duration::from_secs(30))
+                    .unwrap_or_else(|_| panic!("push {v} timed out: lost wakeup?"));
+            }
+        }
+        "hang" => std::thread::sleep(Duration::from_secs(600)),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+trait ParseStrategy {
+    fn parse_strategy(&self) -> WaitStrategy;
+}
+
+impl ParseStrategy for String {
+    fn parse_strategy(&self) -> WaitStrategy {
+        match self.as_str() {
+            "spin" => WaitStrategy::Spin,
+            "sleep" => WaitStrategy::Sleep,
+            _ => WaitStrategy::default(),
+        }
+    }
+}
+
+#[test]
+fn a_sleeping_consumer_is_woken_by_another_process() {
+    let name = unique_name("wake");
+    let ring = Spsc::<u64>::create(&name, 4).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_wait_strategy(WaitStrategy::Sleep);
+    let child = spawn_child("child_entry", "push-after-pause", &[("RING", name)]);
+    let before = shmring::futex_calls();
+    let t = Instant::now();
+    assert_eq!(rx.pop_timeout(Duration::from_secs(60)).unwrap(), 42);
+    // Woken, not timed out (the bound is far above any wake latency).
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(
+        shmring::futex_calls().waits > before.waits,
+        "it really slept"
+    );
+    child.wait_success(Duration::from_secs(30));
+}
+
+fn stream_blocking(strategy: &str) {
+    let name = unique_name("stream");
+    let ring = Spsc::<u64>::create(&name, 8).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_wait_strategy(strategy.to_owned().parse_strategy());
+    const COUNT: u64 = 300_000;
+    let child = spawn_child(
+        "child_entry",
+        "stream-blocking",
+        &[
+            ("RING", name),
+            ("COUNT", COUNT.to_string()),
+            ("STRATEGY", strategy.to_owned()),
+        ],
+    );
+    for expected in 0..COUNT {
+        let v = rx
+            .pop_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("pop {expected}: {e} (lost wakeup?)"));
+        assert_eq!(v, expected);
+    }
+    child.wait_success(Duration::from_secs(60));
+}
+
+/// Both sides sleep whenever they wait: every hand-off exercises the
+/// wakeup protocol, so a lost wakeup would surface as a 30 s timeout.
+#[test]
+fn streaming_with_both_sides_sleeping_loses_no_wakeup() {
+    stream_blocking("sleep");
+}
+
+#[test]
+fn streaming_with_the_default_strategy() {
+    stream_blocking("default");
+}
+
+#[test]
+fn a_waiter_whose_producer_dies_returns_at_its_timeout() {
+    let name = unique_name("deadpeer");
+    let ring = Spsc::<u64>::create(&name, 4).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let child = spawn_child("child_entry", "hang", &[("RING", name)]);
+    // Wait until the child holds the producer role, then kill it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ring.producer().is_ok() {
+        assert!(Instant::now() < deadline, "child never claimed the role");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill();
+    let t = Instant::now();
+    assert!(matches!(
+        rx.pop_timeout(Duration::from_millis(200)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() < Duration::from_secs(30));
+}
