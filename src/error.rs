@@ -10,18 +10,23 @@ use std::io;
 pub enum RingKind {
     /// A single-producer single-consumer ring of fixed-size values.
     Spsc,
+    /// A bare ping-pong word for measuring the hardware and kernel floors
+    /// (see [`baseline`](crate::baseline)); not a ring.
+    Baseline,
 }
 
 impl RingKind {
     pub(crate) const fn code(self) -> u32 {
         match self {
             RingKind::Spsc => 1,
+            RingKind::Baseline => 0x7f,
         }
     }
 
     pub(crate) fn from_code(code: u32) -> Option<Self> {
         match code {
             1 => Some(RingKind::Spsc),
+            0x7f => Some(RingKind::Baseline),
             _ => None,
         }
     }
@@ -31,6 +36,7 @@ impl fmt::Display for RingKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             RingKind::Spsc => "spsc",
+            RingKind::Baseline => "baseline",
         })
     }
 }

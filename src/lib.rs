@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod barrier;
+pub mod baseline;
 mod error;
 mod futex;
 mod header;

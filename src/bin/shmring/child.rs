@@ -1,10 +1,12 @@
 //! The demo's second process: it is this same binary, started with the
-//! hidden `__child` command, so the two sides are exactly the same code.
+//! hidden `__child` command, so the two sides run exactly the same code.
 
 use std::io::{BufWriter, Read, Write};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use shmring::Spsc;
+use shmring::baseline::PingPong;
+use shmring::{Spsc, WaitStrategy};
 
 /// What the child process does.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -15,12 +17,38 @@ pub enum Job {
     SpscChunks,
     /// Pop from ring `name`-ping and push each value back on `name`-pong.
     SpscEcho,
-    /// Write 0..count as little-endian u64s to stdout (a socket).
+    /// Answer a cache-line ping-pong on segment `name`.
+    SpinPong,
+    /// Answer a futex ping-pong on segment `name`.
+    FutexPong,
+    /// Write 0..count as little-endian u64s to stdout, in 64 KiB batches.
     SocketStream,
     /// Write 0..count to stdout, one 8-byte write call per value.
     SocketMessages,
     /// Read 8-byte messages from stdin and write each back to stdout.
     SocketEcho,
+}
+
+/// How the child's ring handles wait (mirrors [`WaitStrategy`]).
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum Strategy {
+    /// Spin only.
+    Spin,
+    /// Spin, then yield, then sleep on the futex.
+    #[default]
+    Default,
+    /// Sleep on the futex at once.
+    Sleep,
+}
+
+impl From<Strategy> for WaitStrategy {
+    fn from(s: Strategy) -> Self {
+        match s {
+            Strategy::Spin => WaitStrategy::Spin,
+            Strategy::Default => WaitStrategy::default(),
+            Strategy::Sleep => WaitStrategy::Sleep,
+        }
+    }
 }
 
 /// Arguments of the hidden child command.
@@ -29,41 +57,45 @@ pub struct ChildArgs {
     /// What to do.
     #[arg(long, value_enum)]
     pub job: Job,
-    /// Ring name (or prefix, for echo).
+    /// Segment name (or prefix, for echo).
     #[arg(long, default_value = "")]
     pub name: String,
     /// How many values.
     #[arg(long, default_value_t = 0)]
     pub count: u64,
+    /// How the child's ring handle waits.
+    #[arg(long, value_enum, default_value_t)]
+    pub strategy: Strategy,
 }
 
 /// Values per chunk in the chunked runs.
 pub const CHUNK: usize = 64;
 
-pub fn run(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// How long either side waits for the other before declaring it gone.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The line a ring child prints on stderr at the end, for the demo to count.
+pub const FUTEX_LINE: &str = "futex-calls";
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+pub fn run(args: &ChildArgs) -> Res {
     match args.job {
-        Job::SpscPush => {
+        Job::SpscPush | Job::SpscChunks => {
             let ring = Spsc::<u64>::open(&args.name)?;
             let mut tx = ring.producer()?;
-            for v in 0..args.count {
-                let mut v = v;
-                while let Err(back) = tx.try_push(v) {
-                    v = back;
-                    std::hint::spin_loop();
-                }
-            }
-        }
-        Job::SpscChunks => {
-            let ring = Spsc::<u64>::open(&args.name)?;
-            let mut tx = ring.producer()?;
+            tx.set_wait_strategy(args.strategy.into());
             let mut next = 0;
             while next < args.count {
-                let mut chunk = tx.write_chunk(CHUNK.min((args.count - next) as usize));
-                let n = chunk.fill_from_iter(next..);
-                chunk.commit(n);
-                next += n as u64;
-                if n == 0 {
-                    std::hint::spin_loop();
+                if matches!(args.job, Job::SpscChunks) {
+                    let want = CHUNK.min((args.count - next) as usize);
+                    let mut chunk = tx.write_chunk_timeout(want, PEER_TIMEOUT)?;
+                    let n = chunk.fill_from_iter(next..);
+                    chunk.commit(n);
+                    next += n as u64;
+                } else {
+                    tx.push_timeout(next, PEER_TIMEOUT)?;
+                    next += 1;
                 }
             }
         }
@@ -72,17 +104,19 @@ pub fn run(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>> {
             let pong = Spsc::<u64>::open(&format!("{}-pong", args.name))?;
             let mut rx = ping.consumer()?;
             let mut tx = pong.producer()?;
+            rx.set_wait_strategy(args.strategy.into());
             for _ in 0..args.count {
-                let v = loop {
-                    if let Some(v) = rx.try_pop() {
-                        break v;
-                    }
-                    std::hint::spin_loop();
-                };
-                let mut v = v;
-                while let Err(back) = tx.try_push(v) {
-                    v = back;
-                    std::hint::spin_loop();
+                let v = rx.pop_timeout(PEER_TIMEOUT)?;
+                tx.push_timeout(v, PEER_TIMEOUT)?;
+            }
+        }
+        Job::SpinPong | Job::FutexPong => {
+            let word = PingPong::open(&args.name)?;
+            for i in 0..args.count {
+                if matches!(args.job, Job::SpinPong) {
+                    word.spin_pong(i as u32)?;
+                } else {
+                    word.futex_pong(i as u32)?;
                 }
             }
         }
@@ -111,5 +145,7 @@ pub fn run(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    let calls = shmring::futex_calls();
+    eprintln!("{FUTEX_LINE} {} {}", calls.waits, calls.wakes);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `shmring demo`: a producer process and a consumer process on fresh
-//! segments, with a Unix socketpair carrying the same workload in the same
-//! run as the baseline.
+//! segments, with the hardware and kernel floors and a Unix socketpair
+//! measured in the same run.
 
 use std::io::{BufReader, Read, Write};
 use std::os::fd::OwnedFd;
@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use shmring::Spsc;
+use shmring::baseline::PingPong;
+use shmring::{FutexCalls, Spsc, WaitStrategy};
 
-use crate::child::{Job, CHUNK};
+use crate::child::{Job, Strategy, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
 use crate::report::{self, Latency, Throughput};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -26,20 +27,33 @@ pub struct DemoArgs {
     /// Ring capacity, in values.
     #[arg(long, default_value_t = 4096)]
     pub capacity: usize,
-    /// Round trips in each latency run.
+    /// Round trips in each spinning latency run (sleeping runs do a tenth).
     #[arg(long, default_value_t = 200_000)]
     pub round_trips: u64,
 }
 
-/// The demo's other process; killed if the demo fails before it is reaped.
+/// The demo's other process; killed if the demo fails before reaping it.
 struct Peer(Option<Child>);
 
 impl Peer {
-    fn spawn(job: Job, name: &str, count: u64, socket: Option<UnixStream>) -> Res<Peer> {
+    fn spawn(job: Job, name: &str, count: u64, strategy: Strategy) -> Res<Peer> {
+        Self::spawn_with(job, name, count, strategy, None)
+    }
+
+    fn spawn_with(
+        job: Job,
+        name: &str,
+        count: u64,
+        strategy: Strategy,
+        socket: Option<UnixStream>,
+    ) -> Res<Peer> {
         let mut cmd = Command::new(std::env::current_exe()?);
         let job = job.to_possible_value().expect("job has a name");
+        let strategy = strategy.to_possible_value().expect("strategy has a name");
         cmd.args(["__child", "--job", job.get_name(), "--name", name])
-            .args(["--count", &count.to_string()]);
+            .args(["--count", &count.to_string()])
+            .args(["--strategy", strategy.get_name()])
+            .stderr(Stdio::piped());
         if let Some(sock) = socket {
             let out = sock.try_clone()?;
             cmd.stdin(Stdio::from(OwnedFd::from(sock)))
@@ -48,20 +62,25 @@ impl Peer {
         Ok(Peer(Some(cmd.spawn()?)))
     }
 
-    /// Fail if the peer has already exited (so a waiting loop cannot hang).
-    fn check_running(&mut self) -> Res<()> {
-        if let Some(status) = self.0.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-            return Err(format!("peer process exited early: {status}").into());
+    /// Wait for the peer; return the futex calls it reported.
+    fn finish(mut self) -> Res<FutexCalls> {
+        let out = self.0.take().expect("not reaped yet").wait_with_output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut calls = FutexCalls::default();
+        for line in stderr.lines() {
+            match line.strip_prefix(FUTEX_LINE) {
+                Some(rest) => {
+                    let mut n = rest.split_whitespace().map(|v| v.parse().unwrap_or(0));
+                    calls.waits = n.next().unwrap_or(0);
+                    calls.wakes = n.next().unwrap_or(0);
+                }
+                None => eprintln!("peer: {line}"),
+            }
         }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Res<()> {
-        let status = self.0.take().expect("not reaped yet").wait()?;
-        if !status.success() {
-            return Err(format!("peer process failed: {status}").into());
+        if !out.status.success() {
+            return Err(format!("peer process failed: {}", out.status).into());
         }
-        Ok(())
+        Ok(calls)
     }
 }
 
@@ -74,19 +93,17 @@ impl Drop for Peer {
     }
 }
 
-/// Spin on `poll` until it yields, checking every so often that the peer lives.
-fn spin_until<T>(peer: &mut Peer, mut poll: impl FnMut() -> Option<T>) -> Res<T> {
-    let mut spins = 0u32;
-    loop {
-        if let Some(v) = poll() {
-            return Ok(v);
-        }
-        spins = spins.wrapping_add(1);
-        if spins % (1 << 16) == 0 {
-            peer.check_running()?;
-        }
-        std::hint::spin_loop();
+fn check(expected: u64, got: u64) -> Res<()> {
+    if got != expected {
+        return Err(format!("expected value {expected}, received {got}").into());
     }
+    Ok(())
+}
+
+/// Futex calls made by both processes between `before` and now.
+fn futex_delta(before: FutexCalls, peer: FutexCalls) -> u64 {
+    let now = shmring::futex_calls();
+    now.waits - before.waits + now.wakes - before.wakes + peer.waits + peer.wakes
 }
 
 fn spsc_throughput(name: &str, args: &DemoArgs, chunked: bool) -> Res<Throughput> {
@@ -97,32 +114,28 @@ fn spsc_throughput(name: &str, args: &DemoArgs, chunked: bool) -> Res<Throughput
     } else {
         Job::SpscPush
     };
-    let mut peer = Peer::spawn(job, name, args.count, None)?;
+    let before = shmring::futex_calls();
+    let peer = Peer::spawn(job, name, args.count, Strategy::Default)?;
     let mut expected = 0u64;
     let mut start = None;
     while expected < args.count {
         if chunked {
-            spin_until(&mut peer, || (!rx.is_empty()).then_some(()))?;
-            let chunk = rx.read_chunk(CHUNK);
+            let chunk = rx.read_chunk_timeout(CHUNK, PEER_TIMEOUT)?;
             start.get_or_insert_with(Instant::now);
             for &v in chunk.iter() {
-                if v != expected {
-                    return Err(format!("expected {expected}, received {v}").into());
-                }
+                check(expected, v)?;
                 expected += 1;
             }
             chunk.release_all();
         } else {
-            let v = spin_until(&mut peer, || rx.try_pop())?;
+            let v = rx.pop_timeout(PEER_TIMEOUT)?;
             start.get_or_insert_with(Instant::now);
-            if v != expected {
-                return Err(format!("expected {expected}, received {v}").into());
-            }
+            check(expected, v)?;
             expected += 1;
         }
     }
     let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
-    peer.finish()?;
+    let peer_calls = peer.finish()?;
     let label = if chunked {
         format!("shmring spsc, chunks of {CHUNK}")
     } else {
@@ -132,31 +145,29 @@ fn spsc_throughput(name: &str, args: &DemoArgs, chunked: bool) -> Res<Throughput
         label,
         values: args.count,
         elapsed,
+        futex_calls: Some(futex_delta(before, peer_calls)),
     })
 }
 
-fn socket_throughput(count: u64, buffered: bool) -> Res<Throughput> {
+fn socket_throughput(count: u64, batched: bool) -> Res<Throughput> {
     let (ours, theirs) = UnixStream::pair()?;
-    let job = if buffered {
+    let job = if batched {
         Job::SocketStream
     } else {
         Job::SocketMessages
     };
-    let peer = Peer::spawn(job, "", count, Some(theirs))?;
-    let mut input = BufReader::with_capacity(if buffered { 64 * 1024 } else { 8 }, ours);
+    let peer = Peer::spawn_with(job, "", count, Strategy::Default, Some(theirs))?;
+    let mut input = BufReader::with_capacity(if batched { 64 * 1024 } else { 8 }, ours);
     let mut buf = [0u8; 8];
     let mut start = None;
     for expected in 0..count {
         input.read_exact(&mut buf)?;
         start.get_or_insert_with(Instant::now);
-        let v = u64::from_le_bytes(buf);
-        if v != expected {
-            return Err(format!("socket: expected {expected}, received {v}").into());
-        }
+        check(expected, u64::from_le_bytes(buf))?;
     }
     let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
     peer.finish()?;
-    let label = if buffered {
+    let label = if batched {
         "unix socketpair, 64 KiB batches"
     } else {
         "unix socketpair, one value per call"
@@ -165,6 +176,7 @@ fn socket_throughput(count: u64, buffered: bool) -> Res<Throughput> {
         label: label.into(),
         values: count,
         elapsed,
+        futex_calls: None,
     })
 }
 
@@ -172,51 +184,82 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
 }
 
-fn spsc_round_trip(name: &str, trips: u64) -> Res<Latency> {
-    let ping = Spsc::<u64>::create(&format!("{name}-ping"), 64)?;
-    let pong = Spsc::<u64>::create(&format!("{name}-pong"), 64)?;
-    let mut tx = ping.producer()?;
-    let mut rx = pong.consumer()?;
+/// Time `trips` round trips of `one`, after a tenth as many for warm-up.
+fn time_round_trips(trips: u64, mut one: impl FnMut(u64) -> Res<()>) -> Res<Histogram<u64>> {
     let warmup = trips / 10;
-    let mut peer = Peer::spawn(Job::SpscEcho, name, trips + warmup, None)?;
     let mut hist = histogram();
-    for i in 0..trips + warmup {
+    for i in 0..warmup + trips {
         let t0 = Instant::now();
-        tx.try_push(i).map_err(|_| "ping ring full")?;
-        let v = spin_until(&mut peer, || rx.try_pop())?;
+        one(i)?;
         let rtt = t0.elapsed().as_nanos() as u64;
-        if v != i {
-            return Err(format!("echo returned {v}, expected {i}").into());
-        }
         if i >= warmup {
             hist.record(rtt.max(1))?;
         }
     }
+    Ok(hist)
+}
+
+fn total(trips: u64) -> u64 {
+    trips + trips / 10
+}
+
+fn spsc_round_trip(name: &str, trips: u64, strategy: Strategy, label: &str) -> Res<Latency> {
+    let ping = Spsc::<u64>::create(&format!("{name}-ping"), 64)?;
+    let pong = Spsc::<u64>::create(&format!("{name}-pong"), 64)?;
+    let mut tx = ping.producer()?;
+    let mut rx = pong.consumer()?;
+    rx.set_wait_strategy(WaitStrategy::from(strategy));
+    let peer = Peer::spawn(Job::SpscEcho, name, total(trips), strategy)?;
+    let hist = time_round_trips(trips, |i| {
+        tx.try_push(i).map_err(|_| "ping ring full")?;
+        check(i, rx.pop_timeout(PEER_TIMEOUT)?)
+    })?;
     peer.finish()?;
     Ok(Latency {
-        label: "shmring spsc, spinning".into(),
+        label: label.into(),
+        hist,
+    })
+}
+
+fn floor_round_trip(name: &str, trips: u64, futex: bool) -> Res<Latency> {
+    let word = PingPong::create(name)?;
+    let job = if futex { Job::FutexPong } else { Job::SpinPong };
+    let peer = Peer::spawn(job, name, total(trips), Strategy::Default)?;
+    let hist = time_round_trips(trips, |i| {
+        if futex {
+            word.futex_ping(i as u32)?;
+        } else {
+            word.spin_ping(i as u32)?;
+        }
+        Ok(())
+    })?;
+    peer.finish()?;
+    let label = if futex {
+        "floor: raw futex ping-pong"
+    } else {
+        "floor: raw cache-line ping-pong"
+    };
+    Ok(Latency {
+        label: label.into(),
         hist,
     })
 }
 
 fn socket_round_trip(trips: u64) -> Res<Latency> {
     let (mut ours, theirs) = UnixStream::pair()?;
-    let warmup = trips / 10;
-    let peer = Peer::spawn(Job::SocketEcho, "", trips + warmup, Some(theirs))?;
-    let mut hist = histogram();
+    let peer = Peer::spawn_with(
+        Job::SocketEcho,
+        "",
+        total(trips),
+        Strategy::Default,
+        Some(theirs),
+    )?;
     let mut buf = [0u8; 8];
-    for i in 0..trips + warmup {
-        let t0 = Instant::now();
+    let hist = time_round_trips(trips, |i| {
         ours.write_all(&i.to_le_bytes())?;
         ours.read_exact(&mut buf)?;
-        let rtt = t0.elapsed().as_nanos() as u64;
-        if u64::from_le_bytes(buf) != i {
-            return Err("socket echo returned the wrong value".into());
-        }
-        if i >= warmup {
-            hist.record(rtt.max(1))?;
-        }
-    }
+        check(i, u64::from_le_bytes(buf))
+    })?;
     peer.finish()?;
     Ok(Latency {
         label: "unix socketpair".into(),
@@ -224,26 +267,82 @@ fn socket_round_trip(trips: u64) -> Res<Latency> {
     })
 }
 
+/// CPU time this thread spends in a `pop_timeout` on an empty ring.
+fn idle_cost(name: &str, wait: Duration) -> Res<Duration> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let ring = Spsc::<u64>::create(name, 4)?;
+    let mut rx = ring.consumer()?;
+    let cpu = || -> Res<Duration> {
+        let u = getrusage(UsageWho::RUSAGE_THREAD)?;
+        let t = |tv: nix::sys::time::TimeVal| {
+            Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000)
+        };
+        Ok(t(u.user_time()) + t(u.system_time()))
+    };
+    let before = cpu()?;
+    if rx.pop_timeout(wait).is_ok() {
+        return Err("an empty ring yielded a value".into());
+    }
+    Ok(cpu()? - before)
+}
+
 pub fn run(args: &DemoArgs) -> Res<()> {
     let prefix = format!("shmring-demo-{}", std::process::id());
+    let p = |s: &str| format!("{prefix}-{s}");
     println!("shmring demo on {}", report::machine());
+
     println!(
-        "\nThroughput: {} u64 values, producer process -> consumer process, ring of {}",
+        "\nThroughput: {} u64 values from a producer process to a consumer process \
+         (ring of {}, default wait strategy)",
         args.count, args.capacity
     );
-    let one = spsc_throughput(&format!("{prefix}-one"), args, false)?;
-    let chunks = spsc_throughput(&format!("{prefix}-chunks"), args, true)?;
+    let one = spsc_throughput(&p("one"), args, false)?;
+    let chunks = spsc_throughput(&p("chunks"), args, true)?;
     let batched = socket_throughput(args.count, true)?;
     let socket = socket_throughput((args.count / 10).max(1000), false)?;
     report::print_throughput(&[one, chunks, batched, socket.clone()], &socket);
 
-    let socket_trips = (args.round_trips / 10).max(1000);
+    let spin_trips = args.round_trips;
+    let sleep_trips = (args.round_trips / 10).max(1000);
     println!(
-        "\nRound trip between two processes (ping-pong through two rings; {} trips, socketpair {})",
-        args.round_trips, socket_trips
+        "\nRound trip between two processes ({spin_trips} trips spinning, \
+         {sleep_trips} sleeping; ping-pong through two rings)"
     );
-    let spin = spsc_round_trip(&format!("{prefix}-rtt"), args.round_trips)?;
-    let socket = socket_round_trip(socket_trips)?;
-    report::print_latency(&[spin, socket.clone()], &socket);
+    let line = floor_round_trip(&p("line"), spin_trips, false)?;
+    let spin = spsc_round_trip(&p("spin"), spin_trips, Strategy::Spin, "shmring spsc, spin")?;
+    let default = spsc_round_trip(
+        &p("default"),
+        spin_trips,
+        Strategy::Default,
+        "shmring spsc, spin then sleep (default)",
+    )?;
+    let futex = floor_round_trip(&p("futex"), sleep_trips, true)?;
+    let sleep = spsc_round_trip(
+        &p("sleep"),
+        sleep_trips,
+        Strategy::Sleep,
+        "shmring spsc, sleep (futex only)",
+    )?;
+    let socket = socket_round_trip(sleep_trips)?;
+    report::print_latency(
+        &[
+            (line.clone(), &line),
+            (spin, &line),
+            (default, &line),
+            (futex.clone(), &futex),
+            (sleep, &futex),
+            (socket.clone(), &futex),
+        ],
+        &socket,
+    );
+
+    let wait = Duration::from_secs(1);
+    let cpu = idle_cost(&p("idle"), wait)?;
+    println!(
+        "\nIdle cost: a consumer blocked {:.1} s in pop_timeout on an empty ring \
+         (default strategy) used {:.2} ms of CPU",
+        wait.as_secs_f64(),
+        cpu.as_secs_f64() * 1e3
+    );
     Ok(())
 }

@@ -10,6 +10,8 @@ pub struct Throughput {
     pub label: String,
     pub values: u64,
     pub elapsed: Duration,
+    /// Futex system calls made by both processes, where counted.
+    pub futex_calls: Option<u64>,
 }
 
 impl Throughput {
@@ -54,33 +56,42 @@ pub fn machine() -> String {
 
 pub fn print_throughput(rows: &[Throughput], baseline: &Throughput) {
     println!(
-        "{:<36} {:>14} {:>10} {:>14}",
-        "transport", "values/s", "MB/s", "vs socketpair"
+        "{:<40} {:>12} {:>8} {:>14} {:>16}",
+        "transport", "values/s", "MB/s", "vs last row", "futex calls/M"
     );
     for r in rows {
+        let calls = r.futex_calls.map_or("-".to_owned(), |c| {
+            format!("{:.1}", c as f64 * 1e6 / r.values as f64)
+        });
         println!(
-            "{:<36} {:>14.0} {:>10.0} {:>13.2}x",
+            "{:<40} {:>12.0} {:>8.0} {:>13.1}x {:>16}",
             r.label,
             r.per_sec(),
             r.per_sec() * 8.0 / 1e6,
-            r.per_sec() / baseline.per_sec()
+            r.per_sec() / baseline.per_sec(),
+            calls
         );
     }
 }
 
-pub fn print_latency(rows: &[Latency], baseline: &Latency) {
-    print!("{:<36}", "transport");
+/// Each row with the floor it is compared to; `socket` for the last column.
+pub fn print_latency(rows: &[(Latency, &Latency)], socket: &Latency) {
+    print!("{:<40}", "transport");
     for (q, _) in QUANTILES {
-        print!(" {q:>9}");
+        print!(" {q:>8}");
     }
-    println!(" {:>9} {:>14}", "max", "p50 vs socket");
-    for r in rows {
-        print!("{:<36}", r.label);
+    println!(" {:>8} {:>13} {:>12}", "max", "p50 / floor", "socket / it");
+    let p50 = |l: &Latency| l.hist.value_at_quantile(0.5).max(1) as f64;
+    for (r, floor) in rows {
+        print!("{:<40}", r.label);
         for (_, q) in QUANTILES {
-            print!(" {:>9}", ns(r.hist.value_at_quantile(q)));
+            print!(" {:>8}", ns(r.hist.value_at_quantile(q)));
         }
-        let ratio = baseline.hist.value_at_quantile(0.5) as f64
-            / r.hist.value_at_quantile(0.5).max(1) as f64;
-        println!(" {:>9} {:>10.1}x less", ns(r.hist.max()), ratio);
+        println!(
+            " {:>8} {:>12.2}x {:>11.1}x",
+            ns(r.hist.max()),
+            p50(r) / p50(floor),
+            p50(socket) / p50(r)
+        );
     }
 }
