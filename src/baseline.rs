@@ -2,6 +2,10 @@
 //!
 //! * a bare cache-line ping-pong (one word, each side spins until the other
 //!   has written it): the hardware's cost of moving a line there and back;
+//! * the same with two words on two lines, one per direction: what any pair
+//!   of rings must pay at least, since each direction has its own line to
+//!   invalidate and fetch (on the 2-vCPU VM this was developed on it costs
+//!   about twice the one-line ping-pong);
 //! * a bare futex ping-pong (the same word, but each side sleeps in
 //!   `FUTEX_WAIT` and is woken with `FUTEX_WAKE`): the kernel's cost.
 //!
@@ -22,8 +26,9 @@ use crate::sync::{spin_loop, AtomicU32, Ordering};
 /// Marker type whose fingerprint tags baseline segments.
 struct PingPongWord;
 
-/// One shared word that two processes hand back and forth: the ping side
-/// writes odd values, the pong side even ones.
+/// Shared words that two processes hand back and forth. On one line, the
+/// ping side writes odd values and the pong side even ones; on two lines,
+/// each side writes only its own line.
 pub struct PingPong {
     mem: RingMemory<CachePadded<AtomicU32>>,
 }
@@ -38,7 +43,7 @@ impl PingPong {
             name,
             RingKind::Baseline,
             TypeLayout::of::<PingPongWord>(),
-            1,
+            2,
             &CreateOptions::default(),
             |_| CachePadded::new(AtomicU32::new(0)),
         )?;
@@ -58,6 +63,23 @@ impl PingPong {
 
     fn word(&self) -> &AtomicU32 {
         self.mem.slot(0)
+    }
+
+    fn reply(&self) -> &AtomicU32 {
+        self.mem.slot(1)
+    }
+
+    /// Ping side of round `i` on two lines: write ours, wait for theirs.
+    pub fn two_line_ping(&self, i: u32) -> Result<()> {
+        self.word().store(i.wrapping_add(1), Ordering::Release);
+        spin_until(self.reply(), i.wrapping_add(1))
+    }
+
+    /// Pong side of round `i` on two lines: wait for theirs, write ours.
+    pub fn two_line_pong(&self, i: u32) -> Result<()> {
+        spin_until(self.word(), i.wrapping_add(1))?;
+        self.reply().store(i.wrapping_add(1), Ordering::Release);
+        Ok(())
     }
 
     /// Ping side of round `i`, spinning: write `2i + 1`, wait for `2i + 2`.
@@ -92,16 +114,7 @@ impl PingPong {
     }
 
     fn spin_for(&self, value: u32) -> Result<()> {
-        let start = std::time::Instant::now();
-        let mut n = 0u32;
-        while self.word().load(Ordering::Acquire) != value {
-            spin_loop();
-            n = n.wrapping_add(1);
-            if n % 4096 == 0 && start.elapsed() > PEER_TIMEOUT {
-                return Err(Error::Timeout);
-            }
-        }
-        Ok(())
+        spin_until(self.word(), value)
     }
 
     fn sleep_while(&self, value: u32) -> Result<()> {
@@ -114,4 +127,17 @@ impl PingPong {
         }
         Ok(())
     }
+}
+
+fn spin_until(word: &AtomicU32, value: u32) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut n = 0u32;
+    while word.load(Ordering::Acquire) != value {
+        spin_loop();
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(4096) && start.elapsed() > PEER_TIMEOUT {
+            return Err(Error::Timeout);
+        }
+    }
+    Ok(())
 }

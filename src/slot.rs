@@ -1,30 +1,19 @@
-//! A slot: one element and the stamp that says whose turn it is.
+//! A slot: one element and the stamp that says which position's value it
+//! holds.
 //!
-//! A slot for position `p` (slot index `p & mask`) goes through three stamps:
-//!
-//! ```text
-//!   free(p) = 2p      the writer of position p may fill it
-//!   full(p) = 2p + 1  position p is committed; its reader may read it
-//!   free(p + cap)     position p was read; the writer of p + cap may fill it
-//! ```
-//!
-//! Free stamps are even and full stamps odd, so the two can never be
-//! confused, even at capacity 1 where `p + cap` is the very next position.
-//! A side learns that its slot is ready from the slot's own cache line, not
-//! from the other side's index: a hand-off costs one line transfer each way,
-//! the same as a bare shared-memory ping-pong.
-//!
-//! Synchronization is entirely Release (publish/release) paired with Acquire
-//! (the readiness check): the writer's value is visible to the reader that
-//! sees `full(p)`, and the reader is done with the value before the next
-//! writer sees `free(p + cap)`.
+//! The writer of position `p` fills the value, then stores `full(p) = 2p + 1`
+//! with Release; the reader of `p` checks for exactly that stamp with
+//! Acquire, and then sees the value. Stamps start even (`2i` for slot `i`),
+//! and every position has its own odd stamp, so neither a fresh slot nor a
+//! value from an earlier lap can pass for the current one. How a slot is
+//! handed back to the writer is the ring's business (`spsc.rs`).
 
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
 
-/// The stamp of a slot that the writer of `pos` may fill.
+/// The stamp a fresh slot `i` is created with: even, so never a full stamp.
 #[inline(always)]
-pub(crate) const fn free_stamp(pos: u64) -> u64 {
-    pos.wrapping_mul(2)
+pub(crate) const fn free_stamp(i: u64) -> u64 {
+    i.wrapping_mul(2)
 }
 
 /// The stamp of a slot holding the committed value of `pos`.
@@ -47,7 +36,7 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 unsafe impl<T: Send> Send for Slot<T> {}
 
 impl<T> Slot<T> {
-    /// A slot ready for the writer of position `pos`.
+    /// Slot `pos` of a fresh ring.
     pub(crate) fn new(pos: u64, value: T) -> Self {
         Slot {
             stamp: AtomicU64::new(free_stamp(pos)),
@@ -55,17 +44,11 @@ impl<T> Slot<T> {
         }
     }
 
-    /// The current stamp. Acquire: when it says the slot is ours, everything
-    /// the other side did to the value before handing it over is visible.
+    /// The current stamp. Acquire: when it says the slot holds our value,
+    /// the writer's value is visible.
     #[inline(always)]
     pub(crate) fn stamp(&self) -> u64 {
         self.stamp.load(Ordering::Acquire)
-    }
-
-    /// Whether the writer of `pos` may fill this slot.
-    #[inline(always)]
-    pub(crate) fn is_free_for(&self, pos: u64) -> bool {
-        self.stamp() == free_stamp(pos)
     }
 
     /// Whether this slot holds the committed value of `pos`.
@@ -80,17 +63,11 @@ impl<T> Slot<T> {
         self.stamp.store(full_stamp(pos), Ordering::Release);
     }
 
-    /// Hand the slot to the writer of `pos + cap` (Release: we are done reading).
-    #[inline(always)]
-    pub(crate) fn release(&self, pos: u64, cap: u64) {
-        self.stamp
-            .store(free_stamp(pos.wrapping_add(cap)), Ordering::Release);
-    }
-
     /// Store a value.
     ///
     /// # Safety
-    /// The caller owns the slot: it saw `is_free_for(pos)` and has not published.
+    /// The caller owns the slot: the reader has released it and it is not
+    /// yet published.
     #[inline(always)]
     pub(crate) unsafe fn write(&self, value: T) {
         // SAFETY: exclusive by the caller's contract; the pointer is in bounds.
@@ -100,7 +77,7 @@ impl<T> Slot<T> {
     /// Load the value.
     ///
     /// # Safety
-    /// The caller saw `is_full_for(pos)` and has not released; `T` is valid
+    /// The caller saw `is_full_for(pos)` and has not released it; `T` is valid
     /// for any bit pattern, so a hostile writer can change what it reads but
     /// not make it invalid.
     #[inline(always)]

@@ -3,30 +3,42 @@
 //! # Algorithm
 //!
 //! Positions are u64 counters that only grow (`tail` for the producer,
-//! `head` for the consumer); a position's slot is `pos & mask`. Each side
-//! keeps its own position in a private field and learns whether it may go on
-//! from the stamp of the slot it is about to use (see `slot.rs`):
+//! `head` for the consumer); a position's slot is `pos & mask`. The two
+//! directions are signalled differently, each through the cheapest line:
 //!
-//! * push: if `slot(tail)` is `free(tail)`, write the value, publish
-//!   `full(tail)` (Release) and advance `tail`;
-//! * pop: if `slot(head)` is `full(head)`, read the value, release it as
-//!   `free(head + cap)` (Release) and advance `head`.
+//! * data, producer to consumer, through the slot itself: the producer
+//!   writes the value, then stamps the slot `full(tail)` (Release). The
+//!   consumer polls the stamp of `slot(head)` (Acquire) and never reads the
+//!   producer's index, so a value arrives with the one line it lives in.
+//! * room, consumer to producer, through the consumer's index: after
+//!   reading, the consumer stores `head` (Release) on a line of its own. The
+//!   producer keeps a cached copy of `head` and re-reads the shared one
+//!   (Acquire) only when the cached copy says the ring is full, so while
+//!   there is room it never touches the consumer's line.
 //!
-//! Neither side reads the other's index on the hot path, so a hand-off moves
-//! one cache line each way. After each step the side also stores its
-//! position into the header (Relaxed): a line that only it writes, giving
-//! `pushed`/`popped` totals and `len()` for free, and telling a successor
-//! where to resume after a crash. Those indices are hints, never bounds: a
-//! hostile peer that scribbles on them gets `Error::Corrupt` from `len()`,
-//! and slot access is always masked.
+//! The consumer never writes a slot, so a slot line moves from producer to
+//! consumer and is merely invalidated on the producer's next write: a round
+//! trip through two rings costs what a bare cache-line ping-pong costs, plus
+//! the value. A released chunk is one index store, however long it is.
 //!
-//! Blocking: after publishing (or releasing) a side calls `wait::notify`,
-//! which costs a fence and a load of the other side's sleeper count, and a
+//! A stamp is unique to its position (`2p + 1`), so a slot still holding an
+//! older lap's value, or the even stamp it was created with, is never taken
+//! for the current one.
+//!
+//! The producer also stores `tail` into the header (Relaxed, on a line only
+//! it writes), giving `pushed()` and `len()` for free and telling a
+//! successor where to resume after a crash. Both indices are untrusted: a
+//! hostile peer that scribbles on them gets `Error::Corrupt` from
+//! `len()`/`free()` or an early "full", and slot access is always masked.
+//!
+//! Blocking: after publishing or releasing, a side calls `wait::notify`: a
+//! compiler fence and a load of the other side's sleeper count, and a
 //! `FUTEX_WAKE` only when that side sleeps; see `wait.rs`.
 //!
-//! Recovery: a new holder of a role resumes from the header's index, then
-//! steps over slots whose stamps show the dead holder got further than its
-//! last index store (at most one chunk, so at most `cap` steps).
+//! Recovery: a new consumer resumes at `head`, which is exact (storing it is
+//! how values are released). A new producer resumes at the stored `tail`,
+//! then steps over slots stamped beyond it: values its dead predecessor
+//! committed but did not get to count (at most `cap` steps).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -39,7 +51,7 @@ use crate::process::ProcessId;
 use crate::ring::RingMemory;
 use crate::role;
 use crate::segment::{CreateOptions, OpenOptions};
-use crate::slot::{free_stamp, full_stamp, Slot};
+use crate::slot::{full_stamp, Slot};
 use crate::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 
@@ -92,11 +104,9 @@ impl<T: Pod + Send> Spsc<T> {
     pub fn producer(&self) -> Result<Producer<T>> {
         let header = self.mem.header();
         let me = role::claim(&header.producer_role, Role::Producer)?;
-        let cap = self.mem.capacity();
         let mut tail = header.tail.load(Ordering::Relaxed);
-        for _ in 0..cap {
-            let stamp = self.mem.slot(tail).stamp();
-            if stamp != full_stamp(tail) && stamp != free_stamp(tail.wrapping_add(cap)) {
+        for _ in 0..self.mem.capacity() {
+            if self.mem.slot(tail).stamp() != full_stamp(tail) {
                 break;
             }
             tail = tail.wrapping_add(1);
@@ -104,6 +114,8 @@ impl<T: Pod + Send> Spsc<T> {
         Ok(Producer {
             mem: Arc::clone(&self.mem),
             tail,
+            // "Full": the first push reads the consumer's real head.
+            cached_head: tail.wrapping_sub(self.mem.capacity()),
             me,
             wait: WaitStrategy::default(),
             _not_sync: PhantomData,
@@ -115,17 +127,9 @@ impl<T: Pod + Send> Spsc<T> {
     pub fn consumer(&self) -> Result<Consumer<T>> {
         let header = self.mem.header();
         let me = role::claim(&header.consumer_role, Role::Consumer)?;
-        let cap = self.mem.capacity();
-        let mut head = header.head.load(Ordering::Relaxed);
-        for _ in 0..cap {
-            if self.mem.slot(head).stamp() != free_stamp(head.wrapping_add(cap)) {
-                break;
-            }
-            head = head.wrapping_add(1);
-        }
         Ok(Consumer {
             mem: Arc::clone(&self.mem),
-            head,
+            head: header.head.load(Ordering::Relaxed),
             me,
             wait: WaitStrategy::default(),
             _not_sync: PhantomData,
@@ -196,6 +200,8 @@ fn occupancy(ahead: u64, behind: u64, cap: u64, what: &str) -> Result<usize> {
 pub struct Producer<T> {
     mem: Arc<RingMemory<Slot<T>>>,
     tail: u64,
+    /// The consumer's `head` as last read; re-read only when it says full.
+    cached_head: u64,
     me: ProcessId,
     wait: WaitStrategy,
     _not_sync: PhantomData<std::cell::Cell<()>>,
@@ -205,11 +211,12 @@ impl<T: Pod + Send> Producer<T> {
     /// Push `value` if there is room; give it back if the ring is full.
     #[inline]
     pub fn try_push(&mut self, value: T) -> std::result::Result<(), T> {
-        let slot = self.mem.slot(self.tail);
-        if !slot.is_free_for(self.tail) {
+        if self.room(1) == 0 {
             return Err(value);
         }
-        // SAFETY: the stamp says the slot is ours until we publish it.
+        let slot = self.mem.slot(self.tail);
+        // SAFETY: `room` saw the consumer release this slot (Acquire on its
+        // head), and the consumer does not touch it again until we publish.
         unsafe { slot.write(value) };
         slot.publish(self.tail);
         self.advance(1);
@@ -224,6 +231,9 @@ impl<T: Pod + Send> Producer<T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushTimeout<T>> {
+        let Err(value) = self.try_push(value) else {
+            return Ok(());
+        };
         if self.wait_for_room(timeout) {
             self.try_push(value).map_err(PushTimeout)
         } else {
@@ -249,22 +259,44 @@ impl<T: Pod + Send> Producer<T> {
         self.wait = strategy;
     }
 
-    fn wait_for_room(&self, timeout: Duration) -> bool {
-        let (mem, tail) = (&self.mem, self.tail);
-        wait::wait_until(&mem.header().producer_event, self.wait, timeout, || {
-            mem.slot(tail).is_free_for(tail).then_some(())
-        })
-        .is_some()
+    fn wait_for_room(&mut self, timeout: Duration) -> bool {
+        // Fast path on the cached head: touching the consumer's line on
+        // every push would bounce it between the cores once per value.
+        if self.room(1) > 0 {
+            return true;
+        }
+        let event = &self.mem.header().producer_event;
+        let (mem, tail, strategy) = (&self.mem, self.tail, self.wait);
+        let cap = mem.capacity();
+        let head = wait::wait_until(event, strategy, timeout, || {
+            let head = mem.header().head.load(Ordering::Acquire);
+            (tail.wrapping_sub(head) < cap).then_some(head)
+        });
+        if let Some(head) = head {
+            self.cached_head = head;
+        }
+        head.is_some()
+    }
+
+    /// Free slots, up to `want`: from the cached head while it shows room,
+    /// else from the consumer's shared head (Acquire: its reads of the slots
+    /// it released happen before our writes to them). A head a peer has
+    /// corrupted (ahead of `tail`, or more than a lap behind) shows no room.
+    #[inline(always)]
+    fn room(&mut self, want: u64) -> u64 {
+        let cap = self.mem.capacity();
+        let mut used = self.tail.wrapping_sub(self.cached_head);
+        if cap.saturating_sub(used) < want {
+            self.cached_head = self.mem.header().head.load(Ordering::Acquire);
+            used = self.tail.wrapping_sub(self.cached_head);
+        }
+        cap.saturating_sub(used)
     }
 
     /// Reserve up to `n` free slots (fewer when the ring has less room; none
     /// when it is full), to be filled in place and committed.
     pub fn write_chunk(&mut self, n: usize) -> WriteChunk<'_, T> {
-        let max = n.min(self.mem.capacity() as usize);
-        let mut len = 0;
-        while len < max && self.mem.slot(self.pos(len)).is_free_for(self.pos(len)) {
-            len += 1;
-        }
+        let len = self.room(n as u64).min(n as u64) as usize;
         WriteChunk {
             producer: self,
             len,
@@ -334,8 +366,9 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
     pub fn get_mut(&mut self, i: usize) -> &mut T {
         assert!(i < self.len, "slot {i} of a {}-slot chunk", self.len);
         let pos = self.producer.pos(i);
-        // SAFETY: reserved slots are free for us (checked in write_chunk)
-        // and unpublished; `&mut self` makes the reference unique.
+        // SAFETY: reserved slots were released by the consumer (checked in
+        // write_chunk) and are unpublished; `&mut self` makes the reference
+        // unique.
         unsafe { self.producer.mem.slot(pos).value_mut() }
     }
 
@@ -397,9 +430,9 @@ impl<T: Pod + Send> Consumer<T> {
         if !slot.is_full_for(self.head) {
             return None;
         }
-        // SAFETY: the stamp says the slot holds our value until we release it.
+        // SAFETY: the stamp says the slot holds our value; the producer does
+        // not write it again until we release it by moving `head`.
         let value = unsafe { slot.read() };
-        slot.release(self.head, self.mem.capacity());
         self.advance(1);
         Some(value)
     }
@@ -408,6 +441,9 @@ impl<T: Pod + Send> Consumer<T> {
     /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
     /// [`try_pop`](Self::try_pop); `Error::Timeout` if nothing arrived.
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T> {
+        if let Some(v) = self.try_pop() {
+            return Ok(v);
+        }
         if !self.wait_for_data(timeout) {
             return Err(Error::Timeout);
         }
@@ -428,7 +464,7 @@ impl<T: Pod + Send> Consumer<T> {
         self.wait = strategy;
     }
 
-    fn wait_for_data(&self, timeout: Duration) -> bool {
+    fn wait_for_data(&mut self, timeout: Duration) -> bool {
         let (mem, head) = (&self.mem, self.head);
         wait::wait_until(&mem.header().consumer_event, self.wait, timeout, || {
             mem.slot(head).is_full_for(head).then_some(())
@@ -476,12 +512,13 @@ impl<T: Pod + Send> Consumer<T> {
         self.head.wrapping_add(i as u64)
     }
 
-    /// Move past `n` released slots and wake a sleeping producer.
+    /// Release `n` slots to the producer (Release: our reads of them happen
+    /// before its next writes) and wake it if it sleeps.
     #[inline(always)]
     fn advance(&mut self, n: u64) {
         self.head = self.head.wrapping_add(n);
         let header = self.mem.header();
-        header.head.store(self.head, Ordering::Relaxed);
+        header.head.store(self.head, Ordering::Release);
         wait::notify(&header.producer_event);
     }
 }
@@ -542,12 +579,7 @@ impl<T: Pod + Send> ReadChunk<'_, T> {
     /// If `n > len()`.
     pub fn release(self, n: usize) {
         assert!(n <= self.len, "release {n} of a {}-value chunk", self.len);
-        let c = self.consumer;
-        let cap = c.mem.capacity();
-        for i in 0..n {
-            c.mem.slot(c.pos(i)).release(c.pos(i), cap);
-        }
-        c.advance(n as u64);
+        self.consumer.advance(n as u64);
     }
 
     /// Release every borrowed value.

@@ -88,8 +88,10 @@ pub(crate) fn wait_until<R>(
     if timeout.is_zero() {
         return None;
     }
-    let start = Instant::now();
-    let expired = || start.elapsed() >= timeout;
+    // The clock is first read only after CLOCK_EVERY spins: a vDSO
+    // clock_gettime costs as much as a cache-line transfer, and most waits
+    // end sooner. The deadline is late by those few microseconds at most.
+    let mut start = None;
     let (spins, yields, sleep) = match strategy {
         WaitStrategy::Spin => (u32::MAX, 0, false),
         WaitStrategy::SpinThenSleep { spins, yields } => (spins, yields, true),
@@ -105,7 +107,7 @@ pub(crate) fn wait_until<R>(
             return Some(r);
         }
         i = i.wrapping_add(1);
-        if i % CLOCK_EVERY == 0 && expired() {
+        if i.is_multiple_of(CLOCK_EVERY) && expired(&mut start, timeout) {
             return None;
         }
     }
@@ -114,7 +116,7 @@ pub(crate) fn wait_until<R>(
         if let Some(r) = ready() {
             return Some(r);
         }
-        if expired() {
+        if expired(&mut start, timeout) {
             return None;
         }
     }
@@ -129,7 +131,8 @@ pub(crate) fn wait_until<R>(
         event.sleepers.fetch_add(1, Ordering::Relaxed);
         let paired = barrier::heavy();
         let r = ready();
-        let mut remaining = timeout.saturating_sub(start.elapsed());
+        let started = *start.get_or_insert_with(Instant::now);
+        let mut remaining = timeout.saturating_sub(started.elapsed());
         if !paired {
             remaining = remaining.min(UNPAIRED_SLICE);
         }
@@ -143,10 +146,15 @@ pub(crate) fn wait_until<R>(
         if let Some(r) = ready() {
             return Some(r);
         }
-        if expired() {
+        if expired(&mut start, timeout) {
             return None;
         }
     }
+}
+
+/// Whether `timeout` has passed since the first call (which starts the clock).
+fn expired(start: &mut Option<Instant>, timeout: Duration) -> bool {
+    start.get_or_insert_with(Instant::now).elapsed() >= timeout
 }
 
 /// Wake whoever sleeps on `event`, if anyone does. Call after publishing.

@@ -19,6 +19,8 @@ pub enum Job {
     SpscEcho,
     /// Answer a cache-line ping-pong on segment `name`.
     SpinPong,
+    /// Answer a two-line ping-pong on segment `name`.
+    TwoLinePong,
     /// Answer a futex ping-pong on segment `name`.
     FutexPong,
     /// Write 0..count as little-endian u64s to stdout, in 64 KiB batches.
@@ -110,13 +112,13 @@ pub fn run(args: &ChildArgs) -> Res {
                 tx.push_timeout(v, PEER_TIMEOUT)?;
             }
         }
-        Job::SpinPong | Job::FutexPong => {
+        Job::SpinPong | Job::TwoLinePong | Job::FutexPong => {
             let word = PingPong::open(&args.name)?;
             for i in 0..args.count {
-                if matches!(args.job, Job::SpinPong) {
-                    word.spin_pong(i as u32)?;
-                } else {
-                    word.futex_pong(i as u32)?;
+                match args.job {
+                    Job::SpinPong => word.spin_pong(i as u32)?,
+                    Job::TwoLinePong => word.two_line_pong(i as u32)?,
+                    _ => word.futex_pong(i as u32)?,
                 }
             }
         }

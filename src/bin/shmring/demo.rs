@@ -221,23 +221,35 @@ fn spsc_round_trip(name: &str, trips: u64, strategy: Strategy, label: &str) -> R
     })
 }
 
-fn floor_round_trip(name: &str, trips: u64, futex: bool) -> Res<Latency> {
+/// Which bare ping-pong to measure.
+#[derive(Clone, Copy)]
+enum Floor {
+    OneLine,
+    TwoLines,
+    Futex,
+}
+
+fn floor_round_trip(name: &str, trips: u64, floor: Floor) -> Res<Latency> {
     let word = PingPong::create(name)?;
-    let job = if futex { Job::FutexPong } else { Job::SpinPong };
+    let job = match floor {
+        Floor::OneLine => Job::SpinPong,
+        Floor::TwoLines => Job::TwoLinePong,
+        Floor::Futex => Job::FutexPong,
+    };
     let peer = Peer::spawn(job, name, total(trips), Strategy::Default)?;
     let hist = time_round_trips(trips, |i| {
-        if futex {
-            word.futex_ping(i as u32)?;
-        } else {
-            word.spin_ping(i as u32)?;
+        match floor {
+            Floor::OneLine => word.spin_ping(i as u32)?,
+            Floor::TwoLines => word.two_line_ping(i as u32)?,
+            Floor::Futex => word.futex_ping(i as u32)?,
         }
         Ok(())
     })?;
     peer.finish()?;
-    let label = if futex {
-        "floor: raw futex ping-pong"
-    } else {
-        "floor: raw cache-line ping-pong"
+    let label = match floor {
+        Floor::OneLine => "floor: one cache line, both ways",
+        Floor::TwoLines => "floor: two cache lines, one per way",
+        Floor::Futex => "floor: raw futex ping-pong",
     };
     Ok(Latency {
         label: label.into(),
@@ -308,7 +320,8 @@ pub fn run(args: &DemoArgs) -> Res<()> {
         "\nRound trip between two processes ({spin_trips} trips spinning, \
          {sleep_trips} sleeping; ping-pong through two rings)"
     );
-    let line = floor_round_trip(&p("line"), spin_trips, false)?;
+    let line = floor_round_trip(&p("line"), spin_trips, Floor::OneLine)?;
+    let lines = floor_round_trip(&p("lines"), spin_trips, Floor::TwoLines)?;
     let spin = spsc_round_trip(&p("spin"), spin_trips, Strategy::Spin, "shmring spsc, spin")?;
     let default = spsc_round_trip(
         &p("default"),
@@ -316,7 +329,7 @@ pub fn run(args: &DemoArgs) -> Res<()> {
         Strategy::Default,
         "shmring spsc, spin then sleep (default)",
     )?;
-    let futex = floor_round_trip(&p("futex"), sleep_trips, true)?;
+    let futex = floor_round_trip(&p("futex"), sleep_trips, Floor::Futex)?;
     let sleep = spsc_round_trip(
         &p("sleep"),
         sleep_trips,
@@ -327,8 +340,9 @@ pub fn run(args: &DemoArgs) -> Res<()> {
     report::print_latency(
         &[
             (line.clone(), &line),
-            (spin, &line),
-            (default, &line),
+            (lines.clone(), &line),
+            (spin, &lines),
+            (default, &lines),
             (futex.clone(), &futex),
             (sleep, &futex),
             (socket.clone(), &futex),

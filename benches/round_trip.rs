@@ -1,0 +1,320 @@
+//! Round-trip latency: a ping-pong through two rings (or two of whatever the
+//! peer offers), between two threads and between two processes, next to the
+//! hardware floor (a bare cache-line ping-pong) and the kernel floor (a bare
+//! futex ping-pong), measured side by side in one run.
+//!
+//! Each sample spawns its echo thread or process, does one untimed round so
+//! start-up is not measured, then times `iters` rounds.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use shmring::baseline::PingPong;
+use shmring::{Spsc, WaitStrategy};
+
+fn name(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "shmring-bench-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Do round 0 untimed, then time rounds 1..=iters.
+fn timed(iters: u64, mut round: impl FnMut(u64)) -> Duration {
+    round(0);
+    let start = Instant::now();
+    for i in 1..=iters {
+        round(i);
+    }
+    start.elapsed()
+}
+
+fn child(job: &str, name: &str, count: u64, strategy: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmring"));
+    cmd.args(["__child", "--job", job, "--name", name])
+        .args(["--count", &count.to_string(), "--strategy", strategy])
+        .stderr(Stdio::null());
+    cmd
+}
+
+fn reap(mut c: Child) {
+    assert!(c.wait().unwrap().success(), "echo process failed");
+}
+
+struct Rings {
+    name: String,
+    _ping: Spsc<u64>,
+    _pong: Spsc<u64>,
+    tx: shmring::Producer<u64>,
+    rx: shmring::Consumer<u64>,
+}
+
+/// Our ends of a ping ring and a pong ring; the echo side opens the others.
+fn rings(strategy: WaitStrategy) -> Rings {
+    let name = name("rtt");
+    let ping = Spsc::<u64>::create(&format!("{name}-ping"), 64).unwrap();
+    let pong = Spsc::<u64>::create(&format!("{name}-pong"), 64).unwrap();
+    let tx = ping.producer().unwrap();
+    let mut rx = pong.consumer().unwrap();
+    rx.set_wait_strategy(strategy);
+    Rings {
+        name,
+        _ping: ping,
+        _pong: pong,
+        tx,
+        rx,
+    }
+}
+
+fn shmring_round(r: &mut Rings, i: u64) {
+    r.tx.try_push(i).unwrap();
+    assert_eq!(r.rx.pop_timeout(TIMEOUT).unwrap(), i);
+}
+
+fn strategies() -> [(&'static str, &'static str, WaitStrategy); 3] {
+    [
+        ("shmring_spin", "spin", WaitStrategy::Spin),
+        ("shmring_default", "default", WaitStrategy::default()),
+        ("shmring_sleep", "sleep", WaitStrategy::Sleep),
+    ]
+}
+
+fn configure(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    g.sample_size(15)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+}
+
+fn threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("round_trip_threads");
+    configure(&mut g);
+
+    g.bench_function("floor_cache_line", |b| {
+        b.iter_custom(|iters| {
+            let n = name("line");
+            let word = PingPong::create(&n).unwrap();
+            let echo = std::thread::spawn(move || {
+                let w = PingPong::open(&n).unwrap();
+                for i in 0..=iters {
+                    w.spin_pong(i as u32).unwrap();
+                }
+            });
+            let d = timed(iters, |i| word.spin_ping(i as u32).unwrap());
+            echo.join().unwrap();
+            d
+        })
+    });
+
+    g.bench_function("floor_two_lines", |b| {
+        b.iter_custom(|iters| {
+            let n = name("lines");
+            let word = PingPong::create(&n).unwrap();
+            let echo = std::thread::spawn(move || {
+                let w = PingPong::open(&n).unwrap();
+                for i in 0..=iters {
+                    w.two_line_pong(i as u32).unwrap();
+                }
+            });
+            let d = timed(iters, |i| word.two_line_ping(i as u32).unwrap());
+            echo.join().unwrap();
+            d
+        })
+    });
+
+    for (label, _, strategy) in strategies() {
+        g.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                let mut r = rings(strategy);
+                let n = r.name.clone();
+                let echo = std::thread::spawn(move || {
+                    let ping = Spsc::<u64>::open(&format!("{n}-ping")).unwrap();
+                    let pong = Spsc::<u64>::open(&format!("{n}-pong")).unwrap();
+                    let mut rx = ping.consumer().unwrap();
+                    let mut tx = pong.producer().unwrap();
+                    rx.set_wait_strategy(strategy);
+                    for _ in 0..=iters {
+                        let v = rx.pop_timeout(TIMEOUT).unwrap();
+                        tx.try_push(v).unwrap();
+                    }
+                });
+                let d = timed(iters, |i| shmring_round(&mut r, i));
+                echo.join().unwrap();
+                d
+            })
+        });
+    }
+
+    g.bench_function("rtrb_spin", |b| {
+        b.iter_custom(|iters| {
+            let (mut ping_tx, mut ping_rx) = rtrb::RingBuffer::<u64>::new(64);
+            let (mut pong_tx, mut pong_rx) = rtrb::RingBuffer::<u64>::new(64);
+            let echo = std::thread::spawn(move || {
+                for _ in 0..=iters {
+                    let v = loop {
+                        if let Ok(v) = ping_rx.pop() {
+                            break v;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    pong_tx.push(v).unwrap();
+                }
+            });
+            let d = timed(iters, |i| {
+                ping_tx.push(i).unwrap();
+                loop {
+                    if let Ok(v) = pong_rx.pop() {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+            echo.join().unwrap();
+            d
+        })
+    });
+
+    g.bench_function("floor_futex", |b| {
+        b.iter_custom(|iters| {
+            let n = name("futex");
+            let word = PingPong::create(&n).unwrap();
+            let echo = std::thread::spawn(move || {
+                let w = PingPong::open(&n).unwrap();
+                for i in 0..=iters {
+                    w.futex_pong(i as u32).unwrap();
+                }
+            });
+            let d = timed(iters, |i| word.futex_ping(i as u32).unwrap());
+            echo.join().unwrap();
+            d
+        })
+    });
+
+    g.bench_function("unix_socketpair", |b| {
+        b.iter_custom(|iters| {
+            let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+            let echo = std::thread::spawn(move || {
+                let mut buf = [0u8; 8];
+                for _ in 0..=iters {
+                    theirs.read_exact(&mut buf).unwrap();
+                    theirs.write_all(&buf).unwrap();
+                }
+            });
+            let mut buf = [0u8; 8];
+            let d = timed(iters, |i| {
+                ours.write_all(&i.to_le_bytes()).unwrap();
+                ours.read_exact(&mut buf).unwrap();
+            });
+            echo.join().unwrap();
+            d
+        })
+    });
+
+    g.bench_function("pipe", |b| {
+        b.iter_custom(|iters| {
+            let (mut ping_r, mut ping_w) = std::io::pipe().unwrap();
+            let (mut pong_r, mut pong_w) = std::io::pipe().unwrap();
+            let echo = std::thread::spawn(move || {
+                let mut buf = [0u8; 8];
+                for _ in 0..=iters {
+                    ping_r.read_exact(&mut buf).unwrap();
+                    pong_w.write_all(&buf).unwrap();
+                }
+            });
+            let mut buf = [0u8; 8];
+            let d = timed(iters, |i| {
+                ping_w.write_all(&i.to_le_bytes()).unwrap();
+                pong_r.read_exact(&mut buf).unwrap();
+            });
+            echo.join().unwrap();
+            d
+        })
+    });
+    g.finish();
+}
+
+fn processes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("round_trip_processes");
+    configure(&mut g);
+
+    type Ping = fn(&PingPong, u32) -> shmring::Result<()>;
+    let floors: [(&str, &str, Ping); 3] = [
+        ("floor_cache_line", "spin-pong", PingPong::spin_ping),
+        ("floor_two_lines", "two-line-pong", PingPong::two_line_ping),
+        ("floor_futex", "futex-pong", PingPong::futex_ping),
+    ];
+    for (label, job, ping) in floors {
+        g.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                let n = name("pfloor");
+                let word = PingPong::create(&n).unwrap();
+                let echo = child(job, &n, iters + 1, "default").spawn().unwrap();
+                let d = timed(iters, |i| ping(&word, i as u32).unwrap());
+                reap(echo);
+                d
+            })
+        });
+    }
+
+    for (label, arg, strategy) in strategies() {
+        g.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                let mut r = rings(strategy);
+                let echo = child("spsc-echo", &r.name, iters + 1, arg).spawn().unwrap();
+                let d = timed(iters, |i| shmring_round(&mut r, i));
+                reap(echo);
+                d
+            })
+        });
+    }
+
+    g.bench_function("unix_socketpair", |b| {
+        b.iter_custom(|iters| {
+            let (mut ours, theirs) = UnixStream::pair().unwrap();
+            let out = theirs.try_clone().unwrap();
+            let echo = child("socket-echo", "", iters + 1, "default")
+                .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                .stdout(Stdio::from(std::os::fd::OwnedFd::from(out)))
+                .spawn()
+                .unwrap();
+            let mut buf = [0u8; 8];
+            let d = timed(iters, |i| {
+                ours.write_all(&i.to_le_bytes()).unwrap();
+                ours.read_exact(&mut buf).unwrap();
+            });
+            reap(echo);
+            d
+        })
+    });
+
+    g.bench_function("pipe", |b| {
+        b.iter_custom(|iters| {
+            let mut echo = child("socket-echo", "", iters + 1, "default")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut w = echo.stdin.take().unwrap();
+            let mut r = echo.stdout.take().unwrap();
+            let mut buf = [0u8; 8];
+            let d = timed(iters, |i| {
+                w.write_all(&i.to_le_bytes()).unwrap();
+                r.read_exact(&mut buf).unwrap();
+            });
+            reap(echo);
+            d
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, threads, processes);
+criterion_main!(benches);

@@ -1,0 +1,284 @@
+//! SPSC throughput of u64 values between two threads, one value at a time
+//! and in chunks of 64, for shmring (in a real shm segment) and its peers,
+//! same capacity and same workload in one run. Ratios between the rows are
+//! what to quote: this is a shared 2-core machine.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+const CAPACITY: usize = 4096;
+const CHUNK: usize = 64;
+
+fn name(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "shmring-bench-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Run `produce(n)` on this thread and `consume(n)` on another; time both.
+fn two_threads<P, C>(n: u64, produce: P, consume: C) -> Duration
+where
+    P: FnOnce(u64),
+    C: FnOnce(u64) + Send + 'static,
+{
+    let consumer = std::thread::spawn(move || consume(n));
+    let start = Instant::now();
+    produce(n);
+    consumer.join().unwrap();
+    start.elapsed()
+}
+
+fn one_at_a_time(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_u64_one_at_a_time");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+
+    g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
+        b.iter_custom(|n| {
+            let ring = shmring::Spsc::<u64>::create(&name("one"), CAPACITY).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let mut rx = ring.consumer().unwrap();
+            two_threads(
+                n,
+                |n| {
+                    for v in 0..n {
+                        let mut v = v;
+                        while let Err(back) = tx.try_push(v) {
+                            v = back;
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move |n| {
+                    for _ in 0..n {
+                        loop {
+                            if let Some(v) = rx.try_pop() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("rtrb"), |b| {
+        b.iter_custom(|n| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+            two_threads(
+                n,
+                |n| {
+                    for v in 0..n {
+                        while tx.push(v).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move |n| {
+                    for _ in 0..n {
+                        loop {
+                            if let Ok(v) = rx.pop() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("ringbuf"), |b| {
+        use ringbuf::traits::{Consumer, Producer, Split};
+        b.iter_custom(|n| {
+            let (mut tx, mut rx) = ringbuf::HeapRb::<u64>::new(CAPACITY).split();
+            two_threads(
+                n,
+                |n| {
+                    for v in 0..n {
+                        while tx.try_push(v).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move |n| {
+                    for _ in 0..n {
+                        loop {
+                            if let Some(v) = rx.try_pop() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("crossbeam_array_queue"), |b| {
+        b.iter_custom(|n| {
+            let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY));
+            let rq = q.clone();
+            two_threads(
+                n,
+                |n| {
+                    for v in 0..n {
+                        while q.push(v).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move |n| {
+                    for _ in 0..n {
+                        loop {
+                            if let Some(v) = rq.pop() {
+                                black_box(v);
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("crossbeam_channel"), |b| {
+        b.iter_custom(|n| {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+            two_threads(
+                n,
+                |n| {
+                    for v in 0..n {
+                        tx.send(v).unwrap();
+                    }
+                },
+                move |n| {
+                    for _ in 0..n {
+                        black_box(rx.recv().unwrap());
+                    }
+                },
+            )
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("std_sync_channel"), |b| {
+        b.iter_custom(|n| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAPACITY);
+            two_threads(
+                n,
+                |n| {
+                    for v in 0..n {
+                        tx.send(v).unwrap();
+                    }
+                },
+                move |n| {
+                    for _ in 0..n {
+                        black_box(rx.recv().unwrap());
+                    }
+                },
+            )
+        })
+    });
+    g.finish();
+}
+
+fn chunks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_u64_chunks_of_64");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+
+    g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
+        b.iter_custom(|n| {
+            let ring = shmring::Spsc::<u64>::create(&name("chunk"), CAPACITY).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let mut rx = ring.consumer().unwrap();
+            two_threads(
+                n,
+                |n| {
+                    let mut next = 0;
+                    while next < n {
+                        let mut chunk = tx.write_chunk(CHUNK.min((n - next) as usize));
+                        let k = chunk.fill_from_iter(next..);
+                        chunk.commit(k);
+                        next += k as u64;
+                        if k == 0 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move |n| {
+                    let mut got = 0;
+                    while got < n {
+                        let chunk = rx.read_chunk(CHUNK);
+                        let k = chunk.len();
+                        for v in chunk.iter() {
+                            black_box(v);
+                        }
+                        chunk.release_all();
+                        got += k as u64;
+                        if k == 0 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("rtrb"), |b| {
+        b.iter_custom(|n| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+            two_threads(
+                n,
+                |n| {
+                    let mut next = 0;
+                    while next < n {
+                        let want = CHUNK.min(tx.slots()).min((n - next) as usize);
+                        if want == 0 {
+                            std::hint::spin_loop();
+                            continue;
+                        }
+                        let chunk = tx.write_chunk_uninit(want).unwrap();
+                        next += chunk.fill_from_iter(next..) as u64;
+                    }
+                },
+                move |n| {
+                    let mut got = 0;
+                    while got < n {
+                        let k = CHUNK.min(rx.slots());
+                        if k == 0 {
+                            std::hint::spin_loop();
+                            continue;
+                        }
+                        let chunk = rx.read_chunk(k).unwrap();
+                        let (a, b) = chunk.as_slices();
+                        for v in a.iter().chain(b) {
+                            black_box(v);
+                        }
+                        chunk.commit_all();
+                        got += k as u64;
+                    }
+                },
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, one_at_a_time, chunks);
+criterion_main!(benches);
