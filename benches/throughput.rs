@@ -34,6 +34,36 @@ where
     start.elapsed()
 }
 
+/// Push 0..n with `push` (retried while it refuses) on this thread, pop n
+/// values with `pop` (retried while empty) on another, spinning in between.
+fn spin_pair(
+    n: u64,
+    mut push: impl FnMut(u64) -> bool,
+    mut pop: impl FnMut() -> Option<u64> + Send + 'static,
+) -> Duration {
+    two_threads(
+        n,
+        |n| {
+            for v in 0..n {
+                while !push(v) {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move |n| {
+            for _ in 0..n {
+                loop {
+                    if let Some(v) = pop() {
+                        black_box(v);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        },
+    )
+}
+
 fn one_at_a_time(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc_u64_one_at_a_time");
     g.throughput(Throughput::Elements(1));
@@ -46,56 +76,14 @@ fn one_at_a_time(c: &mut Criterion) {
             let ring = shmring::Spsc::<u64>::create(&name("one"), CAPACITY).unwrap();
             let mut tx = ring.producer().unwrap();
             let mut rx = ring.consumer().unwrap();
-            two_threads(
-                n,
-                |n| {
-                    for v in 0..n {
-                        let mut v = v;
-                        while let Err(back) = tx.try_push(v) {
-                            v = back;
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move |n| {
-                    for _ in 0..n {
-                        loop {
-                            if let Some(v) = rx.try_pop() {
-                                black_box(v);
-                                break;
-                            }
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-            )
+            spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
         })
     });
 
     g.bench_function(BenchmarkId::from_parameter("rtrb"), |b| {
         b.iter_custom(|n| {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
-            two_threads(
-                n,
-                |n| {
-                    for v in 0..n {
-                        while tx.push(v).is_err() {
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move |n| {
-                    for _ in 0..n {
-                        loop {
-                            if let Ok(v) = rx.pop() {
-                                black_box(v);
-                                break;
-                            }
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-            )
+            spin_pair(n, |v| tx.push(v).is_ok(), move || rx.pop().ok())
         })
     });
 
@@ -103,27 +91,7 @@ fn one_at_a_time(c: &mut Criterion) {
         use ringbuf::traits::{Consumer, Producer, Split};
         b.iter_custom(|n| {
             let (mut tx, mut rx) = ringbuf::HeapRb::<u64>::new(CAPACITY).split();
-            two_threads(
-                n,
-                |n| {
-                    for v in 0..n {
-                        while tx.try_push(v).is_err() {
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move |n| {
-                    for _ in 0..n {
-                        loop {
-                            if let Some(v) = rx.try_pop() {
-                                black_box(v);
-                                break;
-                            }
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-            )
+            spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
         })
     });
 
@@ -131,65 +99,22 @@ fn one_at_a_time(c: &mut Criterion) {
         b.iter_custom(|n| {
             let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY));
             let rq = q.clone();
-            two_threads(
-                n,
-                |n| {
-                    for v in 0..n {
-                        while q.push(v).is_err() {
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move |n| {
-                    for _ in 0..n {
-                        loop {
-                            if let Some(v) = rq.pop() {
-                                black_box(v);
-                                break;
-                            }
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-            )
+            spin_pair(n, |v| q.push(v).is_ok(), move || rq.pop())
         })
     });
 
+    // The channels block instead of failing; `spin_pair` never retries them.
     g.bench_function(BenchmarkId::from_parameter("crossbeam_channel"), |b| {
         b.iter_custom(|n| {
             let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
-            two_threads(
-                n,
-                |n| {
-                    for v in 0..n {
-                        tx.send(v).unwrap();
-                    }
-                },
-                move |n| {
-                    for _ in 0..n {
-                        black_box(rx.recv().unwrap());
-                    }
-                },
-            )
+            spin_pair(n, |v| tx.send(v).is_ok(), move || rx.recv().ok())
         })
     });
 
     g.bench_function(BenchmarkId::from_parameter("std_sync_channel"), |b| {
         b.iter_custom(|n| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAPACITY);
-            two_threads(
-                n,
-                |n| {
-                    for v in 0..n {
-                        tx.send(v).unwrap();
-                    }
-                },
-                move |n| {
-                    for _ in 0..n {
-                        black_box(rx.recv().unwrap());
-                    }
-                },
-            )
+            spin_pair(n, |v| tx.send(v).is_ok(), move || rx.recv().ok())
         })
     });
     g.finish();

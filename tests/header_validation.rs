@@ -74,6 +74,17 @@ fn unknown_kind() {
 }
 
 #[test]
+fn another_kind_of_segment() {
+    let name = unique_name("kind");
+    let _floor = shmring::baseline::PingPong::create(&name).unwrap();
+    let err = open(&name).unwrap_err();
+    assert!(
+        matches!(err, Error::KindMismatch { ref found, .. } if found == "baseline"),
+        "{err}"
+    );
+}
+
+#[test]
 fn type_mismatch_names_both_layouts() {
     let (_ring, name) = ring();
     let err = Spsc::<u32>::open(&name).unwrap_err();
