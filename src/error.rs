@@ -10,6 +10,8 @@ use std::io;
 pub enum RingKind {
     /// A single-producer single-consumer ring of fixed-size values.
     Spsc,
+    /// A multi-producer multi-consumer ring of fixed-size values.
+    Mpmc,
     /// A bare ping-pong word for measuring the hardware and kernel floors
     /// (see [`baseline`](crate::baseline)); not a ring.
     Baseline,
@@ -19,6 +21,7 @@ impl RingKind {
     pub(crate) const fn code(self) -> u32 {
         match self {
             RingKind::Spsc => 1,
+            RingKind::Mpmc => 2,
             RingKind::Baseline => 0x7f,
         }
     }
@@ -26,6 +29,7 @@ impl RingKind {
     pub(crate) fn from_code(code: u32) -> Option<Self> {
         match code {
             1 => Some(RingKind::Spsc),
+            2 => Some(RingKind::Mpmc),
             0x7f => Some(RingKind::Baseline),
             _ => None,
         }
@@ -36,6 +40,7 @@ impl fmt::Display for RingKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             RingKind::Spsc => "spsc",
+            RingKind::Mpmc => "mpmc",
             RingKind::Baseline => "baseline",
         })
     }
@@ -208,6 +213,13 @@ pub enum Error {
     /// A blocking call's timeout passed first.
     #[error("timed out")]
     Timeout,
+    /// A blocking call timed out behind a position that a peer claimed but
+    /// never published or released (it may have died holding it).
+    #[error("ring stalled at position {position}: claimed by a peer that has not finished with it (did it die?)")]
+    Stalled {
+        /// The position everyone else is waiting behind.
+        position: u64,
+    },
     /// An operating-system call failed in a way none of the above describes.
     #[error("{op} failed for segment {name:?}: {source}")]
     Io {

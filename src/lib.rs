@@ -21,7 +21,8 @@
 //! The file layout is the architecture, bottom to top:
 //! `sync` (std or loom atomics), `segment` and `name` (the platform),
 //! `process` and `role` (who holds what), `header` and `layout` (the format),
-//! `slot` and `ring` (typed memory), and the rings themselves (`spsc`).
+//! `slot` and `ring` (typed memory), `wait` (blocking), and the rings
+//! themselves (`spsc`, `mpmc`).
 
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@ mod error;
 mod futex;
 mod header;
 mod layout;
+mod mpmc;
 mod name;
 mod process;
 mod ring;
@@ -48,6 +50,7 @@ pub use futex::{futex_calls, FutexCalls};
 #[doc(hidden)]
 pub use header::model as header_model;
 pub use header::offsets as header_offsets;
+pub use mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
 pub use name::SegmentName;
 pub use segment::{remove, CreateOptions, OpenOptions};
 pub use spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};

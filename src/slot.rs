@@ -5,12 +5,17 @@
 //! with Release; the reader of `p` checks for exactly that stamp with
 //! Acquire, and then sees the value. Stamps start even (`2i` for slot `i`),
 //! and every position has its own odd stamp, so neither a fresh slot nor a
-//! value from an earlier lap can pass for the current one. How a slot is
-//! handed back to the writer is the ring's business (`spsc.rs`).
+//! value from an earlier lap can pass for the current one.
+//!
+//! How a slot goes back to the writer is the ring's business: the SPSC
+//! ring's consumer moves its own index (`spsc.rs`); the MPMC ring's consumer
+//! stamps the slot `free(p + cap) = 2(p + cap)`, the stamp the writer of
+//! `p + cap` waits for (`mpmc.rs`).
 
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
 
-/// The stamp a fresh slot `i` is created with: even, so never a full stamp.
+/// The stamp of a slot that the writer of position `i` may fill; a fresh
+/// slot `i` is created with it. Even, so never a full stamp.
 #[inline(always)]
 pub(crate) const fn free_stamp(i: u64) -> u64 {
     i.wrapping_mul(2)
@@ -61,6 +66,14 @@ impl<T> Slot<T> {
     #[inline(always)]
     pub(crate) fn publish(&self, pos: u64) {
         self.stamp.store(full_stamp(pos), Ordering::Release);
+    }
+
+    /// Hand the slot to the writer of `pos + cap` (Release: we are done
+    /// reading its value).
+    #[inline(always)]
+    pub(crate) fn release(&self, pos: u64, cap: u64) {
+        self.stamp
+            .store(free_stamp(pos.wrapping_add(cap)), Ordering::Release);
     }
 
     /// Store a value.

@@ -38,6 +38,12 @@ pub fn shm_path(name: &str) -> String {
 /// A child process that is killed if the test panics before reaping it.
 pub struct ChildGuard(Option<Child>);
 
+impl From<Child> for ChildGuard {
+    fn from(child: Child) -> Self {
+        ChildGuard(Some(child))
+    }
+}
+
 impl ChildGuard {
     /// Wait for the child to exit, for at most `timeout`; panic if it fails.
     pub fn wait_success(mut self, timeout: Duration) {

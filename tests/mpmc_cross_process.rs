@@ -1,0 +1,223 @@
+//! The MPMC ring across processes: 3 producer processes and 3 consumer
+//! processes move 3 million tagged values, and peers killed with SIGKILL
+//! while they hold a claimed slot.
+
+mod common;
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use shmring::{Error, Mpmc, WaitStrategy};
+
+const PRODUCERS: u64 = 3;
+const CONSUMERS: u64 = 3;
+const PER_PRODUCER: u64 = 1_000_000;
+const STOP: u64 = u64::MAX;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Six processes share two cores: spin briefly, then sleep.
+const SHARED_CORES: WaitStrategy = WaitStrategy::SpinThenSleep {
+    spins: 64,
+    yields: 4,
+};
+
+fn tag(producer: u64, seq: u64) -> u64 {
+    (producer << 32) | seq
+}
+
+#[test]
+fn child_entry() {
+    let Some(role) = child_role() else { return };
+    let name: String = arg("RING");
+    let ring = Mpmc::<u64>::open(&name).unwrap();
+    match role.as_str() {
+        "producer" => {
+            let id: u64 = arg("ID");
+            let mut tx = ring.producer().unwrap();
+            tx.set_wait_strategy(SHARED_CORES);
+            for seq in 0..PER_PRODUCER {
+                tx.push_timeout(tag(id, seq), TIMEOUT)
+                    .unwrap_or_else(|_| panic!("producer {id} stuck at {seq}"));
+            }
+        }
+        "consumer" => {
+            // Checks each producer's order here; reports every value in a
+            // file so the parent can check that each arrived exactly once.
+            let mut rx = ring.consumer().unwrap();
+            rx.set_wait_strategy(SHARED_CORES);
+            let report: String = arg("REPORT");
+            let mut out = BufWriter::new(std::fs::File::create(report).unwrap());
+            let mut last = [None::<u64>; PRODUCERS as usize];
+            loop {
+                let v = rx.pop_timeout(TIMEOUT).unwrap();
+                if v == STOP {
+                    break;
+                }
+                let (p, seq) = ((v >> 32) as usize, v & 0xffff_ffff);
+                assert!(p < PRODUCERS as usize, "foreign value {v:#x}");
+                if let Some(prev) = last[p] {
+                    assert!(seq > prev, "producer {p}: {seq} after {prev}");
+                }
+                last[p] = Some(seq);
+                out.write_all(&v.to_le_bytes()).unwrap();
+            }
+            out.flush().unwrap();
+        }
+        "claim-and-hang" => {
+            let tx = ring.producer().unwrap();
+            let slot = tx.claim().unwrap();
+            println!("claimed");
+            std::thread::sleep(Duration::from_secs(600));
+            drop(slot);
+        }
+        "read-and-hang" => {
+            let rx = ring.consumer().unwrap();
+            let slot = rx.read().unwrap();
+            assert_eq!(*slot, 1);
+            println!("reading");
+            std::thread::sleep(Duration::from_secs(600));
+            drop(slot);
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn three_producers_three_consumers_every_value_once_in_producer_order() {
+    let name = unique_name("mpmc3x3");
+    let ring = Mpmc::<u64>::create(&name, 1024).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let reports: Vec<Report> = (0..CONSUMERS)
+        .map(|i| Report(std::env::temp_dir().join(format!("{name}-{i}.bin"))))
+        .collect();
+    let spawn = |role: &str, id: u64| {
+        let report = reports
+            .get(id as usize)
+            .map_or(String::new(), |r| r.0.to_string_lossy().into_owned());
+        let child = Command::new(&exe)
+            .args([
+                "child_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ])
+            .env(CHILD_ROLE, role)
+            .env("RING", &name)
+            .env("ID", id.to_string())
+            .env("REPORT", report)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        ChildGuard::from(child)
+    };
+    let consumers: Vec<_> = (0..CONSUMERS).map(|i| spawn("consumer", i)).collect();
+    let producers: Vec<_> = (0..PRODUCERS).map(|i| spawn("producer", i)).collect();
+    for p in producers {
+        p.wait_success(Duration::from_secs(600));
+    }
+    let tx = ring.producer().unwrap();
+    for _ in 0..CONSUMERS {
+        tx.push_timeout(STOP, TIMEOUT).unwrap();
+    }
+    for c in consumers {
+        c.wait_success(Duration::from_secs(600));
+    }
+    let mut seen = vec![vec![false; PER_PRODUCER as usize]; PRODUCERS as usize];
+    let mut total = 0u64;
+    for r in &reports {
+        for v in std::fs::read(&r.0).unwrap().chunks_exact(8) {
+            let v = u64::from_le_bytes(v.try_into().unwrap());
+            let (p, seq) = ((v >> 32) as usize, (v & 0xffff_ffff) as usize);
+            assert!(!seen[p][seq], "value {v:#x} delivered twice");
+            seen[p][seq] = true;
+            total += 1;
+        }
+    }
+    assert_eq!(total, PRODUCERS * PER_PRODUCER, "values were lost");
+    assert_eq!(ring.pushed(), ring.popped());
+}
+
+/// A consumer's report file, removed even if the test fails.
+struct Report(std::path::PathBuf);
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Wait until a child prints `line` on stdout (past the test harness's own
+/// lines): it has done its claim.
+fn await_line(child: &mut std::process::Child, line: &str) {
+    let out = BufReader::new(child.stdout.as_mut().unwrap());
+    for l in out.lines() {
+        if l.unwrap().trim() == line {
+            return;
+        }
+    }
+    panic!("child exited before printing {line:?}");
+}
+
+#[test]
+fn a_producer_killed_holding_a_claim_stalls_consumers_with_a_typed_error() {
+    let name = unique_name("mpmcdeadtx");
+    let ring = Mpmc::<u64>::create(&name, 4).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(CHILD_ROLE, "claim-and-hang")
+        .env("RING", &name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    await_line(&mut child, "claimed");
+    child.kill().unwrap(); // SIGKILL while it holds position 0
+    child.wait().unwrap();
+    // A live producer's value sits behind the dead claim.
+    ring.producer().unwrap().try_push(7).unwrap();
+    let rx = ring.consumer().unwrap();
+    let err = rx.pop_timeout(Duration::from_millis(100)).unwrap_err();
+    assert!(matches!(err, Error::Stalled { position: 0 }), "{err}");
+    assert_eq!(ring.stalled_at(), Some(0));
+    assert!(matches!(
+        rx.pop_timeout(Duration::ZERO),
+        Err(Error::Timeout)
+    ));
+}
+
+#[test]
+fn a_consumer_killed_holding_a_value_stalls_producers_at_their_timeout() {
+    let name = unique_name("mpmcdeadrx");
+    let ring = Mpmc::<u64>::create(&name, 2).unwrap();
+    let tx = ring.producer().unwrap();
+    tx.try_push(1).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(CHILD_ROLE, "read-and-hang")
+        .env("RING", &name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    await_line(&mut child, "reading");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    tx.try_push(2).unwrap();
+    // Position 2 reuses the slot the dead consumer never released.
+    let err = tx.push_timeout(3, Duration::from_millis(100)).unwrap_err();
+    assert_eq!(err.into_inner(), 3);
+    assert_eq!(ring.consumer().unwrap().try_pop(), Some(2));
+}
