@@ -205,5 +205,77 @@ fn chunks(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, one_at_a_time, chunks);
+/// `p` producer threads push `n` values in all, `c` consumer threads pop
+/// `n / c` each; `n` is rounded to a multiple of `p * c`.
+fn many_to_many(
+    n: u64,
+    p: u64,
+    c: u64,
+    push: impl Fn(u64) -> bool + Clone + Send,
+    pop: impl Fn() -> Option<u64> + Clone + Send,
+) -> Duration {
+    let n = (n / (p * c)).max(1) * p * c;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..c {
+            let pop = pop.clone();
+            s.spawn(move || {
+                for _ in 0..n / c {
+                    loop {
+                        if let Some(v) = pop() {
+                            black_box(v);
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        for _ in 0..p {
+            let push = push.clone();
+            s.spawn(move || {
+                for v in 0..n / p {
+                    while !push(v) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn mpmc(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mpmc_u64");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for (p, k) in [(1u64, 1u64), (2, 2), (4, 4)] {
+        let label = format!("{p}p{k}c");
+        g.bench_function(BenchmarkId::new("shmring", &label), |b| {
+            b.iter_custom(|n| {
+                let ring = shmring::Mpmc::<u64>::create(&name("mpmc"), CAPACITY).unwrap();
+                let tx = ring.producer().unwrap();
+                let rx = ring.consumer().unwrap();
+                many_to_many(
+                    n,
+                    p,
+                    k,
+                    move |v| tx.try_push(v).is_ok(),
+                    move || rx.try_pop(),
+                )
+            })
+        });
+        g.bench_function(BenchmarkId::new("crossbeam_array_queue", &label), |b| {
+            b.iter_custom(|n| {
+                let q = crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY);
+                many_to_many(n, p, k, |v| q.push(v).is_ok(), || q.pop())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, one_at_a_time, chunks, mpmc);
 criterion_main!(benches);
