@@ -193,50 +193,44 @@ fn catch_up(ticket: &crate::sync::AtomicU64, pos: u64) -> u64 {
     }
 }
 
-/// Take the next position to write, if the ring has room.
+/// Take the next ticket from `ticket` whose slot shows `ready(pos)`: the
+/// next position to write (`tail`, `free_stamp`) or to read (`head`,
+/// `full_stamp`). `None` when the slot is a lap behind: full or empty.
 #[inline]
-fn claim_push<T>(mem: &RingMemory<Slot<T>>) -> Option<u64> {
-    let ticket = &mem.header().tail;
-    let mut tail = ticket.load(Ordering::Relaxed);
+fn claim<T>(
+    mem: &RingMemory<Slot<T>>,
+    ticket: &crate::sync::AtomicU64,
+    ready: fn(u64) -> u64,
+) -> Option<u64> {
+    let mut pos = ticket.load(Ordering::Relaxed);
     for _ in 0..MAX_RETRIES {
-        match lag(mem.slot(tail).stamp(), free_stamp(tail)) {
+        match lag(mem.slot(pos).stamp(), ready(pos)) {
             0 => match ticket.compare_exchange(
-                tail,
-                tail.wrapping_add(1),
+                pos,
+                pos.wrapping_add(1),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(tail),
-                Err(now) => tail = now,
+                Ok(_) => return Some(pos),
+                Err(now) => pos = now,
             },
             d if d < 0 => return None,
-            _ => tail = catch_up(ticket, tail),
+            _ => pos = catch_up(ticket, pos),
         }
     }
     None
 }
 
+/// Take the next position to write, if the ring has room.
+#[inline]
+fn claim_push<T>(mem: &RingMemory<Slot<T>>) -> Option<u64> {
+    claim(mem, &mem.header().tail, free_stamp)
+}
+
 /// Take the next position to read, if a value is committed there.
 #[inline]
 fn claim_pop<T>(mem: &RingMemory<Slot<T>>) -> Option<u64> {
-    let ticket = &mem.header().head;
-    let mut head = ticket.load(Ordering::Relaxed);
-    for _ in 0..MAX_RETRIES {
-        match lag(mem.slot(head).stamp(), full_stamp(head)) {
-            0 => match ticket.compare_exchange(
-                head,
-                head.wrapping_add(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some(head),
-                Err(now) => head = now,
-            },
-            d if d < 0 => return None,
-            _ => head = catch_up(ticket, head),
-        }
-    }
-    None
+    claim(mem, &mem.header().head, full_stamp)
 }
 
 /// A producer handle of an [`Mpmc`] ring.
