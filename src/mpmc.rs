@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, PushTimeout, Result, RingKind, TypeLayout};
+use crate::error::{Error, PushTimeout, Result, RingKind};
 use crate::ring::RingMemory;
 use crate::segment::{CreateOptions, OpenOptions};
 use crate::slot::{free_stamp, full_stamp, Slot};
@@ -78,14 +78,7 @@ impl<T: Pod + Send> Mpmc<T> {
 
     /// [`create`](Self::create) with options.
     pub fn create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        let mem = RingMemory::create(
-            name,
-            RingKind::Mpmc,
-            TypeLayout::of::<T>(),
-            capacity as u64,
-            opts,
-            |i| Slot::new(i, T::zeroed()),
-        )?;
+        let mem = RingMemory::create_slots(name, RingKind::Mpmc, capacity, opts)?;
         Ok(Mpmc { mem: Arc::new(mem) })
     }
 
@@ -96,7 +89,7 @@ impl<T: Pod + Send> Mpmc<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::open(name, RingKind::Mpmc, TypeLayout::of::<T>(), opts)?;
+        let mem = RingMemory::open_slots(name, RingKind::Mpmc, opts)?;
         Ok(Mpmc { mem: Arc::new(mem) })
     }
 

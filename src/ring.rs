@@ -7,12 +7,15 @@ use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytemuck::Pod;
+
 use crate::error::{Result, RingKind, TypeLayout};
 use crate::header::{Header, HeaderInfo};
 use crate::layout::SegmentLayout;
 use crate::name::SegmentName;
 use crate::process::ProcessId;
 use crate::segment::{CreateOptions, OpenOptions, Segment};
+use crate::slot::Slot;
 
 /// A mapped, validated ring segment with slots of type `S`.
 pub(crate) struct RingMemory<S> {
@@ -149,5 +152,27 @@ impl<S> RingMemory<S> {
 
     pub(crate) fn segment(&self) -> &Segment {
         &self.segment
+    }
+}
+
+/// The rings of `Pod` values (SPSC and MPMC) share one slot layout: create
+/// and open them the same way.
+impl<T: Pod> RingMemory<Slot<T>> {
+    /// Create a ring of `capacity` zeroed slots of `T`, each stamped free.
+    pub(crate) fn create_slots(
+        name: &str,
+        kind: RingKind,
+        capacity: usize,
+        opts: &CreateOptions,
+    ) -> Result<Self> {
+        let elem = TypeLayout::of::<T>();
+        Self::create(name, kind, elem, capacity as u64, opts, |i| {
+            Slot::new(i, T::zeroed())
+        })
+    }
+
+    /// Open a ring of `T`, validating its header against `kind` and `T`.
+    pub(crate) fn open_slots(name: &str, kind: RingKind, opts: &OpenOptions) -> Result<Self> {
+        Self::open(name, kind, TypeLayout::of::<T>(), opts)
     }
 }

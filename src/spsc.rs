@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, PushTimeout, Result, RingKind, Role, TypeLayout};
+use crate::error::{Error, PushTimeout, Result, RingKind, Role};
 use crate::process::ProcessId;
 use crate::ring::RingMemory;
 use crate::role;
@@ -75,14 +75,7 @@ impl<T: Pod + Send> Spsc<T> {
 
     /// [`create`](Self::create) with options (such as the file mode).
     pub fn create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        let mem = RingMemory::create(
-            name,
-            RingKind::Spsc,
-            TypeLayout::of::<T>(),
-            capacity as u64,
-            opts,
-            |i| Slot::new(i, T::zeroed()),
-        )?;
+        let mem = RingMemory::create_slots(name, RingKind::Spsc, capacity, opts)?;
         Ok(Spsc { mem: Arc::new(mem) })
     }
 
@@ -94,7 +87,7 @@ impl<T: Pod + Send> Spsc<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::open(name, RingKind::Spsc, TypeLayout::of::<T>(), opts)?;
+        let mem = RingMemory::open_slots(name, RingKind::Spsc, opts)?;
         Ok(Spsc { mem: Arc::new(mem) })
     }
 
