@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use shmring::baseline::PingPong;
-use shmring::{Spsc, WaitStrategy};
+use shmring::{Mpmc, Spsc, WaitStrategy};
 
 fn name(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -77,6 +77,41 @@ fn rings(strategy: WaitStrategy) -> Rings {
 fn shmring_round(r: &mut Rings, i: u64) {
     r.tx.try_push(i).unwrap();
     assert_eq!(r.rx.pop_timeout(TIMEOUT).unwrap(), i);
+}
+
+/// One round trip through two MPMC rings, spinning: the echo side is a
+/// thread or a child process.
+fn mpmc_round_trips(iters: u64, echo_in_thread: bool) -> Duration {
+    let n = name("mrtt");
+    let ping = Mpmc::<u64>::create(&format!("{n}-ping"), 64).unwrap();
+    let pong = Mpmc::<u64>::create(&format!("{n}-pong"), 64).unwrap();
+    let tx = ping.producer().unwrap();
+    let mut rx = pong.consumer().unwrap();
+    rx.set_wait_strategy(WaitStrategy::Spin);
+    let echo: Box<dyn FnOnce()> = if echo_in_thread {
+        let n = n.clone();
+        let t = std::thread::spawn(move || {
+            let ping = Mpmc::<u64>::open(&format!("{n}-ping")).unwrap();
+            let pong = Mpmc::<u64>::open(&format!("{n}-pong")).unwrap();
+            let mut rx = ping.consumer().unwrap();
+            let tx = pong.producer().unwrap();
+            rx.set_wait_strategy(WaitStrategy::Spin);
+            for _ in 0..=iters {
+                let v = rx.pop_timeout(TIMEOUT).unwrap();
+                tx.try_push(v).unwrap();
+            }
+        });
+        Box::new(move || t.join().unwrap())
+    } else {
+        let c = child("mpmc-echo", &n, iters + 1, "spin").spawn().unwrap();
+        Box::new(move || reap(c))
+    };
+    let d = timed(iters, |i| {
+        tx.try_push(i).unwrap();
+        assert_eq!(rx.pop_timeout(TIMEOUT).unwrap(), i);
+    });
+    echo();
+    d
 }
 
 fn strategies() -> [(&'static str, &'static str, WaitStrategy); 3] {
@@ -151,6 +186,10 @@ fn threads(c: &mut Criterion) {
             })
         });
     }
+
+    g.bench_function("shmring_mpmc_spin", |b| {
+        b.iter_custom(|iters| mpmc_round_trips(iters, true))
+    });
 
     g.bench_function("rtrb_spin", |b| {
         b.iter_custom(|iters| {
@@ -275,6 +314,10 @@ fn processes(c: &mut Criterion) {
             })
         });
     }
+
+    g.bench_function("shmring_mpmc_spin", |b| {
+        b.iter_custom(|iters| mpmc_round_trips(iters, false))
+    });
 
     g.bench_function("unix_socketpair", |b| {
         b.iter_custom(|iters| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use shmring::baseline::PingPong;
-use shmring::{Spsc, WaitStrategy};
+use shmring::{Mpmc, Spsc, WaitStrategy};
 
 /// What the child process does.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -17,6 +17,10 @@ pub enum Job {
     SpscChunks,
     /// Pop from ring `name`-ping and push each value back on `name`-pong.
     SpscEcho,
+    /// Push 0..count into the MPMC ring, one value at a time.
+    MpmcPush,
+    /// The MPMC version of `SpscEcho`.
+    MpmcEcho,
     /// Answer a cache-line ping-pong on segment `name`.
     SpinPong,
     /// Answer a two-line ping-pong on segment `name`.
@@ -106,6 +110,25 @@ pub fn run(args: &ChildArgs) -> Res {
             let pong = Spsc::<u64>::open(&format!("{}-pong", args.name))?;
             let mut rx = ping.consumer()?;
             let mut tx = pong.producer()?;
+            rx.set_wait_strategy(args.strategy.into());
+            for _ in 0..args.count {
+                let v = rx.pop_timeout(PEER_TIMEOUT)?;
+                tx.push_timeout(v, PEER_TIMEOUT)?;
+            }
+        }
+        Job::MpmcPush => {
+            let ring = Mpmc::<u64>::open(&args.name)?;
+            let mut tx = ring.producer()?;
+            tx.set_wait_strategy(args.strategy.into());
+            for v in 0..args.count {
+                tx.push_timeout(v, PEER_TIMEOUT)?;
+            }
+        }
+        Job::MpmcEcho => {
+            let ping = Mpmc::<u64>::open(&format!("{}-ping", args.name))?;
+            let pong = Mpmc::<u64>::open(&format!("{}-pong", args.name))?;
+            let mut rx = ping.consumer()?;
+            let tx = pong.producer()?;
             rx.set_wait_strategy(args.strategy.into());
             for _ in 0..args.count {
                 let v = rx.pop_timeout(PEER_TIMEOUT)?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use shmring::baseline::PingPong;
-use shmring::{FutexCalls, Spsc, WaitStrategy};
+use shmring::{FutexCalls, Mpmc, Spsc, WaitStrategy};
 
 use crate::child::{Job, Strategy, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
 use crate::report::{self, Latency, Throughput};
@@ -157,6 +157,27 @@ fn spsc_throughput(name: &str, args: &DemoArgs, chunked: bool) -> Res<Throughput
     })
 }
 
+fn mpmc_throughput(name: &str, args: &DemoArgs) -> Res<Throughput> {
+    let ring = Mpmc::<u64>::create(name, args.capacity)?;
+    let rx = ring.consumer()?;
+    let before = shmring::futex_calls();
+    let peer = Peer::spawn(Job::MpmcPush, name, args.count, Strategy::Default)?;
+    let mut start = None;
+    for expected in 0..args.count {
+        let v = rx.pop_timeout(PEER_TIMEOUT)?;
+        start.get_or_insert_with(Instant::now);
+        check(expected, v)?;
+    }
+    let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
+    let peer_calls = peer.finish()?;
+    Ok(Throughput {
+        label: "shmring mpmc (1P1C), one value at a time".into(),
+        values: args.count,
+        elapsed,
+        futex_calls: Some(futex_delta(before, peer_calls)),
+    })
+}
+
 fn socket_throughput(count: u64, batched: bool) -> Res<Throughput> {
     let (ours, theirs) = UnixStream::pair()?;
     let job = if batched {
@@ -218,6 +239,24 @@ fn spsc_round_trip(name: &str, trips: u64, strategy: Strategy, label: &str) -> R
     let mut rx = pong.consumer()?;
     rx.set_wait_strategy(WaitStrategy::from(strategy));
     let peer = Peer::spawn(Job::SpscEcho, name, total(trips), strategy)?;
+    let hist = time_round_trips(trips, |i| {
+        tx.try_push(i).map_err(|_| "ping ring full")?;
+        check(i, rx.pop_timeout(PEER_TIMEOUT)?)
+    })?;
+    peer.finish()?;
+    Ok(Latency {
+        label: label.into(),
+        hist,
+    })
+}
+
+fn mpmc_round_trip(name: &str, trips: u64, strategy: Strategy, label: &str) -> Res<Latency> {
+    let ping = Mpmc::<u64>::create(&format!("{name}-ping"), 64)?;
+    let pong = Mpmc::<u64>::create(&format!("{name}-pong"), 64)?;
+    let tx = ping.producer()?;
+    let mut rx = pong.consumer()?;
+    rx.set_wait_strategy(WaitStrategy::from(strategy));
+    let peer = Peer::spawn(Job::MpmcEcho, name, total(trips), strategy)?;
     let hist = time_round_trips(trips, |i| {
         tx.try_push(i).map_err(|_| "ping ring full")?;
         check(i, rx.pop_timeout(PEER_TIMEOUT)?)
@@ -343,9 +382,10 @@ pub fn run(args: &DemoArgs) -> Res<()> {
     );
     let one = spsc_throughput(&p("one"), args, false)?;
     let chunks = spsc_throughput(&p("chunks"), args, true)?;
+    let mpmc = mpmc_throughput(&p("mpmc"), args)?;
     let batched = socket_throughput(args.count, true)?;
     let socket = socket_throughput((args.count / 10).max(1000), false)?;
-    report::print_throughput(&[one, chunks, batched, socket.clone()], &socket);
+    report::print_throughput(&[one, chunks, mpmc, batched, socket.clone()], &socket);
 
     let spin_trips = args.round_trips;
     let sleep_trips = (args.round_trips / 10).max(1000);
@@ -362,6 +402,12 @@ pub fn run(args: &DemoArgs) -> Res<()> {
         Strategy::Default,
         "shmring spsc, spin then sleep (default)",
     )?;
+    let mpmc_spin = mpmc_round_trip(
+        &p("mpmc-spin"),
+        spin_trips,
+        Strategy::Spin,
+        "shmring mpmc, spin",
+    )?;
     let futex = floor_round_trip(&p("futex"), sleep_trips, Floor::Futex)?;
     let sleep = spsc_round_trip(
         &p("sleep"),
@@ -376,6 +422,7 @@ pub fn run(args: &DemoArgs) -> Res<()> {
             (lines.clone(), &line),
             (spin, &lines),
             (default, &lines),
+            (mpmc_spin, &lines),
             (futex.clone(), &futex),
             (sleep, &futex),
             (socket.clone(), &futex),
