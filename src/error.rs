@@ -12,6 +12,8 @@ pub enum RingKind {
     Spsc,
     /// A multi-producer multi-consumer ring of fixed-size values.
     Mpmc,
+    /// A ring of variable-length byte messages ([`ByteRing`](crate::ByteRing)).
+    Bytes,
     /// A bare ping-pong word for measuring the hardware and kernel floors
     /// (see [`baseline`](crate::baseline)); not a ring.
     Baseline,
@@ -22,6 +24,7 @@ impl RingKind {
         match self {
             RingKind::Spsc => 1,
             RingKind::Mpmc => 2,
+            RingKind::Bytes => 3,
             RingKind::Baseline => 0x7f,
         }
     }
@@ -30,6 +33,7 @@ impl RingKind {
         match code {
             1 => Some(RingKind::Spsc),
             2 => Some(RingKind::Mpmc),
+            3 => Some(RingKind::Bytes),
             0x7f => Some(RingKind::Baseline),
             _ => None,
         }
@@ -41,6 +45,7 @@ impl fmt::Display for RingKind {
         f.write_str(match self {
             RingKind::Spsc => "spsc",
             RingKind::Mpmc => "mpmc",
+            RingKind::Bytes => "bytes",
             RingKind::Baseline => "baseline",
         })
     }
@@ -209,6 +214,17 @@ pub enum Error {
         role: Role,
         /// The process holding it.
         pid: u32,
+    },
+    /// The ring has no room for this message now (a non-blocking call).
+    #[error("the ring is full")]
+    Full,
+    /// A message longer than the ring can ever hold.
+    #[error("a {len}-byte message is longer than this ring's maximum of {max} bytes")]
+    MessageTooLarge {
+        /// The length asked for.
+        len: usize,
+        /// [`ByteRing::max_message_len`](crate::ByteRing::max_message_len).
+        max: usize,
     },
     /// A blocking call's timeout passed first.
     #[error("timed out")]

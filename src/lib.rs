@@ -21,13 +21,14 @@
 //! The file layout is the architecture, bottom to top:
 //! `sync` (std or loom atomics), `segment` and `name` (the platform),
 //! `process` and `role` (who holds what), `header` and `layout` (the format),
-//! `slot` and `ring` (typed memory), `wait` (blocking), and the rings
-//! themselves (`spsc`, `mpmc`).
+//! `slot` and `ring` (typed memory), `record` (framing of byte messages),
+//! `wait` (blocking), and the rings themselves (`spsc`, `mpmc`, `byte_ring`).
 
 #![warn(missing_docs)]
 
 mod barrier;
 pub mod baseline;
+mod byte_ring;
 mod error;
 mod futex;
 mod header;
@@ -35,6 +36,7 @@ mod layout;
 mod mpmc;
 mod name;
 mod process;
+mod record;
 mod ring;
 mod role;
 mod segment;
@@ -43,6 +45,7 @@ mod spsc;
 mod sync;
 mod wait;
 
+pub use byte_ring::{Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, Grant, Message};
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{Error, PushTimeout, Result, RingKind, Role, TypeLayout};
 pub use futex::{futex_calls, FutexCalls};

@@ -140,6 +140,12 @@ impl<S> RingMemory<S> {
         unsafe { &*self.slots.as_ptr().add((pos & self.mask) as usize) }
     }
 
+    /// The first slot, for rings that address their area by bytes.
+    #[inline(always)]
+    pub(crate) fn base(&self) -> *mut S {
+        self.slots.as_ptr()
+    }
+
     /// Number of slots.
     #[inline(always)]
     pub(crate) fn capacity(&self) -> u64 {

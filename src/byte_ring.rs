@@ -1,0 +1,619 @@
+//! The ring of variable-length byte messages: many producers, one consumer.
+//!
+//! # Algorithm
+//!
+//! Messages are framed as records (see `record.rs`). `tail` in the header
+//! is the next byte position to claim, `head` the position up to which the
+//! consumer has released space.
+//!
+//! * Claim (producer): read `tail` and compute the bytes needed. If the
+//!   record does not fit before the area's end, the claim also covers the
+//!   rest of the area, which becomes a padding record, and the message goes
+//!   to offset 0. Check room against the consumer's `head` (a cached copy,
+//!   re-read with Acquire only when the ring looks full, so the consumer's
+//!   reads of that space happened before we write it), then take
+//!   `tail -> tail + claimed` with one compare-exchange. The
+//!   compare-exchange only decides who owns the bytes, so it is Relaxed.
+//! * Write and commit: the producer writes the payload in place, then the
+//!   record's length word and, last, its stamp with Release. Dropping a
+//!   grant uncommitted commits it as padding, so the consumer never waits
+//!   on a hole.
+//! * Read (consumer): at its position, load the stamp with Acquire; if it is
+//!   the stamp of that position, the record is committed: skip padding,
+//!   lend a message in place. Records are read strictly in claim order, so
+//!   one producer's messages arrive in its order; a record claimed but not
+//!   yet committed holds back the ones behind it.
+//! * Release: one Release store of `head` hands everything read back to the
+//!   producers, for one message or for a whole batch.
+//!
+//! Dying peers: the consumer role is claimed like the SPSC ring's, and a
+//! dead consumer's successor resumes at `head`, receiving everything not yet
+//! released. A producer that dies holding an uncommitted grant stalls the
+//! ring behind it, as in the MPMC ring: waiters return at their timeout, the
+//! consumer with `Error::Stalled` naming the position.
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result, Role};
+use crate::process::ProcessId;
+use crate::record::{record_len, Kind, Record, Records, HEADER_LEN};
+use crate::role;
+use crate::segment::{CreateOptions, OpenOptions};
+use crate::sync::Ordering;
+use crate::wait::{self, WaitStrategy};
+
+/// How many times a claim retries on a moving tail before it reports full.
+/// Honest contention settles in a few; only a hostile peer exhausts this.
+const MAX_RETRIES: u32 = 1 << 12;
+
+/// A ring of variable-length byte messages in a shared-memory segment.
+///
+/// Any number of producers, in any number of processes; one consumer at a
+/// time. Messages are written in place ([`ByteProducer::try_reserve`]) and
+/// read in place ([`ByteConsumer::try_recv`], [`ByteConsumer::read_batch`]).
+/// Payloads are 16-byte aligned. Empty messages are allowed.
+pub struct ByteRing {
+    rec: Arc<Records>,
+}
+
+impl ByteRing {
+    /// Create a ring with a data area of `capacity` bytes (rounded up to a
+    /// power of two, at least 64), mode 0600. This process owns the name
+    /// until its last handle drops, unless [`persist`](Self::persist) is
+    /// called.
+    pub fn create(name: &str, capacity: usize) -> Result<Self> {
+        Self::create_with(name, capacity, &CreateOptions::default())
+    }
+
+    /// [`create`](Self::create) with options.
+    pub fn create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
+        Ok(ByteRing {
+            rec: Arc::new(Records::create(name, capacity, opts)?),
+        })
+    }
+
+    /// Open a ring another process created, validating its header.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &OpenOptions::default())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
+        Ok(ByteRing {
+            rec: Arc::new(Records::open(name, opts)?),
+        })
+    }
+
+    /// A producer handle. There may be any number, in any processes.
+    pub fn producer(&self) -> Result<ByteProducer> {
+        Ok(ByteProducer {
+            cached_head: self.rec.header().head.load(Ordering::Acquire),
+            rec: Arc::clone(&self.rec),
+            wait: WaitStrategy::default(),
+        })
+    }
+
+    /// Claim the consumer end. Fails with `RoleTaken` while another live
+    /// handle holds it; a dead holder's claim is taken over, and the new
+    /// consumer receives everything its predecessor did not release.
+    pub fn consumer(&self) -> Result<ByteConsumer> {
+        let header = self.rec.header();
+        let me = role::claim(&header.consumer_role, Role::Consumer)?;
+        Ok(ByteConsumer {
+            pos: header.head.load(Ordering::Relaxed),
+            rec: Arc::clone(&self.rec),
+            me,
+            wait: WaitStrategy::default(),
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Size of the data area in bytes.
+    pub fn capacity(&self) -> usize {
+        self.rec.capacity() as usize
+    }
+
+    /// The longest message this ring takes: half the data area less a
+    /// record header. A longer one is `Error::MessageTooLarge`.
+    pub fn max_message_len(&self) -> usize {
+        self.rec.max_message_len() as usize
+    }
+
+    /// The segment's name, without a leading `/`.
+    pub fn name(&self) -> &str {
+        self.rec.ring().segment().name().as_str()
+    }
+
+    /// Leave the segment in /dev/shm when this process is done with it.
+    pub fn persist(&self) {
+        self.rec.ring().segment().persist()
+    }
+
+    /// Whether this handle created the name and will unlink it.
+    pub fn owns_name(&self) -> bool {
+        self.rec.ring().segment().owns_name()
+    }
+
+    /// Bytes claimed by producers so far, framing and padding included.
+    pub fn written(&self) -> u64 {
+        self.rec.header().tail.load(Ordering::Relaxed)
+    }
+
+    /// Bytes released by the consumer so far.
+    pub fn released(&self) -> u64 {
+        self.rec.header().head.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for ByteRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteRing")
+            .field("name", &self.name())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+/// A producer handle of a [`ByteRing`].
+pub struct ByteProducer {
+    rec: Arc<Records>,
+    /// The consumer's `head` when we last read it; space below
+    /// `cached_head + capacity` is free for certain.
+    cached_head: u64,
+    wait: WaitStrategy,
+}
+
+impl ByteProducer {
+    /// Reserve `len` bytes in place, if there is room now. Write them
+    /// through the grant, then [`commit`](Grant::commit); dropping the grant
+    /// uncommitted aborts it. `Error::Full` when there is no room,
+    /// `Error::MessageTooLarge` past [`ByteRing::max_message_len`].
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>> {
+        match self.claim(len)? {
+            Some(pos) => Ok(self.grant(pos, len)),
+            None => Err(Error::Full),
+        }
+    }
+
+    /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` for room.
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_>> {
+        let pos = self.claim_waiting(len, timeout)?;
+        Ok(self.grant(pos, len))
+    }
+
+    /// Copy `bytes` into the ring as one message, if there is room now.
+    pub fn try_send(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut grant = self.try_reserve(bytes.len())?;
+        grant.copy_from_slice(bytes);
+        grant.commit();
+        Ok(())
+    }
+
+    /// Copy `bytes` into the ring as one message, waiting up to `timeout`.
+    pub fn send_timeout(&mut self, bytes: &[u8], timeout: Duration) -> Result<()> {
+        let mut grant = self.reserve_timeout(bytes.len(), timeout)?;
+        grant.copy_from_slice(bytes);
+        grant.commit();
+        Ok(())
+    }
+
+    /// How this handle waits when the ring is full.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// The longest message the ring takes.
+    pub fn max_message_len(&self) -> usize {
+        self.rec.max_message_len() as usize
+    }
+
+    fn grant(&mut self, pos: u64, len: usize) -> Grant<'_> {
+        let off = self.rec.offset(pos);
+        // SAFETY: `claim` gave us the record at `pos`: it lies inside the
+        // area, the consumer has released its space, and no one else writes
+        // it until we commit.
+        let payload = unsafe { self.rec.payload_mut(off, len as u64) };
+        Grant {
+            rec: &self.rec,
+            pos,
+            payload,
+        }
+    }
+
+    fn claim_waiting(&mut self, len: usize, timeout: Duration) -> Result<u64> {
+        if let Some(pos) = self.claim(len)? {
+            return Ok(pos);
+        }
+        let rec = Arc::clone(&self.rec);
+        let event = &rec.header().producer_event;
+        let strategy = self.wait;
+        wait::wait_until(event, strategy, timeout, || self.claim(len).transpose())
+            .unwrap_or(Err(Error::Timeout))
+    }
+
+    /// Claim a record for a `len`-byte payload (and padding before it if it
+    /// must wrap); its position, or `None` if there is no room now.
+    fn claim(&mut self, len: usize) -> Result<Option<u64>> {
+        let max = self.rec.max_message_len();
+        if len as u64 > max {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: max as usize,
+            });
+        }
+        let cap = self.rec.capacity();
+        let need = record_len(len as u64);
+        let header = self.rec.header();
+        let mut tail = header.tail.load(Ordering::Relaxed);
+        for _ in 0..MAX_RETRIES {
+            let to_end = cap - self.rec.offset(tail);
+            let pad = if need <= to_end { 0 } else { to_end };
+            let total = pad + need;
+            let used = tail.wrapping_sub(self.cached_head);
+            if used > cap || cap - used < total {
+                // Acquire pairs with the consumer's Release store of head:
+                // its reads of the space we take happened before our writes.
+                self.cached_head = header.head.load(Ordering::Acquire);
+                let used = tail.wrapping_sub(self.cached_head);
+                if (used as i64) < 0 {
+                    // The consumer has read past our stale tail: reload it.
+                    tail = header.tail.load(Ordering::Relaxed);
+                    continue;
+                }
+                if used > cap {
+                    return Err(Error::Corrupt(format!(
+                        "write position {tail} is more than a ring ahead of read position {}",
+                        self.cached_head
+                    )));
+                }
+                if cap - used < total {
+                    return Ok(None);
+                }
+            }
+            match header.tail.compare_exchange_weak(
+                tail,
+                tail.wrapping_add(total),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if pad > 0 {
+                        self.rec.publish(tail, Kind::Padding, pad - HEADER_LEN);
+                    }
+                    return Ok(Some(tail.wrapping_add(pad)));
+                }
+                Err(now) => tail = now,
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl std::fmt::Debug for ByteProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteProducer").finish_non_exhaustive()
+    }
+}
+
+/// Space reserved in the ring for one message, written in place.
+///
+/// [`commit`](Self::commit) publishes it; dropping it uncommitted turns it
+/// into padding the consumer skips.
+pub struct Grant<'a> {
+    rec: &'a Records,
+    pos: u64,
+    payload: &'a mut [u8],
+}
+
+impl Grant<'_> {
+    /// Publish the whole reserved length as a message.
+    pub fn commit(self) {
+        let len = self.payload.len();
+        self.commit_len(len);
+    }
+
+    /// Publish only the first `len` bytes as the message (for a payload
+    /// serialized into a generous reservation); the rest is skipped.
+    ///
+    /// # Panics
+    /// If `len` is more than was reserved.
+    pub fn commit_len(self, len: usize) {
+        let reserved = self.payload.len() as u64;
+        assert!(
+            len as u64 <= reserved,
+            "commit_len({len}) exceeds the {reserved} bytes reserved"
+        );
+        let this = std::mem::ManuallyDrop::new(self);
+        let (used, whole) = (record_len(len as u64), record_len(reserved));
+        if used < whole {
+            // The unused end becomes padding, committed first; the consumer
+            // reaches it only after the message.
+            let gap = this.pos.wrapping_add(used);
+            this.rec
+                .publish(gap, Kind::Padding, whole - used - HEADER_LEN);
+        }
+        this.finish(Kind::Message, len as u64);
+    }
+
+    /// Give the space back unpublished (the same as dropping the grant).
+    pub fn abort(self) {}
+
+    fn finish(&self, kind: Kind, len: u64) {
+        self.rec.publish(self.pos, kind, len);
+        wait::notify(&self.rec.header().consumer_event);
+    }
+}
+
+impl Deref for Grant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.payload
+    }
+}
+
+impl DerefMut for Grant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.payload
+    }
+}
+
+impl Drop for Grant<'_> {
+    fn drop(&mut self) {
+        self.finish(Kind::Padding, self.payload.len() as u64);
+    }
+}
+
+/// The consumer handle of a [`ByteRing`].
+pub struct ByteConsumer {
+    rec: Arc<Records>,
+    /// Position of the next record to read (equal to `head`: everything
+    /// before it has been released).
+    pos: u64,
+    me: ProcessId,
+    wait: WaitStrategy,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl ByteConsumer {
+    /// The oldest committed message, lent in place, if there is one;
+    /// dropping it releases its space. `Error::Corrupt` if the ring holds a
+    /// record no honest producer could have written.
+    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
+        Ok(self.next()?.map(|r| self.lend(r)))
+    }
+
+    /// Wait up to `timeout` for a message. `Error::Stalled` if the wait
+    /// ended behind a record a producer claimed and never committed (it may
+    /// have died); else `Error::Timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
+        let r = match self.next()? {
+            Some(r) => r,
+            None => {
+                let rec = Arc::clone(&self.rec);
+                let event = &rec.header().consumer_event;
+                let strategy = self.wait;
+                match wait::wait_until(event, strategy, timeout, || self.next().transpose()) {
+                    Some(r) => r?,
+                    None => return Err(self.timed_out(timeout)),
+                }
+            }
+        };
+        Ok(self.lend(r))
+    }
+
+    /// Every message committed now, lent in place, released together with
+    /// one index store when the batch drops. Empty if there is none.
+    pub fn read_batch(&mut self) -> Result<Batch<'_>> {
+        let start = self.pos;
+        let mut end = start;
+        let mut count = 0;
+        loop {
+            match self.rec.read(end) {
+                Ok(Some(r)) => {
+                    if r.kind == Kind::Message {
+                        count += 1;
+                    }
+                    end = r.next;
+                }
+                Ok(None) => break,
+                // Hand out what came before the bad record; the next call
+                // reports it.
+                Err(e) if count == 0 && end == start => return Err(e),
+                Err(_) => break,
+            }
+            if end.wrapping_sub(start) >= self.rec.capacity() {
+                break;
+            }
+        }
+        Ok(Batch {
+            rx: self,
+            start,
+            end,
+            count,
+        })
+    }
+
+    /// Bytes written but not yet released, framing included.
+    pub fn pending(&self) -> Result<u64> {
+        let tail = self.rec.header().tail.load(Ordering::Relaxed);
+        let n = tail.wrapping_sub(self.pos);
+        if n > self.rec.capacity() {
+            return Err(Error::Corrupt(format!(
+                "write position {tail} is not within a ring of read position {}",
+                self.pos
+            )));
+        }
+        Ok(n)
+    }
+
+    /// How this handle waits when the ring is empty.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// The next committed message, skipping (and releasing) padding.
+    fn next(&mut self) -> Result<Option<Record>> {
+        let start = self.pos;
+        let mut pos = start;
+        let found = loop {
+            match self.rec.read(pos)? {
+                Some(r) if r.kind == Kind::Message => break Some(r),
+                Some(pad) => pos = pad.next,
+                None => break None,
+            }
+            // Padding alone can never fill more than the ring.
+            if pos.wrapping_sub(start) >= self.rec.capacity() {
+                break None;
+            }
+        };
+        // Padding with no message after it is released at once, so that the
+        // space it covers does not wait for the next message.
+        if found.is_none() && pos != start {
+            self.release_to(pos);
+        }
+        Ok(found)
+    }
+
+    fn lend(&mut self, r: Record) -> Message<'_> {
+        Message { rx: self, r }
+    }
+
+    /// Hand everything before `pos` back to the producers.
+    fn release_to(&mut self, pos: u64) {
+        self.pos = pos;
+        // Release: our reads of the records happen before a producer
+        // (Acquire on head) writes over them.
+        self.rec.header().head.store(pos, Ordering::Release);
+        wait::notify(&self.rec.header().producer_event);
+    }
+
+    fn timed_out(&self, timeout: Duration) -> Error {
+        let tail = self.rec.header().tail.load(Ordering::Relaxed);
+        let claimed = tail.wrapping_sub(self.pos);
+        if !timeout.is_zero() && claimed > 0 && claimed <= self.rec.capacity() {
+            Error::Stalled { position: self.pos }
+        } else {
+            Error::Timeout
+        }
+    }
+}
+
+impl Drop for ByteConsumer {
+    fn drop(&mut self) {
+        role::release(&self.rec.header().consumer_role, self.me);
+    }
+}
+
+impl std::fmt::Debug for ByteConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteConsumer")
+            .field("position", &self.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One message, lent in place; dropping it releases its space.
+pub struct Message<'a> {
+    rx: &'a mut ByteConsumer,
+    r: Record,
+}
+
+impl Deref for Message<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the consumer read this record and releases it only when
+        // the message drops.
+        unsafe { self.rx.rec.payload(self.r.offset, self.r.len) }
+    }
+}
+
+impl Drop for Message<'_> {
+    fn drop(&mut self) {
+        self.rx.release_to(self.r.next);
+    }
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message").field("len", &self.r.len).finish()
+    }
+}
+
+/// Every message committed when [`ByteConsumer::read_batch`] was called,
+/// lent in place; dropping the batch releases them all at once.
+pub struct Batch<'a> {
+    rx: &'a mut ByteConsumer,
+    start: u64,
+    end: u64,
+    count: usize,
+}
+
+impl Batch<'_> {
+    /// Number of messages in the batch.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the batch holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The messages, oldest first.
+    pub fn iter(&self) -> BatchIter<'_> {
+        BatchIter {
+            rec: &self.rx.rec,
+            pos: self.start,
+            end: self.end,
+        }
+    }
+}
+
+impl<'b> IntoIterator for &'b Batch<'_> {
+    type Item = &'b [u8];
+    type IntoIter = BatchIter<'b>;
+    fn into_iter(self) -> BatchIter<'b> {
+        self.iter()
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.end != self.start {
+            self.rx.release_to(self.end);
+        }
+    }
+}
+
+/// Iterator over a [`Batch`]'s messages.
+pub struct BatchIter<'a> {
+    rec: &'a Records,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> Iterator for BatchIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while self.pos != self.end {
+            // The batch was validated when it was read; a peer that rewrote
+            // it since ends the iteration rather than leading it astray.
+            let r = self.rec.read(self.pos).ok().flatten()?;
+            if r.next.wrapping_sub(self.pos) > self.end.wrapping_sub(self.pos) {
+                return None;
+            }
+            self.pos = r.next;
+            if r.kind == Kind::Message {
+                // SAFETY: the record lies between the batch's start and end,
+                // which the consumer read and releases only when the batch
+                // (which this iterator borrows) drops.
+                return Some(unsafe { self.rec.payload(r.offset, r.len) });
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,351 @@
+//! Records: how variable-length messages are framed in a byte ring's data
+//! area, and the one place that turns that area's bytes into typed access.
+//!
+//! # Framing
+//!
+//! The data area is `capacity` bytes (a power of two, at least 64), seen as
+//! an endless stream of byte positions; position `p` lives at offset
+//! `p & (capacity - 1)`. A record starts at a multiple of 16, so payloads
+//! are 16-byte aligned, and never wraps past the end of the area:
+//!
+//! ```text
+//!  0        8        16                        16 + round_up(len, 16)
+//!  | commit | length |  payload (len bytes)  pad |
+//! ```
+//!
+//! * `length` (u64): the payload length in the low 32 bits and the record's
+//!   kind in the high 32: a message, or padding the consumer skips (the
+//!   unused tail of the area before a wrap, an aborted grant, the unused
+//!   end of a shrunk grant).
+//! * `commit` (u64): the record's *stamp*, `seed + p`, stored last with
+//!   Release once `length` and the payload are written. The consumer loads
+//!   it with Acquire and trusts the record only if it equals the stamp of
+//!   the position it expects. `seed` is a per-ring pseudo-random odd number,
+//!   so no stamp is zero (a fresh ring), a record left from an earlier lap
+//!   at the same offset carries another position's stamp, and payload bytes
+//!   that an earlier lap left where a header now goes match only by a 2^-64
+//!   chance. That is what lets the consumer release space with a single
+//!   index store instead of zeroing what it read.
+//!
+//! Shared memory is untrusted: [`Records::read`] checks a committed
+//! record's length against the end of the area and the write position, so
+//! whatever a peer writes, a reader's slice stays inside the area.
+
+use crate::error::{Error, Result, RingKind, TypeLayout};
+use crate::header::Header;
+use crate::ring::RingMemory;
+use crate::segment::{CreateOptions, OpenOptions};
+use crate::sync::{AtomicU64, Ordering};
+
+/// Records start on, and are padded to, this many bytes.
+pub(crate) const ALIGN: u64 = 16;
+/// Bytes of framing before each payload.
+pub(crate) const HEADER_LEN: u64 = 16;
+/// The smallest data area: room for two records with 16-byte payloads.
+const MIN_CAPACITY: u64 = 64;
+
+/// What a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A message for the consumer.
+    Message = 1,
+    /// Bytes to skip.
+    Padding = 2,
+}
+
+/// The data area's unit: one aligned 16-byte block.
+#[repr(C, align(16))]
+pub(crate) struct Unit([u8; 16]);
+
+/// Bytes a record with a `len`-byte payload takes, framing included.
+#[inline(always)]
+pub(crate) const fn record_len(len: u64) -> u64 {
+    HEADER_LEN + len.next_multiple_of(ALIGN)
+}
+
+/// A committed record, validated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Record {
+    pub(crate) kind: Kind,
+    /// Offset of the record in the area.
+    pub(crate) offset: u64,
+    /// Payload length.
+    pub(crate) len: u64,
+    /// Position of the record that follows.
+    pub(crate) next: u64,
+}
+
+/// A byte ring's memory: the segment, its header, and the data area.
+pub(crate) struct Records {
+    mem: RingMemory<Unit>,
+    base: *mut u8,
+    capacity: u64,
+    seed: u64,
+    /// Under loom the header words live here, because loom's atomics cannot
+    /// be placed in raw bytes; `cells` track every payload access so that
+    /// loom reports a payload read or write that no ordering protects.
+    #[cfg(loom)]
+    shadow: shadow::Shadow,
+}
+
+// SAFETY: the area is reached only through atomics and through the payload
+// accessors, whose callers own the bytes by the ring's protocol.
+unsafe impl Send for Records {}
+// SAFETY: as above.
+unsafe impl Sync for Records {}
+
+impl Records {
+    /// Create a byte ring of at least `capacity` bytes.
+    pub(crate) fn create(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
+        if capacity == 0 {
+            return Err(Error::ZeroCapacity);
+        }
+        let units = (capacity as u64).max(MIN_CAPACITY).div_ceil(ALIGN);
+        let mem = RingMemory::create(name, RingKind::Bytes, elem(), units, opts, |_| {
+            Unit([0; 16])
+        })?;
+        Ok(Self::new(mem))
+    }
+
+    /// Open a byte ring, validating its header.
+    pub(crate) fn open(name: &str, opts: &OpenOptions) -> Result<Self> {
+        let mem = RingMemory::<Unit>::open(name, RingKind::Bytes, elem(), opts)?;
+        if mem.capacity() * ALIGN < MIN_CAPACITY {
+            return Err(Error::Corrupt(format!(
+                "a byte ring of {} bytes is below the minimum of {MIN_CAPACITY}",
+                mem.capacity() * ALIGN
+            )));
+        }
+        Ok(Self::new(mem))
+    }
+
+    fn new(mem: RingMemory<Unit>) -> Self {
+        let info = mem.info();
+        let capacity = mem.capacity() * ALIGN;
+        Records {
+            base: mem.base().cast::<u8>(),
+            capacity,
+            seed: seed(info.created_unix_ns, info.creator_pid),
+            #[cfg(loom)]
+            shadow: shadow::Shadow::new(capacity / ALIGN),
+            mem,
+        }
+    }
+
+    pub(crate) fn ring(&self) -> &RingMemory<Unit> {
+        &self.mem
+    }
+
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &Header {
+        self.mem.header()
+    }
+
+    /// Size of the data area in bytes.
+    #[inline(always)]
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The longest payload: a record of half the area always fits once the
+    /// consumer has caught up, wherever the write position is (either the
+    /// space before the end or the space after the wrap is at least half).
+    pub(crate) fn max_message_len(&self) -> u64 {
+        self.capacity / 2 - HEADER_LEN
+    }
+
+    /// The offset of position `pos` in the area.
+    #[inline(always)]
+    pub(crate) fn offset(&self, pos: u64) -> u64 {
+        pos & (self.capacity - 1)
+    }
+
+    #[inline(always)]
+    fn stamp(&self, pos: u64) -> u64 {
+        self.seed.wrapping_add(pos)
+    }
+
+    /// Commit a record at `pos` (an offset that lies inside the area, a
+    /// multiple of 16): write its length word, then its stamp with Release.
+    #[inline]
+    pub(crate) fn publish(&self, pos: u64, kind: Kind, len: u64) {
+        let off = self.offset(pos);
+        self.len_word(off)
+            .store((kind as u64) << 32 | len, Ordering::Relaxed);
+        self.commit_word(off)
+            .store(self.stamp(pos), Ordering::Release);
+    }
+
+    /// The committed record at `pos`, if there is one. `tail` bounds where
+    /// records may be: a committed record past it is corrupt.
+    #[inline]
+    pub(crate) fn read(&self, pos: u64) -> Result<Option<Record>> {
+        let off = self.offset(pos);
+        // Acquire pairs with the Release in `publish`: the length word and
+        // the payload written before it are visible.
+        if self.commit_word(off).load(Ordering::Acquire) != self.stamp(pos) {
+            return Ok(None);
+        }
+        let word = self.len_word(off).load(Ordering::Relaxed);
+        let len = word & u64::from(u32::MAX);
+        let kind = match word >> 32 {
+            1 => Kind::Message,
+            2 => Kind::Padding,
+            other => return Err(corrupt(pos, format!("has unknown kind {other}"))),
+        };
+        let rec = record_len(len);
+        if rec > self.capacity - off {
+            return Err(corrupt(
+                pos,
+                format!("of {len} bytes runs past the ring's end"),
+            ));
+        }
+        // Relaxed: the producer moved the tail before committing, so the
+        // Acquire above already makes that tail visible.
+        let claimed = self.header().tail.load(Ordering::Relaxed).wrapping_sub(pos);
+        if claimed < rec || claimed > self.capacity {
+            return Err(corrupt(
+                pos,
+                format!("of {len} bytes runs past the write position"),
+            ));
+        }
+        Ok(Some(Record {
+            kind,
+            offset: off,
+            len,
+            next: pos.wrapping_add(rec),
+        }))
+    }
+
+    /// The payload of a claimed record, for writing.
+    ///
+    /// # Safety
+    /// The caller has claimed the record at `off` (of a `len`-byte payload,
+    /// inside the area) and not yet committed it, and the consumer has
+    /// released the space.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn payload_mut(&self, off: u64, len: u64) -> &mut [u8] {
+        #[cfg(loom)]
+        self.shadow.touch(off, len, true);
+        // SAFETY: in bounds by the caller's contract (the record fits before
+        // the area's end), and no one else reads or writes it until commit.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.base.add((off + HEADER_LEN) as usize), len as usize)
+        }
+    }
+
+    /// The payload of a committed record, for reading.
+    ///
+    /// # Safety
+    /// `off`/`len` come from a [`Record`] this consumer read and has not yet
+    /// released. Bytes are valid whatever a peer writes, so a hostile writer
+    /// can change what is read but not make it invalid.
+    #[inline]
+    pub(crate) unsafe fn payload(&self, off: u64, len: u64) -> &[u8] {
+        #[cfg(loom)]
+        self.shadow.touch(off, len, false);
+        // SAFETY: `Records::read` checked the record lies inside the area.
+        unsafe {
+            std::slice::from_raw_parts(self.base.add((off + HEADER_LEN) as usize), len as usize)
+        }
+    }
+
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn commit_word(&self, off: u64) -> &AtomicU64 {
+        // SAFETY: `off` is a multiple of 16 inside the area, so the word is
+        // in bounds and aligned; every access to header words is atomic.
+        unsafe { &*self.base.add(off as usize).cast::<AtomicU64>() }
+    }
+
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn len_word(&self, off: u64) -> &AtomicU64 {
+        // SAFETY: as for `commit_word`, 8 bytes further.
+        unsafe { &*self.base.add(off as usize + 8).cast::<AtomicU64>() }
+    }
+
+    #[cfg(loom)]
+    fn commit_word(&self, off: u64) -> &AtomicU64 {
+        &self.shadow.words[(off / ALIGN) as usize].0
+    }
+
+    #[cfg(loom)]
+    fn len_word(&self, off: u64) -> &AtomicU64 {
+        &self.shadow.words[(off / ALIGN) as usize].1
+    }
+}
+
+fn corrupt(pos: u64, what: String) -> Error {
+    Error::Corrupt(format!("record at position {pos} {what}"))
+}
+
+/// The header's element layout for byte rings.
+fn elem() -> TypeLayout {
+    TypeLayout::of::<Unit>()
+}
+
+/// A per-ring odd 64-bit number derived from what makes the ring unique
+/// (creation time and creator), mixed (SplitMix64's finalizer) so that no
+/// structured payload is likely to equal `seed + position`.
+fn seed(created_unix_ns: u64, creator_pid: u32) -> u64 {
+    let mut z = created_unix_ns ^ (u64::from(creator_pid) << 40) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
+
+#[cfg(loom)]
+mod shadow {
+    use super::ALIGN;
+    use crate::sync::{AtomicU64, UnsafeCell};
+
+    pub(super) struct Shadow {
+        pub(super) words: Box<[(AtomicU64, AtomicU64)]>,
+        cells: Box<[UnsafeCell<()>]>,
+    }
+
+    impl Shadow {
+        pub(super) fn new(units: u64) -> Self {
+            Shadow {
+                words: (0..units)
+                    .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                    .collect(),
+                cells: (0..units).map(|_| UnsafeCell::new(())).collect(),
+            }
+        }
+
+        /// Record an access to the payload of the record at `off`.
+        pub(super) fn touch(&self, off: u64, len: u64, write: bool) {
+            let first = (off / ALIGN + 1) as usize;
+            for cell in &self.cells[first..first + len.div_ceil(ALIGN) as usize] {
+                if write {
+                    cell.with_mut(|_| ());
+                } else {
+                    cell.with(|_| ());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_framed_and_aligned() {
+        assert_eq!(record_len(0), 16);
+        assert_eq!(record_len(1), 32);
+        assert_eq!(record_len(16), 32);
+        assert_eq!(record_len(17), 48);
+    }
+
+    #[test]
+    fn seeds_are_odd_and_differ() {
+        assert_eq!(seed(1, 2) & 1, 1);
+        assert_ne!(seed(1, 2), seed(2, 2));
+        assert_ne!(seed(1, 2), seed(1, 3));
+    }
+}
