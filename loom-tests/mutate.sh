@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/loom}"
-files=(src/slot.rs src/spsc.rs src/mpmc.rs src/wait.rs src/role.rs src/header.rs src/barrier.rs src/futex.rs)
+files=(src/slot.rs src/spsc.rs src/mpmc.rs src/record.rs src/byte_ring.rs src/wait.rs src/role.rs src/header.rs src/barrier.rs src/futex.rs)
 if [ $# -gt 0 ]; then files=("${@/#/src/}"); fi
 
 backup=$(mktemp -d)
@@ -74,6 +74,7 @@ while IFS=$'\t' read -r file line kind; do
     case "$file" in
         src/spsc.rs|src/role.rs|src/header.rs) tests=(--test spsc) ;;
         src/mpmc.rs) tests=(--test mpmc) ;;
+        src/record.rs|src/byte_ring.rs) tests=(--test bytes) ;;
         *) tests=() ;;
     esac
     if (cd loom-tests && timeout 900 cargo test --release -q "${tests[@]}" >/dev/null 2>&1); then

@@ -12,8 +12,9 @@
 //!   to offset 0. Check room against the consumer's `head` (a cached copy,
 //!   re-read with Acquire only when the ring looks full, so the consumer's
 //!   reads of that space happened before we write it), then take
-//!   `tail -> tail + claimed` with one compare-exchange. The
-//!   compare-exchange only decides who owns the bytes, so it is Relaxed.
+//!   `tail -> tail + claimed` with one compare-exchange. Producers pass the
+//!   head they saw along with the tail (Acquire/Release on it), so no
+//!   producer pairs a fresh tail with a head older than its claimant saw.
 //! * Write and commit: the producer writes the payload in place, then the
 //!   record's length word and, last, its stamp with Release. Dropping a
 //!   grant uncommitted commits it as padding, so the consumer never waits
@@ -89,8 +90,16 @@ impl ByteRing {
 
     /// A producer handle. There may be any number, in any processes.
     pub fn producer(&self) -> Result<ByteProducer> {
+        // "Full" by construction: the first claim reads the real head with
+        // Acquire before it writes anything.
+        let cap = self.rec.capacity();
         Ok(ByteProducer {
-            cached_head: self.rec.header().head.load(Ordering::Acquire),
+            cached_head: self
+                .rec
+                .header()
+                .tail
+                .load(Ordering::Relaxed)
+                .wrapping_sub(cap),
             rec: Arc::clone(&self.rec),
             wait: WaitStrategy::default(),
         })
@@ -247,7 +256,13 @@ impl ByteProducer {
         let cap = self.rec.capacity();
         let need = record_len(len as u64);
         let header = self.rec.header();
-        let mut tail = header.tail.load(Ordering::Relaxed);
+        // Acquire (here and when the compare-exchange fails) pairs with the
+        // Release of the producer that moved the tail there: it had seen the
+        // head at most a ring behind that tail, and so, once we read the
+        // head, do we. With Relaxed, a stale head next to a fresh tail would
+        // look like a corrupt ring. (On success the tail is the one we
+        // loaded, so we already synchronized with its writer.)
+        let mut tail = header.tail.load(Ordering::Acquire);
         for _ in 0..MAX_RETRIES {
             let to_end = cap - self.rec.offset(tail);
             let pad = if need <= to_end { 0 } else { to_end };
@@ -259,8 +274,10 @@ impl ByteProducer {
                 self.cached_head = header.head.load(Ordering::Acquire);
                 let used = tail.wrapping_sub(self.cached_head);
                 if (used as i64) < 0 {
-                    // The consumer has read past our stale tail: reload it.
-                    tail = header.tail.load(Ordering::Relaxed);
+                    // The consumer has read past our stale tail, so the tail
+                    // is at least the head: try there, and a failed
+                    // compare-exchange hands us the real tail.
+                    tail = self.cached_head;
                     continue;
                 }
                 if used > cap {
@@ -276,8 +293,8 @@ impl ByteProducer {
             match header.tail.compare_exchange_weak(
                 tail,
                 tail.wrapping_add(total),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
+                Ordering::Release,
+                Ordering::Acquire,
             ) {
                 Ok(_) => {
                     if pad > 0 {
