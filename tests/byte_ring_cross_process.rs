@@ -54,7 +54,7 @@ fn child_entry() {
     for seq in 0..PER_PRODUCER {
         fill(p, seq, &mut body);
         // Half the messages are written in place, half copied in.
-        if seq % 2 == 0 {
+        if seq.is_multiple_of(2) {
             let mut grant = tx.reserve_timeout(body.len(), TIMEOUT).unwrap();
             grant.copy_from_slice(&body);
             grant.commit();
@@ -98,7 +98,7 @@ fn two_producer_processes_deliver_every_byte_in_order() {
             );
             next[p] += 1;
         };
-        if batches % 2 == 0 {
+        if batches.is_multiple_of(2) {
             let batch = rx.read_batch().unwrap();
             if batch.is_empty() {
                 drop(batch);
