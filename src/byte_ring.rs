@@ -111,8 +111,10 @@ impl ByteRing {
     pub fn consumer(&self) -> Result<ByteConsumer> {
         let header = self.rec.header();
         let me = role::claim(&header.consumer_role, Role::Consumer)?;
+        let pos = header.head.load(Ordering::Relaxed);
         Ok(ByteConsumer {
-            pos: header.head.load(Ordering::Relaxed),
+            pos,
+            tail_hint: pos,
             rec: Arc::clone(&self.rec),
             me,
             wait: WaitStrategy::default(),
@@ -389,6 +391,8 @@ pub struct ByteConsumer {
     /// Position of the next record to read (equal to `head`: everything
     /// before it has been released).
     pos: u64,
+    /// The write position when last read; see `Records::read`.
+    tail_hint: u64,
     me: ProcessId,
     wait: WaitStrategy,
     _not_sync: PhantomData<std::cell::Cell<()>>,
@@ -428,7 +432,7 @@ impl ByteConsumer {
         let mut end = start;
         let mut count = 0;
         loop {
-            match self.rec.read(end) {
+            match self.rec.read(end, &mut self.tail_hint) {
                 Ok(Some(r)) => {
                     if r.kind == Kind::Message {
                         count += 1;
@@ -476,7 +480,7 @@ impl ByteConsumer {
         let start = self.pos;
         let mut pos = start;
         let found = loop {
-            match self.rec.read(pos)? {
+            match self.rec.read(pos, &mut self.tail_hint)? {
                 Some(r) if r.kind == Kind::Message => break Some(r),
                 Some(pad) => pos = pad.next,
                 None => break None,
@@ -619,7 +623,9 @@ impl<'a> Iterator for BatchIter<'a> {
         while self.pos != self.end {
             // The batch was validated when it was read; a peer that rewrote
             // it since ends the iteration rather than leading it astray.
-            let r = self.rec.read(self.pos).ok().flatten()?;
+            // The batch's end is a write position this consumer has seen.
+            let mut end = self.end;
+            let r = self.rec.read(self.pos, &mut end).ok().flatten()?;
             if r.next.wrapping_sub(self.pos) > self.end.wrapping_sub(self.pos) {
                 return None;
             }

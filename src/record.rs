@@ -176,10 +176,13 @@ impl Records {
             .store(self.stamp(pos), Ordering::Release);
     }
 
-    /// The committed record at `pos`, if there is one. `tail` bounds where
-    /// records may be: a committed record past it is corrupt.
+    /// The committed record at `pos`, if there is one. A committed record
+    /// must lie before the write position: `tail_hint` is a write position
+    /// read earlier (it only grows), re-read only when the record reaches
+    /// past it, so that the consumer does not pull the producers' tail line
+    /// into its cache for every record.
     #[inline]
-    pub(crate) fn read(&self, pos: u64) -> Result<Option<Record>> {
+    pub(crate) fn read(&self, pos: u64, tail_hint: &mut u64) -> Result<Option<Record>> {
         let off = self.offset(pos);
         // Acquire pairs with the Release in `publish`: the length word and
         // the payload written before it are visible.
@@ -200,14 +203,17 @@ impl Records {
                 format!("of {len} bytes runs past the ring's end"),
             ));
         }
-        // Relaxed: the producer moved the tail before committing, so the
-        // Acquire above already makes that tail visible.
-        let claimed = self.header().tail.load(Ordering::Relaxed).wrapping_sub(pos);
-        if claimed < rec || claimed > self.capacity {
-            return Err(corrupt(
-                pos,
-                format!("of {len} bytes runs past the write position"),
-            ));
+        let within = |tail: u64| (rec..=self.capacity).contains(&tail.wrapping_sub(pos));
+        if !within(*tail_hint) {
+            // Relaxed: the producer moved the tail before committing, so the
+            // Acquire above already makes that tail visible.
+            *tail_hint = self.header().tail.load(Ordering::Relaxed);
+            if !within(*tail_hint) {
+                return Err(corrupt(
+                    pos,
+                    format!("of {len} bytes runs past the write position"),
+                ));
+            }
         }
         Ok(Some(Record {
             kind,
