@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use shmring::baseline::PingPong;
-use shmring::{Mpmc, Spsc, WaitStrategy};
+use shmring::{ByteRing, Mpmc, Spsc, WaitStrategy};
 
 /// What the child process does.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -27,6 +27,10 @@ pub enum Job {
     TwoLinePong,
     /// Answer a futex ping-pong on segment `name`.
     FutexPong,
+    /// Send `count` messages of `size` bytes into the byte ring, in place.
+    BytesSend,
+    /// Write `count` messages of `size` bytes to stdout, one write each.
+    SocketBytes,
     /// Write 0..count as little-endian u64s to stdout, in 64 KiB batches.
     SocketStream,
     /// Write 0..count to stdout, one 8-byte write call per value.
@@ -69,6 +73,9 @@ pub struct ChildArgs {
     /// How many values.
     #[arg(long, default_value_t = 0)]
     pub count: u64,
+    /// Message size in bytes, for the byte jobs.
+    #[arg(long, default_value_t = 0)]
+    pub size: usize,
     /// How the child's ring handle waits.
     #[arg(long, value_enum, default_value_t)]
     pub strategy: Strategy,
@@ -84,6 +91,21 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FUTEX_LINE: &str = "futex-calls";
 
 type Res = Result<(), Box<dyn std::error::Error>>;
+
+/// Put `seq` in the first and last 8 bytes of a message (at least 8 long).
+pub fn stamp_message(buf: &mut [u8], seq: u64) {
+    let n = buf.len();
+    buf[..8].copy_from_slice(&seq.to_le_bytes());
+    buf[n - 8..].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// The sequence number a message carries, if both ends agree.
+pub fn message_seq(msg: &[u8]) -> Option<u64> {
+    let n = msg.len();
+    let head = u64::from_le_bytes(msg.get(..8)?.try_into().ok()?);
+    let tail = u64::from_le_bytes(msg.get(n - 8..)?.try_into().ok()?);
+    (head == tail).then_some(head)
+}
 
 pub fn run(args: &ChildArgs) -> Res {
     match args.job {
@@ -144,6 +166,27 @@ pub fn run(args: &ChildArgs) -> Res {
                     _ => word.futex_pong(i as u32)?,
                 }
             }
+        }
+        Job::BytesSend => {
+            let ring = ByteRing::open(&args.name)?;
+            let mut tx = ring.producer()?;
+            tx.set_wait_strategy(args.strategy.into());
+            let mut src = vec![0xa5u8; args.size];
+            for seq in 0..args.count {
+                stamp_message(&mut src, seq);
+                let mut grant = tx.reserve_timeout(args.size, PEER_TIMEOUT)?;
+                grant.copy_from_slice(&src);
+                grant.commit();
+            }
+        }
+        Job::SocketBytes => {
+            let mut out = std::io::stdout().lock();
+            let mut src = vec![0xa5u8; args.size];
+            for seq in 0..args.count {
+                stamp_message(&mut src, seq);
+                out.write_all(&src)?;
+            }
+            out.flush()?;
         }
         Job::SocketStream => {
             let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());

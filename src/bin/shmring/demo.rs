@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use shmring::baseline::PingPong;
-use shmring::{FutexCalls, Mpmc, Spsc, WaitStrategy};
+use shmring::{ByteRing, FutexCalls, Mpmc, Spsc, WaitStrategy};
 
-use crate::child::{Job, Strategy, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
-use crate::report::{self, Latency, Throughput};
+use crate::child::{message_seq, Job, Strategy, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
+use crate::report::{self, Latency, MessageRate, Throughput};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -41,7 +41,7 @@ struct Peer(Option<Child>);
 
 impl Peer {
     fn spawn(job: Job, name: &str, count: u64, strategy: Strategy) -> Res<Peer> {
-        Self::spawn_with(job, name, count, strategy, None)
+        Self::spawn_with(job, name, count, strategy, 0, None)
     }
 
     fn spawn_with(
@@ -49,6 +49,7 @@ impl Peer {
         name: &str,
         count: u64,
         strategy: Strategy,
+        size: usize,
         socket: Option<UnixStream>,
     ) -> Res<Peer> {
         let mut cmd = Command::new(std::env::current_exe()?);
@@ -57,6 +58,7 @@ impl Peer {
         cmd.args(["__child", "--job", job.get_name(), "--name", name])
             .args(["--count", &count.to_string()])
             .args(["--strategy", strategy.get_name()])
+            .args(["--size", &size.to_string()])
             .stderr(Stdio::piped());
         if let Some(sock) = socket {
             let out = sock.try_clone()?;
@@ -185,7 +187,7 @@ fn socket_throughput(count: u64, batched: bool) -> Res<Throughput> {
     } else {
         Job::SocketMessages
     };
-    let peer = Peer::spawn_with(job, "", count, Strategy::Default, Some(theirs))?;
+    let peer = Peer::spawn_with(job, "", count, Strategy::Default, 0, Some(theirs))?;
     let mut input = BufReader::with_capacity(if batched { 64 * 1024 } else { 8 }, ours);
     let mut buf = [0u8; 8];
     let mut start = None;
@@ -206,6 +208,80 @@ fn socket_throughput(count: u64, batched: bool) -> Res<Throughput> {
         values: count,
         elapsed,
         futex_calls: None,
+    })
+}
+
+/// Message sizes of the byte-ring runs.
+const MESSAGE_SIZES: [usize; 3] = [64, 1024, 64 * 1024];
+
+/// How many messages of `size` bytes a run moves: about 512 MiB, at most
+/// `count`, at least 1000.
+fn messages_for(size: usize, count: u64) -> u64 {
+    ((512u64 << 20) / size as u64).clamp(1000, count.max(1000))
+}
+
+fn check_message(msg: &[u8], seq: u64) -> Res<()> {
+    match message_seq(msg) {
+        Some(got) => check(seq, got),
+        None => Err(format!("message {seq} arrived damaged").into()),
+    }
+}
+
+fn bytes_throughput(name: &str, size: usize, count: u64) -> Res<MessageRate> {
+    let ring = ByteRing::create(name, 1 << 20)?;
+    let mut rx = ring.consumer()?;
+    let peer = Peer::spawn_with(Job::BytesSend, name, count, Strategy::Default, size, None)?;
+    let mut start = None;
+    let mut seq = 0;
+    while seq < count {
+        let batch = rx.read_batch()?;
+        if batch.is_empty() {
+            drop(batch);
+            let msg = rx.recv_timeout(PEER_TIMEOUT)?;
+            start.get_or_insert_with(Instant::now);
+            check_message(&msg, seq)?;
+            seq += 1;
+            continue;
+        }
+        start.get_or_insert_with(Instant::now);
+        for msg in &batch {
+            check_message(msg, seq)?;
+            seq += 1;
+        }
+    }
+    let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
+    peer.finish()?;
+    Ok(MessageRate {
+        size,
+        messages: count,
+        elapsed,
+    })
+}
+
+fn socket_bytes_throughput(size: usize, count: u64) -> Res<MessageRate> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let peer = Peer::spawn_with(
+        Job::SocketBytes,
+        "",
+        count,
+        Strategy::Default,
+        size,
+        Some(theirs),
+    )?;
+    let mut input = ours;
+    let mut buf = vec![0u8; size];
+    let mut start = None;
+    for seq in 0..count {
+        input.read_exact(&mut buf)?;
+        start.get_or_insert_with(Instant::now);
+        check_message(&buf, seq)?;
+    }
+    let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
+    peer.finish()?;
+    Ok(MessageRate {
+        size,
+        messages: count,
+        elapsed,
     })
 }
 
@@ -311,6 +387,7 @@ fn socket_round_trip(trips: u64) -> Res<Latency> {
         "",
         total(trips),
         Strategy::Default,
+        0,
         Some(theirs),
     )?;
     let mut buf = [0u8; 8];
@@ -386,6 +463,20 @@ pub fn run(args: &DemoArgs) -> Res<()> {
     let batched = socket_throughput(args.count, true)?;
     let socket = socket_throughput((args.count / 10).max(1000), false)?;
     report::print_throughput(&[one, chunks, mpmc, batched, socket.clone()], &socket);
+
+    println!(
+        "\nByte messages from a producer process to a consumer process \
+         (byte ring of 1 MiB, read in place in batches; the socket reader \
+         reads each message into its buffer)"
+    );
+    let mut rows = Vec::new();
+    for size in MESSAGE_SIZES {
+        let n = messages_for(size, args.count);
+        let ring = bytes_throughput(&p(&format!("bytes-{size}")), size, n)?;
+        let socket = socket_bytes_throughput(size, (n / 4).max(1000))?;
+        rows.push((ring, socket));
+    }
+    report::print_messages(&rows);
 
     let spin_trips = args.round_trips;
     let sleep_trips = (args.round_trips / 10).max(1000);

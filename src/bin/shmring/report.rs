@@ -20,6 +20,50 @@ impl Throughput {
     }
 }
 
+/// One run of byte messages of one size.
+#[derive(Clone)]
+pub struct MessageRate {
+    pub size: usize,
+    pub messages: u64,
+    pub elapsed: Duration,
+}
+
+impl MessageRate {
+    pub fn per_sec(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn bytes_per_sec(&self) -> f64 {
+        self.per_sec() * self.size as f64
+    }
+}
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1024 && b % 1024 == 0 => format!("{} KiB", b / 1024),
+        b => format!("{b} B"),
+    }
+}
+
+/// Each size: the byte ring, then a socketpair carrying the same messages.
+pub fn print_messages(rows: &[(MessageRate, MessageRate)]) {
+    println!(
+        "{:<10} {:>16} {:>10} {:>16} {:>10} {:>12}",
+        "message", "shmring msg/s", "GB/s", "socket msg/s", "GB/s", "ring/socket"
+    );
+    for (ring, socket) in rows {
+        println!(
+            "{:<10} {:>16.0} {:>10.2} {:>16.0} {:>10.2} {:>11.1}x",
+            size(ring.size),
+            ring.per_sec(),
+            ring.bytes_per_sec() / 1e9,
+            socket.per_sec(),
+            socket.bytes_per_sec() / 1e9,
+            ring.per_sec() / socket.per_sec()
+        );
+    }
+}
+
 /// One round-trip latency measurement, in nanoseconds.
 #[derive(Clone)]
 pub struct Latency {
