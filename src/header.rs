@@ -21,7 +21,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Bumped on any change to the layout or meaning of shared memory.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// The zero a fresh segment is filled with: the creator is still writing.
 const INITIALIZING: u32 = 0;
@@ -75,7 +75,13 @@ pub(crate) struct Header {
     pub(crate) consumer_event: CachePadded<Event>,
     /// Where producers sleep when the ring is full.
     pub(crate) producer_event: CachePadded<Event>,
+    /// Processes that have the segment mapped; see `attach.rs`.
+    pub(crate) attached: CachePadded<[AtomicU64; ATTACH_SLOTS]>,
 }
+
+/// How many processes the header records as attached; more may attach,
+/// unrecorded (see `attach.rs`).
+pub(crate) const ATTACH_SLOTS: usize = 32;
 
 // The shared layout is a file format: pin every offset so that a change is a
 // compile error here rather than silent corruption between two builds.
@@ -106,7 +112,8 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Header, head), 512);
     const_assert_eq!(offset_of!(Header, consumer_event), 640);
     const_assert_eq!(offset_of!(Header, producer_event), 768);
-    const_assert_eq!(size_of::<Header>(), 896);
+    const_assert_eq!(offset_of!(Header, attached), 896);
+    const_assert_eq!(size_of::<Header>(), 1152);
     // Atomics must be plain integers in memory for another process to share them.
     const_assert_eq!(size_of::<AtomicU64>(), 8);
     const_assert!(std::mem::align_of::<AtomicU64>() == 8);
@@ -190,17 +197,7 @@ impl Header {
     ) -> Result<HeaderInfo> {
         let m = &self.meta;
         let r = Ordering::Relaxed;
-        let magic = m.magic.load(r);
-        if magic != MAGIC {
-            return Err(Error::BadMagic { found: magic });
-        }
-        let version = m.version.load(r);
-        if version != VERSION {
-            return Err(Error::VersionMismatch {
-                found: version,
-                expected: VERSION,
-            });
-        }
+        self.check_format()?;
         let kind_code = m.kind.load(r);
         let kind = match RingKind::from_code(kind_code) {
             Some(kind) if kind == expected_kind => kind,
@@ -264,6 +261,71 @@ impl Header {
     }
 }
 
+impl Header {
+    fn check_format(&self) -> Result<()> {
+        let magic = self.meta.magic.load(Ordering::Relaxed);
+        if magic != MAGIC {
+            return Err(Error::BadMagic { found: magic });
+        }
+        let version = self.meta.version.load(Ordering::Relaxed);
+        if version != VERSION {
+            return Err(Error::VersionMismatch {
+                found: version,
+                expected: VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// Read a published header without expecting a kind or type, for
+    /// inspection: the format, a known kind, and a layout that fits the
+    /// file are checked.
+    pub(crate) fn describe(&self, actual_len: u64) -> Result<HeaderInfo> {
+        let m = &self.meta;
+        let r = Ordering::Relaxed;
+        self.check_format()?;
+        let code = m.kind.load(r);
+        let kind = RingKind::from_code(code)
+            .ok_or_else(|| Error::Corrupt(format!("unknown ring kind {code}")))?;
+        let segment_len = m.segment_len.load(r);
+        if segment_len != actual_len {
+            return Err(Error::SizeMismatch {
+                header: segment_len,
+                actual: actual_len,
+            });
+        }
+        let capacity = m.capacity.load(r);
+        let slot_size = m.slot_size.load(r);
+        let data_offset = m.data_offset.load(r);
+        let fits = capacity
+            .checked_mul(slot_size)
+            .and_then(|b| b.checked_add(data_offset))
+            == Some(segment_len);
+        if !capacity.is_power_of_two() || data_offset < size_of::<Header>() as u64 || !fits {
+            return Err(Error::Corrupt(format!(
+                "capacity {capacity} x {slot_size} bytes at offset {data_offset} \
+                 does not fill a {segment_len}-byte segment"
+            )));
+        }
+        Ok(HeaderInfo {
+            kind,
+            elem: TypeLayout {
+                size: m.elem_size.load(r),
+                align: m.elem_align.load(r),
+                fingerprint: m.type_fingerprint.load(r),
+            },
+            layout: SegmentLayout {
+                capacity,
+                slot_size,
+                data_offset,
+                total_len: segment_len,
+            },
+            creator_pid: m.creator_pid.load(r),
+            created_unix_ns: m.created_unix_ns.load(r),
+        })
+    }
+}
+
 /// Byte offsets of header fields, for tests that corrupt a real segment.
 #[doc(hidden)]
 pub mod offsets {
@@ -292,6 +354,8 @@ pub mod offsets {
     pub const TAIL: usize = offset_of!(Header, tail);
     /// Offset of the head (popped) index.
     pub const HEAD: usize = offset_of!(Header, head);
+    /// Offset of the attached-process table.
+    pub const ATTACHED: usize = offset_of!(Header, attached);
     /// Size of the header.
     pub const HEADER_LEN: usize = size_of::<Header>();
 }
@@ -330,6 +394,7 @@ impl Header {
             head: CachePadded::new(u64z()),
             consumer_event: event(),
             producer_event: event(),
+            attached: CachePadded::new(std::array::from_fn(|_| u64z())),
         }
     }
 }

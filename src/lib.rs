@@ -26,12 +26,15 @@
 
 #![warn(missing_docs)]
 
+mod attach;
 mod barrier;
 pub mod baseline;
 mod byte_ring;
 mod error;
 mod futex;
 mod header;
+#[cfg(not(loom))]
+mod inspect;
 mod layout;
 mod mpmc;
 mod name;
@@ -45,6 +48,7 @@ mod spsc;
 mod sync;
 mod wait;
 
+pub use attach::Attached;
 pub use byte_ring::{Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, Grant, Message};
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{Error, PushTimeout, Result, RingKind, Role, TypeLayout};
@@ -53,6 +57,8 @@ pub use futex::{futex_calls, FutexCalls};
 #[doc(hidden)]
 pub use header::model as header_model;
 pub use header::offsets as header_offsets;
+#[cfg(not(loom))]
+pub use inspect::{inspect, list, remove_if_stale, SegmentInfo};
 pub use mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
 pub use name::SegmentName;
 pub use segment::{remove, CreateOptions, OpenOptions};

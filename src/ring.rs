@@ -23,6 +23,8 @@ pub(crate) struct RingMemory<S> {
     slots: NonNull<S>,
     info: HeaderInfo,
     mask: u64,
+    /// Our entry in the header's table of attached processes.
+    attached: Option<usize>,
     _slots: PhantomData<S>,
 }
 
@@ -46,7 +48,15 @@ impl<S> RingMemory<S> {
         let name = SegmentName::new(name)?;
         crate::barrier::init();
         let layout = SegmentLayout::new(capacity, size_of::<S>(), align_of::<S>())?;
-        let segment = Segment::create(&name, layout.total_len, opts)?;
+        let segment = match Segment::create(&name, layout.total_len, opts) {
+            #[cfg(not(loom))]
+            Err(crate::error::Error::AlreadyExists { .. })
+                if opts.replace_stale && crate::inspect::remove_if_stale(name.as_str())? =>
+            {
+                Segment::create(&name, layout.total_len, opts)?
+            }
+            result => result?,
+        };
         let info = HeaderInfo {
             kind,
             elem,
@@ -65,13 +75,16 @@ impl<S> RingMemory<S> {
                 .cast::<Header>()
                 .write(Header::new_zeroed())
         };
-        let mem = Self::from_segment(segment, info);
+        let mut mem = Self::from_segment(segment, info);
         for i in 0..layout.capacity {
             // SAFETY: `i < capacity`, so the slot lies inside the segment
             // (the layout was computed for this capacity); no one else may
             // touch slots before the header is published.
             unsafe { mem.slots.as_ptr().add(i as usize).write(init(i)) };
         }
+        // Attached before READY: whoever sees the ring ready sees its
+        // creator among its users, so it never looks stale.
+        mem.attach();
         mem.header().publish(&info);
         Ok(mem)
     }
@@ -99,7 +112,17 @@ impl<S> RingMemory<S> {
             align_of::<S>(),
             segment.len() as u64,
         )?;
-        Ok(Self::from_segment(segment, info))
+        let mut mem = Self::from_segment(segment, info);
+        mem.attach();
+        Ok(mem)
+    }
+
+    fn attach(&mut self) {
+        // Under loom every handle is one process; the table only adds states.
+        #[cfg(not(loom))]
+        {
+            self.attached = crate::attach::register(self.header());
+        }
     }
 
     fn from_segment(segment: Segment, info: HeaderInfo) -> Self {
@@ -119,6 +142,7 @@ impl<S> RingMemory<S> {
             slots,
             info,
             mask: info.layout.capacity - 1,
+            attached: None,
             _slots: PhantomData,
         }
     }
@@ -158,6 +182,14 @@ impl<S> RingMemory<S> {
 
     pub(crate) fn segment(&self) -> &Segment {
         &self.segment
+    }
+}
+
+impl<S> Drop for RingMemory<S> {
+    fn drop(&mut self) {
+        if let Some(index) = self.attached {
+            crate::attach::unregister(self.header(), index);
+        }
     }
 }
 

@@ -18,11 +18,15 @@ use crate::name::SegmentName;
 #[derive(Clone, Debug)]
 pub struct CreateOptions {
     pub(crate) mode: u32,
+    pub(crate) replace_stale: bool,
 }
 
 impl Default for CreateOptions {
     fn default() -> Self {
-        CreateOptions { mode: 0o600 }
+        CreateOptions {
+            mode: 0o600,
+            replace_stale: false,
+        }
     }
 }
 
@@ -36,6 +40,15 @@ impl CreateOptions {
     /// not allowed to change them). Use 0o660 to share with a group.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
+        self
+    }
+
+    /// If a segment of that name exists but is stale (every process that
+    /// used it is dead; see [`SegmentInfo::is_stale`](crate::SegmentInfo::is_stale)),
+    /// remove it and create a fresh one instead of failing with
+    /// `AlreadyExists`. A segment in use is never replaced.
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
         self
     }
 }
@@ -158,6 +171,44 @@ mod platform {
             })
     }
 
+    /// Open `name` and check it: a regular file, owned by us (unless
+    /// allowed otherwise), at least `min_len` bytes. Its descriptor and size.
+    fn open_checked(
+        name: &SegmentName,
+        min_len: u64,
+        opts: &OpenOptions,
+    ) -> Result<(OwnedFd, u64)> {
+        let fd = shm_open(
+            name.os_name().as_str(),
+            OFlag::O_RDWR | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| os_error("shm_open", name, e))?;
+        let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", name, e))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Err(Error::PermissionDenied {
+                name: name.as_str().to_owned(),
+            });
+        }
+        let ours = nix::unistd::geteuid().as_raw();
+        if st.st_uid != ours && !opts.allow_foreign_owner {
+            return Err(Error::ForeignOwner {
+                name: name.as_str().to_owned(),
+                owner: st.st_uid,
+                ours,
+            });
+        }
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        if len < min_len {
+            return Err(Error::SegmentTooSmall {
+                name: name.as_str().to_owned(),
+                len,
+                needed: min_len,
+            });
+        }
+        Ok((fd, len))
+    }
+
     impl Segment {
         /// Create a new segment of `len` bytes, zero-filled, refusing an
         /// existing name.
@@ -196,40 +247,53 @@ mod platform {
         /// owned by us (unless allowed otherwise), and at least `min_len`
         /// bytes long.
         pub(crate) fn open(name: &SegmentName, min_len: u64, opts: &OpenOptions) -> Result<Self> {
-            let fd = shm_open(
-                name.os_name().as_str(),
-                OFlag::O_RDWR | OFlag::O_NOFOLLOW,
-                Mode::empty(),
-            )
-            .map_err(|e| os_error("shm_open", name, e))?;
-            let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", name, e))?;
-            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-                return Err(Error::PermissionDenied {
-                    name: name.as_str().to_owned(),
-                });
-            }
-            let ours = nix::unistd::geteuid().as_raw();
-            if st.st_uid != ours && !opts.allow_foreign_owner {
-                return Err(Error::ForeignOwner {
-                    name: name.as_str().to_owned(),
-                    owner: st.st_uid,
-                    ours,
-                });
-            }
-            let len = u64::try_from(st.st_size).unwrap_or(0);
-            if len < min_len {
-                return Err(Error::SegmentTooSmall {
-                    name: name.as_str().to_owned(),
-                    len,
-                    needed: min_len,
-                });
-            }
-            let map = map(fd, len, name)?;
+            let (fd, len) = open_checked(name, min_len, opts)?;
             Ok(Segment {
-                map,
+                map: map(fd, len, name)?,
                 name: name.clone(),
                 guard: None,
             })
+        }
+
+        /// Unlink the name if `decide` says so about the segment it names,
+        /// holding an exclusive `flock` on the segment meanwhile and checking
+        /// that the name still refers to it: two processes replacing the
+        /// same stale segment cannot both unlink it, and neither can unlink
+        /// a segment created in its place. `Ok(false)` if not unlinked.
+        pub(crate) fn unlink_if(
+            name: &SegmentName,
+            min_len: u64,
+            opts: &OpenOptions,
+            decide: impl FnOnce(&Segment) -> Result<bool>,
+        ) -> Result<bool> {
+            use nix::fcntl::{Flock, FlockArg};
+            let (fd, len) = open_checked(name, min_len, opts)?;
+            let locked = Flock::lock(File::from(fd), FlockArg::LockExclusive)
+                .map_err(|(_, e)| os_error("flock", name, e))?;
+            let ours = fstat(locked.as_fd()).map_err(|e| os_error("fstat", name, e))?;
+            let path = format!("/dev/shm/{}", name.as_str());
+            match nix::sys::stat::lstat(path.as_str()) {
+                Ok(now) if now.st_dev == ours.st_dev && now.st_ino == ours.st_ino => {}
+                _ => return Ok(false),
+            }
+            let fd = locked
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|source| Error::Io {
+                    op: "dup",
+                    name: name.as_str().to_owned(),
+                    source,
+                })?;
+            let segment = Segment {
+                map: map(fd, len, name)?,
+                name: name.clone(),
+                guard: None,
+            };
+            if !decide(&segment)? {
+                return Ok(false);
+            }
+            unlink(name)?;
+            Ok(true)
         }
 
         pub(crate) fn as_ptr(&self) -> *mut u8 {

@@ -1,8 +1,10 @@
 //! The `shmring` command: a cross-process demo with latency percentiles and
-//! throughput, measured side by side with a Unix socketpair.
+//! throughput, measured side by side with a Unix socketpair, and tools to
+//! look into segments and clean them up.
 
 mod child;
 mod demo;
+mod inspect;
 mod report;
 
 use std::process::ExitCode;
@@ -10,8 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Lock-free, zero-copy message rings in POSIX shared memory.
+///
+/// Exit status: 0 on success, 1 on an error (the message says which), 2 on
+/// bad usage, 3 when `rm` refused to remove a segment in use.
 #[derive(Parser)]
-#[command(name = "shmring", version, about)]
+#[command(name = "shmring", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +27,16 @@ enum Command {
     /// Move a workload between two processes through shmring and through a
     /// Unix socketpair, and print throughput and round-trip latency.
     Demo(demo::DemoArgs),
+    /// List every shmring segment in /dev/shm: kind, element size,
+    /// capacity, fill level, attached pids (alive or dead), and whether it
+    /// is stale (every process that used it is dead).
+    Ls,
+    /// Show one ring's header and live counters, once or with --watch; as a
+    /// table or in the Prometheus text format.
+    Stat(inspect::StatArgs),
+    /// Remove segments by name (refusing one in use unless --force), or
+    /// every stale one with --stale.
+    Rm(inspect::RmArgs),
     /// Internal: the other process of the demo.
     #[command(name = "__child", hide = true)]
     Child(child::ChildArgs),
@@ -31,6 +46,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Ls => inspect::ls(),
+        Command::Stat(args) => inspect::stat(&args),
+        Command::Rm(args) => match inspect::rm(&args) {
+            Ok(false) => return ExitCode::from(inspect::IN_USE),
+            other => other.map(|_| ()),
+        },
         Command::Child(args) => child::run(&args),
     };
     match result {

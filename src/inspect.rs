@@ -1,0 +1,153 @@
+//! Looking into segments without joining them: what `shmring ls`, `stat`
+//! and `rm` show, and when a segment is stale.
+//!
+//! Inspection maps a segment and reads its header, but claims no role and
+//! does not record itself as attached, so looking never changes what is
+//! seen. Everything read is validated first, like any open.
+
+use std::mem::size_of;
+use std::time::Duration;
+
+use crate::attach::{self, Attached};
+use crate::error::{Error, Result, RingKind, TypeLayout};
+use crate::header::{Header, HeaderInfo};
+use crate::name::SegmentName;
+use crate::process::ProcessId;
+use crate::record;
+use crate::segment::{OpenOptions, Segment};
+use crate::sync::Ordering;
+
+/// What a segment's header says, and who uses it, at one moment.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SegmentInfo {
+    /// The segment name.
+    pub name: String,
+    /// The ring kind.
+    pub kind: RingKind,
+    /// The element type's layout (for a byte ring, its 16-byte unit).
+    pub elem: TypeLayout,
+    /// Capacity: values, or bytes for a byte ring.
+    pub capacity: u64,
+    /// The segment's size in bytes.
+    pub segment_len: u64,
+    /// The process that created it.
+    pub creator_pid: u32,
+    /// When it was created, in nanoseconds since the Unix epoch.
+    pub created_unix_ns: u64,
+    /// Values (bytes, for a byte ring) claimed by producers so far.
+    pub written: u64,
+    /// Values (bytes) taken by consumers so far.
+    pub read: u64,
+    /// The holder of the producer role, for rings that have one.
+    pub producer: Option<Attached>,
+    /// The holder of the consumer role, for rings that have one.
+    pub consumer: Option<Attached>,
+    /// Processes recorded as having the segment mapped.
+    pub attached: Vec<Attached>,
+    /// Consumers asleep on the futex now.
+    pub sleeping_consumers: u32,
+    /// Producers asleep on the futex now.
+    pub sleeping_producers: u32,
+}
+
+impl SegmentInfo {
+    /// Values (or bytes) written and not yet read. A peer may scribble on
+    /// the indices, so this is clamped to the capacity.
+    pub fn fill(&self) -> u64 {
+        self.written.wrapping_sub(self.read).min(self.capacity)
+    }
+
+    /// Whether no live process uses the segment: every recorded process and
+    /// every role holder is dead. A stale segment can be removed.
+    pub fn is_stale(&self) -> bool {
+        let dead = |a: &Attached| !a.alive;
+        self.attached.iter().all(dead)
+            && self.producer.as_ref().is_none_or(dead)
+            && self.consumer.as_ref().is_none_or(dead)
+    }
+}
+
+/// How long inspection waits for a creator still writing the header.
+const INIT_WAIT: Duration = Duration::from_millis(20);
+
+fn open_options() -> OpenOptions {
+    OpenOptions::new().init_timeout(INIT_WAIT)
+}
+
+/// Read segment `name`'s header and counters.
+pub fn inspect(name: &str) -> Result<SegmentInfo> {
+    let name = SegmentName::new(name)?;
+    let segment = Segment::open(&name, size_of::<Header>() as u64, &open_options())?;
+    describe(&segment)
+}
+
+fn describe(segment: &Segment) -> Result<SegmentInfo> {
+    // SAFETY: `Segment::open` checked that the mapping holds a header; the
+    // mapping is page-aligned; every header field is an atomic, valid for
+    // any bits.
+    let header = unsafe { &*segment.as_ptr().cast::<Header>() };
+    let name = segment.name().as_str();
+    header.wait_ready(name, INIT_WAIT)?;
+    let info: HeaderInfo = header.describe(segment.len() as u64)?;
+    let capacity = match info.kind {
+        RingKind::Bytes => info.layout.capacity * record::ALIGN,
+        _ => info.layout.capacity,
+    };
+    let role = |word: &crate::sync::AtomicU64| {
+        ProcessId::from_raw(word.load(Ordering::Relaxed)).map(attach::holder)
+    };
+    Ok(SegmentInfo {
+        name: name.to_owned(),
+        kind: info.kind,
+        elem: info.elem,
+        capacity,
+        segment_len: info.layout.total_len,
+        creator_pid: info.creator_pid,
+        created_unix_ns: info.created_unix_ns,
+        written: header.tail.load(Ordering::Relaxed),
+        read: header.head.load(Ordering::Relaxed),
+        producer: role(&header.producer_role),
+        consumer: role(&header.consumer_role),
+        attached: attach::list(header),
+        sleeping_consumers: header.consumer_event.sleepers.load(Ordering::Relaxed),
+        sleeping_producers: header.producer_event.sleepers.load(Ordering::Relaxed),
+    })
+}
+
+/// Every shmring segment in /dev/shm, by name, with what inspecting it
+/// gave: files that are not shmring segments are left out; a segment that
+/// cannot be read (another user's, another version, corrupt) is listed with
+/// its error.
+pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
+    let dir = std::fs::read_dir("/dev/shm").map_err(|source| Error::Io {
+        op: "read_dir",
+        name: "/dev/shm".into(),
+        source,
+    })?;
+    let mut found = Vec::new();
+    for entry in dir.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if SegmentName::new(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        match inspect(&name) {
+            Err(Error::BadMagic { .. } | Error::SegmentTooSmall { .. }) => {}
+            result => found.push((name, result)),
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// Remove segment `name` if it is stale (see [`SegmentInfo::is_stale`]).
+/// `Ok(false)` if it is in use. Safe against a race with another process
+/// replacing or removing the same segment.
+pub fn remove_if_stale(name: &str) -> Result<bool> {
+    let name = SegmentName::new(name)?;
+    Segment::unlink_if(&name, size_of::<Header>() as u64, &open_options(), |seg| {
+        Ok(describe(seg)?.is_stale())
+    })
+}

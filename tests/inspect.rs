@@ -1,0 +1,190 @@
+//! Inspection: the attached-process table, stale segments, replacing and
+//! removing them, and listing /dev/shm.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use shmring::{ByteRing, CreateOptions, Error, Mpmc, RingKind, Spsc};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[test]
+fn child_entry() {
+    let Some(role) = child_role() else { return };
+    let name: String = arg("RING");
+    match role.as_str() {
+        // Create a ring, leave it in /dev/shm, and exit (or hang, to be killed).
+        "create-and-exit" | "create-and-hang" => {
+            let ring = Spsc::<u64>::create(&name, 8).unwrap();
+            ring.persist();
+            let mut tx = ring.producer().unwrap();
+            tx.try_push(7).unwrap();
+            if role == "create-and-hang" {
+                println!("ready");
+                std::thread::sleep(Duration::from_secs(600));
+            }
+        }
+        "open-and-hang" => {
+            let _ring = Spsc::<u64>::open(&name).unwrap();
+            println!("ready");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Wait until `n` processes are recorded as attached to `name`.
+fn wait_attached(name: &str, n: usize) {
+    let start = std::time::Instant::now();
+    while shmring::inspect(name).map_or(true, |i| i.attached.len() < n) {
+        assert!(start.elapsed() < TIMEOUT, "child never attached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_creator_and_openers_are_recorded_while_they_have_it_mapped() {
+    let ring = Spsc::<u64>::create(&unique_name("attach"), 16).unwrap();
+    let me = std::process::id();
+    let info = shmring::inspect(ring.name()).unwrap();
+    assert_eq!(info.attached.len(), 1);
+    assert_eq!(info.attached[0].pid, me);
+    assert!(info.attached[0].alive);
+    assert_eq!(info.creator_pid, me);
+    assert!(!info.is_stale());
+
+    let child = spawn_child(
+        "child_entry",
+        "open-and-hang",
+        &[("RING", ring.name().to_owned())],
+    );
+    wait_attached(ring.name(), 2);
+    let info = shmring::inspect(ring.name()).unwrap();
+    let pid = child.id();
+    assert!(info.attached.iter().any(|a| a.pid == pid && a.alive));
+    child.kill();
+    // Killed, it could not clear its entry: it is recorded, and dead.
+    let info = shmring::inspect(ring.name()).unwrap();
+    assert!(info.attached.iter().any(|a| a.pid == pid && !a.alive));
+    assert!(!info.is_stale(), "the creator still has it mapped");
+
+    // A second handle in this process takes the dead entry or another one,
+    // and clears it when dropped.
+    let opened = Spsc::<u64>::open(ring.name()).unwrap();
+    let live = |n: &str| {
+        shmring::inspect(n)
+            .unwrap()
+            .attached
+            .iter()
+            .filter(|a| a.alive)
+            .count()
+    };
+    assert_eq!(live(ring.name()), 2);
+    drop(opened);
+    assert_eq!(live(ring.name()), 1);
+}
+
+#[test]
+fn inspection_reports_kind_capacity_counters_and_roles() {
+    let ring = Spsc::<u64>::create(&unique_name("stat"), 16).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    for v in 0..5 {
+        tx.try_push(v).unwrap();
+    }
+    rx.try_pop().unwrap();
+    let info = shmring::inspect(ring.name()).unwrap();
+    assert_eq!(info.kind, RingKind::Spsc);
+    assert_eq!((info.capacity, info.elem.size), (16, 8));
+    assert_eq!((info.written, info.read, info.fill()), (5, 1, 4));
+    assert_eq!(info.producer.unwrap().pid, std::process::id());
+    assert_eq!(info.consumer.unwrap().pid, std::process::id());
+
+    let bytes = ByteRing::create(&unique_name("stat-bytes"), 1000).unwrap();
+    bytes.producer().unwrap().try_send(&[1; 10]).unwrap();
+    let info = shmring::inspect(bytes.name()).unwrap();
+    assert_eq!((info.kind, info.capacity), (RingKind::Bytes, 1024));
+    assert_eq!(info.fill(), 32, "one 10-byte message is a 32-byte record");
+
+    let mpmc = Mpmc::<[u8; 24]>::create(&unique_name("stat-mpmc"), 4).unwrap();
+    let info = shmring::inspect(mpmc.name()).unwrap();
+    assert_eq!(
+        (info.kind, info.elem.size, info.capacity),
+        (RingKind::Mpmc, 24, 4)
+    );
+    assert!(info.producer.is_none() && info.consumer.is_none());
+}
+
+#[test]
+fn a_segment_whose_users_all_died_is_stale_and_can_be_replaced() {
+    for role in ["create-and-exit", "create-and-hang"] {
+        let name = unique_name("stale");
+        let _cleanup = Unlink(name.clone());
+        let child = spawn_child("child_entry", role, &[("RING", name.clone())]);
+        if role == "create-and-exit" {
+            child.wait_success(TIMEOUT);
+        } else {
+            let start = std::time::Instant::now();
+            while shmring::inspect(&name).map_or(true, |i| i.written == 0) {
+                assert!(start.elapsed() < TIMEOUT, "child never pushed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Alive, its segment is in use: neither removed nor replaced.
+            assert!(!shmring::inspect(&name).unwrap().is_stale());
+            assert!(!shmring::remove_if_stale(&name).unwrap());
+            let replace = CreateOptions::new().replace_stale(true);
+            assert!(matches!(
+                Spsc::<u64>::create_with(&name, 8, &replace),
+                Err(Error::AlreadyExists { .. })
+            ));
+            child.kill(); // SIGKILL: its entries stay, naming a dead process
+        }
+        let info = shmring::inspect(&name).unwrap();
+        assert!(info.is_stale(), "{role}: {info:?}");
+        assert!(matches!(
+            Spsc::<u64>::create(&name, 8),
+            Err(Error::AlreadyExists { .. })
+        ));
+        let ring =
+            Spsc::<u64>::create_with(&name, 8, &CreateOptions::new().replace_stale(true)).unwrap();
+        assert!(ring.owns_name());
+        assert_eq!(shmring::inspect(&name).unwrap().written, 0, "a fresh ring");
+    }
+}
+
+#[test]
+fn remove_if_stale_removes_only_stale_segments() {
+    let live = Spsc::<u64>::create(&unique_name("live"), 8).unwrap();
+    assert!(!shmring::remove_if_stale(live.name()).unwrap());
+    assert!(shmring::inspect(live.name()).is_ok());
+
+    let name = unique_name("gone");
+    let _cleanup = Unlink(name.clone());
+    spawn_child("child_entry", "create-and-exit", &[("RING", name.clone())]).wait_success(TIMEOUT);
+    assert!(shmring::remove_if_stale(&name).unwrap());
+    assert!(matches!(
+        shmring::inspect(&name),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        shmring::remove_if_stale(&name),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn listing_finds_our_segments_and_skips_other_files() {
+    let ring = Mpmc::<u64>::create(&unique_name("ls"), 8).unwrap();
+    let other = unique_name("not-a-ring");
+    let _cleanup = Unlink(other.clone());
+    std::fs::write(shm_path(&other), vec![0x42u8; 4096]).unwrap();
+    let all = shmring::list().unwrap();
+    let mine = all.iter().find(|(n, _)| n == ring.name()).expect("listed");
+    assert_eq!(mine.1.as_ref().unwrap().kind, RingKind::Mpmc);
+    assert!(
+        all.iter().all(|(n, _)| n != &other),
+        "a foreign file was listed"
+    );
+}
