@@ -39,6 +39,9 @@ pub struct RmArgs {
     /// Remove every stale segment (all of its processes are dead).
     #[arg(long, conflicts_with = "names")]
     pub stale: bool,
+    /// With --stale: only segments whose names start with this.
+    #[arg(long, requires = "stale", default_value = "")]
+    pub prefix: String,
     /// Remove the named segments even while processes use them (they keep
     /// their mappings; only the name goes).
     #[arg(long)]
@@ -212,7 +215,10 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
     if args.stale {
         let mut removed = 0;
         for (name, info) in shmring::list()? {
-            if info.is_ok_and(|i| i.is_stale()) && shmring::remove_if_stale(&name)? {
+            if name.starts_with(&args.prefix)
+                && info.is_ok_and(|i| i.is_stale())
+                && shmring::remove_if_stale(&name)?
+            {
                 println!("removed {name}");
                 removed += 1;
             }

@@ -1,0 +1,143 @@
+//! The `shmring` command's ls, stat and rm, run as a user would run them.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use shmring::{ByteRing, Spsc};
+
+fn shmring(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .args(args)
+        .output()
+        .expect("run shmring")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn child_entry() {
+    let Some(role) = child_role() else { return };
+    assert_eq!(role, "create-and-exit");
+    let ring = Spsc::<u64>::create(&arg::<String>("RING"), 8).unwrap();
+    ring.persist();
+}
+
+#[test]
+fn ls_lists_a_ring_with_its_kind_capacity_fill_and_pids() {
+    let ring = ByteRing::create(&unique_name("cli-ls"), 4096).unwrap();
+    ring.producer().unwrap().try_send(&[0; 100]).unwrap();
+    let out = shmring(&["ls"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(ring.name()))
+        .unwrap_or_else(|| panic!("not listed:\n{text}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[1], "bytes");
+    assert_eq!(fields[3], "4096");
+    assert_eq!(
+        fields[4], "128",
+        "one 100-byte message is a 128-byte record"
+    );
+    assert_eq!(fields[5], "no");
+    assert_eq!(fields[6], std::process::id().to_string());
+}
+
+#[test]
+fn stat_prints_a_table_and_prometheus_metrics() {
+    let ring = Spsc::<u64>::create(&unique_name("cli-stat"), 16).unwrap();
+    let mut tx = ring.producer().unwrap();
+    for v in 0..3 {
+        tx.try_push(v).unwrap();
+    }
+    let out = shmring(&["stat", ring.name()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("written        3 values"), "{text}");
+    assert!(text.contains("fill           3 values"), "{text}");
+
+    let out = shmring(&["stat", ring.name(), "--prometheus"]);
+    let text = stdout(&out);
+    let labels = format!("{{ring=\"{}\",kind=\"spsc\"}}", ring.name());
+    assert!(
+        text.contains(&format!("shmring_written_total{labels} 3")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("shmring_capacity{labels} 16")),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE shmring_fill gauge"), "{text}");
+
+    let out = shmring(&[
+        "stat",
+        ring.name(),
+        "--watch",
+        "--interval",
+        "1",
+        "--count",
+        "3",
+    ]);
+    assert_eq!(stdout(&out).matches("attached pids").count(), 3);
+}
+
+#[test]
+fn rm_refuses_a_live_segment_unless_forced() {
+    let ring = Spsc::<u64>::create(&unique_name("cli-rm"), 8).unwrap();
+    let out = shmring(&["rm", ring.name()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is in use"), "{}", stderr(&out));
+    assert!(shmring::inspect(ring.name()).is_ok());
+    let out = shmring(&["rm", "--force", ring.name()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(matches!(
+        shmring::inspect(ring.name()),
+        Err(shmring::Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn rm_removes_stale_segments_by_name_and_all_at_once() {
+    let names: Vec<String> = (0..2).map(|_| unique_name("cli-stale")).collect();
+    let _cleanup: Vec<Unlink> = names.iter().cloned().map(Unlink).collect();
+    for name in &names {
+        spawn_child("child_entry", "create-and-exit", &[("RING", name.clone())])
+            .wait_success(Duration::from_secs(30));
+    }
+    let out = shmring(&["rm", &names[0]]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Only this test's segments: others on the machine are not ours to remove.
+    let prefix = names[1].trim_end_matches("cli-stale");
+    let out = shmring(&["rm", "--stale", "--prefix", prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("removed {}", names[1])));
+    for name in &names {
+        assert!(shmring::inspect(name).is_err(), "{name} is still there");
+    }
+}
+
+#[test]
+fn errors_are_messages_with_a_failing_status() {
+    let out = shmring(&["stat", "no/such"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid segment name"),
+        "{}",
+        stderr(&out)
+    );
+    let out = shmring(&["stat", &unique_name("missing")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no shared-memory segment"));
+    let out = shmring(&["rm"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}
