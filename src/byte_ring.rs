@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result, Role};
 use crate::process::ProcessId;
-use crate::record::{record_len, Kind, Record, Records, HEADER_LEN};
+use crate::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
 use crate::role;
 use crate::segment::{CreateOptions, OpenOptions};
 use crate::sync::Ordering;
@@ -112,6 +112,12 @@ impl ByteRing {
         let header = self.rec.header();
         let me = role::claim(&header.consumer_role, Role::Consumer)?;
         let pos = header.head.load(Ordering::Relaxed);
+        if !pos.is_multiple_of(ALIGN) {
+            role::release(&header.consumer_role, me);
+            return Err(Error::Corrupt(format!(
+                "read position {pos} is not on a record boundary"
+            )));
+        }
         Ok(ByteConsumer {
             pos,
             tail_hint: pos,
@@ -266,6 +272,11 @@ impl ByteProducer {
         // loaded, so we already synchronized with its writer.)
         let mut tail = header.tail.load(Ordering::Acquire);
         for _ in 0..MAX_RETRIES {
+            if !tail.is_multiple_of(ALIGN) {
+                return Err(Error::Corrupt(format!(
+                    "write position {tail} is not on a record boundary"
+                )));
+            }
             let to_end = cap - self.rec.offset(tail);
             let pad = if need <= to_end { 0 } else { to_end };
             let total = pad + need;

@@ -75,20 +75,26 @@ fn open_options() -> OpenOptions {
     OpenOptions::new().init_timeout(INIT_WAIT)
 }
 
-/// Read segment `name`'s header and counters.
+/// Read segment `name`'s header and counters, waiting at most 20 ms for a
+/// creator still writing the header.
 pub fn inspect(name: &str) -> Result<SegmentInfo> {
-    let name = SegmentName::new(name)?;
-    let segment = Segment::open(&name, size_of::<Header>() as u64, &open_options())?;
-    describe(&segment)
+    inspect_with(name, &open_options())
 }
 
-fn describe(segment: &Segment) -> Result<SegmentInfo> {
+/// [`inspect`] with options: another user's segment, another wait.
+pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
+    let name = SegmentName::new(name)?;
+    let segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
+    describe(&segment, opts.init_timeout)
+}
+
+fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
     // SAFETY: `Segment::open` checked that the mapping holds a header; the
     // mapping is page-aligned; every header field is an atomic, valid for
     // any bits.
     let header = unsafe { &*segment.as_ptr().cast::<Header>() };
     let name = segment.name().as_str();
-    header.wait_ready(name, INIT_WAIT)?;
+    header.wait_ready(name, init_wait)?;
     let info: HeaderInfo = header.describe(segment.len() as u64)?;
     let capacity = match info.kind {
         RingKind::Bytes => info.layout.capacity * record::ALIGN,
@@ -148,6 +154,6 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 pub fn remove_if_stale(name: &str) -> Result<bool> {
     let name = SegmentName::new(name)?;
     Segment::unlink_if(&name, size_of::<Header>() as u64, &open_options(), |seg| {
-        Ok(describe(seg)?.is_stale())
+        Ok(describe(seg, INIT_WAIT)?.is_stale())
     })
 }

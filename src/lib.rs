@@ -58,7 +58,7 @@ pub use futex::{futex_calls, FutexCalls};
 pub use header::model as header_model;
 pub use header::offsets as header_offsets;
 #[cfg(not(loom))]
-pub use inspect::{inspect, list, remove_if_stale, SegmentInfo};
+pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo};
 pub use mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
 pub use name::SegmentName;
 pub use segment::{remove, CreateOptions, OpenOptions};

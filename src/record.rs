@@ -154,10 +154,12 @@ impl Records {
         self.capacity / 2 - HEADER_LEN
     }
 
-    /// The offset of position `pos` in the area.
+    /// The offset of position `pos` in the area, on the 16-byte grid even
+    /// if a hostile peer handed us an unaligned position (whose stamp then
+    /// matches nothing), so header words are always aligned atomics.
     #[inline(always)]
     pub(crate) fn offset(&self, pos: u64) -> u64 {
-        pos & (self.capacity - 1)
+        pos & (self.capacity - 1) & !(ALIGN - 1)
     }
 
     #[inline(always)]

@@ -347,3 +347,18 @@ fn a_hostile_index_is_corrupt_not_an_overwrite() {
     poke_header(ring.name(), off::TAIL, 1 << 40);
     assert!(matches!(rx.pending(), Err(Error::Corrupt(_))));
 }
+
+#[test]
+fn an_unaligned_position_is_corrupt_not_a_misaligned_access() {
+    // Found by the hostile_peer fuzz target: positions off the 16-byte grid
+    // once made header words misaligned atomics.
+    let ring = ring(256);
+    poke_header(ring.name(), off::HEAD, 5);
+    assert!(matches!(ring.consumer(), Err(Error::Corrupt(_))));
+    poke_header(ring.name(), off::HEAD, 0);
+    let mut rx = ring.consumer().unwrap();
+    poke_header(ring.name(), off::TAIL, 21);
+    let mut tx = ring.producer().unwrap();
+    assert!(matches!(tx.try_send(b"x"), Err(Error::Corrupt(_))));
+    assert!(rx.try_recv().unwrap().is_none());
+}
