@@ -11,6 +11,8 @@
 //! unrecorded user could look stale, so `is_stale` also requires the roles
 //! to be free or dead.
 
+#![cfg_attr(loom, allow(dead_code))]
+
 use crate::header::Header;
 use crate::process::ProcessId;
 use crate::sync::Ordering;

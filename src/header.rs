@@ -280,6 +280,7 @@ impl Header {
     /// Read a published header without expecting a kind or type, for
     /// inspection: the format, a known kind, and a layout that fits the
     /// file are checked.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn describe(&self, actual_len: u64) -> Result<HeaderInfo> {
         let m = &self.meta;
         let r = Ordering::Relaxed;
