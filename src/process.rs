@@ -62,10 +62,10 @@ impl ProcessId {
         match kill(Pid::from_raw(pid as i32), None) {
             Err(Errno::ESRCH) => false,
             // Alive (EPERM: alive but another user's); check for reuse.
-            _ => match start_time_of(pid) {
-                Some(t) => {
-                    self.start_time() == 0 || t & (u64::MAX >> PID_BITS) == self.start_time()
-                }
+            // A zombie has exited; it only waits to be reaped.
+            _ => match proc_stat(pid) {
+                Some(('Z' | 'X', _)) => false,
+                Some((_, t)) => self.start_time() == 0 || t == self.start_time(),
                 // /proc unreadable: trust kill().
                 None => true,
             },
@@ -81,12 +81,19 @@ impl ProcessId {
 
 /// Field 22 of /proc/PID/stat: start time in clock ticks after boot.
 fn start_time_of(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, t)| t)
+}
+
+/// From /proc/PID/stat: the state letter (field 3) and the start time
+/// (field 22), truncated to the bits a `ProcessId` keeps.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and ')': skip past the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // Fields after the name start at field 3; the start time is field 22.
-    let t: u64 = rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()?;
-    Some(t & (u64::MAX >> PID_BITS))
+    let mut fields = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Fields after the state start at field 4; the start time is field 22.
+    let t: u64 = fields.nth(22 - 4)?.parse().ok()?;
+    Some((state, t & (u64::MAX >> PID_BITS)))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -101,6 +108,21 @@ mod tests {
         assert!(me.is_alive());
         assert_eq!(ProcessId::from_raw(me.raw()), Some(me));
         assert_eq!(ProcessId::from_raw(0), None);
+    }
+
+    #[test]
+    fn an_unreaped_child_that_exited_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let id = ProcessId::pack(pid, start_time_of(pid).unwrap_or(0));
+        // Not reaped: a zombie until `wait`, which kill(pid, 0) still finds.
+        let start = std::time::Instant::now();
+        while proc_stat(pid).is_some_and(|(s, _)| s != 'Z') {
+            assert!(start.elapsed().as_secs() < 10, "child never exited");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!id.is_alive());
+        child.wait().unwrap();
     }
 
     #[test]
