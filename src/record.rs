@@ -17,15 +17,22 @@
 //!   kind in the high 32: a message, or padding the consumer skips (the
 //!   unused tail of the area before a wrap, an aborted grant, the unused
 //!   end of a shrunk grant).
-//! * `commit` (u64): the record's *stamp*, `seed + p`, stored last with
-//!   Release once `length` and the payload are written. The consumer loads
-//!   it with Acquire and trusts the record only if it equals the stamp of
-//!   the position it expects. `seed` is a per-ring pseudo-random odd number,
-//!   so no stamp is zero (a fresh ring), a record left from an earlier lap
-//!   at the same offset carries another position's stamp, and payload bytes
-//!   that an earlier lap left where a header now goes match only by a 2^-64
-//!   chance. That is what lets the consumer release space with a single
-//!   index store instead of zeroing what it read.
+//! * `commit` (u64): the record's *stamp*, `mix(seed ^ p)`, stored last
+//!   with Release once `length` and the payload are written. The consumer
+//!   loads it with Acquire and trusts the record only if it equals the stamp
+//!   of the position it expects. `seed` is a per-ring pseudo-random odd
+//!   number and `mix` a bijection that spreads every bit (SplitMix64's
+//!   finalizer), so no stamp is zero (a fresh ring; positions are even), a
+//!   record left from an earlier lap carries another position's stamp, and
+//!   whatever an earlier lap left where a header now goes (an old stamp
+//!   partly overwritten by payload bytes, say) matches the expected stamp
+//!   only by a 2^-64 chance. That is what lets the consumer release space
+//!   with a single index store instead of zeroing what it read.
+//!
+//!   (The stamps were first `seed + p`. The `bytes_ops` fuzz target found
+//!   why that is wrong: a one-byte payload written over the low byte of an
+//!   old stamp `seed + p - 128` turned it into `seed + p` one time in 256,
+//!   and the consumer took an uncommitted record for a committed one.)
 //!
 //! Shared memory is untrusted: [`Records::read`] checks a committed
 //! record's length against the end of the area and the write position, so
@@ -162,9 +169,12 @@ impl Records {
         pos & (self.capacity - 1) & !(ALIGN - 1)
     }
 
+    /// The commit stamp of the record at `pos`: a bijective mix of the
+    /// position with the ring's seed, so that stamps of nearby positions
+    /// differ in every byte (see the module docs).
     #[inline(always)]
     fn stamp(&self, pos: u64) -> u64 {
-        self.seed.wrapping_add(pos)
+        stamp(self.seed, pos)
     }
 
     /// Commit a record at `pos` (an offset that lies inside the area, a
@@ -298,10 +308,21 @@ fn elem() -> TypeLayout {
 /// (creation time and creator), mixed (SplitMix64's finalizer) so that no
 /// structured payload is likely to equal `seed + position`.
 fn seed(created_unix_ns: u64, creator_pid: u32) -> u64 {
-    let mut z = created_unix_ns ^ (u64::from(creator_pid) << 40) ^ 0x9e37_79b9_7f4a_7c15;
+    mix(created_unix_ns ^ (u64::from(creator_pid) << 40) ^ 0x9e37_79b9_7f4a_7c15) | 1
+}
+
+#[inline(always)]
+const fn stamp(seed: u64, pos: u64) -> u64 {
+    mix(seed ^ pos)
+}
+
+/// SplitMix64's finalizer: a bijection on u64 that spreads every input bit
+/// over every output bit. It maps 0 to 0 only.
+#[inline(always)]
+const fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) | 1
+    z ^ (z >> 31)
 }
 
 #[cfg(loom)]
@@ -348,6 +369,26 @@ mod tests {
         assert_eq!(record_len(1), 32);
         assert_eq!(record_len(16), 32);
         assert_eq!(record_len(17), 48);
+    }
+
+    /// Payload bytes written over part of an old stamp must not make it
+    /// another position's stamp: stamps of positions a few laps apart must
+    /// differ in more than one byte (they differed in one with `seed + p`).
+    #[test]
+    fn stamps_of_nearby_positions_differ_in_many_bytes() {
+        for s in [seed(1, 2), seed(123_456_789, 4242), 1] {
+            for p in (0..4096).step_by(16) {
+                for d in (16..4096).step_by(16) {
+                    let x = stamp(s, p) ^ stamp(s, p + d);
+                    let differing = x.to_le_bytes().iter().filter(|&&b| b != 0).count();
+                    assert!(
+                        differing >= 3,
+                        "seed {s:#x}: {p} and {} share 6 bytes",
+                        p + d
+                    );
+                }
+            }
+        }
     }
 
     #[test]
