@@ -141,3 +141,62 @@ fn errors_are_messages_with_a_failing_status() {
     let out = shmring(&["rm"]);
     assert_eq!(out.status.code(), Some(2), "usage error");
 }
+
+#[test]
+fn bench_measures_a_chosen_workload_as_json() {
+    let out = shmring(&[
+        "bench",
+        "--kind",
+        "mpmc",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--size",
+        "64",
+        "--duration",
+        "0.3",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    let field = |k: &str| -> u64 {
+        let at = json
+            .find(&format!("\"{k}\":"))
+            .unwrap_or_else(|| panic!("{k}: {json}"));
+        json[at + k.len() + 3..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(field("messages") > 0, "{json}");
+    assert_eq!(
+        (field("producers"), field("consumers"), field("size")),
+        (2, 2, 64)
+    );
+    assert!(field("p50") <= field("max"), "{json}");
+
+    let out = shmring(&[
+        "bench",
+        "--kind",
+        "bytes",
+        "--size",
+        "100",
+        "--duration",
+        "0.2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("messages/s"));
+
+    let out = shmring(&["bench", "--kind", "spsc", "--producers", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("exactly one producer"),
+        "{}",
+        stderr(&out)
+    );
+    let out = shmring(&["bench", "--kind", "spsc", "--size", "12"]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -15,6 +15,7 @@ use shmring::baseline::PingPong;
 use shmring::{ByteRing, FutexCalls, Mpmc, Spsc, WaitStrategy};
 
 use crate::child::{message_seq, Job, Strategy, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
+use crate::progress::Progress;
 use crate::report::{self, Latency, MessageRate, Throughput};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -457,11 +458,18 @@ pub fn run(args: &DemoArgs) -> Res<()> {
          (ring of {}, default wait strategy)",
         args.count, args.capacity
     );
+    let mut progress = Progress::new(5 + 2 * MESSAGE_SIZES.len() + 9);
+    progress.step("spsc, one value at a time");
     let one = spsc_throughput(&p("one"), args, false)?;
+    progress.step("spsc, chunks");
     let chunks = spsc_throughput(&p("chunks"), args, true)?;
+    progress.step("mpmc, one value at a time");
     let mpmc = mpmc_throughput(&p("mpmc"), args)?;
+    progress.step("socketpair, batches");
     let batched = socket_throughput(args.count, true)?;
+    progress.step("socketpair, one value per call");
     let socket = socket_throughput((args.count / 10).max(1000), false)?;
+    progress.clear();
     report::print_throughput(&[one, chunks, mpmc, batched, socket.clone()], &socket);
 
     println!(
@@ -472,10 +480,13 @@ pub fn run(args: &DemoArgs) -> Res<()> {
     let mut rows = Vec::new();
     for size in MESSAGE_SIZES {
         let n = messages_for(size, args.count);
+        progress.step(&format!("byte ring, {size}-byte messages"));
         let ring = bytes_throughput(&p(&format!("bytes-{size}")), size, n)?;
+        progress.step(&format!("socketpair, {size}-byte messages"));
         let socket = socket_bytes_throughput(size, (n / 4).max(1000))?;
         rows.push((ring, socket));
     }
+    progress.clear();
     report::print_messages(&rows);
 
     let spin_trips = args.round_trips;
@@ -484,29 +495,38 @@ pub fn run(args: &DemoArgs) -> Res<()> {
         "\nRound trip between two processes ({spin_trips} trips spinning, \
          {sleep_trips} sleeping; ping-pong through two rings)"
     );
+    progress.step("round trip: one-line floor");
     let line = floor_round_trip(&p("line"), spin_trips, Floor::OneLine)?;
+    progress.step("round trip: two-line floor");
     let lines = floor_round_trip(&p("lines"), spin_trips, Floor::TwoLines)?;
+    progress.step("round trip: spsc, spin");
     let spin = spsc_round_trip(&p("spin"), spin_trips, Strategy::Spin, "shmring spsc, spin")?;
+    progress.step("round trip: spsc, default strategy");
     let default = spsc_round_trip(
         &p("default"),
         spin_trips,
         Strategy::Default,
         "shmring spsc, spin then sleep (default)",
     )?;
+    progress.step("round trip: mpmc, spin");
     let mpmc_spin = mpmc_round_trip(
         &p("mpmc-spin"),
         spin_trips,
         Strategy::Spin,
         "shmring mpmc, spin",
     )?;
+    progress.step("round trip: futex floor");
     let futex = floor_round_trip(&p("futex"), sleep_trips, Floor::Futex)?;
+    progress.step("round trip: spsc, sleep");
     let sleep = spsc_round_trip(
         &p("sleep"),
         sleep_trips,
         Strategy::Sleep,
         "shmring spsc, sleep (futex only)",
     )?;
+    progress.step("round trip: socketpair");
     let socket = socket_round_trip(sleep_trips)?;
+    progress.clear();
     report::print_latency(
         &[
             (line.clone(), &line),
@@ -522,7 +542,9 @@ pub fn run(args: &DemoArgs) -> Res<()> {
     );
 
     let wait = Duration::from_secs(1);
+    progress.step("idle cost");
     let cpu = idle_cost(&p("idle"), wait)?;
+    progress.clear();
     println!(
         "\nIdle cost: a consumer blocked {:.1} s in pop_timeout on an empty ring \
          (default strategy) used {:.2} ms of CPU",

@@ -2,9 +2,11 @@
 //! throughput, measured side by side with a Unix socketpair, and tools to
 //! look into segments and clean them up.
 
+mod bench;
 mod child;
 mod demo;
 mod inspect;
+mod progress;
 mod report;
 
 use std::process::ExitCode;
@@ -31,6 +33,9 @@ enum Command {
     /// capacity, fill level, attached pids (alive or dead), and whether it
     /// is stale (every process that used it is dead).
     Ls,
+    /// Run one workload between processes for a fixed time: throughput and
+    /// one-way latency percentiles, as a table or JSON.
+    Bench(bench::BenchArgs),
     /// Show one ring's header and live counters, once or with --watch; as a
     /// table or in the Prometheus text format.
     Stat(inspect::StatArgs),
@@ -40,6 +45,9 @@ enum Command {
     /// Internal: the other process of the demo.
     #[command(name = "__child", hide = true)]
     Child(child::ChildArgs),
+    /// Internal: one producer or consumer process of `bench`.
+    #[command(name = "__bench-worker", hide = true)]
+    BenchWorker(bench::WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +55,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Ls => inspect::ls(),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchWorker(args) => bench::worker(&args),
         Command::Stat(args) => inspect::stat(&args),
         Command::Rm(args) => match inspect::rm(&args) {
             Ok(false) => return ExitCode::from(inspect::IN_USE),

@@ -73,7 +73,7 @@ pub struct Latency {
 
 const QUANTILES: [(&str, f64); 4] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)];
 
-fn ns(v: u64) -> String {
+pub fn ns(v: u64) -> String {
     if v >= 10_000_000 {
         format!("{:.1} ms", v as f64 / 1e6)
     } else if v >= 10_000 {
