@@ -223,31 +223,43 @@ fn check_chain(reports: &[Report], total: u64, released_is_next: bool) {
     assert_eq!(next_unreported, total, "values never delivered");
 }
 
-#[test]
-fn killed_spsc_consumers_resume_at_their_release_point() {
-    let ring = Spsc::<u64>::create(&unique_name("crash-c"), 64).unwrap();
-    let name = ring.name().to_owned();
-    let mut tx = ring.producer().unwrap();
-    let total = 300_000u64;
+/// Kill `TRIALS` consumer children (`role`) at random points while
+/// `produce` streams `total` messages from a thread, then let a last one
+/// finish; the reports of all of them, in order.
+fn killed_consumers(
+    role: &str,
+    name: &str,
+    total: u64,
+    produce: impl FnOnce() + Send,
+) -> Vec<Report> {
     let mut reports = Vec::new();
     std::thread::scope(|s| {
-        s.spawn(move || {
-            for v in 0..total {
-                tx.push_timeout(v, TIMEOUT).unwrap();
-            }
-        });
+        s.spawn(produce);
         for trial in 0..TRIALS {
-            let mut child = spawn("spsc-consumer", &name, total);
+            let mut child = spawn(role, name, total);
             let out = await_ready(&mut child);
             std::thread::sleep(kill_after(trial));
             child.kill().unwrap();
             child.wait().unwrap();
             reports.push(read_report(out));
         }
-        let mut last = spawn("spsc-consumer", &name, total);
+        let mut last = spawn(role, name, total);
         let out = await_ready(&mut last);
         reports.push(read_report(out));
         assert!(last.wait().unwrap().success());
+    });
+    reports
+}
+
+#[test]
+fn killed_spsc_consumers_resume_at_their_release_point() {
+    let ring = Spsc::<u64>::create(&unique_name("crash-c"), 64).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let total = 300_000u64;
+    let reports = killed_consumers("spsc-consumer", ring.name(), total, move || {
+        for v in 0..total {
+            tx.push_timeout(v, TIMEOUT).unwrap();
+        }
     });
     check_chain(&reports, total, true);
 }
@@ -266,30 +278,14 @@ fn message_seq(msg: &[u8]) -> u64 {
 #[test]
 fn killed_byte_ring_consumers_resume_at_their_release_point() {
     let ring = ByteRing::create(&unique_name("crash-b"), 4096).unwrap();
-    let name = ring.name().to_owned();
     let mut tx = ring.producer().unwrap();
     let total = 300_000u64;
-    let mut reports = Vec::new();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            for seq in 0..total {
-                let mut body = seq.to_le_bytes().to_vec();
-                body.resize(8 + (seq % 100) as usize, seq as u8);
-                tx.send_timeout(&body, TIMEOUT).unwrap();
-            }
-        });
-        for trial in 0..TRIALS {
-            let mut child = spawn("bytes-consumer", &name, total);
-            let out = await_ready(&mut child);
-            std::thread::sleep(kill_after(trial));
-            child.kill().unwrap();
-            child.wait().unwrap();
-            reports.push(read_report(out));
+    let reports = killed_consumers("bytes-consumer", ring.name(), total, move || {
+        for seq in 0..total {
+            let mut body = seq.to_le_bytes().to_vec();
+            body.resize(8 + (seq % 100) as usize, seq as u8);
+            tx.send_timeout(&body, TIMEOUT).unwrap();
         }
-        let mut last = spawn("bytes-consumer", &name, total);
-        let out = await_ready(&mut last);
-        reports.push(read_report(out));
-        assert!(last.wait().unwrap().success());
     });
     check_chain(&reports, total, false);
 }

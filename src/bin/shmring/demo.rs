@@ -309,21 +309,35 @@ fn total(trips: u64) -> u64 {
     trips + trips / 10
 }
 
+/// Time `trips` round trips through a ping ring and a pong ring whose
+/// other ends a peer running `job` opens; `round(i)` sends `i` and checks
+/// the echo.
+fn echo_round_trips(
+    name: &str,
+    trips: u64,
+    strategy: Strategy,
+    label: &str,
+    job: Job,
+    round: impl FnMut(u64) -> Res<()>,
+) -> Res<Latency> {
+    let peer = Peer::spawn(job, name, total(trips), strategy)?;
+    let hist = time_round_trips(trips, round)?;
+    peer.finish()?;
+    Ok(Latency {
+        label: label.into(),
+        hist,
+    })
+}
+
 fn spsc_round_trip(name: &str, trips: u64, strategy: Strategy, label: &str) -> Res<Latency> {
     let ping = Spsc::<u64>::create(&format!("{name}-ping"), 64)?;
     let pong = Spsc::<u64>::create(&format!("{name}-pong"), 64)?;
     let mut tx = ping.producer()?;
     let mut rx = pong.consumer()?;
     rx.set_wait_strategy(WaitStrategy::from(strategy));
-    let peer = Peer::spawn(Job::SpscEcho, name, total(trips), strategy)?;
-    let hist = time_round_trips(trips, |i| {
+    echo_round_trips(name, trips, strategy, label, Job::SpscEcho, |i| {
         tx.try_push(i).map_err(|_| "ping ring full")?;
         check(i, rx.pop_timeout(PEER_TIMEOUT)?)
-    })?;
-    peer.finish()?;
-    Ok(Latency {
-        label: label.into(),
-        hist,
     })
 }
 
@@ -333,15 +347,9 @@ fn mpmc_round_trip(name: &str, trips: u64, strategy: Strategy, label: &str) -> R
     let tx = ping.producer()?;
     let mut rx = pong.consumer()?;
     rx.set_wait_strategy(WaitStrategy::from(strategy));
-    let peer = Peer::spawn(Job::MpmcEcho, name, total(trips), strategy)?;
-    let hist = time_round_trips(trips, |i| {
+    echo_round_trips(name, trips, strategy, label, Job::MpmcEcho, |i| {
         tx.try_push(i).map_err(|_| "ping ring full")?;
         check(i, rx.pop_timeout(PEER_TIMEOUT)?)
-    })?;
-    peer.finish()?;
-    Ok(Latency {
-        label: label.into(),
-        hist,
     })
 }
 
