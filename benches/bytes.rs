@@ -20,15 +20,8 @@ use shmring::ByteRing;
 const SIZES: [(usize, &str); 3] = [(64, "64B"), (1024, "1KiB"), (64 * 1024, "64KiB")];
 const RING_BYTES: usize = 1 << 20;
 
-fn name(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmring-bench-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+mod common;
+use common::name;
 
 /// A message of `size` bytes carrying `seq` at both ends.
 fn stamp(buf: &mut [u8], seq: u64) {

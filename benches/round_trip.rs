@@ -15,15 +15,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use shmring::baseline::PingPong;
 use shmring::{Mpmc, Spsc, WaitStrategy};
 
-fn name(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmring-bench-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+mod common;
+use common::name;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -11,15 +11,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 const CAPACITY: usize = 4096;
 const CHUNK: usize = 64;
 
-fn name(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmring-bench-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+mod common;
+use common::name;
 
 /// Run `produce(n)` on this thread and `consume(n)` on another; time both.
 fn two_threads<P, C>(n: u64, produce: P, consume: C) -> Duration

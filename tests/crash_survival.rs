@@ -10,7 +10,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,15 +37,7 @@ fn kill_after(trial: u64) -> Duration {
 }
 
 fn spawn(role: &str, ring: &str, until: u64) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ROLE, role)
+    child_command("child_entry", role)
         .env("RING", ring)
         .env("UNTIL", until.to_string())
         .stdout(Stdio::piped())
@@ -294,15 +286,7 @@ fn killed_byte_ring_consumers_resume_at_their_release_point() {
 fn a_killed_creator_leaves_a_usable_segment_that_becomes_stale() {
     let name = unique_name("crash-creator");
     let _cleanup = Unlink(name.clone());
-    let mut creator = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_entry_creator",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ROLE, "creator")
+    let mut creator = child_command("child_entry_creator", "creator")
         .env("RING", &name)
         .stdout(Stdio::piped())
         .spawn()

@@ -165,15 +165,7 @@ fn await_line(child: &mut std::process::Child, line: &str) {
 fn a_producer_killed_holding_a_claim_stalls_consumers_with_a_typed_error() {
     let name = unique_name("mpmcdeadtx");
     let ring = Mpmc::<u64>::create(&name, 4).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ROLE, "claim-and-hang")
+    let mut child = child_command("child_entry", "claim-and-hang")
         .env("RING", &name)
         .stdout(Stdio::piped())
         .spawn()
@@ -199,15 +191,7 @@ fn a_consumer_killed_holding_a_value_stalls_producers_at_their_timeout() {
     let ring = Mpmc::<u64>::create(&name, 2).unwrap();
     let tx = ring.producer().unwrap();
     tx.try_push(1).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ROLE, "read-and-hang")
+    let mut child = child_command("child_entry", "read-and-hang")
         .env("RING", &name)
         .stdout(Stdio::piped())
         .spawn()

@@ -90,13 +90,20 @@ impl Drop for ChildGuard {
 /// function that dispatches on [`CHILD_ROLE`]), with `role` and `args` in its
 /// environment.
 pub fn spawn_child(entry: &str, role: &str, args: &[(&str, String)]) -> ChildGuard {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
-        .env(CHILD_ROLE, role);
+    let mut cmd = child_command(entry, role);
     for (k, v) in args {
         cmd.env(k, v);
     }
     ChildGuard(Some(cmd.spawn().expect("spawn test child")))
+}
+
+/// The command that re-runs this test binary as child `role`, executing
+/// only the test `entry`; add environment and stdio before spawning.
+pub fn child_command(entry: &str, role: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(CHILD_ROLE, role);
+    cmd
 }
 
 /// The role this process was started as, if it is a child.
