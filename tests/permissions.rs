@@ -1,0 +1,152 @@
+//! Access between users: a segment's mode is what decides who may open it,
+//! and a segment another user created under our name is refused.
+//!
+//! The other user is a child process started with a different uid (the
+//! test binary re-executed through `Command::uid`, which calls `setuid` in
+//! the forked child before `exec`). That needs root; as any other user the
+//! tests print why they are skipped and pass.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+use shmring::{CreateOptions, Error, OpenOptions, Spsc};
+
+/// A uid and gid no account on the machine is expected to use.
+const STRANGER: u32 = 4242;
+
+/// Entry point of the children, which run as another user.
+#[test]
+fn child_entry() {
+    let Some(role) = child_role() else { return };
+    let name: String = arg("RING");
+    match role.as_str() {
+        // Print how opening went, for the parent to check: the variant is
+        // the contract, so the parent matches on its Debug name.
+        "open" => report(Spsc::<u64>::open(&name).map(|_| ())),
+        "open-foreign-and-pop" => {
+            let opts = OpenOptions::new().allow_foreign_owner(true);
+            report(Spsc::<u64>::open_with(&name, &opts).and_then(|ring| {
+                let value = ring.consumer()?.pop_timeout(Duration::from_secs(10))?;
+                println!("popped {value}");
+                Ok(())
+            }))
+        }
+        "squat" => {
+            let ring = Spsc::<u64>::create(&name, 4).unwrap();
+            ring.persist();
+            report(Ok(()));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn report(result: shmring::Result<()>) {
+    match result {
+        Ok(()) => println!("RESULT Ok"),
+        Err(e) => println!("RESULT {e:?}"),
+    }
+}
+
+/// Run child `role` on segment `name` as uid `uid`, gid `gid`; `None` (with
+/// the reason printed) when this process cannot change users.
+fn run_as(uid: u32, gid: u32, role: &str, name: &str) -> Option<Output> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: running a child as another uid needs root");
+        return None;
+    }
+    let mut cmd = child_command("child_entry", role);
+    cmd.env("RING", name).uid(uid).gid(gid);
+    let out = match cmd.output() {
+        Ok(out) => out,
+        // The test binary must be reachable by the other user; a checkout
+        // under a private home directory is not.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: uid {uid} cannot execute this test binary: {e}");
+            return None;
+        }
+        Err(e) => panic!("spawn child: {e}"),
+    };
+    Some(out)
+}
+
+/// The `RESULT` line a child printed.
+fn result_of(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no result; status {}, stdout {stdout}, stderr {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_string()
+}
+
+#[test]
+fn the_default_mode_keeps_other_users_out() {
+    let name = unique_name("perm-default");
+    let _ring = Spsc::<u64>::create(&name, 4).unwrap();
+    let Some(out) = run_as(STRANGER, STRANGER, "open", &name) else {
+        return;
+    };
+    let result = result_of(&out);
+    assert!(result.starts_with("PermissionDenied"), "{result}");
+}
+
+#[test]
+fn a_group_mode_lets_the_group_in_and_no_one_else() {
+    let name = unique_name("perm-group");
+    let ring = Spsc::<u64>::create_with(&name, 4, &CreateOptions::new().mode(0o660)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    tx.try_push(42).unwrap();
+    let group = nix::unistd::getegid().as_raw();
+
+    // In the segment's group: opening a segment another user owns must be
+    // asked for explicitly, and then it works both ways round.
+    let Some(out) = run_as(STRANGER, group, "open", &name) else {
+        return;
+    };
+    let result = result_of(&out);
+    assert!(result.starts_with("ForeignOwner"), "{result}");
+    let out = run_as(STRANGER, group, "open-foreign-and-pop", &name).unwrap();
+    assert_eq!(result_of(&out), "Ok");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("popped 42"));
+
+    // Outside the group: the mode keeps it out.
+    let out = run_as(STRANGER, STRANGER, "open-foreign-and-pop", &name).unwrap();
+    let result = result_of(&out);
+    assert!(result.starts_with("PermissionDenied"), "{result}");
+}
+
+#[test]
+fn a_segment_squatted_by_another_user_is_refused() {
+    let name = unique_name("perm-squat");
+    let _cleanup = Unlink(name.clone());
+    let Some(out) = run_as(STRANGER, STRANGER, "squat", &name) else {
+        return;
+    };
+    assert_eq!(result_of(&out), "Ok");
+
+    // The name is taken: creating it fails rather than reusing the
+    // squatter's file, and opening it names the squatter.
+    let err = Spsc::<u64>::create(&name, 4).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    let err = Spsc::<u64>::open(&name).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ForeignOwner {
+                owner: STRANGER,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
