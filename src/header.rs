@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(loom)]
+use crate::claims::ClaimRecord;
+use crate::claims::{ClaimTable, Recovery};
 use crate::error::{Error, Result, RingKind, TypeLayout};
 use crate::layout::SegmentLayout;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -21,7 +24,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Bumped on any change to the layout or meaning of shared memory.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// The zero a fresh segment is filled with: the creator is still writing.
 const INITIALIZING: u32 = 0;
@@ -77,6 +80,12 @@ pub(crate) struct Header {
     pub(crate) producer_event: CachePadded<Event>,
     /// Processes that have the segment mapped; see `attach.rs`.
     pub(crate) attached: CachePadded<[AtomicU64; ATTACH_SLOTS]>,
+    /// The repair lock and its flags; see `claims.rs`.
+    pub(crate) recovery: CachePadded<Recovery>,
+    /// Which producer handle may hold which positions (MPMC).
+    pub(crate) producer_claims: ClaimTable,
+    /// Which consumer handle may hold which positions (MPMC).
+    pub(crate) consumer_claims: ClaimTable,
 }
 
 /// How many processes the header records as attached; more may attach,
@@ -113,7 +122,10 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Header, consumer_event), 640);
     const_assert_eq!(offset_of!(Header, producer_event), 768);
     const_assert_eq!(offset_of!(Header, attached), 896);
-    const_assert_eq!(size_of::<Header>(), 1152);
+    const_assert_eq!(offset_of!(Header, recovery), 1152);
+    const_assert_eq!(offset_of!(Header, producer_claims), 1280);
+    const_assert_eq!(offset_of!(Header, consumer_claims), 1280 + 4096);
+    const_assert_eq!(size_of::<Header>(), 1280 + 2 * 4096);
     // Atomics must be plain integers in memory for another process to share them.
     const_assert_eq!(size_of::<AtomicU64>(), 8);
     const_assert!(std::mem::align_of::<AtomicU64>() == 8);
@@ -396,6 +408,9 @@ impl Header {
             consumer_event: event(),
             producer_event: event(),
             attached: CachePadded::new(std::array::from_fn(|_| u64z())),
+            recovery: CachePadded::new(Recovery::new()),
+            producer_claims: std::array::from_fn(|_| CachePadded::new(ClaimRecord::new())),
+            consumer_claims: std::array::from_fn(|_| CachePadded::new(ClaimRecord::new())),
         }
     }
 }

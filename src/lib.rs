@@ -30,6 +30,7 @@ mod attach;
 mod barrier;
 pub mod baseline;
 mod byte_ring;
+mod claims;
 mod error;
 mod futex;
 mod header;

@@ -41,14 +41,15 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
+use crate::claims::{self, Recorder, RepairLock, Side};
 use crate::error::{Error, PushTimeout, Result, RingKind};
 use crate::ring::RingMemory;
 use crate::segment::{CreateOptions, OpenOptions};
-use crate::slot::{free_stamp, full_stamp, Slot};
+use crate::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 
@@ -95,18 +96,18 @@ impl<T: Pod + Send> Mpmc<T> {
 
     /// A producer handle. There may be any number.
     pub fn producer(&self) -> Result<MpmcProducer<T>> {
-        Ok(MpmcProducer {
-            mem: Arc::clone(&self.mem),
-            wait: WaitStrategy::default(),
-        })
+        Ok(MpmcProducer::new(
+            Arc::clone(&self.mem),
+            WaitStrategy::default(),
+        ))
     }
 
     /// A consumer handle. There may be any number.
     pub fn consumer(&self) -> Result<MpmcConsumer<T>> {
-        Ok(MpmcConsumer {
-            mem: Arc::clone(&self.mem),
-            wait: WaitStrategy::default(),
-        })
+        Ok(MpmcConsumer::new(
+            Arc::clone(&self.mem),
+            WaitStrategy::default(),
+        ))
     }
 }
 
@@ -145,6 +146,24 @@ impl<T> Mpmc<T> {
     /// but has not published it: a slow producer, or a dead one.
     pub fn stalled_at(&self) -> Option<u64> {
         stalled_at(&self.mem)
+    }
+
+    /// Repair what dead processes left: positions a dead producer claimed
+    /// and never published are skipped (their values were never committed),
+    /// and values a dead consumer took and never released are handed to the
+    /// next consumer that finds the ring empty. Blocked calls do this on
+    /// their own while they wait behind such a position; call it when every
+    /// handle only polls. Returns how many positions it repaired or handed
+    /// on; 0 also when another process is repairing, or when handles beyond
+    /// the claim table's 32 per side exist (they cannot be told from the
+    /// dead, so nothing is touched).
+    pub fn recover(&self) -> u64 {
+        recover(&self.mem)
+    }
+
+    /// Positions repaired since the ring was created, by any process.
+    pub fn repaired(&self) -> u64 {
+        self.mem.header().recovery.repaired.load(Ordering::Relaxed)
     }
 }
 
@@ -186,27 +205,45 @@ fn catch_up(ticket: &crate::sync::AtomicU64, pos: u64) -> u64 {
     }
 }
 
-/// Take the next ticket from `ticket` whose slot shows `ready(pos)`: the
-/// next position to write (`tail`, `free_stamp`) or to read (`head`,
-/// `full_stamp`). `None` when the slot is a lap behind: full or empty.
+/// Take the next ticket of `side` whose slot is ready for it: the next
+/// position to write (`tail`, stamped `free`) or to read (`head`, stamped
+/// `full`). A reader also takes a `skipped` position, passes its slot on
+/// and goes on. `None` when the slot is a lap behind: full or empty.
+///
+/// The position is named in the handle's claim record before the
+/// compare-exchange, and the exchange is Release, so a repairer that reads
+/// the ticket past it knows who may hold it (`claims.rs`).
 #[inline]
-fn claim<T>(
-    mem: &RingMemory<Slot<T>>,
-    ticket: &crate::sync::AtomicU64,
-    ready: fn(u64) -> u64,
-) -> Option<u64> {
+fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64> {
+    let header = mem.header();
+    let (ticket, table, ready): (_, _, fn(u64) -> u64) = match side {
+        Side::Producer => (&header.tail, &header.producer_claims, free_stamp),
+        Side::Consumer => (&header.head, &header.consumer_claims, full_stamp),
+    };
     let mut pos = ticket.load(Ordering::Relaxed);
     for _ in 0..MAX_RETRIES {
-        match lag(mem.slot(pos).stamp(), ready(pos)) {
-            0 => match ticket.compare_exchange(
-                pos,
-                pos.wrapping_add(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some(pos),
-                Err(now) => pos = now,
-            },
+        let stamp = mem.slot(pos).stamp();
+        let skipped = side == Side::Consumer && stamp == skipped_stamp(pos);
+        match lag(stamp, ready(pos)) {
+            d if d == 0 || skipped => {
+                rec.note(table, pos);
+                match ticket.compare_exchange(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) if skipped => {
+                        release(mem, pos);
+                        pos = pos.wrapping_add(1);
+                    }
+                    Ok(_) => {
+                        rec.hold();
+                        return Some(pos);
+                    }
+                    Err(now) => pos = now,
+                }
+            }
             d if d < 0 => return None,
             _ => pos = catch_up(ticket, pos),
         }
@@ -214,30 +251,183 @@ fn claim<T>(
     None
 }
 
-/// Take the next position to write, if the ring has room.
-#[inline]
-fn claim_push<T>(mem: &RingMemory<Slot<T>>) -> Option<u64> {
-    claim(mem, &mem.header().tail, free_stamp)
+/// Repair what dead handles left unfinished: positions a dead producer
+/// claimed and never published are stamped skipped (consumers pass over
+/// them); values a dead consumer took and never released are flagged for a
+/// live consumer to take over (only a consumer can deliver them). The
+/// number of positions repaired or flagged.
+fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
+    let header = mem.header();
+    let recovery = &header.recovery;
+    let Some(_lock) = RepairLock::try_acquire(recovery) else {
+        return 0;
+    };
+    let cap = mem.capacity();
+    let mut repaired = 0;
+
+    let tail = header.tail.load(Ordering::Acquire);
+    for dead in claims::dead_records(&header.producer_claims) {
+        let mut pending = false;
+        for pos in dead.positions(cap) {
+            let claimed = (1..=cap).contains(&tail.wrapping_sub(pos));
+            if !claimed || mem.slot(pos).stamp() != free_stamp(pos) {
+                continue;
+            }
+            if claims::held_by_the_living(&header.producer_claims, recovery, Side::Producer, pos) {
+                pending = true;
+            } else if mem.slot(pos).skip(pos) {
+                repaired += 1;
+            }
+        }
+        if !pending {
+            dead.free();
+        }
+    }
+    if repaired > 0 {
+        recovery.repaired.fetch_add(repaired, Ordering::Relaxed);
+        wait::wake(&header.consumer_event);
+    }
+
+    let Scan::Found(orphans) = scan_orphans(mem, None) else {
+        unreachable!("only a consumer adopts")
+    };
+    if orphans > 0 {
+        recovery.orphaned.store(1, Ordering::Release);
+        wait::wake(&header.consumer_event);
+    }
+    repaired + orphans
 }
 
-/// Take the next position to read, if a value is committed there.
-#[inline]
-fn claim_pop<T>(mem: &RingMemory<Slot<T>>) -> Option<u64> {
-    claim(mem, &mem.header().head, full_stamp)
+/// What a scan for a dead consumer's values found.
+enum Scan {
+    /// This many values wait for a consumer to take them over.
+    Found(u64),
+    /// The consumer handle that scanned took over this position.
+    Adopted(u64),
 }
 
-/// A producer handle of an [`Mpmc`] ring.
+/// Find the values dead consumers took and never released, that no live
+/// consumer holds (call with the repair lock held). With `adopt`, the first
+/// such value is taken over by that consumer handle, which delivers it, and
+/// dead consumers' skipped positions are passed on on the way.
+fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>) -> Scan {
+    let header = mem.header();
+    let recovery = &header.recovery;
+    let cap = mem.capacity();
+    let head = header.head.load(Ordering::Acquire);
+    let mut found = 0;
+    for dead in claims::dead_records(&header.consumer_claims) {
+        let mut pending = false;
+        for pos in dead.positions(cap) {
+            let claimed = (1..=cap).contains(&head.wrapping_sub(pos));
+            let stamp = mem.slot(pos).stamp();
+            let unreleased = stamp == full_stamp(pos) || stamp == skipped_stamp(pos);
+            if !claimed || !unreleased {
+                continue;
+            }
+            if claims::held_by_the_living(&header.consumer_claims, recovery, Side::Consumer, pos) {
+                pending = true;
+                continue;
+            }
+            match adopt {
+                Some(_) if stamp == skipped_stamp(pos) => release(mem, pos),
+                Some(rec) => {
+                    // Named in our record before the lock is let go, so the
+                    // next repairer sees a live holder.
+                    rec.note(&header.consumer_claims, pos);
+                    rec.hold();
+                    recovery.repaired.fetch_add(1, Ordering::Relaxed);
+                    return Scan::Adopted(pos);
+                }
+                None => {
+                    pending = true;
+                    found += 1;
+                }
+            }
+        }
+        if !pending {
+            dead.free();
+        }
+    }
+    Scan::Found(found)
+}
+
+/// A consumer's way to a dead consumer's value: only when a repairer has
+/// flagged one, so the empty path costs one load of a quiet line.
+fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
+    let recovery = &mem.header().recovery;
+    if recovery.orphaned.load(Ordering::Relaxed) == 0 || !rec.is_recorded() {
+        return None;
+    }
+    let _lock = RepairLock::try_acquire(recovery)?;
+    match scan_orphans(mem, Some(rec)) {
+        Scan::Adopted(pos) => Some(pos),
+        Scan::Found(_) => {
+            recovery.orphaned.store(0, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// How long a blocked call waits before it looks for dead peers to repair
+/// after, while the ring is stalled or full.
+const REPAIR_SLICE: Duration = Duration::from_millis(10);
+
+/// Longest sleep of an idle consumer between checks for a stall that began
+/// while it slept (a producer that died holding a claim wakes no one).
+const IDLE_SLICE: Duration = Duration::from_millis(100);
+
+/// Wait up to `timeout` for `ready`, in slices: after each slice that ends
+/// without a result, `between` runs (the repairs) and says how long the
+/// next slice may be.
+fn wait_in_slices<R>(
+    event: &crate::header::Event,
+    strategy: WaitStrategy,
+    timeout: Duration,
+    mut ready: impl FnMut() -> Option<R>,
+    mut between: impl FnMut() -> Duration,
+) -> Option<R> {
+    let start = Instant::now();
+    let mut slice = between();
+    loop {
+        let remaining = timeout.saturating_sub(start.elapsed());
+        if let Some(r) = wait::wait_until(event, strategy, remaining.min(slice), &mut ready) {
+            return Some(r);
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        slice = between();
+    }
+}
+
+/// A producer handle of an [`Mpmc`] ring. Each handle (each clone) has its
+/// own claim record, so a handle is `Send` but not `Sync`: clone it for
+/// each thread.
 pub struct MpmcProducer<T> {
     mem: Memory<T>,
     wait: WaitStrategy,
+    rec: Recorder,
+}
+
+impl<T> MpmcProducer<T> {
+    fn new(mem: Memory<T>, wait: WaitStrategy) -> Self {
+        let header = mem.header();
+        let rec = Recorder::take(&header.producer_claims, &header.recovery, Side::Producer);
+        MpmcProducer { mem, wait, rec }
+    }
 }
 
 impl<T> Clone for MpmcProducer<T> {
     fn clone(&self) -> Self {
-        MpmcProducer {
-            mem: Arc::clone(&self.mem),
-            wait: self.wait,
-        }
+        Self::new(Arc::clone(&self.mem), self.wait)
+    }
+}
+
+impl<T> Drop for MpmcProducer<T> {
+    fn drop(&mut self) {
+        let header = self.mem.header();
+        self.rec.release(&header.producer_claims, &header.recovery);
     }
 }
 
@@ -245,7 +435,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// Push `value` if there is room; give it back if the ring is full.
     #[inline]
     pub fn try_push(&self, value: T) -> std::result::Result<(), T> {
-        match claim_push(&self.mem) {
+        match claim(&self.mem, Side::Producer, &self.rec) {
             Some(pos) => {
                 self.fill(pos, value);
                 Ok(())
@@ -273,7 +463,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// Claim a slot to write in place, if there is room. The slot is zeroed;
     /// dropping the guard publishes it, written or not.
     pub fn claim(&self) -> Option<MpmcWriteSlot<'_, T>> {
-        claim_push(&self.mem).map(|pos| self.lend(pos))
+        claim(&self.mem, Side::Producer, &self.rec).map(|pos| self.lend(pos))
     }
 
     /// [`claim`](Self::claim), waiting up to `timeout` for room.
@@ -288,11 +478,19 @@ impl<T: Pod + Send> MpmcProducer<T> {
         self.wait = strategy;
     }
 
+    /// Wait for room; while the ring stays full, look for a dead peer
+    /// behind it every [`REPAIR_SLICE`].
     fn claim_waiting(&self, timeout: Duration) -> Option<u64> {
-        claim_push(&self.mem).or_else(|| {
-            let event = &self.mem.header().producer_event;
-            wait::wait_until(event, self.wait, timeout, || claim_push(&self.mem))
-        })
+        let event = &self.mem.header().producer_event;
+        let ready = || claim(&self.mem, Side::Producer, &self.rec);
+        let mut first = true;
+        let between = || {
+            if !std::mem::take(&mut first) {
+                recover(&self.mem);
+            }
+            REPAIR_SLICE
+        };
+        wait_in_slices(event, self.wait, timeout, ready, between)
     }
 
     fn fill(&self, pos: u64, value: T) {
@@ -300,29 +498,29 @@ impl<T: Pod + Send> MpmcProducer<T> {
         // SAFETY: we own `pos` (our compare-exchange took it) and saw its
         // slot free for it (Acquire on the stamp the last reader released).
         unsafe { slot.write(value) };
-        publish(&self.mem, pos);
+        self.publish(pos);
     }
 
     fn lend(&self, pos: u64) -> MpmcWriteSlot<'_, T> {
         // SAFETY: as in `fill`; zeroing means an unwritten claim can never
         // deliver the previous lap's value a second time.
         unsafe { self.mem.slot(pos).write(T::zeroed()) };
-        MpmcWriteSlot {
-            mem: &self.mem,
-            pos,
-        }
+        MpmcWriteSlot { tx: self, pos }
     }
 }
 
-fn publish<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
-    mem.slot(pos).publish(pos);
-    wait::notify(&mem.header().consumer_event);
+impl<T> MpmcProducer<T> {
+    fn publish(&self, pos: u64) {
+        self.mem.slot(pos).publish(pos);
+        self.rec.finish();
+        wait::notify(&self.mem.header().consumer_event);
+    }
 }
 
 /// A claimed slot, lent in place for writing. Dropping it publishes the
 /// value to the consumers.
 pub struct MpmcWriteSlot<'a, T> {
-    mem: &'a RingMemory<Slot<T>>,
+    tx: &'a MpmcProducer<T>,
     pos: u64,
 }
 
@@ -330,48 +528,66 @@ impl<T: Pod> Deref for MpmcWriteSlot<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the claim is ours until dropped.
-        unsafe { self.mem.slot(self.pos).value_ref() }
+        unsafe { self.tx.mem.slot(self.pos).value_ref() }
     }
 }
 
 impl<T: Pod> DerefMut for MpmcWriteSlot<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: the claim is ours until dropped; `&mut self` makes it unique.
-        unsafe { self.mem.slot(self.pos).value_mut() }
+        unsafe { self.tx.mem.slot(self.pos).value_mut() }
     }
 }
 
 impl<T> Drop for MpmcWriteSlot<'_, T> {
     fn drop(&mut self) {
-        publish(self.mem, self.pos);
+        self.tx.publish(self.pos);
     }
 }
 
-/// A consumer handle of an [`Mpmc`] ring.
+/// A consumer handle of an [`Mpmc`] ring. Like a producer, each handle
+/// (each clone) has its own claim record: `Send`, not `Sync`.
 pub struct MpmcConsumer<T> {
     mem: Memory<T>,
     wait: WaitStrategy,
+    rec: Recorder,
+}
+
+impl<T> MpmcConsumer<T> {
+    fn new(mem: Memory<T>, wait: WaitStrategy) -> Self {
+        let header = mem.header();
+        let rec = Recorder::take(&header.consumer_claims, &header.recovery, Side::Consumer);
+        MpmcConsumer { mem, wait, rec }
+    }
 }
 
 impl<T> Clone for MpmcConsumer<T> {
     fn clone(&self) -> Self {
-        MpmcConsumer {
-            mem: Arc::clone(&self.mem),
-            wait: self.wait,
-        }
+        Self::new(Arc::clone(&self.mem), self.wait)
+    }
+}
+
+impl<T> Drop for MpmcConsumer<T> {
+    fn drop(&mut self) {
+        let header = self.mem.header();
+        self.rec.release(&header.consumer_claims, &header.recovery);
     }
 }
 
 impl<T: Pod + Send> MpmcConsumer<T> {
-    /// Pop the oldest committed value, if any.
+    /// Pop the oldest committed value, if any. (After a consumer died
+    /// holding a value, a live consumer takes that value over here when the
+    /// ring is otherwise empty: it comes out of order.)
     #[inline]
     pub fn try_pop(&self) -> Option<T> {
-        claim_pop(&self.mem).map(|pos| self.take(pos))
+        self.try_claim().map(|pos| self.take(pos))
     }
 
     /// Pop a value, waiting up to `timeout`. A zero timeout is a
-    /// [`try_pop`](Self::try_pop). `Error::Stalled` if the wait ended behind
-    /// a position a producer claimed and never published; else `Timeout`.
+    /// [`try_pop`](Self::try_pop). Values a dead producer claimed and never
+    /// published are repaired (skipped) while waiting; `Error::Stalled` if
+    /// the wait still ended behind such a position (its producer is alive,
+    /// or repair is off, see [`Mpmc::recover`]); else `Timeout`.
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
         self.claim_waiting(timeout).map(|pos| self.take(pos))
     }
@@ -379,19 +595,14 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// Borrow the oldest committed value in place, if any; dropping the
     /// guard releases its slot.
     pub fn read(&self) -> Option<MpmcReadSlot<'_, T>> {
-        claim_pop(&self.mem).map(|pos| MpmcReadSlot {
-            mem: &self.mem,
-            pos,
-        })
+        self.try_claim().map(|pos| MpmcReadSlot { rx: self, pos })
     }
 
     /// [`read`](Self::read), waiting up to `timeout`; errors as for
     /// [`pop_timeout`](Self::pop_timeout).
     pub fn read_timeout(&self, timeout: Duration) -> Result<MpmcReadSlot<'_, T>> {
-        self.claim_waiting(timeout).map(|pos| MpmcReadSlot {
-            mem: &self.mem,
-            pos,
-        })
+        self.claim_waiting(timeout)
+            .map(|pos| MpmcReadSlot { rx: self, pos })
     }
 
     /// How this handle waits when the ring is empty.
@@ -399,12 +610,31 @@ impl<T: Pod + Send> MpmcConsumer<T> {
         self.wait = strategy;
     }
 
+    #[inline]
+    fn try_claim(&self) -> Option<u64> {
+        claim(&self.mem, Side::Consumer, &self.rec).or_else(|| adopt_orphan(&self.mem, &self.rec))
+    }
+
+    /// Wait for a value; while the ring is stalled behind an unpublished
+    /// position, repair it every [`REPAIR_SLICE`] if its producer is dead.
     fn claim_waiting(&self, timeout: Duration) -> Result<u64> {
-        if let Some(pos) = claim_pop(&self.mem) {
+        if let Some(pos) = self.try_claim() {
             return Ok(pos);
         }
         let event = &self.mem.header().consumer_event;
-        wait::wait_until(event, self.wait, timeout, || claim_pop(&self.mem)).ok_or_else(|| {
+        let mut first = true;
+        let between = || {
+            let stalled = stalled_at(&self.mem).is_some();
+            if stalled && !std::mem::take(&mut first) {
+                recover(&self.mem);
+            }
+            if stalled {
+                REPAIR_SLICE
+            } else {
+                IDLE_SLICE
+            }
+        };
+        wait_in_slices(event, self.wait, timeout, || self.try_claim(), between).ok_or_else(|| {
             match stalled_at(&self.mem) {
                 Some(position) if !timeout.is_zero() => Error::Stalled { position },
                 _ => Error::Timeout,
@@ -413,11 +643,19 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     }
 
     fn take(&self, pos: u64) -> T {
-        // SAFETY: we own `pos` (our compare-exchange took it) and saw it full
-        // (Acquire on the producer's publish).
+        // SAFETY: we own `pos` (our compare-exchange, or a dead consumer's
+        // that we took over, took it) and saw it full (Acquire on the
+        // producer's publish).
         let value = unsafe { self.mem.slot(pos).read() };
-        release(&self.mem, pos);
+        self.release(pos);
         value
+    }
+}
+
+impl<T> MpmcConsumer<T> {
+    fn release(&self, pos: u64) {
+        release(&self.mem, pos);
+        self.rec.finish();
     }
 }
 
@@ -428,7 +666,7 @@ fn release<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
 
 /// A committed value, lent in place. Dropping it releases the slot.
 pub struct MpmcReadSlot<'a, T> {
-    mem: &'a RingMemory<Slot<T>>,
+    rx: &'a MpmcConsumer<T>,
     pos: u64,
 }
 
@@ -436,12 +674,12 @@ impl<T: Pod> Deref for MpmcReadSlot<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the claim is ours until dropped; the producer published it.
-        unsafe { self.mem.slot(self.pos).value_ref() }
+        unsafe { self.rx.mem.slot(self.pos).value_ref() }
     }
 }
 
 impl<T> Drop for MpmcReadSlot<'_, T> {
     fn drop(&mut self) {
-        release(self.mem, self.pos);
+        self.rx.release(self.pos);
     }
 }

@@ -1,30 +1,39 @@
 //! A slot: one element and the stamp that says which position's value it
 //! holds.
 //!
-//! The writer of position `p` fills the value, then stores `full(p) = 2p + 1`
+//! The writer of position `p` fills the value, then stores `full(p) = 4p + 1`
 //! with Release; the reader of `p` checks for exactly that stamp with
-//! Acquire, and then sees the value. Stamps start even (`2i` for slot `i`),
-//! and every position has its own odd stamp, so neither a fresh slot nor a
-//! value from an earlier lap can pass for the current one.
+//! Acquire, and then sees the value. Stamps start at `free(i) = 4i` for slot
+//! `i`, and every position has its own stamps, so neither a fresh slot nor a
+//! value from an earlier lap can pass for the current one. A position whose
+//! writer died before publishing is stamped `skipped(p) = 4p + 3` by a
+//! repairer (`claims.rs`), and readers pass over it.
 //!
 //! How a slot goes back to the writer is the ring's business: the SPSC
 //! ring's consumer moves its own index (`spsc.rs`); the MPMC ring's consumer
-//! stamps the slot `free(p + cap) = 2(p + cap)`, the stamp the writer of
+//! stamps the slot `free(p + cap) = 4(p + cap)`, the stamp the writer of
 //! `p + cap` waits for (`mpmc.rs`).
 
 use crate::sync::{AtomicU64, Ordering, UnsafeCell};
 
 /// The stamp of a slot that the writer of position `i` may fill; a fresh
-/// slot `i` is created with it. Even, so never a full stamp.
+/// slot `i` is created with it.
 #[inline(always)]
 pub(crate) const fn free_stamp(i: u64) -> u64 {
-    i.wrapping_mul(2)
+    i.wrapping_mul(4)
 }
 
 /// The stamp of a slot holding the committed value of `pos`.
 #[inline(always)]
 pub(crate) const fn full_stamp(pos: u64) -> u64 {
-    pos.wrapping_mul(2) | 1
+    pos.wrapping_mul(4) | 1
+}
+
+/// The stamp of a position whose writer died before publishing: there is
+/// no value, and the reader of `pos` only passes the slot on.
+#[inline(always)]
+pub(crate) const fn skipped_stamp(pos: u64) -> u64 {
+    pos.wrapping_mul(4) | 3
 }
 
 /// One element of a fixed-size ring, laid out in shared memory.
@@ -66,6 +75,19 @@ impl<T> Slot<T> {
     #[inline(always)]
     pub(crate) fn publish(&self, pos: u64) {
         self.stamp.store(full_stamp(pos), Ordering::Release);
+    }
+
+    /// Mark `pos`, claimed by a writer that died, as having no value, if it
+    /// is still unpublished. Relaxed: nothing is handed over with it.
+    pub(crate) fn skip(&self, pos: u64) -> bool {
+        self.stamp
+            .compare_exchange(
+                free_stamp(pos),
+                skipped_stamp(pos),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     /// Hand the slot to the writer of `pos + cap` (Release: we are done

@@ -21,8 +21,8 @@
 //! trip through two rings costs what a bare cache-line ping-pong costs, plus
 //! the value. A released chunk is one index store, however long it is.
 //!
-//! A stamp is unique to its position (`2p + 1`), so a slot still holding an
-//! older lap's value, or the even stamp it was created with, is never taken
+//! A stamp is unique to its position (`4p + 1`), so a slot still holding an
+//! older lap's value, or the free stamp it was created with, is never taken
 //! for the current one.
 //!
 //! The producer also stores `tail` into the header (Relaxed, on a line only

@@ -166,8 +166,9 @@ pub(crate) fn notify(event: &Event) {
     }
 }
 
+/// Wake whoever sleeps on `event`, unconditionally.
 #[cold]
-fn wake(event: &Event) {
+pub(crate) fn wake(event: &Event) {
     // Release: see the Acquire load of `seq` in `wait_until` (load
     // buffering, which loom cannot catch).
     event.seq.fetch_add(1, Ordering::Release);

@@ -57,7 +57,7 @@ fn version_mismatch() {
             err,
             Error::VersionMismatch {
                 found: 99,
-                expected: 2
+                expected: 3
             }
         ),
         "{err}"
@@ -153,7 +153,7 @@ fn an_impossible_state_is_corrupt() {
 fn a_foreign_file_is_not_a_ring() {
     let name = unique_name("foreign");
     let _cleanup = Unlink(name.clone());
-    std::fs::write(shm_path(&name), vec![0xA5u8; 8192]).unwrap();
+    std::fs::write(shm_path(&name), vec![0xA5u8; 16384]).unwrap();
     assert!(matches!(open(&name), Err(Error::BadMagic { .. })));
 }
 

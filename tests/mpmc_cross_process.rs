@@ -162,7 +162,7 @@ fn await_line(child: &mut std::process::Child, line: &str) {
 }
 
 #[test]
-fn a_producer_killed_holding_a_claim_stalls_consumers_with_a_typed_error() {
+fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
     let name = unique_name("mpmcdeadtx");
     let ring = Mpmc::<u64>::create(&name, 4).unwrap();
     let mut child = child_command("child_entry", "claim-and-hang")
@@ -176,17 +176,47 @@ fn a_producer_killed_holding_a_claim_stalls_consumers_with_a_typed_error() {
     // A live producer's value sits behind the dead claim.
     ring.producer().unwrap().try_push(7).unwrap();
     let rx = ring.consumer().unwrap();
-    let err = rx.pop_timeout(Duration::from_millis(100)).unwrap_err();
-    assert!(matches!(err, Error::Stalled { position: 0 }), "{err}");
     assert_eq!(ring.stalled_at(), Some(0));
+    // The blocked consumer finds the claim's holder dead and skips it.
+    assert_eq!(rx.pop_timeout(Duration::from_secs(10)).unwrap(), 7);
+    assert_eq!(ring.repaired(), 1);
+    assert_eq!(ring.stalled_at(), None);
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
         Err(Error::Timeout)
     ));
+    // The ring goes on: every slot comes round again.
+    let tx = ring.producer().unwrap();
+    for v in 10..30 {
+        tx.try_push(v).unwrap();
+        assert_eq!(rx.try_pop(), Some(v));
+    }
 }
 
 #[test]
-fn a_consumer_killed_holding_a_value_stalls_producers_at_their_timeout() {
+fn a_live_producer_holding_a_claim_is_waited_for_not_skipped() {
+    let name = unique_name("mpmcslowtx");
+    let ring = Mpmc::<u64>::create(&name, 4).unwrap();
+    let mut child = child_command("child_entry", "claim-and-hang")
+        .env("RING", &name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    await_line(&mut child, "claimed");
+    let child = ChildGuard::from(child);
+    ring.producer().unwrap().try_push(7).unwrap();
+    let rx = ring.consumer().unwrap();
+    let err = rx.pop_timeout(Duration::from_millis(100)).unwrap_err();
+    assert!(matches!(err, Error::Stalled { position: 0 }), "{err}");
+    assert_eq!(ring.recover(), 0, "a live holder's claim is not repaired");
+    assert_eq!(ring.repaired(), 0);
+    child.kill();
+    assert_eq!(ring.recover(), 1);
+    assert_eq!(rx.try_pop(), Some(7));
+}
+
+#[test]
+fn a_consumer_killed_holding_a_value_hands_it_to_the_next_consumer() {
     let name = unique_name("mpmcdeadrx");
     let ring = Mpmc::<u64>::create(&name, 2).unwrap();
     let tx = ring.producer().unwrap();
@@ -200,8 +230,18 @@ fn a_consumer_killed_holding_a_value_stalls_producers_at_their_timeout() {
     child.kill().unwrap();
     child.wait().unwrap();
     tx.try_push(2).unwrap();
-    // Position 2 reuses the slot the dead consumer never released.
-    let err = tx.push_timeout(3, Duration::from_millis(100)).unwrap_err();
-    assert_eq!(err.into_inner(), 3);
-    assert_eq!(ring.consumer().unwrap().try_pop(), Some(2));
+    let rx = ring.consumer().unwrap();
+    assert_eq!(rx.try_pop(), Some(2));
+    // Position 3 reuses the slot the dead consumer never released: the
+    // blocked producer finds its holder dead and flags the value, and the
+    // blocked consumer takes it over.
+    std::thread::scope(|s| {
+        let pusher = s.spawn(move || tx.push_timeout(3, Duration::from_secs(10)).is_ok());
+        let again = rx.pop_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(again, 1, "the dead consumer's value comes again");
+        assert_eq!(rx.pop_timeout(Duration::from_secs(10)).unwrap(), 3);
+        assert!(pusher.join().unwrap());
+    });
+    assert_eq!(rx.try_pop(), None);
+    assert_eq!(ring.repaired(), 1);
 }

@@ -1,0 +1,283 @@
+//! Claim records: which handle may be working on which positions, so that
+//! the positions a process held when it died can be repaired by others.
+//!
+//! A ring with many producers (or consumers) hands out positions with a
+//! compare-exchange on a shared ticket. A process killed between taking a
+//! position and finishing it (publishing a value, releasing a slot) leaves
+//! that position unfinished, and everyone behind it waits. Telling a dead
+//! holder from a slow one needs to know who took the position, so:
+//!
+//! * every handle owns a record `{owner, first, last}` in the header, taken
+//!   when the handle is made (owner = its [`ProcessId`]) and freed when it
+//!   drops;
+//! * before its compare-exchange for position `p`, a handle stores `p` as
+//!   `last` (and as `first` when it holds nothing else), and the exchange
+//!   that wins `p` is Release. So whoever reads the ticket past `p` with
+//!   Acquire sees a record naming `p`, and that record keeps naming `p`
+//!   until the holder has finished it (Release again, so a reader that sees
+//!   the record move on also sees the position finished).
+//!
+//! A repairer that finds a position unfinished may touch it only if no live
+//! record names it: then its holder is dead (every holder's record named
+//! the position before it took it). A record can name a position its
+//! holder never won (its exchange failed), which only makes repair more
+//! cautious. Repairers take one lock (this module's [`RepairLock`]) so that
+//! two of them never act on the same position; the lock too is a
+//! `ProcessId`, taken over from a dead holder.
+//!
+//! Handles beyond the table's size go unrecorded and are counted; while any
+//! is counted, repair on that side is off, because an unrecorded live
+//! holder would be invisible to it.
+
+use crossbeam_utils::CachePadded;
+
+use crate::process::ProcessId;
+use std::cell::Cell;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Records per side (producers, consumers). A loom model needs only a few.
+pub(crate) const CLAIM_RECORDS: usize = if cfg!(loom) { 4 } else { 32 };
+
+/// One handle's record. `first..=last` (wrapping) are the positions it may
+/// hold; an empty record has `first == last + 1`.
+#[repr(C)]
+pub(crate) struct ClaimRecord {
+    owner: AtomicU64,
+    first: AtomicU64,
+    last: AtomicU64,
+}
+
+/// The records of one side of a ring.
+pub(crate) type ClaimTable = [CachePadded<ClaimRecord>; CLAIM_RECORDS];
+
+/// Shared state of the repair protocol, written only when something dies.
+#[repr(C)]
+pub(crate) struct Recovery {
+    /// The repairer's `ProcessId`, or 0.
+    lock: AtomicU64,
+    /// Non-zero when a dead consumer left a value that a consumer should
+    /// take over (only a consumer can deliver it).
+    pub(crate) orphaned: AtomicU64,
+    /// Live handles without a record, per side; see the module docs.
+    unrecorded: [AtomicU64; 2],
+    /// Positions repaired so far, for statistics.
+    pub(crate) repaired: AtomicU64,
+}
+
+/// Which side of a ring a record belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Producer = 0,
+    Consumer = 1,
+}
+
+impl ClaimRecord {
+    /// A free record (what a zero-filled segment holds), for loom.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        ClaimRecord {
+            owner: AtomicU64::new(0),
+            first: AtomicU64::new(1),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the record's range holds `pos`.
+    fn names(&self, pos: u64) -> bool {
+        let first = self.first.load(Ordering::Acquire);
+        let last = self.last.load(Ordering::Acquire);
+        pos.wrapping_sub(first) <= last.wrapping_sub(first) && last.wrapping_add(1) != first
+    }
+
+    /// The positions a dead holder's record names, at most one lap of
+    /// `cap` (a longer range is garbage; its newest lap is what matters).
+    fn range(&self, cap: u64) -> impl Iterator<Item = u64> {
+        let first = self.first.load(Ordering::Acquire);
+        let last = self.last.load(Ordering::Acquire);
+        let len = last.wrapping_sub(first).wrapping_add(1).min(cap);
+        (0..len).map(move |i| last.wrapping_sub(len - 1 - i))
+    }
+}
+
+impl Recovery {
+    /// What a zero-filled segment holds, for loom.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Recovery {
+            lock: AtomicU64::new(0),
+            orphaned: AtomicU64::new(0),
+            unrecorded: [AtomicU64::new(0), AtomicU64::new(0)],
+            repaired: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A handle's own record (or its absence), and how many positions the
+/// handle holds right now (guards not yet dropped).
+pub(crate) struct Recorder {
+    index: Option<usize>,
+    side: Side,
+    held: Cell<u32>,
+}
+
+impl Recorder {
+    /// Take a free record of `side` in `table`, or count this handle as
+    /// unrecorded if none is free.
+    pub(crate) fn take(table: &ClaimTable, recovery: &Recovery, side: Side) -> Recorder {
+        let me = ProcessId::current().raw();
+        let index = table.iter().position(|rec| {
+            rec.owner.load(Ordering::Relaxed) == 0
+                && rec
+                    .owner
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+        });
+        match index {
+            Some(i) => {
+                // Empty until the first claim; Release so that a repairer
+                // that sees us as owner never sees a previous owner's range.
+                table[i].first.store(1, Ordering::Release);
+                table[i].last.store(0, Ordering::Release);
+            }
+            None => {
+                recovery.unrecorded[side as usize].fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Recorder {
+            index,
+            side,
+            held: Cell::new(0),
+        }
+    }
+
+    /// Name `pos` before trying to take it (see the module docs for why
+    /// these stores are Release).
+    #[inline(always)]
+    pub(crate) fn note(&self, table: &ClaimTable, pos: u64) {
+        if let Some(i) = self.index {
+            let rec = &table[i];
+            if self.held.get() == 0 {
+                rec.first.store(pos, Ordering::Release);
+            }
+            rec.last.store(pos, Ordering::Release);
+        }
+    }
+
+    /// This handle won a position.
+    #[inline(always)]
+    pub(crate) fn hold(&self) {
+        self.held.set(self.held.get() + 1);
+    }
+
+    /// This handle finished a position.
+    #[inline(always)]
+    pub(crate) fn finish(&self) {
+        self.held.set(self.held.get().saturating_sub(1));
+    }
+
+    /// Whether this handle has a record (and so may take over positions
+    /// from the dead: a repairer after us must see that we hold them).
+    pub(crate) fn is_recorded(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Free the record (or the unrecorded count) when the handle drops.
+    pub(crate) fn release(&self, table: &ClaimTable, recovery: &Recovery) {
+        match self.index {
+            Some(i) => {
+                let me = ProcessId::current().raw();
+                // Release: our last finished position is visible to whoever
+                // takes the record next (or sees it free).
+                let _ =
+                    table[i]
+                        .owner
+                        .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
+            }
+            None => {
+                recovery.unrecorded[self.side as usize].fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// Whether a live handle (or an unrecorded one, which might) holds `pos`.
+pub(crate) fn held_by_the_living(
+    table: &ClaimTable,
+    recovery: &Recovery,
+    side: Side,
+    pos: u64,
+) -> bool {
+    if recovery.unrecorded[side as usize].load(Ordering::SeqCst) != 0 {
+        return true;
+    }
+    table.iter().any(|rec| {
+        ProcessId::from_raw(rec.owner.load(Ordering::Acquire))
+            .is_some_and(|owner| rec.names(pos) && owner.is_alive())
+    })
+}
+
+/// A dead holder's record, while the repair lock is held.
+pub(crate) struct DeadRecord<'a> {
+    rec: &'a ClaimRecord,
+    owner: u64,
+}
+
+impl DeadRecord<'_> {
+    /// The positions it may have held, oldest first.
+    pub(crate) fn positions(&self, cap: u64) -> impl Iterator<Item = u64> {
+        self.rec.range(cap)
+    }
+
+    /// Every position it named is finished: free the record for new handles.
+    pub(crate) fn free(self) {
+        let _ = self
+            .rec
+            .owner
+            .compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// Records whose owner no longer runs.
+pub(crate) fn dead_records(table: &ClaimTable) -> impl Iterator<Item = DeadRecord<'_>> {
+    table.iter().filter_map(|rec| {
+        let owner = rec.owner.load(Ordering::Acquire);
+        let id = ProcessId::from_raw(owner)?;
+        (!id.is_alive()).then_some(DeadRecord { rec, owner })
+    })
+}
+
+/// Held while repairing; see the module docs.
+pub(crate) struct RepairLock<'a> {
+    lock: &'a AtomicU64,
+    me: u64,
+}
+
+impl<'a> RepairLock<'a> {
+    /// Take the lock, from nobody or from a dead repairer; `None` if a live
+    /// process holds it (it is repairing; there is nothing to add).
+    pub(crate) fn try_acquire(recovery: &'a Recovery) -> Option<Self> {
+        let me = ProcessId::current().raw();
+        let seen = recovery.lock.load(Ordering::Relaxed);
+        if ProcessId::from_raw(seen).is_some_and(|holder| holder.is_alive()) {
+            return None;
+        }
+        recovery
+            .lock
+            .compare_exchange(seen, me, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| RepairLock {
+                lock: &recovery.lock,
+                me,
+            })
+    }
+}
+
+impl Drop for RepairLock<'_> {
+    fn drop(&mut self) {
+        // Release: the next repairer sees every record we updated.
+        let _ = self
+            .lock
+            .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
+    }
+}
