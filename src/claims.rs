@@ -85,6 +85,12 @@ impl ClaimRecord {
 
     /// Whether the record's range holds `pos`.
     fn names(&self, pos: u64) -> bool {
+        // Acquire, with the Release in `note`: a repairer that sees a live
+        // record moved past `pos` also sees `pos` finished, so its skip
+        // compare-exchange fails rather than overwrite what follows. loom
+        // cannot catch weakening these: its read-modify-writes always see
+        // the latest store in execution order, which the C++ model only
+        // promises with this happens-before edge.
         let first = self.first.load(Ordering::Acquire);
         let last = self.last.load(Ordering::Acquire);
         pos.wrapping_sub(first) <= last.wrapping_sub(first) && last.wrapping_add(1) != first
@@ -93,8 +99,10 @@ impl ClaimRecord {
     /// The positions a dead holder's record names, at most one lap of
     /// `cap` (a longer range is garbage; its newest lap is what matters).
     fn range(&self, cap: u64) -> impl Iterator<Item = u64> {
-        let first = self.first.load(Ordering::Acquire);
-        let last = self.last.load(Ordering::Acquire);
+        // Relaxed: read after the owner was seen dead (Acquire), which
+        // orders everything the dead holder stored.
+        let first = self.first.load(Ordering::Relaxed);
+        let last = self.last.load(Ordering::Relaxed);
         let len = last.wrapping_sub(first).wrapping_add(1).min(cap);
         (0..len).map(move |i| last.wrapping_sub(len - 1 - i))
     }
@@ -113,12 +121,15 @@ impl Recovery {
     }
 }
 
-/// A handle's own record (or its absence), and how many positions the
-/// handle holds right now (guards not yet dropped).
+/// A handle's own record (or its absence), and a private copy of what it
+/// holds: how many positions (guards not yet dropped), the first of them
+/// and the last.
 pub(crate) struct Recorder {
     index: Option<usize>,
     side: Side,
     held: Cell<u32>,
+    first: Cell<u64>,
+    last_held: Cell<u64>,
 }
 
 impl Recorder {
@@ -126,54 +137,79 @@ impl Recorder {
     /// unrecorded if none is free.
     pub(crate) fn take(table: &ClaimTable, recovery: &Recovery, side: Side) -> Recorder {
         let me = ProcessId::current().raw();
+        // All Relaxed: whatever a repairer reads here before our first
+        // claim can only make it more careful (a live owner with a stale
+        // range), and our first claim's Release on the ticket orders all of
+        // it before anything we hold.
         let index = table.iter().position(|rec| {
             rec.owner.load(Ordering::Relaxed) == 0
                 && rec
                     .owner
-                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
         });
         match index {
             Some(i) => {
-                // Empty until the first claim; Release so that a repairer
-                // that sees us as owner never sees a previous owner's range.
-                table[i].first.store(1, Ordering::Release);
-                table[i].last.store(0, Ordering::Release);
+                table[i].first.store(1, Ordering::Relaxed);
+                table[i].last.store(0, Ordering::Relaxed);
             }
             None => {
-                recovery.unrecorded[side as usize].fetch_add(1, Ordering::SeqCst);
+                recovery.unrecorded[side as usize].fetch_add(1, Ordering::Relaxed);
             }
         }
         Recorder {
             index,
             side,
             held: Cell::new(0),
+            first: Cell::new(1),
+            last_held: Cell::new(0),
         }
     }
 
-    /// Name `pos` before trying to take it (see the module docs for why
-    /// these stores are Release).
+    /// Name `pos` before trying to take it. Release: see `names`; loom
+    /// cannot catch weakening these either: the execution that needs them
+    /// (a consumer takes a dead one's value over, releases it and claims a
+    /// refilled slot while another looks) needs a third running thread,
+    /// which does not finish within loom's bounds.
     #[inline(always)]
     pub(crate) fn note(&self, table: &ClaimTable, pos: u64) {
-        if let Some(i) = self.index {
-            let rec = &table[i];
+        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
             if self.held.get() == 0 {
+                self.first.set(pos);
                 rec.first.store(pos, Ordering::Release);
             }
             rec.last.store(pos, Ordering::Release);
         }
     }
 
-    /// This handle won a position.
+    /// This handle won `pos`.
     #[inline(always)]
-    pub(crate) fn hold(&self) {
+    pub(crate) fn hold(&self, pos: u64) {
         self.held.set(self.held.get() + 1);
+        self.last_held.set(pos);
     }
 
     /// This handle finished a position.
     #[inline(always)]
     pub(crate) fn finish(&self) {
         self.held.set(self.held.get().saturating_sub(1));
+    }
+
+    /// A claim gave up after naming positions it did not win: name only
+    /// what the handle holds again, so that a stale name never keeps a
+    /// dead handle's position from repair.
+    #[cold]
+    pub(crate) fn abandon(&self, table: &ClaimTable) {
+        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
+            let last = if self.held.get() == 0 {
+                self.first.get().wrapping_sub(1)
+            } else {
+                self.last_held.get()
+            };
+            // Relaxed: this only un-names positions never won; whatever
+            // the handle finished was un-named by the `note` that moved on.
+            rec.last.store(last, Ordering::Relaxed);
+        }
     }
 
     /// Whether this handle has a record (and so may take over positions
@@ -187,16 +223,34 @@ impl Recorder {
         match self.index {
             Some(i) => {
                 let me = ProcessId::current().raw();
-                // Release: our last finished position is visible to whoever
-                // takes the record next (or sees it free).
-                let _ =
-                    table[i]
+                // Relaxed: a free record is ignored by repairers, and its
+                // next owner starts it afresh.
+                if let Some(rec) = table.get(i) {
+                    let _ = rec
                         .owner
-                        .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
+                        .compare_exchange(me, 0, Ordering::Relaxed, Ordering::Relaxed);
+                }
             }
             None => {
-                recovery.unrecorded[self.side as usize].fetch_sub(1, Ordering::SeqCst);
+                // Release, with the Acquire in `held_by_the_living`: as for
+                // a record that moved on (see `names`; loom cannot catch it).
+                recovery.unrecorded[self.side as usize].fetch_sub(1, Ordering::Release);
             }
+        }
+    }
+}
+
+/// For loom models: the handle's process dies now, leaving its record
+/// behind as a killed process would.
+#[cfg(loom)]
+impl Recorder {
+    pub(crate) fn die(&mut self, table: &ClaimTable) {
+        if let Some(i) = self.index {
+            let dead = ProcessId::dead_for_model().raw();
+            // Release: as a process's death follows everything it did.
+            table[i].owner.store(dead, Ordering::Release);
+            // Out of range: `release` finds no record to free.
+            self.index = Some(usize::MAX);
         }
     }
 }
@@ -208,11 +262,14 @@ pub(crate) fn held_by_the_living(
     side: Side,
     pos: u64,
 ) -> bool {
-    if recovery.unrecorded[side as usize].load(Ordering::SeqCst) != 0 {
+    // Acquire: see `Recorder::release` (loom cannot catch weakening it).
+    if recovery.unrecorded[side as usize].load(Ordering::Acquire) != 0 {
         return true;
     }
+    // Relaxed: a live holder took its record before it took `pos`, and the
+    // caller read the ticket past `pos` with Acquire.
     table.iter().any(|rec| {
-        ProcessId::from_raw(rec.owner.load(Ordering::Acquire))
+        ProcessId::from_raw(rec.owner.load(Ordering::Relaxed))
             .is_some_and(|owner| rec.names(pos) && owner.is_alive())
     })
 }
@@ -231,16 +288,19 @@ impl DeadRecord<'_> {
 
     /// Every position it named is finished: free the record for new handles.
     pub(crate) fn free(self) {
-        let _ = self
-            .rec
-            .owner
-            .compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+        let _ =
+            self.rec
+                .owner
+                .compare_exchange(self.owner, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
 /// Records whose owner no longer runs.
 pub(crate) fn dead_records(table: &ClaimTable) -> impl Iterator<Item = DeadRecord<'_>> {
     table.iter().filter_map(|rec| {
+        // Acquire: a holder's death follows everything it stored (the
+        // kernel's doing for a real process; a Release store in the loom
+        // model's `die`), and the repair reads those stores next.
         let owner = rec.owner.load(Ordering::Acquire);
         let id = ProcessId::from_raw(owner)?;
         (!id.is_alive()).then_some(DeadRecord { rec, owner })
@@ -258,24 +318,34 @@ impl<'a> RepairLock<'a> {
     /// process holds it (it is repairing; there is nothing to add).
     pub(crate) fn try_acquire(recovery: &'a Recovery) -> Option<Self> {
         let me = ProcessId::current().raw();
-        let seen = recovery.lock.load(Ordering::Relaxed);
-        if ProcessId::from_raw(seen).is_some_and(|holder| holder.is_alive()) {
-            return None;
-        }
-        recovery
-            .lock
-            .compare_exchange(seen, me, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| RepairLock {
-                lock: &recovery.lock,
-                me,
-            })
+        // Compare-exchanges, not a load first: a stale read of a holder
+        // (this very process, say) must not keep a repairer out forever.
+        let taken =
+            match recovery
+                .lock
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => true,
+                // Acquire, as above, from a repairer that died holding the lock
+                // (what it noted before dying). loom cannot catch weakening it:
+                // the models do not kill a handle inside a repair.
+                Err(seen) if !ProcessId::from_raw(seen).is_some_and(|h| h.is_alive()) => recovery
+                    .lock
+                    .compare_exchange(seen, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok(),
+                Err(_) => false,
+            };
+        taken.then_some(RepairLock {
+            lock: &recovery.lock,
+            me,
+        })
     }
 }
 
 impl Drop for RepairLock<'_> {
     fn drop(&mut self) {
-        // Release: the next repairer sees every record we updated.
+        // Release, with the Acquire in `try_acquire`: the next repairer sees
+        // the positions we took over named in our record.
         let _ = self
             .lock
             .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);

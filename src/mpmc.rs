@@ -221,12 +221,14 @@ fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64
         Side::Consumer => (&header.head, &header.consumer_claims, full_stamp),
     };
     let mut pos = ticket.load(Ordering::Relaxed);
+    let mut noted = false;
     for _ in 0..MAX_RETRIES {
         let stamp = mem.slot(pos).stamp();
         let skipped = side == Side::Consumer && stamp == skipped_stamp(pos);
         match lag(stamp, ready(pos)) {
             d if d == 0 || skipped => {
                 rec.note(table, pos);
+                noted = true;
                 match ticket.compare_exchange(
                     pos,
                     pos.wrapping_add(1),
@@ -238,15 +240,18 @@ fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64
                         pos = pos.wrapping_add(1);
                     }
                     Ok(_) => {
-                        rec.hold();
+                        rec.hold(pos);
                         return Some(pos);
                     }
                     Err(now) => pos = now,
                 }
             }
-            d if d < 0 => return None,
+            d if d < 0 => break,
             _ => pos = catch_up(ticket, pos),
         }
+    }
+    if noted {
+        rec.abandon(table);
     }
     None
 }
@@ -265,8 +270,10 @@ fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
     let cap = mem.capacity();
     let mut repaired = 0;
 
-    let tail = header.tail.load(Ordering::Acquire);
     for dead in claims::dead_records(&header.producer_claims) {
+        // Read after the holder was seen dead: every position it took is
+        // below this tail, so none of them is mistaken for unclaimed.
+        let tail = header.tail.load(Ordering::Acquire);
         let mut pending = false;
         for pos in dead.positions(cap) {
             let claimed = (1..=cap).contains(&tail.wrapping_sub(pos));
@@ -314,9 +321,10 @@ fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>) -> Scan 
     let header = mem.header();
     let recovery = &header.recovery;
     let cap = mem.capacity();
-    let head = header.head.load(Ordering::Acquire);
     let mut found = 0;
     for dead in claims::dead_records(&header.consumer_claims) {
+        // After the holder was seen dead, as in `recover`.
+        let head = header.head.load(Ordering::Acquire);
         let mut pending = false;
         for pos in dead.positions(cap) {
             let claimed = (1..=cap).contains(&head.wrapping_sub(pos));
@@ -329,13 +337,21 @@ fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>) -> Scan 
                 pending = true;
                 continue;
             }
+            // Look again: a live consumer that took the value over, released
+            // it and moved its record on may have been seen only moved on.
+            // Its release comes before the move (Release), so this Acquire
+            // load sees it. (A producer's skip needs no second look: its
+            // compare-exchange fails on a published stamp.)
+            if mem.slot(pos).stamp() != stamp {
+                continue;
+            }
             match adopt {
                 Some(_) if stamp == skipped_stamp(pos) => release(mem, pos),
                 Some(rec) => {
                     // Named in our record before the lock is let go, so the
                     // next repairer sees a live holder.
                     rec.note(&header.consumer_claims, pos);
-                    rec.hold();
+                    rec.hold(pos);
                     recovery.repaired.fetch_add(1, Ordering::Relaxed);
                     return Scan::Adopted(pos);
                 }
@@ -370,12 +386,21 @@ fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
 }
 
 /// How long a blocked call waits before it looks for dead peers to repair
-/// after, while the ring is stalled or full.
-const REPAIR_SLICE: Duration = Duration::from_millis(10);
+/// after, while the ring is stalled or full. (Under loom, forever: model
+/// time does not pass, and the repair models poll instead.)
+const REPAIR_SLICE: Duration = if cfg!(loom) {
+    Duration::MAX
+} else {
+    Duration::from_millis(10)
+};
 
 /// Longest sleep of an idle consumer between checks for a stall that began
 /// while it slept (a producer that died holding a claim wakes no one).
-const IDLE_SLICE: Duration = Duration::from_millis(100);
+const IDLE_SLICE: Duration = if cfg!(loom) {
+    Duration::MAX
+} else {
+    Duration::from_millis(100)
+};
 
 /// Wait up to `timeout` for `ready`, in slices: after each slice that ends
 /// without a result, `between` runs (the repairs) and says how long the
@@ -415,6 +440,16 @@ impl<T> MpmcProducer<T> {
         let header = mem.header();
         let rec = Recorder::take(&header.producer_claims, &header.recovery, Side::Producer);
         MpmcProducer { mem, wait, rec }
+    }
+}
+
+#[cfg(loom)]
+#[doc(hidden)]
+impl<T> MpmcProducer<T> {
+    /// For loom models: this handle's process dies now, holding whatever it
+    /// claimed (forget the guards first).
+    pub fn die(mut self) {
+        self.rec.die(&self.mem.header().producer_claims);
     }
 }
 
@@ -558,6 +593,16 @@ impl<T> MpmcConsumer<T> {
         let header = mem.header();
         let rec = Recorder::take(&header.consumer_claims, &header.recovery, Side::Consumer);
         MpmcConsumer { mem, wait, rec }
+    }
+}
+
+#[cfg(loom)]
+#[doc(hidden)]
+impl<T> MpmcConsumer<T> {
+    /// For loom models: this handle's process dies now, holding whatever it
+    /// took (forget the guards first).
+    pub fn die(mut self) {
+        self.rec.die(&self.mem.header().consumer_claims);
     }
 }
 

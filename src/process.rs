@@ -72,10 +72,17 @@ impl ProcessId {
         }
     }
 
-    /// Under loom every handle lives in one process that never dies.
+    /// Under loom every handle lives in one process, which never dies,
+    /// except the handles a model marks dead with [`Self::dead_for_model`].
     #[cfg(loom)]
     pub(crate) fn is_alive(self) -> bool {
-        true
+        self.pid() != PID_MASK as u32
+    }
+
+    /// The id a loom model gives a handle whose process it lets die.
+    #[cfg(loom)]
+    pub(crate) fn dead_for_model() -> Self {
+        Self::pack(PID_MASK as u32, 0)
     }
 }
 
