@@ -335,10 +335,16 @@ impl<'a> RepairLock<'a> {
                     .is_ok(),
                 Err(_) => false,
             };
-        taken.then_some(RepairLock {
-            lock: &recovery.lock,
-            me,
-        })
+        // Not `then_some`: that would build (and drop, so release) a guard
+        // on failure too, and every thread of a process unlocks as `me`.
+        if taken {
+            Some(RepairLock {
+                lock: &recovery.lock,
+                me,
+            })
+        } else {
+            None
+        }
     }
 }
 
