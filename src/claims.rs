@@ -178,6 +178,7 @@ impl Recorder {
                 self.first.set(pos);
                 rec.first.store(pos, Ordering::Release);
             }
+            // Release, as `first` (loom cannot catch it, see above).
             rec.last.store(pos, Ordering::Release);
         }
     }

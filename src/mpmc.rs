@@ -299,7 +299,8 @@ fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
         unreachable!("only a consumer adopts")
     };
     if orphans > 0 {
-        recovery.orphaned.store(1, Ordering::Release);
+        // Relaxed: a hint; the consumer that acts on it takes the lock.
+        recovery.orphaned.store(1, Ordering::Relaxed);
         wait::wake(&header.consumer_event);
     }
     repaired + orphans

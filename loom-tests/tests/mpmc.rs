@@ -316,3 +316,48 @@ fn take_until(
     }
     got
 }
+
+/// A consumer dies holding two values while a live consumer holds one that
+/// lies between them, inside the dead one's record: only the dead one's
+/// values are taken over, each value arrives once.
+#[test]
+fn a_live_consumers_value_inside_a_dead_ones_record_is_left_alone() {
+    repair_model(|| {
+        let ring = ring(4);
+        let tx = ring.producer().unwrap();
+        for v in 1..=3 {
+            tx.try_push(v).unwrap();
+        }
+        let dead = ring.consumer().unwrap();
+        let taken = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        // What it holds when it dies counts as not yet delivered.
+        let doomed = thread::spawn(move || {
+            for _ in 0..2 {
+                if let Some(slot) = dead.read() {
+                    std::mem::forget(slot);
+                }
+            }
+            dead.die();
+        });
+        let live = {
+            let rx = ring.consumer().unwrap();
+            let taken = Arc::clone(&taken);
+            thread::spawn(move || {
+                let got = rx.read().map(|slot| {
+                    thread::yield_now();
+                    *slot
+                });
+                if got.is_some() {
+                    taken.fetch_add(1, Relaxed);
+                }
+                got
+            })
+        };
+        doomed.join().unwrap();
+        let rx = ring.consumer().unwrap();
+        let mut got = take_until(&ring, &rx, &taken, 3);
+        got.extend(live.join().unwrap());
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2, 3], "lost, or delivered twice");
+    });
+}
