@@ -29,15 +29,19 @@
 //!
 //! Dying peers: the consumer role is claimed like the SPSC ring's, and a
 //! dead consumer's successor resumes at `head`, receiving everything not yet
-//! released. A producer that dies holding an uncommitted grant stalls the
-//! ring behind it, as in the MPMC ring: waiters return at their timeout, the
-//! consumer with `Error::Stalled` naming the position.
+//! released. Each producer handle names the span it is about to claim in a
+//! claim record (`claims.rs`) and marks it won once its compare-exchange
+//! succeeds, unmarking it after the commit. A producer that dies holding an
+//! uncommitted grant leaves a won span behind a dead owner: a blocked
+//! consumer (or [`ByteRing::recover`]) publishes padding over whatever of
+//! it is uncommitted, under the repair lock, and the ring goes on.
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::claims::{self, Recorder, RepairLock, Side};
 use crate::error::{Error, Result, Role};
 use crate::process::ProcessId;
 use crate::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
@@ -93,7 +97,13 @@ impl ByteRing {
         // "Full" by construction: the first claim reads the real head with
         // Acquire before it writes anything.
         let cap = self.rec.capacity();
+        let header = self.rec.header();
+        // Repair (and free) dead producers' records first, so that a
+        // restarted producer finds a record even after many deaths.
+        recover(&self.rec);
+        let claims = Recorder::take(&header.producer_claims, &header.recovery, Side::Producer);
         Ok(ByteProducer {
+            claims,
             cached_head: self
                 .rec
                 .header()
@@ -103,6 +113,24 @@ impl ByteRing {
             rec: Arc::clone(&self.rec),
             wait: WaitStrategy::default(),
         })
+    }
+
+    /// Repair what dead producers left: a span a producer claimed and died
+    /// before committing becomes padding, so the consumer goes on past it
+    /// (its message was never committed, so nothing is lost). A consumer
+    /// blocked in [`ByteConsumer::recv_timeout`] does this on its own while
+    /// it waits behind such a span; call it when the consumer only polls.
+    /// Returns how many spans it repaired; 0 also when another process is
+    /// repairing. A producer killed in the instant between taking its span
+    /// and recording that it did cannot be told from a live one: that span
+    /// still stalls the ring (`Error::Stalled`).
+    pub fn recover(&self) -> u64 {
+        recover(&self.rec)
+    }
+
+    /// Spans repaired since the ring was created, by any process.
+    pub fn repaired(&self) -> u64 {
+        self.rec.header().recovery.repaired.load(Ordering::Relaxed)
     }
 
     /// Claim the consumer end. Fails with `RoleTaken` while another live
@@ -181,6 +209,26 @@ pub struct ByteProducer {
     /// `cached_head + capacity` is free for certain.
     cached_head: u64,
     wait: WaitStrategy,
+    /// Our claim record: the span we are claiming or hold.
+    claims: Recorder,
+}
+
+impl Drop for ByteProducer {
+    fn drop(&mut self) {
+        let header = self.rec.header();
+        self.claims
+            .release(&header.producer_claims, &header.recovery);
+    }
+}
+
+#[cfg(loom)]
+#[doc(hidden)]
+impl ByteProducer {
+    /// For loom models: this handle's process dies now, holding whatever it
+    /// reserved (forget the grant first).
+    pub fn die(mut self) {
+        self.claims.die(&self.rec.header().producer_claims);
+    }
 }
 
 impl ByteProducer {
@@ -222,6 +270,16 @@ impl ByteProducer {
         self.wait = strategy;
     }
 
+    /// Claim a record for a `len`-byte payload; a claim that gives up
+    /// leaves our record naming nothing.
+    fn claim(&mut self, len: usize) -> Result<Option<u64>> {
+        let claimed = self.try_claim(len);
+        if !matches!(claimed, Ok(Some(_))) {
+            self.claims.clear_span(&self.rec.header().producer_claims);
+        }
+        claimed
+    }
+
     /// The longest message the ring takes.
     pub fn max_message_len(&self) -> usize {
         self.rec.max_message_len() as usize
@@ -253,7 +311,7 @@ impl ByteProducer {
 
     /// Claim a record for a `len`-byte payload (and padding before it if it
     /// must wrap); its position, or `None` if there is no room now.
-    fn claim(&mut self, len: usize) -> Result<Option<u64>> {
+    fn try_claim(&mut self, len: usize) -> Result<Option<u64>> {
         let max = self.rec.max_message_len();
         if len as u64 > max {
             return Err(Error::MessageTooLarge {
@@ -303,6 +361,9 @@ impl ByteProducer {
                     return Ok(None);
                 }
             }
+            let table = &header.producer_claims;
+            self.claims
+                .note_span(table, tail, tail.wrapping_add(total - 1));
             match header.tail.compare_exchange_weak(
                 tail,
                 tail.wrapping_add(total),
@@ -427,7 +488,22 @@ impl ByteConsumer {
                 let rec = Arc::clone(&self.rec);
                 let event = &rec.header().consumer_event;
                 let strategy = self.wait;
-                match wait::wait_until(event, strategy, timeout, || self.next().transpose()) {
+                // While stalled behind an uncommitted record, look every few
+                // milliseconds for a dead producer to repair.
+                let mut first = true;
+                let between = || {
+                    let stalled = stalled(&rec);
+                    if stalled && !std::mem::take(&mut first) {
+                        recover(&rec);
+                    }
+                    if stalled {
+                        wait::REPAIR_SLICE
+                    } else {
+                        wait::IDLE_SLICE
+                    }
+                };
+                let ready = || self.next().transpose();
+                match wait::wait_in_slices(event, strategy, timeout, ready, between) {
                     Some(r) => r?,
                     None => return Err(self.timed_out(timeout)),
                 }
@@ -523,6 +599,10 @@ impl ByteConsumer {
     }
 
     fn timed_out(&self, timeout: Duration) -> Error {
+        if !timeout.is_zero() && stalled(&self.rec) {
+            // One last look, so that a short timeout still repairs.
+            recover(&self.rec);
+        }
         let tail = self.rec.header().tail.load(Ordering::Relaxed);
         let claimed = tail.wrapping_sub(self.pos);
         if !timeout.is_zero() && claimed > 0 && claimed <= self.rec.capacity() {
@@ -649,5 +729,106 @@ impl<'a> Iterator for BatchIter<'a> {
             }
         }
         None
+    }
+}
+
+/// Whether records are claimed past the consumer's release point (with no
+/// message ready, as when a wait came back empty): the consumer waits
+/// behind an uncommitted record.
+fn stalled(rec: &Records) -> bool {
+    let header = rec.header();
+    let claimed = header
+        .tail
+        .load(Ordering::Relaxed)
+        .wrapping_sub(header.head.load(Ordering::Relaxed));
+    claimed > 0 && claimed <= rec.capacity()
+}
+
+/// Pad over uncommitted records whose producers died (see
+/// [`ByteRing::recover`]): walk from the consumer's position over committed
+/// records; at an uncommitted one, find the spans claim records name around
+/// it. The producer that claimed it is among them (it named its span before
+/// taking it, and names it until it commits), possibly with handles whose
+/// claim of the same span failed. Only if every one is dead, and they agree
+/// on where the span ends, is it padded. How many spans were repaired.
+fn recover(rec: &Records) -> u64 {
+    let header = rec.header();
+    let recovery = &header.recovery;
+    let Some(_lock) = RepairLock::try_acquire(recovery) else {
+        return 0;
+    };
+    let table = &header.producer_claims;
+    let cap = rec.capacity();
+    let mut repaired = 0;
+    // Acquire: a live producer that claimed below this tail is seen in its
+    // record (its compare-exchange was Release); the consumer's reads of
+    // what it released come before. loom cannot catch weakening these or
+    // the second look's below within CI's bounds: the byte-ring repair
+    // model (a dead and a live producer, a polling consumer) does not reach
+    // the executions that need them; the arguments are those of `mpmc.rs`.
+    let tail = header.tail.load(Ordering::Acquire);
+    let mut tail_hint = tail;
+    let mut pos = header.head.load(Ordering::Acquire);
+    let within = |pos: u64| (1..=cap).contains(&tail.wrapping_sub(pos));
+    let mut steps = cap / ALIGN;
+    while within(pos)
+        && pos.is_multiple_of(ALIGN)
+        && steps > 0
+        && !claims::any_unrecorded(recovery, Side::Producer)
+    {
+        steps -= 1;
+        match rec.read(pos, &mut tail_hint) {
+            Ok(Some(r)) => pos = r.next,
+            Ok(None) => {
+                let spans = claims::spans_around(table, pos);
+                let Some(&(_, _, end)) = spans.first() else {
+                    break; // no record names it: wait for its producer
+                };
+                let all_dead = spans.iter().all(|&(alive, _, _)| !alive);
+                let agreed = spans.iter().all(|&(_, _, e)| e == end);
+                let sane = end.is_multiple_of(ALIGN) && within(end.wrapping_sub(1));
+                if !all_dead || !agreed || !sane {
+                    break;
+                }
+                // Look again, now that the records are read: still not
+                // committed, and the consumer not past it (so the space is
+                // still this lap's, and no one but the dead writes it).
+                // (Acquire: loom cannot catch it, see above.)
+                let unread = (pos.wrapping_sub(header.head.load(Ordering::Acquire)) as i64) >= 0;
+                if !unread || !matches!(rec.read(pos, &mut tail_hint), Ok(None)) {
+                    break;
+                }
+                pad(rec, pos, end);
+                repaired += 1;
+                pos = end;
+            }
+            Err(_) => break, // the consumer reports it
+        }
+    }
+    // Free dead records whose span the consumer can no longer be waiting
+    // on: behind the walk, or empty.
+    for dead in claims::dead_records(table) {
+        let (first, end) = dead.span();
+        let empty = end.wrapping_sub(first) == 0 || end.wrapping_sub(first) > cap;
+        if empty || (pos.wrapping_sub(end) as i64) >= 0 {
+            dead.free();
+        }
+    }
+    if repaired > 0 {
+        recovery.repaired.fetch_add(repaired, Ordering::Relaxed);
+        wait::wake(&header.consumer_event);
+    }
+    repaired
+}
+
+/// Publish padding over `first..end`, in records that never wrap: up to
+/// the area's end, then on from 0.
+fn pad(rec: &Records, first: u64, end: u64) {
+    let cap = rec.capacity();
+    let mut pos = first;
+    while pos != end {
+        let chunk = end.wrapping_sub(pos).min(cap - rec.offset(pos));
+        rec.publish(pos, Kind::Padding, chunk - HEADER_LEN);
+        pos = pos.wrapping_add(chunk);
     }
 }

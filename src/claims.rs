@@ -183,6 +183,30 @@ impl Recorder {
         }
     }
 
+    /// Byte rings: name the span `first..=last` before trying to take it.
+    /// A byte producer holds at most one span, and names a new one only
+    /// after it committed the last, so its record names its uncommitted
+    /// span for as long as it holds one. Release: see `names`.
+    #[inline(always)]
+    pub(crate) fn note_span(&self, table: &ClaimTable, first: u64, last: u64) {
+        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
+            // loom cannot catch weakening these (see `byte_ring::recover`).
+            rec.first.store(first, Ordering::Release);
+            rec.last.store(last, Ordering::Release);
+        }
+    }
+
+    /// Byte rings: a claim gave up; name nothing, so that a span this
+    /// handle never won does not keep the real owner's from repair.
+    /// Relaxed: as in `abandon`.
+    #[cold]
+    pub(crate) fn clear_span(&self, table: &ClaimTable) {
+        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
+            rec.first.store(1, Ordering::Relaxed);
+            rec.last.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// This handle won `pos`.
     #[inline(always)]
     pub(crate) fn hold(&self, pos: u64) {
@@ -263,8 +287,7 @@ pub(crate) fn held_by_the_living(
     side: Side,
     pos: u64,
 ) -> bool {
-    // Acquire: see `Recorder::release` (loom cannot catch weakening it).
-    if recovery.unrecorded[side as usize].load(Ordering::Acquire) != 0 {
+    if any_unrecorded(recovery, side) {
         return true;
     }
     // Relaxed: a live holder took its record before it took `pos`, and the
@@ -287,6 +310,14 @@ impl DeadRecord<'_> {
         self.rec.range(cap)
     }
 
+    /// The span it names, `first..end` (empty or garbage: `first == end`).
+    pub(crate) fn span(&self) -> (u64, u64) {
+        // Relaxed: ordered by the Acquire that saw the holder dead.
+        let first = self.rec.first.load(Ordering::Relaxed);
+        let last = self.rec.last.load(Ordering::Relaxed);
+        (first, last.wrapping_add(1))
+    }
+
     /// Every position it named is finished: free the record for new handles.
     pub(crate) fn free(self) {
         let _ =
@@ -294,6 +325,36 @@ impl DeadRecord<'_> {
                 .owner
                 .compare_exchange(self.owner, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
+}
+
+/// Byte rings: the spans `first..end` that records name around `pos`,
+/// with whether their holder lives. The holder of an uncommitted record at
+/// `pos` is among them (it named the span before taking it and names it
+/// until it commits); so may be handles whose claim of the same span
+/// failed, until they claim again.
+pub(crate) fn spans_around(table: &ClaimTable, pos: u64) -> Vec<(bool, u64, u64)> {
+    table
+        .iter()
+        .filter_map(|rec| {
+            // Acquire: as in `dead_records`, for the dead; for the living,
+            // the caller read the write position past `pos` with Acquire.
+            let owner = ProcessId::from_raw(rec.owner.load(Ordering::Acquire))?;
+            // Acquire, with `note_span`'s Release (loom cannot catch it,
+            // see `byte_ring::recover`).
+            let first = rec.first.load(Ordering::Acquire);
+            let end = rec.last.load(Ordering::Acquire).wrapping_add(1);
+            let inside = pos.wrapping_sub(first) < end.wrapping_sub(first);
+            inside.then(|| (owner.is_alive(), first, end))
+        })
+        .collect()
+}
+
+/// Whether handles of `side` exist that have no record (repairs that must
+/// see every holder are then off).
+pub(crate) fn any_unrecorded(recovery: &Recovery, side: Side) -> bool {
+    // Acquire: see `Recorder::release`.
+    // loom cannot catch weakening it: the models never run out of records.
+    recovery.unrecorded[side as usize].load(Ordering::Acquire) != 0
 }
 
 /// Records whose owner no longer runs.

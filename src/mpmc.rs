@@ -16,8 +16,9 @@
 //!   value, release the slot as `free(head + cap)` (Release) for the
 //!   producer one lap later.
 //!
-//! The compare-exchange only decides who owns a position, so it is Relaxed;
-//! the value itself is handed over by the stamp's Release/Acquire pair. A
+//! The compare-exchange decides who owns a position (it is Release only so
+//! that a repairer sees who claimed what, below); the value itself is
+//! handed over by the stamp's Release/Acquire pair. A
 //! position is claimed exactly once and published exactly once, so nothing
 //! is lost or duplicated, and one producer's values are read in its order.
 //!
@@ -29,11 +30,16 @@
 //! unwritten claim delivers `T::zeroed()`, never an older value twice.
 //!
 //! Dying peers: a producer that dies between claiming and publishing (or a
-//! consumer between claiming and releasing) leaves a position no one will
-//! ever finish, and everyone behind it waits. Waiters still return at their
-//! timeout; a consumer that times out behind such a position gets
-//! `Error::Stalled` naming it, and [`Mpmc::stalled_at`] reports it. (The
-//! ring is not repaired; recovering it needs a record of who claimed what.)
+//! consumer between claiming and releasing) leaves a position no one else
+//! would finish. Every handle names the position it is about to take in its
+//! claim record first (`claims.rs`), so a repairer can tell a dead holder
+//! from a slow one: a dead producer's position is stamped skipped
+//! (`4p + 3`) and consumers pass over it; a dead consumer's unreleased value
+//! is flagged, and the next consumer that finds the ring empty takes it
+//! over and delivers it. Blocked calls repair every 10 ms while they wait
+//! behind such a position, new handles repair first, [`Mpmc::recover`] on
+//! demand. A live holder's position is never touched: a consumer that times
+//! out behind one gets `Error::Stalled` naming it.
 //!
 //! Shared memory is untrusted: every retry loop is bounded, so a peer that
 //! scribbles on the tickets or stamps makes calls report full or empty (or
@@ -41,7 +47,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytemuck::Pod;
 
@@ -386,47 +392,6 @@ fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
     }
 }
 
-/// How long a blocked call waits before it looks for dead peers to repair
-/// after, while the ring is stalled or full. (Under loom, forever: model
-/// time does not pass, and the repair models poll instead.)
-const REPAIR_SLICE: Duration = if cfg!(loom) {
-    Duration::MAX
-} else {
-    Duration::from_millis(10)
-};
-
-/// Longest sleep of an idle consumer between checks for a stall that began
-/// while it slept (a producer that died holding a claim wakes no one).
-const IDLE_SLICE: Duration = if cfg!(loom) {
-    Duration::MAX
-} else {
-    Duration::from_millis(100)
-};
-
-/// Wait up to `timeout` for `ready`, in slices: after each slice that ends
-/// without a result, `between` runs (the repairs) and says how long the
-/// next slice may be.
-fn wait_in_slices<R>(
-    event: &crate::header::Event,
-    strategy: WaitStrategy,
-    timeout: Duration,
-    mut ready: impl FnMut() -> Option<R>,
-    mut between: impl FnMut() -> Duration,
-) -> Option<R> {
-    let start = Instant::now();
-    let mut slice = between();
-    loop {
-        let remaining = timeout.saturating_sub(start.elapsed());
-        if let Some(r) = wait::wait_until(event, strategy, remaining.min(slice), &mut ready) {
-            return Some(r);
-        }
-        if start.elapsed() >= timeout {
-            return None;
-        }
-        slice = between();
-    }
-}
-
 /// A producer handle of an [`Mpmc`] ring. Each handle (each clone) has its
 /// own claim record, so a handle is `Send` but not `Sync`: clone it for
 /// each thread.
@@ -438,6 +403,9 @@ pub struct MpmcProducer<T> {
 
 impl<T> MpmcProducer<T> {
     fn new(mem: Memory<T>, wait: WaitStrategy) -> Self {
+        // Repair (and free) the records of the dead first, so that new
+        // handles find one even after many deaths.
+        recover(&mem);
         let header = mem.header();
         let rec = Recorder::take(&header.producer_claims, &header.recovery, Side::Producer);
         MpmcProducer { mem, wait, rec }
@@ -515,7 +483,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
     }
 
     /// Wait for room; while the ring stays full, look for a dead peer
-    /// behind it every [`REPAIR_SLICE`].
+    /// behind it every few milliseconds.
     fn claim_waiting(&self, timeout: Duration) -> Option<u64> {
         let event = &self.mem.header().producer_event;
         let ready = || claim(&self.mem, Side::Producer, &self.rec);
@@ -524,9 +492,9 @@ impl<T: Pod + Send> MpmcProducer<T> {
             if !std::mem::take(&mut first) {
                 recover(&self.mem);
             }
-            REPAIR_SLICE
+            wait::REPAIR_SLICE
         };
-        wait_in_slices(event, self.wait, timeout, ready, between)
+        wait::wait_in_slices(event, self.wait, timeout, ready, between)
     }
 
     fn fill(&self, pos: u64, value: T) {
@@ -591,6 +559,9 @@ pub struct MpmcConsumer<T> {
 
 impl<T> MpmcConsumer<T> {
     fn new(mem: Memory<T>, wait: WaitStrategy) -> Self {
+        // Repair (and free) the records of the dead first, so that new
+        // handles find one even after many deaths.
+        recover(&mem);
         let header = mem.header();
         let rec = Recorder::take(&header.consumer_claims, &header.recovery, Side::Consumer);
         MpmcConsumer { mem, wait, rec }
@@ -662,7 +633,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     }
 
     /// Wait for a value; while the ring is stalled behind an unpublished
-    /// position, repair it every [`REPAIR_SLICE`] if its producer is dead.
+    /// position, repair it every few milliseconds if its producer is dead.
     fn claim_waiting(&self, timeout: Duration) -> Result<u64> {
         if let Some(pos) = self.try_claim() {
             return Ok(pos);
@@ -675,17 +646,17 @@ impl<T: Pod + Send> MpmcConsumer<T> {
                 recover(&self.mem);
             }
             if stalled {
-                REPAIR_SLICE
+                wait::REPAIR_SLICE
             } else {
-                IDLE_SLICE
+                wait::IDLE_SLICE
             }
         };
-        wait_in_slices(event, self.wait, timeout, || self.try_claim(), between).ok_or_else(|| {
-            match stalled_at(&self.mem) {
+        wait::wait_in_slices(event, self.wait, timeout, || self.try_claim(), between).ok_or_else(
+            || match stalled_at(&self.mem) {
                 Some(position) if !timeout.is_zero() => Error::Stalled { position },
                 _ => Error::Timeout,
-            }
-        })
+            },
+        )
     }
 
     fn take(&self, pos: u64) -> T {

@@ -174,3 +174,44 @@ pub(crate) fn wake(event: &Event) {
     event.seq.fetch_add(1, Ordering::Release);
     futex::wake_all(&event.seq);
 }
+
+/// How long a blocked call waits before it looks for dead peers to repair
+/// after, while the ring is stalled or full. (Under loom, forever: model
+/// time does not pass, and the repair models poll instead.)
+pub(crate) const REPAIR_SLICE: Duration = if cfg!(loom) {
+    Duration::MAX
+} else {
+    Duration::from_millis(10)
+};
+
+/// Longest sleep of an idle consumer between checks for a stall that began
+/// while it slept (a producer that died holding a claim wakes no one).
+pub(crate) const IDLE_SLICE: Duration = if cfg!(loom) {
+    Duration::MAX
+} else {
+    Duration::from_millis(100)
+};
+
+/// Wait up to `timeout` for `ready`, in slices: after each slice that ends
+/// without a result, `between` runs (the repairs) and says how long the
+/// next slice may be.
+pub(crate) fn wait_in_slices<R>(
+    event: &Event,
+    strategy: WaitStrategy,
+    timeout: Duration,
+    mut ready: impl FnMut() -> Option<R>,
+    mut between: impl FnMut() -> Duration,
+) -> Option<R> {
+    let start = Instant::now();
+    let mut slice = between();
+    loop {
+        let remaining = timeout.saturating_sub(start.elapsed());
+        if let Some(r) = wait_until(event, strategy, remaining.min(slice), &mut ready) {
+            return Some(r);
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        slice = between();
+    }
+}

@@ -165,6 +165,8 @@ fn await_line(child: &mut std::process::Child, line: &str) {
 fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
     let name = unique_name("mpmcdeadtx");
     let ring = Mpmc::<u64>::create(&name, 4).unwrap();
+    let tx = ring.producer().unwrap();
+    let rx = ring.consumer().unwrap();
     let mut child = child_command("child_entry", "claim-and-hang")
         .env("RING", &name)
         .stdout(Stdio::piped())
@@ -173,10 +175,11 @@ fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
     await_line(&mut child, "claimed");
     child.kill().unwrap(); // SIGKILL while it holds position 0
     child.wait().unwrap();
-    // A live producer's value sits behind the dead claim.
-    ring.producer().unwrap().try_push(7).unwrap();
-    let rx = ring.consumer().unwrap();
+    // A consumer made before the death waits behind the dead claim, with
+    // a live producer's value behind it (made before the death too: a new
+    // handle repairs at once).
     assert_eq!(ring.stalled_at(), Some(0));
+    tx.try_push(7).unwrap();
     // The blocked consumer finds the claim's holder dead and skips it.
     assert_eq!(rx.pop_timeout(Duration::from_secs(10)).unwrap(), 7);
     assert_eq!(ring.repaired(), 1);
@@ -186,7 +189,6 @@ fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
         Err(Error::Timeout)
     ));
     // The ring goes on: every slot comes round again.
-    let tx = ring.producer().unwrap();
     for v in 10..30 {
         tx.try_push(v).unwrap();
         assert_eq!(rx.try_pop(), Some(v));

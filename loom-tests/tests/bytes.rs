@@ -140,3 +140,47 @@ fn batches_across_padding() {
         assert_eq!(got, [body(0, 0, 16), body(0, 1, 0), body(0, 2, 1)]);
     });
 }
+
+/// A producer dies holding a grant while a live producer sends behind it
+/// (and a third handle's claim may race for the same span): the consumer,
+/// polling and repairing, pads over the dead one's span only, and gets the
+/// live message once, intact.
+#[test]
+fn a_dead_producers_grant_is_padded_over_and_a_live_ones_kept() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    // A polling consumer runs a repair scan each time it finds nothing.
+    builder.max_branches = 20_000;
+    builder.check(|| {
+        let ring = ring();
+        let mut dead = ring.producer().unwrap();
+        let mut live = ring.producer().unwrap();
+        let mut rx = ring.consumer().unwrap();
+        let doomed = thread::spawn(move || {
+            if let Ok(grant) = dead.try_reserve(8) {
+                std::mem::forget(grant);
+            }
+            dead.die();
+        });
+        let survivor = thread::spawn(move || {
+            let bytes = body(1, 0, 8);
+            while live.try_send(&bytes).is_err() {
+                thread::yield_now();
+            }
+        });
+        let got = loop {
+            match rx.try_recv().unwrap() {
+                Some(msg) => break msg.to_vec(),
+                None => {
+                    ring.recover();
+                    thread::yield_now();
+                }
+            }
+        };
+        assert_eq!(got, body(1, 0, 8));
+        doomed.join().unwrap();
+        survivor.join().unwrap();
+        ring.recover();
+        assert!(rx.try_recv().unwrap().is_none(), "a message nobody sent");
+    });
+}
