@@ -5,7 +5,7 @@
 # passes is reported as NOT CAUGHT: it needs a test, a weaker ordering, or
 # a comment saying why it stays.
 #
-#   loom-tests/mutate.sh            all sites
+#   loom-tests/mutate.sh            all sites but claims.rs (see below)
 #   loom-tests/mutate.sh slot.rs    sites in one file
 #
 # Lines marked `// loom: not modelled` are skipped (code loom cannot run,
@@ -16,7 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/loom}"
-files=(src/slot.rs src/spsc.rs src/mpmc.rs src/claims.rs src/record.rs src/byte_ring.rs src/wait.rs src/role.rs src/header.rs src/barrier.rs src/futex.rs)
+# claims.rs (the repair protocol: two dozen sites, each a rebuild and the
+# repair models at three preemptions) is left out of the default run to keep
+# CI under its time budget; check it on demand with `mutate.sh claims.rs`.
+files=(src/slot.rs src/spsc.rs src/mpmc.rs src/record.rs src/byte_ring.rs src/wait.rs src/role.rs src/header.rs src/barrier.rs src/futex.rs)
 if [ $# -gt 0 ]; then files=("${@/#/src/}"); fi
 
 backup=$(mktemp -d)
