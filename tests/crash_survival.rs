@@ -47,10 +47,6 @@ fn spawn(role: &str, ring: &str, until: u64) -> std::process::Child {
         .unwrap()
 }
 
-fn spawn_mpmc_producer(ring: &str, trial: u64, until: u64) -> std::process::Child {
-    spawn_trial("mpmc-producer", ring, trial, until)
-}
-
 fn spawn_trial(role: &str, ring: &str, trial: u64, until: u64) -> std::process::Child {
     child_command("child_entry", role)
         .env("RING", ring)
@@ -396,59 +392,78 @@ fn killed_byte_ring_consumers_resume_at_their_release_point() {
     check_chain(&reports, total, false);
 }
 
-#[test]
-fn killed_mpmc_producers_lose_and_duplicate_nothing() {
-    let ring = Mpmc::<u64>::create(&unique_name("crash-mp"), 64).unwrap();
-    let name = ring.name().to_owned();
-    let rx = ring.consumer().unwrap();
-    let last_trial = TRIALS;
-    let final_count = 20_000u64;
+/// Kill `TRIALS` producer children (`role`, each sending (trial, seq)
+/// items numbered from 0) at random points, then let a last one send
+/// `FINAL_COUNT`, while `receive` (one wait of up to 50 ms: `Ok(Some)` an
+/// item, `Ok(None)` nothing yet) drains the ring in this process. Each
+/// trial's items must arrive once each, in order, with no gap: everything a
+/// producer committed before dying, and nothing it did not. `repaired` is
+/// the ring's repair count afterwards, which must be positive: else no
+/// kill landed inside a claim, and the test proved nothing.
+fn killed_producers(
+    role: &str,
+    name: &str,
+    receive: impl FnMut() -> shmring::Result<Option<(u64, u64)>> + Send,
+    repaired: impl FnOnce() -> u64,
+) {
+    const FINAL_COUNT: u64 = 20_000;
+    let mut receive = receive;
     let got = std::thread::scope(|s| {
         let checker = s.spawn(move || {
-            // Values received from each trial's producer, in order.
+            // Items received from each trial's producer, in order.
             let mut got = vec![Vec::new(); TRIALS as usize + 1];
             let mut progress = Instant::now();
-            while (got[last_trial as usize].len() as u64) < final_count {
-                match rx.pop_timeout(Duration::from_millis(50)) {
-                    Ok(v) => {
-                        got[(v >> 40) as usize].push(v & ((1 << 40) - 1));
+            while (got[TRIALS as usize].len() as u64) < FINAL_COUNT {
+                match receive() {
+                    Ok(Some((trial, seq))) => {
+                        got[trial as usize].push(seq);
                         progress = Instant::now();
                     }
-                    Err(shmring::Error::Timeout | shmring::Error::Stalled { .. }) => {
+                    Ok(None) | Err(shmring::Error::Stalled { .. }) => {
                         assert!(progress.elapsed() < TIMEOUT, "stuck")
                     }
                     Err(e) => panic!("{e}"),
                 }
             }
-            assert!(rx.try_pop().is_none(), "a value past the end");
+            assert!(matches!(receive(), Ok(None)), "an item past the end");
             got
         });
         for trial in 0..TRIALS {
-            let mut child = spawn_mpmc_producer(&name, trial, ENDLESS);
+            let mut child = spawn_trial(role, name, trial, ENDLESS);
             let _out = await_ready(&mut child);
             std::thread::sleep(kill_after(trial));
             child.kill().unwrap();
             child.wait().unwrap();
         }
-        let mut last = spawn_mpmc_producer(&name, last_trial, final_count);
+        let mut last = spawn_trial(role, name, TRIALS, FINAL_COUNT);
         let _out = await_ready(&mut last);
         assert!(last.wait().unwrap().success());
         checker.join().unwrap()
     });
-    // Each producer's committed values arrive once each, in order, with
-    // no gap: everything it published before dying, and nothing it did not.
     for (trial, seqs) in got.iter().enumerate() {
         assert!(
             seqs.iter().enumerate().all(|(i, &seq)| seq == i as u64),
-            "trial {trial}: values lost, repeated or out of order"
+            "trial {trial}: items lost, repeated or out of order"
         );
     }
-    let repaired = ring.repaired();
-    eprintln!("{TRIALS} killed producers, {repaired} claims of the dead repaired");
+    let repaired = repaired();
+    eprintln!("{TRIALS} killed {role}s, {repaired} claims of the dead repaired");
     assert!(
         repaired > 0,
         "no kill landed inside a claim: the test proves nothing"
     );
+}
+
+#[test]
+fn killed_mpmc_producers_lose_and_duplicate_nothing() {
+    let ring = Mpmc::<u64>::create(&unique_name("crash-mp"), 64).unwrap();
+    let rx = ring.consumer().unwrap();
+    let receive = move || match rx.pop_timeout(Duration::from_millis(50)) {
+        Ok(v) => Ok(Some((v >> 40, v & ((1 << 40) - 1)))),
+        Err(shmring::Error::Timeout) => Ok(None),
+        Err(e) => Err(e),
+    };
+    killed_producers("mpmc-producer", ring.name(), receive, || ring.repaired());
 }
 
 #[test]
@@ -511,53 +526,13 @@ fn killed_mpmc_consumers_hand_on_what_they_held() {
 #[test]
 fn killed_byte_ring_producers_lose_and_duplicate_nothing() {
     let ring = ByteRing::create(&unique_name("crash-bp"), 4096).unwrap();
-    let name = ring.name().to_owned();
     let mut rx = ring.consumer().unwrap();
-    let final_count = 20_000u64;
-    let got = std::thread::scope(|s| {
-        let checker = s.spawn(move || {
-            let mut got = vec![Vec::new(); TRIALS as usize + 1];
-            let mut progress = Instant::now();
-            while (got[TRIALS as usize].len() as u64) < final_count {
-                match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(msg) => {
-                        let (trial, seq) = parse_byte_message(&msg);
-                        got[trial as usize].push(seq);
-                        progress = Instant::now();
-                    }
-                    Err(shmring::Error::Timeout | shmring::Error::Stalled { .. }) => {
-                        assert!(progress.elapsed() < TIMEOUT, "stuck")
-                    }
-                    Err(e) => panic!("{e}"),
-                }
-            }
-            assert!(rx.try_recv().unwrap().is_none(), "a message past the end");
-            got
-        });
-        for trial in 0..TRIALS {
-            let mut child = spawn_trial("bytes-producer", &name, trial, ENDLESS);
-            let _out = await_ready(&mut child);
-            std::thread::sleep(kill_after(trial));
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-        let mut last = spawn_trial("bytes-producer", &name, TRIALS, final_count);
-        let _out = await_ready(&mut last);
-        assert!(last.wait().unwrap().success());
-        checker.join().unwrap()
-    });
-    for (trial, seqs) in got.iter().enumerate() {
-        assert!(
-            seqs.iter().enumerate().all(|(i, &seq)| seq == i as u64),
-            "trial {trial}: messages lost, repeated or out of order"
-        );
-    }
-    let repaired = ring.repaired();
-    eprintln!("{TRIALS} killed producers, {repaired} uncommitted spans of the dead repaired");
-    assert!(
-        repaired > 0,
-        "no kill landed inside a grant: the test proves nothing"
-    );
+    let receive = move || match rx.recv_timeout(Duration::from_millis(50)) {
+        Ok(msg) => Ok(Some(parse_byte_message(&msg))),
+        Err(shmring::Error::Timeout) => Ok(None),
+        Err(e) => Err(e),
+    };
+    killed_producers("bytes-producer", ring.name(), receive, || ring.repaired());
 }
 
 #[test]
