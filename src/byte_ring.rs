@@ -490,13 +490,9 @@ impl ByteConsumer {
                 let strategy = self.wait;
                 // While stalled behind an uncommitted record, look every few
                 // milliseconds for a dead producer to repair.
-                let mut first = true;
                 let between = || {
-                    let stalled = stalled(&rec);
-                    if stalled && !std::mem::take(&mut first) {
+                    if stalled(&rec) {
                         recover(&rec);
-                    }
-                    if stalled {
                         wait::REPAIR_SLICE
                     } else {
                         wait::IDLE_SLICE

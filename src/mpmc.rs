@@ -487,11 +487,8 @@ impl<T: Pod + Send> MpmcProducer<T> {
     fn claim_waiting(&self, timeout: Duration) -> Option<u64> {
         let event = &self.mem.header().producer_event;
         let ready = || claim(&self.mem, Side::Producer, &self.rec);
-        let mut first = true;
         let between = || {
-            if !std::mem::take(&mut first) {
-                recover(&self.mem);
-            }
+            recover(&self.mem);
             wait::REPAIR_SLICE
         };
         wait::wait_in_slices(event, self.wait, timeout, ready, between)
@@ -639,13 +636,9 @@ impl<T: Pod + Send> MpmcConsumer<T> {
             return Ok(pos);
         }
         let event = &self.mem.header().consumer_event;
-        let mut first = true;
         let between = || {
-            let stalled = stalled_at(&self.mem).is_some();
-            if stalled && !std::mem::take(&mut first) {
+            if stalled_at(&self.mem).is_some() {
                 recover(&self.mem);
-            }
-            if stalled {
                 wait::REPAIR_SLICE
             } else {
                 wait::IDLE_SLICE

@@ -192,9 +192,13 @@ pub(crate) const IDLE_SLICE: Duration = if cfg!(loom) {
     Duration::from_millis(100)
 };
 
-/// Wait up to `timeout` for `ready`, in slices: after each slice that ends
-/// without a result, `between` runs (the repairs) and says how long the
-/// next slice may be.
+/// Wait up to `timeout` for `ready`, in slices: the first is
+/// [`REPAIR_SLICE`]; after each slice that ends without a result, `between`
+/// runs (the repairs) and says how long the next slice may be.
+///
+/// Nothing but `ready` runs before the first slice has passed: a wait that
+/// ends within it (nearly all of them) reads no clock and no line the other
+/// side writes beyond what `ready` reads.
 pub(crate) fn wait_in_slices<R>(
     event: &Event,
     strategy: WaitStrategy,
@@ -202,9 +206,18 @@ pub(crate) fn wait_in_slices<R>(
     mut ready: impl FnMut() -> Option<R>,
     mut between: impl FnMut() -> Duration,
 ) -> Option<R> {
-    let start = Instant::now();
-    let mut slice = between();
+    let first = timeout.min(REPAIR_SLICE);
+    if let Some(r) = wait_until(event, strategy, first, &mut ready) {
+        return Some(r);
+    }
+    if first >= timeout {
+        return None;
+    }
+    // The first slice's clock started a few spins late; so does this one.
+    let now = Instant::now();
+    let start = now.checked_sub(first).unwrap_or(now);
     loop {
+        let slice = between();
         let remaining = timeout.saturating_sub(start.elapsed());
         if let Some(r) = wait_until(event, strategy, remaining.min(slice), &mut ready) {
             return Some(r);
@@ -212,6 +225,5 @@ pub(crate) fn wait_in_slices<R>(
         if start.elapsed() >= timeout {
             return None;
         }
-        slice = between();
     }
 }
