@@ -24,7 +24,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Bumped on any change to the layout or meaning of shared memory.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// The zero a fresh segment is filled with: the creator is still writing.
 const INITIALIZING: u32 = 0;
@@ -48,13 +48,19 @@ pub(crate) struct Meta {
     created_unix_ns: AtomicU64,
 }
 
-/// A futex word and the count of processes sleeping on it; see `wait.rs`.
+/// A futex word, a flag that someone may sleep on it, and how many do;
+/// see `wait.rs`.
 #[repr(C)]
 pub(crate) struct Event {
     /// Bumped by the waking side; sleepers wait for it to change.
     pub(crate) seq: AtomicU32,
-    /// How many waiters have announced they may sleep on `seq`.
+    /// How many waiters are between announcing themselves and waking up:
+    /// for `stat` only, since a waiter that dies asleep stays counted.
     pub(crate) sleepers: AtomicU32,
+    /// Set by every waiter before it may sleep, cleared by the notifier that
+    /// wakes them all: what a notifier reads. A waiter that dies asleep
+    /// costs the next notifier one wake, not every notifier one each.
+    pub(crate) wanted: AtomicU32,
 }
 
 /// The segment header. Each group of fields written by a different party
@@ -112,7 +118,7 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Meta, segment_len), 64);
     const_assert_eq!(offset_of!(Meta, created_unix_ns), 72);
     const_assert_eq!(size_of::<Meta>(), 80);
-    const_assert_eq!(size_of::<Event>(), 8);
+    const_assert_eq!(size_of::<Event>(), 12);
     const_assert_eq!(std::mem::align_of::<Header>(), 128);
     const_assert_eq!(offset_of!(Header, meta), 0);
     const_assert_eq!(offset_of!(Header, producer_role), 128);
@@ -383,6 +389,7 @@ impl Header {
             CachePadded::new(Event {
                 seq: u32z(),
                 sleepers: u32z(),
+                wanted: u32z(),
             })
         };
         Header {

@@ -3,11 +3,11 @@
 //!
 //! # The wakeup protocol
 //!
-//! Each direction has an [`Event`]: a futex word `seq` and a count of
-//! `sleepers`. A waiter that runs out of patience
+//! Each direction has an [`Event`]: a futex word `seq` and a flag `wanted`
+//! that says someone may sleep on it. A waiter that runs out of patience
 //!
 //! 1. reads `seq`,
-//! 2. announces itself (`sleepers += 1`),
+//! 2. announces itself (`wanted = 1`),
 //! 3. issues a full fence (the heavy side of `barrier.rs`), then re-checks
 //!    its condition,
 //! 4. sleeps on `seq` only if the condition still fails and `seq` is
@@ -16,17 +16,26 @@
 //! A notifier, after publishing (a Release store the waiter's condition
 //! reads), issues a fence (the light side of `barrier.rs`: a compiler fence
 //! that the waiter's heavy barrier turns into a full one), then reads
-//! `sleepers`; only if it is
-//! non-zero does it bump `seq` and call `FUTEX_WAKE`.
+//! `wanted`; only if it is set does it clear it, bump `seq` and wake every
+//! sleeper (`FUTEX_WAKE` of all).
 //!
 //! The two fences are the classic store-buffering (Dekker) pair: in their
 //! single total order, either the waiter's fence comes first, so the
-//! notifier sees `sleepers > 0` and wakes it, or the notifier's comes first,
+//! notifier sees `wanted` and wakes it, or the notifier's comes first,
 //! so the waiter's re-check sees the publication and it does not sleep.
 //! Without them both sides could read stale values and the waiter would
 //! sleep through its wakeup (until its timeout). A waiter that slept and
 //! the notifier's `seq` bump are ordered by the futex itself: the kernel
 //! refuses to sleep on a `seq` that has already changed.
+//!
+//! Why a flag the notifier clears, not a count of sleepers: a waiter whose
+//! flag a notifier cleared before it slept read `seq` before that notifier
+//! bumped it, so the kernel does not let it sleep (or the wake reaches it);
+//! a waiter that read the bumped `seq` sets the flag after the clear. Every
+//! sleeper is woken and sets the flag again if it sleeps again. So a waiter
+//! that dies asleep leaves a flag that costs the next notifier one wake, where
+//! a count would stay raised and cost every notification a system call for
+//! the life of the ring. (`sleepers` still counts waiters, for `stat`.)
 //!
 //! A peer that dies never wakes anyone, so every wait has a deadline.
 
@@ -129,6 +138,12 @@ pub(crate) fn wait_until<R>(
         // is kept because the C++ model allows that execution.
         let seq = event.seq.load(Ordering::Acquire);
         event.sleepers.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: the heavy fence below orders it before the re-check. A
+        // read-modify-write, like the count it replaced: with a plain store,
+        // loom finds a lost wakeup (`bytes::two_producers_wrap_pad_and_abort`)
+        // that the fence rules did not show impossible or possible; on the
+        // way to sleep the difference costs nothing.
+        event.wanted.swap(1, Ordering::Relaxed);
         let paired = barrier::heavy();
         let r = ready();
         let started = *start.get_or_insert_with(Instant::now);
@@ -157,11 +172,22 @@ fn expired(start: &mut Option<Instant>, timeout: Duration) -> bool {
     start.get_or_insert_with(Instant::now).elapsed() >= timeout
 }
 
-/// Wake whoever sleeps on `event`, if anyone does. Call after publishing.
+/// Wake whoever sleeps on `event`, if anyone may. Call after publishing.
 #[inline]
 pub(crate) fn notify(event: &Event) {
     barrier::light();
-    if event.sleepers.load(Ordering::Relaxed) != 0 {
+    if event.wanted.load(Ordering::Relaxed) != 0 {
+        woken(event);
+    }
+}
+
+/// A waiter may sleep: wake them all, unless another notifier just did.
+#[cold]
+fn woken(event: &Event) {
+    // Relaxed: a waiter whose flag this clears either read `seq` before the
+    // bump below (the kernel will not let it sleep on it) or reads the bump
+    // (Release/Acquire) and so sets its flag after this clear.
+    if event.wanted.swap(0, Ordering::Relaxed) != 0 {
         wake(event);
     }
 }
@@ -170,7 +196,7 @@ pub(crate) fn notify(event: &Event) {
 #[cold]
 pub(crate) fn wake(event: &Event) {
     // Release: see the Acquire load of `seq` in `wait_until` (load
-    // buffering, which loom cannot catch).
+    // buffering, which loom cannot catch), and `woken`.
     event.seq.fetch_add(1, Ordering::Release);
     futex::wake_all(&event.seq);
 }

@@ -83,6 +83,12 @@ fn child_entry() {
     let Some(role) = child_role() else { return };
     let name: String = arg("RING");
     let ring = Spsc::<u64>::open(&name).unwrap();
+    if role == "sleep-as-consumer" {
+        let mut rx = ring.consumer().unwrap();
+        rx.set_wait_strategy(WaitStrategy::Sleep);
+        let _ = rx.pop_timeout(Duration::from_secs(600));
+        return;
+    }
     let mut tx = ring.producer().unwrap();
     match role.as_str() {
         "push-after-pause" => {
@@ -98,6 +104,16 @@ fn child_entry() {
             }
         }
         "hang" => std::thread::sleep(Duration::from_secs(600)),
+        "push-and-count-wakes" => {
+            // Alone in its process, so the futex counters are its own.
+            let count: u64 = arg("COUNT");
+            let before = shmring::futex_calls().wakes;
+            for v in 0..count {
+                tx.try_push(v).unwrap();
+            }
+            let wakes = shmring::futex_calls().wakes - before;
+            assert!(wakes <= 1, "{wakes} wake calls for {count} pushes");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -190,4 +206,28 @@ fn a_waiter_whose_producer_dies_returns_at_its_timeout() {
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_consumer_that_dies_asleep_costs_one_wake_not_one_per_push() {
+    let name = unique_name("deadsleeper");
+    let ring = Spsc::<u64>::create(&name, 1024).unwrap();
+    let sleeper = spawn_child(
+        "child_entry",
+        "sleep-as-consumer",
+        &[("RING", name.clone())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shmring::inspect(&name).unwrap().sleeping_consumers == 0 {
+        assert!(Instant::now() < deadline, "the child never went to sleep");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sleeper.kill();
+    let pusher = spawn_child(
+        "child_entry",
+        "push-and-count-wakes",
+        &[("RING", name), ("COUNT", "1000".into())],
+    );
+    pusher.wait_success(Duration::from_secs(60));
+    drop(ring);
 }

@@ -57,7 +57,7 @@ fn version_mismatch() {
             err,
             Error::VersionMismatch {
                 found: 99,
-                expected: 3
+                expected: 4
             }
         ),
         "{err}"
