@@ -190,6 +190,31 @@ fn bench_measures_a_chosen_workload_as_json() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("messages/s"));
 
+    // Paced: two producers at 1000 messages/s each for 0.4 s send at most
+    // 2 * 401 between them (a flood sends millions), and all arrive.
+    let out = shmring(&[
+        "bench",
+        "--kind",
+        "mpmc",
+        "--producers",
+        "2",
+        "--rate",
+        "1000",
+        "--duration",
+        "0.4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    assert!(json.contains("\"rate_per_producer\":1000"), "{json}");
+    let messages: u64 = json
+        .split("\"messages\":")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{json}"));
+    assert!((1..=802).contains(&messages), "{json}");
+
     let out = shmring(&["bench", "--kind", "spsc", "--producers", "2"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

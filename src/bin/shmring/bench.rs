@@ -48,6 +48,12 @@ pub struct BenchArgs {
     /// Ring capacity: values for spsc and mpmc, bytes for bytes.
     #[arg(long, default_value_t = 4096)]
     pub capacity: usize,
+    /// Messages per second per producer, paced; 0 sends as fast as the
+    /// ring takes them. Latency is then measured from each message's
+    /// scheduled send time, so a producer held up by a full ring is charged
+    /// for the wait (no coordinated omission).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -65,9 +71,57 @@ pub struct WorkerArgs {
     /// `produce` or `consume`.
     #[arg(long)]
     pub side: String,
-    /// Nanoseconds on CLOCK_MONOTONIC after which producers stop.
+    /// Nanoseconds on CLOCK_MONOTONIC at which producers start: every
+    /// worker is running by then, and the run lasts exactly the duration.
+    #[arg(long)]
+    pub start_ns: u64,
+    /// Nanoseconds on CLOCK_MONOTONIC at which producers stop.
     #[arg(long)]
     pub until_ns: u64,
+    /// Messages per second to send (0: flood).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}
+
+/// When a producer sends: as fast as it can, or on a schedule.
+struct Pacer {
+    interval_ns: u64,
+    due_ns: u64,
+}
+
+impl Pacer {
+    fn new(args: &WorkerArgs) -> Self {
+        Pacer {
+            interval_ns: 1_000_000_000u64.checked_div(args.rate).unwrap_or(0),
+            due_ns: args.start_ns,
+        }
+    }
+
+    /// The send time to stamp the next message with, once it is due (reading
+    /// the clock once per call); `None` at the deadline. Paced, it is the
+    /// scheduled time, not the time the ring took the message.
+    fn next(&mut self, until_ns: u64) -> Option<u64> {
+        loop {
+            let now = now_ns();
+            if now >= until_ns {
+                return None;
+            }
+            if now < self.due_ns {
+                std::hint::spin_loop();
+                continue;
+            }
+            return Some(if self.interval_ns == 0 {
+                now
+            } else {
+                self.due_ns
+            });
+        }
+    }
+
+    /// The message stamped by the last `next` was sent.
+    fn sent(&mut self) {
+        self.due_ns += self.interval_ns;
+    }
 }
 
 /// Nanoseconds on CLOCK_MONOTONIC: comparable between processes.
@@ -121,19 +175,17 @@ pub fn worker(args: &WorkerArgs) -> Res<()> {
 }
 
 /// Push values stamped with their send time until the deadline.
-fn produce<T: Pod + AsMut<[u64]>>(until_ns: u64, mut push: impl FnMut(T) -> bool) {
+fn produce<T: Pod + AsMut<[u64]>>(args: &WorkerArgs, mut push: impl FnMut(T) -> bool) {
     let mut value = T::zeroed();
     let mut count = 0u64;
-    loop {
-        // One clock read per message: it is both the send time and the
-        // deadline check.
-        let now = now_ns();
-        if now >= until_ns {
-            break;
-        }
-        value.as_mut()[0] = now;
+    let mut pacer = Pacer::new(args);
+    // One clock read per message: it is both the send time and the deadline
+    // check.
+    while let Some(send_ns) = pacer.next(args.until_ns) {
+        value.as_mut()[0] = send_ns;
         if push(value) {
             count += 1;
+            pacer.sent();
         }
     }
     println!("count {count}");
@@ -166,7 +218,7 @@ fn typed_worker<T: Pod + Send + AsRef<[u64]> + AsMut<[u64]>>(args: &WorkerArgs) 
             if producing {
                 let mut tx = ring.producer()?;
                 tx.set_wait_strategy(WaitStrategy::Spin);
-                produce(args.until_ns, |v| tx.push_timeout(v, timeout).is_ok());
+                produce(args, |v| tx.push_timeout(v, timeout).is_ok());
             } else {
                 let mut rx = ring.consumer()?;
                 rx.set_wait_strategy(WaitStrategy::Spin);
@@ -177,7 +229,7 @@ fn typed_worker<T: Pod + Send + AsRef<[u64]> + AsMut<[u64]>>(args: &WorkerArgs) 
             let ring = Mpmc::<T>::open(&args.name)?;
             if producing {
                 let tx = ring.producer()?;
-                produce(args.until_ns, |v| tx.push_timeout(v, timeout).is_ok());
+                produce(args, |v| tx.push_timeout(v, timeout).is_ok());
             } else {
                 let rx = ring.consumer()?;
                 consume(args.until_ns, || rx.pop_timeout(timeout).ok())?;
@@ -194,16 +246,14 @@ fn bytes_worker(args: &WorkerArgs) -> Res<()> {
         let mut tx = ring.producer()?;
         let mut count = 0u64;
         let body = vec![0x5au8; args.size];
-        loop {
-            let now = now_ns();
-            if now >= args.until_ns {
-                break;
-            }
+        let mut pacer = Pacer::new(args);
+        while let Some(send_ns) = pacer.next(args.until_ns) {
             if let Ok(mut grant) = tx.reserve_timeout(args.size, timeout) {
                 grant.copy_from_slice(&body);
-                grant[..8].copy_from_slice(&now.to_le_bytes());
+                grant[..8].copy_from_slice(&send_ns.to_le_bytes());
                 grant.commit();
                 count += 1;
+                pacer.sent();
             }
         }
         println!("count {count}");
@@ -324,7 +374,9 @@ pub fn run(args: &BenchArgs) -> Res<()> {
         Ok(Command::new(std::env::current_exe()?)
             .args(["__bench-worker", "--kind", kind.get_name(), "--name", &name])
             .args(["--size", &args.size.to_string(), "--side", side])
+            .args(["--start-ns", &start_ns.to_string()])
             .args(["--until-ns", &until_ns.to_string()])
+            .args(["--rate", &args.rate.to_string()])
             .stdout(Stdio::piped())
             .spawn()?)
     };
@@ -382,7 +434,7 @@ fn print_result(args: &BenchArgs, messages: u64, hist: &Histogram<u64>) -> Res<(
         writeln!(
             out,
             "{{\"kind\":\"{}\",\"size\":{},\"producers\":{},\"consumers\":{},\"duration_s\":{},\
-             \"capacity\":{},\"messages\":{messages},\"messages_per_s\":{per_sec:.0},\
+             \"capacity\":{},\"rate_per_producer\":{},\"messages\":{messages},\"messages_per_s\":{per_sec:.0},\
              \"bytes_per_s\":{:.0},\"latency_ns\":{{\"p50\":{},\"p90\":{},\"p99\":{},\
              \"p99_9\":{},\"max\":{}}},\"machine\":\"{}\"}}",
             kind.get_name(),
@@ -391,6 +443,7 @@ fn print_result(args: &BenchArgs, messages: u64, hist: &Histogram<u64>) -> Res<(
             args.consumers,
             args.duration,
             args.capacity,
+            args.rate,
             per_sec * args.size as f64,
             q(0.5),
             q(0.9),
@@ -426,10 +479,18 @@ fn print_result(args: &BenchArgs, messages: u64, hist: &Histogram<u64>) -> Res<(
             crate::report::ns(q(0.999)),
             crate::report::ns(hist.max())
         )?;
-        writeln!(
-            out,
-            "(latency: one way, send to receive, across processes, at full load: it includes the time spent queued in the ring)"
-        )?;
+        if args.rate == 0 {
+            writeln!(
+                out,
+                "(latency: one way, send to receive, across processes, at full load: it includes the time spent queued in the ring; --rate N measures it at N messages/s per producer)"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "(latency: one way, from each message's scheduled send time to its receipt, across processes, at {} messages/s per producer)",
+                args.rate
+            )?;
+        }
     }
     Ok(())
 }
