@@ -200,6 +200,17 @@ pub struct Producer<T> {
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
+/// Slots a producer that found the ring full waits for, while it spins,
+/// before it writes again: taking each slot the moment the consumer frees
+/// it keeps the ring full and pulls the consumer's head line across once
+/// per value, which more than halved the throughput of both (77 vs 112 M/s
+/// with `push_timeout` between threads; the rest of the way to 200 was
+/// inlining its fast path).
+const ROOM_BATCH: u64 = 32;
+/// How many looks at the head the producer takes before it settles for
+/// less than a batch. The value it pushes waits behind a full ring anyway.
+const ROOM_PATIENCE: u32 = 64;
+
 impl<T: Pod + Send> Producer<T> {
     /// Push `value` if there is room; give it back if the ring is full.
     #[inline]
@@ -219,6 +230,7 @@ impl<T: Pod + Send> Producer<T> {
     /// Push `value`, waiting up to `timeout` for room (see
     /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
     /// [`try_push`](Self::try_push). On timeout the value is given back.
+    #[inline]
     pub fn push_timeout(
         &mut self,
         value: T,
@@ -252,6 +264,7 @@ impl<T: Pod + Send> Producer<T> {
         self.wait = strategy;
     }
 
+    #[inline(never)]
     fn wait_for_room(&mut self, timeout: Duration) -> bool {
         // Fast path on the cached head: touching the consumer's line on
         // every push would bounce it between the cores once per value.
@@ -261,9 +274,15 @@ impl<T: Pod + Send> Producer<T> {
         let event = &self.mem.header().producer_event;
         let (mem, tail, strategy) = (&self.mem, self.tail, self.wait);
         let cap = mem.capacity();
+        let batch = (cap / 8).clamp(1, ROOM_BATCH);
+        // Only while spinning: a sleeper would be woken once per freed slot.
+        let patience = ROOM_PATIENCE.min(strategy.spins());
+        let mut polls = 0u32;
         let head = wait::wait_until(event, strategy, timeout, || {
             let head = mem.header().head.load(Ordering::Acquire);
-            (tail.wrapping_sub(head) < cap).then_some(head)
+            let free = cap.saturating_sub(tail.wrapping_sub(head));
+            polls += 1;
+            (free >= batch || (free > 0 && polls > patience)).then_some(head)
         });
         if let Some(head) = head {
             self.cached_head = head;
@@ -433,6 +452,7 @@ impl<T: Pod + Send> Consumer<T> {
     /// Pop the oldest value, waiting up to `timeout` for one (see
     /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
     /// [`try_pop`](Self::try_pop); `Error::Timeout` if nothing arrived.
+    #[inline]
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T> {
         if let Some(v) = self.try_pop() {
             return Ok(v);
@@ -457,6 +477,7 @@ impl<T: Pod + Send> Consumer<T> {
         self.wait = strategy;
     }
 
+    #[inline(never)]
     fn wait_for_data(&mut self, timeout: Duration) -> bool {
         let (mem, head) = (&self.mem, self.head);
         wait::wait_until(&mem.header().consumer_event, self.wait, timeout, || {

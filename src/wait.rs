@@ -67,6 +67,18 @@ pub enum WaitStrategy {
     Sleep,
 }
 
+impl WaitStrategy {
+    /// How many times a wait looks at its condition before it yields or
+    /// sleeps.
+    pub(crate) fn spins(self) -> u32 {
+        match self {
+            WaitStrategy::Spin => u32::MAX,
+            WaitStrategy::SpinThenSleep { spins, .. } => spins,
+            WaitStrategy::Sleep => 0,
+        }
+    }
+}
+
 impl Default for WaitStrategy {
     /// Spin for about the time of a few cross-core round trips, then sleep.
     fn default() -> Self {

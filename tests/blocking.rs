@@ -66,6 +66,36 @@ fn push_timeout_on_a_full_ring_gives_the_value_back() {
     ));
 }
 
+/// A producer that found a large ring full waits a little for a batch of
+/// room while it spins, but takes a single freed slot when no more comes,
+/// with every strategy, and loses nothing.
+#[test]
+fn a_full_ring_with_one_freed_slot_takes_the_push() {
+    const CAP: u64 = 256;
+    for s in STRATEGIES {
+        let ring = Spsc::<u64>::create(&unique_name("onefree"), CAP as usize).unwrap();
+        let mut tx = ring.producer().unwrap();
+        tx.set_wait_strategy(s);
+        for v in 0..CAP {
+            tx.try_push(v).unwrap();
+        }
+        let mut rx = ring.consumer().unwrap();
+        let consumer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let first = rx.try_pop();
+            // Free nothing more until the producer has pushed.
+            std::thread::sleep(Duration::from_millis(300));
+            (first, rx)
+        });
+        tx.push_timeout(CAP, Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{s:?}: one free slot was not taken"));
+        let (first, mut rx) = consumer.join().unwrap();
+        assert_eq!(first, Some(0), "{s:?}");
+        let rest: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
+        assert_eq!(rest, (1..=CAP).collect::<Vec<_>>(), "{s:?}");
+    }
+}
+
 #[test]
 fn a_zero_chunk_request_never_waits() {
     let ring = Spsc::<u64>::create(&unique_name("zerochunk"), 2).unwrap();
