@@ -450,6 +450,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
 
     /// Push `value`, waiting up to `timeout` for room. A zero timeout is a
     /// [`try_push`](Self::try_push); on timeout the value is given back.
+    #[inline]
     pub fn push_timeout(
         &self,
         value: T,
@@ -484,7 +485,13 @@ impl<T: Pod + Send> MpmcProducer<T> {
 
     /// Wait for room; while the ring stays full, look for a dead peer
     /// behind it every few milliseconds.
+    #[inline]
     fn claim_waiting(&self, timeout: Duration) -> Option<u64> {
+        claim(&self.mem, Side::Producer, &self.rec).or_else(|| self.wait_for_room(timeout))
+    }
+
+    #[inline(never)]
+    fn wait_for_room(&self, timeout: Duration) -> Option<u64> {
         let event = &self.mem.header().producer_event;
         let ready = || claim(&self.mem, Side::Producer, &self.rec);
         let between = || {
@@ -602,6 +609,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// published are repaired (skipped) while waiting; `Error::Stalled` if
     /// the wait still ended behind such a position (its producer is alive,
     /// or repair is off, see [`Mpmc::recover`]); else `Timeout`.
+    #[inline]
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
         self.claim_waiting(timeout).map(|pos| self.take(pos))
     }
@@ -631,10 +639,16 @@ impl<T: Pod + Send> MpmcConsumer<T> {
 
     /// Wait for a value; while the ring is stalled behind an unpublished
     /// position, repair it every few milliseconds if its producer is dead.
+    #[inline]
     fn claim_waiting(&self, timeout: Duration) -> Result<u64> {
-        if let Some(pos) = self.try_claim() {
-            return Ok(pos);
+        match self.try_claim() {
+            Some(pos) => Ok(pos),
+            None => self.wait_for_value(timeout),
         }
+    }
+
+    #[inline(never)]
+    fn wait_for_value(&self, timeout: Duration) -> Result<u64> {
         let event = &self.mem.header().consumer_event;
         let between = || {
             if stalled_at(&self.mem).is_some() {
