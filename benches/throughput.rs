@@ -1,12 +1,14 @@
 //! SPSC throughput of u64 values between two threads, one value at a time
 //! and in chunks of 64, for shmring (in a real shm segment) and its peers,
-//! same capacity and same workload in one run. Ratios between the rows are
+//! same capacity and same workload in one run; shmring also between two
+//! processes; MPMC against crossbeam's `ArrayQueue`. Ratios between the rows are
 //! what to quote: this is a shared 2-core machine.
 
 use std::hint::black_box;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 
 const CAPACITY: usize = 4096;
 const CHUNK: usize = 64;
@@ -270,5 +272,89 @@ fn mpmc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, one_at_a_time, chunks, mpmc);
-criterion_main!(benches);
+/// Set in a child process of this bench: the ring it pushes into.
+const CHILD_RING: &str = "SHMRING_BENCH_PUSH_INTO";
+/// And how many values.
+const CHILD_COUNT: &str = "SHMRING_BENCH_PUSH_COUNT";
+
+/// Push 0..n into ring `name`, spinning while it is full. The same machine
+/// code whether a thread or a child process runs it.
+#[inline(never)]
+fn push_all(name: &str, n: u64) {
+    let ring = shmring::Spsc::<u64>::open(name).unwrap();
+    let mut tx = ring.producer().unwrap();
+    for v in 0..n {
+        while tx.try_push(v).is_err() {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Pop n values, spinning while the ring is empty; the time from the first
+/// value to the last (so that starting a thread or a process is left out),
+/// scaled to n values.
+#[inline(never)]
+fn pop_all(rx: &mut shmring::Consumer<u64>, n: u64) -> Duration {
+    let mut pop = || loop {
+        if let Some(v) = rx.try_pop() {
+            break black_box(v);
+        }
+        std::hint::spin_loop();
+    };
+    pop();
+    let start = Instant::now();
+    for _ in 1..n {
+        pop();
+    }
+    let elapsed = start.elapsed();
+    elapsed.mul_f64(n as f64 / n.saturating_sub(1).max(1) as f64)
+}
+
+/// The same SPSC ring and the same code on both sides, the producer in
+/// another thread or in another process (this bench binary, re-run).
+fn threads_vs_processes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_u64_threads_vs_processes");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for processes in [false, true] {
+        let id = if processes { "processes" } else { "threads" };
+        g.bench_function(BenchmarkId::from_parameter(id), |b| {
+            b.iter_custom(|n| {
+                let name = name("tvp");
+                let ring = shmring::Spsc::<u64>::create(&name, CAPACITY).unwrap();
+                let mut rx = ring.consumer().unwrap();
+                if processes {
+                    let mut child = Command::new(std::env::current_exe().unwrap())
+                        .env(CHILD_RING, &name)
+                        .env(CHILD_COUNT, n.to_string())
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    let elapsed = pop_all(&mut rx, n);
+                    assert!(child.wait().unwrap().success(), "producer process failed");
+                    elapsed
+                } else {
+                    let producer = std::thread::spawn(move || push_all(&name, n));
+                    let elapsed = pop_all(&mut rx, n);
+                    producer.join().unwrap();
+                    elapsed
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, one_at_a_time, threads_vs_processes, chunks, mpmc);
+
+fn main() {
+    if let Ok(ring) = std::env::var(CHILD_RING) {
+        let n = std::env::var(CHILD_COUNT).unwrap().parse().unwrap();
+        push_all(&ring, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
