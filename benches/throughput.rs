@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 
 const CAPACITY: usize = 4096;
 const CHUNK: usize = 64;
@@ -59,12 +60,17 @@ fn spin_pair(
     )
 }
 
-fn one_at_a_time(c: &mut Criterion) {
-    let mut g = c.benchmark_group("spsc_u64_one_at_a_time");
+/// Elements per second, 20 samples of 2 s after 0.5 s of warm-up.
+fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
     g.throughput(Throughput::Elements(1));
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
+}
+
+fn one_at_a_time(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_u64_one_at_a_time");
+    configure(&mut g);
 
     g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
         b.iter_custom(|n| {
@@ -117,10 +123,7 @@ fn one_at_a_time(c: &mut Criterion) {
 
 fn chunks(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc_u64_chunks_of_64");
-    g.throughput(Throughput::Elements(1));
-    g.sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    configure(&mut g);
 
     g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
         b.iter_custom(|n| {
@@ -314,10 +317,7 @@ fn pop_all(rx: &mut shmring::Consumer<u64>, n: u64) -> Duration {
 /// another thread or in another process (this bench binary, re-run).
 fn threads_vs_processes(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc_u64_threads_vs_processes");
-    g.throughput(Throughput::Elements(1));
-    g.sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    configure(&mut g);
     for processes in [false, true] {
         let id = if processes { "processes" } else { "threads" };
         g.bench_function(BenchmarkId::from_parameter(id), |b| {

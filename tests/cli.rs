@@ -142,6 +142,18 @@ fn errors_are_messages_with_a_failing_status() {
     assert_eq!(out.status.code(), Some(2), "usage error");
 }
 
+/// The unsigned number after `"key":` in a JSON object.
+fn json_u64(json: &str, key: &str) -> u64 {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key}: {json}"));
+    json[at + key.len() + 3..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{key}: {json}"))
+}
+
 #[test]
 fn bench_measures_a_chosen_workload_as_json() {
     let out = shmring(&[
@@ -160,17 +172,7 @@ fn bench_measures_a_chosen_workload_as_json() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json = stdout(&out);
-    let field = |k: &str| -> u64 {
-        let at = json
-            .find(&format!("\"{k}\":"))
-            .unwrap_or_else(|| panic!("{k}: {json}"));
-        json[at + k.len() + 3..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let field = |k: &str| json_u64(&json, k);
     assert!(field("messages") > 0, "{json}");
     assert_eq!(
         (field("producers"), field("consumers"), field("size")),
@@ -206,14 +208,8 @@ fn bench_measures_a_chosen_workload_as_json() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json = stdout(&out);
-    assert!(json.contains("\"rate_per_producer\":1000"), "{json}");
-    let messages: u64 = json
-        .split("\"messages\":")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{json}"));
-    assert!((1..=802).contains(&messages), "{json}");
+    assert_eq!(json_u64(&json, "rate_per_producer"), 1000, "{json}");
+    assert!((1..=802).contains(&json_u64(&json, "messages")), "{json}");
 
     let out = shmring(&["bench", "--kind", "spsc", "--producers", "2"]);
     assert_eq!(out.status.code(), Some(1));
