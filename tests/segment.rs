@@ -300,3 +300,24 @@ fn a_live_holder_in_another_process_keeps_its_role() {
     child.kill();
     assert!(ring.producer().is_ok(), "killed holder's role is free");
 }
+
+/// A directory squatting a segment name is no segment: opening it fails
+/// with an I/O error that names the call and the name (the catch-all for
+/// errors the library has no better name for), never a panic.
+#[test]
+fn a_directory_under_the_name_is_an_io_error() {
+    let name = unique_name("dir");
+    std::fs::create_dir(shm_path(&name)).unwrap();
+    let _dir = RemoveDir(name.clone());
+    let err = Spsc::<u64>::open(&name).expect_err("a directory opened as a segment");
+    let text = err.to_string();
+    match err {
+        Error::Io { op, name: n, .. } => assert_eq!((op, n), ("shm_open", name.clone())),
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    assert!(text.contains(&name), "{text}");
+    assert!(matches!(
+        Spsc::<u64>::create(&name, 4),
+        Err(Error::AlreadyExists { .. })
+    ));
+}

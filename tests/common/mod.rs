@@ -30,6 +30,15 @@ impl Drop for Unlink {
     }
 }
 
+/// Removes a directory planted under a segment name, on drop.
+pub struct RemoveDir(pub String);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(shm_path(&self.0));
+    }
+}
+
 /// Where a segment name lives on Linux.
 pub fn shm_path(name: &str) -> String {
     format!("/dev/shm/{name}")
