@@ -45,9 +45,11 @@ pub struct SegmentInfo {
     pub consumer: Option<Attached>,
     /// Processes recorded as having the segment mapped.
     pub attached: Vec<Attached>,
-    /// Consumers asleep on the futex now.
+    /// Consumers asleep on the futex now (or about to be). One that was
+    /// killed asleep stays counted: it costs its peers nothing (see
+    /// `wait.rs`), but the count does not drop.
     pub sleeping_consumers: u32,
-    /// Producers asleep on the futex now.
+    /// Producers asleep on the futex now; as for consumers.
     pub sleeping_producers: u32,
 }
 

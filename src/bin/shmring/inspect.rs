@@ -160,13 +160,13 @@ fn prometheus(i: &SegmentInfo) -> String {
         (
             "sleeping_consumers",
             "gauge",
-            "Consumers asleep on the futex.",
+            "Consumers asleep on the futex (one killed asleep stays counted).",
             i.sleeping_consumers.into(),
         ),
         (
             "sleeping_producers",
             "gauge",
-            "Producers asleep on the futex.",
+            "Producers asleep on the futex (one killed asleep stays counted).",
             i.sleeping_producers.into(),
         ),
         (
