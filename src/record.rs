@@ -50,6 +50,10 @@ pub(crate) const ALIGN: u64 = 16;
 pub(crate) const HEADER_LEN: u64 = 16;
 /// The smallest data area: room for two records with 16-byte payloads.
 const MIN_CAPACITY: u64 = 64;
+/// The largest data area: its longest message (half of it, less a header)
+/// must fit the 32-bit length word. A 16 GiB area would take messages of
+/// 8 GiB and store their lengths modulo 4 GiB.
+pub(crate) const MAX_CAPACITY: u64 = 1 << 33;
 
 /// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +112,14 @@ impl Records {
             return Err(Error::ZeroCapacity);
         }
         let units = (capacity as u64).max(MIN_CAPACITY).div_ceil(ALIGN);
+        if units
+            .checked_next_power_of_two()
+            .is_none_or(|u| u > MAX_CAPACITY / ALIGN)
+        {
+            return Err(Error::CapacityTooLarge {
+                requested: capacity as u64,
+            });
+        }
         let mem = RingMemory::create(name, RingKind::Bytes, elem(), units, opts, |_| {
             Unit([0; 16])
         })?;
@@ -117,10 +129,10 @@ impl Records {
     /// Open a byte ring, validating its header.
     pub(crate) fn open(name: &str, opts: &OpenOptions) -> Result<Self> {
         let mem = RingMemory::<Unit>::open(name, RingKind::Bytes, elem(), opts)?;
-        if mem.capacity() * ALIGN < MIN_CAPACITY {
+        let bytes = mem.capacity().saturating_mul(ALIGN);
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) {
             return Err(Error::Corrupt(format!(
-                "a byte ring of {} bytes is below the minimum of {MIN_CAPACITY}",
-                mem.capacity() * ALIGN
+                "a byte ring of {bytes} bytes is outside {MIN_CAPACITY}..={MAX_CAPACITY}"
             )));
         }
         Ok(Self::new(mem))
