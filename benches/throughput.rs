@@ -205,18 +205,24 @@ fn chunks(c: &mut Criterion) {
 
 /// `p` producer threads push `n` values in all, `c` consumer threads pop
 /// `n / c` each; `n` is rounded to a multiple of `p * c`.
-fn many_to_many(
+/// `p` producer and `c` consumer threads, each with the handle its
+/// factory makes (shmring handles have a claim record each: one per thread).
+fn many_to_many<P, C>(
     n: u64,
     p: u64,
     c: u64,
-    push: impl Fn(u64) -> bool + Clone + Send,
-    pop: impl Fn() -> Option<u64> + Clone + Send,
-) -> Duration {
+    make_push: impl Fn() -> P + Sync,
+    make_pop: impl Fn() -> C + Sync,
+) -> Duration
+where
+    P: FnMut(u64) -> bool + Send,
+    C: FnMut() -> Option<u64> + Send,
+{
     let n = (n / (p * c)).max(1) * p * c;
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..c {
-            let pop = pop.clone();
+            let mut pop = make_pop();
             s.spawn(move || {
                 for _ in 0..n / c {
                     loop {
@@ -230,7 +236,7 @@ fn many_to_many(
             });
         }
         for _ in 0..p {
-            let push = push.clone();
+            let mut push = make_push();
             s.spawn(move || {
                 for v in 0..n / p {
                     while !push(v) {
@@ -254,21 +260,25 @@ fn mpmc(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("shmring", &label), |b| {
             b.iter_custom(|n| {
                 let ring = shmring::Mpmc::<u64>::create(&name("mpmc"), CAPACITY).unwrap();
-                let tx = ring.producer().unwrap();
-                let rx = ring.consumer().unwrap();
                 many_to_many(
                     n,
                     p,
                     k,
-                    move |v| tx.try_push(v).is_ok(),
-                    move || rx.try_pop(),
+                    || {
+                        let tx = ring.producer().unwrap();
+                        move |v| tx.try_push(v).is_ok()
+                    },
+                    || {
+                        let rx = ring.consumer().unwrap();
+                        move || rx.try_pop()
+                    },
                 )
             })
         });
         g.bench_function(BenchmarkId::new("crossbeam_array_queue", &label), |b| {
             b.iter_custom(|n| {
                 let q = crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY);
-                many_to_many(n, p, k, |v| q.push(v).is_ok(), || q.pop())
+                many_to_many(n, p, k, || |v| q.push(v).is_ok(), || || q.pop())
             })
         });
     }

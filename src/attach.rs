@@ -1,76 +1,86 @@
-//! Which processes have a segment mapped: a small table of packed
-//! [`ProcessId`]s in the header, so that `shmring ls` can show them and a
-//! segment whose every user is dead can be recognised as stale.
+//! Which processes have a segment mapped: a small table of [`HolderId`]s in
+//! the header, so that `shmring ls` can show them.
 //!
-//! Each mapping (each `create` or `open`) takes a free entry, or one whose
-//! process is dead, with a compare-exchange, and clears it when it is
-//! dropped. A process that dies leaves its entry behind; the liveness check
-//! (pid plus start time, see `process.rs`) tells it from a live one. The
-//! table is a record for humans and for cleanup, never for correctness:
-//! when it is full, a mapping goes unrecorded, and a segment with an
-//! unrecorded user could look stale, so `is_stale` also requires the roles
-//! to be free or dead.
+//! The table is for people, never for correctness: whether a segment is in
+//! use is the kernel's word (every mapping holds a shared lease on the
+//! segment file, see `lease.rs` and `segment.rs`), so a mapping that finds
+//! the table full is still counted as a user, only not listed. Each mapping
+//! takes a free entry (empty, or whose lease is free: its process is gone)
+//! by taking the entry's lease and then its word, and clears both when it
+//! is dropped.
 
 #![cfg_attr(loom, allow(dead_code))]
 
 use crate::header::Header;
-use crate::process::ProcessId;
-use crate::sync::Ordering;
+use crate::lease::{self, Lease};
+use crate::process::HolderId;
+use crate::segment::Segment;
+use crate::sync::{AtomicU64, Ordering};
 
-/// One recorded user of a segment.
+/// One recorded user of a segment, or the holder of a role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attached {
-    /// Its process id.
+    /// Its process id, in its own pid namespace (from another namespace,
+    /// a label rather than a process to signal).
     pub pid: u32,
-    /// Whether that process still runs (and is not a new process that
-    /// reused the pid).
+    /// Whether it still holds its lease: the kernel's word that the
+    /// process (any of its threads) still runs.
     pub alive: bool,
 }
 
-/// Record this process in `header`; the entry to clear later, if one was
+/// A mapping's entry in the table.
+pub(crate) struct Entry {
+    index: usize,
+    id: HolderId,
+    lease: Lease,
+}
+
+/// Record this mapping in `header`; the entry to clear later, if one was
 /// free.
-pub(crate) fn register(header: &Header) -> Option<usize> {
-    let me = ProcessId::current();
-    for (i, entry) in header.attached.iter().enumerate() {
-        let seen = entry.load(Ordering::Relaxed);
-        let free = match ProcessId::from_raw(seen) {
-            None => true,
-            Some(holder) => !holder.is_alive(),
+pub(crate) fn register(seg: &Segment, header: &Header) -> Option<Entry> {
+    let id = HolderId::fresh();
+    for (index, word) in header.attached.iter().enumerate() {
+        let Ok(Some(lease)) = Lease::try_take(seg, word) else {
+            continue;
         };
-        // Relaxed: the table orders nothing; it only names processes.
-        if free
-            && entry
-                .compare_exchange(seen, me.raw(), Ordering::Relaxed, Ordering::Relaxed)
+        // Relaxed: the table orders nothing; it only names processes. With
+        // the lease held, whatever the word holds is a departed user's.
+        let seen = word.load(Ordering::Relaxed);
+        if lease.supersedes(seen)
+            && word
+                .compare_exchange(seen, id.raw(), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            return Some(i);
+            return Some(Entry { index, id, lease });
         }
     }
     None
 }
 
-/// Clear the entry `register` gave us, if it still names us.
-pub(crate) fn unregister(header: &Header, index: usize) {
-    let me = ProcessId::current().raw();
-    if let Some(entry) = header.attached.get(index) {
-        let _ = entry.compare_exchange(me, 0, Ordering::Relaxed, Ordering::Relaxed);
+/// Clear the entry `register` gave us, if it still names us (and only in
+/// the process that registered: a forked child leaves its parent's entry).
+pub(crate) fn unregister(header: &Header, entry: Entry) {
+    if entry.lease.is_ours() {
+        if let Some(word) = header.attached.get(entry.index) {
+            let _ = word.compare_exchange(entry.id.raw(), 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
 }
 
-/// Every recorded user, live or dead.
-pub(crate) fn list(header: &Header) -> Vec<Attached> {
+/// Every recorded user, live or departed, as seen through `seg`.
+pub(crate) fn list(seg: &Segment, header: &Header) -> Vec<Attached> {
     header
         .attached
         .iter()
-        .filter_map(|e| ProcessId::from_raw(e.load(Ordering::Relaxed)))
-        .map(holder)
+        .filter_map(|word| holder(seg, word))
         .collect()
 }
 
-/// The holder a claim word names, if any.
-pub(crate) fn holder(id: ProcessId) -> Attached {
-    Attached {
+/// The holder a word names, if any, and whether its lease is held.
+pub(crate) fn holder(seg: &Segment, word: &AtomicU64) -> Option<Attached> {
+    let seen = word.load(Ordering::Relaxed);
+    HolderId::from_raw(seen).map(|id| Attached {
         pid: id.pid(),
-        alive: id.is_alive(),
-    }
+        alive: lease::holder_alive(seg, word, seen),
+    })
 }

@@ -43,9 +43,9 @@ use std::time::Duration;
 
 use crate::claims::{self, Recorder, RepairLock, Side};
 use crate::error::{Error, Result, Role};
-use crate::process::ProcessId;
 use crate::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
 use crate::role;
+use crate::role::RoleClaim;
 use crate::segment::{CreateOptions, OpenOptions};
 use crate::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
@@ -92,7 +92,9 @@ impl ByteRing {
         })
     }
 
-    /// A producer handle. There may be any number, in any processes.
+    /// A producer handle. There may be up to 32 live ones at once, in any
+    /// number of processes (each has a claim record, so that a grant it
+    /// dies holding can be repaired); one more is `Error::TooManyHandles`.
     pub fn producer(&self) -> Result<ByteProducer> {
         // "Full" by construction: the first claim reads the real head with
         // Acquire before it writes anything.
@@ -101,7 +103,11 @@ impl ByteRing {
         // Repair (and free) dead producers' records first, so that a
         // restarted producer finds a record even after many deaths.
         recover(&self.rec);
-        let claims = Recorder::take(&header.producer_claims, &header.recovery, Side::Producer);
+        let claims = Recorder::take(
+            self.rec.ring().segment(),
+            &header.producer_claims,
+            Side::Producer,
+        )?;
         Ok(ByteProducer {
             claims,
             cached_head: self
@@ -138,7 +144,11 @@ impl ByteRing {
     /// consumer receives everything its predecessor did not release.
     pub fn consumer(&self) -> Result<ByteConsumer> {
         let header = self.rec.header();
-        let me = role::claim(&header.consumer_role, Role::Consumer)?;
+        let me = role::claim(
+            self.rec.ring().segment(),
+            &header.consumer_role,
+            Role::Consumer,
+        )?;
         let pos = header.head.load(Ordering::Relaxed);
         if !pos.is_multiple_of(ALIGN) {
             role::release(&header.consumer_role, me);
@@ -150,7 +160,7 @@ impl ByteRing {
             pos,
             tail_hint: pos,
             rec: Arc::clone(&self.rec),
-            me,
+            me: Some(me),
             wait: WaitStrategy::default(),
             _not_sync: PhantomData,
         })
@@ -215,9 +225,7 @@ pub struct ByteProducer {
 
 impl Drop for ByteProducer {
     fn drop(&mut self) {
-        let header = self.rec.header();
-        self.claims
-            .release(&header.producer_claims, &header.recovery);
+        self.claims.release(&self.rec.header().producer_claims);
     }
 }
 
@@ -286,13 +294,18 @@ impl ByteProducer {
     }
 
     fn grant(&mut self, pos: u64, len: usize) -> Grant<'_> {
-        let off = self.rec.offset(pos);
+        let this = &*self;
+        let off = this.rec.offset(pos);
         // SAFETY: `claim` gave us the record at `pos`: it lies inside the
         // area, the consumer has released its space, and no one else writes
         // it until we commit.
-        let payload = unsafe { self.rec.payload_mut(off, len as u64) };
+        let payload = unsafe { this.rec.payload_mut(off, len as u64) };
+        // Held until the grant finishes: a producer dropped while a grant
+        // is forgotten leaves its span to repair.
+        this.claims.hold(pos);
         Grant {
-            rec: &self.rec,
+            rec: &this.rec,
+            claims: &this.claims,
             pos,
             payload,
         }
@@ -395,6 +408,7 @@ impl std::fmt::Debug for ByteProducer {
 /// into padding the consumer skips.
 pub struct Grant<'a> {
     rec: &'a Records,
+    claims: &'a Recorder,
     pos: u64,
     payload: &'a mut [u8],
 }
@@ -434,6 +448,7 @@ impl Grant<'_> {
 
     fn finish(&self, kind: Kind, len: u64) {
         self.rec.publish(self.pos, kind, len);
+        self.claims.finish();
         wait::notify(&self.rec.header().consumer_event);
     }
 }
@@ -465,7 +480,7 @@ pub struct ByteConsumer {
     pos: u64,
     /// The write position when last read; see `Records::read`.
     tail_hint: u64,
-    me: ProcessId,
+    me: Option<RoleClaim>,
     wait: WaitStrategy,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -611,7 +626,9 @@ impl ByteConsumer {
 
 impl Drop for ByteConsumer {
     fn drop(&mut self) {
-        role::release(&self.rec.header().consumer_role, self.me);
+        if let Some(me) = self.me.take() {
+            role::release(&self.rec.header().consumer_role, me);
+        }
     }
 }
 
@@ -750,7 +767,8 @@ fn stalled(rec: &Records) -> bool {
 fn recover(rec: &Records) -> u64 {
     let header = rec.header();
     let recovery = &header.recovery;
-    let Some(_lock) = RepairLock::try_acquire(recovery) else {
+    let seg = rec.ring().segment();
+    let Some(_lock) = RepairLock::try_acquire(seg, recovery) else {
         return 0;
     };
     let table = &header.producer_claims;
@@ -767,16 +785,12 @@ fn recover(rec: &Records) -> u64 {
     let mut pos = header.head.load(Ordering::Acquire);
     let within = |pos: u64| (1..=cap).contains(&tail.wrapping_sub(pos));
     let mut steps = cap / ALIGN;
-    while within(pos)
-        && pos.is_multiple_of(ALIGN)
-        && steps > 0
-        && !claims::any_unrecorded(recovery, Side::Producer)
-    {
+    while within(pos) && pos.is_multiple_of(ALIGN) && steps > 0 {
         steps -= 1;
         match rec.read(pos, &mut tail_hint) {
             Ok(Some(r)) => pos = r.next,
             Ok(None) => {
-                let spans = claims::spans_around(table, pos);
+                let spans = claims::spans_around(seg, table, pos);
                 let Some(&(_, _, end)) = spans.first() else {
                     break; // no record names it: wait for its producer
                 };
@@ -803,7 +817,7 @@ fn recover(rec: &Records) -> u64 {
     }
     // Free dead records whose span the consumer can no longer be waiting
     // on: behind the walk, or empty.
-    for dead in claims::dead_records(table) {
+    for dead in claims::dead_records(seg, table) {
         let (first, end) = dead.span();
         let empty = end.wrapping_sub(first) == 0 || end.wrapping_sub(first) > cap;
         if empty || (pos.wrapping_sub(end) as i64) >= 0 {

@@ -8,7 +8,7 @@
 //! holder from a slow one needs to know who took the position, so:
 //!
 //! * every handle owns a record `{owner, first, last}` in the header, taken
-//!   when the handle is made (owner = its [`ProcessId`]) and freed when it
+//!   when the handle is made (owner = its [`HolderId`]) and freed when it
 //!   drops;
 //! * before its compare-exchange for position `p`, a handle stores `p` as
 //!   `last` (and as `first` when it holds nothing else), and the exchange
@@ -21,19 +21,30 @@
 //! record names it: then its holder is dead (every holder's record named
 //! the position before it took it). A record can name a position its
 //! holder never won (its exchange failed), which only makes repair more
-//! cautious. Repairers take one lock (this module's [`RepairLock`]) so that
-//! two of them never act on the same position; the lock too is a
-//! `ProcessId`, taken over from a dead holder.
+//! cautious; so can a record that names more than its holder holds (a
+//! consumer that holds a value and adopts a dead one's names the range
+//! covering both).
 //!
-//! Handles beyond the table's size go unrecorded and are counted; while any
-//! is counted, repair on that side is off, because an unrecorded live
-//! holder would be invisible to it.
+//! "Live" is the kernel's word: each record's owner holds a lease on the
+//! record's owner word (`lease.rs`), and a record whose owner word is set
+//! but whose lease is free belongs to a dead handle. Repairers take one
+//! lock (this module's [`RepairLock`]), itself a lease plus a word, so
+//! that two of them never act on the same position.
+//!
+//! There is a record for every handle: when a side's records are all held
+//! by live handles, making one more handle fails with `TooManyHandles`.
+//! A handle dropped while it still holds positions (a guard passed to
+//! `mem::forget`) leaves its record behind as a dead one's, so those
+//! positions are repaired like a dead handle's.
 
 use crossbeam_utils::CachePadded;
 
-use crate::process::ProcessId;
 use std::cell::Cell;
 
+use crate::error::{Error, Result};
+use crate::lease::{self, Lease};
+use crate::process::HolderId;
+use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Records per side (producers, consumers). A loom model needs only a few.
@@ -54,13 +65,14 @@ pub(crate) type ClaimTable = [CachePadded<ClaimRecord>; CLAIM_RECORDS];
 /// Shared state of the repair protocol, written only when something dies.
 #[repr(C)]
 pub(crate) struct Recovery {
-    /// The repairer's `ProcessId`, or 0.
+    /// The repairer's `HolderId`, or 0; see [`RepairLock`].
     lock: AtomicU64,
     /// Non-zero when a dead consumer left a value that a consumer should
     /// take over (only a consumer can deliver it).
     pub(crate) orphaned: AtomicU64,
-    /// Live handles without a record, per side; see the module docs.
-    unrecorded: [AtomicU64; 2],
+    /// Unused (was a count of unrecorded handles, before every handle had
+    /// a record); kept so that the records stay where they were.
+    _reserved: [AtomicU64; 2],
     /// Positions repaired so far, for statistics.
     pub(crate) repaired: AtomicU64,
 }
@@ -70,6 +82,15 @@ pub(crate) struct Recovery {
 pub(crate) enum Side {
     Producer = 0,
     Consumer = 1,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Producer => "producer",
+            Side::Consumer => "consumer",
+        }
+    }
 }
 
 impl ClaimRecord {
@@ -115,55 +136,66 @@ impl Recovery {
         Recovery {
             lock: AtomicU64::new(0),
             orphaned: AtomicU64::new(0),
-            unrecorded: [AtomicU64::new(0), AtomicU64::new(0)],
+            _reserved: [AtomicU64::new(0), AtomicU64::new(0)],
             repaired: AtomicU64::new(0),
         }
     }
 }
 
-/// A handle's own record (or its absence), and a private copy of what it
+/// A handle's own record, its lease, and a private copy of what it
 /// holds: how many positions (guards not yet dropped), the first of them
 /// and the last.
 pub(crate) struct Recorder {
-    index: Option<usize>,
-    side: Side,
+    index: usize,
+    id: HolderId,
+    lease: Option<Lease>,
     held: Cell<u32>,
     first: Cell<u64>,
     last_held: Cell<u64>,
 }
 
 impl Recorder {
-    /// Take a free record of `side` in `table`, or count this handle as
-    /// unrecorded if none is free.
-    pub(crate) fn take(table: &ClaimTable, recovery: &Recovery, side: Side) -> Recorder {
-        let me = ProcessId::current().raw();
-        // All Relaxed: whatever a repairer reads here before our first
-        // claim can only make it more careful (a live owner with a stale
-        // range), and our first claim's Release on the ticket orders all of
-        // it before anything we hold.
-        let index = table.iter().position(|rec| {
-            rec.owner.load(Ordering::Relaxed) == 0
-                && rec
-                    .owner
-                    .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-        });
-        match index {
-            Some(i) => {
-                table[i].first.store(1, Ordering::Relaxed);
-                table[i].last.store(0, Ordering::Relaxed);
+    /// Take a free record of `side` in `table`: its lease first, then its
+    /// owner word from 0. `TooManyHandles` if every record is held.
+    pub(crate) fn take(seg: &Segment, table: &ClaimTable, side: Side) -> Result<Recorder> {
+        let id = HolderId::fresh();
+        for (index, rec) in table.iter().enumerate() {
+            // All Relaxed: whatever a repairer reads here before our first
+            // claim can only make it more careful (a live owner with a
+            // stale range), and our first claim's Release on the ticket
+            // orders all of it before anything we hold.
+            if rec.owner.load(Ordering::Relaxed) != 0 {
+                continue;
             }
-            None => {
-                recovery.unrecorded[side as usize].fetch_add(1, Ordering::Relaxed);
+            let Some(lease) = Lease::try_take(seg, &rec.owner)? else {
+                continue;
+            };
+            if rec
+                .owner
+                .compare_exchange(0, id.raw(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                rec.first.store(1, Ordering::Relaxed);
+                rec.last.store(0, Ordering::Relaxed);
+                return Ok(Recorder {
+                    index,
+                    id,
+                    lease: Some(lease),
+                    held: Cell::new(0),
+                    first: Cell::new(1),
+                    last_held: Cell::new(0),
+                });
             }
         }
-        Recorder {
-            index,
-            side,
-            held: Cell::new(0),
-            first: Cell::new(1),
-            last_held: Cell::new(0),
-        }
+        Err(Error::TooManyHandles {
+            name: seg.name().as_str().to_owned(),
+            side: side.name(),
+            limit: CLAIM_RECORDS,
+        })
+    }
+
+    fn record<'t>(&self, table: &'t ClaimTable) -> Option<&'t ClaimRecord> {
+        self.lease.as_ref().and(table.get(self.index)).map(|r| &**r)
     }
 
     /// Name `pos` before trying to take it. Release: see `names`; loom
@@ -173,7 +205,7 @@ impl Recorder {
     /// which does not finish within loom's bounds.
     #[inline(always)]
     pub(crate) fn note(&self, table: &ClaimTable, pos: u64) {
-        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
+        if let Some(rec) = self.record(table) {
             if self.held.get() == 0 {
                 self.first.set(pos);
                 rec.first.store(pos, Ordering::Release);
@@ -189,7 +221,7 @@ impl Recorder {
     /// span for as long as it holds one. Release: see `names`.
     #[inline(always)]
     pub(crate) fn note_span(&self, table: &ClaimTable, first: u64, last: u64) {
-        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
+        if let Some(rec) = self.record(table) {
             // loom cannot catch weakening these (see `byte_ring::recover`).
             rec.first.store(first, Ordering::Release);
             rec.last.store(last, Ordering::Release);
@@ -201,10 +233,36 @@ impl Recorder {
     /// Relaxed: as in `abandon`.
     #[cold]
     pub(crate) fn clear_span(&self, table: &ClaimTable) {
-        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
+        if let Some(rec) = self.record(table) {
             rec.first.store(1, Ordering::Relaxed);
             rec.last.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// This consumer took over `pos` from a dead one (under the repair
+    /// lock). The record must name `pos` and everything it already names:
+    /// with guards still held, widen the range to cover `pos`, so that no
+    /// other consumer takes the adopted value over again and no producer
+    /// refills a slot this handle still reads.
+    pub(crate) fn adopt(&self, table: &ClaimTable, pos: u64) {
+        if self.held.get() == 0 {
+            self.note(table, pos);
+        } else if let Some(rec) = self.record(table) {
+            let (first, last) = (self.first.get(), self.last_held.get());
+            // Positions within a lap of each other: compare by signed distance.
+            if (pos.wrapping_sub(first) as i64) < 0 {
+                self.first.set(pos);
+                // Release: as in `note`.
+                rec.first.store(pos, Ordering::Release);
+            }
+            if (pos.wrapping_sub(last) as i64) > 0 {
+                self.last_held.set(pos);
+                rec.last.store(pos, Ordering::Release);
+            }
+            self.held.set(self.held.get() + 1);
+            return;
+        }
+        self.hold(pos);
     }
 
     /// This handle won `pos`.
@@ -225,7 +283,7 @@ impl Recorder {
     /// dead handle's position from repair.
     #[cold]
     pub(crate) fn abandon(&self, table: &ClaimTable) {
-        if let Some(rec) = self.index.and_then(|i| table.get(i)) {
+        if let Some(rec) = self.record(table) {
             let last = if self.held.get() == 0 {
                 self.first.get().wrapping_sub(1)
             } else {
@@ -237,32 +295,46 @@ impl Recorder {
         }
     }
 
-    /// Whether this handle has a record (and so may take over positions
-    /// from the dead: a repairer after us must see that we hold them).
-    pub(crate) fn is_recorded(&self) -> bool {
-        self.index.is_some()
-    }
-
-    /// Free the record (or the unrecorded count) when the handle drops.
-    pub(crate) fn release(&self, table: &ClaimTable, recovery: &Recovery) {
-        match self.index {
-            Some(i) => {
-                let me = ProcessId::current().raw();
-                // Relaxed: a free record is ignored by repairers, and its
-                // next owner starts it afresh.
-                if let Some(rec) = table.get(i) {
-                    let _ = rec
-                        .owner
-                        .compare_exchange(me, 0, Ordering::Relaxed, Ordering::Relaxed);
+    /// Free the record when the handle drops. A handle that still holds
+    /// positions (its guards were forgotten) leaves its record to repair,
+    /// as a dead handle's. In a forked child that inherited the handle,
+    /// nothing is touched: the record is the parent's.
+    pub(crate) fn release(&mut self, table: &ClaimTable) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        if lease.is_ours() {
+            if let Some(rec) = table.get(self.index) {
+                if self.held.get() == 0 {
+                    // Release, with the Acquire in `held_by_the_living`: a
+                    // repairer that finds the record free also finds every
+                    // position this handle finished finished (a consumer
+                    // that adopted a value, released it and dropped its
+                    // handle must not have the value adopted again).
+                    let _ = rec.owner.compare_exchange(
+                        self.id.raw(),
+                        0,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
+                } else {
+                    mark_dead(rec);
                 }
             }
-            None => {
-                // Release, with the Acquire in `held_by_the_living`: as for
-                // a record that moved on (see `names`; loom cannot catch it).
-                recovery.unrecorded[self.side as usize].fetch_sub(1, Ordering::Release);
-            }
         }
+        drop(lease);
     }
+}
+
+/// A record whose owner is gone for good. For real, dropping its lease
+/// says so; a loom model has no lease, so the word says it. Release: as a
+/// process's death follows everything it did.
+fn mark_dead(rec: &ClaimRecord) {
+    #[cfg(loom)]
+    rec.owner
+        .store(HolderId::dead_for_model().raw(), Ordering::Release);
+    #[cfg(not(loom))]
+    let _ = rec;
 }
 
 /// For loom models: the handle's process dies now, leaving its record
@@ -270,32 +342,48 @@ impl Recorder {
 #[cfg(loom)]
 impl Recorder {
     pub(crate) fn die(&mut self, table: &ClaimTable) {
-        if let Some(i) = self.index {
-            let dead = ProcessId::dead_for_model().raw();
-            // Release: as a process's death follows everything it did.
-            table[i].owner.store(dead, Ordering::Release);
-            // Out of range: `release` finds no record to free.
-            self.index = Some(usize::MAX);
+        if let Some(rec) = self.record(table) {
+            mark_dead(rec);
         }
+        self.lease = None;
     }
 }
 
-/// Whether a live handle (or an unrecorded one, which might) holds `pos`.
-pub(crate) fn held_by_the_living(
-    table: &ClaimTable,
-    recovery: &Recovery,
-    side: Side,
-    pos: u64,
-) -> bool {
-    if any_unrecorded(recovery, side) {
-        return true;
+/// Which records' owners live, each asked of the kernel at most once per
+/// repair (a hostile table cannot make a repair cost a lock probe per
+/// position).
+pub(crate) struct Liveness<'a> {
+    seg: &'a Segment,
+    table: &'a ClaimTable,
+    known: [Option<bool>; CLAIM_RECORDS],
+}
+
+impl<'a> Liveness<'a> {
+    pub(crate) fn new(seg: &'a Segment, table: &'a ClaimTable) -> Self {
+        Liveness {
+            seg,
+            table,
+            known: [None; CLAIM_RECORDS],
+        }
     }
-    // Relaxed: a live holder took its record before it took `pos`, and the
-    // caller read the ticket past `pos` with Acquire.
-    table.iter().any(|rec| {
-        ProcessId::from_raw(rec.owner.load(Ordering::Relaxed))
-            .is_some_and(|owner| rec.names(pos) && owner.is_alive())
-    })
+
+    fn alive(&mut self, i: usize, owner: u64) -> bool {
+        let rec = &self.table[i];
+        *self.known[i].get_or_insert_with(|| lease::holder_alive(self.seg, &rec.owner, owner))
+    }
+
+    /// Whether a live handle's record names `pos`. The caller looks at
+    /// `pos` again afterwards: a record seen free or moved on was freed or
+    /// moved (Release) after its holder finished `pos`.
+    pub(crate) fn held_by_the_living(&mut self, pos: u64) -> bool {
+        // Acquire, with `Recorder::release`'s Release. (A live holder took
+        // its record before it took `pos`, and the caller read the ticket
+        // past `pos` with Acquire, so a holder is never missed.)
+        (0..CLAIM_RECORDS).any(|i| {
+            let owner = self.table[i].owner.load(Ordering::Acquire);
+            owner != 0 && self.table[i].names(pos) && self.alive(i, owner)
+        })
+    }
 }
 
 /// A dead holder's record, while the repair lock is held.
@@ -332,81 +420,79 @@ impl DeadRecord<'_> {
 /// `pos` is among them (it named the span before taking it and names it
 /// until it commits); so may be handles whose claim of the same span
 /// failed, until they claim again.
-pub(crate) fn spans_around(table: &ClaimTable, pos: u64) -> Vec<(bool, u64, u64)> {
+pub(crate) fn spans_around(seg: &Segment, table: &ClaimTable, pos: u64) -> Vec<(bool, u64, u64)> {
     table
         .iter()
         .filter_map(|rec| {
             // Acquire: as in `dead_records`, for the dead; for the living,
             // the caller read the write position past `pos` with Acquire.
-            let owner = ProcessId::from_raw(rec.owner.load(Ordering::Acquire))?;
+            let owner = rec.owner.load(Ordering::Acquire);
+            if owner == 0 {
+                return None;
+            }
             // Acquire, with `note_span`'s Release (loom cannot catch it,
             // see `byte_ring::recover`).
             let first = rec.first.load(Ordering::Acquire);
             let end = rec.last.load(Ordering::Acquire).wrapping_add(1);
             let inside = pos.wrapping_sub(first) < end.wrapping_sub(first);
-            inside.then(|| (owner.is_alive(), first, end))
+            inside.then(|| (lease::holder_alive(seg, &rec.owner, owner), first, end))
         })
         .collect()
 }
 
-/// Whether handles of `side` exist that have no record (repairs that must
-/// see every holder are then off).
-pub(crate) fn any_unrecorded(recovery: &Recovery, side: Side) -> bool {
-    // Acquire: see `Recorder::release`.
-    // loom cannot catch weakening it: the models never run out of records.
-    recovery.unrecorded[side as usize].load(Ordering::Acquire) != 0
-}
-
 /// Records whose owner no longer runs.
-pub(crate) fn dead_records(table: &ClaimTable) -> impl Iterator<Item = DeadRecord<'_>> {
-    table.iter().filter_map(|rec| {
+pub(crate) fn dead_records<'a>(
+    seg: &'a Segment,
+    table: &'a ClaimTable,
+) -> impl Iterator<Item = DeadRecord<'a>> {
+    table.iter().filter_map(move |rec| {
         // Acquire: a holder's death follows everything it stored (the
         // kernel's doing for a real process; a Release store in the loom
         // model's `die`), and the repair reads those stores next.
         let owner = rec.owner.load(Ordering::Acquire);
-        let id = ProcessId::from_raw(owner)?;
-        (!id.is_alive()).then_some(DeadRecord { rec, owner })
+        (owner != 0 && !lease::holder_alive(seg, &rec.owner, owner))
+            .then_some(DeadRecord { rec, owner })
     })
 }
 
 /// Held while repairing; see the module docs.
 pub(crate) struct RepairLock<'a> {
     lock: &'a AtomicU64,
-    me: u64,
+    id: HolderId,
+    lease: Option<Lease>,
 }
 
 impl<'a> RepairLock<'a> {
-    /// Take the lock, from nobody or from a dead repairer; `None` if a live
-    /// process holds it (it is repairing; there is nothing to add).
-    pub(crate) fn try_acquire(recovery: &'a Recovery) -> Option<Self> {
-        let me = ProcessId::current().raw();
-        // Compare-exchanges, not a load first: a stale read of a holder
-        // (this very process, say) must not keep a repairer out forever.
-        let taken =
-            match recovery
-                .lock
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => true,
-                // Acquire, as above, from a repairer that died holding the lock
-                // (what it noted before dying). loom cannot catch weakening it:
-                // the models do not kill a handle inside a repair.
-                Err(seen) if !ProcessId::from_raw(seen).is_some_and(|h| h.is_alive()) => recovery
-                    .lock
-                    .compare_exchange(seen, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok(),
-                Err(_) => false,
-            };
-        // Not `then_some`: that would build (and drop, so release) a guard
-        // on failure too, and every thread of a process unlocks as `me`.
-        if taken {
-            Some(RepairLock {
-                lock: &recovery.lock,
-                me,
-            })
-        } else {
-            None
+    /// Take the lock: its lease (`None` if a live handle, of this process
+    /// or another, holds it: it is repairing, there is nothing to add),
+    /// then its word, from nobody or from a repairer that died holding it.
+    pub(crate) fn try_acquire(seg: &Segment, recovery: &'a Recovery) -> Option<Self> {
+        let lease = Lease::try_take(seg, &recovery.lock).ok().flatten()?;
+        let id = HolderId::fresh();
+        let mut expected = 0;
+        for _ in 0..4 {
+            // Acquire, with the Release in `drop`: what the last repairer
+            // noted in its records before letting go is seen (and, from a
+            // repairer that died holding the lock, what it noted before
+            // dying).
+            match recovery.lock.compare_exchange(
+                expected,
+                id.raw(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(RepairLock {
+                        lock: &recovery.lock,
+                        id,
+                        lease: Some(lease),
+                    })
+                }
+                Err(seen) if lease.supersedes(seen) => expected = seen,
+                Err(_) => return None,
+            }
         }
+        None
     }
 }
 
@@ -416,6 +502,7 @@ impl Drop for RepairLock<'_> {
         // the positions we took over named in our record.
         let _ = self
             .lock
-            .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
+            .compare_exchange(self.id.raw(), 0, Ordering::Release, Ordering::Relaxed);
+        drop(self.lease.take());
     }
 }

@@ -215,6 +215,27 @@ pub enum Error {
         /// The process holding it.
         pid: u32,
     },
+    /// Every claim record of one side is taken by a live handle: a ring
+    /// has room for a bounded number of handles per side, each of which
+    /// repair must be able to see.
+    #[error("ring {name:?} already has {limit} live {side} handles, its most (drop one, or use fewer per process)")]
+    TooManyHandles {
+        /// The segment name.
+        name: String,
+        /// `"producer"` or `"consumer"`.
+        side: &'static str,
+        /// The most handles of that side a ring can have at once.
+        limit: usize,
+    },
+    /// A lock on the segment stayed held for longer than the bounded retry
+    /// allows (another process is working on it).
+    #[error("segment {name:?} is busy: {what} (try again)")]
+    Busy {
+        /// The segment name.
+        name: String,
+        /// What holds it.
+        what: &'static str,
+    },
     /// The ring has no room for this message now (a non-blocking call).
     #[error("the ring is full")]
     Full,

@@ -24,7 +24,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Bumped on any change to the layout or meaning of shared memory.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 /// The zero a fresh segment is filled with: the creator is still writing.
 const INITIALIZING: u32 = 0;
@@ -94,8 +94,8 @@ pub(crate) struct Header {
     pub(crate) consumer_claims: ClaimTable,
 }
 
-/// How many processes the header records as attached; more may attach,
-/// unrecorded (see `attach.rs`).
+/// How many mappings the header lists as attached; more may attach,
+/// unlisted but still counted as users by the kernel (see `attach.rs`).
 pub(crate) const ATTACH_SLOTS: usize = 32;
 
 // The shared layout is a file format: pin every offset so that a change is a

@@ -12,7 +12,6 @@ use crate::attach::{self, Attached};
 use crate::error::{Error, Result, RingKind, TypeLayout};
 use crate::header::{Header, HeaderInfo};
 use crate::name::SegmentName;
-use crate::process::ProcessId;
 use crate::record;
 use crate::segment::{OpenOptions, Segment};
 use crate::sync::Ordering;
@@ -43,8 +42,13 @@ pub struct SegmentInfo {
     pub producer: Option<Attached>,
     /// The holder of the consumer role, for rings that have one.
     pub consumer: Option<Attached>,
-    /// Processes recorded as having the segment mapped.
+    /// Processes recorded as having the segment mapped (the first 32; more
+    /// may map it, unlisted but counted in [`in_use`](Self::in_use)).
     pub attached: Vec<Attached>,
+    /// Whether any process holds a lock on the segment file: maps it, holds
+    /// a role or a claim record, or is removing it. The kernel's word,
+    /// whatever the tables say.
+    pub in_use: bool,
     /// Consumers asleep on the futex now (or about to be). One that was
     /// killed asleep stays counted: it costs its peers nothing (see
     /// `wait.rs`), but the count does not drop.
@@ -60,13 +64,11 @@ impl SegmentInfo {
         self.written.wrapping_sub(self.read).min(self.capacity)
     }
 
-    /// Whether no live process uses the segment: every recorded process and
-    /// every role holder is dead. A stale segment can be removed.
+    /// Whether no process uses the segment: no mapping, role or claim of
+    /// any process (in any pid namespace) holds a lock on it. A stale
+    /// segment can be removed.
     pub fn is_stale(&self) -> bool {
-        let dead = |a: &Attached| !a.alive;
-        self.attached.iter().all(dead)
-            && self.producer.as_ref().is_none_or(dead)
-            && self.consumer.as_ref().is_none_or(dead)
+        !self.in_use
     }
 }
 
@@ -86,7 +88,8 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
 /// [`inspect`] with options: another user's segment, another wait.
 pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
     let name = SegmentName::new(name)?;
-    let segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
+    // Not attached: looking does not count as using.
+    let segment = Segment::open(&name, size_of::<Header>() as u64, opts, false)?;
     describe(&segment, opts.init_timeout)
 }
 
@@ -99,12 +102,10 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
     header.wait_ready(name, init_wait)?;
     let info: HeaderInfo = header.describe(segment.len() as u64)?;
     let capacity = match info.kind {
-        RingKind::Bytes => info.layout.capacity * record::ALIGN,
+        RingKind::Bytes => info.layout.capacity.saturating_mul(record::ALIGN),
         _ => info.layout.capacity,
     };
-    let role = |word: &crate::sync::AtomicU64| {
-        ProcessId::from_raw(word.load(Ordering::Relaxed)).map(attach::holder)
-    };
+    let role = |word| attach::holder(segment, word);
     Ok(SegmentInfo {
         name: name.to_owned(),
         kind: info.kind,
@@ -117,7 +118,8 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         read: header.head.load(Ordering::Relaxed),
         producer: role(&header.producer_role),
         consumer: role(&header.consumer_role),
-        attached: attach::list(header),
+        attached: attach::list(segment, header),
+        in_use: segment.in_use(),
         sleeping_consumers: header.consumer_event.sleepers.load(Ordering::Relaxed),
         sleeping_producers: header.producer_event.sleepers.load(Ordering::Relaxed),
     })

@@ -19,10 +19,24 @@
 //! ```
 //!
 //! The file layout is the architecture, bottom to top:
-//! `sync` (std or loom atomics), `segment` and `name` (the platform),
-//! `process` and `role` (who holds what), `header` and `layout` (the format),
+//! `sync` (std or loom atomics), `segment`, `name` and `lease` (the
+//! platform; `lease` is liveness from the kernel), `process` and `role`
+//! (who holds what), `header` and `layout` (the format),
 //! `slot` and `ring` (typed memory), `record` (framing of byte messages),
 //! `wait` (blocking), and the rings themselves (`spsc`, `mpmc`, `byte_ring`).
+
+//! # Trust
+//!
+//! Shared memory is untrusted: whatever a peer writes in a segment, every
+//! safe call stays in bounds and terminates (a corrupt index is
+//! [`Error::Corrupt`], a garbage value is still a valid `Pod`). The
+//! in-place views (`&T`, `&[u8]`, `&mut T`, `&mut [u8]` lent by guards and
+//! chunks) are sound only between peers that follow the protocol, since a
+//! hostile peer could write the memory while it is lent; and any process
+//! that can write the segment file can `ftruncate` it, after which every
+//! mapping faults (SIGBUS). With peers you do not trust, read through the
+//! copying calls (`try_pop`, `pop_timeout`: a volatile copy out of the
+//! slot) and keep write access to the segment from them.
 
 #![warn(missing_docs)]
 
@@ -37,6 +51,7 @@ mod header;
 #[cfg(not(loom))]
 mod inspect;
 mod layout;
+mod lease;
 mod mpmc;
 mod name;
 mod process;

@@ -23,11 +23,12 @@
 //! is lost or duplicated, and one producer's values are read in its order.
 //!
 //! Zero-copy: [`MpmcProducer::claim`] takes a position and lends its slot
-//! as `&mut T`; dropping the guard publishes it. [`MpmcConsumer::read`]
+//! as `&mut T` (zeroed); dropping the guard publishes it. [`MpmcConsumer::read`]
 //! lends a committed value in place; dropping the guard releases it. A
 //! claimed position cannot be given back without holding up everyone behind
-//! it, so a claim always publishes: the slot is zeroed when claimed, and an
-//! unwritten claim delivers `T::zeroed()`, never an older value twice.
+//! it, so a claim always finishes: with the value once it was written, with
+//! a skip (`4p + 3`, which consumers pass over) if the guard drops
+//! unwritten or during a panic, so a half-written value is never delivered.
 //!
 //! Dying peers: a producer that dies between claiming and publishing (or a
 //! consumer between claiming and releasing) leaves a position no one else
@@ -51,7 +52,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::claims::{self, Recorder, RepairLock, Side};
+use crate::claims::{self, Liveness, Recorder, RepairLock, Side};
 use crate::error::{Error, PushTimeout, Result, RingKind};
 use crate::ring::RingMemory;
 use crate::segment::{CreateOptions, OpenOptions};
@@ -65,6 +66,11 @@ use crate::wait::{self, WaitStrategy};
 const MAX_RETRIES: u32 = 1 << 12;
 
 type Memory<T> = Arc<RingMemory<Slot<T>>>;
+
+/// Positions one repair looks at, at most: honest records name a handful
+/// each; a hostile table that names whole laps costs each call this much
+/// and no more (the rest waits for the next call).
+const REPAIR_BUDGET: u64 = 1 << 16;
 
 /// A multi-producer multi-consumer ring of `T` in a shared-memory segment.
 ///
@@ -100,20 +106,20 @@ impl<T: Pod + Send> Mpmc<T> {
         Ok(Mpmc { mem: Arc::new(mem) })
     }
 
-    /// A producer handle. There may be any number.
+    /// A producer handle. There may be up to 32 live ones at once, in any
+    /// number of processes (each has a claim record in the header, so
+    /// that what it holds can be repaired if it dies); one more is
+    /// `Error::TooManyHandles`.
     pub fn producer(&self) -> Result<MpmcProducer<T>> {
-        Ok(MpmcProducer::new(
-            Arc::clone(&self.mem),
-            WaitStrategy::default(),
-        ))
+        MpmcProducer::new(Arc::clone(&self.mem), WaitStrategy::default())
     }
 
-    /// A consumer handle. There may be any number.
+    /// A consumer handle. There may be up to 32 live ones at once, in any
+    /// number of processes (each has a claim record in the header, so
+    /// that what it holds can be repaired if it dies); one more is
+    /// `Error::TooManyHandles`.
     pub fn consumer(&self) -> Result<MpmcConsumer<T>> {
-        Ok(MpmcConsumer::new(
-            Arc::clone(&self.mem),
-            WaitStrategy::default(),
-        ))
+        MpmcConsumer::new(Arc::clone(&self.mem), WaitStrategy::default())
     }
 }
 
@@ -270,23 +276,31 @@ fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64
 fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
     let header = mem.header();
     let recovery = &header.recovery;
-    let Some(_lock) = RepairLock::try_acquire(recovery) else {
+    let seg = mem.segment();
+    let Some(_lock) = RepairLock::try_acquire(seg, recovery) else {
         return 0;
     };
     let cap = mem.capacity();
     let mut repaired = 0;
+    let mut budget = REPAIR_BUDGET;
+    let mut living = Liveness::new(seg, &header.producer_claims);
 
-    for dead in claims::dead_records(&header.producer_claims) {
+    for dead in claims::dead_records(seg, &header.producer_claims) {
         // Read after the holder was seen dead: every position it took is
         // below this tail, so none of them is mistaken for unclaimed.
         let tail = header.tail.load(Ordering::Acquire);
         let mut pending = false;
         for pos in dead.positions(cap) {
+            if budget == 0 {
+                pending = true;
+                break;
+            }
+            budget -= 1;
             let claimed = (1..=cap).contains(&tail.wrapping_sub(pos));
             if !claimed || mem.slot(pos).stamp() != free_stamp(pos) {
                 continue;
             }
-            if claims::held_by_the_living(&header.producer_claims, recovery, Side::Producer, pos) {
+            if living.held_by_the_living(pos) {
                 pending = true;
             } else if mem.slot(pos).skip(pos) {
                 repaired += 1;
@@ -301,7 +315,7 @@ fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
         wait::wake(&header.consumer_event);
     }
 
-    let Scan::Found(orphans) = scan_orphans(mem, None) else {
+    let Scan::Found(orphans) = scan_orphans(mem, None, &mut budget) else {
         unreachable!("only a consumer adopts")
     };
     if orphans > 0 {
@@ -324,23 +338,30 @@ enum Scan {
 /// consumer holds (call with the repair lock held). With `adopt`, the first
 /// such value is taken over by that consumer handle, which delivers it, and
 /// dead consumers' skipped positions are passed on on the way.
-fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>) -> Scan {
+fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>, budget: &mut u64) -> Scan {
     let header = mem.header();
     let recovery = &header.recovery;
+    let seg = mem.segment();
     let cap = mem.capacity();
     let mut found = 0;
-    for dead in claims::dead_records(&header.consumer_claims) {
+    let mut living = Liveness::new(seg, &header.consumer_claims);
+    for dead in claims::dead_records(seg, &header.consumer_claims) {
         // After the holder was seen dead, as in `recover`.
         let head = header.head.load(Ordering::Acquire);
         let mut pending = false;
         for pos in dead.positions(cap) {
+            if *budget == 0 {
+                pending = true;
+                break;
+            }
+            *budget -= 1;
             let claimed = (1..=cap).contains(&head.wrapping_sub(pos));
             let stamp = mem.slot(pos).stamp();
             let unreleased = stamp == full_stamp(pos) || stamp == skipped_stamp(pos);
             if !claimed || !unreleased {
                 continue;
             }
-            if claims::held_by_the_living(&header.consumer_claims, recovery, Side::Consumer, pos) {
+            if living.held_by_the_living(pos) {
                 pending = true;
                 continue;
             }
@@ -355,10 +376,10 @@ fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>) -> Scan 
             match adopt {
                 Some(_) if stamp == skipped_stamp(pos) => release(mem, pos),
                 Some(rec) => {
-                    // Named in our record before the lock is let go, so the
-                    // next repairer sees a live holder.
-                    rec.note(&header.consumer_claims, pos);
-                    rec.hold(pos);
+                    // Named in our record (with what it already holds)
+                    // before the lock is let go, so the next repairer sees
+                    // a live holder.
+                    rec.adopt(&header.consumer_claims, pos);
                     recovery.repaired.fetch_add(1, Ordering::Relaxed);
                     return Scan::Adopted(pos);
                 }
@@ -379,11 +400,12 @@ fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>) -> Scan 
 /// flagged one, so the empty path costs one load of a quiet line.
 fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
     let recovery = &mem.header().recovery;
-    if recovery.orphaned.load(Ordering::Relaxed) == 0 || !rec.is_recorded() {
+    if recovery.orphaned.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    let _lock = RepairLock::try_acquire(recovery)?;
-    match scan_orphans(mem, Some(rec)) {
+    let _lock = RepairLock::try_acquire(mem.segment(), recovery)?;
+    let mut budget = REPAIR_BUDGET;
+    match scan_orphans(mem, Some(rec), &mut budget) {
         Scan::Adopted(pos) => Some(pos),
         Scan::Found(_) => {
             recovery.orphaned.store(0, Ordering::Relaxed);
@@ -402,13 +424,19 @@ pub struct MpmcProducer<T> {
 }
 
 impl<T> MpmcProducer<T> {
-    fn new(mem: Memory<T>, wait: WaitStrategy) -> Self {
+    fn new(mem: Memory<T>, wait: WaitStrategy) -> Result<Self> {
         // Repair (and free) the records of the dead first, so that new
         // handles find one even after many deaths.
         recover(&mem);
-        let header = mem.header();
-        let rec = Recorder::take(&header.producer_claims, &header.recovery, Side::Producer);
-        MpmcProducer { mem, wait, rec }
+        let rec = Recorder::take(mem.segment(), &mem.header().producer_claims, Side::Producer)?;
+        Ok(MpmcProducer { mem, wait, rec })
+    }
+
+    /// Another handle on the same ring, with its own claim record (one per
+    /// thread: handles are `Send`, not `Sync`). `TooManyHandles` as for
+    /// [`Mpmc::producer`].
+    pub fn try_clone(&self) -> Result<Self> {
+        Self::new(Arc::clone(&self.mem), self.wait)
     }
 }
 
@@ -422,16 +450,9 @@ impl<T> MpmcProducer<T> {
     }
 }
 
-impl<T> Clone for MpmcProducer<T> {
-    fn clone(&self) -> Self {
-        Self::new(Arc::clone(&self.mem), self.wait)
-    }
-}
-
 impl<T> Drop for MpmcProducer<T> {
     fn drop(&mut self) {
-        let header = self.mem.header();
-        self.rec.release(&header.producer_claims, &header.recovery);
+        self.rec.release(&self.mem.header().producer_claims);
     }
 }
 
@@ -465,8 +486,11 @@ impl<T: Pod + Send> MpmcProducer<T> {
         }
     }
 
-    /// Claim a slot to write in place, if there is room. The slot is zeroed;
-    /// dropping the guard publishes it, written or not.
+    /// Claim a slot to write in place, if there is room. The slot is
+    /// zeroed; dropping the guard publishes it once it was written through
+    /// (`DerefMut`), and publishes a skip (consumers pass over the
+    /// position, nothing is delivered) if it never was or if the thread is
+    /// panicking, so a half-written value is never delivered.
     pub fn claim(&self) -> Option<MpmcWriteSlot<'_, T>> {
         claim(&self.mem, Side::Producer, &self.rec).map(|pos| self.lend(pos))
     }
@@ -513,23 +537,49 @@ impl<T: Pod + Send> MpmcProducer<T> {
         // SAFETY: as in `fill`; zeroing means an unwritten claim can never
         // deliver the previous lap's value a second time.
         unsafe { self.mem.slot(pos).write(T::zeroed()) };
-        MpmcWriteSlot { tx: self, pos }
+        MpmcWriteSlot {
+            tx: self,
+            pos,
+            written: false,
+        }
     }
 }
 
 impl<T> MpmcProducer<T> {
     fn publish(&self, pos: u64) {
         self.mem.slot(pos).publish(pos);
+        self.finish();
+    }
+
+    /// Give up a claimed position: consumers pass over it.
+    fn skip(&self, pos: u64) {
+        self.mem.slot(pos).publish_skip(pos);
+        self.finish();
+    }
+
+    fn finish(&self) {
         self.rec.finish();
         wait::notify(&self.mem.header().consumer_event);
     }
 }
 
-/// A claimed slot, lent in place for writing. Dropping it publishes the
-/// value to the consumers.
+/// A claimed slot, lent in place for writing.
+///
+/// Dropping it publishes the value if it was written through `DerefMut`
+/// (or [`write`](Self::write)); a guard dropped unwritten, or while its
+/// thread panics, publishes a skip instead: the position carries nothing
+/// and consumers pass over it.
 pub struct MpmcWriteSlot<'a, T> {
     tx: &'a MpmcProducer<T>,
     pos: u64,
+    written: bool,
+}
+
+impl<T: Pod> MpmcWriteSlot<'_, T> {
+    /// Store `value` in the slot; it is published when the guard drops.
+    pub fn write(&mut self, value: T) {
+        **self = value;
+    }
 }
 
 impl<T: Pod> Deref for MpmcWriteSlot<'_, T> {
@@ -542,6 +592,7 @@ impl<T: Pod> Deref for MpmcWriteSlot<'_, T> {
 
 impl<T: Pod> DerefMut for MpmcWriteSlot<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
+        self.written = true;
         // SAFETY: the claim is ours until dropped; `&mut self` makes it unique.
         unsafe { self.tx.mem.slot(self.pos).value_mut() }
     }
@@ -549,7 +600,11 @@ impl<T: Pod> DerefMut for MpmcWriteSlot<'_, T> {
 
 impl<T> Drop for MpmcWriteSlot<'_, T> {
     fn drop(&mut self) {
-        self.tx.publish(self.pos);
+        if self.written && !std::thread::panicking() {
+            self.tx.publish(self.pos);
+        } else {
+            self.tx.skip(self.pos);
+        }
     }
 }
 
@@ -562,13 +617,19 @@ pub struct MpmcConsumer<T> {
 }
 
 impl<T> MpmcConsumer<T> {
-    fn new(mem: Memory<T>, wait: WaitStrategy) -> Self {
+    fn new(mem: Memory<T>, wait: WaitStrategy) -> Result<Self> {
         // Repair (and free) the records of the dead first, so that new
         // handles find one even after many deaths.
         recover(&mem);
-        let header = mem.header();
-        let rec = Recorder::take(&header.consumer_claims, &header.recovery, Side::Consumer);
-        MpmcConsumer { mem, wait, rec }
+        let rec = Recorder::take(mem.segment(), &mem.header().consumer_claims, Side::Consumer)?;
+        Ok(MpmcConsumer { mem, wait, rec })
+    }
+
+    /// Another handle on the same ring, with its own claim record (one per
+    /// thread: handles are `Send`, not `Sync`). `TooManyHandles` as for
+    /// [`Mpmc::consumer`].
+    pub fn try_clone(&self) -> Result<Self> {
+        Self::new(Arc::clone(&self.mem), self.wait)
     }
 }
 
@@ -582,16 +643,9 @@ impl<T> MpmcConsumer<T> {
     }
 }
 
-impl<T> Clone for MpmcConsumer<T> {
-    fn clone(&self) -> Self {
-        Self::new(Arc::clone(&self.mem), self.wait)
-    }
-}
-
 impl<T> Drop for MpmcConsumer<T> {
     fn drop(&mut self) {
-        let header = self.mem.header();
-        self.rec.release(&header.consumer_claims, &header.recovery);
+        self.rec.release(&self.mem.header().consumer_claims);
     }
 }
 
@@ -688,7 +742,8 @@ fn release<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
     wait::notify(&mem.header().producer_event);
 }
 
-/// A committed value, lent in place. Dropping it releases the slot.
+/// A committed value, lent in place. Dropping it releases the slot (also
+/// while panicking: the value was delivered).
 pub struct MpmcReadSlot<'a, T> {
     rx: &'a MpmcConsumer<T>,
     pos: u64,

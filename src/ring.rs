@@ -13,7 +13,6 @@ use crate::error::{Result, RingKind, TypeLayout};
 use crate::header::{Header, HeaderInfo};
 use crate::layout::SegmentLayout;
 use crate::name::SegmentName;
-use crate::process::ProcessId;
 use crate::segment::{CreateOptions, OpenOptions, Segment};
 use crate::slot::Slot;
 
@@ -24,7 +23,7 @@ pub(crate) struct RingMemory<S> {
     info: HeaderInfo,
     mask: u64,
     /// Our entry in the header's table of attached processes.
-    attached: Option<usize>,
+    attached: Option<crate::attach::Entry>,
     _slots: PhantomData<S>,
 }
 
@@ -48,20 +47,12 @@ impl<S> RingMemory<S> {
         let name = SegmentName::new(name)?;
         crate::barrier::init();
         let layout = SegmentLayout::new(capacity, size_of::<S>(), align_of::<S>())?;
-        let segment = match Segment::create(&name, layout.total_len, opts) {
-            #[cfg(not(loom))]
-            Err(crate::error::Error::AlreadyExists { .. })
-                if opts.replace_stale && crate::inspect::remove_if_stale(name.as_str())? =>
-            {
-                Segment::create(&name, layout.total_len, opts)?
-            }
-            result => result?,
-        };
+        let segment = Segment::create(&name, layout.total_len, opts)?;
         let info = HeaderInfo {
             kind,
             elem,
             layout,
-            creator_pid: ProcessId::current().pid(),
+            creator_pid: std::process::id(),
             created_unix_ns: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
@@ -86,6 +77,16 @@ impl<S> RingMemory<S> {
         // creator among its users, so it never looks stale.
         mem.attach();
         mem.header().publish(&info);
+        // Only now does the segment get its name: no one ever opens it
+        // half-initialized.
+        mem.segment.link(|name| {
+            #[cfg(not(loom))]
+            if opts.replace_stale {
+                return crate::inspect::remove_if_stale(name);
+            }
+            let _ = name;
+            Ok(false)
+        })?;
         Ok(mem)
     }
 
@@ -99,7 +100,7 @@ impl<S> RingMemory<S> {
     ) -> Result<Self> {
         let name = SegmentName::new(name)?;
         crate::barrier::init();
-        let segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
+        let segment = Segment::open(&name, size_of::<Header>() as u64, opts, true)?;
         // SAFETY: `Segment::open` checked that the mapping holds a header;
         // the mapping is page-aligned; every header field is an atomic,
         // valid for any bits.
@@ -121,7 +122,7 @@ impl<S> RingMemory<S> {
         // Under loom every handle is one process; the table only adds states.
         #[cfg(not(loom))]
         {
-            self.attached = crate::attach::register(self.header());
+            self.attached = crate::attach::register(&self.segment, self.header());
         }
     }
 
@@ -187,8 +188,8 @@ impl<S> RingMemory<S> {
 
 impl<S> Drop for RingMemory<S> {
     fn drop(&mut self) {
-        if let Some(index) = self.attached {
-            crate::attach::unregister(self.header(), index);
+        if let Some(entry) = self.attached.take() {
+            crate::attach::unregister(self.header(), entry);
         }
     }
 }

@@ -1,39 +1,53 @@
 //! Exclusive roles (the one producer, the one consumer) claimed in shared
 //! memory, recoverable when their holder dies.
 //!
-//! A claim word holds the holder's packed [`ProcessId`], or 0 when free.
-//! Claiming is a compare-exchange from 0, or from a dead holder's id, which
-//! is how a restarted process takes over after a crash. The release store
-//! pairs with the claim's Acquire so that the next holder sees every index
-//! its predecessor stored before letting go.
+//! A role is held by holding the lease on its claim word (`lease.rs`): the
+//! kernel lets one open file description at a time hold it and drops it
+//! when its holder dies, in whatever pid namespace, so a live holder is
+//! never replaced and a dead one always is. The word itself holds the
+//! holder's [`HolderId`] (its pid, for operators), or 0 when free.
+//!
+//! Claiming: take the lease, then swap our id into the word with Acquire;
+//! releasing: compare-exchange our id back to 0 with Release, then let the
+//! lease go. The pair orders everything the last holder stored (its index)
+//! before everything the next one reads. A holder that died stored nothing
+//! after its last index store, and the kernel released its lease only after
+//! it died.
 
 use crate::error::{Error, Result, Role};
-use crate::process::ProcessId;
+use crate::lease::Lease;
+use crate::process::HolderId;
+use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Attempts before giving up on a word that keeps changing under us (only a
 /// hostile peer does that; honest claimants settle in one or two).
 const MAX_ATTEMPTS: usize = 64;
 
-/// Take `role` through `word` for this process, or fail with `RoleTaken` if
-/// a live process holds it. A holder that no longer runs is replaced.
-pub(crate) fn claim(word: &AtomicU64, role: Role) -> Result<ProcessId> {
-    let me = ProcessId::current();
+/// A held role: its lease and the id written in its word.
+pub(crate) struct RoleClaim {
+    id: HolderId,
+    lease: Lease,
+}
+
+/// Take `role` through `word` for this handle, or fail with `RoleTaken` if
+/// a live handle (in this process or another) holds it. A holder that no
+/// longer runs is replaced.
+pub(crate) fn claim(seg: &Segment, word: &AtomicU64, role: Role) -> Result<RoleClaim> {
+    let taken = || Error::RoleTaken {
+        role,
+        pid: HolderId::from_raw(word.load(Ordering::Relaxed)).map_or(0, HolderId::pid),
+    };
+    let lease = Lease::try_take(seg, word)?.ok_or_else(taken)?;
+    let id = HolderId::fresh();
     let mut expected = 0;
     for _ in 0..MAX_ATTEMPTS {
-        match word.compare_exchange(expected, me.raw(), Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => return Ok(me),
-            Err(seen) => match ProcessId::from_raw(seen) {
-                Some(holder) if holder.is_alive() => {
-                    return Err(Error::RoleTaken {
-                        role,
-                        pid: holder.pid(),
-                    })
-                }
-                // Free again, dead, or garbage with no pid in it: replace
-                // exactly the value we saw, so two claimants cannot both win.
-                _ => expected = seen,
-            },
+        match word.compare_exchange(expected, id.raw(), Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return Ok(RoleClaim { id, lease }),
+            // Free again, or its holder is gone (we hold the lease): replace
+            // exactly the value we saw, so two claimants cannot both win.
+            Err(seen) if lease.supersedes(seen) => expected = seen,
+            Err(_) => return Err(taken()),
         }
     }
     Err(Error::Corrupt(format!(
@@ -41,14 +55,19 @@ pub(crate) fn claim(word: &AtomicU64, role: Role) -> Result<ProcessId> {
     )))
 }
 
-/// Let go of a role claimed by `me`. Only our own claim is cleared: a
-/// process that wrongly took us for dead may have replaced it.
-pub(crate) fn release(word: &AtomicU64, me: ProcessId) {
-    // Release publishes our last index store to the next claimant (whose
-    // claim is Acquire). Under loom the ordering mutation check cannot catch
-    // weakening this: every path that moves an index ends in `wait::notify`,
-    // whose model fence is a full SeqCst fence and acts as a release fence.
-    // In production that fence is only a compiler fence (`barrier.rs`), so
-    // this Release is what orders the hand-over.
-    let _ = word.compare_exchange(me.raw(), 0, Ordering::Release, Ordering::Relaxed);
+/// Let go of a role: clear the word if it still names us (a hostile peer
+/// may have rewritten it), then the lease. In a forked child that inherited
+/// the handle, nothing is touched: the role is the parent's.
+pub(crate) fn release(word: &AtomicU64, claim: RoleClaim) {
+    if claim.lease.is_ours() {
+        // Release publishes our last index store to the next claimant
+        // (whose claim is Acquire). Under loom the ordering mutation check
+        // cannot catch weakening this: every path that moves an index ends
+        // in `wait::notify`, whose model fence is a full SeqCst fence and
+        // acts as a release fence. In production that fence is only a
+        // compiler fence (`barrier.rs`), so this Release is what orders the
+        // hand-over.
+        let _ = word.compare_exchange(claim.id.raw(), 0, Ordering::Release, Ordering::Relaxed);
+    }
+    drop(claim.lease);
 }

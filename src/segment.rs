@@ -1,10 +1,22 @@
 //! The platform layer: a named POSIX shared-memory segment, mapped.
 //!
-//! Everything that talks to the kernel about segments lives here: `shm_open`
-//! with `O_EXCL | O_NOFOLLOW`, an explicit mode, `posix_fallocate` so that a
-//! full /dev/shm is an error now rather than a SIGBUS on first touch, `fstat`
-//! checks on open, and the guard that `shm_unlink`s a name we created. The
-//! rings above see only a base pointer and a length.
+//! Everything that talks to the kernel about segments lives here:
+//!
+//! * create: an unnamed `O_TMPFILE` in the shm directory with an explicit
+//!   mode, `posix_fallocate` so that a full /dev/shm is an error now rather
+//!   than a SIGBUS on first touch, and, once the ring above has written its
+//!   header, `linkat` under the name, which fails on an existing name as
+//!   `O_EXCL` does (where the directory has no `O_TMPFILE`, `shm_open` with
+//!   `O_EXCL` names the segment at once);
+//! * open: `shm_open` with `O_NOFOLLOW`, `fstat` checks, and the shared
+//!   lease on byte 0 that says "mapped" (`lease.rs`), taken before the name
+//!   is checked under a shared `flock` against a concurrent stale removal;
+//! * the descriptor each mapping keeps, through which it probes others'
+//!   leases, and the guard that `shm_unlink`s a name we created (in the
+//!   creating process only, and only while the name still refers to our
+//!   file).
+//!
+//! The rings above see only a base pointer, a length and liveness probes.
 //!
 //! Under `cfg(loom)` a segment is a zeroed heap allocation with the same
 //! interface, because loom's atomics can only live in memory it manages.
@@ -90,6 +102,10 @@ impl OpenOptions {
     }
 }
 
+/// Where POSIX shared-memory names live on Linux.
+#[cfg(not(loom))]
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
 /// Removes a segment name. Removing a name does not affect processes that
 /// have it mapped; the memory is freed when the last mapping goes.
 pub fn remove(name: &str) -> Result<()> {
@@ -102,43 +118,76 @@ pub(crate) use platform::Segment;
 #[cfg(not(loom))]
 mod platform {
     use std::fs::File;
-    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
 
     use memmap2::{MmapOptions, MmapRaw};
     use nix::errno::Errno;
-    use nix::fcntl::OFlag;
+    use nix::fcntl::{Flock, FlockArg, OFlag};
     use nix::sys::mman::{shm_open, shm_unlink};
-    use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
+    use nix::sys::stat::{fchmod, fstat, lstat, FileStat, Mode, SFlag};
 
-    use super::{CreateOptions, OpenOptions};
+    use super::{CreateOptions, OpenOptions, SHM_DIR};
     use crate::error::{Error, Result};
+    use crate::lease;
     use crate::name::SegmentName;
 
-    /// A mapped segment. Dropping it unmaps; if this process created the
-    /// name and did not `persist` it, dropping also unlinks the name.
+    /// Where every mapping holds a shared lease (see `lease.rs`): the
+    /// magic number's first byte, which no holder word uses.
+    const MAPPED_LEASE: u64 = 0;
+
+    /// How long a `flock` is retried before giving up with `Busy`.
+    const FLOCK_PATIENCE: Duration = Duration::from_secs(2);
+
+    /// A mapped segment and the descriptor it was mapped from, kept open:
+    /// through it this mapping holds its shared lease, and probes others'.
+    /// Dropping it unmaps; if this process created the name and did not
+    /// `persist` it, dropping also unlinks the name (if it still names this
+    /// segment).
     pub(crate) struct Segment {
         map: MmapRaw,
+        file: File,
         name: SegmentName,
         guard: Option<UnlinkGuard>,
     }
 
-    /// Owns a segment name this process created and `shm_unlink`s it on drop,
-    /// including while unwinding from a panic.
+    /// Owns a segment name this process created and `shm_unlink`s it on
+    /// drop, including while unwinding from a panic, but only in the process
+    /// that created it (not in a forked child) and only while the name still
+    /// refers to the file it created (not to one created after a `remove`).
     struct UnlinkGuard {
         name: SegmentName,
         armed: AtomicBool,
+        dev: u64,
+        ino: u64,
+        origin: u32,
     }
 
     impl Drop for UnlinkGuard {
         fn drop(&mut self) {
-            if self.armed.load(Ordering::Relaxed) {
+            if self.armed.load(Ordering::Relaxed)
+                && self.origin == std::process::id()
+                && names_file(&self.name, self.dev, self.ino)
+            {
+                // A name removed and re-created between the check and the
+                // unlink would still go: only an unlink by inode would
+                // close that window, and POSIX has none.
                 let _ = shm_unlink(self.name.os_name().as_str());
             }
         }
     }
 
-    fn os_error(op: &'static str, name: &SegmentName, errno: Errno) -> Error {
+    fn path_of(name: &SegmentName) -> String {
+        format!("{SHM_DIR}/{}", name.as_str())
+    }
+
+    /// Whether `name` refers to the file `dev`/`ino` now.
+    fn names_file(name: &SegmentName, dev: u64, ino: u64) -> bool {
+        lstat(path_of(name).as_str()).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+    }
+
+    pub(super) fn os_error(op: &'static str, name: &SegmentName, errno: Errno) -> Error {
         let name = name.as_str().to_owned();
         match errno {
             Errno::ENOENT => Error::NotFound { name },
@@ -158,12 +207,11 @@ mod platform {
         shm_unlink(name.os_name().as_str()).map_err(|e| os_error("shm_unlink", name, e))
     }
 
-    fn map(fd: OwnedFd, len: u64, name: &SegmentName) -> Result<MmapRaw> {
+    fn map(file: &File, len: u64, name: &SegmentName) -> Result<MmapRaw> {
         let len = usize::try_from(len).map_err(|_| Error::CapacityTooLarge { requested: len })?;
-        let file = File::from(fd);
         MmapOptions::new()
             .len(len)
-            .map_raw(&file)
+            .map_raw(file)
             .map_err(|source| Error::Io {
                 op: "mmap",
                 name: name.as_str().to_owned(),
@@ -171,13 +219,36 @@ mod platform {
             })
     }
 
+    /// Take `lock` on `file`, retrying a busy lock for a bounded time: a
+    /// wait on a lock never blocks without a bound.
+    fn flock_bounded(file: File, lock: FlockArg, name: &SegmentName) -> Result<Flock<File>> {
+        let start = Instant::now();
+        let mut file = file;
+        loop {
+            match Flock::lock(file, lock) {
+                Ok(locked) => return Ok(locked),
+                Err((back, Errno::EWOULDBLOCK)) if start.elapsed() < FLOCK_PATIENCE => {
+                    file = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(Error::Busy {
+                        name: name.as_str().to_owned(),
+                        what: "another process's removal of a stale segment",
+                    })
+                }
+                Err((_, e)) => return Err(os_error("flock", name, e)),
+            }
+        }
+    }
+
     /// Open `name` and check it: a regular file, owned by us (unless
-    /// allowed otherwise), at least `min_len` bytes. Its descriptor and size.
+    /// allowed otherwise), at least `min_len` bytes. The file and its stat.
     fn open_checked(
         name: &SegmentName,
         min_len: u64,
         opts: &OpenOptions,
-    ) -> Result<(OwnedFd, u64)> {
+    ) -> Result<(File, FileStat)> {
         let fd = shm_open(
             name.os_name().as_str(),
             OFlag::O_RDWR | OFlag::O_NOFOLLOW,
@@ -206,86 +277,192 @@ mod platform {
                 needed: min_len,
             });
         }
-        Ok((fd, len))
+        Ok((File::from(fd), st))
     }
 
     impl Segment {
-        /// Create a new segment of `len` bytes, zero-filled, refusing an
-        /// existing name.
+        /// Make a segment of `len` bytes, zero-filled, not yet under any
+        /// name: an `O_TMPFILE` in the shm directory, which [`Self::link`]
+        /// later publishes, so that no one ever sees it half-initialized.
+        /// Where the shm directory has no `O_TMPFILE`, the name is created
+        /// at once (`O_EXCL`) and openers wait for the header instead.
         pub(crate) fn create(name: &SegmentName, len: u64, opts: &CreateOptions) -> Result<Self> {
-            let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_NOFOLLOW;
             let mode = Mode::from_bits_truncate(opts.mode);
-            let fd = shm_open(name.os_name().as_str(), flags, mode)
-                .map_err(|e| os_error("shm_open", name, e))?;
-            // From here on the name is ours: any failure below unlinks it.
-            let guard = UnlinkGuard {
-                name: name.clone(),
-                armed: AtomicBool::new(true),
+            // Fail early (the link below is the real test) rather than fill
+            // a large segment for a name that is taken.
+            if !opts.replace_stale && lstat(path_of(name).as_str()).is_ok() {
+                return Err(Error::AlreadyExists {
+                    name: name.as_str().to_owned(),
+                });
+            }
+            let unnamed = nix::fcntl::open(
+                SHM_DIR,
+                OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                mode,
+            );
+            let (fd, named) = match unnamed {
+                Ok(fd) => (fd, false),
+                Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
+                    let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_NOFOLLOW;
+                    let fd = shm_open(name.os_name().as_str(), flags, mode)
+                        .map_err(|e| os_error("shm_open", name, e))?;
+                    (fd, true)
+                }
+                Err(e) => return Err(os_error("open(O_TMPFILE)", name, e)),
             };
-            // shm_open's mode is filtered by the umask; set exactly what was asked.
-            fchmod(fd.as_fd(), mode).map_err(|e| os_error("fchmod", name, e))?;
+            let file = File::from(fd);
+            let mut segment_guard = None;
+            if named {
+                // From here on the name is ours: any failure below unlinks it.
+                segment_guard = Some(Self::guard_for(&file, name)?);
+            }
+            // The mode is filtered by the umask; set exactly what was asked.
+            fchmod(file.as_fd(), mode).map_err(|e| os_error("fchmod", name, e))?;
             let off_len =
                 i64::try_from(len).map_err(|_| Error::CapacityTooLarge { requested: len })?;
             // Reserve every page now: a later first touch of an unbacked tmpfs
             // page on a full /dev/shm would be a SIGBUS, not an error.
-            nix::fcntl::posix_fallocate(fd.as_fd(), 0, off_len).map_err(|e| match e {
+            nix::fcntl::posix_fallocate(file.as_fd(), 0, off_len).map_err(|e| match e {
                 Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM => Error::NoSpace {
                     name: name.as_str().to_owned(),
                     bytes: len,
                 },
                 e => os_error("posix_fallocate", name, e),
             })?;
-            let map = map(fd, len, name)?;
+            lease::share(file.as_fd(), MAPPED_LEASE)
+                .map_err(|e| os_error("fcntl(F_OFD_SETLK)", name, e))?;
             Ok(Segment {
-                map,
+                map: map(&file, len, name)?,
+                file,
                 name: name.clone(),
-                guard: Some(guard),
+                guard: segment_guard,
             })
+        }
+
+        fn guard_for(file: &File, name: &SegmentName) -> Result<UnlinkGuard> {
+            let st = fstat(file.as_fd()).map_err(|e| os_error("fstat", name, e))?;
+            Ok(UnlinkGuard {
+                name: name.clone(),
+                armed: AtomicBool::new(true),
+                dev: st.st_dev,
+                ino: st.st_ino,
+                origin: std::process::id(),
+            })
+        }
+
+        /// Publish a segment made by [`Self::create`] under its name
+        /// (`linkat`, which like `O_EXCL` refuses a name that exists). On
+        /// `AlreadyExists`, `replace` may remove the segment in the way
+        /// (returning true), and the link is tried once more.
+        pub(crate) fn link(&mut self, replace: impl FnOnce(&str) -> Result<bool>) -> Result<()> {
+            if self.guard.is_some() {
+                return Ok(());
+            }
+            let from = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+            let to = path_of(&self.name);
+            let link = || {
+                nix::unistd::linkat(
+                    nix::fcntl::AT_FDCWD,
+                    from.as_str(),
+                    nix::fcntl::AT_FDCWD,
+                    to.as_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+                )
+            };
+            match link() {
+                Err(Errno::EEXIST) if replace(self.name.as_str())? => link(),
+                other => other,
+            }
+            .map_err(|e| os_error("linkat", &self.name, e))?;
+            self.guard = Some(Self::guard_for(&self.file, &self.name)?);
+            Ok(())
         }
 
         /// Map an existing segment after checking that it is a regular file,
         /// owned by us (unless allowed otherwise), and at least `min_len`
-        /// bytes long.
-        pub(crate) fn open(name: &SegmentName, min_len: u64, opts: &OpenOptions) -> Result<Self> {
-            let (fd, len) = open_checked(name, min_len, opts)?;
-            Ok(Segment {
-                map: map(fd, len, name)?,
-                name: name.clone(),
-                guard: None,
-            })
+        /// bytes long. With `attach`, the mapping holds a shared lease, so
+        /// the segment counts as in use for as long as it lives; the lease
+        /// is taken, then the name checked to still name the file under a
+        /// shared `flock`, so a concurrent stale-segment removal (which
+        /// holds the `flock` exclusively) either sees this mapping or has
+        /// unlinked the name first, and then the open starts over.
+        pub(crate) fn open(
+            name: &SegmentName,
+            min_len: u64,
+            opts: &OpenOptions,
+            attach: bool,
+        ) -> Result<Self> {
+            let mut attempts = 0;
+            loop {
+                let (file, st) = open_checked(name, min_len, opts)?;
+                let len = u64::try_from(st.st_size).unwrap_or(0);
+                if !attach {
+                    let map = map(&file, len, name)?;
+                    return Ok(Segment {
+                        map,
+                        file,
+                        name: name.clone(),
+                        guard: None,
+                    });
+                }
+                lease::share(file.as_fd(), MAPPED_LEASE)
+                    .map_err(|e| os_error("fcntl(F_OFD_SETLK)", name, e))?;
+                let locked = flock_bounded(file, FlockArg::LockSharedNonblock, name)?;
+                let still = names_file(name, st.st_dev, st.st_ino);
+                let file = locked
+                    .unlock()
+                    .map_err(|(_, e)| os_error("flock", name, e))?;
+                if still {
+                    let map = map(&file, len, name)?;
+                    return Ok(Segment {
+                        map,
+                        file,
+                        name: name.clone(),
+                        guard: None,
+                    });
+                }
+                attempts += 1;
+                if attempts >= 8 {
+                    return Err(Error::NotFound {
+                        name: name.as_str().to_owned(),
+                    });
+                }
+            }
         }
 
         /// Unlink the name if `decide` says so about the segment it names,
         /// holding an exclusive `flock` on the segment meanwhile and checking
         /// that the name still refers to it: two processes replacing the
-        /// same stale segment cannot both unlink it, and neither can unlink
-        /// a segment created in its place. `Ok(false)` if not unlinked.
+        /// same stale segment cannot both unlink it, neither can unlink a
+        /// segment created in its place, and an opener either is seen by
+        /// `decide` or finds the name gone (see [`Self::open`]).
+        /// `Ok(false)` if not unlinked.
         pub(crate) fn unlink_if(
             name: &SegmentName,
             min_len: u64,
             opts: &OpenOptions,
             decide: impl FnOnce(&Segment) -> Result<bool>,
         ) -> Result<bool> {
-            use nix::fcntl::{Flock, FlockArg};
-            let (fd, len) = open_checked(name, min_len, opts)?;
-            let locked = Flock::lock(File::from(fd), FlockArg::LockExclusive)
-                .map_err(|(_, e)| os_error("flock", name, e))?;
-            let ours = fstat(locked.as_fd()).map_err(|e| os_error("fstat", name, e))?;
-            let path = format!("/dev/shm/{}", name.as_str());
-            match nix::sys::stat::lstat(path.as_str()) {
-                Ok(now) if now.st_dev == ours.st_dev && now.st_ino == ours.st_ino => {}
-                _ => return Ok(false),
+            let (file, st) = open_checked(name, min_len, opts)?;
+            let locked = flock_bounded(file, FlockArg::LockExclusiveNonblock, name)?;
+            if !names_file(name, st.st_dev, st.st_ino) {
+                return Ok(false);
             }
-            let fd = locked
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|source| Error::Io {
-                    op: "dup",
-                    name: name.as_str().to_owned(),
-                    source,
-                })?;
+            let file =
+                File::from(
+                    locked
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .map_err(|source| Error::Io {
+                            op: "dup",
+                            name: name.as_str().to_owned(),
+                            source,
+                        })?,
+                );
+            let len = u64::try_from(st.st_size).unwrap_or(0);
             let segment = Segment {
-                map: map(fd, len, name)?,
+                map: map(&file, len, name)?,
+                file,
                 name: name.clone(),
                 guard: None,
             };
@@ -306,6 +483,42 @@ mod platform {
 
         pub(crate) fn name(&self) -> &SegmentName {
             &self.name
+        }
+
+        /// The offset in the file of `field`, which lies in the mapping.
+        pub(crate) fn offset_of<F>(&self, field: &F) -> u64 {
+            (field as *const F as usize).wrapping_sub(self.as_ptr() as usize) as u64
+        }
+
+        /// A new open file description of this segment's file, for a lease.
+        pub(crate) fn reopen(&self) -> Result<OwnedFd> {
+            let path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+            nix::fcntl::open(
+                path.as_str(),
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| os_error("open(/proc/self/fd)", &self.name, e))
+        }
+
+        /// Whether another open file description holds a lock on
+        /// `offset..offset + len` (`len` 0: any byte from `offset` on).
+        pub(crate) fn is_leased(&self, offset: u64, len: u64) -> bool {
+            lease::probe(self.fd(), offset, len)
+        }
+
+        /// Whether any other mapping, holder or remover holds a lock on the
+        /// file: the kernel's word on whether the segment is in use.
+        pub(crate) fn in_use(&self) -> bool {
+            self.is_leased(0, 0)
+        }
+
+        fn fd(&self) -> BorrowedFd<'_> {
+            self.file.as_fd()
+        }
+
+        pub(crate) fn os_error(&self, op: &'static str, errno: Errno) -> Error {
+            os_error(op, &self.name, errno)
         }
 
         /// Whether dropping this segment will unlink its name.
@@ -375,8 +588,13 @@ mod platform {
             })
         }
 
-        pub(crate) fn open(name: &SegmentName, _: u64, _: &OpenOptions) -> Result<Self> {
+        pub(crate) fn open(name: &SegmentName, _: u64, _: &OpenOptions, _: bool) -> Result<Self> {
             unlink(name).map(|_| unreachable!())
+        }
+
+        /// A model segment has no name to publish.
+        pub(crate) fn link(&mut self, _: impl FnOnce(&str) -> Result<bool>) -> Result<()> {
+            Ok(())
         }
 
         pub(crate) fn as_ptr(&self) -> *mut u8 {

@@ -77,6 +77,12 @@ impl<T> Slot<T> {
         self.stamp.store(full_stamp(pos), Ordering::Release);
     }
 
+    /// Publish `pos`, which we own, as having no value (Release: our
+    /// writes to the slot happen before the next lap's writer's).
+    pub(crate) fn publish_skip(&self, pos: u64) {
+        self.stamp.store(skipped_stamp(pos), Ordering::Release);
+    }
+
     /// Mark `pos`, claimed by a writer that died, as having no value, if it
     /// is still unpublished. Relaxed: nothing is handed over with it.
     pub(crate) fn skip(&self, pos: u64) -> bool {
@@ -109,7 +115,10 @@ impl<T> Slot<T> {
         self.value.with_mut(|p| unsafe { p.write(value) })
     }
 
-    /// Load the value.
+    /// Copy the value out. A volatile copy: memory a hostile peer may be
+    /// writing is read once, as it is, and never assumed unchanged by the
+    /// compiler (the copying calls are what the crate offers for peers it
+    /// does not trust).
     ///
     /// # Safety
     /// The caller saw `is_full_for(pos)` and has not released it; `T` is valid
@@ -121,7 +130,7 @@ impl<T> Slot<T> {
         T: Copy,
     {
         // SAFETY: by the caller's contract.
-        self.value.with(|p| unsafe { p.read() })
+        self.value.with(|p| unsafe { p.read_volatile() })
     }
 
     /// The value in place, for zero-copy writes.

@@ -47,9 +47,9 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::error::{Error, PushTimeout, Result, RingKind, Role};
-use crate::process::ProcessId;
 use crate::ring::RingMemory;
 use crate::role;
+use crate::role::RoleClaim;
 use crate::segment::{CreateOptions, OpenOptions};
 use crate::slot::{full_stamp, Slot};
 use crate::sync::Ordering;
@@ -96,7 +96,7 @@ impl<T: Pod + Send> Spsc<T> {
     /// and writing resumes after the last value it committed.
     pub fn producer(&self) -> Result<Producer<T>> {
         let header = self.mem.header();
-        let me = role::claim(&header.producer_role, Role::Producer)?;
+        let me = role::claim(self.mem.segment(), &header.producer_role, Role::Producer)?;
         let mut tail = header.tail.load(Ordering::Relaxed);
         for _ in 0..self.mem.capacity() {
             if self.mem.slot(tail).stamp() != full_stamp(tail) {
@@ -109,7 +109,7 @@ impl<T: Pod + Send> Spsc<T> {
             tail,
             // "Full": the first push reads the consumer's real head.
             cached_head: tail.wrapping_sub(self.mem.capacity()),
-            me,
+            me: Some(me),
             wait: WaitStrategy::default(),
             _not_sync: PhantomData,
         })
@@ -119,11 +119,11 @@ impl<T: Pod + Send> Spsc<T> {
     /// consumer receives everything its predecessor did not release.
     pub fn consumer(&self) -> Result<Consumer<T>> {
         let header = self.mem.header();
-        let me = role::claim(&header.consumer_role, Role::Consumer)?;
+        let me = role::claim(self.mem.segment(), &header.consumer_role, Role::Consumer)?;
         Ok(Consumer {
             mem: Arc::clone(&self.mem),
             head: header.head.load(Ordering::Relaxed),
-            me,
+            me: Some(me),
             wait: WaitStrategy::default(),
             _not_sync: PhantomData,
         })
@@ -195,7 +195,7 @@ pub struct Producer<T> {
     tail: u64,
     /// The consumer's `head` as last read; re-read only when it says full.
     cached_head: u64,
-    me: ProcessId,
+    me: Option<RoleClaim>,
     wait: WaitStrategy,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -349,7 +349,9 @@ impl<T: Pod + Send> Producer<T> {
 
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
-        role::release(&self.mem.header().producer_role, self.me);
+        if let Some(me) = self.me.take() {
+            role::release(&self.mem.header().producer_role, me);
+        }
     }
 }
 
@@ -429,7 +431,7 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
 pub struct Consumer<T> {
     mem: Arc<RingMemory<Slot<T>>>,
     head: u64,
-    me: ProcessId,
+    me: Option<RoleClaim>,
     wait: WaitStrategy,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -539,7 +541,9 @@ impl<T: Pod + Send> Consumer<T> {
 
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
-        role::release(&self.mem.header().consumer_role, self.me);
+        if let Some(me) = self.me.take() {
+            role::release(&self.mem.header().consumer_role, me);
+        }
     }
 }
 

@@ -57,7 +57,7 @@ fn version_mismatch() {
             err,
             Error::VersionMismatch {
                 found: 99,
-                expected: 4
+                expected: 5
             }
         ),
         "{err}"
