@@ -361,3 +361,42 @@ fn a_live_consumers_value_inside_a_dead_ones_record_is_left_alone() {
         assert_eq!(got, vec![1, 2, 3], "lost, or delivered twice");
     });
 }
+
+/// A consumer holds a value (position 1) and then takes over a dead
+/// consumer's (position 0) while a third consumer looks for it: the
+/// adopter's record must name both, so the third never takes position 0
+/// over again (a record that named `1..=0`, nothing, let it: the value
+/// was delivered twice).
+#[test]
+fn a_consumer_holding_a_value_adopts_an_orphan_once() {
+    repair_model(|| {
+        let ring = ring(4);
+        let tx = ring.producer().unwrap();
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        let dead = ring.consumer().unwrap();
+        std::mem::forget(dead.read().unwrap());
+        dead.die();
+        let taken = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let holder = {
+            let rx = ring.consumer().unwrap();
+            let taken = Arc::clone(&taken);
+            thread::spawn(move || {
+                let first = rx.read();
+                let second = rx.read();
+                let got: Vec<u64> = first.iter().chain(second.iter()).map(|s| **s).collect();
+                taken.fetch_add(got.len(), Relaxed);
+                // Hold both a moment, so the other consumer looks meanwhile.
+                thread::yield_now();
+                got
+            })
+        };
+        let rx = ring.consumer().unwrap();
+        let mut got = take_until(&ring, &rx, &taken, 2);
+        got.extend(holder.join().unwrap());
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2], "lost, or taken over twice");
+        ring.recover();
+        assert_eq!(rx.try_pop(), None, "taken over again later");
+    });
+}
