@@ -80,6 +80,31 @@ impl ChildGuard {
         }
     }
 
+    /// The child's piped stdout (spawned with `Stdio::piped()`).
+    pub fn stdout(&mut self) -> std::process::ChildStdout {
+        self.0
+            .as_mut()
+            .unwrap()
+            .stdout
+            .take()
+            .expect("stdout piped")
+    }
+
+    /// The child's piped stderr.
+    pub fn stderr(&mut self) -> std::process::ChildStderr {
+        self.0
+            .as_mut()
+            .unwrap()
+            .stderr
+            .take()
+            .expect("stderr piped")
+    }
+
+    /// Close the child's piped stdin, which it may take as "stop".
+    pub fn close_stdin(&mut self) {
+        drop(self.0.as_mut().unwrap().stdin.take());
+    }
+
     /// The child's pid.
     pub fn id(&self) -> u32 {
         self.0.as_ref().unwrap().id()
