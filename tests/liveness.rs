@@ -449,6 +449,10 @@ fn inspecting_a_crafted_capacity_does_not_overflow() {
     f.write_all_at(&(1u64 << 63).to_le_bytes(), off).unwrap();
     let slot = shmring::header_offsets::SLOT_SIZE as u64;
     f.write_all_at(&0u64.to_le_bytes(), slot).unwrap();
+    // Slots of 0 bytes "fill" the segment when the data start at its end.
+    // The data offset sits right after the slot size (pinned in header.rs).
+    let len = f.metadata().unwrap().len();
+    f.write_all_at(&len.to_le_bytes(), slot + 8).unwrap();
     // An error or a saturated figure; never an arithmetic panic.
     if let Ok(info) = shmring::inspect(&name) {
         assert!(info.capacity >= 1 << 63);
