@@ -400,3 +400,30 @@ fn a_consumer_holding_a_value_adopts_an_orphan_once() {
         assert_eq!(rx.try_pop(), None, "taken over again later");
     });
 }
+
+/// A producer drops a claimed slot unwritten (a skip) while another
+/// producer writes the same slot a lap later: the skip is published with
+/// Release, so the second writer's write comes after the first's zeroing
+/// (loom reports the race otherwise), and the consumer passes over the
+/// skip and gets only the written value.
+#[test]
+fn a_write_slot_dropped_unwritten_is_passed_over() {
+    repair_model(|| {
+        let ring = ring(1);
+        let skipper = ring.producer().unwrap();
+        let writer = ring.producer().unwrap();
+        let rx = ring.consumer().unwrap();
+        // Unless the writer took position 0 first (then there is no room).
+        let first = thread::spawn(move || drop(skipper.claim()));
+        // One thread writes and reads, so only one spins.
+        let mut got = Vec::new();
+        while writer.try_push(7).is_err() {
+            got.extend(rx.try_pop());
+            thread::yield_now();
+        }
+        got.push(pop(&rx, false));
+        first.join().unwrap();
+        assert_eq!(got, vec![7]);
+        assert_eq!(rx.try_pop(), None);
+    });
+}
