@@ -762,8 +762,10 @@ fn stalled(rec: &Records) -> bool {
 /// records; at an uncommitted one, find the spans claim records name around
 /// it. The producer that claimed it is among them (it named its span before
 /// taking it, and names it until it commits), possibly with handles whose
-/// claim of the same span failed. Only if every one is dead, and they agree
-/// on where the span ends, is it padded. How many spans were repaired.
+/// claim of an overlapping span failed. Only if every one is dead is it
+/// padded, up to the nearest end any of them names (the owner's end is no
+/// nearer, so padding stays inside its span; what is left of the span is
+/// padded at the next step). How many spans were repaired.
 fn recover(rec: &Records) -> u64 {
     let header = rec.header();
     let recovery = &header.recovery;
@@ -791,15 +793,24 @@ fn recover(rec: &Records) -> u64 {
             Ok(Some(r)) => pos = r.next,
             Ok(None) => {
                 let spans = claims::spans_around(seg, table, pos);
-                let Some(&(_, _, end)) = spans.first() else {
+                if spans.iter().any(|&(alive, _, _)| alive) {
+                    break; // its producer may be among the living
+                }
+                // The shortest span that names it: the dead owner's span
+                // covers `pos` and ends at or after that end, so padding up
+                // to it stays inside the owner's, and the rest of the
+                // owner's is padded on the next step. (Spans named but
+                // never won, by handles that died before unnaming them,
+                // may disagree with the owner's, but never cut it short.)
+                let sane = |e: u64| e.is_multiple_of(ALIGN) && within(e.wrapping_sub(1));
+                let Some(end) = spans
+                    .iter()
+                    .map(|&(_, _, e)| e)
+                    .filter(|&e| sane(e))
+                    .min_by_key(|&e| e.wrapping_sub(pos))
+                else {
                     break; // no record names it: wait for its producer
                 };
-                let all_dead = spans.iter().all(|&(alive, _, _)| !alive);
-                let agreed = spans.iter().all(|&(_, _, e)| e == end);
-                let sane = end.is_multiple_of(ALIGN) && within(end.wrapping_sub(1));
-                if !all_dead || !agreed || !sane {
-                    break;
-                }
                 // Look again, now that the records are read: still not
                 // committed, and the consumer not past it (so the space is
                 // still this lap's, and no one but the dead writes it).

@@ -375,6 +375,14 @@ pub mod offsets {
     pub const HEAD: usize = offset_of!(Header, head);
     /// Offset of the attached-process table.
     pub const ATTACHED: usize = offset_of!(Header, attached);
+    /// Offset of the producers' claim records (MPMC, byte ring).
+    pub const PRODUCER_CLAIMS: usize = offset_of!(Header, producer_claims);
+    /// Offset of the consumers' claim records (MPMC).
+    pub const CONSUMER_CLAIMS: usize = offset_of!(Header, consumer_claims);
+    /// Bytes from one claim record to the next; each holds three u64s:
+    /// owner, first and last position.
+    pub const CLAIM_RECORD_LEN: usize =
+        size_of::<crate::claims::ClaimTable>() / crate::claims::CLAIM_RECORDS;
     /// Size of the header.
     pub const HEADER_LEN: usize = size_of::<Header>();
 }

@@ -459,3 +459,74 @@ fn inspecting_a_crafted_capacity_does_not_overflow() {
     }
     drop(ring);
 }
+
+/// Write a claim record as a peer could: `owner` (no lease behind it, so
+/// a dead one), naming `first..=last`.
+fn craft_record(name: &str, table: usize, index: usize, owner: u64, first: u64, last: u64) {
+    use shmring::header_offsets as off;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_path(name))
+        .unwrap();
+    let at = (table + index * off::CLAIM_RECORD_LEN) as u64;
+    for (i, v) in [owner, first, last].into_iter().enumerate() {
+        f.write_all_at(&v.to_le_bytes(), at + 8 * i as u64).unwrap();
+    }
+}
+
+#[test]
+fn a_dead_span_named_but_never_won_does_not_keep_the_owners_from_repair() {
+    let name = unique_name("never-won");
+    let ring = ByteRing::create(&name, 1024).unwrap();
+    // The owner dies holding an uncommitted 64-byte record at 0..64.
+    let mut owner = ring.producer().unwrap();
+    std::mem::forget(owner.try_reserve(40).unwrap());
+    drop(owner);
+    // A handle that lost the same claim, and died before unnaming its span.
+    craft_record(
+        &name,
+        shmring::header_offsets::PRODUCER_CLAIMS,
+        31,
+        0xdead << 22,
+        0,
+        31,
+    );
+    let mut tx = ring.producer().unwrap();
+    tx.try_send(b"hello").unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let msg = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("stalled behind the dead spans");
+    assert_eq!(&*msg, b"hello");
+}
+
+#[test]
+fn hostile_records_naming_every_position_leave_a_live_claim_alone() {
+    let name = unique_name("hostile-records");
+    let cap = 1u64 << 16;
+    let ring = Mpmc::<u64>::create(&name, cap as usize).unwrap();
+    let tx = ring.producer().unwrap();
+    let rx = ring.consumer().unwrap();
+    tx.try_push(1).unwrap();
+    let mut held = tx.claim().unwrap(); // position 1, live and unpublished
+    tx.try_push(3).unwrap();
+    use shmring::header_offsets as off;
+    for i in 1..32 {
+        craft_record(&name, off::PRODUCER_CLAIMS, i, 0xbad << 22, 0, cap - 1);
+        craft_record(&name, off::CONSUMER_CLAIMS, i, 0xbad << 22, 0, cap - 1);
+    }
+    // Bounded work, and nothing a live handle holds is touched.
+    for _ in 0..3 {
+        ring.recover();
+    }
+    assert_eq!(rx.try_pop(), Some(1));
+    assert_eq!(
+        rx.try_pop(),
+        None,
+        "the live claim at position 1 was skipped"
+    );
+    *held = 2;
+    drop(held);
+    assert_eq!(rx.try_pop(), Some(2));
+    assert_eq!(rx.try_pop(), Some(3));
+}
