@@ -41,7 +41,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claims::{self, Recorder, RepairLock, Side};
+use crate::claims::{self, Liveness, Recorder, RepairLock, Side};
 use crate::error::{Error, Result, Role};
 use crate::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
 use crate::role;
@@ -655,6 +655,30 @@ impl Deref for Message<'_> {
     }
 }
 
+impl Message<'_> {
+    /// Copy the message into `out` (replacing what it held) without
+    /// lending it: volatile reads, each byte read once. This, not the
+    /// in-place `&[u8]`, is the read to use when the producers are not
+    /// trusted to leave a committed message alone (see the crate docs).
+    ///
+    /// ```
+    /// # fn main() -> shmring::Result<()> {
+    /// # let name = format!("doc-copy-into-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 1024)?;
+    /// ring.producer()?.try_send(b"quote")?;
+    /// let mut rx = ring.consumer()?;
+    /// let mut buf = Vec::new();
+    /// rx.try_recv()?.expect("a message").copy_into(&mut buf);
+    /// assert_eq!(buf, b"quote");
+    /// # Ok(()) }
+    /// ```
+    pub fn copy_into(&self, out: &mut Vec<u8>) {
+        // SAFETY: as in `deref`: the consumer read this record and releases
+        // it only when the message drops.
+        unsafe { self.rx.rec.copy_payload(self.r.offset, self.r.len, out) }
+    }
+}
+
 impl Drop for Message<'_> {
     fn drop(&mut self) {
         self.rx.release_to(self.r.next);
@@ -787,12 +811,14 @@ fn recover(rec: &Records) -> u64 {
     let mut pos = header.head.load(Ordering::Acquire);
     let within = |pos: u64| (1..=cap).contains(&tail.wrapping_sub(pos));
     let mut steps = cap / ALIGN;
+    // Each record's holder asked about once per call.
+    let mut living = Liveness::new(seg, table);
     while within(pos) && pos.is_multiple_of(ALIGN) && steps > 0 {
         steps -= 1;
         match rec.read(pos, &mut tail_hint) {
             Ok(Some(r)) => pos = r.next,
             Ok(None) => {
-                let spans = claims::spans_around(seg, table, pos);
+                let spans = living.spans_around(pos);
                 if spans.iter().any(|&(alive, _, _)| alive) {
                     break; // its producer may be among the living
                 }

@@ -415,29 +415,32 @@ impl DeadRecord<'_> {
     }
 }
 
-/// Byte rings: the spans `first..end` that records name around `pos`,
-/// with whether their holder lives. The holder of an uncommitted record at
-/// `pos` is among them (it named the span before taking it and names it
-/// until it commits); so may be handles whose claim of the same span
-/// failed, until they claim again.
-pub(crate) fn spans_around(seg: &Segment, table: &ClaimTable, pos: u64) -> Vec<(bool, u64, u64)> {
-    table
-        .iter()
-        .filter_map(|rec| {
-            // Acquire: as in `dead_records`, for the dead; for the living,
-            // the caller read the write position past `pos` with Acquire.
-            let owner = rec.owner.load(Ordering::Acquire);
-            if owner == 0 {
-                return None;
-            }
-            // Acquire, with `note_span`'s Release (loom cannot catch it,
-            // see `byte_ring::recover`).
-            let first = rec.first.load(Ordering::Acquire);
-            let end = rec.last.load(Ordering::Acquire).wrapping_add(1);
-            let inside = pos.wrapping_sub(first) < end.wrapping_sub(first);
-            inside.then(|| (lease::holder_alive(seg, &rec.owner, owner), first, end))
-        })
-        .collect()
+impl Liveness<'_> {
+    /// Byte rings: the spans `first..end` that records name around `pos`,
+    /// with whether their holder lives. The holder of an uncommitted record
+    /// at `pos` is among them (it named the span before taking it and names
+    /// it until it commits); so may be handles whose claim of an
+    /// overlapping span failed, until they claim again.
+    pub(crate) fn spans_around(&mut self, pos: u64) -> Vec<(bool, u64, u64)> {
+        (0..CLAIM_RECORDS)
+            .filter_map(|i| {
+                let rec = &self.table[i];
+                // Acquire: as in `dead_records`, for the dead; for the
+                // living, the caller read the write position past `pos`
+                // with Acquire.
+                let owner = rec.owner.load(Ordering::Acquire);
+                if owner == 0 {
+                    return None;
+                }
+                // Acquire, with `note_span`'s Release (loom cannot catch it,
+                // see `byte_ring::recover`).
+                let first = rec.first.load(Ordering::Acquire);
+                let end = rec.last.load(Ordering::Acquire).wrapping_add(1);
+                let inside = pos.wrapping_sub(first) < end.wrapping_sub(first);
+                inside.then(|| (self.alive(i, owner), first, end))
+            })
+            .collect()
+    }
 }
 
 /// Records whose owner no longer runs.

@@ -36,7 +36,8 @@
 //! that can write the segment file can `ftruncate` it, after which every
 //! mapping faults (SIGBUS). With peers you do not trust, read through the
 //! copying calls (`try_pop`, `pop_timeout`: a volatile copy out of the
-//! slot) and keep write access to the segment from them.
+//! slot; [`Message::copy_into`] for byte messages) and keep write access
+//! to the segment from them.
 
 #![warn(missing_docs)]
 

@@ -281,6 +281,33 @@ impl Records {
         }
     }
 
+    /// Copy the payload of the record at `off` into `out` (replacing what
+    /// it held) with volatile reads, never forming a reference to memory a
+    /// hostile peer may be writing: each byte is read once, as it is.
+    ///
+    /// # Safety
+    /// As for [`payload`](Self::payload).
+    pub(crate) unsafe fn copy_payload(&self, off: u64, len: u64, out: &mut Vec<u8>) {
+        #[cfg(loom)]
+        self.shadow.touch(off, len, false);
+        out.clear();
+        out.reserve(len as usize);
+        // SAFETY: `Records::read` checked the record lies inside the area;
+        // payloads start 16 bytes after a 16-aligned record, so the words
+        // are aligned.
+        unsafe {
+            let src = self.base.add((off + HEADER_LEN) as usize);
+            let words = len as usize / 8;
+            for i in 0..words {
+                let w = src.add(i * 8).cast::<u64>().read_volatile();
+                out.extend_from_slice(&w.to_ne_bytes());
+            }
+            for i in words * 8..len as usize {
+                out.push(src.add(i).read_volatile());
+            }
+        }
+    }
+
     #[cfg(not(loom))]
     #[inline(always)]
     fn commit_word(&self, off: u64) -> &AtomicU64 {

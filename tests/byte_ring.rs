@@ -362,3 +362,18 @@ fn an_unaligned_position_is_corrupt_not_a_misaligned_access() {
     assert!(matches!(tx.try_send(b"x"), Err(Error::Corrupt(_))));
     assert!(rx.try_recv().unwrap().is_none());
 }
+
+#[test]
+fn copy_into_copies_every_length_byte_for_byte() {
+    let name = unique_name("copy-into");
+    let ring = ByteRing::create(&name, 4096).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut buf = vec![0xAA; 3];
+    for len in 0..40usize {
+        let msg: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        tx.try_send(&msg).unwrap();
+        rx.try_recv().unwrap().unwrap().copy_into(&mut buf);
+        assert_eq!(buf, msg, "length {len}");
+    }
+}
