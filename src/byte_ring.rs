@@ -29,12 +29,14 @@
 //!
 //! Dying peers: the consumer role is claimed like the SPSC ring's, and a
 //! dead consumer's successor resumes at `head`, receiving everything not yet
-//! released. Each producer handle names the span it is about to claim in a
-//! claim record (`claims.rs`) and marks it won once its compare-exchange
-//! succeeds, unmarking it after the commit. A producer that dies holding an
-//! uncommitted grant leaves a won span behind a dead owner: a blocked
-//! consumer (or [`ByteRing::recover`]) publishes padding over whatever of
-//! it is uncommitted, under the repair lock, and the ring goes on.
+//! released. Each producer handle names the span it is about to claim in its
+//! claim record (`claims.rs`) before its compare-exchange, and keeps naming
+//! it until it claims again (a claim that gives up names nothing). A
+//! producer that dies holding an uncommitted grant (or is dropped while a
+//! grant it lent is forgotten) leaves its span named by a dead record: a
+//! blocked consumer (or [`ByteRing::recover`]) publishes padding over
+//! whatever of it is uncommitted, under the repair lock, and the ring goes
+//! on.
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};

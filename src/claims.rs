@@ -9,7 +9,8 @@
 //!
 //! * every handle owns a record `{owner, first, last}` in the header, taken
 //!   when the handle is made (owner = its [`HolderId`]) and freed when it
-//!   drops;
+//!   drops (Release; repairers read owners with Acquire, so one that finds
+//!   a record free also finds every position it named finished);
 //! * before its compare-exchange for position `p`, a handle stores `p` as
 //!   `last` (and as `first` when it holds nothing else), and the exchange
 //!   that wins `p` is Release. So whoever reads the ticket past `p` with
