@@ -40,6 +40,12 @@ pub(crate) struct Entry {
 pub(crate) fn register(seg: &Segment, header: &Header) -> Option<Entry> {
     let id = HolderId::fresh();
     for (index, word) in header.attached.iter().enumerate() {
+        // A probe first, so that a full table costs a lock query per entry
+        // rather than opening a description for each.
+        let seen = word.load(Ordering::Relaxed);
+        if seen != 0 && lease::holder_alive(seg, word, seen) {
+            continue;
+        }
         let Ok(Some(lease)) = Lease::try_take(seg, word) else {
             continue;
         };

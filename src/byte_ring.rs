@@ -58,8 +58,8 @@ const MAX_RETRIES: u32 = 1 << 12;
 
 /// A ring of variable-length byte messages in a shared-memory segment.
 ///
-/// Any number of producers, in any number of processes; one consumer at a
-/// time. Messages are written in place ([`ByteProducer::try_reserve`]) and
+/// Up to 32 producer handles at once, in any number of processes; one
+/// consumer at a time. Messages are written in place ([`ByteProducer::try_reserve`]) and
 /// read in place ([`ByteConsumer::try_recv`], [`ByteConsumer::read_batch`]).
 /// Payloads are 16-byte aligned. Empty messages are allowed.
 pub struct ByteRing {

@@ -74,9 +74,10 @@ const REPAIR_BUDGET: u64 = 1 << 16;
 
 /// A multi-producer multi-consumer ring of `T` in a shared-memory segment.
 ///
-/// Any number of producers and consumers, in any number of processes, may
-/// use it at once; [`producer`](Self::producer) and
-/// [`consumer`](Self::consumer) hand out handles, which are cheap to clone.
+/// Up to 32 producer and 32 consumer handles, in any number of processes,
+/// may use it at once; [`producer`](Self::producer) and
+/// [`consumer`](Self::consumer) hand them out (`try_clone` makes another
+/// for a new thread).
 pub struct Mpmc<T> {
     mem: Memory<T>,
 }

@@ -392,18 +392,20 @@ mod platform {
             opts: &OpenOptions,
             attach: bool,
         ) -> Result<Self> {
+            let mapped = |file: File, len: u64| {
+                Ok(Segment {
+                    map: map(&file, len, name)?,
+                    file,
+                    name: name.clone(),
+                    guard: None,
+                })
+            };
             let mut attempts = 0;
             loop {
                 let (file, st) = open_checked(name, min_len, opts)?;
                 let len = u64::try_from(st.st_size).unwrap_or(0);
                 if !attach {
-                    let map = map(&file, len, name)?;
-                    return Ok(Segment {
-                        map,
-                        file,
-                        name: name.clone(),
-                        guard: None,
-                    });
+                    return mapped(file, len);
                 }
                 lease::share(file.as_fd(), MAPPED_LEASE)
                     .map_err(|e| os_error("fcntl(F_OFD_SETLK)", name, e))?;
@@ -413,13 +415,7 @@ mod platform {
                     .unlock()
                     .map_err(|(_, e)| os_error("flock", name, e))?;
                 if still {
-                    let map = map(&file, len, name)?;
-                    return Ok(Segment {
-                        map,
-                        file,
-                        name: name.clone(),
-                        guard: None,
-                    });
+                    return mapped(file, len);
                 }
                 attempts += 1;
                 if attempts >= 8 {

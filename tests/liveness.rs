@@ -81,18 +81,13 @@ fn reap(pid: nix::unistd::Pid) -> i32 {
 fn a_holder_in_another_pid_namespace_is_alive() {
     let name = unique_name("pidns");
     let ring = Spsc::<u64>::create(&name, 16).unwrap();
+    let mut inner = child_command("child_entry", "hold-producer");
+    inner.env("RING", &name);
     let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ROLE, "hold-producer")
-        .env("RING", &name)
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
