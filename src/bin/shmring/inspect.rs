@@ -36,7 +36,7 @@ pub struct StatArgs {
 pub struct RmArgs {
     /// Segments to remove.
     pub names: Vec<String>,
-    /// Remove every stale segment (all of its processes are dead).
+    /// Remove every stale segment (no process holds a lock on it).
     #[arg(long, conflicts_with = "names")]
     pub stale: bool,
     /// With --stale: only segments whose names start with this.
@@ -178,7 +178,7 @@ fn prometheus(i: &SegmentInfo) -> String {
         (
             "stale",
             "gauge",
-            "1 if every process that used the segment is dead.",
+            "1 if no process maps the segment or holds anything in it.",
             i.is_stale().into(),
         ),
     ];

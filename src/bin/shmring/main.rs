@@ -31,7 +31,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List every shmring segment in /dev/shm: kind, element size,
     /// capacity, fill level, attached pids (alive or dead), and whether it
-    /// is stale (every process that used it is dead).
+    /// is stale (no process maps it or holds anything in it, as the kernel
+    /// sees its locks).
     Ls,
     /// Run one workload between processes for a fixed time: throughput and
     /// one-way latency percentiles, as a table or JSON.
