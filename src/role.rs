@@ -61,12 +61,7 @@ pub(crate) fn claim(seg: &Segment, word: &AtomicU64, role: Role) -> Result<RoleC
 pub(crate) fn release(word: &AtomicU64, claim: RoleClaim) {
     if claim.lease.is_ours() {
         // Release publishes our last index store to the next claimant
-        // (whose claim is Acquire). Under loom the ordering mutation check
-        // cannot catch weakening this: every path that moves an index ends
-        // in `wait::notify`, whose model fence is a full SeqCst fence and
-        // acts as a release fence. In production that fence is only a
-        // compiler fence (`barrier.rs`), so this Release is what orders the
-        // hand-over.
+        // (whose claim is Acquire).
         let _ = word.compare_exchange(claim.id.raw(), 0, Ordering::Release, Ordering::Relaxed);
     }
     drop(claim.lease);

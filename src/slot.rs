@@ -81,11 +81,6 @@ impl<T> Slot<T> {
     /// writes to the slot, the zeroing at claim, happen before the next
     /// lap's writer's).
     pub(crate) fn publish_skip(&self, pos: u64) {
-        // The mutation check cannot catch weakening this under loom: the
-        // skip is followed by `wait::notify`, whose model fence is a full
-        // SeqCst fence and orders it as a release would (the model
-        // `mpmc::a_write_slot_dropped_unwritten_is_passed_over` passes
-        // either way); in production that fence is a compiler fence.
         self.stamp.store(skipped_stamp(pos), Ordering::Release);
     }
 

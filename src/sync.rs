@@ -9,7 +9,7 @@
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Relax the CPU inside a spin loop (a `pause` on x86; a loom yield point
 /// under the model checker, so spinning threads let others make progress).
