@@ -120,6 +120,8 @@ impl ByteRing {
                 .wrapping_sub(cap),
             rec: Arc::clone(&self.rec),
             wait: WaitStrategy::default(),
+            #[cfg(loom)]
+            dies_naming: false,
         })
     }
 
@@ -223,6 +225,9 @@ pub struct ByteProducer {
     wait: WaitStrategy,
     /// Our claim record: the span we are claiming or hold.
     claims: Recorder,
+    /// For loom models: stop a claim between naming its span and taking it.
+    #[cfg(loom)]
+    dies_naming: bool,
 }
 
 impl Drop for ByteProducer {
@@ -238,6 +243,15 @@ impl ByteProducer {
     /// reserved (forget the grant first).
     pub fn die(mut self) {
         self.claims.die(&self.rec.header().producer_claims);
+    }
+
+    /// For loom models: claim `len` bytes and die after naming the span,
+    /// before the compare-exchange that would take it (the span stays
+    /// named, never won).
+    pub fn die_naming(mut self, len: usize) {
+        self.dies_naming = true;
+        let _ = self.try_claim(len);
+        self.die();
     }
 }
 
@@ -379,6 +393,10 @@ impl ByteProducer {
             let table = &header.producer_claims;
             self.claims
                 .note_span(table, tail, tail.wrapping_add(total - 1));
+            #[cfg(loom)]
+            if self.dies_naming {
+                return Ok(None);
+            }
             match header.tail.compare_exchange_weak(
                 tail,
                 tail.wrapping_add(total),
@@ -803,14 +821,16 @@ fn recover(rec: &Records) -> u64 {
     let cap = rec.capacity();
     let mut repaired = 0;
     // Acquire: a live producer that claimed below this tail is seen in its
-    // record (its compare-exchange was Release); the consumer's reads of
-    // what it released come before. loom cannot catch weakening these or
-    // the second look's below within CI's bounds: the byte-ring repair
-    // model (a dead and a live producer, a polling consumer) does not reach
-    // the executions that need them; the arguments are those of `mpmc.rs`.
+    // record (its compare-exchange was Release, after it named its span),
+    // and, through the chain of claims' compare-exchanges, so is every
+    // claimant's read of the head: the consumer's reads of the space we
+    // may pad come before.
     let tail = header.tail.load(Ordering::Acquire);
     let mut tail_hint = tail;
-    let mut pos = header.head.load(Ordering::Acquire);
+    // Relaxed: where the walk starts only bounds the work. An old head
+    // starts it at records already read, which are committed, or were
+    // rewritten a lap later, which the second look below tells apart.
+    let mut pos = header.head.load(Ordering::Relaxed);
     let within = |pos: u64| (1..=cap).contains(&tail.wrapping_sub(pos));
     let mut steps = cap / ALIGN;
     // Each record's holder asked about once per call.
@@ -840,11 +860,19 @@ fn recover(rec: &Records) -> u64 {
                     break; // no record names it: wait for its producer
                 };
                 // Look again, now that the records are read: still not
-                // committed, and the consumer not past it (so the space is
-                // still this lap's, and no one but the dead writes it).
-                // (Acquire: loom cannot catch it, see above.)
-                let unread = (pos.wrapping_sub(header.head.load(Ordering::Acquire)) as i64) >= 0;
-                if !unread || !matches!(rec.read(pos, &mut tail_hint), Ok(None)) {
+                // committed, and then the consumer not past it (so the
+                // space is still this lap's, and no one but the dead
+                // writes it). In that order: had a later lap's record been
+                // committed here, the stamp's Acquire (in `read`) orders
+                // its producer's read of a head past `pos` before our load
+                // of the head, which so reads that head or a later one
+                // (Relaxed suffices); read first, an old head would let us
+                // pad over that record.
+                if !matches!(rec.read(pos, &mut tail_hint), Ok(None)) {
+                    break;
+                }
+                let unread = (pos.wrapping_sub(header.head.load(Ordering::Relaxed)) as i64) >= 0;
+                if !unread {
                     break;
                 }
                 pad(rec, pos, end);

@@ -15,8 +15,16 @@
 //!   `last` (and as `first` when it holds nothing else), and the exchange
 //!   that wins `p` is Release. So whoever reads the ticket past `p` with
 //!   Acquire sees a record naming `p`, and that record keeps naming `p`
-//!   until the holder has finished it (Release again, so a reader that sees
-//!   the record move on also sees the position finished).
+//!   until the holder has finished it. A record moves off a finished
+//!   position only through a new `first` (Release; repairers load `first`
+//!   with Acquire), so a repairer that sees it moved off also sees the
+//!   position finished when it looks at the position again. `last` alone
+//!   only ever names more, and is Relaxed;
+//! * only repairers read other handles' records, and only while holding
+//!   the repair lock; so what a repairer writes into its own record under
+//!   the lock (a consumer that takes over a dead one's value widens its
+//!   range) needs no ordering of its own: the lock's Release/Acquire
+//!   orders it before the next repairer's reads.
 //!
 //! A repairer that finds a position unfinished may touch it only if no live
 //! record names it: then its holder is dead (every holder's record named
@@ -107,14 +115,16 @@ impl ClaimRecord {
 
     /// Whether the record's range holds `pos`.
     fn names(&self, pos: u64) -> bool {
-        // Acquire, with the Release in `note`: a repairer that sees a live
-        // record moved past `pos` also sees `pos` finished, so its skip
-        // compare-exchange fails rather than overwrite what follows. loom
-        // cannot catch weakening these: its read-modify-writes always see
-        // the latest store in execution order, which the C++ model only
-        // promises with this happens-before edge.
+        // Acquire, with the Release of `first` in `note` and `clear_span`:
+        // a repairer that sees a live record moved past `pos` also sees
+        // `pos` finished (its second look at the slot does). A record
+        // moves past a position only by a new `first`, stored after the
+        // holder finished everything it held.
         let first = self.first.load(Ordering::Acquire);
-        let last = self.last.load(Ordering::Acquire);
+        // Relaxed: with a `first` older than this `last` the range only
+        // grows (still naming `pos`) or empties after a new `first`, so the
+        // edge above is the one that matters.
+        let last = self.last.load(Ordering::Relaxed);
         pos.wrapping_sub(first) <= last.wrapping_sub(first) && last.wrapping_add(1) != first
     }
 
@@ -199,20 +209,19 @@ impl Recorder {
         self.lease.as_ref().and(table.get(self.index)).map(|r| &**r)
     }
 
-    /// Name `pos` before trying to take it. Release: see `names`; loom
-    /// cannot catch weakening these either: the execution that needs them
-    /// (a consumer takes a dead one's value over, releases it and claims a
-    /// refilled slot while another looks) needs a third running thread,
-    /// which does not finish within loom's bounds.
+    /// Name `pos` before trying to take it (the ticket's Release then
+    /// publishes the name to repairers that read the ticket past `pos`).
     #[inline(always)]
     pub(crate) fn note(&self, table: &ClaimTable, pos: u64) {
         if let Some(rec) = self.record(table) {
             if self.held.get() == 0 {
                 self.first.set(pos);
+                // Release: the record moves past what this handle finished
+                // (see `names`).
                 rec.first.store(pos, Ordering::Release);
             }
-            // Release, as `first` (loom cannot catch it, see above).
-            rec.last.store(pos, Ordering::Release);
+            // Relaxed: a new `last` alone only names more.
+            rec.last.store(pos, Ordering::Relaxed);
         }
     }
 
@@ -223,19 +232,21 @@ impl Recorder {
     #[inline(always)]
     pub(crate) fn note_span(&self, table: &ClaimTable, first: u64, last: u64) {
         if let Some(rec) = self.record(table) {
-            // loom cannot catch weakening these (see `byte_ring::recover`).
+            // Release: the record moves past the span this handle committed
+            // (see `spans_around`). Relaxed `last`: as in `note`.
             rec.first.store(first, Ordering::Release);
-            rec.last.store(last, Ordering::Release);
+            rec.last.store(last, Ordering::Relaxed);
         }
     }
 
     /// Byte rings: a claim gave up; name nothing, so that a span this
     /// handle never won does not keep the real owner's from repair.
-    /// Relaxed: as in `abandon`.
     #[cold]
     pub(crate) fn clear_span(&self, table: &ClaimTable) {
         if let Some(rec) = self.record(table) {
-            rec.first.store(1, Ordering::Relaxed);
+            // Release, as in `note_span`: the record may have named the
+            // span this handle committed last, and moves off it here.
+            rec.first.store(1, Ordering::Release);
             rec.last.store(0, Ordering::Relaxed);
         }
     }
@@ -250,15 +261,18 @@ impl Recorder {
             self.note(table, pos);
         } else if let Some(rec) = self.record(table) {
             let (first, last) = (self.first.get(), self.last_held.get());
+            // Relaxed: made under the repair lock, and only repairers, each
+            // holding that lock, read other handles' records; the lock's
+            // Release/Acquire orders these stores before their reads. (It
+            // only widens the range, so it moves past nothing.)
             // Positions within a lap of each other: compare by signed distance.
             if (pos.wrapping_sub(first) as i64) < 0 {
                 self.first.set(pos);
-                // Release: as in `note`.
-                rec.first.store(pos, Ordering::Release);
+                rec.first.store(pos, Ordering::Relaxed);
             }
             if (pos.wrapping_sub(last) as i64) > 0 {
                 self.last_held.set(pos);
-                rec.last.store(pos, Ordering::Release);
+                rec.last.store(pos, Ordering::Relaxed);
             }
             self.held.set(self.held.get() + 1);
             return;
@@ -433,10 +447,12 @@ impl Liveness<'_> {
                 if owner == 0 {
                     return None;
                 }
-                // Acquire, with `note_span`'s Release (loom cannot catch it,
-                // see `byte_ring::recover`).
+                // Acquire, with the Release of `first` in `note_span` and
+                // `clear_span`: a live record seen moved off `pos` was moved
+                // after its holder committed `pos` (the caller looks at the
+                // record again). Relaxed `last`: as in `names`.
                 let first = rec.first.load(Ordering::Acquire);
-                let end = rec.last.load(Ordering::Acquire).wrapping_add(1);
+                let end = rec.last.load(Ordering::Relaxed).wrapping_add(1);
                 let inside = pos.wrapping_sub(first) < end.wrapping_sub(first);
                 inside.then(|| (self.alive(i, owner), first, end))
             })
@@ -497,6 +513,18 @@ impl<'a> RepairLock<'a> {
             }
         }
         None
+    }
+}
+
+/// For loom models: the repairer's process dies now, holding the lock.
+#[cfg(loom)]
+impl RepairLock<'_> {
+    pub(crate) fn die(mut self) {
+        // Release: as in `mark_dead`.
+        self.lock
+            .store(HolderId::dead_for_model().raw(), Ordering::Release);
+        self.lease = None;
+        std::mem::forget(self);
     }
 }
 

@@ -647,6 +647,25 @@ impl<T> MpmcConsumer<T> {
     pub fn die(mut self) {
         self.rec.die(&self.mem.header().consumer_claims);
     }
+
+    /// For loom models: take over a dead consumer's value, as
+    /// [`read`](Self::read) does on an empty ring, and die inside the
+    /// repair, holding the value and the repair lock. Whether it took one.
+    pub fn die_adopting(mut self) -> bool {
+        let mem = Arc::clone(&self.mem);
+        let recovery = &mem.header().recovery;
+        let Some(lock) = RepairLock::try_acquire(mem.segment(), recovery) else {
+            return false;
+        };
+        let mut budget = REPAIR_BUDGET;
+        let adopted = matches!(
+            scan_orphans(&mem, Some(&self.rec), &mut budget),
+            Scan::Adopted(_)
+        );
+        self.rec.die(&mem.header().consumer_claims);
+        lock.die();
+        adopted
+    }
 }
 
 impl<T> Drop for MpmcConsumer<T> {

@@ -44,10 +44,10 @@ fn model_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// The repair models: a consumer that polls runs a repair scan (dozens of
-/// atomic operations) each time it finds the ring empty, so an execution
-/// takes more steps than loom's default bound allows.
-fn repair_model(f: impl Fn() + Sync + Send + 'static) {
+/// Models with long executions (a skipped position passed over and
+/// rewritten a lap later): more steps than loom's default bound allows.
+/// The models of dead handles and repairs are in `repair.rs`.
+fn long_model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.max_branches = 20_000;
@@ -194,213 +194,6 @@ fn guards_hand_values_over() {
     });
 }
 
-/// Consumer side of the repair models: take values until `want` have come,
-/// running the repairs whenever the ring looks empty (as a blocked call
-/// does every few milliseconds), then check that nothing else is left.
-fn drain_repairing(ring: &Mpmc<u64>, rx: &MpmcConsumer<u64>, want: usize) -> Vec<u64> {
-    let mut got = Vec::new();
-    while got.len() < want {
-        match rx.try_pop() {
-            Some(v) => got.push(v),
-            None => {
-                ring.recover();
-                thread::yield_now();
-            }
-        }
-    }
-    ring.recover();
-    assert_eq!(rx.try_pop(), None, "more values than were committed");
-    got.sort_unstable();
-    got
-}
-
-/// A producer dies holding two claims while a live producer's position
-/// lies between them, inside the dead one's record: the repair skips the
-/// dead positions only, and the live value arrives once.
-#[test]
-fn a_dead_producers_claims_are_skipped_and_a_live_ones_kept() {
-    repair_model(|| {
-        let ring = ring(4);
-        let dead = ring.producer().unwrap();
-        let live = ring.producer().unwrap();
-        let rx = ring.consumer().unwrap();
-        let doomed = thread::spawn(move || {
-            for _ in 0..2 {
-                let slot = dead.claim().unwrap();
-                std::mem::forget(slot);
-            }
-            dead.die();
-        });
-        let survivor = thread::spawn(move || push(&live, 7, false));
-        assert_eq!(drain_repairing(&ring, &rx, 1), vec![7]);
-        doomed.join().unwrap();
-        survivor.join().unwrap();
-    });
-}
-
-/// A consumer dies holding a value while a live consumer takes another:
-/// the dead one's value is handed to the live one, and each value arrives
-/// once.
-#[test]
-fn a_dead_consumers_value_is_handed_on_once() {
-    repair_model(|| {
-        let ring = ring(2);
-        let tx = ring.producer().unwrap();
-        let dead = ring.consumer().unwrap();
-        let rx = ring.consumer().unwrap();
-        tx.try_push(1).unwrap();
-        tx.try_push(2).unwrap();
-        let doomed = thread::spawn(move || {
-            if let Some(slot) = dead.read() {
-                std::mem::forget(slot);
-            }
-            dead.die();
-        });
-        let got = drain_repairing(&ring, &rx, 2);
-        assert_eq!(got, vec![1, 2], "lost or duplicated values");
-        doomed.join().unwrap();
-    });
-}
-
-/// A consumer dies holding a value while two live consumers both look for
-/// it: exactly one of them takes it over (the repair lock hands the
-/// adopter's claim record to the other, and the other looks at the slot
-/// again after the records), and each value arrives once.
-#[test]
-fn two_consumers_never_both_take_over_a_dead_ones_value() {
-    repair_model(|| {
-        let ring = ring(4);
-        let tx = ring.producer().unwrap();
-        let dead = ring.consumer().unwrap();
-        for v in 1..=3 {
-            tx.try_push(v).unwrap();
-        }
-        std::mem::forget(dead.read().unwrap());
-        dead.die();
-        let taken = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let other = {
-            let (ring, taken) = (Arc::clone(&ring), Arc::clone(&taken));
-            let rx = ring.consumer().unwrap();
-            thread::spawn(move || take_until(&ring, &rx, &taken, 3))
-        };
-        let rx = ring.consumer().unwrap();
-        let mut got = take_until(&ring, &rx, &taken, 3);
-        got.extend(other.join().unwrap());
-        got.sort_unstable();
-        assert_eq!(got, vec![1, 2, 3], "lost, or taken over twice");
-        ring.recover();
-        assert_eq!(rx.try_pop(), None, "taken over again later");
-    });
-}
-
-/// Take values (repairing when empty) until `taken`, shared by all
-/// consumers, reaches `total`.
-fn take_until(
-    ring: &Mpmc<u64>,
-    rx: &MpmcConsumer<u64>,
-    taken: &loom::sync::atomic::AtomicUsize,
-    total: usize,
-) -> Vec<u64> {
-    let mut got = Vec::new();
-    while taken.load(Relaxed) < total {
-        if let Some(slot) = rx.read() {
-            got.push(*slot);
-            taken.fetch_add(1, Relaxed);
-            // Hold it a moment, so the other consumer looks meanwhile.
-            thread::yield_now();
-            drop(slot);
-        } else {
-            ring.recover();
-            thread::yield_now();
-        }
-    }
-    got
-}
-
-/// A consumer dies holding two values while a live consumer holds one that
-/// lies between them, inside the dead one's record: only the dead one's
-/// values are taken over, each value arrives once.
-#[test]
-fn a_live_consumers_value_inside_a_dead_ones_record_is_left_alone() {
-    repair_model(|| {
-        let ring = ring(4);
-        let tx = ring.producer().unwrap();
-        for v in 1..=3 {
-            tx.try_push(v).unwrap();
-        }
-        let dead = ring.consumer().unwrap();
-        let taken = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        // What it holds when it dies counts as not yet delivered.
-        let doomed = thread::spawn(move || {
-            for _ in 0..2 {
-                if let Some(slot) = dead.read() {
-                    std::mem::forget(slot);
-                }
-            }
-            dead.die();
-        });
-        let live = {
-            let rx = ring.consumer().unwrap();
-            let taken = Arc::clone(&taken);
-            thread::spawn(move || {
-                let got = rx.read().map(|slot| {
-                    thread::yield_now();
-                    *slot
-                });
-                if got.is_some() {
-                    taken.fetch_add(1, Relaxed);
-                }
-                got
-            })
-        };
-        doomed.join().unwrap();
-        let rx = ring.consumer().unwrap();
-        let mut got = take_until(&ring, &rx, &taken, 3);
-        got.extend(live.join().unwrap());
-        got.sort_unstable();
-        assert_eq!(got, vec![1, 2, 3], "lost, or delivered twice");
-    });
-}
-
-/// A consumer holds a value (position 1) and then takes over a dead
-/// consumer's (position 0) while a third consumer looks for it: the
-/// adopter's record must name both, so the third never takes position 0
-/// over again (a record that named `1..=0`, nothing, let it: the value
-/// was delivered twice).
-#[test]
-fn a_consumer_holding_a_value_adopts_an_orphan_once() {
-    repair_model(|| {
-        let ring = ring(4);
-        let tx = ring.producer().unwrap();
-        tx.try_push(1).unwrap();
-        tx.try_push(2).unwrap();
-        let dead = ring.consumer().unwrap();
-        std::mem::forget(dead.read().unwrap());
-        dead.die();
-        let taken = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let holder = {
-            let rx = ring.consumer().unwrap();
-            let taken = Arc::clone(&taken);
-            thread::spawn(move || {
-                let first = rx.read();
-                let second = rx.read();
-                let got: Vec<u64> = first.iter().chain(second.iter()).map(|s| **s).collect();
-                taken.fetch_add(got.len(), Relaxed);
-                // Hold both a moment, so the other consumer looks meanwhile.
-                thread::yield_now();
-                got
-            })
-        };
-        let rx = ring.consumer().unwrap();
-        let mut got = take_until(&ring, &rx, &taken, 2);
-        got.extend(holder.join().unwrap());
-        got.sort_unstable();
-        assert_eq!(got, vec![1, 2], "lost, or taken over twice");
-        ring.recover();
-        assert_eq!(rx.try_pop(), None, "taken over again later");
-    });
-}
-
 /// A producer drops a claimed slot unwritten (a skip) while another
 /// producer writes the same slot a lap later: the skip is published with
 /// Release, so the second writer's write comes after the first's zeroing
@@ -408,7 +201,7 @@ fn a_consumer_holding_a_value_adopts_an_orphan_once() {
 /// skip and gets only the written value.
 #[test]
 fn a_write_slot_dropped_unwritten_is_passed_over() {
-    repair_model(|| {
+    long_model(|| {
         let ring = ring(1);
         let skipper = ring.producer().unwrap();
         let writer = ring.producer().unwrap();
