@@ -145,9 +145,11 @@ pub(crate) fn wait_until<R>(
         // Acquire pairs with the Release bump in `wake`: a waiter that reads
         // an already-bumped `seq` must also see what was published before the
         // bump, or it could sleep on the new value with nobody left to wake
-        // it. Only a load-buffering execution (which loom does not model)
-        // separates this from Relaxed, so loom cannot catch weakening it; it
-        // is kept because the C++ model allows that execution.
+        // it.
+        // ordering-justified(load-buffering): with Relaxed, this load may
+        // read the bump while the re-check after the heavy fence still reads
+        // the publication's older value; that needs the waker's earlier store
+        // to be read after its later bump, which loom never schedules.
         let seq = event.seq.load(Ordering::Acquire);
         event.sleepers.fetch_add(1, Ordering::Relaxed);
         // Relaxed: the heavy fence below orders it before the re-check. A
@@ -207,8 +209,10 @@ fn woken(event: &Event) {
 /// Wake whoever sleeps on `event`, unconditionally.
 #[cold]
 pub(crate) fn wake(event: &Event) {
-    // Release: see the Acquire load of `seq` in `wait_until` (load
-    // buffering, which loom cannot catch), and `woken`.
+    // Release: see the Acquire load of `seq` in `wait_until`, and `woken`.
+    // ordering-justified(load-buffering): the execution it excludes is the
+    // one described at that load (a bump read before the publication it
+    // follows), which loom never schedules.
     event.seq.fetch_add(1, Ordering::Release);
     futex::wake_all(&event.seq);
 }
