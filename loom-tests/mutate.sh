@@ -162,21 +162,19 @@ while IFS=$'\t' read -r file line kind; do
     fi
     cp "$backup/$(basename "$file")" "$file"
     mutate "$file" "$line" "$kind"
-    # Only the models that run the mutated file, fastest first, one at a
-    # time, stopping at the first that fails.
+    # Only the models that run the mutated file, fastest first whichever
+    # binary they are in, one at a time, stopping at the first that fails.
     read -ra bins <<<"$(binaries_for "$file")"
     survived=true; by=""
     if ! build "${bins[@]}"; then
         survived=false; by="the compiler"
     fi
-    for b in "${bins[@]}"; do
+    for entry in $(sort -n "$times" | awk -v bs=" ${bins[*]} " 'index(bs, " " $2 " ") { print $2 ":" $3 }'); do
         $survived || break
-        bin=$(binary "$b")
-        for model in $(sort -n "$times" | awk -v b="$b" '$2 == b { print $3 }'); do
-            if ! timeout 1800 "$bin" --exact "$model" >/dev/null 2>&1; then
-                survived=false; by="$b::$model"; break
-            fi
-        done
+        b=${entry%%:*}
+        if ! timeout 1800 "$(binary "$b")" --exact "${entry#*:}" >/dev/null 2>&1; then
+            survived=false; by="$b::${entry#*:}"
+        fi
     done
     if $survived; then
         if [ -n "$why" ]; then
