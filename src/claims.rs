@@ -121,9 +121,9 @@ impl ClaimRecord {
         // moves past a position only by a new `first`, stored after the
         // holder finished everything it held.
         let first = self.first.load(Ordering::Acquire);
-        // Relaxed: with a `first` older than this `last` the range only
-        // grows (still naming `pos`) or empties after a new `first`, so the
-        // edge above is the one that matters.
+        // Relaxed: next to an older `first`, a newer `last` only names
+        // more (no record moves off a position through `last` alone), so
+        // `first` carries the edge.
         let last = self.last.load(Ordering::Relaxed);
         pos.wrapping_sub(first) <= last.wrapping_sub(first) && last.wrapping_add(1) != first
     }

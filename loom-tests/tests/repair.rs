@@ -432,6 +432,8 @@ fn a_full_table_refuses_a_handle_until_a_record_is_freed() {
 }
 
 /// Take messages (repairing when there are none) until `want` have come.
+/// A message padded over is never seen: the loop then polls until loom
+/// ends the execution ("exceeded maximum number of branches").
 fn recv_repairing(ring: &ByteRing, rx: &mut shmring::ByteConsumer, want: usize) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     while got.len() < want {
