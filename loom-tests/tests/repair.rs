@@ -149,8 +149,7 @@ fn two_consumers_never_both_take_over_a_dead_ones_value() {
         got.extend(other.join().unwrap());
         got.sort_unstable();
         assert_eq!(got, vec![1, 2, 3], "lost, or taken over twice");
-        ring.recover();
-        assert_eq!(rx.try_pop(), None, "taken over again later");
+        nothing_left(&ring, &rx);
     });
 }
 
@@ -257,8 +256,7 @@ fn a_consumer_holding_a_value_adopts_an_orphan_once() {
         got.extend(holder.join().unwrap());
         got.sort_unstable();
         assert_eq!(got, vec![1, 2], "lost, or taken over twice");
-        ring.recover();
-        assert_eq!(rx.try_pop(), None, "taken over again later");
+        nothing_left(&ring, &rx);
     });
 }
 
@@ -302,6 +300,24 @@ fn a_dead_producers_grant_is_padded_over_and_a_live_ones_kept() {
     });
 }
 
+/// A ring of `capacity` whose one value (1) a consumer took and died
+/// holding, and its producer.
+fn one_orphan(capacity: usize) -> (Arc<Mpmc<u64>>, shmring::MpmcProducer<u64>) {
+    let ring = ring(capacity);
+    let tx = ring.producer().unwrap();
+    tx.try_push(1).unwrap();
+    let dead = ring.consumer().unwrap();
+    std::mem::forget(dead.read().unwrap());
+    dead.die();
+    (ring, tx)
+}
+
+/// After a repair, `rx` finds nothing: no value is taken over again.
+fn nothing_left(ring: &Mpmc<u64>, rx: &MpmcConsumer<u64>) {
+    ring.recover();
+    assert_eq!(rx.try_pop(), None, "taken over again later");
+}
+
 /// Take values with `read` alone (which takes a flagged dead consumer's
 /// value over when the ring is otherwise empty) until `taken`, shared by
 /// all consumers, reaches `total`. No `recover`: see the module docs.
@@ -329,12 +345,7 @@ fn read_until(rx: &MpmcConsumer<u64>, taken: &AtomicUsize, total: usize) -> Vec<
 #[test]
 fn an_adopted_value_released_and_moved_past_is_not_taken_over_again() {
     repair_model(|| {
-        let ring = ring(4);
-        let tx = ring.producer().unwrap();
-        tx.try_push(1).unwrap();
-        let dead = ring.consumer().unwrap();
-        std::mem::forget(dead.read().unwrap());
-        dead.die();
+        let (ring, tx) = one_orphan(4);
         // Flags the dead one's value for a consumer to take over.
         ring.recover();
         let taken = Arc::new(AtomicUsize::new(0));
@@ -355,8 +366,7 @@ fn an_adopted_value_released_and_moved_past_is_not_taken_over_again() {
         got.extend(adopter.join().unwrap());
         got.sort_unstable();
         assert_eq!(got, vec![1, 2], "lost, or taken over twice");
-        ring.recover();
-        assert_eq!(rx.try_pop(), None, "taken over again later");
+        nothing_left(&ring, &rx);
     });
 }
 
@@ -367,12 +377,7 @@ fn an_adopted_value_released_and_moved_past_is_not_taken_over_again() {
 #[test]
 fn a_repairer_killed_holding_the_lock_is_taken_over() {
     repair_model(|| {
-        let ring = ring(2);
-        let tx = ring.producer().unwrap();
-        tx.try_push(1).unwrap();
-        let dead = ring.consumer().unwrap();
-        std::mem::forget(dead.read().unwrap());
-        dead.die();
+        let (ring, _tx) = one_orphan(2);
         ring.recover();
         let dying = ring.consumer().unwrap();
         let rx = ring.consumer().unwrap();
@@ -381,8 +386,7 @@ fn a_repairer_killed_holding_the_lock_is_taken_over() {
         let got = read_until(&rx, &taken, 1);
         assert_eq!(got, vec![1], "lost, or taken over twice");
         doomed.join().unwrap();
-        ring.recover();
-        assert_eq!(rx.try_pop(), None, "taken over again later");
+        nothing_left(&ring, &rx);
     });
 }
 
@@ -394,12 +398,7 @@ fn a_repairer_killed_holding_the_lock_is_taken_over() {
 #[test]
 fn a_full_table_refuses_a_handle_until_a_record_is_freed() {
     repair_model(|| {
-        let ring = ring(2);
-        let tx = ring.producer().unwrap();
-        tx.try_push(1).unwrap();
-        let dead = ring.consumer().unwrap();
-        std::mem::forget(dead.read().unwrap());
-        dead.die();
+        let (ring, _tx) = one_orphan(2);
         let adopter = ring.consumer().unwrap();
         let others = [ring.consumer().unwrap(), ring.consumer().unwrap()];
         assert!(
@@ -426,8 +425,7 @@ fn a_full_table_refuses_a_handle_until_a_record_is_freed() {
         got.extend(t.join().unwrap());
         assert_eq!(got, vec![1], "lost, or taken over twice");
         drop(others);
-        ring.recover();
-        assert_eq!(rx.try_pop(), None, "taken over again later");
+        nothing_left(&ring, &rx);
     });
 }
 
