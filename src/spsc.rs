@@ -31,9 +31,10 @@
 //! hostile peer that scribbles on them gets `Error::Corrupt` from
 //! `len()`/`free()` or an early "full", and slot access is always masked.
 //!
-//! Blocking: after publishing or releasing, a side calls `wait::notify`: a
-//! compiler fence and a load of the other side's sleeper count, and a
-//! `FUTEX_WAKE` only when that side sleeps; see `wait.rs`.
+//! Blocking: after publishing or releasing, a side calls `wait::notify`:
+//! the light half of the fence pair and a load of the other side's
+//! `wanted` flag, and a `FUTEX_WAKE` only when a sleeper set it; see
+//! `wait.rs`.
 //!
 //! Recovery: a new consumer resumes at `head`, which is exact (storing it is
 //! how values are released). A new producer resumes at the stored `tail`,

@@ -2,8 +2,10 @@
 //!
 //! Under `cfg(loom)` every atomic, cell and spin hint comes from loom, so the
 //! model tests in `loom-tests/` check the code that ships, not a copy of it
-//! (the same trick as tokio's `src/loom/`). Nothing else in the crate imports
-//! `std::sync::atomic` directly.
+//! (the same trick as tokio's `src/loom/`). The only other users of
+//! `std::sync::atomic` are process-local flags and counters that no model
+//! involves (`process.rs`, `futex.rs`'s call counters, `barrier.rs`'s
+//! registration mode, `segment.rs`'s unlink-guard flag).
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
