@@ -33,6 +33,14 @@ pub struct PingPong {
     mem: RingMemory<CachePadded<AtomicU32>>,
 }
 
+impl std::fmt::Debug for PingPong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PingPong")
+            .field("name", &self.mem.segment().name().as_str())
+            .finish()
+    }
+}
+
 /// How long a floor measurement waits for its peer before giving up.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -433,6 +433,15 @@ pub struct Grant<'a> {
     payload: &'a mut [u8],
 }
 
+impl std::fmt::Debug for Grant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("pos", &self.pos)
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
 impl Grant<'_> {
     /// Publish the whole reserved length as a message.
     pub fn commit(self) {
@@ -720,6 +729,16 @@ pub struct Batch<'a> {
     count: usize,
 }
 
+impl std::fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
 impl Batch<'_> {
     /// Number of messages in the batch.
     pub fn len(&self) -> usize {
@@ -762,6 +781,15 @@ pub struct BatchIter<'a> {
     rec: &'a Records,
     pos: u64,
     end: u64,
+}
+
+impl std::fmt::Debug for BatchIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchIter")
+            .field("pos", &self.pos)
+            .field("end", &self.end)
+            .finish()
+    }
 }
 
 impl<'a> Iterator for BatchIter<'a> {

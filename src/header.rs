@@ -439,6 +439,12 @@ pub mod model {
     /// A header in loom-managed memory.
     pub struct ModelHeader(Header);
 
+    impl std::fmt::Debug for ModelHeader {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("ModelHeader").finish_non_exhaustive()
+        }
+    }
+
     impl Default for ModelHeader {
         fn default() -> Self {
             ModelHeader(Header::new_zeroed())

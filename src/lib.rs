@@ -39,7 +39,11 @@
 //! slot; [`Message::copy_into`] for byte messages) and keep write access
 //! to the segment from them.
 
-#![warn(missing_docs)]
+// Lints as policy (CI denies warnings): every public item documented and
+// debuggable, every unsafe operation in a block of its own that says why
+// it holds.
+#![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod attach;
 mod barrier;

@@ -424,6 +424,14 @@ pub struct MpmcProducer<T> {
     rec: Recorder,
 }
 
+impl<T> std::fmt::Debug for MpmcProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcProducer")
+            .field("ring", &self.mem.segment().name().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> MpmcProducer<T> {
     fn new(mem: Memory<T>, wait: WaitStrategy) -> Result<Self> {
         // Repair (and free) the records of the dead first, so that new
@@ -581,6 +589,14 @@ pub struct MpmcWriteSlot<'a, T> {
     written: bool,
 }
 
+impl<T> std::fmt::Debug for MpmcWriteSlot<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcWriteSlot")
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
 impl<T: Pod> MpmcWriteSlot<'_, T> {
     /// Store `value` in the slot; it is published when the guard drops.
     pub fn write(&mut self, value: T) {
@@ -620,6 +636,14 @@ pub struct MpmcConsumer<T> {
     mem: Memory<T>,
     wait: WaitStrategy,
     rec: Recorder,
+}
+
+impl<T> std::fmt::Debug for MpmcConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcConsumer")
+            .field("ring", &self.mem.segment().name().as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> MpmcConsumer<T> {
@@ -772,6 +796,14 @@ fn release<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
 pub struct MpmcReadSlot<'a, T> {
     rx: &'a MpmcConsumer<T>,
     pos: u64,
+}
+
+impl<T> std::fmt::Debug for MpmcReadSlot<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcReadSlot")
+            .field("pos", &self.pos)
+            .finish()
+    }
 }
 
 impl<T: Pod> Deref for MpmcReadSlot<'_, T> {

@@ -363,6 +363,14 @@ pub struct WriteChunk<'a, T: Pod + Send> {
     len: usize,
 }
 
+impl<T: Pod + Send> std::fmt::Debug for WriteChunk<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteChunk")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 impl<T: Pod + Send> WriteChunk<'_, T> {
     /// Number of reserved slots.
     pub fn len(&self) -> usize {
@@ -554,6 +562,12 @@ impl<T> Drop for Consumer<T> {
 pub struct ReadChunk<'a, T: Pod + Send> {
     consumer: &'a mut Consumer<T>,
     len: usize,
+}
+
+impl<T: Pod + Send> std::fmt::Debug for ReadChunk<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadChunk").field("len", &self.len).finish()
+    }
 }
 
 impl<T: Pod + Send> ReadChunk<'_, T> {
