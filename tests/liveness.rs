@@ -280,7 +280,7 @@ fn a_mapping_beyond_the_attach_table_still_keeps_the_segment_in_use() {
     );
     assert!(!shmring::remove_if_stale(&name).unwrap());
     drop(last);
-    assert!(shmring::inspect(&name).unwrap().is_stale());
+    assert!(eventually(|| shmring::inspect(&name).unwrap().is_stale()));
 }
 
 #[test]

@@ -44,6 +44,22 @@ pub fn shm_path(name: &str) -> String {
     format!("/dev/shm/{name}")
 }
 
+/// Whether `cond` holds within a few seconds, polling. For staleness: the
+/// tests of a binary run in parallel and spawn children, and a child that
+/// another thread forks holds copies of every descriptor this process has
+/// (and so the locks on them) until it execs, which closes them. A segment
+/// this test just let go can stay "in use" for that moment.
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > Duration::from_secs(5) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
 /// A child process that is killed if the test panics before reaping it.
 pub struct ChildGuard(Option<Child>);
 
