@@ -30,7 +30,7 @@
 # models, the slowest case) when asked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
+export RUSTFLAGS="--cfg shmring_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/loom}"
 limits=(load-buffering)
 files=(src/slot.rs src/spsc.rs src/mpmc.rs src/record.rs src/byte_ring.rs src/claims.rs src/wait.rs src/role.rs src/header.rs src/barrier.rs src/futex.rs)

@@ -9,7 +9,7 @@
 //! by taking the entry's lease and then its word, and clears both when it
 //! is dropped.
 
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(shmring_loom, allow(dead_code))]
 
 use crate::header::Header;
 use crate::lease::{self, Lease};

@@ -20,7 +20,7 @@
 //! Under loom both sides are one read-modify-write of one location (see
 //! the model's `imp` below).
 
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 mod imp {
     use std::sync::atomic::{compiler_fence, fence, AtomicU8, Ordering};
     use std::sync::OnceLock;
@@ -89,7 +89,7 @@ mod imp {
 /// synchronize with every earlier one and act as release fences for the
 /// stores that follow, which a compiler fence (the registered light side)
 /// does not, so they would hide orderings production needs.
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 mod imp {
     use crate::sync::{AtomicU64, Ordering};
 

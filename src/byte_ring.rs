@@ -120,7 +120,7 @@ impl ByteRing {
                 .wrapping_sub(cap),
             rec: Arc::clone(&self.rec),
             wait: WaitStrategy::default(),
-            #[cfg(loom)]
+            #[cfg(shmring_loom)]
             dies_naming: false,
         })
     }
@@ -226,7 +226,7 @@ pub struct ByteProducer {
     /// Our claim record: the span we are claiming or hold.
     claims: Recorder,
     /// For loom models: stop a claim between naming its span and taking it.
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     dies_naming: bool,
 }
 
@@ -236,7 +236,7 @@ impl Drop for ByteProducer {
     }
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 #[doc(hidden)]
 impl ByteProducer {
     /// For loom models: this handle's process dies now, holding whatever it
@@ -393,7 +393,7 @@ impl ByteProducer {
             let table = &header.producer_claims;
             self.claims
                 .note_span(table, tail, tail.wrapping_add(total - 1));
-            #[cfg(loom)]
+            #[cfg(shmring_loom)]
             if self.dies_naming {
                 return Ok(None);
             }

@@ -57,7 +57,7 @@ use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Records per side (producers, consumers). A loom model needs only a few.
-pub(crate) const CLAIM_RECORDS: usize = if cfg!(loom) { 4 } else { 32 };
+pub(crate) const CLAIM_RECORDS: usize = if cfg!(shmring_loom) { 4 } else { 32 };
 
 /// One handle's record. `first..=last` (wrapping) are the positions it may
 /// hold; an empty record has `first == last + 1`.
@@ -104,7 +104,7 @@ impl Side {
 
 impl ClaimRecord {
     /// A free record (what a zero-filled segment holds), for loom.
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     pub(crate) fn new() -> Self {
         ClaimRecord {
             owner: AtomicU64::new(0),
@@ -142,7 +142,7 @@ impl ClaimRecord {
 
 impl Recovery {
     /// What a zero-filled segment holds, for loom.
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     pub(crate) fn new() -> Self {
         Recovery {
             lock: AtomicU64::new(0),
@@ -345,16 +345,16 @@ impl Recorder {
 /// says so; a loom model has no lease, so the word says it. Release: as a
 /// process's death follows everything it did.
 fn mark_dead(rec: &ClaimRecord) {
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     rec.owner
         .store(HolderId::dead_for_model().raw(), Ordering::Release);
-    #[cfg(not(loom))]
+    #[cfg(not(shmring_loom))]
     let _ = rec;
 }
 
 /// For loom models: the handle's process dies now, leaving its record
 /// behind as a killed process would.
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 impl Recorder {
     pub(crate) fn die(&mut self, table: &ClaimTable) {
         if let Some(rec) = self.record(table) {
@@ -517,7 +517,7 @@ impl<'a> RepairLock<'a> {
 }
 
 /// For loom models: the repairer's process dies now, holding the lock.
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 impl RepairLock<'_> {
     pub(crate) fn die(mut self) {
         // Release: as in `mark_dead`.

@@ -2,7 +2,7 @@
 //! memory (no `FUTEX_PRIVATE_FLAG`, because sleeper and waker are usually
 //! different processes).
 //!
-//! Under `cfg(loom)` a futex is modelled with one loom `Mutex` + `Condvar`:
+//! Under `cfg(shmring_loom)` a futex is modelled with one loom `Mutex` + `Condvar`:
 //! `wait` checks the word and sleeps atomically with respect to `wake`, as the
 //! kernel does, so a lost wakeup in the protocol above shows up as a loom
 //! deadlock.
@@ -37,7 +37,7 @@ pub fn futex_calls() -> FutexCalls {
 /// Sleep while `*word == expected`, for at most `timeout`. Returns on a wake,
 /// a changed word (`EAGAIN`), a signal (`EINTR`), the timeout, or spuriously:
 /// the caller re-checks its condition and its deadline either way.
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     WAITS.fetch_add(1, Relaxed);
     let ts = libc::timespec {
@@ -61,7 +61,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 }
 
 /// Wake every process sleeping on `word`.
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 pub(crate) fn wake_all(word: &AtomicU32) {
     WAKES.fetch_add(1, Relaxed);
     // SAFETY: as in `wait`; FUTEX_WAKE does not even read the word.
@@ -78,7 +78,7 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     }
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 mod model {
     use loom::sync::{Condvar, Mutex};
 
@@ -98,7 +98,7 @@ mod model {
 /// Model: the check and the sleep happen under the registry lock that
 /// `wake_all` takes, like the kernel's hash-bucket lock. The timeout is not
 /// modelled: a model sleeper is only ever woken, so a lost wakeup deadlocks.
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Duration) {
     WAITS.fetch_add(1, Relaxed);
     let f = &*model::FUTEXES;
@@ -110,7 +110,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Duration) {
 }
 
 /// Model of `FUTEX_WAKE`: wake every model sleeper.
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 pub(crate) fn wake_all(_word: &AtomicU32) {
     WAKES.fetch_add(1, Relaxed);
     let f = &*model::FUTEXES;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 use crate::claims::ClaimRecord;
 use crate::claims::{ClaimTable, Recovery};
 use crate::error::{Error, Result, RingKind, TypeLayout};
@@ -100,7 +100,7 @@ pub(crate) const ATTACH_SLOTS: usize = 32;
 
 // The shared layout is a file format: pin every offset so that a change is a
 // compile error here rather than silent corruption between two builds.
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 mod layout_asserts {
     use super::*;
     use static_assertions::{const_assert, const_assert_eq};
@@ -196,9 +196,9 @@ impl Header {
                     waited_ms: start.elapsed().as_millis() as u64,
                 });
             }
-            #[cfg(loom)]
+            #[cfg(shmring_loom)]
             crate::sync::yield_now();
-            #[cfg(not(loom))]
+            #[cfg(not(shmring_loom))]
             std::thread::sleep(Duration::from_micros(100));
         }
     }
@@ -298,7 +298,7 @@ impl Header {
     /// Read a published header without expecting a kind or type, for
     /// inspection: the format, a known kind, and a layout that fits the
     /// file are checked.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(shmring_loom, allow(dead_code))]
     pub(crate) fn describe(&self, actual_len: u64) -> Result<HeaderInfo> {
         let m = &self.meta;
         let r = Ordering::Relaxed;
@@ -387,7 +387,7 @@ pub mod offsets {
     pub const HEADER_LEN: usize = size_of::<Header>();
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 impl Header {
     /// What a fresh (zero-filled) segment holds, constructed for loom.
     pub(crate) fn new_zeroed() -> Self {
@@ -431,7 +431,7 @@ impl Header {
 }
 
 /// The header's publication protocol, exposed to the loom model tests only.
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 #[doc(hidden)]
 pub mod model {
     use super::*;

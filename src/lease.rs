@@ -27,12 +27,12 @@
 //! that process unlocks it on drop; in a child, dropping an inherited
 //! handle closes the descriptor and changes nothing in shared memory.
 //!
-//! Under `cfg(loom)` there is no kernel: a lease always succeeds, exclusion
+//! Under `cfg(shmring_loom)` there is no kernel: a lease always succeeds, exclusion
 //! comes from the compare-exchange on the word itself, and a model kills a
 //! holder by writing [`HolderId::dead_for_model`] into its word.
 
 use crate::error::Result;
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 use crate::process::HolderId;
 use crate::segment::Segment;
 use crate::sync::AtomicU64;
@@ -42,12 +42,12 @@ pub(crate) use imp::Lease;
 /// Whether the holder of `word`, which holds `seen`, still runs.
 #[inline]
 pub(crate) fn holder_alive(seg: &Segment, word: &AtomicU64, seen: u64) -> bool {
-    #[cfg(not(loom))]
+    #[cfg(not(shmring_loom))]
     {
         let _ = seen;
         seg.is_leased(seg.offset_of(word), 1)
     }
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     {
         let _ = (seg, word);
         HolderId::from_raw(seen).is_some_and(|id| id != HolderId::dead_for_model())
@@ -59,19 +59,19 @@ impl Lease {
     /// For real: yes, whatever it holds (every live holder holds the lease,
     /// so its holder is gone). Under loom: only a free or dead word.
     pub(crate) fn supersedes(&self, seen: u64) -> bool {
-        #[cfg(not(loom))]
+        #[cfg(not(shmring_loom))]
         {
             let _ = seen;
             true
         }
-        #[cfg(loom)]
+        #[cfg(shmring_loom)]
         {
             HolderId::from_raw(seen).is_none_or(|id| id == HolderId::dead_for_model())
         }
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 mod imp {
     use std::os::fd::{AsFd, OwnedFd};
 
@@ -157,7 +157,7 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 mod imp {
     use super::Result;
     use crate::segment::Segment;
@@ -177,5 +177,5 @@ mod imp {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 pub(crate) use imp::{probe, share};

@@ -53,7 +53,7 @@ mod claims;
 mod error;
 mod futex;
 mod header;
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 mod inspect;
 mod layout;
 mod lease;
@@ -74,11 +74,11 @@ pub use byte_ring::{Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, Gran
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{Error, PushTimeout, Result, RingKind, Role, TypeLayout};
 pub use futex::{futex_calls, FutexCalls};
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 #[doc(hidden)]
 pub use header::model as header_model;
 pub use header::offsets as header_offsets;
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo};
 pub use mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
 pub use name::SegmentName;

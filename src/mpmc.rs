@@ -449,7 +449,7 @@ impl<T> MpmcProducer<T> {
     }
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 #[doc(hidden)]
 impl<T> MpmcProducer<T> {
     /// For loom models: this handle's process dies now, holding whatever it
@@ -566,7 +566,7 @@ impl<T> MpmcProducer<T> {
         // A scheduling point for the model only: loom does not otherwise
         // preempt a skipper between its skip and the wakeup (the skip's
         // Release in `publish_skip` is caught only with it).
-        #[cfg(loom)]
+        #[cfg(shmring_loom)]
         crate::sync::yield_now();
         self.finish();
     }
@@ -663,7 +663,7 @@ impl<T> MpmcConsumer<T> {
     }
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 #[doc(hidden)]
 impl<T> MpmcConsumer<T> {
     /// For loom models: this handle's process dies now, holding whatever it

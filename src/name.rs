@@ -47,7 +47,7 @@ impl SegmentName {
     }
 
     /// The name with its leading `/`, as `shm_open` wants it.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(shmring_loom, allow(dead_code))]
     pub(crate) fn os_name(&self) -> String {
         format!("/{}", self.0)
     }

@@ -55,7 +55,7 @@ impl HolderId {
     }
 
     /// The id a loom model writes into a word whose holder it lets die.
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     pub(crate) fn dead_for_model() -> Self {
         HolderId(PID_MASK)
     }
@@ -68,7 +68,7 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(shmring_loom)))]
 mod tests {
     use super::*;
 

@@ -95,7 +95,7 @@ pub(crate) struct Records {
     /// Under loom the header words live here, because loom's atomics cannot
     /// be placed in raw bytes; `cells` track every payload access so that
     /// loom reports a payload read or write that no ordering protects.
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     shadow: shadow::Shadow,
 }
 
@@ -145,7 +145,7 @@ impl Records {
             base: mem.base().cast::<u8>(),
             capacity,
             seed: seed(info.created_unix_ns, info.creator_pid),
-            #[cfg(loom)]
+            #[cfg(shmring_loom)]
             shadow: shadow::Shadow::new(capacity / ALIGN),
             mem,
         }
@@ -256,7 +256,7 @@ impl Records {
     #[inline]
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn payload_mut(&self, off: u64, len: u64) -> &mut [u8] {
-        #[cfg(loom)]
+        #[cfg(shmring_loom)]
         self.shadow.touch(off, len, true);
         // SAFETY: in bounds by the caller's contract (the record fits before
         // the area's end), and no one else reads or writes it until commit.
@@ -273,7 +273,7 @@ impl Records {
     /// can change what is read but not make it invalid.
     #[inline]
     pub(crate) unsafe fn payload(&self, off: u64, len: u64) -> &[u8] {
-        #[cfg(loom)]
+        #[cfg(shmring_loom)]
         self.shadow.touch(off, len, false);
         // SAFETY: `Records::read` checked the record lies inside the area.
         unsafe {
@@ -288,7 +288,7 @@ impl Records {
     /// # Safety
     /// As for [`payload`](Self::payload).
     pub(crate) unsafe fn copy_payload(&self, off: u64, len: u64, out: &mut Vec<u8>) {
-        #[cfg(loom)]
+        #[cfg(shmring_loom)]
         self.shadow.touch(off, len, false);
         out.clear();
         out.reserve(len as usize);
@@ -308,7 +308,7 @@ impl Records {
         }
     }
 
-    #[cfg(not(loom))]
+    #[cfg(not(shmring_loom))]
     #[inline(always)]
     fn commit_word(&self, off: u64) -> &AtomicU64 {
         // SAFETY: `off` is a multiple of 16 inside the area, so the word is
@@ -316,19 +316,19 @@ impl Records {
         unsafe { &*self.base.add(off as usize).cast::<AtomicU64>() }
     }
 
-    #[cfg(not(loom))]
+    #[cfg(not(shmring_loom))]
     #[inline(always)]
     fn len_word(&self, off: u64) -> &AtomicU64 {
         // SAFETY: as for `commit_word`, 8 bytes further.
         unsafe { &*self.base.add(off as usize + 8).cast::<AtomicU64>() }
     }
 
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     fn commit_word(&self, off: u64) -> &AtomicU64 {
         &self.shadow.words[(off / ALIGN) as usize].0
     }
 
-    #[cfg(loom)]
+    #[cfg(shmring_loom)]
     fn len_word(&self, off: u64) -> &AtomicU64 {
         &self.shadow.words[(off / ALIGN) as usize].1
     }
@@ -364,7 +364,7 @@ const fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 mod shadow {
     use super::ALIGN;
     use crate::sync::{AtomicU64, UnsafeCell};

@@ -57,7 +57,7 @@ impl<S> RingMemory<S> {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
         };
-        #[cfg(loom)]
+        #[cfg(shmring_loom)]
         // SAFETY: the block is fresh, page-aligned and large enough; loom's
         // atomics must be constructed, not found zeroed.
         unsafe {
@@ -80,7 +80,7 @@ impl<S> RingMemory<S> {
         // Only now does the segment get its name: no one ever opens it
         // half-initialized.
         mem.segment.link(|name| {
-            #[cfg(not(loom))]
+            #[cfg(not(shmring_loom))]
             if opts.replace_stale {
                 return crate::inspect::remove_if_stale(name);
             }
@@ -120,7 +120,7 @@ impl<S> RingMemory<S> {
 
     fn attach(&mut self) {
         // Under loom every handle is one process; the table only adds states.
-        #[cfg(not(loom))]
+        #[cfg(not(shmring_loom))]
         {
             self.attached = crate::attach::register(&self.segment, self.header());
         }

@@ -18,7 +18,7 @@
 //!
 //! The rings above see only a base pointer, a length and liveness probes.
 //!
-//! Under `cfg(loom)` a segment is a zeroed heap allocation with the same
+//! Under `cfg(shmring_loom)` a segment is a zeroed heap allocation with the same
 //! interface, because loom's atomics can only live in memory it manages.
 
 use std::time::Duration;
@@ -103,7 +103,7 @@ impl OpenOptions {
 }
 
 /// Where POSIX shared-memory names live on Linux.
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// Removes a segment name. Removing a name does not affect processes that
@@ -115,7 +115,7 @@ pub fn remove(name: &str) -> Result<()> {
 
 pub(crate) use platform::Segment;
 
-#[cfg(not(loom))]
+#[cfg(not(shmring_loom))]
 mod platform {
     use std::fs::File;
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -533,7 +533,7 @@ mod platform {
     }
 }
 
-#[cfg(loom)]
+#[cfg(shmring_loom)]
 mod platform {
     use std::alloc::{alloc_zeroed, dealloc, Layout};
     use std::sync::atomic::{AtomicBool, Ordering};

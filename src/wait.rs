@@ -220,7 +220,7 @@ pub(crate) fn wake(event: &Event) {
 /// How long a blocked call waits before it looks for dead peers to repair
 /// after, while the ring is stalled or full. (Under loom, forever: model
 /// time does not pass, and the repair models poll instead.)
-pub(crate) const REPAIR_SLICE: Duration = if cfg!(loom) {
+pub(crate) const REPAIR_SLICE: Duration = if cfg!(shmring_loom) {
     Duration::MAX
 } else {
     Duration::from_millis(10)
@@ -228,7 +228,7 @@ pub(crate) const REPAIR_SLICE: Duration = if cfg!(loom) {
 
 /// Longest sleep of an idle consumer between checks for a stall that began
 /// while it slept (a producer that died holding a claim wakes no one).
-pub(crate) const IDLE_SLICE: Duration = if cfg!(loom) {
+pub(crate) const IDLE_SLICE: Duration = if cfg!(shmring_loom) {
     Duration::MAX
 } else {
     Duration::from_millis(100)

@@ -5,7 +5,7 @@
 //! `record.rs`), so a missing happens-before edge between a producer's
 //! write and the consumer's read (or the consumer's read and the next lap's
 //! write) is reported as a data race, and a lost wakeup as a deadlock.
-#![cfg(loom)]
+#![cfg(shmring_loom)]
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;

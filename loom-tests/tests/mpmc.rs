@@ -4,7 +4,7 @@
 //! lost wakeup is a loom deadlock), and the zero-copy guards. The blocking
 //! models are the smallest that still make every side sleep: each sleeping
 //! wait multiplies loom's state space.
-#![cfg(loom)]
+#![cfg(shmring_loom)]
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //! and consumers that must not synchronize through the wakeup fences look
 //! with `read` alone, never `recover` (whose wakeups are SeqCst fences
 //! under loom, which would order what the C++ model leaves unordered).
-#![cfg(loom)]
+#![cfg(shmring_loom)]
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;

@@ -2,13 +2,13 @@
 //! header publication. Run with:
 //!
 //! ```sh
-//! cd loom-tests && RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release
+//! cd loom-tests && RUSTFLAGS="--cfg shmring_loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release
 //! ```
 //!
-//! The rings here are the shipped code: under `cfg(loom)` shmring's atomics,
+//! The rings here are the shipped code: under `cfg(shmring_loom)` shmring's atomics,
 //! cells and futexes come from loom (`src/sync.rs`, `src/futex.rs`), and a
 //! segment is heap memory.
-#![cfg(loom)]
+#![cfg(shmring_loom)]
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
