@@ -11,9 +11,10 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use shmring::baseline::PingPong;
+use criterion::{criterion_group, BenchmarkGroup, Criterion};
 use shmring::{Mpmc, Spsc, WaitStrategy};
+use shmring_cli::floors::PingPong;
+use shmring_cli::worker::{run_if_worker, Job, Strategy, Worker};
 
 mod common;
 use common::name;
@@ -30,11 +31,16 @@ fn timed(iters: u64, mut round: impl FnMut(u64)) -> Duration {
     start.elapsed()
 }
 
-fn child(job: &str, name: &str, count: u64, strategy: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmring"));
-    cmd.args(["__child", "--job", job, "--name", name])
-        .args(["--count", &count.to_string(), "--strategy", strategy])
-        .stderr(Stdio::null());
+/// The echo side in another process: this bench binary, re-run as a worker.
+fn child(job: Job, name: &str, count: u64, strategy: Strategy) -> Command {
+    let worker = Worker {
+        job,
+        name: name.to_owned(),
+        count,
+        ..Worker::default()
+    };
+    let mut cmd = Worker { strategy, ..worker }.command(std::env::current_exe().unwrap());
+    cmd.stderr(Stdio::null());
     cmd
 }
 
@@ -96,7 +102,9 @@ fn mpmc_round_trips(iters: u64, echo_in_thread: bool) -> Duration {
         });
         Box::new(move || t.join().unwrap())
     } else {
-        let c = child("mpmc-echo", &n, iters + 1, "spin").spawn().unwrap();
+        let c = child(Job::MpmcEcho, &n, iters + 1, Strategy::Spin)
+            .spawn()
+            .unwrap();
         Box::new(move || reap(c))
     };
     let d = timed(iters, |i| {
@@ -107,11 +115,15 @@ fn mpmc_round_trips(iters: u64, echo_in_thread: bool) -> Duration {
     d
 }
 
-fn strategies() -> [(&'static str, &'static str, WaitStrategy); 3] {
+fn strategies() -> [(&'static str, Strategy, WaitStrategy); 3] {
     [
-        ("shmring_spin", "spin", WaitStrategy::Spin),
-        ("shmring_default", "default", WaitStrategy::default()),
-        ("shmring_sleep", "sleep", WaitStrategy::Sleep),
+        ("shmring_spin", Strategy::Spin, WaitStrategy::Spin),
+        (
+            "shmring_default",
+            Strategy::Default,
+            WaitStrategy::default(),
+        ),
+        ("shmring_sleep", Strategy::Sleep, WaitStrategy::Sleep),
     ]
 }
 
@@ -277,18 +289,20 @@ fn processes(c: &mut Criterion) {
     let mut g = c.benchmark_group("round_trip_processes");
     configure(&mut g);
 
-    type Ping = fn(&PingPong, u32) -> shmring::Result<()>;
-    let floors: [(&str, &str, Ping); 3] = [
-        ("floor_cache_line", "spin-pong", PingPong::spin_ping),
-        ("floor_two_lines", "two-line-pong", PingPong::two_line_ping),
-        ("floor_futex", "futex-pong", PingPong::futex_ping),
+    type Ping = fn(&PingPong, u32) -> std::io::Result<()>;
+    let floors: [(&str, Job, Ping); 3] = [
+        ("floor_cache_line", Job::SpinPong, PingPong::spin_ping),
+        ("floor_two_lines", Job::TwoLinePong, PingPong::two_line_ping),
+        ("floor_futex", Job::FutexPong, PingPong::futex_ping),
     ];
     for (label, job, ping) in floors {
         g.bench_function(label, |b| {
             b.iter_custom(|iters| {
                 let n = name("pfloor");
                 let word = PingPong::create(&n).unwrap();
-                let echo = child(job, &n, iters + 1, "default").spawn().unwrap();
+                let echo = child(job, &n, iters + 1, Strategy::Default)
+                    .spawn()
+                    .unwrap();
                 let d = timed(iters, |i| ping(&word, i as u32).unwrap());
                 reap(echo);
                 d
@@ -300,7 +314,9 @@ fn processes(c: &mut Criterion) {
         g.bench_function(label, |b| {
             b.iter_custom(|iters| {
                 let mut r = rings(strategy);
-                let echo = child("spsc-echo", &r.name, iters + 1, arg).spawn().unwrap();
+                let echo = child(Job::SpscEcho, &r.name, iters + 1, arg)
+                    .spawn()
+                    .unwrap();
                 let d = timed(iters, |i| shmring_round(&mut r, i));
                 reap(echo);
                 d
@@ -316,7 +332,7 @@ fn processes(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let (mut ours, theirs) = UnixStream::pair().unwrap();
             let out = theirs.try_clone().unwrap();
-            let echo = child("socket-echo", "", iters + 1, "default")
+            let echo = child(Job::SocketEcho, "", iters + 1, Strategy::Default)
                 .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
                 .stdout(Stdio::from(std::os::fd::OwnedFd::from(out)))
                 .spawn()
@@ -333,7 +349,7 @@ fn processes(c: &mut Criterion) {
 
     g.bench_function("pipe", |b| {
         b.iter_custom(|iters| {
-            let mut echo = child("socket-echo", "", iters + 1, "default")
+            let mut echo = child(Job::SocketEcho, "", iters + 1, Strategy::Default)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -353,4 +369,9 @@ fn processes(c: &mut Criterion) {
 }
 
 criterion_group!(benches, threads, processes);
-criterion_main!(benches);
+
+fn main() {
+    run_if_worker();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

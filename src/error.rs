@@ -14,9 +14,6 @@ pub enum RingKind {
     Mpmc,
     /// A ring of variable-length byte messages ([`ByteRing`](crate::ByteRing)).
     Bytes,
-    /// A bare ping-pong word for measuring the hardware and kernel floors
-    /// (see [`baseline`](crate::baseline)); not a ring.
-    Baseline,
 }
 
 impl RingKind {
@@ -25,7 +22,6 @@ impl RingKind {
             RingKind::Spsc => 1,
             RingKind::Mpmc => 2,
             RingKind::Bytes => 3,
-            RingKind::Baseline => 0x7f,
         }
     }
 
@@ -34,7 +30,6 @@ impl RingKind {
             1 => Some(RingKind::Spsc),
             2 => Some(RingKind::Mpmc),
             3 => Some(RingKind::Bytes),
-            0x7f => Some(RingKind::Baseline),
             _ => None,
         }
     }
@@ -46,7 +41,6 @@ impl fmt::Display for RingKind {
             RingKind::Spsc => "spsc",
             RingKind::Mpmc => "mpmc",
             RingKind::Bytes => "bytes",
-            RingKind::Baseline => "baseline",
         })
     }
 }

@@ -47,7 +47,6 @@
 
 mod attach;
 mod barrier;
-pub mod baseline;
 mod byte_ring;
 mod claims;
 mod error;

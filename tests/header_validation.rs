@@ -76,10 +76,10 @@ fn unknown_kind() {
 #[test]
 fn another_kind_of_segment() {
     let name = unique_name("kind");
-    let _floor = shmring::baseline::PingPong::create(&name).unwrap();
+    let _bytes = shmring::ByteRing::create(&name, 4096).unwrap();
     let err = open(&name).unwrap_err();
     assert!(
-        matches!(err, Error::KindMismatch { ref found, .. } if found == "baseline"),
+        matches!(err, Error::KindMismatch { ref found, .. } if found == "bytes"),
         "{err}"
     );
 }

@@ -1,15 +1,21 @@
-//! The demo's second process: it is this same binary, started with the
-//! hidden `__child` command, so the two sides run exactly the same code.
+//! The other process of the demo and of the round-trip benches: the same
+//! binary started again with a [`Worker`] as its arguments, so both sides
+//! run exactly the same code. [`Worker::command`] writes the arguments and
+//! [`run_if_worker`] (first thing in `main`) reads them back, through one
+//! clap definition: the two ends cannot disagree about the protocol.
 
+use std::ffi::OsStr;
 use std::io::{BufWriter, Read, Write};
+use std::process::Command;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
-use shmring::baseline::PingPong;
+use clap::{Parser, ValueEnum};
 use shmring::{ByteRing, Mpmc, Spsc, WaitStrategy};
 
+use crate::floors::PingPong;
+
 /// What the child process does.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Job {
     /// Push 0..count into the ring, one value at a time.
     SpscPush,
@@ -40,7 +46,7 @@ pub enum Job {
 }
 
 /// How the child's ring handles wait (mirrors [`WaitStrategy`]).
-#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Strategy {
     /// Spin only.
     Spin,
@@ -61,9 +67,21 @@ impl From<Strategy> for WaitStrategy {
     }
 }
 
-/// Arguments of the hidden child command.
-#[derive(Args, Debug)]
-pub struct ChildArgs {
+/// The first argument of a worker process; the rest is a [`Worker`].
+const WORKER_ARG: &str = "__worker";
+
+/// One job for a worker process, with everything it needs.
+///
+/// ```
+/// use shmring_cli::worker::{Job, Worker};
+///
+/// let w = Worker { job: Job::SpscEcho, name: "rtt".into(), count: 10, ..Worker::default() };
+/// let cmd = w.command("/path/to/exe");
+/// assert_eq!(cmd.get_args().next().unwrap(), "__worker");
+/// ```
+#[derive(Parser, Debug, Clone, PartialEq, Eq)]
+#[command(name = WORKER_ARG, no_binary_name = true)]
+pub struct Worker {
     /// What to do.
     #[arg(long, value_enum)]
     pub job: Job,
@@ -107,7 +125,68 @@ pub fn message_seq(msg: &[u8]) -> Option<u64> {
     (head == tail).then_some(head)
 }
 
-pub fn run(args: &ChildArgs) -> Res {
+impl Default for Worker {
+    fn default() -> Self {
+        Worker {
+            job: Job::SocketEcho,
+            name: String::new(),
+            count: 0,
+            size: 0,
+            strategy: Strategy::Default,
+        }
+    }
+}
+
+fn value_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .expect("every variant has a name")
+        .get_name()
+        .to_owned()
+}
+
+impl Worker {
+    /// The command that starts `exe` (a binary whose `main` calls
+    /// [`run_if_worker`] first) as this worker; add stdio before spawning.
+    pub fn command(&self, exe: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(exe);
+        cmd.arg(WORKER_ARG)
+            .args(["--job", &value_name(self.job)])
+            .args(["--name", &self.name])
+            .args(["--count", &self.count.to_string()])
+            .args(["--size", &self.size.to_string()])
+            .args(["--strategy", &value_name(self.strategy)]);
+        cmd
+    }
+
+    /// Parse the arguments [`Worker::command`] wrote (after `__worker`).
+    fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Self, clap::Error> {
+        Worker::try_parse_from(args)
+    }
+
+    /// Do the job.
+    pub fn run(&self) -> Res {
+        run(self)
+    }
+}
+
+/// If this process was started by [`Worker::command`], do the job and exit
+/// (status 1 with the error on stderr if it failed); otherwise return.
+pub fn run_if_worker() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(OsStr::new(WORKER_ARG)) {
+        return;
+    }
+    let result = Worker::parse(args)
+        .map_err(|e| e.to_string().into())
+        .and_then(|w| w.run());
+    if let Err(e) = result {
+        eprintln!("worker: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+fn run(args: &Worker) -> Res {
     match args.job {
         Job::SpscPush | Job::SpscChunks => {
             let ring = Spsc::<u64>::open(&args.name)?;
@@ -216,4 +295,29 @@ pub fn run(args: &ChildArgs) -> Res {
     let calls = shmring::futex_calls();
     eprintln!("{FUTEX_LINE} {} {}", calls.waits, calls.wakes);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `command` writes, `parse` reads back, for every job and strategy.
+    #[test]
+    fn a_worker_survives_its_command_line() {
+        for job in Job::value_variants() {
+            for strategy in Strategy::value_variants() {
+                let w = Worker {
+                    job: *job,
+                    name: "a ring-name".into(),
+                    count: u64::MAX,
+                    size: 4096,
+                    strategy: *strategy,
+                };
+                let cmd = w.command("exe");
+                let mut args = cmd.get_args().map(OsStr::to_os_string);
+                assert_eq!(args.next().unwrap(), WORKER_ARG);
+                assert_eq!(Worker::parse(args).unwrap(), w);
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The `shmring` command's ls, stat and rm, run as a user would run them.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Output};

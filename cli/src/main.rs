@@ -2,8 +2,11 @@
 //! throughput, measured side by side with a Unix socketpair, and tools to
 //! look into segments and clean them up.
 
+// The command's own code holds no `unsafe`: what needs it (the floors'
+// mapping and futex calls) is in the library target, `floors.rs`.
+#![forbid(unsafe_code)]
+
 mod bench;
-mod child;
 mod demo;
 mod inspect;
 mod progress;
@@ -43,15 +46,13 @@ enum Command {
     /// Remove segments by name (refusing one in use unless --force), or
     /// every stale one with --stale.
     Rm(inspect::RmArgs),
-    /// Internal: the other process of the demo.
-    #[command(name = "__child", hide = true)]
-    Child(child::ChildArgs),
     /// Internal: one producer or consumer process of `bench`.
     #[command(name = "__bench-worker", hide = true)]
     BenchWorker(bench::WorkerArgs),
 }
 
 fn main() -> ExitCode {
+    shmring_cli::worker::run_if_worker();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
@@ -63,7 +64,6 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::from(inspect::IN_USE),
             other => other.map(|_| ()),
         },
-        Command::Child(args) => child::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

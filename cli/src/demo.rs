@@ -5,18 +5,17 @@
 use std::io::{BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
-use hdrhistogram::Histogram;
-use shmring::baseline::PingPong;
-use shmring::{ByteRing, FutexCalls, Mpmc, Spsc, WaitStrategy};
-
-use crate::child::{message_seq, Job, Strategy, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
 use crate::progress::Progress;
 use crate::report::{self, Latency, MessageRate, Throughput};
+use clap::Args;
+use hdrhistogram::Histogram;
+use shmring::{ByteRing, FutexCalls, Mpmc, Spsc, WaitStrategy};
+use shmring_cli::floors::PingPong;
+use shmring_cli::worker::{message_seq, Job, Strategy, Worker, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -53,14 +52,15 @@ impl Peer {
         size: usize,
         socket: Option<UnixStream>,
     ) -> Res<Peer> {
-        let mut cmd = Command::new(std::env::current_exe()?);
-        let job = job.to_possible_value().expect("job has a name");
-        let strategy = strategy.to_possible_value().expect("strategy has a name");
-        cmd.args(["__child", "--job", job.get_name(), "--name", name])
-            .args(["--count", &count.to_string()])
-            .args(["--strategy", strategy.get_name()])
-            .args(["--size", &size.to_string()])
-            .stderr(Stdio::piped());
+        let worker = Worker {
+            job,
+            name: name.to_owned(),
+            count,
+            size,
+            strategy,
+        };
+        let mut cmd = worker.command(std::env::current_exe()?);
+        cmd.stderr(Stdio::piped());
         if let Some(sock) = socket {
             let out = sock.try_clone()?;
             cmd.stdin(Stdio::from(OwnedFd::from(sock)))
