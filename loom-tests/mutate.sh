@@ -33,8 +33,16 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg shmring_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/loom}"
 limits=(load-buffering)
-files=(src/slot.rs src/spsc.rs src/mpmc.rs src/record.rs src/byte_ring.rs src/claims.rs src/wait.rs src/role.rs src/header.rs src/barrier.rs src/futex.rs)
-if [ $# -gt 0 ]; then files=("${@/#/src/}"); fi
+names=(slot.rs spsc.rs mpmc.rs record.rs byte_ring.rs claims.rs wait.rs role.rs header.rs barrier.rs futex.rs)
+if [ $# -gt 0 ]; then names=("$@"); fi
+# Files are named by their (unique) base names, wherever their layer's
+# folder puts them under src/.
+files=()
+for n in "${names[@]}"; do
+    f=$(find src -name "$n" -print -quit)
+    [ -n "$f" ] || { echo "no file $n under src/"; exit 2; }
+    files+=("$f")
+done
 
 backup=$(mktemp -d)
 restore() { for f in "${files[@]}"; do cp "$backup/$(basename "$f")" "$f"; done; rm -rf "$backup"; }
@@ -98,11 +106,11 @@ PY
 
 # The test binaries whose models run a file's code, first to last.
 binaries_for() {
-    case "$1" in
-        src/spsc.rs|src/role.rs|src/header.rs) echo spsc ;;
-        src/claims.rs) echo repair ;;
-        src/mpmc.rs) echo repair mpmc ;;
-        src/record.rs|src/byte_ring.rs) echo bytes repair ;;
+    case "$(basename "$1")" in
+        spsc.rs|role.rs|header.rs) echo spsc ;;
+        claims.rs) echo repair ;;
+        mpmc.rs) echo repair mpmc ;;
+        record.rs|byte_ring.rs) echo bytes repair ;;
         *) echo spsc bytes repair mpmc ;;
     esac
 }
@@ -125,7 +133,7 @@ binary() { # name: the newest test executable of that name
 needed=$(for f in "${files[@]}"; do binaries_for "$f"; done | tr ' ' '\n' | sort -u | tr '\n' ' ')
 # shellcheck disable=SC2086
 build $needed || { echo "the loom models do not build"; exit 1; }
-sources=$(cat src/*.rs loom-tests/tests/*.rs | sha256sum | cut -c1-16)
+sources=$(find src loom-tests/tests -name '*.rs' | sort | xargs cat | sha256sum | cut -c1-16)
 times="$CARGO_TARGET_DIR/loom-model-times-$sources"
 for b in $needed; do
     grep -q " $b " "$times" 2>/dev/null && continue

@@ -8,13 +8,15 @@
 use std::mem::size_of;
 use std::time::Duration;
 
-use crate::attach::{self, Attached};
-use crate::error::{Error, Result, RingKind, TypeLayout};
-use crate::header::{Header, HeaderInfo};
-use crate::name::SegmentName;
-use crate::record;
-use crate::segment::{OpenOptions, Segment};
-use crate::sync::Ordering;
+use crate::error::{Error, Result};
+use crate::format::header::{Header, HeaderInfo};
+use crate::format::memory::{self, header_of, LOOK_INIT_WAIT};
+use crate::kind::{RingKind, TypeLayout};
+use crate::peers::attach::{self, Attached};
+use crate::platform::name::SegmentName;
+use crate::platform::segment::{OpenOptions, Segment};
+use crate::platform::sync::Ordering;
+use crate::rings::record;
 
 /// What a segment's header says, and who uses it, at one moment.
 #[derive(Clone, Debug)]
@@ -72,11 +74,8 @@ impl SegmentInfo {
     }
 }
 
-/// How long inspection waits for a creator still writing the header.
-const INIT_WAIT: Duration = Duration::from_millis(20);
-
 fn open_options() -> OpenOptions {
-    OpenOptions::new().init_timeout(INIT_WAIT)
+    OpenOptions::new().init_timeout(LOOK_INIT_WAIT)
 }
 
 /// Read segment `name`'s header and counters, waiting at most 20 ms for a
@@ -94,10 +93,7 @@ pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
 }
 
 fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
-    // SAFETY: `Segment::open` checked that the mapping holds a header; the
-    // mapping is page-aligned; every header field is an atomic, valid for
-    // any bits.
-    let header = unsafe { &*segment.as_ptr().cast::<Header>() };
+    let header = header_of(segment);
     let name = segment.name().as_str();
     header.wait_ready(name, init_wait)?;
     let info: HeaderInfo = header.describe(segment.len() as u64)?;
@@ -118,7 +114,7 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         read: header.head.load(Ordering::Relaxed),
         producer: role(&header.producer_role),
         consumer: role(&header.consumer_role),
-        attached: attach::list(segment, header),
+        attached: attach::list(segment, &header.attached),
         in_use: segment.in_use(),
         sleeping_consumers: header.consumer_event.sleepers.load(Ordering::Relaxed),
         sleeping_producers: header.producer_event.sleepers.load(Ordering::Relaxed),
@@ -156,8 +152,5 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 /// `Ok(false)` if it is in use. Safe against a race with another process
 /// replacing or removing the same segment.
 pub fn remove_if_stale(name: &str) -> Result<bool> {
-    let name = SegmentName::new(name)?;
-    Segment::unlink_if(&name, size_of::<Header>() as u64, &open_options(), |seg| {
-        Ok(describe(seg, INIT_WAIT)?.is_stale())
-    })
+    memory::remove_if_stale(&SegmentName::new(name)?, LOOK_INIT_WAIT)
 }

@@ -18,12 +18,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The file layout is the architecture, bottom to top:
-//! `sync` (std or loom atomics), `segment`, `name` and `lease` (the
-//! platform; `lease` is liveness from the kernel), `process` and `role`
-//! (who holds what), `header` and `layout` (the format),
-//! `slot` and `ring` (typed memory), `record` (framing of byte messages),
-//! `wait` (blocking), and the rings themselves (`spsc`, `mpmc`, `byte_ring`).
+//! The folders of `src/` are the architecture, bottom to top: `platform/`
+//! (segments, futexes, fences, liveness from the kernel, and `sync.rs`,
+//! which swaps in loom's atomics for the model checks), `peers/` (roles,
+//! claim records and the repair lock, the attach table), `format/` (the
+//! header, its layout, stamped slots, typed views of a segment), `wait.rs`
+//! (blocking), `rings/` (the three rings), and `inspect.rs` on top.
 
 //! # Trust
 //!
@@ -45,42 +45,34 @@
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod attach;
-mod barrier;
-mod byte_ring;
-mod claims;
-mod error;
-mod futex;
-mod header;
+// The folders are the layers, bottom to top; a module imports only from
+// its own layer or below (`tests/architecture.rs` checks it).
+mod error; // the error type, and
+mod format; // the shared format: header, layout, slots, typed segments
 #[cfg(not(shmring_loom))]
 mod inspect;
-mod layout;
-mod lease;
-mod mpmc;
-mod name;
-mod process;
-mod record;
-mod ring;
-mod role;
-mod segment;
-mod slot;
-mod spsc;
-mod sync;
-mod wait;
+mod kind; // the plain values it reports: ring kinds, type layouts, roles
+mod peers; // who holds what in a header: roles, claim records, attach table
+mod platform; // Linux: shm segments, futexes, fences, kernel-held liveness
+mod rings; // the three rings: SPSC, MPMC, byte messages
+mod wait; // blocking: wait strategies and the wakeup protocol // looking into segments from outside: ls, stat, stale
 
-pub use attach::Attached;
-pub use byte_ring::{Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, Grant, Message};
 pub use bytemuck::{Pod, Zeroable};
-pub use error::{Error, PushTimeout, Result, RingKind, Role, TypeLayout};
-pub use futex::{futex_calls, FutexCalls};
+pub use error::{Error, PushTimeout, Result};
 #[cfg(shmring_loom)]
 #[doc(hidden)]
-pub use header::model as header_model;
-pub use header::offsets as header_offsets;
+pub use format::header::model as header_model;
+pub use format::header::offsets as header_offsets;
 #[cfg(not(shmring_loom))]
 pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo};
-pub use mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
-pub use name::SegmentName;
-pub use segment::{remove, CreateOptions, OpenOptions};
-pub use spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};
+pub use kind::{RingKind, Role, TypeLayout};
+pub use peers::attach::Attached;
+pub use platform::futex::{futex_calls, FutexCalls};
+pub use platform::name::SegmentName;
+pub use platform::segment::{remove, CreateOptions, OpenOptions};
+pub use rings::byte_ring::{
+    Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, Grant, Message,
+};
+pub use rings::mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
+pub use rings::spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};
 pub use wait::WaitStrategy;

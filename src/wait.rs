@@ -41,10 +41,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::barrier;
-use crate::futex;
-use crate::header::Event;
-use crate::sync::{spin_loop, yield_now, Ordering};
+use crate::format::header::Event;
+use crate::platform::barrier;
+use crate::platform::futex;
+use crate::platform::sync::{spin_loop, yield_now, Ordering};
 
 /// How a handle waits when the ring is empty (consumer) or full (producer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! The rings here are the shipped code: under `cfg(shmring_loom)` shmring's atomics,
-//! cells and futexes come from loom (`src/sync.rs`, `src/futex.rs`), and a
+//! cells and futexes come from loom (`src/platform/sync.rs`, `src/platform/futex.rs`), and a
 //! segment is heap memory.
 #![cfg(shmring_loom)]
 

@@ -91,7 +91,7 @@ mod imp {
 /// does not, so they would hide orderings production needs.
 #[cfg(shmring_loom)]
 mod imp {
-    use crate::sync::{AtomicU64, Ordering};
+    use crate::platform::sync::{AtomicU64, Ordering};
 
     loom::lazy_static! {
         static ref PAIR: AtomicU64 = AtomicU64::new(0);

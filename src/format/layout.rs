@@ -3,8 +3,12 @@
 
 use std::mem::{align_of, size_of};
 
-use crate::error::{Error, Result, TypeLayout};
-use crate::header::Header;
+use crate::error::{Error, Result};
+use crate::kind::TypeLayout;
+
+/// The header's size in bytes, fixed by the format (the header's struct is
+/// asserted to have exactly this size, in `header.rs`).
+pub(crate) const HEADER_SIZE: u64 = 1280 + 2 * 4096;
 
 impl TypeLayout {
     /// The layout of `T`, with a fingerprint of its name, size and alignment
@@ -71,7 +75,7 @@ impl SegmentLayout {
         // line (or their own alignment if larger) so they never share a line
         // with the indices.
         let data_align = slot_align.max(128);
-        let data_offset = (size_of::<Header>() as u64).next_multiple_of(data_align);
+        let data_offset = HEADER_SIZE.next_multiple_of(data_align);
         let total_len = capacity
             .checked_mul(slot_size)
             .and_then(|b| b.checked_add(data_offset))
@@ -113,7 +117,7 @@ mod tests {
     fn slots_start_aligned_after_the_header() {
         let l = SegmentLayout::new(8, 256, 256).unwrap();
         assert_eq!(l.data_offset % 256, 0);
-        assert!(l.data_offset >= size_of::<Header>() as u64);
+        assert!(l.data_offset >= HEADER_SIZE);
         assert_eq!(l.total_len, l.data_offset + 8 * 256);
     }
 

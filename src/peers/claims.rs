@@ -51,10 +51,10 @@ use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 
 use crate::error::{Error, Result};
-use crate::lease::{self, Lease};
-use crate::process::HolderId;
-use crate::segment::Segment;
-use crate::sync::{AtomicU64, Ordering};
+use crate::platform::lease::{self, Lease};
+use crate::platform::process::HolderId;
+use crate::platform::segment::Segment;
+use crate::platform::sync::{AtomicU64, Ordering};
 
 /// Records per side (producers, consumers). A loom model needs only a few.
 pub(crate) const CLAIM_RECORDS: usize = if cfg!(shmring_loom) { 4 } else { 32 };

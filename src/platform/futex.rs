@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crate::sync::AtomicU32;
+use crate::platform::sync::AtomicU32;
 
 static WAITS: StdAtomicU64 = StdAtomicU64::new(0);
 static WAKES: StdAtomicU64 = StdAtomicU64::new(0);
@@ -104,7 +104,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Duration) {
     let f = &*model::FUTEXES;
     let guard = f.lock.lock().unwrap();
     // loom: not modelled (this is the model of the kernel's check itself)
-    if word.load(crate::sync::Ordering::SeqCst) == expected {
+    if word.load(crate::platform::sync::Ordering::SeqCst) == expected {
         drop(f.wakeup.wait(guard).unwrap());
     }
 }

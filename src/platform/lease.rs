@@ -33,9 +33,9 @@
 
 use crate::error::Result;
 #[cfg(shmring_loom)]
-use crate::process::HolderId;
-use crate::segment::Segment;
-use crate::sync::AtomicU64;
+use crate::platform::process::HolderId;
+use crate::platform::segment::Segment;
+use crate::platform::sync::AtomicU64;
 
 pub(crate) use imp::Lease;
 
@@ -75,12 +75,10 @@ impl Lease {
 mod imp {
     use std::os::fd::{AsFd, OwnedFd};
 
-    use nix::errno::Errno;
-    use nix::fcntl::{fcntl, FcntlArg};
-
     use super::Result;
-    use crate::segment::Segment;
-    use crate::sync::AtomicU64;
+    use crate::platform::ofd;
+    use crate::platform::segment::Segment;
+    use crate::platform::sync::AtomicU64;
 
     /// An exclusive lock on one byte of the segment file, on a description
     /// of its own. Dropping it unlocks (in the process that took it).
@@ -90,31 +88,19 @@ mod imp {
         origin: u32,
     }
 
-    fn request(kind: libc::c_short, offset: u64, len: u64) -> libc::flock {
-        // SAFETY: `flock` is plain old data; all-zero is a valid value
-        // (l_pid must be 0 for OFD requests).
-        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-        lock.l_type = kind;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = offset as libc::off_t;
-        lock.l_len = len as libc::off_t;
-        lock
-    }
-
     impl Lease {
         /// Lock the byte at `word`'s offset, or `None` if another open
         /// file description holds it: its holder lives.
         pub(crate) fn try_take(seg: &Segment, word: &AtomicU64) -> Result<Option<Lease>> {
             let offset = seg.offset_of(word);
             let fd = seg.reopen()?;
-            let lock = request(libc::F_WRLCK as libc::c_short, offset, 1);
-            match fcntl(fd.as_fd(), FcntlArg::F_OFD_SETLK(&lock)) {
-                Ok(_) => Ok(Some(Lease {
+            match ofd::try_lock(fd.as_fd(), offset) {
+                Ok(true) => Ok(Some(Lease {
                     fd,
                     offset,
                     origin: std::process::id(),
                 })),
-                Err(Errno::EAGAIN | Errno::EACCES) => Ok(None),
+                Ok(false) => Ok(None),
                 Err(e) => Err(seg.os_error("fcntl(F_OFD_SETLK)", e)),
             }
         }
@@ -129,39 +115,19 @@ mod imp {
     impl Drop for Lease {
         fn drop(&mut self) {
             if self.is_ours() {
-                let unlock = request(libc::F_UNLCK as libc::c_short, self.offset, 1);
-                let _ = fcntl(self.fd.as_fd(), FcntlArg::F_OFD_SETLK(&unlock));
+                ofd::unlock(self.fd.as_fd(), self.offset);
             }
             // The descriptor closes here; in a forked child the parent's
             // copy keeps the lock.
         }
-    }
-
-    /// Whether any open file description other than `fd`'s holds a lock
-    /// on `offset..offset + len` (`len` 0: to the end of any file).
-    pub(crate) fn probe(fd: std::os::fd::BorrowedFd<'_>, offset: u64, len: u64) -> bool {
-        let mut lock = request(libc::F_WRLCK as libc::c_short, offset, len);
-        match fcntl(fd, FcntlArg::F_OFD_GETLK(&mut lock)) {
-            Ok(_) => lock.l_type != libc::F_UNLCK as libc::c_short,
-            // Never judge a holder dead on an error: say it lives.
-            Err(_) => true,
-        }
-    }
-
-    /// Take a shared lock on `offset..offset + 1` through `fd`: "this
-    /// description maps the segment". Shared locks never conflict, so any
-    /// number of mappings hold one.
-    pub(crate) fn share(fd: std::os::fd::BorrowedFd<'_>, offset: u64) -> nix::Result<()> {
-        let lock = request(libc::F_RDLCK as libc::c_short, offset, 1);
-        fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)).map(drop)
     }
 }
 
 #[cfg(shmring_loom)]
 mod imp {
     use super::Result;
-    use crate::segment::Segment;
-    use crate::sync::AtomicU64;
+    use crate::platform::segment::Segment;
+    use crate::platform::sync::AtomicU64;
 
     /// The model's lease: always granted; see the module docs.
     pub(crate) struct Lease;
@@ -176,6 +142,3 @@ mod imp {
         }
     }
 }
-
-#[cfg(not(shmring_loom))]
-pub(crate) use imp::{probe, share};

@@ -11,11 +11,10 @@
 
 #![cfg_attr(shmring_loom, allow(dead_code))]
 
-use crate::header::Header;
-use crate::lease::{self, Lease};
-use crate::process::HolderId;
-use crate::segment::Segment;
-use crate::sync::{AtomicU64, Ordering};
+use crate::platform::lease::{self, Lease};
+use crate::platform::process::HolderId;
+use crate::platform::segment::Segment;
+use crate::platform::sync::{AtomicU64, Ordering};
 
 /// One recorded user of a segment, or the holder of a role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +27,14 @@ pub struct Attached {
     pub alive: bool,
 }
 
+/// How many mappings the header lists as attached; more may attach,
+/// unlisted but still counted as users by the kernel.
+pub(crate) const ATTACH_SLOTS: usize = 32;
+
+/// The attach table's words, as the header holds them: each names the
+/// process that registered it (0: free).
+pub(crate) type AttachTable = [AtomicU64; ATTACH_SLOTS];
+
 /// A mapping's entry in the table.
 pub(crate) struct Entry {
     index: usize,
@@ -35,11 +42,11 @@ pub(crate) struct Entry {
     lease: Lease,
 }
 
-/// Record this mapping in `header`; the entry to clear later, if one was
+/// Record this mapping in `table`; the entry to clear later, if one was
 /// free.
-pub(crate) fn register(seg: &Segment, header: &Header) -> Option<Entry> {
+pub(crate) fn register(seg: &Segment, table: &AttachTable) -> Option<Entry> {
     let id = HolderId::fresh();
-    for (index, word) in header.attached.iter().enumerate() {
+    for (index, word) in table.iter().enumerate() {
         // A probe first, so that a full table costs a lock query per entry
         // rather than opening a description for each.
         let seen = word.load(Ordering::Relaxed);
@@ -65,21 +72,17 @@ pub(crate) fn register(seg: &Segment, header: &Header) -> Option<Entry> {
 
 /// Clear the entry `register` gave us, if it still names us (and only in
 /// the process that registered: a forked child leaves its parent's entry).
-pub(crate) fn unregister(header: &Header, entry: Entry) {
+pub(crate) fn unregister(table: &AttachTable, entry: Entry) {
     if entry.lease.is_ours() {
-        if let Some(word) = header.attached.get(entry.index) {
+        if let Some(word) = table.get(entry.index) {
             let _ = word.compare_exchange(entry.id.raw(), 0, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 }
 
 /// Every recorded user, live or departed, as seen through `seg`.
-pub(crate) fn list(seg: &Segment, header: &Header) -> Vec<Attached> {
-    header
-        .attached
-        .iter()
-        .filter_map(|word| holder(seg, word))
-        .collect()
+pub(crate) fn list(seg: &Segment, table: &AttachTable) -> Vec<Attached> {
+    table.iter().filter_map(|word| holder(seg, word)).collect()
 }
 
 /// The holder a word names, if any, and whether its lease is held.

@@ -14,7 +14,7 @@
 //! stamps the slot `free(p + cap) = 4(p + cap)`, the stamp the writer of
 //! `p + cap` waits for (`mpmc.rs`).
 
-use crate::sync::{AtomicU64, Ordering, UnsafeCell};
+use crate::platform::sync::{AtomicU64, Ordering, UnsafeCell};
 
 /// The stamp of a slot that the writer of position `i` may fill; a fresh
 /// slot `i` is created with it.

@@ -52,12 +52,13 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::claims::{self, Liveness, Recorder, RepairLock, Side};
-use crate::error::{Error, PushTimeout, Result, RingKind};
-use crate::ring::RingMemory;
-use crate::segment::{CreateOptions, OpenOptions};
-use crate::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
-use crate::sync::Ordering;
+use crate::error::{Error, PushTimeout, Result};
+use crate::format::memory::RingMemory;
+use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
+use crate::kind::RingKind;
+use crate::peers::claims::{self, Liveness, Recorder, RepairLock, Side};
+use crate::platform::segment::{CreateOptions, OpenOptions};
+use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 
 /// How many times a claim retries on a moving ticket before it reports
@@ -209,7 +210,7 @@ fn lag(stamp: u64, expected: u64) -> i64 {
 /// at least one past `pos` if our read of the ticket is older than that
 /// (so every retry makes progress, even on a stale read).
 #[inline(always)]
-fn catch_up(ticket: &crate::sync::AtomicU64, pos: u64) -> u64 {
+fn catch_up(ticket: &crate::platform::sync::AtomicU64, pos: u64) -> u64 {
     let now = ticket.load(Ordering::Relaxed);
     if lag(now, pos) > 0 {
         now
@@ -567,7 +568,7 @@ impl<T> MpmcProducer<T> {
         // preempt a skipper between its skip and the wakeup (the skip's
         // Release in `publish_skip` is caught only with it).
         #[cfg(shmring_loom)]
-        crate::sync::yield_now();
+        crate::platform::sync::yield_now();
         self.finish();
     }
 

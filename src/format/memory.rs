@@ -5,16 +5,18 @@
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytemuck::Pod;
 
-use crate::error::{Result, RingKind, TypeLayout};
-use crate::header::{Header, HeaderInfo};
-use crate::layout::SegmentLayout;
-use crate::name::SegmentName;
-use crate::segment::{CreateOptions, OpenOptions, Segment};
-use crate::slot::Slot;
+use crate::error::Result;
+
+use crate::format::header::{Header, HeaderInfo};
+use crate::format::layout::SegmentLayout;
+use crate::format::slot::Slot;
+use crate::kind::{RingKind, TypeLayout};
+use crate::platform::name::SegmentName;
+use crate::platform::segment::{CreateOptions, OpenOptions, Segment};
 
 /// A mapped, validated ring segment with slots of type `S`.
 pub(crate) struct RingMemory<S> {
@@ -23,7 +25,7 @@ pub(crate) struct RingMemory<S> {
     info: HeaderInfo,
     mask: u64,
     /// Our entry in the header's table of attached processes.
-    attached: Option<crate::attach::Entry>,
+    attached: Option<crate::peers::attach::Entry>,
     _slots: PhantomData<S>,
 }
 
@@ -45,7 +47,7 @@ impl<S> RingMemory<S> {
         init: impl Fn(u64) -> S,
     ) -> Result<Self> {
         let name = SegmentName::new(name)?;
-        crate::barrier::init();
+        crate::platform::barrier::init();
         let layout = SegmentLayout::new(capacity, size_of::<S>(), align_of::<S>())?;
         let segment = Segment::create(&name, layout.total_len, opts)?;
         let info = HeaderInfo {
@@ -82,7 +84,7 @@ impl<S> RingMemory<S> {
         mem.segment.link(|name| {
             #[cfg(not(shmring_loom))]
             if opts.replace_stale {
-                return crate::inspect::remove_if_stale(name);
+                return remove_if_stale(&SegmentName::new(name)?, LOOK_INIT_WAIT);
             }
             let _ = name;
             Ok(false)
@@ -99,12 +101,9 @@ impl<S> RingMemory<S> {
         opts: &OpenOptions,
     ) -> Result<Self> {
         let name = SegmentName::new(name)?;
-        crate::barrier::init();
+        crate::platform::barrier::init();
         let segment = Segment::open(&name, size_of::<Header>() as u64, opts, true)?;
-        // SAFETY: `Segment::open` checked that the mapping holds a header;
-        // the mapping is page-aligned; every header field is an atomic,
-        // valid for any bits.
-        let header = unsafe { &*segment.as_ptr().cast::<Header>() };
+        let header = header_of(&segment);
         header.wait_ready(name.as_str(), opts.init_timeout)?;
         let info = header.validate(
             kind,
@@ -122,7 +121,7 @@ impl<S> RingMemory<S> {
         // Under loom every handle is one process; the table only adds states.
         #[cfg(not(shmring_loom))]
         {
-            self.attached = crate::attach::register(&self.segment, self.header());
+            self.attached = crate::peers::attach::register(&self.segment, &self.header().attached);
         }
     }
 
@@ -189,7 +188,7 @@ impl<S> RingMemory<S> {
 impl<S> Drop for RingMemory<S> {
     fn drop(&mut self) {
         if let Some(entry) = self.attached.take() {
-            crate::attach::unregister(self.header(), entry);
+            crate::peers::attach::unregister(&self.header().attached, entry);
         }
     }
 }
@@ -214,4 +213,39 @@ impl<T: Pod> RingMemory<Slot<T>> {
     pub(crate) fn open_slots(name: &str, kind: RingKind, opts: &OpenOptions) -> Result<Self> {
         Self::open(name, kind, TypeLayout::of::<T>(), opts)
     }
+}
+
+/// The header of a segment opened with room for one (`Segment::open` with
+/// `size_of::<Header>()` as its minimum length), whatever its state.
+pub(crate) fn header_of(segment: &Segment) -> &Header {
+    assert!(
+        segment.len() >= size_of::<Header>(),
+        "opened without room for a header"
+    );
+    // SAFETY: the mapping holds at least a header (asserted; `Segment::open`
+    // refuses shorter files), is page-aligned, and lives as long as the
+    // borrow of `segment`; every header field is an atomic, valid for any
+    // bits, so a peer's writes cannot make this reference invalid.
+    unsafe { &*segment.as_ptr().cast::<Header>() }
+}
+
+/// How long a look from outside (inspection, a stale check) waits for a
+/// creator still writing the header.
+#[cfg(not(shmring_loom))]
+pub(crate) const LOOK_INIT_WAIT: Duration = Duration::from_millis(20);
+
+/// Remove segment `name` if it is stale: its header is a valid one and no
+/// process holds any lock on the file (no mapping, role, claim or attach
+/// entry; see `platform/lease.rs`). `Ok(false)` if it is in use. The check
+/// and the unlink happen under `Segment::unlink_if`'s exclusive `flock`, so
+/// an opener racing with it either is seen or opens the name afresh.
+#[cfg(not(shmring_loom))]
+pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result<bool> {
+    let opts = OpenOptions::new().init_timeout(init_wait);
+    Segment::unlink_if(name, size_of::<Header>() as u64, &opts, |seg| {
+        let header = header_of(seg);
+        header.wait_ready(seg.name().as_str(), init_wait)?;
+        header.describe(seg.len() as u64)?;
+        Ok(!seg.in_use())
+    })
 }

@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::name::SegmentName;
+use crate::platform::name::SegmentName;
 
 /// How to create a segment.
 #[derive(Clone, Debug)]
@@ -130,8 +130,8 @@ mod platform {
 
     use super::{CreateOptions, OpenOptions, SHM_DIR};
     use crate::error::{Error, Result};
-    use crate::lease;
-    use crate::name::SegmentName;
+    use crate::platform::name::SegmentName;
+    use crate::platform::ofd;
 
     /// Where every mapping holds a shared lease (see `lease.rs`): the
     /// magic number's first byte, which no holder word uses.
@@ -329,7 +329,7 @@ mod platform {
                 },
                 e => os_error("posix_fallocate", name, e),
             })?;
-            lease::share(file.as_fd(), MAPPED_LEASE)
+            ofd::share(file.as_fd(), MAPPED_LEASE)
                 .map_err(|e| os_error("fcntl(F_OFD_SETLK)", name, e))?;
             Ok(Segment {
                 map: map(&file, len, name)?,
@@ -407,7 +407,7 @@ mod platform {
                 if !attach {
                     return mapped(file, len);
                 }
-                lease::share(file.as_fd(), MAPPED_LEASE)
+                ofd::share(file.as_fd(), MAPPED_LEASE)
                     .map_err(|e| os_error("fcntl(F_OFD_SETLK)", name, e))?;
                 let locked = flock_bounded(file, FlockArg::LockSharedNonblock, name)?;
                 let still = names_file(name, st.st_dev, st.st_ino);
@@ -500,7 +500,7 @@ mod platform {
         /// Whether another open file description holds a lock on
         /// `offset..offset + len` (`len` 0: any byte from `offset` on).
         pub(crate) fn is_leased(&self, offset: u64, len: u64) -> bool {
-            lease::probe(self.fd(), offset, len)
+            ofd::probe(self.fd(), offset, len)
         }
 
         /// Whether any other mapping, holder or remover holds a lock on the
@@ -540,7 +540,7 @@ mod platform {
 
     use super::{CreateOptions, OpenOptions};
     use crate::error::{Error, Result};
-    use crate::name::SegmentName;
+    use crate::platform::name::SegmentName;
 
     /// A zeroed, page-aligned heap block standing in for a mapping.
     pub(crate) struct Segment {

@@ -38,11 +38,13 @@
 //! record's length against the end of the area and the write position, so
 //! whatever a peer writes, a reader's slice stays inside the area.
 
-use crate::error::{Error, Result, RingKind, TypeLayout};
-use crate::header::Header;
-use crate::ring::RingMemory;
-use crate::segment::{CreateOptions, OpenOptions};
-use crate::sync::{AtomicU64, Ordering};
+use crate::error::{Error, Result};
+
+use crate::format::header::Header;
+use crate::format::memory::RingMemory;
+use crate::kind::{RingKind, TypeLayout};
+use crate::platform::segment::{CreateOptions, OpenOptions};
+use crate::platform::sync::{AtomicU64, Ordering};
 
 /// Records start on, and are padded to, this many bytes.
 pub(crate) const ALIGN: u64 = 16;
@@ -367,7 +369,7 @@ const fn mix(mut z: u64) -> u64 {
 #[cfg(shmring_loom)]
 mod shadow {
     use super::ALIGN;
-    use crate::sync::{AtomicU64, UnsafeCell};
+    use crate::platform::sync::{AtomicU64, UnsafeCell};
 
     pub(super) struct Shadow {
         pub(super) words: Box<[(AtomicU64, AtomicU64)]>,

@@ -14,11 +14,13 @@
 //! after its last index store, and the kernel released its lease only after
 //! it died.
 
-use crate::error::{Error, Result, Role};
-use crate::lease::Lease;
-use crate::process::HolderId;
-use crate::segment::Segment;
-use crate::sync::{AtomicU64, Ordering};
+use crate::error::{Error, Result};
+
+use crate::kind::Role;
+use crate::platform::lease::Lease;
+use crate::platform::process::HolderId;
+use crate::platform::segment::Segment;
+use crate::platform::sync::{AtomicU64, Ordering};
 
 /// Attempts before giving up on a word that keeps changing under us (only a
 /// hostile peer does that; honest claimants settle in one or two).

@@ -47,13 +47,15 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, PushTimeout, Result, RingKind, Role};
-use crate::ring::RingMemory;
-use crate::role;
-use crate::role::RoleClaim;
-use crate::segment::{CreateOptions, OpenOptions};
-use crate::slot::{full_stamp, Slot};
-use crate::sync::Ordering;
+use crate::error::{Error, PushTimeout, Result};
+
+use crate::format::memory::RingMemory;
+use crate::format::slot::{full_stamp, Slot};
+use crate::kind::{RingKind, Role};
+use crate::peers::role;
+use crate::peers::role::RoleClaim;
+use crate::platform::segment::{CreateOptions, OpenOptions};
+use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 
 /// A single-producer single-consumer ring of `T` in a shared-memory segment.

@@ -43,13 +43,14 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claims::{self, Liveness, Recorder, RepairLock, Side};
-use crate::error::{Error, Result, Role};
-use crate::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
-use crate::role;
-use crate::role::RoleClaim;
-use crate::segment::{CreateOptions, OpenOptions};
-use crate::sync::Ordering;
+use crate::error::{Error, Result};
+use crate::kind::Role;
+use crate::peers::claims::{self, Liveness, Recorder, RepairLock, Side};
+use crate::peers::role;
+use crate::peers::role::RoleClaim;
+use crate::platform::segment::{CreateOptions, OpenOptions};
+use crate::platform::sync::Ordering;
+use crate::rings::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
 use crate::wait::{self, WaitStrategy};
 
 /// How many times a claim retries on a moving tail before it reports full.

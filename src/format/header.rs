@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use crate::error::{Error, Result};
+use crate::format::layout::SegmentLayout;
+use crate::kind::{RingKind, TypeLayout};
+use crate::peers::attach::AttachTable;
 #[cfg(shmring_loom)]
-use crate::claims::ClaimRecord;
-use crate::claims::{ClaimTable, Recovery};
-use crate::error::{Error, Result, RingKind, TypeLayout};
-use crate::layout::SegmentLayout;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::peers::claims::ClaimRecord;
+use crate::peers::claims::{ClaimTable, Recovery};
+use crate::platform::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
@@ -85,7 +87,7 @@ pub(crate) struct Header {
     /// Where producers sleep when the ring is full.
     pub(crate) producer_event: CachePadded<Event>,
     /// Processes that have the segment mapped; see `attach.rs`.
-    pub(crate) attached: CachePadded<[AtomicU64; ATTACH_SLOTS]>,
+    pub(crate) attached: CachePadded<AttachTable>,
     /// The repair lock and its flags; see `claims.rs`.
     pub(crate) recovery: CachePadded<Recovery>,
     /// Which producer handle may hold which positions (MPMC).
@@ -93,10 +95,6 @@ pub(crate) struct Header {
     /// Which consumer handle may hold which positions (MPMC).
     pub(crate) consumer_claims: ClaimTable,
 }
-
-/// How many mappings the header lists as attached; more may attach,
-/// unlisted but still counted as users by the kernel (see `attach.rs`).
-pub(crate) const ATTACH_SLOTS: usize = 32;
 
 // The shared layout is a file format: pin every offset so that a change is a
 // compile error here rather than silent corruption between two builds.
@@ -131,7 +129,10 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Header, recovery), 1152);
     const_assert_eq!(offset_of!(Header, producer_claims), 1280);
     const_assert_eq!(offset_of!(Header, consumer_claims), 1280 + 4096);
-    const_assert_eq!(size_of::<Header>(), 1280 + 2 * 4096);
+    const_assert_eq!(
+        size_of::<Header>() as u64,
+        crate::format::layout::HEADER_SIZE
+    );
     // Atomics must be plain integers in memory for another process to share them.
     const_assert_eq!(size_of::<AtomicU64>(), 8);
     const_assert!(std::mem::align_of::<AtomicU64>() == 8);
@@ -197,7 +198,7 @@ impl Header {
                 });
             }
             #[cfg(shmring_loom)]
-            crate::sync::yield_now();
+            crate::platform::sync::yield_now();
             #[cfg(not(shmring_loom))]
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -382,7 +383,7 @@ pub mod offsets {
     /// Bytes from one claim record to the next; each holds three u64s:
     /// owner, first and last position.
     pub const CLAIM_RECORD_LEN: usize =
-        size_of::<crate::claims::ClaimTable>() / crate::claims::CLAIM_RECORDS;
+        size_of::<crate::peers::claims::ClaimTable>() / crate::peers::claims::CLAIM_RECORDS;
     /// Size of the header.
     pub const HEADER_LEN: usize = size_of::<Header>();
 }

@@ -1,0 +1,7 @@
+//! The shared format: the header every process validates, where the slots
+//! start, how a slot is stamped, and typed views of a mapped segment.
+
+pub(crate) mod header; // the header's words and their validation
+pub(crate) mod layout; // header size, slot area, element type identity
+pub(crate) mod memory; // a segment created or opened as typed slots
+pub(crate) mod slot; // a value and its stamp
