@@ -25,6 +25,40 @@
 //! header, its layout, stamped slots, typed views of a segment), `wait.rs`
 //! (blocking), `rings/` (the three rings), and `inspect.rs` on top.
 
+//! # Your own types
+//!
+//! Rings carry any [`Pod`] type: plain bytes, valid for every bit pattern,
+//! so whatever another process writes is a valid value. Derive it through
+//! shmring's re-export, with no dependency of your own on bytemuck:
+//!
+//! ```
+//! #[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+//! #[bytemuck(crate = "shmring::bytemuck")]
+//! #[repr(C)]
+//! struct Quote {
+//!     price: f64,
+//!     qty: u32,
+//!     venue: u32, // 8 + 4 + 4: no padding bytes
+//! }
+//!
+//! let name = format!("shmring-doc-pod-{}", std::process::id());
+//! let ring = shmring::Spsc::<Quote>::create(&name, 64)?;
+//! let quote = Quote { price: 101.5, qty: 10, venue: 3 };
+//! ring.producer()?.try_push(quote).unwrap();
+//! assert_eq!(ring.consumer()?.try_pop(), Some(quote));
+//! # Ok::<(), shmring::Error>(())
+//! ```
+//!
+//! The type must be `#[repr(C)]` (or `transparent`) and have **no padding**:
+//! the derive refuses a struct whose fields leave gaps (a `u8` before a
+//! `u64`, or a size that is not a multiple of the alignment), because
+//! padding bytes are uninitialized and would be copied into shared memory.
+//! Make the gaps explicit fields (`_pad: [u8; 7]`) or reorder the fields
+//! from the largest alignment down. Both processes must agree on the
+//! layout: the header records the element's size, alignment and a
+//! fingerprint of its name, and `open` refuses a mismatch
+//! ([`Error::TypeMismatch`]).
+//!
 //! # Trust
 //!
 //! Shared memory is untrusted: whatever a peer writes in a segment, every
@@ -47,6 +81,11 @@
 
 // The folders are the layers, bottom to top; a module imports only from
 // its own layer or below (`tests/architecture.rs` checks it).
+/// The README's code, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod error; // the error type, and
 mod format; // the shared format: header, layout, slots, typed segments
 #[cfg(not(shmring_loom))]
@@ -57,6 +96,9 @@ mod platform; // Linux: shm segments, futexes, fences, kernel-held liveness
 mod rings; // the three rings: SPSC, MPMC, byte messages
 mod wait; // blocking: wait strategies and the wakeup protocol // looking into segments from outside: ls, stat, stale
 
+/// bytemuck, re-exported so that a user's own types can derive [`Pod`]
+/// without depending on it themselves (see [the crate docs](crate#your-own-types)).
+pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{Error, PushTimeout, Result};
 #[cfg(shmring_loom)]
