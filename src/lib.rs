@@ -25,6 +25,25 @@
 //! header, its layout, stamped slots, typed views of a segment), `wait.rs`
 //! (blocking), `rings/` (the three rings), and `inspect.rs` on top.
 
+//! # Guards
+//!
+//! Writes reserve in place and commit; reads borrow in place and release.
+//! One rule for every write guard: what is not committed is not published
+//! (also when the guard drops during a panic).
+//!
+//! | guard | lent by | commit | dropped without commit |
+//! |---|---|---|---|
+//! | [`WriteChunk`] | [`Producer::write_chunk`] | `commit(n)`: the first `n` slots | nothing is published |
+//! | [`MpmcWriteSlot`] | [`MpmcProducer::claim`] | `commit()` | a skip: consumers pass over the position |
+//! | [`Grant`] | [`ByteProducer::try_reserve`] | `commit()` | the space becomes padding: nothing is delivered |
+//!
+//! | guard | lent by | dropped |
+//! |---|---|---|
+//! | [`ReadChunk`] | [`Consumer::read_chunk`] | releases the values it lent (or `release(n)` some) |
+//! | [`MpmcReadSlot`] | [`MpmcConsumer::read`] | releases the value |
+//! | [`Message`] | [`ByteConsumer::try_recv`] | releases the message |
+//! | [`Batch`] | [`ByteConsumer::read_batch`] | releases every message in it, with one store |
+//!
 //! # Your own types
 //!
 //! Rings carry any [`Pod`] type: plain bytes, valid for every bit pattern,

@@ -51,7 +51,7 @@ fn messages_of_every_small_length_arrive_intact_and_in_order() {
         assert_eq!(recv(&mut rx), message(seq, len), "message {seq}");
     }
     assert!(rx.try_recv().unwrap().is_none());
-    assert_eq!(ring.written(), ring.released());
+    assert_eq!(ring.bytes_written(), ring.bytes_released());
 }
 
 #[test]
@@ -103,7 +103,11 @@ fn a_message_exactly_filling_the_tail_needs_no_padding() {
         tx.try_send(&message(seq, 112)).unwrap();
         assert_eq!(recv(&mut rx), message(seq, 112));
     }
-    assert_eq!(ring.written(), 3 * 128, "no padding record was written");
+    assert_eq!(
+        ring.bytes_written(),
+        3 * 128,
+        "no padding record was written"
+    );
 }
 
 #[test]
@@ -118,9 +122,9 @@ fn a_message_that_does_not_fit_before_the_end_is_preceded_by_padding() {
         assert_eq!(recv(&mut rx), message(seq, 80));
     }
     tx.try_send(&message(2, 100)).unwrap();
-    assert_eq!(ring.written(), 2 * 96 + 64 + 128);
+    assert_eq!(ring.bytes_written(), 2 * 96 + 64 + 128);
     assert_eq!(recv(&mut rx), message(2, 100));
-    assert_eq!(ring.released(), ring.written());
+    assert_eq!(ring.bytes_released(), ring.bytes_written());
 }
 
 #[test]
@@ -176,7 +180,11 @@ fn grants_write_in_place_abort_and_shrink() {
     assert_eq!(recv(&mut rx), b"abc");
     assert_eq!(recv(&mut rx), b"last");
     assert!(rx.try_recv().unwrap().is_none());
-    assert_eq!(ring.released(), ring.written(), "padding was released too");
+    assert_eq!(
+        ring.bytes_released(),
+        ring.bytes_written(),
+        "padding was released too"
+    );
 }
 
 #[test]
@@ -196,16 +204,16 @@ fn a_batch_lends_every_committed_message_and_releases_them_at_once() {
         tx.try_send(&message(seq, seq as usize * 3)).unwrap();
     }
     drop(tx.try_reserve(10).unwrap());
-    let before = ring.released();
+    let before = ring.bytes_released();
     {
         let batch = rx.read_batch().unwrap();
         assert_eq!(batch.len(), 20);
         for (seq, msg) in batch.iter().enumerate() {
             assert_eq!(msg, message(seq as u64, seq * 3));
         }
-        assert_eq!(ring.released(), before, "nothing released while lent");
+        assert_eq!(ring.bytes_released(), before, "nothing released while lent");
     }
-    assert_eq!(ring.released(), ring.written());
+    assert_eq!(ring.bytes_released(), ring.bytes_written());
     assert!(rx.read_batch().unwrap().is_empty());
 }
 
@@ -267,7 +275,7 @@ fn an_uncommitted_grant_stalls_the_consumer_with_a_named_position() {
     let held = tx.try_reserve(10).unwrap();
     other.try_send(b"behind").unwrap();
     assert_eq!(recv(&mut rx), b"first");
-    let position = ring.released();
+    let position = ring.bytes_released();
     match rx.recv_timeout(SHORT) {
         Err(Error::Stalled { position: p }) => assert_eq!(p, position),
         other => panic!("expected Stalled, got {other:?}"),

@@ -123,5 +123,5 @@ fn two_producer_processes_deliver_every_byte_in_order() {
     }
     assert_eq!(next, [PER_PRODUCER; PRODUCERS]);
     assert!(rx.try_recv().unwrap().is_none(), "nothing extra arrives");
-    assert_eq!(ring.released(), ring.written());
+    assert_eq!(ring.bytes_released(), ring.bytes_written());
 }

@@ -136,6 +136,7 @@ fn child_entry() {
                 let mut slot = tx.claim_timeout(TIMEOUT).unwrap();
                 *slot = (trial << 40) | seq;
                 hold_briefly(seq);
+                slot.commit();
             }
         }
         // Report each value when it is taken and again just before it is

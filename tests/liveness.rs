@@ -399,7 +399,7 @@ fn positions_held_by_forgotten_guards_are_repaired_when_the_handle_drops() {
 }
 
 #[test]
-fn a_write_slot_dropped_unwritten_or_while_panicking_delivers_nothing() {
+fn a_write_slot_dropped_uncommitted_or_while_panicking_delivers_nothing() {
     let name = unique_name("skip");
     let ring = Mpmc::<[u64; 2]>::create(&name, 4).unwrap();
     let tx = ring.producer().unwrap();
@@ -413,7 +413,8 @@ fn a_write_slot_dropped_unwritten_or_while_panicking_delivers_nothing() {
     assert!(panicked.is_err());
     let mut slot = tx.claim().unwrap();
     slot.write([2, 2]);
-    drop(slot);
+    drop(tx.claim().unwrap()); // a second claim, dropped uncommitted
+    slot.commit();
     assert_eq!(
         rx.try_pop(),
         Some([2, 2]),
@@ -521,7 +522,7 @@ fn hostile_records_naming_every_position_leave_a_live_claim_alone() {
         "the live claim at position 1 was skipped"
     );
     *held = 2;
-    drop(held);
+    held.commit();
     assert_eq!(rx.try_pop(), Some(2));
     assert_eq!(rx.try_pop(), Some(3));
 }

@@ -250,6 +250,7 @@ pub fn mpmc_ops(data: &[u8]) {
                     assert!(model.len() < cap);
                     assert_eq!(*slot, 0, "a claimed slot is zeroed");
                     *slot = next;
+                    slot.commit();
                     model.push_back(next);
                     next += 1;
                 }
@@ -371,8 +372,8 @@ pub fn bytes_ops(data: &[u8]) {
                 head = tail;
             }
             _ => {
-                assert_eq!(ring.written(), tail);
-                assert_eq!(ring.released(), head);
+                assert_eq!(ring.bytes_written(), tail);
+                assert_eq!(ring.bytes_released(), head);
                 assert_eq!(rx.pending().unwrap(), tail - head);
             }
         }
@@ -430,7 +431,10 @@ pub fn hostile_peer(data: &[u8]) {
                     0 => poke(&mut input),
                     1 => drop(tx.try_push(u64::from(op))),
                     2 => drop(rx.try_pop()),
-                    3 => drop(tx.claim().map(|mut s| *s = 5)),
+                    3 => drop(tx.claim().map(|mut s| {
+                        *s = 5;
+                        s.commit()
+                    })),
                     4 => drop(rx.read().map(|s| *s)),
                     5 => drop(rx.pop_timeout(Duration::from_micros(50))),
                     _ => drop((ring.stalled_at(), tx.push_timeout(1, Duration::ZERO))),

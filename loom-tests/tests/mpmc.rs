@@ -184,6 +184,7 @@ fn guards_hand_values_over() {
             for v in 1..=2 {
                 let mut slot = tx.claim_timeout(FOREVER).unwrap();
                 *slot = v;
+                slot.commit();
             }
         });
         for v in 1..=2 {

@@ -197,13 +197,15 @@ impl ByteRing {
         self.rec.ring().segment().owns_name()
     }
 
-    /// Bytes claimed by producers so far, framing and padding included.
-    pub fn written(&self) -> u64 {
+    /// Bytes claimed by producers so far, framing and padding included
+    /// (the typed rings count values: `pushed`).
+    pub fn bytes_written(&self) -> u64 {
         self.rec.header().tail.load(Ordering::Relaxed)
     }
 
-    /// Bytes released by the consumer so far.
-    pub fn released(&self) -> u64 {
+    /// Bytes released by the consumer so far (the typed rings count
+    /// values: `popped`).
+    pub fn bytes_released(&self) -> u64 {
         self.rec.header().head.load(Ordering::Relaxed)
     }
 }
@@ -427,6 +429,7 @@ impl std::fmt::Debug for ByteProducer {
 ///
 /// [`commit`](Self::commit) publishes it; dropping it uncommitted turns it
 /// into padding the consumer skips.
+#[must_use = "a grant publishes only when committed; dropping it aborts the message"]
 pub struct Grant<'a> {
     rec: &'a Records,
     claims: &'a Recorder,
@@ -671,6 +674,7 @@ impl std::fmt::Debug for ByteConsumer {
 }
 
 /// One message, lent in place; dropping it releases its space.
+#[must_use = "a message is released when dropped"]
 pub struct Message<'a> {
     rx: &'a mut ByteConsumer,
     r: Record,
@@ -723,6 +727,7 @@ impl std::fmt::Debug for Message<'_> {
 
 /// Every message committed when [`ByteConsumer::read_batch`] was called,
 /// lent in place; dropping the batch releases them all at once.
+#[must_use = "a batch is released when dropped"]
 pub struct Batch<'a> {
     rx: &'a mut ByteConsumer,
     start: u64,

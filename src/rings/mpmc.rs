@@ -23,12 +23,13 @@
 //! is lost or duplicated, and one producer's values are read in its order.
 //!
 //! Zero-copy: [`MpmcProducer::claim`] takes a position and lends its slot
-//! as `&mut T` (zeroed); dropping the guard publishes it. [`MpmcConsumer::read`]
+//! as `&mut T` (zeroed); `commit` publishes it. [`MpmcConsumer::read`]
 //! lends a committed value in place; dropping the guard releases it. A
 //! claimed position cannot be given back without holding up everyone behind
-//! it, so a claim always finishes: with the value once it was written, with
-//! a skip (`4p + 3`, which consumers pass over) if the guard drops
-//! unwritten or during a panic, so a half-written value is never delivered.
+//! it, so a claim always finishes: with the value when committed, with a
+//! skip (`4p + 3`, which consumers pass over) if the guard drops
+//! uncommitted (also during a panic), so a half-written value is never
+//! delivered.
 //!
 //! Dying peers: a producer that dies between claiming and publishing (or a
 //! consumer between claiming and releasing) leaves a position no one else
@@ -468,6 +469,15 @@ impl<T> Drop for MpmcProducer<T> {
 
 impl<T: Pod + Send> MpmcProducer<T> {
     /// Push `value` if there is room; give it back if the ring is full.
+    ///
+    /// "Full" is decided by the one slot this push would take: if a
+    /// consumer has claimed the value in it a lap ago and is still reading
+    /// it (a [`MpmcReadSlot`] not yet dropped, or a consumer preempted
+    /// mid-copy), the push fails even if other slots are free. Turn-based
+    /// queues all do this (it is what keeps each slot's hand-over one
+    /// stamp); crossbeam's `ArrayQueue` spins instead. Where a brief wait is
+    /// acceptable, use [`push_timeout`](Self::push_timeout), which waits
+    /// (spinning first) for that reader.
     #[inline]
     pub fn try_push(&self, value: T) -> std::result::Result<(), T> {
         match claim(&self.mem, Side::Producer, &self.rec) {
@@ -497,10 +507,10 @@ impl<T: Pod + Send> MpmcProducer<T> {
     }
 
     /// Claim a slot to write in place, if there is room. The slot is
-    /// zeroed; dropping the guard publishes it once it was written through
-    /// (`DerefMut`), and publishes a skip (consumers pass over the
-    /// position, nothing is delivered) if it never was or if the thread is
-    /// panicking, so a half-written value is never delivered.
+    /// zeroed; [`MpmcWriteSlot::commit`] publishes it, and dropping the
+    /// guard uncommitted (also while the thread panics) publishes a skip:
+    /// consumers pass over the position and nothing is delivered, so a
+    /// half-written value never is.
     pub fn claim(&self) -> Option<MpmcWriteSlot<'_, T>> {
         claim(&self.mem, Side::Producer, &self.rec).map(|pos| self.lend(pos))
     }
@@ -547,11 +557,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
         // SAFETY: as in `fill`; zeroing means an unwritten claim can never
         // deliver the previous lap's value a second time.
         unsafe { self.mem.slot(pos).write(T::zeroed()) };
-        MpmcWriteSlot {
-            tx: self,
-            pos,
-            written: false,
-        }
+        MpmcWriteSlot { tx: self, pos }
     }
 }
 
@@ -580,14 +586,28 @@ impl<T> MpmcProducer<T> {
 
 /// A claimed slot, lent in place for writing.
 ///
-/// Dropping it publishes the value if it was written through `DerefMut`
-/// (or [`write`](Self::write)); a guard dropped unwritten, or while its
-/// thread panics, publishes a skip instead: the position carries nothing
-/// and consumers pass over it.
+/// Write the value through `DerefMut` or [`write`](Self::write), then
+/// [`commit`](Self::commit) it. Like every write guard in this crate, what
+/// is not committed is not published: a slot dropped without `commit`
+/// (also while its thread panics) publishes a skip, so the position carries
+/// nothing and consumers pass over it.
+///
+/// ```
+/// # let name = format!("shmring-doc-wslot-{}", std::process::id());
+/// let ring = shmring::Mpmc::<[u64; 4]>::create(&name, 8)?;
+/// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+/// let mut slot = tx.claim().expect("room");
+/// slot[0] = 7; // written in place
+/// slot.commit();
+/// drop(tx.claim()); // claimed, never committed: a skip
+/// assert_eq!(rx.try_pop(), Some([7, 0, 0, 0]));
+/// assert_eq!(rx.try_pop(), None);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[must_use = "a write slot publishes only when committed; dropping it skips the position"]
 pub struct MpmcWriteSlot<'a, T> {
     tx: &'a MpmcProducer<T>,
     pos: u64,
-    written: bool,
 }
 
 impl<T> std::fmt::Debug for MpmcWriteSlot<'_, T> {
@@ -599,9 +619,15 @@ impl<T> std::fmt::Debug for MpmcWriteSlot<'_, T> {
 }
 
 impl<T: Pod> MpmcWriteSlot<'_, T> {
-    /// Store `value` in the slot; it is published when the guard drops.
+    /// Store `value` in the slot (published by [`commit`](Self::commit)).
     pub fn write(&mut self, value: T) {
         **self = value;
+    }
+
+    /// Publish the slot's value: consumers may take it from now on.
+    pub fn commit(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.tx.publish(this.pos);
     }
 }
 
@@ -615,19 +641,15 @@ impl<T: Pod> Deref for MpmcWriteSlot<'_, T> {
 
 impl<T: Pod> DerefMut for MpmcWriteSlot<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.written = true;
         // SAFETY: the claim is ours until dropped; `&mut self` makes it unique.
         unsafe { self.tx.mem.slot(self.pos).value_mut() }
     }
 }
 
 impl<T> Drop for MpmcWriteSlot<'_, T> {
+    /// Not committed: publish a skip.
     fn drop(&mut self) {
-        if self.written && !std::thread::panicking() {
-            self.tx.publish(self.pos);
-        } else {
-            self.tx.skip(self.pos);
-        }
+        self.tx.skip(self.pos);
     }
 }
 
@@ -703,6 +725,28 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// Pop the oldest committed value, if any. (After a consumer died
     /// holding a value, a live consumer takes that value over here when the
     /// ring is otherwise empty: it comes out of order.)
+    ///
+    /// "Empty" is decided by the next position: while a producer has
+    /// claimed it and not yet committed (a [`MpmcWriteSlot`] being filled,
+    /// or a producer preempted between claim and publish), `try_pop`
+    /// returns `None` even if values at later positions are committed.
+    /// They are not skipped: positions are taken in order, and the claimed
+    /// one finishes with a value or a skip. Where a brief wait is
+    /// acceptable, use [`pop_timeout`](Self::pop_timeout), which waits
+    /// (spinning first) for that producer, and repairs the position if its
+    /// holder died.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-try-pop-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
+    /// let (a, b, rx) = (ring.producer()?, ring.producer()?, ring.consumer()?);
+    /// let slot = a.claim().expect("room"); // position 0, being written
+    /// b.try_push(2).unwrap(); // position 1, committed
+    /// assert_eq!(rx.try_pop(), None); // position 0 is not ready yet
+    /// drop(slot); // uncommitted: position 0 becomes a skip
+    /// assert_eq!(rx.try_pop(), Some(2));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     #[inline]
     pub fn try_pop(&self) -> Option<T> {
         self.try_claim().map(|pos| self.take(pos))
@@ -794,6 +838,7 @@ fn release<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
 
 /// A committed value, lent in place. Dropping it releases the slot (also
 /// while panicking: the value was delivered).
+#[must_use = "a read slot releases its value when dropped"]
 pub struct MpmcReadSlot<'a, T> {
     rx: &'a MpmcConsumer<T>,
     pos: u64,

@@ -360,6 +360,7 @@ impl<T> Drop for Producer<T> {
 
 /// Free slots reserved by [`Producer::write_chunk`]. Fill them in place, then
 /// [`commit`](Self::commit); dropping the chunk commits nothing.
+#[must_use = "a chunk publishes only when committed; dropping it publishes nothing"]
 pub struct WriteChunk<'a, T: Pod + Send> {
     producer: &'a mut Producer<T>,
     len: usize,
@@ -419,6 +420,13 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
     }
 
     /// Publish the first `n` reserved slots to the consumer, in order.
+    ///
+    /// Slots are not cleared between laps: a slot committed without being
+    /// written (through [`write`](Self::write), [`get_mut`](Self::get_mut)
+    /// or [`fill_from_iter`](Self::fill_from_iter)) delivers whatever it
+    /// held, the value of a lap ago. Commit the count `fill_from_iter`
+    /// returns, or write every slot below `n`. (Always a valid `T`, since
+    /// `T` is `Pod`; never undefined behaviour, but a stale value.)
     ///
     /// # Panics
     /// If `n > len()`.
@@ -559,8 +567,10 @@ impl<T> Drop for Consumer<T> {
 }
 
 /// Committed values borrowed by [`Consumer::read_chunk`]. Read them in
-/// place, then [`release`](Self::release) them; dropping the chunk releases
-/// nothing, so the values stay in the ring.
+/// place; dropping the chunk releases them all (like every read guard),
+/// and [`release`](Self::release) releases only the first `n`, leaving the
+/// rest in the ring.
+#[must_use = "a chunk releases its values when dropped (or with release)"]
 pub struct ReadChunk<'a, T: Pod + Send> {
     consumer: &'a mut Consumer<T>,
     len: usize,
@@ -608,19 +618,29 @@ impl<T: Pod + Send> ReadChunk<'_, T> {
         (0..self.len).map(move |i| self.get(i))
     }
 
-    /// Hand the first `n` values' slots back to the producer.
+    /// Hand the first `n` values' slots back to the producer; the others
+    /// stay in the ring, to be read again by the next read.
     ///
     /// # Panics
     /// If `n > len()`.
-    pub fn release(self, n: usize) {
+    pub fn release(mut self, n: usize) {
         assert!(n <= self.len, "release {n} of a {}-value chunk", self.len);
         self.consumer.advance(n as u64);
+        self.len = 0; // nothing left for drop to release
     }
 
-    /// Release every borrowed value.
+    /// Release every borrowed value (what dropping the chunk does).
     pub fn release_all(self) {
-        let n = self.len;
-        self.release(n)
+        drop(self)
+    }
+}
+
+impl<T: Pod + Send> Drop for ReadChunk<'_, T> {
+    /// Release every value still borrowed.
+    fn drop(&mut self) {
+        if self.len > 0 {
+            self.consumer.advance(self.len as u64);
+        }
     }
 }
 

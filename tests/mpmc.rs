@@ -1,0 +1,93 @@
+//! The MPMC ring in one process: values once each, per-producer order, the
+//! guards' drop rules, and `try_*` around a position still being written.
+//! (Between processes: `mpmc_cross_process.rs`; dead holders: `liveness.rs`.)
+
+mod common;
+
+use common::unique_name;
+use shmring::Mpmc;
+
+fn ring(tag: &str, capacity: usize) -> Mpmc<u64> {
+    Mpmc::<u64>::create(&unique_name(tag), capacity).unwrap()
+}
+
+#[test]
+fn two_producers_two_consumers_deliver_every_value_once_in_producer_order() {
+    let ring = ring("2p2c", 8);
+    let producers = [ring.producer().unwrap(), ring.producer().unwrap()];
+    let consumers = [ring.consumer().unwrap(), ring.consumer().unwrap()];
+    let mut seen = Vec::new();
+    let mut last = [None::<u64>; 2];
+    for seq in 0..500u64 {
+        for (id, tx) in producers.iter().enumerate() {
+            let v = (id as u64) << 32 | seq;
+            let mut pending = Some(v);
+            while let Some(v) = pending {
+                pending = tx.try_push(v).err();
+                for rx in &consumers {
+                    if let Some(got) = rx.try_pop() {
+                        let from = (got >> 32) as usize;
+                        assert!(last[from].is_none_or(|l| l < got), "out of order");
+                        last[from] = Some(got);
+                        seen.push(got);
+                    }
+                }
+            }
+        }
+    }
+    while let Some(got) = consumers[0].try_pop() {
+        seen.push(got);
+    }
+    seen.sort_unstable();
+    let expected: Vec<u64> = (0..500).flat_map(|s| [s, 1 << 32 | s]).collect();
+    let mut expected = expected;
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "lost or duplicated values");
+    assert_eq!((ring.pushed(), ring.popped()), (1000, 1000));
+}
+
+#[test]
+fn a_read_slot_is_released_when_dropped() {
+    let ring = ring("rslot", 2);
+    let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(1).unwrap();
+    tx.try_push(2).unwrap();
+    let slot = rx.read().unwrap();
+    assert_eq!(*slot, 1);
+    assert_eq!(tx.try_push(3), Err(3), "slot 0 is still lent");
+    drop(slot);
+    tx.try_push(3).unwrap();
+    assert_eq!((rx.try_pop(), rx.try_pop()), (Some(2), Some(3)));
+}
+
+#[test]
+fn a_write_slot_publishes_only_when_committed() {
+    let ring = ring("wslot", 4);
+    let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let mut slot = tx.claim().unwrap();
+    *slot = 5;
+    drop(slot); // written but not committed: a skip
+    let mut slot = tx.claim().unwrap();
+    slot.write(6);
+    slot.commit();
+    assert_eq!(rx.try_pop(), Some(6));
+    assert_eq!(rx.try_pop(), None);
+    assert_eq!(ring.pushed(), 2, "both positions were used");
+}
+
+#[test]
+fn try_pop_waits_for_no_one_behind_a_position_being_written() {
+    // Documented on `MpmcConsumer::try_pop`.
+    let ring = ring("behind", 4);
+    let (a, b, rx) = (
+        ring.producer().unwrap(),
+        ring.producer().unwrap(),
+        ring.consumer().unwrap(),
+    );
+    let mut slot = a.claim().unwrap();
+    b.try_push(2).unwrap();
+    assert_eq!(rx.try_pop(), None, "position 0 is claimed, not committed");
+    *slot = 1;
+    slot.commit();
+    assert_eq!((rx.try_pop(), rx.try_pop()), (Some(1), Some(2)));
+}
