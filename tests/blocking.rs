@@ -1,6 +1,7 @@
 //! Blocking calls: timeouts, futex wakeups across processes, and a waiter
 //! whose peer dies.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -106,11 +107,11 @@ fn a_zero_chunk_request_never_waits() {
         .is_empty());
 }
 
+children!(child);
+
 /// Children: producers that stream with the blocking API, or that push
 /// after a pause, or that hold the producer role and hang.
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+fn child(role: &str) {
     let name: String = arg("RING");
     let ring = Spsc::<u64>::open(&name).unwrap();
     if role == "sleep-as-consumer" {
@@ -120,7 +121,7 @@ fn child_entry() {
         return;
     }
     let mut tx = ring.producer().unwrap();
-    match role.as_str() {
+    match role {
         "push-after-pause" => {
             std::thread::sleep(Duration::from_millis(100));
             tx.try_push(42).unwrap();
@@ -168,7 +169,7 @@ fn a_sleeping_consumer_is_woken_by_another_process() {
     let ring = Spsc::<u64>::create(&name, 4).unwrap();
     let mut rx = ring.consumer().unwrap();
     rx.set_wait_strategy(WaitStrategy::Sleep);
-    let child = spawn_child("child_entry", "push-after-pause", &[("RING", name)]);
+    let child = spawn_child("push-after-pause", &[("RING", name)]);
     let before = shmring::futex_calls();
     let t = Instant::now();
     assert_eq!(rx.pop_timeout(Duration::from_secs(60)).unwrap(), 42);
@@ -188,7 +189,6 @@ fn stream_blocking(strategy: &str) {
     rx.set_wait_strategy(strategy.to_owned().parse_strategy());
     const COUNT: u64 = 300_000;
     let child = spawn_child(
-        "child_entry",
         "stream-blocking",
         &[
             ("RING", name),
@@ -222,7 +222,7 @@ fn a_waiter_whose_producer_dies_returns_at_its_timeout() {
     let name = unique_name("deadpeer");
     let ring = Spsc::<u64>::create(&name, 4).unwrap();
     let mut rx = ring.consumer().unwrap();
-    let child = spawn_child("child_entry", "hang", &[("RING", name)]);
+    let child = spawn_child("hang", &[("RING", name)]);
     // Wait until the child holds the producer role, then kill it.
     let deadline = Instant::now() + Duration::from_secs(30);
     while ring.producer().is_ok() {
@@ -242,11 +242,7 @@ fn a_waiter_whose_producer_dies_returns_at_its_timeout() {
 fn a_consumer_that_dies_asleep_costs_one_wake_not_one_per_push() {
     let name = unique_name("deadsleeper");
     let ring = Spsc::<u64>::create(&name, 1024).unwrap();
-    let sleeper = spawn_child(
-        "child_entry",
-        "sleep-as-consumer",
-        &[("RING", name.clone())],
-    );
+    let sleeper = spawn_child("sleep-as-consumer", &[("RING", name.clone())]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while shmring::inspect(&name).unwrap().sleeping_consumers == 0 {
         assert!(Instant::now() < deadline, "the child never went to sleep");
@@ -254,7 +250,6 @@ fn a_consumer_that_dies_asleep_costs_one_wake_not_one_per_push() {
     }
     sleeper.kill();
     let pusher = spawn_child(
-        "child_entry",
         "push-and-count-wakes",
         &[("RING", name), ("COUNT", "1000".into())],
     );

@@ -1,6 +1,7 @@
 //! The byte ring in one process: framing, wraparound, edge cases, grants,
 //! batches, blocking, and a hostile peer writing into the segment.
 
+#[macro_use]
 mod common;
 
 use std::fs::OpenOptions as FileOptions;

@@ -3,6 +3,7 @@
 //! of (producer, sequence); the consumer checks every byte and each
 //! producer's order.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -42,9 +43,10 @@ fn fill(p: usize, seq: u64, out: &mut Vec<u8>) {
     out[0] = p as u8;
 }
 
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+children!(child);
+
+/// What this binary does when re-run as a child (see `tests/common`).
+fn child(role: &str) {
     assert_eq!(role, "producer");
     let ring = ByteRing::open(&arg::<String>("RING")).unwrap();
     let p: usize = arg("ID");
@@ -72,7 +74,6 @@ fn two_producer_processes_deliver_every_byte_in_order() {
     let children: Vec<_> = (0..PRODUCERS)
         .map(|p| {
             spawn_child(
-                "child_entry",
                 "producer",
                 &[("RING", ring.name().to_owned()), ("ID", p.to_string())],
             )

@@ -9,6 +9,7 @@
 //! killed mostly while they hold an uncommitted grant: the ring pads over
 //! the dead one's span.
 
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -39,7 +40,7 @@ fn kill_after(trial: u64) -> Duration {
 }
 
 fn spawn(role: &str, ring: &str, until: u64) -> std::process::Child {
-    child_command("child_entry", role)
+    child_command(role)
         .env("RING", ring)
         .env("UNTIL", until.to_string())
         .stdout(Stdio::piped())
@@ -48,7 +49,7 @@ fn spawn(role: &str, ring: &str, until: u64) -> std::process::Child {
 }
 
 fn spawn_trial(role: &str, ring: &str, trial: u64, until: u64) -> std::process::Child {
-    child_command("child_entry", role)
+    child_command(role)
         .env("RING", ring)
         .env("UNTIL", until.to_string())
         .env("TRIAL", trial.to_string())
@@ -70,13 +71,20 @@ fn await_ready(child: &mut std::process::Child) -> BufReader<std::process::Child
     }
 }
 
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+children!(child);
+
+/// What this binary does when re-run as a child (see `tests/common`).
+fn child(role: &str) {
+    if role == "creator" {
+        let _ring = Spsc::<u64>::create(&arg::<String>("RING"), 64).unwrap();
+        println!("ready");
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
     let name: String = arg("RING");
     let until: u64 = arg("UNTIL");
     let mut stdout = std::io::stdout().lock();
-    match role.as_str() {
+    match role {
         // Push position numbers, resuming wherever the ring stands.
         "spsc-producer" => {
             let ring = Spsc::<u64>::open(&name).unwrap();
@@ -540,7 +548,7 @@ fn killed_byte_ring_producers_lose_and_duplicate_nothing() {
 fn a_killed_creator_leaves_a_usable_segment_that_becomes_stale() {
     let name = unique_name("crash-creator");
     let _cleanup = Unlink(name.clone());
-    let mut creator = child_command("child_entry_creator", "creator")
+    let mut creator = child_command("creator")
         .env("RING", &name)
         .stdout(Stdio::piped())
         .spawn()
@@ -564,14 +572,4 @@ fn a_killed_creator_leaves_a_usable_segment_that_becomes_stale() {
     drop((tx, rx, ring));
     assert!(eventually(|| shmring::inspect(&name).unwrap().is_stale()));
     assert!(shmring::remove_if_stale(&name).unwrap());
-}
-
-#[test]
-fn child_entry_creator() {
-    if child_role().as_deref() != Some("creator") {
-        return;
-    }
-    let _ring = Spsc::<u64>::create(&arg::<String>("RING"), 64).unwrap();
-    println!("ready");
-    std::thread::sleep(Duration::from_secs(600));
 }

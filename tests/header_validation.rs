@@ -1,6 +1,7 @@
 //! Every way a header can be wrong, reached by writing the bad bytes into a
 //! real segment and opening it.
 
+#[macro_use]
 mod common;
 
 use std::fs::OpenOptions as FileOptions;

@@ -1,6 +1,7 @@
 //! Inspection: the attached-process table, stale segments, replacing and
 //! removing them, and listing /dev/shm.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -10,11 +11,12 @@ use shmring::{ByteRing, CreateOptions, Error, Mpmc, RingKind, Spsc};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+children!(child);
+
+/// What this binary does when re-run as a child (see `tests/common`).
+fn child(role: &str) {
     let name: String = arg("RING");
-    match role.as_str() {
+    match role {
         // Create a ring, leave it in /dev/shm, and exit (or hang, to be killed).
         "create-and-exit" | "create-and-hang" => {
             let ring = Spsc::<u64>::create(&name, 8).unwrap();
@@ -55,11 +57,7 @@ fn the_creator_and_openers_are_recorded_while_they_have_it_mapped() {
     assert_eq!(info.creator_pid, me);
     assert!(!info.is_stale());
 
-    let child = spawn_child(
-        "child_entry",
-        "open-and-hang",
-        &[("RING", ring.name().to_owned())],
-    );
+    let child = spawn_child("open-and-hang", &[("RING", ring.name().to_owned())]);
     wait_attached(ring.name(), 2);
     let info = shmring::inspect(ring.name()).unwrap();
     let pid = child.id();
@@ -122,7 +120,7 @@ fn a_segment_whose_users_all_died_is_stale_and_can_be_replaced() {
     for role in ["create-and-exit", "create-and-hang"] {
         let name = unique_name("stale");
         let _cleanup = Unlink(name.clone());
-        let child = spawn_child("child_entry", role, &[("RING", name.clone())]);
+        let child = spawn_child(role, &[("RING", name.clone())]);
         if role == "create-and-exit" {
             child.wait_success(TIMEOUT);
         } else {
@@ -165,7 +163,7 @@ fn remove_if_stale_removes_only_stale_segments() {
 
     let name = unique_name("gone");
     let _cleanup = Unlink(name.clone());
-    spawn_child("child_entry", "create-and-exit", &[("RING", name.clone())]).wait_success(TIMEOUT);
+    spawn_child("create-and-exit", &[("RING", name.clone())]).wait_success(TIMEOUT);
     assert!(eventually(|| shmring::remove_if_stale(&name).unwrap()));
     assert!(matches!(
         shmring::inspect(&name),

@@ -5,6 +5,7 @@
 //!
 //! Each test here failed on the pid-plus-start-time design it replaced.
 
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,10 +21,10 @@ use shmring::{ByteRing, Error, Mpmc, OpenOptions, Role, Spsc};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
+children!(child);
+
 /// Child processes started by re-running this binary.
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+fn child(role: &str) {
     assert_eq!(role, "hold-producer");
     // Hold the producer role until stdin closes.
     let ring = Spsc::<u64>::open(&arg::<String>("RING")).unwrap();
@@ -81,7 +82,7 @@ fn reap(pid: nix::unistd::Pid) -> i32 {
 fn a_holder_in_another_pid_namespace_is_alive() {
     let name = unique_name("pidns");
     let ring = Spsc::<u64>::create(&name, 16).unwrap();
-    let mut inner = child_command("child_entry", "hold-producer");
+    let mut inner = child_command("hold-producer");
     inner.env("RING", &name);
     let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])

@@ -2,6 +2,7 @@
 //! guards' drop rules, and `try_*` around a position still being written.
 //! (Between processes: `mpmc_cross_process.rs`; dead holders: `liveness.rs`.)
 
+#[macro_use]
 mod common;
 
 use common::unique_name;

@@ -2,10 +2,11 @@
 //! processes move 3 million tagged values, and peers killed with SIGKILL
 //! while they hold a claimed slot.
 
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -27,12 +28,13 @@ fn tag(producer: u64, seq: u64) -> u64 {
     (producer << 32) | seq
 }
 
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+children!(child);
+
+/// What this binary does when re-run as a child (see `tests/common`).
+fn child(role: &str) {
     let name: String = arg("RING");
     let ring = Mpmc::<u64>::open(&name).unwrap();
-    match role.as_str() {
+    match role {
         "producer" => {
             let id: u64 = arg("ID");
             let mut tx = ring.producer().unwrap();
@@ -88,7 +90,6 @@ fn child_entry() {
 fn three_producers_three_consumers_every_value_once_in_producer_order() {
     let name = unique_name("mpmc3x3");
     let ring = Mpmc::<u64>::create(&name, 1024).unwrap();
-    let exe = std::env::current_exe().unwrap();
     let reports: Vec<Report> = (0..CONSUMERS)
         .map(|i| Report(std::env::temp_dir().join(format!("{name}-{i}.bin"))))
         .collect();
@@ -96,15 +97,7 @@ fn three_producers_three_consumers_every_value_once_in_producer_order() {
         let report = reports
             .get(id as usize)
             .map_or(String::new(), |r| r.0.to_string_lossy().into_owned());
-        let child = Command::new(&exe)
-            .args([
-                "child_entry",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(CHILD_ROLE, role)
+        let child = child_command(role)
             .env("RING", &name)
             .env("ID", id.to_string())
             .env("REPORT", report)
@@ -167,7 +160,7 @@ fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
     let ring = Mpmc::<u64>::create(&name, 4).unwrap();
     let tx = ring.producer().unwrap();
     let rx = ring.consumer().unwrap();
-    let mut child = child_command("child_entry", "claim-and-hang")
+    let mut child = child_command("claim-and-hang")
         .env("RING", &name)
         .stdout(Stdio::piped())
         .spawn()
@@ -199,7 +192,7 @@ fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
 fn a_live_producer_holding_a_claim_is_waited_for_not_skipped() {
     let name = unique_name("mpmcslowtx");
     let ring = Mpmc::<u64>::create(&name, 4).unwrap();
-    let mut child = child_command("child_entry", "claim-and-hang")
+    let mut child = child_command("claim-and-hang")
         .env("RING", &name)
         .stdout(Stdio::piped())
         .spawn()
@@ -223,7 +216,7 @@ fn a_consumer_killed_holding_a_value_hands_it_to_the_next_consumer() {
     let ring = Mpmc::<u64>::create(&name, 2).unwrap();
     let tx = ring.producer().unwrap();
     tx.try_push(1).unwrap();
-    let mut child = child_command("child_entry", "read-and-hang")
+    let mut child = child_command("read-and-hang")
         .env("RING", &name)
         .stdout(Stdio::piped())
         .spawn()

@@ -6,6 +6,7 @@
 //! the forked child before `exec`). That needs root; as any other user the
 //! tests print why they are skipped and pass.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::process::CommandExt;
@@ -18,12 +19,12 @@ use shmring::{CreateOptions, Error, OpenOptions, Spsc};
 /// A uid and gid no account on the machine is expected to use.
 const STRANGER: u32 = 4242;
 
+children!(child);
+
 /// Entry point of the children, which run as another user.
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+fn child(role: &str) {
     let name: String = arg("RING");
-    match role.as_str() {
+    match role {
         // Print how opening went, for the parent to check: the variant is
         // the contract, so the parent matches on its Debug name.
         "open" => report(Spsc::<u64>::open(&name).map(|_| ())),
@@ -58,7 +59,7 @@ fn run_as(uid: u32, gid: u32, role: &str, name: &str) -> Option<Output> {
         eprintln!("skipped: running a child as another uid needs root");
         return None;
     }
-    let mut cmd = child_command("child_entry", role);
+    let mut cmd = child_command(role);
     cmd.env("RING", name).uid(uid).gid(gid);
     let out = match cmd.output() {
         Ok(out) => out,

@@ -1,6 +1,7 @@
 //! The segment's life: names, modes, O_EXCL, the cleanup guard, resource
 //! errors, and roles (including taking over a dead holder's).
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -209,14 +210,14 @@ fn roles_are_exclusive_and_released_on_drop() {
     assert!(ring.consumer().is_ok());
 }
 
+children!(child);
+
 /// Entry point of children that claim a role, work, and die without
 /// releasing it.
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+fn child(role: &str) {
     let name: String = arg("RING");
     let ring = Spsc::<u64>::open(&name).unwrap();
-    match role.as_str() {
+    match role {
         "die-holding-producer" => {
             let mut tx = ring.producer().unwrap();
             for v in 0..3u64 {
@@ -249,7 +250,7 @@ fn child_entry() {
 fn a_dead_producers_role_is_taken_over_and_nothing_is_lost() {
     let name = unique_name("deadtx");
     let ring = Spsc::<u64>::create(&name, 8).unwrap();
-    let child = spawn_child("child_entry", "die-holding-producer", &[("RING", name)]);
+    let child = spawn_child("die-holding-producer", &[("RING", name)]);
     let status_ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         child.wait_success(Duration::from_secs(30))
     }));
@@ -270,7 +271,7 @@ fn a_dead_consumers_role_is_taken_over_and_nothing_is_repeated() {
     for v in 0..6u64 {
         tx.try_push(v).unwrap();
     }
-    let child = spawn_child("child_entry", "die-holding-consumer", &[("RING", name)]);
+    let child = spawn_child("die-holding-consumer", &[("RING", name)]);
     let aborted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         child.wait_success(Duration::from_secs(30))
     }));
@@ -284,7 +285,7 @@ fn a_dead_consumers_role_is_taken_over_and_nothing_is_repeated() {
 fn a_live_holder_in_another_process_keeps_its_role() {
     let name = unique_name("livetx");
     let ring = Spsc::<u64>::create(&name, 8).unwrap();
-    let child = spawn_child("child_entry", "hold-producer", &[("RING", name)]);
+    let child = spawn_child("hold-producer", &[("RING", name)]);
     // Wait until the child has claimed the role.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let pid = loop {

@@ -1,6 +1,7 @@
 //! The SPSC ring in one process: values in order, the guards' drop rules,
 //! and what the counters say. (Between processes: `spsc_cross_process.rs`.)
 
+#[macro_use]
 mod common;
 
 use common::unique_name;

@@ -2,6 +2,7 @@
 //! one value at a time and in chunks, at capacities 1, 2, 64 and 4096; the
 //! consumer checks that every value arrives exactly once and in order.
 
+#[macro_use]
 mod common;
 
 use std::sync::Mutex;
@@ -17,10 +18,10 @@ const DEADLINE: Duration = Duration::from_secs(300);
 /// The runs spin; on two cores, two of them at once would only slow each other.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+children!(child);
+
 /// Entry point of the producer child: opens the ring and pushes 0..COUNT.
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+fn child(role: &str) {
     assert_eq!(role, "producer");
     let name: String = arg("RING");
     let chunked: bool = arg("CHUNKED");
@@ -65,7 +66,6 @@ fn run(capacity: usize, chunked: bool) {
     assert_eq!(ring.capacity(), capacity);
     let mut rx = ring.consumer().unwrap();
     let child = spawn_child(
-        "child_entry",
         "producer",
         &[
             ("RING", name.clone()),

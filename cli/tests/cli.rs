@@ -1,6 +1,7 @@
 //! The `shmring` command's ls, stat and rm, run as a user would run them.
 
 #[path = "../../tests/common/mod.rs"]
+#[macro_use]
 mod common;
 
 use std::process::{Command, Output};
@@ -24,9 +25,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn child_entry() {
-    let Some(role) = child_role() else { return };
+children!(child);
+
+/// What this binary does when re-run as a child (see `tests/common`).
+fn child(role: &str) {
     assert_eq!(role, "create-and-exit");
     let ring = Spsc::<u64>::create(&arg::<String>("RING"), 8).unwrap();
     ring.persist();
@@ -112,7 +114,7 @@ fn rm_removes_stale_segments_by_name_and_all_at_once() {
     let names: Vec<String> = (0..2).map(|_| unique_name("cli-stale")).collect();
     let _cleanup: Vec<Unlink> = names.iter().cloned().map(Unlink).collect();
     for name in &names {
-        spawn_child("child_entry", "create-and-exit", &[("RING", name.clone())])
+        spawn_child("create-and-exit", &[("RING", name.clone())])
             .wait_success(Duration::from_secs(30));
     }
     let out = shmring(&["rm", &names[0]]);

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: unique segment names, child
 //! processes that are the test binary itself, and cleanup that runs even
 //! when a test fails.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -136,24 +136,44 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Re-run this test binary as a child that executes only `entry` (a test
-/// function that dispatches on [`CHILD_ROLE`]), with `role` and `args` in its
-/// environment.
-pub fn spawn_child(entry: &str, role: &str, args: &[(&str, String)]) -> ChildGuard {
-    let mut cmd = child_command(entry, role);
+/// Re-run this test binary as child `role`, with `args` in its
+/// environment; the binary's [`children!`] function runs instead of its
+/// tests.
+pub fn spawn_child(role: &str, args: &[(&str, String)]) -> ChildGuard {
+    let mut cmd = child_command(role);
     for (k, v) in args {
         cmd.env(k, v);
     }
     ChildGuard(Some(cmd.spawn().expect("spawn test child")))
 }
 
-/// The command that re-runs this test binary as child `role`, executing
-/// only the test `entry`; add environment and stdio before spawning.
-pub fn child_command(entry: &str, role: &str) -> Command {
+/// The command that re-runs this test binary as child `role`; add
+/// environment and stdio before spawning.
+pub fn child_command(role: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
-        .env(CHILD_ROLE, role);
+    cmd.env(CHILD_ROLE, role);
     cmd
+}
+
+/// Declares the function a test binary runs when it is re-run as a child
+/// (by [`spawn_child`] or [`child_command`]): `children!(child)` with
+/// `fn child(role: &str)`. It runs before the test harness starts, and the
+/// process exits 0 when it returns; a panic in it aborts the process, which
+/// the parent sees as a failed child. In a normal test run it does nothing.
+macro_rules! children {
+    ($child:path) => {
+        // Before main: std's I/O, environment, threads and processes work;
+        // what Rust's `main` would add (a named main thread, SIGPIPE
+        // ignored) the children do not rely on. Nothing else runs yet, so
+        // the child cannot race with the harness.
+        #[ctor::ctor(unsafe)]
+        fn run_as_child_before_the_tests() {
+            if let Some(role) = crate::common::child_role() {
+                $child(&role);
+                std::process::exit(0);
+            }
+        }
+    };
 }
 
 /// The role this process was started as, if it is a child.
