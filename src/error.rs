@@ -6,6 +6,17 @@ use std::io;
 use crate::kind::{RingKind, Role, TypeLayout};
 
 /// The error type of every fallible shmring call.
+///
+/// ```
+/// use shmring::{Error, Spsc};
+/// match Spsc::<u64>::open("shmring-doc-no-such-ring") {
+///     Err(Error::NotFound { name }) => assert_eq!(name, "shmring-doc-no-such-ring"),
+///     other => panic!("{other:?}"),
+/// }
+/// // Every error is a std::error::Error: it composes with `?` and Box<dyn Error>.
+/// let boxed: Box<dyn std::error::Error> = Error::Timeout.into();
+/// assert!(boxed.to_string().contains("timed out"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -186,10 +197,29 @@ pub enum Error {
 }
 
 /// `Result` with shmring's [`Error`].
+///
+/// ```
+/// fn latest(name: &str) -> shmring::Result<Option<u64>> {
+///     let ring = shmring::Spsc::<u64>::open(name)?;
+///     Ok(ring.consumer()?.try_pop())
+/// }
+/// assert!(latest("shmring-doc-missing").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A blocking push whose timeout passed first; holds the value that was not
 /// pushed.
+///
+/// ```
+/// use std::time::Duration;
+/// # let name = format!("shmring-doc-push-timeout-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 1)?;
+/// let mut tx = ring.producer()?;
+/// tx.try_push(1).unwrap();
+/// let err = tx.push_timeout(2, Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(err.into_inner(), 2); // the value is not lost
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PushTimeout<T>(pub T);
 

@@ -19,6 +19,17 @@ use crate::platform::sync::Ordering;
 use crate::rings::record;
 
 /// What a segment's header says, and who uses it, at one moment.
+///
+/// ```
+/// # let name = format!("shmring-doc-info-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// ring.producer()?.try_push(1).unwrap();
+/// let info = shmring::inspect(&name)?; // looks without joining
+/// assert_eq!(info.kind, shmring::RingKind::Spsc);
+/// assert_eq!((info.capacity, info.fill()), (8, 1));
+/// assert!(!info.is_stale(), "we map it");
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SegmentInfo {
@@ -125,6 +136,14 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
 /// gave: files that are not shmring segments are left out; a segment that
 /// cannot be read (another user's, another version, corrupt) is listed with
 /// its error.
+///
+/// ```
+/// # let name = format!("shmring-doc-m-list-{}", std::process::id());
+/// let _ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// let all = shmring::list()?;
+/// assert!(all.iter().any(|(n, info)| *n == name && info.is_ok()));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
     let dir = std::fs::read_dir("/dev/shm").map_err(|source| Error::Io {
         op: "read_dir",
@@ -151,6 +170,21 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 /// Remove segment `name` if it is stale (see [`SegmentInfo::is_stale`]).
 /// `Ok(false)` if it is in use. Safe against a race with another process
 /// replacing or removing the same segment.
+///
+/// ```
+/// # let name = format!("shmring-doc-m-stale-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// assert!(!shmring::remove_if_stale(&name)?, "in use: left alone");
+/// ring.persist(); // keep the name after we exit...
+/// drop(ring);
+/// # // (a forked test harness may hold our descriptors a moment)
+/// # let start = std::time::Instant::now();
+/// # while !shmring::inspect(&name)?.is_stale() && start.elapsed().as_secs() < 5 {
+/// #     std::thread::sleep(std::time::Duration::from_millis(1));
+/// # }
+/// assert!(shmring::remove_if_stale(&name)?); // ...until nobody uses it
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub fn remove_if_stale(name: &str) -> Result<bool> {
     memory::remove_if_stale(&SegmentName::new(name)?, LOOK_INIT_WAIT)
 }

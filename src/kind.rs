@@ -6,6 +6,15 @@ use std::fmt;
 
 /// Which ring a segment holds; recorded in the header so that an SPSC
 /// handle never maps an MPMC segment, and so on.
+///
+/// ```
+/// use shmring::{ByteRing, Error, RingKind, Spsc};
+/// # let name = format!("shmring-doc-kind-{}", std::process::id());
+/// let _bytes = ByteRing::create(&name, 4096)?;
+/// assert_eq!(shmring::inspect(&name)?.kind, RingKind::Bytes);
+/// assert!(matches!(Spsc::<u64>::open(&name), Err(Error::KindMismatch { .. })));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RingKind {
@@ -47,6 +56,20 @@ impl fmt::Display for RingKind {
 }
 
 /// The layout of a ring's element type as recorded in a header.
+///
+/// ```
+/// use shmring::{Error, Spsc, TypeLayout};
+/// # let name = format!("shmring-doc-layout-{}", std::process::id());
+/// let _ring = Spsc::<u64>::create(&name, 8)?;
+/// match Spsc::<u32>::open(&name) {
+///     Err(Error::TypeMismatch { found, expected }) => {
+///         assert_eq!(found.size, 8);
+///         assert_eq!(expected, TypeLayout::of::<u32>());
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TypeLayout {
     /// `size_of::<T>()`.
@@ -68,6 +91,21 @@ impl fmt::Display for TypeLayout {
 }
 
 /// A role on a ring that at most one live handle may hold.
+///
+/// ```
+/// use shmring::{Error, Role, Spsc};
+/// # let name = format!("shmring-doc-role-{}", std::process::id());
+/// let ring = Spsc::<u64>::create(&name, 8)?;
+/// let _rx = ring.consumer()?;
+/// match ring.consumer() {
+///     Err(Error::RoleTaken { role, pid }) => {
+///         assert_eq!(role, Role::Consumer);
+///         assert_eq!(pid, std::process::id());
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// The writing side.

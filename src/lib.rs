@@ -105,15 +105,56 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-mod error; // the error type, and
-mod format; // the shared format: header, layout, slots, typed segments
+// The layers, bottom to top (one declaration per group, so that rustfmt
+// keeps this order).
+
+// The plain values every layer names (ring kinds, type layouts, roles),
+// and the error type that reports them.
+mod kind;
+
+mod error;
+
+// Linux, wrapped once: shm segments, futexes, fences, kernel-held liveness.
+mod platform;
+
+// Who holds what in a header: roles, claim records, the attach table.
+mod peers;
+
+// The shared format: header, layout, stamped slots, typed segments.
+mod format;
+
+// Blocking: wait strategies and the wakeup protocol.
+mod wait;
+
+// The three rings: SPSC, MPMC, byte messages.
+mod rings;
+
+// Looking into segments from outside: ls, stat, stale segments.
 #[cfg(not(shmring_loom))]
 mod inspect;
-mod kind; // the plain values it reports: ring kinds, type layouts, roles
-mod peers; // who holds what in a header: roles, claim records, attach table
-mod platform; // Linux: shm segments, futexes, fences, kernel-held liveness
-mod rings; // the three rings: SPSC, MPMC, byte messages
-mod wait; // blocking: wait strategies and the wakeup protocol // looking into segments from outside: ls, stat, stale
+
+/// The SPSC ring's types under one scheme shared by the three rings:
+/// `spsc::Producer`, `mpmc::Producer`, `bytes::Producer`, and so on. The
+/// crate root has them too, under the names they first had.
+pub mod spsc {
+    pub use crate::rings::spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};
+}
+
+/// The MPMC ring's types (see [`spsc`] for the scheme).
+pub mod mpmc {
+    pub use crate::rings::mpmc::{
+        Mpmc, MpmcConsumer as Consumer, MpmcProducer as Producer, MpmcReadSlot as ReadSlot,
+        MpmcWriteSlot as WriteSlot,
+    };
+}
+
+/// The byte ring's types (see [`spsc`] for the scheme).
+pub mod bytes {
+    pub use crate::rings::byte_ring::{
+        Batch, BatchIter, ByteConsumer as Consumer, ByteProducer as Producer, ByteRing, Grant,
+        Message,
+    };
+}
 
 /// bytemuck, re-exported so that a user's own types can derive [`Pod`]
 /// without depending on it themselves (see [the crate docs](crate#your-own-types)).

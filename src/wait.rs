@@ -47,6 +47,19 @@ use crate::platform::futex;
 use crate::platform::sync::{spin_loop, yield_now, Ordering};
 
 /// How a handle waits when the ring is empty (consumer) or full (producer).
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::WaitStrategy;
+/// # let name = format!("shmring-doc-wait-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// let mut rx = ring.consumer()?;
+/// // A latency-critical consumer on a core of its own spins; the default
+/// // spins briefly, then sleeps on a futex; Sleep goes straight to the futex.
+/// rx.set_wait_strategy(WaitStrategy::Spin);
+/// assert!(rx.pop_timeout(Duration::from_millis(1)).is_err());
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitStrategy {

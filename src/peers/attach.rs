@@ -17,6 +17,17 @@ use crate::platform::segment::Segment;
 use crate::platform::sync::{AtomicU64, Ordering};
 
 /// One recorded user of a segment, or the holder of a role.
+///
+/// ```
+/// # let name = format!("shmring-doc-attached-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// let _tx = ring.producer()?;
+/// let info = shmring::inspect(&name)?;
+/// let holder = info.producer.expect("a producer");
+/// assert_eq!(holder.pid, std::process::id());
+/// assert!(holder.alive); // its lock is held: the kernel says it runs
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attached {
     /// Its process id, in its own pid namespace (from another namespace,

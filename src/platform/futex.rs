@@ -18,6 +18,14 @@ static WAKES: StdAtomicU64 = StdAtomicU64::new(0);
 
 /// Futex system calls made by this process so far, for measuring how often
 /// the rings fall back to the kernel.
+///
+/// ```
+/// let before = shmring::futex_calls();
+/// // ... run a workload ...
+/// let after = shmring::futex_calls();
+/// let sleeps = after.waits - before.waits; // how often a side went to sleep
+/// # let _ = sleeps;
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FutexCalls {
     /// `FUTEX_WAIT` calls (a side went to sleep).

@@ -6,6 +6,14 @@ use crate::error::{Error, Result};
 pub const MAX_NAME_LEN: usize = 254;
 
 /// A validated segment name, stored without its leading `/`.
+///
+/// ```
+/// use shmring::{Error, SegmentName};
+/// let name = SegmentName::new("/quotes")?; // a leading slash is optional
+/// assert_eq!(name.as_str(), "quotes");
+/// assert!(matches!(SegmentName::new("a/b"), Err(Error::InvalidName { .. })));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SegmentName(String);
 

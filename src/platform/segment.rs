@@ -27,6 +27,19 @@ use crate::error::Result;
 use crate::platform::name::SegmentName;
 
 /// How to create a segment.
+///
+/// ```
+/// use shmring::{CreateOptions, Spsc};
+/// # let name = format!("shmring-doc-create-opts-{}", std::process::id());
+/// // Readable and writable by the owner's group too (the default is 0600),
+/// // replacing a segment of that name that every process has left.
+/// let opts = CreateOptions::new().mode(0o660).replace_stale(true);
+/// let ring = Spsc::<u64>::create_with(&name, 64, &opts)?;
+/// # use std::os::unix::fs::PermissionsExt;
+/// # let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode();
+/// # assert_eq!(mode & 0o777, 0o660);
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct CreateOptions {
     pub(crate) mode: u32,
@@ -66,6 +79,18 @@ impl CreateOptions {
 }
 
 /// How to open an existing segment.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{OpenOptions, Spsc};
+/// # let name = format!("shmring-doc-open-opts-{}", std::process::id());
+/// let _ring = Spsc::<u64>::create(&name, 64)?;
+/// // Wait at most 50 ms for a creator that is still writing the header.
+/// let opts = OpenOptions::new().init_timeout(Duration::from_millis(50));
+/// let ring = Spsc::<u64>::open_with(&name, &opts)?;
+/// assert_eq!(ring.capacity(), 64);
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     pub(crate) allow_foreign_owner: bool,
@@ -108,6 +133,17 @@ pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// Removes a segment name. Removing a name does not affect processes that
 /// have it mapped; the memory is freed when the last mapping goes.
+///
+/// ```
+/// use shmring::Error;
+/// # let name = format!("shmring-doc-m-remove-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// ring.persist();
+/// drop(ring);
+/// shmring::remove(&name)?;
+/// assert!(matches!(shmring::Spsc::<u64>::open(&name), Err(Error::NotFound { .. })));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub fn remove(name: &str) -> Result<()> {
     let name = SegmentName::new(name)?;
     platform::unlink(&name)

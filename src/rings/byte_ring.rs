@@ -63,6 +63,17 @@ const MAX_RETRIES: u32 = 1 << 12;
 /// consumer at a time. Messages are written in place ([`ByteProducer::try_reserve`]) and
 /// read in place ([`ByteConsumer::try_recv`], [`ByteConsumer::read_batch`]).
 /// Payloads are 16-byte aligned. Empty messages are allowed.
+///
+/// ```
+/// use shmring::ByteRing;
+/// # let name = format!("shmring-doc-bytes-{}", std::process::id());
+/// let ring = ByteRing::create(&name, 1 << 16)?; // data area in bytes
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_send(b"hello")?;
+/// let msg = rx.try_recv()?.expect("a message");
+/// assert_eq!(&*msg, b"hello");
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct ByteRing {
     rec: Arc<Records>,
 }
@@ -220,6 +231,19 @@ impl std::fmt::Debug for ByteRing {
 }
 
 /// A producer handle of a [`ByteRing`].
+///
+/// ```
+/// use shmring::{ByteRing, Error};
+/// # let name = format!("shmring-doc-bytes-producer-{}", std::process::id());
+/// let ring = ByteRing::create(&name, 4096)?;
+/// let mut tx = ring.producer()?;
+/// let mut grant = tx.try_reserve(3)?; // 3 bytes in the ring, to fill in place
+/// grant.copy_from_slice(b"abc");
+/// grant.commit();
+/// let too_long = vec![0; ring.max_message_len() + 1];
+/// assert!(matches!(tx.try_send(&too_long), Err(Error::MessageTooLarge { .. })));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct ByteProducer {
     rec: Arc<Records>,
     /// The consumer's `head` when we last read it; space below
@@ -263,6 +287,16 @@ impl ByteProducer {
     /// through the grant, then [`commit`](Grant::commit); dropping the grant
     /// uncommitted aborts it. `Error::Full` when there is no room,
     /// `Error::MessageTooLarge` past [`ByteRing::max_message_len`].
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-bytes-reserve-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut grant = tx.try_reserve(4)?;
+    /// grant.copy_from_slice(&7u32.to_le_bytes());
+    /// grant.commit();
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>> {
         match self.claim(len)? {
             Some(pos) => Ok(self.grant(pos, len)),
@@ -277,6 +311,17 @@ impl ByteProducer {
     }
 
     /// Copy `bytes` into the ring as one message, if there is room now.
+    ///
+    /// ```
+    /// use shmring::Error;
+    /// # let name = format!("shmring-doc-m-bytes-send-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 256)?;
+    /// let mut tx = ring.producer()?;
+    /// tx.try_send(b"")?; // empty messages are messages too
+    /// while tx.try_send(&[0; 100]).is_ok() {}
+    /// assert!(matches!(tx.try_send(&[0; 100]), Err(Error::Full)));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn try_send(&mut self, bytes: &[u8]) -> Result<()> {
         let mut grant = self.try_reserve(bytes.len())?;
         grant.copy_from_slice(bytes);
@@ -429,6 +474,21 @@ impl std::fmt::Debug for ByteProducer {
 ///
 /// [`commit`](Self::commit) publishes it; dropping it uncommitted turns it
 /// into padding the consumer skips.
+///
+/// ```
+/// # let name = format!("shmring-doc-bytes-grant-{}", std::process::id());
+/// let ring = shmring::ByteRing::create(&name, 4096)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// // Reserve generously, serialize in place, publish what was used.
+/// let mut grant = tx.try_reserve(64)?;
+/// let text = b"{\"px\":101}";
+/// grant[..text.len()].copy_from_slice(text);
+/// grant.commit_len(text.len());
+/// drop(tx.try_reserve(8)?); // dropped uncommitted: becomes padding
+/// assert_eq!(&*rx.try_recv()?.expect("one message"), text);
+/// assert!(rx.try_recv()?.is_none());
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[must_use = "a grant publishes only when committed; dropping it aborts the message"]
 pub struct Grant<'a> {
     rec: &'a Records,
@@ -506,6 +566,17 @@ impl Drop for Grant<'_> {
 }
 
 /// The consumer handle of a [`ByteRing`].
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::Error;
+/// # let name = format!("shmring-doc-bytes-consumer-{}", std::process::id());
+/// let ring = shmring::ByteRing::create(&name, 4096)?;
+/// let mut rx = ring.consumer()?;
+/// assert!(rx.try_recv()?.is_none());
+/// assert!(matches!(rx.recv_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct ByteConsumer {
     rec: Arc<Records>,
     /// Position of the next record to read (equal to `head`: everything
@@ -522,6 +593,18 @@ impl ByteConsumer {
     /// The oldest committed message, lent in place, if there is one;
     /// dropping it releases its space. `Error::Corrupt` if the ring holds a
     /// record no honest producer could have written.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-bytes-recv-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(b"one")?;
+    /// tx.try_send(b"two")?;
+    /// assert_eq!(&*rx.try_recv()?.unwrap(), b"one"); // released at the `;`
+    /// assert_eq!(&*rx.try_recv()?.unwrap(), b"two");
+    /// assert!(rx.try_recv()?.is_none());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
         Ok(self.next()?.map(|r| self.lend(r)))
     }
@@ -558,6 +641,17 @@ impl ByteConsumer {
 
     /// Every message committed now, lent in place, released together with
     /// one index store when the batch drops. Empty if there is none.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-bytes-batch-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(b"a")?;
+    /// tx.try_send(b"b")?;
+    /// let joined: Vec<u8> = rx.read_batch()?.iter().flat_map(|m| m.to_vec()).collect();
+    /// assert_eq!(joined, b"ab");
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn read_batch(&mut self) -> Result<Batch<'_>> {
         let start = self.pos;
         let mut end = start;
@@ -674,6 +768,19 @@ impl std::fmt::Debug for ByteConsumer {
 }
 
 /// One message, lent in place; dropping it releases its space.
+///
+/// ```
+/// # let name = format!("shmring-doc-bytes-message-{}", std::process::id());
+/// let ring = shmring::ByteRing::create(&name, 4096)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_send(b"tick")?;
+/// let msg = rx.try_recv()?.expect("a message");
+/// assert_eq!(msg.len(), 4); // a &[u8] into the ring
+/// let mut copy = Vec::new();
+/// msg.copy_into(&mut copy); // or copy it out, for peers you do not trust
+/// assert_eq!(copy, b"tick");
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[must_use = "a message is released when dropped"]
 pub struct Message<'a> {
     rx: &'a mut ByteConsumer,
@@ -727,6 +834,21 @@ impl std::fmt::Debug for Message<'_> {
 
 /// Every message committed when [`ByteConsumer::read_batch`] was called,
 /// lent in place; dropping the batch releases them all at once.
+///
+/// ```
+/// # let name = format!("shmring-doc-bytes-batch-{}", std::process::id());
+/// let ring = shmring::ByteRing::create(&name, 4096)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// for m in [&b"a"[..], b"bb", b"ccc"] {
+///     tx.try_send(m)?;
+/// }
+/// let batch = rx.read_batch()?; // everything committed so far
+/// assert_eq!(batch.len(), 3);
+/// let total: usize = batch.iter().map(|m| m.len()).sum();
+/// assert_eq!(total, 6);
+/// drop(batch); // all three released with one store
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[must_use = "a batch is released when dropped"]
 pub struct Batch<'a> {
     rx: &'a mut ByteConsumer,
@@ -783,6 +905,18 @@ impl Drop for Batch<'_> {
 }
 
 /// Iterator over a [`Batch`]'s messages.
+///
+/// ```
+/// # let name = format!("shmring-doc-bytes-iter-{}", std::process::id());
+/// let ring = shmring::ByteRing::create(&name, 4096)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_send(b"x")?;
+/// let batch = rx.read_batch()?;
+/// for msg in &batch {
+///     assert_eq!(msg, b"x");
+/// }
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct BatchIter<'a> {
     rec: &'a Records,
     pos: u64,

@@ -80,6 +80,19 @@ const REPAIR_BUDGET: u64 = 1 << 16;
 /// may use it at once; [`producer`](Self::producer) and
 /// [`consumer`](Self::consumer) hand them out (`try_clone` makes another
 /// for a new thread).
+///
+/// ```
+/// use shmring::Mpmc;
+/// # let name = format!("shmring-doc-mpmc-{}", std::process::id());
+/// let ring = Mpmc::<u64>::create(&name, 64)?;
+/// // Up to 32 producers and 32 consumers, in any processes.
+/// let (a, b) = (ring.producer()?, ring.producer()?);
+/// let (rx1, rx2) = (ring.consumer()?, ring.consumer()?);
+/// a.try_push(1).unwrap();
+/// b.try_push(2).unwrap();
+/// assert_eq!((rx1.try_pop(), rx2.try_pop()), (Some(1), Some(2)));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct Mpmc<T> {
     mem: Memory<T>,
 }
@@ -172,6 +185,15 @@ impl<T> Mpmc<T> {
     /// on; 0 also when another process is repairing, or when handles beyond
     /// the claim table's 32 per side exist (they cannot be told from the
     /// dead, so nothing is touched).
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-mpmc-recover-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+    /// // A poller that never blocks calls this now and then; a blocked call
+    /// // repairs on its own. With every holder alive there is nothing to do.
+    /// assert_eq!(ring.recover(), 0);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn recover(&self) -> u64 {
         recover(&self.mem)
     }
@@ -420,6 +442,20 @@ fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
 /// A producer handle of an [`Mpmc`] ring. Each handle (each clone) has its
 /// own claim record, so a handle is `Send` but not `Sync`: clone it for
 /// each thread.
+///
+/// ```
+/// use std::time::Duration;
+/// # let name = format!("shmring-doc-mpmc-producer-{}", std::process::id());
+/// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+/// let tx = ring.producer()?;
+/// let tx2 = tx.try_clone()?; // another handle, with its own claim record
+/// std::thread::spawn(move || tx2.push_timeout(2, Duration::from_secs(1)).unwrap())
+///     .join()
+///     .unwrap();
+/// tx.try_push(1).unwrap();
+/// assert_eq!(ring.pushed(), 2);
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct MpmcProducer<T> {
     mem: Memory<T>,
     wait: WaitStrategy,
@@ -478,6 +514,15 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// stamp); crossbeam's `ArrayQueue` spins instead. Where a brief wait is
     /// acceptable, use [`push_timeout`](Self::push_timeout), which waits
     /// (spinning first) for that reader.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-mpmc-push-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 1)?;
+    /// let tx = ring.producer()?;
+    /// assert_eq!(tx.try_push(1), Ok(()));
+    /// assert_eq!(tx.try_push(2), Err(2)); // full
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     #[inline]
     pub fn try_push(&self, value: T) -> std::result::Result<(), T> {
         match claim(&self.mem, Side::Producer, &self.rec) {
@@ -511,6 +556,17 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// guard uncommitted (also while the thread panics) publishes a skip:
     /// consumers pass over the position and nothing is delivered, so a
     /// half-written value never is.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-mpmc-claim-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<[u64; 8]>::create(&name, 4)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut slot = tx.claim().expect("room");
+    /// slot[7] = 42; // written in place
+    /// slot.commit();
+    /// assert_eq!(rx.try_pop().map(|v| v[7]), Some(42));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn claim(&self) -> Option<MpmcWriteSlot<'_, T>> {
         claim(&self.mem, Side::Producer, &self.rec).map(|pos| self.lend(pos))
     }
@@ -655,6 +711,17 @@ impl<T> Drop for MpmcWriteSlot<'_, T> {
 
 /// A consumer handle of an [`Mpmc`] ring. Like a producer, each handle
 /// (each clone) has its own claim record: `Send`, not `Sync`.
+///
+/// ```
+/// use std::time::Duration;
+/// # let name = format!("shmring-doc-mpmc-consumer-{}", std::process::id());
+/// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+/// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(7).unwrap();
+/// assert_eq!(rx.pop_timeout(Duration::from_millis(10))?, 7);
+/// assert!(rx.try_pop().is_none());
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct MpmcConsumer<T> {
     mem: Memory<T>,
     wait: WaitStrategy,
@@ -764,6 +831,15 @@ impl<T: Pod + Send> MpmcConsumer<T> {
 
     /// Borrow the oldest committed value in place, if any; dropping the
     /// guard releases its slot.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-mpmc-read-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(3).unwrap();
+    /// assert_eq!(rx.read().map(|slot| *slot), Some(3));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn read(&self) -> Option<MpmcReadSlot<'_, T>> {
         self.try_claim().map(|pos| MpmcReadSlot { rx: self, pos })
     }
@@ -838,6 +914,17 @@ fn release<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
 
 /// A committed value, lent in place. Dropping it releases the slot (also
 /// while panicking: the value was delivered).
+///
+/// ```
+/// # let name = format!("shmring-doc-mpmc-rslot-{}", std::process::id());
+/// let ring = shmring::Mpmc::<[u8; 64]>::create(&name, 4)?;
+/// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push([9; 64]).unwrap();
+/// let slot = rx.read().expect("a value");
+/// assert_eq!(slot[63], 9); // read in place, no copy
+/// drop(slot); // released: the producer may reuse the slot
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[must_use = "a read slot releases its value when dropped"]
 pub struct MpmcReadSlot<'a, T> {
     rx: &'a MpmcConsumer<T>,

@@ -63,6 +63,20 @@ use crate::wait::{self, WaitStrategy};
 /// `Spsc` itself only maps the segment; [`producer`](Self::producer) and
 /// [`consumer`](Self::consumer) hand out the two ends. The handles keep the
 /// mapping alive, so the `Spsc` may be dropped once they exist.
+///
+/// ```
+/// use shmring::Spsc;
+/// # let name = format!("shmring-doc-spsc-{}", std::process::id());
+/// // The creating process owns the name: it is unlinked when `ring` drops.
+/// let ring = Spsc::<u64>::create(&name, 1024)?;
+/// // Another process opens it by name (here the same one, for the example).
+/// let peer = Spsc::<u64>::open(&name)?;
+/// let (mut tx, mut rx) = (ring.producer()?, peer.consumer()?);
+/// tx.try_push(1).unwrap();
+/// assert_eq!(rx.try_pop(), Some(1));
+/// assert_eq!((ring.pushed(), ring.popped()), (1, 1));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct Spsc<T> {
     mem: Arc<RingMemory<Slot<T>>>,
 }
@@ -193,6 +207,21 @@ fn occupancy(ahead: u64, behind: u64, cap: u64, what: &str) -> Result<usize> {
 }
 
 /// The writing end of an [`Spsc`] ring. Not `Sync`: one thread pushes.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{Error, Spsc};
+/// # let name = format!("shmring-doc-spsc-producer-{}", std::process::id());
+/// let ring = Spsc::<u64>::create(&name, 2)?;
+/// let mut tx = ring.producer()?;
+/// assert!(matches!(ring.producer(), Err(Error::RoleTaken { .. })), "one producer");
+/// tx.try_push(1).unwrap();
+/// tx.try_push(2).unwrap();
+/// assert_eq!(tx.try_push(3), Err(3)); // full: the value comes back
+/// let late = tx.push_timeout(3, Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(late.into_inner(), 3);
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct Producer<T> {
     mem: Arc<RingMemory<Slot<T>>>,
     tail: u64,
@@ -216,6 +245,15 @@ const ROOM_PATIENCE: u32 = 64;
 
 impl<T: Pod + Send> Producer<T> {
     /// Push `value` if there is room; give it back if the ring is full.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-spsc-push-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 1)?;
+    /// let mut tx = ring.producer()?;
+    /// assert_eq!(tx.try_push(1), Ok(()));
+    /// assert_eq!(tx.try_push(2), Err(2)); // full
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     #[inline]
     pub fn try_push(&mut self, value: T) -> std::result::Result<(), T> {
         if self.room(1) == 0 {
@@ -310,6 +348,17 @@ impl<T: Pod + Send> Producer<T> {
 
     /// Reserve up to `n` free slots (fewer when the ring has less room; none
     /// when it is full), to be filled in place and committed.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-spsc-wchunk-{}", std::process::id());
+    /// let ring = shmring::Spsc::<[u8; 16]>::create(&name, 4)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut chunk = tx.write_chunk(8);
+    /// assert_eq!(chunk.len(), 4); // only 4 free
+    /// chunk.get_mut(0)[0] = 1; // build values in place
+    /// chunk.commit(1);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn write_chunk(&mut self, n: usize) -> WriteChunk<'_, T> {
         let len = self.room(n as u64).min(n as u64) as usize;
         WriteChunk {
@@ -360,6 +409,17 @@ impl<T> Drop for Producer<T> {
 
 /// Free slots reserved by [`Producer::write_chunk`]. Fill them in place, then
 /// [`commit`](Self::commit); dropping the chunk commits nothing.
+///
+/// ```
+/// # let name = format!("shmring-doc-spsc-wchunk-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// let mut chunk = tx.write_chunk(4); // up to 4 free slots, in place
+/// let n = chunk.fill_from_iter(10..13);
+/// chunk.commit(n); // publishes 10, 11, 12 with one index store
+/// assert_eq!(rx.try_pop(), Some(10));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[must_use = "a chunk publishes only when committed; dropping it publishes nothing"]
 pub struct WriteChunk<'a, T: Pod + Send> {
     producer: &'a mut Producer<T>,
@@ -447,6 +507,19 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
 }
 
 /// The reading end of an [`Spsc`] ring. Not `Sync`: one thread pops.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{Error, Spsc, WaitStrategy};
+/// # let name = format!("shmring-doc-spsc-consumer-{}", std::process::id());
+/// let ring = Spsc::<u64>::create(&name, 16)?;
+/// let mut rx = ring.consumer()?;
+/// rx.set_wait_strategy(WaitStrategy::Spin);
+/// // Nothing arrives: the wait ends at its timeout, never later.
+/// assert!(matches!(rx.pop_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+/// assert!(rx.is_empty());
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct Consumer<T> {
     mem: Arc<RingMemory<Slot<T>>>,
     head: u64,
@@ -457,6 +530,16 @@ pub struct Consumer<T> {
 
 impl<T: Pod + Send> Consumer<T> {
     /// Pop the oldest value, if there is one.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-spsc-pop-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 4)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert_eq!(rx.try_pop(), None);
+    /// tx.try_push(5).unwrap();
+    /// assert_eq!(rx.try_pop(), Some(5));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     #[inline]
     pub fn try_pop(&mut self) -> Option<T> {
         let slot = self.mem.slot(self.head);
@@ -509,6 +592,19 @@ impl<T: Pod + Send> Consumer<T> {
 
     /// Borrow up to `n` committed values in place (fewer when fewer are
     /// ready; none when the ring is empty), to be released after reading.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-spsc-rchunk-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 4)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(1).unwrap();
+    /// tx.try_push(2).unwrap();
+    /// let chunk = rx.read_chunk(4);
+    /// assert_eq!((chunk.len(), *chunk.get(1)), (2, 2));
+    /// chunk.release(1); // the second value stays in the ring
+    /// assert_eq!(rx.try_pop(), Some(2));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     pub fn read_chunk(&mut self, n: usize) -> ReadChunk<'_, T> {
         let max = n.min(self.mem.capacity() as usize);
         let mut len = 0;
@@ -570,6 +666,20 @@ impl<T> Drop for Consumer<T> {
 /// place; dropping the chunk releases them all (like every read guard),
 /// and [`release`](Self::release) releases only the first `n`, leaving the
 /// rest in the ring.
+///
+/// ```
+/// # let name = format!("shmring-doc-spsc-rchunk-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// for v in 1..=3 {
+///     tx.try_push(v).unwrap();
+/// }
+/// let chunk = rx.read_chunk(8); // what is ready, up to 8, in place
+/// assert_eq!(chunk.iter().sum::<u64>(), 6);
+/// drop(chunk); // released
+/// assert_eq!(rx.try_pop(), None);
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[must_use = "a chunk releases its values when dropped (or with release)"]
 pub struct ReadChunk<'a, T: Pod + Send> {
     consumer: &'a mut Consumer<T>,
