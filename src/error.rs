@@ -207,6 +207,43 @@ pub enum Error {
 /// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A `try_push` that found the ring full; holds the value that was not
+/// pushed, so nothing is lost. An error type like the others, so it
+/// composes with `?`.
+///
+/// ```
+/// # let name = format!("shmring-doc-full-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 1)?;
+/// let mut tx = ring.producer()?;
+/// tx.try_push(1)?;
+/// let full = tx.try_push(2).unwrap_err();
+/// assert_eq!(full.into_inner(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Full<T>(pub T);
+
+impl<T> Full<T> {
+    /// The value that was not pushed.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for Full<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Full(..)")
+    }
+}
+
+impl<T> fmt::Display for Full<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the ring is full (no room for the value)")
+    }
+}
+
+impl<T> std::error::Error for Full<T> {}
+
 /// A blocking push whose timeout passed first; holds the value that was not
 /// pushed.
 ///

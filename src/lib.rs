@@ -160,7 +160,7 @@ pub mod bytes {
 /// without depending on it themselves (see [the crate docs](crate#your-own-types)).
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
-pub use error::{Error, PushTimeout, Result};
+pub use error::{Error, Full, PushTimeout, Result};
 #[cfg(shmring_loom)]
 #[doc(hidden)]
 pub use format::header::model as header_model;

@@ -24,7 +24,7 @@ fn two_producers_two_consumers_deliver_every_value_once_in_producer_order() {
             let v = (id as u64) << 32 | seq;
             let mut pending = Some(v);
             while let Some(v) = pending {
-                pending = tx.try_push(v).err();
+                pending = tx.try_push(v).err().map(shmring::Full::into_inner);
                 for rx in &consumers {
                     if let Some(got) = rx.try_pop() {
                         let from = (got >> 32) as usize;
@@ -55,7 +55,11 @@ fn a_read_slot_is_released_when_dropped() {
     tx.try_push(2).unwrap();
     let slot = rx.read().unwrap();
     assert_eq!(*slot, 1);
-    assert_eq!(tx.try_push(3), Err(3), "slot 0 is still lent");
+    assert_eq!(
+        tx.try_push(3),
+        Err(shmring::Full(3)),
+        "slot 0 is still lent"
+    );
     drop(slot);
     tx.try_push(3).unwrap();
     assert_eq!((rx.try_pop(), rx.try_pop()), (Some(2), Some(3)));

@@ -39,7 +39,7 @@ fn a_full_ring_gives_the_value_back() {
     let mut tx = ring.producer().unwrap();
     tx.try_push(1).unwrap();
     tx.try_push(2).unwrap();
-    assert_eq!(tx.try_push(3), Err(3));
+    assert_eq!(tx.try_push(3), Err(shmring::Full(3)));
 }
 
 #[test]

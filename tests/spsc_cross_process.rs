@@ -51,7 +51,7 @@ fn child(role: &str) {
                     backoff.reset();
                 }
                 Err(v) => {
-                    assert_eq!(v, next, "a refused push gives the value back");
+                    assert_eq!(v.into_inner(), next, "a refused push gives the value back");
                     backoff.snooze();
                 }
             }

@@ -175,13 +175,14 @@ pub fn spsc_ops(data: &[u8]) {
                 let r = if op & 7 == 0 {
                     tx.try_push(next)
                 } else {
-                    tx.push_timeout(next, Duration::ZERO).map_err(|e| e.0)
+                    tx.push_timeout(next, Duration::ZERO)
+                        .map_err(|e| shmring::Full(e.0))
                 };
                 if model.len() < cap {
                     assert_eq!(r, Ok(()));
                     model.push_back(next);
                 } else {
-                    assert_eq!(r, Err(next));
+                    assert_eq!(r, Err(shmring::Full(next)));
                 }
                 next += 1;
             }
@@ -235,13 +236,14 @@ pub fn mpmc_ops(data: &[u8]) {
                 let r = if op & 7 == 0 {
                     tx.try_push(next)
                 } else {
-                    tx.push_timeout(next, Duration::ZERO).map_err(|e| e.0)
+                    tx.push_timeout(next, Duration::ZERO)
+                        .map_err(|e| shmring::Full(e.0))
                 };
                 if model.len() < cap {
                     assert_eq!(r, Ok(()));
                     model.push_back(next);
                 } else {
-                    assert_eq!(r, Err(next));
+                    assert_eq!(r, Err(shmring::Full(next)));
                 }
                 next += 1;
             }

@@ -28,7 +28,7 @@ fn ring(capacity: usize) -> Arc<Spsc<u64>> {
 }
 
 fn push_spinning(tx: &mut shmring::Producer<u64>, mut v: u64) {
-    while let Err(back) = tx.try_push(v) {
+    while let Err(shmring::Full(back)) = tx.try_push(v) {
         v = back;
         thread::yield_now();
     }

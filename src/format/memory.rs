@@ -5,7 +5,9 @@
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(not(shmring_loom))]
+use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytemuck::Pod;
 

@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, PushTimeout, Result};
+use crate::error::{Error, Full, PushTimeout, Result};
 use crate::format::memory::RingMemory;
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::RingKind;
@@ -504,7 +504,8 @@ impl<T> Drop for MpmcProducer<T> {
 }
 
 impl<T: Pod + Send> MpmcProducer<T> {
-    /// Push `value` if there is room; give it back if the ring is full.
+    /// Push `value` if there is room; give it back (in [`Full`]) if the
+    /// ring is full.
     ///
     /// "Full" is decided by the one slot this push would take: if a
     /// consumer has claimed the value in it a lap ago and is still reading
@@ -520,17 +521,17 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// let ring = shmring::Mpmc::<u64>::create(&name, 1)?;
     /// let tx = ring.producer()?;
     /// assert_eq!(tx.try_push(1), Ok(()));
-    /// assert_eq!(tx.try_push(2), Err(2)); // full
+    /// assert_eq!(tx.try_push(2), Err(shmring::Full(2)));
     /// # Ok::<(), shmring::Error>(())
     /// ```
     #[inline]
-    pub fn try_push(&self, value: T) -> std::result::Result<(), T> {
+    pub fn try_push(&self, value: T) -> std::result::Result<(), Full<T>> {
         match claim(&self.mem, Side::Producer, &self.rec) {
             Some(pos) => {
                 self.fill(pos, value);
                 Ok(())
             }
-            None => Err(value),
+            None => Err(Full(value)),
         }
     }
 

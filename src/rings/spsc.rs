@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, PushTimeout, Result};
+use crate::error::{Error, Full, PushTimeout, Result};
 
 use crate::format::memory::RingMemory;
 use crate::format::slot::{full_stamp, Slot};
@@ -217,7 +217,7 @@ fn occupancy(ahead: u64, behind: u64, cap: u64, what: &str) -> Result<usize> {
 /// assert!(matches!(ring.producer(), Err(Error::RoleTaken { .. })), "one producer");
 /// tx.try_push(1).unwrap();
 /// tx.try_push(2).unwrap();
-/// assert_eq!(tx.try_push(3), Err(3)); // full: the value comes back
+/// assert_eq!(tx.try_push(3), Err(shmring::Full(3))); // the value comes back
 /// let late = tx.push_timeout(3, Duration::from_millis(1)).unwrap_err();
 /// assert_eq!(late.into_inner(), 3);
 /// # Ok::<(), shmring::Error>(())
@@ -244,20 +244,21 @@ const ROOM_BATCH: u64 = 32;
 const ROOM_PATIENCE: u32 = 64;
 
 impl<T: Pod + Send> Producer<T> {
-    /// Push `value` if there is room; give it back if the ring is full.
+    /// Push `value` if there is room; give it back (in [`Full`]) if the
+    /// ring is full.
     ///
     /// ```
     /// # let name = format!("shmring-doc-m-spsc-push-{}", std::process::id());
     /// let ring = shmring::Spsc::<u64>::create(&name, 1)?;
     /// let mut tx = ring.producer()?;
     /// assert_eq!(tx.try_push(1), Ok(()));
-    /// assert_eq!(tx.try_push(2), Err(2)); // full
+    /// assert_eq!(tx.try_push(2), Err(shmring::Full(2)));
     /// # Ok::<(), shmring::Error>(())
     /// ```
     #[inline]
-    pub fn try_push(&mut self, value: T) -> std::result::Result<(), T> {
+    pub fn try_push(&mut self, value: T) -> std::result::Result<(), Full<T>> {
         if self.room(1) == 0 {
-            return Err(value);
+            return Err(Full(value));
         }
         let slot = self.mem.slot(self.tail);
         // SAFETY: `room` saw the consumer release this slot (Acquire on its
@@ -277,11 +278,11 @@ impl<T: Pod + Send> Producer<T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushTimeout<T>> {
-        let Err(value) = self.try_push(value) else {
+        let Err(Full(value)) = self.try_push(value) else {
             return Ok(());
         };
         if self.wait_for_room(timeout) {
-            self.try_push(value).map_err(PushTimeout)
+            self.try_push(value).map_err(|Full(v)| PushTimeout(v))
         } else {
             Err(PushTimeout(value))
         }
