@@ -538,3 +538,184 @@ impl Drop for RepairLock<'_> {
         drop(self.lease.take());
     }
 }
+
+#[cfg(all(test, not(shmring_loom)))]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::platform::name::SegmentName;
+
+    /// A real segment (never linked under its name) holding one claim
+    /// table and the repair state, so that leases are real kernel locks.
+    /// Both start after the first line: byte 0 carries every mapping's
+    /// shared lock (a header's magic number sits there).
+    struct Fixture {
+        seg: Segment,
+    }
+
+    /// Where the table starts: a line past the mapping's shared lock.
+    const TABLE: usize = 128;
+
+    impl Fixture {
+        fn new() -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("shmring-unit-claims-{}-{n}", std::process::id());
+            let len = (TABLE + size_of::<ClaimTable>() + size_of::<Recovery>()) as u64;
+            let seg = Segment::create(&SegmentName::new(&name).unwrap(), len, &Default::default());
+            Fixture { seg: seg.unwrap() }
+        }
+
+        fn table(&self) -> &ClaimTable {
+            // SAFETY: the mapping is at least a table and the repair state
+            // long, page-aligned, zero-filled (a valid table of free
+            // records: atomics are valid for any bits), and lives as long
+            // as `self`.
+            unsafe { &*self.seg.as_ptr().add(TABLE).cast::<ClaimTable>() }
+        }
+
+        fn recovery(&self) -> &Recovery {
+            let at = TABLE + size_of::<ClaimTable>();
+            // SAFETY: as in `table`; the state follows the table, whose
+            // size is a multiple of the state's alignment.
+            unsafe { &*self.seg.as_ptr().add(at).cast::<Recovery>() }
+        }
+
+        fn take(&self) -> Recorder {
+            Recorder::take(&self.seg, self.table(), Side::Consumer).unwrap()
+        }
+
+        fn held(&self, pos: u64) -> bool {
+            Liveness::new(&self.seg, self.table()).held_by_the_living(pos)
+        }
+
+        fn dead(&self) -> Vec<Vec<u64>> {
+            dead_records(&self.seg, self.table())
+                .map(|d| d.positions(8).collect())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn each_handle_gets_a_record_of_its_own_and_one_more_is_too_many() {
+        let f = Fixture::new();
+        let mut all: Vec<Recorder> = (0..CLAIM_RECORDS).map(|_| f.take()).collect();
+        let mut indices: Vec<usize> = all.iter().map(|r| r.index).collect();
+        indices.dedup();
+        assert_eq!(indices.len(), CLAIM_RECORDS);
+        match Recorder::take(&f.seg, f.table(), Side::Producer) {
+            Err(Error::TooManyHandles { side, limit, .. }) => {
+                assert_eq!((side, limit), ("producer", CLAIM_RECORDS));
+            }
+            other => panic!("expected TooManyHandles, got {:?}", other.err()),
+        }
+        all[3].release(f.table());
+        let again = f.take();
+        assert_eq!(again.index, 3, "a released record is taken again");
+    }
+
+    #[test]
+    fn a_live_record_names_what_it_holds_and_moves_off_what_it_finished() {
+        let f = Fixture::new();
+        let r = f.take();
+        assert!(!f.held(5));
+        r.note(f.table(), 5);
+        r.hold(5);
+        assert!(f.held(5));
+        r.finish();
+        r.note(f.table(), 6);
+        assert!(!f.held(5), "finished, and the record moved on");
+        assert!(f.held(6));
+    }
+
+    #[test]
+    fn a_claim_that_lost_stops_naming_the_position_it_did_not_win() {
+        let f = Fixture::new();
+        let r = f.take();
+        r.note(f.table(), 7);
+        assert!(f.held(7), "named before the compare-exchange");
+        r.abandon(f.table());
+        assert!(!f.held(7));
+        r.note(f.table(), 8);
+        r.hold(8);
+        r.note(f.table(), 9);
+        r.abandon(f.table());
+        assert!(
+            f.held(8) && !f.held(9),
+            "keeps what it holds, drops the rest"
+        );
+    }
+
+    #[test]
+    fn a_handle_dropped_holding_positions_leaves_a_dead_record_to_repair() {
+        let f = Fixture::new();
+        let mut r = f.take();
+        for pos in [3, 4] {
+            r.note(f.table(), pos);
+            r.hold(pos);
+        }
+        r.release(f.table()); // its guards were forgotten
+        assert!(!f.held(3), "its holder is gone");
+        assert_eq!(f.dead(), [vec![3, 4]]);
+        dead_records(&f.seg, f.table()).for_each(DeadRecord::free);
+        assert!(f.dead().is_empty());
+        assert_eq!(f.take().index, r.index, "the freed record is reused");
+    }
+
+    #[test]
+    fn a_handle_released_with_nothing_held_frees_its_record() {
+        let f = Fixture::new();
+        let mut r = f.take();
+        r.note(f.table(), 1);
+        r.hold(1);
+        r.finish();
+        r.release(f.table());
+        assert!(f.dead().is_empty());
+        assert_eq!(f.table()[r.index].owner.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_dead_records_range_is_cut_to_one_lap() {
+        let f = Fixture::new();
+        let mut r = f.take();
+        r.note(f.table(), 0);
+        r.hold(0);
+        // A garbage range (a hostile peer, or wrapped positions).
+        f.table()[r.index].last.store(1000, Ordering::Relaxed);
+        r.release(f.table());
+        assert_eq!(f.dead(), [(993..=1000).collect::<Vec<u64>>()]);
+    }
+
+    #[test]
+    fn adopting_widens_the_range_to_cover_the_adopted_position() {
+        let f = Fixture::new();
+        let r = f.take();
+        r.note(f.table(), 10);
+        r.hold(10);
+        r.adopt(f.table(), 4);
+        assert!(f.held(4) && f.held(7) && f.held(10));
+        assert!(!f.held(3) && !f.held(11));
+    }
+
+    #[test]
+    fn a_span_is_named_until_cleared() {
+        let f = Fixture::new();
+        let r = f.take();
+        r.note_span(f.table(), 16, 47);
+        let spans = Liveness::new(&f.seg, f.table()).spans_around(20);
+        assert_eq!(spans, [(true, 16, 48)]);
+        assert!(Liveness::new(&f.seg, f.table()).spans_around(48).is_empty());
+        r.clear_span(f.table());
+        assert!(Liveness::new(&f.seg, f.table()).spans_around(20).is_empty());
+    }
+
+    #[test]
+    fn the_repair_lock_has_one_holder_at_a_time() {
+        let f = Fixture::new();
+        let first = RepairLock::try_acquire(&f.seg, f.recovery()).expect("free");
+        assert!(RepairLock::try_acquire(&f.seg, f.recovery()).is_none());
+        drop(first);
+        assert!(RepairLock::try_acquire(&f.seg, f.recovery()).is_some());
+    }
+}
