@@ -59,8 +59,19 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// Arguments of the hidden bench worker (one producer or consumer process).
-#[derive(Args, Debug)]
+/// Which side a bench worker process plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Side {
+    /// Send messages until `until_ns`, then the stop marker.
+    Produce,
+    /// Receive until every producer's stop marker arrived.
+    Consume,
+}
+
+/// Arguments of the hidden bench worker (one producer or consumer
+/// process): written by [`WorkerArgs::command`], read back by clap, so the
+/// two ends share one definition.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct WorkerArgs {
     #[arg(long, value_enum)]
     pub kind: Kind,
@@ -68,9 +79,9 @@ pub struct WorkerArgs {
     pub name: String,
     #[arg(long)]
     pub size: usize,
-    /// `produce` or `consume`.
-    #[arg(long)]
-    pub side: String,
+    /// Producer or consumer.
+    #[arg(long, value_enum)]
+    pub side: Side,
     /// Nanoseconds on CLOCK_MONOTONIC at which producers start: every
     /// worker is running by then, and the run lasts exactly the duration.
     #[arg(long)]
@@ -81,6 +92,33 @@ pub struct WorkerArgs {
     /// Messages per second to send (0: flood).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+}
+
+/// The hidden subcommand that runs a bench worker.
+pub const WORKER_COMMAND: &str = "__bench-worker";
+
+fn value_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .expect("every variant has a name")
+        .get_name()
+        .to_owned()
+}
+
+impl WorkerArgs {
+    /// The command that starts this worker: `exe` (the shmring binary)
+    /// with the hidden subcommand and every field as an argument.
+    pub fn command(&self, exe: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(exe);
+        cmd.arg(WORKER_COMMAND)
+            .args(["--kind", &value_name(self.kind)])
+            .args(["--name", &self.name])
+            .args(["--size", &self.size.to_string()])
+            .args(["--side", &value_name(self.side)])
+            .args(["--start-ns", &self.start_ns.to_string()])
+            .args(["--until-ns", &self.until_ns.to_string()])
+            .args(["--rate", &self.rate.to_string()]);
+        cmd
+    }
 }
 
 /// When a producer sends: as fast as it can, or on a schedule.
@@ -211,7 +249,7 @@ fn consume<T: Pod + AsRef<[u64]>>(until_ns: u64, mut pop: impl FnMut() -> Option
 
 fn typed_worker<T: Pod + Send + AsRef<[u64]> + AsMut<[u64]>>(args: &WorkerArgs) -> Res<()> {
     let timeout = Duration::from_millis(10);
-    let producing = args.side == "produce";
+    let producing = args.side == Side::Produce;
     match args.kind {
         Kind::Spsc => {
             let ring = Spsc::<T>::open(&args.name)?;
@@ -242,7 +280,7 @@ fn typed_worker<T: Pod + Send + AsRef<[u64]> + AsMut<[u64]>>(args: &WorkerArgs) 
 fn bytes_worker(args: &WorkerArgs) -> Res<()> {
     let ring = ByteRing::open(&args.name)?;
     let timeout = Duration::from_millis(10);
-    if args.side == "produce" {
+    if args.side == Side::Produce {
         let mut tx = ring.producer()?;
         let mut count = 0u64;
         let body = vec![0x5au8; args.size];
@@ -369,26 +407,28 @@ pub fn run(args: &BenchArgs) -> Res<()> {
     let ring = create(args, &name)?;
     let start_ns = now_ns() + 200_000_000; // time for the workers to start
     let until_ns = start_ns + (args.duration * 1e9) as u64;
-    let kind = args.kind.to_possible_value().expect("named");
-    let spawn = |side: &str| -> Res<Child> {
-        Ok(Command::new(std::env::current_exe()?)
-            .args(["__bench-worker", "--kind", kind.get_name(), "--name", &name])
-            .args(["--size", &args.size.to_string(), "--side", side])
-            .args(["--start-ns", &start_ns.to_string()])
-            .args(["--until-ns", &until_ns.to_string()])
-            .args(["--rate", &args.rate.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()?)
+    let spawn = |side: Side| -> Res<Child> {
+        let worker = WorkerArgs {
+            kind: args.kind,
+            name: name.clone(),
+            size: args.size,
+            side,
+            start_ns,
+            until_ns,
+            rate: args.rate,
+        };
+        let exe = std::env::current_exe()?;
+        Ok(worker.command(exe).stdout(Stdio::piped()).spawn()?)
     };
     let mut run = Run {
         _ring: ring,
         children: Vec::new(),
     };
     for _ in 0..args.consumers {
-        run.children.push(spawn("consume")?);
+        run.children.push(spawn(Side::Consume)?);
     }
     for _ in 0..args.producers {
-        run.children.push(spawn("produce")?);
+        run.children.push(spawn(Side::Produce)?);
     }
     let mut hist = histogram();
     let mut received = 0u64;

@@ -47,7 +47,7 @@ enum Command {
     /// every stale one with --stale.
     Rm(inspect::RmArgs),
     /// Internal: one producer or consumer process of `bench`.
-    #[command(name = "__bench-worker", hide = true)]
+    #[command(name = bench::WORKER_COMMAND, hide = true)]
     BenchWorker(bench::WorkerArgs),
 }
 
@@ -70,6 +70,37 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("shmring: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// What `WorkerArgs::command` writes, the command line parses back.
+    #[test]
+    fn a_bench_worker_survives_its_command_line() {
+        for kind in bench::Kind::value_variants() {
+            for side in bench::Side::value_variants() {
+                let w = bench::WorkerArgs {
+                    kind: *kind,
+                    name: "ring".into(),
+                    size: 64,
+                    side: *side,
+                    start_ns: 1,
+                    until_ns: u64::MAX,
+                    rate: 1000,
+                };
+                let cmd = w.command("shmring");
+                let args = std::iter::once("shmring".into())
+                    .chain(cmd.get_args().map(|a| a.to_os_string()));
+                match Cli::try_parse_from(args).unwrap().command {
+                    Command::BenchWorker(parsed) => assert_eq!(parsed, w),
+                    _ => panic!("parsed as another command"),
+                }
+            }
         }
     }
 }
