@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg shmring_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/loom}"
 limits=(load-buffering)
-names=(slot.rs spsc.rs mpmc.rs record.rs byte_ring.rs claims.rs wait.rs role.rs header.rs barrier.rs futex.rs)
+names=(slot.rs spsc.rs mpmc.rs record.rs byte_ring.rs claims.rs lease.rs wait.rs role.rs header.rs barrier.rs futex.rs)
 if [ $# -gt 0 ]; then names=("$@"); fi
 # Files are named by their (unique) base names, wherever their layer's
 # folder puts them under src/.
@@ -108,7 +108,7 @@ PY
 binaries_for() {
     case "$(basename "$1")" in
         spsc.rs|role.rs|header.rs) echo spsc ;;
-        claims.rs) echo repair ;;
+        claims.rs|lease.rs) echo repair ;;
         mpmc.rs) echo repair mpmc ;;
         record.rs|byte_ring.rs) echo bytes repair ;;
         *) echo spsc bytes repair mpmc ;;

@@ -130,7 +130,6 @@ mod wait;
 mod rings;
 
 // Looking into segments from outside: ls, stat, stale segments.
-#[cfg(not(shmring_loom))]
 mod inspect;
 
 /// The SPSC ring's types under one scheme shared by the three rings:
@@ -165,7 +164,6 @@ pub use error::{Error, Full, PushTimeout, Result};
 #[doc(hidden)]
 pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
-#[cfg(not(shmring_loom))]
 pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo};
 pub use kind::{RingKind, Role, TypeLayout};
 pub use peers::attach::Attached;

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use crate::format::header::Event;
 use crate::platform::barrier;
 use crate::platform::futex;
-use crate::platform::sync::{spin_loop, yield_now, Ordering};
+use crate::platform::sync::{spin_loop, time_slice, yield_now, Ordering};
 
 /// How a handle waits when the ring is empty (consumer) or full (producer).
 ///
@@ -233,19 +233,11 @@ pub(crate) fn wake(event: &Event) {
 /// How long a blocked call waits before it looks for dead peers to repair
 /// after, while the ring is stalled or full. (Under loom, forever: model
 /// time does not pass, and the repair models poll instead.)
-pub(crate) const REPAIR_SLICE: Duration = if cfg!(shmring_loom) {
-    Duration::MAX
-} else {
-    Duration::from_millis(10)
-};
+pub(crate) const REPAIR_SLICE: Duration = time_slice(Duration::from_millis(10));
 
 /// Longest sleep of an idle consumer between checks for a stall that began
 /// while it slept (a producer that died holding a claim wakes no one).
-pub(crate) const IDLE_SLICE: Duration = if cfg!(shmring_loom) {
-    Duration::MAX
-} else {
-    Duration::from_millis(100)
-};
+pub(crate) const IDLE_SLICE: Duration = time_slice(Duration::from_millis(100));
 
 /// Wait up to `timeout` for `ready`, in slices: the first is
 /// [`REPAIR_SLICE`]; after each slice that ends without a result, `between`

@@ -197,10 +197,7 @@ impl Header {
                     waited_ms: start.elapsed().as_millis() as u64,
                 });
             }
-            #[cfg(shmring_loom)]
-            crate::platform::sync::yield_now();
-            #[cfg(not(shmring_loom))]
-            std::thread::sleep(Duration::from_micros(100));
+            crate::platform::sync::pause(Duration::from_micros(100));
         }
     }
 

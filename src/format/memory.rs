@@ -5,9 +5,7 @@
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-#[cfg(not(shmring_loom))]
-use std::time::Duration;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytemuck::Pod;
 
@@ -84,11 +82,9 @@ impl<S> RingMemory<S> {
         // Only now does the segment get its name: no one ever opens it
         // half-initialized.
         mem.segment.link(|name| {
-            #[cfg(not(shmring_loom))]
             if opts.replace_stale {
                 return remove_if_stale(&SegmentName::new(name)?, LOOK_INIT_WAIT);
             }
-            let _ = name;
             Ok(false)
         })?;
         Ok(mem)
@@ -233,7 +229,6 @@ pub(crate) fn header_of(segment: &Segment) -> &Header {
 
 /// How long a look from outside (inspection, a stale check) waits for a
 /// creator still writing the header.
-#[cfg(not(shmring_loom))]
 pub(crate) const LOOK_INIT_WAIT: Duration = Duration::from_millis(20);
 
 /// Remove segment `name` if it is stale: its header is a valid one and no
@@ -241,7 +236,6 @@ pub(crate) const LOOK_INIT_WAIT: Duration = Duration::from_millis(20);
 /// entry; see `platform/lease.rs`). `Ok(false)` if it is in use. The check
 /// and the unlink happen under `Segment::unlink_if`'s exclusive `flock`, so
 /// an opener racing with it either is seen or opens the name afresh.
-#[cfg(not(shmring_loom))]
 pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result<bool> {
     let opts = OpenOptions::new().init_timeout(init_wait);
     Segment::unlink_if(name, size_of::<Header>() as u64, &opts, |seg| {

@@ -57,7 +57,7 @@ use crate::platform::segment::Segment;
 use crate::platform::sync::{AtomicU64, Ordering};
 
 /// Records per side (producers, consumers). A loom model needs only a few.
-pub(crate) const CLAIM_RECORDS: usize = if cfg!(shmring_loom) { 4 } else { 32 };
+pub(crate) const CLAIM_RECORDS: usize = if crate::platform::sync::MODEL { 4 } else { 32 };
 
 /// One handle's record. `first..=last` (wrapping) are the positions it may
 /// hold; an empty record has `first == last + 1`.
@@ -333,23 +333,12 @@ impl Recorder {
                         Ordering::Relaxed,
                     );
                 } else {
-                    mark_dead(rec);
+                    lease::mark_dead(&rec.owner);
                 }
             }
         }
         drop(lease);
     }
-}
-
-/// A record whose owner is gone for good. For real, dropping its lease
-/// says so; a loom model has no lease, so the word says it. Release: as a
-/// process's death follows everything it did.
-fn mark_dead(rec: &ClaimRecord) {
-    #[cfg(shmring_loom)]
-    rec.owner
-        .store(HolderId::dead_for_model().raw(), Ordering::Release);
-    #[cfg(not(shmring_loom))]
-    let _ = rec;
 }
 
 /// For loom models: the handle's process dies now, leaving its record
@@ -358,7 +347,7 @@ fn mark_dead(rec: &ClaimRecord) {
 impl Recorder {
     pub(crate) fn die(&mut self, table: &ClaimTable) {
         if let Some(rec) = self.record(table) {
-            mark_dead(rec);
+            lease::mark_dead(&rec.owner);
         }
         self.lease = None;
     }
@@ -520,9 +509,7 @@ impl<'a> RepairLock<'a> {
 #[cfg(shmring_loom)]
 impl RepairLock<'_> {
     pub(crate) fn die(mut self) {
-        // Release: as in `mark_dead`.
-        self.lock
-            .store(HolderId::dead_for_model().raw(), Ordering::Release);
+        lease::mark_dead(self.lock);
         self.lease = None;
         std::mem::forget(self);
     }

@@ -39,6 +39,22 @@ use crate::platform::sync::AtomicU64;
 
 pub(crate) use imp::Lease;
 
+/// The holder of `word` is gone for good, though it did not clear the
+/// word (a handle dropped holding positions, or a model's killed thread).
+/// For real, dropping its lease is what says so, and this does nothing;
+/// the model has no kernel, so the word says it (Release: as a process's
+/// death follows everything it did).
+#[inline]
+pub(crate) fn mark_dead(word: &AtomicU64) {
+    #[cfg(shmring_loom)]
+    word.store(
+        HolderId::dead_for_model().raw(),
+        crate::platform::sync::Ordering::Release,
+    );
+    #[cfg(not(shmring_loom))]
+    let _ = word;
+}
+
 /// Whether the holder of `word`, which holds `seen`, still runs.
 #[inline]
 pub(crate) fn holder_alive(seg: &Segment, word: &AtomicU64, seen: u64) -> bool {

@@ -629,6 +629,22 @@ mod platform {
             Ok(())
         }
 
+        /// A model segment is never found by name, so never removed by it.
+        pub(crate) fn unlink_if(
+            name: &SegmentName,
+            _: u64,
+            _: &OpenOptions,
+            _: impl FnOnce(&Segment) -> Result<bool>,
+        ) -> Result<bool> {
+            unlink(name).map(|()| false)
+        }
+
+        /// A model segment is in use while its handles live (there are no
+        /// other users to ask the kernel about).
+        pub(crate) fn in_use(&self) -> bool {
+            true
+        }
+
         pub(crate) fn as_ptr(&self) -> *mut u8 {
             self.ptr
         }

@@ -7,7 +7,21 @@
 //! (the same trick as tokio's `src/loom/`). The only other users of
 //! `std::sync::atomic` are process-local flags and counters that no model
 //! involves (`process.rs`, `futex.rs`'s call counters, `barrier.rs`'s
-//! registration mode, `segment.rs`'s unlink-guard flag).
+//! registration mode, `segment.rs`'s unlink-guard flag, unit tests' name
+//! counters).
+//!
+//! The rule: what the model replaces is replaced in `platform/` only (this
+//! file, and the kernel's part in `futex.rs`, `barrier.rs`, `lease.rs`,
+//! `segment.rs`, `process.rs`), so the code above runs the same
+//! instructions under the model as in production. Above `platform/`,
+//! `cfg(shmring_loom)` only adds instrumentation the models call and
+//! production never compiles: hooks that kill a handle at a chosen point
+//! (`die`, `die_adopting`, `die_naming`), a header built in ordinary memory
+//! (`header::model`, and its construction in `memory.rs`), the header's
+//! size assertions, which hold for real atomics only, and leaving out the
+//! attach table (it names processes for operators; no protocol reads it,
+//! and a model with it only has more states). `MODEL` sizes what a model
+//! keeps small.
 
 #[cfg(not(shmring_loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -21,6 +35,44 @@ pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub(crate) fn spin_loop() {
     #[cfg(not(shmring_loom))]
     core::hint::spin_loop();
+    #[cfg(shmring_loom)]
+    loom::thread::yield_now();
+}
+
+/// Whether this is the model build: for sizes that a model keeps small
+/// (fewer claim records), never for behaviour.
+pub(crate) const MODEL: bool = cfg!(shmring_loom);
+
+/// A wait slice of `d` for real; endless under the model, which has no
+/// clock (its threads never time out, so a slice never ends; models that
+/// need what a slice's end would do call it themselves).
+pub(crate) const fn time_slice(d: std::time::Duration) -> std::time::Duration {
+    if cfg!(shmring_loom) {
+        std::time::Duration::MAX
+    } else {
+        d
+    }
+}
+
+/// Wait a little before polling again: sleep `d` for real; a yield under
+/// the model, whose threads never sleep.
+#[inline]
+pub(crate) fn pause(d: std::time::Duration) {
+    #[cfg(not(shmring_loom))]
+    std::thread::sleep(d);
+    #[cfg(shmring_loom)]
+    {
+        let _ = d;
+        loom::thread::yield_now();
+    }
+}
+
+/// A point where the model may switch threads, where it otherwise would
+/// not (nothing for real). Loom preempts a thread only at its atomics and
+/// cells; a plain store followed by a notification can hide a
+/// reordering that needs a switch in between to show.
+#[inline(always)]
+pub(crate) fn preemption_point() {
     #[cfg(shmring_loom)]
     loom::thread::yield_now();
 }
@@ -60,3 +112,84 @@ impl<T> UnsafeCell<T> {
 
 #[cfg(shmring_loom)]
 pub(crate) use loom::cell::UnsafeCell;
+
+/// Atomic words overlaid on raw shared memory: the first two u64 words of
+/// every 16-byte unit of an area (a byte ring's record headers), the other
+/// bytes being payload. For real the words are the memory itself; loom
+/// cannot place its atomics in raw bytes, so under the model they live
+/// beside the area, and each unit's payload is a tracked cell, so that
+/// loom reports a payload access that no ordering protects.
+pub(crate) struct UnitWords {
+    #[cfg(not(shmring_loom))]
+    base: *mut u8,
+    #[cfg(shmring_loom)]
+    words: Box<[(AtomicU64, AtomicU64)]>,
+    #[cfg(shmring_loom)]
+    cells: Box<[UnsafeCell<()>]>,
+}
+
+/// The unit the words repeat at.
+#[cfg(shmring_loom)]
+const UNIT: u64 = 16;
+
+impl UnitWords {
+    /// The words of the `units` units of the area at `base`.
+    pub(crate) fn new(base: *mut u8, units: u64) -> Self {
+        #[cfg(not(shmring_loom))]
+        {
+            let _ = units;
+            UnitWords { base }
+        }
+        #[cfg(shmring_loom)]
+        {
+            let _ = base;
+            UnitWords {
+                words: (0..units)
+                    .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                    .collect(),
+                cells: (0..units).map(|_| UnsafeCell::new(())).collect(),
+            }
+        }
+    }
+
+    /// The two words of the unit at byte offset `off`.
+    ///
+    /// # Safety
+    /// `off` is a multiple of 16 inside the area `new` was given, which
+    /// outlives the borrow; every access to these words is atomic.
+    #[inline(always)]
+    pub(crate) unsafe fn words(&self, off: u64) -> (&AtomicU64, &AtomicU64) {
+        #[cfg(not(shmring_loom))]
+        // SAFETY: in bounds and 16-byte aligned by the caller's contract,
+        // so both words are in bounds and aligned; atomics are valid for
+        // any bits, and every access to them is atomic.
+        unsafe {
+            let word = self.base.add(off as usize).cast::<AtomicU64>();
+            (&*word, &*word.add(1))
+        }
+        #[cfg(shmring_loom)]
+        {
+            let (a, b) = &self.words[(off / UNIT) as usize];
+            (a, b)
+        }
+    }
+
+    /// The model's record of a payload access of `len` bytes after the
+    /// unit at `off` (nothing for real).
+    #[inline(always)]
+    pub(crate) fn touch(&self, off: u64, len: u64, write: bool) {
+        #[cfg(not(shmring_loom))]
+        let _ = (off, len, write);
+        #[cfg(shmring_loom)]
+        {
+            let first = (off / UNIT + 1) as usize;
+            for cell in &self.cells[first..first + len.div_ceil(UNIT) as usize] {
+                if write {
+                    cell.with_mut(|_| ());
+                } else {
+                    cell.with(|_| ());
+                }
+            }
+        }
+    }
+}

@@ -627,11 +627,10 @@ impl<T> MpmcProducer<T> {
     /// Give up a claimed position: consumers pass over it.
     fn skip(&self, pos: u64) {
         self.mem.slot(pos).publish_skip(pos);
-        // A scheduling point for the model only: loom does not otherwise
-        // preempt a skipper between its skip and the wakeup (the skip's
-        // Release in `publish_skip` is caught only with it).
-        #[cfg(shmring_loom)]
-        crate::platform::sync::yield_now();
+        // Loom does not otherwise preempt a skipper between its skip and
+        // the wakeup (the skip's Release in `publish_skip` is caught only
+        // with this point).
+        crate::platform::sync::preemption_point();
         self.finish();
     }
 

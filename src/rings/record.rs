@@ -44,7 +44,7 @@ use crate::format::header::Header;
 use crate::format::memory::RingMemory;
 use crate::kind::{RingKind, TypeLayout};
 use crate::platform::segment::{CreateOptions, OpenOptions};
-use crate::platform::sync::{AtomicU64, Ordering};
+use crate::platform::sync::{AtomicU64, Ordering, UnitWords};
 
 /// Records start on, and are padded to, this many bytes.
 pub(crate) const ALIGN: u64 = 16;
@@ -94,11 +94,8 @@ pub(crate) struct Records {
     base: *mut u8,
     capacity: u64,
     seed: u64,
-    /// Under loom the header words live here, because loom's atomics cannot
-    /// be placed in raw bytes; `cells` track every payload access so that
-    /// loom reports a payload read or write that no ordering protects.
-    #[cfg(shmring_loom)]
-    shadow: shadow::Shadow,
+    /// Each record's commit and length words (see `sync::UnitWords`).
+    words: UnitWords,
 }
 
 // SAFETY: the area is reached only through atomics and through the payload
@@ -147,8 +144,7 @@ impl Records {
             base: mem.base().cast::<u8>(),
             capacity,
             seed: seed(info.created_unix_ns, info.creator_pid),
-            #[cfg(shmring_loom)]
-            shadow: shadow::Shadow::new(capacity / ALIGN),
+            words: UnitWords::new(mem.base().cast::<u8>(), capacity / ALIGN),
             mem,
         }
     }
@@ -258,8 +254,7 @@ impl Records {
     #[inline]
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn payload_mut(&self, off: u64, len: u64) -> &mut [u8] {
-        #[cfg(shmring_loom)]
-        self.shadow.touch(off, len, true);
+        self.words.touch(off, len, true);
         // SAFETY: in bounds by the caller's contract (the record fits before
         // the area's end), and no one else reads or writes it until commit.
         unsafe {
@@ -275,8 +270,7 @@ impl Records {
     /// can change what is read but not make it invalid.
     #[inline]
     pub(crate) unsafe fn payload(&self, off: u64, len: u64) -> &[u8] {
-        #[cfg(shmring_loom)]
-        self.shadow.touch(off, len, false);
+        self.words.touch(off, len, false);
         // SAFETY: `Records::read` checked the record lies inside the area.
         unsafe {
             std::slice::from_raw_parts(self.base.add((off + HEADER_LEN) as usize), len as usize)
@@ -290,8 +284,7 @@ impl Records {
     /// # Safety
     /// As for [`payload`](Self::payload).
     pub(crate) unsafe fn copy_payload(&self, off: u64, len: u64, out: &mut Vec<u8>) {
-        #[cfg(shmring_loom)]
-        self.shadow.touch(off, len, false);
+        self.words.touch(off, len, false);
         out.clear();
         out.reserve(len as usize);
         // SAFETY: `Records::read` checked the record lies inside the area;
@@ -310,29 +303,17 @@ impl Records {
         }
     }
 
-    #[cfg(not(shmring_loom))]
     #[inline(always)]
     fn commit_word(&self, off: u64) -> &AtomicU64 {
-        // SAFETY: `off` is a multiple of 16 inside the area, so the word is
-        // in bounds and aligned; every access to header words is atomic.
-        unsafe { &*self.base.add(off as usize).cast::<AtomicU64>() }
+        // SAFETY: every caller passes a record position masked into the
+        // area, a multiple of 16 (`ALIGN`); the area lives as long as `self`.
+        unsafe { self.words.words(off).0 }
     }
 
-    #[cfg(not(shmring_loom))]
     #[inline(always)]
     fn len_word(&self, off: u64) -> &AtomicU64 {
-        // SAFETY: as for `commit_word`, 8 bytes further.
-        unsafe { &*self.base.add(off as usize + 8).cast::<AtomicU64>() }
-    }
-
-    #[cfg(shmring_loom)]
-    fn commit_word(&self, off: u64) -> &AtomicU64 {
-        &self.shadow.words[(off / ALIGN) as usize].0
-    }
-
-    #[cfg(shmring_loom)]
-    fn len_word(&self, off: u64) -> &AtomicU64 {
-        &self.shadow.words[(off / ALIGN) as usize].1
+        // SAFETY: as for `commit_word`.
+        unsafe { self.words.words(off).1 }
     }
 }
 
@@ -364,40 +345,6 @@ const fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-#[cfg(shmring_loom)]
-mod shadow {
-    use super::ALIGN;
-    use crate::platform::sync::{AtomicU64, UnsafeCell};
-
-    pub(super) struct Shadow {
-        pub(super) words: Box<[(AtomicU64, AtomicU64)]>,
-        cells: Box<[UnsafeCell<()>]>,
-    }
-
-    impl Shadow {
-        pub(super) fn new(units: u64) -> Self {
-            Shadow {
-                words: (0..units)
-                    .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
-                    .collect(),
-                cells: (0..units).map(|_| UnsafeCell::new(())).collect(),
-            }
-        }
-
-        /// Record an access to the payload of the record at `off`.
-        pub(super) fn touch(&self, off: u64, len: u64, write: bool) {
-            let first = (off / ALIGN + 1) as usize;
-            for cell in &self.cells[first..first + len.div_ceil(ALIGN) as usize] {
-                if write {
-                    cell.with_mut(|_| ());
-                } else {
-                    cell.with(|_| ());
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
