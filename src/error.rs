@@ -34,6 +34,17 @@ pub enum Error {
         /// The segment name.
         name: String,
     },
+    /// `open_or_create` found the ring made with another capacity (by
+    /// another service, or an older version of this one).
+    #[error("shared-memory segment {name:?} holds a ring of capacity {found}, not the {requested} asked for (created by another service or version with a different capacity?)")]
+    CapacityMismatch {
+        /// The segment name.
+        name: String,
+        /// The capacity this call would have created (rounded as `create` rounds it).
+        requested: u64,
+        /// The capacity of the ring found.
+        found: u64,
+    },
     /// `create` found a segment of that name already (it is never reused silently).
     #[error("a shared-memory segment named {name:?} already exists")]
     AlreadyExists {

@@ -5,11 +5,11 @@
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytemuck::Pod;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use crate::format::header::{Header, HeaderInfo};
 use crate::format::layout::SegmentLayout;
@@ -17,6 +17,7 @@ use crate::format::slot::Slot;
 use crate::kind::{RingKind, TypeLayout};
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{CreateOptions, OpenOptions, Segment};
+use crate::platform::watch::NameWatch;
 
 /// A mapped, validated ring segment with slots of type `S`.
 pub(crate) struct RingMemory<S> {
@@ -225,6 +226,61 @@ pub(crate) fn header_of(segment: &Segment) -> &Header {
     // borrow of `segment`; every header field is an atomic, valid for any
     // bits, so a peer's writes cannot make this reference invalid.
     unsafe { &*segment.as_ptr().cast::<Header>() }
+}
+
+/// How often `create_or_open` tries again when the name comes and goes
+/// between its create and its open (another process removing it).
+const RACE_ATTEMPTS: usize = 8;
+
+/// The race every `open_or_create` runs: create the segment, and when the
+/// name exists, open it. `linkat` gives a name to a fully made segment
+/// only, and refuses an existing name, so of several processes starting
+/// together exactly one creates and the others open a ready ring; whoever
+/// finds the name gone between the two (a remover in between) tries again.
+pub(crate) fn create_or_open<R>(
+    mut create: impl FnMut() -> Result<R>,
+    mut open: impl FnMut() -> Result<R>,
+) -> Result<R> {
+    let mut last = None;
+    for _ in 0..RACE_ATTEMPTS {
+        match create() {
+            Err(Error::AlreadyExists { .. }) => {}
+            made => return made,
+        }
+        match open() {
+            Err(e @ Error::NotFound { .. }) => last = Some(e),
+            opened => return opened,
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+/// `CapacityMismatch` unless the ring found has the capacity asked for.
+pub(crate) fn check_capacity(name: &str, requested: u64, found: u64) -> Result<()> {
+    if requested == found {
+        return Ok(());
+    }
+    Err(Error::CapacityMismatch {
+        name: name.to_owned(),
+        requested,
+        found,
+    })
+}
+
+/// Open with `open`, waiting up to `timeout` for the name to appear (a
+/// consumer started before its producer): `NotFound` if it did not.
+/// Every other error returns at once.
+pub(crate) fn open_waiting<R>(timeout: Duration, mut open: impl FnMut() -> Result<R>) -> Result<R> {
+    let start = Instant::now();
+    let watch = NameWatch::new();
+    loop {
+        match open() {
+            Err(Error::NotFound { .. }) if start.elapsed() < timeout => {
+                watch.wait(timeout.saturating_sub(start.elapsed()));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// How long a look from outside (inspection, a stale check) waits for a

@@ -10,3 +10,4 @@ pub(crate) mod ofd; // open-file-description locks on a descriptor
 pub(crate) mod process; // holder ids: a pid for operators, a unique tag
 pub(crate) mod segment; // shm files: create, open, map, unlink
 pub(crate) mod sync; // std atomics, or loom's under cfg(shmring_loom)
+pub(crate) mod watch; // waiting for a name to appear (inotify)

@@ -44,13 +44,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::memory::{check_capacity, create_or_open, open_waiting};
 use crate::kind::Role;
 use crate::peers::claims::{self, Liveness, Recorder, RepairLock, Side};
 use crate::peers::role;
 use crate::peers::role::RoleClaim;
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
-use crate::rings::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
+use crate::rings::record::{
+    record_len, rounded_capacity, Kind, Record, Records, ALIGN, HEADER_LEN,
+};
 use crate::wait::{self, WaitStrategy};
 
 /// How many times a claim retries on a moving tail before it reports full.
@@ -104,6 +107,62 @@ impl ByteRing {
         Ok(ByteRing {
             rec: Arc::new(Records::open(name, opts)?),
         })
+    }
+
+    /// Open ring `name`, waiting up to `timeout` for another process to
+    /// create it (a consumer started before its producer): an inotify watch
+    /// on the shm directory wakes the wait when a name appears, and no wait
+    /// sleeps longer than 100 ms between looks. `NotFound` if no ring of
+    /// that name appeared in time; every other error at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-bytes-wait-{}", std::process::id());
+    /// let waiter = {
+    ///     let name = name.clone();
+    ///     std::thread::spawn(move || shmring::ByteRing::open_timeout(&name, Duration::from_secs(5)))
+    /// };
+    /// std::thread::sleep(Duration::from_millis(20)); // the creator starts later
+    /// let ring = shmring::ByteRing::create(&name, 1024)?;
+    /// let opened = waiter.join().unwrap()?;
+    /// assert_eq!(opened.capacity(), ring.capacity());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self> {
+        open_waiting(timeout, || Self::open(name))
+    }
+
+    /// Create ring `name`, or open it if another process created it first.
+    /// Services that start in any order all call this: exactly one of them
+    /// creates the ring (and owns its name, see
+    /// [`owns_name`](Self::owns_name)), the others open it. A ring of that
+    /// name with another kind, element type or capacity is an error
+    /// (`KindMismatch`, `TypeMismatch`, `CapacityMismatch`), never a second
+    /// ring.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-bytes-ooc-{}", std::process::id());
+    /// let first = shmring::ByteRing::open_or_create(&name, 1024)?; // creates
+    /// let second = shmring::ByteRing::open_or_create(&name, 1024)?; // opens
+    /// assert!(first.owns_name() && !second.owns_name());
+    /// assert!(matches!(
+    ///     shmring::ByteRing::open_or_create(&name, 64),
+    ///     Err(shmring::Error::CapacityMismatch { .. })
+    /// ));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<Self> {
+        Self::open_or_create_with(name, capacity, &CreateOptions::default())
+    }
+
+    /// [`open_or_create`](Self::open_or_create), creating with options.
+    pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
+        let ring = create_or_open(
+            || Self::create_with(name, capacity, opts),
+            || Self::open(name),
+        )?;
+        check_capacity(name, rounded_capacity(capacity), ring.capacity() as u64)?;
+        Ok(ring)
     }
 
     /// A producer handle. There may be up to 32 live ones at once, in any

@@ -54,7 +54,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::error::{Error, Full, PushTimeout, Result};
-use crate::format::memory::RingMemory;
+use crate::format::memory::{check_capacity, create_or_open, open_waiting, RingMemory};
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::RingKind;
 use crate::peers::claims::{self, Liveness, Recorder, RepairLock, Side};
@@ -120,6 +120,66 @@ impl<T: Pod + Send> Mpmc<T> {
     pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
         let mem = RingMemory::open_slots(name, RingKind::Mpmc, opts)?;
         Ok(Mpmc { mem: Arc::new(mem) })
+    }
+
+    /// Open ring `name`, waiting up to `timeout` for another process to
+    /// create it (a consumer started before its producer): an inotify watch
+    /// on the shm directory wakes the wait when a name appears, and no wait
+    /// sleeps longer than 100 ms between looks. `NotFound` if no ring of
+    /// that name appeared in time; every other error at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-mpmc-wait-{}", std::process::id());
+    /// let waiter = {
+    ///     let name = name.clone();
+    ///     std::thread::spawn(move || shmring::Mpmc::<u64>::open_timeout(&name, Duration::from_secs(5)))
+    /// };
+    /// std::thread::sleep(Duration::from_millis(20)); // the creator starts later
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 1024)?;
+    /// let opened = waiter.join().unwrap()?;
+    /// assert_eq!(opened.capacity(), ring.capacity());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self> {
+        open_waiting(timeout, || Self::open(name))
+    }
+
+    /// Create ring `name`, or open it if another process created it first.
+    /// Services that start in any order all call this: exactly one of them
+    /// creates the ring (and owns its name, see
+    /// [`owns_name`](Self::owns_name)), the others open it. A ring of that
+    /// name with another kind, element type or capacity is an error
+    /// (`KindMismatch`, `TypeMismatch`, `CapacityMismatch`), never a second
+    /// ring.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-mpmc-ooc-{}", std::process::id());
+    /// let first = shmring::Mpmc::<u64>::open_or_create(&name, 1024)?; // creates
+    /// let second = shmring::Mpmc::<u64>::open_or_create(&name, 1024)?; // opens
+    /// assert!(first.owns_name() && !second.owns_name());
+    /// assert!(matches!(
+    ///     shmring::Mpmc::<u64>::open_or_create(&name, 64),
+    ///     Err(shmring::Error::CapacityMismatch { .. })
+    /// ));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<Self> {
+        Self::open_or_create_with(name, capacity, &CreateOptions::default())
+    }
+
+    /// [`open_or_create`](Self::open_or_create), creating with options.
+    pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
+        let ring = create_or_open(
+            || Self::create_with(name, capacity, opts),
+            || Self::open(name),
+        )?;
+        check_capacity(
+            name,
+            (capacity as u64).next_power_of_two(),
+            ring.capacity() as u64,
+        )?;
+        Ok(ring)
     }
 
     /// A producer handle. There may be up to 32 live ones at once, in any

@@ -111,10 +111,7 @@ impl Records {
             return Err(Error::ZeroCapacity);
         }
         let units = (capacity as u64).max(MIN_CAPACITY).div_ceil(ALIGN);
-        if units
-            .checked_next_power_of_two()
-            .is_none_or(|u| u > MAX_CAPACITY / ALIGN)
-        {
+        if rounded_capacity(capacity) > MAX_CAPACITY {
             return Err(Error::CapacityTooLarge {
                 requested: capacity as u64,
             });
@@ -315,6 +312,17 @@ impl Records {
         // SAFETY: as for `commit_word`.
         unsafe { self.words.words(off).1 }
     }
+}
+
+/// The data area `create` makes for a requested `capacity` in bytes: at
+/// least the minimum, a power of two of 16-byte units (`u64::MAX` when
+/// that is past any area).
+pub(crate) fn rounded_capacity(capacity: usize) -> u64 {
+    let units = (capacity as u64).max(MIN_CAPACITY).div_ceil(ALIGN);
+    units
+        .checked_next_power_of_two()
+        .and_then(|u| u.checked_mul(ALIGN))
+        .unwrap_or(u64::MAX)
 }
 
 fn corrupt(pos: u64, what: String) -> Error {

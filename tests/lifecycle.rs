@@ -1,0 +1,166 @@
+//! A ring's life in services that start in any order: open-or-create with
+//! exactly one creator, and opening a ring that does not exist yet.
+
+#[macro_use]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use shmring::{ByteRing, Error, Mpmc, Spsc};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+children!(child);
+
+/// Children: racers of open_or_create (they report whether they created the
+/// ring, then hold it until stdin closes), and a late creator.
+fn child(role: &str) {
+    let name: String = arg("RING");
+    match role {
+        "race" => {
+            let start: u64 = arg("START_MS");
+            // Start together: spin until the agreed moment.
+            while now_ms() < start {
+                std::hint::spin_loop();
+            }
+            // Each keeps its handle (so the name outlives the race).
+            let (created, _ring): (bool, Box<dyn std::any::Any>) =
+                match arg::<String>("KIND").as_str() {
+                    "spsc" => {
+                        let r = Spsc::<u64>::open_or_create(&name, 64).unwrap();
+                        (r.owns_name(), Box::new(r))
+                    }
+                    "mpmc" => {
+                        let r = Mpmc::<u64>::open_or_create(&name, 64).unwrap();
+                        (r.owns_name(), Box::new(r))
+                    }
+                    _ => {
+                        let r = ByteRing::open_or_create(&name, 4096).unwrap();
+                        (r.owns_name(), Box::new(r))
+                    }
+                };
+            println!("{}", if created { "created" } else { "opened" });
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+        "late-creator" => {
+            std::thread::sleep(Duration::from_millis(arg("DELAY_MS")));
+            let ring = Spsc::<u64>::create(&name, 8).unwrap();
+            let mut tx = ring.producer().unwrap();
+            tx.push_timeout(42, TIMEOUT).unwrap();
+            // Hold the ring until the consumer has read.
+            let start = Instant::now();
+            while ring.popped() == 0 && start.elapsed() < TIMEOUT {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_consumer_started_before_its_producer_opens_the_ring_when_it_appears() {
+    let name = unique_name("late");
+    let _cleanup = Unlink(name.clone());
+    let creator = spawn_child(
+        "late-creator",
+        &[("RING", name.clone()), ("DELAY_MS", "300".into())],
+    );
+    // Today's `open` fails at once; `open_timeout` waits for the creator.
+    assert!(matches!(
+        Spsc::<u64>::open(&name),
+        Err(Error::NotFound { .. })
+    ));
+    let start = Instant::now();
+    let ring = Spsc::<u64>::open_timeout(&name, TIMEOUT).unwrap();
+    assert!(start.elapsed() < TIMEOUT);
+    assert!(!ring.owns_name());
+    let mut rx = ring.consumer().unwrap();
+    assert_eq!(rx.pop_timeout(TIMEOUT).unwrap(), 42);
+    creator.wait_success(TIMEOUT);
+}
+
+#[test]
+fn open_timeout_is_not_found_when_no_one_creates_the_ring() {
+    let name = unique_name("never");
+    let start = Instant::now();
+    let err = ByteRing::open_timeout(&name, Duration::from_millis(150)).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(150));
+}
+
+fn race(kind: &str) {
+    const RACERS: usize = 6;
+    let name = unique_name(&format!("race-{kind}"));
+    let _cleanup = Unlink(name.clone());
+    let start = now_ms() + 300;
+    let mut racers: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let mut cmd = child_command("race");
+            cmd.env("RING", &name)
+                .env("KIND", kind)
+                .env("START_MS", start.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped());
+            ChildGuard::from(cmd.spawn().unwrap())
+        })
+        .collect();
+    let outcomes: Vec<String> = racers
+        .iter_mut()
+        .map(|c| {
+            let mut line = String::new();
+            BufReader::new(c.stdout()).read_line(&mut line).unwrap();
+            line.trim().to_owned()
+        })
+        .collect();
+    let created = outcomes.iter().filter(|o| *o == "created").count();
+    let opened = outcomes.iter().filter(|o| *o == "opened").count();
+    assert_eq!((created, opened), (1, RACERS - 1), "{outcomes:?}");
+    for mut c in racers {
+        c.close_stdin();
+        c.wait_success(TIMEOUT);
+    }
+}
+
+#[test]
+fn processes_racing_open_or_create_have_exactly_one_creator() {
+    race("spsc");
+    race("mpmc");
+    race("bytes");
+}
+
+#[test]
+fn open_or_create_refuses_a_ring_of_another_kind_type_or_capacity() {
+    let name = unique_name("ooc-mismatch");
+    let _ring = Spsc::<u64>::open_or_create(&name, 100).unwrap();
+    let same = Spsc::<u64>::open_or_create(&name, 128).unwrap(); // 100 rounds to 128
+    assert_eq!(same.capacity(), 128);
+    match Spsc::<u64>::open_or_create(&name, 64) {
+        Err(Error::CapacityMismatch {
+            requested, found, ..
+        }) => assert_eq!((requested, found), (64, 128)),
+        other => panic!("expected CapacityMismatch, got {:?}", other.err()),
+    }
+    assert!(matches!(
+        Spsc::<u32>::open_or_create(&name, 128),
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        ByteRing::open_or_create(&name, 4096),
+        Err(Error::KindMismatch { .. })
+    ));
+    assert!(matches!(
+        Mpmc::<u64>::open_or_create(&name, 128),
+        Err(Error::KindMismatch { .. })
+    ));
+}
