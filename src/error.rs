@@ -34,6 +34,14 @@ pub enum Error {
         /// The segment name.
         name: String,
     },
+    /// A schema name that a header cannot hold.
+    #[error("invalid schema name {name:?}: {reason}")]
+    InvalidSchema {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// `open_or_create` found the ring made with another capacity (by
     /// another service, or an older version of this one).
     #[error("shared-memory segment {name:?} holds a ring of capacity {found}, not the {requested} asked for (created by another service or version with a different capacity?)")]
@@ -126,7 +134,7 @@ pub enum Error {
         expected: RingKind,
     },
     /// The segment holds elements of a different type.
-    #[error("segment holds elements of {found}; this handle's type has {expected}")]
+    #[error("the ring holds {found}, but this handle's element type is {expected} (two builds of different message types, or an explicit schema on one side only?)")]
     TypeMismatch {
         /// The layout recorded in the header.
         found: TypeLayout,

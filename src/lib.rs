@@ -74,9 +74,11 @@
 //! padding bytes are uninitialized and would be copied into shared memory.
 //! Make the gaps explicit fields (`_pad: [u8; 7]`) or reorder the fields
 //! from the largest alignment down. Both processes must agree on the
-//! layout: the header records the element's size, alignment and a
-//! fingerprint of its name, and `open` refuses a mismatch
-//! ([`Error::TypeMismatch`]).
+//! layout: the header records the element's size, alignment and
+//! [`Schema`] (by default the type's name without its module path, so the
+//! same struct defined in two services' crates matches; or one given
+//! explicitly, with a version), and `open` refuses a mismatch with both
+//! sides named ([`Error::TypeMismatch`]).
 //!
 //! # Trust
 //!
@@ -165,7 +167,7 @@ pub use error::{Error, Full, PushTimeout, Result};
 pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
 pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo};
-pub use kind::{RingKind, Role, TypeLayout};
+pub use kind::{RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
 pub use peers::attach::Attached;
 pub use platform::futex::{futex_calls, FutexCalls};
 pub use platform::name::SegmentName;

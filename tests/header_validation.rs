@@ -58,7 +58,7 @@ fn version_mismatch() {
             err,
             Error::VersionMismatch {
                 found: 99,
-                expected: 5
+                expected: 6
             }
         ),
         "{err}"

@@ -164,3 +164,100 @@ fn open_or_create_refuses_a_ring_of_another_kind_type_or_capacity() {
         Err(Error::KindMismatch { .. })
     ));
 }
+
+/// Two services' own definitions of one message: same layout, same type
+/// name, different modules (crates differ in the same way: the path).
+mod producer_crate {
+    #[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+    #[bytemuck(crate = "shmring::bytemuck")]
+    #[repr(C)]
+    pub struct Quote {
+        pub px: f64,
+        pub qty: u32,
+        pub venue: u32,
+    }
+}
+
+mod consumer_crate {
+    #[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+    #[bytemuck(crate = "shmring::bytemuck")]
+    #[repr(C)]
+    pub struct Quote {
+        pub px: f64,
+        pub qty: u32,
+        pub venue: u32,
+    }
+
+    /// Same name, another layout.
+    #[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+    #[bytemuck(crate = "shmring::bytemuck")]
+    #[repr(C)]
+    pub struct Wide {
+        pub px: f64,
+        pub qty: u64,
+        pub venue: u64,
+    }
+}
+
+#[test]
+fn the_same_struct_defined_in_two_places_opens_the_same_ring() {
+    let name = unique_name("two-crates");
+    let ring = Spsc::<producer_crate::Quote>::create(&name, 8).unwrap();
+    let quote = producer_crate::Quote {
+        px: 101.5,
+        qty: 3,
+        venue: 7,
+    };
+    ring.producer().unwrap().try_push(quote).unwrap();
+    let theirs = Spsc::<consumer_crate::Quote>::open(&name).unwrap();
+    let got = theirs.consumer().unwrap().try_pop().unwrap();
+    assert_eq!((got.px, got.qty, got.venue), (101.5, 3, 7));
+    // The header holds the schema in plain bytes, for a peer in C.
+    let bytes = std::fs::read(shm_path(&name)).unwrap();
+    let off = shmring::header_offsets::SCHEMA_NAME;
+    assert_eq!(&bytes[off..off + 6], b"Quote\0");
+    let len = shmring::header_offsets::SCHEMA_LEN;
+    assert_eq!(&bytes[len..len + 4], &5u32.to_le_bytes());
+}
+
+#[test]
+fn a_type_or_schema_mismatch_names_both_sides() {
+    use shmring::{OpenOptions, Schema};
+    let name = unique_name("schema");
+    let v1 = Schema::new("md.quote", 1).unwrap();
+    let opts = shmring::CreateOptions::new().schema(v1);
+    let _ring = Spsc::<producer_crate::Quote>::create_with(&name, 8, &opts).unwrap();
+    // The type's own name no longer matches: the ring pinned a schema.
+    let err = Spsc::<producer_crate::Quote>::open(&name).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::TypeMismatch { .. }), "{text}");
+    assert!(
+        text.contains("`md.quote` v1") && text.contains("`Quote` v0"),
+        "{text}"
+    );
+    let v2 = OpenOptions::new().schema(Schema::new("md.quote", 2).unwrap());
+    let text = Spsc::<producer_crate::Quote>::open_with(&name, &v2)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("v1") && text.contains("v2"), "{text}");
+    let same = OpenOptions::new().schema(v1);
+    assert!(Spsc::<consumer_crate::Quote>::open_with(&name, &same).is_ok());
+    // Same schema, another layout: refused, with both sizes.
+    let text = Spsc::<consumer_crate::Wide>::open_with(&name, &same)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("size 16") && text.contains("size 24"),
+        "{text}"
+    );
+    let other = unique_name("schema-size");
+    let _q = Spsc::<producer_crate::Quote>::create(&other, 8).unwrap();
+    let text = Spsc::<consumer_crate::Wide>::open(&other)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("`Quote` v0") && text.contains("`Wide` v0"),
+        "{text}"
+    );
+    assert!(Schema::new("", 0).is_err() && Schema::new(&"x".repeat(33), 0).is_err());
+}

@@ -100,10 +100,7 @@ fn table(i: &SegmentInfo) -> String {
     };
     let rows: [(&str, String); 13] = [
         ("kind", i.kind.to_string()),
-        (
-            "element",
-            format!("{} bytes, align {}", i.elem.size, i.elem.align),
-        ),
+        ("element", i.elem.to_string()),
         ("capacity", format!("{} {unit}", i.capacity)),
         ("segment size", format!("{} bytes", i.segment_len)),
         ("creator pid", i.creator_pid.to_string()),

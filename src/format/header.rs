@@ -16,7 +16,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
 use crate::format::layout::SegmentLayout;
-use crate::kind::{RingKind, TypeLayout};
+use crate::kind::{RingKind, Schema, TypeLayout, SCHEMA_NAME_LEN};
 use crate::peers::attach::AttachTable;
 #[cfg(shmring_loom)]
 use crate::peers::claims::ClaimRecord;
@@ -26,7 +26,7 @@ use crate::platform::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Bumped on any change to the layout or meaning of shared memory.
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 /// The zero a fresh segment is filled with: the creator is still writing.
 const INITIALIZING: u32 = 0;
@@ -48,7 +48,15 @@ pub(crate) struct Meta {
     data_offset: AtomicU64,
     segment_len: AtomicU64,
     created_unix_ns: AtomicU64,
+    /// The element type's schema version, name length and name (plain
+    /// bytes, packed little-endian into the words; see `kind::Schema`).
+    schema_version: AtomicU32,
+    schema_len: AtomicU32,
+    schema_name: [AtomicU64; SCHEMA_WORDS],
 }
+
+/// Words holding a schema name.
+const SCHEMA_WORDS: usize = SCHEMA_NAME_LEN / 8;
 
 /// A futex word, a flag that someone may sleep on it, and how many do;
 /// see `wait.rs`.
@@ -115,7 +123,10 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Meta, data_offset), 56);
     const_assert_eq!(offset_of!(Meta, segment_len), 64);
     const_assert_eq!(offset_of!(Meta, created_unix_ns), 72);
-    const_assert_eq!(size_of::<Meta>(), 80);
+    const_assert_eq!(offset_of!(Meta, schema_version), 80);
+    const_assert_eq!(offset_of!(Meta, schema_len), 84);
+    const_assert_eq!(offset_of!(Meta, schema_name), 88);
+    const_assert_eq!(size_of::<Meta>(), 120);
     const_assert_eq!(size_of::<Event>(), 12);
     const_assert_eq!(std::mem::align_of::<Header>(), 128);
     const_assert_eq!(offset_of!(Header, meta), 0);
@@ -160,6 +171,14 @@ impl Header {
         m.elem_size.store(info.elem.size, r);
         m.elem_align.store(info.elem.align, r);
         m.type_fingerprint.store(info.elem.fingerprint, r);
+        let schema = &info.elem.schema;
+        m.schema_version.store(schema.version(), r);
+        m.schema_len.store(schema.bytes().len() as u32, r);
+        let mut name = [0u8; SCHEMA_NAME_LEN];
+        name[..schema.bytes().len()].copy_from_slice(schema.bytes());
+        for (word, bytes) in m.schema_name.iter().zip(name.chunks_exact(8)) {
+            word.store(u64::from_le_bytes(bytes.try_into().expect("8 bytes")), r);
+        }
         m.creator_pid.store(info.creator_pid, r);
         m.capacity.store(info.layout.capacity, r);
         m.slot_size.store(info.layout.slot_size, r);
@@ -201,6 +220,23 @@ impl Header {
         }
     }
 
+    /// The element layout as recorded (whatever a peer wrote: the name is
+    /// cut to 32 bytes, the fingerprint is the stored one).
+    fn elem(&self) -> TypeLayout {
+        let m = &self.meta;
+        let r = Ordering::Relaxed;
+        let mut name = [0u8; SCHEMA_NAME_LEN];
+        for (bytes, word) in name.chunks_exact_mut(8).zip(&m.schema_name) {
+            bytes.copy_from_slice(&word.load(r).to_le_bytes());
+        }
+        let len = (m.schema_len.load(r) as usize).min(SCHEMA_NAME_LEN);
+        let schema = Schema::from_bytes(&name[..len], m.schema_version.load(r));
+        TypeLayout {
+            fingerprint: m.type_fingerprint.load(r),
+            ..TypeLayout::from_parts(m.elem_size.load(r), m.elem_align.load(r), schema)
+        }
+    }
+
     /// Read every field and check it against what the caller expects and
     /// against the segment's real size. Each mismatch has its own error.
     pub(crate) fn validate(
@@ -230,11 +266,7 @@ impl Header {
                 })
             }
         };
-        let elem = TypeLayout {
-            size: m.elem_size.load(r),
-            align: m.elem_align.load(r),
-            fingerprint: m.type_fingerprint.load(r),
-        };
+        let elem = self.elem();
         if elem != expected_elem {
             return Err(Error::TypeMismatch {
                 found: elem,
@@ -326,11 +358,7 @@ impl Header {
         }
         Ok(HeaderInfo {
             kind,
-            elem: TypeLayout {
-                size: m.elem_size.load(r),
-                align: m.elem_align.load(r),
-                fingerprint: m.type_fingerprint.load(r),
-            },
+            elem: self.elem(),
             layout: SegmentLayout {
                 capacity,
                 slot_size,
@@ -359,6 +387,12 @@ pub mod offsets {
     pub const ELEM_SIZE: usize = offset_of!(Meta, elem_size);
     /// Offset of the type fingerprint.
     pub const FINGERPRINT: usize = offset_of!(Meta, type_fingerprint);
+    /// Offset of the schema version (u32).
+    pub const SCHEMA_VERSION: usize = offset_of!(Meta, schema_version);
+    /// Offset of the schema name's length in bytes (u32, at most 32).
+    pub const SCHEMA_LEN: usize = offset_of!(Meta, schema_len);
+    /// Offset of the schema name: 32 bytes, unused ones zero.
+    pub const SCHEMA_NAME: usize = offset_of!(Meta, schema_name);
     /// Offset of the capacity.
     pub const CAPACITY: usize = offset_of!(Meta, capacity);
     /// Offset of the slot size.
@@ -413,6 +447,9 @@ impl Header {
                 data_offset: u64z(),
                 segment_len: u64z(),
                 created_unix_ns: u64z(),
+                schema_version: u32z(),
+                schema_len: u32z(),
+                schema_name: std::array::from_fn(|_| u64z()),
             }),
             producer_role: CachePadded::new(u64z()),
             consumer_role: CachePadded::new(u64z()),

@@ -4,24 +4,33 @@
 use std::mem::{align_of, size_of};
 
 use crate::error::{Error, Result};
-use crate::kind::TypeLayout;
+use crate::kind::{Schema, TypeLayout};
 
 /// The header's size in bytes, fixed by the format (the header's struct is
 /// asserted to have exactly this size, in `header.rs`).
 pub(crate) const HEADER_SIZE: u64 = 1280 + 2 * 4096;
 
 impl TypeLayout {
-    /// The layout of `T`, with a fingerprint of its name, size and alignment
-    /// so that two different types of equal size are still told apart.
+    /// The layout of `T` under its default schema (see [`Schema::of`]).
     pub fn of<T>() -> Self {
-        // FNV-1a: small, stable across builds, and good enough to tell
-        // types apart (it is a guard against mistakes, not an adversary).
+        Self::with_schema::<T>(Schema::of::<T>())
+    }
+
+    /// The layout of `T` under `schema`.
+    pub fn with_schema<T>(schema: Schema) -> Self {
+        Self::from_parts(size_of::<T>() as u32, align_of::<T>() as u32, schema)
+    }
+
+    /// A layout and its fingerprint, as a header holds them.
+    pub(crate) fn from_parts(size: u32, align: u32, schema: Schema) -> Self {
+        // FNV-1a: small, stable across builds and languages, and good
+        // enough to tell layouts apart (a guard against mistakes, not an
+        // adversary).
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let size = size_of::<T>() as u32;
-        let align = align_of::<T>() as u32;
-        let name = std::any::type_name::<T>().as_bytes();
-        for &b in name
+        for &b in schema
+            .bytes()
             .iter()
+            .chain(&schema.version().to_le_bytes())
             .chain(&size.to_le_bytes())
             .chain(&align.to_le_bytes())
         {
@@ -31,6 +40,7 @@ impl TypeLayout {
         TypeLayout {
             size,
             align,
+            schema,
             fingerprint: hash,
         }
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::header::{Header, HeaderInfo};
 use crate::format::layout::SegmentLayout;
 use crate::format::slot::Slot;
-use crate::kind::{RingKind, TypeLayout};
+use crate::kind::{RingKind, Schema, TypeLayout};
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{CreateOptions, OpenOptions, Segment};
 use crate::platform::watch::NameWatch;
@@ -202,7 +202,8 @@ impl<T: Pod> RingMemory<Slot<T>> {
         capacity: usize,
         opts: &CreateOptions,
     ) -> Result<Self> {
-        let elem = TypeLayout::of::<T>();
+        let schema = opts.schema.unwrap_or_else(Schema::of::<T>);
+        let elem = TypeLayout::with_schema::<T>(schema);
         Self::create(name, kind, elem, capacity as u64, opts, |i| {
             Slot::new(i, T::zeroed())
         })
@@ -210,7 +211,8 @@ impl<T: Pod> RingMemory<Slot<T>> {
 
     /// Open a ring of `T`, validating its header against `kind` and `T`.
     pub(crate) fn open_slots(name: &str, kind: RingKind, opts: &OpenOptions) -> Result<Self> {
-        Self::open(name, kind, TypeLayout::of::<T>(), opts)
+        let schema = opts.schema.unwrap_or_else(Schema::of::<T>);
+        Self::open(name, kind, TypeLayout::with_schema::<T>(schema), opts)
     }
 }
 

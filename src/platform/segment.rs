@@ -24,6 +24,7 @@
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::kind::Schema;
 use crate::platform::name::SegmentName;
 
 /// How to create a segment.
@@ -44,6 +45,7 @@ use crate::platform::name::SegmentName;
 pub struct CreateOptions {
     pub(crate) mode: u32,
     pub(crate) replace_stale: bool,
+    pub(crate) schema: Option<Schema>,
 }
 
 impl Default for CreateOptions {
@@ -51,6 +53,7 @@ impl Default for CreateOptions {
         CreateOptions {
             mode: 0o600,
             replace_stale: false,
+            schema: None,
         }
     }
 }
@@ -76,6 +79,22 @@ impl CreateOptions {
         self.replace_stale = replace;
         self
     }
+
+    /// Record `schema` as the element type's identity instead of the
+    /// type's own name (see [`Schema`]); openers must give the same one.
+    /// (Byte rings carry bytes and ignore it.)
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// The options an `open_or_create` opens with: the same schema.
+    pub(crate) fn to_open(&self) -> OpenOptions {
+        OpenOptions {
+            schema: self.schema,
+            ..OpenOptions::default()
+        }
+    }
 }
 
 /// How to open an existing segment.
@@ -95,6 +114,7 @@ impl CreateOptions {
 pub struct OpenOptions {
     pub(crate) allow_foreign_owner: bool,
     pub(crate) init_timeout: Duration,
+    pub(crate) schema: Option<Schema>,
 }
 
 impl Default for OpenOptions {
@@ -102,6 +122,7 @@ impl Default for OpenOptions {
         OpenOptions {
             allow_foreign_owner: false,
             init_timeout: Duration::from_secs(1),
+            schema: None,
         }
     }
 }
@@ -123,6 +144,14 @@ impl OpenOptions {
     /// How long to wait for a creator that has not yet marked the header ready.
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
+        self
+    }
+
+    /// Expect `schema` as the element type's identity instead of the
+    /// type's own name (see [`Schema`]): the creator must have given the
+    /// same one.
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = Some(schema);
         self
     }
 }

@@ -159,7 +159,7 @@ impl ByteRing {
     pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
         let ring = create_or_open(
             || Self::create_with(name, capacity, opts),
-            || Self::open(name),
+            || Self::open_with(name, &opts.to_open()),
         )?;
         check_capacity(name, rounded_capacity(capacity), ring.capacity() as u64)?;
         Ok(ring)

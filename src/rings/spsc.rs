@@ -158,7 +158,7 @@ impl<T: Pod + Send> Spsc<T> {
     pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
         let ring = create_or_open(
             || Self::create_with(name, capacity, opts),
-            || Self::open(name),
+            || Self::open_with(name, &opts.to_open()),
         )?;
         check_capacity(
             name,
