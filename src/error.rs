@@ -195,6 +195,13 @@ pub enum Error {
     /// A blocking call's timeout passed first.
     #[error("timed out")]
     Timeout,
+    /// The producer closed the ring and everything it committed has been
+    /// received: the stream ended (not a timeout).
+    #[error("ring {name:?} is closed: its producer called close() and every committed message was received")]
+    Closed {
+        /// The ring's name.
+        name: String,
+    },
     /// A blocking call timed out behind a position that a peer claimed but
     /// never published or released (it may have died holding it).
     #[error("ring stalled at position {position}: claimed by a peer that has not finished with it (did it die?)")]

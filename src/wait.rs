@@ -38,6 +38,16 @@
 //! the life of the ring. (`sleepers` still counts waiters, for `stat`.)
 //!
 //! A peer that dies never wakes anyone, so every wait has a deadline.
+//!
+//! # Closing
+//!
+//! A producer that is done closes its end: it sets the consumers' event's
+//! `closed` (Release) after everything it published, then notifies like
+//! any publication (the same fence pair wakes a consumer about to sleep).
+//! A consumer that finds the ring empty loads `closed` (Acquire) and, if
+//! set, looks at the ring once more: what was published before the close
+//! is visible now, so "empty and closed" means the stream ended, not that
+//! a value is still on its way. A new producer handle reopens the ring.
 
 use std::time::{Duration, Instant};
 
@@ -197,6 +207,30 @@ pub(crate) fn wait_until<R>(
 /// Whether `timeout` has passed since the first call (which starts the clock).
 fn expired(start: &mut Option<Instant>, timeout: Duration) -> bool {
     start.get_or_insert_with(Instant::now).elapsed() >= timeout
+}
+
+/// Close the side that sleeps on `event`: after everything published so
+/// far, and waking it (see "Closing" above).
+pub(crate) fn close(event: &Event) {
+    // Release, with the Acquire in `is_closed`: a consumer that sees the
+    // ring closed sees every value published before it.
+    event.closed.store(1, Ordering::Release);
+    notify(event);
+}
+
+/// Whether the side that sleeps on `event` was closed; everything
+/// published before the close is visible once this returns true.
+#[inline]
+pub(crate) fn is_closed(event: &Event) -> bool {
+    // Acquire: see `close`.
+    event.closed.load(Ordering::Acquire) != 0
+}
+
+/// A new producer: the ring is open again.
+pub(crate) fn reopen(event: &Event) {
+    // Relaxed: nothing is published by reopening; a consumer that still
+    // sees it closed returns Closed, as it would have a moment earlier.
+    event.closed.store(0, Ordering::Relaxed);
 }
 
 /// Wake whoever sleeps on `event`, if anyone may. Call after publishing.

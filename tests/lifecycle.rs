@@ -57,6 +57,12 @@ fn child(role: &str) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        "hold-producer" => {
+            let ring = Spsc::<u64>::open(&name).unwrap();
+            let _tx = ring.producer().unwrap();
+            println!("holding");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         other => panic!("unknown child role {other}"),
     }
 }
@@ -260,4 +266,89 @@ fn a_type_or_schema_mismatch_names_both_sides() {
         "{text}"
     );
     assert!(Schema::new("", 0).is_err() && Schema::new(&"x".repeat(33), 0).is_err());
+}
+
+#[test]
+fn a_closed_ring_is_drained_then_closed_for_every_kind() {
+    let timeout = Duration::from_secs(5);
+    let name = unique_name("close-spsc");
+    let ring = Spsc::<u64>::create(&name, 8).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(1).unwrap();
+    tx.try_push(2).unwrap();
+    tx.close();
+    assert!(ring.is_closed());
+    assert_eq!(rx.pop_timeout(timeout).unwrap(), 1);
+    assert_eq!(rx.read_chunk_timeout(4, timeout).unwrap().read(0), 2);
+    assert!(matches!(rx.pop_timeout(timeout), Err(Error::Closed { .. })));
+    assert!(matches!(
+        rx.read_chunk_timeout(4, timeout),
+        Err(Error::Closed { .. })
+    ));
+    // A restarted producer reopens the stream.
+    let mut tx = ring.producer().unwrap();
+    assert!(!ring.is_closed());
+    tx.try_push(3).unwrap();
+    assert_eq!(rx.pop_timeout(timeout).unwrap(), 3);
+    assert!(matches!(
+        rx.pop_timeout(Duration::ZERO),
+        Err(Error::Timeout)
+    ));
+
+    let name = unique_name("close-mpmc");
+    let ring = Mpmc::<u64>::create(&name, 8).unwrap();
+    let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(1).unwrap();
+    tx.close();
+    assert_eq!(rx.pop_timeout(timeout).unwrap(), 1);
+    assert!(matches!(
+        rx.read_timeout(timeout),
+        Err(Error::Closed { .. })
+    ));
+
+    let name = unique_name("close-bytes");
+    let ring = ByteRing::create(&name, 4096).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_send(b"end").unwrap();
+    tx.close();
+    assert_eq!(&*rx.recv_timeout(timeout).unwrap(), b"end");
+    let err = rx.recv_timeout(timeout).unwrap_err();
+    assert!(matches!(err, Error::Closed { .. }), "{err}");
+    assert!(err.to_string().contains(&name), "{err}");
+}
+
+#[test]
+fn a_consumer_asleep_on_an_empty_ring_is_woken_by_the_close() {
+    let name = unique_name("close-wakes");
+    let ring = Spsc::<u64>::create(&name, 8).unwrap();
+    let tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_wait_strategy(shmring::WaitStrategy::Sleep);
+    let waiter = std::thread::spawn(move || rx.pop_timeout(TIMEOUT));
+    std::thread::sleep(Duration::from_millis(50));
+    tx.close();
+    // Not woken, it would give Timeout after TIMEOUT.
+    assert!(matches!(waiter.join().unwrap(), Err(Error::Closed { .. })));
+}
+
+#[test]
+fn a_dead_producer_counts_as_gone() {
+    let name = unique_name("gone");
+    let ring = Spsc::<u64>::create(&name, 8).unwrap();
+    let mut cmd = child_command("hold-producer");
+    cmd.env("RING", &name).stdout(Stdio::piped());
+    let mut holder = ChildGuard::from(cmd.spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(holder.stdout())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(ring.has_producer(), "a live holder in another process");
+    assert!(!ring.has_consumer());
+    holder.kill(); // SIGKILL: no cleanup ran
+    assert!(eventually(|| !ring.has_producer()), "a dead holder is gone");
+    let mpmc = Mpmc::<u64>::create(&unique_name("gone-mpmc"), 8).unwrap();
+    let tx = mpmc.producer().unwrap();
+    assert!(mpmc.has_producer());
+    drop(tx);
+    assert!(!mpmc.has_producer());
 }

@@ -112,6 +112,35 @@ fn chunks_capacity_2_wrap() {
     });
 }
 
+/// Closing: a consumer that finds the ring closed has seen every value
+/// pushed before the close (then gets `Closed`, not a timeout), and one
+/// asleep when the close comes is woken. Fails if the close's Release or
+/// `is_closed`'s Acquire is weakened (the value is lost behind `Closed`), or
+/// if closing does not wake a sleeper (a deadlock).
+#[test]
+fn a_close_comes_after_every_value_pushed_before_it() {
+    loom::model(|| {
+        let ring = ring(2);
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.consumer().unwrap();
+        rx.set_wait_strategy(WaitStrategy::Sleep);
+        let producer = thread::spawn(move || {
+            push_spinning(&mut tx, 7);
+            tx.close();
+        });
+        let mut got = Vec::new();
+        loop {
+            match rx.pop_timeout(FOREVER) {
+                Ok(v) => got.push(v),
+                Err(shmring::Error::Closed { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, [7]);
+        producer.join().unwrap();
+    });
+}
+
 /// The blocking handshake in both directions: a consumer that sleeps on an
 /// empty ring and a producer that sleeps on a full one must both be woken.
 #[test]

@@ -71,6 +71,9 @@ pub(crate) struct Event {
     /// wakes them all: what a notifier reads. A waiter that dies asleep
     /// costs the next notifier one wake, not every notifier one each.
     pub(crate) wanted: AtomicU32,
+    /// Non-zero once the other side closed its end: the sleepers on this
+    /// event get no more than what is already published (see `wait.rs`).
+    pub(crate) closed: AtomicU32,
 }
 
 /// The segment header. Each group of fields written by a different party
@@ -127,7 +130,7 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Meta, schema_len), 84);
     const_assert_eq!(offset_of!(Meta, schema_name), 88);
     const_assert_eq!(size_of::<Meta>(), 120);
-    const_assert_eq!(size_of::<Event>(), 12);
+    const_assert_eq!(size_of::<Event>(), 16);
     const_assert_eq!(std::mem::align_of::<Header>(), 128);
     const_assert_eq!(offset_of!(Header, meta), 0);
     const_assert_eq!(offset_of!(Header, producer_role), 128);
@@ -430,6 +433,7 @@ impl Header {
                 seq: u32z(),
                 sleepers: u32z(),
                 wanted: u32z(),
+                closed: u32z(),
             })
         };
         Header {

@@ -449,6 +449,16 @@ impl Liveness<'_> {
     }
 }
 
+/// Whether any record of `table` belongs to a live handle now (a snapshot:
+/// for presence questions, never for repair).
+pub(crate) fn any_alive(seg: &Segment, table: &ClaimTable) -> bool {
+    table.iter().any(|rec| {
+        // Relaxed: a snapshot of who is there; nothing is read after it.
+        let owner = rec.owner.load(Ordering::Relaxed);
+        owner != 0 && lease::holder_alive(seg, &rec.owner, owner)
+    })
+}
+
 /// Records whose owner no longer runs.
 pub(crate) fn dead_records<'a>(
     seg: &'a Segment,

@@ -46,7 +46,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::memory::{check_capacity, create_or_open, open_waiting};
 use crate::kind::Role;
-use crate::peers::claims::{self, Liveness, Recorder, RepairLock, Side};
+use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side};
 use crate::peers::role;
 use crate::peers::role::RoleClaim;
 use crate::platform::segment::{CreateOptions, OpenOptions};
@@ -181,6 +181,7 @@ impl ByteRing {
             &header.producer_claims,
             Side::Producer,
         )?;
+        wait::reopen(&header.consumer_event);
         Ok(ByteProducer {
             claims,
             cached_head: self
@@ -278,6 +279,36 @@ impl ByteRing {
     pub fn bytes_released(&self) -> u64 {
         self.rec.header().head.load(Ordering::Relaxed)
     }
+
+    /// Whether any live producer handle (in any process) exists now; one
+    /// that died counts as gone (its claim record's lock is free).
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-bytes-has-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let rx = ring.consumer()?;
+    /// assert!(!ring.has_producer() && ring.has_consumer());
+    /// # drop(rx);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn has_producer(&self) -> bool {
+        any_alive(
+            self.rec.ring().segment(),
+            &self.rec.header().producer_claims,
+        )
+    }
+
+    /// Whether a live consumer handle holds the consumer end now.
+    pub fn has_consumer(&self) -> bool {
+        let word = &self.rec.header().consumer_role;
+        crate::peers::attach::holder(self.rec.ring().segment(), word).is_some_and(|h| h.alive)
+    }
+
+    /// Whether a producer closed the ring (and no producer handle was made
+    /// since).
+    pub fn is_closed(&self) -> bool {
+        wait::is_closed(&self.rec.header().consumer_event)
+    }
 }
 
 impl std::fmt::Debug for ByteRing {
@@ -342,6 +373,29 @@ impl ByteProducer {
 }
 
 impl ByteProducer {
+    /// Close the ring: the stream ends after what was sent so far, by this
+    /// handle and every other (call it from the last producer). The
+    /// consumer receives every message committed before, then `Closed`
+    /// from its blocking calls. A new producer handle reopens the ring.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-bytes-close-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(b"last")?;
+    /// tx.close();
+    /// assert_eq!(&*rx.recv_timeout(Duration::from_secs(1))?, b"last");
+    /// assert!(matches!(
+    ///     rx.recv_timeout(Duration::from_secs(1)),
+    ///     Err(shmring::Error::Closed { .. })
+    /// ));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn close(self) {
+        wait::close(&self.rec.header().consumer_event);
+    }
+
     /// Reserve `len` bytes in place, if there is room now. Write them
     /// through the grant, then [`commit`](Grant::commit); dropping the grant
     /// uncommitted aborts it. `Error::Full` when there is no room,
@@ -688,7 +742,19 @@ impl ByteConsumer {
                         wait::IDLE_SLICE
                     }
                 };
-                let ready = || self.next().transpose();
+                let name = || rec.ring().segment().name().as_str().to_owned();
+                let ready = || match self.next().transpose() {
+                    Some(r) => Some(r),
+                    // Closed: one more look, now that everything committed
+                    // before the close is visible; behind an uncommitted
+                    // record, wait for its repair instead.
+                    None if wait::is_closed(event) => match self.next().transpose() {
+                        Some(r) => Some(r),
+                        None if stalled(&rec) => None,
+                        None => Some(Err(Error::Closed { name: name() })),
+                    },
+                    None => None,
+                };
                 match wait::wait_in_slices(event, strategy, timeout, ready, between) {
                     Some(r) => r?,
                     None => return Err(self.timed_out(timeout)),

@@ -57,7 +57,7 @@ use crate::error::{Error, Full, PushTimeout, Result};
 use crate::format::memory::{check_capacity, create_or_open, open_waiting, RingMemory};
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::RingKind;
-use crate::peers::claims::{self, Liveness, Recorder, RepairLock, Side};
+use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side};
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
@@ -261,6 +261,35 @@ impl<T> Mpmc<T> {
     /// Positions repaired since the ring was created, by any process.
     pub fn repaired(&self) -> u64 {
         self.mem.header().recovery.repaired.load(Ordering::Relaxed)
+    }
+
+    /// Whether any live producer handle (in any process) exists now; one
+    /// that died counts as gone (its claim record's lock is free).
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-mpmc-has-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
+    /// let (a, b) = (ring.producer()?, ring.producer()?);
+    /// drop(a);
+    /// assert!(ring.has_producer(), "b is still there");
+    /// drop(b);
+    /// assert!(!ring.has_producer() && !ring.has_consumer());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn has_producer(&self) -> bool {
+        any_alive(self.mem.segment(), &self.mem.header().producer_claims)
+    }
+
+    /// Whether any live consumer handle exists now; see
+    /// [`has_producer`](Self::has_producer).
+    pub fn has_consumer(&self) -> bool {
+        any_alive(self.mem.segment(), &self.mem.header().consumer_claims)
+    }
+
+    /// Whether a producer closed the ring (and no producer handle was made
+    /// since).
+    pub fn is_closed(&self) -> bool {
+        wait::is_closed(&self.mem.header().consumer_event)
     }
 }
 
@@ -536,7 +565,32 @@ impl<T> MpmcProducer<T> {
         // handles find one even after many deaths.
         recover(&mem);
         let rec = Recorder::take(mem.segment(), &mem.header().producer_claims, Side::Producer)?;
+        wait::reopen(&mem.header().consumer_event);
         Ok(MpmcProducer { mem, wait, rec })
+    }
+
+    /// Close the ring: the stream ends after what was pushed so far, by
+    /// this handle and every other (call it from the last producer, when
+    /// every producer is done). Consumers receive every value committed
+    /// before, then `Closed` from their blocking calls. A new producer
+    /// handle reopens the ring.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-mpmc-close-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(1).unwrap();
+    /// tx.close();
+    /// assert_eq!(rx.pop_timeout(Duration::from_secs(1))?, 1);
+    /// assert!(matches!(
+    ///     rx.pop_timeout(Duration::from_secs(1)),
+    ///     Err(shmring::Error::Closed { .. })
+    /// ));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn close(self) {
+        wait::close(&self.mem.header().consumer_event);
     }
 
     /// Another handle on the same ring, with its own claim record (one per
@@ -942,12 +996,30 @@ impl<T: Pod + Send> MpmcConsumer<T> {
                 wait::IDLE_SLICE
             }
         };
-        wait::wait_in_slices(event, self.wait, timeout, || self.try_claim(), between).ok_or_else(
-            || match stalled_at(&self.mem) {
+        let ready = || {
+            if let Some(pos) = self.try_claim() {
+                return Some(Ok(pos));
+            }
+            // Closed: one more look, now that everything published before
+            // the close is visible; behind a stalled position, wait for
+            // its repair instead (values may follow it).
+            if !wait::is_closed(event) {
+                return None;
+            }
+            match self.try_claim() {
+                Some(pos) => Some(Ok(pos)),
+                None if stalled_at(&self.mem).is_some() => None,
+                None => Some(Err(Error::Closed {
+                    name: self.mem.segment().name().as_str().to_owned(),
+                })),
+            }
+        };
+        wait::wait_in_slices(event, self.wait, timeout, ready, between).unwrap_or_else(|| {
+            Err(match stalled_at(&self.mem) {
                 Some(position) if !timeout.is_zero() => Error::Stalled { position },
                 _ => Error::Timeout,
-            },
-        )
+            })
+        })
     }
 
     fn take(&self, pos: u64) -> T {

@@ -174,6 +174,7 @@ impl<T: Pod + Send> Spsc<T> {
     pub fn producer(&self) -> Result<Producer<T>> {
         let header = self.mem.header();
         let me = role::claim(self.mem.segment(), &header.producer_role, Role::Producer)?;
+        wait::reopen(&header.consumer_event);
         let mut tail = header.tail.load(Ordering::Relaxed);
         for _ in 0..self.mem.capacity() {
             if self.mem.slot(tail).stamp() != full_stamp(tail) {
@@ -226,6 +227,35 @@ impl<T> Spsc<T> {
     /// Whether this handle created the name and will unlink it.
     pub fn owns_name(&self) -> bool {
         self.mem.segment().owns_name()
+    }
+
+    /// Whether a live producer handle (in any process) holds the
+    /// producer end now. A producer that died counts as gone: the kernel
+    /// released its lock (see `platform/lease.rs`).
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-has-producer-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+    /// assert!(!ring.has_producer());
+    /// let tx = ring.producer()?;
+    /// assert!(ring.has_producer() && !ring.has_consumer());
+    /// drop(tx);
+    /// assert!(!ring.has_producer());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn has_producer(&self) -> bool {
+        holds_role(&self.mem, &self.mem.header().producer_role)
+    }
+
+    /// Whether a live consumer handle holds the consumer end now; see
+    /// [`has_producer`](Self::has_producer).
+    pub fn has_consumer(&self) -> bool {
+        holds_role(&self.mem, &self.mem.header().consumer_role)
+    }
+
+    /// Whether the producer closed the ring (and no producer reopened it).
+    pub fn is_closed(&self) -> bool {
+        wait::is_closed(&self.mem.header().consumer_event)
     }
 
     /// Values pushed over the ring's life (as last stored by the producer).
@@ -348,6 +378,27 @@ impl<T: Pod + Send> Producer<T> {
         }
     }
 
+    /// Close the ring: the stream ends after what was pushed so far. The
+    /// consumer receives every value committed before, then `Closed` from
+    /// its blocking calls instead of waiting. A new producer handle (a
+    /// restarted service) reopens it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::Error;
+    /// # let name = format!("shmring-doc-close-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(1).unwrap();
+    /// tx.close();
+    /// assert_eq!(rx.pop_timeout(Duration::from_secs(1))?, 1); // drained first
+    /// assert!(matches!(rx.pop_timeout(Duration::from_secs(1)), Err(Error::Closed { .. })));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn close(self) {
+        wait::close(&self.mem.header().consumer_event);
+    }
+
     /// [`write_chunk`](Self::write_chunk), waiting up to `timeout` until at
     /// least one slot is free; `Error::Timeout` if none became free.
     pub fn write_chunk_timeout(
@@ -466,6 +517,11 @@ impl<T> Drop for Producer<T> {
             role::release(&self.mem.header().producer_role, me);
         }
     }
+}
+
+/// Whether the role `word` of `mem` is held by a live handle.
+fn holds_role<S>(mem: &RingMemory<S>, word: &crate::platform::sync::AtomicU64) -> bool {
+    crate::peers::attach::holder(mem.segment(), word).is_some_and(|h| h.alive)
 }
 
 /// Free slots reserved by [`Producer::write_chunk`]. Fill them in place, then
@@ -616,23 +672,23 @@ impl<T: Pod + Send> Consumer<T> {
 
     /// Pop the oldest value, waiting up to `timeout` for one (see
     /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
-    /// [`try_pop`](Self::try_pop); `Error::Timeout` if nothing arrived.
+    /// [`try_pop`](Self::try_pop); `Error::Timeout` if nothing arrived,
+    /// `Error::Closed` if the producer closed the ring and every value
+    /// before the close was received.
     #[inline]
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T> {
         if let Some(v) = self.try_pop() {
             return Ok(v);
         }
-        if !self.wait_for_data(timeout) {
-            return Err(Error::Timeout);
-        }
+        self.wait_for_data(timeout)?;
         self.try_pop().ok_or(Error::Timeout)
     }
 
     /// [`read_chunk`](Self::read_chunk), waiting up to `timeout` until at
     /// least one value is ready; `Error::Timeout` if none arrived.
     pub fn read_chunk_timeout(&mut self, n: usize, timeout: Duration) -> Result<ReadChunk<'_, T>> {
-        if n > 0 && !self.wait_for_data(timeout) {
-            return Err(Error::Timeout);
+        if n > 0 {
+            self.wait_for_data(timeout)?;
         }
         Ok(self.read_chunk(n))
     }
@@ -643,12 +699,24 @@ impl<T: Pod + Send> Consumer<T> {
     }
 
     #[inline(never)]
-    fn wait_for_data(&mut self, timeout: Duration) -> bool {
+    fn wait_for_data(&mut self, timeout: Duration) -> Result<()> {
         let (mem, head) = (&self.mem, self.head);
-        wait::wait_until(&mem.header().consumer_event, self.wait, timeout, || {
-            mem.slot(head).is_full_for(head).then_some(())
+        let event = &mem.header().consumer_event;
+        let ready = || mem.slot(head).is_full_for(head);
+        wait::wait_until(event, self.wait, timeout, || {
+            if ready() {
+                return Some(Ok(()));
+            }
+            // Closed: one more look, now that everything published before
+            // the close is visible.
+            wait::is_closed(event).then(|| match ready() {
+                true => Ok(()),
+                false => Err(Error::Closed {
+                    name: mem.segment().name().as_str().to_owned(),
+                }),
+            })
         })
-        .is_some()
+        .unwrap_or(Err(Error::Timeout))
     }
 
     /// Borrow up to `n` committed values in place (fewer when fewer are
