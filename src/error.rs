@@ -77,12 +77,16 @@ pub enum Error {
         ours: u32,
     },
     /// /dev/shm (or the memory limit) has no room for a segment this large.
-    #[error("no space for a {bytes}-byte segment {name:?} (is /dev/shm full?)")]
+    #[error("no space for a {bytes}-byte segment {name:?}: {}", space_cause(*.bytes, *.free, *.total))]
     NoSpace {
         /// The segment name.
         name: String,
         /// The size that was asked for.
         bytes: u64,
+        /// Bytes free in the shm filesystem when it failed.
+        free: u64,
+        /// The shm filesystem's whole size.
+        total: u64,
     },
     /// A capacity of zero was asked for.
     #[error("capacity must be at least 1")]
@@ -220,6 +224,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// Why a segment did not fit: too large for /dev/shm at all (a capacity
+/// mistake), or too large for what is free now.
+fn space_cause(bytes: u64, free: u64, total: u64) -> String {
+    if bytes > total {
+        format!(
+            "larger than all of /dev/shm ({total} bytes): is the capacity what was meant, \
+             or /dev/shm's size limit too low?"
+        )
+    } else {
+        format!("only {free} of /dev/shm's {total} bytes are free (is /dev/shm full?)")
+    }
 }
 
 /// `Result` with shmring's [`Error`].

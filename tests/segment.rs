@@ -176,6 +176,10 @@ fn more_than_dev_shm_can_hold_is_no_space_not_sigbus() {
     let capacity = ((total / 16) * 2).next_power_of_two() as usize;
     let err = Spsc::<u64>::create(&name, capacity).unwrap_err();
     assert!(matches!(err, Error::NoSpace { .. }), "{err}");
+    // The cause is the capacity, not a full /dev/shm: say so.
+    let text = err.to_string();
+    assert!(text.contains("larger than all of /dev/shm"), "{text}");
+    assert!(!text.contains("is /dev/shm full"), "{text}");
     assert!(!exists(&name), "a failed create must not leave its name");
 }
 

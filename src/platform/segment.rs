@@ -388,10 +388,24 @@ mod platform {
             // Reserve every page now: a later first touch of an unbacked tmpfs
             // page on a full /dev/shm would be a SIGBUS, not an error.
             nix::fcntl::posix_fallocate(file.as_fd(), 0, off_len).map_err(|e| match e {
-                Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM => Error::NoSpace {
-                    name: name.as_str().to_owned(),
-                    bytes: len,
-                },
+                Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM => {
+                    // The casts: the block-count types are not u64 on
+                    // every target.
+                    #[allow(clippy::unnecessary_cast)]
+                    let (free, total) = nix::sys::statvfs::fstatvfs(file.as_fd())
+                        .map(|st| {
+                            let unit = st.fragment_size() as u64;
+                            let free = (st.blocks_available() as u64).saturating_mul(unit);
+                            (free, (st.blocks() as u64).saturating_mul(unit))
+                        })
+                        .unwrap_or((0, 0));
+                    Error::NoSpace {
+                        name: name.as_str().to_owned(),
+                        bytes: len,
+                        free,
+                        total,
+                    }
+                }
                 e => os_error("posix_fallocate", name, e),
             })?;
             ofd::share(file.as_fd(), MAPPED_LEASE)
