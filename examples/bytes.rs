@@ -1,5 +1,6 @@
 //! Two processes, one byte ring: variable-length messages written in place
-//! by this process and read in place, in batches, by a copy of itself.
+//! by this process and read in place, in batches, by a copy of itself. Both
+//! call `open_or_create`; the producer closes the ring when done.
 //!
 //! ```sh
 //! cargo run --release --example bytes
@@ -8,9 +9,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use shmring::ByteRing;
+use shmring::{ByteRing, Error};
 
 const COUNT: u64 = 100_000;
+const CAPACITY: usize = 1 << 16;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Message `i`: its number in 8 bytes, then `i % 200` bytes of `i as u8`.
@@ -25,11 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return consume(&name);
     }
     let name = format!("shmring-example-bytes-{}", std::process::id());
-    let ring = ByteRing::create(&name, 1 << 16)?;
-    let mut tx = ring.producer()?;
     let mut consumer = Command::new(std::env::current_exe()?)
         .args(["consumer", &name])
         .spawn()?;
+    let ring = ByteRing::open_or_create(&name, CAPACITY)?;
+    let mut tx = ring.producer()?;
     for i in 0..COUNT {
         // Reserve room in the ring, write the message there, commit it.
         let mut grant = tx.reserve_timeout(message_len(i), TIMEOUT)?;
@@ -37,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         grant[8..].fill(i as u8);
         grant.commit();
     }
+    tx.close();
     if !consumer.wait()?.success() {
         return Err("the consumer failed".into());
     }
@@ -45,18 +48,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn consume(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let ring = ByteRing::open(name)?;
+    let ring = ByteRing::open_or_create(name, CAPACITY)?;
     let mut rx = ring.consumer()?;
     let mut next = 0u64;
     let mut batches = 0;
-    while next < COUNT {
+    loop {
         // Everything committed so far, read in place and released with one
         // store when the batch drops; when there is nothing yet, wait for
         // one message (spinning, then sleeping).
         let batch = rx.read_batch()?;
         if batch.is_empty() {
             drop(batch);
-            check(&rx.recv_timeout(TIMEOUT)?, &mut next)?;
+            match rx.recv_timeout(TIMEOUT) {
+                Ok(msg) => check(&msg, &mut next)?,
+                Err(Error::Closed { .. }) => break, // drained; the producer is done
+                Err(e) => return Err(e.into()),
+            }
             continue;
         }
         batches += 1;

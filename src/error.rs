@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use crate::kind::{RingKind, Role, TypeLayout};
 
@@ -14,8 +15,8 @@ use crate::kind::{RingKind, Role, TypeLayout};
 ///     other => panic!("{other:?}"),
 /// }
 /// // Every error is a std::error::Error: it composes with `?` and Box<dyn Error>.
-/// let boxed: Box<dyn std::error::Error> = Error::Timeout.into();
-/// assert!(boxed.to_string().contains("timed out"));
+/// let boxed: Box<dyn std::error::Error> = Error::ZeroCapacity.into();
+/// assert!(boxed.to_string().contains("capacity"));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -116,49 +117,67 @@ pub enum Error {
         waited_ms: u64,
     },
     /// The segment does not start with shmring's magic number.
-    #[error("segment is not a shmring segment (magic {found:#018x})")]
+    #[error("segment {name:?} is not a shmring segment (magic {found:#018x}; another program's file under that name?)")]
     BadMagic {
+        /// The segment name.
+        name: String,
         /// The first 8 bytes, read as a little-endian u64.
         found: u64,
     },
     /// The segment was written by an incompatible version of shmring.
-    #[error("segment has format version {found}, this library reads version {expected}")]
+    #[error("segment {name:?} has format version {found}, this library reads version {expected} (the services use different shmring versions: upgrade both, or give the new one another ring name)")]
     VersionMismatch {
+        /// The segment name.
+        name: String,
         /// The version in the header.
         found: u32,
         /// The version this library writes.
         expected: u32,
     },
     /// The segment holds a different kind of ring.
-    #[error("segment holds a {found} ring, not a {expected} ring")]
+    #[error("segment {name:?} holds a {found} ring, not a {expected} ring (two services use one name for different rings?)")]
     KindMismatch {
+        /// The segment name.
+        name: String,
         /// What the header says (a raw code when unknown).
         found: String,
         /// What the caller asked for.
         expected: RingKind,
     },
     /// The segment holds elements of a different type.
-    #[error("the ring holds {found}, but this handle's element type is {expected} (two builds of different message types, or an explicit schema on one side only?)")]
+    #[error("ring {name:?} holds {found}, but this handle's element type is {expected} (two builds of different message types, or an explicit schema on one side only?)")]
     TypeMismatch {
-        /// The layout recorded in the header.
-        found: TypeLayout,
+        /// The segment name.
+        name: String,
+        /// The layout recorded in the header (boxed: it is large, and the
+        /// error is rare).
+        found: Box<TypeLayout>,
         /// The layout of the caller's type.
-        expected: TypeLayout,
+        expected: Box<TypeLayout>,
     },
     /// The header's size does not match the file's size.
-    #[error("header says the segment is {header} bytes but the file is {actual} bytes")]
+    #[error("the header of segment {name:?} says {header} bytes but the file is {actual} bytes (truncated or resized by another program?)")]
     SizeMismatch {
+        /// The segment name.
+        name: String,
         /// The size recorded in the header.
         header: u64,
         /// The size of the file.
         actual: u64,
     },
     /// Shared state holds values no honest peer could have written.
-    #[error("corrupt segment: {0}")]
-    Corrupt(String),
+    #[error("ring {name:?} is corrupt: {what} (written by a faulty or hostile peer, or the name is used by another program?)")]
+    Corrupt {
+        /// The ring's name.
+        name: String,
+        /// What is impossible.
+        what: String,
+    },
     /// Another live handle holds this role.
-    #[error("the {role} role is held by live process {pid}")]
+    #[error("the {role} role of ring {name:?} is held by live process {pid} (its pid in its own namespace); an SPSC ring has one {role} at a time")]
     RoleTaken {
+        /// The ring's name.
+        name: String,
         /// The role that was asked for.
         role: Role,
         /// The process holding it.
@@ -197,8 +216,21 @@ pub enum Error {
         max: usize,
     },
     /// A blocking call's timeout passed first.
-    #[error("timed out")]
-    Timeout,
+    #[error("{op} on ring {name:?} timed out after {waited:?}{}", absent(*.peer, *.peer_attached))]
+    Timeout {
+        /// The ring's name.
+        name: String,
+        /// The call that waited (`"pop_timeout"`, `"push_timeout"`, ...).
+        op: &'static str,
+        /// How long it waited.
+        waited: Duration,
+        /// The side it waited for: a producer to publish, or a consumer to
+        /// make room.
+        peer: Role,
+        /// Whether a live handle of that side existed when the wait ended
+        /// (the kernel's word, as `has_producer()`/`has_consumer()`).
+        peer_attached: bool,
+    },
     /// The producer closed the ring and everything it committed has been
     /// received: the stream ended (not a timeout).
     #[error("ring {name:?} is closed: its producer called close() and every committed message was received")]
@@ -206,10 +238,15 @@ pub enum Error {
         /// The ring's name.
         name: String,
     },
-    /// A blocking call timed out behind a position that a peer claimed but
-    /// never published or released (it may have died holding it).
-    #[error("ring stalled at position {position}: claimed by a peer that has not finished with it (did it die?)")]
+    /// A blocking call timed out behind a position that a live peer
+    /// claimed and has not published or released yet (a dead one's is
+    /// repaired while waiting).
+    #[error("{op} on ring {name:?} stalled at position {position}: a live peer claimed it and has not finished with it (paused in a debugger, or stuck?)")]
     Stalled {
+        /// The ring's name.
+        name: String,
+        /// The call that waited.
+        op: &'static str,
         /// The position everyone else is waiting behind.
         position: u64,
     },
@@ -224,6 +261,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// The likely cause of a timeout when nobody was there to end the wait.
+fn absent(peer: Role, attached: bool) -> String {
+    if attached {
+        String::new()
+    } else {
+        format!(": no {peer} is attached (not started yet, exited, or died?)")
+    }
 }
 
 /// Why a segment did not fit: too large for /dev/shm at all (a capacity
@@ -288,7 +334,9 @@ impl<T> fmt::Display for Full<T> {
 impl<T> std::error::Error for Full<T> {}
 
 /// A blocking push whose timeout passed first; holds the value that was not
-/// pushed.
+/// pushed, and the [`Error::Timeout`] saying where and why. Converts into
+/// [`Error`] (dropping the value), so `?` works in a function returning
+/// [`Result`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -297,29 +345,52 @@ impl<T> std::error::Error for Full<T> {}
 /// let mut tx = ring.producer()?;
 /// tx.try_push(1).unwrap();
 /// let err = tx.push_timeout(2, Duration::from_millis(1)).unwrap_err();
+/// // Names the ring and the call, and the likely cause: nobody reads.
+/// assert!(err.to_string().contains("push_timeout"), "{err}");
+/// assert!(err.to_string().contains("no consumer is attached"), "{err}");
 /// assert_eq!(err.into_inner(), 2); // the value is not lost
 /// # Ok::<(), shmring::Error>(())
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PushTimeout<T>(pub T);
+pub struct PushTimeout<T> {
+    value: T,
+    cause: Error,
+}
 
 impl<T> PushTimeout<T> {
+    pub(crate) fn new(value: T, cause: Error) -> Self {
+        PushTimeout { value, cause }
+    }
+
     /// The value that was not pushed.
     pub fn into_inner(self) -> T {
-        self.0
+        self.value
+    }
+
+    /// Why: an [`Error::Timeout`] naming the ring and the missing peer.
+    pub fn cause(&self) -> &Error {
+        &self.cause
     }
 }
 
 impl<T> fmt::Debug for PushTimeout<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PushTimeout(..)")
+        f.debug_struct("PushTimeout")
+            .field("cause", &self.cause)
+            .finish_non_exhaustive()
     }
 }
 
 impl<T> fmt::Display for PushTimeout<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("timed out waiting for room in the ring")
+        self.cause.fmt(f)
     }
 }
 
+// No `source`: the message is the cause's own, said once.
 impl<T> std::error::Error for PushTimeout<T> {}
+
+impl<T> From<PushTimeout<T>> for Error {
+    fn from(timeout: PushTimeout<T>) -> Self {
+        timeout.cause
+    }
+}

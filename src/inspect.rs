@@ -68,6 +68,9 @@ pub struct SegmentInfo {
     pub sleeping_consumers: u32,
     /// Producers asleep on the futex now; as for consumers.
     pub sleeping_producers: u32,
+    /// Whether the name stays after the last user leaves
+    /// ([`Spsc::persist`](crate::Spsc::persist)).
+    pub persistent: bool,
 }
 
 impl SegmentInfo {
@@ -107,7 +110,7 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
     let header = header_of(segment);
     let name = segment.name().as_str();
     header.wait_ready(name, init_wait)?;
-    let info: HeaderInfo = header.describe(segment.len() as u64)?;
+    let info: HeaderInfo = header.describe(segment.name().as_str(), segment.len() as u64)?;
     let capacity = match info.kind {
         RingKind::Bytes => info.layout.capacity.saturating_mul(record::ALIGN),
         _ => info.layout.capacity,
@@ -129,6 +132,7 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         in_use: segment.in_use(),
         sleeping_consumers: header.consumer_event.sleepers.load(Ordering::Relaxed),
         sleeping_producers: header.producer_event.sleepers.load(Ordering::Relaxed),
+        persistent: header.is_persistent(),
     })
 }
 
@@ -175,7 +179,7 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 /// # let name = format!("shmring-doc-m-stale-{}", std::process::id());
 /// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
 /// assert!(!shmring::remove_if_stale(&name)?, "in use: left alone");
-/// ring.persist(); // keep the name after we exit...
+/// ring.persist(); // keep the name after the last user leaves...
 /// drop(ring);
 /// # // (a forked test harness may hold our descriptors a moment)
 /// # let start = std::time::Instant::now();

@@ -213,7 +213,7 @@ impl fmt::Display for TypeLayout {
 /// let ring = Spsc::<u64>::create(&name, 8)?;
 /// let _rx = ring.consumer()?;
 /// match ring.consumer() {
-///     Err(Error::RoleTaken { role, pid }) => {
+///     Err(Error::RoleTaken { role, pid, .. }) => {
 ///         assert_eq!(role, Role::Consumer);
 ///         assert_eq!(pid, std::process::id());
 ///     }

@@ -80,6 +80,37 @@
 //! explicitly, with a version), and `open` refuses a mismatch with both
 //! sides named ([`Error::TypeMismatch`]).
 //!
+//! # Names, restarts and shutdown
+//!
+//! A ring's name belongs to the processes using it, together, not to its
+//! creator: services start in any order with `open_or_create` (exactly one
+//! creates) or `open_timeout` (waits for the creator), and the last process
+//! to drop its handles removes the name. A service killed at any moment and
+//! started again with the same code gets its ring back: its new handle
+//! takes over the dead one's role or claims and resumes where it stopped,
+//! with nothing committed lost or delivered twice. If every user dies
+//! without dropping its handles, the name stays so that restarted services
+//! resume the ring; it is then stale ([`SegmentInfo::is_stale`]) and
+//! [`CreateOptions::replace_stale`] or `shmring rm --stale` remove it.
+//! [`Spsc::persist`] (or [`CreateOptions::persist`]) keeps the name after
+//! the last user leaves, until [`remove`]. A producer that is done calls
+//! `close()`; its consumers drain what was committed, then get
+//! [`Error::Closed`]. `has_producer()` and `has_consumer()` ask the kernel
+//! whether the other side is there.
+//!
+//! ```
+//! use shmring::{Error, Spsc};
+//! # let name = format!("shmring-doc-names-{}", std::process::id());
+//! let a = Spsc::<u64>::open_or_create(&name, 64)?; // the first service creates
+//! let b = Spsc::<u64>::open_or_create(&name, 64)?; // the second opens
+//! assert!(a.is_creator() && !b.is_creator());
+//! drop(a); // the creator exits: the ring stays, in use by b
+//! assert!(Spsc::<u64>::open(&name).is_ok());
+//! drop(b); // the last user out removes the name
+//! assert!(matches!(Spsc::<u64>::open(&name), Err(Error::NotFound { .. })));
+//! # Ok::<(), shmring::Error>(())
+//! ```
+//!
 //! # Trust
 //!
 //! Shared memory is untrusted: whatever a peer writes in a segment, every

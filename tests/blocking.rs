@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{Error, PushTimeout, Spsc, WaitStrategy};
+use shmring::{Error, Spsc, WaitStrategy};
 
 const STRATEGIES: [WaitStrategy; 3] = [
     WaitStrategy::Spin,
@@ -26,16 +26,19 @@ fn pop_timeout_on_an_empty_ring_times_out_with_every_strategy() {
         rx.set_wait_strategy(s);
         let t = Instant::now();
         let timeout = Duration::from_millis(30);
-        assert!(matches!(rx.pop_timeout(timeout), Err(Error::Timeout)));
+        assert!(matches!(
+            rx.pop_timeout(timeout),
+            Err(Error::Timeout { .. })
+        ));
         assert!(t.elapsed() >= timeout, "{s:?} returned before its timeout");
         assert!(matches!(
             rx.read_chunk_timeout(8, timeout),
-            Err(Error::Timeout)
+            Err(Error::Timeout { .. })
         ));
     }
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
 }
 
@@ -50,11 +53,11 @@ fn push_timeout_on_a_full_ring_gives_the_value_back() {
         let timeout = Duration::from_millis(30);
         let t = Instant::now();
         let err = tx.push_timeout(77, timeout).unwrap_err();
-        assert_eq!(err, PushTimeout(77));
+        assert_eq!(err.into_inner(), 77);
         assert!(t.elapsed() >= timeout);
         assert!(matches!(
             tx.write_chunk_timeout(4, timeout),
-            Err(Error::Timeout)
+            Err(Error::Timeout { .. })
         ));
     }
     let mut rx = ring.consumer().unwrap();
@@ -63,7 +66,7 @@ fn push_timeout_on_a_full_ring_gives_the_value_back() {
     tx.push_timeout(3, Duration::ZERO).unwrap();
     assert!(matches!(
         tx.write_chunk_timeout(4, Duration::ZERO),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
 }
 
@@ -233,7 +236,7 @@ fn a_waiter_whose_producer_dies_returns_at_its_timeout() {
     let t = Instant::now();
     assert!(matches!(
         rx.pop_timeout(Duration::from_millis(200)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t.elapsed() < Duration::from_secs(30));
 }

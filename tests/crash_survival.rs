@@ -244,7 +244,7 @@ fn killed_spsc_producers_lose_and_duplicate_nothing() {
                         expected += 1;
                         progress = Instant::now();
                     }
-                    Err(shmring::Error::Timeout) => {
+                    Err(shmring::Error::Timeout { .. }) => {
                         assert!(
                             progress.elapsed() < TIMEOUT,
                             "stuck before value {expected}"
@@ -469,7 +469,7 @@ fn killed_mpmc_producers_lose_and_duplicate_nothing() {
     let rx = ring.consumer().unwrap();
     let receive = move || match rx.pop_timeout(Duration::from_millis(50)) {
         Ok(v) => Ok(Some((v >> 40, v & ((1 << 40) - 1)))),
-        Err(shmring::Error::Timeout) => Ok(None),
+        Err(shmring::Error::Timeout { .. }) => Ok(None),
         Err(e) => Err(e),
     };
     killed_producers("mpmc-producer", ring.name(), receive, || ring.repaired());
@@ -538,14 +538,14 @@ fn killed_byte_ring_producers_lose_and_duplicate_nothing() {
     let mut rx = ring.consumer().unwrap();
     let receive = move || match rx.recv_timeout(Duration::from_millis(50)) {
         Ok(msg) => Ok(Some(parse_byte_message(&msg))),
-        Err(shmring::Error::Timeout) => Ok(None),
+        Err(shmring::Error::Timeout { .. }) => Ok(None),
         Err(e) => Err(e),
     };
     killed_producers("bytes-producer", ring.name(), receive, || ring.repaired());
 }
 
 #[test]
-fn a_killed_creator_leaves_a_usable_segment_that_becomes_stale() {
+fn a_killed_creator_leaves_its_ring_to_the_survivors_and_the_last_removes_it() {
     let name = unique_name("crash-creator");
     let _cleanup = Unlink(name.clone());
     let mut creator = child_command("creator")
@@ -557,7 +557,7 @@ fn a_killed_creator_leaves_a_usable_segment_that_becomes_stale() {
     let ring = Spsc::<u64>::open(&name).unwrap();
     creator.kill().unwrap();
     creator.wait().unwrap();
-    // The creator never ran its cleanup: the name and the memory stay.
+    // The creator never ran its cleanup; the name and memory are ours now.
     let mut tx = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();
     let start = Instant::now();
@@ -569,7 +569,9 @@ fn a_killed_creator_leaves_a_usable_segment_that_becomes_stale() {
     let info = shmring::inspect(&name).unwrap();
     assert!(!info.is_stale(), "we still use it");
     assert!(!shmring::remove_if_stale(&name).unwrap());
+    let again = Spsc::<u64>::open(&name).unwrap();
     drop((tx, rx, ring));
-    assert!(eventually(|| shmring::inspect(&name).unwrap().is_stale()));
-    assert!(shmring::remove_if_stale(&name).unwrap());
+    assert!(exists(&name), "removed while another handle maps it");
+    drop(again);
+    assert!(!exists(&name), "the last user out left the name behind");
 }

@@ -58,8 +58,9 @@ fn version_mismatch() {
             err,
             Error::VersionMismatch {
                 found: 99,
-                expected: 6
-            }
+                expected: 7,
+                name: ref n,
+            } if *n == name
         ),
         "{err}"
     );
@@ -124,7 +125,10 @@ fn impossible_capacity_is_corrupt() {
     for bad in [0u64, 3, 32, 1 << 40, u64::MAX] {
         poke(&name, off::CAPACITY, &bad.to_le_bytes());
         let err = open(&name).unwrap_err();
-        assert!(matches!(err, Error::Corrupt(_)), "capacity {bad}: {err}");
+        assert!(
+            matches!(err, Error::Corrupt { .. }),
+            "capacity {bad}: {err}"
+        );
     }
 }
 
@@ -132,7 +136,7 @@ fn impossible_capacity_is_corrupt() {
 fn impossible_slot_size_is_corrupt() {
     let (_ring, name) = ring();
     poke(&name, off::SLOT_SIZE, &1u64.to_le_bytes());
-    assert!(matches!(open(&name), Err(Error::Corrupt(_))));
+    assert!(matches!(open(&name), Err(Error::Corrupt { .. })));
 }
 
 #[test]
@@ -147,7 +151,7 @@ fn an_unfinished_header_times_out() {
 fn an_impossible_state_is_corrupt() {
     let (_ring, name) = ring();
     poke(&name, off::STATE, &77u32.to_le_bytes());
-    assert!(matches!(open(&name), Err(Error::Corrupt(_))));
+    assert!(matches!(open(&name), Err(Error::Corrupt { .. })));
 }
 
 #[test]
@@ -186,9 +190,9 @@ fn a_hostile_index_is_corrupt_not_an_overread() {
     tx.try_push(5).unwrap();
     assert_eq!(rx.len().unwrap(), 1);
     poke(&name, off::TAIL, &(1u64 << 40).to_le_bytes());
-    assert!(matches!(rx.len(), Err(Error::Corrupt(_))));
+    assert!(matches!(rx.len(), Err(Error::Corrupt { .. })));
     poke(&name, off::HEAD, &(u64::MAX / 2).to_le_bytes());
-    assert!(matches!(tx.free(), Err(Error::Corrupt(_))));
+    assert!(matches!(tx.free(), Err(Error::Corrupt { .. })));
     // The slots never depended on those indices.
     assert_eq!(rx.try_pop(), Some(5));
     assert_eq!(rx.try_pop(), None);

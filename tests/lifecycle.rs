@@ -1,5 +1,6 @@
-//! A ring's life in services that start in any order: open-or-create with
-//! exactly one creator, and opening a ring that does not exist yet.
+//! A ring's life in services: started in any order (open-or-create with
+//! exactly one creator, opening a ring that does not exist yet), killed and
+//! restarted with the same code, closed, and gone.
 
 #[macro_use]
 mod common;
@@ -9,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{ByteRing, Error, Mpmc, Spsc};
+use shmring::{ByteRing, Error, Mpmc, Role, Spsc};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -31,15 +32,15 @@ fn child(role: &str) {
                 match arg::<String>("KIND").as_str() {
                     "spsc" => {
                         let r = Spsc::<u64>::open_or_create(&name, 64).unwrap();
-                        (r.owns_name(), Box::new(r))
+                        (r.is_creator(), Box::new(r))
                     }
                     "mpmc" => {
                         let r = Mpmc::<u64>::open_or_create(&name, 64).unwrap();
-                        (r.owns_name(), Box::new(r))
+                        (r.is_creator(), Box::new(r))
                     }
                     _ => {
                         let r = ByteRing::open_or_create(&name, 4096).unwrap();
-                        (r.owns_name(), Box::new(r))
+                        (r.is_creator(), Box::new(r))
                     }
                 };
             println!("{}", if created { "created" } else { "opened" });
@@ -57,6 +58,44 @@ fn child(role: &str) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        // A producer service: push position numbers from wherever the ring
+        // stands (after a predecessor killed mid-stream), forever, or
+        // EXTRA more and then close.
+        "producer-service" => {
+            let ring = Spsc::<u64>::open_or_create(&name, 64).unwrap();
+            let mut tx = ring.producer().unwrap();
+            println!("ready");
+            let mut v = tx.pushed();
+            let until = std::env::var("EXTRA").map_or(u64::MAX, |n| v + n.parse::<u64>().unwrap());
+            while v < until {
+                tx.push_timeout(v, TIMEOUT).unwrap();
+                v += 1;
+            }
+            tx.close();
+            println!("end {v}");
+        }
+        // A consumer service: every value must be the next position, until
+        // the stream is closed.
+        "consumer-service" => {
+            let ring = Spsc::<u64>::open_or_create(&name, 64).unwrap();
+            let mut rx = ring.consumer().unwrap();
+            println!("ready");
+            let mut expected = rx.popped();
+            let mut progress = Instant::now();
+            loop {
+                match rx.pop_timeout(Duration::from_millis(100)) {
+                    Ok(v) => {
+                        assert_eq!(v, expected, "lost, duplicated or torn value");
+                        expected += 1;
+                        progress = Instant::now();
+                    }
+                    Err(Error::Closed { .. }) => break,
+                    Err(Error::Timeout { .. }) if progress.elapsed() < TIMEOUT * 3 => {}
+                    Err(e) => panic!("at value {expected}: {e}"),
+                }
+            }
+            println!("received {expected}");
+        }
         "hold-producer" => {
             let ring = Spsc::<u64>::open(&name).unwrap();
             let _tx = ring.producer().unwrap();
@@ -65,6 +104,39 @@ fn child(role: &str) {
         }
         other => panic!("unknown child role {other}"),
     }
+}
+
+/// Spawn a service child with piped stdio; its stdout, once it said ready.
+fn start_service(
+    role: &str,
+    name: &str,
+    extra: Option<u64>,
+) -> (
+    ChildGuard,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut cmd = child_command(role);
+    cmd.env("RING", name).stdout(Stdio::piped());
+    if let Some(n) = extra {
+        cmd.env("EXTRA", n.to_string());
+    }
+    let mut child = ChildGuard::from(cmd.spawn().unwrap());
+    let mut lines = BufReader::new(child.stdout()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "ready",
+        "{role} did not start"
+    );
+    (child, lines)
+}
+
+/// The last line a service printed, parsed after `word`.
+fn report(lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>, word: &str) -> u64 {
+    let line = lines.next().expect("a report line").unwrap();
+    let n = line
+        .strip_prefix(word)
+        .unwrap_or_else(|| panic!("{line:?}"));
+    n.trim().parse().unwrap()
 }
 
 fn now_ms() -> u64 {
@@ -90,7 +162,7 @@ fn a_consumer_started_before_its_producer_opens_the_ring_when_it_appears() {
     let start = Instant::now();
     let ring = Spsc::<u64>::open_timeout(&name, TIMEOUT).unwrap();
     assert!(start.elapsed() < TIMEOUT);
-    assert!(!ring.owns_name());
+    assert!(!ring.is_creator());
     let mut rx = ring.consumer().unwrap();
     assert_eq!(rx.pop_timeout(TIMEOUT).unwrap(), 42);
     creator.wait_success(TIMEOUT);
@@ -292,7 +364,7 @@ fn a_closed_ring_is_drained_then_closed_for_every_kind() {
     assert_eq!(rx.pop_timeout(timeout).unwrap(), 3);
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
 
     let name = unique_name("close-mpmc");
@@ -351,4 +423,125 @@ fn a_dead_producer_counts_as_gone() {
     assert!(mpmc.has_producer());
     drop(tx);
     assert!(!mpmc.has_producer());
+}
+
+#[test]
+fn a_producer_service_killed_and_restarted_100_times_loses_and_duplicates_nothing() {
+    let name = unique_name("restart");
+    // A safety net for a failing run; the assertion below is the test.
+    let _cleanup = Unlink(name.clone());
+    let mut consumer = None;
+    let mut kills_with_progress = 0;
+    for trial in 0..100u64 {
+        let (producer, _out) = start_service("producer-service", &name, None);
+        if consumer.is_none() {
+            // Started second, after the first producer created the ring.
+            consumer = Some(start_service("consumer-service", &name, None));
+        }
+        let before = Spsc::<u64>::open(&name).unwrap().pushed();
+        // Between 0 and 3 ms of streaming, then SIGKILL: no cleanup runs.
+        std::thread::sleep(Duration::from_micros(trial * 7919 % 3000));
+        let ring = Spsc::<u64>::open(&name).unwrap();
+        if ring.pushed() > before {
+            kills_with_progress += 1;
+        }
+        drop(ring);
+        producer.kill();
+    }
+    let (producer, mut out) = start_service("producer-service", &name, Some(10_000));
+    let end = report(&mut out, "end");
+    producer.wait_success(TIMEOUT);
+    let (consumer, mut got) = consumer.unwrap();
+    assert_eq!(
+        report(&mut got, "received"),
+        end,
+        "every value, once, in order"
+    );
+    consumer.wait_success(TIMEOUT);
+    assert!(
+        kills_with_progress > 50,
+        "most kills landed mid-stream: {kills_with_progress}"
+    );
+    assert!(!exists(&name), "both services exited and the name stayed");
+}
+
+/// Whether `err` is a timeout of `op` on `name` that waited for `peer` and
+/// says whether one was attached; its message names all of it.
+fn is_timeout(err: &Error, name: &str, op: &str, peer: Role, attached: bool) -> bool {
+    let text = err.to_string();
+    let hint = format!("no {peer} is attached");
+    matches!(err, Error::Timeout { name: n, op: o, peer: p, peer_attached: a, .. }
+        if n == name && *o == op && *p == peer && *a == attached)
+        && text.contains(name)
+        && text.contains(op)
+        && text.contains(&hint) != attached
+}
+
+#[test]
+fn timeouts_name_the_ring_the_call_and_a_missing_peer() {
+    let t = Duration::from_millis(5);
+    let spsc = Spsc::<u64>::create(&unique_name("err-spsc"), 1).unwrap();
+    let mut tx = spsc.producer().unwrap();
+    tx.try_push(1).unwrap();
+    let full = tx.push_timeout(2, t).unwrap_err();
+    assert!(
+        is_timeout(
+            full.cause(),
+            spsc.name(),
+            "push_timeout",
+            Role::Consumer,
+            false
+        ),
+        "{full}"
+    );
+    let mut rx = spsc.consumer().unwrap();
+    let err = tx.write_chunk_timeout(1, t).unwrap_err();
+    assert!(
+        is_timeout(
+            &err,
+            spsc.name(),
+            "write_chunk_timeout",
+            Role::Consumer,
+            true
+        ),
+        "{err}"
+    );
+    rx.try_pop().unwrap();
+    drop(tx);
+    let err = rx.pop_timeout(t).unwrap_err();
+    assert!(
+        is_timeout(&err, spsc.name(), "pop_timeout", Role::Producer, false),
+        "{err}"
+    );
+
+    let mpmc = Mpmc::<u64>::create(&unique_name("err-mpmc"), 1).unwrap();
+    let rx = mpmc.consumer().unwrap();
+    let err = rx.read_timeout(t).unwrap_err();
+    assert!(
+        is_timeout(&err, mpmc.name(), "read_timeout", Role::Producer, false),
+        "{err}"
+    );
+    let tx = mpmc.producer().unwrap();
+    tx.try_push(1).unwrap();
+    let err = tx.claim_timeout(t).unwrap_err();
+    assert!(
+        is_timeout(&err, mpmc.name(), "claim_timeout", Role::Consumer, true),
+        "{err}"
+    );
+
+    let bytes = ByteRing::create(&unique_name("err-bytes"), 64).unwrap();
+    let mut tx = bytes.producer().unwrap();
+    while tx.try_send(&[0; 16]).is_ok() {}
+    let err = tx.send_timeout(&[0; 16], t).unwrap_err();
+    assert!(
+        is_timeout(&err, bytes.name(), "send_timeout", Role::Consumer, false),
+        "{err}"
+    );
+    let mut rx = bytes.consumer().unwrap();
+    while rx.try_recv().unwrap().is_some() {}
+    let err = rx.recv_timeout(t).unwrap_err();
+    assert!(
+        is_timeout(&err, bytes.name(), "recv_timeout", Role::Producer, true),
+        "{err}"
+    );
 }

@@ -179,7 +179,7 @@ fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
     assert_eq!(ring.stalled_at(), None);
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     // The ring goes on: every slot comes round again.
     for v in 10..30 {
@@ -202,7 +202,17 @@ fn a_live_producer_holding_a_claim_is_waited_for_not_skipped() {
     ring.producer().unwrap().try_push(7).unwrap();
     let rx = ring.consumer().unwrap();
     let err = rx.pop_timeout(Duration::from_millis(100)).unwrap_err();
-    assert!(matches!(err, Error::Stalled { position: 0 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Stalled {
+                position: 0,
+                op: "pop_timeout",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(ring.recover(), 0, "a live holder's claim is not repaired");
     assert_eq!(ring.repaired(), 0);
     child.kill();

@@ -1,19 +1,16 @@
-//! The segment's life: names, modes, O_EXCL, the cleanup guard, resource
+//! The segment's life: names, modes, O_EXCL, who removes a name, resource
 //! errors, and roles (including taking over a dead holder's).
 
 #[macro_use]
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use shmring::{CreateOptions, Error, OpenOptions, Role, Spsc};
-
-fn exists(name: &str) -> bool {
-    Path::new(&shm_path(name)).exists()
-}
 
 #[test]
 fn invalid_names_are_refused() {
@@ -88,25 +85,65 @@ fn create_refuses_an_existing_name() {
 }
 
 #[test]
-fn the_guard_unlinks_on_drop_and_an_opener_never_does() {
-    let name = unique_name("guard");
+fn the_last_user_to_leave_removes_the_name_whoever_created_it() {
+    let name = unique_name("last-out");
     let ring = Spsc::<u64>::create(&name, 4).unwrap();
-    assert!(ring.owns_name());
+    assert!(ring.is_creator());
     let opener = Spsc::<u64>::open(&name).unwrap();
-    assert!(!opener.owns_name());
+    assert!(!opener.is_creator());
     drop(opener);
-    assert!(exists(&name), "an opener unlinked the segment");
-    // Handles keep the mapping (and the guard) alive past the ring itself.
+    assert!(
+        exists(&name),
+        "a user left while the creator maps it, and removed it"
+    );
+    // Handles keep the mapping alive past the ring itself.
     let mut tx = ring.producer().unwrap();
     drop(ring);
     assert!(exists(&name));
+    let opener = Spsc::<u64>::open(&name).unwrap();
     tx.try_push(1).unwrap();
     drop(tx);
-    assert!(!exists(&name), "the creator's last handle must unlink");
+    assert!(
+        exists(&name),
+        "the creator left first and removed it from under an opener"
+    );
+    assert_eq!(opener.consumer().unwrap().try_pop(), Some(1));
+    drop(opener);
+    assert!(!exists(&name), "the last user out left the name behind");
 }
 
 #[test]
-fn the_guard_unlinks_while_unwinding_from_a_panic() {
+fn a_ring_the_creating_service_left_is_kept_by_its_peer() {
+    let name = unique_name("creator-exits");
+    let _cleanup = Unlink(name.clone());
+    let child = spawn_child("create-push-exit", &[("RING", name.clone())]);
+    child.wait_success(Duration::from_secs(30));
+    // The name went with the creator: nobody else used the ring.
+    assert!(!exists(&name));
+    let mut child: ChildGuard = child_command("create-push-wait")
+        .env("RING", &name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .into();
+    let mut line = String::new();
+    BufReader::new(child.stdout()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let ring = Spsc::<u64>::open(&name).unwrap();
+    child.close_stdin();
+    child.wait_success(Duration::from_secs(30));
+    assert!(
+        exists(&name),
+        "the creator exited and removed a ring in use"
+    );
+    assert_eq!(ring.consumer().unwrap().try_pop(), Some(42));
+    drop(ring);
+    assert!(!exists(&name));
+}
+
+#[test]
+fn a_panicking_last_user_removes_the_name_while_unwinding() {
     let name = unique_name("panic");
     let n = name.clone();
     let result = std::panic::catch_unwind(move || {
@@ -125,17 +162,32 @@ fn persist_leaves_the_segment_for_later_and_remove_deletes_it() {
     {
         let ring = Spsc::<u64>::create(&name, 4).unwrap();
         ring.producer().unwrap().try_push(9).unwrap();
-        ring.persist();
+        assert!(!shmring::inspect(&name).unwrap().persistent);
+        // Any user may ask, not only the creator.
+        Spsc::<u64>::open(&name).unwrap().persist();
     }
     assert!(exists(&name));
+    assert!(shmring::inspect(&name).unwrap().persistent);
     let ring = Spsc::<u64>::open(&name).unwrap();
     assert_eq!(ring.consumer().unwrap().try_pop(), Some(9));
+    drop(ring);
+    assert!(exists(&name), "persistent: kept after every user left");
     shmring::remove(&name).unwrap();
     assert!(!exists(&name));
     assert!(matches!(
         shmring::remove(&name),
         Err(Error::NotFound { .. })
     ));
+}
+
+#[test]
+fn a_ring_created_persistent_keeps_its_name() {
+    let name = unique_name("persist-opt");
+    let _cleanup = Unlink(name.clone());
+    let opts = CreateOptions::new().persist(true);
+    drop(Spsc::<u64>::create_with(&name, 4, &opts).unwrap());
+    assert!(exists(&name));
+    assert!(shmring::inspect(&name).unwrap().persistent);
 }
 
 #[test]
@@ -197,7 +249,8 @@ fn roles_are_exclusive_and_released_on_drop() {
     let tx = ring.producer().unwrap();
     let err = other.producer().unwrap_err();
     assert!(
-        matches!(err, Error::RoleTaken { role: Role::Producer, pid } if pid == std::process::id()),
+        matches!(&err, Error::RoleTaken { role: Role::Producer, pid, name: n }
+            if *pid == std::process::id() && *n == name),
         "{err}"
     );
     let rx = other.consumer().unwrap();
@@ -220,6 +273,17 @@ children!(child);
 /// releasing it.
 fn child(role: &str) {
     let name: String = arg("RING");
+    if let Some(wait) = role.strip_prefix("create-push-") {
+        // A service that creates its ring, pushes, and exits normally
+        // (after its parent opened the ring and closed our stdin, if told).
+        let ring = Spsc::<u64>::create(&name, 4).unwrap();
+        ring.producer().unwrap().try_push(42).unwrap();
+        if wait == "wait" {
+            println!("ready");
+            let _ = std::io::stdin().read_line(&mut String::new());
+        }
+        return;
+    }
     let ring = Spsc::<u64>::open(&name).unwrap();
     match role {
         "die-holding-producer" => {

@@ -98,7 +98,7 @@ fn table(i: &SegmentInfo) -> String {
     } else {
         "values"
     };
-    let rows: [(&str, String); 13] = [
+    let rows: [(&str, String); 14] = [
         ("kind", i.kind.to_string()),
         ("element", i.elem.to_string()),
         ("capacity", format!("{} {unit}", i.capacity)),
@@ -118,6 +118,15 @@ fn table(i: &SegmentInfo) -> String {
         ),
         ("attached pids", pids(&i.attached)),
         ("stale", if i.is_stale() { "yes" } else { "no" }.into()),
+        (
+            "name kept",
+            if i.persistent {
+                "yes (persist): until `shmring rm`"
+            } else {
+                "until the last user leaves"
+            }
+            .into(),
+        ),
     ];
     let _ = writeln!(s, "{}", i.name);
     for (k, v) in rows {

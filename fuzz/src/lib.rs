@@ -176,7 +176,7 @@ pub fn spsc_ops(data: &[u8]) {
                     tx.try_push(next)
                 } else {
                     tx.push_timeout(next, Duration::ZERO)
-                        .map_err(|e| shmring::Full(e.0))
+                        .map_err(|e| shmring::Full(e.into_inner()))
                 };
                 if model.len() < cap {
                     assert_eq!(r, Ok(()));
@@ -189,7 +189,7 @@ pub fn spsc_ops(data: &[u8]) {
             1 => assert_eq!(rx.try_pop(), model.pop_front()),
             5 => match rx.pop_timeout(Duration::ZERO) {
                 Ok(v) => assert_eq!(Some(v), model.pop_front()),
-                Err(Error::Timeout) => assert!(model.is_empty()),
+                Err(Error::Timeout { .. }) => assert!(model.is_empty()),
                 Err(e) => panic!("pop_timeout: {e}"),
             },
             2 => {
@@ -237,7 +237,7 @@ pub fn mpmc_ops(data: &[u8]) {
                     tx.try_push(next)
                 } else {
                     tx.push_timeout(next, Duration::ZERO)
-                        .map_err(|e| shmring::Full(e.0))
+                        .map_err(|e| shmring::Full(e.into_inner()))
                 };
                 if model.len() < cap {
                     assert_eq!(r, Ok(()));
@@ -261,7 +261,7 @@ pub fn mpmc_ops(data: &[u8]) {
             3 => assert_eq!(rx.try_pop(), model.pop_front()),
             4 => match rx.pop_timeout(Duration::ZERO) {
                 Ok(v) => assert_eq!(Some(v), model.pop_front()),
-                Err(Error::Timeout) => assert!(model.is_empty()),
+                Err(Error::Timeout { .. }) => assert!(model.is_empty()),
                 Err(e) => panic!("pop_timeout: {e}"),
             },
             5 => match rx.read() {

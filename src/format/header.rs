@@ -26,13 +26,17 @@ use crate::platform::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Bumped on any change to the layout or meaning of shared memory.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 
 /// The zero a fresh segment is filled with: the creator is still writing.
 const INITIALIZING: u32 = 0;
 const READY: u32 = 1;
 
-/// Fields written once by the creator, before `state` turns `READY`.
+/// `flags` bit: the name stays when the last user leaves (see `segment.rs`).
+const PERSISTENT: u32 = 1;
+
+/// Fields written once by the creator, before `state` turns `READY`, and
+/// `flags`, which any user may set at any time.
 #[repr(C)]
 pub(crate) struct Meta {
     magic: AtomicU64,
@@ -53,6 +57,9 @@ pub(crate) struct Meta {
     schema_version: AtomicU32,
     schema_len: AtomicU32,
     schema_name: [AtomicU64; SCHEMA_WORDS],
+    /// [`PERSISTENT`]; the other bits are zero.
+    flags: AtomicU32,
+    _reserved: AtomicU32,
 }
 
 /// Words holding a schema name.
@@ -129,7 +136,8 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Meta, schema_version), 80);
     const_assert_eq!(offset_of!(Meta, schema_len), 84);
     const_assert_eq!(offset_of!(Meta, schema_name), 88);
-    const_assert_eq!(size_of::<Meta>(), 120);
+    const_assert_eq!(offset_of!(Meta, flags), 120);
+    const_assert_eq!(size_of::<Meta>(), 128);
     const_assert_eq!(size_of::<Event>(), 16);
     const_assert_eq!(std::mem::align_of::<Header>(), 128);
     const_assert_eq!(offset_of!(Header, meta), 0);
@@ -191,6 +199,17 @@ impl Header {
         m.state.store(READY, Ordering::Release);
     }
 
+    /// Keep the segment's name after its last user leaves. Relaxed: the
+    /// flag orders nothing; a user leaving reads whatever it finds.
+    pub(crate) fn set_persistent(&self) {
+        self.meta.flags.fetch_or(PERSISTENT, Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::set_persistent`] was called, by any user.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.meta.flags.load(Ordering::Relaxed) & PERSISTENT != 0
+    }
+
     /// Wait (bounded) until the creator has published the header.
     pub(crate) fn wait_ready(&self, name: &str, timeout: Duration) -> Result<()> {
         let start = Instant::now();
@@ -202,15 +221,24 @@ impl Header {
                     let magic = self.meta.magic.load(Ordering::Relaxed);
                     // A creator writes MAGIC or nothing; anything else is not ours.
                     if magic != 0 && magic != MAGIC {
-                        return Err(Error::BadMagic { found: magic });
+                        return Err(Error::BadMagic {
+                            name: name.to_owned(),
+                            found: magic,
+                        });
                     }
                 }
                 other => {
                     let magic = self.meta.magic.load(Ordering::Relaxed);
                     if magic != MAGIC {
-                        return Err(Error::BadMagic { found: magic });
+                        return Err(Error::BadMagic {
+                            name: name.to_owned(),
+                            found: magic,
+                        });
                     }
-                    return Err(Error::Corrupt(format!("header state is {other}")));
+                    return Err(Error::Corrupt {
+                        name: name.to_owned(),
+                        what: format!("header state is {other}"),
+                    });
                 }
             }
             if start.elapsed() >= timeout {
@@ -244,6 +272,7 @@ impl Header {
     /// against the segment's real size. Each mismatch has its own error.
     pub(crate) fn validate(
         &self,
+        name: &str,
         expected_kind: RingKind,
         expected_elem: TypeLayout,
         slot_size: usize,
@@ -252,18 +281,20 @@ impl Header {
     ) -> Result<HeaderInfo> {
         let m = &self.meta;
         let r = Ordering::Relaxed;
-        self.check_format()?;
+        self.check_format(name)?;
         let kind_code = m.kind.load(r);
         let kind = match RingKind::from_code(kind_code) {
             Some(kind) if kind == expected_kind => kind,
             Some(kind) => {
                 return Err(Error::KindMismatch {
+                    name: name.to_owned(),
                     found: kind.to_string(),
                     expected: expected_kind,
                 })
             }
             None => {
                 return Err(Error::KindMismatch {
+                    name: name.to_owned(),
                     found: format!("unknown (code {kind_code})"),
                     expected: expected_kind,
                 })
@@ -272,25 +303,31 @@ impl Header {
         let elem = self.elem();
         if elem != expected_elem {
             return Err(Error::TypeMismatch {
-                found: elem,
-                expected: expected_elem,
+                name: name.to_owned(),
+                found: Box::new(elem),
+                expected: Box::new(expected_elem),
             });
         }
         let segment_len = m.segment_len.load(r);
         if segment_len != actual_len {
             return Err(Error::SizeMismatch {
+                name: name.to_owned(),
                 header: segment_len,
                 actual: actual_len,
             });
         }
         let capacity = m.capacity.load(r);
         if capacity == 0 || !capacity.is_power_of_two() {
-            return Err(Error::Corrupt(format!(
-                "capacity {capacity} is not a power of two"
-            )));
+            return Err(Error::Corrupt {
+                name: name.to_owned(),
+                what: format!("capacity {capacity} is not a power of two"),
+            });
         }
-        let expected = SegmentLayout::new(capacity, slot_size, slot_align)
-            .map_err(|_| Error::Corrupt(format!("capacity {capacity} cannot be laid out")))?;
+        let expected =
+            SegmentLayout::new(capacity, slot_size, slot_align).map_err(|_| Error::Corrupt {
+                name: name.to_owned(),
+                what: format!("capacity {capacity} cannot be laid out"),
+            })?;
         let found = SegmentLayout {
             capacity,
             slot_size: m.slot_size.load(r),
@@ -298,9 +335,10 @@ impl Header {
             total_len: segment_len,
         };
         if found != expected {
-            return Err(Error::Corrupt(format!(
-                "layout {found:?} does not match the element type's {expected:?}"
-            )));
+            return Err(Error::Corrupt {
+                name: name.to_owned(),
+                what: format!("layout {found:?} does not match the element type's {expected:?}"),
+            });
         }
         Ok(HeaderInfo {
             kind,
@@ -313,14 +351,18 @@ impl Header {
 }
 
 impl Header {
-    fn check_format(&self) -> Result<()> {
+    fn check_format(&self, name: &str) -> Result<()> {
         let magic = self.meta.magic.load(Ordering::Relaxed);
         if magic != MAGIC {
-            return Err(Error::BadMagic { found: magic });
+            return Err(Error::BadMagic {
+                name: name.to_owned(),
+                found: magic,
+            });
         }
         let version = self.meta.version.load(Ordering::Relaxed);
         if version != VERSION {
             return Err(Error::VersionMismatch {
+                name: name.to_owned(),
                 found: version,
                 expected: VERSION,
             });
@@ -332,16 +374,19 @@ impl Header {
     /// inspection: the format, a known kind, and a layout that fits the
     /// file are checked.
     #[cfg_attr(shmring_loom, allow(dead_code))]
-    pub(crate) fn describe(&self, actual_len: u64) -> Result<HeaderInfo> {
+    pub(crate) fn describe(&self, name: &str, actual_len: u64) -> Result<HeaderInfo> {
         let m = &self.meta;
         let r = Ordering::Relaxed;
-        self.check_format()?;
+        self.check_format(name)?;
         let code = m.kind.load(r);
-        let kind = RingKind::from_code(code)
-            .ok_or_else(|| Error::Corrupt(format!("unknown ring kind {code}")))?;
+        let kind = RingKind::from_code(code).ok_or_else(|| Error::Corrupt {
+            name: name.to_owned(),
+            what: format!("unknown ring kind {code}"),
+        })?;
         let segment_len = m.segment_len.load(r);
         if segment_len != actual_len {
             return Err(Error::SizeMismatch {
+                name: name.to_owned(),
                 header: segment_len,
                 actual: actual_len,
             });
@@ -354,10 +399,13 @@ impl Header {
             .and_then(|b| b.checked_add(data_offset))
             == Some(segment_len);
         if !capacity.is_power_of_two() || data_offset < size_of::<Header>() as u64 || !fits {
-            return Err(Error::Corrupt(format!(
-                "capacity {capacity} x {slot_size} bytes at offset {data_offset} \
-                 does not fill a {segment_len}-byte segment"
-            )));
+            return Err(Error::Corrupt {
+                name: name.to_owned(),
+                what: format!(
+                    "capacity {capacity} x {slot_size} bytes at offset {data_offset} \
+                     does not fill a {segment_len}-byte segment"
+                ),
+            });
         }
         Ok(HeaderInfo {
             kind,
@@ -396,6 +444,9 @@ pub mod offsets {
     pub const SCHEMA_LEN: usize = offset_of!(Meta, schema_len);
     /// Offset of the schema name: 32 bytes, unused ones zero.
     pub const SCHEMA_NAME: usize = offset_of!(Meta, schema_name);
+    /// Offset of the flags (u32): bit 0 keeps the name after the last user
+    /// leaves.
+    pub const FLAGS: usize = offset_of!(Meta, flags);
     /// Offset of the capacity.
     pub const CAPACITY: usize = offset_of!(Meta, capacity);
     /// Offset of the slot size.
@@ -454,6 +505,8 @@ impl Header {
                 schema_version: u32z(),
                 schema_len: u32z(),
                 schema_name: std::array::from_fn(|_| u64z()),
+                flags: u32z(),
+                _reserved: u32z(),
             }),
             producer_role: CachePadded::new(u64z()),
             consumer_role: CachePadded::new(u64z()),
@@ -511,7 +564,9 @@ pub mod model {
         pub fn open(&self) -> Result<()> {
             self.0.wait_ready("model", Duration::from_secs(3600))?;
             let i = info();
-            let got = self.0.validate(i.kind, i.elem, 16, 8, i.layout.total_len)?;
+            let got = self
+                .0
+                .validate("model", i.kind, i.elem, 16, 8, i.layout.total_len)?;
             assert_eq!(got, i);
             Ok(())
         }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::header::{Header, HeaderInfo};
 use crate::format::layout::SegmentLayout;
 use crate::format::slot::Slot;
-use crate::kind::{RingKind, Schema, TypeLayout};
+use crate::kind::{RingKind, Role, Schema, TypeLayout};
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{CreateOptions, OpenOptions, Segment};
 use crate::platform::watch::NameWatch;
@@ -27,6 +27,8 @@ pub(crate) struct RingMemory<S> {
     mask: u64,
     /// Our entry in the header's table of attached processes.
     attached: Option<crate::peers::attach::Entry>,
+    /// Whether this mapping created the segment (rather than opened it).
+    created: bool,
     _slots: PhantomData<S>,
 }
 
@@ -70,6 +72,7 @@ impl<S> RingMemory<S> {
                 .write(Header::new_zeroed())
         };
         let mut mem = Self::from_segment(segment, info);
+        mem.created = true;
         for i in 0..layout.capacity {
             // SAFETY: `i < capacity`, so the slot lies inside the segment
             // (the layout was computed for this capacity); no one else may
@@ -79,6 +82,9 @@ impl<S> RingMemory<S> {
         // Attached before READY: whoever sees the ring ready sees its
         // creator among its users, so it never looks stale.
         mem.attach();
+        if opts.persist {
+            mem.header().set_persistent();
+        }
         mem.header().publish(&info);
         // Only now does the segment get its name: no one ever opens it
         // half-initialized.
@@ -105,6 +111,7 @@ impl<S> RingMemory<S> {
         let header = header_of(&segment);
         header.wait_ready(name.as_str(), opts.init_timeout)?;
         let info = header.validate(
+            name.as_str(),
             kind,
             elem,
             size_of::<S>(),
@@ -142,6 +149,7 @@ impl<S> RingMemory<S> {
             info,
             mask: info.layout.capacity - 1,
             attached: None,
+            created: false,
             _slots: PhantomData,
         }
     }
@@ -182,13 +190,44 @@ impl<S> RingMemory<S> {
     pub(crate) fn segment(&self) -> &Segment {
         &self.segment
     }
+
+    /// Whether this mapping created the segment.
+    pub(crate) fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The error of a wait on this ring that ended: `op` waited `waited`
+    /// for a `peer`, which was attached or not when it ended.
+    #[cold]
+    pub(crate) fn timed_out(
+        &self,
+        op: &'static str,
+        waited: Duration,
+        peer: Role,
+        peer_attached: bool,
+    ) -> Error {
+        Error::Timeout {
+            name: self.segment.name().as_str().to_owned(),
+            op,
+            waited,
+            peer,
+            peer_attached,
+        }
+    }
 }
 
+/// The last handle of a ring in this process is gone (each handle dropped
+/// its role or claim lease first): this user leaves, and removes the name
+/// if it was the last (see `segment.rs`).
 impl<S> Drop for RingMemory<S> {
     fn drop(&mut self) {
         if let Some(entry) = self.attached.take() {
             crate::peers::attach::unregister(&self.header().attached, entry);
         }
+        let keep = self.header().is_persistent();
+        // An error here (a remover holding the `flock` for seconds) leaves
+        // the name: a stale one, which the next `replace_stale` removes.
+        let _ = self.segment.leave(keep);
     }
 }
 
@@ -238,7 +277,8 @@ const RACE_ATTEMPTS: usize = 8;
 /// name exists, open it. `linkat` gives a name to a fully made segment
 /// only, and refuses an existing name, so of several processes starting
 /// together exactly one creates and the others open a ready ring; whoever
-/// finds the name gone between the two (a remover in between) tries again.
+/// finds the name gone between the two (its last user left, or a remover
+/// came, in between) tries again.
 pub(crate) fn create_or_open<R>(
     mut create: impl FnMut() -> Result<R>,
     mut open: impl FnMut() -> Result<R>,
@@ -299,7 +339,7 @@ pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result
     Segment::unlink_if(name, size_of::<Header>() as u64, &opts, |seg| {
         let header = header_of(seg);
         header.wait_ready(seg.name().as_str(), init_wait)?;
-        header.describe(seg.len() as u64)?;
+        header.describe(seg.name().as_str(), seg.len() as u64)?;
         Ok(!seg.in_use())
     })
 }

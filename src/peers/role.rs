@@ -37,6 +37,7 @@ pub(crate) struct RoleClaim {
 /// longer runs is replaced.
 pub(crate) fn claim(seg: &Segment, word: &AtomicU64, role: Role) -> Result<RoleClaim> {
     let taken = || Error::RoleTaken {
+        name: seg.name().as_str().to_owned(),
         role,
         pid: HolderId::from_raw(word.load(Ordering::Relaxed)).map_or(0, HolderId::pid),
     };
@@ -52,9 +53,10 @@ pub(crate) fn claim(seg: &Segment, word: &AtomicU64, role: Role) -> Result<RoleC
             Err(_) => return Err(taken()),
         }
     }
-    Err(Error::Corrupt(format!(
-        "the {role} claim word keeps changing"
-    )))
+    Err(Error::Corrupt {
+        name: seg.name().as_str().to_owned(),
+        what: format!("the {role} claim word keeps changing"),
+    })
 }
 
 /// Let go of a role: clear the word if it still names us (a hostile peer

@@ -12,9 +12,25 @@
 //!   lease on byte 0 that says "mapped" (`lease.rs`), taken before the name
 //!   is checked under a shared `flock` against a concurrent stale removal;
 //! * the descriptor each mapping keeps, through which it probes others'
-//!   leases, and the guard that `shm_unlink`s a name we created (in the
-//!   creating process only, and only while the name still refers to our
-//!   file).
+//!   leases;
+//! * leaving: the name belongs to the segment's users together, and the
+//!   last to leave removes it (see [`Segment::leave`]).
+//!
+//! # Who removes a name
+//!
+//! Not its creator: a service restarted after a crash must find its ring
+//! under the same name, whoever created it. A user leaving (a ring's last
+//! handle in a process dropped, in the process that opened it) first
+//! drops its own lease on byte 0, then takes the exclusive `flock` and
+//! unlinks the name if it still names this file and no lock of any kind is
+//! held on it: nobody else maps it. Two users leaving at once both drop
+//! their leases before either takes the `flock`, so the second to take it
+//! sees neither and unlinks; an opener took its lease before its shared
+//! `flock` (see [`Segment::open`]), so it is either seen or finds the name
+//! gone and starts over. A user that dies leaves without this: if every
+//! user dies, the name stays, stale (see `inspect`), so that restarted
+//! services resume the ring; `replace_stale` or `shmring rm --stale`
+//! remove it. A segment the ring marked persistent is left for good.
 //!
 //! The rings above see only a base pointer, a length and liveness probes.
 //!
@@ -45,6 +61,7 @@ use crate::platform::name::SegmentName;
 pub struct CreateOptions {
     pub(crate) mode: u32,
     pub(crate) replace_stale: bool,
+    pub(crate) persist: bool,
     pub(crate) schema: Option<Schema>,
 }
 
@@ -53,6 +70,7 @@ impl Default for CreateOptions {
         CreateOptions {
             mode: 0o600,
             replace_stale: false,
+            persist: false,
             schema: None,
         }
     }
@@ -77,6 +95,16 @@ impl CreateOptions {
     /// `AlreadyExists`. A segment in use is never replaced.
     pub fn replace_stale(mut self, replace: bool) -> Self {
         self.replace_stale = replace;
+        self
+    }
+
+    /// Keep the name after the last process using the ring leaves (by
+    /// default the last one out removes it), until [`remove`] or
+    /// `shmring rm`: for a ring that outlives its services, such as a
+    /// journal read after they exit. Set before the ring is named, so no
+    /// process sees it otherwise; see also the rings' `persist()`.
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
         self
     }
 
@@ -184,7 +212,6 @@ pub(crate) use platform::Segment;
 mod platform {
     use std::fs::File;
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
     use memmap2::{MmapOptions, MmapRaw};
@@ -207,34 +234,39 @@ mod platform {
 
     /// A mapped segment and the descriptor it was mapped from, kept open:
     /// through it this mapping holds its shared lease, and probes others'.
-    /// Dropping it unmaps; if this process created the name and did not
-    /// `persist` it, dropping also unlinks the name (if it still names this
-    /// segment).
+    /// Dropping it unmaps; [`Segment::leave`] first, to remove the name as
+    /// its last user.
     pub(crate) struct Segment {
         map: MmapRaw,
         file: File,
         name: SegmentName,
-        guard: Option<UnlinkGuard>,
+        /// The file's identity, to tell whether the name still names it.
+        dev: u64,
+        ino: u64,
+        /// The process that mapped it: a forked child never acts for it.
+        origin: u32,
+        /// Whether this mapping holds the shared lease on byte 0.
+        leased: bool,
+        /// Whether [`Segment::link`] has named it (or `create` had to).
+        linked: bool,
+        unpublished: Option<UnpublishedName>,
     }
 
-    /// Owns a segment name this process created and `shm_unlink`s it on
-    /// drop, including while unwinding from a panic, but only in the process
-    /// that created it (not in a forked child) and only while the name still
-    /// refers to the file it created (not to one created after a `remove`).
-    struct UnlinkGuard {
+    /// A name given to a segment before its header was published (only
+    /// where the shm directory has no `O_TMPFILE`): nobody can use what it
+    /// names yet, so a creator that fails before [`Segment::link`]
+    /// `shm_unlink`s it on drop, also while unwinding, in the creating
+    /// process only and while the name still refers to its file.
+    struct UnpublishedName {
         name: SegmentName,
-        armed: AtomicBool,
         dev: u64,
         ino: u64,
         origin: u32,
     }
 
-    impl Drop for UnlinkGuard {
+    impl Drop for UnpublishedName {
         fn drop(&mut self) {
-            if self.armed.load(Ordering::Relaxed)
-                && self.origin == std::process::id()
-                && names_file(&self.name, self.dev, self.ino)
-            {
+            if self.origin == std::process::id() && names_file(&self.name, self.dev, self.ino) {
                 // A name removed and re-created between the check and the
                 // unlink would still go: only an unlink by inode would
                 // close that window, and POSIX has none.
@@ -345,6 +377,19 @@ mod platform {
         Ok((File::from(fd), st))
     }
 
+    /// A mapping that never joined (an open that failed validation) or
+    /// did not leave lets go of its lease explicitly: closing the
+    /// descriptor would not, while a child forked meanwhile by another
+    /// thread still holds a copy of it, and a leaving user would then see
+    /// the segment in use and keep its name.
+    impl Drop for Segment {
+        fn drop(&mut self) {
+            if self.leased && self.origin == std::process::id() {
+                ofd::unlock(self.fd(), MAPPED_LEASE);
+            }
+        }
+    }
+
     impl Segment {
         /// Make a segment of `len` bytes, zero-filled, not yet under any
         /// name: an `O_TMPFILE` in the shm directory, which [`Self::link`]
@@ -376,11 +421,14 @@ mod platform {
                 Err(e) => return Err(os_error("open(O_TMPFILE)", name, e)),
             };
             let file = File::from(fd);
-            let mut segment_guard = None;
-            if named {
-                // From here on the name is ours: any failure below unlinks it.
-                segment_guard = Some(Self::guard_for(&file, name)?);
-            }
+            let st = fstat(file.as_fd()).map_err(|e| os_error("fstat", name, e))?;
+            // From here on a name given early is ours: a failure unlinks it.
+            let unpublished = named.then(|| UnpublishedName {
+                name: name.clone(),
+                dev: st.st_dev,
+                ino: st.st_ino,
+                origin: std::process::id(),
+            });
             // The mode is filtered by the umask; set exactly what was asked.
             fchmod(file.as_fd(), mode).map_err(|e| os_error("fchmod", name, e))?;
             let off_len =
@@ -414,18 +462,12 @@ mod platform {
                 map: map(&file, len, name)?,
                 file,
                 name: name.clone(),
-                guard: segment_guard,
-            })
-        }
-
-        fn guard_for(file: &File, name: &SegmentName) -> Result<UnlinkGuard> {
-            let st = fstat(file.as_fd()).map_err(|e| os_error("fstat", name, e))?;
-            Ok(UnlinkGuard {
-                name: name.clone(),
-                armed: AtomicBool::new(true),
                 dev: st.st_dev,
                 ino: st.st_ino,
                 origin: std::process::id(),
+                leased: true,
+                linked: named,
+                unpublished,
             })
         }
 
@@ -434,7 +476,9 @@ mod platform {
         /// `AlreadyExists`, `replace` may remove the segment in the way
         /// (returning true), and the link is tried once more.
         pub(crate) fn link(&mut self, replace: impl FnOnce(&str) -> Result<bool>) -> Result<()> {
-            if self.guard.is_some() {
+            if self.linked {
+                // Named at create; published now, so its users own the name.
+                self.unpublished = None;
                 return Ok(());
             }
             let from = format!("/proc/self/fd/{}", self.file.as_raw_fd());
@@ -453,7 +497,7 @@ mod platform {
                 other => other,
             }
             .map_err(|e| os_error("linkat", &self.name, e))?;
-            self.guard = Some(Self::guard_for(&self.file, &self.name)?);
+            self.linked = true;
             Ok(())
         }
 
@@ -471,20 +515,24 @@ mod platform {
             opts: &OpenOptions,
             attach: bool,
         ) -> Result<Self> {
-            let mapped = |file: File, len: u64| {
+            let mapped = |file: File, st: FileStat| {
                 Ok(Segment {
-                    map: map(&file, len, name)?,
+                    map: map(&file, u64::try_from(st.st_size).unwrap_or(0), name)?,
                     file,
                     name: name.clone(),
-                    guard: None,
+                    dev: st.st_dev,
+                    ino: st.st_ino,
+                    origin: std::process::id(),
+                    leased: attach,
+                    linked: true,
+                    unpublished: None,
                 })
             };
             let mut attempts = 0;
             loop {
                 let (file, st) = open_checked(name, min_len, opts)?;
-                let len = u64::try_from(st.st_size).unwrap_or(0);
                 if !attach {
-                    return mapped(file, len);
+                    return mapped(file, st);
                 }
                 ofd::share(file.as_fd(), MAPPED_LEASE)
                     .map_err(|e| os_error("fcntl(F_OFD_SETLK)", name, e))?;
@@ -494,7 +542,7 @@ mod platform {
                     .unlock()
                     .map_err(|(_, e)| os_error("flock", name, e))?;
                 if still {
-                    return mapped(file, len);
+                    return mapped(file, st);
                 }
                 attempts += 1;
                 if attempts >= 8 {
@@ -539,7 +587,12 @@ mod platform {
                 map: map(&file, len, name)?,
                 file,
                 name: name.clone(),
-                guard: None,
+                dev: st.st_dev,
+                ino: st.st_ino,
+                origin: std::process::id(),
+                leased: false,
+                linked: true,
+                unpublished: None,
             };
             if !decide(&segment)? {
                 return Ok(false);
@@ -596,37 +649,47 @@ mod platform {
             os_error(op, &self.name, errno)
         }
 
-        /// Whether dropping this segment will unlink its name.
-        pub(crate) fn owns_name(&self) -> bool {
-            self.guard
-                .as_ref()
-                .is_some_and(|g| g.armed.load(Ordering::Relaxed))
-        }
-
-        /// Leave the name in place when this segment is dropped.
-        pub(crate) fn persist(&self) {
-            if let Some(guard) = &self.guard {
-                guard.armed.store(false, Ordering::Relaxed);
+        /// This mapping's user leaves (its handles have dropped their
+        /// other leases): drop the lease on byte 0 and, unless `keep_name`,
+        /// unlink the name if nobody else holds any lock on the file; see
+        /// "Who removes a name" above. `Ok(true)` if it unlinked. In a
+        /// forked child, nothing: the lease and the name are the parent's.
+        pub(crate) fn leave(&mut self, keep_name: bool) -> Result<bool> {
+            if self.origin != std::process::id() || !self.leased {
+                return Ok(false);
             }
+            ofd::unlock(self.fd(), MAPPED_LEASE);
+            self.leased = false;
+            if keep_name || !self.linked {
+                return Ok(false);
+            }
+            let file = self.file.try_clone().map_err(|source| Error::Io {
+                op: "dup",
+                name: self.name.as_str().to_owned(),
+                source,
+            })?;
+            let _locked = flock_bounded(file, FlockArg::LockExclusiveNonblock, &self.name)?;
+            if !names_file(&self.name, self.dev, self.ino) || self.in_use() {
+                return Ok(false);
+            }
+            unlink(&self.name)?;
+            Ok(true)
         }
     }
 }
 
 #[cfg(shmring_loom)]
 mod platform {
-    use std::alloc::{alloc_zeroed, dealloc, Layout};
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use super::{CreateOptions, OpenOptions};
     use crate::error::{Error, Result};
     use crate::platform::name::SegmentName;
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
 
     /// A zeroed, page-aligned heap block standing in for a mapping.
     pub(crate) struct Segment {
         ptr: *mut u8,
         layout: Layout,
         name: SegmentName,
-        armed: AtomicBool,
     }
 
     // SAFETY: the block is only reached through the rings' atomics and cells,
@@ -659,7 +722,6 @@ mod platform {
                 ptr,
                 layout,
                 name: name.clone(),
-                armed: AtomicBool::new(true),
             })
         }
 
@@ -700,12 +762,9 @@ mod platform {
             &self.name
         }
 
-        pub(crate) fn owns_name(&self) -> bool {
-            self.armed.load(Ordering::Relaxed)
-        }
-
-        pub(crate) fn persist(&self) {
-            self.armed.store(false, Ordering::Relaxed);
+        /// A model segment has no name to remove.
+        pub(crate) fn leave(&mut self, _keep_name: bool) -> Result<bool> {
+            Ok(false)
         }
     }
 }

@@ -83,9 +83,9 @@ pub struct ByteRing {
 
 impl ByteRing {
     /// Create a ring with a data area of `capacity` bytes (rounded up to a
-    /// power of two, at least 64), mode 0600. This process owns the name
-    /// until its last handle drops, unless [`persist`](Self::persist) is
-    /// called.
+    /// power of two, at least 64), mode 0600. The name stays while any
+    /// process uses the ring and goes with the last of them, unless
+    /// [`persist`](Self::persist) is called.
     pub fn create(name: &str, capacity: usize) -> Result<Self> {
         Self::create_with(name, capacity, &CreateOptions::default())
     }
@@ -134,8 +134,8 @@ impl ByteRing {
 
     /// Create ring `name`, or open it if another process created it first.
     /// Services that start in any order all call this: exactly one of them
-    /// creates the ring (and owns its name, see
-    /// [`owns_name`](Self::owns_name)), the others open it. A ring of that
+    /// creates the ring (see [`is_creator`](Self::is_creator)), the others
+    /// open it. A ring of that
     /// name with another kind, element type or capacity is an error
     /// (`KindMismatch`, `TypeMismatch`, `CapacityMismatch`), never a second
     /// ring.
@@ -144,7 +144,7 @@ impl ByteRing {
     /// # let name = format!("shmring-doc-bytes-ooc-{}", std::process::id());
     /// let first = shmring::ByteRing::open_or_create(&name, 1024)?; // creates
     /// let second = shmring::ByteRing::open_or_create(&name, 1024)?; // opens
-    /// assert!(first.owns_name() && !second.owns_name());
+    /// assert!(first.is_creator() && !second.is_creator());
     /// assert!(matches!(
     ///     shmring::ByteRing::open_or_create(&name, 64),
     ///     Err(shmring::Error::CapacityMismatch { .. })
@@ -228,9 +228,9 @@ impl ByteRing {
         let pos = header.head.load(Ordering::Relaxed);
         if !pos.is_multiple_of(ALIGN) {
             role::release(&header.consumer_role, me);
-            return Err(Error::Corrupt(format!(
-                "read position {pos} is not on a record boundary"
-            )));
+            return Err(self
+                .rec
+                .corrupt(format!("read position {pos} is not on a record boundary")));
         }
         Ok(ByteConsumer {
             pos,
@@ -258,14 +258,19 @@ impl ByteRing {
         self.rec.ring().segment().name().as_str()
     }
 
-    /// Leave the segment in /dev/shm when this process is done with it.
+    /// Keep the ring's name after every process using it has left (by
+    /// default the last one out removes it), until [`remove`](crate::remove)
+    /// or `shmring rm`. It holds for every user, in every process, from now
+    /// on; [`CreateOptions::persist`] sets it from the start.
     pub fn persist(&self) {
-        self.rec.ring().segment().persist()
+        self.rec.ring().header().set_persistent()
     }
 
-    /// Whether this handle created the name and will unlink it.
-    pub fn owns_name(&self) -> bool {
-        self.rec.ring().segment().owns_name()
+    /// Whether this handle's call created the ring (rather than opened
+    /// it): with `open_or_create`, which of the racing processes won.
+    /// Creating gives no say over the name; see the crate docs' "Names".
+    pub fn is_creator(&self) -> bool {
+        self.rec.ring().created()
     }
 
     /// Bytes claimed by producers so far, framing and padding included
@@ -300,8 +305,7 @@ impl ByteRing {
 
     /// Whether a live consumer handle holds the consumer end now.
     pub fn has_consumer(&self) -> bool {
-        let word = &self.rec.header().consumer_role;
-        crate::peers::attach::holder(self.rec.ring().segment(), word).is_some_and(|h| h.alive)
+        holds_consumer_role(&self.rec)
     }
 
     /// Whether a producer closed the ring (and no producer handle was made
@@ -419,7 +423,7 @@ impl ByteProducer {
 
     /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` for room.
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_>> {
-        let pos = self.claim_waiting(len, timeout)?;
+        let pos = self.claim_waiting(len, timeout, "reserve_timeout")?;
         Ok(self.grant(pos, len))
     }
 
@@ -444,7 +448,8 @@ impl ByteProducer {
 
     /// Copy `bytes` into the ring as one message, waiting up to `timeout`.
     pub fn send_timeout(&mut self, bytes: &[u8], timeout: Duration) -> Result<()> {
-        let mut grant = self.reserve_timeout(bytes.len(), timeout)?;
+        let pos = self.claim_waiting(bytes.len(), timeout, "send_timeout")?;
+        let mut grant = self.grant(pos, bytes.len());
         grant.copy_from_slice(bytes);
         grant.commit();
         Ok(())
@@ -488,15 +493,18 @@ impl ByteProducer {
         }
     }
 
-    fn claim_waiting(&mut self, len: usize, timeout: Duration) -> Result<u64> {
+    fn claim_waiting(&mut self, len: usize, timeout: Duration, op: &'static str) -> Result<u64> {
         if let Some(pos) = self.claim(len)? {
             return Ok(pos);
         }
         let rec = Arc::clone(&self.rec);
         let event = &rec.header().producer_event;
         let strategy = self.wait;
-        wait::wait_until(event, strategy, timeout, || self.claim(len).transpose())
-            .unwrap_or(Err(Error::Timeout))
+        let waited = wait::wait_until(event, strategy, timeout, || self.claim(len).transpose());
+        waited.unwrap_or_else(|| {
+            let attached = holds_consumer_role(&rec);
+            Err(rec.ring().timed_out(op, timeout, Role::Consumer, attached))
+        })
     }
 
     /// Claim a record for a `len`-byte payload (and padding before it if it
@@ -521,9 +529,9 @@ impl ByteProducer {
         let mut tail = header.tail.load(Ordering::Acquire);
         for _ in 0..MAX_RETRIES {
             if !tail.is_multiple_of(ALIGN) {
-                return Err(Error::Corrupt(format!(
-                    "write position {tail} is not on a record boundary"
-                )));
+                return Err(self
+                    .rec
+                    .corrupt(format!("write position {tail} is not on a record boundary")));
             }
             let to_end = cap - self.rec.offset(tail);
             let pad = if need <= to_end { 0 } else { to_end };
@@ -542,7 +550,7 @@ impl ByteProducer {
                     continue;
                 }
                 if used > cap {
-                    return Err(Error::Corrupt(format!(
+                    return Err(self.rec.corrupt(format!(
                         "write position {tail} is more than a ring ahead of read position {}",
                         self.cached_head
                     )));
@@ -687,7 +695,7 @@ impl Drop for Grant<'_> {
 /// let ring = shmring::ByteRing::create(&name, 4096)?;
 /// let mut rx = ring.consumer()?;
 /// assert!(rx.try_recv()?.is_none());
-/// assert!(matches!(rx.recv_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+/// assert!(matches!(rx.recv_timeout(Duration::from_millis(1)), Err(Error::Timeout { .. })));
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub struct ByteConsumer {
@@ -757,7 +765,7 @@ impl ByteConsumer {
                 };
                 match wait::wait_in_slices(event, strategy, timeout, ready, between) {
                     Some(r) => r?,
-                    None => return Err(self.timed_out(timeout)),
+                    None => return Err(self.timed_out(timeout, "recv_timeout")),
                 }
             }
         };
@@ -812,7 +820,7 @@ impl ByteConsumer {
         let tail = self.rec.header().tail.load(Ordering::Relaxed);
         let n = tail.wrapping_sub(self.pos);
         if n > self.rec.capacity() {
-            return Err(Error::Corrupt(format!(
+            return Err(self.rec.corrupt(format!(
                 "write position {tail} is not within a ring of read position {}",
                 self.pos
             )));
@@ -861,7 +869,8 @@ impl ByteConsumer {
         wait::notify(&self.rec.header().producer_event);
     }
 
-    fn timed_out(&self, timeout: Duration) -> Error {
+    #[cold]
+    fn timed_out(&self, timeout: Duration, op: &'static str) -> Error {
         if !timeout.is_zero() && stalled(&self.rec) {
             // One last look, so that a short timeout still repairs.
             recover(&self.rec);
@@ -869,11 +878,25 @@ impl ByteConsumer {
         let tail = self.rec.header().tail.load(Ordering::Relaxed);
         let claimed = tail.wrapping_sub(self.pos);
         if !timeout.is_zero() && claimed > 0 && claimed <= self.rec.capacity() {
-            Error::Stalled { position: self.pos }
+            Error::Stalled {
+                name: self.rec.ring().segment().name().as_str().to_owned(),
+                op,
+                position: self.pos,
+            }
         } else {
-            Error::Timeout
+            let segment = self.rec.ring().segment();
+            let attached = any_alive(segment, &self.rec.header().producer_claims);
+            self.rec
+                .ring()
+                .timed_out(op, timeout, Role::Producer, attached)
         }
     }
+}
+
+/// Whether a live handle holds the consumer role of `rec`'s ring.
+fn holds_consumer_role(rec: &Records) -> bool {
+    let word = &rec.header().consumer_role;
+    crate::peers::attach::holder(rec.ring().segment(), word).is_some_and(|h| h.alive)
 }
 
 impl Drop for ByteConsumer {

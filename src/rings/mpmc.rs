@@ -56,7 +56,7 @@ use bytemuck::Pod;
 use crate::error::{Error, Full, PushTimeout, Result};
 use crate::format::memory::{check_capacity, create_or_open, open_waiting, RingMemory};
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
-use crate::kind::RingKind;
+use crate::kind::{RingKind, Role};
 use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side};
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
@@ -99,8 +99,9 @@ pub struct Mpmc<T> {
 
 impl<T: Pod + Send> Mpmc<T> {
     /// Create a ring named `name` with room for `capacity` values (rounded up
-    /// to a power of two), mode 0600. This process owns the name until its
-    /// last handle drops, unless [`persist`](Self::persist) is called.
+    /// to a power of two), mode 0600. The name stays while any process uses
+    /// the ring and goes with the last of them, unless
+    /// [`persist`](Self::persist) is called.
     pub fn create(name: &str, capacity: usize) -> Result<Self> {
         Self::create_with(name, capacity, &CreateOptions::default())
     }
@@ -147,8 +148,8 @@ impl<T: Pod + Send> Mpmc<T> {
 
     /// Create ring `name`, or open it if another process created it first.
     /// Services that start in any order all call this: exactly one of them
-    /// creates the ring (and owns its name, see
-    /// [`owns_name`](Self::owns_name)), the others open it. A ring of that
+    /// creates the ring (see [`is_creator`](Self::is_creator)), the others
+    /// open it. A ring of that
     /// name with another kind, element type or capacity is an error
     /// (`KindMismatch`, `TypeMismatch`, `CapacityMismatch`), never a second
     /// ring.
@@ -157,7 +158,7 @@ impl<T: Pod + Send> Mpmc<T> {
     /// # let name = format!("shmring-doc-mpmc-ooc-{}", std::process::id());
     /// let first = shmring::Mpmc::<u64>::open_or_create(&name, 1024)?; // creates
     /// let second = shmring::Mpmc::<u64>::open_or_create(&name, 1024)?; // opens
-    /// assert!(first.owns_name() && !second.owns_name());
+    /// assert!(first.is_creator() && !second.is_creator());
     /// assert!(matches!(
     ///     shmring::Mpmc::<u64>::open_or_create(&name, 64),
     ///     Err(shmring::Error::CapacityMismatch { .. })
@@ -210,14 +211,19 @@ impl<T> Mpmc<T> {
         self.mem.segment().name().as_str()
     }
 
-    /// Leave the segment in /dev/shm when this process is done with it.
+    /// Keep the ring's name after every process using it has left (by
+    /// default the last one out removes it), until [`remove`](crate::remove)
+    /// or `shmring rm`. It holds for every user, in every process, from now
+    /// on; [`CreateOptions::persist`] sets it from the start.
     pub fn persist(&self) {
-        self.mem.segment().persist()
+        self.mem.header().set_persistent()
     }
 
-    /// Whether this handle created the name and will unlink it.
-    pub fn owns_name(&self) -> bool {
-        self.mem.segment().owns_name()
+    /// Whether this handle's call created the ring (rather than opened
+    /// it): with `open_or_create`, which of the racing processes won.
+    /// Creating gives no say over the name; see the crate docs' "Names".
+    pub fn is_creator(&self) -> bool {
+        self.mem.created()
     }
 
     /// Positions claimed by producers so far (pushed, or being written).
@@ -662,7 +668,10 @@ impl<T: Pod + Send> MpmcProducer<T> {
                 self.fill(pos, value);
                 Ok(())
             }
-            None => Err(PushTimeout(value)),
+            None => Err(PushTimeout::new(
+                value,
+                self.timed_out("push_timeout", timeout),
+            )),
         }
     }
 
@@ -690,7 +699,14 @@ impl<T: Pod + Send> MpmcProducer<T> {
     pub fn claim_timeout(&self, timeout: Duration) -> Result<MpmcWriteSlot<'_, T>> {
         self.claim_waiting(timeout)
             .map(|pos| self.lend(pos))
-            .ok_or(Error::Timeout)
+            .ok_or_else(|| self.timed_out("claim_timeout", timeout))
+    }
+
+    /// The error of a wait for room that ended: who did not make any.
+    #[cold]
+    fn timed_out(&self, op: &'static str, waited: Duration) -> Error {
+        let attached = any_alive(self.mem.segment(), &self.mem.header().consumer_claims);
+        self.mem.timed_out(op, waited, Role::Consumer, attached)
     }
 
     /// How this handle waits when the ring is full.
@@ -940,7 +956,8 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// or repair is off, see [`Mpmc::recover`]); else `Timeout`.
     #[inline]
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
-        self.claim_waiting(timeout).map(|pos| self.take(pos))
+        self.claim_waiting(timeout, "pop_timeout")
+            .map(|pos| self.take(pos))
     }
 
     /// Borrow the oldest committed value in place, if any; dropping the
@@ -961,7 +978,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// [`read`](Self::read), waiting up to `timeout`; errors as for
     /// [`pop_timeout`](Self::pop_timeout).
     pub fn read_timeout(&self, timeout: Duration) -> Result<MpmcReadSlot<'_, T>> {
-        self.claim_waiting(timeout)
+        self.claim_waiting(timeout, "read_timeout")
             .map(|pos| MpmcReadSlot { rx: self, pos })
     }
 
@@ -978,15 +995,15 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// Wait for a value; while the ring is stalled behind an unpublished
     /// position, repair it every few milliseconds if its producer is dead.
     #[inline]
-    fn claim_waiting(&self, timeout: Duration) -> Result<u64> {
+    fn claim_waiting(&self, timeout: Duration, op: &'static str) -> Result<u64> {
         match self.try_claim() {
             Some(pos) => Ok(pos),
-            None => self.wait_for_value(timeout),
+            None => self.wait_for_value(timeout, op),
         }
     }
 
     #[inline(never)]
-    fn wait_for_value(&self, timeout: Duration) -> Result<u64> {
+    fn wait_for_value(&self, timeout: Duration, op: &'static str) -> Result<u64> {
         let event = &self.mem.header().consumer_event;
         let between = || {
             if stalled_at(&self.mem).is_some() {
@@ -1016,8 +1033,16 @@ impl<T: Pod + Send> MpmcConsumer<T> {
         };
         wait::wait_in_slices(event, self.wait, timeout, ready, between).unwrap_or_else(|| {
             Err(match stalled_at(&self.mem) {
-                Some(position) if !timeout.is_zero() => Error::Stalled { position },
-                _ => Error::Timeout,
+                Some(position) if !timeout.is_zero() => Error::Stalled {
+                    name: self.mem.segment().name().as_str().to_owned(),
+                    op,
+                    position,
+                },
+                _ => {
+                    let attached =
+                        any_alive(self.mem.segment(), &self.mem.header().producer_claims);
+                    self.mem.timed_out(op, timeout, Role::Producer, attached)
+                }
             })
         })
     }

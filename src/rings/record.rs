@@ -127,9 +127,12 @@ impl Records {
         let mem = RingMemory::<Unit>::open(name, RingKind::Bytes, elem(), opts)?;
         let bytes = mem.capacity().saturating_mul(ALIGN);
         if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) {
-            return Err(Error::Corrupt(format!(
-                "a byte ring of {bytes} bytes is outside {MIN_CAPACITY}..={MAX_CAPACITY}"
-            )));
+            return Err(Error::Corrupt {
+                name: name.to_owned(),
+                what: format!(
+                    "a byte ring of {bytes} bytes is outside {MIN_CAPACITY}..={MAX_CAPACITY}"
+                ),
+            });
         }
         Ok(Self::new(mem))
     }
@@ -153,6 +156,15 @@ impl Records {
     #[inline(always)]
     pub(crate) fn header(&self) -> &Header {
         self.mem.header()
+    }
+
+    /// `Corrupt`, naming this ring.
+    #[cold]
+    pub(crate) fn corrupt(&self, what: String) -> Error {
+        Error::Corrupt {
+            name: self.mem.segment().name().as_str().to_owned(),
+            what,
+        }
     }
 
     /// Size of the data area in bytes.
@@ -213,14 +225,17 @@ impl Records {
         let kind = match word >> 32 {
             1 => Kind::Message,
             2 => Kind::Padding,
-            other => return Err(corrupt(pos, format!("has unknown kind {other}"))),
+            other => {
+                return Err(
+                    self.corrupt(format!("record at position {pos} has unknown kind {other}"))
+                )
+            }
         };
         let rec = record_len(len);
         if rec > self.capacity - off {
-            return Err(corrupt(
-                pos,
-                format!("of {len} bytes runs past the ring's end"),
-            ));
+            return Err(self.corrupt(format!(
+                "record at position {pos} of {len} bytes runs past the ring's end"
+            )));
         }
         let within = |tail: u64| (rec..=self.capacity).contains(&tail.wrapping_sub(pos));
         if !within(*tail_hint) {
@@ -228,10 +243,9 @@ impl Records {
             // Acquire above already makes that tail visible.
             *tail_hint = self.header().tail.load(Ordering::Relaxed);
             if !within(*tail_hint) {
-                return Err(corrupt(
-                    pos,
-                    format!("of {len} bytes runs past the write position"),
-                ));
+                return Err(self.corrupt(format!(
+                    "record at position {pos} of {len} bytes runs past the write position"
+                )));
             }
         }
         Ok(Some(Record {
@@ -323,10 +337,6 @@ pub(crate) fn rounded_capacity(capacity: usize) -> u64 {
         .checked_next_power_of_two()
         .and_then(|u| u.checked_mul(ALIGN))
         .unwrap_or(u64::MAX)
-}
-
-fn corrupt(pos: u64, what: String) -> Error {
-    Error::Corrupt(format!("record at position {pos} {what}"))
 }
 
 /// The header's element layout for byte rings.

@@ -67,7 +67,7 @@ use crate::wait::{self, WaitStrategy};
 /// ```
 /// use shmring::Spsc;
 /// # let name = format!("shmring-doc-spsc-{}", std::process::id());
-/// // The creating process owns the name: it is unlinked when `ring` drops.
+/// // The name goes when the last process using the ring drops its handles.
 /// let ring = Spsc::<u64>::create(&name, 1024)?;
 /// // Another process opens it by name (here the same one, for the example).
 /// let peer = Spsc::<u64>::open(&name)?;
@@ -83,8 +83,8 @@ pub struct Spsc<T> {
 
 impl<T: Pod + Send> Spsc<T> {
     /// Create a ring named `name` with room for `capacity` values (rounded up
-    /// to a power of two), with mode 0600. This process owns the name: it is
-    /// unlinked when the last handle from this call is dropped, unless
+    /// to a power of two), with mode 0600. The name stays while any process
+    /// uses the ring and goes with the last of them, unless
     /// [`persist`](Self::persist) is called.
     pub fn create(name: &str, capacity: usize) -> Result<Self> {
         Self::create_with(name, capacity, &CreateOptions::default())
@@ -133,8 +133,8 @@ impl<T: Pod + Send> Spsc<T> {
 
     /// Create ring `name`, or open it if another process created it first.
     /// Services that start in any order all call this: exactly one of them
-    /// creates the ring (and owns its name, see
-    /// [`owns_name`](Self::owns_name)), the others open it. A ring of that
+    /// creates the ring (see [`is_creator`](Self::is_creator)), the others
+    /// open it. A ring of that
     /// name with another kind, element type or capacity is an error
     /// (`KindMismatch`, `TypeMismatch`, `CapacityMismatch`), never a second
     /// ring.
@@ -143,7 +143,7 @@ impl<T: Pod + Send> Spsc<T> {
     /// # let name = format!("shmring-doc-spsc-ooc-{}", std::process::id());
     /// let first = shmring::Spsc::<u64>::open_or_create(&name, 1024)?; // creates
     /// let second = shmring::Spsc::<u64>::open_or_create(&name, 1024)?; // opens
-    /// assert!(first.owns_name() && !second.owns_name());
+    /// assert!(first.is_creator() && !second.is_creator());
     /// assert!(matches!(
     ///     shmring::Spsc::<u64>::open_or_create(&name, 64),
     ///     Err(shmring::Error::CapacityMismatch { .. })
@@ -219,14 +219,19 @@ impl<T> Spsc<T> {
         self.mem.segment().name().as_str()
     }
 
-    /// Leave the segment in /dev/shm when this process is done with it.
+    /// Keep the ring's name after every process using it has left (by
+    /// default the last one out removes it), until [`remove`](crate::remove)
+    /// or `shmring rm`. It holds for every user, in every process, from now
+    /// on; [`CreateOptions::persist`] sets it from the start.
     pub fn persist(&self) {
-        self.mem.segment().persist()
+        self.mem.header().set_persistent()
     }
 
-    /// Whether this handle created the name and will unlink it.
-    pub fn owns_name(&self) -> bool {
-        self.mem.segment().owns_name()
+    /// Whether this handle's call created the ring (rather than opened
+    /// it): with `open_or_create`, which of the racing processes won.
+    /// Creating gives no say over the name; see the crate docs' "Names".
+    pub fn is_creator(&self) -> bool {
+        self.mem.created()
     }
 
     /// Whether a live producer handle (in any process) holds the
@@ -286,12 +291,14 @@ impl<T> std::fmt::Debug for Spsc<T> {
 /// Number of items between two positions, or `Corrupt` when a peer's index
 /// claims more than the ring can hold. `behind` may trail by up to a chunk
 /// because indices are stored after the slots are handed over.
-fn occupancy(ahead: u64, behind: u64, cap: u64, what: &str) -> Result<usize> {
+fn occupancy<S>(mem: &RingMemory<S>, ahead: u64, behind: u64, what: &str) -> Result<usize> {
+    let cap = mem.capacity();
     let diff = ahead.wrapping_sub(behind) as i64;
     if diff > cap as i64 || diff < -(cap as i64) {
-        return Err(Error::Corrupt(format!(
-            "{what} index is {diff} positions away in a ring of {cap}"
-        )));
+        return Err(Error::Corrupt {
+            name: mem.segment().name().as_str().to_owned(),
+            what: format!("{what} index is {diff} positions away in a ring of {cap}"),
+        });
     }
     Ok(diff.max(0) as usize)
 }
@@ -372,10 +379,26 @@ impl<T: Pod + Send> Producer<T> {
             return Ok(());
         };
         if self.wait_for_room(timeout) {
-            self.try_push(value).map_err(|Full(v)| PushTimeout(v))
+            if let Err(Full(value)) = self.try_push(value) {
+                return Err(PushTimeout::new(
+                    value,
+                    self.timed_out("push_timeout", timeout),
+                ));
+            }
+            Ok(())
         } else {
-            Err(PushTimeout(value))
+            Err(PushTimeout::new(
+                value,
+                self.timed_out("push_timeout", timeout),
+            ))
         }
+    }
+
+    /// The error of a wait for room that ended: who did not make any.
+    #[cold]
+    fn timed_out(&self, op: &'static str, waited: Duration) -> Error {
+        let attached = holds_role(&self.mem, &self.mem.header().consumer_role);
+        self.mem.timed_out(op, waited, Role::Consumer, attached)
     }
 
     /// Close the ring: the stream ends after what was pushed so far. The
@@ -407,7 +430,7 @@ impl<T: Pod + Send> Producer<T> {
         timeout: Duration,
     ) -> Result<WriteChunk<'_, T>> {
         if n > 0 && !self.wait_for_room(timeout) {
-            return Err(Error::Timeout);
+            return Err(self.timed_out("write_chunk_timeout", timeout));
         }
         Ok(self.write_chunk(n))
     }
@@ -483,7 +506,7 @@ impl<T: Pod + Send> Producer<T> {
     pub fn free(&self) -> Result<usize> {
         let head = self.mem.header().head.load(Ordering::Relaxed);
         let cap = self.mem.capacity();
-        Ok(cap as usize - occupancy(self.tail, head, cap, "consumer")?)
+        Ok(cap as usize - occupancy(&self.mem, self.tail, head, "consumer")?)
     }
 
     /// Number of slots.
@@ -633,7 +656,7 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
 /// let mut rx = ring.consumer()?;
 /// rx.set_wait_strategy(WaitStrategy::Spin);
 /// // Nothing arrives: the wait ends at its timeout, never later.
-/// assert!(matches!(rx.pop_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+/// assert!(matches!(rx.pop_timeout(Duration::from_millis(1)), Err(Error::Timeout { .. })));
 /// assert!(rx.is_empty());
 /// # Ok::<(), shmring::Error>(())
 /// ```
@@ -680,15 +703,16 @@ impl<T: Pod + Send> Consumer<T> {
         if let Some(v) = self.try_pop() {
             return Ok(v);
         }
-        self.wait_for_data(timeout)?;
-        self.try_pop().ok_or(Error::Timeout)
+        self.wait_for_data(timeout, "pop_timeout")?;
+        self.try_pop()
+            .ok_or_else(|| self.timed_out("pop_timeout", timeout))
     }
 
     /// [`read_chunk`](Self::read_chunk), waiting up to `timeout` until at
     /// least one value is ready; `Error::Timeout` if none arrived.
     pub fn read_chunk_timeout(&mut self, n: usize, timeout: Duration) -> Result<ReadChunk<'_, T>> {
         if n > 0 {
-            self.wait_for_data(timeout)?;
+            self.wait_for_data(timeout, "read_chunk_timeout")?;
         }
         Ok(self.read_chunk(n))
     }
@@ -698,8 +722,15 @@ impl<T: Pod + Send> Consumer<T> {
         self.wait = strategy;
     }
 
+    /// The error of a wait for data that ended: who did not publish.
+    #[cold]
+    fn timed_out(&self, op: &'static str, waited: Duration) -> Error {
+        let attached = holds_role(&self.mem, &self.mem.header().producer_role);
+        self.mem.timed_out(op, waited, Role::Producer, attached)
+    }
+
     #[inline(never)]
-    fn wait_for_data(&mut self, timeout: Duration) -> Result<()> {
+    fn wait_for_data(&mut self, timeout: Duration, op: &'static str) -> Result<()> {
         let (mem, head) = (&self.mem, self.head);
         let event = &mem.header().consumer_event;
         let ready = || mem.slot(head).is_full_for(head);
@@ -716,7 +747,7 @@ impl<T: Pod + Send> Consumer<T> {
                 }),
             })
         })
-        .unwrap_or(Err(Error::Timeout))
+        .unwrap_or_else(|| Err(self.timed_out(op, timeout)))
     }
 
     /// Borrow up to `n` committed values in place (fewer when fewer are
@@ -750,7 +781,7 @@ impl<T: Pod + Send> Consumer<T> {
     /// index tells. `Corrupt` if that index is impossible.
     pub fn len(&self) -> Result<usize> {
         let tail = self.mem.header().tail.load(Ordering::Relaxed);
-        occupancy(tail, self.head, self.mem.capacity(), "producer")
+        occupancy(&self.mem, tail, self.head, "producer")
     }
 
     /// Whether the next [`try_pop`](Self::try_pop) would find nothing.

@@ -44,6 +44,11 @@ pub fn shm_path(name: &str) -> String {
     format!("/dev/shm/{name}")
 }
 
+/// Whether a segment of that name exists.
+pub fn exists(name: &str) -> bool {
+    std::path::Path::new(&shm_path(name)).exists()
+}
+
 /// Whether `cond` holds within a few seconds, polling. For staleness: the
 /// tests of a binary run in parallel and spawn children, and a child that
 /// another thread forks holds copies of every descriptor this process has
