@@ -96,6 +96,19 @@ fn child(role: &str) {
             }
             println!("received {expected}");
         }
+        // Another crate's `Quote` (tests/peer-crate) creates and pushes,
+        // then holds the ring until stdin closes.
+        "peer-crate-producer" => {
+            let ring = Spsc::<peer_crate::Quote>::create(&name, 8).unwrap();
+            let quote = peer_crate::Quote {
+                px: 101.5,
+                qty: 3,
+                venue: 7,
+            };
+            ring.producer().unwrap().try_push(quote).unwrap();
+            println!("ready");
+            let _ = std::io::stdin().read_line(&mut String::new());
+        }
         "hold-producer" => {
             let ring = Spsc::<u64>::open(&name).unwrap();
             let _tx = ring.producer().unwrap();
@@ -243,8 +256,8 @@ fn open_or_create_refuses_a_ring_of_another_kind_type_or_capacity() {
     ));
 }
 
-/// Two services' own definitions of one message: same layout, same type
-/// name, different modules (crates differ in the same way: the path).
+/// This test crate's definitions of messages (another crate's `Quote` is
+/// in tests/peer-crate): same layout, same type name, another path.
 mod producer_crate {
     #[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
     #[bytemuck(crate = "shmring::bytemuck")]
@@ -278,24 +291,36 @@ mod consumer_crate {
 }
 
 #[test]
-fn the_same_struct_defined_in_two_places_opens_the_same_ring() {
+fn the_same_struct_defined_in_two_crates_opens_the_same_ring() {
     let name = unique_name("two-crates");
-    let ring = Spsc::<producer_crate::Quote>::create(&name, 8).unwrap();
-    let quote = producer_crate::Quote {
-        px: 101.5,
-        qty: 3,
-        venue: 7,
-    };
-    ring.producer().unwrap().try_push(quote).unwrap();
-    let theirs = Spsc::<consumer_crate::Quote>::open(&name).unwrap();
-    let got = theirs.consumer().unwrap().try_pop().unwrap();
+    // A process of the other crate's type creates the ring and pushes.
+    let mut cmd = child_command("peer-crate-producer");
+    cmd.env("RING", &name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut producer = ChildGuard::from(cmd.spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(producer.stdout())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    // This crate's own definition opens it.
+    let ring = Spsc::<consumer_crate::Quote>::open(&name).unwrap();
+    let got = ring.consumer().unwrap().try_pop().unwrap();
     assert_eq!((got.px, got.qty, got.venue), (101.5, 3, 7));
+    assert_ne!(
+        std::any::type_name::<peer_crate::Quote>(),
+        std::any::type_name::<consumer_crate::Quote>(),
+        "two different types"
+    );
     // The header holds the schema in plain bytes, for a peer in C.
     let bytes = std::fs::read(shm_path(&name)).unwrap();
     let off = shmring::header_offsets::SCHEMA_NAME;
     assert_eq!(&bytes[off..off + 6], b"Quote\0");
     let len = shmring::header_offsets::SCHEMA_LEN;
     assert_eq!(&bytes[len..len + 4], &5u32.to_le_bytes());
+    producer.close_stdin();
+    producer.wait_success(TIMEOUT);
 }
 
 #[test]
