@@ -9,13 +9,14 @@ use std::mem::size_of;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::header::{Header, HeaderInfo};
+use crate::format::header::{Event, Header, HeaderInfo, SideStats};
 use crate::format::memory::{self, header_of, LOOK_INIT_WAIT};
 use crate::kind::{RingKind, TypeLayout};
 use crate::peers::attach::{self, Attached};
+use crate::peers::claims;
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{OpenOptions, Segment};
-use crate::platform::sync::Ordering;
+use crate::platform::sync::{Counter, Ordering};
 use crate::rings::record;
 
 /// What a segment's header says, and who uses it, at one moment.
@@ -71,6 +72,49 @@ pub struct SegmentInfo {
     /// Whether the name stays after the last user leaves
     /// ([`Spsc::persist`](crate::Spsc::persist)).
     pub persistent: bool,
+    /// The MPMC and byte-ring producer handles that hold a claim record
+    /// (empty for SPSC, whose producer is [`producer`](Self::producer)).
+    pub producer_handles: Vec<Attached>,
+    /// The MPMC consumer handles that hold a claim record.
+    pub consumer_handles: Vec<Attached>,
+    /// The producers' counters since the ring was created.
+    pub producers: SideCounters,
+    /// The consumers' counters since the ring was created.
+    pub consumers: SideCounters,
+    /// Positions (byte ring: spans) that dead holders left unfinished and
+    /// a repair skipped, padded or handed on.
+    pub repaired: u64,
+}
+
+/// One side's counters, kept in the header by every process (Relaxed, off
+/// the hot path): what an operator asks first in an incident.
+///
+/// ```
+/// # let name = format!("shmring-doc-counters-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 1)?;
+/// let mut tx = ring.producer()?;
+/// tx.try_push(1).unwrap();
+/// assert!(tx.try_push(2).is_err()); // back-pressure
+/// let info = shmring::inspect(&name)?;
+/// assert_eq!(info.producers.blocked, 1);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SideCounters {
+    /// Producers: calls that found the ring full (back-pressure events).
+    /// Consumers: blocking calls that found it empty and had to wait (a
+    /// `try_pop` that finds nothing is a poll, not counted).
+    pub blocked: u64,
+    /// Times a handle of this side went to sleep on the futex.
+    pub sleeps: u64,
+    /// Futex wakes the other side issued to this one.
+    pub wakes: u64,
+    /// Blocking calls that ended in `Timeout` or `Stalled`.
+    pub timeouts: u64,
+    /// Roles taken over from dead handles, and claim records reclaimed
+    /// from them.
+    pub takeovers: u64,
 }
 
 impl SegmentInfo {
@@ -133,7 +177,23 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         sleeping_consumers: header.consumer_event.sleepers.load(Ordering::Relaxed),
         sleeping_producers: header.producer_event.sleepers.load(Ordering::Relaxed),
         persistent: header.is_persistent(),
+        producer_handles: claims::holders(segment, &header.producer_claims),
+        consumer_handles: claims::holders(segment, &header.consumer_claims),
+        producers: counters(&header.producer_stats, &header.producer_event),
+        consumers: counters(&header.consumer_stats, &header.consumer_event),
+        repaired: header.recovery.repaired.load(Ordering::Relaxed),
     })
+}
+
+fn counters(stats: &SideStats, event: &Event) -> SideCounters {
+    let get = |c: &Counter| c.load(std::sync::atomic::Ordering::Relaxed);
+    SideCounters {
+        blocked: get(&stats.blocked),
+        sleeps: get(&event.sleeps),
+        wakes: get(&event.wakes),
+        timeouts: get(&stats.timeouts),
+        takeovers: get(&stats.takeovers),
+    }
 }
 
 /// Every shmring segment in /dev/shm, by name, with what inspecting it

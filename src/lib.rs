@@ -197,7 +197,7 @@ pub use error::{Error, Full, PushTimeout, Result};
 #[doc(hidden)]
 pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
-pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo};
+pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo, SideCounters};
 pub use kind::{RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
 pub use peers::attach::Attached;
 pub use platform::futex::{futex_calls, FutexCalls};

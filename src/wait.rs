@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use crate::format::header::Event;
 use crate::platform::barrier;
 use crate::platform::futex;
-use crate::platform::sync::{spin_loop, time_slice, yield_now, Ordering};
+use crate::platform::sync::{bump, spin_loop, time_slice, yield_now, Ordering};
 
 /// How a handle waits when the ring is empty (consumer) or full (producer).
 ///
@@ -189,6 +189,7 @@ pub(crate) fn wait_until<R>(
             remaining = remaining.min(UNPAIRED_SLICE);
         }
         if r.is_none() && !remaining.is_zero() {
+            bump(&event.sleeps);
             futex::wait(&event.seq, seq, remaining);
         }
         event.sleepers.fetch_sub(1, Ordering::Relaxed);
@@ -261,6 +262,7 @@ pub(crate) fn wake(event: &Event) {
     // one described at that load (a bump read before the publication it
     // follows), which loom never schedules.
     event.seq.fetch_add(1, Ordering::Release);
+    bump(&event.wakes);
     futex::wake_all(&event.seq);
 }
 

@@ -16,12 +16,12 @@ use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
 use crate::format::layout::SegmentLayout;
-use crate::kind::{RingKind, Schema, TypeLayout, SCHEMA_NAME_LEN};
+use crate::kind::{RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
 use crate::peers::attach::AttachTable;
 #[cfg(shmring_loom)]
 use crate::peers::claims::ClaimRecord;
 use crate::peers::claims::{ClaimTable, Recovery};
-use crate::platform::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::platform::sync::{AtomicU32, AtomicU64, Counter, Ordering};
 
 /// `b"SHMRING\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
@@ -81,6 +81,27 @@ pub(crate) struct Event {
     /// Non-zero once the other side closed its end: the sleepers on this
     /// event get no more than what is already published (see `wait.rs`).
     pub(crate) closed: AtomicU32,
+    /// Futex waits by this side so far. On this line because the way to
+    /// sleep writes it anyway (`sleepers`, `wanted`): free to count.
+    pub(crate) sleeps: Counter,
+    /// Futex wakes issued to this side, on the line the waker writes.
+    pub(crate) wakes: Counter,
+}
+
+/// One side's counters that its slow paths bump, on a line of their own:
+/// a producer that finds the ring full again and again must not evict a
+/// line the consumer reads on every pop. Relaxed; for `stat`/`metrics`.
+#[repr(C)]
+pub(crate) struct SideStats {
+    /// Producer: calls that found the ring full (back-pressure). Consumer:
+    /// blocking calls that found it empty and had to wait (a `try_pop`
+    /// that finds nothing is a poll, not counted).
+    pub(crate) blocked: Counter,
+    /// Blocking calls that ended in `Timeout` or `Stalled`.
+    pub(crate) timeouts: Counter,
+    /// Roles taken over from, and claim records reclaimed from, dead
+    /// handles of this side.
+    pub(crate) takeovers: Counter,
 }
 
 /// The segment header. Each group of fields written by a different party
@@ -112,6 +133,10 @@ pub(crate) struct Header {
     pub(crate) producer_claims: ClaimTable,
     /// Which consumer handle may hold which positions (MPMC).
     pub(crate) consumer_claims: ClaimTable,
+    /// The producers' counters.
+    pub(crate) producer_stats: CachePadded<SideStats>,
+    /// The consumers' counters.
+    pub(crate) consumer_stats: CachePadded<SideStats>,
 }
 
 // The shared layout is a file format: pin every offset so that a change is a
@@ -138,7 +163,8 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Meta, schema_name), 88);
     const_assert_eq!(offset_of!(Meta, flags), 120);
     const_assert_eq!(size_of::<Meta>(), 128);
-    const_assert_eq!(size_of::<Event>(), 16);
+    const_assert_eq!(size_of::<Event>(), 32);
+    const_assert_eq!(size_of::<SideStats>(), 24);
     const_assert_eq!(std::mem::align_of::<Header>(), 128);
     const_assert_eq!(offset_of!(Header, meta), 0);
     const_assert_eq!(offset_of!(Header, producer_role), 128);
@@ -151,6 +177,8 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Header, recovery), 1152);
     const_assert_eq!(offset_of!(Header, producer_claims), 1280);
     const_assert_eq!(offset_of!(Header, consumer_claims), 1280 + 4096);
+    const_assert_eq!(offset_of!(Header, producer_stats), 1280 + 2 * 4096);
+    const_assert_eq!(offset_of!(Header, consumer_stats), 1280 + 2 * 4096 + 128);
     const_assert_eq!(
         size_of::<Header>() as u64,
         crate::format::layout::HEADER_SIZE
@@ -197,6 +225,14 @@ impl Header {
         m.segment_len.store(info.layout.total_len, r);
         m.created_unix_ns.store(info.created_unix_ns, r);
         m.state.store(READY, Ordering::Release);
+    }
+
+    /// The counters of `side`.
+    pub(crate) fn stats(&self, side: Role) -> &SideStats {
+        match side {
+            Role::Producer => &self.producer_stats,
+            Role::Consumer => &self.consumer_stats,
+        }
     }
 
     /// Keep the segment's name after its last user leaves. Relaxed: the
@@ -479,12 +515,21 @@ impl Header {
     pub(crate) fn new_zeroed() -> Self {
         let u32z = || AtomicU32::new(0);
         let u64z = || AtomicU64::new(0);
+        let stats = || {
+            CachePadded::new(SideStats {
+                blocked: Counter::new(0),
+                timeouts: Counter::new(0),
+                takeovers: Counter::new(0),
+            })
+        };
         let event = || {
             CachePadded::new(Event {
                 seq: u32z(),
                 sleepers: u32z(),
                 wanted: u32z(),
                 closed: u32z(),
+                sleeps: Counter::new(0),
+                wakes: Counter::new(0),
             })
         };
         Header {
@@ -518,6 +563,8 @@ impl Header {
             recovery: CachePadded::new(Recovery::new()),
             producer_claims: std::array::from_fn(|_| CachePadded::new(ClaimRecord::new())),
             consumer_claims: std::array::from_fn(|_| CachePadded::new(ClaimRecord::new())),
+            producer_stats: stats(),
+            consumer_stats: stats(),
         }
     }
 }

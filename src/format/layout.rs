@@ -8,7 +8,7 @@ use crate::kind::{Schema, TypeLayout};
 
 /// The header's size in bytes, fixed by the format (the header's struct is
 /// asserted to have exactly this size, in `header.rs`).
-pub(crate) const HEADER_SIZE: u64 = 1280 + 2 * 4096;
+pub(crate) const HEADER_SIZE: u64 = 1280 + 2 * 4096 + 2 * 128;
 
 impl TypeLayout {
     /// The layout of `T` under its default schema (see [`Schema::of`]).

@@ -15,8 +15,10 @@ use crate::format::header::{Header, HeaderInfo};
 use crate::format::layout::SegmentLayout;
 use crate::format::slot::Slot;
 use crate::kind::{RingKind, Role, Schema, TypeLayout};
+use crate::peers::role::RoleClaim;
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{CreateOptions, OpenOptions, Segment};
+use crate::platform::sync::bump;
 use crate::platform::watch::NameWatch;
 
 /// A mapped, validated ring segment with slots of type `S`.
@@ -191,6 +193,47 @@ impl<S> RingMemory<S> {
         &self.segment
     }
 
+    /// Count a call of `side` that found the ring full (producer) or had
+    /// to wait on an empty one (consumer); see `SideStats`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn count_blocked(&self, side: Role) {
+        bump(&self.header().stats(side).blocked);
+    }
+
+    /// `Stalled` for a consumer's call `op` behind `position`, counted.
+    #[cold]
+    pub(crate) fn stalled(&self, op: &'static str, position: u64) -> Error {
+        bump(&self.header().consumer_stats.timeouts);
+        Error::Stalled {
+            name: self.segment.name().as_str().to_owned(),
+            op,
+            position,
+        }
+    }
+
+    /// Take `role` (its word in the header) for a new handle; a dead
+    /// holder's is taken over, counted and logged.
+    pub(crate) fn claim_role(&self, role: Role) -> Result<RoleClaim> {
+        let header = self.header();
+        let word = match role {
+            Role::Producer => &header.producer_role,
+            Role::Consumer => &header.consumer_role,
+        };
+        let claim = crate::peers::role::claim(&self.segment, word, role)?;
+        if let Some(dead) = claim.replaced() {
+            bump(&header.stats(role).takeovers);
+            log::info!(
+                target: "shmring",
+                "ring {:?}: took over the {role} role from process {} (its lock was free: it died \
+                 or dropped the handle without releasing)",
+                self.segment.name().as_str(),
+                dead.pid()
+            );
+        }
+        Ok(claim)
+    }
+
     /// Whether this mapping created the segment.
     pub(crate) fn created(&self) -> bool {
         self.created
@@ -206,6 +249,7 @@ impl<S> RingMemory<S> {
         peer: Role,
         peer_attached: bool,
     ) -> Error {
+        bump(&self.header().stats(peer.other()).timeouts);
         Error::Timeout {
             name: self.segment.name().as_str().to_owned(),
             op,
@@ -336,10 +380,18 @@ pub(crate) const LOOK_INIT_WAIT: Duration = Duration::from_millis(20);
 /// an opener racing with it either is seen or opens the name afresh.
 pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result<bool> {
     let opts = OpenOptions::new().init_timeout(init_wait);
-    Segment::unlink_if(name, size_of::<Header>() as u64, &opts, |seg| {
+    let removed = Segment::unlink_if(name, size_of::<Header>() as u64, &opts, |seg| {
         let header = header_of(seg);
         header.wait_ready(seg.name().as_str(), init_wait)?;
         header.describe(seg.name().as_str(), seg.len() as u64)?;
         Ok(!seg.in_use())
-    })
+    })?;
+    if removed {
+        log::info!(
+            target: "shmring",
+            "removed stale segment {:?} (no process held any lock on it)",
+            name.as_str()
+        );
+    }
+    Ok(removed)
 }

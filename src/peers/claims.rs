@@ -459,6 +459,16 @@ pub(crate) fn any_alive(seg: &Segment, table: &ClaimTable) -> bool {
     })
 }
 
+/// The handles that hold records of `table`, live or departed (for
+/// people: `stat` lists them).
+#[cfg_attr(shmring_loom, allow(dead_code))]
+pub(crate) fn holders(seg: &Segment, table: &ClaimTable) -> Vec<crate::peers::attach::Attached> {
+    table
+        .iter()
+        .filter_map(|rec| crate::peers::attach::holder(seg, &rec.owner))
+        .collect()
+}
+
 /// Records whose owner no longer runs.
 pub(crate) fn dead_records<'a>(
     seg: &'a Segment,

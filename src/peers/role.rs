@@ -30,6 +30,16 @@ const MAX_ATTEMPTS: usize = 64;
 pub(crate) struct RoleClaim {
     id: HolderId,
     lease: Lease,
+    /// The holder whose word this claim replaced: it had died (or dropped
+    /// its handle without clearing the word) and its lease was free.
+    replaced: Option<HolderId>,
+}
+
+impl RoleClaim {
+    /// The dead holder this claim took the role from, if any.
+    pub(crate) fn replaced(&self) -> Option<HolderId> {
+        self.replaced
+    }
 }
 
 /// Take `role` through `word` for this handle, or fail with `RoleTaken` if
@@ -46,7 +56,13 @@ pub(crate) fn claim(seg: &Segment, word: &AtomicU64, role: Role) -> Result<RoleC
     let mut expected = 0;
     for _ in 0..MAX_ATTEMPTS {
         match word.compare_exchange(expected, id.raw(), Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => return Ok(RoleClaim { id, lease }),
+            Ok(_) => {
+                return Ok(RoleClaim {
+                    id,
+                    lease,
+                    replaced: HolderId::from_raw(expected),
+                })
+            }
             // Free again, or its holder is gone (we hold the lease): replace
             // exactly the value we saw, so two claimants cannot both win.
             Err(seen) if lease.supersedes(seen) => expected = seen,

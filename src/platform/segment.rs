@@ -673,6 +673,11 @@ mod platform {
                 return Ok(false);
             }
             unlink(&self.name)?;
+            log::debug!(
+                target: "shmring",
+                "removed the name {:?}: its last user left",
+                self.name.as_str()
+            );
             Ok(true)
         }
     }

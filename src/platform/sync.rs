@@ -7,8 +7,8 @@
 //! (the same trick as tokio's `src/loom/`). The only other users of
 //! `std::sync::atomic` are process-local flags and counters that no model
 //! involves (`process.rs`, `futex.rs`'s call counters, `barrier.rs`'s
-//! registration mode, `segment.rs`'s unlink-guard flag, unit tests' name
-//! counters).
+//! registration mode, unit tests' name counters) and the header's
+//! statistics ([`Counter`]).
 //!
 //! The rule: what the model replaces is replaced in `platform/` only (this
 //! file, and the kernel's part in `futex.rs`, `barrier.rs`, `lease.rs`,
@@ -28,6 +28,17 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(shmring_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A statistic in shared memory (`stat` and `metrics` read it): a plain
+/// atomic even under the model, because it orders nothing and no protocol
+/// reads it, so the models need not explore its values.
+pub(crate) type Counter = std::sync::atomic::AtomicU64;
+
+/// Count one event (Relaxed: see [`Counter`]).
+#[inline(always)]
+pub(crate) fn bump(counter: &Counter) {
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// Relax the CPU inside a spin loop (a `pause` on x86; a loom yield point
 /// under the model checker, so spinning threads let others make progress).

@@ -50,7 +50,7 @@ use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side
 use crate::peers::role;
 use crate::peers::role::RoleClaim;
 use crate::platform::segment::{CreateOptions, OpenOptions};
-use crate::platform::sync::Ordering;
+use crate::platform::sync::{bump, Ordering};
 use crate::rings::record::{
     record_len, rounded_capacity, Kind, Record, Records, ALIGN, HEADER_LEN,
 };
@@ -220,11 +220,7 @@ impl ByteRing {
     /// consumer receives everything its predecessor did not release.
     pub fn consumer(&self) -> Result<ByteConsumer> {
         let header = self.rec.header();
-        let me = role::claim(
-            self.rec.ring().segment(),
-            &header.consumer_role,
-            Role::Consumer,
-        )?;
+        let me = self.rec.ring().claim_role(Role::Consumer)?;
         let pos = header.head.load(Ordering::Relaxed);
         if !pos.is_multiple_of(ALIGN) {
             role::release(&header.consumer_role, me);
@@ -417,7 +413,10 @@ impl ByteProducer {
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>> {
         match self.claim(len)? {
             Some(pos) => Ok(self.grant(pos, len)),
-            None => Err(Error::Full),
+            None => {
+                self.rec.ring().count_blocked(Role::Producer);
+                Err(Error::Full)
+            }
         }
     }
 
@@ -497,6 +496,7 @@ impl ByteProducer {
         if let Some(pos) = self.claim(len)? {
             return Ok(pos);
         }
+        self.rec.ring().count_blocked(Role::Producer);
         let rec = Arc::clone(&self.rec);
         let event = &rec.header().producer_event;
         let strategy = self.wait;
@@ -738,6 +738,9 @@ impl ByteConsumer {
             Some(r) => r,
             None => {
                 let rec = Arc::clone(&self.rec);
+                if !timeout.is_zero() {
+                    rec.ring().count_blocked(Role::Consumer);
+                }
                 let event = &rec.header().consumer_event;
                 let strategy = self.wait;
                 // While stalled behind an uncommitted record, look every few
@@ -878,11 +881,7 @@ impl ByteConsumer {
         let tail = self.rec.header().tail.load(Ordering::Relaxed);
         let claimed = tail.wrapping_sub(self.pos);
         if !timeout.is_zero() && claimed > 0 && claimed <= self.rec.capacity() {
-            Error::Stalled {
-                name: self.rec.ring().segment().name().as_str().to_owned(),
-                op,
-                position: self.pos,
-            }
+            self.rec.ring().stalled(op, self.pos)
         } else {
             let segment = self.rec.ring().segment();
             let attached = any_alive(segment, &self.rec.header().producer_claims);
@@ -1205,11 +1204,18 @@ fn recover(rec: &Records) -> u64 {
         let empty = end.wrapping_sub(first) == 0 || end.wrapping_sub(first) > cap;
         if empty || (pos.wrapping_sub(end) as i64) >= 0 {
             dead.free();
+            bump(&header.producer_stats.takeovers);
         }
     }
     if repaired > 0 {
         recovery.repaired.fetch_add(repaired, Ordering::Relaxed);
         wait::wake(&header.consumer_event);
+        log::warn!(
+            target: "shmring",
+            "ring {:?}: padded over {repaired} spans that dead producers reserved and never \
+             committed (nothing committed is lost)",
+            seg.name().as_str()
+        );
     }
     repaired
 }

@@ -59,7 +59,7 @@ use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::{RingKind, Role};
 use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side};
 use crate::platform::segment::{CreateOptions, OpenOptions};
-use crate::platform::sync::Ordering;
+use crate::platform::sync::{bump, Ordering};
 use crate::wait::{self, WaitStrategy};
 
 /// How many times a claim retries on a moving ticket before it reports
@@ -428,11 +428,18 @@ fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
         }
         if !pending {
             dead.free();
+            bump(&header.producer_stats.takeovers);
         }
     }
     if repaired > 0 {
         recovery.repaired.fetch_add(repaired, Ordering::Relaxed);
         wait::wake(&header.consumer_event);
+        log::warn!(
+            target: "shmring",
+            "ring {:?}: skipped {repaired} positions that dead producers claimed and never \
+             committed (nothing committed is lost)",
+            seg.name().as_str()
+        );
     }
 
     let Scan::Found(orphans) = scan_orphans(mem, None, &mut budget) else {
@@ -442,6 +449,12 @@ fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
         // Relaxed: a hint; the consumer that acts on it takes the lock.
         recovery.orphaned.store(1, Ordering::Relaxed);
         wait::wake(&header.consumer_event);
+        log::info!(
+            target: "shmring",
+            "ring {:?}: {orphans} values taken by dead consumers and never released wait for \
+             a live consumer to deliver them",
+            seg.name().as_str()
+        );
     }
     repaired + orphans
 }
@@ -511,6 +524,7 @@ fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>, budget: 
         }
         if !pending {
             dead.free();
+            bump(&header.consumer_stats.takeovers);
         }
     }
     Scan::Found(found)
@@ -526,7 +540,15 @@ fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
     let _lock = RepairLock::try_acquire(mem.segment(), recovery)?;
     let mut budget = REPAIR_BUDGET;
     match scan_orphans(mem, Some(rec), &mut budget) {
-        Scan::Adopted(pos) => Some(pos),
+        Scan::Adopted(pos) => {
+            log::info!(
+                target: "shmring",
+                "ring {:?}: a consumer took over position {pos} from a dead consumer \
+                 (delivered again, out of order, rather than lost)",
+                mem.segment().name().as_str()
+            );
+            Some(pos)
+        }
         Scan::Found(_) => {
             recovery.orphaned.store(0, Ordering::Relaxed);
             None
@@ -651,7 +673,10 @@ impl<T: Pod + Send> MpmcProducer<T> {
                 self.fill(pos, value);
                 Ok(())
             }
-            None => Err(Full(value)),
+            None => {
+                self.mem.count_blocked(Role::Producer);
+                Err(Full(value))
+            }
         }
     }
 
@@ -692,7 +717,11 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// # Ok::<(), shmring::Error>(())
     /// ```
     pub fn claim(&self) -> Option<MpmcWriteSlot<'_, T>> {
-        claim(&self.mem, Side::Producer, &self.rec).map(|pos| self.lend(pos))
+        let Some(pos) = claim(&self.mem, Side::Producer, &self.rec) else {
+            self.mem.count_blocked(Role::Producer);
+            return None;
+        };
+        Some(self.lend(pos))
     }
 
     /// [`claim`](Self::claim), waiting up to `timeout` for room.
@@ -723,6 +752,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
 
     #[inline(never)]
     fn wait_for_room(&self, timeout: Duration) -> Option<u64> {
+        self.mem.count_blocked(Role::Producer);
         let event = &self.mem.header().producer_event;
         let ready = || claim(&self.mem, Side::Producer, &self.rec);
         let between = || {
@@ -1004,6 +1034,9 @@ impl<T: Pod + Send> MpmcConsumer<T> {
 
     #[inline(never)]
     fn wait_for_value(&self, timeout: Duration, op: &'static str) -> Result<u64> {
+        if !timeout.is_zero() {
+            self.mem.count_blocked(Role::Consumer);
+        }
         let event = &self.mem.header().consumer_event;
         let between = || {
             if stalled_at(&self.mem).is_some() {
@@ -1033,11 +1066,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
         };
         wait::wait_in_slices(event, self.wait, timeout, ready, between).unwrap_or_else(|| {
             Err(match stalled_at(&self.mem) {
-                Some(position) if !timeout.is_zero() => Error::Stalled {
-                    name: self.mem.segment().name().as_str().to_owned(),
-                    op,
-                    position,
-                },
+                Some(position) if !timeout.is_zero() => self.mem.stalled(op, position),
                 _ => {
                     let attached =
                         any_alive(self.mem.segment(), &self.mem.header().producer_claims);

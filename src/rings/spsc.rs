@@ -173,7 +173,7 @@ impl<T: Pod + Send> Spsc<T> {
     /// and writing resumes after the last value it committed.
     pub fn producer(&self) -> Result<Producer<T>> {
         let header = self.mem.header();
-        let me = role::claim(self.mem.segment(), &header.producer_role, Role::Producer)?;
+        let me = self.mem.claim_role(Role::Producer)?;
         wait::reopen(&header.consumer_event);
         let mut tail = header.tail.load(Ordering::Relaxed);
         for _ in 0..self.mem.capacity() {
@@ -197,7 +197,7 @@ impl<T: Pod + Send> Spsc<T> {
     /// consumer receives everything its predecessor did not release.
     pub fn consumer(&self) -> Result<Consumer<T>> {
         let header = self.mem.header();
-        let me = role::claim(self.mem.segment(), &header.consumer_role, Role::Consumer)?;
+        let me = self.mem.claim_role(Role::Consumer)?;
         Ok(Consumer {
             mem: Arc::clone(&self.mem),
             head: header.head.load(Ordering::Relaxed),
@@ -354,6 +354,15 @@ impl<T: Pod + Send> Producer<T> {
     /// ```
     #[inline]
     pub fn try_push(&mut self, value: T) -> std::result::Result<(), Full<T>> {
+        self.push_if_room(value).inspect_err(|_| {
+            self.mem.count_blocked(Role::Producer);
+        })
+    }
+
+    /// [`try_push`](Self::try_push), uncounted: for the calls that count
+    /// their wait themselves.
+    #[inline(always)]
+    fn push_if_room(&mut self, value: T) -> std::result::Result<(), Full<T>> {
         if self.room(1) == 0 {
             return Err(Full(value));
         }
@@ -375,11 +384,11 @@ impl<T: Pod + Send> Producer<T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushTimeout<T>> {
-        let Err(Full(value)) = self.try_push(value) else {
+        let Err(Full(value)) = self.push_if_room(value) else {
             return Ok(());
         };
         if self.wait_for_room(timeout) {
-            if let Err(Full(value)) = self.try_push(value) {
+            if let Err(Full(value)) = self.push_if_room(value) {
                 return Err(PushTimeout::new(
                     value,
                     self.timed_out("push_timeout", timeout),
@@ -447,6 +456,7 @@ impl<T: Pod + Send> Producer<T> {
         if self.room(1) > 0 {
             return true;
         }
+        self.mem.count_blocked(Role::Producer);
         let event = &self.mem.header().producer_event;
         let (mem, tail, strategy) = (&self.mem, self.tail, self.wait);
         let cap = mem.capacity();
@@ -734,6 +744,9 @@ impl<T: Pod + Send> Consumer<T> {
         let (mem, head) = (&self.mem, self.head);
         let event = &mem.header().consumer_event;
         let ready = || mem.slot(head).is_full_for(head);
+        if !timeout.is_zero() && !ready() {
+            mem.count_blocked(Role::Consumer);
+        }
         wait::wait_until(event, self.wait, timeout, || {
             if ready() {
                 return Some(Ok(()));
