@@ -323,11 +323,12 @@ fn bytes_worker(args: &WorkerArgs) -> Res<()> {
     report(count, &hist)
 }
 
-fn check(args: &BenchArgs) -> Res<()> {
-    let one = |what: &str, n: usize| -> Res<()> {
+/// Usage errors (exit 2, as `--help` says): arguments that cannot work.
+pub fn check(args: &BenchArgs) -> Result<(), String> {
+    let one = |what: &str, n: usize| -> Result<(), String> {
         if n != 1 {
             let kind = args.kind.to_possible_value().expect("named");
-            return Err(format!("a {} ring has exactly one {what}", kind.get_name()).into());
+            return Err(format!("a {} ring has exactly one {what}", kind.get_name()));
         }
         Ok(())
     };
@@ -340,7 +341,7 @@ fn check(args: &BenchArgs) -> Res<()> {
         Kind::Mpmc => {}
     }
     if args.kind != Kind::Bytes && !SIZES.contains(&args.size) {
-        return Err(format!("--size must be one of {SIZES:?} for spsc and mpmc").into());
+        return Err(format!("--size must be one of {SIZES:?} for spsc and mpmc"));
     }
     if args.size < 8 {
         return Err("--size must be at least 8 (the send time travels in the message)".into());
@@ -404,6 +405,7 @@ fn create(args: &BenchArgs, name: &str) -> Res<Box<dyn std::any::Any>> {
 pub fn run(args: &BenchArgs) -> Res<()> {
     check(args)?;
     let name = format!("shmring-bench-{}", std::process::id());
+    crate::signals::track_segments(&name);
     let ring = create(args, &name)?;
     let start_ns = now_ns() + 200_000_000; // time for the workers to start
     let until_ns = start_ns + (args.duration * 1e9) as u64;
@@ -418,7 +420,9 @@ pub fn run(args: &BenchArgs) -> Res<()> {
             rate: args.rate,
         };
         let exe = std::env::current_exe()?;
-        Ok(worker.command(exe).stdout(Stdio::piped()).spawn()?)
+        let child = worker.command(exe).stdout(Stdio::piped()).spawn()?;
+        crate::signals::track_child(child.id());
+        Ok(child)
     };
     let mut run = Run {
         _ring: ring,

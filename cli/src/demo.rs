@@ -6,7 +6,7 @@ use std::io::{BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::{Duration, Instant};
 
 use crate::progress::Progress;
@@ -32,9 +32,6 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 200_000)]
     pub round_trips: u64,
 }
-
-/// The running peer's pid, for the Ctrl-C handler to kill (0: none).
-static PEER_PID: AtomicU32 = AtomicU32::new(0);
 
 /// The demo's other process; killed if the demo fails before reaping it.
 struct Peer(Option<Child>);
@@ -67,14 +64,16 @@ impl Peer {
                 .stdout(Stdio::from(OwnedFd::from(out)));
         }
         let child = cmd.spawn()?;
-        PEER_PID.store(child.id(), Ordering::Relaxed);
+        crate::signals::track_child(child.id());
         Ok(Peer(Some(child)))
     }
 
     /// Wait for the peer; return the futex calls it reported.
     fn finish(mut self) -> Res<FutexCalls> {
-        let out = self.0.take().expect("not reaped yet").wait_with_output()?;
-        PEER_PID.store(0, Ordering::Relaxed);
+        let child = self.0.take().expect("not reaped yet");
+        let pid = child.id();
+        let out = child.wait_with_output()?;
+        crate::signals::untrack_child(pid);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let mut calls = FutexCalls::default();
         for line in stderr.lines() {
@@ -99,7 +98,7 @@ impl Drop for Peer {
         if let Some(mut child) = self.0.take() {
             let _ = child.kill();
             let _ = child.wait();
-            PEER_PID.store(0, Ordering::Relaxed);
+            crate::signals::untrack_child(child.id());
         }
     }
 }
@@ -431,33 +430,9 @@ fn idle_cost(name: &str, wait: Duration) -> Res<Duration> {
     Ok(cpu()? - before)
 }
 
-/// Remove every segment whose name starts with `prefix`: on Ctrl-C the
-/// normal cleanup (the creators' drop guards) does not get to run.
-fn remove_segments(prefix: &str) {
-    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        if let Some(name) = name.to_str().filter(|n| n.starts_with(prefix)) {
-            let _ = shmring::remove(name);
-        }
-    }
-}
-
 pub fn run(args: &DemoArgs) -> Res<()> {
     let prefix = format!("shmring-demo-{}", std::process::id());
-    let on_interrupt = prefix.clone();
-    ctrlc::set_handler(move || {
-        let peer = PEER_PID.load(Ordering::Relaxed);
-        if peer != 0 {
-            let pid = nix::unistd::Pid::from_raw(peer as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-        remove_segments(&on_interrupt);
-        eprintln!("shmring demo: interrupted; its segments are removed");
-        std::process::exit(130);
-    })?;
+    crate::signals::track_segments(&prefix);
     let p = |s: &str| format!("{prefix}-{s}");
     println!("shmring demo on {}", report::machine());
 

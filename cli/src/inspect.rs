@@ -1,32 +1,46 @@
 //! `shmring ls`, `stat` and `rm`: looking into segments and cleaning up.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use clap::Args;
 use shmring::{Attached, SegmentInfo};
+
+use crate::view::{self, RingView};
+use crate::{metrics, watch};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Exit code when `rm` refused to remove a segment in use.
 pub const IN_USE: u8 = 3;
 
+/// Arguments of `shmring ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Print a JSON array (one object per segment) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of `shmring stat`.
 #[derive(Args, Debug)]
 pub struct StatArgs {
     /// Segment name (as given to `create`, with or without a leading `/`).
     pub name: String,
-    /// Print again every `--interval` until interrupted.
+    /// Show again every `--interval` until interrupted: in place on a
+    /// terminal, with rates over the interval; appended otherwise.
     #[arg(long)]
     pub watch: bool,
-    /// Time between prints with `--watch`, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Time between looks with `--watch`, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     pub interval: u64,
-    /// Stop after this many prints with `--watch` (0: never).
+    /// Stop after this many looks with `--watch` (0: never).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
-    /// Print in the Prometheus text exposition format, for scraping.
+    /// Print JSON: one object (with `--watch`, one per line, with rates).
     #[arg(long)]
+    pub json: bool,
+    /// Print in the Prometheus text format (`shmring metrics NAME`).
+    #[arg(long, conflicts_with_all = ["watch", "json"])]
     pub prometheus: bool,
 }
 
@@ -63,7 +77,11 @@ fn role(holder: Option<Attached>) -> String {
 }
 
 /// `shmring ls`.
-pub fn ls() -> Res<()> {
+pub fn ls(args: &LsArgs) -> Res<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view::list()?)?);
+        return Ok(());
+    }
     let all = shmring::list()?;
     if all.is_empty() {
         println!("no shmring segments in /dev/shm");
@@ -85,7 +103,8 @@ pub fn ls() -> Res<()> {
                 if i.is_stale() { "yes" } else { "no" },
                 pids(&i.attached)
             ),
-            Err(e) => println!("{name:<32} cannot be read: {e}"),
+            // The reason on a line of its own: it can be long.
+            Err(e) => println!("{name:<32} unreadable:\n    {e}"),
         }
     }
     Ok(())
@@ -135,85 +154,22 @@ fn table(i: &SegmentInfo) -> String {
     s
 }
 
-fn prometheus(i: &SegmentInfo) -> String {
-    let labels = format!("ring=\"{}\",kind=\"{}\"", i.name, i.kind);
-    let alive = i.attached.iter().filter(|a| a.alive).count();
-    let metrics: [(&str, &str, &str, u64); 8] = [
-        (
-            "written_total",
-            "counter",
-            "Values (bytes for byte rings) claimed by producers.",
-            i.written,
-        ),
-        (
-            "read_total",
-            "counter",
-            "Values (bytes for byte rings) taken by consumers.",
-            i.read,
-        ),
-        (
-            "fill",
-            "gauge",
-            "Values (bytes) written and not yet read.",
-            i.fill(),
-        ),
-        (
-            "capacity",
-            "gauge",
-            "Capacity in values (bytes).",
-            i.capacity,
-        ),
-        (
-            "sleeping_consumers",
-            "gauge",
-            "Consumers asleep on the futex (one killed asleep stays counted).",
-            i.sleeping_consumers.into(),
-        ),
-        (
-            "sleeping_producers",
-            "gauge",
-            "Producers asleep on the futex (one killed asleep stays counted).",
-            i.sleeping_producers.into(),
-        ),
-        (
-            "attached_processes",
-            "gauge",
-            "Live processes with the segment mapped.",
-            alive as u64,
-        ),
-        (
-            "stale",
-            "gauge",
-            "1 if no process maps the segment or holds anything in it.",
-            i.is_stale().into(),
-        ),
-    ];
-    let mut s = String::new();
-    for (name, kind, help, value) in metrics {
-        let _ = writeln!(s, "# HELP shmring_{name} {help}");
-        let _ = writeln!(s, "# TYPE shmring_{name} {kind}");
-        let _ = writeln!(s, "shmring_{name}{{{labels}}} {value}");
-    }
-    s
-}
-
 /// `shmring stat`.
 pub fn stat(args: &StatArgs) -> Res<()> {
-    let mut printed = 0u64;
-    loop {
+    if args.prometheus {
+        print!("{}", metrics::render(std::slice::from_ref(&args.name))?);
+        return Ok(());
+    }
+    if !args.watch {
         let info = shmring::inspect(&args.name)?;
-        if args.prometheus {
-            print!("{}", prometheus(&info));
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&RingView::from(&info))?);
         } else {
             print!("{}", table(&info));
         }
-        printed += 1;
-        if !args.watch || (args.count != 0 && printed >= args.count) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(args.interval));
-        println!();
+        return Ok(());
     }
+    watch::run(args)
 }
 
 /// `shmring rm`. Returns whether every named segment was removed.

@@ -8,18 +8,25 @@
 
 mod bench;
 mod demo;
+mod events;
 mod inspect;
+mod metrics;
 mod progress;
 mod report;
+mod signals;
+mod view;
+mod watch;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Lock-free, zero-copy message rings in POSIX shared memory.
 ///
 /// Exit status: 0 on success, 1 on an error (the message says which), 2 on
-/// bad usage, 3 when `rm` refused to remove a segment in use.
+/// bad usage, 3 when `rm` refused to remove a segment in use, 130 when
+/// interrupted (Ctrl-C or SIGTERM: segments it made are removed and
+/// processes it started are ended first).
 #[derive(Parser)]
 #[command(name = "shmring", version, about, long_about)]
 struct Cli {
@@ -35,14 +42,20 @@ enum Command {
     /// List every shmring segment in /dev/shm: kind, element size,
     /// capacity, fill level, attached pids (alive or dead), and whether it
     /// is stale (no process maps it or holds anything in it, as the kernel
-    /// sees its locks).
-    Ls,
+    /// sees its locks); or all of it, counters included, as JSON.
+    Ls(inspect::LsArgs),
     /// Run one workload between processes for a fixed time: throughput and
     /// one-way latency percentiles, as a table or JSON.
     Bench(bench::BenchArgs),
-    /// Show one ring's header and live counters, once or with --watch; as a
-    /// table or in the Prometheus text format.
+    /// Show one ring's header, holders and counters: once, or redrawn with
+    /// --watch (rates over the interval); as a table, JSON, or in the
+    /// Prometheus text format.
     Stat(inspect::StatArgs),
+    /// Print every ring's counters and gauges in the Prometheus text format.
+    Metrics(metrics::MetricsArgs),
+    /// Serve `shmring metrics` over HTTP (GET /metrics) for Prometheus to
+    /// scrape, until interrupted.
+    ServeMetrics(metrics::ServeArgs),
     /// Remove segments by name (refusing one in use unless --force), or
     /// every stale one with --stale.
     Rm(inspect::RmArgs),
@@ -54,12 +67,40 @@ enum Command {
 fn main() -> ExitCode {
     shmring_cli::worker::run_if_worker();
     let cli = Cli::parse();
+    events::install();
+    // Long-running subcommands stop cleanly on SIGINT/SIGTERM (exit 130).
+    let long_running = match &cli.command {
+        Command::Demo(_) => Some("demo"),
+        Command::Bench(_) => Some("bench"),
+        Command::Stat(a) if a.watch => Some("stat"),
+        Command::ServeMetrics(_) => Some("serve-metrics"),
+        Command::BenchWorker(_) => {
+            signals::ignore_in_worker();
+            None
+        }
+        _ => None,
+    };
+    if let Some(what) = long_running {
+        if let Err(e) = signals::install(what) {
+            eprintln!("shmring: cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
-        Command::Ls => inspect::ls(),
-        Command::Bench(args) => bench::run(&args),
+        Command::Ls(args) => inspect::ls(&args),
+        Command::Bench(args) => {
+            if let Err(usage) = bench::check(&args) {
+                Cli::command()
+                    .error(clap::error::ErrorKind::ValueValidation, usage)
+                    .exit();
+            }
+            bench::run(&args)
+        }
         Command::BenchWorker(args) => bench::worker(&args),
         Command::Stat(args) => inspect::stat(&args),
+        Command::Metrics(args) => metrics::metrics(&args),
+        Command::ServeMetrics(args) => metrics::serve(&args),
         Command::Rm(args) => match inspect::rm(&args) {
             Ok(false) => return ExitCode::from(inspect::IN_USE),
             other => other.map(|_| ()),
@@ -67,6 +108,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // An error after an interrupt is its doing (a child it ended):
+        // the handler reports and exits 130.
+        Err(_) if signals::interrupted() => signals::wait_for_handler(),
         Err(e) => {
             eprintln!("shmring: {e}");
             ExitCode::FAILURE

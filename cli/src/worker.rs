@@ -176,6 +176,10 @@ pub fn run_if_worker() {
     if args.next().as_deref() != Some(OsStr::new(WORKER_ARG)) {
         return;
     }
+    // A terminal's Ctrl-C reaches the whole process group: leave it to the
+    // parent, which ends its workers and cleans up (a handler that does
+    // nothing keeps the signal from ending this process first).
+    let _ = ctrlc::set_handler(|| {});
     let result = Worker::parse(args)
         .map_err(|e| e.to_string().into())
         .and_then(|w| w.run());

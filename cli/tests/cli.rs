@@ -73,25 +73,31 @@ fn stat_prints_a_table_and_prometheus_metrics() {
     let text = stdout(&out);
     let labels = format!("{{ring=\"{}\",kind=\"spsc\"}}", ring.name());
     assert!(
-        text.contains(&format!("shmring_written_total{labels} 3")),
+        text.contains(&format!("shmring_written_bytes_total{labels} 24")),
         "{text}"
     );
     assert!(
-        text.contains(&format!("shmring_capacity{labels} 16")),
+        text.contains(&format!("shmring_written_messages_total{labels} 3")),
         "{text}"
     );
-    assert!(text.contains("# TYPE shmring_fill gauge"), "{text}");
+    assert!(
+        text.contains(&format!("shmring_capacity_bytes{labels} 128")),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE shmring_fill_bytes gauge"), "{text}");
 
     let out = shmring(&[
         "stat",
         ring.name(),
         "--watch",
         "--interval",
-        "1",
+        "10",
         "--count",
         "3",
     ]);
-    assert_eq!(stdout(&out).matches("attached pids").count(), 3);
+    // Not a terminal: three stamped looks, appended.
+    assert_eq!(stdout(&out).matches(" UTC ").count(), 3, "{}", stdout(&out));
+    assert_eq!(stdout(&out).matches("  attached ").count(), 3);
 }
 
 #[test]
@@ -124,6 +130,15 @@ fn rm_removes_stale_segments_by_name_and_all_at_once() {
     let out = shmring(&["rm", "--stale", "--prefix", prefix]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("removed {}", names[1])));
+    // The library's event, printed by the command's logger.
+    assert!(
+        stderr(&out).contains(&format!(
+            "shmring: info: removed stale segment \"{}\"",
+            names[1]
+        )),
+        "{}",
+        stderr(&out)
+    );
     for name in &names {
         assert!(shmring::inspect(name).is_err(), "{name} is still there");
     }
@@ -214,13 +229,14 @@ fn bench_measures_a_chosen_workload_as_json() {
     assert_eq!(json_u64(&json, "rate_per_producer"), 1000, "{json}");
     assert!((1..=802).contains(&json_u64(&json, "messages")), "{json}");
 
+    // Arguments that cannot work are usage errors, as --help says: 2.
     let out = shmring(&["bench", "--kind", "spsc", "--producers", "2"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("exactly one producer"),
         "{}",
         stderr(&out)
     );
     let out = shmring(&["bench", "--kind", "spsc", "--size", "12"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -1,0 +1,333 @@
+//! `shmring metrics` and `shmring serve-metrics`: every ring in the
+//! Prometheus/OpenMetrics text format, printed once or served over HTTP for
+//! a Prometheus server to scrape.
+//!
+//! The exposition is `prometheus-client`'s: it writes HELP, TYPE and UNIT
+//! once per family, the `_total` suffix of counters, escaped label values
+//! and the closing `# EOF`. Each family has one unit: bytes for every
+//! ring (typed rings' values times their element size), and, for typed
+//! rings only, a `_messages_total` family in values.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use clap::Args;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::view::{self, CountersView, Listed, RingView};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The content type of what [`render`] writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Arguments of `shmring metrics`.
+#[derive(Args, Debug)]
+pub struct MetricsArgs {
+    /// Only these rings (default: every ring in /dev/shm).
+    pub names: Vec<String>,
+}
+
+/// Arguments of `shmring serve-metrics`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: String,
+}
+
+/// The rings of one scrape.
+#[derive(Debug)]
+struct Rings {
+    rings: Vec<RingView>,
+    unreadable: u64,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn ring_labels(r: &RingView) -> Labels {
+    vec![("ring", r.name.clone()), ("kind", r.kind.clone())]
+}
+
+fn side_labels(r: &RingView, side: &'static str) -> Labels {
+    let mut l = ring_labels(r);
+    l.push(("side", side.to_owned()));
+    l
+}
+
+/// One family: a descriptor, then one sample per row.
+fn family<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    rows: impl IntoIterator<Item = (Labels, M)>,
+    kind: prometheus_client::metrics::MetricType,
+) -> Result<(), std::fmt::Error> {
+    let mut desc = enc.encode_descriptor(name, help, unit.as_ref(), kind)?;
+    for (labels, metric) in rows {
+        metric.encode(desc.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter(v: u64) -> ConstCounter<u64> {
+    ConstCounter::new(v)
+}
+
+fn gauge(v: u64) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl Collector for Rings {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::metrics::MetricType::{Counter, Gauge};
+        let rings = &self.rings;
+        let per_ring = |f: fn(&RingView) -> u64| -> Vec<(Labels, u64)> {
+            rings.iter().map(|r| (ring_labels(r), f(r))).collect()
+        };
+        let typed = |f: fn(&RingView) -> u64| -> Vec<(Labels, ConstCounter<u64>)> {
+            rings
+                .iter()
+                .filter(|r| r.unit == "values")
+                .map(|r| (ring_labels(r), counter(f(r))))
+                .collect()
+        };
+        let sides = |f: fn(&CountersView) -> u64| -> Vec<(Labels, ConstCounter<u64>)> {
+            rings
+                .iter()
+                .flat_map(|r| {
+                    [
+                        (side_labels(r, "producer"), counter(f(&r.producers))),
+                        (side_labels(r, "consumer"), counter(f(&r.consumers))),
+                    ]
+                })
+                .collect()
+        };
+        let counters = |rows: Vec<(Labels, u64)>| rows.into_iter().map(|(l, v)| (l, counter(v)));
+        let gauges = |rows: Vec<(Labels, u64)>| rows.into_iter().map(|(l, v)| (l, gauge(v)));
+        let e = &mut enc;
+        family(
+            e,
+            "shmring_written",
+            "Bytes claimed by producers (typed rings: values times the element size; byte rings: framing included).",
+            Some(Unit::Bytes),
+            counters(per_ring(|r| r.written_bytes)),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_read",
+            "Bytes released by consumers (as for written).",
+            Some(Unit::Bytes),
+            counters(per_ring(|r| r.read_bytes)),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_written_messages",
+            "Values claimed by producers (typed rings only).",
+            None,
+            typed(|r| r.written),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_read_messages",
+            "Values released by consumers (typed rings only).",
+            None,
+            typed(|r| r.read),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_blocked",
+            "Producers: calls that found the ring full (back-pressure). Consumers: blocking calls that found it empty and waited.",
+            None,
+            sides(|c| c.blocked),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_sleeps",
+            "Times a handle of this side slept on the futex.",
+            None,
+            sides(|c| c.sleeps),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_wakes",
+            "Futex wakes issued to this side.",
+            None,
+            sides(|c| c.wakes),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_timeouts",
+            "Blocking calls of this side that timed out or stalled.",
+            None,
+            sides(|c| c.timeouts),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_takeovers",
+            "Roles and claim records taken over from dead handles of this side.",
+            None,
+            sides(|c| c.takeovers),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_repaired",
+            "Positions (byte rings: spans) that dead holders left unfinished and a repair skipped or handed on.",
+            None,
+            counters(per_ring(|r| r.repaired)),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_capacity",
+            "Capacity in bytes (typed rings: values times the element size).",
+            Some(Unit::Bytes),
+            gauges(per_ring(|r| r.capacity_bytes)),
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_fill",
+            "Bytes written and not yet read.",
+            Some(Unit::Bytes),
+            gauges(per_ring(|r| r.fill_bytes)),
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_segment",
+            "Size of the shared-memory segment.",
+            Some(Unit::Bytes),
+            gauges(per_ring(|r| r.segment_bytes)),
+            Gauge,
+        )?;
+        let sleeping = rings.iter().flat_map(|r| {
+            [
+                (
+                    side_labels(r, "producer"),
+                    gauge(r.sleeping_producers.into()),
+                ),
+                (
+                    side_labels(r, "consumer"),
+                    gauge(r.sleeping_consumers.into()),
+                ),
+            ]
+        });
+        family(
+            e,
+            "shmring_sleeping",
+            "Handles asleep on the futex now (one killed asleep stays counted).",
+            None,
+            sleeping,
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_attached_processes",
+            "Live processes recorded as having the segment mapped.",
+            None,
+            gauges(per_ring(|r| {
+                r.attached.iter().filter(|a| a.alive).count() as u64
+            })),
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_stale",
+            "1 if no process maps the segment or holds anything in it.",
+            None,
+            gauges(per_ring(|r| r.stale.into())),
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_unreadable_segments",
+            "Segments in /dev/shm that look like shmring's but cannot be read (another version, another user, corrupt).",
+            None,
+            [(Vec::new(), gauge(self.unreadable))],
+            Gauge,
+        )?;
+        Ok(())
+    }
+}
+
+/// The rings `names` (every ring when empty), in the text format.
+pub fn render(names: &[String]) -> Res<String> {
+    let mut rings = Vec::new();
+    let mut unreadable = 0;
+    if names.is_empty() {
+        for listed in view::list()? {
+            match listed {
+                Listed::Ring(r) => rings.push(*r),
+                Listed::Unreadable(_) => unreadable += 1,
+            }
+        }
+    } else {
+        for name in names {
+            rings.push(RingView::from(&shmring::inspect(name)?));
+        }
+    }
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Rings { rings, unreadable }));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+/// `shmring metrics`.
+pub fn metrics(args: &MetricsArgs) -> Res<()> {
+    print!("{}", render(&args.names)?);
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// `shmring serve-metrics`: answer `GET /metrics` until interrupted.
+pub fn serve(args: &ServeArgs) -> Res<()> {
+    let server = tiny_http::Server::http(&args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or("the server has no IP address")?;
+    println!("serving metrics on http://{addr}/metrics");
+    std::io::stdout().flush()?;
+    let content_type =
+        tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a valid header");
+    // Until SIGINT/SIGTERM, whose handler exits (see `signals.rs`).
+    loop {
+        let Some(request) = server.recv_timeout(Duration::from_millis(100))? else {
+            continue;
+        };
+        let path = request.url().split('?').next().unwrap_or("");
+        let response = match (request.method(), path) {
+            (tiny_http::Method::Get, "/metrics") => match render(&[]) {
+                Ok(body) => tiny_http::Response::from_string(body)
+                    .with_header(content_type.clone())
+                    .with_status_code(200),
+                Err(e) => tiny_http::Response::from_string(format!("shmring: {e}\n"))
+                    .with_status_code(500),
+            },
+            (tiny_http::Method::Get, "/") => {
+                tiny_http::Response::from_string("shmring metrics exporter: GET /metrics\n")
+                    .with_status_code(200)
+            }
+            _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
+        };
+        // A client that hung up does not stop the exporter.
+        let _ = request.respond(response);
+    }
+}

@@ -1,0 +1,171 @@
+//! One ring as the command shows it: plain data, with units spelled out,
+//! serialized as JSON by `ls --json` and `stat --json` and read by the
+//! Prometheus exposition (`metrics.rs`). The library's types stay free of
+//! serde; this is the command's own vocabulary for them.
+
+use serde::Serialize;
+use shmring::{Attached, RingKind, SegmentInfo, SideCounters};
+
+/// A ring, at one moment.
+#[derive(Serialize, Debug, Clone)]
+pub struct RingView {
+    pub name: String,
+    /// `spsc`, `mpmc` or `bytes`.
+    pub kind: String,
+    pub element: ElementView,
+    /// What `capacity`, `written`, `read` and `fill` count: `values` for
+    /// typed rings, `bytes` (framing included) for byte rings.
+    pub unit: &'static str,
+    pub capacity: u64,
+    pub written: u64,
+    pub read: u64,
+    pub fill: u64,
+    /// The same four in bytes, for every kind (values times the element
+    /// size for typed rings), so that one unit serves every ring.
+    pub capacity_bytes: u64,
+    pub written_bytes: u64,
+    pub read_bytes: u64,
+    pub fill_bytes: u64,
+    pub segment_bytes: u64,
+    pub creator_pid: u32,
+    pub created_unix_ns: u64,
+    pub producer: Option<HolderView>,
+    pub consumer: Option<HolderView>,
+    /// MPMC and byte-ring handles that hold a claim record.
+    pub producer_handles: Vec<HolderView>,
+    pub consumer_handles: Vec<HolderView>,
+    pub attached: Vec<HolderView>,
+    pub in_use: bool,
+    pub stale: bool,
+    pub persistent: bool,
+    pub sleeping_producers: u32,
+    pub sleeping_consumers: u32,
+    pub producers: CountersView,
+    pub consumers: CountersView,
+    pub repaired: u64,
+}
+
+/// The element type as the header records it.
+#[derive(Serialize, Debug, Clone)]
+pub struct ElementView {
+    pub schema: String,
+    pub schema_version: u32,
+    pub size: u32,
+    pub align: u32,
+}
+
+/// A process holding a role, a claim record or a mapping.
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct HolderView {
+    /// In the holder's own pid namespace.
+    pub pid: u32,
+    /// Whether the kernel still holds its lock: the process runs.
+    pub alive: bool,
+}
+
+/// One side's counters since the ring was created.
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct CountersView {
+    pub blocked: u64,
+    pub sleeps: u64,
+    pub wakes: u64,
+    pub timeouts: u64,
+    pub takeovers: u64,
+}
+
+impl From<Attached> for HolderView {
+    fn from(a: Attached) -> Self {
+        HolderView {
+            pid: a.pid,
+            alive: a.alive,
+        }
+    }
+}
+
+impl From<SideCounters> for CountersView {
+    fn from(c: SideCounters) -> Self {
+        CountersView {
+            blocked: c.blocked,
+            sleeps: c.sleeps,
+            wakes: c.wakes,
+            timeouts: c.timeouts,
+            takeovers: c.takeovers,
+        }
+    }
+}
+
+fn holders(list: &[Attached]) -> Vec<HolderView> {
+    list.iter().copied().map(HolderView::from).collect()
+}
+
+impl From<&SegmentInfo> for RingView {
+    fn from(i: &SegmentInfo) -> Self {
+        let bytes = i.kind == RingKind::Bytes;
+        // Bytes per counted unit: 1 for byte rings, the element for others.
+        let per = if bytes { 1 } else { u64::from(i.elem.size) };
+        RingView {
+            name: i.name.clone(),
+            kind: i.kind.to_string(),
+            element: ElementView {
+                schema: i.elem.schema.name().to_owned(),
+                schema_version: i.elem.schema.version(),
+                size: i.elem.size,
+                align: i.elem.align,
+            },
+            unit: if bytes { "bytes" } else { "values" },
+            capacity: i.capacity,
+            written: i.written,
+            read: i.read,
+            fill: i.fill(),
+            capacity_bytes: i.capacity.saturating_mul(per),
+            written_bytes: i.written.wrapping_mul(per),
+            read_bytes: i.read.wrapping_mul(per),
+            fill_bytes: i.fill().saturating_mul(per),
+            segment_bytes: i.segment_len,
+            creator_pid: i.creator_pid,
+            created_unix_ns: i.created_unix_ns,
+            producer: i.producer.map(HolderView::from),
+            consumer: i.consumer.map(HolderView::from),
+            producer_handles: holders(&i.producer_handles),
+            consumer_handles: holders(&i.consumer_handles),
+            attached: holders(&i.attached),
+            in_use: i.in_use,
+            stale: i.is_stale(),
+            persistent: i.persistent,
+            sleeping_producers: i.sleeping_producers,
+            sleeping_consumers: i.sleeping_consumers,
+            producers: i.producers.into(),
+            consumers: i.consumers.into(),
+            repaired: i.repaired,
+        }
+    }
+}
+
+/// A segment `ls --json` could not read, and why.
+#[derive(Serialize, Debug)]
+pub struct Unreadable {
+    pub name: String,
+    pub error: String,
+}
+
+/// One line of `ls --json`: a ring, or a segment that cannot be read.
+#[derive(Serialize, Debug)]
+#[serde(untagged)]
+pub enum Listed {
+    Ring(Box<RingView>),
+    Unreadable(Unreadable),
+}
+
+/// Every segment in /dev/shm, as `ls --json` lists them.
+pub fn list() -> shmring::Result<Vec<Listed>> {
+    Ok(shmring::list()?
+        .into_iter()
+        .map(|(name, info)| match info {
+            Ok(i) => Listed::Ring(Box::new(RingView::from(&i))),
+            Err(e) => Listed::Unreadable(Unreadable {
+                name,
+                error: e.to_string(),
+            }),
+        })
+        .collect())
+}

@@ -1,0 +1,390 @@
+//! What an operator uses during an incident, run as they would run it:
+//! `ls --json` and `stat --json` parsed, `metrics` parsed by a real
+//! Prometheus parser for a ring of each kind, `serve-metrics` scraped over
+//! 127.0.0.1, `stat --watch` outliving the creator, and Ctrl-C (SIGINT) in
+//! every long-running subcommand leaving nothing behind.
+
+#[path = "../../tests/common/mod.rs"]
+#[macro_use]
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use shmring::{ByteRing, Mpmc, Spsc};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn shmring(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .args(args)
+        .output()
+        .expect("run shmring")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+children!(child);
+
+/// Children: a service that creates a ring, pushes, and exits when told.
+fn child(role: &str) {
+    assert_eq!(role, "create-push-wait");
+    let ring = Spsc::<u64>::create(&arg::<String>("RING"), 8).unwrap();
+    ring.producer().unwrap().try_push(5).unwrap();
+    println!("ready");
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+/// The object for ring `name` in `ls --json`'s array.
+fn listed<'a>(all: &'a Value, name: &str) -> &'a Value {
+    all.as_array()
+        .expect("an array")
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed: {all}"))
+}
+
+#[test]
+fn ls_and_stat_print_json_with_the_counters() {
+    let spsc = Spsc::<u64>::create(&unique_name("json-spsc"), 2).unwrap();
+    let mut tx = spsc.producer().unwrap();
+    for v in 0..4 {
+        let _ = tx.try_push(v); // two fit, two find the ring full
+    }
+    let bytes = ByteRing::create(&unique_name("json-bytes"), 4096).unwrap();
+    bytes.producer().unwrap().try_send(&[1; 100]).unwrap();
+
+    let out = shmring(&["ls", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all: Value = serde_json::from_slice(&out.stdout).expect("ls --json is JSON");
+    let s = listed(&all, spsc.name());
+    assert_eq!(s["kind"], "spsc");
+    assert_eq!(s["unit"], "values");
+    assert_eq!(
+        (s["capacity"].as_u64(), s["written"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(s["written_bytes"].as_u64(), Some(16));
+    assert_eq!(s["producers"]["blocked"].as_u64(), Some(2), "{s}");
+    assert_eq!(
+        s["producer"]["pid"].as_u64(),
+        Some(u64::from(std::process::id()))
+    );
+    assert_eq!(s["producer"]["alive"], true);
+    assert_eq!(s["element"]["schema"], "u64");
+    let b = listed(&all, bytes.name());
+    assert_eq!(
+        (b["kind"].as_str(), b["unit"].as_str()),
+        (Some("bytes"), Some("bytes"))
+    );
+    assert_eq!(
+        b["written"].as_u64(),
+        Some(128),
+        "one 100-byte message: a 128-byte record"
+    );
+
+    let out = shmring(&["stat", spsc.name(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let one: Value = serde_json::from_slice(&out.stdout).expect("stat --json is JSON");
+    assert_eq!(one["name"], spsc.name());
+    assert_eq!(one["fill"].as_u64(), Some(2));
+    assert_eq!(one["stale"], false);
+}
+
+/// The value of sample `metric` for ring `ring` (and `side`, if given).
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, ring: &str, side: Option<&str>) -> f64 {
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == metric
+                && s.labels.get("ring") == Some(ring)
+                && side.is_none_or(|side| s.labels.get("side") == Some(side))
+        })
+        .unwrap_or_else(|| panic!("no {metric} for {ring} {side:?}"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{metric}: {other:?}"),
+    }
+}
+
+fn parse(exposition: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_owned())))
+        .expect("the exposition parses")
+}
+
+#[test]
+fn metrics_parse_with_a_prometheus_parser_for_a_ring_of_each_kind() {
+    let spsc = Spsc::<[u64; 2]>::create(&unique_name("prom-spsc"), 4).unwrap();
+    let mut tx = spsc.producer().unwrap();
+    tx.try_push([1, 2]).unwrap();
+    let mpmc = Mpmc::<u32>::create(&unique_name("prom-mpmc"), 1).unwrap();
+    let mtx = mpmc.producer().unwrap();
+    mtx.try_push(7).unwrap();
+    assert!(mtx.try_push(8).is_err(), "full: one back-pressure event");
+    let bytes = ByteRing::create(&unique_name("prom-bytes"), 1024).unwrap();
+    bytes.producer().unwrap().try_send(b"hello").unwrap();
+
+    let names = [spsc.name(), mpmc.name(), bytes.name()];
+    let mut args = vec!["metrics"];
+    args.extend(names);
+    let out = shmring(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = text(&out.stdout);
+    let scrape = parse(&body);
+    // One unit per family: bytes for every kind...
+    assert_eq!(
+        sample(&scrape, "shmring_written_bytes_total", names[0], None),
+        16.0
+    );
+    assert_eq!(
+        sample(&scrape, "shmring_written_bytes_total", names[1], None),
+        4.0
+    );
+    assert_eq!(
+        sample(&scrape, "shmring_written_bytes_total", names[2], None),
+        32.0
+    );
+    assert_eq!(
+        sample(&scrape, "shmring_capacity_bytes", names[0], None),
+        64.0
+    );
+    // ...and values in a family of their own, for typed rings only.
+    assert_eq!(
+        sample(&scrape, "shmring_written_messages_total", names[0], None),
+        1.0
+    );
+    assert!(scrape
+        .samples
+        .iter()
+        .all(|s| s.metric != "shmring_written_messages_total"
+            || s.labels.get("ring") != Some(names[2])));
+    assert_eq!(
+        sample(&scrape, "shmring_blocked_total", names[1], Some("producer")),
+        1.0
+    );
+    assert_eq!(
+        sample(&scrape, "shmring_blocked_total", names[1], Some("consumer")),
+        0.0
+    );
+    // HELP and TYPE once per family, however many rings.
+    for family in [
+        "shmring_written_bytes",
+        "shmring_blocked",
+        "shmring_fill_bytes",
+    ] {
+        let typed = format!("# TYPE {family} ");
+        assert_eq!(body.matches(&typed).count(), 1, "{family}:\n{body}");
+    }
+    assert!(
+        body.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
+
+    // `stat --prometheus` is the same exposition for one ring.
+    let out = shmring(&["stat", names[0], "--prometheus"]);
+    let one = parse(&text(&out.stdout));
+    assert_eq!(
+        sample(&one, "shmring_written_bytes_total", names[0], None),
+        16.0
+    );
+}
+
+/// Start a long-running subcommand with piped stdout and stderr.
+fn start(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shmring")
+}
+
+/// Send SIGINT and wait (bounded) for the exit status.
+fn interrupt(child: &mut Child) -> std::process::ExitStatus {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!("still running {PATIENCE:?} after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn serve_metrics_answers_a_scrape_over_loopback() {
+    let ring = Spsc::<u64>::create(&unique_name("scrape"), 8).unwrap();
+    ring.producer().unwrap().try_push(1).unwrap();
+    let mut server = start(&["serve-metrics", "--listen", "127.0.0.1:0"]);
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("serving metrics on http://")
+        .unwrap_or_else(|| panic!("{first:?}"));
+    let addr = url.trim_end_matches("/metrics");
+    let get = |path: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        response
+    };
+    let response = get("/metrics");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("headers, then a body");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    let scrape = parse(body);
+    assert_eq!(
+        sample(&scrape, "shmring_written_bytes_total", ring.name(), None),
+        8.0
+    );
+    assert!(get("/nothing").starts_with("HTTP/1.1 404"));
+    assert_eq!(interrupt(&mut server).code(), Some(130));
+}
+
+#[test]
+fn stat_watch_outlives_the_creator_while_the_ring_is_in_use() {
+    let name = unique_name("watch");
+    let _cleanup = Unlink(name.clone());
+    let mut creator: ChildGuard = child_command("create-push-wait")
+        .env("RING", &name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .into();
+    BufReader::new(creator.stdout())
+        .read_line(&mut String::new())
+        .unwrap();
+    let ring = Spsc::<u64>::open(&name).unwrap();
+    let mut watch = start(&["stat", &name, "--watch", "--json", "--interval", "50"]);
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut look = || -> Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    assert_eq!(look()["ring"]["written"].as_u64(), Some(1));
+    creator.close_stdin();
+    creator.wait_success(PATIENCE);
+    // The creator left; the ring is ours now and the watch goes on.
+    let after = look();
+    let after = if after["ring"]["producer"].is_null() {
+        after
+    } else {
+        look()
+    };
+    assert!(after["ring"]["producer"].is_null() || after["ring"]["producer"]["alive"] == false);
+    assert_eq!(after["ring"]["written"].as_u64(), Some(1), "{after}");
+    assert!(
+        after["rates"].is_object(),
+        "rates once there are two looks: {after}"
+    );
+    // When the last user leaves, the watch says so and keeps waiting.
+    drop(ring);
+    let gone = (0..40)
+        .map(|_| look())
+        .find(|l| l["ring"].is_null())
+        .expect("the watch saw the ring go");
+    assert!(
+        gone["error"].as_str().unwrap().contains("not found"),
+        "{gone}"
+    );
+    assert_eq!(interrupt(&mut watch).code(), Some(130));
+}
+
+/// Segments whose names start with `prefix`, and processes whose command
+/// line mentions it.
+fn leftovers(prefix: &str) -> (Vec<String>, Vec<String>) {
+    let segments = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    let processes = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| text(&c).replace('\0', " "))
+        .filter(|c| c.contains(prefix))
+        .collect();
+    (segments, processes)
+}
+
+/// Run `args`, wait until a segment named `prefix`... exists (it has
+/// started its work), interrupt it, and check what it left.
+fn interrupted_leaves_nothing(args: &[&str], prefix: &str) {
+    let mut child = start(args);
+    let prefix = format!("{prefix}{}", child.id());
+    let start = Instant::now();
+    while leftovers(&prefix).0.is_empty() {
+        assert!(start.elapsed() < PATIENCE, "{args:?} made no segment");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{args:?} ended first: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = interrupt(&mut child);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{args:?}: {err}");
+    assert!(err.contains("interrupted"), "{args:?}: {err}");
+    assert!(!err.contains("failed"), "{args:?}: {err}");
+    assert!(
+        eventually(|| leftovers(&prefix) == (vec![], vec![])),
+        "{args:?} left {:?}",
+        leftovers(&prefix)
+    );
+}
+
+#[test]
+fn ctrl_c_ends_demo_and_bench_and_leaves_nothing() {
+    interrupted_leaves_nothing(
+        &["demo", "--count", "100000000", "--round-trips", "100000000"],
+        "shmring-demo-",
+    );
+    interrupted_leaves_nothing(
+        &[
+            "bench",
+            "--kind",
+            "mpmc",
+            "--producers",
+            "2",
+            "--duration",
+            "60",
+        ],
+        "shmring-bench-",
+    );
+}
