@@ -20,7 +20,7 @@ use shmring_cli::worker::{message_seq, Job, Strategy, Worker, CHUNK, FUTEX_LINE,
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Arguments of `shmring demo`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone, Copy)]
 pub struct DemoArgs {
     /// Values moved in each throughput run.
     #[arg(long, default_value_t = 10_000_000)]
@@ -436,24 +436,41 @@ pub fn run(args: &DemoArgs) -> Res<()> {
     let p = |s: &str| format!("{prefix}-{s}");
     println!("shmring demo on {}", report::machine());
 
-    println!(
-        "\nThroughput: {} u64 values from a producer process to a consumer process \
-         (ring of {}, default wait strategy)",
-        args.count, args.capacity
-    );
-    let mut progress = Progress::new(5 + 2 * MESSAGE_SIZES.len() + 9);
+    let mut progress = Progress::new(6 + 2 * MESSAGE_SIZES.len() + 9);
+    // Warm-up, discarded: the first run of a process pair pays for page
+    // faults, cold caches and a CPU clocked down at rest, and would be
+    // compared with runs that do not.
+    progress.step("warming up");
+    let warm = DemoArgs {
+        count: (args.count / 5).max(1000),
+        ..*args
+    };
+    spsc_throughput(&p("warm"), &warm, false)?;
     progress.step("spsc, one value at a time");
     let one = spsc_throughput(&p("one"), args, false)?;
-    progress.step("spsc, chunks");
-    let chunks = spsc_throughput(&p("chunks"), args, true)?;
     progress.step("mpmc, one value at a time");
     let mpmc = mpmc_throughput(&p("mpmc"), args)?;
-    progress.step("socketpair, batches");
-    let batched = socket_throughput(args.count, true)?;
     progress.step("socketpair, one value per call");
     let socket = socket_throughput((args.count / 10).max(1000), false)?;
+    progress.step("spsc, chunks");
+    let chunks = spsc_throughput(&p("chunks"), args, true)?;
+    progress.step("socketpair, batches");
+    let batched = socket_throughput(args.count, true)?;
     progress.clear();
-    report::print_throughput(&[one, chunks, mpmc, batched, socket.clone()], &socket);
+    // Like with like: a value per operation against a value per system
+    // call, then batches against batches.
+    println!(
+        "\nThroughput, one value per operation: {} u64 values from a producer \
+         process to a consumer process (ring of {}, default wait strategy) \
+         against one write and one read per value on a socketpair",
+        args.count, args.capacity
+    );
+    report::print_throughput(&[one, mpmc, socket.clone()], &socket);
+    println!(
+        "\nThroughput in batches: shmring chunks of {CHUNK} values (reserved and \
+         released in place) against 64 KiB per write and read on a socketpair"
+    );
+    report::print_throughput(&[chunks, batched.clone()], &batched);
 
     println!(
         "\nByte messages from a producer process to a consumer process \

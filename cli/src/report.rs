@@ -101,7 +101,7 @@ pub fn machine() -> String {
 pub fn print_throughput(rows: &[Throughput], baseline: &Throughput) {
     println!(
         "{:<40} {:>12} {:>8} {:>14} {:>16}",
-        "transport", "values/s", "MB/s", "vs last row", "futex calls/M"
+        "transport", "values/s", "MB/s", "vs socketpair", "futex calls/M"
     );
     for r in rows {
         let calls = r.futex_calls.map_or("-".to_owned(), |c| {
