@@ -167,7 +167,11 @@ fn render(name: &str, look: &Look, interval: Duration) -> String {
         return s;
     };
     let unit = r.unit;
-    let rates = look.rates.unwrap_or_default();
+    // The first look has nothing to compare with.
+    let per_s = |get: fn(&Rates) -> f64, unit: &str| {
+        look.rates.map_or("-".to_owned(), |r| rate(get(&r), unit))
+    };
+    let count_unit = if unit == "bytes" { "B" } else { "" };
     let _ = writeln!(
         s,
         "  {} ring of {} ({} bytes each), capacity {} {unit}",
@@ -177,15 +181,15 @@ fn render(name: &str, look: &Look, interval: Duration) -> String {
         s,
         "  written   {:>16} {unit}   {:>12}   {:>12}",
         r.written,
-        rate(rates.written_per_s, if unit == "bytes" { "B" } else { "" }),
-        rate(rates.written_bytes_per_s, "B")
+        per_s(|r| r.written_per_s, count_unit),
+        per_s(|r| r.written_bytes_per_s, "B")
     );
     let _ = writeln!(
         s,
         "  read      {:>16} {unit}   {:>12}   {:>12}",
         r.read,
-        rate(rates.read_per_s, if unit == "bytes" { "B" } else { "" }),
-        rate(rates.read_bytes_per_s, "B")
+        per_s(|r| r.read_per_s, count_unit),
+        per_s(|r| r.read_bytes_per_s, "B")
     );
     let _ = writeln!(
         s,
@@ -199,12 +203,16 @@ fn render(name: &str, look: &Look, interval: Duration) -> String {
         format!("idle for {:.1} s", look.idle_s)
     };
     let _ = writeln!(s, "  activity  {idle}");
-    let _ = writeln!(
-        s,
-        "  producer  {:<22} consumer  {}",
-        holder(r.producer),
-        holder(r.consumer)
-    );
+    // Roles (SPSC; the byte ring's consumer), then claim-record holders
+    // (MPMC; the byte ring's producers).
+    if r.producer.is_some() || r.consumer.is_some() || r.kind == "spsc" {
+        let _ = writeln!(
+            s,
+            "  producer  {:<22} consumer  {}",
+            holder(r.producer),
+            holder(r.consumer)
+        );
+    }
     if !r.producer_handles.is_empty() || !r.consumer_handles.is_empty() {
         let _ = writeln!(s, "  producer handles  {}", holders(&r.producer_handles));
         let _ = writeln!(s, "  consumer handles  {}", holders(&r.consumer_handles));
