@@ -149,4 +149,12 @@ fn a_repair_is_counted_and_logged() {
             .any(|e| e.starts_with("WARN shmring:") && e.contains("skipped 1 position")),
         "{events:?}"
     );
+    let me = std::process::id().to_string();
+    assert!(
+        events.iter().any(|e| e.starts_with("INFO shmring:")
+            && e.contains("a producer handle of process")
+            && e.contains(&me)
+            && e.contains("is gone")),
+        "the dead peer's detection: {events:?}"
+    );
 }

@@ -410,6 +410,11 @@ impl DeadRecord<'_> {
         (first, last.wrapping_add(1))
     }
 
+    /// The dead holder's pid (in its own namespace), for the log.
+    pub(crate) fn holder_pid(&self) -> u32 {
+        HolderId::from_raw(self.owner).map_or(0, HolderId::pid)
+    }
+
     /// Every position it named is finished: free the record for new handles.
     pub(crate) fn free(self) {
         let _ =

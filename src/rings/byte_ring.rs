@@ -1203,6 +1203,13 @@ fn recover(rec: &Records) -> u64 {
         let (first, end) = dead.span();
         let empty = end.wrapping_sub(first) == 0 || end.wrapping_sub(first) > cap;
         if empty || (pos.wrapping_sub(end) as i64) >= 0 {
+            log::info!(
+                target: "shmring",
+                "ring {:?}: a producer handle of process {} is gone (its lock was free); its \
+                 claim record is reclaimed",
+                seg.name().as_str(),
+                dead.holder_pid()
+            );
             dead.free();
             bump(&header.producer_stats.takeovers);
         }

@@ -58,7 +58,7 @@ use crate::format::memory::{check_capacity, create_or_open, open_waiting, RingMe
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::{RingKind, Role};
 use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side};
-use crate::platform::segment::{CreateOptions, OpenOptions};
+use crate::platform::segment::{CreateOptions, OpenOptions, Segment};
 use crate::platform::sync::{bump, Ordering};
 use crate::wait::{self, WaitStrategy};
 
@@ -427,6 +427,7 @@ fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
             }
         }
         if !pending {
+            reclaimed(seg, "producer", &dead);
             dead.free();
             bump(&header.producer_stats.takeovers);
         }
@@ -457,6 +458,17 @@ fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
         );
     }
     repaired + orphans
+}
+
+/// Log that the record of a dead `side` handle is being reclaimed.
+fn reclaimed(seg: &Segment, side: &str, dead: &claims::DeadRecord) {
+    log::info!(
+        target: "shmring",
+        "ring {:?}: a {side} handle of process {} is gone (its lock was free); its claim record \
+         is reclaimed",
+        seg.name().as_str(),
+        dead.holder_pid()
+    );
 }
 
 /// What a scan for a dead consumer's values found.
@@ -523,6 +535,7 @@ fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>, budget: 
             }
         }
         if !pending {
+            reclaimed(seg, "consumer", &dead);
             dead.free();
             bump(&header.consumer_stats.takeovers);
         }
