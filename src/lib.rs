@@ -92,8 +92,10 @@
 //! without dropping its handles, the name stays so that restarted services
 //! resume the ring; it is then stale ([`SegmentInfo::is_stale`]) and
 //! [`CreateOptions::replace_stale`] or `shmring rm --stale` remove it.
-//! [`Spsc::persist`] (or [`CreateOptions::persist`]) keeps the name after
-//! the last user leaves, until [`remove`]. A producer that is done calls
+//! The last user to leave removes the ring with whatever it still holds;
+//! [`Spsc::persist`] (or [`CreateOptions::persist`]) keeps it after the
+//! last user leaves, until [`remove`]. Looking in ([`inspect`]) is not
+//! using. A producer that is done calls
 //! `close()`; its consumers drain what was committed, then get
 //! [`Error::Closed`]. `has_producer()` and `has_consumer()` ask the kernel
 //! whether the other side is there.

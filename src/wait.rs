@@ -35,7 +35,9 @@
 //! sleeper is woken and sets the flag again if it sleeps again. So a waiter
 //! that dies asleep leaves a flag that costs the next notifier one wake, where
 //! a count would stay raised and cost every notification a system call for
-//! the life of the ring. (`sleepers` still counts waiters, for `stat`.)
+//! the life of the ring. (`sleepers` still counts waiters, for `stat`;
+//! `sleeps` and `wakes` count futex waits and wakes since creation, on
+//! the line these paths write anyway.)
 //!
 //! A peer that dies never wakes anyone, so every wait has a deadline.
 //!

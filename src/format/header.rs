@@ -7,7 +7,11 @@
 //! be undefined behaviour. The creator writes every field, then stores
 //! `state = READY` with Release; an opener loads `state` with Acquire and
 //! only then reads and validates the rest. Nothing read from a header is used
-//! before [`Header::validate`] has checked it.
+//! before [`Header::validate`] has checked it. Two kinds of fields change
+//! after that, and no protocol reads them: `flags` (a user may mark the
+//! name persistent) and the counters that operators read (`SideStats` and
+//! the events' `sleeps`/`wakes`), bumped Relaxed on paths that already
+//! failed or wait.
 
 use std::mem::{offset_of, size_of};
 use std::time::{Duration, Instant};

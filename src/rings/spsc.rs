@@ -354,9 +354,14 @@ impl<T: Pod + Send> Producer<T> {
     /// ```
     #[inline]
     pub fn try_push(&mut self, value: T) -> std::result::Result<(), Full<T>> {
-        self.push_if_room(value).inspect_err(|_| {
+        if self.room(1) == 0 {
+            // Out of line: the success path is the same as uncounted (an
+            // `inspect_err` on the result cost 3 instructions per push).
             self.mem.count_blocked(Role::Producer);
-        })
+            return Err(Full(value));
+        }
+        self.write_next(value);
+        Ok(())
     }
 
     /// [`try_push`](Self::try_push), uncounted: for the calls that count
@@ -366,13 +371,19 @@ impl<T: Pod + Send> Producer<T> {
         if self.room(1) == 0 {
             return Err(Full(value));
         }
+        self.write_next(value);
+        Ok(())
+    }
+
+    /// Write `value` at the tail and publish it; `room` said there is room.
+    #[inline(always)]
+    fn write_next(&mut self, value: T) {
         let slot = self.mem.slot(self.tail);
         // SAFETY: `room` saw the consumer release this slot (Acquire on its
         // head), and the consumer does not touch it again until we publish.
         unsafe { slot.write(value) };
         slot.publish(self.tail);
         self.advance(1);
-        Ok(())
     }
 
     /// Push `value`, waiting up to `timeout` for room (see
