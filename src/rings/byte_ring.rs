@@ -965,6 +965,23 @@ impl Message<'_> {
         // it only when the message drops.
         unsafe { self.rx.rec.copy_payload(self.r.offset, self.r.len, out) }
     }
+
+    /// Where the message lies in the ring's byte stream, as
+    /// [`Batch::positions`]: the read position is `start` until it is
+    /// released and `end` after.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-bytes-msg-positions-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(b"abc")?;
+    /// let end = rx.try_recv()?.expect("a message").positions().end;
+    /// assert_eq!(ring.bytes_released(), end);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn positions(&self) -> std::ops::Range<u64> {
+        self.rx.pos..self.r.next
+    }
 }
 
 impl Drop for Message<'_> {
@@ -1023,6 +1040,28 @@ impl Batch<'_> {
     /// Whether the batch holds no message.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Where the batch lies in the ring's byte stream: the consumer's read
+    /// position ([`ByteRing::bytes_released`]) is `start` until the batch
+    /// is released and `end` after. A forwarder that numbers what it sends
+    /// records these before sending, so that after a crash it can tell
+    /// whether the batch it sent was released or will be read again.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-bytes-positions-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(b"abc")?;
+    /// let batch = rx.read_batch()?;
+    /// let span = batch.positions();
+    /// assert_eq!(ring.bytes_released(), span.start);
+    /// drop(batch);
+    /// assert_eq!(ring.bytes_released(), span.end);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn positions(&self) -> std::ops::Range<u64> {
+        self.start..self.end
     }
 
     /// The messages, oldest first.
