@@ -1,31 +1,67 @@
 //! Bridges between shmring rings and Zenoh: a ring's messages published to
 //! a key expression, and a key expression's samples written into a ring.
+//! The `shmring-bridge` command runs one of each per process.
 //!
 //! # Delivery
 //!
 //! Each outbound bridge (a *source*) attaches to every sample 16 bytes:
 //! its source id and the sample's sequence number, both little-endian u64.
-//! The inbound bridge classifies each arrival per source (`seq.rs`):
-//! in order, after a gap (the skipped ones are counted lost), late (a gap
+//! When it has had nothing to send for [`HEARTBEAT_EVERY`], it publishes
+//! an empty sample whose 24-byte attachment adds the word `shmr-hb1`: a
+//! heartbeat saying which number comes next.
+//!
+//! The inbound bridge classifies each arrival per source (`seq.rs`): in
+//! order, after a gap (the skipped ones are counted lost), late (a gap
 //! filled: delivered, and taken off the lost count), or duplicate
-//! (dropped). With congestion control `Block`, a reliable link and no
-//! restart, every message arrives once, in order. With `Drop`, or across a
-//! restart, delivered + lost = sent, counted, never silent.
+//! (dropped). A heartbeat ahead of what arrived counts the missing tail
+//! lost. So:
+//!
+//! - With congestion control `Block`, a reliable link and no restart,
+//!   every message arrives once, in order: the outbound bridge takes
+//!   nothing from its ring while no subscriber matches (Zenoh accepts, then
+//!   loses, a put that nobody matches) and waits while Zenoh is congested.
+//! - With `Drop`, or across a restart, delivered + lost = sent once a
+//!   heartbeat has arrived: counted, never silent.
 //!
 //! A full local ring on the receiving side is waited for up to a bound,
-//! then the sample is dropped and counted: Zenoh's delivery thread is
-//! never blocked for ever.
+//! then the sample is dropped and counted: Zenoh's delivery thread, which
+//! writes into the ring, is never held for ever.
+//!
+//! # Restarts
+//!
+//! With a state file (`shmring_bridge_state`, one per bridge):
+//!
+//! - the outbound bridge records each batch's place in the ring and its
+//!   numbers before sending it, and the ring releases the batch after. A
+//!   restarted bridge (a new process taking over the ring's consumer role)
+//!   finds the ring's read position at the batch's start or past its end,
+//!   and sends again under the same numbers, or goes on after them.
+//!   Receivers drop what they already have.
+//! - the inbound bridge records, after each commit into its ring, each
+//!   source's next number, which of the 64 before it arrived, and its
+//!   counts. A restarted bridge goes on from there, so what arrived while
+//!   it was down counts as lost against the right numbers.
+//!
+//! A crash between a commit and its record counts one delivered message as
+//! lost: an over-count of at most one per crash, never an under-count or a
+//! duplicate. Messages in flight inside a killed outbound bridge's Zenoh
+//! (sent, released, not yet on the wire) are lost, and counted.
+//!
+//! The guarantees above assume cooperating peers: a publisher on the same
+//! key that forges attachments can make the receiver drop messages as
+//! duplicates or count phantom losses. The ring's own guarantees against
+//! a hostile peer (bounds, termination) hold whatever arrives.
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use shmring_zenoh::{Congestion, Inbound, Link, Outbound};
+//! use shmring_zenoh::{InOptions, Inbound, Link, OutOptions, Outbound};
 //! # fn main() -> shmring_zenoh::Result<()> {
 //! // Host A: publish ring "orders" to key "site/orders", listening for peers.
 //! let a = Link { listen: vec!["tcp/0.0.0.0:7447".into()], ..Link::default() }.open()?;
-//! let mut out = Outbound::new(&a, "orders", "site/orders", Congestion::Block, Duration::from_secs(5))?;
+//! let mut out = Outbound::new(&a, "orders", "site/orders", &OutOptions::default())?;
 //! // Host B: write what arrives into its own ring "orders".
 //! let b = Link { connect: vec!["tcp/10.0.0.1:7447".into()], ..Link::default() }.open()?;
-//! let mut inb = Inbound::new(&b, "site/orders", "orders", 1 << 20, Duration::from_millis(100))?;
+//! let mut inb = Inbound::new(&b, "site/orders", "orders", &InOptions::default())?;
 //! loop {
 //!     out.pump(Duration::from_millis(10))?; // (each side in its own process)
 //!     inb.pump(Duration::from_millis(10))?;
@@ -38,9 +74,13 @@
 
 pub mod seq;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use zenoh::handlers::FifoChannelHandler;
+use shmring_bridge_state::{Counts, InState, OutState, SourceState, Span};
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
 use zenoh::sample::Sample;
@@ -54,6 +94,8 @@ use crate::seq::{Arrival, Tracker};
 pub enum Error {
     /// From the ring.
     Ring(shmring::Error),
+    /// From the bridge's state file.
+    State(shmring_bridge_state::Error),
     /// From Zenoh.
     Zenoh(String),
 }
@@ -62,12 +104,19 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Ring(e) => write!(f, "{e}"),
+            Error::State(e) => write!(f, "{e}"),
             Error::Zenoh(e) => write!(f, "zenoh: {e}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<shmring_bridge_state::Error> for Error {
+    fn from(e: shmring_bridge_state::Error) -> Self {
+        Error::State(e)
+    }
+}
 
 impl From<shmring::Error> for Error {
     fn from(e: shmring::Error) -> Self {
@@ -159,17 +208,77 @@ fn attachment(source: u64, seq: u64) -> [u8; 16] {
     a
 }
 
-fn parse_attachment(sample: &Sample) -> Option<(u64, u64)> {
-    let bytes = sample.attachment()?.to_bytes();
-    let b: &[u8] = &bytes;
-    if b.len() != 16 {
-        return None;
-    }
-    let word = |r: std::ops::Range<usize>| u64::from_le_bytes(b[r].try_into().expect("8 bytes"));
-    Some((word(0..8), word(8..16)))
+/// The third word of a heartbeat's attachment.
+const HEARTBEAT: u64 = u64::from_le_bytes(*b"shmr-hb1");
+
+/// The 24 bytes of a heartbeat (an empty sample): source id, the number
+/// its next message will have, [`HEARTBEAT`].
+fn heartbeat(source: u64, next: u64) -> [u8; 24] {
+    let mut a = [0u8; 24];
+    a[..16].copy_from_slice(&attachment(source, next));
+    a[16..].copy_from_slice(&HEARTBEAT.to_le_bytes());
+    a
 }
 
-/// Counters of an outbound bridge.
+/// What a sample's attachment says.
+enum Tag {
+    /// A message: its source and number.
+    Message(u64, u64),
+    /// A heartbeat: its source and the number of its next message.
+    Heartbeat(u64, u64),
+}
+
+fn parse_attachment(sample: &Sample) -> Option<Tag> {
+    let bytes = sample.attachment()?.to_bytes();
+    let b: &[u8] = &bytes;
+    let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    match b.len() {
+        16 => Some(Tag::Message(word(0), word(1))),
+        24 if word(2) == HEARTBEAT => Some(Tag::Heartbeat(word(0), word(1))),
+        _ => None,
+    }
+}
+
+/// How often an idle outbound bridge says where its numbering is, so that
+/// receivers count a lost tail (the last messages before a pause).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
+
+/// How an outbound bridge behaves.
+#[derive(Clone, Debug)]
+pub struct OutOptions {
+    /// What a congested network does to the ring's reader.
+    pub congestion: Congestion,
+    /// How long to wait for the ring to exist.
+    pub open_wait: Duration,
+    /// Send each message at once instead of letting Zenoh batch it with
+    /// the next ones: lower latency, less throughput for small messages.
+    pub express: bool,
+    /// How the bridge waits for the ring. The default sleeps at once: the
+    /// bridge shares the host's cores with Zenoh's own threads, and a
+    /// bridge spinning on a core they need costs far more than the wake-up
+    /// it saves (on a 2-core host, ten times the latency). `Spin` for a
+    /// bridge with a core of its own.
+    pub wait: shmring::WaitStrategy,
+    /// Where to keep the numbering across restarts (see
+    /// `shmring_bridge_state`; the command's default is next to the ring).
+    /// `None`: in memory only; a restarted bridge is a new source, and
+    /// what it sends again is not recognized as sent before.
+    pub state: Option<PathBuf>,
+}
+
+impl Default for OutOptions {
+    fn default() -> Self {
+        OutOptions {
+            congestion: Congestion::Block,
+            open_wait: Duration::ZERO,
+            express: false,
+            wait: shmring::WaitStrategy::Sleep,
+            state: None,
+        }
+    }
+}
+
+/// Counters of an outbound bridge since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OutStats {
     /// Samples handed to Zenoh.
@@ -179,89 +288,155 @@ pub struct OutStats {
 }
 
 /// Reads a byte ring in place and publishes each message (see the crate
-/// example).
+/// example). It holds the ring's consumer role.
 pub struct Outbound {
+    matching: Arc<AtomicBool>,
     rx: shmring::bytes::Consumer,
     _ring: shmring::ByteRing,
     publisher: Publisher<'static>,
     congestion: Congestion,
     source: u64,
+    next_seq: u64,
+    resumed: bool,
+    state: Option<OutState>,
     stats: OutStats,
+    last_heartbeat: std::time::Instant,
 }
 
 impl Outbound {
-    /// Bridge ring `ring` (opened, or waited for up to `wait`) to `key`.
-    pub fn new(
-        session: &Session,
-        ring: &str,
-        key: &str,
-        congestion: Congestion,
-        wait: Duration,
-    ) -> Result<Self> {
-        let ring = shmring::ByteRing::open_timeout(ring, wait)?;
-        let rx = ring.consumer()?;
-        let cc = match congestion {
+    /// Bridge ring `ring` to key expression `key`.
+    pub fn new(session: &Session, ring: &str, key: &str, opts: &OutOptions) -> Result<Self> {
+        let ring_handle = shmring::ByteRing::open_timeout(ring, opts.open_wait)?;
+        // The consumer role first: the read position is ours from here on.
+        let mut rx = ring_handle.consumer()?;
+        rx.set_wait_strategy(opts.wait);
+        let (source, next_seq, resumed, state) = match &opts.state {
+            Some(path) => {
+                let state = OutState::open(path)?;
+                let ring_id = shmring::inspect(ring)?.created_unix_ns;
+                let r = state.resume(ring_id, ring_handle.bytes_released());
+                (r.source, r.next_seq, r.resumed, Some(state))
+            }
+            None => (shmring_bridge_state::random_id(), 0, false, None),
+        };
+        let cc = match opts.congestion {
             Congestion::Block => CongestionControl::Block,
             Congestion::Drop => CongestionControl::Drop,
         };
         let publisher = session
             .declare_publisher(key.to_owned())
             .congestion_control(cc)
+            .express(opts.express)
             .wait()
             .map_err(zenoh_err)?;
+        // Whether anyone subscribes, kept up to date by Zenoh (asking on
+        // every pump would cost a round through its runtime each time).
+        let matching = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&matching);
+        publisher
+            .matching_listener()
+            .callback(move |status| flag.store(status.matching(), Ordering::Relaxed))
+            .background()
+            .wait()
+            .map_err(zenoh_err)?;
+        let now = publisher
+            .matching_status()
+            .wait()
+            .map_err(zenoh_err)?
+            .matching();
+        matching.fetch_or(now, Ordering::Relaxed);
         Ok(Outbound {
+            matching,
             rx,
-            _ring: ring,
+            _ring: ring_handle,
             publisher,
-            congestion,
-            source: source_id(),
+            congestion: opts.congestion,
+            source,
+            next_seq,
+            resumed,
+            state,
             stats: OutStats::default(),
+            last_heartbeat: std::time::Instant::now(),
         })
     }
 
     /// Publish everything committed in the ring, waiting up to `timeout`
     /// for the first message; how many were published.
+    ///
+    /// Each batch's place in the ring and its numbers are recorded before
+    /// it is sent and it is released after: a bridge killed in between
+    /// sends it again, under the same numbers, and receivers drop what
+    /// they already have.
     pub fn pump(&mut self, timeout: Duration) -> Result<usize> {
         // Blocking: nothing leaves the ring while no subscriber would get
         // it (a put with no one matching is accepted and lost).
-        if self.congestion == Congestion::Block && !self.has_subscribers()? {
+        if self.congestion == Congestion::Block && !self.has_subscribers() {
             std::thread::sleep(timeout.min(Duration::from_millis(10)));
             return Ok(0);
         }
         let mut n = 0;
         {
             let batch = self.rx.read_batch()?;
-            for msg in &batch {
-                put(&self.publisher, self.source, &mut self.stats, msg)?;
-                n += 1;
+            let span = batch.positions();
+            if span.start != span.end {
+                let send = Sender {
+                    publisher: &self.publisher,
+                    source: self.source,
+                    state: self.state.as_ref(),
+                };
+                n = send.all(span, &batch, &mut self.next_seq, &mut self.stats)?;
             }
         }
         if n == 0 {
             match self.rx.recv_timeout(timeout) {
                 Ok(msg) => {
-                    let (publisher, source, stats) =
-                        (&self.publisher, self.source, &mut self.stats);
-                    put(publisher, source, stats, &msg)?;
-                    n = 1;
+                    let send = Sender {
+                        publisher: &self.publisher,
+                        source: self.source,
+                        state: self.state.as_ref(),
+                    };
+                    let span = msg.positions();
+                    n = send.all(span, [&*msg], &mut self.next_seq, &mut self.stats)?;
                 }
                 Err(shmring::Error::Timeout { .. }) => {}
+                // Its producers finished; a new one may come (a restarted
+                // service): stay, idle, and keep the heartbeat going.
+                Err(shmring::Error::Closed { .. }) => std::thread::sleep(timeout),
                 Err(e) => return Err(e.into()),
             }
+        }
+        if n == 0 && self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+            self.publisher
+                .put(&[][..])
+                .attachment(heartbeat(self.source, self.next_seq))
+                .wait()
+                .map_err(zenoh_err)?;
+            self.last_heartbeat = std::time::Instant::now();
         }
         Ok(n)
     }
 
-    /// Whether a subscriber matches the key now.
-    pub fn has_subscribers(&self) -> Result<bool> {
-        Ok(self
-            .publisher
-            .matching_status()
-            .wait()
-            .map_err(zenoh_err)?
-            .matching())
+    /// Whether a subscriber matches the key (as Zenoh last said).
+    pub fn has_subscribers(&self) -> bool {
+        self.matching.load(Ordering::Relaxed)
     }
 
-    /// What it has sent.
+    /// The source id its samples carry.
+    pub fn source(&self) -> u64 {
+        self.source
+    }
+
+    /// The number the next message gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Whether it went on with a previous bridge's numbering.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// What it has sent since it started.
     pub fn stats(&self) -> OutStats {
         self.stats
     }
@@ -271,36 +446,84 @@ impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbound")
             .field("key", &self.publisher.key_expr().as_str())
+            .field("source", &self.source)
+            .field("next_seq", &self.next_seq)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
 }
 
-fn put(
-    publisher: &Publisher<'static>,
+/// Sends messages lent by the ring (the borrow of the consumer prevents a
+/// method on `Outbound`).
+struct Sender<'a> {
+    publisher: &'a Publisher<'static>,
     source: u64,
-    stats: &mut OutStats,
-    msg: &[u8],
-) -> Result<()> {
-    publisher
-        .put(msg)
-        .attachment(attachment(source, stats.sent))
-        .wait()
-        .map_err(zenoh_err)?;
-    stats.sent += 1;
-    stats.bytes += msg.len() as u64;
-    Ok(())
+    state: Option<&'a OutState>,
 }
 
-/// A source id for this bridge process: its pid and start time.
-fn source_id() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    now ^ (u64::from(std::process::id()) << 40)
+impl Sender<'_> {
+    fn all<'m>(
+        &self,
+        span: std::ops::Range<u64>,
+        msgs: impl IntoIterator<Item = &'m [u8]> + Copy,
+        next_seq: &mut u64,
+        stats: &mut OutStats,
+    ) -> Result<usize> {
+        let count = msgs.into_iter().count() as u64;
+        if let Some(state) = self.state {
+            state.begin(Span {
+                start_pos: span.start,
+                start_seq: *next_seq,
+                end_pos: span.end,
+                end_seq: *next_seq + count,
+            });
+        }
+        let mut bytes = 0;
+        for msg in msgs {
+            self.publisher
+                .put(msg)
+                .attachment(attachment(self.source, *next_seq))
+                .wait()
+                .map_err(zenoh_err)?;
+            *next_seq += 1;
+            bytes += msg.len() as u64;
+        }
+        stats.sent += count;
+        stats.bytes += bytes;
+        if let Some(state) = self.state {
+            state.count_sent(count, bytes);
+        }
+        Ok(count as usize)
+    }
 }
 
-/// Counters of an inbound bridge.
+/// How an inbound bridge behaves.
+#[derive(Clone, Debug)]
+pub struct InOptions {
+    /// The ring's capacity in bytes, if it has to be created (a ring that
+    /// exists is used as it is).
+    pub capacity: usize,
+    /// How long to wait for room in a full ring before dropping a sample
+    /// (and counting it).
+    pub full_wait: Duration,
+    /// Where to keep per-source accounting across restarts (see
+    /// `shmring_bridge_state`). `None`: in memory only; a restarted bridge
+    /// counts every source from the first sample it hears.
+    pub state: Option<PathBuf>,
+}
+
+impl Default for InOptions {
+    fn default() -> Self {
+        InOptions {
+            capacity: 1 << 20,
+            full_wait: Duration::from_millis(100),
+            state: None,
+        }
+    }
+}
+
+/// Counters of an inbound bridge: over its state file's life when it has
+/// one (so across restarts), else since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InStats {
     /// Samples written into the ring.
@@ -311,102 +534,268 @@ pub struct InStats {
     pub duplicates: u64,
     /// Samples that arrived after later ones (delivered).
     pub reordered: u64,
-    /// Samples dropped because the ring stayed full.
+    /// Samples dropped because the ring stayed full (or could never hold
+    /// them: larger than its largest message).
     pub dropped_full: u64,
     /// Samples without a bridge attachment (delivered, not accounted).
     pub unnumbered: u64,
 }
 
+/// One source as this bridge follows it.
+#[derive(Debug, Default)]
+struct Source {
+    tracker: Tracker,
+    counts: Counts,
+    /// Its entry in the state file.
+    entry: Option<usize>,
+}
+
 /// Subscribes to a key expression and writes each sample into a byte ring
-/// (see the crate example).
+/// (see the crate example). It holds a producer handle of the ring.
+///
+/// Samples are written from Zenoh's own delivery thread, in its callback:
+/// no channel and no thread of ours between the network and the ring (each
+/// thread hand-off is a wake-up, tens of microseconds on a loaded host). A
+/// full ring holds that thread for at most the `full_wait` of
+/// [`InOptions`], then the sample is dropped and counted.
 pub struct Inbound {
-    subscriber: Subscriber<FifoChannelHandler<Sample>>,
+    receiver: Arc<Mutex<Receiver>>,
+    subscriber: Subscriber<()>,
+    delivered_seen: u64,
+}
+
+/// What the callback needs: the ring, and the accounting.
+struct Receiver {
     tx: shmring::bytes::Producer,
     _ring: shmring::ByteRing,
-    sources: std::collections::HashMap<u64, Tracker>,
+    sources: HashMap<u64, Source>,
+    retired: Counts,
+    unnumbered: u64,
     full_wait: Duration,
-    stats: InStats,
+    state: Option<InState>,
+    /// The first error delivery met; it stops delivery, and `pump`
+    /// returns it.
+    failed: Option<Error>,
+    /// Samples handled (any kind).
+    handled: u64,
+}
+
+fn lock(r: &Mutex<Receiver>) -> std::sync::MutexGuard<'_, Receiver> {
+    // A panic in a callback leaves counters, not broken invariants.
+    r.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inbound {
-    /// Subscribe to `key` and write into ring `ring` (created with
-    /// `capacity` bytes if it does not exist). A full ring is waited for up
-    /// to `full_wait` per sample.
-    pub fn new(
-        session: &Session,
-        key: &str,
-        ring: &str,
-        capacity: usize,
-        full_wait: Duration,
-    ) -> Result<Self> {
-        let ring = shmring::ByteRing::open_or_create(ring, capacity)?;
-        let tx = ring.producer()?;
+    /// Subscribe to `key` and write into ring `ring` (created if it does
+    /// not exist).
+    pub fn new(session: &Session, key: &str, ring: &str, opts: &InOptions) -> Result<Self> {
+        // A ring that exists is used whatever its capacity.
+        let ring_handle = match shmring::ByteRing::open(ring) {
+            Err(shmring::Error::NotFound { .. }) => {
+                shmring::ByteRing::open_or_create(ring, opts.capacity)?
+            }
+            other => other?,
+        };
+        let tx = ring_handle.producer()?;
+        let mut sources = HashMap::new();
+        let (mut retired, mut unnumbered) = (Counts::default(), 0);
+        let state = match &opts.state {
+            Some(path) => {
+                let state = InState::open(path)?;
+                let snap = state.snapshot();
+                for s in &snap.sources {
+                    sources.insert(
+                        s.source,
+                        Source {
+                            tracker: Tracker::from_parts(s.next, s.seen),
+                            counts: s.counts,
+                            entry: None,
+                        },
+                    );
+                }
+                retired = snap.retired;
+                unnumbered = snap.unnumbered;
+                Some(state)
+            }
+            None => None,
+        };
+        let receiver = Arc::new(Mutex::new(Receiver {
+            tx,
+            _ring: ring_handle,
+            sources,
+            retired,
+            unnumbered,
+            full_wait: opts.full_wait,
+            state,
+            failed: None,
+            handled: 0,
+        }));
+        let shared = Arc::clone(&receiver);
         let subscriber = session
             .declare_subscriber(key.to_owned())
-            .with(zenoh::handlers::FifoChannel::new(1024))
+            .callback(move |sample| {
+                let mut r = lock(&shared);
+                if r.failed.is_none() {
+                    r.handled += 1;
+                    if let Err(e) = r.deliver(&sample) {
+                        r.failed = Some(e);
+                    }
+                }
+            })
             .wait()
             .map_err(zenoh_err)?;
         Ok(Inbound {
+            receiver,
             subscriber,
-            tx,
-            _ring: ring,
-            sources: Default::default(),
-            full_wait,
-            stats: InStats::default(),
+            delivered_seen: 0,
         })
     }
 
-    /// Take the samples that arrived, waiting up to `timeout` for the
-    /// first; how many arrived.
+    /// Let delivery run for `timeout`, then report how many samples were
+    /// handled since the last call, or the error that stopped delivery
+    /// (the ring found corrupt, say).
     pub fn pump(&mut self, timeout: Duration) -> Result<usize> {
-        let mut n = 0;
-        let mut wait = timeout;
-        while let Some(sample) = self.subscriber.recv_timeout(wait).map_err(zenoh_err)? {
-            self.deliver(&sample)?;
-            n += 1;
-            wait = Duration::ZERO;
+        std::thread::sleep(timeout);
+        let mut r = lock(&self.receiver);
+        if let Some(e) = r.failed.take() {
+            return Err(e);
         }
-        Ok(n)
-    }
-
-    fn deliver(&mut self, sample: &Sample) -> Result<()> {
-        let deliver = match parse_attachment(sample) {
-            None => {
-                self.stats.unnumbered += 1;
-                true
-            }
-            Some((source, seq)) => match self.sources.entry(source).or_default().observe(seq) {
-                Arrival::InOrder => true,
-                Arrival::Gap(n) => {
-                    self.stats.lost += n;
-                    true
-                }
-                Arrival::Late => {
-                    self.stats.lost -= 1;
-                    self.stats.reordered += 1;
-                    true
-                }
-                Arrival::Duplicate => {
-                    self.stats.duplicates += 1;
-                    false
-                }
-            },
-        };
-        if !deliver {
-            return Ok(());
-        }
-        let payload = sample.payload().to_bytes();
-        match self.tx.send_timeout(&payload, self.full_wait) {
-            Ok(()) => self.stats.delivered += 1,
-            Err(shmring::Error::Timeout { .. }) => self.stats.dropped_full += 1,
-            Err(e) => return Err(e.into()),
-        }
-        Ok(())
+        let n = r.handled - self.delivered_seen;
+        self.delivered_seen = r.handled;
+        Ok(n as usize)
     }
 
     /// What it has delivered and counted.
     pub fn stats(&self) -> InStats {
-        self.stats
+        lock(&self.receiver).stats()
+    }
+
+    /// Whether it went on from a previous bridge's state file.
+    pub fn resumed(&self) -> bool {
+        lock(&self.receiver)
+            .state
+            .as_ref()
+            .is_some_and(InState::resumed)
+    }
+}
+
+impl Receiver {
+    fn deliver(&mut self, sample: &Sample) -> Result<()> {
+        let (id, seq) = match parse_attachment(sample) {
+            Some(Tag::Message(id, seq)) => (id, seq),
+            Some(Tag::Heartbeat(id, next)) => {
+                let source = self.sources.entry(id).or_default();
+                source.counts.lost += source.tracker.skip_to(next);
+                self.record(id);
+                return Ok(());
+            }
+            None => {
+                self.unnumbered += 1;
+                if let Some(state) = &self.state {
+                    state.count_unnumbered();
+                }
+                // Delivered if there is room; not accounted either way.
+                let _ = self.write(sample)?;
+                return Ok(());
+            }
+        };
+        let source = self.sources.entry(id).or_default();
+        let deliver = match source.tracker.observe(seq) {
+            Arrival::InOrder => true,
+            Arrival::Gap(n) => {
+                source.counts.lost += n;
+                true
+            }
+            Arrival::Late => {
+                source.counts.lost -= 1;
+                source.counts.reordered += 1;
+                true
+            }
+            Arrival::Duplicate => {
+                source.counts.duplicates += 1;
+                false
+            }
+        };
+        if deliver {
+            // The ring first, then the record of it: a crash in between
+            // over-counts one loss, and never delivers twice.
+            let written = Self::write_to(&mut self.tx, self.full_wait, sample)?;
+            let source = self.sources.get_mut(&id).expect("inserted above");
+            if written {
+                source.counts.delivered += 1;
+            } else {
+                source.counts.dropped_full += 1;
+            }
+        }
+        self.record(id);
+        Ok(())
+    }
+
+    /// Record source `id`'s state in the state file, if there is one.
+    fn record(&mut self, id: u64) {
+        if let Some(state) = &mut self.state {
+            let source = self.sources.get_mut(&id).expect("a known source");
+            let entry = *source.entry.get_or_insert_with(|| state.entry_for(id));
+            let (next, seen) = source.tracker.parts();
+            state.set(
+                entry,
+                &SourceState {
+                    source: id,
+                    next,
+                    seen,
+                    counts: source.counts,
+                },
+            );
+        }
+    }
+
+    fn write(&mut self, sample: &Sample) -> Result<bool> {
+        Self::write_to(&mut self.tx, self.full_wait, sample)
+    }
+
+    /// Reserve, copy once, commit; `false` if the ring stayed full.
+    fn write_to(
+        tx: &mut shmring::bytes::Producer,
+        wait: Duration,
+        sample: &Sample,
+    ) -> Result<bool> {
+        let payload = sample.payload();
+        let len = payload.len();
+        if len > tx.max_message_len() {
+            // It can never fit: dropped and counted like a full ring's.
+            return Ok(false);
+        }
+        let mut grant = match tx.reserve_timeout(len, wait) {
+            Ok(g) => g,
+            Err(shmring::Error::Timeout { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let mut at = 0;
+        for slice in payload.slices() {
+            grant[at..at + slice.len()].copy_from_slice(slice);
+            at += slice.len();
+        }
+        grant.commit();
+        Ok(true)
+    }
+
+    fn stats(&self) -> InStats {
+        let mut c = self.retired;
+        for s in self.sources.values() {
+            c.delivered += s.counts.delivered;
+            c.lost += s.counts.lost;
+            c.duplicates += s.counts.duplicates;
+            c.reordered += s.counts.reordered;
+            c.dropped_full += s.counts.dropped_full;
+        }
+        InStats {
+            delivered: c.delivered,
+            lost: c.lost,
+            duplicates: c.duplicates,
+            reordered: c.reordered,
+            dropped_full: c.dropped_full,
+            unnumbered: self.unnumbered,
+        }
     }
 }
 
@@ -414,7 +803,7 @@ impl std::fmt::Debug for Inbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inbound")
             .field("key", &self.subscriber.key_expr().as_str())
-            .field("stats", &self.stats)
+            .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }

@@ -97,20 +97,46 @@ impl Tracker {
         Arrival::Late
     }
 
-    /// Resume after a restart: the next number expected is `next` (what
-    /// the previous receiver had delivered up to).
-    pub fn resume(next: u64) -> Tracker {
-        Tracker {
-            next,
-            // Everything below `next` counts as seen: never delivered twice.
-            seen: u64::MAX,
-            started: true,
+    /// The source says its next number is `next` (a heartbeat): those not
+    /// heard below it are lost (until one arrives late); how many that is.
+    /// This is how losses at the end of a stream are counted.
+    pub fn skip_to(&mut self, next: u64) -> u64 {
+        if !self.started {
+            self.started = true;
+            self.next = next;
+            return next;
         }
+        if next <= self.next {
+            return 0;
+        }
+        let skipped = next - self.next;
+        self.seen = if skipped >= WINDOW {
+            0
+        } else {
+            self.seen << skipped
+        };
+        self.next = next;
+        skipped
     }
 
     /// The next number expected.
     pub fn next(&self) -> u64 {
         self.next
+    }
+
+    /// The state to keep across a restart: the next number expected, and
+    /// which of the [`WINDOW`] before it arrived (bit `i`: `next - 1 - i`).
+    pub fn parts(&self) -> (u64, u64) {
+        (self.next, self.seen)
+    }
+
+    /// A tracker as [`parts`](Self::parts) left it.
+    pub fn from_parts(next: u64, seen: u64) -> Tracker {
+        Tracker {
+            next,
+            seen,
+            started: true,
+        }
     }
 }
 
@@ -183,10 +209,29 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_tracker_never_delivers_twice() {
-        let mut t = Tracker::resume(10);
-        assert_eq!(t.observe(9), Arrival::Duplicate);
-        assert_eq!(t.observe(10), Arrival::InOrder);
-        assert_eq!(t.observe(13), Arrival::Gap(2));
+    fn a_tracker_rebuilt_from_its_parts_goes_on_exactly() {
+        let mut t = Tracker::default();
+        for s in [0, 1, 4] {
+            t.observe(s);
+        }
+        let (next, seen) = t.parts();
+        let mut r = Tracker::from_parts(next, seen);
+        assert_eq!(r.observe(2), Arrival::Late, "still missing");
+        assert_eq!(r.observe(4), Arrival::Duplicate);
+        assert_eq!(r.observe(5), Arrival::InOrder);
+    }
+
+    #[test]
+    fn a_heartbeat_counts_the_lost_tail_and_a_late_one_still_counts() {
+        let mut t = Tracker::default();
+        t.observe(0);
+        assert_eq!(t.skip_to(4), 3, "1, 2 and 3 never came");
+        assert_eq!(t.skip_to(4), 0, "said twice, counted once");
+        assert_eq!(t.skip_to(2), 0, "an old heartbeat");
+        assert_eq!(t.observe(2), Arrival::Late);
+        assert_eq!(t.observe(4), Arrival::InOrder);
+        let mut fresh = Tracker::default();
+        assert_eq!(fresh.skip_to(5), 5, "joined late: 0..5 missed");
+        assert_eq!(fresh.observe(5), Arrival::InOrder);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shmring::ByteRing;
-use shmring_zenoh::{Congestion, Inbound, Link, Outbound};
+use shmring_zenoh::{InOptions, Inbound, Link, OutOptions, Outbound};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -53,9 +53,13 @@ fn messages_cross_zenoh_once_in_order_byte_for_byte() {
     .unwrap();
     let (ring_a, ring_b, key) = (unique("a"), unique("b"), unique("key").replace('-', "/"));
     let source = ByteRing::create(&ring_a, 1 << 16).unwrap();
-    let mut inbound = Inbound::new(&b, &key, &ring_b, 1 << 16, Duration::from_secs(5)).unwrap();
-    let mut outbound =
-        Outbound::new(&a, &ring_a, &key, Congestion::Block, Duration::from_secs(1)).unwrap();
+    let in_opts = InOptions {
+        capacity: 1 << 16,
+        full_wait: Duration::from_secs(5),
+        state: None,
+    };
+    let mut inbound = Inbound::new(&b, &key, &ring_b, &in_opts).unwrap();
+    let mut outbound = Outbound::new(&a, &ring_a, &key, &OutOptions::default()).unwrap();
     let sink = ByteRing::open(&ring_b).unwrap();
     let mut rx = sink.consumer().unwrap();
     let done = AtomicBool::new(false);

@@ -1,0 +1,312 @@
+//! `shmring-bridge`: forward a byte ring to a Zenoh key expression (`out`),
+//! or a key expression into a byte ring (`in`). One process per direction
+//! and ring; see the library docs for what is delivered and counted.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod bench;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shmring_bridge_state::{default_path, Direction};
+use shmring_zenoh::{Congestion, InOptions, Inbound, Link, OutOptions, Outbound};
+
+#[derive(Parser)]
+#[command(
+    name = "shmring-bridge",
+    about = "Forward shmring byte rings over Zenoh, with sequence numbers and loss accounting",
+    after_help = "Host A:  shmring-bridge out --ring orders --key site/orders --listen tcp/0.0.0.0:7447\n\
+                  Host B:  shmring-bridge in --key site/orders --ring orders --connect tcp/HOST-A:7447\n\n\
+                  SIGINT or SIGTERM stops a bridge cleanly (exit 0): its counters and restart state stay\n\
+                  in its state file, which `shmring stat RING` shows."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read ring NAME (as its consumer) and publish each message to KEY.
+    Out {
+        /// The byte ring to read.
+        #[arg(long)]
+        ring: String,
+        /// The Zenoh key expression to publish to.
+        #[arg(long)]
+        key: String,
+        /// When Zenoh cannot take more: block (the ring fills, its
+        /// producers wait) or drop (the receiver counts the loss).
+        #[arg(long, value_enum, default_value_t = CongestionArg::Block)]
+        congestion: CongestionArg,
+        /// Seconds to wait for the ring to exist.
+        #[arg(long, default_value_t = 60.0)]
+        open_wait: f64,
+        /// Send each message at once, without Zenoh's batching: lower
+        /// latency, less throughput for small messages.
+        #[arg(long)]
+        express: bool,
+        /// Spin while waiting for the ring instead of sleeping: for a
+        /// bridge with a core of its own (else it slows Zenoh's threads).
+        #[arg(long)]
+        spin: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Subscribe to KEY and write each sample into ring NAME (created if
+    /// missing).
+    In {
+        /// The Zenoh key expression to subscribe to.
+        #[arg(long)]
+        key: String,
+        /// The byte ring to write.
+        #[arg(long)]
+        ring: String,
+        /// The ring's capacity in bytes, if it has to be created.
+        #[arg(long, default_value_t = 1 << 20)]
+        capacity: usize,
+        /// Milliseconds to wait for room in a full ring before a sample is
+        /// dropped (and counted).
+        #[arg(long, default_value_t = 100)]
+        full_wait_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Compare ring-bridge-Zenoh-bridge-ring with Zenoh alone, over
+    /// 127.0.0.1 in this process: messages/s and round-trip percentiles.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Messages per throughput run.
+    #[arg(long, default_value_t = 200_000)]
+    count: u64,
+    /// Round trips per latency run.
+    #[arg(long, default_value_t = 5_000)]
+    round_trips: u64,
+    /// Message sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [64, 4096])]
+    sizes: Vec<usize>,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Endpoints to listen on (repeatable), such as tcp/0.0.0.0:7447.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Endpoints to connect to (repeatable), such as tcp/10.0.0.2:7447.
+    #[arg(long)]
+    connect: Vec<String>,
+    /// Zenoh mode: peer, or client (of a router or peer).
+    #[arg(long, value_enum, default_value_t = Mode::Peer)]
+    mode: Mode,
+    /// Find peers by multicast scouting (off: explicit endpoints only).
+    #[arg(long)]
+    multicast_scouting: bool,
+    /// Where to keep numbering and counters across restarts [default:
+    /// /dev/shm/RING.bridge-out or .bridge-in].
+    #[arg(long, conflicts_with = "no_state")]
+    state: Option<PathBuf>,
+    /// Keep no state: a restart starts afresh (a new source, or counting
+    /// from the first sample heard).
+    #[arg(long)]
+    no_state: bool,
+    /// Print the counters every this many seconds (0: only at exit).
+    #[arg(long, default_value_t = 0.0)]
+    stats_every: f64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CongestionArg {
+    Block,
+    Drop,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Peer,
+    Client,
+}
+
+impl Common {
+    fn link(&self) -> Link {
+        Link {
+            client: self.mode == Mode::Client,
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+            multicast_scouting: self.multicast_scouting,
+        }
+    }
+
+    fn state(&self, ring: &str, direction: Direction) -> Option<PathBuf> {
+        if self.no_state {
+            None
+        } else {
+            Some(
+                self.state
+                    .clone()
+                    .unwrap_or_else(|| default_path(ring, direction)),
+            )
+        }
+    }
+
+    fn every(&self) -> Option<Duration> {
+        (self.stats_every > 0.0).then(|| Duration::from_secs_f64(self.stats_every))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        eprintln!("shmring-bridge: cannot handle signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli.command, &stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shmring-bridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How long one pump waits for work: also how soon a stop is noticed.
+const PUMP_WAIT: Duration = Duration::from_millis(50);
+
+fn run(command: Command, stop: &AtomicBool) -> shmring_zenoh::Result<()> {
+    match command {
+        Command::Bench(b) => bench::run(b.count, b.round_trips, &b.sizes)?,
+        Command::Out {
+            ring,
+            key,
+            congestion,
+            open_wait,
+            express,
+            spin,
+            common,
+        } => {
+            let session = common.link().open()?;
+            let opts = OutOptions {
+                congestion: match congestion {
+                    CongestionArg::Block => Congestion::Block,
+                    CongestionArg::Drop => Congestion::Drop,
+                },
+                open_wait: Duration::from_secs_f64(open_wait.max(0.0)),
+                express,
+                wait: if spin {
+                    shmring::WaitStrategy::Spin
+                } else {
+                    shmring::WaitStrategy::Sleep
+                },
+                state: common.state(&ring, Direction::Out),
+            };
+            let mut out = Outbound::new(&session, &ring, &key, &opts)?;
+            // The first line says the bridge is ready (scripts and tests
+            // wait for it).
+            println!(
+                "out ready: ring {ring} -> key {key}, source {:016x}, next seq {} ({})",
+                out.source(),
+                out.next_seq(),
+                if out.resumed() {
+                    "resumed"
+                } else {
+                    "new source"
+                }
+            );
+            let mut report = Report::new(common.every());
+            while !stop.load(Ordering::SeqCst) {
+                out.pump(PUMP_WAIT)?;
+                report.maybe(|| print_out(&out));
+            }
+            print_out(&out);
+            drop(out);
+            drop(session);
+        }
+        Command::In {
+            key,
+            ring,
+            capacity,
+            full_wait_ms,
+            common,
+        } => {
+            let session = common.link().open()?;
+            let opts = InOptions {
+                capacity,
+                full_wait: Duration::from_millis(full_wait_ms),
+                state: common.state(&ring, Direction::In),
+            };
+            let mut inb = Inbound::new(&session, &key, &ring, &opts)?;
+            println!(
+                "in ready: key {key} -> ring {ring} ({})",
+                if inb.resumed() {
+                    "resumed"
+                } else {
+                    "fresh state"
+                }
+            );
+            let mut report = Report::new(common.every());
+            while !stop.load(Ordering::SeqCst) {
+                inb.pump(PUMP_WAIT)?;
+                report.maybe(|| print_in(&inb));
+            }
+            print_in(&inb);
+            drop(inb);
+            drop(session);
+        }
+    }
+    Ok(())
+}
+
+// Counters go to stdout, whoever reads it; a reader that went away is not
+// a reason to fail a stop.
+fn print_out(out: &Outbound) {
+    let s = out.stats();
+    let _ = writeln!(
+        std::io::stdout(),
+        "out stats: sent={} bytes={} next_seq={}",
+        s.sent,
+        s.bytes,
+        out.next_seq()
+    );
+}
+
+fn print_in(inb: &Inbound) {
+    let s = inb.stats();
+    let _ =
+        writeln!(
+        std::io::stdout(),
+        "in stats: delivered={} lost={} duplicates={} reordered={} dropped_full={} unnumbered={}",
+        s.delivered, s.lost, s.duplicates, s.reordered, s.dropped_full, s.unnumbered
+    );
+}
+
+/// Periodic counters on stdout.
+struct Report {
+    every: Option<Duration>,
+    last: Instant,
+}
+
+impl Report {
+    fn new(every: Option<Duration>) -> Report {
+        Report {
+            every,
+            last: Instant::now(),
+        }
+    }
+
+    fn maybe(&mut self, print: impl FnOnce()) {
+        if let Some(every) = self.every {
+            if self.last.elapsed() >= every {
+                print();
+                self.last = Instant::now();
+            }
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The bridge as it is deployed: `shmring-bridge out` and `in` processes,
+//! Zenoh over 127.0.0.1 between them (scouting off, explicit endpoints),
+//! and the rings' producer and consumer in processes of their own or in
+//! this one. Killing and restarting bridges mid-stream, the delivery
+//! guarantees the crate docs state are checked against what the consumer
+//! actually got and what the bridges' state files count.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmring::ByteRing;
+use shmring_bridge_state::{read, InSnapshot, OutSnapshot, Snapshot};
+
+const PATIENCE: Duration = Duration::from_secs(120);
+const CHILD: &str = "SHMRING_BRIDGE_TEST_CHILD";
+
+/// Message `i`: its number, then 0..1500 more bytes (mixed sizes), each
+/// derived from `i`, so a consumer can check every byte.
+fn message(i: u64) -> Vec<u8> {
+    let extra = (i.wrapping_mul(7919) % 1500) as usize;
+    let mut m = i.to_le_bytes().to_vec();
+    m.extend((0..extra).map(|k| (i as usize + k) as u8));
+    m
+}
+
+fn number(m: &[u8]) -> u64 {
+    let i = u64::from_le_bytes(m[..8].try_into().unwrap());
+    assert_eq!(m, &message(i)[..], "message {i} arrived damaged");
+    i
+}
+
+// Children: this test binary run again, dispatched before the harness.
+// SAFETY (what ctor(unsafe) asks): it runs before main, using only std
+// and the ring, none of which needs the runtime's setup beyond what the
+// library does lazily; nothing else runs yet, so it races with nothing.
+#[ctor::ctor(unsafe)]
+fn dispatch_child() {
+    let Ok(role) = std::env::var(CHILD) else {
+        return;
+    };
+    let arg = |k: &str| std::env::var(k).unwrap();
+    let ring = arg("RING");
+    let n: u64 = arg("COUNT").parse().unwrap();
+    match role.as_str() {
+        "producer" => {
+            let r = ByteRing::open_or_create(&ring, 1 << 20).unwrap();
+            let mut tx = r.producer().unwrap();
+            for i in 0..n {
+                tx.send_timeout(&message(i), PATIENCE).unwrap();
+            }
+            tx.close();
+        }
+        "consumer" => {
+            let r = ByteRing::open_or_create(&ring, 1 << 20).unwrap();
+            let mut rx = r.consumer().unwrap();
+            for want in 0..n {
+                let msg = rx.recv_timeout(PATIENCE).unwrap();
+                assert_eq!(number(&msg), want, "out of order, lost or duplicated");
+            }
+            println!("received {n}");
+        }
+        other => panic!("unknown child {other}"),
+    }
+    std::process::exit(0);
+}
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "shmring-bridge-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A free port on 127.0.0.1 (bound, then released for Zenoh to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Everything a test made, removed when it ends, passed or failed: its
+/// children killed, its rings' names and its state files removed.
+struct Scene {
+    children: Vec<Child>,
+    /// The bridges' stdout, kept open so they can print their counters.
+    outputs: Vec<BufReader<ChildStdout>>,
+    files: Vec<PathBuf>,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        Scene {
+            children: Vec::new(),
+            outputs: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    fn ring(&mut self, tag: &str) -> String {
+        let name = unique(tag);
+        self.files.push(Path::new("/dev/shm").join(&name));
+        name
+    }
+
+    fn state(&mut self, tag: &str) -> PathBuf {
+        let path = Path::new("/dev/shm").join(unique(tag) + ".state");
+        self.files.push(path.clone());
+        path
+    }
+
+    /// Start `shmring-bridge ARGS` and wait for its "ready" line.
+    fn bridge(&mut self, args: &[&str]) -> usize {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shmring-bridge"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        self.children.push(child);
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains("ready"), "bridge {args:?} said {line:?}");
+        self.outputs.push(out);
+        self.children.len() - 1
+    }
+
+    fn child(&mut self, role: &str, ring: &str, count: u64) -> usize {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD, role)
+            .env("RING", ring)
+            .env("COUNT", count.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn kill(&mut self, i: usize) {
+        let c = &mut self.children[i];
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// SIGTERM child `i` (a bridge: it stops cleanly) and check its exit.
+    fn stop(&mut self, i: usize) {
+        let c = &mut self.children[i];
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert!(
+            c.wait().unwrap().success(),
+            "a bridge failed to stop cleanly"
+        );
+    }
+
+    fn wait_success(&mut self, i: usize) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.children[i].try_wait().unwrap() {
+                assert!(status.success(), "child {i} failed: {status}");
+                return;
+            }
+            assert!(start.elapsed() < PATIENCE, "child {i} never finished");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn out_state(path: &Path) -> OutSnapshot {
+    match read(path).unwrap() {
+        Some(Snapshot::Out(s)) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn in_state(path: &Path) -> InSnapshot {
+    match read(path).unwrap() {
+        Some(Snapshot::In(s)) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Poll `cond` until it holds; panic with `what` after PATIENCE.
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Bridges {
+    ring_a: String,
+    ring_b: String,
+    out_state: PathBuf,
+    in_state: PathBuf,
+    out_args: Vec<String>,
+    in_args: Vec<String>,
+}
+
+fn bridges(scene: &mut Scene, congestion: &str) -> Bridges {
+    let port = free_port();
+    let key = unique("key").replace('-', "/");
+    let (ring_a, ring_b) = (scene.ring("a"), scene.ring("b"));
+    let (out_state, in_state) = (scene.state("out"), scene.state("in"));
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let in_args = [
+        "in",
+        "--key",
+        &key,
+        "--ring",
+        &ring_b,
+        "--listen",
+        &endpoint,
+        "--state",
+        in_state.to_str().unwrap(),
+        "--full-wait-ms",
+        "5000",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out_args = [
+        "out",
+        "--ring",
+        &ring_a,
+        "--key",
+        &key,
+        "--connect",
+        &endpoint,
+        "--congestion",
+        congestion,
+        "--state",
+        out_state.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    Bridges {
+        ring_a,
+        ring_b,
+        out_state,
+        in_state,
+        out_args,
+        in_args,
+    }
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_hundred_thousand_messages_cross_between_processes_once_in_order_byte_for_byte() {
+    const N: u64 = 100_000;
+    let mut scene = Scene::new();
+    let b = bridges(&mut scene, "block");
+    let consumer = scene.child("consumer", &b.ring_b, N);
+    let inb = scene.bridge(&args(&b.in_args));
+    let producer = scene.child("producer", &b.ring_a, N);
+    let out = scene.bridge(&args(&b.out_args));
+    scene.wait_success(producer);
+    scene.wait_success(consumer);
+    scene.stop(out);
+    scene.stop(inb);
+    let (o, i) = (out_state(&b.out_state), in_state(&b.in_state));
+    assert_eq!((o.sent, o.next_seq), (N, N), "{o:?}");
+    let t = i.totals();
+    assert_eq!(
+        (t.delivered, t.lost, t.duplicates, t.dropped_full),
+        (N, 0, 0, 0),
+        "{i:?}"
+    );
+    // Both rings' users are gone: their names went with them.
+    assert!(!Path::new("/dev/shm").join(&b.ring_a).exists());
+    assert!(!Path::new("/dev/shm").join(&b.ring_b).exists());
+}
+
+/// Reads ring `name` in this process, slowly if asked, checking that
+/// numbers only go up; how many arrived, and the numbers that did not.
+struct Reader {
+    got: AtomicU64,
+    missing: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Reader {
+    fn new() -> Reader {
+        Reader {
+            got: AtomicU64::new(0),
+            missing: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn run(&self, ring: &ByteRing, pause_every: u64) {
+        let mut rx = ring.consumer().unwrap();
+        let mut next = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(msg) = rx.try_recv().unwrap() else {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            };
+            let i = number(&msg);
+            assert!(i >= next, "{i} after {next}: duplicated or reordered");
+            self.missing.fetch_add(i - next, Ordering::Relaxed);
+            next = i + 1;
+            let got = self.got.fetch_add(1, Ordering::Relaxed) + 1;
+            if pause_every > 0 && got.is_multiple_of(pause_every) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+fn produce(ring: &ByteRing, n: u64) {
+    let mut tx = ring.producer().unwrap();
+    for i in 0..n {
+        tx.send_timeout(&message(i), PATIENCE).unwrap();
+    }
+}
+
+#[test]
+fn in_drop_mode_with_a_slow_receiver_delivered_plus_lost_is_sent() {
+    const N: u64 = 100_000;
+    let mut scene = Scene::new();
+    let b = bridges(&mut scene, "drop");
+    let ring_a = ByteRing::create(&b.ring_a, 1 << 20).unwrap();
+    // The receiving side: a small ring read slowly, so the inbound bridge
+    // waits, Zenoh's queues fill and the sender's Zenoh drops.
+    let ring_b = ByteRing::create(&b.ring_b, 1 << 14).unwrap();
+    let inb = scene.bridge(&args(&b.in_args));
+    let out = scene.bridge(&args(&b.out_args));
+    let reader = Reader::new();
+    std::thread::scope(|s| {
+        s.spawn(|| reader.run(&ring_b, 100));
+        produce(&ring_a, N);
+        // Everything left ring A, and the receiver has accounted for every
+        // number sent: delivered, or lost (a heartbeat tells it the tail).
+        until("every message accounted for", || {
+            let sent = out_state(&b.out_state).next_seq;
+            let t = in_state(&b.in_state).totals();
+            sent == N && t.delivered + t.lost + t.dropped_full == N
+        });
+        until("the reader caught up", || {
+            reader.got.load(Ordering::Relaxed) == in_state(&b.in_state).totals().delivered
+        });
+        reader.stop.store(true, Ordering::Relaxed);
+    });
+    scene.stop(out);
+    scene.stop(inb);
+    let t = in_state(&b.in_state).totals();
+    assert_eq!(t.delivered + t.lost + t.dropped_full, N, "{t:?}");
+    assert!(t.lost + t.dropped_full > 0, "nothing was dropped: {t:?}");
+    assert_eq!(t.duplicates, 0);
+    let (got, missing) = (reader.got.into_inner(), reader.missing.into_inner());
+    assert_eq!(got, t.delivered);
+    // The reader saw the same holes, apart from a lost tail it cannot see.
+    assert!(
+        missing <= t.lost + t.dropped_full,
+        "{missing} missing, {t:?}"
+    );
+    eprintln!("drop mode: {t:?}");
+}
+
+#[test]
+fn a_receiving_bridge_killed_mid_stream_resumes_and_counts_the_gap() {
+    const N: u64 = 100_000;
+    let mut scene = Scene::new();
+    let b = bridges(&mut scene, "block");
+    let ring_a = ByteRing::create(&b.ring_a, 1 << 20).unwrap();
+    let ring_b = ByteRing::create(&b.ring_b, 1 << 20).unwrap();
+    let inb = scene.bridge(&args(&b.in_args));
+    let _out = scene.bridge(&args(&b.out_args));
+    let reader = Reader::new();
+    std::thread::scope(|s| {
+        s.spawn(|| reader.run(&ring_b, 0));
+        s.spawn(|| produce(&ring_a, N));
+        until("a third arrived", || {
+            reader.got.load(Ordering::Relaxed) >= N / 3
+        });
+        scene.kill(inb);
+        let _inb = scene.bridge(&args(&b.in_args));
+        until("every message accounted for", || {
+            let t = in_state(&b.in_state).totals();
+            t.delivered + t.lost == N
+        });
+        until("the reader caught up", || {
+            let t = in_state(&b.in_state).totals();
+            reader.got.load(Ordering::Relaxed) >= t.delivered
+        });
+        reader.stop.store(true, Ordering::Relaxed);
+    });
+    let i = in_state(&b.in_state);
+    let t = i.totals();
+    let (got, missing) = (reader.got.into_inner(), reader.missing.into_inner());
+    assert_eq!(i.restarts, 1);
+    assert_eq!(t.duplicates, 0, "{t:?}");
+    // What the reader missed is what was counted lost; a kill between a
+    // commit and its record counts one delivered message as lost.
+    assert_eq!(got + missing, N);
+    assert!(
+        t.lost == missing || t.lost == missing + 1,
+        "counted {t:?}, reader missed {missing}"
+    );
+    assert!(got == t.delivered || got == t.delivered + 1);
+    eprintln!("receiver restart: {t:?}, reader missed {missing}");
+}
+
+#[test]
+fn a_sending_bridge_killed_mid_stream_resends_under_the_same_numbers() {
+    const N: u64 = 100_000;
+    let mut scene = Scene::new();
+    let b = bridges(&mut scene, "block");
+    let ring_a = ByteRing::create(&b.ring_a, 1 << 20).unwrap();
+    let ring_b = ByteRing::create(&b.ring_b, 1 << 20).unwrap();
+    let _inb = scene.bridge(&args(&b.in_args));
+    let out = scene.bridge(&args(&b.out_args));
+    let reader = Reader::new();
+    let source = out_state(&b.out_state).source;
+    std::thread::scope(|s| {
+        s.spawn(|| reader.run(&ring_b, 0));
+        s.spawn(|| produce(&ring_a, N));
+        until("a third arrived", || {
+            reader.got.load(Ordering::Relaxed) >= N / 3
+        });
+        scene.kill(out);
+        let _out = scene.bridge(&args(&b.out_args));
+        until("every message accounted for", || {
+            let t = in_state(&b.in_state).totals();
+            t.delivered + t.lost == N
+        });
+        until("the reader caught up", || {
+            reader.got.load(Ordering::Relaxed) == in_state(&b.in_state).totals().delivered
+        });
+        reader.stop.store(true, Ordering::Relaxed);
+    });
+    let i = in_state(&b.in_state);
+    let t = i.totals();
+    let o = out_state(&b.out_state);
+    assert_eq!(o.source, source, "the restarted bridge is the same source");
+    assert_eq!((o.restarts, o.next_seq), (1, N));
+    let (got, missing) = (reader.got.into_inner(), reader.missing.into_inner());
+    // Nothing delivered twice (the reader checks numbers only go up);
+    // what was in flight when the sender died is counted, not silent.
+    assert_eq!(got, t.delivered);
+    assert_eq!(missing, t.lost, "{t:?}");
+    assert_eq!(got + missing, N);
+    eprintln!("sender restart: {t:?}, {} handed to Zenoh", o.sent);
+}
