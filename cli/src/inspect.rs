@@ -151,6 +151,31 @@ fn table(i: &SegmentInfo) -> String {
     for (k, v) in rows {
         let _ = writeln!(s, "  {k:<14} {v}");
     }
+    let view = RingView::from(i);
+    if let Some(o) = &view.bridge_out {
+        let _ = writeln!(
+            s,
+            "  {:<14} sent {} messages ({} bytes) as source {}, next seq {}, {} restarts (pid {})",
+            "bridge out", o.sent_messages, o.sent_bytes, o.source, o.next_seq, o.restarts, o.pid
+        );
+    }
+    if let Some(b) = view.bridge_in {
+        let _ = writeln!(
+            s,
+            "  {:<14} delivered {}, lost {}, duplicates {}, reordered {}, dropped (ring full) {}, \
+             unnumbered {}; {} sources, {} restarts (pid {})",
+            "bridge in",
+            b.delivered,
+            b.lost,
+            b.duplicates,
+            b.reordered,
+            b.dropped_full,
+            b.unnumbered,
+            b.sources,
+            b.restarts,
+            b.pid
+        );
+    }
     s
 }
 

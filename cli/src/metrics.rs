@@ -253,6 +253,80 @@ impl Collector for Rings {
             gauges(per_ring(|r| r.stale.into())),
             Gauge,
         )?;
+        // The bridges (shmring-bridge), from their state files; only rings
+        // that have one get a sample.
+        let outs = |f: fn(&crate::view::BridgeOutView) -> u64| -> Vec<(Labels, ConstCounter<u64>)> {
+            rings
+                .iter()
+                .filter_map(|r| {
+                    r.bridge_out
+                        .as_ref()
+                        .map(|b| (ring_labels(r), counter(f(b))))
+                })
+                .collect()
+        };
+        let ins = |f: fn(&crate::view::BridgeInView) -> u64| -> Vec<(Labels, ConstCounter<u64>)> {
+            rings
+                .iter()
+                .filter_map(|r| r.bridge_in.map(|b| (ring_labels(r), counter(f(&b)))))
+                .collect()
+        };
+        family(
+            e,
+            "shmring_bridge_sent_messages",
+            "Messages the outbound bridge handed to Zenoh (one sent again after a bridge restart counts twice).",
+            None,
+            outs(|b| b.sent_messages),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_bridge_sent",
+            "Payload bytes the outbound bridge handed to Zenoh.",
+            Some(Unit::Bytes),
+            outs(|b| b.sent_bytes),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_bridge_delivered_messages",
+            "Messages the inbound bridge wrote into the ring.",
+            None,
+            ins(|b| b.delivered),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_bridge_lost_messages",
+            "Sequence numbers the inbound bridge never received (gaps, a lost tail, a restart's gap).",
+            None,
+            ins(|b| b.lost),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_bridge_duplicate_messages",
+            "Messages the inbound bridge received again and did not deliver again.",
+            None,
+            ins(|b| b.duplicates),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_bridge_reordered_messages",
+            "Messages the inbound bridge received after later ones (delivered).",
+            None,
+            ins(|b| b.reordered),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_bridge_dropped_full_messages",
+            "Messages the inbound bridge dropped because the ring stayed full.",
+            None,
+            ins(|b| b.dropped_full),
+            Counter,
+        )?;
         family(
             e,
             "shmring_unreadable_segments",

@@ -43,6 +43,76 @@ pub struct RingView {
     pub producers: CountersView,
     pub consumers: CountersView,
     pub repaired: u64,
+    /// The shmring-bridge forwarding this ring to Zenoh, if any (its state
+    /// file at the default place, /dev/shm/NAME.bridge-out).
+    pub bridge_out: Option<BridgeOutView>,
+    /// The shmring-bridge writing Zenoh samples into this ring, if any
+    /// (/dev/shm/NAME.bridge-in).
+    pub bridge_in: Option<BridgeInView>,
+}
+
+/// An outbound bridge's counters, from its state file.
+#[derive(Serialize, Debug, Clone)]
+pub struct BridgeOutView {
+    /// The last bridge process on the file (it may have exited).
+    pub pid: u32,
+    /// Hexadecimal (a u64 loses digits as a JSON number in many readers).
+    pub source: String,
+    pub next_seq: u64,
+    pub sent_messages: u64,
+    pub sent_bytes: u64,
+    pub restarts: u64,
+}
+
+/// An inbound bridge's counters over every source it heard, from its
+/// state file.
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct BridgeInView {
+    pub pid: u32,
+    pub sources: usize,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub dropped_full: u64,
+    pub unnumbered: u64,
+    pub restarts: u64,
+}
+
+/// The bridges' state files for ring `name`, where they are by default.
+/// One that cannot be read is left out: the ring's view does not fail
+/// for it.
+fn bridges(name: &str) -> (Option<BridgeOutView>, Option<BridgeInView>) {
+    use shmring_bridge_state::{default_path, read, Direction, Snapshot};
+    let out = match read(&default_path(name, Direction::Out)) {
+        Ok(Some(Snapshot::Out(o))) => Some(BridgeOutView {
+            pid: o.pid,
+            source: format!("{:016x}", o.source),
+            next_seq: o.next_seq,
+            sent_messages: o.sent,
+            sent_bytes: o.bytes,
+            restarts: o.restarts,
+        }),
+        _ => None,
+    };
+    let inb = match read(&default_path(name, Direction::In)) {
+        Ok(Some(Snapshot::In(i))) => {
+            let t = i.totals();
+            Some(BridgeInView {
+                pid: i.pid,
+                sources: i.sources.len(),
+                delivered: t.delivered,
+                lost: t.lost,
+                duplicates: t.duplicates,
+                reordered: t.reordered,
+                dropped_full: t.dropped_full,
+                unnumbered: i.unnumbered,
+                restarts: i.restarts,
+            })
+        }
+        _ => None,
+    };
+    (out, inb)
 }
 
 /// The element type as the header records it.
@@ -103,6 +173,7 @@ impl From<&SegmentInfo> for RingView {
         let bytes = i.kind == RingKind::Bytes;
         // Bytes per counted unit: 1 for byte rings, the element for others.
         let per = if bytes { 1 } else { u64::from(i.elem.size) };
+        let (bridge_out, bridge_in) = bridges(&i.name);
         RingView {
             name: i.name.clone(),
             kind: i.kind.to_string(),
@@ -137,6 +208,8 @@ impl From<&SegmentInfo> for RingView {
             producers: i.producers.into(),
             consumers: i.consumers.into(),
             repaired: i.repaired,
+            bridge_out,
+            bridge_in,
         }
     }
 }

@@ -388,3 +388,60 @@ fn ctrl_c_ends_demo_and_bench_and_leaves_nothing() {
         "shmring-bench-",
     );
 }
+
+/// A bridged ring's counters, as shmring-bridge leaves them in its state
+/// files next to the ring: `stat`, `stat --json` and `metrics` show them.
+#[test]
+fn stat_and_metrics_show_the_bridges_counters() {
+    use shmring_bridge_state::{default_path, Direction, InState, OutState};
+    let name = unique_name("bridged");
+    let ring = ByteRing::create(&name, 4096).unwrap();
+    let (out_path, in_path) = (
+        default_path(&name, Direction::Out),
+        default_path(&name, Direction::In),
+    );
+    let _files = (
+        Unlink(out_path.file_name().unwrap().to_str().unwrap().to_owned()),
+        Unlink(in_path.file_name().unwrap().to_str().unwrap().to_owned()),
+    );
+    let out = OutState::open(&out_path).unwrap();
+    out.resume(1, 0);
+    out.count_sent(7, 700);
+    let mut inb = InState::open(&in_path).unwrap();
+    let i = inb.entry_for(42);
+    let mut s = inb.get(i);
+    s.next = 10;
+    s.counts.delivered = 8;
+    s.counts.lost = 2;
+    s.counts.duplicates = 3;
+    inb.set(i, &s);
+
+    let table = text(&shmring(&["stat", &name]).stdout);
+    assert!(
+        table.contains("sent 7 messages (700 bytes)")
+            && table.contains("delivered 8, lost 2, duplicates 3"),
+        "{table}"
+    );
+    let json: Value = serde_json::from_slice(&shmring(&["stat", &name, "--json"]).stdout).unwrap();
+    assert_eq!(json["bridge_out"]["sent_messages"], 7);
+    assert_eq!(json["bridge_in"]["lost"], 2);
+    let scrape = parse(&text(&shmring(&["metrics", &name]).stdout));
+    assert_eq!(
+        sample(&scrape, "shmring_bridge_sent_bytes_total", &name, None),
+        700.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "shmring_bridge_delivered_messages_total",
+            &name,
+            None
+        ),
+        8.0
+    );
+    assert_eq!(
+        sample(&scrape, "shmring_bridge_lost_messages_total", &name, None),
+        2.0
+    );
+    drop(ring);
+}
