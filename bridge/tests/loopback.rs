@@ -4,28 +4,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, unique};
 use shmring::ByteRing;
 use shmring_zenoh::{InOptions, Inbound, Link, OutOptions, Outbound};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn unique(tag: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "shmring-bridge-test-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A free port on 127.0.0.1 (bound, then released for Zenoh to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Message `i`: its number, then `i % 300` bytes of `i as u8`.
 fn message(i: u64) -> Vec<u8> {

@@ -11,6 +11,9 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, unique};
 use shmring::ByteRing;
 use shmring_bridge_state::{read, InSnapshot, OutSnapshot, Snapshot};
 
@@ -65,24 +68,6 @@ fn dispatch_child() {
         other => panic!("unknown child {other}"),
     }
     std::process::exit(0);
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "shmring-bridge-test-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A free port on 127.0.0.1 (bound, then released for Zenoh to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Everything a test made, removed when it ends, passed or failed: its
