@@ -456,20 +456,22 @@ fn a_producer_service_killed_and_restarted_100_times_loses_and_duplicates_nothin
     // A safety net for a failing run; the assertion below is the test.
     let _cleanup = Unlink(name.clone());
     let mut consumer = None;
-    let mut kills_with_progress = 0;
     for trial in 0..100u64 {
         let (producer, _out) = start_service("producer-service", &name, None);
         if consumer.is_none() {
             // Started second, after the first producer created the ring.
             consumer = Some(start_service("consumer-service", &name, None));
         }
-        let before = Spsc::<u64>::open(&name).unwrap().pushed();
-        // Between 0 and 3 ms of streaming, then SIGKILL: no cleanup runs.
-        std::thread::sleep(Duration::from_micros(trial * 7919 % 3000));
         let ring = Spsc::<u64>::open(&name).unwrap();
-        if ring.pushed() > before {
-            kills_with_progress += 1;
-        }
+        let before = ring.pushed();
+        // Every kill lands mid-stream: once this service is seen pushing
+        // (however loaded the machine), 0 to 3 ms on, SIGKILL, so no
+        // cleanup runs.
+        assert!(
+            eventually(|| ring.pushed() > before),
+            "trial {trial}: the restarted service never streamed"
+        );
+        std::thread::sleep(Duration::from_micros(trial * 7919 % 3000));
         drop(ring);
         producer.kill();
     }
@@ -483,10 +485,6 @@ fn a_producer_service_killed_and_restarted_100_times_loses_and_duplicates_nothin
         "every value, once, in order"
     );
     consumer.wait_success(TIMEOUT);
-    assert!(
-        kills_with_progress > 50,
-        "most kills landed mid-stream: {kills_with_progress}"
-    );
     assert!(!exists(&name), "both services exited and the name stayed");
 }
 
