@@ -1,6 +1,8 @@
 //! Bridges between shmring rings and Zenoh: a ring's messages published to
 //! a key expression, and a key expression's samples written into a ring.
-//! The `shmring-bridge` command runs one of each per process.
+//! Byte rings carry their messages; `Spsc<T>` and `Mpmc<T>` rings carry
+//! each value as its bytes (`ends.rs`). The `shmring-bridge` command runs
+//! one bridge of byte rings per process.
 //!
 //! # Delivery
 //!
@@ -72,6 +74,7 @@
 // As in the library: every public item documented and debuggable.
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod ends;
 pub mod seq;
 
 use std::collections::HashMap;
@@ -80,7 +83,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shmring::Pod;
 use shmring_bridge_state::{Counts, InState, OutState, SourceState, Span};
+
+use crate::ends::{Reader, Writer, Written};
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
 use zenoh::sample::Sample;
@@ -291,8 +297,7 @@ pub struct OutStats {
 /// example). It holds the ring's consumer role.
 pub struct Outbound {
     matching: Arc<AtomicBool>,
-    rx: shmring::bytes::Consumer,
-    _ring: shmring::ByteRing,
+    reader: Box<dyn Reader>,
     publisher: Publisher<'static>,
     congestion: Congestion,
     source: u64,
@@ -304,17 +309,76 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Bridge ring `ring` to key expression `key`.
+    /// Bridge byte ring `ring` to key expression `key`.
     pub fn new(session: &Session, ring: &str, key: &str, opts: &OutOptions) -> Result<Self> {
-        let ring_handle = shmring::ByteRing::open_timeout(ring, opts.open_wait)?;
+        let handle = shmring::ByteRing::open_timeout(ring, opts.open_wait)?;
         // The consumer role first: the read position is ours from here on.
-        let mut rx = ring_handle.consumer()?;
+        let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
+        let reader = ends::BytesReader { ring: handle, rx };
+        Self::with_reader(session, ring, key, opts, Box::new(reader))
+    }
+
+    /// Bridge typed ring `ring` (`Spsc<T>`) to `key`, each value as its
+    /// bytes.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring_zenoh::Result<()> {
+    /// # let session = shmring_zenoh::Link::default().open()?;
+    /// let opts = shmring_zenoh::OutOptions::default();
+    /// let mut out = shmring_zenoh::Outbound::spsc::<[u64; 4]>(&session, "ticks", "site/ticks", &opts)?;
+    /// out.pump(std::time::Duration::from_millis(10))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn spsc<T: Pod + Send>(
+        session: &Session,
+        ring: &str,
+        key: &str,
+        opts: &OutOptions,
+    ) -> Result<Self> {
+        let handle = shmring::Spsc::<T>::open_timeout(ring, opts.open_wait)?;
+        let mut rx = handle.consumer()?;
+        rx.set_wait_strategy(opts.wait);
+        let reader = ends::SpscReader { rx, _ring: handle };
+        Self::with_reader(session, ring, key, opts, Box::new(reader))
+    }
+
+    /// Bridge typed ring `ring` (`Mpmc<T>`) to `key`, as one of its
+    /// consumers. Its consumers share one read position, so a restarted
+    /// bridge cannot tell what it sent before: it starts a new source, and
+    /// a value it had taken but not sent when it died is lost uncounted.
+    pub fn mpmc<T: Pod + Send>(
+        session: &Session,
+        ring: &str,
+        key: &str,
+        opts: &OutOptions,
+    ) -> Result<Self> {
+        let handle = shmring::Mpmc::<T>::open_timeout(ring, opts.open_wait)?;
+        let mut rx = handle.consumer()?;
+        rx.set_wait_strategy(opts.wait);
+        let reader = ends::MpmcReader {
+            rx,
+            _ring: handle,
+            buf: Vec::new(),
+        };
+        Self::with_reader(session, ring, key, opts, Box::new(reader))
+    }
+
+    fn with_reader(
+        session: &Session,
+        ring: &str,
+        key: &str,
+        opts: &OutOptions,
+        reader: Box<dyn Reader>,
+    ) -> Result<Self> {
         let (source, next_seq, resumed, state) = match &opts.state {
             Some(path) => {
                 let state = OutState::open(path)?;
                 let ring_id = shmring::inspect(ring)?.created_unix_ns;
-                let r = state.resume(ring_id, ring_handle.bytes_released());
+                let r = match reader.position() {
+                    Some(pos) => state.resume(ring_id, pos),
+                    None => state.start_new(ring_id, 0),
+                };
                 (r.source, r.next_seq, r.resumed, Some(state))
             }
             None => (shmring_bridge_state::random_id(), 0, false, None),
@@ -347,8 +411,7 @@ impl Outbound {
         matching.fetch_or(now, Ordering::Relaxed);
         Ok(Outbound {
             matching,
-            rx,
-            _ring: ring_handle,
+            reader,
             publisher,
             congestion: opts.congestion,
             source,
@@ -374,37 +437,34 @@ impl Outbound {
             std::thread::sleep(timeout.min(Duration::from_millis(10)));
             return Ok(0);
         }
-        let mut n = 0;
-        {
-            let batch = self.rx.read_batch()?;
-            let span = batch.positions();
-            if span.start != span.end {
-                let send = Sender {
-                    publisher: &self.publisher,
-                    source: self.source,
-                    state: self.state.as_ref(),
-                };
-                n = send.all(span, &batch, &mut self.next_seq, &mut self.stats)?;
+        let (publisher, source) = (&self.publisher, self.source);
+        let (state, next_seq, stats) = (self.state.as_ref(), &mut self.next_seq, &mut self.stats);
+        let n = self.reader.forward(timeout, &mut |span, count, msgs| {
+            if let (Some(state), Some(span)) = (state, span) {
+                state.begin(Span {
+                    start_pos: span.start,
+                    start_seq: *next_seq,
+                    end_pos: span.end,
+                    end_seq: *next_seq + count,
+                });
             }
-        }
-        if n == 0 {
-            match self.rx.recv_timeout(timeout) {
-                Ok(msg) => {
-                    let send = Sender {
-                        publisher: &self.publisher,
-                        source: self.source,
-                        state: self.state.as_ref(),
-                    };
-                    let span = msg.positions();
-                    n = send.all(span, [&*msg], &mut self.next_seq, &mut self.stats)?;
-                }
-                Err(shmring::Error::Timeout { .. }) => {}
-                // Its producers finished; a new one may come (a restarted
-                // service): stay, idle, and keep the heartbeat going.
-                Err(shmring::Error::Closed { .. }) => std::thread::sleep(timeout),
-                Err(e) => return Err(e.into()),
+            let mut bytes = 0;
+            for msg in msgs {
+                publisher
+                    .put(msg)
+                    .attachment(attachment(source, *next_seq))
+                    .wait()
+                    .map_err(zenoh_err)?;
+                *next_seq += 1;
+                bytes += msg.len() as u64;
             }
-        }
+            stats.sent += count;
+            stats.bytes += bytes;
+            if let Some(state) = state {
+                state.count_sent(count, bytes);
+            }
+            Ok(())
+        })? as usize;
         if n == 0 && self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
             self.publisher
                 .put(&[][..])
@@ -453,50 +513,6 @@ impl std::fmt::Debug for Outbound {
     }
 }
 
-/// Sends messages lent by the ring (the borrow of the consumer prevents a
-/// method on `Outbound`).
-struct Sender<'a> {
-    publisher: &'a Publisher<'static>,
-    source: u64,
-    state: Option<&'a OutState>,
-}
-
-impl Sender<'_> {
-    fn all<'m>(
-        &self,
-        span: std::ops::Range<u64>,
-        msgs: impl IntoIterator<Item = &'m [u8]> + Copy,
-        next_seq: &mut u64,
-        stats: &mut OutStats,
-    ) -> Result<usize> {
-        let count = msgs.into_iter().count() as u64;
-        if let Some(state) = self.state {
-            state.begin(Span {
-                start_pos: span.start,
-                start_seq: *next_seq,
-                end_pos: span.end,
-                end_seq: *next_seq + count,
-            });
-        }
-        let mut bytes = 0;
-        for msg in msgs {
-            self.publisher
-                .put(msg)
-                .attachment(attachment(self.source, *next_seq))
-                .wait()
-                .map_err(zenoh_err)?;
-            *next_seq += 1;
-            bytes += msg.len() as u64;
-        }
-        stats.sent += count;
-        stats.bytes += bytes;
-        if let Some(state) = self.state {
-            state.count_sent(count, bytes);
-        }
-        Ok(count as usize)
-    }
-}
-
 /// How an inbound bridge behaves.
 #[derive(Clone, Debug)]
 pub struct InOptions {
@@ -539,6 +555,9 @@ pub struct InStats {
     pub dropped_full: u64,
     /// Samples without a bridge attachment (delivered, not accounted).
     pub unnumbered: u64,
+    /// Samples that were not a value of a typed ring's type (the wrong
+    /// length): dropped.
+    pub malformed: u64,
 }
 
 /// One source as this bridge follows it.
@@ -566,8 +585,7 @@ pub struct Inbound {
 
 /// What the callback needs: the ring, and the accounting.
 struct Receiver {
-    tx: shmring::bytes::Producer,
-    _ring: shmring::ByteRing,
+    writer: Box<dyn Writer>,
     sources: HashMap<u64, Source>,
     retired: Counts,
     unnumbered: u64,
@@ -578,6 +596,7 @@ struct Receiver {
     failed: Option<Error>,
     /// Samples handled (any kind).
     handled: u64,
+    malformed: u64,
 }
 
 fn lock(r: &Mutex<Receiver>) -> std::sync::MutexGuard<'_, Receiver> {
@@ -586,19 +605,78 @@ fn lock(r: &Mutex<Receiver>) -> std::sync::MutexGuard<'_, Receiver> {
 }
 
 impl Inbound {
-    /// Subscribe to `key` and write into ring `ring` (created if it does
-    /// not exist).
+    /// Subscribe to `key` and write into byte ring `ring` (created if it
+    /// does not exist).
     pub fn new(session: &Session, key: &str, ring: &str, opts: &InOptions) -> Result<Self> {
         // A ring that exists is used whatever its capacity.
-        let ring_handle = match shmring::ByteRing::open(ring) {
+        let handle = match shmring::ByteRing::open(ring) {
             Err(shmring::Error::NotFound { .. }) => {
                 shmring::ByteRing::open_or_create(ring, opts.capacity)?
             }
             other => other?,
         };
-        let tx = ring_handle.producer()?;
+        let tx = handle.producer()?;
+        let writer = ends::BytesWriter { tx, _ring: handle };
+        Self::with_writer(session, key, opts, Box::new(writer))
+    }
+
+    /// Subscribe to `key` and write each sample into typed ring `ring`
+    /// (`Spsc<T>`, created with `opts.capacity` values if it does not
+    /// exist). A sample that is not exactly a `T`'s size is dropped and
+    /// counted [`malformed`](InStats::malformed).
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring_zenoh::Result<()> {
+    /// # let session = shmring_zenoh::Link::default().open()?;
+    /// let opts = shmring_zenoh::InOptions { capacity: 4096, ..Default::default() };
+    /// let mut inb = shmring_zenoh::Inbound::spsc::<[u64; 4]>(&session, "site/ticks", "ticks", &opts)?;
+    /// inb.pump(std::time::Duration::from_millis(10))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn spsc<T: Pod + Send>(
+        session: &Session,
+        key: &str,
+        ring: &str,
+        opts: &InOptions,
+    ) -> Result<Self> {
+        let handle = match shmring::Spsc::<T>::open(ring) {
+            Err(shmring::Error::NotFound { .. }) => {
+                shmring::Spsc::<T>::open_or_create(ring, opts.capacity)?
+            }
+            other => other?,
+        };
+        let tx = handle.producer()?;
+        let writer = ends::SpscWriter { tx, _ring: handle };
+        Self::with_writer(session, key, opts, Box::new(writer))
+    }
+
+    /// As [`spsc`](Self::spsc), into an `Mpmc<T>` ring (as one of its
+    /// producers).
+    pub fn mpmc<T: Pod + Send>(
+        session: &Session,
+        key: &str,
+        ring: &str,
+        opts: &InOptions,
+    ) -> Result<Self> {
+        let handle = match shmring::Mpmc::<T>::open(ring) {
+            Err(shmring::Error::NotFound { .. }) => {
+                shmring::Mpmc::<T>::open_or_create(ring, opts.capacity)?
+            }
+            other => other?,
+        };
+        let tx = handle.producer()?;
+        let writer = ends::MpmcWriter { tx, _ring: handle };
+        Self::with_writer(session, key, opts, Box::new(writer))
+    }
+
+    fn with_writer(
+        session: &Session,
+        key: &str,
+        opts: &InOptions,
+        writer: Box<dyn Writer>,
+    ) -> Result<Self> {
         let mut sources = HashMap::new();
-        let (mut retired, mut unnumbered) = (Counts::default(), 0);
+        let (mut retired, mut unnumbered, mut malformed) = (Counts::default(), 0, 0);
         let state = match &opts.state {
             Some(path) => {
                 let state = InState::open(path)?;
@@ -615,13 +693,13 @@ impl Inbound {
                 }
                 retired = snap.retired;
                 unnumbered = snap.unnumbered;
+                malformed = snap.malformed;
                 Some(state)
             }
             None => None,
         };
         let receiver = Arc::new(Mutex::new(Receiver {
-            tx,
-            _ring: ring_handle,
+            writer,
             sources,
             retired,
             unnumbered,
@@ -629,6 +707,7 @@ impl Inbound {
             state,
             failed: None,
             handled: 0,
+            malformed,
         }));
         let shared = Arc::clone(&receiver);
         let subscriber = session
@@ -695,7 +774,9 @@ impl Receiver {
                     state.count_unnumbered();
                 }
                 // Delivered if there is room; not accounted either way.
-                let _ = self.write(sample)?;
+                if self.writer.write(sample.payload(), self.full_wait)? == Written::Malformed {
+                    self.count_malformed();
+                }
                 return Ok(());
             }
         };
@@ -719,12 +800,13 @@ impl Receiver {
         if deliver {
             // The ring first, then the record of it: a crash in between
             // over-counts one loss, and never delivers twice.
-            let written = Self::write_to(&mut self.tx, self.full_wait, sample)?;
+            let written = self.writer.write(sample.payload(), self.full_wait)?;
             let source = self.sources.get_mut(&id).expect("inserted above");
-            if written {
-                source.counts.delivered += 1;
-            } else {
-                source.counts.dropped_full += 1;
+            match written {
+                Written::Yes => source.counts.delivered += 1,
+                Written::Full => source.counts.dropped_full += 1,
+                // Not lost in the network: counted on its own.
+                Written::Malformed => self.count_malformed(),
             }
         }
         self.record(id);
@@ -749,34 +831,11 @@ impl Receiver {
         }
     }
 
-    fn write(&mut self, sample: &Sample) -> Result<bool> {
-        Self::write_to(&mut self.tx, self.full_wait, sample)
-    }
-
-    /// Reserve, copy once, commit; `false` if the ring stayed full.
-    fn write_to(
-        tx: &mut shmring::bytes::Producer,
-        wait: Duration,
-        sample: &Sample,
-    ) -> Result<bool> {
-        let payload = sample.payload();
-        let len = payload.len();
-        if len > tx.max_message_len() {
-            // It can never fit: dropped and counted like a full ring's.
-            return Ok(false);
+    fn count_malformed(&mut self) {
+        self.malformed += 1;
+        if let Some(state) = &self.state {
+            state.count_malformed();
         }
-        let mut grant = match tx.reserve_timeout(len, wait) {
-            Ok(g) => g,
-            Err(shmring::Error::Timeout { .. }) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        let mut at = 0;
-        for slice in payload.slices() {
-            grant[at..at + slice.len()].copy_from_slice(slice);
-            at += slice.len();
-        }
-        grant.commit();
-        Ok(true)
     }
 
     fn stats(&self) -> InStats {
@@ -795,6 +854,7 @@ impl Receiver {
             reordered: c.reordered,
             dropped_full: c.dropped_full,
             unnumbered: self.unnumbered,
+            malformed: self.malformed,
         }
     }
 }

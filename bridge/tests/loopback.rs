@@ -9,6 +9,7 @@ mod common;
 use common::{free_port, unique};
 use shmring::ByteRing;
 use shmring_zenoh::{InOptions, Inbound, Link, OutOptions, Outbound};
+use zenoh::Wait;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -83,4 +84,77 @@ fn messages_cross_zenoh_once_in_order_byte_for_byte() {
         "{stats:?}"
     );
     assert_eq!(outbound.stats().sent, N);
+}
+
+/// Typed rings cross as their values' bytes: an `Spsc<[u64; 4]>` on one
+/// side feeds an `Mpmc<[u64; 4]>` on the other; a sample of another size
+/// is dropped and counted malformed, never cut or padded into a value.
+#[test]
+fn typed_rings_cross_as_their_bytes_and_a_wrong_size_is_counted() {
+    use shmring::{Mpmc, Spsc};
+    const N: u64 = 20_000;
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let a = Link {
+        listen: vec![endpoint.clone()],
+        ..Link::default()
+    }
+    .open()
+    .unwrap();
+    let b = Link {
+        connect: vec![endpoint],
+        ..Link::default()
+    }
+    .open()
+    .unwrap();
+    let (ring_a, ring_b, key) = (unique("ta"), unique("tb"), unique("tkey").replace('-', "/"));
+    let source = Spsc::<[u64; 4]>::create(&ring_a, 1024).unwrap();
+    let sink = Mpmc::<[u64; 4]>::create(&ring_b, 1024).unwrap();
+    let in_opts = InOptions {
+        capacity: 1024,
+        full_wait: Duration::from_secs(5),
+        state: None,
+    };
+    let mut inbound = Inbound::mpmc::<[u64; 4]>(&b, &key, &ring_b, &in_opts).unwrap();
+    let mut outbound =
+        Outbound::spsc::<[u64; 4]>(&a, &ring_a, &key, &OutOptions::default()).unwrap();
+    let rx = sink.consumer().unwrap();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                outbound.pump(Duration::from_millis(10)).unwrap();
+            }
+        });
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                inbound.pump(Duration::from_millis(10)).unwrap();
+            }
+        });
+        let mut tx = source.producer().unwrap();
+        let start = Instant::now();
+        let (mut i, mut got) = (0, 0);
+        while got < N {
+            assert!(start.elapsed() < PATIENCE, "stuck at {got} of {N}");
+            if i < N && tx.try_push([i, !i, i * 3, 7]).is_ok() {
+                i += 1;
+            }
+            while let Some(v) = rx.try_pop() {
+                assert_eq!(v, [got, !got, got * 3, 7], "value {got}");
+                got += 1;
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let stats = inbound.stats();
+    assert_eq!((stats.delivered, stats.lost, stats.malformed), (N, 0, 0));
+    // A stranger's sample of the wrong size, on the same key.
+    b.put(&key, vec![1u8; 31]).wait().unwrap();
+    let start = Instant::now();
+    while inbound.stats().malformed == 0 {
+        assert!(start.elapsed() < PATIENCE, "never counted");
+        inbound.pump(Duration::from_millis(10)).unwrap();
+    }
+    assert_eq!(inbound.stats().unnumbered, 1);
+    assert!(rx.try_pop().is_none(), "nothing written for it");
 }

@@ -163,7 +163,7 @@ fn table(i: &SegmentInfo) -> String {
         let _ = writeln!(
             s,
             "  {:<14} delivered {}, lost {}, duplicates {}, reordered {}, dropped (ring full) {}, \
-             unnumbered {}; {} sources, {} restarts (pid {})",
+             unnumbered {}, malformed {}; {} sources, {} restarts (pid {})",
             "bridge in",
             b.delivered,
             b.lost,
@@ -171,6 +171,7 @@ fn table(i: &SegmentInfo) -> String {
             b.reordered,
             b.dropped_full,
             b.unnumbered,
+            b.malformed,
             b.sources,
             b.restarts,
             b.pid

@@ -76,6 +76,8 @@ pub struct BridgeInView {
     pub reordered: u64,
     pub dropped_full: u64,
     pub unnumbered: u64,
+    /// Samples of the wrong size for a typed ring: dropped.
+    pub malformed: u64,
     pub restarts: u64,
 }
 
@@ -107,6 +109,7 @@ fn bridges(name: &str) -> (Option<BridgeOutView>, Option<BridgeInView>) {
                 reordered: t.reordered,
                 dropped_full: t.dropped_full,
                 unnumbered: i.unnumbered,
+                malformed: i.malformed,
                 restarts: i.restarts,
             })
         }

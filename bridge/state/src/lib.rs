@@ -97,6 +97,7 @@ const OUT_WORDS: usize = 32;
 const W_IN_UNNUMBERED: usize = 8;
 const W_IN_EVICT: usize = 9;
 const W_IN_RESTARTS: usize = 10;
+const W_IN_MALFORMED: usize = 11;
 const IN_HEADER_WORDS: usize = 16;
 const ENTRY_WORDS: usize = 16; // source, generation, 2 x 7-word slots
 const SLOT_WORDS: usize = 7;
@@ -434,15 +435,7 @@ impl OutState {
                 next_seq,
                 resumed: true,
             },
-            None => {
-                ws[W_OUT_SOURCE].store(random_id(), Ordering::Relaxed);
-                ws[W_RING_ID].store(ring_id, Ordering::Relaxed);
-                Resume {
-                    source: ws[W_OUT_SOURCE].load(Ordering::Relaxed),
-                    next_seq: 0,
-                    resumed: false,
-                }
-            }
+            None => return self.start_new(ring_id, read_pos),
         };
         self.begin(Span {
             start_pos: read_pos,
@@ -451,6 +444,27 @@ impl OutState {
             end_seq: resume.next_seq,
         });
         resume
+    }
+
+    /// Start a new source at 0 on ring `ring_id`, read position
+    /// `read_pos` (0 for a ring without one of its own, MPMC, whose
+    /// bridges always start a new source).
+    pub fn start_new(&self, ring_id: u64, read_pos: u64) -> Resume {
+        let ws = self.file.words();
+        let source = random_id();
+        ws[W_OUT_SOURCE].store(source, Ordering::Relaxed);
+        ws[W_RING_ID].store(ring_id, Ordering::Relaxed);
+        self.begin(Span {
+            start_pos: read_pos,
+            start_seq: 0,
+            end_pos: read_pos,
+            end_seq: 0,
+        });
+        Resume {
+            source,
+            next_seq: 0,
+            resumed: false,
+        }
     }
 
     /// Record the batch about to be sent (before sending it).
@@ -665,6 +679,11 @@ impl InState {
         self.file.words()[W_IN_UNNUMBERED].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Count a sample that was not a value of the ring's type.
+    pub fn count_malformed(&self) {
+        self.file.words()[W_IN_MALFORMED].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Every source known.
     pub fn sources(&self) -> Vec<SourceState> {
         in_snapshot(self.file.words()).sources
@@ -688,6 +707,9 @@ pub struct InSnapshot {
     pub retired: Counts,
     /// Samples without a bridge's numbering (delivered, not accounted).
     pub unnumbered: u64,
+    /// Samples that were not a value of a typed ring's type (the wrong
+    /// length): dropped.
+    pub malformed: u64,
     /// Times a bridge started on this file after another.
     pub restarts: u64,
 }
@@ -713,6 +735,7 @@ fn in_snapshot(ws: &[AtomicU64]) -> InSnapshot {
         sources,
         retired: read_entry(entry(ws, 0)).counts,
         unnumbered: ws[W_IN_UNNUMBERED].load(Ordering::Relaxed),
+        malformed: ws[W_IN_MALFORMED].load(Ordering::Relaxed),
         restarts: ws[W_IN_RESTARTS].load(Ordering::Relaxed),
     }
 }
