@@ -293,8 +293,10 @@ pub struct OutStats {
     pub bytes: u64,
 }
 
-/// Reads a byte ring in place and publishes each message (see the crate
-/// example). It holds the ring's consumer role.
+/// Reads a ring and publishes each message (see the crate example): a
+/// byte ring's messages in place, a typed ring's values as their bytes. It
+/// holds a consumer handle of the ring (a byte or SPSC ring's consumer
+/// role).
 pub struct Outbound {
     matching: Arc<AtomicBool>,
     reader: Box<dyn Reader>,
@@ -580,7 +582,7 @@ struct Source {
 pub struct Inbound {
     receiver: Arc<Mutex<Receiver>>,
     subscriber: Subscriber<()>,
-    delivered_seen: u64,
+    handled_seen: u64,
 }
 
 /// What the callback needs: the ring, and the accounting.
@@ -726,7 +728,7 @@ impl Inbound {
         Ok(Inbound {
             receiver,
             subscriber,
-            delivered_seen: 0,
+            handled_seen: 0,
         })
     }
 
@@ -739,8 +741,8 @@ impl Inbound {
         if let Some(e) = r.failed.take() {
             return Err(e);
         }
-        let n = r.handled - self.delivered_seen;
-        self.delivered_seen = r.handled;
+        let n = r.handled - self.handled_seen;
+        self.handled_seen = r.handled;
         Ok(n as usize)
     }
 
