@@ -9,6 +9,7 @@ mod common;
 use common::{free_port, unique};
 use shmring::ByteRing;
 use shmring_zenoh::{InOptions, Inbound, Link, OutOptions, Outbound};
+use zenoh::Session;
 use zenoh::Wait;
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -20,23 +21,28 @@ fn message(i: u64) -> Vec<u8> {
     m
 }
 
+/// Two peers over 127.0.0.1 (scouting off): one listens, one connects.
+fn linked_sessions() -> (Session, Session) {
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let open = |listen: Vec<String>, connect: Vec<String>| {
+        Link {
+            listen,
+            connect,
+            ..Link::default()
+        }
+        .open()
+        .unwrap()
+    };
+    (
+        open(vec![endpoint.clone()], vec![]),
+        open(vec![], vec![endpoint]),
+    )
+}
+
 #[test]
 fn messages_cross_zenoh_once_in_order_byte_for_byte() {
     const N: u64 = 20_000;
-    let port = free_port();
-    let endpoint = format!("tcp/127.0.0.1:{port}");
-    let a = Link {
-        listen: vec![endpoint.clone()],
-        ..Link::default()
-    }
-    .open()
-    .unwrap();
-    let b = Link {
-        connect: vec![endpoint],
-        ..Link::default()
-    }
-    .open()
-    .unwrap();
+    let (a, b) = linked_sessions();
     let (ring_a, ring_b, key) = (unique("a"), unique("b"), unique("key").replace('-', "/"));
     let source = ByteRing::create(&ring_a, 1 << 16).unwrap();
     let in_opts = InOptions {
@@ -93,20 +99,7 @@ fn messages_cross_zenoh_once_in_order_byte_for_byte() {
 fn typed_rings_cross_as_their_bytes_and_a_wrong_size_is_counted() {
     use shmring::{Mpmc, Spsc};
     const N: u64 = 20_000;
-    let port = free_port();
-    let endpoint = format!("tcp/127.0.0.1:{port}");
-    let a = Link {
-        listen: vec![endpoint.clone()],
-        ..Link::default()
-    }
-    .open()
-    .unwrap();
-    let b = Link {
-        connect: vec![endpoint],
-        ..Link::default()
-    }
-    .open()
-    .unwrap();
+    let (a, b) = linked_sessions();
     let (ring_a, ring_b, key) = (unique("ta"), unique("tb"), unique("tkey").replace('-', "/"));
     let source = Spsc::<[u64; 4]>::create(&ring_a, 1024).unwrap();
     let sink = Mpmc::<[u64; 4]>::create(&ring_b, 1024).unwrap();
