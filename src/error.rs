@@ -204,6 +204,14 @@ pub enum Error {
         /// What holds it.
         what: &'static str,
     },
+    /// A handle inherited across `fork` was asked to take something (a
+    /// role, a claim): it belongs to the parent, whose locks the child
+    /// does not hold. The child opens the ring again by name.
+    #[error("ring {name:?}: this handle was inherited across fork and belongs to the parent process; open the ring again in the child")]
+    Forked {
+        /// The segment name.
+        name: String,
+    },
     /// The ring has no room for this message now (a non-blocking call).
     #[error("the ring is full")]
     Full,

@@ -146,7 +146,7 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
 pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
     let name = SegmentName::new(name)?;
     // Not attached: looking does not count as using.
-    let segment = Segment::open(&name, size_of::<Header>() as u64, opts, false)?;
+    let segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
     describe(&segment, opts.init_timeout)
 }
 
@@ -231,9 +231,11 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
     Ok(found)
 }
 
-/// Remove segment `name` if it is stale (see [`SegmentInfo::is_stale`]).
-/// `Ok(false)` if it is in use. Safe against a race with another process
-/// replacing or removing the same segment.
+/// Remove segment `name` if it is stale (see [`SegmentInfo::is_stale`]):
+/// every process that used it died without leaving. `Ok(false)` if it is
+/// in use, or persisted (kept until [`remove`](crate::remove)). Safe
+/// against a race with another process replacing or removing the same
+/// segment.
 ///
 /// ```
 /// # let name = format!("shmring-doc-m-stale-{}", std::process::id());
@@ -241,12 +243,8 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 /// assert!(!shmring::remove_if_stale(&name)?, "in use: left alone");
 /// ring.persist(); // keep the name after the last user leaves...
 /// drop(ring);
-/// # // (a forked test harness may hold our descriptors a moment)
-/// # let start = std::time::Instant::now();
-/// # while !shmring::inspect(&name)?.is_stale() && start.elapsed().as_secs() < 5 {
-/// #     std::thread::sleep(std::time::Duration::from_millis(1));
-/// # }
-/// assert!(shmring::remove_if_stale(&name)?); // ...until nobody uses it
+/// assert!(!shmring::remove_if_stale(&name)?, "persisted: not stale, kept");
+/// shmring::remove(&name)?; // ...until someone removes it on purpose
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub fn remove_if_stale(name: &str) -> Result<bool> {

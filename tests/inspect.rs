@@ -20,13 +20,15 @@ fn child(role: &str) {
         // Create a ring, leave it in /dev/shm, and exit (or hang, to be killed).
         "create-and-exit" | "create-and-hang" => {
             let ring = Spsc::<u64>::create(&name, 8).unwrap();
-            ring.persist();
             let mut tx = ring.producer().unwrap();
             tx.try_push(7).unwrap();
             if role == "create-and-hang" {
                 println!("ready");
                 std::thread::sleep(Duration::from_secs(600));
             }
+            // Exit as a killed process does: without leaving, so the name
+            // stays, stale.
+            std::mem::forget((tx, ring));
         }
         "open-and-hang" => {
             let _ring = Spsc::<u64>::open(&name).unwrap();

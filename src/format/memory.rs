@@ -100,29 +100,48 @@ impl<S> RingMemory<S> {
     }
 
     /// Open an existing segment and validate its header against what the
-    /// caller expects.
+    /// caller expects (and what `check` asks of it, such as a capacity),
+    /// then join it as a user. An opener whose checks fail never joins: it is not a user,
+    /// so no leaving user keeps the name for it, and it removes nothing.
+    /// The open and every wait in it end within `opts.init_timeout`.
     pub(crate) fn open(
         name: &str,
         kind: RingKind,
         elem: TypeLayout,
         opts: &OpenOptions,
+        check: impl Fn(&HeaderInfo) -> Result<()>,
     ) -> Result<Self> {
         let name = SegmentName::new(name)?;
         crate::platform::barrier::init();
-        let segment = Segment::open(&name, size_of::<Header>() as u64, opts, true)?;
-        let header = header_of(&segment);
-        header.wait_ready(name.as_str(), opts.init_timeout)?;
-        let info = header.validate(
-            name.as_str(),
-            kind,
-            elem,
-            size_of::<S>(),
-            align_of::<S>(),
-            segment.len() as u64,
-        )?;
-        let mut mem = Self::from_segment(segment, info);
-        mem.attach();
-        Ok(mem)
+        let deadline = Instant::now() + opts.init_timeout;
+        for _ in 0..RACE_ATTEMPTS {
+            let mut segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
+            let header = header_of(&segment);
+            header.wait_ready(
+                name.as_str(),
+                deadline.saturating_duration_since(Instant::now()),
+            )?;
+            let info = header.validate(
+                name.as_str(),
+                kind,
+                elem,
+                size_of::<S>(),
+                align_of::<S>(),
+                segment.len() as u64,
+            )?;
+            check(&info)?;
+            // The name went between the open and the join (its last user
+            // left, or a remover came): whatever it names now is another
+            // ring, opened afresh.
+            if segment.join(deadline)? {
+                let mut mem = Self::from_segment(segment, info);
+                mem.attach();
+                return Ok(mem);
+            }
+        }
+        Err(Error::NotFound {
+            name: name.as_str().to_owned(),
+        })
     }
 
     fn attach(&mut self) {
@@ -269,9 +288,12 @@ impl<S> Drop for RingMemory<S> {
             crate::peers::attach::unregister(&self.header().attached, entry);
         }
         let keep = self.header().is_persistent();
-        // An error here (a remover holding the `flock` for seconds) leaves
-        // the name: a stale one, which the next `replace_stale` removes.
-        let _ = self.segment.leave(keep);
+        // An error here (another process holding the `flock` past the
+        // bound) leaves the name: a stale one, which the next
+        // `replace_stale` or `shmring rm --stale` removes.
+        if let Err(e) = self.segment.leave(keep) {
+            log::warn!(target: "shmring", "leaving: {e}");
+        }
     }
 }
 
@@ -292,10 +314,24 @@ impl<T: Pod> RingMemory<Slot<T>> {
         })
     }
 
-    /// Open a ring of `T`, validating its header against `kind` and `T`.
-    pub(crate) fn open_slots(name: &str, kind: RingKind, opts: &OpenOptions) -> Result<Self> {
+    /// Open a ring of `T`, validating its header against `kind`, `T` and,
+    /// when given, the capacity `create` would have made for `capacity`.
+    pub(crate) fn open_slots(
+        name: &str,
+        kind: RingKind,
+        capacity: Option<usize>,
+        opts: &OpenOptions,
+    ) -> Result<Self> {
         let schema = opts.schema.unwrap_or_else(Schema::of::<T>);
-        Self::open(name, kind, TypeLayout::with_schema::<T>(schema), opts)
+        let elem = TypeLayout::with_schema::<T>(schema);
+        Self::open(name, kind, elem, opts, |info| match capacity {
+            Some(asked) => check_capacity(
+                name,
+                (asked as u64).next_power_of_two(),
+                info.layout.capacity,
+            ),
+            None => Ok(()),
+        })
     }
 }
 
@@ -355,12 +391,18 @@ pub(crate) fn check_capacity(name: &str, requested: u64, found: u64) -> Result<(
 
 /// Open with `open`, waiting up to `timeout` for the name to appear (a
 /// consumer started before its producer): `NotFound` if it did not.
-/// Every other error returns at once.
-pub(crate) fn open_waiting<R>(timeout: Duration, mut open: impl FnMut() -> Result<R>) -> Result<R> {
+/// Every other error returns at once. `open` is given options whose
+/// `init_timeout` is what is left of `timeout`, so that every wait inside
+/// it ends in time too.
+pub(crate) fn open_waiting<R>(
+    timeout: Duration,
+    mut open: impl FnMut(&OpenOptions) -> Result<R>,
+) -> Result<R> {
     let start = Instant::now();
     let watch = NameWatch::new();
     loop {
-        match open() {
+        let left = timeout.saturating_sub(start.elapsed());
+        match open(&OpenOptions::new().init_timeout(left)) {
             Err(Error::NotFound { .. }) if start.elapsed() < timeout => {
                 watch.wait(timeout.saturating_sub(start.elapsed()));
             }
@@ -373,9 +415,10 @@ pub(crate) fn open_waiting<R>(timeout: Duration, mut open: impl FnMut() -> Resul
 /// creator still writing the header.
 pub(crate) const LOOK_INIT_WAIT: Duration = Duration::from_millis(20);
 
-/// Remove segment `name` if it is stale: its header is a valid one and no
-/// process holds any lock on the file (no mapping, role, claim or attach
-/// entry; see `platform/lease.rs`). `Ok(false)` if it is in use. The check
+/// Remove segment `name` if it is stale: its header is a valid one, it is
+/// not persisted, and no process holds any lock on the file (no mapping,
+/// role, claim or attach entry; see `platform/lease.rs`). `Ok(false)` if it
+/// is in use or persisted. The check
 /// and the unlink happen under `Segment::unlink_if`'s exclusive `flock`, so
 /// an opener racing with it either is seen or opens the name afresh.
 pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result<bool> {
@@ -384,7 +427,9 @@ pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result
         let header = header_of(seg);
         header.wait_ready(seg.name().as_str(), init_wait)?;
         header.describe(seg.name().as_str(), seg.len() as u64)?;
-        Ok(!seg.in_use())
+        // A persisted ring is kept for whoever comes to read it: only an
+        // explicit `remove` takes it.
+        Ok(!seg.in_use() && !header.is_persistent())
     })?;
     if removed {
         log::info!(

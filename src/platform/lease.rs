@@ -21,11 +21,12 @@
 //! handles of two processes do, and the segment's own descriptor, which
 //! takes no exclusive lock, can probe any of them with `F_OFD_GETLK`.
 //!
-//! Fork: a child inherits the descriptor and so shares the lock; the
-//! parent's handles keep their role while either process keeps the
-//! descriptor open. A lease remembers the process that took it and only
-//! that process unlocks it on drop; in a child, dropping an inherited
-//! handle closes the descriptor and changes nothing in shared memory.
+//! Fork (see `fork.rs`): a child does not inherit a lease. Its copy of
+//! the descriptor is pointed elsewhere at the fork, so the parent's lock
+//! lives exactly as long as the parent, whatever its children do, and the
+//! child's inherited handles hold nothing: dropping one unlocks nothing
+//! (a lease remembers the process that took it) and changes nothing in
+//! shared memory.
 //!
 //! Under `cfg(shmring_loom)` there is no kernel: a lease always succeeds, exclusion
 //! comes from the compare-exchange on the word itself, and a model kills a
@@ -89,9 +90,10 @@ impl Lease {
 
 #[cfg(not(shmring_loom))]
 mod imp {
-    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::fd::AsFd;
 
     use super::Result;
+    use crate::platform::fork::{KeptFd, Origin};
     use crate::platform::ofd;
     use crate::platform::segment::Segment;
     use crate::platform::sync::AtomicU64;
@@ -99,9 +101,9 @@ mod imp {
     /// An exclusive lock on one byte of the segment file, on a description
     /// of its own. Dropping it unlocks (in the process that took it).
     pub(crate) struct Lease {
-        fd: OwnedFd,
+        fd: KeptFd,
         offset: u64,
-        origin: u32,
+        origin: Origin,
     }
 
     impl Lease {
@@ -114,7 +116,7 @@ mod imp {
                 Ok(true) => Ok(Some(Lease {
                     fd,
                     offset,
-                    origin: std::process::id(),
+                    origin: Origin::here(),
                 })),
                 Ok(false) => Ok(None),
                 Err(e) => Err(seg.os_error("fcntl(F_OFD_SETLK)", e)),
@@ -124,7 +126,7 @@ mod imp {
         /// Whether this process took the lease (not a child that inherited
         /// it across fork).
         pub(crate) fn is_ours(&self) -> bool {
-            self.origin == std::process::id()
+            self.origin.is_here()
         }
     }
 
@@ -133,8 +135,8 @@ mod imp {
             if self.is_ours() {
                 ofd::unlock(self.fd.as_fd(), self.offset);
             }
-            // The descriptor closes here; in a forked child the parent's
-            // copy keeps the lock.
+            // The descriptor closes here; in a forked child it no longer
+            // refers to the parent's description (`fork.rs`).
         }
     }
 }

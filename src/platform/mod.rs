@@ -2,6 +2,8 @@
 //! about rings.
 
 pub(crate) mod barrier; // asymmetric fences (membarrier)
+#[cfg(not(shmring_loom))]
+pub(crate) mod fork; // a forked child neither acts for its parent nor keeps its locks
 pub(crate) mod futex; // sleep and wake on a word in shared memory
 pub(crate) mod lease; // liveness from the kernel: a held word's lock
 pub(crate) mod name; // validated segment names

@@ -3,7 +3,7 @@
 //! them and `segment.rs` takes each mapping's shared lock with them; what
 //! the locks mean is stated in `lease.rs`.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
@@ -51,4 +51,36 @@ pub(crate) fn probe(fd: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
 pub(crate) fn share(fd: BorrowedFd<'_>, offset: u64) -> nix::Result<()> {
     let lock = request(libc::F_RDLCK, offset, 1);
     fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)).map(drop)
+}
+
+/// Which `flock` to take: the lock that orders removals of a name against
+/// openers checking it (see `segment.rs`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FlockKind {
+    /// Openers checking that the name still names their file.
+    Shared,
+    /// A user or remover unlinking the name.
+    Exclusive,
+}
+
+/// Take a `flock` of `kind` on `fd`'s description without waiting:
+/// `Ok(false)` if another description holds a conflicting one.
+pub(crate) fn try_flock(fd: BorrowedFd<'_>, kind: FlockKind) -> nix::Result<bool> {
+    let op = match kind {
+        FlockKind::Shared => libc::LOCK_SH,
+        FlockKind::Exclusive => libc::LOCK_EX,
+    };
+    // SAFETY: flock takes a descriptor, which `fd` borrows open, and flags.
+    let rc = unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) };
+    match Errno::result(rc) {
+        Ok(_) => Ok(true),
+        Err(Errno::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Release `fd`'s description's `flock`.
+pub(crate) fn funlock(fd: BorrowedFd<'_>) {
+    // SAFETY: as in `try_flock`.
+    let _ = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
 }

@@ -11,7 +11,6 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
-use std::sync::OnceLock;
 
 const PID_BITS: u32 = 22;
 const PID_MASK: u64 = (1 << PID_BITS) - 1;
@@ -35,19 +34,23 @@ impl HolderId {
     }
 
     /// A new id for a handle of this process, unlike any other this
-    /// library hands out (a per-process random seed plus a counter; the
-    /// seed is drawn again in a forked child, whose pid differs anyway).
+    /// library hands out: a per-process random seed plus a counter. A
+    /// forked child draws its own seed (`fork.rs` forgets the parent's in
+    /// the child), so parent and child never hand out the same id, even
+    /// where their pids are equal (each pid 1 of its own namespace).
     pub(crate) fn fresh() -> Self {
-        static SEED: OnceLock<(u32, u64)> = OnceLock::new();
-        // Not a loom atomic: a source of unique numbers, outside the model.
+        // Not loom atomics: sources of unique numbers, outside the model.
         static COUNTER: StdAtomicU64 = StdAtomicU64::new(1);
         let pid = std::process::id();
-        let &(seeded_in, seed) = SEED.get_or_init(|| (pid, random_seed()));
-        let seed = if seeded_in == pid {
-            seed
-        } else {
-            random_seed()
-        };
+        let mut seed = SEED.load(StdOrdering::Relaxed);
+        if seed == 0 {
+            let drawn = random_seed() | 1;
+            seed = match SEED.compare_exchange(0, drawn, StdOrdering::Relaxed, StdOrdering::Relaxed)
+            {
+                Ok(_) => drawn,
+                Err(theirs) => theirs,
+            };
+        }
         let n = COUNTER.fetch_add(1, StdOrdering::Relaxed);
         let tag = seed.wrapping_add(n) << PID_BITS;
         // A pid of 0 keeps the id non-zero only through its tag; never 0.
@@ -59,6 +62,16 @@ impl HolderId {
     pub(crate) fn dead_for_model() -> Self {
         HolderId(PID_MASK)
     }
+}
+
+/// This process's seed for [`HolderId::fresh`]; 0 until drawn.
+static SEED: StdAtomicU64 = StdAtomicU64::new(0);
+
+/// Forget the seed, so that this process draws its own: called by the
+/// fork child handler (an atomic store, async-signal-safe).
+#[cfg_attr(shmring_loom, allow(dead_code))]
+pub(crate) fn forget_seed() {
+    SEED.store(0, StdOrdering::Relaxed);
 }
 
 fn random_seed() -> u64 {

@@ -8,9 +8,10 @@
 //!   header, `linkat` under the name, which fails on an existing name as
 //!   `O_EXCL` does (where the directory has no `O_TMPFILE`, `shm_open` with
 //!   `O_EXCL` names the segment at once);
-//! * open: `shm_open` with `O_NOFOLLOW`, `fstat` checks, and the shared
-//!   lease on byte 0 that says "mapped" (`lease.rs`), taken before the name
-//!   is checked under a shared `flock` against a concurrent stale removal;
+//! * open: `shm_open` with `O_NOFOLLOW`, `fstat` checks, and, once the
+//!   ring above has validated what it mapped, joining: the shared lease on
+//!   byte 0 that says "in use" (`lease.rs`), taken before the name is
+//!   checked under a shared `flock` against a concurrent removal;
 //! * the descriptor each mapping keeps, through which it probes others'
 //!   leases;
 //! * leaving: the name belongs to the segment's users together, and the
@@ -25,12 +26,22 @@
 //! unlinks the name if it still names this file and no lock of any kind is
 //! held on it: nobody else maps it. Two users leaving at once both drop
 //! their leases before either takes the `flock`, so the second to take it
-//! sees neither and unlinks; an opener took its lease before its shared
-//! `flock` (see [`Segment::open`]), so it is either seen or finds the name
-//! gone and starts over. A user that dies leaves without this: if every
-//! user dies, the name stays, stale (see `inspect`), so that restarted
-//! services resume the ring; `replace_stale` or `shmring rm --stale`
-//! remove it. A segment the ring marked persistent is left for good.
+//! sees neither and unlinks; a joining opener took its lease before its
+//! shared `flock` (see [`Segment::join`]), so it is either seen or finds
+//! the name gone and starts over. An opener becomes a user only after its
+//! checks pass: one that fails them never held the lease, so no leaving
+//! user kept the name for it, and it removes nothing. A user that dies
+//! leaves without this: if every user dies, the name stays, stale (see
+//! `inspect`), so that restarted services resume the ring;
+//! `replace_stale` or `shmring rm --stale` remove it. A segment the ring
+//! marked persistent is left for good, and only [`remove`] removes it.
+//!
+//! Every `flock` is tried without blocking and retried until a bound: the
+//! caller's (an open's `init_timeout`, the rest of an `open_timeout`), 2 s
+//! for a removal by name, 50 ms for a leaving user (a destructor; past it
+//! the name stays behind, stale). Honest holders keep it for a few
+//! system calls; only a process that takes it for its own reasons (any
+//! user who can open the file can) holds it longer.
 //!
 //! The rings above see only a base pointer, a length and liveness probes.
 //!
@@ -92,7 +103,8 @@ impl CreateOptions {
     /// If a segment of that name exists but is stale (every process that
     /// used it is dead; see [`SegmentInfo::is_stale`](crate::SegmentInfo::is_stale)),
     /// remove it and create a fresh one instead of failing with
-    /// `AlreadyExists`. A segment in use is never replaced.
+    /// `AlreadyExists`. A segment in use is never replaced, nor is a
+    /// persisted one (see [`persist`](Self::persist)).
     pub fn replace_stale(mut self, replace: bool) -> Self {
         self.replace_stale = replace;
         self
@@ -100,7 +112,8 @@ impl CreateOptions {
 
     /// Keep the name after the last process using the ring leaves (by
     /// default the last one out removes it), until [`remove`] or
-    /// `shmring rm`: for a ring that outlives its services, such as a
+    /// `shmring rm --force` (nothing removes it as stale): for a ring that
+    /// outlives its services, such as a
     /// journal read after they exit. Set before the ring is named, so no
     /// process sees it otherwise; see also the rings' `persist()`.
     pub fn persist(mut self, persist: bool) -> Self {
@@ -210,27 +223,33 @@ pub(crate) use platform::Segment;
 
 #[cfg(not(shmring_loom))]
 mod platform {
-    use std::fs::File;
-    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
     use std::time::{Duration, Instant};
 
     use memmap2::{MmapOptions, MmapRaw};
     use nix::errno::Errno;
-    use nix::fcntl::{Flock, FlockArg, OFlag};
+    use nix::fcntl::OFlag;
     use nix::sys::mman::{shm_open, shm_unlink};
     use nix::sys::stat::{fchmod, fstat, lstat, FileStat, Mode, SFlag};
 
     use super::{CreateOptions, OpenOptions, SHM_DIR};
     use crate::error::{Error, Result};
+    use crate::platform::fork::{KeptFd, Origin};
     use crate::platform::name::SegmentName;
-    use crate::platform::ofd;
+    use crate::platform::ofd::{self, FlockKind};
 
     /// Where every mapping holds a shared lease (see `lease.rs`): the
     /// magic number's first byte, which no holder word uses.
     const MAPPED_LEASE: u64 = 0;
 
-    /// How long a `flock` is retried before giving up with `Busy`.
-    const FLOCK_PATIENCE: Duration = Duration::from_secs(2);
+    /// How long a removal by name (`remove_if_stale`, `replace_stale`)
+    /// retries a busy `flock` before giving up with `Busy`.
+    const REMOVE_PATIENCE: Duration = Duration::from_secs(2);
+
+    /// How long a leaving user retries a busy `flock` (the other holders,
+    /// openers and leavers, hold it for a few system calls): a destructor
+    /// never waits longer; past it the name stays, stale.
+    const LEAVE_PATIENCE: Duration = Duration::from_millis(50);
 
     /// A mapped segment and the descriptor it was mapped from, kept open:
     /// through it this mapping holds its shared lease, and probes others'.
@@ -238,13 +257,13 @@ mod platform {
     /// its last user.
     pub(crate) struct Segment {
         map: MmapRaw,
-        file: File,
+        file: KeptFd,
         name: SegmentName,
         /// The file's identity, to tell whether the name still names it.
         dev: u64,
         ino: u64,
         /// The process that mapped it: a forked child never acts for it.
-        origin: u32,
+        origin: Origin,
         /// Whether this mapping holds the shared lease on byte 0.
         leased: bool,
         /// Whether [`Segment::link`] has named it (or `create` had to).
@@ -261,12 +280,12 @@ mod platform {
         name: SegmentName,
         dev: u64,
         ino: u64,
-        origin: u32,
+        origin: Origin,
     }
 
     impl Drop for UnpublishedName {
         fn drop(&mut self) {
-            if self.origin == std::process::id() && names_file(&self.name, self.dev, self.ino) {
+            if self.origin.is_here() && names_file(&self.name, self.dev, self.ino) {
                 // A name removed and re-created between the check and the
                 // unlink would still go: only an unlink by inode would
                 // close that window, and POSIX has none.
@@ -304,11 +323,11 @@ mod platform {
         shm_unlink(name.os_name().as_str()).map_err(|e| os_error("shm_unlink", name, e))
     }
 
-    fn map(file: &File, len: u64, name: &SegmentName) -> Result<MmapRaw> {
+    fn map(file: &KeptFd, len: u64, name: &SegmentName) -> Result<MmapRaw> {
         let len = usize::try_from(len).map_err(|_| Error::CapacityTooLarge { requested: len })?;
         MmapOptions::new()
             .len(len)
-            .map_raw(file)
+            .map_raw(file.as_raw_fd())
             .map_err(|source| Error::Io {
                 op: "mmap",
                 name: name.as_str().to_owned(),
@@ -316,25 +335,38 @@ mod platform {
             })
     }
 
-    /// Take `lock` on `file`, retrying a busy lock for a bounded time: a
-    /// wait on a lock never blocks without a bound.
-    fn flock_bounded(file: File, lock: FlockArg, name: &SegmentName) -> Result<Flock<File>> {
-        let start = Instant::now();
-        let mut file = file;
+    /// A `flock` held on a segment's description until dropped.
+    struct Flocked<'a>(BorrowedFd<'a>);
+
+    impl Drop for Flocked<'_> {
+        fn drop(&mut self) {
+            ofd::funlock(self.0);
+        }
+    }
+
+    /// Take a `flock` of `kind` on `fd`, retrying while another
+    /// description holds a conflicting one until `deadline`: no wait on a
+    /// lock is without a bound, and the bound is the caller's.
+    fn flock_until<'a>(
+        fd: BorrowedFd<'a>,
+        kind: FlockKind,
+        deadline: Instant,
+        name: &SegmentName,
+        op: &'static str,
+    ) -> Result<Flocked<'a>> {
         loop {
-            match Flock::lock(file, lock) {
-                Ok(locked) => return Ok(locked),
-                Err((back, Errno::EWOULDBLOCK)) if start.elapsed() < FLOCK_PATIENCE => {
-                    file = back;
-                    std::thread::sleep(Duration::from_millis(1));
+            match ofd::try_flock(fd, kind) {
+                Ok(true) => return Ok(Flocked(fd)),
+                Ok(false) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(200));
                 }
-                Err((_, Errno::EWOULDBLOCK)) => {
+                Ok(false) => {
                     return Err(Error::Busy {
                         name: name.as_str().to_owned(),
-                        what: "another process's removal of a stale segment",
+                        what: op,
                     })
                 }
-                Err((_, e)) => return Err(os_error("flock", name, e)),
+                Err(e) => return Err(os_error("flock", name, e)),
             }
         }
     }
@@ -345,12 +377,15 @@ mod platform {
         name: &SegmentName,
         min_len: u64,
         opts: &OpenOptions,
-    ) -> Result<(File, FileStat)> {
-        let fd = shm_open(
-            name.os_name().as_str(),
-            OFlag::O_RDWR | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
+    ) -> Result<(KeptFd, FileStat)> {
+        // O_NONBLOCK: a FIFO planted under the name must not hold the open.
+        let fd = KeptFd::open(|| {
+            shm_open(
+                name.os_name().as_str(),
+                OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        })
         .map_err(|e| os_error("shm_open", name, e))?;
         let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", name, e))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
@@ -374,17 +409,15 @@ mod platform {
                 needed: min_len,
             });
         }
-        Ok((File::from(fd), st))
+        Ok((fd, st))
     }
 
-    /// A mapping that never joined (an open that failed validation) or
-    /// did not leave lets go of its lease explicitly: closing the
-    /// descriptor would not, while a child forked meanwhile by another
-    /// thread still holds a copy of it, and a leaving user would then see
-    /// the segment in use and keep its name.
+    /// A mapping that joined and did not leave lets go of its lease
+    /// explicitly, in the process that took it: the lease is this
+    /// mapping's, not that of whatever else shares its description.
     impl Drop for Segment {
         fn drop(&mut self) {
-            if self.leased && self.origin == std::process::id() {
+            if self.leased && self.origin.is_here() {
                 ofd::unlock(self.fd(), MAPPED_LEASE);
             }
         }
@@ -405,29 +438,34 @@ mod platform {
                     name: name.as_str().to_owned(),
                 });
             }
-            let unnamed = nix::fcntl::open(
-                SHM_DIR,
-                OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                mode,
-            );
-            let (fd, named) = match unnamed {
+            let unnamed = KeptFd::open(|| {
+                nix::fcntl::open(
+                    SHM_DIR,
+                    OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                    mode,
+                )
+            });
+            let (file, named) = match unnamed {
                 Ok(fd) => (fd, false),
                 Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
-                    let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_NOFOLLOW;
-                    let fd = shm_open(name.os_name().as_str(), flags, mode)
+                    let flags = OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_RDWR
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC;
+                    let fd = KeptFd::open(|| shm_open(name.os_name().as_str(), flags, mode))
                         .map_err(|e| os_error("shm_open", name, e))?;
                     (fd, true)
                 }
                 Err(e) => return Err(os_error("open(O_TMPFILE)", name, e)),
             };
-            let file = File::from(fd);
             let st = fstat(file.as_fd()).map_err(|e| os_error("fstat", name, e))?;
             // From here on a name given early is ours: a failure unlinks it.
             let unpublished = named.then(|| UnpublishedName {
                 name: name.clone(),
                 dev: st.st_dev,
                 ino: st.st_ino,
-                origin: std::process::id(),
+                origin: Origin::here(),
             });
             // The mode is filtered by the umask; set exactly what was asked.
             fchmod(file.as_fd(), mode).map_err(|e| os_error("fchmod", name, e))?;
@@ -464,7 +502,7 @@ mod platform {
                 name: name.clone(),
                 dev: st.st_dev,
                 ino: st.st_ino,
-                origin: std::process::id(),
+                origin: Origin::here(),
                 leased: true,
                 linked: named,
                 unpublished,
@@ -503,54 +541,53 @@ mod platform {
 
         /// Map an existing segment after checking that it is a regular file,
         /// owned by us (unless allowed otherwise), and at least `min_len`
-        /// bytes long. With `attach`, the mapping holds a shared lease, so
-        /// the segment counts as in use for as long as it lives; the lease
-        /// is taken, then the name checked to still name the file under a
-        /// shared `flock`, so a concurrent stale-segment removal (which
-        /// holds the `flock` exclusively) either sees this mapping or has
-        /// unlinked the name first, and then the open starts over.
-        pub(crate) fn open(
-            name: &SegmentName,
-            min_len: u64,
-            opts: &OpenOptions,
-            attach: bool,
-        ) -> Result<Self> {
-            let mapped = |file: File, st: FileStat| {
-                Ok(Segment {
-                    map: map(&file, u64::try_from(st.st_size).unwrap_or(0), name)?,
-                    file,
-                    name: name.clone(),
-                    dev: st.st_dev,
-                    ino: st.st_ino,
-                    origin: std::process::id(),
-                    leased: attach,
-                    linked: true,
-                    unpublished: None,
-                })
-            };
-            let mut attempts = 0;
-            loop {
-                let (file, st) = open_checked(name, min_len, opts)?;
-                if !attach {
-                    return mapped(file, st);
-                }
-                ofd::share(file.as_fd(), MAPPED_LEASE)
-                    .map_err(|e| os_error("fcntl(F_OFD_SETLK)", name, e))?;
-                let locked = flock_bounded(file, FlockArg::LockSharedNonblock, name)?;
-                let still = names_file(name, st.st_dev, st.st_ino);
-                let file = locked
-                    .unlock()
-                    .map_err(|(_, e)| os_error("flock", name, e))?;
-                if still {
-                    return mapped(file, st);
-                }
-                attempts += 1;
-                if attempts >= 8 {
-                    return Err(Error::NotFound {
-                        name: name.as_str().to_owned(),
-                    });
-                }
+        /// bytes long. The mapping does not count as a user until it
+        /// [`join`](Self::join)s: an opener first validates what it mapped,
+        /// and one that fails is never seen by a leaving user (which would
+        /// then keep the name for it) nor leaves itself.
+        pub(crate) fn open(name: &SegmentName, min_len: u64, opts: &OpenOptions) -> Result<Self> {
+            let (file, st) = open_checked(name, min_len, opts)?;
+            Ok(Segment {
+                map: map(&file, u64::try_from(st.st_size).unwrap_or(0), name)?,
+                file,
+                name: name.clone(),
+                dev: st.st_dev,
+                ino: st.st_ino,
+                origin: Origin::here(),
+                leased: false,
+                linked: true,
+                unpublished: None,
+            })
+        }
+
+        /// Become one of the segment's users: take the shared lease on
+        /// byte 0, then check under a shared `flock` (waited for until
+        /// `deadline`) that the name still names this file. A concurrent
+        /// removal (a last user leaving, a stale removal) holds the `flock`
+        /// exclusively, so it either sees this lease or unlinked the name
+        /// first; `Ok(false)` then, and the opener starts over.
+        pub(crate) fn join(&mut self, deadline: Instant) -> Result<bool> {
+            ofd::share(self.fd(), MAPPED_LEASE)
+                .map_err(|e| self.os_error("fcntl(F_OFD_SETLK)", e))?;
+            self.leased = true;
+            let still = flock_until(
+                self.fd(),
+                FlockKind::Shared,
+                deadline,
+                &self.name,
+                "another process holds a lock on the segment file (flock) for longer than this \
+                 open waits",
+            )
+            .map(|_checking| names_file(&self.name, self.dev, self.ino));
+            if !matches!(still, Ok(true)) {
+                self.unlease();
             }
+            still
+        }
+
+        fn unlease(&mut self) {
+            ofd::unlock(self.fd(), MAPPED_LEASE);
+            self.leased = false;
         }
 
         /// Unlink the name if `decide` says so about the segment it names,
@@ -558,7 +595,7 @@ mod platform {
         /// that the name still refers to it: two processes replacing the
         /// same stale segment cannot both unlink it, neither can unlink a
         /// segment created in its place, and an opener either is seen by
-        /// `decide` or finds the name gone (see [`Self::open`]).
+        /// `decide` or finds the name gone (see [`Self::join`]).
         /// `Ok(false)` if not unlinked.
         pub(crate) fn unlink_if(
             name: &SegmentName,
@@ -566,35 +603,16 @@ mod platform {
             opts: &OpenOptions,
             decide: impl FnOnce(&Segment) -> Result<bool>,
         ) -> Result<bool> {
-            let (file, st) = open_checked(name, min_len, opts)?;
-            let locked = flock_bounded(file, FlockArg::LockExclusiveNonblock, name)?;
-            if !names_file(name, st.st_dev, st.st_ino) {
-                return Ok(false);
-            }
-            let file =
-                File::from(
-                    locked
-                        .as_fd()
-                        .try_clone_to_owned()
-                        .map_err(|source| Error::Io {
-                            op: "dup",
-                            name: name.as_str().to_owned(),
-                            source,
-                        })?,
-                );
-            let len = u64::try_from(st.st_size).unwrap_or(0);
-            let segment = Segment {
-                map: map(&file, len, name)?,
-                file,
-                name: name.clone(),
-                dev: st.st_dev,
-                ino: st.st_ino,
-                origin: std::process::id(),
-                leased: false,
-                linked: true,
-                unpublished: None,
-            };
-            if !decide(&segment)? {
+            let segment = Segment::open(name, min_len, opts)?;
+            let _removing = flock_until(
+                segment.fd(),
+                FlockKind::Exclusive,
+                Instant::now() + REMOVE_PATIENCE,
+                name,
+                "another process holds a lock on the segment file (flock) for longer than a \
+                 removal waits",
+            )?;
+            if !names_file(name, segment.dev, segment.ino) || !decide(&segment)? {
                 return Ok(false);
             }
             unlink(name)?;
@@ -619,20 +637,32 @@ mod platform {
         }
 
         /// A new open file description of this segment's file, for a lease.
-        pub(crate) fn reopen(&self) -> Result<OwnedFd> {
+        /// `Forked` in a child that inherited the segment: a lease taken
+        /// there would be on the child's own description, not the ring's.
+        pub(crate) fn reopen(&self) -> Result<KeptFd> {
+            if !self.origin.is_here() {
+                return Err(Error::Forked {
+                    name: self.name.as_str().to_owned(),
+                });
+            }
             let path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
-            nix::fcntl::open(
-                path.as_str(),
-                OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
+            KeptFd::open(|| {
+                nix::fcntl::open(
+                    path.as_str(),
+                    OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+            })
             .map_err(|e| os_error("open(/proc/self/fd)", &self.name, e))
         }
 
         /// Whether another open file description holds a lock on
-        /// `offset..offset + len` (`len` 0: any byte from `offset` on).
+        /// `offset..offset + len` (`len` 0: any byte from `offset` on). In
+        /// a forked child that inherited the segment, always: its
+        /// descriptor no longer reaches the ring's file (`fork.rs`), and a
+        /// holder is never judged dead on doubt.
         pub(crate) fn is_leased(&self, offset: u64, len: u64) -> bool {
-            ofd::probe(self.fd(), offset, len)
+            !self.origin.is_here() || ofd::probe(self.fd(), offset, len)
         }
 
         /// Whether any other mapping, holder or remover holds a lock on the
@@ -654,21 +684,24 @@ mod platform {
         /// unlink the name if nobody else holds any lock on the file; see
         /// "Who removes a name" above. `Ok(true)` if it unlinked. In a
         /// forked child, nothing: the lease and the name are the parent's.
+        /// Waits at most [`LEAVE_PATIENCE`] for the `flock`: this runs in
+        /// destructors.
         pub(crate) fn leave(&mut self, keep_name: bool) -> Result<bool> {
-            if self.origin != std::process::id() || !self.leased {
+            if !self.origin.is_here() || !self.leased {
                 return Ok(false);
             }
-            ofd::unlock(self.fd(), MAPPED_LEASE);
-            self.leased = false;
+            self.unlease();
             if keep_name || !self.linked {
                 return Ok(false);
             }
-            let file = self.file.try_clone().map_err(|source| Error::Io {
-                op: "dup",
-                name: self.name.as_str().to_owned(),
-                source,
-            })?;
-            let _locked = flock_bounded(file, FlockArg::LockExclusiveNonblock, &self.name)?;
+            let _removing = flock_until(
+                self.fd(),
+                FlockKind::Exclusive,
+                Instant::now() + LEAVE_PATIENCE,
+                &self.name,
+                "another process holds a lock on the segment file (flock): the last user left \
+                 the name behind",
+            )?;
             if !names_file(&self.name, self.dev, self.ino) || self.in_use() {
                 return Ok(false);
             }
@@ -730,8 +763,13 @@ mod platform {
             })
         }
 
-        pub(crate) fn open(name: &SegmentName, _: u64, _: &OpenOptions, _: bool) -> Result<Self> {
+        pub(crate) fn open(name: &SegmentName, _: u64, _: &OpenOptions) -> Result<Self> {
             unlink(name).map(|_| unreachable!())
+        }
+
+        /// A model segment is never opened by name, so never joined.
+        pub(crate) fn join(&mut self, _: std::time::Instant) -> Result<bool> {
+            Ok(true)
         }
 
         /// A model segment has no name to publish.

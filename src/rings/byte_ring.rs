@@ -44,16 +44,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::memory::{check_capacity, create_or_open, open_waiting};
+use crate::format::memory::{create_or_open, open_waiting};
 use crate::kind::Role;
 use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side};
 use crate::peers::role;
 use crate::peers::role::RoleClaim;
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::{bump, Ordering};
-use crate::rings::record::{
-    record_len, rounded_capacity, Kind, Record, Records, ALIGN, HEADER_LEN,
-};
+use crate::rings::record::{record_len, Kind, Record, Records, ALIGN, HEADER_LEN};
 use crate::wait::{self, WaitStrategy};
 
 /// How many times a claim retries on a moving tail before it reports full.
@@ -105,7 +103,7 @@ impl ByteRing {
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
         Ok(ByteRing {
-            rec: Arc::new(Records::open(name, opts)?),
+            rec: Arc::new(Records::open(name, None, opts)?),
         })
     }
 
@@ -129,7 +127,7 @@ impl ByteRing {
     /// # Ok::<(), shmring::Error>(())
     /// ```
     pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self> {
-        open_waiting(timeout, || Self::open(name))
+        open_waiting(timeout, |opts| Self::open_with(name, opts))
     }
 
     /// Create ring `name`, or open it if another process created it first.
@@ -157,12 +155,16 @@ impl ByteRing {
 
     /// [`open_or_create`](Self::open_or_create), creating with options.
     pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        let ring = create_or_open(
+        // The capacity is checked before the opener joins: a mismatch
+        // leaves the ring found exactly as it was.
+        create_or_open(
             || Self::create_with(name, capacity, opts),
-            || Self::open_with(name, &opts.to_open()),
-        )?;
-        check_capacity(name, rounded_capacity(capacity), ring.capacity() as u64)?;
-        Ok(ring)
+            || {
+                Ok(ByteRing {
+                    rec: Arc::new(Records::open(name, Some(capacity), &opts.to_open())?),
+                })
+            },
+        )
     }
 
     /// A producer handle. There may be up to 32 live ones at once, in any
@@ -256,8 +258,9 @@ impl ByteRing {
 
     /// Keep the ring's name after every process using it has left (by
     /// default the last one out removes it), until [`remove`](crate::remove)
-    /// or `shmring rm`. It holds for every user, in every process, from now
-    /// on; [`CreateOptions::persist`] sets it from the start.
+    /// or `shmring rm --force`; nothing removes it as stale. It holds for
+    /// every user, in every process, from now on;
+    /// [`CreateOptions::persist`] sets it from the start.
     pub fn persist(&self) {
         self.rec.ring().header().set_persistent()
     }

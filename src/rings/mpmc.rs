@@ -54,7 +54,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::error::{Error, Full, PushTimeout, Result};
-use crate::format::memory::{check_capacity, create_or_open, open_waiting, RingMemory};
+use crate::format::memory::{create_or_open, open_waiting, RingMemory};
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::{RingKind, Role};
 use crate::peers::claims::{self, any_alive, Liveness, Recorder, RepairLock, Side};
@@ -119,7 +119,7 @@ impl<T: Pod + Send> Mpmc<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::open_slots(name, RingKind::Mpmc, opts)?;
+        let mem = RingMemory::open_slots(name, RingKind::Mpmc, None, opts)?;
         Ok(Mpmc { mem: Arc::new(mem) })
     }
 
@@ -143,7 +143,7 @@ impl<T: Pod + Send> Mpmc<T> {
     /// # Ok::<(), shmring::Error>(())
     /// ```
     pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self> {
-        open_waiting(timeout, || Self::open(name))
+        open_waiting(timeout, |opts| Self::open_with(name, opts))
     }
 
     /// Create ring `name`, or open it if another process created it first.
@@ -171,16 +171,16 @@ impl<T: Pod + Send> Mpmc<T> {
 
     /// [`open_or_create`](Self::open_or_create), creating with options.
     pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        let ring = create_or_open(
+        // The capacity is checked before the opener joins: a mismatch
+        // leaves the ring found exactly as it was.
+        create_or_open(
             || Self::create_with(name, capacity, opts),
-            || Self::open_with(name, &opts.to_open()),
-        )?;
-        check_capacity(
-            name,
-            (capacity as u64).next_power_of_two(),
-            ring.capacity() as u64,
-        )?;
-        Ok(ring)
+            || {
+                let mem =
+                    RingMemory::open_slots(name, RingKind::Mpmc, Some(capacity), &opts.to_open())?;
+                Ok(Mpmc { mem: Arc::new(mem) })
+            },
+        )
     }
 
     /// A producer handle. There may be up to 32 live ones at once, in any
@@ -213,8 +213,9 @@ impl<T> Mpmc<T> {
 
     /// Keep the ring's name after every process using it has left (by
     /// default the last one out removes it), until [`remove`](crate::remove)
-    /// or `shmring rm`. It holds for every user, in every process, from now
-    /// on; [`CreateOptions::persist`] sets it from the start.
+    /// or `shmring rm --force`; nothing removes it as stale. It holds for
+    /// every user, in every process, from now on;
+    /// [`CreateOptions::persist`] sets it from the start.
     pub fn persist(&self) {
         self.mem.header().set_persistent()
     }

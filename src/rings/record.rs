@@ -41,7 +41,7 @@
 use crate::error::{Error, Result};
 
 use crate::format::header::Header;
-use crate::format::memory::RingMemory;
+use crate::format::memory::{check_capacity, RingMemory};
 use crate::kind::{RingKind, TypeLayout};
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::{AtomicU64, Ordering, UnitWords};
@@ -123,17 +123,24 @@ impl Records {
     }
 
     /// Open a byte ring, validating its header.
-    pub(crate) fn open(name: &str, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::<Unit>::open(name, RingKind::Bytes, elem(), opts)?;
-        let bytes = mem.capacity().saturating_mul(ALIGN);
-        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) {
-            return Err(Error::Corrupt {
-                name: name.to_owned(),
-                what: format!(
-                    "a byte ring of {bytes} bytes is outside {MIN_CAPACITY}..={MAX_CAPACITY}"
-                ),
-            });
-        }
+    /// Open byte ring `name`; with `capacity`, it must have the data area
+    /// `create` would have made for it. Checked before the opener joins.
+    pub(crate) fn open(name: &str, capacity: Option<usize>, opts: &OpenOptions) -> Result<Self> {
+        let mem = RingMemory::<Unit>::open(name, RingKind::Bytes, elem(), opts, |info| {
+            let bytes = info.layout.capacity.saturating_mul(ALIGN);
+            if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) {
+                return Err(Error::Corrupt {
+                    name: name.to_owned(),
+                    what: format!(
+                        "a byte ring of {bytes} bytes is outside {MIN_CAPACITY}..={MAX_CAPACITY}"
+                    ),
+                });
+            }
+            match capacity {
+                Some(asked) => check_capacity(name, rounded_capacity(asked), bytes),
+                None => Ok(()),
+            }
+        })?;
         Ok(Self::new(mem))
     }
 

@@ -49,7 +49,7 @@ use bytemuck::Pod;
 
 use crate::error::{Error, Full, PushTimeout, Result};
 
-use crate::format::memory::{check_capacity, create_or_open, open_waiting, RingMemory};
+use crate::format::memory::{create_or_open, open_waiting, RingMemory};
 use crate::format::slot::{full_stamp, Slot};
 use crate::kind::{RingKind, Role};
 use crate::peers::role;
@@ -104,7 +104,7 @@ impl<T: Pod + Send> Spsc<T> {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::open_slots(name, RingKind::Spsc, opts)?;
+        let mem = RingMemory::open_slots(name, RingKind::Spsc, None, opts)?;
         Ok(Spsc { mem: Arc::new(mem) })
     }
 
@@ -128,7 +128,7 @@ impl<T: Pod + Send> Spsc<T> {
     /// # Ok::<(), shmring::Error>(())
     /// ```
     pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self> {
-        open_waiting(timeout, || Self::open(name))
+        open_waiting(timeout, |opts| Self::open_with(name, opts))
     }
 
     /// Create ring `name`, or open it if another process created it first.
@@ -156,16 +156,16 @@ impl<T: Pod + Send> Spsc<T> {
 
     /// [`open_or_create`](Self::open_or_create), creating with options.
     pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        let ring = create_or_open(
+        // The capacity is checked before the opener joins: a mismatch
+        // leaves the ring found exactly as it was.
+        create_or_open(
             || Self::create_with(name, capacity, opts),
-            || Self::open_with(name, &opts.to_open()),
-        )?;
-        check_capacity(
-            name,
-            (capacity as u64).next_power_of_two(),
-            ring.capacity() as u64,
-        )?;
-        Ok(ring)
+            || {
+                let mem =
+                    RingMemory::open_slots(name, RingKind::Spsc, Some(capacity), &opts.to_open())?;
+                Ok(Spsc { mem: Arc::new(mem) })
+            },
+        )
     }
 
     /// Claim the producer end. Fails with `RoleTaken` while another live
@@ -221,8 +221,9 @@ impl<T> Spsc<T> {
 
     /// Keep the ring's name after every process using it has left (by
     /// default the last one out removes it), until [`remove`](crate::remove)
-    /// or `shmring rm`. It holds for every user, in every process, from now
-    /// on; [`CreateOptions::persist`] sets it from the start.
+    /// or `shmring rm --force`; nothing removes it as stale. It holds for
+    /// every user, in every process, from now on;
+    /// [`CreateOptions::persist`] sets it from the start.
     pub fn persist(&self) {
         self.mem.header().set_persistent()
     }
