@@ -179,6 +179,7 @@ impl Drop for KillOnDrop {
 fn a_helper_forked_by_a_killed_service_keeps_none_of_its_roles() {
     let spsc = unique_name("helper-spsc");
     let mpmc = unique_name("helper-mpmc");
+    let _cleanup = (Unlink(spsc.clone()), Unlink(mpmc.clone()));
     let ring = Spsc::<u64>::create(&spsc, 16).unwrap();
     let queue = Mpmc::<u64>::create(&mpmc, 8).unwrap();
     queue.producer().unwrap().try_push(42).unwrap();
@@ -202,14 +203,37 @@ fn a_helper_forked_by_a_killed_service_keeps_none_of_its_roles() {
     let helper = KillOnDrop(Pid::from_raw(helper));
     service.kill();
 
-    // The restarted service, while the helper still sleeps.
-    let tx = ring.producer().expect("the dead service's role is free");
-    assert_eq!(tx.pushed(), 3, "it resumes after the dead one's values");
-    let rx = queue.consumer().unwrap();
+    // The restarted service, while the helper still sleeps. (The kernel
+    // drops a killed process's locks a moment after it can be reaped.)
+    let mut tx = None;
+    assert!(
+        eventually(|| {
+            tx = ring.producer().ok();
+            tx.is_some()
+        }),
+        "the dead service's role stayed taken"
+    );
     assert_eq!(
-        rx.try_pop(),
-        Some(42),
-        "the value the dead consumer held is delivered"
+        tx.unwrap().pushed(),
+        3,
+        "it resumes after the dead one's values"
+    );
+    let rx = queue.consumer().unwrap();
+    let mut got = None;
+    assert!(
+        eventually(|| {
+            got = got.or_else(|| rx.try_pop());
+            got.is_some()
+        }),
+        "the value the dead consumer held is not delivered"
+    );
+    assert_eq!(got, Some(42));
+    // Nor does the helper keep the rings in use: the last user out
+    // removes their names.
+    drop((rx, queue, ring));
+    assert!(
+        !exists(&spsc) && !exists(&mpmc),
+        "a name outlived its users"
     );
     assert!(
         kill(helper.0, None).is_ok(),

@@ -23,7 +23,14 @@
 //!   async-signal-safe), so the child's copies no longer refer to the
 //!   parent's descriptions and the parent's locks live and die with the
 //!   parent alone. The numbers stay taken, so the child's inherited handles
-//!   close them as usual when dropped, and close nothing else.
+//!   close them as usual when dropped, and close nothing else. A mapping
+//!   holds its file description too (the kernel keeps a description, and
+//!   its locks, while any mapping of it lives), so every mapping the
+//!   library makes is a [`KeptMap`], and the child handler replaces each
+//!   with private zeroed memory of the same size (`mmap` with
+//!   `MAP_FIXED`, a bare system call): the child's inherited handles still
+//!   point at memory they may read and write, but it is no longer the
+//!   ring's, and whatever they do there reaches no one.
 //!
 //! A gate makes "open a descriptor and record it" and "forget it and close
 //! it" atomic with respect to fork: threads pass it in shared mode, and the
@@ -40,7 +47,9 @@
 //! too), but it keeps the parent's locks until it exits or execs.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
+
+use memmap2::MmapRaw;
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 
 /// The incarnation: 1 in a process that was exec'd, bumped in every forked
@@ -157,6 +166,26 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    for slot in &MAPS {
+        let addr = slot.addr.load(Ordering::Relaxed);
+        let len = slot.len.load(Ordering::Relaxed);
+        if addr != 0 && len != 0 {
+            // SAFETY: a bare system call on a range this process mapped
+            // (recorded only while mapped; the gate kept any unmap from
+            // racing the fork); the handles that point into it find
+            // memory of the same size there, zeroed.
+            unsafe {
+                libc::mmap(
+                    addr as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+        }
+    }
     let null = NULL_FD.load(Ordering::Relaxed);
     if null >= 0 {
         let mut block: *const Block = &FIRST;
@@ -259,6 +288,74 @@ fn forget(fd: RawFd) {
     }
 }
 
+/// One recorded mapping: its address (0: free slot) and length.
+struct MapSlot {
+    addr: AtomicUsize,
+    len: AtomicUsize,
+}
+
+/// Mappings a process keeps at once; past this a mapping is not recorded
+/// and a forked child keeps its file description (a warning says so).
+const MAP_SLOTS: usize = 4096;
+
+static MAPS: [MapSlot; MAP_SLOTS] = [const {
+    MapSlot {
+        addr: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+    }
+}; MAP_SLOTS];
+
+/// A shared mapping the library keeps (a segment's), recorded so that a
+/// forked child lets go of it; see the module docs.
+pub(crate) struct KeptMap {
+    map: Option<MmapRaw>,
+    slot: Option<usize>,
+}
+
+impl KeptMap {
+    /// Map with `map` and record the mapping, with no fork between.
+    pub(crate) fn map<E>(map: impl FnOnce() -> Result<MmapRaw, E>) -> Result<KeptMap, E> {
+        install();
+        enter();
+        let mapped = map();
+        let slot = mapped.as_ref().ok().and_then(|m| {
+            let addr = m.as_mut_ptr() as usize;
+            let slot = MAPS.iter().position(|s| {
+                s.addr
+                    .compare_exchange(0, addr, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            });
+            match slot {
+                Some(i) => MAPS[i].len.store(m.len(), Ordering::Relaxed),
+                None => log::warn!(
+                    target: "shmring",
+                    "more than {MAP_SLOTS} rings mapped: a child forked now keeps one alive"
+                ),
+            }
+            slot
+        });
+        leave();
+        mapped.map(|m| KeptMap { map: Some(m), slot })
+    }
+
+    /// The mapping.
+    pub(crate) fn raw(&self) -> &MmapRaw {
+        self.map.as_ref().expect("mapped until dropped")
+    }
+}
+
+impl Drop for KeptMap {
+    fn drop(&mut self) {
+        enter();
+        if let Some(i) = self.slot {
+            MAPS[i].len.store(0, Ordering::Relaxed);
+            MAPS[i].addr.store(0, Ordering::Relaxed);
+        }
+        drop(self.map.take());
+        leave();
+    }
+}
+
 /// A descriptor the library keeps (a segment's file, a lease's own
 /// description), recorded so that a forked child lets go of it; see the
 /// module docs.
@@ -320,12 +417,25 @@ mod tests {
     }
 
     #[test]
-    fn a_forked_child_is_another_origin_and_holds_no_kept_description() {
+    fn a_forked_child_is_another_origin_and_keeps_no_description_or_mapping() {
         let origin = Origin::here();
         assert!(origin.is_here());
         let kept =
             KeptFd::open(|| std::fs::File::open("/proc/self/exe").map(OwnedFd::from)).unwrap();
         let null = nix::sys::stat::stat("/dev/null").unwrap().st_rdev;
+        let path = std::env::temp_dir().join(format!("shmring-unit-fork-{}", std::process::id()));
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.set_len(4096).unwrap();
+        let map = KeptMap::map(|| MmapRaw::map_raw(&file)).unwrap();
+        let byte = map.raw().as_mut_ptr();
+        // SAFETY: the mapping is 4096 bytes long and this thread's alone.
+        unsafe { byte.write(7) };
         // SAFETY: the child makes only system calls (getpid, fstat) and
         // `_exit`s; it takes no lock another thread could have held.
         match unsafe { libc::fork() } {
@@ -333,9 +443,11 @@ mod tests {
                 let moved = !origin.is_here();
                 let st = nix::sys::stat::fstat(kept.as_fd());
                 let nulled = st.is_ok_and(|st| st.st_rdev == null);
+                // SAFETY: the child handler left 4096 bytes mapped there.
+                let unmapped = unsafe { byte.read() } == 0;
                 // SAFETY: leaves the child without running the parent's
                 // destructors.
-                unsafe { libc::_exit(if moved && nulled { 0 } else { 1 }) }
+                unsafe { libc::_exit(if moved && nulled && unmapped { 0 } else { 1 }) }
             }
             -1 => panic!("fork failed"),
             pid => {
@@ -348,5 +460,7 @@ mod tests {
         assert!(origin.is_here());
         let st = nix::sys::stat::fstat(kept.as_fd()).unwrap();
         assert_ne!(st.st_rdev, null, "the parent's descriptor is its own");
+        // SAFETY: as above.
+        assert_eq!(unsafe { byte.read() }, 7, "the parent's mapping is its own");
     }
 }

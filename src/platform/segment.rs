@@ -226,7 +226,7 @@ mod platform {
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
     use std::time::{Duration, Instant};
 
-    use memmap2::{MmapOptions, MmapRaw};
+    use memmap2::MmapOptions;
     use nix::errno::Errno;
     use nix::fcntl::OFlag;
     use nix::sys::mman::{shm_open, shm_unlink};
@@ -234,7 +234,7 @@ mod platform {
 
     use super::{CreateOptions, OpenOptions, SHM_DIR};
     use crate::error::{Error, Result};
-    use crate::platform::fork::{KeptFd, Origin};
+    use crate::platform::fork::{KeptFd, KeptMap, Origin};
     use crate::platform::name::SegmentName;
     use crate::platform::ofd::{self, FlockKind};
 
@@ -256,7 +256,7 @@ mod platform {
     /// Dropping it unmaps; [`Segment::leave`] first, to remove the name as
     /// its last user.
     pub(crate) struct Segment {
-        map: MmapRaw,
+        map: KeptMap,
         file: KeptFd,
         name: SegmentName,
         /// The file's identity, to tell whether the name still names it.
@@ -323,16 +323,15 @@ mod platform {
         shm_unlink(name.os_name().as_str()).map_err(|e| os_error("shm_unlink", name, e))
     }
 
-    fn map(file: &KeptFd, len: u64, name: &SegmentName) -> Result<MmapRaw> {
+    fn map(file: &KeptFd, len: u64, name: &SegmentName) -> Result<KeptMap> {
         let len = usize::try_from(len).map_err(|_| Error::CapacityTooLarge { requested: len })?;
-        MmapOptions::new()
-            .len(len)
-            .map_raw(file.as_raw_fd())
-            .map_err(|source| Error::Io {
+        KeptMap::map(|| MmapOptions::new().len(len).map_raw(file.as_raw_fd())).map_err(|source| {
+            Error::Io {
                 op: "mmap",
                 name: name.as_str().to_owned(),
                 source,
-            })
+            }
+        })
     }
 
     /// A `flock` held on a segment's description until dropped.
@@ -620,11 +619,11 @@ mod platform {
         }
 
         pub(crate) fn as_ptr(&self) -> *mut u8 {
-            self.map.as_mut_ptr()
+            self.map.raw().as_mut_ptr()
         }
 
         pub(crate) fn len(&self) -> usize {
-            self.map.len()
+            self.map.raw().len()
         }
 
         pub(crate) fn name(&self) -> &SegmentName {
