@@ -33,6 +33,36 @@ fn child(role: &str) {
             println!("ready");
             std::thread::sleep(Duration::from_secs(600));
         }
+        // Inspect a file that another thread shrinks and grows again all
+        // the while, as other programs do with their own files in
+        // /dev/shm: touching it through a mapping would raise SIGBUS.
+        "inspect-while-truncated" => {
+            let path = shm_path(&name);
+            let len = shmring::header_offsets::HEADER_LEN as u64 * 2;
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let cycles = std::sync::atomic::AtomicU64::new(0);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        file.set_len(0).unwrap();
+                        file.set_len(len).unwrap();
+                        cycles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+                // Look while it shrinks, however the threads are scheduled.
+                let mut looks = 0;
+                while looks < 50 || cycles.load(std::sync::atomic::Ordering::Relaxed) < 1000 {
+                    let _ = shmring::inspect(&name);
+                    looks += 1;
+                }
+                for _ in 0..5 {
+                    let all = shmring::list().unwrap();
+                    assert!(all.iter().all(|(n, _)| *n != name), "listed");
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -188,4 +218,39 @@ fn listing_finds_our_segments_and_skips_other_files() {
         all.iter().all(|(n, _)| n != &other),
         "a foreign file was listed"
     );
+}
+
+/// Files in /dev/shm that are not rings: a FIFO (opening it could wait
+/// for a writer) and files without shmring's magic are left out of the
+/// listing, at once; one that its program truncates while we look is
+/// never mapped, so looking cannot die of SIGBUS (in a child: a SIGBUS
+/// would end the whole test binary).
+#[test]
+fn listing_leaves_out_fifos_and_foreign_files_even_while_they_shrink() {
+    let fifo = unique_name("fifo");
+    let _fifo = Unlink(fifo.clone());
+    nix::unistd::mkfifo(
+        shm_path(&fifo).as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let foreign = unique_name("foreign");
+    let _foreign = Unlink(foreign.clone());
+    std::fs::write(
+        shm_path(&foreign),
+        vec![0x5a; shmring::header_offsets::HEADER_LEN * 2],
+    )
+    .unwrap();
+    let all = shmring::list().unwrap();
+    assert!(
+        all.iter().all(|(n, _)| *n != fifo && *n != foreign),
+        "{all:?}"
+    );
+    assert!(shmring::inspect(&fifo).is_err(), "a FIFO is no ring");
+    assert!(matches!(
+        shmring::inspect(&foreign),
+        Err(Error::BadMagic { .. })
+    ));
+
+    spawn_child("inspect-while-truncated", &[("RING", foreign.clone())]).wait_success(TIMEOUT);
 }
