@@ -67,11 +67,23 @@ pub struct SegmentInfo {
     /// a role or a claim record, or is removing it. The kernel's word,
     /// whatever the tables say.
     pub in_use: bool,
-    /// Consumers asleep on the futex now (or about to be). One that was
-    /// killed asleep stays counted: it costs its peers nothing (see
-    /// `wait.rs`), but the count does not drop.
+    /// Consumer handles asleep on the futex now (or on their way to it or
+    /// back), as the header counts them, capped at the number of consumer
+    /// handles alive now ([`consumer`](Self::consumer) and
+    /// [`consumer_handles`](Self::consumer_handles) whose holder runs).
+    ///
+    /// A consumer counts itself in before it sleeps and out when it
+    /// wakes; one killed asleep cannot count itself out (which costs its
+    /// peers nothing, see `wait.rs`), so the header's count can include
+    /// dead sleepers. A handle sleeps in one call at a time, so live
+    /// sleepers are never more than live handles, and the number is
+    /// exact when no consumer died asleep, when no consumer is alive (0),
+    /// and when every live consumer sleeps; otherwise it is an upper
+    /// bound, too high by at most the consumers that died asleep.
     pub sleeping_consumers: u32,
-    /// Producers asleep on the futex now; as for consumers.
+    /// Producer handles asleep on the futex now, counted and capped as
+    /// for consumers, by the live producer handles
+    /// ([`producer`](Self::producer), [`producer_handles`](Self::producer_handles)).
     pub sleeping_producers: u32,
     /// Whether the name stays after the last user leaves
     /// ([`Spsc::persist`](crate::Spsc::persist)).
@@ -246,8 +258,8 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         consumer,
         attached: attach::list(segment, &header.attached),
         in_use: segment.in_use(),
-        sleeping_consumers: header.consumer_event.sleepers.load(Ordering::Relaxed),
-        sleeping_producers: header.producer_event.sleepers.load(Ordering::Relaxed),
+        sleeping_consumers: sleeping(&header.consumer_event, consumer, &consumer_handles),
+        sleeping_producers: sleeping(&header.producer_event, producer, &producer_handles),
         persistent: header.is_persistent(),
         producer_handles,
         consumer_handles,
@@ -255,6 +267,15 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         consumers: counters(&header.consumer_stats, &header.consumer_event),
         repaired: header.recovery.repaired.load(Ordering::Relaxed),
     })
+}
+
+/// The sleepers `event` counts, capped by the live handles of its side
+/// (see [`SegmentInfo::sleeping_consumers`]): whoever sleeps on an event
+/// holds the role or a claim record of that side, one call at a time.
+fn sleeping(event: &Event, role: Option<Attached>, handles: &[Attached]) -> u32 {
+    let live = role.iter().chain(handles).filter(|h| h.alive).count();
+    let counted = event.sleepers.load(Ordering::Relaxed);
+    counted.min(u32::try_from(live).unwrap_or(u32::MAX))
 }
 
 fn counters(stats: &SideStats, event: &Event) -> SideCounters {

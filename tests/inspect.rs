@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use shmring::{ByteRing, CreateOptions, Error, Mpmc, RingKind, Spsc};
+use shmring::{ByteRing, CreateOptions, Error, Mpmc, RingKind, Spsc, WaitStrategy};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -62,6 +62,20 @@ fn child(role: &str) {
                 }
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
             });
+        }
+        // A consumer that goes straight to the futex and sleeps there
+        // until it is killed (nothing is ever pushed).
+        "sleep-spsc-consumer" => {
+            let ring = Spsc::<u64>::open(&name).unwrap();
+            let mut rx = ring.consumer().unwrap();
+            rx.set_wait_strategy(WaitStrategy::Sleep);
+            let _ = rx.pop_timeout(Duration::from_secs(600));
+        }
+        "sleep-mpmc-consumer" => {
+            let ring = Mpmc::<u64>::open(&name).unwrap();
+            let mut rx = ring.consumer().unwrap();
+            rx.set_wait_strategy(WaitStrategy::Sleep);
+            let _ = rx.pop_timeout(Duration::from_secs(600));
         }
         other => panic!("unknown role {other}"),
     }
@@ -253,4 +267,48 @@ fn listing_leaves_out_fifos_and_foreign_files_even_while_they_shrink() {
     ));
 
     spawn_child("inspect-while-truncated", &[("RING", foreign.clone())]).wait_success(TIMEOUT);
+}
+
+/// Wait until inspection shows `n` consumers asleep on `name`.
+fn wait_sleeping(name: &str, n: u32) {
+    let start = std::time::Instant::now();
+    while shmring::inspect(name).unwrap().sleeping_consumers != n {
+        assert!(start.elapsed() < TIMEOUT, "never {n} asleep");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A consumer killed while asleep on the futex cannot count itself out of
+/// the header's sleepers: what inspection reports counts live consumers
+/// only (at most one per live consumer handle).
+#[test]
+fn a_consumer_killed_asleep_is_not_reported_sleeping() {
+    // SPSC: its one consumer sleeps, is killed: nobody sleeps.
+    let ring = Spsc::<u64>::create(&unique_name("sleeper-spsc"), 8).unwrap();
+    let sleeper = spawn_child("sleep-spsc-consumer", &[("RING", ring.name().to_owned())]);
+    wait_sleeping(ring.name(), 1);
+    sleeper.kill(); // SIGKILL, reaped: its locks are gone
+    let info = shmring::inspect(ring.name()).unwrap();
+    assert!(!info.consumer.unwrap().alive);
+    assert_eq!(
+        info.sleeping_consumers, 0,
+        "a dead consumer reported asleep"
+    );
+
+    // MPMC: two consumers sleep, one is killed, the other sleeps on.
+    let ring = Mpmc::<u64>::create(&unique_name("sleeper-mpmc"), 8).unwrap();
+    let first = spawn_child("sleep-mpmc-consumer", &[("RING", ring.name().to_owned())]);
+    let _second = spawn_child("sleep-mpmc-consumer", &[("RING", ring.name().to_owned())]);
+    wait_sleeping(ring.name(), 2);
+    first.kill();
+    for _ in 0..20 {
+        let info = shmring::inspect(ring.name()).unwrap();
+        let live = info.consumer_handles.iter().filter(|h| h.alive).count();
+        assert_eq!(live, 1);
+        assert_eq!(
+            info.sleeping_consumers, 1,
+            "the dead sleeper is still counted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
