@@ -13,7 +13,8 @@ use std::mem::size_of;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::header::{offsets, Event, Header, HeaderInfo, SideStats, MAGIC};
+use crate::format::header::{offsets, Event, Header, HeaderInfo, SideStats, MAGIC, VERSION};
+use crate::format::legacy;
 use crate::format::memory::{self, header_of, LOOK_INIT_WAIT};
 use crate::kind::{RingKind, TypeLayout};
 use crate::peers::attach::{self, Attached};
@@ -361,7 +362,13 @@ fn listed(name: &SegmentName) -> Result<SegmentInfo> {
 /// `Ok(false)` if it is in use. Safe against a race with another process
 /// replacing or removing the same segment.
 ///
-/// A file that is not a shmring segment is never mapped (see [`list`]).
+/// The kernel's word on staleness does not depend on the header's
+/// format: a segment left by an older shmring whose users also hold the
+/// kernel's locks (format version 5 and later) is removed the same way,
+/// unless it was marked persistent; for a format this library cannot
+/// judge (older, or newer) the answer is `VersionMismatch`, and only
+/// [`remove`](crate::remove) (`shmring rm --force`) removes it. A file
+/// that is not a shmring segment is never mapped (see [`list`]).
 ///
 /// ```
 /// # let name = format!("shmring-doc-m-stale-{}", std::process::id());
@@ -381,9 +388,18 @@ pub fn remove_if_stale(name: &str) -> Result<bool> {
     let name = SegmentName::new(name)?;
     let look = Look::open(&name, &open_options())?;
     // Read with `pread` first: another program's file is never mapped.
-    ours(&look, &name, LOOK_INIT_WAIT)?;
+    let version = match read_prefix(&look)? {
+        Some((MAGIC, version)) => version,
+        _ => {
+            ours(&look, &name, LOOK_INIT_WAIT)?;
+            VERSION
+        }
+    };
     drop(look);
-    memory::remove_if_stale(&name, LOOK_INIT_WAIT)
+    match legacy::format(version) {
+        legacy::Format::Current => memory::remove_if_stale(&name, LOOK_INIT_WAIT),
+        _ => legacy::remove_if_stale(&name, version),
+    }
 }
 
 #[cfg(all(test, not(shmring_loom)))]

@@ -710,6 +710,14 @@ mod platform {
         Ok(done)
     }
 
+    impl Segment {
+        /// Read the file's bytes at `offset` with `pread` (see [`pread`]):
+        /// a look at a segment whose layout is not this version's.
+        pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+            pread(&self.file, &self.name, buf, offset)
+        }
+    }
+
     /// A file under a segment name, opened only to be looked at: read with
     /// `pread` first, and mapped ([`Look::map`]) only once the caller has
     /// seen shmring's header there. Whatever else lies in the shm
@@ -889,6 +897,11 @@ mod platform {
         /// A model segment has no name to remove.
         pub(crate) fn leave(&mut self, _keep_name: bool) -> Result<bool> {
             Ok(false)
+        }
+
+        /// A model segment has no file to read.
+        pub(crate) fn read_at(&self, _: &mut [u8], _: u64) -> Result<usize> {
+            Ok(0)
         }
     }
 
