@@ -1,21 +1,26 @@
 //! Looking into segments without joining them: what `shmring ls`, `stat`
 //! and `rm` show, and when a segment is stale.
 //!
-//! Inspection maps a segment and reads its header, but claims no role and
-//! does not record itself as attached, so looking never changes what is
-//! seen. Everything read is validated first, like any open.
+//! Inspection claims no role, takes no lock and does not record itself as
+//! attached, so looking never changes what is seen (nor counts as using).
+//! It reads a file's first bytes with `pread` and maps only a regular file
+//! of ours that carries shmring's magic (`platform::segment::Look`): any
+//! other file in /dev/shm is another program's, which may shrink it while
+//! we look, and a mapping of it would then raise SIGBUS. Everything read
+//! from a mapped header is validated first, like any open.
 
 use std::mem::size_of;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::header::{Event, Header, HeaderInfo, SideStats};
+use crate::format::header::{offsets, Event, Header, HeaderInfo, SideStats, MAGIC, VERSION};
+use crate::format::legacy;
 use crate::format::memory::{self, header_of, LOOK_INIT_WAIT};
 use crate::kind::{RingKind, TypeLayout};
 use crate::peers::attach::{self, Attached};
 use crate::peers::claims;
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{OpenOptions, Segment};
+use crate::platform::segment::{Look, OpenOptions, Segment};
 use crate::platform::sync::{Counter, Ordering};
 use crate::rings::record;
 
@@ -63,11 +68,23 @@ pub struct SegmentInfo {
     /// a role or a claim record, or is removing it. The kernel's word,
     /// whatever the tables say.
     pub in_use: bool,
-    /// Consumers asleep on the futex now (or about to be). One that was
-    /// killed asleep stays counted: it costs its peers nothing (see
-    /// `wait.rs`), but the count does not drop.
+    /// Consumer handles asleep on the futex now (or on their way to it or
+    /// back), as the header counts them, capped at the number of consumer
+    /// handles alive now ([`consumer`](Self::consumer) and
+    /// [`consumer_handles`](Self::consumer_handles) whose holder runs).
+    ///
+    /// A consumer counts itself in before it sleeps and out when it
+    /// wakes; one killed asleep cannot count itself out (which costs its
+    /// peers nothing, see `wait.rs`), so the header's count can include
+    /// dead sleepers. A handle sleeps in one call at a time, so live
+    /// sleepers are never more than live handles, and the number is
+    /// exact when no consumer died asleep, when no consumer is alive (0),
+    /// and when every live consumer sleeps; otherwise it is an upper
+    /// bound, too high by at most the consumers that died asleep.
     pub sleeping_consumers: u32,
-    /// Producers asleep on the futex now; as for consumers.
+    /// Producer handles asleep on the futex now, counted and capped as
+    /// for consumers, by the live producer handles
+    /// ([`producer`](Self::producer), [`producer_handles`](Self::producer_handles)).
     pub sleeping_producers: u32,
     /// Whether the name stays after the last user leaves
     /// ([`Spsc::persist`](crate::Spsc::persist)).
@@ -143,11 +160,76 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
 }
 
 /// [`inspect`] with options: another user's segment, another wait.
+///
+/// A file that is not a segment gives an error without being mapped: not
+/// a regular file, `PermissionDenied`; shorter than a header,
+/// `SegmentTooSmall`; without shmring's magic, `BadMagic` (all zeros
+/// still after the wait, `NotReady`).
 pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
     let name = SegmentName::new(name)?;
-    // Not attached: looking does not count as using.
-    let segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
-    describe(&segment, opts.init_timeout)
+    let look = Look::open(&name, opts)?;
+    ours(&look, &name, opts.init_timeout)?;
+    map_and_describe(look, opts.init_timeout)
+}
+
+/// Map a file that [`ours`] accepted and read its header. Not attached,
+/// no lease: looking does not count as using.
+fn map_and_describe(look: Look, init_wait: Duration) -> Result<SegmentInfo> {
+    let segment = look.map(size_of::<Header>() as u64)?;
+    #[cfg(all(test, not(shmring_loom)))]
+    tests::MAPPED.with(|m| m.borrow_mut().push(segment.name().as_str().to_owned()));
+    describe(&segment, init_wait)
+}
+
+/// The magic and format version at the start of `look`'s file, read with
+/// `pread`: `None` if it is shorter than that.
+fn read_prefix(look: &Look) -> Result<Option<(u64, u32)>> {
+    let mut bytes = [0u8; 12];
+    if look.read_at(&mut bytes, offsets::MAGIC as u64)? < bytes.len() {
+        return Ok(None);
+    }
+    let magic = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let version = u32::from_le_bytes(bytes[offsets::VERSION..].try_into().expect("4 bytes"));
+    Ok(Some((magic, version)))
+}
+
+/// Whether `look`'s file is a shmring segment, from its size and its
+/// magic (read with `pread`, never through a mapping): `SegmentTooSmall`
+/// for less than a header, `BadMagic` for another program's bytes. A
+/// magic still zero may be a creator that named its segment before
+/// writing it (only where the shm directory has no `O_TMPFILE`): it is
+/// waited for up to `init_wait`, then `NotReady`.
+fn ours(look: &Look, name: &SegmentName, init_wait: Duration) -> Result<()> {
+    let needed = size_of::<Header>() as u64;
+    let len = look.len()?;
+    if len < needed {
+        return Err(Error::SegmentTooSmall {
+            name: name.as_str().to_owned(),
+            len,
+            needed,
+        });
+    }
+    let start = Instant::now();
+    loop {
+        match read_prefix(look)? {
+            Some((MAGIC, _)) => return Ok(()),
+            Some((0, _)) | None if start.elapsed() < init_wait => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Some((0, _)) | None => {
+                return Err(Error::NotReady {
+                    name: name.as_str().to_owned(),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                })
+            }
+            Some((found, _)) => {
+                return Err(Error::BadMagic {
+                    name: name.as_str().to_owned(),
+                    found,
+                })
+            }
+        }
+    }
 }
 
 fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
@@ -160,6 +242,9 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         _ => info.layout.capacity,
     };
     let role = |word| attach::holder(segment, word);
+    let (producer, consumer) = (role(&header.producer_role), role(&header.consumer_role));
+    let producer_handles = claims::holders(segment, &header.producer_claims);
+    let consumer_handles = claims::holders(segment, &header.consumer_claims);
     Ok(SegmentInfo {
         name: name.to_owned(),
         kind: info.kind,
@@ -170,19 +255,28 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
         created_unix_ns: info.created_unix_ns,
         written: header.tail.load(Ordering::Relaxed),
         read: header.head.load(Ordering::Relaxed),
-        producer: role(&header.producer_role),
-        consumer: role(&header.consumer_role),
+        producer,
+        consumer,
         attached: attach::list(segment, &header.attached),
         in_use: segment.in_use(),
-        sleeping_consumers: header.consumer_event.sleepers.load(Ordering::Relaxed),
-        sleeping_producers: header.producer_event.sleepers.load(Ordering::Relaxed),
+        sleeping_consumers: sleeping(&header.consumer_event, consumer, &consumer_handles),
+        sleeping_producers: sleeping(&header.producer_event, producer, &producer_handles),
         persistent: header.is_persistent(),
-        producer_handles: claims::holders(segment, &header.producer_claims),
-        consumer_handles: claims::holders(segment, &header.consumer_claims),
+        producer_handles,
+        consumer_handles,
         producers: counters(&header.producer_stats, &header.producer_event),
         consumers: counters(&header.consumer_stats, &header.consumer_event),
         repaired: header.recovery.repaired.load(Ordering::Relaxed),
     })
+}
+
+/// The sleepers `event` counts, capped by the live handles of its side
+/// (see [`SegmentInfo::sleeping_consumers`]): whoever sleeps on an event
+/// holds the role or a claim record of that side, one call at a time.
+fn sleeping(event: &Event, role: Option<Attached>, handles: &[Attached]) -> u32 {
+    let live = role.iter().chain(handles).filter(|h| h.alive).count();
+    let counted = event.sleepers.load(Ordering::Relaxed);
+    counted.min(u32::try_from(live).unwrap_or(u32::MAX))
 }
 
 fn counters(stats: &SideStats, event: &Event) -> SideCounters {
@@ -200,6 +294,15 @@ fn counters(stats: &SideStats, event: &Event) -> SideCounters {
 /// gave: files that are not shmring segments are left out; a segment that
 /// cannot be read (another user's, another version, corrupt) is listed with
 /// its error.
+///
+/// Not a shmring segment: anything but a regular file (never opened for
+/// reading, so a FIFO cannot make the listing wait), and a file shorter
+/// than a header or whose first bytes, read with `pread`, are not
+/// shmring's magic (never mapped, so another program that shrinks its
+/// file meanwhile cannot make the listing die of SIGBUS). A file whose
+/// magic is still zero is left out without waiting: shmring names a
+/// segment only once its header is written (where the shm directory has
+/// no `O_TMPFILE`, a segment being created is shown by the next listing).
 ///
 /// ```
 /// # let name = format!("shmring-doc-m-list-{}", std::process::id());
@@ -219,11 +322,21 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if SegmentName::new(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+        let Ok(segment) = SegmentName::new(&name) else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        match inspect(&name) {
-            Err(Error::BadMagic { .. } | Error::SegmentTooSmall { .. }) => {}
+        match listed(&segment) {
+            // Not a segment: gone since the scan, replaced by something
+            // else than a regular file, too short, or someone else's bytes.
+            Err(
+                Error::NotFound { .. }
+                | Error::PermissionDenied { .. }
+                | Error::BadMagic { .. }
+                | Error::SegmentTooSmall { .. },
+            ) => {}
             result => found.push((name, result)),
         }
     }
@@ -231,11 +344,33 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
     Ok(found)
 }
 
+/// A file found by [`list`], inspected without waiting for a zero magic.
+fn listed(name: &SegmentName) -> Result<SegmentInfo> {
+    let opts = open_options();
+    let look = Look::open(name, &opts)?;
+    ours(&look, name, Duration::ZERO).map_err(|e| match e {
+        Error::NotReady { .. } => Error::BadMagic {
+            name: name.as_str().to_owned(),
+            found: 0,
+        },
+        e => e,
+    })?;
+    map_and_describe(look, opts.init_timeout)
+}
+
 /// Remove segment `name` if it is stale (see [`SegmentInfo::is_stale`]):
 /// every process that used it died without leaving. `Ok(false)` if it is
 /// in use, or persisted (kept until [`remove`](crate::remove)). Safe
 /// against a race with another process replacing or removing the same
 /// segment.
+///
+/// The kernel's word on staleness does not depend on the header's
+/// format: a segment left by an older shmring whose users also hold the
+/// kernel's locks (format version 5 and later) is removed the same way,
+/// unless it was marked persistent; for a format this library cannot
+/// judge (older, or newer) the answer is `VersionMismatch`, and only
+/// [`remove`](crate::remove) (`shmring rm --force`) removes it. A file
+/// that is not a shmring segment is never mapped (see [`list`]).
 ///
 /// ```
 /// # let name = format!("shmring-doc-m-stale-{}", std::process::id());
@@ -248,5 +383,88 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub fn remove_if_stale(name: &str) -> Result<bool> {
-    memory::remove_if_stale(&SegmentName::new(name)?, LOOK_INIT_WAIT)
+    let name = SegmentName::new(name)?;
+    let look = Look::open(&name, &open_options())?;
+    // Read with `pread` first: another program's file is never mapped.
+    let version = match read_prefix(&look)? {
+        Some((MAGIC, version)) => version,
+        _ => {
+            ours(&look, &name, LOOK_INIT_WAIT)?;
+            VERSION
+        }
+    };
+    drop(look);
+    match legacy::format(version) {
+        legacy::Format::Current => memory::remove_if_stale(&name, LOOK_INIT_WAIT),
+        _ => legacy::remove_if_stale(&name, version),
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// The names of the files this thread's inspections mapped.
+        pub(super) static MAPPED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Whether this thread's inspections mapped the file `name`.
+    fn mapped(name: &str) -> bool {
+        MAPPED.with(|m| m.borrow().iter().any(|n| n == name))
+    }
+
+    /// A file planted in /dev/shm, removed on drop.
+    struct Planted(String);
+
+    impl Planted {
+        fn new(tag: &str, bytes: &[u8]) -> Planted {
+            let name = format!("shmring-test-{}-unit-{tag}", std::process::id());
+            let planted = Planted(name);
+            std::fs::write(format!("/dev/shm/{}", planted.0), bytes).unwrap();
+            planted
+        }
+    }
+
+    impl Drop for Planted {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(format!("/dev/shm/{}", self.0));
+        }
+    }
+
+    /// Another program's file can shrink under a mapping at any time, and
+    /// touching the mapping then is a SIGBUS: inspection reads a file's
+    /// first bytes with `pread` and maps only a file that carries
+    /// shmring's magic. Garbage and zeros of a header's size are "not a
+    /// ring" without ever being mapped; a ring is mapped.
+    #[test]
+    fn a_file_without_shmring_magic_is_never_mapped() {
+        let len = size_of::<Header>() * 2;
+        let garbage = Planted::new("garbage", &vec![0x42; len]);
+        let zeros = Planted::new("zeros", &vec![0; len]);
+        assert!(matches!(inspect(&garbage.0), Err(Error::BadMagic { .. })));
+        assert!(matches!(inspect(&zeros.0), Err(Error::NotReady { .. })));
+        assert!(
+            !mapped(&garbage.0) && !mapped(&zeros.0),
+            "a file without the magic was mapped"
+        );
+        // Listing leaves both out, and maps neither.
+        let all = list().unwrap();
+        assert!(all.iter().all(|(n, _)| *n != garbage.0 && *n != zeros.0));
+        assert!(
+            !mapped(&garbage.0) && !mapped(&zeros.0),
+            "a file without the magic was mapped"
+        );
+        assert!(!matches!(
+            remove_if_stale(&garbage.0),
+            Ok(_) | Err(Error::VersionMismatch { .. })
+        ));
+        assert!(!mapped(&garbage.0), "a file without the magic was mapped");
+
+        let name = format!("shmring-test-{}-unit-ring", std::process::id());
+        let _ring = crate::Spsc::<u64>::create(&name, 8).unwrap();
+        inspect(&name).unwrap();
+        assert!(mapped(&name), "a ring is mapped");
+    }
 }

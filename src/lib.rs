@@ -119,12 +119,12 @@
 //! safe call stays in bounds and terminates (a corrupt index is
 //! [`Error::Corrupt`], a garbage value is still a valid `Pod`). The
 //! in-place views (`&T`, `&[u8]`, `&mut T`, `&mut [u8]` lent by guards and
-//! chunks) are sound only between peers that follow the protocol, since a
+//! chunks, SPSC read chunks' `get` and `iter` included) are sound only between peers that follow the protocol, since a
 //! hostile peer could write the memory while it is lent; and any process
 //! that can write the segment file can `ftruncate` it, after which every
 //! mapping faults (SIGBUS). With peers you do not trust, read through the
-//! copying calls (`try_pop`, `pop_timeout`: a volatile copy out of the
-//! slot; [`Message::copy_into`] for byte messages) and keep write access
+//! copying calls (`try_pop`, `pop_timeout`, `ReadChunk::read`: a volatile
+//! copy out of the slot; [`Message::copy_into`] for byte messages) and keep write access
 //! to the segment from them.
 
 // Lints as policy (CI denies warnings): every public item documented and

@@ -35,7 +35,8 @@
 //! sleeper is woken and sets the flag again if it sleeps again. So a waiter
 //! that dies asleep leaves a flag that costs the next notifier one wake, where
 //! a count would stay raised and cost every notification a system call for
-//! the life of the ring. (`sleepers` still counts waiters, for `stat`;
+//! the life of the ring. (`sleepers` still counts waiters, for `stat`,
+//! which caps it by the side's live handles, since the dead stay counted;
 //! `sleeps` and `wakes` count futex waits and wakes since creation, on
 //! the line these paths write anyway.)
 //!

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use shmring::{ByteRing, CreateOptions, Error, Mpmc, RingKind, Spsc};
+use shmring::{ByteRing, CreateOptions, Error, Mpmc, RingKind, Spsc, WaitStrategy};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -34,6 +34,50 @@ fn child(role: &str) {
             let _ring = Spsc::<u64>::open(&name).unwrap();
             println!("ready");
             std::thread::sleep(Duration::from_secs(600));
+        }
+        // Inspect a file that another thread shrinks and grows again all
+        // the while, as other programs do with their own files in
+        // /dev/shm: touching it through a mapping would raise SIGBUS.
+        "inspect-while-truncated" => {
+            let path = shm_path(&name);
+            let len = shmring::header_offsets::HEADER_LEN as u64 * 2;
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let cycles = std::sync::atomic::AtomicU64::new(0);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        file.set_len(0).unwrap();
+                        file.set_len(len).unwrap();
+                        cycles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+                // Look while it shrinks, however the threads are scheduled.
+                let mut looks = 0;
+                while looks < 50 || cycles.load(std::sync::atomic::Ordering::Relaxed) < 1000 {
+                    let _ = shmring::inspect(&name);
+                    looks += 1;
+                }
+                for _ in 0..5 {
+                    let all = shmring::list().unwrap();
+                    assert!(all.iter().all(|(n, _)| *n != name), "listed");
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        // A consumer that goes straight to the futex and sleeps there
+        // until it is killed (nothing is ever pushed).
+        "sleep-spsc-consumer" => {
+            let ring = Spsc::<u64>::open(&name).unwrap();
+            let mut rx = ring.consumer().unwrap();
+            rx.set_wait_strategy(WaitStrategy::Sleep);
+            let _ = rx.pop_timeout(Duration::from_secs(600));
+        }
+        "sleep-mpmc-consumer" => {
+            let ring = Mpmc::<u64>::open(&name).unwrap();
+            let mut rx = ring.consumer().unwrap();
+            rx.set_wait_strategy(WaitStrategy::Sleep);
+            let _ = rx.pop_timeout(Duration::from_secs(600));
         }
         other => panic!("unknown role {other}"),
     }
@@ -190,4 +234,83 @@ fn listing_finds_our_segments_and_skips_other_files() {
         all.iter().all(|(n, _)| n != &other),
         "a foreign file was listed"
     );
+}
+
+/// Files in /dev/shm that are not rings: a FIFO (opening it could wait
+/// for a writer) and files without shmring's magic are left out of the
+/// listing, at once; one that its program truncates while we look is
+/// never mapped, so looking cannot die of SIGBUS (in a child: a SIGBUS
+/// would end the whole test binary).
+#[test]
+fn listing_leaves_out_fifos_and_foreign_files_even_while_they_shrink() {
+    let fifo = unique_name("fifo");
+    let _fifo = Unlink(fifo.clone());
+    nix::unistd::mkfifo(
+        shm_path(&fifo).as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let foreign = unique_name("foreign");
+    let _foreign = Unlink(foreign.clone());
+    std::fs::write(
+        shm_path(&foreign),
+        vec![0x5a; shmring::header_offsets::HEADER_LEN * 2],
+    )
+    .unwrap();
+    let all = shmring::list().unwrap();
+    assert!(
+        all.iter().all(|(n, _)| *n != fifo && *n != foreign),
+        "{all:?}"
+    );
+    assert!(shmring::inspect(&fifo).is_err(), "a FIFO is no ring");
+    assert!(matches!(
+        shmring::inspect(&foreign),
+        Err(Error::BadMagic { .. })
+    ));
+
+    spawn_child("inspect-while-truncated", &[("RING", foreign.clone())]).wait_success(TIMEOUT);
+}
+
+/// Wait until inspection shows `n` consumers asleep on `name`.
+fn wait_sleeping(name: &str, n: u32) {
+    let start = std::time::Instant::now();
+    while shmring::inspect(name).unwrap().sleeping_consumers != n {
+        assert!(start.elapsed() < TIMEOUT, "never {n} asleep");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A consumer killed while asleep on the futex cannot count itself out of
+/// the header's sleepers: what inspection reports counts live consumers
+/// only (at most one per live consumer handle).
+#[test]
+fn a_consumer_killed_asleep_is_not_reported_sleeping() {
+    // SPSC: its one consumer sleeps, is killed: nobody sleeps.
+    let ring = Spsc::<u64>::create(&unique_name("sleeper-spsc"), 8).unwrap();
+    let sleeper = spawn_child("sleep-spsc-consumer", &[("RING", ring.name().to_owned())]);
+    wait_sleeping(ring.name(), 1);
+    sleeper.kill(); // SIGKILL, reaped: its locks are gone
+    let info = shmring::inspect(ring.name()).unwrap();
+    assert!(!info.consumer.unwrap().alive);
+    assert_eq!(
+        info.sleeping_consumers, 0,
+        "a dead consumer reported asleep"
+    );
+
+    // MPMC: two consumers sleep, one is killed, the other sleeps on.
+    let ring = Mpmc::<u64>::create(&unique_name("sleeper-mpmc"), 8).unwrap();
+    let first = spawn_child("sleep-mpmc-consumer", &[("RING", ring.name().to_owned())]);
+    let _second = spawn_child("sleep-mpmc-consumer", &[("RING", ring.name().to_owned())]);
+    wait_sleeping(ring.name(), 2);
+    first.kill();
+    for _ in 0..20 {
+        let info = shmring::inspect(ring.name()).unwrap();
+        let live = info.consumer_handles.iter().filter(|h| h.alive).count();
+        assert_eq!(live, 1);
+        assert_eq!(
+            info.sleeping_consumers, 1,
+            "the dead sleeper is still counted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -50,7 +50,10 @@ pub struct StatArgs {
 pub struct RmArgs {
     /// Segments to remove.
     pub names: Vec<String>,
-    /// Remove every stale segment (no process holds a lock on it).
+    /// Remove every stale segment (no process holds a lock on it, also one
+    /// left by an older shmring whose users hold those locks). Each is
+    /// reported; the exit status is 1 if any could not be removed (one
+    /// gone meanwhile is not a failure), after the others are done.
     #[arg(long, conflicts_with = "names")]
     pub stale: bool,
     /// With --stale: only segments whose names start with this.
@@ -104,7 +107,12 @@ pub fn ls(args: &LsArgs) -> Res<()> {
                 pids(&i.attached)
             ),
             // The reason on a line of its own: it can be long.
-            Err(e) => println!("{name:<32} unreadable:\n    {e}"),
+            Err(e) => {
+                println!("{name:<32} unreadable:\n    {e}");
+                if let Some(remedy) = view::remedy(&name, &e) {
+                    println!("    {remedy}");
+                }
+            }
         }
     }
     Ok(())
@@ -187,7 +195,11 @@ pub fn stat(args: &StatArgs) -> Res<()> {
         return Ok(());
     }
     if !args.watch {
-        let info = shmring::inspect(&args.name)?;
+        let info =
+            shmring::inspect(&args.name).map_err(|e| match view::remedy(&args.name, &e) {
+                Some(remedy) => format!("{e}\n{remedy}").into(),
+                None => Box::<dyn std::error::Error>::from(e),
+            })?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&RingView::from(&info))?);
         } else {
@@ -198,46 +210,149 @@ pub fn stat(args: &StatArgs) -> Res<()> {
     watch::run(args)
 }
 
-/// `shmring rm`. Returns whether every named segment was removed.
+/// What `rm` did with one segment.
+#[derive(Debug, PartialEq, Eq)]
+enum Removal {
+    Removed,
+    /// In use (or kept for good, `persist`): left alone.
+    InUse,
+    /// Already gone since it was listed: nothing left to do.
+    Gone,
+    /// Not judged: unreadable for a reason that says nothing of its use.
+    Skipped,
+    /// Left, with what the operator can do about it.
+    Left(String),
+    /// A real failure: the error.
+    Failed(String),
+}
+
+/// `rm --stale` for one segment `name`, as `list` found it.
+fn remove_stale_one(name: &str, listed: &shmring::Result<SegmentInfo>) -> Removal {
+    match listed {
+        Ok(i) if !i.is_stale() => return Removal::InUse,
+        // Another format version: the library tells staleness from the
+        // kernel's locks where that version's users hold them.
+        Ok(_) | Err(shmring::Error::VersionMismatch { .. }) => {}
+        Err(_) => return Removal::Skipped,
+    }
+    match shmring::remove_if_stale(name) {
+        Ok(true) => Removal::Removed,
+        Ok(false) => Removal::InUse,
+        Err(shmring::Error::NotFound { .. }) => Removal::Gone,
+        Err(e @ shmring::Error::VersionMismatch { .. }) => Removal::Left(format!(
+            "{e}; this shmring cannot tell whether processes of that version use it: once none \
+             does, `shmring rm --force {name}` removes it"
+        )),
+        Err(e) => Removal::Failed(e.to_string()),
+    }
+}
+
+/// `shmring rm`. Acts on every segment it is given (or finds, with
+/// `--stale`) and reports each; `Ok(false)` if a named segment was in use,
+/// an error at the end if any could not be removed. A segment that
+/// vanished since `--stale` listed it is not a failure.
 pub fn rm(args: &RmArgs) -> Res<bool> {
+    let mut failed = 0;
     if args.stale {
         let mut removed = 0;
         for (name, info) in shmring::list()? {
-            if name.starts_with(&args.prefix)
-                && info.is_ok_and(|i| i.is_stale())
-                && shmring::remove_if_stale(&name)?
-            {
-                println!("removed {name}");
-                removed += 1;
+            if !name.starts_with(&args.prefix) {
+                continue;
+            }
+            match remove_stale_one(&name, &info) {
+                Removal::Removed => {
+                    println!("removed {name}");
+                    removed += 1;
+                }
+                Removal::Gone => println!("{name}: already gone"),
+                Removal::InUse | Removal::Skipped => {}
+                Removal::Left(why) => eprintln!("shmring: {name}: not removed: {why}"),
+                Removal::Failed(why) => {
+                    eprintln!("shmring: {name}: not removed: {why}");
+                    failed += 1;
+                }
             }
         }
         println!("{removed} stale segment(s) removed");
-        return Ok(true);
+        return finish(failed, true);
     }
     let mut all = true;
     for name in &args.names {
         if args.force {
-            shmring::remove(name)?;
-            println!("removed {name}");
-        } else if shmring::remove_if_stale(name)? {
-            println!("removed {name}");
-        } else {
-            let users = shmring::inspect(name).map_or_else(
-                |_| "-".into(),
-                |i| {
-                    pids(
-                        &i.attached
-                            .into_iter()
-                            .filter(|a| a.alive)
-                            .collect::<Vec<_>>(),
-                    )
-                },
-            );
-            eprintln!(
-                "shmring: {name} is in use (live pids: {users}); not removed (--force removes it anyway)"
-            );
-            all = false;
+            match shmring::remove(name) {
+                Ok(()) => println!("removed {name}"),
+                Err(e) => {
+                    eprintln!("shmring: {name}: not removed: {e}");
+                    failed += 1;
+                }
+            }
+            continue;
+        }
+        match shmring::remove_if_stale(name) {
+            Ok(true) => println!("removed {name}"),
+            Ok(false) => {
+                let info = shmring::inspect(name).ok();
+                if info.as_ref().is_some_and(|i| i.persistent && i.is_stale()) {
+                    eprintln!(
+                        "shmring: {name} is persisted (kept for whoever reads it next); not removed (--force removes it)"
+                    );
+                } else {
+                    let users = info.map_or_else(
+                        || "-".into(),
+                        |i| {
+                            pids(
+                                &i.attached
+                                    .into_iter()
+                                    .filter(|a| a.alive)
+                                    .collect::<Vec<_>>(),
+                            )
+                        },
+                    );
+                    eprintln!(
+                        "shmring: {name} is in use (live pids: {users}); not removed (--force removes it anyway)"
+                    );
+                }
+                all = false;
+            }
+            Err(e) => {
+                eprintln!("shmring: {name}: not removed: {e}");
+                if let Some(remedy) = view::remedy(name, &e) {
+                    eprintln!("    {remedy}");
+                }
+                failed += 1;
+            }
         }
     }
+    finish(failed, all)
+}
+
+/// `rm`'s result: an error if `failed` segments could not be removed.
+fn finish(failed: usize, all: bool) -> Res<bool> {
+    if failed > 0 {
+        return Err(format!("{failed} segment(s) could not be removed (see above)").into());
+    }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment that `rm --stale` listed and someone else removed before
+    /// it came to it is done with, not a failure.
+    #[test]
+    fn a_segment_gone_since_the_listing_is_not_a_failure() {
+        let name = format!("shmring-test-{}-cli-unit-gone", std::process::id());
+        let ring = shmring::Spsc::<u64>::create(&name, 8).unwrap();
+        ring.persist();
+        drop(ring);
+        // Listed stale: the name stays (persist), nobody uses it.
+        let listed = shmring::inspect(&name);
+        let removed = shmring::remove(&name);
+        assert!(listed.as_ref().is_ok_and(|i| i.is_stale()), "{listed:?}");
+        // Gone between the listing and the removal.
+        removed.unwrap();
+        assert_eq!(remove_stale_one(&name, &listed), Removal::Gone);
+        assert!(finish(0, true).unwrap());
+    }
 }

@@ -217,11 +217,28 @@ impl From<&SegmentInfo> for RingView {
     }
 }
 
-/// A segment `ls --json` could not read, and why.
+/// A segment `ls --json` could not read, why, and what removes it.
 #[derive(Serialize, Debug)]
 pub struct Unreadable {
     pub name: String,
     pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+/// What an operator can do about segment `name` that this command cannot
+/// read because of `e`, if there is something to say: a segment of
+/// another format version is removed by `rm --force` (or `rm --stale`,
+/// for a version whose users the kernel's locks tell).
+pub fn remedy(name: &str, e: &shmring::Error) -> Option<String> {
+    match e {
+        shmring::Error::VersionMismatch { .. } => Some(format!(
+            "`shmring rm --force {name}` removes it (processes using it keep their mappings; \
+             only the name goes); `shmring rm --stale` removes it once no process uses it, \
+             unless its version is one whose users this shmring cannot tell"
+        )),
+        _ => None,
+    }
 }
 
 /// One line of `ls --json`: a ring, or a segment that cannot be read.
@@ -239,6 +256,7 @@ pub fn list() -> shmring::Result<Vec<Listed>> {
         .map(|(name, info)| match info {
             Ok(i) => Listed::Ring(Box::new(RingView::from(&i))),
             Err(e) => Listed::Unreadable(Unreadable {
+                remedy: remedy(&name, &e),
                 name,
                 error: e.to_string(),
             }),

@@ -29,10 +29,36 @@ children!(child);
 
 /// What this binary does when re-run as a child (see `tests/common`).
 fn child(role: &str) {
-    assert_eq!(role, "create-and-exit");
     let ring = Spsc::<u64>::create(&arg::<String>("RING"), 8).unwrap();
-    // Exit as a killed process does, without leaving: the name stays, stale.
-    std::mem::forget(ring);
+    match role {
+        // Exit as a killed process does, without leaving: the name stays,
+        // stale.
+        "create-and-exit" => std::mem::forget(ring),
+        // A service that is killed: it leaves its ring stale.
+        "create-and-wait" => {
+            println!("ready");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// A segment made by a process that was then SIGKILLed: stale, its name
+/// left behind.
+fn stale_segment(name: &str) {
+    let mut child: ChildGuard = child_command("create-and-wait")
+        .env("RING", name)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+        .into();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    child.kill();
+    assert!(eventually(
+        || shmring::inspect(name).is_ok_and(|i| i.is_stale())
+    ));
 }
 
 #[test]
@@ -117,6 +143,30 @@ fn rm_refuses_a_live_segment_unless_forced() {
 }
 
 #[test]
+fn rm_keeps_a_persisted_ring_unless_forced() {
+    let name = unique_name("cli-persisted");
+    let _cleanup = Unlink(name.clone());
+    {
+        let ring = Spsc::<u64>::create(&name, 8).unwrap();
+        ring.persist();
+        ring.producer().unwrap().try_push(5).unwrap();
+    }
+    let prefix = name.trim_end_matches("cli-persisted");
+    let out = shmring(&["rm", "--stale", "--prefix", prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        shmring::inspect(&name).is_ok(),
+        "rm --stale removed a persisted ring"
+    );
+    let out = shmring(&["rm", &name]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is persisted"), "{}", stderr(&out));
+    let out = shmring(&["rm", "--force", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(shmring::inspect(&name).is_err());
+}
+
+#[test]
 fn rm_removes_stale_segments_by_name_and_all_at_once() {
     let names: Vec<String> = (0..2).map(|_| unique_name("cli-stale")).collect();
     let _cleanup: Vec<Unlink> = names.iter().cloned().map(Unlink).collect();
@@ -143,6 +193,114 @@ fn rm_removes_stale_segments_by_name_and_all_at_once() {
     for name in &names {
         assert!(shmring::inspect(name).is_err(), "{name} is still there");
     }
+}
+
+/// `rm --stale` acts on every stale segment and reports each: one it
+/// cannot remove (here another process holds its `flock` past the
+/// command's patience) makes the exit status 1, after the others were
+/// removed, not instead.
+#[test]
+fn rm_stale_goes_on_past_a_segment_it_cannot_remove() {
+    let base = unique_name("cli-stale-all");
+    // Listed in name order: the one that fails comes first.
+    let (held, free) = (format!("{base}-a"), format!("{base}-b"));
+    let _cleanup = (Unlink(held.clone()), Unlink(free.clone()));
+    stale_segment(&held);
+    stale_segment(&free);
+    let file = std::fs::File::open(shm_path(&held)).unwrap();
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+
+    let out = shmring(&["rm", "--stale", "--prefix", &base]);
+    drop(lock);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("removed {free}")),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(!exists(&free), "the segment after the failure was left");
+    assert!(exists(&held));
+    assert!(
+        stderr(&out).contains(&format!("{held}: not removed")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Write format version `version` into segment `name`'s header, as an
+/// older (or newer) shmring would have.
+fn set_version(name: &str, version: u32) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_path(name))
+        .unwrap();
+    file.write_at(
+        &version.to_le_bytes(),
+        shmring::header_offsets::VERSION as u64,
+    )
+    .unwrap();
+}
+
+/// A segment left by an older shmring: staleness is the kernel's word
+/// (every mapping's lock, since format version 5), so `rm --stale` removes
+/// a stale one and leaves one in use; one whose users this version cannot
+/// tell is left, and `ls`, `stat` and `rm --stale` say that `rm --force`
+/// removes it.
+#[test]
+fn rm_stale_removes_an_older_format_and_names_rm_force_for_the_rest() {
+    let base = unique_name("cli-old-format");
+    let (old, live, ancient) = (
+        format!("{base}-old"),
+        format!("{base}-live"),
+        format!("{base}-ancient"),
+    );
+    let _cleanup = (
+        Unlink(old.clone()),
+        Unlink(live.clone()),
+        Unlink(ancient.clone()),
+    );
+    stale_segment(&old);
+    set_version(&old, 6);
+    let in_use = Spsc::<u64>::create(&live, 8).unwrap();
+    set_version(&live, 6);
+    stale_segment(&ancient);
+    set_version(&ancient, 4);
+
+    let out = shmring(&["ls"]);
+    let force = format!("`shmring rm --force {ancient}` removes it");
+    assert!(stdout(&out).contains(&force), "{}", stdout(&out));
+    let out = shmring(&["stat", &ancient]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("format version 4"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&force), "{}", stderr(&out));
+
+    let out = shmring(&["rm", "--stale", "--prefix", &base]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("removed {old}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!exists(&old));
+    assert!(exists(&live), "a segment in use was removed");
+    assert!(exists(&ancient));
+    assert!(
+        stderr(&out).contains(&format!("`shmring rm --force {ancient}` removes it")),
+        "{}",
+        stderr(&out)
+    );
+    let out = shmring(&["rm", "--force", &ancient]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!exists(&ancient));
+    drop(in_use);
 }
 
 #[test]

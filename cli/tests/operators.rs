@@ -445,3 +445,114 @@ fn stat_and_metrics_show_the_bridges_counters() {
     );
     drop(ring);
 }
+
+/// Run `args` and return its output, or panic if it has not finished
+/// within `PATIENCE` (it is killed then): a command that hangs fails.
+fn shmring_bounded(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shmring");
+    // Read both pipes on threads: a full pipe must not pass for a hang.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`shmring {}` still running after {PATIENCE:?}",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Any local user can create a FIFO in /dev/shm under the name where a
+/// bridge keeps its state: opening it for reading would wait for a writer
+/// for ever. `ls --json`, `stat`, `metrics` and a `serve-metrics` scrape
+/// show the ring without bridge counters, at once.
+#[test]
+fn a_fifo_planted_as_bridge_state_hangs_no_command() {
+    use shmring_bridge_state::{default_path, Direction};
+    let ring = Spsc::<u64>::create(&unique_name("fifo-bridge"), 8).unwrap();
+    let name = ring.name().to_owned();
+    let mut planted = Vec::new();
+    for dir in [Direction::Out, Direction::In] {
+        let path = default_path(&name, dir);
+        // The guard first: removed even if a step below fails.
+        planted.push(Unlink(
+            path.file_name().unwrap().to_str().unwrap().to_owned(),
+        ));
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+    }
+
+    let out = shmring_bounded(&["ls", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all: Value = serde_json::from_slice(&out.stdout).expect("ls --json is JSON");
+    let listed = listed(&all, &name);
+    assert!(listed["bridge_out"].is_null() && listed["bridge_in"].is_null());
+
+    let out = shmring_bounded(&["stat", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        !table.contains("bridge out") && !table.contains("bridge in"),
+        "{table}"
+    );
+    let out = shmring_bounded(&["stat", &name, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = shmring_bounded(&["metrics"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let scrape = parse(&text(&out.stdout));
+    assert_eq!(sample(&scrape, "shmring_capacity_bytes", &name, None), 64.0);
+
+    let mut server = start(&["serve-metrics", "--listen", "127.0.0.1:0"]);
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("serving metrics on http://")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let read = s.read_to_string(&mut response);
+    assert_eq!(interrupt(&mut server).code(), Some(130));
+    read.expect("the scrape is answered (not a read timeout)");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(&format!("ring=\"{name}\"")), "{response}");
+}

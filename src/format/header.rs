@@ -76,7 +76,9 @@ pub(crate) struct Event {
     /// Bumped by the waking side; sleepers wait for it to change.
     pub(crate) seq: AtomicU32,
     /// How many waiters are between announcing themselves and waking up:
-    /// for `stat` only, since a waiter that dies asleep stays counted.
+    /// for `stat` only, since a waiter that dies asleep stays counted
+    /// (inspection reports it capped by the side's live handles, see
+    /// `SegmentInfo::sleeping_consumers`).
     pub(crate) sleepers: AtomicU32,
     /// Set by every waiter before it may sleep, cleared by the notifier that
     /// wakes them all: what a notifier reads. A waiter that dies asleep

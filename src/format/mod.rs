@@ -3,5 +3,6 @@
 
 pub(crate) mod header; // the header's words and their validation
 pub(crate) mod layout; // header size, slot area, element type identity
+pub(crate) mod legacy; // older format versions: staleness, removal
 pub(crate) mod memory; // a segment created or opened as typed slots
 pub(crate) mod slot; // a value and its stamp

@@ -12,6 +12,10 @@
 //!   ring above has validated what it mapped, joining: the shared lease on
 //!   byte 0 that says "in use" (`lease.rs`), taken before the name is
 //!   checked under a shared `flock` against a concurrent removal;
+//! * look (for inspection): [`Look`] opens a name as a path only, checks
+//!   with `fstat` that it is our regular file, reads it with `pread`, and
+//!   maps it only when asked (once its header proved it shmring's),
+//!   taking no lock;
 //! * the descriptor each mapping keeps, through which it probes others'
 //!   leases;
 //! * leaving: the name belongs to the segment's users together, and the
@@ -219,7 +223,7 @@ pub fn remove(name: &str) -> Result<()> {
     platform::unlink(&name)
 }
 
-pub(crate) use platform::Segment;
+pub(crate) use platform::{Look, Segment};
 
 #[cfg(not(shmring_loom))]
 mod platform {
@@ -713,6 +717,125 @@ mod platform {
             Ok(true)
         }
     }
+
+    /// Read into `buf` at `offset` with `pread`, as much as the file holds
+    /// there: the count read (short at the end of the file). Unlike a
+    /// load from a mapping, a read past the end of a file that shrank
+    /// meanwhile is not a SIGBUS.
+    fn pread(file: &KeptFd, name: &SegmentName, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = i64::try_from(offset + done as u64).unwrap_or(i64::MAX);
+            match nix::sys::uio::pread(file.as_fd(), &mut buf[done..], at) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(os_error("pread", name, e)),
+            }
+        }
+        Ok(done)
+    }
+
+    impl Segment {
+        /// Read the file's bytes at `offset` with `pread` (see [`pread`]):
+        /// a look at a segment whose layout is not this version's.
+        pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+            pread(&self.file, &self.name, buf, offset)
+        }
+    }
+
+    /// A file under a segment name, opened only to be looked at: read with
+    /// `pread` first, and mapped ([`Look::map`]) only once the caller has
+    /// seen shmring's header there. Whatever else lies in the shm
+    /// directory is another program's, which may shrink its file at any
+    /// time: touching a mapping past the new end is a SIGBUS, a `pread`
+    /// there just reads less. A look takes no lock of any kind, so it
+    /// never counts as a user.
+    pub(crate) struct Look {
+        file: KeptFd,
+        name: SegmentName,
+    }
+
+    impl Look {
+        /// Open `name` to look at it. First as a path only (`O_PATH |
+        /// O_NOFOLLOW`: opening has no effect on what it names, a symlink
+        /// is not followed, a FIFO does not wait for a writer), checked with
+        /// `fstat`: a regular file (else `PermissionDenied`, as an open
+        /// says), owned by us unless `opts` allow another owner
+        /// (`ForeignOwner`). Only then is that same file opened for reading
+        /// and writing, through `/proc/self/fd`, `O_NONBLOCK | O_CLOEXEC`.
+        pub(crate) fn open(name: &SegmentName, opts: &OpenOptions) -> Result<Look> {
+            let path = nix::fcntl::open(
+                path_of(name).as_str(),
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| os_error("open(O_PATH)", name, e))?;
+            let st = fstat(path.as_fd()).map_err(|e| os_error("fstat", name, e))?;
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+                return Err(Error::PermissionDenied {
+                    name: name.as_str().to_owned(),
+                });
+            }
+            let ours = nix::unistd::geteuid().as_raw();
+            if st.st_uid != ours && !opts.allow_foreign_owner {
+                return Err(Error::ForeignOwner {
+                    name: name.as_str().to_owned(),
+                    owner: st.st_uid,
+                    ours,
+                });
+            }
+            let reopen = format!("/proc/self/fd/{}", path.as_raw_fd());
+            let fd = KeptFd::open(|| {
+                nix::fcntl::open(
+                    reopen.as_str(),
+                    OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+            })
+            .map_err(|e| os_error("open(/proc/self/fd)", name, e))?;
+            Ok(Look {
+                file: fd,
+                name: name.clone(),
+            })
+        }
+
+        /// The file's size now.
+        pub(crate) fn len(&self) -> Result<u64> {
+            let st = fstat(self.file.as_fd()).map_err(|e| os_error("fstat", &self.name, e))?;
+            Ok(u64::try_from(st.st_size).unwrap_or(0))
+        }
+
+        /// Read at `offset` with `pread` (see [`pread`]): the count read.
+        pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+            pread(&self.file, &self.name, buf, offset)
+        }
+
+        /// Map the whole file as it is now (`SegmentTooSmall` below
+        /// `min_len`), without a lease: looking never joins.
+        pub(crate) fn map(self, min_len: u64) -> Result<Segment> {
+            let st = fstat(self.file.as_fd()).map_err(|e| os_error("fstat", &self.name, e))?;
+            let len = u64::try_from(st.st_size).unwrap_or(0);
+            if len < min_len {
+                return Err(Error::SegmentTooSmall {
+                    name: self.name.as_str().to_owned(),
+                    len,
+                    needed: min_len,
+                });
+            }
+            Ok(Segment {
+                map: map(&self.file, len, &self.name)?,
+                file: self.file,
+                name: self.name,
+                dev: st.st_dev,
+                ino: st.st_ino,
+                origin: Origin::here(),
+                leased: false,
+                linked: true,
+                unpublished: None,
+            })
+        }
+    }
 }
 
 #[cfg(shmring_loom)]
@@ -807,6 +930,33 @@ mod platform {
         /// A model segment has no name to remove.
         pub(crate) fn leave(&mut self, _keep_name: bool) -> Result<bool> {
             Ok(false)
+        }
+
+        /// A model segment has no file to read.
+        pub(crate) fn read_at(&self, _: &mut [u8], _: u64) -> Result<usize> {
+            Ok(0)
+        }
+    }
+
+    /// A model segment is never found by name, so never looked at: no
+    /// value of this type exists.
+    pub(crate) enum Look {}
+
+    impl Look {
+        pub(crate) fn open(name: &SegmentName, _: &OpenOptions) -> Result<Look> {
+            unlink(name).map(|_| unreachable!())
+        }
+
+        pub(crate) fn len(&self) -> Result<u64> {
+            match *self {}
+        }
+
+        pub(crate) fn read_at(&self, _: &mut [u8], _: u64) -> Result<usize> {
+            match *self {}
+        }
+
+        pub(crate) fn map(self, _: u64) -> Result<Segment> {
+            match self {}
         }
     }
 }

@@ -41,6 +41,17 @@
 //! read it. The files live in /dev/shm next to their rings
 //! ([`default_path`]) unless the bridge is told otherwise.
 //!
+//! # Files planted by others
+//!
+//! /dev/shm is writable by every local user, so what lies at a state
+//! file's path may be anything. Every open, the bridge's and the
+//! reader's, is `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` (a symlink is
+//! refused, a FIFO does not block the open), then checked with `fstat`:
+//! only a regular file owned by this process's effective uid (or, for
+//! [`read_owned_by`], the uid given) is used; anything else is
+//! [`Error::NotRegular`] or [`Error::ForeignOwner`], at once. Nothing is
+//! read or mapped before those checks.
+//!
 //! ```
 //! use shmring_bridge_state::{InState, Counts, SourceState};
 //! # let path = std::env::temp_dir().join(format!("doc-in-state-{}", std::process::id()));
@@ -131,6 +142,25 @@ pub enum Error {
         /// What did not match.
         what: String,
     },
+    /// What lies at the path is not a regular file (a FIFO, socket,
+    /// device, directory or symlink planted there?): never opened for
+    /// reading, never waited on.
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// The file belongs to another user (anyone can create a file in
+    /// /dev/shm under any free name): refused.
+    ForeignOwner {
+        /// The file.
+        path: PathBuf,
+        /// The uid that owns it.
+        owner: u32,
+        /// The uid it had to belong to.
+        expected: u32,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -147,6 +177,20 @@ impl std::fmt::Display for Error {
             Error::Invalid { path, what } => write!(
                 f,
                 "bridge state {} is not usable: {what} (another version, or not a bridge's file?)",
+                path.display()
+            ),
+            Error::NotRegular { path, what } => write!(
+                f,
+                "bridge state {} is a {what}, not a regular file (planted by another program?): not used",
+                path.display()
+            ),
+            Error::ForeignOwner {
+                path,
+                owner,
+                expected,
+            } => write!(
+                f,
+                "bridge state {} is owned by uid {owner}, not {expected} (planted by another user?): not used",
                 path.display()
             ),
         }
@@ -211,6 +255,75 @@ fn words(bytes: &[u8]) -> &[AtomicU64] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<AtomicU64>(), bytes.len() / 8) }
 }
 
+/// What a file type is called in an error.
+fn type_name(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symbolic link"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+/// Open `path` as `opts` says, adding `O_NOFOLLOW | O_NONBLOCK` (std adds
+/// `O_CLOEXEC`): a symlink is refused and nothing planted there (a FIFO
+/// without a writer) can make the open wait. Then `fstat`: only a regular
+/// file owned by `owner` is returned. `Ok(None)` if nothing is there.
+fn open_checked(path: &Path, opts: &mut std::fs::OpenOptions, owner: u32) -> Result<Option<File>> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    let file = match opts.custom_flags(flags.bits()).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // O_NOFOLLOW's answer for a symlink.
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(Error::NotRegular {
+                path: path.to_owned(),
+                what: "symbolic link",
+            })
+        }
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_owned(),
+                op: "open",
+                source,
+            })
+        }
+    };
+    let meta = file.metadata().map_err(|source| Error::Io {
+        path: path.to_owned(),
+        op: "fstat",
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(Error::NotRegular {
+            path: path.to_owned(),
+            what: type_name(meta.file_type()),
+        });
+    }
+    if meta.uid() != owner {
+        return Err(Error::ForeignOwner {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            expected: owner,
+        });
+    }
+    Ok(Some(file))
+}
+
+/// This process's effective uid: whose files it trusts.
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
 /// A file opened for writing, locked, sized and mapped.
 struct Writable {
     path: PathBuf,
@@ -225,14 +338,17 @@ impl Writable {
             move |source| Error::Io { path, op, source }
         };
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(io("open"))?;
+            .mode(0o600);
+        let file = open_checked(path, &mut opts, euid())?.ok_or_else(|| Error::Io {
+            path: path.to_owned(),
+            op: "open",
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
             if e == nix::errno::Errno::EWOULDBLOCK {
                 Error::InUse {
@@ -750,7 +866,9 @@ pub enum Snapshot {
 }
 
 /// Read the state file at `path`: what `shmring stat` and `metrics` show.
-/// `Ok(None)` if there is none.
+/// `Ok(None)` if there is none. Only a regular file owned by this
+/// process's effective uid is read (see "Files planted by others" above):
+/// anything else is an error, returned at once.
 ///
 /// ```
 /// use shmring_bridge_state::{read, OutState, Snapshot};
@@ -764,14 +882,18 @@ pub enum Snapshot {
 /// # Ok::<(), shmring_bridge_state::Error>(())
 /// ```
 pub fn read(path: &Path) -> Result<Option<Snapshot>> {
+    read_owned_by(path, euid())
+}
+
+/// [`read`] a file that must be owned by `owner` (another user's bridge,
+/// read by an operator who trusts that user).
+pub fn read_owned_by(path: &Path, owner: u32) -> Result<Option<Snapshot>> {
     let io = |op| {
         let path = path.to_owned();
         move |source| Error::Io { path, op, source }
     };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("open")(e)),
+    let Some(file) = open_checked(path, std::fs::OpenOptions::new().read(true), owner)? else {
+        return Ok(None);
     };
     let len = file.metadata().map_err(io("stat"))?.len();
     if len == 0 || !len.is_multiple_of(8) || len > (IN_WORDS * 8) as u64 {
@@ -860,6 +982,65 @@ mod tests {
         std::fs::write(&t.0, b"not a state file").unwrap();
         assert!(matches!(read(&t.0), Err(Error::Invalid { .. })));
         assert!(matches!(OutState::open(&t.0), Err(Error::Invalid { .. })));
+    }
+
+    /// Whatever another user planted at a state file's path is refused at
+    /// once: a FIFO (a plain open for reading would wait for a writer for
+    /// ever), a symlink (the bridge would write through it), another
+    /// user's file.
+    #[test]
+    fn a_planted_fifo_symlink_or_foreign_file_is_refused_without_waiting() {
+        let fifo = Temp::new("fifo");
+        nix::unistd::mkfifo(&fifo.0, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.0.clone();
+        // On a thread: on failure the test reports a hang instead of hanging.
+        std::thread::spawn(move || tx.send(read(&path).map(|_| ())).unwrap());
+        let answer = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("read() of a FIFO returns at once");
+        assert!(
+            matches!(answer, Err(Error::NotRegular { what: "FIFO", .. })),
+            "{answer:?}"
+        );
+        assert!(matches!(
+            OutState::open(&fifo.0),
+            Err(Error::NotRegular { what: "FIFO", .. })
+        ));
+
+        let target = Temp::new("target");
+        std::fs::write(&target.0, b"").unwrap();
+        let link = Temp::new("link");
+        std::os::unix::fs::symlink(&target.0, &link.0).unwrap();
+        assert!(matches!(
+            InState::open(&link.0),
+            Err(Error::NotRegular {
+                what: "symbolic link",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read(&link.0),
+            Err(Error::NotRegular {
+                what: "symbolic link",
+                ..
+            })
+        ));
+        assert_eq!(
+            std::fs::metadata(&target.0).unwrap().len(),
+            0,
+            "written through"
+        );
+
+        let real = Temp::new("owned");
+        OutState::open(&real.0).unwrap().count_sent(1, 1);
+        assert!(matches!(read(&real.0), Ok(Some(Snapshot::Out(_)))));
+        let other = euid().wrapping_add(1);
+        assert!(matches!(
+            read_owned_by(&real.0, other),
+            Err(Error::ForeignOwner { owner, expected, .. }) if owner == euid() && expected == other
+        ));
+        assert!(matches!(read_owned_by(&real.0, euid()), Ok(Some(_))));
     }
 
     #[test]
