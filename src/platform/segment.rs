@@ -17,7 +17,8 @@
 //!   maps it only when asked (once its header proved it shmring's),
 //!   taking no lock;
 //! * the descriptor each mapping keeps, through which it probes others'
-//!   leases;
+//!   leases; it and the mapping are kept through `fork.rs`, so a forked
+//!   child lets go of both and never acts for this process;
 //! * leaving: the name belongs to the segment's users together, and the
 //!   last to leave removes it (see [`Segment::leave`]).
 //!
