@@ -3,16 +3,18 @@
 //! delivered twice. And a killed creator: the survivors keep the segment,
 //! and it is removable once stale.
 //!
-//! MPMC producers and consumers are killed while they hold claimed slots
-//! (they hold each one for a while, so most kills land inside a claim): the
-//! ring repairs the positions of the dead. So are byte-ring producers,
-//! killed mostly while they hold an uncommitted grant: the ring pads over
-//! the dead one's span.
+//! MPMC producers and consumers are killed while they hold claimed slots:
+//! the ring repairs the positions of the dead. So are byte-ring producers,
+//! killed while they hold an uncommitted grant: the ring pads over the dead
+//! one's span. In these cases every other kill lands inside a claim by
+//! construction (the child says "holding" while it holds one and waits to
+//! be killed), so the test never depends on the scheduler to prove
+//! anything; the others land at random moments, inside a claim or not.
 
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,6 +41,64 @@ fn kill_after(trial: u64) -> Duration {
     Duration::from_micros(random(trial) % 3000)
 }
 
+/// Where a child of the cases that kill inside claims stops and waits to
+/// be killed: even trials, after this many items (it holds the claim or
+/// grant of the next); odd trials are killed at a random moment.
+fn hold_at(trial: u64) -> Option<u64> {
+    trial.is_multiple_of(2).then(|| random(trial) % 200)
+}
+
+/// How many of the trials kill inside a claim by construction.
+fn held_trials() -> u64 {
+    (0..TRIALS).filter(|&t| hold_at(t).is_some()).count() as u64
+}
+
+/// In a child: say that a claim is held, then wait for the SIGKILL (or
+/// for stdin to close: the parent gave up, and the child must not outlive
+/// it).
+fn hold_until_killed(stdout: &mut impl Write) -> ! {
+    writeln!(stdout, "holding").unwrap();
+    stdout.flush().unwrap();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    std::process::exit(1)
+}
+
+/// The child's `HOLD_AT`, if the parent asked it to hold a claim.
+fn child_hold_at() -> Option<u64> {
+    std::env::var("HOLD_AT").ok().map(|v| v.parse().unwrap())
+}
+
+/// Kill trial `trial`'s child (its stdout read past "ready"): once it says
+/// it holds a claim, if it was asked to (`hold_at`), else after a random
+/// delay. Reaped. The lines it wrote before "holding" are fed to `line`.
+fn kill_trial(
+    child: &mut std::process::Child,
+    out: &mut BufReader<std::process::ChildStdout>,
+    trial: u64,
+    held: bool,
+    mut line: impl FnMut(&str),
+) {
+    if held {
+        let mut l = String::new();
+        loop {
+            l.clear();
+            let n = out.read_line(&mut l).unwrap();
+            assert!(
+                n > 0,
+                "trial {trial}: the child ended before it held a claim"
+            );
+            if l.trim() == "holding" {
+                break;
+            }
+            line(l.trim());
+        }
+    } else {
+        std::thread::sleep(kill_after(trial));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn spawn(role: &str, ring: &str, until: u64) -> std::process::Child {
     child_command(role)
         .env("RING", ring)
@@ -48,11 +108,21 @@ fn spawn(role: &str, ring: &str, until: u64) -> std::process::Child {
         .unwrap()
 }
 
-fn spawn_trial(role: &str, ring: &str, trial: u64, until: u64) -> std::process::Child {
-    child_command(role)
-        .env("RING", ring)
+fn spawn_trial(
+    role: &str,
+    ring: &str,
+    trial: u64,
+    until: u64,
+    hold: Option<u64>,
+) -> std::process::Child {
+    let mut cmd = child_command(role);
+    if let Some(at) = hold {
+        cmd.env("HOLD_AT", at.to_string());
+    }
+    cmd.env("RING", ring)
         .env("UNTIL", until.to_string())
         .env("TRIAL", trial.to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap()
@@ -83,6 +153,7 @@ fn child(role: &str) {
     }
     let name: String = arg("RING");
     let until: u64 = arg("UNTIL");
+    let hold_at = child_hold_at();
     let mut stdout = std::io::stdout().lock();
     match role {
         // Push position numbers, resuming wherever the ring stands.
@@ -133,7 +204,8 @@ fn child(role: &str) {
             }
             stdout.flush().unwrap();
         }
-        // Push (trial, seq) values, holding each claimed slot for a while.
+        // Push (trial, seq) values, holding each claimed slot for a while
+        // (and the one at HOLD_AT until killed).
         "mpmc-producer" => {
             let ring = Mpmc::<u64>::open(&name).unwrap();
             let tx = ring.producer().unwrap();
@@ -143,6 +215,9 @@ fn child(role: &str) {
             for seq in 0..until {
                 let mut slot = tx.claim_timeout(TIMEOUT).unwrap();
                 *slot = (trial << 40) | seq;
+                if hold_at == Some(seq) {
+                    hold_until_killed(&mut stdout);
+                }
                 hold_briefly(seq);
                 slot.commit();
             }
@@ -151,12 +226,14 @@ fn child(role: &str) {
         // released, until the STOP value; then take over anything a dead
         // consumer left and finish. A consumer killed after "got v" and
         // before "released v" surely held v; after "released v", maybe not.
+        // The one at HOLD_AT (counting this child's values) is held until
+        // the kill.
         "mpmc-consumer" => {
             let ring = Mpmc::<u64>::open(&name).unwrap();
             let rx = ring.consumer().unwrap();
             writeln!(stdout, "ready").unwrap();
             stdout.flush().unwrap();
-            loop {
+            for taken in 0.. {
                 let slot = rx.read_timeout(TIMEOUT).unwrap();
                 let v = *slot;
                 if v == STOP {
@@ -164,6 +241,9 @@ fn child(role: &str) {
                 }
                 writeln!(stdout, "got {v}").unwrap();
                 stdout.flush().unwrap();
+                if hold_at == Some(taken) {
+                    hold_until_killed(&mut stdout);
+                }
                 hold_briefly(v);
                 writeln!(stdout, "released {v}").unwrap();
                 stdout.flush().unwrap();
@@ -176,7 +256,8 @@ fn child(role: &str) {
             }
             stdout.flush().unwrap();
         }
-        // Send (trial, seq) messages, holding each grant for a while.
+        // Send (trial, seq) messages, holding each grant for a while (and
+        // the one at HOLD_AT until killed).
         "bytes-producer" => {
             let ring = ByteRing::open(&name).unwrap();
             let mut tx = ring.producer().unwrap();
@@ -187,6 +268,9 @@ fn child(role: &str) {
                 let body = byte_message(trial, seq);
                 let mut grant = tx.reserve_timeout(body.len(), TIMEOUT).unwrap();
                 grant.copy_from_slice(&body);
+                if hold_at == Some(seq) {
+                    hold_until_killed(&mut stdout);
+                }
                 hold_briefly(seq);
                 grant.commit();
             }
@@ -285,25 +369,34 @@ struct Report {
     last_got: Option<u64>,
 }
 
-fn read_report(out: BufReader<std::process::ChildStdout>) -> Report {
-    let mut r = Report::default();
-    for line in out.lines() {
-        let line = line.unwrap();
+impl Report {
+    fn line(&mut self, line: &str) {
         let mut parts = line.split_whitespace();
         match (parts.next(), parts.next().and_then(|v| v.parse().ok())) {
             (Some("got"), Some(v)) => {
-                r.got.push(v);
-                r.last_got = Some(v);
+                self.got.push(v);
+                self.last_got = Some(v);
             }
             (Some("released"), Some(v)) => {
-                r.released = Some(v);
-                r.released_all.push(v);
-                r.last_got = None;
+                self.released = Some(v);
+                self.released_all.push(v);
+                self.last_got = None;
             }
             _ => {}
         }
     }
-    r
+
+    /// The rest of the child's lines, to its end.
+    fn read_rest(mut self, out: BufReader<std::process::ChildStdout>) -> Self {
+        for line in out.lines() {
+            self.line(&line.unwrap());
+        }
+        self
+    }
+}
+
+fn read_report(out: BufReader<std::process::ChildStdout>) -> Report {
+    Report::default().read_rest(out)
 }
 
 /// Check a chain of consumer reports: each successor starts at or before
@@ -334,25 +427,30 @@ fn check_chain(reports: &[Report], total: u64, released_is_next: bool) {
     assert_eq!(next_unreported, total, "values never delivered");
 }
 
-/// Kill `TRIALS` consumer children (`role`) at random points while
-/// `produce` streams `total` messages from a thread, then let a last one
-/// finish; the reports of all of them, in order.
+/// Kill `TRIALS` consumer children (`role`) while `produce` streams
+/// `total` messages from a thread, then let a last one finish; the reports
+/// of all of them, in order. With `hold`, every other child is killed
+/// while it holds a value by construction (`hold_at`); the others, and
+/// all without `hold`, at random points.
 fn killed_consumers(
     role: &str,
     name: &str,
     total: u64,
+    hold: bool,
     produce: impl FnOnce() + Send,
 ) -> Vec<Report> {
     let mut reports = Vec::new();
     std::thread::scope(|s| {
         s.spawn(produce);
         for trial in 0..TRIALS {
-            let mut child = spawn(role, name, total);
-            let out = await_ready(&mut child);
-            std::thread::sleep(kill_after(trial));
-            child.kill().unwrap();
-            child.wait().unwrap();
-            reports.push(read_report(out));
+            let at = hold_at(trial).filter(|_| hold);
+            let mut child = spawn_trial(role, name, trial, total, at);
+            let mut out = await_ready(&mut child);
+            let mut report = Report::default();
+            kill_trial(&mut child, &mut out, trial, at.is_some(), |l| {
+                report.line(l)
+            });
+            reports.push(report.read_rest(out));
         }
         let mut last = spawn(role, name, total);
         let out = await_ready(&mut last);
@@ -367,7 +465,7 @@ fn killed_spsc_consumers_resume_at_their_release_point() {
     let ring = Spsc::<u64>::create(&unique_name("crash-c"), 64).unwrap();
     let mut tx = ring.producer().unwrap();
     let total = 300_000u64;
-    let reports = killed_consumers("spsc-consumer", ring.name(), total, move || {
+    let reports = killed_consumers("spsc-consumer", ring.name(), total, false, move || {
         for v in 0..total {
             tx.push_timeout(v, TIMEOUT).unwrap();
         }
@@ -391,7 +489,7 @@ fn killed_byte_ring_consumers_resume_at_their_release_point() {
     let ring = ByteRing::create(&unique_name("crash-b"), 4096).unwrap();
     let mut tx = ring.producer().unwrap();
     let total = 300_000u64;
-    let reports = killed_consumers("bytes-consumer", ring.name(), total, move || {
+    let reports = killed_consumers("bytes-consumer", ring.name(), total, false, move || {
         for seq in 0..total {
             let mut body = seq.to_le_bytes().to_vec();
             body.resize(8 + (seq % 100) as usize, seq as u8);
@@ -402,13 +500,14 @@ fn killed_byte_ring_consumers_resume_at_their_release_point() {
 }
 
 /// Kill `TRIALS` producer children (`role`, each sending (trial, seq)
-/// items numbered from 0) at random points, then let a last one send
-/// `FINAL_COUNT`, while `receive` (one wait of up to 50 ms: `Ok(Some)` an
-/// item, `Ok(None)` nothing yet) drains the ring in this process. Each
-/// trial's items must arrive once each, in order, with no gap: everything a
-/// producer committed before dying, and nothing it did not. `repaired` is
-/// the ring's repair count afterwards, which must be positive: else no
-/// kill landed inside a claim, and the test proved nothing.
+/// items numbered from 0), every other one while it holds a claim by
+/// construction (`hold_at`), the rest at random points, then let a last
+/// one send `FINAL_COUNT`, while `receive` (one wait of up to 50 ms:
+/// `Ok(Some)` an item, `Ok(None)` nothing yet) drains the ring in this
+/// process. Each trial's items must arrive once each, in order, with no
+/// gap: everything a producer committed before dying, and nothing it did
+/// not. `repaired` is the ring's repair count afterwards: at least one
+/// repair per kill inside a claim.
 fn killed_producers(
     role: &str,
     name: &str,
@@ -438,13 +537,12 @@ fn killed_producers(
             got
         });
         for trial in 0..TRIALS {
-            let mut child = spawn_trial(role, name, trial, ENDLESS);
-            let _out = await_ready(&mut child);
-            std::thread::sleep(kill_after(trial));
-            child.kill().unwrap();
-            child.wait().unwrap();
+            let at = hold_at(trial);
+            let mut child = spawn_trial(role, name, trial, ENDLESS, at);
+            let mut out = await_ready(&mut child);
+            kill_trial(&mut child, &mut out, trial, at.is_some(), |_| {});
         }
-        let mut last = spawn_trial(role, name, TRIALS, FINAL_COUNT);
+        let mut last = spawn_trial(role, name, TRIALS, FINAL_COUNT, None);
         let _out = await_ready(&mut last);
         assert!(last.wait().unwrap().success());
         checker.join().unwrap()
@@ -454,12 +552,22 @@ fn killed_producers(
             seqs.iter().enumerate().all(|(i, &seq)| seq == i as u64),
             "trial {trial}: items lost, repeated or out of order"
         );
+        // A child killed holding the claim of item `at` had committed
+        // every item before it, and never that one.
+        if let Some(at) = hold_at(trial as u64).filter(|_| trial < TRIALS as usize) {
+            assert_eq!(
+                seqs.len() as u64,
+                at,
+                "trial {trial}: killed holding item {at}"
+            );
+        }
     }
     let repaired = repaired();
     eprintln!("{TRIALS} killed {role}s, {repaired} claims of the dead repaired");
     assert!(
-        repaired > 0,
-        "no kill landed inside a claim: the test proves nothing"
+        repaired >= held_trials(),
+        "{repaired} repairs after {} kills inside a claim",
+        held_trials()
     );
 }
 
@@ -487,7 +595,7 @@ fn killed_mpmc_consumers_hand_on_what_they_held() {
         }
         tx.push_timeout(STOP, TIMEOUT).unwrap();
     };
-    let reports = killed_consumers("mpmc-consumer", &name, total, producer);
+    let reports = killed_consumers("mpmc-consumer", &name, total, true, producer);
     // Every value arrives; nothing comes again after it was surely
     // released; what a killed consumer surely held comes again.
     let mut times = vec![0u32; total as usize];
@@ -527,8 +635,9 @@ fn killed_mpmc_consumers_hand_on_what_they_held() {
     let repaired = ring.repaired();
     eprintln!("{TRIALS} killed consumers, {repaired} values of the dead handed on");
     assert!(
-        repaired > 0,
-        "no kill landed inside a read: the test proves nothing"
+        repaired >= held_trials(),
+        "{repaired} values handed on after {} kills inside a read",
+        held_trials()
     );
 }
 

@@ -250,3 +250,74 @@ fn a_consumer_killed_holding_a_value_hands_it_to_the_next_consumer() {
     assert_eq!(rx.try_pop(), None);
     assert_eq!(ring.repaired(), 1);
 }
+
+/// Start a consumer child that takes value 1 and holds it; return once it
+/// says it holds it (so the kill below lands while it does, by
+/// construction). Killed if the test fails first.
+fn consumer_holding_value_1(name: &str) -> ChildGuard {
+    let mut child = child_command("read-and-hang")
+        .env("RING", name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    await_line(&mut child, "reading");
+    ChildGuard::from(child)
+}
+
+#[test]
+fn a_consumer_already_waiting_gets_a_dead_consumers_value() {
+    let name = unique_name("mpmcorphanwait");
+    let ring = Mpmc::<u64>::create(&name, 4).unwrap();
+    let tx = ring.producer().unwrap();
+    // Made before the death: a new handle would repair on its own.
+    let rx = ring.consumer().unwrap();
+    tx.try_push(1).unwrap();
+    let child = consumer_holding_value_1(&name);
+    let rx = std::thread::scope(|s| {
+        let waiter = s.spawn(move || (rx.pop_timeout(Duration::from_secs(30)), rx));
+        // Kill once the consumer sleeps in its wait (the dead wake no one).
+        assert!(eventually(|| {
+            shmring::inspect(&name).unwrap().sleeping_consumers >= 1 || waiter.is_finished()
+        }));
+        child.kill(); // SIGKILL, reaped
+        let (got, rx) = waiter.join().unwrap();
+        assert!(
+            matches!(got, Ok(1)),
+            "the waiting consumer did not get the dead consumer's value: {got:?}"
+        );
+        rx
+    });
+    assert_eq!(ring.repaired(), 1);
+    assert!(matches!(
+        rx.pop_timeout(Duration::ZERO),
+        Err(Error::Timeout { .. })
+    ));
+}
+
+#[test]
+fn a_dead_consumers_value_comes_before_closed() {
+    let name = unique_name("mpmcorphanclosed");
+    let ring = Mpmc::<u64>::create(&name, 4).unwrap();
+    let tx = ring.producer().unwrap();
+    let rx = ring.consumer().unwrap();
+    tx.try_push(1).unwrap();
+    consumer_holding_value_1(&name).kill(); // SIGKILL, reaped
+    tx.try_push(2).unwrap();
+    tx.close();
+    // The stream's end comes after every committed value, the dead
+    // consumer's included (out of order), and only once.
+    let mut got = Vec::new();
+    let end = loop {
+        match rx.pop_timeout(Duration::from_secs(10)) {
+            Ok(v) => got.push(v),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(end, Error::Closed { .. }), "{end}");
+    assert_eq!(got, [2, 1], "the dead consumer's value, before Closed");
+    assert!(matches!(
+        rx.pop_timeout(Duration::from_secs(10)),
+        Err(Error::Closed { .. })
+    ));
+    assert_eq!(ring.repaired(), 1);
+}

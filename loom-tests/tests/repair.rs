@@ -16,10 +16,11 @@
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
-use shmring::{ByteRing, Error, Mpmc, MpmcConsumer};
+use shmring::{ByteRing, Error, Mpmc, MpmcConsumer, WaitStrategy};
 
 fn ring(capacity: usize) -> Arc<Mpmc<u64>> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -504,5 +505,80 @@ fn a_dead_won_span_next_to_a_dead_never_won_one() {
         sender.join().unwrap();
         ring.recover();
         assert!(rx.try_recv().unwrap().is_none(), "a message nobody sent");
+    });
+}
+
+/// Pop with the blocking call (sleeping at once, so that a wait for the
+/// repair lock sleeps on the model futex: a lost wakeup is a deadlock)
+/// until the closed ring reports `Closed`.
+fn pop_until_closed(rx: &MpmcConsumer<u64>) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        match rx.pop_timeout(Duration::from_secs(3600)) {
+            Ok(v) => got.push(v),
+            Err(Error::Closed { .. }) => return got,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn sleepy(rx: MpmcConsumer<u64>) -> MpmcConsumer<u64> {
+    let mut rx = rx;
+    rx.set_wait_strategy(WaitStrategy::Sleep);
+    rx
+}
+
+/// The producer closed the ring; a consumer takes a value and dies holding
+/// it while a consumer made before (so nothing flagged the value for it)
+/// drains the ring with the blocking call. What it got before `Closed`,
+/// and after the death what it gets before `Closed` again, is every value
+/// once: the look before `Closed` takes a dead consumer's value over, and
+/// one that died before that look (here: before the join) is always seen
+/// dead.
+#[test]
+fn a_dead_consumers_value_comes_before_closed() {
+    repair_model(|| {
+        let ring = ring(2);
+        let tx = ring.producer().unwrap();
+        let dead = ring.consumer().unwrap();
+        let rx = sleepy(ring.consumer().unwrap());
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        tx.close();
+        let doomed = thread::spawn(move || {
+            if let Some(slot) = dead.read() {
+                std::mem::forget(slot);
+            }
+            dead.die();
+        });
+        let mut got = pop_until_closed(&rx);
+        doomed.join().unwrap();
+        got.extend(pop_until_closed(&rx));
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2], "lost before Closed, or delivered twice");
+    });
+}
+
+/// A consumer died holding a value; the ring is closed. Two consumers made
+/// before the death both reach the look before `Closed`: one takes the
+/// value over, the other finds the repair lock taken and sleeps until its
+/// holder lets it go and wakes it (else: a deadlock here, a slice's wait
+/// for real), then finds nothing left. The value is delivered once.
+#[test]
+fn two_consumers_at_a_closed_rings_end_deliver_a_dead_ones_value_once() {
+    repair_model(|| {
+        let ring = ring(2);
+        let tx = ring.producer().unwrap();
+        let dead = ring.consumer().unwrap();
+        let a = sleepy(ring.consumer().unwrap());
+        let b = sleepy(ring.consumer().unwrap());
+        tx.try_push(1).unwrap();
+        std::mem::forget(dead.read().unwrap());
+        dead.die();
+        tx.close();
+        let other = thread::spawn(move || pop_until_closed(&a));
+        let mut got = pop_until_closed(&b);
+        got.extend(other.join().unwrap());
+        assert_eq!(got, vec![1], "lost, or taken over twice");
     });
 }

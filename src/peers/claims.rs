@@ -24,7 +24,9 @@
 //!   the repair lock; so what a repairer writes into its own record under
 //!   the lock (a consumer that takes over a dead one's value widens its
 //!   range) needs no ordering of its own: the lock's Release/Acquire
-//!   orders it before the next repairer's reads.
+//!   orders it before the next repairer's reads. (Anyone may ask whether
+//!   a record's holder lives, [`any_alive`], or died, [`any_dead`]: a
+//!   snapshot that decides only whether to look, never what to repair.)
 //!
 //! A repairer that finds a position unfinished may touch it only if no live
 //! record names it: then its holder is dead (every holder's record named
@@ -461,6 +463,21 @@ pub(crate) fn any_alive(seg: &Segment, table: &ClaimTable) -> bool {
         // Relaxed: a snapshot of who is there; nothing is read after it.
         let owner = rec.owner.load(Ordering::Relaxed);
         owner != 0 && lease::holder_alive(seg, &rec.owner, owner)
+    })
+}
+
+/// Whether a record of `table` names a holder whose lease is free: a dead
+/// handle's, which a repair would look at (a snapshot, like
+/// [`any_alive`], telling a waiter that a repair is worth taking the lock
+/// for; the repair reads every record again under the lock).
+pub(crate) fn any_dead(seg: &Segment, table: &ClaimTable) -> bool {
+    table.iter().any(|rec| {
+        // Relaxed: a hint; `dead_records` loads the owner again (Acquire)
+        // before anything is read or repaired on its word. A holder that
+        // died before the caller looked (before a close the caller saw with
+        // Acquire, say) is seen: the owner word it set happened before.
+        let owner = rec.owner.load(Ordering::Relaxed);
+        owner != 0 && !lease::holder_alive(seg, &rec.owner, owner)
     })
 }
 

@@ -38,10 +38,18 @@
 //! from a slow one: a dead producer's position is stamped skipped
 //! (`4p + 3`) and consumers pass over it; a dead consumer's unreleased value
 //! is flagged, and the next consumer that finds the ring empty takes it
-//! over and delivers it. Blocked calls repair every 10 ms while they wait
-//! behind such a position, new handles repair first, [`Mpmc::recover`] on
-//! demand. A live holder's position is never touched: a consumer that times
-//! out behind one gets `Error::Stalled` naming it.
+//! over and delivers it. Who repairs: blocked calls, every 10 ms while they
+//! wait behind such a position; a consumer waiting on an empty ring,
+//! between its sleeps (at most 100 ms apart), when a consumer record's
+//! lease is free; a consumer that finds the ring closed and empty, when a
+//! consumer record's lease is free, before it reports `Closed`, taking the
+//! value over itself (so `Closed` comes after the values of consumers that
+//! died before the close); new handles, first; [`Mpmc::recover`], on
+//! demand. None of it runs on a call that finds a value. Whoever lets the
+//! repair lock go wakes the waiting consumers: one that found the lock
+//! taken on its way to `Closed` waits for it and looks again. A live
+//! holder's position is never touched: a consumer that times out behind
+//! one gets `Error::Stalled` naming it.
 //!
 //! Shared memory is untrusted: every retry loop is bounded, so a peer that
 //! scribbles on the tickets or stamps makes calls report full or empty (or
@@ -247,8 +255,9 @@ impl<T> Mpmc<T> {
     /// and never published are skipped (their values were never committed),
     /// and values a dead consumer took and never released are handed to the
     /// next consumer that finds the ring empty. Blocked calls do this on
-    /// their own while they wait behind such a position; call it when every
-    /// handle only polls. Returns how many positions it repaired or handed
+    /// their own while they wait behind such a position, and waiting
+    /// consumers when a consumer handle died; call it when every handle
+    /// only polls. Returns how many positions it repaired or handed
     /// on; 0 also when another process is repairing, or when handles beyond
     /// the claim table's 32 per side exist (they cannot be told from the
     /// dead, so nothing is touched).
@@ -393,14 +402,31 @@ fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64
 /// claimed and never published are stamped skipped (consumers pass over
 /// them); values a dead consumer took and never released are flagged for a
 /// live consumer to take over (only a consumer can deliver them). The
-/// number of positions repaired or flagged.
+/// number of positions repaired or flagged; 0 when another live handle
+/// holds the repair lock.
 fn recover<T>(mem: &RingMemory<Slot<T>>) -> u64 {
+    let Some(lock) = RepairLock::try_acquire(mem.segment(), &mem.header().recovery) else {
+        return 0;
+    };
+    let repaired = repair(mem);
+    unlock(mem, lock);
+    repaired
+}
+
+/// Let the repair lock go, then wake the waiting consumers: one that found
+/// the ring closed and empty and the lock taken waits for it to look for a
+/// dead consumer's value before it reports `Closed` (see
+/// `MpmcConsumer::closing`).
+fn unlock<T>(mem: &RingMemory<Slot<T>>, lock: RepairLock<'_>) {
+    drop(lock);
+    wait::notify(&mem.header().consumer_event);
+}
+
+/// [`recover`]'s work, with the repair lock held.
+fn repair<T>(mem: &RingMemory<Slot<T>>) -> u64 {
     let header = mem.header();
     let recovery = &header.recovery;
     let seg = mem.segment();
-    let Some(_lock) = RepairLock::try_acquire(seg, recovery) else {
-        return 0;
-    };
     let cap = mem.capacity();
     let mut repaired = 0;
     let mut budget = REPAIR_BUDGET;
@@ -547,13 +573,36 @@ fn scan_orphans<T>(mem: &RingMemory<Slot<T>>, adopt: Option<&Recorder>, budget: 
 /// A consumer's way to a dead consumer's value: only when a repairer has
 /// flagged one, so the empty path costs one load of a quiet line.
 fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
-    let recovery = &mem.header().recovery;
-    if recovery.orphaned.load(Ordering::Relaxed) == 0 {
+    if mem.header().recovery.orphaned.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    let _lock = RepairLock::try_acquire(mem.segment(), recovery)?;
+    match look_for_orphan(mem, rec) {
+        Orphan::Adopted(pos) => Some(pos),
+        Orphan::None | Orphan::Busy => None,
+    }
+}
+
+/// What a consumer's look for a dead consumer's value found.
+enum Orphan {
+    /// The consumer took over the value at this position.
+    Adopted(u64),
+    /// No value that a dead consumer took waits for one (it is delivered,
+    /// or a live consumer holds it).
+    None,
+    /// Another live handle holds the repair lock; it wakes the waiting
+    /// consumers when it lets go (see [`unlock`]).
+    Busy,
+}
+
+/// Take over a value a dead consumer took and never released, if there is
+/// one that no live consumer holds (flagged or not).
+fn look_for_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Orphan {
+    let recovery = &mem.header().recovery;
+    let Some(lock) = RepairLock::try_acquire(mem.segment(), recovery) else {
+        return Orphan::Busy;
+    };
     let mut budget = REPAIR_BUDGET;
-    match scan_orphans(mem, Some(rec), &mut budget) {
+    let found = match scan_orphans(mem, Some(rec), &mut budget) {
         Scan::Adopted(pos) => {
             log::info!(
                 target: "shmring",
@@ -561,13 +610,15 @@ fn adopt_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Option<u64> {
                  (delivered again, out of order, rather than lost)",
                 mem.segment().name().as_str()
             );
-            Some(pos)
+            Orphan::Adopted(pos)
         }
         Scan::Found(_) => {
             recovery.orphaned.store(0, Ordering::Relaxed);
-            None
+            Orphan::None
         }
-    }
+    };
+    unlock(mem, lock);
+    found
 }
 
 /// A producer handle of an [`Mpmc`] ring. Each handle (each clone) has its
@@ -995,8 +1046,10 @@ impl<T: Pod + Send> MpmcConsumer<T> {
 
     /// Pop a value, waiting up to `timeout`. A zero timeout is a
     /// [`try_pop`](Self::try_pop). Values a dead producer claimed and never
-    /// published are repaired (skipped) while waiting; `Error::Stalled` if
-    /// the wait still ended behind such a position (its producer is alive,
+    /// published are repaired (skipped) while waiting, and a value a dead
+    /// consumer took and never released is taken over and returned (out of
+    /// order), also before `Error::Closed`; `Error::Stalled` if the wait
+    /// still ended behind an unpublished position (its producer is alive,
     /// or repair is off, see [`Mpmc::recover`]); else `Timeout`.
     #[inline]
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
@@ -1051,9 +1104,16 @@ impl<T: Pod + Send> MpmcConsumer<T> {
         if !timeout.is_zero() {
             self.mem.count_blocked(Role::Consumer);
         }
-        let event = &self.mem.header().consumer_event;
+        let header = self.mem.header();
+        let event = &header.consumer_event;
+        // Between slices: repair behind a stalled position, or when a
+        // consumer died (its record's lease is free) and may have left a
+        // value that only a consumer can deliver. The dead wake no one, so
+        // an idle wait looks at least every `IDLE_SLICE`.
         let between = || {
-            if stalled_at(&self.mem).is_some() {
+            if stalled_at(&self.mem).is_some()
+                || claims::any_dead(self.mem.segment(), &header.consumer_claims)
+            {
                 recover(&self.mem);
                 wait::REPAIR_SLICE
             } else {
@@ -1073,9 +1133,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
             match self.try_claim() {
                 Some(pos) => Some(Ok(pos)),
                 None if stalled_at(&self.mem).is_some() => None,
-                None => Some(Err(Error::Closed {
-                    name: self.mem.segment().name().as_str().to_owned(),
-                })),
+                None => self.closing(),
             }
         };
         wait::wait_in_slices(event, self.wait, timeout, ready, between).unwrap_or_else(|| {
@@ -1088,6 +1146,27 @@ impl<T: Pod + Send> MpmcConsumer<T> {
                 }
             })
         })
+    }
+
+    /// The ring is closed and nothing is left to claim: before reporting
+    /// `Closed`, take over a value a dead consumer took and never released,
+    /// if a consumer record's lease is free (the check costs a lock probe
+    /// per record, and only here, at the end of a stream). `None` (look
+    /// again) while another live handle repairs: it may be the repair that
+    /// flags such a value, and it wakes us when it lets the lock go.
+    #[cold]
+    fn closing(&self) -> Option<Result<u64>> {
+        let dead = claims::any_dead(self.mem.segment(), &self.mem.header().consumer_claims);
+        if dead {
+            match look_for_orphan(&self.mem, &self.rec) {
+                Orphan::Adopted(pos) => return Some(Ok(pos)),
+                Orphan::Busy => return None,
+                Orphan::None => {}
+            }
+        }
+        Some(Err(Error::Closed {
+            name: self.mem.segment().name().as_str().to_owned(),
+        }))
     }
 
     fn take(&self, pos: u64) -> T {
