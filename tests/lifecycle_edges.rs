@@ -338,41 +338,35 @@ fn a_mismatched_open_or_create_leaves_a_stale_ring_and_its_values() {
 }
 
 #[test]
-fn a_failed_open_racing_the_last_user_out_leaves_no_name() {
-    // The last user drops its handle while an opener of the wrong
-    // capacity looks at the ring. The opener is not a user: the name goes
-    // with the last user whatever the interleaving.
-    let name = unique_name("failed-open-race");
+fn a_failed_open_never_counts_as_a_user() {
+    // An opener that fails its checks must never hold the lock that says
+    // "in use": a last user leaving meanwhile would keep the name for it,
+    // and the name would stay with no user (item 4b). Made visible by
+    // construction: a stale ring (no lock held), an exclusive flock held
+    // by the test (an opener that joined first would wait on it, holding
+    // its lock), and an opener of the wrong capacity. Until that opener
+    // returns, no lock may show on the file.
+    let name = unique_name("failed-open-user");
     let _cleanup = Unlink(name.clone());
-    let (go_tx, go_rx) = mpsc::channel::<bool>();
-    let (done_tx, done_rx) = mpsc::channel::<()>();
+    stale_ring("spsc", &name, 2);
+    let file = std::fs::File::open(shm_path(&name)).unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let opener = {
         let name = name.clone();
-        std::thread::spawn(move || {
-            while go_rx.recv().unwrap() {
-                for _ in 0..4 {
-                    let _ = Spsc::<u64>::open_or_create(&name, 64);
-                }
-                done_tx.send(()).unwrap();
-            }
-        })
+        std::thread::spawn(move || Spsc::<u64>::open_or_create(&name, 64).map(drop))
     };
-    let mut left_behind = 0;
-    for _ in 0..1500 {
-        let ring = Spsc::<u64>::create(&name, 16).unwrap();
-        go_tx.send(true).unwrap();
-        drop(ring);
-        done_rx.recv().unwrap();
-        // The opener made its own ring when it found the name gone: that
-        // one's last user (the opener) left too.
-        if exists(&name) {
-            left_behind += 1;
-            let _ = std::fs::remove_file(shm_path(&name));
-        }
+    let mut seen_in_use = false;
+    while !opener.is_finished() {
+        seen_in_use |= shmring::inspect(&name).unwrap().in_use;
     }
-    go_tx.send(false).unwrap();
-    opener.join().unwrap();
-    assert_eq!(left_behind, 0, "names left behind with no user");
+    let result = opener.join().unwrap();
+    drop(held);
+    assert!(
+        matches!(result, Err(Error::CapacityMismatch { .. })),
+        "{result:?}"
+    );
+    assert!(!seen_in_use, "a failing opener held the segment's lock");
+    assert_eq!(unread("spsc", &name), vec![0, 1]);
 }
 
 #[test]
