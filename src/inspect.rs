@@ -10,12 +10,11 @@
 //! from a mapped header is validated first, like any open.
 
 use std::mem::size_of;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::header::{offsets, Event, Header, HeaderInfo, SideStats, MAGIC, VERSION};
-use crate::format::legacy;
-use crate::format::memory::{self, header_of, LOOK_INIT_WAIT};
+use crate::format::header::{Event, Header, HeaderInfo, SideStats};
+use crate::format::memory::{self, header_of, ours, LOOK_INIT_WAIT};
 use crate::kind::{RingKind, TypeLayout};
 use crate::peers::attach::{self, Attached};
 use crate::peers::claims;
@@ -181,57 +180,6 @@ fn map_and_describe(look: Look, init_wait: Duration) -> Result<SegmentInfo> {
     describe(&segment, init_wait)
 }
 
-/// The magic and format version at the start of `look`'s file, read with
-/// `pread`: `None` if it is shorter than that.
-fn read_prefix(look: &Look) -> Result<Option<(u64, u32)>> {
-    let mut bytes = [0u8; 12];
-    if look.read_at(&mut bytes, offsets::MAGIC as u64)? < bytes.len() {
-        return Ok(None);
-    }
-    let magic = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let version = u32::from_le_bytes(bytes[offsets::VERSION..].try_into().expect("4 bytes"));
-    Ok(Some((magic, version)))
-}
-
-/// Whether `look`'s file is a shmring segment, from its size and its
-/// magic (read with `pread`, never through a mapping): `SegmentTooSmall`
-/// for less than a header, `BadMagic` for another program's bytes. A
-/// magic still zero may be a creator that named its segment before
-/// writing it (only where the shm directory has no `O_TMPFILE`): it is
-/// waited for up to `init_wait`, then `NotReady`.
-fn ours(look: &Look, name: &SegmentName, init_wait: Duration) -> Result<()> {
-    let needed = size_of::<Header>() as u64;
-    let len = look.len()?;
-    if len < needed {
-        return Err(Error::SegmentTooSmall {
-            name: name.as_str().to_owned(),
-            len,
-            needed,
-        });
-    }
-    let start = Instant::now();
-    loop {
-        match read_prefix(look)? {
-            Some((MAGIC, _)) => return Ok(()),
-            Some((0, _)) | None if start.elapsed() < init_wait => {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            Some((0, _)) | None => {
-                return Err(Error::NotReady {
-                    name: name.as_str().to_owned(),
-                    waited_ms: start.elapsed().as_millis() as u64,
-                })
-            }
-            Some((found, _)) => {
-                return Err(Error::BadMagic {
-                    name: name.as_str().to_owned(),
-                    found,
-                })
-            }
-        }
-    }
-}
-
 fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
     let header = header_of(segment);
     let name = segment.name().as_str();
@@ -383,21 +331,7 @@ fn listed(name: &SegmentName) -> Result<SegmentInfo> {
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub fn remove_if_stale(name: &str) -> Result<bool> {
-    let name = SegmentName::new(name)?;
-    let look = Look::open(&name, &open_options())?;
-    // Read with `pread` first: another program's file is never mapped.
-    let version = match read_prefix(&look)? {
-        Some((MAGIC, version)) => version,
-        _ => {
-            ours(&look, &name, LOOK_INIT_WAIT)?;
-            VERSION
-        }
-    };
-    drop(look);
-    match legacy::format(version) {
-        legacy::Format::Current => memory::remove_if_stale(&name, LOOK_INIT_WAIT),
-        _ => legacy::remove_if_stale(&name, version),
-    }
+    memory::remove_if_stale_any(&SegmentName::new(name)?)
 }
 
 #[cfg(all(test, not(shmring_loom)))]

@@ -438,3 +438,26 @@ fn a_held_flock_bounds_no_wait_beyond_the_callers() {
     within("dropping the last handle", move || drop(ring));
     drop(held);
 }
+
+#[test]
+fn replace_stale_replaces_a_stale_ring_of_an_older_format() {
+    use std::os::unix::fs::FileExt;
+    let name = unique_name("old-format");
+    let _cleanup = Unlink(name.clone());
+    stale_ring("spsc", &name, 1);
+    // What version 6 left: the same locks, an older header.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_path(&name))
+        .unwrap();
+    file.write_at(&6u32.to_le_bytes(), shmring::header_offsets::VERSION as u64)
+        .unwrap();
+    assert!(matches!(
+        Spsc::<u64>::open(&name),
+        Err(Error::VersionMismatch { .. })
+    ));
+    let ring =
+        Spsc::<u64>::create_with(&name, 8, &CreateOptions::new().replace_stale(true)).unwrap();
+    assert!(ring.is_creator());
+    assert_eq!(ring.pushed(), 0, "a fresh ring");
+}

@@ -11,13 +11,14 @@ use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 
-use crate::format::header::{Header, HeaderInfo};
+use crate::format::header::{offsets, Header, HeaderInfo, MAGIC, VERSION};
 use crate::format::layout::SegmentLayout;
+use crate::format::legacy;
 use crate::format::slot::Slot;
 use crate::kind::{RingKind, Role, Schema, TypeLayout};
 use crate::peers::role::RoleClaim;
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{CreateOptions, OpenOptions, Segment};
+use crate::platform::segment::{CreateOptions, Look, OpenOptions, Segment};
 use crate::platform::sync::bump;
 use crate::platform::watch::NameWatch;
 
@@ -92,7 +93,7 @@ impl<S> RingMemory<S> {
         // half-initialized.
         mem.segment.link(|name| {
             if opts.replace_stale {
-                return remove_if_stale(&SegmentName::new(name)?, LOOK_INIT_WAIT);
+                return remove_if_stale_any(&SegmentName::new(name)?);
             }
             Ok(false)
         })?;
@@ -439,4 +440,76 @@ pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result
         );
     }
     Ok(removed)
+}
+
+/// The magic and format version at the start of `look`'s file, read with
+/// `pread`: `None` if it is shorter than that.
+pub(crate) fn read_prefix(look: &Look) -> Result<Option<(u64, u32)>> {
+    let mut bytes = [0u8; 12];
+    if look.read_at(&mut bytes, offsets::MAGIC as u64)? < bytes.len() {
+        return Ok(None);
+    }
+    let magic = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let version = u32::from_le_bytes(bytes[offsets::VERSION..].try_into().expect("4 bytes"));
+    Ok(Some((magic, version)))
+}
+
+/// Whether `look`'s file is a shmring segment, from its size and its
+/// magic (read with `pread`, never through a mapping): `SegmentTooSmall`
+/// for less than a header, `BadMagic` for another program's bytes. A
+/// magic still zero may be a creator that named its segment before
+/// writing it (only where the shm directory has no `O_TMPFILE`): it is
+/// waited for up to `init_wait`, then `NotReady`.
+pub(crate) fn ours(look: &Look, name: &SegmentName, init_wait: Duration) -> Result<()> {
+    let needed = size_of::<Header>() as u64;
+    let len = look.len()?;
+    if len < needed {
+        return Err(Error::SegmentTooSmall {
+            name: name.as_str().to_owned(),
+            len,
+            needed,
+        });
+    }
+    let start = Instant::now();
+    loop {
+        match read_prefix(look)? {
+            Some((MAGIC, _)) => return Ok(()),
+            Some((0, _)) | None if start.elapsed() < init_wait => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Some((0, _)) | None => {
+                return Err(Error::NotReady {
+                    name: name.as_str().to_owned(),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                })
+            }
+            Some((found, _)) => {
+                return Err(Error::BadMagic {
+                    name: name.as_str().to_owned(),
+                    found,
+                })
+            }
+        }
+    }
+}
+
+/// Remove segment `name` if it is stale, whatever format version of
+/// shmring made it (those whose users hold the same locks; see
+/// `legacy.rs`): its magic is read with `pread` first, so another
+/// program's file is never mapped. What `remove_if_stale` and
+/// `replace_stale` call.
+pub(crate) fn remove_if_stale_any(name: &SegmentName) -> Result<bool> {
+    let look = Look::open(name, &OpenOptions::new().init_timeout(LOOK_INIT_WAIT))?;
+    let version = match read_prefix(&look)? {
+        Some((MAGIC, version)) => version,
+        _ => {
+            ours(&look, name, LOOK_INIT_WAIT)?;
+            VERSION
+        }
+    };
+    drop(look);
+    match legacy::format(version) {
+        legacy::Format::Current => remove_if_stale(name, LOOK_INIT_WAIT),
+        _ => legacy::remove_if_stale(name, version),
+    }
 }
