@@ -258,9 +258,8 @@ impl<T> Mpmc<T> {
     /// their own while they wait behind such a position, and waiting
     /// consumers when a consumer handle died; call it when every handle
     /// only polls. Returns how many positions it repaired or handed
-    /// on; 0 also when another process is repairing, or when handles beyond
-    /// the claim table's 32 per side exist (they cannot be told from the
-    /// dead, so nothing is touched).
+    /// on; 0 also when another handle is repairing at that moment (it does
+    /// the same work).
     ///
     /// ```
     /// # let name = format!("shmring-doc-m-mpmc-recover-{}", std::process::id());
