@@ -204,6 +204,17 @@ pub enum Error {
         /// What holds it.
         what: &'static str,
     },
+    /// A live handle (in this process or another) holds the producer
+    /// stream asked for; see [`Mpmc::producer_stream`](crate::Mpmc::producer_stream).
+    #[error("producer stream {stream} of ring {name:?} is held by a live handle of process {pid} (a second copy of the same service?)")]
+    StreamTaken {
+        /// The segment name.
+        name: String,
+        /// The stream's id.
+        stream: u32,
+        /// The holder's pid, in its own pid namespace (0 if unknown).
+        pid: u32,
+    },
     /// A handle inherited across `fork` was asked to take something (a
     /// role, a claim): it belongs to the parent, whose locks the child
     /// does not hold. The child opens the ring again by name.

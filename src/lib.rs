@@ -178,7 +178,7 @@ pub mod spsc {
 pub mod mpmc {
     pub use crate::rings::mpmc::{
         Mpmc, MpmcConsumer as Consumer, MpmcProducer as Producer, MpmcReadSlot as ReadSlot,
-        MpmcWriteSlot as WriteSlot,
+        MpmcStream as Stream, MpmcWriteSlot as WriteSlot,
     };
 }
 
@@ -208,6 +208,6 @@ pub use platform::segment::{remove, CreateOptions, OpenOptions};
 pub use rings::byte_ring::{
     Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, Grant, Message,
 };
-pub use rings::mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
+pub use rings::mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcStream, MpmcWriteSlot};
 pub use rings::spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};
 pub use wait::WaitStrategy;

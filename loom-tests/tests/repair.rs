@@ -582,3 +582,70 @@ fn two_consumers_at_a_closed_rings_end_deliver_a_dead_ones_value_once() {
         assert_eq!(got, vec![1], "lost, or taken over twice");
     });
 }
+
+/// A stream's handle dies after counting a value and before the stamp
+/// that would commit it: the repair takes the count back, skips the
+/// position, and the stream's next handle resumes at 0, with nothing
+/// delivered.
+#[test]
+fn a_stream_killed_between_its_count_and_its_commit_resumes_before_it() {
+    repair_model(|| {
+        let ring = ring(2);
+        let rx = ring.consumer().unwrap();
+        let stream = ring.producer_stream(1).unwrap();
+        let doomed = thread::spawn(move || stream.die_committing(5));
+        // A consumer polls and repairs while the producer dies.
+        ring.recover();
+        assert_eq!(rx.try_pop(), None, "a value never committed arrived");
+        doomed.join().unwrap();
+        let mut s = ring.producer_stream(1).unwrap();
+        assert_eq!(s.committed(), 0, "counted a value never committed");
+        s.try_push(6).unwrap();
+        assert_eq!(drain_repairing(&ring, &rx, 1), vec![6]);
+    });
+}
+
+/// A stream's handle dies right after a commit, its count still marked
+/// pending: the count stands, and the value arrives once.
+#[test]
+fn a_stream_killed_after_a_commit_keeps_its_count() {
+    repair_model(|| {
+        let ring = ring(2);
+        let rx = ring.consumer().unwrap();
+        let mut stream = ring.producer_stream(1).unwrap();
+        let doomed = thread::spawn(move || {
+            while stream.try_push(5).is_err() {
+                thread::yield_now();
+            }
+            stream.die();
+        });
+        let got = drain_repairing(&ring, &rx, 1);
+        doomed.join().unwrap();
+        assert_eq!(got, vec![5]);
+        assert_eq!(ring.producer_stream(1).unwrap().committed(), 1);
+    });
+}
+
+/// A stream's handle leaves cleanly while its next handle waits for it:
+/// the next one sees the count the last one stored before leaving (the
+/// Acquire on the record's owner in `take_stream`).
+#[test]
+fn a_streams_next_handle_sees_the_count_its_last_left() {
+    repair_model(|| {
+        let ring = ring(2);
+        let mut stream = ring.producer_stream(1).unwrap();
+        let leaving = thread::spawn(move || {
+            stream.try_push(5).unwrap();
+            drop(stream);
+        });
+        let r = ring.clone();
+        let next = thread::spawn(move || loop {
+            match r.producer_stream(1) {
+                Ok(s) => return s.committed(),
+                Err(_) => thread::yield_now(),
+            }
+        });
+        assert_eq!(next.join().unwrap(), 1);
+        leaving.join().unwrap();
+    });
+}

@@ -42,6 +42,26 @@
 //! lock (this module's [`RepairLock`]), itself a lease plus a word, so
 //! that two of them never act on the same position.
 //!
+//! # Streams
+//!
+//! A producer handle may belong to a stream the application names (a u32
+//! id), so that a restarted producer learns exactly how far its stream
+//! got. The stream's record keeps its `stream` tag and a `committed` count
+//! for good: a handle of the stream takes it again after the last one
+//! left or died, and anonymous handles never take it. Streams are tagged,
+//! and their records taken, under the repair lock, so no two records name
+//! one stream. A stream's handle holds one position at a time. Its count
+//! moves in two steps around each commit: before the commit's stamp it
+//! stores `count + 1` marked pending (the count includes the position its
+//! record names), and the next `note` (or the handle's release) clears the
+//! mark. Whatever instant it dies at, the record then says exactly what
+//! was committed: a pending count stands if the named position was
+//! committed (its stamp moved off "free" for it) and loses one otherwise;
+//! a repairer settles it so (`DeadRecord::settle_stream`) before it skips
+//! any of the dead handle's positions, so a skip is never taken for a
+//! commit. This needs a cooperating peer: a peer that writes the count
+//! misleads the stream's next handle, and nothing else.
+//!
 //! There is a record for every handle: when a side's records are all held
 //! by live handles, making one more handle fails with `TooManyHandles`.
 //! A handle dropped while it still holds positions (a guard passed to
@@ -68,7 +88,17 @@ pub(crate) struct ClaimRecord {
     owner: AtomicU64,
     first: AtomicU64,
     last: AtomicU64,
+    /// The producer stream this record belongs to (see "Streams" above):
+    /// `STREAM_TAG | id`, or 0 for an anonymous handle's record.
+    stream: AtomicU64,
+    /// A stream's committed count, shifted left once; the low bit is set
+    /// while the count includes the position the record names, whose
+    /// commit may not have happened yet.
+    committed: AtomicU64,
 }
+
+/// Marks a record's `stream` word as naming a stream (ids are u32).
+const STREAM_TAG: u64 = 1 << 32;
 
 /// The records of one side of a ring.
 pub(crate) type ClaimTable = [CachePadded<ClaimRecord>; CLAIM_RECORDS];
@@ -112,6 +142,8 @@ impl ClaimRecord {
             owner: AtomicU64::new(0),
             first: AtomicU64::new(1),
             last: AtomicU64::new(0),
+            stream: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
         }
     }
 
@@ -165,39 +197,33 @@ pub(crate) struct Recorder {
     held: Cell<u32>,
     first: Cell<u64>,
     last_held: Cell<u64>,
+    /// For a stream's record: its committed count, and whether the record
+    /// says "pending" (the count includes the position it names).
+    stream: Option<StreamCount>,
+}
+
+struct StreamCount {
+    count: Cell<u64>,
+    pending: Cell<bool>,
 }
 
 impl Recorder {
     /// Take a free record of `side` in `table`: its lease first, then its
-    /// owner word from 0. `TooManyHandles` if every record is held.
+    /// owner word from 0. `TooManyHandles` if every record is held. A
+    /// stream's record is kept for its stream, never taken here.
     pub(crate) fn take(seg: &Segment, table: &ClaimTable, side: Side) -> Result<Recorder> {
         let id = HolderId::fresh();
         for (index, rec) in table.iter().enumerate() {
             // All Relaxed: whatever a repairer reads here before our first
             // claim can only make it more careful (a live owner with a
             // stale range), and our first claim's Release on the ticket
-            // orders all of it before anything we hold.
-            if rec.owner.load(Ordering::Relaxed) != 0 {
+            // orders all of it before anything we hold. (Streams are tagged
+            // under the repair lock, which a stream's taker holds.)
+            if rec.owner.load(Ordering::Relaxed) != 0 || rec.stream.load(Ordering::Relaxed) != 0 {
                 continue;
             }
-            let Some(lease) = Lease::try_take(seg, &rec.owner)? else {
-                continue;
-            };
-            if rec
-                .owner
-                .compare_exchange(0, id.raw(), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                rec.first.store(1, Ordering::Relaxed);
-                rec.last.store(0, Ordering::Relaxed);
-                return Ok(Recorder {
-                    index,
-                    id,
-                    lease: Some(lease),
-                    held: Cell::new(0),
-                    first: Cell::new(1),
-                    last_held: Cell::new(0),
-                });
+            if let Some(recorder) = Self::take_at(seg, rec, index, id, None)? {
+                return Ok(recorder);
             }
         }
         Err(Error::TooManyHandles {
@@ -205,6 +231,124 @@ impl Recorder {
             side: side.name(),
             limit: CLAIM_RECORDS,
         })
+    }
+
+    /// Take producer stream `id`'s record (call with the repair lock held,
+    /// after a repair: a dead holder's record is then freed, its count
+    /// settled): the one that names the stream, or else a free one, tagged
+    /// for it. `StreamTaken` while a live handle holds it.
+    pub(crate) fn take_stream(seg: &Segment, table: &ClaimTable, id: u32) -> Result<Recorder> {
+        let tag = STREAM_TAG | u64::from(id);
+        let holder = HolderId::fresh();
+        // Relaxed `stream` loads: every tagging happens under the repair
+        // lock, which we hold.
+        let found = table
+            .iter()
+            .enumerate()
+            .find(|(_, rec)| rec.stream.load(Ordering::Relaxed) == tag);
+        let taken = |pid| Error::StreamTaken {
+            name: seg.name().as_str().to_owned(),
+            stream: id,
+            pid,
+        };
+        if let Some((index, rec)) = found {
+            // Acquire, with the Release in `release`: a record its last
+            // handle let go of shows the count that handle stored before.
+            let owner = rec.owner.load(Ordering::Acquire);
+            if owner != 0 {
+                let pid = HolderId::from_raw(owner).map_or(0, HolderId::pid);
+                if lease::holder_alive(seg, &rec.owner, owner) {
+                    return Err(taken(pid));
+                }
+                return Err(Error::Busy {
+                    name: seg.name().as_str().to_owned(),
+                    what: "the stream's last handle died and its repair is not finished",
+                });
+            }
+            let count = rec.committed.load(Ordering::Relaxed) >> 1;
+            return Self::take_at(seg, rec, index, holder, Some(count))?.ok_or_else(|| taken(0));
+        }
+        for (index, rec) in table.iter().enumerate() {
+            if rec.owner.load(Ordering::Relaxed) != 0 || rec.stream.load(Ordering::Relaxed) != 0 {
+                continue;
+            }
+            if let Some(recorder) = Self::take_at(seg, rec, index, holder, Some(0))? {
+                rec.committed.store(0, Ordering::Relaxed);
+                rec.stream.store(tag, Ordering::Relaxed);
+                return Ok(recorder);
+            }
+        }
+        Err(Error::TooManyHandles {
+            name: seg.name().as_str().to_owned(),
+            side: Side::Producer.name(),
+            limit: CLAIM_RECORDS,
+        })
+    }
+
+    /// Take record `rec` if its lease and its owner word are free.
+    fn take_at(
+        seg: &Segment,
+        rec: &ClaimRecord,
+        index: usize,
+        id: HolderId,
+        stream: Option<u64>,
+    ) -> Result<Option<Recorder>> {
+        let Some(lease) = Lease::try_take(seg, &rec.owner)? else {
+            return Ok(None);
+        };
+        if rec
+            .owner
+            .compare_exchange(0, id.raw(), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        rec.first.store(1, Ordering::Relaxed);
+        rec.last.store(0, Ordering::Relaxed);
+        Ok(Some(Recorder {
+            index,
+            id,
+            lease: Some(lease),
+            held: Cell::new(0),
+            first: Cell::new(1),
+            last_held: Cell::new(0),
+            stream: stream.map(|count| StreamCount {
+                count: Cell::new(count),
+                pending: Cell::new(false),
+            }),
+        }))
+    }
+
+    /// A stream's committed count (`None` for an anonymous handle).
+    pub(crate) fn committed(&self) -> Option<u64> {
+        self.stream.as_ref().map(|s| s.count.get())
+    }
+
+    /// A stream's handle is about to commit the position its record names:
+    /// count it, marked pending (a repairer settles a pending count by
+    /// whether the commit happened). Relaxed: only a repairer reads it,
+    /// after this handle died, and a death follows everything it stored.
+    #[inline(always)]
+    pub(crate) fn committing(&self, table: &ClaimTable) {
+        if let (Some(s), Some(rec)) = (&self.stream, self.record(table)) {
+            let count = s.count.get() + 1;
+            rec.committed.store(count << 1 | 1, Ordering::Relaxed);
+            s.count.set(count);
+            s.pending.set(true);
+        }
+    }
+
+    /// Settle a pending count before the record names anything else: the
+    /// commit it covered happened.
+    #[inline(always)]
+    fn settle(&self, rec: &ClaimRecord) {
+        if let Some(s) = &self.stream {
+            if s.pending.get() {
+                // Relaxed: as in `committing`.
+                rec.committed.store(s.count.get() << 1, Ordering::Relaxed);
+                s.pending.set(false);
+            }
+        }
     }
 
     fn record<'t>(&self, table: &'t ClaimTable) -> Option<&'t ClaimRecord> {
@@ -216,6 +360,7 @@ impl Recorder {
     #[inline(always)]
     pub(crate) fn note(&self, table: &ClaimTable, pos: u64) {
         if let Some(rec) = self.record(table) {
+            self.settle(rec);
             if self.held.get() == 0 {
                 self.first.set(pos);
                 // Release: the record moves past what this handle finished
@@ -234,6 +379,7 @@ impl Recorder {
     #[inline(always)]
     pub(crate) fn note_span(&self, table: &ClaimTable, first: u64, last: u64) {
         if let Some(rec) = self.record(table) {
+            self.settle(rec);
             // Release: the record moves past the span this handle committed
             // (see `spans_around`). Relaxed `last`: as in `note`.
             rec.first.store(first, Ordering::Release);
@@ -323,6 +469,7 @@ impl Recorder {
         if lease.is_ours() {
             if let Some(rec) = table.get(self.index) {
                 if self.held.get() == 0 {
+                    self.settle(rec);
                     // Release, with the Acquire in `held_by_the_living`: a
                     // repairer that finds the record free also finds every
                     // position this handle finished finished (a consumer
@@ -410,6 +557,36 @@ impl DeadRecord<'_> {
         let first = self.rec.first.load(Ordering::Relaxed);
         let last = self.rec.last.load(Ordering::Relaxed);
         (first, last.wrapping_add(1))
+    }
+
+    /// A dead stream producer's count, settled (call before its positions
+    /// are repaired): a pending count stands if `committed(first, last)`
+    /// says what its record names (one MPMC position; a byte ring's span)
+    /// was committed, and loses it if not. A position the dead producer claimed and did not
+    /// commit is skipped only after this, so a repairer that dies in
+    /// between leaves a settled count for the next.
+    pub(crate) fn settle_stream(&self, committed: impl FnOnce(u64, u64) -> bool) {
+        // Relaxed: read after the holder was seen dead (Acquire), written
+        // under the repair lock, whose Release orders it for the next
+        // repairer and the stream's next taker.
+        if self.rec.stream.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let word = self.rec.committed.load(Ordering::Relaxed);
+        if word & 1 == 0 {
+            return;
+        }
+        let count = word >> 1;
+        let (first, last) = (
+            self.rec.first.load(Ordering::Relaxed),
+            self.rec.last.load(Ordering::Relaxed),
+        );
+        let count = if committed(first, last) {
+            count
+        } else {
+            count.saturating_sub(1)
+        };
+        self.rec.committed.store(count << 1, Ordering::Relaxed);
     }
 
     /// The dead holder's pid (in its own namespace), for the log.
@@ -544,6 +721,42 @@ impl<'a> RepairLock<'a> {
             }
         }
         None
+    }
+}
+
+impl<'a> RepairLock<'a> {
+    /// Take the lock, retrying while live handles hold it for up to
+    /// `patience` (repairs are short): for a caller that must have it, such
+    /// as a stream's taker. `None` if it stayed held.
+    pub(crate) fn acquire_within(
+        seg: &Segment,
+        recovery: &'a Recovery,
+        patience: std::time::Duration,
+    ) -> Option<Self> {
+        #[cfg(not(shmring_loom))]
+        let deadline = std::time::Instant::now() + patience;
+        #[cfg(shmring_loom)]
+        let (_, mut tries) = (patience, 0u32);
+        loop {
+            if let Some(lock) = Self::try_acquire(seg, recovery) {
+                return Some(lock);
+            }
+            #[cfg(not(shmring_loom))]
+            {
+                if std::time::Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            #[cfg(shmring_loom)]
+            {
+                tries += 1;
+                if tries > 2 {
+                    return None;
+                }
+                crate::platform::sync::preemption_point();
+            }
+        }
     }
 }
 

@@ -171,9 +171,6 @@ impl ByteRing {
     /// number of processes (each has a claim record, so that a grant it
     /// dies holding can be repaired); one more is `Error::TooManyHandles`.
     pub fn producer(&self) -> Result<ByteProducer> {
-        // "Full" by construction: the first claim reads the real head with
-        // Acquire before it writes anything.
-        let cap = self.rec.capacity();
         let header = self.rec.header();
         // Repair (and free) dead producers' records first, so that a
         // restarted producer finds a record even after many deaths.
@@ -183,7 +180,14 @@ impl ByteRing {
             &header.producer_claims,
             Side::Producer,
         )?;
-        wait::reopen(&header.consumer_event);
+        self.producer_with(claims)
+    }
+
+    fn producer_with(&self, claims: Recorder) -> Result<ByteProducer> {
+        // "Full" by construction: the first claim reads the real head with
+        // Acquire before it writes anything.
+        let cap = self.rec.capacity();
+        wait::reopen(&self.rec.header().consumer_event);
         Ok(ByteProducer {
             claims,
             cached_head: self
@@ -197,6 +201,36 @@ impl ByteRing {
             #[cfg(shmring_loom)]
             dies_naming: false,
         })
+    }
+
+    /// A producer handle of stream `id`, a name the application gives to
+    /// one of its producers: [`ByteProducer::committed`] then counts the
+    /// messages committed under that id by every handle of it so far, a
+    /// killed one included, exactly; see
+    /// [`Mpmc::producer_stream`](crate::Mpmc::producer_stream).
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-bytes-stream-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 4096)?;
+    /// let mut feed = ring.producer_stream(3)?;
+    /// feed.try_send(b"one")?;
+    /// drop(feed); // or killed: the same
+    /// assert_eq!(ring.producer_stream(3)?.committed(), Some(1));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn producer_stream(&self, id: u32) -> Result<ByteProducer> {
+        let header = self.rec.header();
+        let seg = self.rec.ring().segment();
+        let Some(lock) = RepairLock::acquire_within(seg, &header.recovery, STREAM_PATIENCE) else {
+            return Err(Error::Busy {
+                name: seg.name().as_str().to_owned(),
+                what: "another handle held the repair lock past the wait for a stream",
+            });
+        };
+        repair(&self.rec);
+        let claims = Recorder::take_stream(seg, &header.producer_claims, id);
+        drop(lock);
+        self.producer_with(claims?)
     }
 
     /// Repair what dead producers left: a span a producer claimed and died
@@ -375,7 +409,19 @@ impl ByteProducer {
     }
 }
 
+/// How long taking a stream waits for the repair lock (held by others for
+/// a repair, which is short).
+const STREAM_PATIENCE: Duration = Duration::from_secs(1);
+
 impl ByteProducer {
+    /// For a handle of a stream ([`ByteRing::producer_stream`]): the
+    /// messages committed under its id so far, by every handle of it (a
+    /// killed one included), where a restarted producer resumes. `None`
+    /// for a handle without a stream.
+    pub fn committed(&self) -> Option<u64> {
+        self.claims.committed()
+    }
+
     /// Close the ring: the stream ends after what was sent so far, by this
     /// handle and every other (call it from the last producer). The
     /// consumer receives every message committed before, then `Closed`
@@ -657,6 +703,7 @@ impl Grant<'_> {
             this.rec
                 .publish(gap, Kind::Padding, whole - used - HEADER_LEN);
         }
+        this.claims.committing(&this.rec.header().producer_claims);
         this.finish(Kind::Message, len as u64);
     }
 
@@ -1168,15 +1215,31 @@ fn stalled(rec: &Records) -> bool {
 /// nearer, so padding stays inside its span; what is left of the span is
 /// padded at the next step). How many spans were repaired.
 fn recover(rec: &Records) -> u64 {
+    let Some(_lock) = RepairLock::try_acquire(rec.ring().segment(), &rec.header().recovery) else {
+        return 0;
+    };
+    repair(rec)
+}
+
+/// [`recover`]'s work, with the repair lock held.
+fn repair(rec: &Records) -> u64 {
     let header = rec.header();
     let recovery = &header.recovery;
     let seg = rec.ring().segment();
-    let Some(_lock) = RepairLock::try_acquire(seg, recovery) else {
-        return 0;
-    };
     let table = &header.producer_claims;
     let cap = rec.capacity();
     let mut repaired = 0;
+    // Before any span is padded: a dead stream producer's count says
+    // whether the message its record names was committed (the consumer
+    // passed it, or it stands committed as a message; a span the dead
+    // producer padded itself was never counted).
+    for dead in claims::dead_records(seg, table) {
+        dead.settle_stream(|first, _| {
+            let passed = (header.head.load(Ordering::Relaxed).wrapping_sub(first) as i64) > 0;
+            let mut hint = header.tail.load(Ordering::Relaxed);
+            passed || matches!(rec.read(first, &mut hint), Ok(Some(r)) if r.kind == Kind::Message)
+        });
+    }
     // Acquire: a live producer that claimed below this tail is seen in its
     // record (its compare-exchange was Release, after it named its span),
     // and, through the chain of claims' compare-exchanges, so is every

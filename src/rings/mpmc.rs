@@ -199,6 +199,33 @@ impl<T: Pod + Send> Mpmc<T> {
         MpmcProducer::new(Arc::clone(&self.mem), WaitStrategy::default())
     }
 
+    /// A producer handle of stream `id`, a name the application gives to
+    /// one of its producers, so that after a crash the restarted producer
+    /// learns exactly how far its stream got:
+    /// [`committed`](MpmcStream::committed) counts the values committed
+    /// under that id by every handle of it so far, a killed one included,
+    /// and nothing committed is counted twice or missed. One live handle
+    /// per stream (`StreamTaken` for a second); a stream's record is kept
+    /// for it after its handles leave, so a ring serves at most 32
+    /// producer handles and streams together.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-mpmc-stream-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 64)?;
+    /// let mut feed = ring.producer_stream(7)?;
+    /// for v in feed.committed()..3 {
+    ///     feed.try_push(v).unwrap();
+    /// }
+    /// drop(feed); // or killed: the same
+    /// let feed = ring.producer_stream(7)?;
+    /// assert_eq!(feed.committed(), 3); // resume from here
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn producer_stream(&self, id: u32) -> Result<MpmcStream<T>> {
+        MpmcProducer::new_stream(Arc::clone(&self.mem), WaitStrategy::default(), id)
+            .map(|tx| MpmcStream { tx })
+    }
+
     /// A consumer handle. There may be up to 32 live ones at once, in any
     /// number of processes (each has a claim record in the header, so
     /// that what it holds can be repaired if it dies); one more is
@@ -235,7 +262,9 @@ impl<T> Mpmc<T> {
         self.mem.created()
     }
 
-    /// Positions claimed by producers so far (pushed, or being written).
+    /// Positions claimed by producers so far (pushed, or being written,
+    /// or claimed by a producer that died and skipped since): not where a
+    /// restarted producer resumes; see [`producer_stream`](Self::producer_stream).
     pub fn pushed(&self) -> u64 {
         self.mem.header().tail.load(Ordering::Relaxed)
     }
@@ -432,6 +461,9 @@ fn repair<T>(mem: &RingMemory<Slot<T>>) -> u64 {
     let mut living = Liveness::new(seg, &header.producer_claims);
 
     for dead in claims::dead_records(seg, &header.producer_claims) {
+        // Before any of its positions is skipped: a stream's count says
+        // whether the one it named was committed.
+        dead.settle_stream(|_, pos| mem.slot(pos).stamp() != free_stamp(pos));
         // Read after the holder was seen dead: every position it took is
         // below this tail, so none of them is mistaken for unclaimed.
         let tail = header.tail.load(Ordering::Acquire);
@@ -691,7 +723,31 @@ impl<T> MpmcProducer<T> {
     pub fn try_clone(&self) -> Result<Self> {
         Self::new(Arc::clone(&self.mem), self.wait)
     }
+
+    /// A handle of stream `id` (see [`Mpmc::producer_stream`]): under the
+    /// repair lock, repair first (a dead handle of the stream frees its
+    /// record, its count settled), then take the stream's record.
+    fn new_stream(mem: Memory<T>, wait: WaitStrategy, id: u32) -> Result<Self> {
+        let Some(lock) =
+            RepairLock::acquire_within(mem.segment(), &mem.header().recovery, STREAM_PATIENCE)
+        else {
+            return Err(Error::Busy {
+                name: mem.segment().name().as_str().to_owned(),
+                what: "another handle held the repair lock past the wait for a stream",
+            });
+        };
+        repair(&mem);
+        let rec = Recorder::take_stream(mem.segment(), &mem.header().producer_claims, id);
+        unlock(&mem, lock);
+        let rec = rec?;
+        wait::reopen(&mem.header().consumer_event);
+        Ok(MpmcProducer { mem, wait, rec })
+    }
 }
+
+/// How long taking a stream waits for the repair lock (held by others for
+/// a repair, which is short).
+const STREAM_PATIENCE: Duration = Duration::from_secs(1);
 
 #[cfg(shmring_loom)]
 #[doc(hidden)]
@@ -844,6 +900,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
 
 impl<T> MpmcProducer<T> {
     fn publish(&self, pos: u64) {
+        self.rec.committing(&self.mem.header().producer_claims);
         self.mem.slot(pos).publish(pos);
         self.finish();
     }
@@ -861,6 +918,108 @@ impl<T> MpmcProducer<T> {
     fn finish(&self) {
         self.rec.finish();
         wait::notify(&self.mem.header().consumer_event);
+    }
+}
+
+/// A producer handle of a stream the application names, from
+/// [`Mpmc::producer_stream`]: a [`MpmcProducer`] that holds one position
+/// at a time (its calls take `&mut self`) and keeps a count of what its
+/// stream committed that survives the process.
+///
+/// ```
+/// use std::time::Duration;
+/// # let name = format!("shmring-doc-mpmc-stream-type-{}", std::process::id());
+/// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
+/// let (mut feed, rx) = (ring.producer_stream(1)?, ring.consumer()?);
+/// let mut slot = feed.claim().expect("room");
+/// *slot = 5;
+/// slot.commit();
+/// feed.push_timeout(6, Duration::from_millis(10)).unwrap();
+/// assert_eq!(feed.committed(), 2);
+/// assert_eq!((rx.try_pop(), rx.try_pop()), (Some(5), Some(6)));
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct MpmcStream<T> {
+    tx: MpmcProducer<T>,
+}
+
+impl<T> std::fmt::Debug for MpmcStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcStream")
+            .field("ring", &self.tx.mem.segment().name().as_str())
+            .field("committed", &self.committed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> MpmcStream<T> {
+    /// Values committed under this stream's id so far, by every handle of
+    /// it (a killed one included): where a restarted producer resumes.
+    pub fn committed(&self) -> u64 {
+        self.tx.rec.committed().unwrap_or(0)
+    }
+
+    /// Close the ring, as [`MpmcProducer::close`] does.
+    pub fn close(self) {
+        let MpmcStream { tx } = self;
+        tx.close();
+    }
+}
+
+#[cfg(shmring_loom)]
+#[doc(hidden)]
+impl<T: Pod + Send> MpmcStream<T> {
+    /// For loom models: this handle's process dies now, holding nothing.
+    pub fn die(self) {
+        let MpmcStream { tx } = self;
+        tx.die();
+    }
+
+    /// For loom models: claim a position, write `value`, count it, and
+    /// die before the stamp that would commit it.
+    pub fn die_committing(self, value: T) {
+        let MpmcStream { tx } = self;
+        let pos = loop {
+            if let Some(pos) = claim(&tx.mem, Side::Producer, &tx.rec) {
+                break pos;
+            }
+            crate::platform::sync::preemption_point();
+        };
+        // SAFETY: as in `fill`: we own `pos`.
+        unsafe { tx.mem.slot(pos).write(value) };
+        tx.rec.committing(&tx.mem.header().producer_claims);
+        tx.die();
+    }
+}
+
+impl<T: Pod + Send> MpmcStream<T> {
+    /// How this handle waits when the ring is full.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.tx.set_wait_strategy(strategy);
+    }
+
+    /// [`MpmcProducer::try_push`], counted.
+    pub fn try_push(&mut self, value: T) -> std::result::Result<(), Full<T>> {
+        self.tx.try_push(value)
+    }
+
+    /// [`MpmcProducer::push_timeout`], counted.
+    pub fn push_timeout(
+        &mut self,
+        value: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), PushTimeout<T>> {
+        self.tx.push_timeout(value, timeout)
+    }
+
+    /// [`MpmcProducer::claim`]: counted when the slot is committed.
+    pub fn claim(&mut self) -> Option<MpmcWriteSlot<'_, T>> {
+        self.tx.claim()
+    }
+
+    /// [`MpmcProducer::claim_timeout`]: counted when the slot is committed.
+    pub fn claim_timeout(&mut self, timeout: Duration) -> Result<MpmcWriteSlot<'_, T>> {
+        self.tx.claim_timeout(timeout)
     }
 }
 
