@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 use shmring::{ByteRing, CreateOptions, Error, Mpmc, Role, Spsc};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -26,33 +25,6 @@ fn child(role: &str) {
         "pid1-parent" => pid1_parent(&arg::<String>("RING")),
         "service" => service(&arg::<String>("SPSC"), &arg::<String>("MPMC")),
         other => panic!("unknown child role {other}"),
-    }
-}
-
-/// Fork; run `$body` (an `i32` exit code) in the child and leave it with
-/// `_exit`. The parent gets the child's pid.
-macro_rules! fork_child {
-    ($body:block) => {
-        // SAFETY: the child runs only `$body`, then `_exit`s; callers fork
-        // from a single-threaded child process or touch only what glibc
-        // makes safe across fork (malloc).
-        match unsafe { fork() }.unwrap() {
-            ForkResult::Child => {
-                let code =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> i32 { $body }))
-                        .unwrap_or(101);
-                // SAFETY: ends the child without running the parent's destructors.
-                unsafe { libc::_exit(code) }
-            }
-            ForkResult::Parent { child } => child,
-        }
-    };
-}
-
-fn reap(pid: Pid) -> i32 {
-    match waitpid(pid, None).unwrap() {
-        WaitStatus::Exited(_, code) => code,
-        other => panic!("child ended with {other:?}"),
     }
 }
 

@@ -15,8 +15,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult};
 use shmring::{ByteRing, Error, Mpmc, OpenOptions, Role, Spsc};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -48,34 +46,6 @@ fn is_role_taken(r: Result<impl Sized, Error>) -> bool {
 /// A pipe whose ends are not inherited by programs other tests exec.
 fn pipe() -> (OwnedFd, OwnedFd) {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap()
-}
-
-/// Fork; run `$body` (an `i32` exit code) in the child and leave it with
-/// `_exit` (no destructors: the parent's handles are not the child's to
-/// drop). The parent gets the child's pid.
-macro_rules! fork_child {
-    ($body:block) => {
-        // SAFETY: the child runs only `$body`, then `_exit`s; it touches no
-        // lock another thread of the parent could have held at the fork but
-        // malloc's, which glibc makes safe across fork.
-        match unsafe { fork() }.unwrap() {
-            ForkResult::Child => {
-                let code =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> i32 { $body }))
-                        .unwrap_or(101);
-                // SAFETY: ends the child without running the parent's destructors.
-                unsafe { libc::_exit(code) }
-            }
-            ForkResult::Parent { child } => child,
-        }
-    };
-}
-
-fn reap(pid: nix::unistd::Pid) -> i32 {
-    match waitpid(pid, None).unwrap() {
-        WaitStatus::Exited(_, code) => code,
-        other => panic!("child ended with {other:?}"),
-    }
 }
 
 #[test]
@@ -336,7 +306,7 @@ fn a_creator_killed_while_filling_the_segment_leaves_no_name() {
     std::fs::File::from(go_r).read_exact(&mut byte).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    let _ = waitpid(pid, None);
+    let _ = nix::sys::wait::waitpid(pid, None);
     let path = shm_path(&name);
     let left = std::path::Path::new(&path).exists();
     let _ = std::fs::remove_file(&path);

@@ -375,6 +375,27 @@ mod platform {
         }
     }
 
+    /// What a file under a segment name must be before anything reads it:
+    /// a regular file (a FIFO, device or directory planted under the name
+    /// is `PermissionDenied`, as a symlink is), owned by us unless `opts`
+    /// allow another owner (`ForeignOwner`).
+    fn check_file(st: &FileStat, name: &SegmentName, opts: &OpenOptions) -> Result<()> {
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Err(Error::PermissionDenied {
+                name: name.as_str().to_owned(),
+            });
+        }
+        let ours = nix::unistd::geteuid().as_raw();
+        if st.st_uid != ours && !opts.allow_foreign_owner {
+            return Err(Error::ForeignOwner {
+                name: name.as_str().to_owned(),
+                owner: st.st_uid,
+                ours,
+            });
+        }
+        Ok(())
+    }
+
     /// Open `name` and check it: a regular file, owned by us (unless
     /// allowed otherwise), at least `min_len` bytes. The file and its stat.
     fn open_checked(
@@ -392,19 +413,7 @@ mod platform {
         })
         .map_err(|e| os_error("shm_open", name, e))?;
         let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", name, e))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-            return Err(Error::PermissionDenied {
-                name: name.as_str().to_owned(),
-            });
-        }
-        let ours = nix::unistd::geteuid().as_raw();
-        if st.st_uid != ours && !opts.allow_foreign_owner {
-            return Err(Error::ForeignOwner {
-                name: name.as_str().to_owned(),
-                owner: st.st_uid,
-                ours,
-            });
-        }
+        check_file(&st, name, opts)?;
         let len = u64::try_from(st.st_size).unwrap_or(0);
         if len < min_len {
             return Err(Error::SegmentTooSmall {
@@ -773,19 +782,7 @@ mod platform {
             )
             .map_err(|e| os_error("open(O_PATH)", name, e))?;
             let st = fstat(path.as_fd()).map_err(|e| os_error("fstat", name, e))?;
-            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-                return Err(Error::PermissionDenied {
-                    name: name.as_str().to_owned(),
-                });
-            }
-            let ours = nix::unistd::geteuid().as_raw();
-            if st.st_uid != ours && !opts.allow_foreign_owner {
-                return Err(Error::ForeignOwner {
-                    name: name.as_str().to_owned(),
-                    owner: st.st_uid,
-                    ours,
-                });
-            }
+            check_file(&st, name, opts)?;
             let reopen = format!("/proc/self/fd/{}", path.as_raw_fd());
             let fd = KeptFd::open(|| {
                 nix::fcntl::open(

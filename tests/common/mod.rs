@@ -181,6 +181,35 @@ macro_rules! children {
     };
 }
 
+/// Fork; run `$body` (an `i32` exit code) in the child and leave it with
+/// `_exit` (no destructors: the parent's handles are not the child's to
+/// drop). The parent gets the child's pid, for [`reap`].
+macro_rules! fork_child {
+    ($body:block) => {
+        // SAFETY: the child runs only `$body`, then `_exit`s; it touches no
+        // lock another thread of the parent could have held at the fork but
+        // malloc's, which glibc makes safe across fork.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> i32 { $body }))
+                        .unwrap_or(101);
+                // SAFETY: ends the child without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => child,
+        }
+    };
+}
+
+/// Wait for a child forked by [`fork_child!`]: its exit code.
+pub fn reap(pid: nix::unistd::Pid) -> i32 {
+    match nix::sys::wait::waitpid(pid, None).unwrap() {
+        nix::sys::wait::WaitStatus::Exited(_, code) => code,
+        other => panic!("child ended with {other:?}"),
+    }
+}
+
 /// The role this process was started as, if it is a child.
 pub fn child_role() -> Option<String> {
     std::env::var(CHILD_ROLE).ok()
