@@ -22,7 +22,8 @@
 #
 # The key of a mutated file is a hash of everything its mutants' outcomes
 # depend on: this script (how sites are found, mutated and run), the
-# LOOM_MAX_PREEMPTIONS bound, Cargo.toml, Cargo.lock, every file under src/
+# LOOM_MAX_PREEMPTIONS bound, Cargo.toml, Cargo.lock, build.rs, .cargo/ and
+# rust-toolchain(.toml) where they exist (profiles, flags), every file under src/
 # (the loom build compiles the whole crate: a mutant is the whole program
 # with one line changed, and any other file can change what the models see
 # of it, so no per-site or per-file slice of src/ is a sound key without a
@@ -30,9 +31,10 @@
 # except the model binaries this file's mutants never run (binaries_for).
 # So an edit anywhere in src/, even a comment, re-runs every mutant, and an
 # edit to one model file re-runs only the files whose mutants run it. Not
-# in the key: the Rust toolchain (loom explores the interleavings of the
-# program's own atomic operations, which are calls into loom; the compiler
-# cannot reorder or remove them) and MUTATE_JUSTIFIED (justified sites are
+# in the key: the version of the installed compiler, unless a
+# rust-toolchain file pins it (loom explores the interleavings of the
+# program's own atomic operations, which are calls into loom; no compiler
+# can reorder or remove them), and MUTATE_JUSTIFIED (justified sites are
 # recorded as not run, and that mode never reads the cache).
 #
 # After a change under src/ or loom-tests/ (or to Cargo.lock), refresh and
@@ -163,7 +165,11 @@ key_for() { # file
     {
         echo "mutated $1"
         echo "LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS"
-        find Cargo.toml Cargo.lock src loom-tests -type f \
+        local inputs=(Cargo.toml Cargo.lock src loom-tests) p
+        for p in build.rs .cargo rust-toolchain rust-toolchain.toml; do
+            if [ -e "$p" ]; then inputs+=("$p"); fi
+        done
+        find "${inputs[@]}" -type f \
                 ! -path "$cache" ! -path 'loom-tests/target/*' | LC_ALL=C sort |
             while IFS= read -r p; do
                 if [[ "$p" =~ ^loom-tests/tests/([^/]+)\.rs$ ]] &&
