@@ -9,6 +9,42 @@
 #   loom-tests/mutate.sh            every file below
 #   loom-tests/mutate.sh claims.rs  sites in one file
 #   MUTATE_JUSTIFIED=1 loom-tests/mutate.sh   also run the justified sites
+#   MUTATE_FULL=1 loom-tests/mutate.sh        run every mutant, cache or not
+#   loom-tests/mutate.sh --update-cache       refresh loom-tests/mutants.cache
+#
+# Cached results. A full run takes about 17 minutes, most of CI's time, so
+# the outcome of every mutant is kept in loom-tests/mutants.cache (plain
+# text: one line per site with its line of code and its outcome, one key
+# per mutated file). A run uses a file's cached outcomes only while the key
+# recorded for it equals the key of the tree it runs on; otherwise it runs
+# that file's mutants and says how to refresh. The unmutated models run on
+# every call whatever the cache holds: they check the code as it is.
+#
+# The key of a mutated file is a hash of everything its mutants' outcomes
+# depend on: this script (how sites are found, mutated and run), the
+# LOOM_MAX_PREEMPTIONS bound, Cargo.toml, Cargo.lock, build.rs, .cargo/ and
+# rust-toolchain(.toml) where they exist (profiles, flags), every file under src/
+# (the loom build compiles the whole crate: a mutant is the whole program
+# with one line changed, and any other file can change what the models see
+# of it, so no per-site or per-file slice of src/ is a sound key without a
+# dependence analysis we do not have), and every file under loom-tests/
+# except the model binaries this file's mutants never run (binaries_for).
+# So an edit anywhere in src/, even a comment, re-runs every mutant, and an
+# edit to one model file re-runs only the files whose mutants run it. Not
+# in the key: the version of the installed compiler, unless a
+# rust-toolchain file pins it (loom explores the interleavings of the
+# program's own atomic operations, which are calls into loom; no compiler
+# can reorder or remove them), and MUTATE_JUSTIFIED (justified sites are
+# recorded as not run, and that mode never reads the cache).
+#
+# After a change under src/ or loom-tests/ (or to Cargo.lock), refresh and
+# commit the cache, or CI runs the stale files' mutants itself:
+#
+#   loom-tests/mutate.sh --update-cache && git add loom-tests/mutants.cache
+#
+# It re-runs only the files whose key changed (MUTATE_FULL=1: all), keeps
+# the other files' blocks, and writes the cache even when a site is not
+# caught (recorded as NOT-CAUGHT, so CI keeps failing on it until fixed).
 #
 # Lines marked `// loom: not modelled` are skipped: code loom does not run
 # (the membarrier half of the asymmetric fence) or that is the model of the
@@ -33,6 +69,12 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg shmring_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/loom}"
 limits=(load-buffering)
+cache=loom-tests/mutants.cache
+update=false
+if [ "${1:-}" = --update-cache ]; then update=true; shift; fi
+# Read the cache unless every mutant is asked for.
+use_cache=true
+if [ -n "${MUTATE_FULL:-}" ] || [ -n "${MUTATE_JUSTIFIED:-}" ]; then use_cache=false; fi
 names=(slot.rs spsc.rs mpmc.rs record.rs byte_ring.rs claims.rs lease.rs wait.rs role.rs header.rs barrier.rs futex.rs)
 if [ $# -gt 0 ]; then names=("$@"); fi
 # Files are named by their (unique) base names, wherever their layer's
@@ -115,6 +157,37 @@ binaries_for() {
     esac
 }
 
+# The cache key of a mutated file (see the header): computed before any
+# mutation, from the files as they are in the tree.
+key_for() { # file
+    local bins
+    bins=" $(binaries_for "$1") "
+    {
+        echo "mutated $1"
+        echo "LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS"
+        local inputs=(Cargo.toml Cargo.lock src loom-tests) p
+        for p in build.rs .cargo rust-toolchain rust-toolchain.toml; do
+            if [ -e "$p" ]; then inputs+=("$p"); fi
+        done
+        find "${inputs[@]}" -type f \
+                ! -path "$cache" ! -path 'loom-tests/target/*' | LC_ALL=C sort |
+            while IFS= read -r p; do
+                if [[ "$p" =~ ^loom-tests/tests/([^/]+)\.rs$ ]] &&
+                    [[ "$bins" != *" ${BASH_REMATCH[1]} "* ]]; then
+                    continue
+                fi
+                printf '== %s %s\n' "$p" "$(sha256sum <"$p" | cut -c1-64)"
+            done
+    } | sha256sum | cut -c1-16
+}
+
+# A cached outcome of one site, "outcome<TAB>detail", or nothing.
+cached() { # file line kind
+    [ -f "$cache" ] || return 0
+    awk -F'\t' -v f="$1" -v l="$2" -v k="$3" \
+        '$1 == "site" && $2 == f && $3 == l && $4 == k { print $5 "\t" $6; exit }' "$cache"
+}
+
 build() { # binaries...
     local args=()
     for b in "$@"; do args+=(--test "$b"); done
@@ -152,6 +225,28 @@ for b in $needed; do
 done
 sort -n "$times" | awk '{ printf "  %6.1f s  %s %s\n", $1 / 1000, $2, $3 }'
 
+# Which files' cached outcomes hold for this tree.
+declare -A key hit
+stale=()
+for f in "${files[@]}"; do
+    key[$f]=$(key_for "$f")
+    hit[$f]=false
+    if $use_cache && [ -f "$cache" ] &&
+        grep -qxF "$(printf 'file\t%s\t%s' "$f" "${key[$f]}")" "$cache"; then
+        hit[$f]=true
+        echo "cached: $f (key ${key[$f]}): its mutants' outcomes are read from $cache"
+    else
+        stale+=("$f")
+        echo "not cached: $f (key ${key[$f]}): its mutants run now"
+    fi
+done
+results=$(mktemp)
+trap 'restore; rm -f "$results"' EXIT
+record() { # file line kind outcome detail
+    printf 'site\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" \
+        "$(sed -n "${2}p" "$backup/$(basename "$1")" | sed 's/^[[:space:]]*//' | tr '\t' ' ')" >>"$results"
+}
+
 total=0; caught=0; missed=(); kept=()
 while IFS=$'\t' read -r file line kind; do
     [ -n "$file" ] || continue
@@ -161,11 +256,35 @@ while IFS=$'\t' read -r file line kind; do
     if [[ "$why" == unknown:* ]]; then
         echo "NOT JUSTIFIED: no such loom limit '${why#unknown:}'"
         missed+=("$file:$line $kind (unknown limit ${why#unknown:})")
+        record "$file" "$line" "$kind" NOT-CAUGHT "unknown-limit:${why#unknown:}"
         continue
     fi
     if [ -z "${MUTATE_JUSTIFIED:-}" ] && [ -n "$why" ]; then
         echo "justified: $why (not run)"
         kept+=("$file:$line $kind [$why]")
+        record "$file" "$line" "$kind" justified "$why"
+        continue
+    fi
+    if ${hit[$file]}; then
+        outcome=""; detail=""
+        IFS=$'\t' read -r outcome detail <<<"$(cached "$file" "$line" "$kind")" || true
+        case "$outcome" in
+            caught)
+                echo "caught by $detail (cached)"
+                caught=$((caught + 1)) ;;
+            survived-justified)
+                echo "not caught, justified: $detail (cached)"
+                kept+=("$file:$line $kind [$detail]") ;;
+            NOT-CAUGHT)
+                echo "NOT CAUGHT (cached)"
+                missed+=("$file:$line $kind") ;;
+            *)
+                # The key matched, so the sites did too; a cache edited by
+                # hand may not: count the site as missed, not as caught.
+                echo "NOT CAUGHT: no outcome for this site in $cache under a matching key"
+                missed+=("$file:$line $kind (missing from $cache)") ;;
+        esac
+        [ -z "$outcome" ] || record "$file" "$line" "$kind" "$outcome" "$detail"
         continue
     fi
     cp "$backup/$(basename "$file")" "$file"
@@ -188,16 +307,56 @@ while IFS=$'\t' read -r file line kind; do
         if [ -n "$why" ]; then
             echo "not caught, justified: $why"
             kept+=("$file:$line $kind [$why]")
+            record "$file" "$line" "$kind" survived-justified "$why"
         else
             echo "NOT CAUGHT"
             missed+=("$file:$line $kind")
+            record "$file" "$line" "$kind" NOT-CAUGHT -
         fi
     else
         echo "caught by $by"
         caught=$((caught + 1))
+        record "$file" "$line" "$kind" caught "${by// /-}"
     fi
     cp "$backup/$(basename "$file")" "$file"
 done <<< "$sites"
+
+# --update-cache: this run's blocks replace those of the same files; the
+# other files' blocks stay. Blocks are sorted by file, for readable diffs.
+if $update; then
+    new=$(mktemp)
+    {
+        echo "# Outcomes of loom-tests/mutate.sh's ordering mutants, read while a file's"
+        echo "# key matches the tree (mutate.sh's header says what the key covers)."
+        echo "# Written by: loom-tests/mutate.sh --update-cache. Do not edit by hand."
+        echo "# site<TAB>file<TAB>line<TAB>mutant<TAB>outcome<TAB>caught by | limit<TAB>code"
+        python3 - "$cache" "$results" "$(for f in "${files[@]}"; do printf '%s=%s\n' "$f" "${key[$f]}"; done)" <<'PY'
+import sys
+cache, results, keyed = sys.argv[1], sys.argv[2], sys.argv[3]
+keys = dict(l.split("=", 1) for l in keyed.splitlines() if l)
+blocks = {}
+try:
+    for line in open(cache):
+        parts = line.rstrip("\n").split("\t")
+        if parts[0] in ("file", "site") and parts[1] not in keys:
+            blocks.setdefault(parts[1], []).append(line.rstrip("\n"))
+except FileNotFoundError:
+    pass
+for f, k in keys.items():
+    blocks[f] = [f"file\t{f}\t{k}"]
+for line in open(results):
+    blocks[line.split("\t")[1]].append(line.rstrip("\n"))
+for f in sorted(blocks):
+    print()
+    print("\n".join(blocks[f]))
+PY
+    } >"$new"
+    cat "$new" >"$cache"; rm -f "$new"
+    echo "wrote $cache (${#stale[@]} of ${#files[@]} files' mutants run); commit it"
+elif [ ${#stale[@]} -gt 0 ] && $use_cache; then
+    echo "${#stale[@]} file(s) had no cached outcomes for this tree. To record them:"
+    echo "  loom-tests/mutate.sh --update-cache && git add $cache"
+fi
 
 echo
 echo "$caught of $total ordering sites caught by the loom models; ${#kept[@]} justified; ${#missed[@]} missed"
