@@ -84,14 +84,8 @@ fn pid1_parent(name: &str) {
 fn a_child_with_its_parents_pid_acts_for_nothing() {
     let name = unique_name("pid1");
     let _cleanup = (Unlink(name.clone()), Unlink(format!("{name}-mpmc")));
-    let inner = child_command("pid1-parent");
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(inner.get_program())
-        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .env("RING", &name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = child_in_new_pid_namespace("pid1-parent");
+    cmd.env("RING", &name);
     let mut child = match cmd.spawn() {
         Ok(child) => ChildGuard::from(child),
         Err(e) => {

@@ -11,7 +11,6 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -52,16 +51,8 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 fn a_holder_in_another_pid_namespace_is_alive() {
     let name = unique_name("pidns");
     let ring = Spsc::<u64>::create(&name, 16).unwrap();
-    let mut inner = child_command("hold-producer");
-    inner.env("RING", &name);
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = child_in_new_pid_namespace("hold-producer");
+    cmd.env("RING", &name);
     let mut child = match cmd.spawn() {
         Ok(child) => ChildGuard::from(child),
         Err(e) => {

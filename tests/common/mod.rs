@@ -181,6 +181,23 @@ macro_rules! children {
     };
 }
 
+/// The command that re-runs this test binary as child `role` as pid 1 of
+/// a new pid namespace (`unshare --pid --fork`, killed with its parent),
+/// stdio piped; add environment before spawning. Spawning fails where
+/// `unshare` is missing.
+pub fn child_in_new_pid_namespace(role: &str) -> Command {
+    let inner = child_command(role);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
 /// Fork; run `$body` (an `i32` exit code) in the child and leave it with
 /// `_exit` (no destructors: the parent's handles are not the child's to
 /// drop). The parent gets the child's pid, for [`reap`].
