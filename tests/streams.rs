@@ -156,28 +156,34 @@ fn killed_streams_deliver_everything_once(
     assert!(streams.is_empty(), "values of unknown streams: {streams:?}");
 }
 
+/// The consumer side: take values with `next` (waiting up to its
+/// argument) until the producers are `done`, a wait finds nothing, and a
+/// repair (`recover`) has nothing left to hand on.
+fn drain(
+    done: &AtomicBool,
+    mut next: impl FnMut(Duration) -> shmring::Result<u64>,
+    recover: impl Fn() -> u64,
+) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        match next(Duration::from_millis(20)) {
+            Ok(v) => got.push(v),
+            Err(Error::Timeout { .. }) if done.load(Ordering::Relaxed) && recover() == 0 => {
+                return got
+            }
+            Err(Error::Timeout { .. } | Error::Stalled { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[test]
 fn killed_mpmc_stream_producers_resume_exactly() {
     let name = unique_name("mpmc-streams");
     let ring = Arc::new(Mpmc::<u64>::create(&name, 64).unwrap());
     let rx = ring.consumer().unwrap();
     killed_streams_deliver_everything_once("mpmc-stream", &name, move |done| {
-        std::thread::spawn(move || {
-            let mut got = Vec::new();
-            loop {
-                match rx.pop_timeout(Duration::from_millis(20)) {
-                    Ok(v) => got.push(v),
-                    Err(Error::Timeout { .. }) if done.load(Ordering::Relaxed) => {
-                        // Whatever a killed producer left is repaired by now.
-                        if ring.recover() == 0 && rx.try_pop().is_none() {
-                            return got;
-                        }
-                    }
-                    Err(Error::Timeout { .. } | Error::Stalled { .. }) => {}
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        })
+        std::thread::spawn(move || drain(&done, |wait| rx.pop_timeout(wait), || ring.recover()))
     });
 }
 
@@ -188,22 +194,11 @@ fn killed_byte_stream_producers_resume_exactly() {
     let mut rx = ring.consumer().unwrap();
     killed_streams_deliver_everything_once("bytes-stream", &name, move |done| {
         std::thread::spawn(move || {
-            let mut got = Vec::new();
-            loop {
-                let next = rx
-                    .recv_timeout(Duration::from_millis(20))
-                    .map(|m| u64::from_le_bytes(m[..8].try_into().unwrap()));
-                match next {
-                    Ok(v) => got.push(v),
-                    Err(Error::Timeout { .. }) if done.load(Ordering::Relaxed) => {
-                        if ring.recover() == 0 && rx.try_recv().unwrap().is_none() {
-                            return got;
-                        }
-                    }
-                    Err(Error::Timeout { .. } | Error::Stalled { .. }) => {}
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            let next = |wait| {
+                rx.recv_timeout(wait)
+                    .map(|m| u64::from_le_bytes(m[..8].try_into().unwrap()))
+            };
+            drain(&done, next, || ring.recover())
         })
     });
 }
