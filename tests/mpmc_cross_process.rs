@@ -321,3 +321,31 @@ fn a_dead_consumers_value_comes_before_closed() {
     ));
     assert_eq!(ring.repaired(), 1);
 }
+
+#[test]
+fn take_over_hands_a_dead_consumers_value_before_newer_ones_and_never_a_live_ones() {
+    let name = unique_name("mpmctakeover");
+    let ring = Mpmc::<u64>::create(&name, 4).unwrap();
+    let tx = ring.producer().unwrap();
+    tx.try_push(1).unwrap();
+    consumer_holding_value_1(&name).kill(); // SIGKILL at position 0, reaped
+    tx.try_push(2).unwrap();
+    tx.try_push(3).unwrap();
+    let (live, rx) = (ring.consumer().unwrap(), ring.consumer().unwrap());
+    let held = live.read().expect("value 2");
+    // The kernel lets the dead holder's lock go a moment after the reap.
+    let mut slot = None;
+    assert!(eventually(|| {
+        slot = rx.take_over().unwrap();
+        slot.is_some()
+    }));
+    let slot = slot.unwrap();
+    assert_eq!((*slot, slot.position()), (1, 0), "the dead one's, first");
+    drop(slot);
+    // Value 2 is held by a live consumer: not taken over.
+    assert!(rx.take_over().unwrap().is_none());
+    assert_eq!((*held, held.position()), (2, 1));
+    drop(held);
+    assert_eq!(rx.try_pop(), Some(3));
+    assert_eq!(ring.repaired(), 1);
+}

@@ -45,7 +45,11 @@
 //! consumer record's lease is free, before it reports `Closed`, taking the
 //! value over itself (so `Closed` comes after the values of consumers that
 //! died before the close); new handles, first; [`Mpmc::recover`], on
-//! demand. None of it runs on a call that finds a value. Whoever lets the
+//! demand; [`MpmcConsumer::take_over`], a consumer that asks for a dead
+//! one's values before newer ones (each slot names its
+//! [`position`](MpmcReadSlot::position), so a restarted forwarder can tell
+//! which of them it had sent). None of it runs on a call that finds a
+//! value. Whoever lets the
 //! repair lock go wakes the waiting consumers: one that found the lock
 //! taken on its way to `Closed` waits for it and looks again. A live
 //! holder's position is never touched: a consumer that times out behind
@@ -76,6 +80,10 @@ use crate::wait::{self, WaitStrategy};
 const MAX_RETRIES: u32 = 1 << 12;
 
 type Memory<T> = Arc<RingMemory<Slot<T>>>;
+
+/// How long [`MpmcConsumer::take_over`] waits for another handle's repair
+/// (repairs are short; a dead repairer's lock is taken over at once).
+const TAKE_OVER_PATIENCE: Duration = Duration::from_millis(200);
 
 /// Positions one repair looks at, at most: honest records name a handful
 /// each; a hostile table that names whole laps costs each call this much
@@ -628,10 +636,15 @@ enum Orphan {
 /// Take over a value a dead consumer took and never released, if there is
 /// one that no live consumer holds (flagged or not).
 fn look_for_orphan<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder) -> Orphan {
+    match RepairLock::try_acquire(mem.segment(), &mem.header().recovery) {
+        Some(lock) => adopt_under(mem, rec, lock),
+        None => Orphan::Busy,
+    }
+}
+
+/// [`look_for_orphan`]'s work, with the repair lock taken (and let go here).
+fn adopt_under<T>(mem: &RingMemory<Slot<T>>, rec: &Recorder, lock: RepairLock<'_>) -> Orphan {
     let recovery = &mem.header().recovery;
-    let Some(lock) = RepairLock::try_acquire(mem.segment(), recovery) else {
-        return Orphan::Busy;
-    };
     let mut budget = REPAIR_BUDGET;
     let found = match scan_orphans(mem, Some(rec), &mut budget) {
         Scan::Adopted(pos) => {
@@ -1237,6 +1250,47 @@ impl<T: Pod + Send> MpmcConsumer<T> {
             .map(|pos| MpmcReadSlot { rx: self, pos })
     }
 
+    /// Take over, in place, a value that a dead consumer took and never
+    /// released, if one waits that no live consumer holds; `None` when none
+    /// does. The ring's other values are not looked at.
+    ///
+    /// [`read`](Self::read) takes such values over too, but only when the
+    /// ring is otherwise empty. A restarted consumer that must deliver what
+    /// its predecessor held before anything newer (a forwarder that numbers
+    /// what it sends, and maps [`MpmcReadSlot::position`] to the number it
+    /// used) calls this first, until `None`. `Busy` if another live handle
+    /// kept the repair lock past a short bound.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-take-over-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(5).unwrap();
+    /// let held = rx.read().expect("a value");
+    /// assert_eq!(held.position(), 0);
+    /// std::mem::forget(held); // as if the process died holding it
+    /// drop(rx); // its record stays behind, naming position 0
+    /// let rx = ring.consumer()?; // the restarted consumer
+    /// let slot = rx.take_over()?.expect("the value the dead one held");
+    /// assert_eq!((*slot, slot.position()), (5, 0));
+    /// drop(slot);
+    /// assert!(rx.take_over()?.is_none());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn take_over(&self) -> Result<Option<MpmcReadSlot<'_, T>>> {
+        let mem = &self.mem;
+        let recovery = &mem.header().recovery;
+        let lock = RepairLock::acquire_within(mem.segment(), recovery, TAKE_OVER_PATIENCE)
+            .ok_or_else(|| Error::Busy {
+                name: mem.segment().name().as_str().to_owned(),
+                what: "another handle is repairing the ring (take_over)",
+            })?;
+        Ok(match adopt_under(mem, &self.rec, lock) {
+            Orphan::Adopted(pos) => Some(MpmcReadSlot { rx: self, pos }),
+            Orphan::None | Orphan::Busy => None,
+        })
+    }
+
     /// How this handle waits when the ring is empty.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.wait = strategy;
@@ -1373,6 +1427,16 @@ impl<T> std::fmt::Debug for MpmcReadSlot<'_, T> {
         f.debug_struct("MpmcReadSlot")
             .field("pos", &self.pos)
             .finish()
+    }
+}
+
+impl<T> MpmcReadSlot<'_, T> {
+    /// The value's position in the ring: the ticket it was pushed under
+    /// (0, 1, 2, ... over the ring's life, never reused). Consumers share
+    /// the positions, so one consumer sees some of them, ascending except
+    /// for values taken over from dead consumers.
+    pub fn position(&self) -> u64 {
+        self.pos
     }
 }
 
