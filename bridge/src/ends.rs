@@ -8,28 +8,41 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use shmring::{bytemuck, ByteRing, Error as RingError, Mpmc, Pod, Spsc};
+use shmring::{bytemuck, ByteRing, Error as RingError, Mpmc, MpmcReadSlot, Pod, Spsc};
+use shmring_bridge_state::{OutState, Resume, Span};
 
 use crate::Result;
 
 /// Most values an outbound bridge takes from a typed ring at once.
 const TYPED_BATCH: usize = 256;
 
-/// What [`Reader::forward`] hands on: the batch's place in the ring (`None`
-/// when the ring has no single read position: MPMC), how many messages,
-/// and the messages.
-pub(crate) type Send<'a> =
-    dyn FnMut(Option<Range<u64>>, u64, &mut dyn Iterator<Item = &[u8]>) -> Result<()> + 'a;
+/// One batch [`Reader::forward`] hands on.
+#[derive(Clone, Debug)]
+pub(crate) struct Batch {
+    /// Where it lies in the ring, to be recorded before it is sent: bytes
+    /// of a byte ring, one position per value of a typed ring; `None` for
+    /// a batch that is sent again and was recorded already.
+    pub(crate) positions: Option<Range<u64>>,
+    /// For a batch a previous bridge recorded and sent (perhaps in part)
+    /// before it died: the number of its first message, to send it again
+    /// under its numbers. `None`: new numbers.
+    pub(crate) resend_from: Option<u64>,
+    /// How many messages.
+    pub(crate) count: u64,
+}
+
+/// What a reader hands each batch to: it records the batch, sends it and
+/// returns `Ok`, and only then is the batch released.
+pub(crate) type Forward<'a> = dyn FnMut(Batch, &mut dyn Iterator<Item = &[u8]>) -> Result<()> + 'a;
 
 /// The ring an outbound bridge reads, as its consumer.
-pub(crate) trait Reader: std::marker::Send {
-    /// The read position, if the ring has one this consumer owns: what a
-    /// restarted bridge compares with its record.
-    fn position(&self) -> Option<u64>;
+pub(crate) trait Reader: Send {
+    /// How a bridge with a state file goes on, given the ring's identity.
+    fn resume(&mut self, state: &OutState, ring_id: u64) -> Resume;
 
     /// Wait up to `timeout` for messages, hand everything committed to
     /// `send`, and release it once `send` returns `Ok`; how many.
-    fn forward(&mut self, timeout: Duration, send: &mut Send<'_>) -> Result<u64>;
+    fn forward(&mut self, timeout: Duration, send: &mut Forward<'_>) -> Result<u64>;
 }
 
 /// Timeout and a closed ring (its producers finished; a restarted one may
@@ -45,24 +58,33 @@ fn idle(e: RingError, timeout: Duration) -> Result<u64> {
     }
 }
 
+/// A new batch at `positions`, numbered after what was sent before.
+fn fresh(positions: Range<u64>, count: u64) -> Batch {
+    Batch {
+        positions: Some(positions),
+        resend_from: None,
+        count,
+    }
+}
+
 pub(crate) struct BytesReader {
     pub(crate) ring: ByteRing,
     pub(crate) rx: shmring::bytes::Consumer,
 }
 
 impl Reader for BytesReader {
-    fn position(&self) -> Option<u64> {
-        Some(self.ring.bytes_released())
+    fn resume(&mut self, state: &OutState, ring_id: u64) -> Resume {
+        state.resume(ring_id, self.ring.bytes_released())
     }
 
-    fn forward(&mut self, timeout: Duration, send: &mut Send<'_>) -> Result<u64> {
+    fn forward(&mut self, timeout: Duration, send: &mut Forward<'_>) -> Result<u64> {
         {
             let batch = self.rx.read_batch()?;
             let span = batch.positions();
             // Padding alone moves the position too: record it.
             if span.start != span.end {
                 let n = batch.len() as u64;
-                send(Some(span), n, &mut batch.iter())?;
+                send(fresh(span, n), &mut batch.iter())?;
                 if n > 0 {
                     return Ok(n);
                 }
@@ -70,7 +92,7 @@ impl Reader for BytesReader {
         }
         match self.rx.recv_timeout(timeout) {
             Ok(msg) => {
-                send(Some(msg.positions()), 1, &mut std::iter::once(&*msg))?;
+                send(fresh(msg.positions(), 1), &mut std::iter::once(&*msg))?;
                 Ok(1)
             }
             Err(e) => idle(e, timeout),
@@ -78,17 +100,17 @@ impl Reader for BytesReader {
     }
 }
 
-pub(crate) struct SpscReader<T: Pod + std::marker::Send> {
+pub(crate) struct SpscReader<T: Pod + Send> {
     pub(crate) rx: shmring::spsc::Consumer<T>,
     pub(crate) _ring: Spsc<T>,
 }
 
-impl<T: Pod + std::marker::Send> Reader for SpscReader<T> {
-    fn position(&self) -> Option<u64> {
-        Some(self.rx.popped())
+impl<T: Pod + Send> Reader for SpscReader<T> {
+    fn resume(&mut self, state: &OutState, ring_id: u64) -> Resume {
+        state.resume(ring_id, self.rx.popped())
     }
 
-    fn forward(&mut self, timeout: Duration, send: &mut Send<'_>) -> Result<u64> {
+    fn forward(&mut self, timeout: Duration, send: &mut Forward<'_>) -> Result<u64> {
         let start = self.rx.popped();
         let chunk = match self.rx.read_chunk_timeout(TYPED_BATCH, timeout) {
             Ok(chunk) => chunk,
@@ -96,8 +118,7 @@ impl<T: Pod + std::marker::Send> Reader for SpscReader<T> {
         };
         let n = chunk.len() as u64;
         send(
-            Some(start..start + n),
-            n,
+            fresh(start..start + n, n),
             &mut chunk.iter().map(bytemuck::bytes_of),
         )?;
         chunk.release_all();
@@ -105,34 +126,110 @@ impl<T: Pod + std::marker::Send> Reader for SpscReader<T> {
     }
 }
 
-pub(crate) struct MpmcReader<T: Pod + std::marker::Send> {
+/// An MPMC ring's consumer. Its consumers share one read position, so a
+/// batch is the values this one holds, read in place: each run of
+/// consecutive positions is recorded, sent and released before the next
+/// is recorded, so the record always covers what the bridge holds sent.
+/// A restarted bridge first takes over what its predecessor held
+/// (`take_over`): values in the recorded run go again under their
+/// numbers, the others (taken, never recorded, so never sent) get new
+/// ones.
+pub(crate) struct MpmcReader<T: Pod + Send> {
     pub(crate) rx: shmring::MpmcConsumer<T>,
     pub(crate) _ring: Mpmc<T>,
-    pub(crate) buf: Vec<T>,
+    /// The run the previous bridge recorded last, until what it held has
+    /// been taken over.
+    recorded: Option<Span>,
+    /// Whether what dead consumers held is still to be taken over (on the
+    /// first call).
+    taking_over: bool,
 }
 
-impl<T: Pod + std::marker::Send> Reader for MpmcReader<T> {
-    fn position(&self) -> Option<u64> {
-        // Consumers of an MPMC ring share one position: none is ours.
-        None
+impl<T: Pod + Send> MpmcReader<T> {
+    pub(crate) fn new(rx: shmring::MpmcConsumer<T>, ring: Mpmc<T>) -> Self {
+        MpmcReader {
+            rx,
+            _ring: ring,
+            recorded: None,
+            taking_over: true,
+        }
+    }
+}
+
+impl<T: Pod + Send> Reader for MpmcReader<T> {
+    fn resume(&mut self, state: &OutState, ring_id: u64) -> Resume {
+        let r = state.resume_shared(ring_id);
+        self.recorded = r.resumed.then(|| state.span());
+        r
     }
 
-    fn forward(&mut self, timeout: Duration, send: &mut Send<'_>) -> Result<u64> {
-        self.buf.clear();
-        match self.rx.pop_timeout(timeout) {
-            Ok(v) => self.buf.push(v),
-            Err(e) => return idle(e, timeout),
+    fn forward(&mut self, timeout: Duration, send: &mut Forward<'_>) -> Result<u64> {
+        let rx = &self.rx;
+        let mut held = Vec::new();
+        if self.taking_over {
+            // All at once (at most a lap), so that no new record is made
+            // before what was recorded last has been sent again.
+            while let Some(slot) = rx.take_over()? {
+                held.push(slot);
+            }
+            // Sent before: again, under the numbers recorded for them.
+            let recorded = self.recorded;
+            let seq = |pos| recorded.and_then(|span| span.seq_of(pos));
+            let (mut again, fresh): (Vec<_>, Vec<_>) =
+                held.into_iter().partition(|s| seq(s.position()).is_some());
+            again.sort_by_key(MpmcReadSlot::position);
+            while !again.is_empty() {
+                let n = run_len(&again);
+                let batch = Batch {
+                    positions: None,
+                    resend_from: seq(again[0].position()),
+                    count: n as u64,
+                };
+                send(
+                    batch,
+                    &mut again[..n].iter().map(|s| bytemuck::bytes_of(&**s)),
+                )?;
+                again.drain(..n);
+            }
+            held = fresh;
+            self.taking_over = false;
+            self.recorded = None;
         }
-        while self.buf.len() < TYPED_BATCH {
-            match self.rx.try_pop() {
-                Some(v) => self.buf.push(v),
+        if held.is_empty() {
+            match rx.read_timeout(timeout) {
+                Ok(slot) => held.push(slot),
+                Err(e) => return idle(e, timeout),
+            }
+        }
+        while held.len() < TYPED_BATCH {
+            match rx.read() {
+                Some(slot) => held.push(slot),
                 None => break,
             }
         }
-        let n = self.buf.len() as u64;
-        send(None, n, &mut self.buf.iter().map(bytemuck::bytes_of))?;
-        Ok(n)
+        let total = held.len() as u64;
+        while !held.is_empty() {
+            let n = run_len(&held);
+            let first = held[0].position();
+            send(
+                fresh(first..first + n as u64, n as u64),
+                &mut held[..n].iter().map(|s| bytemuck::bytes_of(&**s)),
+            )?;
+            // Released before the next run is recorded over this one.
+            held.drain(..n);
+        }
+        Ok(total)
     }
+}
+
+/// How many of `slots`, from the first, hold consecutive positions.
+fn run_len<T>(slots: &[MpmcReadSlot<'_, T>]) -> usize {
+    let first = slots[0].position();
+    slots
+        .iter()
+        .enumerate()
+        .take_while(|(i, s)| s.position() == first.wrapping_add(*i as u64))
+        .count()
 }
 
 /// What became of one message offered to a ring.
@@ -147,7 +244,7 @@ pub(crate) enum Written {
 }
 
 /// The ring an inbound bridge writes, as a producer.
-pub(crate) trait Writer: std::marker::Send {
+pub(crate) trait Writer: Send {
     /// Write `payload`, waiting up to `wait` for room.
     fn write(&mut self, payload: &zenoh::bytes::ZBytes, wait: Duration) -> Result<Written>;
 }
@@ -195,12 +292,12 @@ fn pushed<T>(r: std::result::Result<(), shmring::PushTimeout<T>>) -> Result<Writ
     }
 }
 
-pub(crate) struct SpscWriter<T: Pod + std::marker::Send> {
+pub(crate) struct SpscWriter<T: Pod + Send> {
     pub(crate) tx: shmring::spsc::Producer<T>,
     pub(crate) _ring: Spsc<T>,
 }
 
-impl<T: Pod + std::marker::Send> Writer for SpscWriter<T> {
+impl<T: Pod + Send> Writer for SpscWriter<T> {
     fn write(&mut self, payload: &zenoh::bytes::ZBytes, wait: Duration) -> Result<Written> {
         match value::<T>(payload) {
             Some(v) => pushed(self.tx.push_timeout(v, wait)),
@@ -209,12 +306,12 @@ impl<T: Pod + std::marker::Send> Writer for SpscWriter<T> {
     }
 }
 
-pub(crate) struct MpmcWriter<T: Pod + std::marker::Send> {
+pub(crate) struct MpmcWriter<T: Pod + Send> {
     pub(crate) tx: shmring::MpmcProducer<T>,
     pub(crate) _ring: Mpmc<T>,
 }
 
-impl<T: Pod + std::marker::Send> Writer for MpmcWriter<T> {
+impl<T: Pod + Send> Writer for MpmcWriter<T> {
     fn write(&mut self, payload: &zenoh::bytes::ZBytes, wait: Duration) -> Result<Written> {
         match value::<T>(payload) {
             Some(v) => pushed(self.tx.push_timeout(v, wait)),

@@ -39,6 +39,20 @@
 //!   finds the ring's read position at the batch's start or past its end,
 //!   and sends again under the same numbers, or goes on after them.
 //!   Receivers drop what they already have.
+//! - an MPMC ring has no read position of the bridge's own (its consumers
+//!   share one), so the bridge holds its values in place and records each
+//!   run of consecutive positions it holds, sends it and releases it
+//!   before it records the next. A restarted bridge first takes over what
+//!   the killed one held (`MpmcConsumer::take_over`): values inside the
+//!   recorded run go again under their numbers, the rest (taken, never
+//!   recorded, so never sent) get new ones, and numbering goes on after the
+//!   run. So nothing it took is lost or reaches a receiver twice. With
+//!   other consumers on the ring, one of them may take the killed bridge's
+//!   values over first: those are delivered there instead, and those of
+//!   the run in flight that had already gone out are then delivered on
+//!   both sides (the ring's own rule for a dead consumer's value: at least
+//!   once, never lost). Exactly once needs the bridge to be the ring's
+//!   only consumer.
 //! - the inbound bridge records, after each commit into its ring, each
 //!   source's next number, which of the 64 before it arrived, and its
 //!   counts. A restarted bridge goes on from there, so what arrived while
@@ -346,9 +360,23 @@ impl Outbound {
     }
 
     /// Bridge typed ring `ring` (`Mpmc<T>`) to `key`, as one of its
-    /// consumers. Its consumers share one read position, so a restarted
-    /// bridge cannot tell what it sent before: it starts a new source, and
-    /// a value it had taken but not sent when it died is lost uncounted.
+    /// consumers, each value read in place. Its consumers share one read
+    /// position, so the bridge records the ring positions of what it holds
+    /// and sends; restarted with the same state file, it first takes over
+    /// what the killed one held and sends it again under the numbers it had
+    /// (see "Restarts" in the crate docs).
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring_zenoh::Result<()> {
+    /// # let session = shmring_zenoh::Link::default().open()?;
+    /// let opts = shmring_zenoh::OutOptions {
+    ///     state: Some("/dev/shm/jobs.out.state".into()),
+    ///     ..Default::default()
+    /// };
+    /// let mut out = shmring_zenoh::Outbound::mpmc::<[u64; 8]>(&session, "jobs", "site/jobs", &opts)?;
+    /// out.pump(std::time::Duration::from_millis(10))?;
+    /// # Ok(()) }
+    /// ```
     pub fn mpmc<T: Pod + Send>(
         session: &Session,
         ring: &str,
@@ -358,11 +386,7 @@ impl Outbound {
         let handle = shmring::Mpmc::<T>::open_timeout(ring, opts.open_wait)?;
         let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
-        let reader = ends::MpmcReader {
-            rx,
-            _ring: handle,
-            buf: Vec::new(),
-        };
+        let reader = ends::MpmcReader::new(rx, handle);
         Self::with_reader(session, ring, key, opts, Box::new(reader))
     }
 
@@ -371,16 +395,13 @@ impl Outbound {
         ring: &str,
         key: &str,
         opts: &OutOptions,
-        reader: Box<dyn Reader>,
+        mut reader: Box<dyn Reader>,
     ) -> Result<Self> {
         let (source, next_seq, resumed, state) = match &opts.state {
             Some(path) => {
                 let state = OutState::open(path)?;
                 let ring_id = shmring::inspect(ring)?.created_unix_ns;
-                let r = match reader.position() {
-                    Some(pos) => state.resume(ring_id, pos),
-                    None => state.start_new(ring_id, 0),
-                };
+                let r = reader.resume(&state, ring_id);
                 (r.source, r.next_seq, r.resumed, Some(state))
             }
             None => (shmring_bridge_state::random_id(), 0, false, None),
@@ -441,23 +462,31 @@ impl Outbound {
         }
         let (publisher, source) = (&self.publisher, self.source);
         let (state, next_seq, stats) = (self.state.as_ref(), &mut self.next_seq, &mut self.stats);
-        let n = self.reader.forward(timeout, &mut |span, count, msgs| {
-            if let (Some(state), Some(span)) = (state, span) {
-                state.begin(Span {
-                    start_pos: span.start,
-                    start_seq: *next_seq,
-                    end_pos: span.end,
-                    end_seq: *next_seq + count,
-                });
-            }
+        let n = self.reader.forward(timeout, &mut |batch, msgs| {
+            let count = batch.count;
+            // Sent again under its recorded numbers, or recorded (where,
+            // and which numbers) before it is sent under new ones.
+            let first = match batch.resend_from {
+                Some(first) => first,
+                None => {
+                    if let (Some(state), Some(span)) = (state, batch.positions) {
+                        state.begin(Span {
+                            start_pos: span.start,
+                            start_seq: *next_seq,
+                            end_pos: span.end,
+                            end_seq: *next_seq + count,
+                        });
+                    }
+                    std::mem::replace(next_seq, *next_seq + count)
+                }
+            };
             let mut bytes = 0;
-            for msg in msgs {
+            for (seq, msg) in (first..).zip(msgs) {
                 publisher
                     .put(msg)
-                    .attachment(attachment(source, *next_seq))
+                    .attachment(attachment(source, seq))
                     .wait()
                     .map_err(zenoh_err)?;
-                *next_seq += 1;
                 bytes += msg.len() as u64;
             }
             stats.sent += count;

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{free_port, unique};
-use shmring::ByteRing;
+use shmring::{ByteRing, Mpmc};
 use shmring_bridge_state::{read, InSnapshot, OutSnapshot, Snapshot};
+use shmring_zenoh::{Link, OutOptions, Outbound};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 const CHILD: &str = "SHMRING_BRIDGE_TEST_CHILD";
@@ -27,6 +28,13 @@ fn message(i: u64) -> Vec<u8> {
     let mut m = i.to_le_bytes().to_vec();
     m.extend((0..extra).map(|k| (i as usize + k) as u8));
     m
+}
+
+/// A typed value of 1 KiB: value `i` has word `k` = `i * (k + 1) ^ k`.
+type Value = [u64; 128];
+
+fn value(i: u64) -> Value {
+    std::array::from_fn(|k| i.wrapping_mul(k as u64 + 1) ^ k as u64)
 }
 
 fn number(m: &[u8]) -> u64 {
@@ -55,6 +63,23 @@ fn dispatch_child() {
                 tx.send_timeout(&message(i), PATIENCE).unwrap();
             }
             tx.close();
+        }
+        "mpmc-out" => {
+            // An outbound bridge of an MPMC ring, as a service embeds it.
+            let link = Link {
+                connect: vec![arg("ENDPOINT")],
+                ..Link::default()
+            };
+            let session = link.open().unwrap();
+            let opts = OutOptions {
+                state: Some(arg("STATE").into()),
+                ..OutOptions::default()
+            };
+            let mut out = Outbound::mpmc::<Value>(&session, &ring, &arg("KEY"), &opts).unwrap();
+            println!("mpmc out ready");
+            loop {
+                out.pump(Duration::from_millis(10)).unwrap();
+            }
         }
         "consumer" => {
             let r = ByteRing::open_or_create(&ring, 1 << 20).unwrap();
@@ -114,6 +139,32 @@ impl Scene {
         assert!(line.contains("ready"), "bridge {args:?} said {line:?}");
         self.outputs.push(out);
         self.children.len() - 1
+    }
+
+    /// Start this binary as child `role` with `env`, and wait for its
+    /// "ready" line.
+    fn ready_child(&mut self, role: &str, env: &[(&str, &str)]) -> usize {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD, role)
+            .env("COUNT", "0")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        self.children.push(child);
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains("ready"), "child {role} said {line:?}");
+        self.outputs.push(out);
+        self.children.len() - 1
+    }
+
+    /// Stop (SIGSTOP) or continue (SIGCONT) child `i`.
+    fn pause(&mut self, i: usize, paused: bool) {
+        use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+        let pid = nix::unistd::Pid::from_raw(self.children[i].id() as i32);
+        nix::sys::signal::kill(pid, if paused { SIGSTOP } else { SIGCONT }).unwrap();
     }
 
     fn child(&mut self, role: &str, ring: &str, count: u64) -> usize {
@@ -452,4 +503,109 @@ fn a_sending_bridge_killed_mid_stream_resends_under_the_same_numbers() {
     assert_eq!(missing, t.lost, "{t:?}");
     assert_eq!(got + missing, N);
     eprintln!("sender restart: {t:?}, {} handed to Zenoh", o.sent);
+}
+
+/// Sets its flag when dropped, also while unwinding.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn an_mpmc_bridge_killed_holding_values_sends_them_again_under_their_numbers() {
+    const N: u64 = 60_000;
+    const FIRST: u64 = 1000;
+    let mut scene = Scene::new();
+    let b = bridges(&mut scene, "block");
+    let ring_a = Mpmc::<Value>::create(&b.ring_a, 1024).unwrap();
+    let ring_b = ByteRing::create(&b.ring_b, 1 << 20).unwrap();
+    let inb = scene.bridge(&args(&b.in_args));
+    let (key, endpoint) = (&b.out_args[4], &b.out_args[6]);
+    let out_env = [
+        ("RING", b.ring_a.as_str()),
+        ("KEY", key.as_str()),
+        ("ENDPOINT", endpoint.as_str()),
+        ("STATE", b.out_state.to_str().unwrap()),
+    ];
+    let out = scene.ready_child("mpmc-out", &out_env);
+    let source = out_state(&b.out_state).source;
+    let seen = std::sync::Mutex::new(vec![false; N as usize]);
+    let (got, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+    std::thread::scope(|s| {
+        // A failing check below stops the threads, so the scene is cleaned.
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| {
+            let mut rx = ring_b.consumer().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let Some(msg) = rx.try_recv().unwrap() else {
+                    std::thread::sleep(Duration::from_micros(200));
+                    continue;
+                };
+                let v: Value = shmring::bytemuck::pod_read_unaligned(&msg);
+                let i = v[0];
+                assert!(i < N && v == value(i), "value {i} arrived damaged");
+                let mut seen = seen.lock().unwrap();
+                assert!(!seen[i as usize], "value {i} delivered twice");
+                seen[i as usize] = true;
+                got.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let tx = ring_a.producer().unwrap();
+        for i in 0..FIRST {
+            tx.push_timeout(value(i), PATIENCE).unwrap();
+        }
+        until("the first values arrived", || {
+            got.load(Ordering::Relaxed) == FIRST
+        });
+        // The receiver stops: Zenoh's queues and the sockets fill (they
+        // hold far less than the rest), and the sending bridge blocks inside
+        // a put, holding the run it was sending (Block congestion). It takes
+        // nothing more, so the ring fills up and the producer waits.
+        scene.pause(inb, true);
+        let stop = &stop;
+        s.spawn(move || {
+            for i in FIRST..N {
+                // Until pushed, or the test gave up.
+                while let Err(e) = tx.push_timeout(value(i), Duration::from_millis(50)) {
+                    assert!(matches!(e.cause(), shmring::Error::Timeout { .. }), "{e}");
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                }
+            }
+        });
+        until("the sending bridge is stuck holding a run", || {
+            let before = (out_state(&b.out_state).sent, ring_a.pushed());
+            std::thread::sleep(Duration::from_millis(300));
+            let now = (out_state(&b.out_state).sent, ring_a.pushed());
+            now == before && now.1 < N
+        });
+        let repaired = ring_a.repaired();
+        scene.kill(out);
+        scene.pause(inb, false);
+        let _out = scene.ready_child("mpmc-out", &out_env);
+        until("every value accounted for", || {
+            let t = in_state(&b.in_state).totals();
+            t.delivered + t.lost == N
+        });
+        until("the reader caught up", || {
+            got.load(Ordering::Relaxed) == in_state(&b.in_state).totals().delivered
+        });
+        stop.store(true, Ordering::Relaxed);
+        // What the killed bridge held was taken over, not left for later.
+        assert!(ring_a.repaired() > repaired, "nothing was taken over");
+    });
+    let t = in_state(&b.in_state).totals();
+    let o = out_state(&b.out_state);
+    assert_eq!(o.source, source, "the restarted bridge is the same source");
+    assert_eq!((o.restarts, o.next_seq), (1, N));
+    // No value twice (the reader checks), and what was lost is what was
+    // in flight inside the killed bridge's Zenoh, counted.
+    let seen = seen.into_inner().unwrap();
+    let missing = seen.iter().filter(|s| !**s).count() as u64;
+    assert_eq!((got.into_inner(), missing), (t.delivered, t.lost), "{t:?}");
+    eprintln!("mpmc sender restart: {t:?}, {} handed to Zenoh", o.sent);
 }

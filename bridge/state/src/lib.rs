@@ -13,7 +13,11 @@
 //!   batch was not released and is sent again with the same numbers (the
 //!   receiver drops the copies it already has); at the end, the numbering
 //!   goes on after it. Anything else (a lost or foreign file, a ring made
-//!   anew) starts a new source, which receivers count from scratch.
+//!   anew) starts a new source, which receivers count from scratch. A ring
+//!   whose consumers share one read position (MPMC) records the ring
+//!   positions of the values the batch holds instead, and a restarted
+//!   bridge maps each value it takes over from its predecessor to its
+//!   number ([`OutState::resume_shared`], [`Span::seq_of`]).
 //! - The **inbound** bridge (Zenoh → ring) records per source, after each
 //!   commit into its ring, the next number it expects, which of the 64
 //!   before it arrived, and its counts. Restarted, it knows what it already
@@ -473,6 +477,24 @@ pub struct Span {
     pub end_seq: u64,
 }
 
+impl Span {
+    /// The number a message at ring position `pos` got, if the span
+    /// covers it: a ring whose positions count messages (SPSC, MPMC)
+    /// numbers a span's messages in position order.
+    ///
+    /// ```
+    /// use shmring_bridge_state::Span;
+    /// let span = Span { start_pos: 100, start_seq: 7, end_pos: 103, end_seq: 10 };
+    /// assert_eq!((span.seq_of(102), span.seq_of(103)), (Some(9), None));
+    /// ```
+    pub fn seq_of(&self, pos: u64) -> Option<u64> {
+        let len = self.end_pos.wrapping_sub(self.start_pos);
+        let at = pos.wrapping_sub(self.start_pos);
+        (at < len && len == self.end_seq.wrapping_sub(self.start_seq))
+            .then(|| self.start_seq.wrapping_add(at))
+    }
+}
+
 /// How a restarted outbound bridge goes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resume {
@@ -562,9 +584,42 @@ impl OutState {
         resume
     }
 
+    /// Decide how to go on when the ring has no read position of the
+    /// bridge's own (MPMC: its consumers share one): on the same ring,
+    /// numbering goes on after the recorded span, and the span stays
+    /// recorded, so that a value the previous bridge held (taken over from
+    /// it) is sent again under its number ([`Span::seq_of`]); on another
+    /// ring, or without a record, a new source starts at 0.
+    ///
+    /// ```
+    /// use shmring_bridge_state::{OutState, Span};
+    /// # let path = std::env::temp_dir().join(format!("doc-out-shared-{}", std::process::id()));
+    /// let state = OutState::open(&path)?;
+    /// let first = state.resume_shared(7);
+    /// state.begin(Span { start_pos: 40, start_seq: 0, end_pos: 43, end_seq: 3 });
+    /// drop(state); // killed holding positions 41 and 42...
+    /// let state = OutState::open(&path)?;
+    /// let (again, span) = (state.resume_shared(7), state.span());
+    /// assert_eq!((again.source, again.next_seq), (first.source, 3));
+    /// assert_eq!(span.seq_of(41), Some(1)); // ...sent again as number 1
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), shmring_bridge_state::Error>(())
+    /// ```
+    pub fn resume_shared(&self, ring_id: u64) -> Resume {
+        let ws = self.file.words();
+        let source = ws[W_OUT_SOURCE].load(Ordering::Relaxed);
+        if source == 0 || ws[W_RING_ID].load(Ordering::Relaxed) != ring_id {
+            return self.start_new(ring_id, 0);
+        }
+        Resume {
+            source,
+            next_seq: self.span().end_seq,
+            resumed: true,
+        }
+    }
+
     /// Start a new source at 0 on ring `ring_id`, read position
-    /// `read_pos` (0 for a ring without one of its own, MPMC, whose
-    /// bridges always start a new source).
+    /// `read_pos` (0 for a ring without one of its own, MPMC).
     pub fn start_new(&self, ring_id: u64, read_pos: u64) -> Resume {
         let ws = self.file.words();
         let source = random_id();
