@@ -7,7 +7,7 @@
 # any site is not caught and not justified.
 #
 #   loom-tests/mutate.sh            every file below
-#   loom-tests/mutate.sh claims.rs  sites in one file
+#   loom-tests/mutate.sh claims.rs  sites in one file (or rings/mpmc: a folder)
 #   MUTATE_JUSTIFIED=1 loom-tests/mutate.sh   also run the justified sites
 #   MUTATE_FULL=1 loom-tests/mutate.sh        run every mutant, cache or not
 #   loom-tests/mutate.sh --update-cache       refresh loom-tests/mutants.cache
@@ -75,20 +75,27 @@ if [ "${1:-}" = --update-cache ]; then update=true; shift; fi
 # Read the cache unless every mutant is asked for.
 use_cache=true
 if [ -n "${MUTATE_FULL:-}" ] || [ -n "${MUTATE_JUSTIFIED:-}" ]; then use_cache=false; fi
-names=(slot.rs spsc.rs mpmc.rs record.rs byte_ring.rs claims.rs lease.rs wait.rs role.rs header.rs barrier.rs futex.rs)
+names=(format/slot.rs rings/spsc rings/mpmc format/record.rs rings/byte_ring
+    peers/claims.rs platform/lease.rs wait.rs peers/role.rs format/header.rs
+    platform/barrier.rs platform/futex.rs)
 if [ $# -gt 0 ]; then names=("$@"); fi
-# Files are named by their (unique) base names, wherever their layer's
-# folder puts them under src/.
+# A name is a folder under src/ (every file in it), or a file's path under
+# src/ or any unique tail of it (`claims.rs`, `mpmc/repair.rs`).
 files=()
 for n in "${names[@]}"; do
-    f=$(find src -name "$n" -print -quit)
-    [ -n "$f" ] || { echo "no file $n under src/"; exit 2; }
-    files+=("$f")
+    if [ -d "src/$n" ]; then
+        mapfile -t found < <(find "src/$n" -name '*.rs' | LC_ALL=C sort)
+    else
+        mapfile -t found < <(find src -path "*/$n" -name '*.rs' | LC_ALL=C sort)
+        [ ${#found[@]} -le 1 ] || { echo "$n names ${#found[@]} files under src/: give more of its path"; exit 2; }
+    fi
+    [ ${#found[@]} -ge 1 ] || { echo "no file $n under src/"; exit 2; }
+    files+=("${found[@]}")
 done
 
 backup=$(mktemp -d)
-restore() { for f in "${files[@]}"; do cp "$backup/$(basename "$f")" "$f"; done; rm -rf "$backup"; }
-for f in "${files[@]}"; do cp "$f" "$backup/"; done
+restore() { for f in "${files[@]}"; do cp "$backup/$f" "$f"; done; rm -rf "$backup"; }
+for f in "${files[@]}"; do mkdir -p "$backup/$(dirname "$f")"; cp "$f" "$backup/$f"; done
 trap restore EXIT
 
 # One line per site: file, line number, what the mutant does.
@@ -148,11 +155,11 @@ PY
 
 # The test binaries whose models run a file's code, first to last.
 binaries_for() {
-    case "$(basename "$1")" in
-        spsc.rs|role.rs|header.rs) echo spsc ;;
-        claims.rs|lease.rs) echo repair ;;
-        mpmc.rs) echo repair mpmc ;;
-        record.rs|byte_ring.rs) echo bytes repair ;;
+    case "$1" in
+        */spsc.rs|*/spsc/*|*/role.rs|*/header.rs) echo spsc ;;
+        */claims.rs|*/lease.rs) echo repair ;;
+        */mpmc.rs|*/mpmc/*) echo repair mpmc ;;
+        */record.rs|*/byte_ring.rs|*/byte_ring/*) echo bytes repair ;;
         *) echo spsc bytes repair mpmc ;;
     esac
 }
@@ -244,7 +251,7 @@ results=$(mktemp)
 trap 'restore; rm -f "$results"' EXIT
 record() { # file line kind outcome detail
     printf 'site\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" \
-        "$(sed -n "${2}p" "$backup/$(basename "$1")" | sed 's/^[[:space:]]*//' | tr '\t' ' ')" >>"$results"
+        "$(sed -n "${2}p" "$backup/$1" | sed 's/^[[:space:]]*//' | tr '\t' ' ')" >>"$results"
 }
 
 total=0; caught=0; missed=(); kept=()
@@ -252,7 +259,7 @@ while IFS=$'\t' read -r file line kind; do
     [ -n "$file" ] || continue
     total=$((total + 1))
     printf '%-16s %4s  %-20s ' "$file" "$line" "$kind"
-    why=$(justification "$backup/$(basename "$file")" "$line")
+    why=$(justification "$backup/$file" "$line")
     if [[ "$why" == unknown:* ]]; then
         echo "NOT JUSTIFIED: no such loom limit '${why#unknown:}'"
         missed+=("$file:$line $kind (unknown limit ${why#unknown:})")
@@ -287,7 +294,7 @@ while IFS=$'\t' read -r file line kind; do
         [ -z "$outcome" ] || record "$file" "$line" "$kind" "$outcome" "$detail"
         continue
     fi
-    cp "$backup/$(basename "$file")" "$file"
+    cp "$backup/$file" "$file"
     mutate "$file" "$line" "$kind"
     # Only the models that run the mutated file, fastest first whichever
     # binary they are in, one at a time, stopping at the first that fails.
@@ -318,7 +325,7 @@ while IFS=$'\t' read -r file line kind; do
         caught=$((caught + 1))
         record "$file" "$line" "$kind" caught "${by// /-}"
     fi
-    cp "$backup/$(basename "$file")" "$file"
+    cp "$backup/$file" "$file"
 done <<< "$sites"
 
 # --update-cache: this run's blocks replace those of the same files; the
@@ -338,7 +345,8 @@ blocks = {}
 try:
     for line in open(cache):
         parts = line.rstrip("\n").split("\t")
-        if parts[0] in ("file", "site") and parts[1] not in keys:
+        # Blocks of files no longer in the tree go.
+        if parts[0] in ("file", "site") and parts[1] not in keys and os.path.exists(parts[1]):
             blocks.setdefault(parts[1], []).append(line.rstrip("\n"))
 except FileNotFoundError:
     pass

@@ -21,7 +21,7 @@ use crate::peers::claims;
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{Look, OpenOptions, Segment};
 use crate::platform::sync::{Counter, Ordering};
-use crate::rings::record;
+use crate::format::record;
 
 /// What a segment's header says, and who uses it, at one moment.
 ///

@@ -1,5 +1,5 @@
 //! Model checks of the repair protocol (`src/peers/claims.rs`, and the repairs in
-//! `src/rings/mpmc.rs` and `src/rings/byte_ring.rs`): handles that die holding
+//! `src/rings/mpmc/` and `src/rings/byte_ring/`): handles that die holding
 //! positions, spans or the repair lock, and the live handles that must be
 //! told apart from them. A model kills a handle with its loom-only `die*`
 //! hooks, which leave the handle's claim record (or the lock) as a killed

@@ -10,9 +10,9 @@
 //! repairer (`claims.rs`), and readers pass over it.
 //!
 //! How a slot goes back to the writer is the ring's business: the SPSC
-//! ring's consumer moves its own index (`spsc.rs`); the MPMC ring's consumer
+//! ring's consumer moves its own index (`rings/spsc`); the MPMC ring's consumer
 //! stamps the slot `free(p + cap) = 4(p + cap)`, the stamp the writer of
-//! `p + cap` waits for (`mpmc.rs`).
+//! `p + cap` waits for (`rings/mpmc`).
 
 use crate::platform::sync::{AtomicU64, Ordering, UnsafeCell};
 

@@ -1,7 +1,9 @@
 //! The three rings, over one vocabulary: create/open a ring, take producer
 //! and consumer handles, write in place through guards, read in place.
+//! Each kind is a folder: the ring itself and its protocol in `mod.rs`,
+//! then one file per role (`producer.rs`, `consumer.rs`) and, where dead
+//! handles leave work behind, `repair.rs`.
 
 pub(crate) mod byte_ring; // variable-length byte messages: grants, batches
 pub(crate) mod mpmc; // many producers, many consumers (Vyukov's turns)
-pub(crate) mod record; // the byte ring's framing: stamps, bounds checks
 pub(crate) mod spsc; // one producer, one consumer, chunks

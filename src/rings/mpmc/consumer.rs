@@ -1,0 +1,364 @@
+//! MPMC consumers and the in-place read slot.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use super::repair::{adopt_orphan, adopt_under, look_for_orphan, recover, Orphan};
+#[cfg(shmring_loom)]
+use super::repair::{scan_orphans, Scan, REPAIR_BUDGET};
+use super::{claim, release, stalled_at, Memory};
+use crate::error::{Error, Result};
+use crate::kind::Role;
+use crate::peers::claims::{self, any_alive, Recorder, RepairLock, Side};
+use crate::wait::{self, WaitStrategy};
+
+/// How long [`MpmcConsumer::take_over`] waits for another handle's repair
+/// (repairs are short; a dead repairer's lock is taken over at once).
+const TAKE_OVER_PATIENCE: Duration = Duration::from_millis(200);
+
+/// A consumer handle of an [`Mpmc`](crate::Mpmc) ring. Like a producer, each handle
+/// (each clone) has its own claim record: `Send`, not `Sync`.
+///
+/// ```
+/// use std::time::Duration;
+/// # let name = format!("shmring-doc-mpmc-consumer-{}", std::process::id());
+/// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+/// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(7).unwrap();
+/// assert_eq!(rx.pop_timeout(Duration::from_millis(10))?, 7);
+/// assert!(rx.try_pop().is_none());
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct MpmcConsumer<T> {
+    mem: Memory<T>,
+    wait: WaitStrategy,
+    rec: Recorder,
+}
+
+impl<T> std::fmt::Debug for MpmcConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcConsumer")
+            .field("ring", &self.mem.segment().name().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> MpmcConsumer<T> {
+    pub(super) fn new(mem: Memory<T>, wait: WaitStrategy) -> Result<Self> {
+        // Repair (and free) the records of the dead first, so that new
+        // handles find one even after many deaths.
+        recover(&mem);
+        let rec = Recorder::take(mem.segment(), &mem.header().consumer_claims, Side::Consumer)?;
+        Ok(MpmcConsumer { mem, wait, rec })
+    }
+
+    /// Another handle on the same ring, with its own claim record (one per
+    /// thread: handles are `Send`, not `Sync`). `TooManyHandles` as for
+    /// [`Mpmc::consumer`](crate::Mpmc::consumer).
+    pub fn try_clone(&self) -> Result<Self> {
+        Self::new(Arc::clone(&self.mem), self.wait)
+    }
+}
+
+#[cfg(shmring_loom)]
+#[doc(hidden)]
+impl<T> MpmcConsumer<T> {
+    /// For loom models: this handle's process dies now, holding whatever it
+    /// took (forget the guards first).
+    pub fn die(mut self) {
+        self.rec.die(&self.mem.header().consumer_claims);
+    }
+
+    /// For loom models: take over a dead consumer's value, as
+    /// [`read`](Self::read) does on an empty ring, and die inside the
+    /// repair, holding the value and the repair lock. Whether it took one.
+    pub fn die_adopting(mut self) -> bool {
+        let mem = Arc::clone(&self.mem);
+        let recovery = &mem.header().recovery;
+        let Some(lock) = RepairLock::try_acquire(mem.segment(), recovery) else {
+            return false;
+        };
+        let mut budget = REPAIR_BUDGET;
+        let adopted = matches!(
+            scan_orphans(&mem, Some(&self.rec), &mut budget),
+            Scan::Adopted(_)
+        );
+        self.rec.die(&mem.header().consumer_claims);
+        lock.die();
+        adopted
+    }
+}
+
+impl<T> Drop for MpmcConsumer<T> {
+    fn drop(&mut self) {
+        self.rec.release(&self.mem.header().consumer_claims);
+    }
+}
+
+impl<T: Pod + Send> MpmcConsumer<T> {
+    /// Pop the oldest committed value, if any. (After a consumer died
+    /// holding a value, a live consumer takes that value over here when the
+    /// ring is otherwise empty: it comes out of order.)
+    ///
+    /// "Empty" is decided by the next position: while a producer has
+    /// claimed it and not yet committed (a [`MpmcWriteSlot`](crate::MpmcWriteSlot) being filled,
+    /// or a producer preempted between claim and publish), `try_pop`
+    /// returns `None` even if values at later positions are committed.
+    /// They are not skipped: positions are taken in order, and the claimed
+    /// one finishes with a value or a skip. Where a brief wait is
+    /// acceptable, use [`pop_timeout`](Self::pop_timeout), which waits
+    /// (spinning first) for that producer, and repairs the position if its
+    /// holder died.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-try-pop-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
+    /// let (a, b, rx) = (ring.producer()?, ring.producer()?, ring.consumer()?);
+    /// let slot = a.claim().expect("room"); // position 0, being written
+    /// b.try_push(2).unwrap(); // position 1, committed
+    /// assert_eq!(rx.try_pop(), None); // position 0 is not ready yet
+    /// drop(slot); // uncommitted: position 0 becomes a skip
+    /// assert_eq!(rx.try_pop(), Some(2));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_pop(&self) -> Option<T> {
+        self.try_claim().map(|pos| self.take(pos))
+    }
+
+    /// Pop a value, waiting up to `timeout`. A zero timeout is a
+    /// [`try_pop`](Self::try_pop). Values a dead producer claimed and never
+    /// published are repaired (skipped) while waiting, and a value a dead
+    /// consumer took and never released is taken over and returned (out of
+    /// order), also before `Error::Closed`; `Error::Stalled` if the wait
+    /// still ended behind an unpublished position (its producer is alive,
+    /// or repair is off, see [`Mpmc::recover`](crate::Mpmc::recover)); else `Timeout`.
+    #[inline]
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
+        self.claim_waiting(timeout, "pop_timeout")
+            .map(|pos| self.take(pos))
+    }
+
+    /// Borrow the oldest committed value in place, if any; dropping the
+    /// guard releases its slot.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-mpmc-read-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(3).unwrap();
+    /// assert_eq!(rx.read().map(|slot| *slot), Some(3));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn read(&self) -> Option<MpmcReadSlot<'_, T>> {
+        self.try_claim().map(|pos| MpmcReadSlot { rx: self, pos })
+    }
+
+    /// [`read`](Self::read), waiting up to `timeout`; errors as for
+    /// [`pop_timeout`](Self::pop_timeout).
+    pub fn read_timeout(&self, timeout: Duration) -> Result<MpmcReadSlot<'_, T>> {
+        self.claim_waiting(timeout, "read_timeout")
+            .map(|pos| MpmcReadSlot { rx: self, pos })
+    }
+
+    /// Take over, in place, a value that a dead consumer took and never
+    /// released, if one waits that no live consumer holds; `None` when none
+    /// does. The ring's other values are not looked at.
+    ///
+    /// [`read`](Self::read) takes such values over too, but only when the
+    /// ring is otherwise empty. A restarted consumer that must deliver what
+    /// its predecessor held before anything newer (a forwarder that numbers
+    /// what it sends, and maps [`MpmcReadSlot::position`] to the number it
+    /// used) calls this first, until `None`. `Busy` if another live handle
+    /// kept the repair lock past a short bound.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-take-over-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(5).unwrap();
+    /// let held = rx.read().expect("a value");
+    /// assert_eq!(held.position(), 0);
+    /// std::mem::forget(held); // as if the process died holding it
+    /// drop(rx); // its record stays behind, naming position 0
+    /// let rx = ring.consumer()?; // the restarted consumer
+    /// let slot = rx.take_over()?.expect("the value the dead one held");
+    /// assert_eq!((*slot, slot.position()), (5, 0));
+    /// drop(slot);
+    /// assert!(rx.take_over()?.is_none());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn take_over(&self) -> Result<Option<MpmcReadSlot<'_, T>>> {
+        let mem = &self.mem;
+        let recovery = &mem.header().recovery;
+        let lock = RepairLock::acquire_within(mem.segment(), recovery, TAKE_OVER_PATIENCE)
+            .ok_or_else(|| Error::Busy {
+                name: mem.segment().name().as_str().to_owned(),
+                what: "another handle is repairing the ring (take_over)",
+            })?;
+        Ok(match adopt_under(mem, &self.rec, lock) {
+            Orphan::Adopted(pos) => Some(MpmcReadSlot { rx: self, pos }),
+            Orphan::None | Orphan::Busy => None,
+        })
+    }
+
+    /// How this handle waits when the ring is empty.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    #[inline]
+    fn try_claim(&self) -> Option<u64> {
+        claim(&self.mem, Side::Consumer, &self.rec).or_else(|| adopt_orphan(&self.mem, &self.rec))
+    }
+
+    /// Wait for a value; while the ring is stalled behind an unpublished
+    /// position, repair it every few milliseconds if its producer is dead.
+    #[inline]
+    fn claim_waiting(&self, timeout: Duration, op: &'static str) -> Result<u64> {
+        match self.try_claim() {
+            Some(pos) => Ok(pos),
+            None => self.wait_for_value(timeout, op),
+        }
+    }
+
+    #[inline(never)]
+    fn wait_for_value(&self, timeout: Duration, op: &'static str) -> Result<u64> {
+        if !timeout.is_zero() {
+            self.mem.count_blocked(Role::Consumer);
+        }
+        let header = self.mem.header();
+        let event = &header.consumer_event;
+        // Between slices: repair behind a stalled position, or when a
+        // consumer died (its record's lease is free) and may have left a
+        // value that only a consumer can deliver. The dead wake no one, so
+        // an idle wait looks at least every `IDLE_SLICE`.
+        let between = || {
+            if stalled_at(&self.mem).is_some()
+                || claims::any_dead(self.mem.segment(), &header.consumer_claims)
+            {
+                recover(&self.mem);
+                wait::REPAIR_SLICE
+            } else {
+                wait::IDLE_SLICE
+            }
+        };
+        let ready = || {
+            if let Some(pos) = self.try_claim() {
+                return Some(Ok(pos));
+            }
+            // Closed: one more look, now that everything published before
+            // the close is visible; behind a stalled position, wait for
+            // its repair instead (values may follow it).
+            if !wait::is_closed(event) {
+                return None;
+            }
+            match self.try_claim() {
+                Some(pos) => Some(Ok(pos)),
+                None if stalled_at(&self.mem).is_some() => None,
+                None => self.closing(),
+            }
+        };
+        wait::wait_in_slices(event, self.wait, timeout, ready, between).unwrap_or_else(|| {
+            Err(match stalled_at(&self.mem) {
+                Some(position) if !timeout.is_zero() => self.mem.stalled(op, position),
+                _ => {
+                    let attached =
+                        any_alive(self.mem.segment(), &self.mem.header().producer_claims);
+                    self.mem.timed_out(op, timeout, Role::Producer, attached)
+                }
+            })
+        })
+    }
+
+    /// The ring is closed and nothing is left to claim: before reporting
+    /// `Closed`, take over a value a dead consumer took and never released,
+    /// if a consumer record's lease is free (the check costs a lock probe
+    /// per record, and only here, at the end of a stream). `None` (look
+    /// again) while another live handle repairs: it may be the repair that
+    /// flags such a value, and it wakes us when it lets the lock go.
+    #[cold]
+    fn closing(&self) -> Option<Result<u64>> {
+        let dead = claims::any_dead(self.mem.segment(), &self.mem.header().consumer_claims);
+        if dead {
+            match look_for_orphan(&self.mem, &self.rec) {
+                Orphan::Adopted(pos) => return Some(Ok(pos)),
+                Orphan::Busy => return None,
+                Orphan::None => {}
+            }
+        }
+        Some(Err(Error::Closed {
+            name: self.mem.segment().name().as_str().to_owned(),
+        }))
+    }
+
+    fn take(&self, pos: u64) -> T {
+        // SAFETY: we own `pos` (our compare-exchange, or a dead consumer's
+        // that we took over, took it) and saw it full (Acquire on the
+        // producer's publish).
+        let value = unsafe { self.mem.slot(pos).read() };
+        self.release(pos);
+        value
+    }
+}
+
+impl<T> MpmcConsumer<T> {
+    fn release(&self, pos: u64) {
+        release(&self.mem, pos);
+        self.rec.finish();
+    }
+}
+
+/// A committed value, lent in place. Dropping it releases the slot (also
+/// while panicking: the value was delivered).
+///
+/// ```
+/// # let name = format!("shmring-doc-mpmc-rslot-{}", std::process::id());
+/// let ring = shmring::Mpmc::<[u8; 64]>::create(&name, 4)?;
+/// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push([9; 64]).unwrap();
+/// let slot = rx.read().expect("a value");
+/// assert_eq!(slot[63], 9); // read in place, no copy
+/// drop(slot); // released: the producer may reuse the slot
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[must_use = "a read slot releases its value when dropped"]
+pub struct MpmcReadSlot<'a, T> {
+    rx: &'a MpmcConsumer<T>,
+    pos: u64,
+}
+
+impl<T> std::fmt::Debug for MpmcReadSlot<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcReadSlot")
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl<T> MpmcReadSlot<'_, T> {
+    /// The value's position in the ring: the ticket it was pushed under
+    /// (0, 1, 2, ... over the ring's life, never reused). Consumers share
+    /// the positions, so one consumer sees some of them, ascending except
+    /// for values taken over from dead consumers.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+}
+
+impl<T: Pod> Deref for MpmcReadSlot<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the claim is ours until dropped; the producer published it.
+        unsafe { self.rx.mem.slot(self.pos).value_ref() }
+    }
+}
+
+impl<T> Drop for MpmcReadSlot<'_, T> {
+    fn drop(&mut self) {
+        self.rx.release(self.pos);
+    }
+}

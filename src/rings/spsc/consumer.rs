@@ -1,0 +1,298 @@
+//! The SPSC consumer and its in-place read chunk.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+
+use super::{holds_role, occupancy};
+use crate::format::memory::RingMemory;
+use crate::format::slot::Slot;
+use crate::kind::Role;
+use crate::peers::role;
+use crate::peers::role::RoleClaim;
+use crate::platform::sync::Ordering;
+use crate::wait::{self, WaitStrategy};
+
+/// The reading end of an [`Spsc`](crate::Spsc) ring. Not `Sync`: one thread pops.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{Error, Spsc, WaitStrategy};
+/// # let name = format!("shmring-doc-spsc-consumer-{}", std::process::id());
+/// let ring = Spsc::<u64>::create(&name, 16)?;
+/// let mut rx = ring.consumer()?;
+/// rx.set_wait_strategy(WaitStrategy::Spin);
+/// // Nothing arrives: the wait ends at its timeout, never later.
+/// assert!(matches!(rx.pop_timeout(Duration::from_millis(1)), Err(Error::Timeout { .. })));
+/// assert!(rx.is_empty());
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct Consumer<T> {
+    pub(super) mem: Arc<RingMemory<Slot<T>>>,
+    pub(super) head: u64,
+    pub(super) me: Option<RoleClaim>,
+    pub(super) wait: WaitStrategy,
+    pub(super) _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl<T: Pod + Send> Consumer<T> {
+    /// Pop the oldest value, if there is one.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-spsc-pop-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 4)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert_eq!(rx.try_pop(), None);
+    /// tx.try_push(5).unwrap();
+    /// assert_eq!(rx.try_pop(), Some(5));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_pop(&mut self) -> Option<T> {
+        let slot = self.mem.slot(self.head);
+        if !slot.is_full_for(self.head) {
+            return None;
+        }
+        // SAFETY: the stamp says the slot holds our value; the producer does
+        // not write it again until we release it by moving `head`.
+        let value = unsafe { slot.read() };
+        self.advance(1);
+        Some(value)
+    }
+
+    /// Pop the oldest value, waiting up to `timeout` for one (see
+    /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
+    /// [`try_pop`](Self::try_pop); `Error::Timeout` if nothing arrived,
+    /// `Error::Closed` if the producer closed the ring and every value
+    /// before the close was received.
+    #[inline]
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T> {
+        if let Some(v) = self.try_pop() {
+            return Ok(v);
+        }
+        self.wait_for_data(timeout, "pop_timeout")?;
+        self.try_pop()
+            .ok_or_else(|| self.timed_out("pop_timeout", timeout))
+    }
+
+    /// [`read_chunk`](Self::read_chunk), waiting up to `timeout` until at
+    /// least one value is ready; `Error::Timeout` if none arrived.
+    pub fn read_chunk_timeout(&mut self, n: usize, timeout: Duration) -> Result<ReadChunk<'_, T>> {
+        if n > 0 {
+            self.wait_for_data(timeout, "read_chunk_timeout")?;
+        }
+        Ok(self.read_chunk(n))
+    }
+
+    /// How this consumer waits when the ring is empty.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// The error of a wait for data that ended: who did not publish.
+    #[cold]
+    fn timed_out(&self, op: &'static str, waited: Duration) -> Error {
+        let attached = holds_role(&self.mem, &self.mem.header().producer_role);
+        self.mem.timed_out(op, waited, Role::Producer, attached)
+    }
+
+    #[inline(never)]
+    fn wait_for_data(&mut self, timeout: Duration, op: &'static str) -> Result<()> {
+        let (mem, head) = (&self.mem, self.head);
+        let event = &mem.header().consumer_event;
+        let ready = || mem.slot(head).is_full_for(head);
+        if !timeout.is_zero() && !ready() {
+            mem.count_blocked(Role::Consumer);
+        }
+        wait::wait_until(event, self.wait, timeout, || {
+            if ready() {
+                return Some(Ok(()));
+            }
+            // Closed: one more look, now that everything published before
+            // the close is visible.
+            wait::is_closed(event).then(|| match ready() {
+                true => Ok(()),
+                false => Err(Error::Closed {
+                    name: mem.segment().name().as_str().to_owned(),
+                }),
+            })
+        })
+        .unwrap_or_else(|| Err(self.timed_out(op, timeout)))
+    }
+
+    /// Borrow up to `n` committed values in place (fewer when fewer are
+    /// ready; none when the ring is empty), to be released after reading.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-m-spsc-rchunk-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 4)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(1).unwrap();
+    /// tx.try_push(2).unwrap();
+    /// let chunk = rx.read_chunk(4);
+    /// assert_eq!((chunk.len(), *chunk.get(1)), (2, 2));
+    /// chunk.release(1); // the second value stays in the ring
+    /// assert_eq!(rx.try_pop(), Some(2));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn read_chunk(&mut self, n: usize) -> ReadChunk<'_, T> {
+        let max = n.min(self.mem.capacity() as usize);
+        let mut len = 0;
+        while len < max && self.mem.slot(self.pos(len)).is_full_for(self.pos(len)) {
+            len += 1;
+        }
+        ReadChunk {
+            consumer: self,
+            len,
+        }
+    }
+
+    /// Committed values not yet popped, as far as the producer's last stored
+    /// index tells. `Corrupt` if that index is impossible.
+    pub fn len(&self) -> Result<usize> {
+        let tail = self.mem.header().tail.load(Ordering::Relaxed);
+        occupancy(&self.mem, tail, self.head, "producer")
+    }
+
+    /// Whether the next [`try_pop`](Self::try_pop) would find nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.mem.slot(self.head).is_full_for(self.head)
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity() as usize
+    }
+
+    /// Values popped from this ring, counting from creation.
+    pub fn popped(&self) -> u64 {
+        self.head
+    }
+
+    fn pos(&self, i: usize) -> u64 {
+        self.head.wrapping_add(i as u64)
+    }
+
+    /// Release `n` slots to the producer (Release: our reads of them happen
+    /// before its next writes) and wake it if it sleeps.
+    #[inline(always)]
+    fn advance(&mut self, n: u64) {
+        self.head = self.head.wrapping_add(n);
+        let header = self.mem.header();
+        header.head.store(self.head, Ordering::Release);
+        wait::notify(&header.producer_event);
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        if let Some(me) = self.me.take() {
+            role::release(&self.mem.header().consumer_role, me);
+        }
+    }
+}
+
+/// Committed values borrowed by [`Consumer::read_chunk`]. Read them in
+/// place; dropping the chunk releases them all (like every read guard),
+/// and [`release`](Self::release) releases only the first `n`, leaving the
+/// rest in the ring.
+///
+/// ```
+/// # let name = format!("shmring-doc-spsc-rchunk-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// for v in 1..=3 {
+///     tx.try_push(v).unwrap();
+/// }
+/// let chunk = rx.read_chunk(8); // what is ready, up to 8, in place
+/// assert_eq!(chunk.iter().sum::<u64>(), 6);
+/// drop(chunk); // released
+/// assert_eq!(rx.try_pop(), None);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[must_use = "a chunk releases its values when dropped (or with release)"]
+pub struct ReadChunk<'a, T: Pod + Send> {
+    consumer: &'a mut Consumer<T>,
+    len: usize,
+}
+
+impl<T: Pod + Send> std::fmt::Debug for ReadChunk<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadChunk").field("len", &self.len).finish()
+    }
+}
+
+impl<T: Pod + Send> ReadChunk<'_, T> {
+    /// Number of borrowed values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was ready.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`th borrowed value, in place.
+    ///
+    /// # Panics
+    /// If `i >= len()`, like slice indexing.
+    pub fn get(&self, i: usize) -> &T {
+        assert!(i < self.len, "value {i} of a {}-value chunk", self.len);
+        let pos = self.consumer.pos(i);
+        // SAFETY: the slot is full for us (checked in read_chunk) and not
+        // released while `self` borrows the consumer.
+        unsafe { self.consumer.mem.slot(pos).value_ref() }
+    }
+
+    /// A copy of the `i`th borrowed value.
+    pub fn read(&self, i: usize) -> T {
+        assert!(i < self.len, "value {i} of a {}-value chunk", self.len);
+        let pos = self.consumer.pos(i);
+        // SAFETY: as in `get`.
+        unsafe { self.consumer.mem.slot(pos).read() }
+    }
+
+    /// The borrowed values in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        (0..self.len).map(move |i| self.get(i))
+    }
+
+    /// Hand the first `n` values' slots back to the producer; the others
+    /// stay in the ring, to be read again by the next read.
+    ///
+    /// # Panics
+    /// If `n > len()`.
+    pub fn release(mut self, n: usize) {
+        assert!(n <= self.len, "release {n} of a {}-value chunk", self.len);
+        self.consumer.advance(n as u64);
+        self.len = 0; // nothing left for drop to release
+    }
+
+    /// Release every borrowed value (what dropping the chunk does).
+    pub fn release_all(self) {
+        drop(self)
+    }
+}
+
+impl<T: Pod + Send> Drop for ReadChunk<'_, T> {
+    /// Release every value still borrowed.
+    fn drop(&mut self) {
+        if self.len > 0 {
+            self.consumer.advance(self.len as u64);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("ring", &self.mem.segment().name().as_str())
+            .field("head", &self.head)
+            .finish()
+    }
+}
