@@ -15,13 +15,13 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::header::{Event, Header, HeaderInfo, SideStats};
 use crate::format::memory::{self, header_of, ours, LOOK_INIT_WAIT};
+use crate::format::record;
 use crate::kind::{RingKind, TypeLayout};
 use crate::peers::attach::{self, Attached};
 use crate::peers::claims;
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{Look, OpenOptions, Segment};
 use crate::platform::sync::{Counter, Ordering};
-use crate::format::record;
 
 /// What a segment's header says, and who uses it, at one moment.
 ///

@@ -161,6 +161,9 @@ mod format;
 // Blocking: wait strategies and the wakeup protocol.
 mod wait;
 
+// What every ring kind shares: by name, presence, persistence.
+mod lifecycle;
+
 // The three rings: SPSC, MPMC, byte messages.
 mod rings;
 
@@ -201,13 +204,16 @@ pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
 pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo, SideCounters};
 pub use kind::{RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
+pub use lifecycle::{Flavor, Ring};
 pub use peers::attach::Attached;
 pub use platform::futex::{futex_calls, FutexCalls};
 pub use platform::name::SegmentName;
 pub use platform::segment::{remove, CreateOptions, OpenOptions};
 pub use rings::byte_ring::{
-    Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, Grant, Message,
+    Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, BytesFlavor, Grant, Message,
 };
-pub use rings::mpmc::{Mpmc, MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcStream, MpmcWriteSlot};
-pub use rings::spsc::{Consumer, Producer, ReadChunk, Spsc, WriteChunk};
+pub use rings::mpmc::{
+    Mpmc, MpmcConsumer, MpmcFlavor, MpmcProducer, MpmcReadSlot, MpmcStream, MpmcWriteSlot,
+};
+pub use rings::spsc::{Consumer, Producer, ReadChunk, Spsc, SpscFlavor, WriteChunk};
 pub use wait::WaitStrategy;

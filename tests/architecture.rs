@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. A folder is a layer; so is a top-level file.
 const LAYERS: &[&str] = &[
-    "kind", "error", "platform", "peers", "format", "wait", "rings", "inspect",
+    "kind", "error", "platform", "peers", "format", "wait", "lifecycle", "rings", "inspect",
 ];
 
 /// Every `.rs` file under `dir`.

@@ -22,8 +22,10 @@ use crate::platform::segment::{CreateOptions, Look, OpenOptions, Segment};
 use crate::platform::sync::bump;
 use crate::platform::watch::NameWatch;
 
-/// A mapped, validated ring segment with slots of type `S`.
-pub(crate) struct RingMemory<S> {
+/// A mapped, validated ring segment with slots of type `S`. (`pub` only so
+/// that a ring kind can name it in `lifecycle::sealed::Kind`: its module is
+/// private and every method crate-private, so no user can name or use it.)
+pub struct RingMemory<S> {
     segment: Segment,
     slots: NonNull<S>,
     info: HeaderInfo,
@@ -283,6 +285,14 @@ impl<S> RingMemory<S> {
 /// The last handle of a ring in this process is gone (each handle dropped
 /// its role or claim lease first): this user leaves, and removes the name
 /// if it was the last (see `segment.rs`).
+impl<S> std::fmt::Debug for RingMemory<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingMemory")
+            .field("name", &self.segment.name().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> Drop for RingMemory<S> {
     fn drop(&mut self) {
         if let Some(entry) = self.attached.take() {

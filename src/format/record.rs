@@ -68,7 +68,8 @@ pub(crate) enum Kind {
 
 /// The data area's unit: one aligned 16-byte block.
 #[repr(C, align(16))]
-pub(crate) struct Unit([u8; 16]);
+#[derive(Debug)]
+pub struct Unit([u8; 16]);
 
 /// Bytes a record with a `len`-byte payload takes, framing included.
 #[inline(always)]
@@ -88,14 +89,24 @@ pub(crate) struct Record {
     pub(crate) next: u64,
 }
 
-/// A byte ring's memory: the segment, its header, and the data area.
-pub(crate) struct Records {
+/// A byte ring's memory: the segment, its header, and the data area (`pub`
+/// for `lifecycle::sealed::Kind`, as `RingMemory` is).
+pub struct Records {
     mem: RingMemory<Unit>,
     base: *mut u8,
     capacity: u64,
     seed: u64,
     /// Each record's commit and length words (see `sync::UnitWords`).
     words: UnitWords,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records")
+            .field("ring", &self.mem)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 // SAFETY: the area is reached only through atomics and through the payload

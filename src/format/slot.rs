@@ -38,9 +38,15 @@ pub(crate) const fn skipped_stamp(pos: u64) -> u64 {
 
 /// One element of a fixed-size ring, laid out in shared memory.
 #[repr(C)]
-pub(crate) struct Slot<T> {
+pub struct Slot<T> {
     stamp: AtomicU64,
     value: UnsafeCell<T>,
+}
+
+impl<T> std::fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").finish_non_exhaustive()
+    }
 }
 
 // SAFETY: a slot is shared between threads (and processes); its value is only

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use super::repair::{recover, stalled};
 use crate::error::{Error, Result};
+use crate::format::record::{Kind, Record, Records};
 use crate::kind::Role;
 use crate::peers::claims::any_alive;
 use crate::peers::role;
 use crate::peers::role::RoleClaim;
 use crate::platform::sync::Ordering;
-use crate::format::record::{Kind, Record, Records};
 use crate::wait::{self, WaitStrategy};
 
 /// The consumer handle of a [`ByteRing`](crate::ByteRing).

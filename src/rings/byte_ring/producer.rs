@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::{holds_consumer_role, MAX_RETRIES};
 use crate::error::{Error, Result};
+use crate::format::record::{record_len, Kind, Records, ALIGN, HEADER_LEN};
 use crate::kind::Role;
 use crate::peers::claims::Recorder;
 use crate::platform::sync::Ordering;
-use crate::format::record::{record_len, Kind, Records, ALIGN, HEADER_LEN};
 use crate::wait::{self, WaitStrategy};
 
 /// A producer handle of a [`ByteRing`](crate::ByteRing).

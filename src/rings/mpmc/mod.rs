@@ -59,15 +59,16 @@
 //! scribbles on the tickets or stamps makes calls report full or empty (or
 //! read a garbage but valid `T`), never spin forever or leave the slots.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytemuck::Pod;
 
 use crate::error::Result;
-use crate::format::memory::{create_or_open, open_waiting, RingMemory};
+use crate::format::memory::RingMemory;
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::RingKind;
+use crate::lifecycle::{sealed::Kind, Ring};
 use crate::peers::claims::{any_alive, Recorder, Side};
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
@@ -107,96 +108,54 @@ type Memory<T> = Arc<RingMemory<Slot<T>>>;
 /// assert_eq!((rx1.try_pop(), rx2.try_pop()), (Some(1), Some(2)));
 /// # Ok::<(), shmring::Error>(())
 /// ```
-pub struct Mpmc<T> {
-    mem: Memory<T>,
+pub type Mpmc<T> = Ring<MpmcFlavor<T>>;
+
+/// The MPMC kind of [`Ring`]: an `Mpmc<T>` is a `Ring<MpmcFlavor<T>>`.
+///
+/// ```
+/// let ring: shmring::Ring<shmring::MpmcFlavor<u32>> =
+/// #   shmring::Mpmc::create(&format!("shmring-doc-mpmc-flavor-{}", std::process::id()), 8)?;
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct MpmcFlavor<T>(PhantomData<T>);
+
+impl<T> std::fmt::Debug for MpmcFlavor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MpmcFlavor")
+    }
+}
+
+impl<T: Pod + Send> Kind for MpmcFlavor<T> {
+    const NAME: &'static str = "Mpmc";
+    type Memory = RingMemory<Slot<T>>;
+    type Slot = Slot<T>;
+
+    fn create(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self::Memory> {
+        RingMemory::create_slots(name, RingKind::Mpmc, capacity, opts)
+    }
+
+    fn open(name: &str, capacity: Option<usize>, opts: &OpenOptions) -> Result<Self::Memory> {
+        RingMemory::open_slots(name, RingKind::Mpmc, capacity, opts)
+    }
+
+    fn ring(mem: &Self::Memory) -> &RingMemory<Slot<T>> {
+        mem
+    }
+
+    fn capacity(mem: &Self::Memory) -> usize {
+        mem.capacity() as usize
+    }
+
+    fn has_producer(mem: &Self::Memory) -> bool {
+        any_alive(mem.segment(), &mem.header().producer_claims)
+    }
+
+    fn has_consumer(mem: &Self::Memory) -> bool {
+        any_alive(mem.segment(), &mem.header().consumer_claims)
+    }
 }
 
 impl<T: Pod + Send> Mpmc<T> {
-    /// Create a ring named `name` with room for `capacity` values (rounded up
-    /// to a power of two), mode 0600. The name stays while any process uses
-    /// the ring and goes with the last of them, unless
-    /// [`persist`](Self::persist) is called.
-    pub fn create(name: &str, capacity: usize) -> Result<Self> {
-        Self::create_with(name, capacity, &CreateOptions::default())
-    }
-
-    /// [`create`](Self::create) with options.
-    pub fn create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        let mem = RingMemory::create_slots(name, RingKind::Mpmc, capacity, opts)?;
-        Ok(Mpmc { mem: Arc::new(mem) })
-    }
-
-    /// Open a ring another process created, validating its header against `T`.
-    pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(name, &OpenOptions::default())
-    }
-
-    /// [`open`](Self::open) with options.
-    pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::open_slots(name, RingKind::Mpmc, None, opts)?;
-        Ok(Mpmc { mem: Arc::new(mem) })
-    }
-
-    /// Open ring `name`, waiting up to `timeout` for another process to
-    /// create it (a consumer started before its producer): an inotify watch
-    /// on the shm directory wakes the wait when a name appears, and no wait
-    /// sleeps longer than 100 ms between looks. `NotFound` if no ring of
-    /// that name appeared in time; every other error at once.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// # let name = format!("shmring-doc-mpmc-wait-{}", std::process::id());
-    /// let waiter = {
-    ///     let name = name.clone();
-    ///     std::thread::spawn(move || shmring::Mpmc::<u64>::open_timeout(&name, Duration::from_secs(5)))
-    /// };
-    /// std::thread::sleep(Duration::from_millis(20)); // the creator starts later
-    /// let ring = shmring::Mpmc::<u64>::create(&name, 1024)?;
-    /// let opened = waiter.join().unwrap()?;
-    /// assert_eq!(opened.capacity(), ring.capacity());
-    /// # Ok::<(), shmring::Error>(())
-    /// ```
-    pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self> {
-        open_waiting(timeout, |opts| Self::open_with(name, opts))
-    }
-
-    /// Create ring `name`, or open it if another process created it first.
-    /// Services that start in any order all call this: exactly one of them
-    /// creates the ring (see [`is_creator`](Self::is_creator)), the others
-    /// open it. A ring of that
-    /// name with another kind, element type or capacity is an error
-    /// (`KindMismatch`, `TypeMismatch`, `CapacityMismatch`), never a second
-    /// ring.
-    ///
-    /// ```
-    /// # let name = format!("shmring-doc-mpmc-ooc-{}", std::process::id());
-    /// let first = shmring::Mpmc::<u64>::open_or_create(&name, 1024)?; // creates
-    /// let second = shmring::Mpmc::<u64>::open_or_create(&name, 1024)?; // opens
-    /// assert!(first.is_creator() && !second.is_creator());
-    /// assert!(matches!(
-    ///     shmring::Mpmc::<u64>::open_or_create(&name, 64),
-    ///     Err(shmring::Error::CapacityMismatch { .. })
-    /// ));
-    /// # Ok::<(), shmring::Error>(())
-    /// ```
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<Self> {
-        Self::open_or_create_with(name, capacity, &CreateOptions::default())
-    }
-
-    /// [`open_or_create`](Self::open_or_create), creating with options.
-    pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        // The capacity is checked before the opener joins: a mismatch
-        // leaves the ring found exactly as it was.
-        create_or_open(
-            || Self::create_with(name, capacity, opts),
-            || {
-                let mem =
-                    RingMemory::open_slots(name, RingKind::Mpmc, Some(capacity), &opts.to_open())?;
-                Ok(Mpmc { mem: Arc::new(mem) })
-            },
-        )
-    }
-
     /// A producer handle. There may be up to 32 live ones at once, in any
     /// number of processes (each has a claim record in the header, so
     /// that what it holds can be repaired if it dies); one more is
@@ -240,33 +199,7 @@ impl<T: Pod + Send> Mpmc<T> {
     }
 }
 
-impl<T> Mpmc<T> {
-    /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.mem.capacity() as usize
-    }
-
-    /// The segment's name, without a leading `/`.
-    pub fn name(&self) -> &str {
-        self.mem.segment().name().as_str()
-    }
-
-    /// Keep the ring's name after every process using it has left (by
-    /// default the last one out removes it), until [`remove`](crate::remove)
-    /// or `shmring rm --force`; nothing removes it as stale. It holds for
-    /// every user, in every process, from now on;
-    /// [`CreateOptions::persist`] sets it from the start.
-    pub fn persist(&self) {
-        self.mem.header().set_persistent()
-    }
-
-    /// Whether this handle's call created the ring (rather than opened
-    /// it): with `open_or_create`, which of the racing processes won.
-    /// Creating gives no say over the name; see the crate docs' "Names".
-    pub fn is_creator(&self) -> bool {
-        self.mem.created()
-    }
-
+impl<T: Pod + Send> Mpmc<T> {
     /// Positions claimed by producers so far (pushed, or being written,
     /// or claimed by a producer that died and skipped since): not where a
     /// restarted producer resumes; see [`producer_stream`](Self::producer_stream).
@@ -310,44 +243,6 @@ impl<T> Mpmc<T> {
     /// Positions repaired since the ring was created, by any process.
     pub fn repaired(&self) -> u64 {
         self.mem.header().recovery.repaired.load(Ordering::Relaxed)
-    }
-
-    /// Whether any live producer handle (in any process) exists now; one
-    /// that died counts as gone (its claim record's lock is free).
-    ///
-    /// ```
-    /// # let name = format!("shmring-doc-mpmc-has-{}", std::process::id());
-    /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
-    /// let (a, b) = (ring.producer()?, ring.producer()?);
-    /// drop(a);
-    /// assert!(ring.has_producer(), "b is still there");
-    /// drop(b);
-    /// assert!(!ring.has_producer() && !ring.has_consumer());
-    /// # Ok::<(), shmring::Error>(())
-    /// ```
-    pub fn has_producer(&self) -> bool {
-        any_alive(self.mem.segment(), &self.mem.header().producer_claims)
-    }
-
-    /// Whether any live consumer handle exists now; see
-    /// [`has_producer`](Self::has_producer).
-    pub fn has_consumer(&self) -> bool {
-        any_alive(self.mem.segment(), &self.mem.header().consumer_claims)
-    }
-
-    /// Whether a producer closed the ring (and no producer handle was made
-    /// since).
-    pub fn is_closed(&self) -> bool {
-        wait::is_closed(&self.mem.header().consumer_event)
-    }
-}
-
-impl<T> std::fmt::Debug for Mpmc<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mpmc")
-            .field("name", &self.name())
-            .field("capacity", &self.capacity())
-            .finish()
     }
 }
 

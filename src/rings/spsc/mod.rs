@@ -43,15 +43,15 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 
-use crate::format::memory::{create_or_open, open_waiting, RingMemory};
+use crate::format::memory::RingMemory;
 use crate::format::slot::{full_stamp, Slot};
 use crate::kind::{RingKind, Role};
+use crate::lifecycle::{sealed::Kind, Ring};
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
@@ -64,8 +64,9 @@ pub use producer::{Producer, WriteChunk};
 
 /// A single-producer single-consumer ring of `T` in a shared-memory segment.
 ///
-/// `Spsc` itself only maps the segment; [`producer`](Self::producer) and
-/// [`consumer`](Self::consumer) hand out the two ends. The handles keep the
+/// Its lifecycle (create, open, `open_or_create`, presence, `persist`) is
+/// every ring's: see [`Ring`]. [`producer`](Ring::producer) and
+/// [`consumer`](Ring::consumer) hand out the two ends; they keep the
 /// mapping alive, so the `Spsc` may be dropped once they exist.
 ///
 /// ```
@@ -81,97 +82,54 @@ pub use producer::{Producer, WriteChunk};
 /// assert_eq!((ring.pushed(), ring.popped()), (1, 1));
 /// # Ok::<(), shmring::Error>(())
 /// ```
-pub struct Spsc<T> {
-    mem: Arc<RingMemory<Slot<T>>>,
+pub type Spsc<T> = Ring<SpscFlavor<T>>;
+
+/// The SPSC kind of [`Ring`]: a ring of `Spsc<T>` is a `Ring<SpscFlavor<T>>`.
+///
+/// ```
+/// let ring: shmring::Ring<shmring::SpscFlavor<u32>> =
+/// #   shmring::Spsc::create(&format!("shmring-doc-spsc-flavor-{}", std::process::id()), 8)?;
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct SpscFlavor<T>(PhantomData<T>);
+
+impl<T> std::fmt::Debug for SpscFlavor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpscFlavor")
+    }
+}
+
+impl<T: Pod + Send> Kind for SpscFlavor<T> {
+    const NAME: &'static str = "Spsc";
+    type Memory = RingMemory<Slot<T>>;
+    type Slot = Slot<T>;
+
+    fn create(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self::Memory> {
+        RingMemory::create_slots(name, RingKind::Spsc, capacity, opts)
+    }
+
+    fn open(name: &str, capacity: Option<usize>, opts: &OpenOptions) -> Result<Self::Memory> {
+        RingMemory::open_slots(name, RingKind::Spsc, capacity, opts)
+    }
+
+    fn ring(mem: &Self::Memory) -> &RingMemory<Slot<T>> {
+        mem
+    }
+
+    fn capacity(mem: &Self::Memory) -> usize {
+        mem.capacity() as usize
+    }
+
+    fn has_producer(mem: &Self::Memory) -> bool {
+        holds_role(mem, &mem.header().producer_role)
+    }
+
+    fn has_consumer(mem: &Self::Memory) -> bool {
+        holds_role(mem, &mem.header().consumer_role)
+    }
 }
 
 impl<T: Pod + Send> Spsc<T> {
-    /// Create a ring named `name` with room for `capacity` values (rounded up
-    /// to a power of two), with mode 0600. The name stays while any process
-    /// uses the ring and goes with the last of them, unless
-    /// [`persist`](Self::persist) is called.
-    pub fn create(name: &str, capacity: usize) -> Result<Self> {
-        Self::create_with(name, capacity, &CreateOptions::default())
-    }
-
-    /// [`create`](Self::create) with options (such as the file mode).
-    pub fn create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        let mem = RingMemory::create_slots(name, RingKind::Spsc, capacity, opts)?;
-        Ok(Spsc { mem: Arc::new(mem) })
-    }
-
-    /// Open a ring another process created. The header is validated against
-    /// `T` and the segment's size before anything else is read.
-    pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(name, &OpenOptions::default())
-    }
-
-    /// [`open`](Self::open) with options.
-    pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::open_slots(name, RingKind::Spsc, None, opts)?;
-        Ok(Spsc { mem: Arc::new(mem) })
-    }
-
-    /// Open ring `name`, waiting up to `timeout` for another process to
-    /// create it (a consumer started before its producer): an inotify watch
-    /// on the shm directory wakes the wait when a name appears, and no wait
-    /// sleeps longer than 100 ms between looks. `NotFound` if no ring of
-    /// that name appeared in time; every other error at once.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// # let name = format!("shmring-doc-spsc-wait-{}", std::process::id());
-    /// let waiter = {
-    ///     let name = name.clone();
-    ///     std::thread::spawn(move || shmring::Spsc::<u64>::open_timeout(&name, Duration::from_secs(5)))
-    /// };
-    /// std::thread::sleep(Duration::from_millis(20)); // the creator starts later
-    /// let ring = shmring::Spsc::<u64>::create(&name, 1024)?;
-    /// let opened = waiter.join().unwrap()?;
-    /// assert_eq!(opened.capacity(), ring.capacity());
-    /// # Ok::<(), shmring::Error>(())
-    /// ```
-    pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self> {
-        open_waiting(timeout, |opts| Self::open_with(name, opts))
-    }
-
-    /// Create ring `name`, or open it if another process created it first.
-    /// Services that start in any order all call this: exactly one of them
-    /// creates the ring (see [`is_creator`](Self::is_creator)), the others
-    /// open it. A ring of that
-    /// name with another kind, element type or capacity is an error
-    /// (`KindMismatch`, `TypeMismatch`, `CapacityMismatch`), never a second
-    /// ring.
-    ///
-    /// ```
-    /// # let name = format!("shmring-doc-spsc-ooc-{}", std::process::id());
-    /// let first = shmring::Spsc::<u64>::open_or_create(&name, 1024)?; // creates
-    /// let second = shmring::Spsc::<u64>::open_or_create(&name, 1024)?; // opens
-    /// assert!(first.is_creator() && !second.is_creator());
-    /// assert!(matches!(
-    ///     shmring::Spsc::<u64>::open_or_create(&name, 64),
-    ///     Err(shmring::Error::CapacityMismatch { .. })
-    /// ));
-    /// # Ok::<(), shmring::Error>(())
-    /// ```
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<Self> {
-        Self::open_or_create_with(name, capacity, &CreateOptions::default())
-    }
-
-    /// [`open_or_create`](Self::open_or_create), creating with options.
-    pub fn open_or_create_with(name: &str, capacity: usize, opts: &CreateOptions) -> Result<Self> {
-        // The capacity is checked before the opener joins: a mismatch
-        // leaves the ring found exactly as it was.
-        create_or_open(
-            || Self::create_with(name, capacity, opts),
-            || {
-                let mem =
-                    RingMemory::open_slots(name, RingKind::Spsc, Some(capacity), &opts.to_open())?;
-                Ok(Spsc { mem: Arc::new(mem) })
-            },
-        )
-    }
-
     /// Claim the producer end. Fails with `RoleTaken` while another live
     /// handle (in any process) holds it; a dead holder's claim is taken over
     /// and writing resumes after the last value it committed.
@@ -212,62 +170,7 @@ impl<T: Pod + Send> Spsc<T> {
     }
 }
 
-impl<T> Spsc<T> {
-    /// Number of slots (the requested capacity rounded up to a power of two).
-    pub fn capacity(&self) -> usize {
-        self.mem.capacity() as usize
-    }
-
-    /// The segment's name, without a leading `/`.
-    pub fn name(&self) -> &str {
-        self.mem.segment().name().as_str()
-    }
-
-    /// Keep the ring's name after every process using it has left (by
-    /// default the last one out removes it), until [`remove`](crate::remove)
-    /// or `shmring rm --force`; nothing removes it as stale. It holds for
-    /// every user, in every process, from now on;
-    /// [`CreateOptions::persist`] sets it from the start.
-    pub fn persist(&self) {
-        self.mem.header().set_persistent()
-    }
-
-    /// Whether this handle's call created the ring (rather than opened
-    /// it): with `open_or_create`, which of the racing processes won.
-    /// Creating gives no say over the name; see the crate docs' "Names".
-    pub fn is_creator(&self) -> bool {
-        self.mem.created()
-    }
-
-    /// Whether a live producer handle (in any process) holds the
-    /// producer end now. A producer that died counts as gone: the kernel
-    /// released its lock (see `platform/lease.rs`).
-    ///
-    /// ```
-    /// # let name = format!("shmring-doc-has-producer-{}", std::process::id());
-    /// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
-    /// assert!(!ring.has_producer());
-    /// let tx = ring.producer()?;
-    /// assert!(ring.has_producer() && !ring.has_consumer());
-    /// drop(tx);
-    /// assert!(!ring.has_producer());
-    /// # Ok::<(), shmring::Error>(())
-    /// ```
-    pub fn has_producer(&self) -> bool {
-        holds_role(&self.mem, &self.mem.header().producer_role)
-    }
-
-    /// Whether a live consumer handle holds the consumer end now; see
-    /// [`has_producer`](Self::has_producer).
-    pub fn has_consumer(&self) -> bool {
-        holds_role(&self.mem, &self.mem.header().consumer_role)
-    }
-
-    /// Whether the producer closed the ring (and no producer reopened it).
-    pub fn is_closed(&self) -> bool {
-        wait::is_closed(&self.mem.header().consumer_event)
-    }
-
+impl<T: Pod + Send> Spsc<T> {
     /// Values pushed over the ring's life (as last stored by the producer).
     pub fn pushed(&self) -> u64 {
         self.mem.header().tail.load(Ordering::Relaxed)
@@ -276,20 +179,6 @@ impl<T> Spsc<T> {
     /// Values popped over the ring's life (as last stored by the consumer).
     pub fn popped(&self) -> u64 {
         self.mem.header().head.load(Ordering::Relaxed)
-    }
-
-    /// The pid of the process that created the segment.
-    pub fn creator_pid(&self) -> u32 {
-        self.mem.info().creator_pid
-    }
-}
-
-impl<T> std::fmt::Debug for Spsc<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spsc")
-            .field("name", &self.name())
-            .field("capacity", &self.capacity())
-            .finish()
     }
 }
 
