@@ -75,7 +75,7 @@ if [ "${1:-}" = --update-cache ]; then update=true; shift; fi
 # Read the cache unless every mutant is asked for.
 use_cache=true
 if [ -n "${MUTATE_FULL:-}" ] || [ -n "${MUTATE_JUSTIFIED:-}" ]; then use_cache=false; fi
-names=(format/slot.rs rings/spsc rings/mpmc format/record.rs rings/byte_ring
+names=(format/slot.rs rings/spsc rings/mpmc rings/byte_ring
     peers/claims.rs platform/lease.rs wait.rs peers/role.rs format/header.rs
     platform/barrier.rs platform/futex.rs)
 if [ $# -gt 0 ]; then names=("$@"); fi
@@ -159,7 +159,7 @@ binaries_for() {
         */spsc.rs|*/spsc/*|*/role.rs|*/header.rs) echo spsc ;;
         */claims.rs|*/lease.rs) echo repair ;;
         */mpmc.rs|*/mpmc/*) echo repair mpmc ;;
-        */record.rs|*/byte_ring.rs|*/byte_ring/*) echo bytes repair ;;
+        */byte_ring.rs|*/byte_ring/*) echo bytes repair ;;
         *) echo spsc bytes repair mpmc ;;
     esac
 }

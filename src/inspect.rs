@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::header::{Event, Header, HeaderInfo, SideStats};
-use crate::format::memory::{self, header_of, ours, LOOK_INIT_WAIT};
 use crate::format::record;
 use crate::kind::{RingKind, TypeLayout};
+use crate::lifecycle::memory::{self, header_of, ours, LOOK_INIT_WAIT};
 use crate::peers::attach::{self, Attached};
 use crate::peers::claims;
 use crate::platform::name::SegmentName;

@@ -12,14 +12,16 @@
 //! (kind, element type, capacity when asked) and only then joins, so an
 //! open that fails its checks leaves the ring as it found it;
 //! `open_or_create` races the two a bounded number of times
-//! (`format/memory.rs`); `open_timeout` waits for the name on an inotify
+//! (`memory.rs`); `open_timeout` waits for the name on an inotify
 //! watch.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) mod memory; // a segment created or opened as typed slots; staleness
+
 use crate::error::Result;
-use crate::format::memory::{create_or_open, open_waiting, RingMemory};
+use crate::lifecycle::memory::{create_or_open, open_waiting, RingMemory};
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::wait;
 

@@ -17,7 +17,7 @@
 //! `cfg(shmring_loom)` only adds instrumentation the models call and
 //! production never compiles: hooks that kill a handle at a chosen point
 //! (`die`, `die_adopting`, `die_naming`), a header built in ordinary memory
-//! (`header::model`, and its construction in `memory.rs`), the header's
+//! (`header::model`, and its construction in `lifecycle/memory.rs`), the header's
 //! size assertions, which hold for real atomics only, and leaving out the
 //! attach table (it names processes for operators; no protocol reads it,
 //! and a model with it only has more states). `MODEL` sizes what a model

@@ -5,9 +5,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::records::Records;
 use super::repair::{recover, stalled};
 use crate::error::{Error, Result};
-use crate::format::record::{Kind, Record, Records};
+use crate::format::record::{Kind, Record};
 use crate::kind::Role;
 use crate::peers::claims::any_alive;
 use crate::peers::role;

@@ -43,18 +43,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::memory::RingMemory;
-use crate::format::record::{Records, Unit, ALIGN};
+use crate::format::record::{Unit, ALIGN};
 use crate::kind::Role;
+use crate::lifecycle::memory::RingMemory;
 use crate::lifecycle::{sealed::Kind, Ring};
 use crate::peers::claims::{any_alive, Recorder, RepairLock, Side};
 use crate::peers::role;
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
+use records::Records;
 
 mod consumer; // the consumer: messages and batches read in place
 mod producer; // producer handles, streams and the in-place grant
+mod records; // the mapped data area, seen as records
 mod repair; // spans dead producers left: padded over
 
 pub use consumer::{Batch, BatchIter, ByteConsumer, Message};

@@ -4,9 +4,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::records::Records;
 use super::{holds_consumer_role, MAX_RETRIES};
 use crate::error::{Error, Result};
-use crate::format::record::{record_len, Kind, Records, ALIGN, HEADER_LEN};
+use crate::format::record::{record_len, Kind, ALIGN, HEADER_LEN};
 use crate::kind::Role;
 use crate::peers::claims::Recorder;
 use crate::platform::sync::Ordering;

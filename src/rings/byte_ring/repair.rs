@@ -1,7 +1,8 @@
 //! Repair of spans dead byte-ring producers left uncommitted (see the
 //! module docs of `byte_ring`, "Dying peers"): padding over them.
 
-use crate::format::record::{Kind, Records, ALIGN, HEADER_LEN};
+use super::records::Records;
+use crate::format::record::{Kind, ALIGN, HEADER_LEN};
 use crate::peers::claims::{self, Liveness, RepairLock};
 use crate::platform::sync::{bump, Ordering};
 use crate::wait::{self};

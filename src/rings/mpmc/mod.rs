@@ -65,9 +65,9 @@ use std::sync::Arc;
 use bytemuck::Pod;
 
 use crate::error::Result;
-use crate::format::memory::RingMemory;
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::RingKind;
+use crate::lifecycle::memory::RingMemory;
 use crate::lifecycle::{sealed::Kind, Ring};
 use crate::peers::claims::{any_alive, Recorder, Side};
 use crate::platform::segment::{CreateOptions, OpenOptions};

@@ -3,8 +3,8 @@
 //! dead consumers' values flagged and taken over by a live consumer.
 
 use super::release;
-use crate::format::memory::RingMemory;
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
+use crate::lifecycle::memory::RingMemory;
 use crate::peers::claims::{self, Liveness, Recorder, RepairLock};
 use crate::platform::segment::Segment;
 use crate::platform::sync::{bump, Ordering};

@@ -9,9 +9,9 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 
 use super::{holds_role, occupancy};
-use crate::format::memory::RingMemory;
 use crate::format::slot::Slot;
 use crate::kind::Role;
+use crate::lifecycle::memory::RingMemory;
 use crate::peers::role;
 use crate::peers::role::RoleClaim;
 use crate::platform::sync::Ordering;

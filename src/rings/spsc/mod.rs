@@ -48,9 +48,9 @@ use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 
-use crate::format::memory::RingMemory;
 use crate::format::slot::{full_stamp, Slot};
 use crate::kind::{RingKind, Role};
+use crate::lifecycle::memory::RingMemory;
 use crate::lifecycle::{sealed::Kind, Ring};
 use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
