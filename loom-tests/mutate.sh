@@ -7,7 +7,7 @@
 # any site is not caught and not justified.
 #
 #   loom-tests/mutate.sh            every file below
-#   loom-tests/mutate.sh claims.rs  sites in one file (or rings/mpmc: a folder)
+#   loom-tests/mutate.sh lease.rs   sites in one file (or peers/claims: a folder)
 #   MUTATE_JUSTIFIED=1 loom-tests/mutate.sh   also run the justified sites
 #   MUTATE_FULL=1 loom-tests/mutate.sh        run every mutant, cache or not
 #   loom-tests/mutate.sh --update-cache       refresh loom-tests/mutants.cache
@@ -76,11 +76,11 @@ if [ "${1:-}" = --update-cache ]; then update=true; shift; fi
 use_cache=true
 if [ -n "${MUTATE_FULL:-}" ] || [ -n "${MUTATE_JUSTIFIED:-}" ]; then use_cache=false; fi
 names=(format/slot.rs rings/spsc rings/mpmc rings/byte_ring
-    peers/claims.rs platform/lease.rs wait.rs peers/role.rs format/header.rs
+    peers/claims platform/lease.rs wait.rs peers/role.rs format/header.rs
     platform/barrier.rs platform/futex.rs)
 if [ $# -gt 0 ]; then names=("$@"); fi
 # A name is a folder under src/ (every file in it), or a file's path under
-# src/ or any unique tail of it (`claims.rs`, `mpmc/repair.rs`).
+# src/ or any unique tail of it (`lease.rs`, `mpmc/repair.rs`).
 files=()
 for n in "${names[@]}"; do
     if [ -d "src/$n" ]; then
@@ -157,7 +157,7 @@ PY
 binaries_for() {
     case "$1" in
         */spsc.rs|*/spsc/*|*/role.rs|*/header.rs) echo spsc ;;
-        */claims.rs|*/lease.rs) echo repair ;;
+        */claims.rs|*/claims/*|*/lease.rs) echo repair ;;
         */mpmc.rs|*/mpmc/*) echo repair mpmc ;;
         */byte_ring.rs|*/byte_ring/*) echo bytes repair ;;
         *) echo spsc bytes repair mpmc ;;

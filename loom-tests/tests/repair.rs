@@ -1,4 +1,4 @@
-//! Model checks of the repair protocol (`src/peers/claims.rs`, and the repairs in
+//! Model checks of the repair protocol (`src/peers/claims/`, and the repairs in
 //! `src/rings/mpmc/` and `src/rings/byte_ring/`): handles that die holding
 //! positions, spans or the repair lock, and the live handles that must be
 //! told apart from them. A model kills a handle with its loom-only `die*`

@@ -133,7 +133,7 @@ pub(crate) struct Header {
     pub(crate) producer_event: CachePadded<Event>,
     /// Processes that have the segment mapped; see `attach.rs`.
     pub(crate) attached: CachePadded<AttachTable>,
-    /// The repair lock and its flags; see `claims.rs`.
+    /// The repair lock and its flags; see `peers/claims`.
     pub(crate) recovery: CachePadded<Recovery>,
     /// Which producer handle may hold which positions (MPMC).
     pub(crate) producer_claims: ClaimTable,

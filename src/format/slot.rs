@@ -7,7 +7,7 @@
 //! `i`, and every position has its own stamps, so neither a fresh slot nor a
 //! value from an earlier lap can pass for the current one. A position whose
 //! writer died before publishing is stamped `skipped(p) = 4p + 3` by a
-//! repairer (`claims.rs`), and readers pass over it.
+//! repairer (`peers/claims`), and readers pass over it.
 //!
 //! How a slot goes back to the writer is the ring's business: the SPSC
 //! ring's consumer moves its own index (`rings/spsc`); the MPMC ring's consumer

@@ -30,7 +30,7 @@
 //! Dying peers: the consumer role is claimed like the SPSC ring's, and a
 //! dead consumer's successor resumes at `head`, receiving everything not yet
 //! released. Each producer handle names the span it is about to claim in its
-//! claim record (`claims.rs`) before its compare-exchange, and keeps naming
+//! claim record (`peers/claims`) before its compare-exchange, and keeps naming
 //! it until it claims again (a claim that gives up names nothing). A
 //! producer that dies holding an uncommitted grant (or is dropped while a
 //! grant it lent is forgotten) leaves its span named by a dead record: a

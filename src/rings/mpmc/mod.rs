@@ -34,7 +34,7 @@
 //! Dying peers: a producer that dies between claiming and publishing (or a
 //! consumer between claiming and releasing) leaves a position no one else
 //! would finish. Every handle names the position it is about to take in its
-//! claim record first (`claims.rs`), so a repairer can tell a dead holder
+//! claim record first (`peers/claims`), so a repairer can tell a dead holder
 //! from a slow one: a dead producer's position is stamped skipped
 //! (`4p + 3`) and consumers pass over it; a dead consumer's unreleased value
 //! is flagged, and the next consumer that finds the ring empty takes it
@@ -282,7 +282,7 @@ fn catch_up(ticket: &crate::platform::sync::AtomicU64, pos: u64) -> u64 {
 ///
 /// The position is named in the handle's claim record before the
 /// compare-exchange, and the exchange is Release, so a repairer that reads
-/// the ticket past it knows who may hold it (`claims.rs`).
+/// the ticket past it knows who may hold it (`peers/claims`).
 #[inline]
 fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64> {
     let header = mem.header();
