@@ -17,10 +17,11 @@ use crate::format::header::{Event, Header, HeaderInfo, SideStats};
 use crate::format::record;
 use crate::kind::{RingKind, TypeLayout};
 use crate::lifecycle::memory::{self, header_of, ours, LOOK_INIT_WAIT};
+use crate::lifecycle::options::OpenOptions;
 use crate::peers::attach::{self, Attached};
 use crate::peers::claims;
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{Look, OpenOptions, Segment};
+use crate::platform::segment::{Look, Segment};
 use crate::platform::sync::{Counter, Ordering};
 
 /// What a segment's header says, and who uses it, at one moment.
@@ -166,7 +167,7 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
 /// still after the wait, `NotReady`).
 pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
     let name = SegmentName::new(name)?;
-    let look = Look::open(&name, opts)?;
+    let look = Look::open(&name, opts.owner())?;
     ours(&look, &name, opts.init_timeout)?;
     map_and_describe(look, opts.init_timeout)
 }
@@ -295,7 +296,7 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 /// A file found by [`list`], inspected without waiting for a zero magic.
 fn listed(name: &SegmentName) -> Result<SegmentInfo> {
     let opts = open_options();
-    let look = Look::open(name, &opts)?;
+    let look = Look::open(name, opts.owner())?;
     ours(&look, name, Duration::ZERO).map_err(|e| match e {
         Error::NotReady { .. } => Error::BadMagic {
             name: name.as_str().to_owned(),

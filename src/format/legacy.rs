@@ -17,7 +17,7 @@
 use crate::error::{Error, Result};
 use crate::format::header::{offsets, MAGIC, VERSION};
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{OpenOptions, Segment};
+use crate::platform::segment::{Owner, Segment};
 
 /// The first format version whose every mapping holds the kernel's lock
 /// on byte 0.
@@ -78,8 +78,7 @@ pub(crate) fn remove_if_stale(name: &SegmentName, version: u32) -> Result<bool> 
             expected: VERSION,
         });
     }
-    let opts = OpenOptions::new();
-    let removed = Segment::unlink_if(name, PREFIX as u64, &opts, |seg| {
+    let removed = Segment::unlink_if(name, PREFIX as u64, Owner::Ours, |seg| {
         let mut bytes = [0u8; PREFIX];
         let n = seg.read_at(&mut bytes, 0)?;
         let Some((magic, found, persistent)) = prefix(&bytes[..n]) else {

@@ -16,9 +16,10 @@ use crate::format::layout::SegmentLayout;
 use crate::format::legacy;
 use crate::format::slot::Slot;
 use crate::kind::{RingKind, Role, Schema, TypeLayout};
+use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::peers::role::RoleClaim;
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{CreateOptions, Look, OpenOptions, Segment};
+use crate::platform::segment::{Look, Owner, Segment};
 use crate::platform::sync::bump;
 use crate::platform::watch::NameWatch;
 
@@ -57,7 +58,7 @@ impl<S> RingMemory<S> {
         let name = SegmentName::new(name)?;
         crate::platform::barrier::init();
         let layout = SegmentLayout::new(capacity, size_of::<S>(), align_of::<S>())?;
-        let segment = Segment::create(&name, layout.total_len, opts)?;
+        let segment = Segment::create(&name, layout.total_len, opts.mode, opts.replace_stale)?;
         let info = HeaderInfo {
             kind,
             elem,
@@ -118,7 +119,7 @@ impl<S> RingMemory<S> {
         crate::platform::barrier::init();
         let deadline = Instant::now() + opts.init_timeout;
         for _ in 0..RACE_ATTEMPTS {
-            let mut segment = Segment::open(&name, size_of::<Header>() as u64, opts)?;
+            let mut segment = Segment::open(&name, size_of::<Header>() as u64, opts.owner())?;
             let header = header_of(&segment);
             header.wait_ready(
                 name.as_str(),
@@ -433,8 +434,7 @@ pub(crate) const LOOK_INIT_WAIT: Duration = Duration::from_millis(20);
 /// and the unlink happen under `Segment::unlink_if`'s exclusive `flock`, so
 /// an opener racing with it either is seen or opens the name afresh.
 pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result<bool> {
-    let opts = OpenOptions::new().init_timeout(init_wait);
-    let removed = Segment::unlink_if(name, size_of::<Header>() as u64, &opts, |seg| {
+    let removed = Segment::unlink_if(name, size_of::<Header>() as u64, Owner::Ours, |seg| {
         let header = header_of(seg);
         header.wait_ready(seg.name().as_str(), init_wait)?;
         header.describe(seg.name().as_str(), seg.len() as u64)?;
@@ -509,7 +509,7 @@ pub(crate) fn ours(look: &Look, name: &SegmentName, init_wait: Duration) -> Resu
 /// program's file is never mapped. What `remove_if_stale` and
 /// `replace_stale` call.
 pub(crate) fn remove_if_stale_any(name: &SegmentName) -> Result<bool> {
-    let look = Look::open(name, &OpenOptions::new().init_timeout(LOOK_INIT_WAIT))?;
+    let look = Look::open(name, Owner::Ours)?;
     let version = match read_prefix(&look)? {
         Some((MAGIC, version)) => version,
         _ => {

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) mod memory; // a segment created or opened as typed slots; staleness
+pub(crate) mod options; // how a ring is created and opened
 
 use crate::error::Result;
 use crate::lifecycle::memory::{create_or_open, open_waiting, RingMemory};
-use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::wait;
+use options::{CreateOptions, OpenOptions};
 
 pub(crate) mod sealed {
     use super::*;

@@ -11,7 +11,7 @@ use crate::format::record::{
 };
 use crate::kind::{RingKind, TypeLayout};
 use crate::lifecycle::memory::{check_capacity, RingMemory};
-use crate::platform::segment::{CreateOptions, OpenOptions};
+use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::platform::sync::{AtomicU64, Ordering, UnitWords};
 
 /// A byte ring's memory: the segment, its header, and the data area (`pub`

@@ -68,9 +68,9 @@ use crate::error::Result;
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::kind::RingKind;
 use crate::lifecycle::memory::RingMemory;
+use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::lifecycle::{sealed::Kind, Ring};
 use crate::peers::claims::{any_alive, Recorder, Side};
-use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 

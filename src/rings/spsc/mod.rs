@@ -51,8 +51,8 @@ use crate::error::{Error, Result};
 use crate::format::slot::{full_stamp, Slot};
 use crate::kind::{RingKind, Role};
 use crate::lifecycle::memory::RingMemory;
+use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::lifecycle::{sealed::Kind, Ring};
-use crate::platform::segment::{CreateOptions, OpenOptions};
 use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 

@@ -1,0 +1,161 @@
+//! How a ring is created and opened: the public options of the lifecycle
+//! (file mode, schema, persistence, replacing a stale ring; whose files to
+//! trust, how long to wait for a creator). The platform below sees only
+//! what it needs of them (a mode, an [`Owner`]).
+
+use std::time::Duration;
+
+use crate::kind::Schema;
+use crate::platform::segment::Owner;
+
+/// How to create a segment.
+///
+/// ```
+/// use shmring::{CreateOptions, Spsc};
+/// # let name = format!("shmring-doc-create-opts-{}", std::process::id());
+/// // Readable and writable by the owner's group too (the default is 0600),
+/// // replacing a segment of that name that every process has left.
+/// let opts = CreateOptions::new().mode(0o660).replace_stale(true);
+/// let ring = Spsc::<u64>::create_with(&name, 64, &opts)?;
+/// # use std::os::unix::fs::PermissionsExt;
+/// # let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode();
+/// # assert_eq!(mode & 0o777, 0o660);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    pub(crate) mode: u32,
+    pub(crate) replace_stale: bool,
+    pub(crate) persist: bool,
+    pub(crate) schema: Option<Schema>,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            mode: 0o600,
+            replace_stale: false,
+            persist: false,
+            schema: None,
+        }
+    }
+}
+
+impl CreateOptions {
+    /// Defaults: mode 0600 (only this user can open the segment).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Permission bits for the segment file, applied exactly (the umask is
+    /// not allowed to change them). Use 0o660 to share with a group.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// If a segment of that name exists but is stale (every process that
+    /// used it is dead; see [`SegmentInfo::is_stale`](crate::SegmentInfo::is_stale)),
+    /// remove it and create a fresh one instead of failing with
+    /// `AlreadyExists`. A segment in use is never replaced, nor is a
+    /// persisted one (see [`persist`](Self::persist)).
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
+
+    /// Keep the name after the last process using the ring leaves (by
+    /// default the last one out removes it), until [`remove`](crate::remove)
+    /// or `shmring rm --force` (nothing removes it as stale): for a ring
+    /// that outlives its services, such as a journal read after they exit.
+    /// Set before the ring is named, so no process sees it otherwise; see
+    /// also [`Ring::persist`](crate::Ring::persist).
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// Record `schema` as the element type's identity instead of the
+    /// type's own name (see [`Schema`]); openers must give the same one.
+    /// (Byte rings carry bytes and ignore it.)
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// The options an `open_or_create` opens with: the same schema.
+    pub(crate) fn to_open(&self) -> OpenOptions {
+        OpenOptions {
+            schema: self.schema,
+            ..OpenOptions::default()
+        }
+    }
+}
+
+/// How to open an existing segment.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{OpenOptions, Spsc};
+/// # let name = format!("shmring-doc-open-opts-{}", std::process::id());
+/// let _ring = Spsc::<u64>::create(&name, 64)?;
+/// // Wait at most 50 ms for a creator that is still writing the header.
+/// let opts = OpenOptions::new().init_timeout(Duration::from_millis(50));
+/// let ring = Spsc::<u64>::open_with(&name, &opts)?;
+/// assert_eq!(ring.capacity(), 64);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub(crate) allow_foreign_owner: bool,
+    pub(crate) init_timeout: Duration,
+    pub(crate) schema: Option<Schema>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            allow_foreign_owner: false,
+            init_timeout: Duration::from_secs(1),
+            schema: None,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Defaults: refuse segments owned by another user; wait up to one second
+    /// for a creator that is still writing the header.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Open a segment owned by another user. By default such a segment is
+    /// refused, because anyone can squat a name in /dev/shm.
+    pub fn allow_foreign_owner(mut self, allow: bool) -> Self {
+        self.allow_foreign_owner = allow;
+        self
+    }
+
+    /// How long to wait for a creator that has not yet marked the header ready.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// Expect `schema` as the element type's identity instead of the
+    /// type's own name (see [`Schema`]): the creator must have given the
+    /// same one.
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// Whose segment files this open accepts.
+    pub(crate) fn owner(&self) -> Owner {
+        if self.allow_foreign_owner {
+            Owner::Anyone
+        } else {
+            Owner::Ours
+        }
+    }
+}
