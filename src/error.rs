@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::kind::{RingKind, Role, TypeLayout};
+use crate::kind::{InvalidSchema, RingKind, Role, TypeLayout};
 
 /// The error type of every fallible shmring call.
 ///
@@ -411,5 +411,14 @@ impl<T> std::error::Error for PushTimeout<T> {}
 impl<T> From<PushTimeout<T>> for Error {
     fn from(timeout: PushTimeout<T>) -> Self {
         timeout.cause
+    }
+}
+
+impl From<InvalidSchema> for Error {
+    fn from(e: InvalidSchema) -> Self {
+        Error::InvalidSchema {
+            name: e.name,
+            reason: e.reason,
+        }
     }
 }

@@ -85,16 +85,42 @@ pub struct Schema {
     version: u32,
 }
 
+/// A schema name a header cannot hold, from [`Schema::new`]. (This file is
+/// below `error.rs`, which names its types, so the one error it makes is
+/// its own; it converts into the crate's [`Error`](crate::Error).)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidSchema {
+    /// The name as given.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for InvalidSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid schema name {:?}: {}", self.name, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidSchema {}
+
 /// The longest schema name a header holds, in bytes.
 pub const SCHEMA_NAME_LEN: usize = 32;
 
 impl Schema {
     /// An explicit schema: `name` (1 to 32 bytes of printable ASCII) and a
-    /// version. `InvalidSchema` otherwise.
-    pub fn new(name: &str, version: u32) -> crate::Result<Self> {
+    /// version; [`InvalidSchema`] otherwise (which `?` turns into
+    /// [`Error::InvalidSchema`](crate::Error::InvalidSchema)).
+    ///
+    /// ```
+    /// assert!(shmring::Schema::new("md.quote", 3).is_ok());
+    /// let err = shmring::Schema::new("", 1).unwrap_err();
+    /// assert_eq!(err.name, "");
+    /// ```
+    pub fn new(name: &str, version: u32) -> Result<Self, InvalidSchema> {
         let printable = name.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
         if name.is_empty() || name.len() > SCHEMA_NAME_LEN || !printable {
-            return Err(crate::Error::InvalidSchema {
+            return Err(InvalidSchema {
                 name: name.to_owned(),
                 reason: "a schema name is 1 to 32 bytes of printable ASCII",
             });

@@ -203,7 +203,7 @@ pub use error::{Error, Full, PushTimeout, Result};
 pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
 pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo, SideCounters};
-pub use kind::{RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
+pub use kind::{InvalidSchema, RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
 pub use lifecycle::options::{CreateOptions, OpenOptions};
 pub use lifecycle::{Flavor, Ring};
 pub use peers::attach::Attached;
