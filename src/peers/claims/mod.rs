@@ -78,7 +78,7 @@ mod recorder; // a handle's own record
 mod repair; // liveness, dead records, the repair lock
 
 pub(crate) use recorder::Recorder;
-pub(crate) use repair::{dead_records, DeadRecord, Liveness, RepairLock};
+pub(crate) use repair::{dead_records, Liveness, RepairLock};
 
 /// Records per side (producers, consumers). A loom model needs only a few.
 pub(crate) const CLAIM_RECORDS: usize = if crate::platform::sync::MODEL { 4 } else { 32 };
@@ -344,7 +344,8 @@ mod tests {
         r.release(f.table()); // its guards were forgotten
         assert!(!f.held(3), "its holder is gone");
         assert_eq!(f.dead(), [vec![3, 4]]);
-        dead_records(&f.seg, f.table()).for_each(DeadRecord::free);
+        dead_records(&f.seg, f.table())
+            .for_each(|d| d.reclaim(&f.seg, Side::Producer, &Default::default()));
         assert!(f.dead().is_empty());
         assert_eq!(f.take().index, r.index, "the freed record is reused");
     }

@@ -1,11 +1,11 @@
 //! What repairers read, under the repair lock: which records' holders
 //! live, dead holders' records, and the lock itself.
 
-use super::{ClaimRecord, ClaimTable, Recovery, CLAIM_RECORDS};
+use super::{ClaimRecord, ClaimTable, Recovery, Side, CLAIM_RECORDS};
 use crate::platform::lease::{self, Lease};
 use crate::platform::process::HolderId;
 use crate::platform::segment::Segment;
-use crate::platform::sync::{AtomicU64, Ordering};
+use crate::platform::sync::{bump, AtomicU64, Counter, Ordering};
 
 /// Which records' owners live, each asked of the kernel at most once per
 /// repair (a hostile table cannot make a repair cost a lock probe per
@@ -114,12 +114,22 @@ impl DeadRecord<'_> {
         HolderId::from_raw(self.owner).map_or(0, HolderId::pid)
     }
 
-    /// Every position it named is finished: free the record for new handles.
-    pub(crate) fn free(self) {
+    /// Every position it named is finished: free the record for new
+    /// handles, log it, and count a takeover in `takeovers`.
+    pub(crate) fn reclaim(self, seg: &Segment, side: Side, takeovers: &Counter) {
+        log::info!(
+            target: "shmring",
+            "ring {:?}: a {} handle of process {} is gone (its lock was free); its claim record \
+             is reclaimed",
+            seg.name().as_str(),
+            side.name(),
+            self.holder_pid()
+        );
         let _ =
             self.rec
                 .owner
                 .compare_exchange(self.owner, 0, Ordering::Relaxed, Ordering::Relaxed);
+        bump(takeovers);
     }
 }
 

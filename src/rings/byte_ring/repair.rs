@@ -3,8 +3,8 @@
 
 use super::records::Records;
 use crate::format::record::{Kind, ALIGN, HEADER_LEN};
-use crate::peers::claims::{self, Liveness, RepairLock};
-use crate::platform::sync::{bump, Ordering};
+use crate::peers::claims::{self, Liveness, RepairLock, Side};
+use crate::platform::sync::Ordering;
 use crate::wait::{self};
 
 /// Whether records are claimed past the consumer's release point (with no
@@ -122,15 +122,7 @@ pub(super) fn repair(rec: &Records) -> u64 {
         let (first, end) = dead.span();
         let empty = end.wrapping_sub(first) == 0 || end.wrapping_sub(first) > cap;
         if empty || (pos.wrapping_sub(end) as i64) >= 0 {
-            log::info!(
-                target: "shmring",
-                "ring {:?}: a producer handle of process {} is gone (its lock was free); its \
-                 claim record is reclaimed",
-                seg.name().as_str(),
-                dead.holder_pid()
-            );
-            dead.free();
-            bump(&header.producer_stats.takeovers);
+            dead.reclaim(seg, Side::Producer, &header.producer_stats.takeovers);
         }
     }
     if repaired > 0 {

@@ -5,9 +5,8 @@
 use super::release;
 use crate::format::slot::{free_stamp, full_stamp, skipped_stamp, Slot};
 use crate::lifecycle::memory::RingMemory;
-use crate::peers::claims::{self, Liveness, Recorder, RepairLock};
-use crate::platform::segment::Segment;
-use crate::platform::sync::{bump, Ordering};
+use crate::peers::claims::{self, Liveness, Recorder, RepairLock, Side};
+use crate::platform::sync::Ordering;
 use crate::wait;
 
 /// Positions one repair looks at, at most: honest records name a handful
@@ -74,9 +73,7 @@ pub(super) fn repair<T>(mem: &RingMemory<Slot<T>>) -> u64 {
             }
         }
         if !pending {
-            reclaimed(seg, "producer", &dead);
-            dead.free();
-            bump(&header.producer_stats.takeovers);
+            dead.reclaim(seg, Side::Producer, &header.producer_stats.takeovers);
         }
     }
     if repaired > 0 {
@@ -105,17 +102,6 @@ pub(super) fn repair<T>(mem: &RingMemory<Slot<T>>) -> u64 {
         );
     }
     repaired + orphans
-}
-
-/// Log that the record of a dead `side` handle is being reclaimed.
-pub(super) fn reclaimed(seg: &Segment, side: &str, dead: &claims::DeadRecord) {
-    log::info!(
-        target: "shmring",
-        "ring {:?}: a {side} handle of process {} is gone (its lock was free); its claim record \
-         is reclaimed",
-        seg.name().as_str(),
-        dead.holder_pid()
-    );
 }
 
 /// What a scan for a dead consumer's values found.
@@ -186,9 +172,7 @@ pub(super) fn scan_orphans<T>(
             }
         }
         if !pending {
-            reclaimed(seg, "consumer", &dead);
-            dead.free();
-            bump(&header.consumer_stats.takeovers);
+            dead.reclaim(seg, Side::Consumer, &header.consumer_stats.takeovers);
         }
     }
     Scan::Found(found)
