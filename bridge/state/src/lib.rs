@@ -72,8 +72,6 @@
 //! # Ok::<(), shmring_bridge_state::Error>(())
 //! ```
 
-#![deny(missing_docs, missing_debug_implementations)]
-
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
