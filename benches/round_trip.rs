@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkGroup, Criterion};
 use shmring::{Mpmc, Spsc, WaitStrategy};
-use shmring_cli::floors::PingPong;
-use shmring_cli::worker::{run_if_worker, Job, Strategy, Worker};
+use shmring_bench_kit::floors::PingPong;
+use shmring_bench_kit::worker::{run_if_worker, Job, Strategy, Worker};
 
 mod common;
 use common::name;

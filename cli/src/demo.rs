@@ -14,8 +14,10 @@ use crate::report::{self, Latency, MessageRate, Throughput};
 use clap::Args;
 use hdrhistogram::Histogram;
 use shmring::{ByteRing, FutexCalls, Mpmc, Spsc, WaitStrategy};
-use shmring_cli::floors::PingPong;
-use shmring_cli::worker::{message_seq, Job, Strategy, Worker, CHUNK, FUTEX_LINE, PEER_TIMEOUT};
+use shmring_bench_kit::floors::PingPong;
+use shmring_bench_kit::worker::{
+    message_seq, Job, Strategy, Worker, CHUNK, FUTEX_LINE, PEER_TIMEOUT,
+};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -3,7 +3,7 @@
 //! look into segments and clean them up.
 
 // The command's own code holds no `unsafe`: what needs it (the floors'
-// mapping and futex calls) is in the library target, `floors.rs`.
+// mapping and futex calls) is in `bench-kit/`.
 #![forbid(unsafe_code)]
 
 mod bench;
@@ -65,7 +65,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    shmring_cli::worker::run_if_worker();
+    shmring_bench_kit::worker::run_if_worker();
     let cli = Cli::parse();
     events::install();
     // Long-running subcommands stop cleanly on SIGINT/SIGTERM (exit 130).

@@ -73,7 +73,7 @@ const WORKER_ARG: &str = "__worker";
 /// One job for a worker process, with everything it needs.
 ///
 /// ```
-/// use shmring_cli::worker::{Job, Worker};
+/// use shmring_bench_kit::worker::{Job, Worker};
 ///
 /// let w = Worker { job: Job::SpscEcho, name: "rtt".into(), count: 10, ..Worker::default() };
 /// let cmd = w.command("/path/to/exe");

@@ -36,7 +36,7 @@ type Words = [CachePadded<AtomicU32>; 2];
 /// each side writes only its own line.
 ///
 /// ```
-/// use shmring_cli::floors::PingPong;
+/// use shmring_bench_kit::floors::PingPong;
 ///
 /// let name = format!("shmring-doc-floor-{}", std::process::id());
 /// let ping = PingPong::create(&name)?;
