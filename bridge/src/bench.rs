@@ -25,12 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shmring::ByteRing;
-use shmring_zenoh::{Congestion, InOptions, Inbound, Link, OutOptions, Outbound, Result};
+use shmring_bridge::{Congestion, InOptions, Inbound, Link, OutOptions, Outbound, Result};
 use zenoh::qos::CongestionControl;
 use zenoh::{Session, Wait};
 
-fn zerr(e: impl std::fmt::Display) -> shmring_zenoh::Error {
-    shmring_zenoh::Error::Zenoh(e.to_string())
+fn zerr(e: impl std::fmt::Display) -> shmring_bridge::Error {
+    shmring_bridge::Error::Zenoh(e.to_string())
 }
 
 /// Names for this run's rings and keys.

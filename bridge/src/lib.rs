@@ -70,8 +70,8 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use shmring_zenoh::{InOptions, Inbound, Link, OutOptions, Outbound};
-//! # fn main() -> shmring_zenoh::Result<()> {
+//! use shmring_bridge::{InOptions, Inbound, Link, OutOptions, Outbound};
+//! # fn main() -> shmring_bridge::Result<()> {
 //! // Host A: publish ring "orders" to key "site/orders", listening for peers.
 //! let a = Link { listen: vec!["tcp/0.0.0.0:7447".into()], ..Link::default() }.open()?;
 //! let mut out = Outbound::new(&a, "orders", "site/orders", &OutOptions::default())?;
@@ -151,13 +151,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// How a bridge reaches its peers.
 ///
 /// ```
-/// let link = shmring_zenoh::Link {
+/// let link = shmring_bridge::Link {
 ///     connect: vec!["tcp/127.0.0.1:7447".into()],
 ///     ..Default::default()
 /// };
 /// let config = link.config()?; // peer mode, scouting off
 /// # let _ = config;
-/// # Ok::<(), shmring_zenoh::Error>(())
+/// # Ok::<(), shmring_bridge::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Link {
@@ -336,10 +336,10 @@ impl Outbound {
     /// bytes.
     ///
     /// ```no_run
-    /// # fn main() -> shmring_zenoh::Result<()> {
-    /// # let session = shmring_zenoh::Link::default().open()?;
-    /// let opts = shmring_zenoh::OutOptions::default();
-    /// let mut out = shmring_zenoh::Outbound::spsc::<[u64; 4]>(&session, "ticks", "site/ticks", &opts)?;
+    /// # fn main() -> shmring_bridge::Result<()> {
+    /// # let session = shmring_bridge::Link::default().open()?;
+    /// let opts = shmring_bridge::OutOptions::default();
+    /// let mut out = shmring_bridge::Outbound::spsc::<[u64; 4]>(&session, "ticks", "site/ticks", &opts)?;
     /// out.pump(std::time::Duration::from_millis(10))?;
     /// # Ok(()) }
     /// ```
@@ -364,13 +364,13 @@ impl Outbound {
     /// (see "Restarts" in the crate docs).
     ///
     /// ```no_run
-    /// # fn main() -> shmring_zenoh::Result<()> {
-    /// # let session = shmring_zenoh::Link::default().open()?;
-    /// let opts = shmring_zenoh::OutOptions {
+    /// # fn main() -> shmring_bridge::Result<()> {
+    /// # let session = shmring_bridge::Link::default().open()?;
+    /// let opts = shmring_bridge::OutOptions {
     ///     state: Some("/dev/shm/jobs.out.state".into()),
     ///     ..Default::default()
     /// };
-    /// let mut out = shmring_zenoh::Outbound::mpmc::<[u64; 8]>(&session, "jobs", "site/jobs", &opts)?;
+    /// let mut out = shmring_bridge::Outbound::mpmc::<[u64; 8]>(&session, "jobs", "site/jobs", &opts)?;
     /// out.pump(std::time::Duration::from_millis(10))?;
     /// # Ok(()) }
     /// ```
@@ -654,10 +654,10 @@ impl Inbound {
     /// counted [`malformed`](InStats::malformed).
     ///
     /// ```no_run
-    /// # fn main() -> shmring_zenoh::Result<()> {
-    /// # let session = shmring_zenoh::Link::default().open()?;
-    /// let opts = shmring_zenoh::InOptions { capacity: 4096, ..Default::default() };
-    /// let mut inb = shmring_zenoh::Inbound::spsc::<[u64; 4]>(&session, "site/ticks", "ticks", &opts)?;
+    /// # fn main() -> shmring_bridge::Result<()> {
+    /// # let session = shmring_bridge::Link::default().open()?;
+    /// let opts = shmring_bridge::InOptions { capacity: 4096, ..Default::default() };
+    /// let mut inb = shmring_bridge::Inbound::spsc::<[u64; 4]>(&session, "site/ticks", "ticks", &opts)?;
     /// inb.pump(std::time::Duration::from_millis(10))?;
     /// # Ok(()) }
     /// ```

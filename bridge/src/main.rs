@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 mod bench;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use shmring_bridge::{Congestion, InOptions, Inbound, Link, OutOptions, Outbound};
 use shmring_bridge_state::{default_path, Direction};
-use shmring_zenoh::{Congestion, InOptions, Inbound, Link, OutOptions, Outbound};
 
 #[derive(Parser)]
 #[command(
@@ -180,7 +180,7 @@ fn main() -> ExitCode {
 /// How long one pump waits for work: also how soon a stop is noticed.
 const PUMP_WAIT: Duration = Duration::from_millis(50);
 
-fn run(command: Command, stop: &AtomicBool) -> shmring_zenoh::Result<()> {
+fn run(command: Command, stop: &AtomicBool) -> shmring_bridge::Result<()> {
     match command {
         Command::Bench(b) => bench::run(b.count, b.round_trips, &b.sizes)?,
         Command::Out {

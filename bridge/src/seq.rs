@@ -35,7 +35,7 @@ pub enum Arrival {
 /// One source's numbering as a receiver sees it.
 ///
 /// ```
-/// use shmring_zenoh::seq::{Arrival, Tracker};
+/// use shmring_bridge::seq::{Arrival, Tracker};
 /// let mut t = Tracker::default();
 /// assert_eq!(t.observe(0), Arrival::InOrder);
 /// assert_eq!(t.observe(3), Arrival::Gap(2)); // 1 and 2 missing

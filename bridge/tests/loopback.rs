@@ -8,7 +8,7 @@ mod common;
 
 use common::{free_port, unique};
 use shmring::ByteRing;
-use shmring_zenoh::{InOptions, Inbound, Link, OutOptions, Outbound};
+use shmring_bridge::{InOptions, Inbound, Link, OutOptions, Outbound};
 use zenoh::Session;
 use zenoh::Wait;
 

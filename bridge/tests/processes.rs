@@ -15,8 +15,8 @@ mod common;
 
 use common::{free_port, unique};
 use shmring::{ByteRing, Mpmc};
+use shmring_bridge::{Link, OutOptions, Outbound};
 use shmring_bridge_state::{read, InSnapshot, OutSnapshot, Snapshot};
-use shmring_zenoh::{Link, OutOptions, Outbound};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 const CHILD: &str = "SHMRING_BRIDGE_TEST_CHILD";
