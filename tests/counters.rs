@@ -5,7 +5,6 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -112,9 +111,7 @@ fn a_takeover_is_counted_and_logged() {
     cmd.env("RING", &name).stdout(Stdio::piped());
     let mut holder = ChildGuard::from(cmd.spawn().unwrap());
     let pid = holder.id();
-    BufReader::new(holder.stdout())
-        .read_line(&mut String::new())
-        .unwrap();
+    holder.first_line();
     holder.kill(); // SIGKILL: it never releases the role
     assert!(logged_about(&name).is_empty());
     let _tx = ring.producer().unwrap();

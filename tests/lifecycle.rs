@@ -206,14 +206,7 @@ fn race(kind: &str) {
             ChildGuard::from(cmd.spawn().unwrap())
         })
         .collect();
-    let outcomes: Vec<String> = racers
-        .iter_mut()
-        .map(|c| {
-            let mut line = String::new();
-            BufReader::new(c.stdout()).read_line(&mut line).unwrap();
-            line.trim().to_owned()
-        })
-        .collect();
+    let outcomes: Vec<String> = racers.iter_mut().map(ChildGuard::first_line).collect();
     let created = outcomes.iter().filter(|o| *o == "created").count();
     let opened = outcomes.iter().filter(|o| *o == "opened").count();
     assert_eq!((created, opened), (1, RACERS - 1), "{outcomes:?}");
@@ -299,11 +292,7 @@ fn the_same_struct_defined_in_two_crates_opens_the_same_ring() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut producer = ChildGuard::from(cmd.spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(producer.stdout())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    assert_eq!(producer.first_line(), "ready");
     // This crate's own definition opens it.
     let ring = Spsc::<consumer_crate::Quote>::open(&name).unwrap();
     let got = ring.consumer().unwrap().try_pop().unwrap();
@@ -435,10 +424,7 @@ fn a_dead_producer_counts_as_gone() {
     let mut cmd = child_command("hold-producer");
     cmd.env("RING", &name).stdout(Stdio::piped());
     let mut holder = ChildGuard::from(cmd.spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(holder.stdout())
-        .read_line(&mut line)
-        .unwrap();
+    holder.first_line();
     assert!(ring.has_producer(), "a live holder in another process");
     assert!(!ring.has_consumer());
     holder.kill(); // SIGKILL: no cleanup ran

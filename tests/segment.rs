@@ -4,7 +4,6 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Stdio;
 use std::time::Duration;
@@ -127,9 +126,7 @@ fn a_ring_the_creating_service_left_is_kept_by_its_peer() {
         .spawn()
         .unwrap()
         .into();
-    let mut line = String::new();
-    BufReader::new(child.stdout()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
+    assert_eq!(child.first_line(), "ready");
     let ring = Spsc::<u64>::open(&name).unwrap();
     child.close_stdin();
     child.wait_success(Duration::from_secs(30));

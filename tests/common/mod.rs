@@ -111,6 +111,18 @@ impl ChildGuard {
             .expect("stdout piped")
     }
 
+    /// The first line the child prints on its piped stdout, trimmed: what a
+    /// child says once it holds what the test needs (taking stdout).
+    pub fn first_line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let n = std::io::BufReader::new(self.stdout())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(n > 0, "the child exited before it said anything");
+        line.trim().to_owned()
+    }
+
     /// The child's piped stderr.
     pub fn stderr(&mut self) -> std::process::ChildStderr {
         self.0
