@@ -18,12 +18,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every kind of ring is a [`Ring`] of its [`Flavor`]: [`Spsc<T>`],
+//! [`Mpmc<T>`] and [`ByteRing`] share one lifecycle (create, open,
+//! `open_or_create`, `open_timeout`, presence, `persist`) and add their
+//! handles.
+//!
 //! The folders of `src/` are the architecture, bottom to top: `platform/`
 //! (segments, futexes, fences, liveness from the kernel, and `sync.rs`,
 //! which swaps in loom's atomics for the model checks), `peers/` (roles,
 //! claim records and the repair lock, the attach table), `format/` (the
-//! header, its layout, stamped slots, typed views of a segment), `wait.rs`
-//! (blocking), `rings/` (the three rings), and `inspect.rs` on top.
+//! header, its layout, stamped slots, the byte ring's framing), `wait.rs`
+//! (blocking), `lifecycle/` (a ring by name: create, open, join, leave,
+//! presence, options), `rings/` (each kind in a folder, split by role), and
+//! `inspect.rs` on top.
 
 //! # Guards
 //!
@@ -156,7 +163,7 @@ mod platform;
 // Who holds what in a header: roles, claim records, the attach table.
 mod peers;
 
-// The shared format: header, layout, stamped slots, typed segments.
+// The shared format: header, layout, stamped slots, record framing.
 mod format;
 
 // Blocking: wait strategies and the wakeup protocol.
@@ -165,7 +172,7 @@ mod wait;
 // What every ring kind shares: by name, presence, persistence.
 mod lifecycle;
 
-// The three rings: SPSC, MPMC, byte messages.
+// The three rings: SPSC, MPMC, byte messages, each split by role.
 mod rings;
 
 // Looking into segments from outside: ls, stat, stale segments.
