@@ -333,10 +333,15 @@ impl Segment {
     /// then keep the name for it) nor leaves itself.
     pub(crate) fn open(name: &SegmentName, min_len: u64, owner: Owner) -> Result<Self> {
         let (file, st) = open_checked(name, min_len, owner)?;
+        Segment::mapped(file, &st, name.clone())
+    }
+
+    /// A named file of stat `st`, mapped whole: linked, not yet a user.
+    fn mapped(file: KeptFd, st: &FileStat, name: SegmentName) -> Result<Segment> {
         Ok(Segment {
-            map: map(&file, u64::try_from(st.st_size).unwrap_or(0), name)?,
+            map: map(&file, u64::try_from(st.st_size).unwrap_or(0), &name)?,
             file,
-            name: name.clone(),
+            name,
             dev: st.st_dev,
             ino: st.st_ino,
             origin: Origin::here(),
@@ -593,16 +598,6 @@ impl Look {
                 needed: min_len,
             });
         }
-        Ok(Segment {
-            map: map(&self.file, len, &self.name)?,
-            file: self.file,
-            name: self.name,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            origin: Origin::here(),
-            leased: false,
-            linked: true,
-            unpublished: None,
-        })
+        Segment::mapped(self.file, &st, self.name)
     }
 }
