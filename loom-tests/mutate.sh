@@ -338,7 +338,7 @@ if $update; then
         echo "# Written by: loom-tests/mutate.sh --update-cache. Do not edit by hand."
         echo "# site<TAB>file<TAB>line<TAB>mutant<TAB>outcome<TAB>caught by | limit<TAB>code"
         python3 - "$cache" "$results" "$(for f in "${files[@]}"; do printf '%s=%s\n' "$f" "${key[$f]}"; done)" <<'PY'
-import sys
+import os, sys
 cache, results, keyed = sys.argv[1], sys.argv[2], sys.argv[3]
 keys = dict(l.split("=", 1) for l in keyed.splitlines() if l)
 blocks = {}
