@@ -127,35 +127,30 @@ impl Scene {
 
     /// Start `shmring-bridge ARGS` and wait for its "ready" line.
     fn bridge(&mut self, args: &[&str]) -> usize {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shmring-bridge"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        self.children.push(child);
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(line.contains("ready"), "bridge {args:?} said {line:?}");
-        self.outputs.push(out);
-        self.children.len() - 1
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmring-bridge"));
+        cmd.args(args);
+        self.start_ready(cmd, &format!("bridge {args:?}"))
     }
 
     /// Start this binary as child `role` with `env`, and wait for its
     /// "ready" line.
     fn ready_child(&mut self, role: &str, env: &[(&str, &str)]) -> usize {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(CHILD, role)
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env(CHILD, role)
             .env("COUNT", "0")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .envs(env.iter().copied());
+        self.start_ready(cmd, &format!("child {role}"))
+    }
+
+    /// Spawn `cmd` with its stdout piped and kept, and wait for the line
+    /// that says it is ready.
+    fn start_ready(&mut self, mut cmd: Command, what: &str) -> usize {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         self.children.push(child);
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        assert!(line.contains("ready"), "child {role} said {line:?}");
+        assert!(line.contains("ready"), "{what} said {line:?}");
         self.outputs.push(out);
         self.children.len() - 1
     }
