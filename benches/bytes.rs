@@ -75,7 +75,7 @@ fn shmring_pair(n: u64, size: usize, how: Recv) -> Duration {
                             grant.commit();
                             break;
                         }
-                        Err(shmring::Error::Full) => std::hint::spin_loop(),
+                        Err(shmring::SendError::Full) => std::hint::spin_loop(),
                         Err(e) => panic!("{e}"),
                     }
                 }

@@ -135,27 +135,29 @@ fn chunks(c: &mut Criterion) {
                 |n| {
                     let mut next = 0;
                     while next < n {
-                        let mut chunk = tx.write_chunk(CHUNK.min((n - next) as usize));
-                        let k = chunk.fill_from_iter(next..);
-                        chunk.commit(k);
-                        next += k as u64;
-                        if k == 0 {
-                            std::hint::spin_loop();
+                        match tx.try_reserve(CHUNK.min((n - next) as usize)) {
+                            Some(mut chunk) => {
+                                let k = chunk.fill_from_iter(next..);
+                                chunk.commit(k);
+                                next += k as u64;
+                            }
+                            None => std::hint::spin_loop(),
                         }
                     }
                 },
                 move |n| {
                     let mut got = 0;
                     while got < n {
-                        let chunk = rx.read_chunk(CHUNK);
-                        let k = chunk.len();
-                        for v in chunk.iter() {
-                            black_box(v);
-                        }
-                        chunk.release_all();
-                        got += k as u64;
-                        if k == 0 {
-                            std::hint::spin_loop();
+                        match rx.try_read(CHUNK) {
+                            Some(chunk) => {
+                                let k = chunk.len();
+                                for v in chunk.iter() {
+                                    black_box(v);
+                                }
+                                chunk.release_all();
+                                got += k as u64;
+                            }
+                            None => std::hint::spin_loop(),
                         }
                     }
                 },

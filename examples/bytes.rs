@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use shmring::{ByteRing, Error};
+use shmring::{ByteRing, RecvError};
 
 const COUNT: u64 = 100_000;
 const CAPACITY: usize = 1 << 16;
@@ -61,7 +61,7 @@ fn consume(name: &str) -> Result<(), Box<dyn std::error::Error>> {
             drop(batch);
             match rx.recv_timeout(TIMEOUT) {
                 Ok(msg) => check(&msg, &mut next)?,
-                Err(Error::Closed { .. }) => break, // drained; the producer is done
+                Err(RecvError::Closed { .. }) => break, // drained; the producer is done
                 Err(e) => return Err(e.into()),
             }
             continue;

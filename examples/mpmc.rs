@@ -11,7 +11,7 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use shmring::{Error, Mpmc};
+use shmring::{Mpmc, RecvError};
 
 const PER_PRODUCER: u64 = 200_000;
 const CAPACITY: usize = 1024;
@@ -82,7 +82,7 @@ fn consume(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let v = match rx.pop_timeout(TIMEOUT) {
             Ok(v) => v,
-            Err(Error::Closed { .. }) => break,
+            Err(RecvError::Closed { .. }) => break,
             Err(e) => return Err(e.into()),
         };
         let (from, seq) = ((v >> 63) as usize, v & (u64::MAX >> 1));

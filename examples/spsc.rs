@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shmring::{Error, Spsc};
+use shmring::{RecvError, Spsc};
 
 const COUNT: u64 = 1_000_000;
 const CAPACITY: usize = 4096;
@@ -64,7 +64,7 @@ fn consume(name: &str) -> Result<(), Box<dyn std::error::Error>> {
                 expected += 1;
                 sum += v;
             }
-            Err(Error::Closed { .. }) => break, // drained, and the producer is done
+            Err(RecvError::Closed { .. }) => break, // drained, and the producer is done
             Err(e) => return Err(e.into()),
         }
     }

@@ -40,16 +40,39 @@
 //!
 //! | guard | lent by | commit | dropped without commit |
 //! |---|---|---|---|
-//! | [`WriteChunk`] | [`Producer::write_chunk`] | `commit(n)`: the first `n` slots | nothing is published |
-//! | [`MpmcWriteSlot`] | [`MpmcProducer::claim`] | `commit()` | a skip: consumers pass over the position |
+//! | [`WriteChunk`] | [`Producer::try_reserve`] | `commit(n)`: the first `n` slots | nothing is published |
+//! | [`MpmcWriteSlot`] | [`MpmcProducer::try_reserve`] | `commit()` | a skip: consumers pass over the position |
 //! | [`Grant`] | [`ByteProducer::try_reserve`] | `commit()` | the space becomes padding: nothing is delivered |
 //!
 //! | guard | lent by | dropped |
 //! |---|---|---|
-//! | [`ReadChunk`] | [`Consumer::read_chunk`] | releases the values it lent (or `release(n)` some) |
-//! | [`MpmcReadSlot`] | [`MpmcConsumer::read`] | releases the value |
+//! | [`ReadChunk`] | [`Consumer::try_read`] | releases the values it lent (or `release(n)` some) |
+//! | [`MpmcReadSlot`] | [`MpmcConsumer::try_read`] | releases the value |
 //! | [`Message`] | [`ByteConsumer::try_recv`] | releases the message |
 //! | [`Batch`] | [`ByteConsumer::read_batch`] | releases every message in it, with one store |
+//!
+//! # Names
+//!
+//! One scheme for every kind: `try_x` never waits, `x_timeout` waits up to
+//! its bound (nothing waits without one). Values are pushed and popped by
+//! copy (`try_push`, `pop_timeout`); byte messages are sent and received
+//! (`try_send`, `recv_timeout`). In place, every producer *reserves*
+//! (`try_reserve`, `reserve_timeout`, then `commit`) and every typed
+//! consumer *reads* (`try_read`, `read_timeout`, released on drop). The
+//! earlier names (`write_chunk`, `read_chunk`, `claim`, MPMC `read`) stay
+//! as deprecated aliases.
+//!
+//! Each call's error names only what can happen to it, and converts into
+//! [`Error`], the umbrella of every other call, so `?` works anywhere:
+//!
+//! | calls | error | can be |
+//! |---|---|---|
+//! | `try_push` | [`Full<T>`] | full (the value handed back) |
+//! | `push_timeout` | [`PushTimeout<T>`] | a [`SendError`] (the value handed back) |
+//! | typed `reserve_timeout`; every byte producer call | [`SendError`] | full, too large, timed out, corrupt |
+//! | `try_pop`, `try_read`, typed `try_reserve` | none: `None` | empty, or full |
+//! | `pop_timeout`, `read_timeout`, `try_recv`, `recv_timeout`, `read_batch` | [`RecvError`] | timed out, closed, stalled, corrupt |
+//! | create, open, handles, repair, inspection | [`Error`] | any of its variants |
 //!
 //! # Your own types
 //!
@@ -104,7 +127,7 @@
 //! last user leaves, until [`remove`]. Looking in ([`inspect`]) is not
 //! using. A producer that is done calls
 //! `close()`; its consumers drain what was committed, then get
-//! [`Error::Closed`]. `has_producer()` and `has_consumer()` ask the kernel
+//! [`RecvError::Closed`]. `has_producer()` and `has_consumer()` ask the kernel
 //! whether the other side is there.
 //!
 //! ```
@@ -205,7 +228,7 @@ pub mod bytes {
 /// without depending on it themselves (see [the crate docs](crate#your-own-types)).
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
-pub use error::{Error, Full, PushTimeout, Result};
+pub use error::{Error, Full, PushTimeout, RecvError, Result, SendError};
 #[cfg(shmring_loom)]
 #[doc(hidden)]
 pub use format::header::model as header_model;

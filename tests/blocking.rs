@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{Error, Spsc, WaitStrategy};
+use shmring::{RecvError, SendError, Spsc, WaitStrategy};
 
 const STRATEGIES: [WaitStrategy; 3] = [
     WaitStrategy::Spin,
@@ -28,17 +28,17 @@ fn pop_timeout_on_an_empty_ring_times_out_with_every_strategy() {
         let timeout = Duration::from_millis(30);
         assert!(matches!(
             rx.pop_timeout(timeout),
-            Err(Error::Timeout { .. })
+            Err(RecvError::Timeout { .. })
         ));
         assert!(t.elapsed() >= timeout, "{s:?} returned before its timeout");
         assert!(matches!(
-            rx.read_chunk_timeout(8, timeout),
-            Err(Error::Timeout { .. })
+            rx.read_timeout(8, timeout),
+            Err(RecvError::Timeout { .. })
         ));
     }
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
-        Err(Error::Timeout { .. })
+        Err(RecvError::Timeout { .. })
     ));
 }
 
@@ -56,8 +56,8 @@ fn push_timeout_on_a_full_ring_gives_the_value_back() {
         assert_eq!(err.into_inner(), 77);
         assert!(t.elapsed() >= timeout);
         assert!(matches!(
-            tx.write_chunk_timeout(4, timeout),
-            Err(Error::Timeout { .. })
+            tx.reserve_timeout(4, timeout),
+            Err(SendError::Timeout { .. })
         ));
     }
     let mut rx = ring.consumer().unwrap();
@@ -65,8 +65,8 @@ fn push_timeout_on_a_full_ring_gives_the_value_back() {
     // Room again: a zero timeout succeeds without waiting.
     tx.push_timeout(3, Duration::ZERO).unwrap();
     assert!(matches!(
-        tx.write_chunk_timeout(4, Duration::ZERO),
-        Err(Error::Timeout { .. })
+        tx.reserve_timeout(4, Duration::ZERO),
+        Err(SendError::Timeout { .. })
     ));
 }
 
@@ -105,7 +105,7 @@ fn a_zero_chunk_request_never_waits() {
     let ring = Spsc::<u64>::create(&unique_name("zerochunk"), 2).unwrap();
     let mut rx = ring.consumer().unwrap();
     assert!(rx
-        .read_chunk_timeout(0, Duration::from_secs(3600))
+        .read_timeout(0, Duration::from_secs(3600))
         .unwrap()
         .is_empty());
 }
@@ -236,7 +236,7 @@ fn a_waiter_whose_producer_dies_returns_at_its_timeout() {
     let t = Instant::now();
     assert!(matches!(
         rx.pop_timeout(Duration::from_millis(200)),
-        Err(Error::Timeout { .. })
+        Err(RecvError::Timeout { .. })
     ));
     assert!(t.elapsed() < Duration::from_secs(30));
 }

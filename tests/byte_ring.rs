@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use common::*;
-use shmring::{header_offsets as off, ByteRing, Error, Spsc};
+use shmring::{header_offsets as off, ByteRing, Error, RecvError, SendError, Spsc};
 
 const SHORT: Duration = Duration::from_millis(20);
 
@@ -84,12 +84,12 @@ fn a_message_of_max_length_fits_wherever_the_ring_stands() {
         assert_eq!(recv(&mut rx), message(shift, max));
     }
     match tx.try_send(&vec![0; max + 1]) {
-        Err(Error::MessageTooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
+        Err(SendError::MessageTooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
         other => panic!("expected MessageTooLarge, got {other:?}"),
     }
     assert!(matches!(
         tx.send_timeout(&vec![0; 1 << 20], SHORT),
-        Err(Error::MessageTooLarge { .. })
+        Err(SendError::MessageTooLarge { .. })
     ));
 }
 
@@ -145,13 +145,16 @@ fn full_and_empty_are_reported_not_waited_on() {
     let mut tx = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();
     assert!(rx.try_recv().unwrap().is_none());
-    assert!(matches!(rx.recv_timeout(SHORT), Err(Error::Timeout { .. })));
+    assert!(matches!(
+        rx.recv_timeout(SHORT),
+        Err(RecvError::Timeout { .. })
+    ));
     tx.try_send(&[1; 100]).unwrap();
     tx.try_send(&[2; 100]).unwrap();
-    assert!(matches!(tx.try_send(&[3; 1]), Err(Error::Full)));
+    assert!(matches!(tx.try_send(&[3; 1]), Err(SendError::Full)));
     assert!(matches!(
         tx.send_timeout(&[3; 1], SHORT),
-        Err(Error::Timeout { .. })
+        Err(SendError::Timeout { .. })
     ));
     assert_eq!(recv(&mut rx), vec![1; 100]);
     tx.try_send(&[3; 1]).unwrap();
@@ -278,7 +281,7 @@ fn an_uncommitted_grant_stalls_the_consumer_with_a_named_position() {
     assert_eq!(recv(&mut rx), b"first");
     let position = ring.bytes_released();
     match rx.recv_timeout(SHORT) {
-        Err(Error::Stalled { position: p, .. }) => assert_eq!(p, position),
+        Err(RecvError::Stalled { position: p, .. }) => assert_eq!(p, position),
         other => panic!("expected Stalled, got {other:?}"),
     }
     drop(held);
@@ -329,14 +332,14 @@ fn a_hostile_length_is_corrupt_not_an_overread() {
     tx.try_send(&[7; 20]).unwrap();
     // Length word of the record at offset 0: 2^32 - 1 bytes, a message.
     poke_data(ring.name(), 8, &((1u64 << 32) | 0xffff_ffff).to_le_bytes());
-    assert!(matches!(rx.try_recv(), Err(Error::Corrupt { .. })));
+    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt { .. })));
     // A length inside the ring but past the write position.
     poke_data(ring.name(), 8, &((1u64 << 32) | 200).to_le_bytes());
-    assert!(matches!(rx.try_recv(), Err(Error::Corrupt { .. })));
-    assert!(matches!(rx.read_batch(), Err(Error::Corrupt { .. })));
+    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt { .. })));
+    assert!(matches!(rx.read_batch(), Err(RecvError::Corrupt { .. })));
     // An unknown kind.
     poke_data(ring.name(), 8, &((9u64 << 32) | 20).to_le_bytes());
-    assert!(matches!(rx.try_recv(), Err(Error::Corrupt { .. })));
+    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt { .. })));
     // Restored, the record reads again.
     poke_data(ring.name(), 8, &((1u64 << 32) | 20).to_le_bytes());
     assert_eq!(recv(&mut rx), vec![7; 20]);
@@ -352,7 +355,10 @@ fn a_hostile_index_is_corrupt_not_an_overwrite() {
     // read it, it refuses rather than overwrite what it cannot account for.
     poke_header(ring.name(), off::HEAD, u64::MAX - 1000);
     tx.try_send(&[2; 112]).unwrap(); // still fits by the head it last read
-    assert!(matches!(tx.try_send(&[2; 112]), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        tx.try_send(&[2; 112]),
+        Err(SendError::Corrupt { .. })
+    ));
     poke_header(ring.name(), off::TAIL, 1 << 40);
     assert!(matches!(rx.pending(), Err(Error::Corrupt { .. })));
 }
@@ -368,7 +374,7 @@ fn an_unaligned_position_is_corrupt_not_a_misaligned_access() {
     let mut rx = ring.consumer().unwrap();
     poke_header(ring.name(), off::TAIL, 21);
     let mut tx = ring.producer().unwrap();
-    assert!(matches!(tx.try_send(b"x"), Err(Error::Corrupt { .. })));
+    assert!(matches!(tx.try_send(b"x"), Err(SendError::Corrupt { .. })));
     assert!(rx.try_recv().unwrap().is_none());
 }
 

@@ -133,7 +133,7 @@ fn a_repair_is_counted_and_logged() {
     let tx = ring.producer().unwrap();
     // A handle that is dropped while a slot it claimed is forgotten leaves
     // a dead record behind, as a killed process would.
-    std::mem::forget(tx.claim().unwrap());
+    std::mem::forget(tx.try_reserve().unwrap());
     drop(tx);
     assert_eq!(ring.recover(), 1);
     let info = shmring::inspect(&name).unwrap();

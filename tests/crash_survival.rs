@@ -176,7 +176,7 @@ fn child(role: &str) {
             writeln!(stdout, "start {}", rx.popped()).unwrap();
             stdout.flush().unwrap();
             while rx.popped() < until {
-                let chunk = rx.read_chunk_timeout(16, TIMEOUT).unwrap();
+                let chunk = rx.read_timeout(16, TIMEOUT).unwrap();
                 for v in chunk.iter() {
                     writeln!(stdout, "got {v}").unwrap();
                 }
@@ -213,7 +213,7 @@ fn child(role: &str) {
             writeln!(stdout, "ready").unwrap();
             stdout.flush().unwrap();
             for seq in 0..until {
-                let mut slot = tx.claim_timeout(TIMEOUT).unwrap();
+                let mut slot = tx.reserve_timeout(TIMEOUT).unwrap();
                 *slot = (trial << 40) | seq;
                 if hold_at == Some(seq) {
                     hold_until_killed(&mut stdout);
@@ -328,7 +328,7 @@ fn killed_spsc_producers_lose_and_duplicate_nothing() {
                         expected += 1;
                         progress = Instant::now();
                     }
-                    Err(shmring::Error::Timeout { .. }) => {
+                    Err(shmring::RecvError::Timeout { .. }) => {
                         assert!(
                             progress.elapsed() < TIMEOUT,
                             "stuck before value {expected}"
@@ -511,7 +511,7 @@ fn killed_byte_ring_consumers_resume_at_their_release_point() {
 fn killed_producers(
     role: &str,
     name: &str,
-    receive: impl FnMut() -> shmring::Result<Option<(u64, u64)>> + Send,
+    receive: impl FnMut() -> Result<Option<(u64, u64)>, shmring::RecvError> + Send,
     repaired: impl FnOnce() -> u64,
 ) {
     const FINAL_COUNT: u64 = 20_000;
@@ -527,7 +527,7 @@ fn killed_producers(
                         got[trial as usize].push(seq);
                         progress = Instant::now();
                     }
-                    Ok(None) | Err(shmring::Error::Stalled { .. }) => {
+                    Ok(None) | Err(shmring::RecvError::Stalled { .. }) => {
                         assert!(progress.elapsed() < TIMEOUT, "stuck")
                     }
                     Err(e) => panic!("{e}"),
@@ -577,7 +577,7 @@ fn killed_mpmc_producers_lose_and_duplicate_nothing() {
     let rx = ring.consumer().unwrap();
     let receive = move || match rx.pop_timeout(Duration::from_millis(50)) {
         Ok(v) => Ok(Some((v >> 40, v & ((1 << 40) - 1)))),
-        Err(shmring::Error::Timeout { .. }) => Ok(None),
+        Err(shmring::RecvError::Timeout { .. }) => Ok(None),
         Err(e) => Err(e),
     };
     killed_producers("mpmc-producer", ring.name(), receive, || ring.repaired());
@@ -647,7 +647,7 @@ fn killed_byte_ring_producers_lose_and_duplicate_nothing() {
     let mut rx = ring.consumer().unwrap();
     let receive = move || match rx.recv_timeout(Duration::from_millis(50)) {
         Ok(msg) => Ok(Some(parse_byte_message(&msg))),
-        Err(shmring::Error::Timeout { .. }) => Ok(None),
+        Err(shmring::RecvError::Timeout { .. }) => Ok(None),
         Err(e) => Err(e),
     };
     killed_producers("bytes-producer", ring.name(), receive, || ring.repaired());

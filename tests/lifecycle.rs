@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{ByteRing, Error, Mpmc, Role, Spsc};
+use shmring::{ByteRing, Error, Mpmc, RecvError, Role, SendError, Spsc};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -89,8 +89,8 @@ fn child(role: &str) {
                         expected += 1;
                         progress = Instant::now();
                     }
-                    Err(Error::Closed { .. }) => break,
-                    Err(Error::Timeout { .. }) if progress.elapsed() < TIMEOUT * 3 => {}
+                    Err(RecvError::Closed { .. }) => break,
+                    Err(RecvError::Timeout { .. }) if progress.elapsed() < TIMEOUT * 3 => {}
                     Err(e) => panic!("at value {expected}: {e}"),
                 }
             }
@@ -365,11 +365,14 @@ fn a_closed_ring_is_drained_then_closed_for_every_kind() {
     tx.close();
     assert!(ring.is_closed());
     assert_eq!(rx.pop_timeout(timeout).unwrap(), 1);
-    assert_eq!(rx.read_chunk_timeout(4, timeout).unwrap().read(0), 2);
-    assert!(matches!(rx.pop_timeout(timeout), Err(Error::Closed { .. })));
+    assert_eq!(rx.read_timeout(4, timeout).unwrap().read(0), 2);
     assert!(matches!(
-        rx.read_chunk_timeout(4, timeout),
-        Err(Error::Closed { .. })
+        rx.pop_timeout(timeout),
+        Err(RecvError::Closed { .. })
+    ));
+    assert!(matches!(
+        rx.read_timeout(4, timeout),
+        Err(RecvError::Closed { .. })
     ));
     // A restarted producer reopens the stream.
     let mut tx = ring.producer().unwrap();
@@ -378,7 +381,7 @@ fn a_closed_ring_is_drained_then_closed_for_every_kind() {
     assert_eq!(rx.pop_timeout(timeout).unwrap(), 3);
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
-        Err(Error::Timeout { .. })
+        Err(RecvError::Timeout { .. })
     ));
 
     let name = unique_name("close-mpmc");
@@ -389,7 +392,7 @@ fn a_closed_ring_is_drained_then_closed_for_every_kind() {
     assert_eq!(rx.pop_timeout(timeout).unwrap(), 1);
     assert!(matches!(
         rx.read_timeout(timeout),
-        Err(Error::Closed { .. })
+        Err(RecvError::Closed { .. })
     ));
 
     let name = unique_name("close-bytes");
@@ -399,7 +402,7 @@ fn a_closed_ring_is_drained_then_closed_for_every_kind() {
     tx.close();
     assert_eq!(&*rx.recv_timeout(timeout).unwrap(), b"end");
     let err = rx.recv_timeout(timeout).unwrap_err();
-    assert!(matches!(err, Error::Closed { .. }), "{err}");
+    assert!(matches!(err, RecvError::Closed { .. }), "{err}");
     assert!(err.to_string().contains(&name), "{err}");
 }
 
@@ -414,7 +417,10 @@ fn a_consumer_asleep_on_an_empty_ring_is_woken_by_the_close() {
     std::thread::sleep(Duration::from_millis(50));
     tx.close();
     // Not woken, it would give Timeout after TIMEOUT.
-    assert!(matches!(waiter.join().unwrap(), Err(Error::Closed { .. })));
+    assert!(matches!(
+        waiter.join().unwrap(),
+        Err(RecvError::Closed { .. })
+    ));
 }
 
 #[test]
@@ -476,14 +482,23 @@ fn a_producer_service_killed_and_restarted_100_times_loses_and_duplicates_nothin
 
 /// Whether `err` is a timeout of `op` on `name` that waited for `peer` and
 /// says whether one was attached; its message names all of it.
-fn is_timeout(err: &Error, name: &str, op: &str, peer: Role, attached: bool) -> bool {
-    let text = err.to_string();
+/// The text of a timeout names the ring and the call, and says when the
+/// peer it waited for was not attached.
+fn names(text: &str, name: &str, op: &str, peer: Role, attached: bool) -> bool {
     let hint = format!("no {peer} is attached");
-    matches!(err, Error::Timeout { name: n, op: o, peer: p, peer_attached: a, .. }
+    text.contains(name) && text.contains(op) && text.contains(&hint) != attached
+}
+
+fn is_timeout(err: &RecvError, name: &str, op: &str, peer: Role, attached: bool) -> bool {
+    matches!(err, RecvError::Timeout { name: n, op: o, peer: p, peer_attached: a, .. }
         if n == name && *o == op && *p == peer && *a == attached)
-        && text.contains(name)
-        && text.contains(op)
-        && text.contains(&hint) != attached
+        && names(&err.to_string(), name, op, peer, attached)
+}
+
+fn is_send_timeout(err: &SendError, name: &str, op: &str, peer: Role, attached: bool) -> bool {
+    matches!(err, SendError::Timeout { name: n, op: o, peer: p, peer_attached: a, .. }
+        if n == name && *o == op && *p == peer && *a == attached)
+        && names(&err.to_string(), name, op, peer, attached)
 }
 
 #[test]
@@ -494,7 +509,7 @@ fn timeouts_name_the_ring_the_call_and_a_missing_peer() {
     tx.try_push(1).unwrap();
     let full = tx.push_timeout(2, t).unwrap_err();
     assert!(
-        is_timeout(
+        is_send_timeout(
             full.cause(),
             spsc.name(),
             "push_timeout",
@@ -504,15 +519,9 @@ fn timeouts_name_the_ring_the_call_and_a_missing_peer() {
         "{full}"
     );
     let mut rx = spsc.consumer().unwrap();
-    let err = tx.write_chunk_timeout(1, t).unwrap_err();
+    let err = tx.reserve_timeout(1, t).unwrap_err();
     assert!(
-        is_timeout(
-            &err,
-            spsc.name(),
-            "write_chunk_timeout",
-            Role::Consumer,
-            true
-        ),
+        is_send_timeout(&err, spsc.name(), "reserve_timeout", Role::Consumer, true),
         "{err}"
     );
     rx.try_pop().unwrap();
@@ -532,9 +541,9 @@ fn timeouts_name_the_ring_the_call_and_a_missing_peer() {
     );
     let tx = mpmc.producer().unwrap();
     tx.try_push(1).unwrap();
-    let err = tx.claim_timeout(t).unwrap_err();
+    let err = tx.reserve_timeout(t).unwrap_err();
     assert!(
-        is_timeout(&err, mpmc.name(), "claim_timeout", Role::Consumer, true),
+        is_send_timeout(&err, mpmc.name(), "reserve_timeout", Role::Consumer, true),
         "{err}"
     );
 
@@ -543,7 +552,7 @@ fn timeouts_name_the_ring_the_call_and_a_missing_peer() {
     while tx.try_send(&[0; 16]).is_ok() {}
     let err = tx.send_timeout(&[0; 16], t).unwrap_err();
     assert!(
-        is_timeout(&err, bytes.name(), "send_timeout", Role::Consumer, false),
+        is_send_timeout(&err, bytes.name(), "send_timeout", Role::Consumer, false),
         "{err}"
     );
     let mut rx = bytes.consumer().unwrap();

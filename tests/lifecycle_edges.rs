@@ -117,7 +117,7 @@ fn service(spsc: &str, mpmc: &str) {
     }
     let queue = Mpmc::<u64>::open(mpmc).unwrap();
     let rx = queue.consumer().unwrap();
-    let held = rx.read().expect("a value to hold");
+    let held = rx.try_read().expect("a value to hold");
     // A daemon's helper: forked without exec, it sleeps and never uses
     // the rings.
     let helper = fork_child!({

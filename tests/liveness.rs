@@ -149,7 +149,7 @@ fn a_forked_child_dropping_inherited_handles_leaves_the_parents_alone() {
     let mpmc_name = unique_name("fork-mpmc");
     let mpmc = Mpmc::<u64>::create(&mpmc_name, 4).unwrap();
     let mtx = mpmc.producer().unwrap();
-    let slot = mtx.claim().unwrap();
+    let slot = mtx.try_reserve().unwrap();
     std::mem::forget(slot);
     let pid = fork_child!({
         // Everything the parent had, dropped here: none of it is ours.
@@ -185,7 +185,7 @@ fn a_consumer_that_holds_a_value_and_adopts_an_orphan_is_its_only_adopter() {
     let pid = fork_child!({
         let ring = Mpmc::<u64>::open(&name).unwrap();
         let rx = ring.consumer().unwrap();
-        let slot = rx.read().unwrap();
+        let slot = rx.try_read().unwrap();
         let code = i32::from(*slot != 10);
         // Die holding it, as a killed consumer would.
         std::mem::forget(slot);
@@ -195,12 +195,12 @@ fn a_consumer_that_holds_a_value_and_adopts_an_orphan_is_its_only_adopter() {
     });
     assert_eq!(reap(pid), 0);
     let c2 = ring.consumer().unwrap();
-    let held = c2.read().expect("position 1");
-    let adopted = c2.read().expect("the dead consumer's position 0");
+    let held = c2.try_read().expect("position 1");
+    let adopted = c2.try_read().expect("the dead consumer's position 0");
     assert_eq!((*held, *adopted), (11, 10));
     let c3 = ring.consumer().unwrap();
     assert!(
-        c3.read().is_none(),
+        c3.try_read().is_none(),
         "position 0 was taken over a second time"
     );
     drop((held, adopted));
@@ -331,7 +331,7 @@ fn positions_held_by_forgotten_guards_are_repaired_when_the_handle_drops() {
     let name = unique_name("forgotten");
     let ring = Mpmc::<u64>::create(&name, 4).unwrap();
     let lost = ring.producer().unwrap();
-    std::mem::forget(lost.claim().unwrap());
+    std::mem::forget(lost.try_reserve().unwrap());
     drop(lost);
     let tx = ring.producer().unwrap();
     tx.try_push(5).unwrap();
@@ -340,7 +340,7 @@ fn positions_held_by_forgotten_guards_are_repaired_when_the_handle_drops() {
 
     let gone = ring.consumer().unwrap();
     tx.try_push(6).unwrap();
-    std::mem::forget(gone.read().unwrap());
+    std::mem::forget(gone.try_read().unwrap());
     drop(gone);
     ring.recover();
     assert_eq!(
@@ -366,16 +366,16 @@ fn a_write_slot_dropped_uncommitted_or_while_panicking_delivers_nothing() {
     let ring = Mpmc::<[u64; 2]>::create(&name, 4).unwrap();
     let tx = ring.producer().unwrap();
     let rx = ring.consumer().unwrap();
-    drop(tx.claim().unwrap());
+    drop(tx.try_reserve().unwrap());
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut slot = tx.claim().unwrap();
+        let mut slot = tx.try_reserve().unwrap();
         slot[0] = 1; // half written
         panic!("writer fails");
     }));
     assert!(panicked.is_err());
-    let mut slot = tx.claim().unwrap();
+    let mut slot = tx.try_reserve().unwrap();
     slot.write([2, 2]);
-    drop(tx.claim().unwrap()); // a second claim, dropped uncommitted
+    drop(tx.try_reserve().unwrap()); // a second claim, dropped uncommitted
     slot.commit();
     assert_eq!(
         rx.try_pop(),
@@ -466,7 +466,7 @@ fn hostile_records_naming_every_position_leave_a_live_claim_alone() {
     let tx = ring.producer().unwrap();
     let rx = ring.consumer().unwrap();
     tx.try_push(1).unwrap();
-    let mut held = tx.claim().unwrap(); // position 1, live and unpublished
+    let mut held = tx.try_reserve().unwrap(); // position 1, live and unpublished
     tx.try_push(3).unwrap();
     use shmring::header_offsets as off;
     for i in 1..32 {

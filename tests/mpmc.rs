@@ -53,7 +53,7 @@ fn a_read_slot_is_released_when_dropped() {
     let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     tx.try_push(1).unwrap();
     tx.try_push(2).unwrap();
-    let slot = rx.read().unwrap();
+    let slot = rx.try_read().unwrap();
     assert_eq!(*slot, 1);
     assert_eq!(
         tx.try_push(3),
@@ -69,10 +69,10 @@ fn a_read_slot_is_released_when_dropped() {
 fn a_write_slot_publishes_only_when_committed() {
     let ring = ring("wslot", 4);
     let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
-    let mut slot = tx.claim().unwrap();
+    let mut slot = tx.try_reserve().unwrap();
     *slot = 5;
     drop(slot); // written but not committed: a skip
-    let mut slot = tx.claim().unwrap();
+    let mut slot = tx.try_reserve().unwrap();
     slot.write(6);
     slot.commit();
     assert_eq!(rx.try_pop(), Some(6));
@@ -89,7 +89,7 @@ fn try_pop_waits_for_no_one_behind_a_position_being_written() {
         ring.producer().unwrap(),
         ring.consumer().unwrap(),
     );
-    let mut slot = a.claim().unwrap();
+    let mut slot = a.try_reserve().unwrap();
     b.try_push(2).unwrap();
     assert_eq!(rx.try_pop(), None, "position 0 is claimed, not committed");
     *slot = 1;

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use shmring::{Error, Mpmc, WaitStrategy};
+use shmring::{Mpmc, RecvError, WaitStrategy};
 
 const PRODUCERS: u64 = 3;
 const CONSUMERS: u64 = 3;
@@ -69,14 +69,14 @@ fn child(role: &str) {
         }
         "claim-and-hang" => {
             let tx = ring.producer().unwrap();
-            let slot = tx.claim().unwrap();
+            let slot = tx.try_reserve().unwrap();
             println!("claimed");
             std::thread::sleep(Duration::from_secs(600));
             drop(slot);
         }
         "read-and-hang" => {
             let rx = ring.consumer().unwrap();
-            let slot = rx.read().unwrap();
+            let slot = rx.try_read().unwrap();
             assert_eq!(*slot, 1);
             println!("reading");
             std::thread::sleep(Duration::from_secs(600));
@@ -179,7 +179,7 @@ fn a_producer_killed_holding_a_claim_is_skipped_and_nothing_else_is_lost() {
     assert_eq!(ring.stalled_at(), None);
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
-        Err(Error::Timeout { .. })
+        Err(RecvError::Timeout { .. })
     ));
     // The ring goes on: every slot comes round again.
     for v in 10..30 {
@@ -205,7 +205,7 @@ fn a_live_producer_holding_a_claim_is_waited_for_not_skipped() {
     assert!(
         matches!(
             err,
-            Error::Stalled {
+            RecvError::Stalled {
                 position: 0,
                 op: "pop_timeout",
                 ..
@@ -290,7 +290,7 @@ fn a_consumer_already_waiting_gets_a_dead_consumers_value() {
     assert_eq!(ring.repaired(), 1);
     assert!(matches!(
         rx.pop_timeout(Duration::ZERO),
-        Err(Error::Timeout { .. })
+        Err(RecvError::Timeout { .. })
     ));
 }
 
@@ -313,11 +313,11 @@ fn a_dead_consumers_value_comes_before_closed() {
             Err(e) => break e,
         }
     };
-    assert!(matches!(end, Error::Closed { .. }), "{end}");
+    assert!(matches!(end, RecvError::Closed { .. }), "{end}");
     assert_eq!(got, [2, 1], "the dead consumer's value, before Closed");
     assert!(matches!(
         rx.pop_timeout(Duration::from_secs(10)),
-        Err(Error::Closed { .. })
+        Err(RecvError::Closed { .. })
     ));
     assert_eq!(ring.repaired(), 1);
 }
@@ -332,7 +332,7 @@ fn take_over_hands_a_dead_consumers_value_before_newer_ones_and_never_a_live_one
     tx.try_push(2).unwrap();
     tx.try_push(3).unwrap();
     let (live, rx) = (ring.consumer().unwrap(), ring.consumer().unwrap());
-    let held = live.read().expect("value 2");
+    let held = live.try_read().expect("value 2");
     // The kernel lets the dead holder's lock go a moment after the reap.
     let mut slot = None;
     assert!(eventually(|| {

@@ -289,7 +289,7 @@ fn child(role: &str) {
                 tx.try_push(v).unwrap();
             }
             // Commit two more through a chunk, then die before any drop runs.
-            let mut chunk = tx.write_chunk(2);
+            let mut chunk = tx.try_reserve(2).unwrap();
             chunk.fill_from_iter(3..5);
             chunk.commit_all();
             std::process::abort();
@@ -297,7 +297,7 @@ fn child(role: &str) {
         "die-holding-consumer" => {
             let mut rx = ring.consumer().unwrap();
             assert_eq!(rx.try_pop(), Some(0));
-            let chunk = rx.read_chunk(2);
+            let chunk = rx.try_read(2).unwrap();
             assert_eq!(chunk.read(1), 2);
             chunk.release_all();
             std::process::abort();

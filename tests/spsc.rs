@@ -46,11 +46,11 @@ fn a_full_ring_gives_the_value_back() {
 fn a_write_chunk_dropped_uncommitted_publishes_nothing() {
     let ring = ring("wdrop", 8);
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
-    let mut chunk = tx.write_chunk(4);
+    let mut chunk = tx.try_reserve(4).unwrap();
     assert_eq!(chunk.fill_from_iter(10..), 4);
     drop(chunk);
     assert_eq!(rx.try_pop(), None);
-    let mut chunk = tx.write_chunk(4);
+    let mut chunk = tx.try_reserve(4).unwrap();
     chunk.fill_from_iter(20..);
     chunk.commit(2); // only the first two
     assert_eq!(rx.try_pop(), Some(20));
@@ -65,10 +65,10 @@ fn a_read_chunk_dropped_releases_what_it_lent_and_release_n_keeps_the_rest() {
     for v in 0..6 {
         tx.try_push(v).unwrap();
     }
-    let chunk = rx.read_chunk(2);
+    let chunk = rx.try_read(2).unwrap();
     assert_eq!(chunk.iter().copied().collect::<Vec<_>>(), [0, 1]);
     drop(chunk); // released, like every read guard
-    let chunk = rx.read_chunk(3);
+    let chunk = rx.try_read(3).unwrap();
     assert_eq!(chunk.read(0), 2);
     chunk.release(1); // 3 and 4 stay in the ring
     assert_eq!(rx.try_pop(), Some(3));
@@ -85,6 +85,6 @@ fn committing_an_unwritten_slot_delivers_the_previous_laps_value() {
     tx.try_push(7).unwrap();
     tx.try_push(8).unwrap();
     assert_eq!((rx.try_pop(), rx.try_pop()), (Some(7), Some(8)));
-    tx.write_chunk(1).commit(1);
+    tx.try_reserve(1).unwrap().commit(1);
     assert_eq!(rx.try_pop(), Some(7));
 }

@@ -35,11 +35,10 @@ fn child(role: &str) {
     while next < count {
         assert!(start.elapsed() < DEADLINE, "producer stuck at {next}");
         if chunked {
-            let mut chunk = tx.write_chunk(CHUNK.min((count - next) as usize));
-            if chunk.is_empty() {
+            let Some(mut chunk) = tx.try_reserve(CHUNK.min((count - next) as usize)) else {
                 backoff.snooze();
                 continue;
-            }
+            };
             let n = chunk.fill_from_iter(next..);
             chunk.commit(n);
             next += n as u64;
@@ -79,11 +78,10 @@ fn run(capacity: usize, chunked: bool) {
     while expected < COUNT {
         assert!(start.elapsed() < DEADLINE, "consumer stuck at {expected}");
         if chunked {
-            let chunk = rx.read_chunk(CHUNK);
-            if chunk.is_empty() {
+            let Some(chunk) = rx.try_read(CHUNK) else {
                 backoff.snooze();
                 continue;
-            }
+            };
             for &v in chunk.iter() {
                 assert_eq!(v, expected, "lost, duplicated or reordered value");
                 expected += 1;

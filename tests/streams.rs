@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{ByteRing, Error, Mpmc};
+use shmring::{ByteRing, Error, Mpmc, RecvError};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -161,17 +161,17 @@ fn killed_streams_deliver_everything_once(
 /// repair (`recover`) has nothing left to hand on.
 fn drain(
     done: &AtomicBool,
-    mut next: impl FnMut(Duration) -> shmring::Result<u64>,
+    mut next: impl FnMut(Duration) -> Result<u64, RecvError>,
     recover: impl Fn() -> u64,
 ) -> Vec<u64> {
     let mut got = Vec::new();
     loop {
         match next(Duration::from_millis(20)) {
             Ok(v) => got.push(v),
-            Err(Error::Timeout { .. }) if done.load(Ordering::Relaxed) && recover() == 0 => {
+            Err(RecvError::Timeout { .. }) if done.load(Ordering::Relaxed) && recover() == 0 => {
                 return got
             }
-            Err(Error::Timeout { .. } | Error::Stalled { .. }) => {}
+            Err(RecvError::Timeout { .. } | RecvError::Stalled { .. }) => {}
             Err(e) => panic!("{e}"),
         }
     }
@@ -213,7 +213,7 @@ fn a_stream_has_one_live_handle_and_keeps_its_count() {
         Err(Error::StreamTaken { stream: 9, .. })
     ));
     a.try_push(1).unwrap();
-    let slot = a.claim().unwrap();
+    let slot = a.try_reserve().unwrap();
     drop(slot); // uncommitted: not counted
     a.try_push(2).unwrap();
     assert_eq!(a.committed(), 2);

@@ -200,7 +200,7 @@ fn run(args: &Worker) -> Res {
             while next < args.count {
                 if matches!(args.job, Job::SpscChunks) {
                     let want = CHUNK.min((args.count - next) as usize);
-                    let mut chunk = tx.write_chunk_timeout(want, PEER_TIMEOUT)?;
+                    let mut chunk = tx.reserve_timeout(want, PEER_TIMEOUT)?;
                     let n = chunk.fill_from_iter(next..);
                     chunk.commit(n);
                     next += n as u64;

@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use shmring::{bytemuck, ByteRing, Error as RingError, Mpmc, MpmcReadSlot, Pod, Spsc};
+use shmring::{bytemuck, ByteRing, Mpmc, MpmcReadSlot, Pod, RecvError, SendError, Spsc};
 use shmring_bridge_state::{OutState, Resume, Span};
 
 use crate::Result;
@@ -47,10 +47,10 @@ pub(crate) trait Reader: Send {
 
 /// Timeout and a closed ring (its producers finished; a restarted one may
 /// come back) are both "nothing now".
-fn idle(e: RingError, timeout: Duration) -> Result<u64> {
+fn idle(e: RecvError, timeout: Duration) -> Result<u64> {
     match e {
-        RingError::Timeout { .. } => Ok(0),
-        RingError::Closed { .. } => {
+        RecvError::Timeout { .. } => Ok(0),
+        RecvError::Closed { .. } => {
             std::thread::sleep(timeout);
             Ok(0)
         }
@@ -112,7 +112,7 @@ impl<T: Pod + Send> Reader for SpscReader<T> {
 
     fn forward(&mut self, timeout: Duration, send: &mut Forward<'_>) -> Result<u64> {
         let start = self.rx.popped();
-        let chunk = match self.rx.read_chunk_timeout(TYPED_BATCH, timeout) {
+        let chunk = match self.rx.read_timeout(TYPED_BATCH, timeout) {
             Ok(chunk) => chunk,
             Err(e) => return idle(e, timeout),
         };
@@ -202,7 +202,7 @@ impl<T: Pod + Send> Reader for MpmcReader<T> {
             }
         }
         while held.len() < TYPED_BATCH {
-            match rx.read() {
+            match rx.try_read() {
                 Some(slot) => held.push(slot),
                 None => break,
             }
@@ -263,7 +263,7 @@ impl Writer for BytesWriter {
         }
         let mut grant = match self.tx.reserve_timeout(len, wait) {
             Ok(g) => g,
-            Err(RingError::Timeout { .. }) => return Ok(Written::Full),
+            Err(SendError::Timeout { .. }) => return Ok(Written::Full),
             Err(e) => return Err(e.into()),
         };
         let mut at = 0;
@@ -287,8 +287,8 @@ fn value<T: Pod>(payload: &zenoh::bytes::ZBytes) -> Option<T> {
 fn pushed<T>(r: std::result::Result<(), shmring::PushTimeout<T>>) -> Result<Written> {
     match r {
         Ok(()) => Ok(Written::Yes),
-        Err(e) if matches!(e.cause(), RingError::Timeout { .. }) => Ok(Written::Full),
-        Err(e) => Err(RingError::from(e).into()),
+        Err(e) if matches!(e.cause(), SendError::Timeout { .. }) => Ok(Written::Full),
+        Err(e) => Err(shmring::Error::from(e).into()),
     }
 }
 

@@ -141,6 +141,18 @@ impl From<shmring::Error> for Error {
     }
 }
 
+impl From<shmring::RecvError> for Error {
+    fn from(e: shmring::RecvError) -> Self {
+        Error::Ring(e.into())
+    }
+}
+
+impl From<shmring::SendError> for Error {
+    fn from(e: shmring::SendError) -> Self {
+        Error::Ring(e.into())
+    }
+}
+
 fn zenoh_err(e: impl std::fmt::Display) -> Error {
     Error::Zenoh(e.to_string())
 }

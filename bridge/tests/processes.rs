@@ -565,7 +565,10 @@ fn an_mpmc_bridge_killed_holding_values_sends_them_again_under_their_numbers() {
             for i in FIRST..N {
                 // Until pushed, or the test gave up.
                 while let Err(e) = tx.push_timeout(value(i), Duration::from_millis(50)) {
-                    assert!(matches!(e.cause(), shmring::Error::Timeout { .. }), "{e}");
+                    assert!(
+                        matches!(e.cause(), shmring::SendError::Timeout { .. }),
+                        "{e}"
+                    );
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }

@@ -132,7 +132,7 @@ fn spsc_throughput(name: &str, args: &DemoArgs, chunked: bool) -> Res<Throughput
     let mut start = None;
     while expected < args.count {
         if chunked {
-            let chunk = rx.read_chunk_timeout(CHUNK, PEER_TIMEOUT)?;
+            let chunk = rx.read_timeout(CHUNK, PEER_TIMEOUT)?;
             start.get_or_insert_with(Instant::now);
             for &v in chunk.iter() {
                 check(expected, v)?;

@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use shmring::{ByteRing, Error, Mpmc, OpenOptions, Spsc};
+use shmring::{ByteRing, Mpmc, OpenOptions, RecvError, SendError, Spsc};
 
 /// Removes its segment name on drop.
 struct Scratch(String);
@@ -90,8 +90,9 @@ fn open_everything(name: &str) {
             for _ in 0..4 {
                 let _ = rx.try_pop();
             }
-            let chunk = rx.read_chunk(usize::MAX);
-            assert!(chunk.len() <= ring.capacity());
+            if let Some(chunk) = rx.try_read(usize::MAX) {
+                assert!(chunk.len() <= ring.capacity());
+            }
         }
         if let Ok(mut tx) = ring.producer() {
             let _ = tx.free();
@@ -189,26 +190,36 @@ pub fn spsc_ops(data: &[u8]) {
             1 => assert_eq!(rx.try_pop(), model.pop_front()),
             5 => match rx.pop_timeout(Duration::ZERO) {
                 Ok(v) => assert_eq!(Some(v), model.pop_front()),
-                Err(Error::Timeout { .. }) => assert!(model.is_empty()),
+                Err(RecvError::Timeout { .. }) => assert!(model.is_empty()),
                 Err(e) => panic!("pop_timeout: {e}"),
             },
             2 => {
-                let mut chunk = tx.write_chunk(arg);
-                assert_eq!(chunk.len(), arg.min(cap - model.len()));
-                let filled = chunk.fill_from_iter(next..);
-                let keep = filled.min(arg / 2 + 1);
-                chunk.commit(keep);
-                model.extend(next..next + keep as u32);
-                next += keep as u32;
+                let room = arg.min(cap - model.len());
+                match tx.try_reserve(arg) {
+                    Some(mut chunk) => {
+                        assert_eq!(chunk.len(), room);
+                        let filled = chunk.fill_from_iter(next..);
+                        let keep = filled.min(arg / 2 + 1);
+                        chunk.commit(keep);
+                        model.extend(next..next + keep as u32);
+                        next += keep as u32;
+                    }
+                    None => assert_eq!(room, 0),
+                }
             }
             3 => {
-                let chunk = rx.read_chunk(arg);
-                assert_eq!(chunk.len(), arg.min(model.len()));
-                let seen: Vec<u32> = chunk.iter().copied().collect();
-                assert!(seen.iter().eq(model.iter().take(seen.len())));
-                let n = seen.len().min(arg / 2 + 1);
-                chunk.release(n);
-                model.drain(..n);
+                let ready = arg.min(model.len());
+                match rx.try_read(arg) {
+                    Some(chunk) => {
+                        assert_eq!(chunk.len(), ready);
+                        let seen: Vec<u32> = chunk.iter().copied().collect();
+                        assert!(seen.iter().eq(model.iter().take(seen.len())));
+                        let n = seen.len().min(arg / 2 + 1);
+                        chunk.release(n);
+                        model.drain(..n);
+                    }
+                    None => assert_eq!(ready, 0),
+                }
             }
             _ => {
                 assert_eq!(rx.len().unwrap(), model.len());
@@ -247,7 +258,7 @@ pub fn mpmc_ops(data: &[u8]) {
                 }
                 next += 1;
             }
-            2 => match tx.claim() {
+            2 => match tx.try_reserve() {
                 Some(mut slot) => {
                     assert!(model.len() < cap);
                     assert_eq!(*slot, 0, "a claimed slot is zeroed");
@@ -261,10 +272,10 @@ pub fn mpmc_ops(data: &[u8]) {
             3 => assert_eq!(rx.try_pop(), model.pop_front()),
             4 => match rx.pop_timeout(Duration::ZERO) {
                 Ok(v) => assert_eq!(Some(v), model.pop_front()),
-                Err(Error::Timeout { .. }) => assert!(model.is_empty()),
+                Err(RecvError::Timeout { .. }) => assert!(model.is_empty()),
                 Err(e) => panic!("pop_timeout: {e}"),
             },
-            5 => match rx.read() {
+            5 => match rx.try_read() {
                 Some(slot) => assert_eq!(Some(*slot), model.pop_front()),
                 None => assert!(model.is_empty()),
             },
@@ -330,10 +341,10 @@ pub fn bytes_ops(data: &[u8]) {
                     })
                 };
                 match r {
-                    Err(Error::MessageTooLarge { len: l, max: m }) => {
+                    Err(SendError::MessageTooLarge { len: l, max: m }) => {
                         assert!(len > max && l == len && m == max)
                     }
-                    Err(Error::Full) => assert!(len <= max && !fits, "full with room"),
+                    Err(SendError::Full) => assert!(len <= max && !fits, "full with room"),
                     Ok(()) => {
                         assert!(len <= max && fits, "sent without room");
                         tail += total;
@@ -407,16 +418,18 @@ pub fn hostile_peer(data: &[u8]) {
                     1 => drop(tx.try_push(u64::from(op))),
                     2 => drop(rx.try_pop()),
                     3 => {
-                        let mut c = tx.write_chunk(usize::from(op));
-                        assert!(c.len() <= ring.capacity());
-                        let n = c.fill_from_iter(0..);
-                        c.commit(n);
+                        if let Some(mut c) = tx.try_reserve(usize::from(op)) {
+                            assert!(c.len() <= ring.capacity());
+                            let n = c.fill_from_iter(0..);
+                            c.commit(n);
+                        }
                     }
                     4 => {
-                        let c = rx.read_chunk(usize::from(op));
-                        assert!(c.len() <= ring.capacity());
-                        let n = c.iter().count();
-                        c.release(n);
+                        if let Some(c) = rx.try_read(usize::from(op)) {
+                            assert!(c.len() <= ring.capacity());
+                            let n = c.iter().count();
+                            c.release(n);
+                        }
                     }
                     5 => drop(rx.pop_timeout(Duration::from_micros(50))),
                     6 => drop(tx.push_timeout(7, Duration::from_micros(50))),
@@ -433,11 +446,11 @@ pub fn hostile_peer(data: &[u8]) {
                     0 => poke(&mut input),
                     1 => drop(tx.try_push(u64::from(op))),
                     2 => drop(rx.try_pop()),
-                    3 => drop(tx.claim().map(|mut s| {
+                    3 => drop(tx.try_reserve().map(|mut s| {
                         *s = 5;
                         s.commit()
                     })),
-                    4 => drop(rx.read().map(|s| *s)),
+                    4 => drop(rx.try_read().map(|s| *s)),
                     5 => drop(rx.pop_timeout(Duration::from_micros(50))),
                     _ => drop((ring.stalled_at(), tx.push_timeout(1, Duration::ZERO))),
                 }

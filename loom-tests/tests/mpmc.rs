@@ -182,7 +182,7 @@ fn guards_hand_values_over() {
         let rx = sleepy_consumer(&ring);
         let producer = thread::spawn(move || {
             for v in 1..=2 {
-                let mut slot = tx.claim_timeout(FOREVER).unwrap();
+                let mut slot = tx.reserve_timeout(FOREVER).unwrap();
                 *slot = v;
                 slot.commit();
             }
@@ -208,7 +208,7 @@ fn a_write_slot_dropped_unwritten_is_passed_over() {
         let writer = ring.producer().unwrap();
         let rx = ring.consumer().unwrap();
         // Unless the writer took position 0 first (then there is no room).
-        let first = thread::spawn(move || drop(skipper.claim()));
+        let first = thread::spawn(move || drop(skipper.try_reserve()));
         // One thread writes and reads, so only one spins.
         let mut got = Vec::new();
         while writer.try_push(7).is_err() {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
-use shmring::{ByteRing, Error, Mpmc, MpmcConsumer, WaitStrategy};
+use shmring::{ByteRing, Error, Mpmc, MpmcConsumer, RecvError, SendError, WaitStrategy};
 
 fn ring(capacity: usize) -> Arc<Mpmc<u64>> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -88,7 +88,7 @@ fn a_dead_producers_claims_are_skipped_and_a_live_ones_kept() {
         let rx = ring.consumer().unwrap();
         let doomed = thread::spawn(move || {
             for _ in 0..2 {
-                let slot = dead.claim().unwrap();
+                let slot = dead.try_reserve().unwrap();
                 std::mem::forget(slot);
             }
             dead.die();
@@ -113,7 +113,7 @@ fn a_dead_consumers_value_is_handed_on_once() {
         tx.try_push(1).unwrap();
         tx.try_push(2).unwrap();
         let doomed = thread::spawn(move || {
-            if let Some(slot) = dead.read() {
+            if let Some(slot) = dead.try_read() {
                 std::mem::forget(slot);
             }
             dead.die();
@@ -137,7 +137,7 @@ fn two_consumers_never_both_take_over_a_dead_ones_value() {
         for v in 1..=3 {
             tx.try_push(v).unwrap();
         }
-        std::mem::forget(dead.read().unwrap());
+        std::mem::forget(dead.try_read().unwrap());
         dead.die();
         let taken = Arc::new(AtomicUsize::new(0));
         let other = {
@@ -164,7 +164,7 @@ fn take_until(
 ) -> Vec<u64> {
     let mut got = Vec::new();
     while taken.load(Relaxed) < total {
-        if let Some(slot) = rx.read() {
+        if let Some(slot) = rx.try_read() {
             got.push(*slot);
             taken.fetch_add(1, Relaxed);
             // Hold it a moment, so the other consumer looks meanwhile.
@@ -194,7 +194,7 @@ fn a_live_consumers_value_inside_a_dead_ones_record_is_left_alone() {
         // What it holds when it dies counts as not yet delivered.
         let doomed = thread::spawn(move || {
             for _ in 0..2 {
-                if let Some(slot) = dead.read() {
+                if let Some(slot) = dead.try_read() {
                     std::mem::forget(slot);
                 }
             }
@@ -204,7 +204,7 @@ fn a_live_consumers_value_inside_a_dead_ones_record_is_left_alone() {
             let rx = ring.consumer().unwrap();
             let taken = Arc::clone(&taken);
             thread::spawn(move || {
-                let got = rx.read().map(|slot| {
+                let got = rx.try_read().map(|slot| {
                     thread::yield_now();
                     *slot
                 });
@@ -236,15 +236,15 @@ fn a_consumer_holding_a_value_adopts_an_orphan_once() {
         tx.try_push(1).unwrap();
         tx.try_push(2).unwrap();
         let dead = ring.consumer().unwrap();
-        std::mem::forget(dead.read().unwrap());
+        std::mem::forget(dead.try_read().unwrap());
         dead.die();
         let taken = Arc::new(AtomicUsize::new(0));
         let holder = {
             let rx = ring.consumer().unwrap();
             let taken = Arc::clone(&taken);
             thread::spawn(move || {
-                let first = rx.read();
-                let second = rx.read();
+                let first = rx.try_read();
+                let second = rx.try_read();
                 let got: Vec<u64> = first.iter().chain(second.iter()).map(|s| **s).collect();
                 taken.fetch_add(got.len(), Relaxed);
                 // Hold both a moment, so the other consumer looks meanwhile.
@@ -308,7 +308,7 @@ fn one_orphan(capacity: usize) -> (Arc<Mpmc<u64>>, shmring::MpmcProducer<u64>) {
     let tx = ring.producer().unwrap();
     tx.try_push(1).unwrap();
     let dead = ring.consumer().unwrap();
-    std::mem::forget(dead.read().unwrap());
+    std::mem::forget(dead.try_read().unwrap());
     dead.die();
     (ring, tx)
 }
@@ -325,7 +325,7 @@ fn nothing_left(ring: &Mpmc<u64>, rx: &MpmcConsumer<u64>) {
 fn read_until(rx: &MpmcConsumer<u64>, taken: &AtomicUsize, total: usize) -> Vec<u64> {
     let mut got = Vec::new();
     while taken.load(Relaxed) < total {
-        match rx.read() {
+        match rx.try_read() {
             Some(slot) => {
                 got.push(*slot);
                 taken.fetch_add(1, Relaxed);
@@ -354,9 +354,9 @@ fn an_adopted_value_released_and_moved_past_is_not_taken_over_again() {
             let rx = ring.consumer().unwrap();
             let taken = Arc::clone(&taken);
             thread::spawn(move || {
-                let mut got: Vec<u64> = rx.read().iter().map(|s| **s).collect();
+                let mut got: Vec<u64> = rx.try_read().iter().map(|s| **s).collect();
                 tx.try_push(2).unwrap();
-                got.extend(rx.read().iter().map(|s| **s));
+                got.extend(rx.try_read().iter().map(|s| **s));
                 taken.fetch_add(got.len(), Relaxed);
                 drop(rx);
                 got
@@ -410,7 +410,7 @@ fn a_full_table_refuses_a_handle_until_a_record_is_freed() {
         let t = {
             let taken = Arc::clone(&taken);
             thread::spawn(move || {
-                let got: Vec<u64> = adopter.read().iter().map(|s| **s).collect();
+                let got: Vec<u64> = adopter.try_read().iter().map(|s| **s).collect();
                 taken.fetch_add(got.len(), Relaxed);
                 got
             })
@@ -466,7 +466,7 @@ fn a_never_won_span_over_a_live_producers_message_is_left_alone() {
             live.try_send(&body(1, 0, 8)).unwrap();
             assert!(matches!(
                 live.try_reserve(1000),
-                Err(Error::MessageTooLarge { .. })
+                Err(SendError::MessageTooLarge { .. })
             ));
             live.try_send(&body(1, 1, 8)).unwrap();
         });
@@ -516,7 +516,7 @@ fn pop_until_closed(rx: &MpmcConsumer<u64>) -> Vec<u64> {
     loop {
         match rx.pop_timeout(Duration::from_secs(3600)) {
             Ok(v) => got.push(v),
-            Err(Error::Closed { .. }) => return got,
+            Err(RecvError::Closed { .. }) => return got,
             Err(e) => panic!("{e}"),
         }
     }
@@ -546,7 +546,7 @@ fn a_dead_consumers_value_comes_before_closed() {
         tx.try_push(2).unwrap();
         tx.close();
         let doomed = thread::spawn(move || {
-            if let Some(slot) = dead.read() {
+            if let Some(slot) = dead.try_read() {
                 std::mem::forget(slot);
             }
             dead.die();
@@ -573,7 +573,7 @@ fn two_consumers_at_a_closed_rings_end_deliver_a_dead_ones_value_once() {
         let a = sleepy(ring.consumer().unwrap());
         let b = sleepy(ring.consumer().unwrap());
         tx.try_push(1).unwrap();
-        std::mem::forget(dead.read().unwrap());
+        std::mem::forget(dead.try_read().unwrap());
         dead.die();
         tx.close();
         let other = thread::spawn(move || pop_until_closed(&a));

@@ -84,27 +84,27 @@ fn chunks_capacity_2_wrap() {
         let producer = thread::spawn(move || {
             let mut next = 1u64;
             while next <= 4 {
-                let mut chunk = tx.write_chunk(2);
+                let Some(mut chunk) = tx.try_reserve(2) else {
+                    thread::yield_now();
+                    continue;
+                };
                 let n = chunk.len();
                 for i in 0..n {
                     chunk.write(i, next + i as u64);
                 }
                 chunk.commit(n);
                 next += n as u64;
-                if n == 0 {
-                    thread::yield_now();
-                }
             }
         });
         let mut expected = 1u64;
         while expected <= 4 {
-            let chunk = rx.read_chunk(2);
+            let Some(chunk) = rx.try_read(2) else {
+                thread::yield_now();
+                continue;
+            };
             for i in 0..chunk.len() {
                 assert_eq!(chunk.read(i), expected);
                 expected += 1;
-            }
-            if chunk.is_empty() {
-                thread::yield_now();
             }
             chunk.release_all();
         }
@@ -132,7 +132,7 @@ fn a_close_comes_after_every_value_pushed_before_it() {
         loop {
             match rx.pop_timeout(FOREVER) {
                 Ok(v) => got.push(v),
-                Err(shmring::Error::Closed { .. }) => break,
+                Err(shmring::RecvError::Closed { .. }) => break,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -172,13 +172,13 @@ fn chunk_waiters_are_woken() {
         rx.set_wait_strategy(WaitStrategy::Sleep);
         let producer = thread::spawn(move || {
             for v in 1..=2 {
-                let mut chunk = tx.write_chunk_timeout(1, FOREVER).unwrap();
+                let mut chunk = tx.reserve_timeout(1, FOREVER).unwrap();
                 chunk.write(0, v);
                 chunk.commit_all();
             }
         });
         for v in 1..=2 {
-            let chunk = rx.read_chunk_timeout(1, FOREVER).unwrap();
+            let chunk = rx.read_timeout(1, FOREVER).unwrap();
             assert_eq!(chunk.read(0), v);
             chunk.release_all();
         }

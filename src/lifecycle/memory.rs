@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytemuck::Pod;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result, TimedOut};
 
 use crate::format::header::{offsets, Header, HeaderInfo, MAGIC, VERSION};
 use crate::format::layout::SegmentLayout;
@@ -226,9 +226,9 @@ impl<S> RingMemory<S> {
 
     /// `Stalled` for a consumer's call `op` behind `position`, counted.
     #[cold]
-    pub(crate) fn stalled(&self, op: &'static str, position: u64) -> Error {
+    pub(crate) fn stalled(&self, op: &'static str, position: u64) -> RecvError {
         bump(&self.header().consumer_stats.timeouts);
-        Error::Stalled {
+        RecvError::Stalled {
             name: self.segment.name().as_str().to_owned(),
             op,
             position,
@@ -271,9 +271,9 @@ impl<S> RingMemory<S> {
         waited: Duration,
         peer: Role,
         peer_attached: bool,
-    ) -> Error {
+    ) -> TimedOut {
         bump(&self.header().stats(peer.other()).timeouts);
-        Error::Timeout {
+        TimedOut {
             name: self.segment.name().as_str().to_owned(),
             op,
             waited,

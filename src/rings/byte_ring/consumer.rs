@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::records::Records;
 use super::repair::{recover, stalled};
-use crate::error::{Error, Result};
+use crate::error::{Corruption, RecvError, Result};
 use crate::format::record::{Kind, Record};
 use crate::kind::Role;
 use crate::peers::claims::any_alive;
@@ -20,12 +20,12 @@ use crate::wait::{self, WaitStrategy};
 ///
 /// ```
 /// use std::time::Duration;
-/// use shmring::Error;
+/// use shmring::RecvError;
 /// # let name = format!("shmring-doc-bytes-consumer-{}", std::process::id());
 /// let ring = shmring::ByteRing::create(&name, 4096)?;
 /// let mut rx = ring.consumer()?;
 /// assert!(rx.try_recv()?.is_none());
-/// assert!(matches!(rx.recv_timeout(Duration::from_millis(1)), Err(Error::Timeout { .. })));
+/// assert!(matches!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvError::Timeout { .. })));
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub struct ByteConsumer {
@@ -42,7 +42,7 @@ pub struct ByteConsumer {
 
 impl ByteConsumer {
     /// The oldest committed message, lent in place, if there is one;
-    /// dropping it releases its space. `Error::Corrupt` if the ring holds a
+    /// dropping it releases its space. [`RecvError::Corrupt`] if the ring holds a
     /// record no honest producer could have written.
     ///
     /// ```
@@ -56,14 +56,15 @@ impl ByteConsumer {
     /// assert!(rx.try_recv()?.is_none());
     /// # Ok::<(), shmring::Error>(())
     /// ```
-    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
+    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>, RecvError> {
         Ok(self.next()?.map(|r| self.lend(r)))
     }
 
-    /// Wait up to `timeout` for a message. `Error::Stalled` if the wait
-    /// ended behind a record a producer claimed and never committed (it may
-    /// have died); else `Error::Timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
+    /// Wait up to `timeout` for a message. [`RecvError::Stalled`] if the
+    /// wait ended behind a record a producer claimed and never committed
+    /// (it may have died); [`RecvError::Closed`] once a closed ring is
+    /// drained; else [`RecvError::Timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
         let r = match self.next()? {
             Some(r) => r,
             None => {
@@ -85,14 +86,14 @@ impl ByteConsumer {
                 };
                 let name = || rec.ring().segment().name().as_str().to_owned();
                 let ready = || match self.next().transpose() {
-                    Some(r) => Some(r),
+                    Some(r) => Some(r.map_err(RecvError::from)),
                     // Closed: one more look, now that everything committed
                     // before the close is visible; behind an uncommitted
                     // record, wait for its repair instead.
                     None if wait::is_closed(event) => match self.next().transpose() {
-                        Some(r) => Some(r),
+                        Some(r) => Some(r.map_err(RecvError::from)),
                         None if stalled(&rec) => None,
-                        None => Some(Err(Error::Closed { name: name() })),
+                        None => Some(Err(RecvError::Closed { name: name() })),
                     },
                     None => None,
                 };
@@ -118,7 +119,7 @@ impl ByteConsumer {
     /// assert_eq!(joined, b"ab");
     /// # Ok::<(), shmring::Error>(())
     /// ```
-    pub fn read_batch(&mut self) -> Result<Batch<'_>> {
+    pub fn read_batch(&mut self) -> Result<Batch<'_>, RecvError> {
         let start = self.pos;
         let mut end = start;
         let mut count = 0;
@@ -133,7 +134,7 @@ impl ByteConsumer {
                 Ok(None) => break,
                 // Hand out what came before the bad record; the next call
                 // reports it.
-                Err(e) if count == 0 && end == start => return Err(e),
+                Err(e) if count == 0 && end == start => return Err(e.into()),
                 Err(_) => break,
             }
             if end.wrapping_sub(start) >= self.rec.capacity() {
@@ -153,10 +154,13 @@ impl ByteConsumer {
         let tail = self.rec.header().tail.load(Ordering::Relaxed);
         let n = tail.wrapping_sub(self.pos);
         if n > self.rec.capacity() {
-            return Err(self.rec.corrupt(format!(
-                "write position {tail} is not within a ring of read position {}",
-                self.pos
-            )));
+            return Err(self
+                .rec
+                .corrupt(format!(
+                    "write position {tail} is not within a ring of read position {}",
+                    self.pos
+                ))
+                .into());
         }
         Ok(n)
     }
@@ -167,7 +171,7 @@ impl ByteConsumer {
     }
 
     /// The next committed message, skipping (and releasing) padding.
-    fn next(&mut self) -> Result<Option<Record>> {
+    fn next(&mut self) -> Result<Option<Record>, Corruption> {
         let start = self.pos;
         let mut pos = start;
         let found = loop {
@@ -203,7 +207,7 @@ impl ByteConsumer {
     }
 
     #[cold]
-    fn timed_out(&self, timeout: Duration, op: &'static str) -> Error {
+    fn timed_out(&self, timeout: Duration, op: &'static str) -> RecvError {
         if !timeout.is_zero() && stalled(&self.rec) {
             // One last look, so that a short timeout still repairs.
             recover(&self.rec);
@@ -218,6 +222,7 @@ impl ByteConsumer {
             self.rec
                 .ring()
                 .timed_out(op, timeout, Role::Producer, attached)
+                .into()
         }
     }
 }

@@ -201,7 +201,7 @@ impl ByteRing {
     /// Returns how many spans it repaired; 0 also when another process is
     /// repairing. A producer killed in the instant between taking its span
     /// and recording that it did cannot be told from a live one: that span
-    /// still stalls the ring (`Error::Stalled`).
+    /// still stalls the ring (`RecvError::Stalled`).
     pub fn recover(&self) -> u64 {
         recover(&self.mem)
     }
@@ -222,7 +222,8 @@ impl ByteRing {
             role::release(&header.consumer_role, me);
             return Err(self
                 .mem
-                .corrupt(format!("read position {pos} is not on a record boundary")));
+                .corrupt(format!("read position {pos} is not on a record boundary"))
+                .into());
         }
         Ok(ByteConsumer {
             pos,
@@ -235,7 +236,7 @@ impl ByteRing {
     }
 
     /// The longest message this ring takes: half the data area less a
-    /// record header. A longer one is `Error::MessageTooLarge`.
+    /// record header. A longer one is `SendError::MessageTooLarge`.
     pub fn max_message_len(&self) -> usize {
         self.mem.max_message_len() as usize
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::records::Records;
 use super::{holds_consumer_role, MAX_RETRIES};
-use crate::error::{Error, Result};
+use crate::error::{Result, SendError};
 use crate::format::record::{record_len, Kind, ALIGN, HEADER_LEN};
 use crate::kind::Role;
 use crate::peers::claims::Recorder;
@@ -16,7 +16,7 @@ use crate::wait::{self, WaitStrategy};
 /// A producer handle of a [`ByteRing`](crate::ByteRing).
 ///
 /// ```
-/// use shmring::{ByteRing, Error};
+/// use shmring::{ByteRing, SendError};
 /// # let name = format!("shmring-doc-bytes-producer-{}", std::process::id());
 /// let ring = ByteRing::create(&name, 4096)?;
 /// let mut tx = ring.producer()?;
@@ -24,7 +24,7 @@ use crate::wait::{self, WaitStrategy};
 /// grant.copy_from_slice(b"abc");
 /// grant.commit();
 /// let too_long = vec![0; ring.max_message_len() + 1];
-/// assert!(matches!(tx.try_send(&too_long), Err(Error::MessageTooLarge { .. })));
+/// assert!(matches!(tx.try_send(&too_long), Err(SendError::MessageTooLarge { .. })));
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub struct ByteProducer {
@@ -89,7 +89,7 @@ impl ByteProducer {
     /// assert_eq!(&*rx.recv_timeout(Duration::from_secs(1))?, b"last");
     /// assert!(matches!(
     ///     rx.recv_timeout(Duration::from_secs(1)),
-    ///     Err(shmring::Error::Closed { .. })
+    ///     Err(shmring::RecvError::Closed { .. })
     /// ));
     /// # Ok::<(), shmring::Error>(())
     /// ```
@@ -99,8 +99,9 @@ impl ByteProducer {
 
     /// Reserve `len` bytes in place, if there is room now. Write them
     /// through the grant, then [`commit`](Grant::commit); dropping the grant
-    /// uncommitted aborts it. `Error::Full` when there is no room,
-    /// `Error::MessageTooLarge` past [`ByteRing::max_message_len`](crate::ByteRing::max_message_len).
+    /// uncommitted aborts it. [`SendError::Full`] when there is no room,
+    /// [`SendError::MessageTooLarge`] past
+    /// [`ByteRing::max_message_len`](crate::ByteRing::max_message_len).
     ///
     /// ```
     /// # let name = format!("shmring-doc-m-bytes-reserve-{}", std::process::id());
@@ -111,18 +112,22 @@ impl ByteProducer {
     /// grant.commit();
     /// # Ok::<(), shmring::Error>(())
     /// ```
-    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>> {
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         match self.claim(len)? {
             Some(pos) => Ok(self.grant(pos, len)),
             None => {
                 self.rec.ring().count_blocked(Role::Producer);
-                Err(Error::Full)
+                Err(SendError::Full)
             }
         }
     }
 
     /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` for room.
-    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_>> {
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Grant<'_>, SendError> {
         let pos = self.claim_waiting(len, timeout, "reserve_timeout")?;
         Ok(self.grant(pos, len))
     }
@@ -130,16 +135,16 @@ impl ByteProducer {
     /// Copy `bytes` into the ring as one message, if there is room now.
     ///
     /// ```
-    /// use shmring::Error;
+    /// use shmring::SendError;
     /// # let name = format!("shmring-doc-m-bytes-send-{}", std::process::id());
     /// let ring = shmring::ByteRing::create(&name, 256)?;
     /// let mut tx = ring.producer()?;
     /// tx.try_send(b"")?; // empty messages are messages too
     /// while tx.try_send(&[0; 100]).is_ok() {}
-    /// assert!(matches!(tx.try_send(&[0; 100]), Err(Error::Full)));
+    /// assert!(matches!(tx.try_send(&[0; 100]), Err(SendError::Full)));
     /// # Ok::<(), shmring::Error>(())
     /// ```
-    pub fn try_send(&mut self, bytes: &[u8]) -> Result<()> {
+    pub fn try_send(&mut self, bytes: &[u8]) -> Result<(), SendError> {
         let mut grant = self.try_reserve(bytes.len())?;
         grant.copy_from_slice(bytes);
         grant.commit();
@@ -147,7 +152,7 @@ impl ByteProducer {
     }
 
     /// Copy `bytes` into the ring as one message, waiting up to `timeout`.
-    pub fn send_timeout(&mut self, bytes: &[u8], timeout: Duration) -> Result<()> {
+    pub fn send_timeout(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), SendError> {
         let pos = self.claim_waiting(bytes.len(), timeout, "send_timeout")?;
         let mut grant = self.grant(pos, bytes.len());
         grant.copy_from_slice(bytes);
@@ -162,7 +167,7 @@ impl ByteProducer {
 
     /// Claim a record for a `len`-byte payload; a claim that gives up
     /// leaves our record naming nothing.
-    fn claim(&mut self, len: usize) -> Result<Option<u64>> {
+    fn claim(&mut self, len: usize) -> Result<Option<u64>, SendError> {
         let claimed = self.try_claim(len);
         if !matches!(claimed, Ok(Some(_))) {
             self.claims.clear_span(&self.rec.header().producer_claims);
@@ -193,7 +198,12 @@ impl ByteProducer {
         }
     }
 
-    fn claim_waiting(&mut self, len: usize, timeout: Duration, op: &'static str) -> Result<u64> {
+    fn claim_waiting(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+        op: &'static str,
+    ) -> Result<u64, SendError> {
         if let Some(pos) = self.claim(len)? {
             return Ok(pos);
         }
@@ -204,16 +214,19 @@ impl ByteProducer {
         let waited = wait::wait_until(event, strategy, timeout, || self.claim(len).transpose());
         waited.unwrap_or_else(|| {
             let attached = holds_consumer_role(&rec);
-            Err(rec.ring().timed_out(op, timeout, Role::Consumer, attached))
+            Err(rec
+                .ring()
+                .timed_out(op, timeout, Role::Consumer, attached)
+                .into())
         })
     }
 
     /// Claim a record for a `len`-byte payload (and padding before it if it
     /// must wrap); its position, or `None` if there is no room now.
-    fn try_claim(&mut self, len: usize) -> Result<Option<u64>> {
+    fn try_claim(&mut self, len: usize) -> Result<Option<u64>, SendError> {
         let max = self.rec.max_message_len();
         if len as u64 > max {
-            return Err(Error::MessageTooLarge {
+            return Err(SendError::MessageTooLarge {
                 len,
                 max: max as usize,
             });
@@ -232,7 +245,8 @@ impl ByteProducer {
             if !tail.is_multiple_of(ALIGN) {
                 return Err(self
                     .rec
-                    .corrupt(format!("write position {tail} is not on a record boundary")));
+                    .corrupt(format!("write position {tail} is not on a record boundary"))
+                    .into());
             }
             let to_end = cap - self.rec.offset(tail);
             let pad = if need <= to_end { 0 } else { to_end };
@@ -251,10 +265,13 @@ impl ByteProducer {
                     continue;
                 }
                 if used > cap {
-                    return Err(self.rec.corrupt(format!(
-                        "write position {tail} is more than a ring ahead of read position {}",
-                        self.cached_head
-                    )));
+                    return Err(self
+                        .rec
+                        .corrupt(format!(
+                            "write position {tail} is more than a ring ahead of read position {}",
+                            self.cached_head
+                        ))
+                        .into());
                 }
                 if cap - used < total {
                     return Ok(None);

@@ -3,7 +3,7 @@
 //! into typed access (stamps and length words as atomics, payloads as
 //! slices, each checked against the area's bounds).
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result};
 use crate::format::header::Header;
 use crate::format::record::{
     record_len, rounded_capacity, seed, stamp, Kind, Record, Unit, ALIGN, HEADER_LEN, MAX_CAPACITY,
@@ -103,8 +103,8 @@ impl Records {
 
     /// `Corrupt`, naming this ring.
     #[cold]
-    pub(crate) fn corrupt(&self, what: String) -> Error {
-        Error::Corrupt {
+    pub(crate) fn corrupt(&self, what: String) -> Corruption {
+        Corruption {
             name: self.mem.segment().name().as_str().to_owned(),
             what,
         }
@@ -156,7 +156,7 @@ impl Records {
     /// past it, so that the consumer does not pull the producers' tail line
     /// into its cache for every record.
     #[inline]
-    pub(crate) fn read(&self, pos: u64, tail_hint: &mut u64) -> Result<Option<Record>> {
+    pub(crate) fn read(&self, pos: u64, tail_hint: &mut u64) -> Result<Option<Record>, Corruption> {
         let off = self.offset(pos);
         // Acquire pairs with the Release in `publish`: the length word and
         // the payload written before it are visible.

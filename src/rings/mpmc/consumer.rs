@@ -10,7 +10,7 @@ use super::repair::{adopt_orphan, adopt_under, look_for_orphan, recover, Orphan}
 #[cfg(shmring_loom)]
 use super::repair::{scan_orphans, Scan, REPAIR_BUDGET};
 use super::{claim, release, stalled_at, Memory};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result};
 use crate::kind::Role;
 use crate::peers::claims::{self, any_alive, Recorder, RepairLock, Side};
 use crate::wait::{self, WaitStrategy};
@@ -73,7 +73,7 @@ impl<T> MpmcConsumer<T> {
     }
 
     /// For loom models: take over a dead consumer's value, as
-    /// [`read`](Self::read) does on an empty ring, and die inside the
+    /// [`try_read`](Self::try_read) does on an empty ring, and die inside the
     /// repair, holding the value and the repair lock. Whether it took one.
     pub fn die_adopting(mut self) -> bool {
         let mem = Arc::clone(&self.mem);
@@ -117,7 +117,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// # let name = format!("shmring-doc-try-pop-{}", std::process::id());
     /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
     /// let (a, b, rx) = (ring.producer()?, ring.producer()?, ring.consumer()?);
-    /// let slot = a.claim().expect("room"); // position 0, being written
+    /// let slot = a.try_reserve().expect("room"); // position 0, being written
     /// b.try_push(2).unwrap(); // position 1, committed
     /// assert_eq!(rx.try_pop(), None); // position 0 is not ready yet
     /// drop(slot); // uncommitted: position 0 becomes a skip
@@ -133,11 +133,12 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// [`try_pop`](Self::try_pop). Values a dead producer claimed and never
     /// published are repaired (skipped) while waiting, and a value a dead
     /// consumer took and never released is taken over and returned (out of
-    /// order), also before `Error::Closed`; `Error::Stalled` if the wait
-    /// still ended behind an unpublished position (its producer is alive,
-    /// or repair is off, see [`Mpmc::recover`](crate::Mpmc::recover)); else `Timeout`.
+    /// order), also before [`RecvError::Closed`]; [`RecvError::Stalled`]
+    /// if the wait still ended behind an unpublished position (its
+    /// producer is alive, or repair is off, see
+    /// [`Mpmc::recover`](crate::Mpmc::recover)); else `Timeout`.
     #[inline]
-    pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
         self.claim_waiting(timeout, "pop_timeout")
             .map(|pos| self.take(pos))
     }
@@ -150,16 +151,36 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
     /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
     /// tx.try_push(3).unwrap();
-    /// assert_eq!(rx.read().map(|slot| *slot), Some(3));
+    /// assert_eq!(rx.try_read().map(|slot| *slot), Some(3));
     /// # Ok::<(), shmring::Error>(())
     /// ```
-    pub fn read(&self) -> Option<MpmcReadSlot<'_, T>> {
+    pub fn try_read(&self) -> Option<MpmcReadSlot<'_, T>> {
         self.try_claim().map(|pos| MpmcReadSlot { rx: self, pos })
     }
 
-    /// [`read`](Self::read), waiting up to `timeout`; errors as for
+    /// The old name of [`try_read`](Self::try_read).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `try_read`: `try_` marks every call that never waits"
+    )]
+    pub fn read(&self) -> Option<MpmcReadSlot<'_, T>> {
+        self.try_read()
+    }
+
+    /// [`try_read`](Self::try_read), waiting up to `timeout`; errors as for
     /// [`pop_timeout`](Self::pop_timeout).
-    pub fn read_timeout(&self, timeout: Duration) -> Result<MpmcReadSlot<'_, T>> {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-m-mpmc-read-timeout-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(4).unwrap();
+    /// assert_eq!(*rx.read_timeout(Duration::from_millis(10))?, 4);
+    /// assert!(rx.read_timeout(Duration::from_millis(1)).is_err()); // empty
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn read_timeout(&self, timeout: Duration) -> Result<MpmcReadSlot<'_, T>, RecvError> {
         self.claim_waiting(timeout, "read_timeout")
             .map(|pos| MpmcReadSlot { rx: self, pos })
     }
@@ -168,7 +189,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// released, if one waits that no live consumer holds; `None` when none
     /// does. The ring's other values are not looked at.
     ///
-    /// [`read`](Self::read) takes such values over too, but only when the
+    /// [`try_read`](Self::try_read) takes such values over too, but only when the
     /// ring is otherwise empty. A restarted consumer that must deliver what
     /// its predecessor held before anything newer (a forwarder that numbers
     /// what it sends, and maps [`MpmcReadSlot::position`] to the number it
@@ -180,7 +201,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// let ring = shmring::Mpmc::<u64>::create(&name, 4)?;
     /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
     /// tx.try_push(5).unwrap();
-    /// let held = rx.read().expect("a value");
+    /// let held = rx.try_read().expect("a value");
     /// assert_eq!(held.position(), 0);
     /// std::mem::forget(held); // as if the process died holding it
     /// drop(rx); // its record stays behind, naming position 0
@@ -218,7 +239,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// Wait for a value; while the ring is stalled behind an unpublished
     /// position, repair it every few milliseconds if its producer is dead.
     #[inline]
-    fn claim_waiting(&self, timeout: Duration, op: &'static str) -> Result<u64> {
+    fn claim_waiting(&self, timeout: Duration, op: &'static str) -> Result<u64, RecvError> {
         match self.try_claim() {
             Some(pos) => Ok(pos),
             None => self.wait_for_value(timeout, op),
@@ -226,7 +247,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     }
 
     #[inline(never)]
-    fn wait_for_value(&self, timeout: Duration, op: &'static str) -> Result<u64> {
+    fn wait_for_value(&self, timeout: Duration, op: &'static str) -> Result<u64, RecvError> {
         if !timeout.is_zero() {
             self.mem.count_blocked(Role::Consumer);
         }
@@ -268,7 +289,9 @@ impl<T: Pod + Send> MpmcConsumer<T> {
                 _ => {
                     let attached =
                         any_alive(self.mem.segment(), &self.mem.header().producer_claims);
-                    self.mem.timed_out(op, timeout, Role::Producer, attached)
+                    self.mem
+                        .timed_out(op, timeout, Role::Producer, attached)
+                        .into()
                 }
             })
         })
@@ -281,7 +304,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// again) while another live handle repairs: it may be the repair that
     /// flags such a value, and it wakes us when it lets the lock go.
     #[cold]
-    fn closing(&self) -> Option<Result<u64>> {
+    fn closing(&self) -> Option<Result<u64, RecvError>> {
         let dead = claims::any_dead(self.mem.segment(), &self.mem.header().consumer_claims);
         if dead {
             match look_for_orphan(&self.mem, &self.rec) {
@@ -290,7 +313,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
                 Orphan::None => {}
             }
         }
-        Some(Err(Error::Closed {
+        Some(Err(RecvError::Closed {
             name: self.mem.segment().name().as_str().to_owned(),
         }))
     }
@@ -320,7 +343,7 @@ impl<T> MpmcConsumer<T> {
 /// let ring = shmring::Mpmc::<[u8; 64]>::create(&name, 4)?;
 /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
 /// tx.try_push([9; 64]).unwrap();
-/// let slot = rx.read().expect("a value");
+/// let slot = rx.try_read().expect("a value");
 /// assert_eq!(slot[63], 9); // read in place, no copy
 /// drop(slot); // released: the producer may reuse the slot
 /// # Ok::<(), shmring::Error>(())

@@ -8,7 +8,7 @@ use bytemuck::Pod;
 
 use super::repair::{recover, repair, unlock};
 use super::{claim, Memory};
-use crate::error::{Error, Full, PushTimeout, Result};
+use crate::error::{Error, Full, PushTimeout, Result, SendError, TimedOut};
 use crate::kind::Role;
 use crate::peers::claims::{any_alive, Recorder, RepairLock, Side};
 use crate::wait::{self, WaitStrategy};
@@ -70,7 +70,7 @@ impl<T> MpmcProducer<T> {
     /// assert_eq!(rx.pop_timeout(Duration::from_secs(1))?, 1);
     /// assert!(matches!(
     ///     rx.pop_timeout(Duration::from_secs(1)),
-    ///     Err(shmring::Error::Closed { .. })
+    ///     Err(shmring::RecvError::Closed { .. })
     /// ));
     /// # Ok::<(), shmring::Error>(())
     /// ```
@@ -148,7 +148,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// # Ok::<(), shmring::Error>(())
     /// ```
     #[inline]
-    pub fn try_push(&self, value: T) -> std::result::Result<(), Full<T>> {
+    pub fn try_push(&self, value: T) -> Result<(), Full<T>> {
         match claim(&self.mem, Side::Producer, &self.rec) {
             Some(pos) => {
                 self.fill(pos, value);
@@ -164,11 +164,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// Push `value`, waiting up to `timeout` for room. A zero timeout is a
     /// [`try_push`](Self::try_push); on timeout the value is given back.
     #[inline]
-    pub fn push_timeout(
-        &self,
-        value: T,
-        timeout: Duration,
-    ) -> std::result::Result<(), PushTimeout<T>> {
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushTimeout<T>> {
         match self.claim_waiting(timeout) {
             Some(pos) => {
                 self.fill(pos, value);
@@ -181,7 +177,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
         }
     }
 
-    /// Claim a slot to write in place, if there is room. The slot is
+    /// Reserve a slot to write in place, if there is room. The slot is
     /// zeroed; [`MpmcWriteSlot::commit`] publishes it, and dropping the
     /// guard uncommitted (also while the thread panics) publishes a skip:
     /// consumers pass over the position and nothing is delivered, so a
@@ -191,13 +187,13 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// # let name = format!("shmring-doc-m-mpmc-claim-{}", std::process::id());
     /// let ring = shmring::Mpmc::<[u64; 8]>::create(&name, 4)?;
     /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
-    /// let mut slot = tx.claim().expect("room");
+    /// let mut slot = tx.try_reserve().expect("room");
     /// slot[7] = 42; // written in place
     /// slot.commit();
     /// assert_eq!(rx.try_pop().map(|v| v[7]), Some(42));
     /// # Ok::<(), shmring::Error>(())
     /// ```
-    pub fn claim(&self) -> Option<MpmcWriteSlot<'_, T>> {
+    pub fn try_reserve(&self) -> Option<MpmcWriteSlot<'_, T>> {
         let Some(pos) = claim(&self.mem, Side::Producer, &self.rec) else {
             self.mem.count_blocked(Role::Producer);
             return None;
@@ -205,16 +201,45 @@ impl<T: Pod + Send> MpmcProducer<T> {
         Some(self.lend(pos))
     }
 
-    /// [`claim`](Self::claim), waiting up to `timeout` for room.
-    pub fn claim_timeout(&self, timeout: Duration) -> Result<MpmcWriteSlot<'_, T>> {
+    /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` for
+    /// room; [`SendError::Timeout`] if none came.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-m-mpmc-reserve-timeout-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 1)?;
+    /// let tx = ring.producer()?;
+    /// tx.reserve_timeout(Duration::from_millis(10))?.commit();
+    /// assert!(tx.reserve_timeout(Duration::from_millis(1)).is_err()); // full
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn reserve_timeout(&self, timeout: Duration) -> Result<MpmcWriteSlot<'_, T>, SendError> {
         self.claim_waiting(timeout)
             .map(|pos| self.lend(pos))
-            .ok_or_else(|| self.timed_out("claim_timeout", timeout))
+            .ok_or_else(|| self.timed_out("reserve_timeout", timeout).into())
+    }
+
+    /// The old name of [`try_reserve`](Self::try_reserve).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `try_reserve`: every producer reserves in place"
+    )]
+    pub fn claim(&self) -> Option<MpmcWriteSlot<'_, T>> {
+        self.try_reserve()
+    }
+
+    /// The old name of [`reserve_timeout`](Self::reserve_timeout).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `reserve_timeout`: every producer reserves in place"
+    )]
+    pub fn claim_timeout(&self, timeout: Duration) -> Result<MpmcWriteSlot<'_, T>> {
+        Ok(self.reserve_timeout(timeout)?)
     }
 
     /// The error of a wait for room that ended: who did not make any.
     #[cold]
-    fn timed_out(&self, op: &'static str, waited: Duration) -> Error {
+    fn timed_out(&self, op: &'static str, waited: Duration) -> TimedOut {
         let attached = any_alive(self.mem.segment(), &self.mem.header().consumer_claims);
         self.mem.timed_out(op, waited, Role::Consumer, attached)
     }
@@ -292,7 +317,7 @@ impl<T> MpmcProducer<T> {
 /// # let name = format!("shmring-doc-mpmc-stream-type-{}", std::process::id());
 /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
 /// let (mut feed, rx) = (ring.producer_stream(1)?, ring.consumer()?);
-/// let mut slot = feed.claim().expect("room");
+/// let mut slot = feed.try_reserve().expect("room");
 /// *slot = 5;
 /// slot.commit();
 /// feed.push_timeout(6, Duration::from_millis(10)).unwrap();
@@ -364,27 +389,44 @@ impl<T: Pod + Send> MpmcStream<T> {
     }
 
     /// [`MpmcProducer::try_push`], counted.
-    pub fn try_push(&mut self, value: T) -> std::result::Result<(), Full<T>> {
+    pub fn try_push(&mut self, value: T) -> Result<(), Full<T>> {
         self.tx.try_push(value)
     }
 
     /// [`MpmcProducer::push_timeout`], counted.
-    pub fn push_timeout(
-        &mut self,
-        value: T,
-        timeout: Duration,
-    ) -> std::result::Result<(), PushTimeout<T>> {
+    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushTimeout<T>> {
         self.tx.push_timeout(value, timeout)
     }
 
-    /// [`MpmcProducer::claim`]: counted when the slot is committed.
-    pub fn claim(&mut self) -> Option<MpmcWriteSlot<'_, T>> {
-        self.tx.claim()
+    /// [`MpmcProducer::try_reserve`]: counted when the slot is committed.
+    pub fn try_reserve(&mut self) -> Option<MpmcWriteSlot<'_, T>> {
+        self.tx.try_reserve()
     }
 
-    /// [`MpmcProducer::claim_timeout`]: counted when the slot is committed.
+    /// [`MpmcProducer::reserve_timeout`]: counted when the slot is committed.
+    pub fn reserve_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<MpmcWriteSlot<'_, T>, SendError> {
+        self.tx.reserve_timeout(timeout)
+    }
+
+    /// The old name of [`try_reserve`](Self::try_reserve).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `try_reserve`: every producer reserves in place"
+    )]
+    pub fn claim(&mut self) -> Option<MpmcWriteSlot<'_, T>> {
+        self.tx.try_reserve()
+    }
+
+    /// The old name of [`reserve_timeout`](Self::reserve_timeout).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `reserve_timeout`: every producer reserves in place"
+    )]
     pub fn claim_timeout(&mut self, timeout: Duration) -> Result<MpmcWriteSlot<'_, T>> {
-        self.tx.claim_timeout(timeout)
+        Ok(self.tx.reserve_timeout(timeout)?)
     }
 }
 
@@ -400,10 +442,10 @@ impl<T: Pod + Send> MpmcStream<T> {
 /// # let name = format!("shmring-doc-wslot-{}", std::process::id());
 /// let ring = shmring::Mpmc::<[u64; 4]>::create(&name, 8)?;
 /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
-/// let mut slot = tx.claim().expect("room");
+/// let mut slot = tx.try_reserve().expect("room");
 /// slot[0] = 7; // written in place
 /// slot.commit();
-/// drop(tx.claim()); // claimed, never committed: a skip
+/// drop(tx.try_reserve()); // reserved, never committed: a skip
 /// assert_eq!(rx.try_pop(), Some([7, 0, 0, 0]));
 /// assert_eq!(rx.try_pop(), None);
 /// # Ok::<(), shmring::Error>(())

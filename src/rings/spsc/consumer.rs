@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, Result};
+use crate::error::{RecvError, Result, TimedOut};
 
 use super::{holds_role, occupancy};
 use crate::format::slot::Slot;
@@ -21,13 +21,13 @@ use crate::wait::{self, WaitStrategy};
 ///
 /// ```
 /// use std::time::Duration;
-/// use shmring::{Error, Spsc, WaitStrategy};
+/// use shmring::{RecvError, Spsc, WaitStrategy};
 /// # let name = format!("shmring-doc-spsc-consumer-{}", std::process::id());
 /// let ring = Spsc::<u64>::create(&name, 16)?;
 /// let mut rx = ring.consumer()?;
 /// rx.set_wait_strategy(WaitStrategy::Spin);
 /// // Nothing arrives: the wait ends at its timeout, never later.
-/// assert!(matches!(rx.pop_timeout(Duration::from_millis(1)), Err(Error::Timeout { .. })));
+/// assert!(matches!(rx.pop_timeout(Duration::from_millis(1)), Err(RecvError::Timeout { .. })));
 /// assert!(rx.is_empty());
 /// # Ok::<(), shmring::Error>(())
 /// ```
@@ -66,26 +66,51 @@ impl<T: Pod + Send> Consumer<T> {
 
     /// Pop the oldest value, waiting up to `timeout` for one (see
     /// [`set_wait_strategy`](Self::set_wait_strategy)). A zero timeout is a
-    /// [`try_pop`](Self::try_pop); `Error::Timeout` if nothing arrived,
-    /// `Error::Closed` if the producer closed the ring and every value
-    /// before the close was received.
+    /// [`try_pop`](Self::try_pop); [`RecvError::Timeout`] if nothing
+    /// arrived, [`RecvError::Closed`] if the producer closed the ring and
+    /// every value before the close was received.
     #[inline]
-    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T> {
+    pub fn pop_timeout(&mut self, timeout: Duration) -> std::result::Result<T, RecvError> {
         if let Some(v) = self.try_pop() {
             return Ok(v);
         }
         self.wait_for_data(timeout, "pop_timeout")?;
         self.try_pop()
-            .ok_or_else(|| self.timed_out("pop_timeout", timeout))
+            .ok_or_else(|| self.timed_out("pop_timeout", timeout).into())
     }
 
-    /// [`read_chunk`](Self::read_chunk), waiting up to `timeout` until at
-    /// least one value is ready; `Error::Timeout` if none arrived.
-    pub fn read_chunk_timeout(&mut self, n: usize, timeout: Duration) -> Result<ReadChunk<'_, T>> {
+    /// [`try_read`](Self::try_read), waiting up to `timeout` until at
+    /// least one value is ready; [`RecvError::Timeout`] if none arrived.
+    /// The chunk holds at least one value (none only when `n` is 0).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-m-spsc-read-timeout-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 4)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(3).unwrap();
+    /// let chunk = rx.read_timeout(8, Duration::from_millis(10))?;
+    /// assert_eq!(chunk.iter().copied().collect::<Vec<_>>(), [3]);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn read_timeout(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+    ) -> std::result::Result<ReadChunk<'_, T>, RecvError> {
         if n > 0 {
-            self.wait_for_data(timeout, "read_chunk_timeout")?;
+            self.wait_for_data(timeout, "read_timeout")?;
         }
-        Ok(self.read_chunk(n))
+        Ok(self.chunk(n))
+    }
+
+    /// The old name of [`read_timeout`](Self::read_timeout).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `read_timeout`: every consumer reads in place"
+    )]
+    pub fn read_chunk_timeout(&mut self, n: usize, timeout: Duration) -> Result<ReadChunk<'_, T>> {
+        Ok(self.read_timeout(n, timeout)?)
     }
 
     /// How this consumer waits when the ring is empty.
@@ -95,13 +120,17 @@ impl<T: Pod + Send> Consumer<T> {
 
     /// The error of a wait for data that ended: who did not publish.
     #[cold]
-    fn timed_out(&self, op: &'static str, waited: Duration) -> Error {
+    fn timed_out(&self, op: &'static str, waited: Duration) -> TimedOut {
         let attached = holds_role(&self.mem, &self.mem.header().producer_role);
         self.mem.timed_out(op, waited, Role::Producer, attached)
     }
 
     #[inline(never)]
-    fn wait_for_data(&mut self, timeout: Duration, op: &'static str) -> Result<()> {
+    fn wait_for_data(
+        &mut self,
+        timeout: Duration,
+        op: &'static str,
+    ) -> std::result::Result<(), RecvError> {
         let (mem, head) = (&self.mem, self.head);
         let event = &mem.header().consumer_event;
         let ready = || mem.slot(head).is_full_for(head);
@@ -116,16 +145,17 @@ impl<T: Pod + Send> Consumer<T> {
             // the close is visible.
             wait::is_closed(event).then(|| match ready() {
                 true => Ok(()),
-                false => Err(Error::Closed {
+                false => Err(RecvError::Closed {
                     name: mem.segment().name().as_str().to_owned(),
                 }),
             })
         })
-        .unwrap_or_else(|| Err(self.timed_out(op, timeout)))
+        .unwrap_or_else(|| Err(self.timed_out(op, timeout).into()))
     }
 
     /// Borrow up to `n` committed values in place (fewer when fewer are
-    /// ready; none when the ring is empty), to be released after reading.
+    /// ready), to be released after reading; `None` when the ring is empty
+    /// (or `n` is 0).
     ///
     /// ```
     /// # let name = format!("shmring-doc-m-spsc-rchunk-{}", std::process::id());
@@ -133,13 +163,31 @@ impl<T: Pod + Send> Consumer<T> {
     /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
     /// tx.try_push(1).unwrap();
     /// tx.try_push(2).unwrap();
-    /// let chunk = rx.read_chunk(4);
+    /// let chunk = rx.try_read(4).unwrap();
     /// assert_eq!((chunk.len(), *chunk.get(1)), (2, 2));
     /// chunk.release(1); // the second value stays in the ring
     /// assert_eq!(rx.try_pop(), Some(2));
     /// # Ok::<(), shmring::Error>(())
     /// ```
+    #[inline]
+    pub fn try_read(&mut self, n: usize) -> Option<ReadChunk<'_, T>> {
+        let chunk = self.chunk(n);
+        (!chunk.is_empty()).then_some(chunk)
+    }
+
+    /// The old name of [`try_read`](Self::try_read), which lends an empty
+    /// chunk where `try_read` says `None`.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `try_read`: every consumer reads in place"
+    )]
     pub fn read_chunk(&mut self, n: usize) -> ReadChunk<'_, T> {
+        self.chunk(n)
+    }
+
+    /// Up to `n` committed values, perhaps none.
+    #[inline(always)]
+    fn chunk(&mut self, n: usize) -> ReadChunk<'_, T> {
         let max = n.min(self.mem.capacity() as usize);
         let mut len = 0;
         while len < max && self.mem.slot(self.pos(len)).is_full_for(self.pos(len)) {
@@ -196,7 +244,7 @@ impl<T> Drop for Consumer<T> {
     }
 }
 
-/// Committed values borrowed by [`Consumer::read_chunk`]. Read them in
+/// Committed values borrowed by [`Consumer::try_read`]. Read them in
 /// place; dropping the chunk releases them all (like every read guard),
 /// and [`release`](Self::release) releases only the first `n`, leaving the
 /// rest in the ring.
@@ -208,7 +256,7 @@ impl<T> Drop for Consumer<T> {
 /// for v in 1..=3 {
 ///     tx.try_push(v).unwrap();
 /// }
-/// let chunk = rx.read_chunk(8); // what is ready, up to 8, in place
+/// let chunk = rx.try_read(8).unwrap(); // what is ready, up to 8, in place
 /// assert_eq!(chunk.iter().sum::<u64>(), 6);
 /// drop(chunk); // released
 /// assert_eq!(rx.try_pop(), None);
@@ -244,7 +292,7 @@ impl<T: Pod + Send> ReadChunk<'_, T> {
     pub fn get(&self, i: usize) -> &T {
         assert!(i < self.len, "value {i} of a {}-value chunk", self.len);
         let pos = self.consumer.pos(i);
-        // SAFETY: the slot is full for us (checked in read_chunk) and not
+        // SAFETY: the slot is full for us (checked in try_read) and not
         // released while `self` borrows the consumer.
         unsafe { self.consumer.mem.slot(pos).value_ref() }
     }

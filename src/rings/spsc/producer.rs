@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, Full, PushTimeout, Result};
+use crate::error::{Full, PushTimeout, Result, SendError, TimedOut};
 
 use super::{holds_role, occupancy};
 use crate::format::slot::Slot;
@@ -130,7 +130,7 @@ impl<T: Pod + Send> Producer<T> {
 
     /// The error of a wait for room that ended: who did not make any.
     #[cold]
-    fn timed_out(&self, op: &'static str, waited: Duration) -> Error {
+    fn timed_out(&self, op: &'static str, waited: Duration) -> TimedOut {
         let attached = holds_role(&self.mem, &self.mem.header().consumer_role);
         self.mem.timed_out(op, waited, Role::Consumer, attached)
     }
@@ -142,31 +142,57 @@ impl<T: Pod + Send> Producer<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use shmring::Error;
+    /// use shmring::RecvError;
     /// # let name = format!("shmring-doc-close-{}", std::process::id());
     /// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
     /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
     /// tx.try_push(1).unwrap();
     /// tx.close();
     /// assert_eq!(rx.pop_timeout(Duration::from_secs(1))?, 1); // drained first
-    /// assert!(matches!(rx.pop_timeout(Duration::from_secs(1)), Err(Error::Closed { .. })));
+    /// assert!(matches!(rx.pop_timeout(Duration::from_secs(1)), Err(RecvError::Closed { .. })));
     /// # Ok::<(), shmring::Error>(())
     /// ```
     pub fn close(self) {
         wait::close(&self.mem.header().consumer_event);
     }
 
-    /// [`write_chunk`](Self::write_chunk), waiting up to `timeout` until at
-    /// least one slot is free; `Error::Timeout` if none became free.
+    /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` until
+    /// at least one slot is free; [`SendError::Timeout`] if none became
+    /// free. The chunk holds at least one slot (none only when `n` is 0).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let name = format!("shmring-doc-m-spsc-reserve-timeout-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 4)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut chunk = tx.reserve_timeout(2, Duration::from_millis(10))?;
+    /// chunk.write(0, 7);
+    /// chunk.commit(1);
+    /// assert_eq!(ring.consumer()?.try_pop(), Some(7));
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn reserve_timeout(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+    ) -> std::result::Result<WriteChunk<'_, T>, SendError> {
+        if n > 0 && !self.wait_for_room(timeout) {
+            return Err(self.timed_out("reserve_timeout", timeout).into());
+        }
+        Ok(self.chunk(n))
+    }
+
+    /// The old name of [`reserve_timeout`](Self::reserve_timeout).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `reserve_timeout`: every producer reserves in place"
+    )]
     pub fn write_chunk_timeout(
         &mut self,
         n: usize,
         timeout: Duration,
     ) -> Result<WriteChunk<'_, T>> {
-        if n > 0 && !self.wait_for_room(timeout) {
-            return Err(self.timed_out("write_chunk_timeout", timeout));
-        }
-        Ok(self.write_chunk(n))
+        Ok(self.reserve_timeout(n, timeout)?)
     }
 
     /// How this producer waits when the ring is full.
@@ -216,20 +242,39 @@ impl<T: Pod + Send> Producer<T> {
         cap.saturating_sub(used)
     }
 
-    /// Reserve up to `n` free slots (fewer when the ring has less room; none
-    /// when it is full), to be filled in place and committed.
+    /// Reserve up to `n` free slots in place (fewer when the ring has less
+    /// room), to be filled and committed; `None` when the ring is full (or
+    /// `n` is 0).
     ///
     /// ```
     /// # let name = format!("shmring-doc-m-spsc-wchunk-{}", std::process::id());
     /// let ring = shmring::Spsc::<[u8; 16]>::create(&name, 4)?;
     /// let mut tx = ring.producer()?;
-    /// let mut chunk = tx.write_chunk(8);
+    /// let mut chunk = tx.try_reserve(8).unwrap();
     /// assert_eq!(chunk.len(), 4); // only 4 free
     /// chunk.get_mut(0)[0] = 1; // build values in place
     /// chunk.commit(1);
     /// # Ok::<(), shmring::Error>(())
     /// ```
+    #[inline]
+    pub fn try_reserve(&mut self, n: usize) -> Option<WriteChunk<'_, T>> {
+        let chunk = self.chunk(n);
+        (!chunk.is_empty()).then_some(chunk)
+    }
+
+    /// The old name of [`try_reserve`](Self::try_reserve), which lends an
+    /// empty chunk where `try_reserve` says `None`.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `try_reserve`: every producer reserves in place"
+    )]
     pub fn write_chunk(&mut self, n: usize) -> WriteChunk<'_, T> {
+        self.chunk(n)
+    }
+
+    /// Up to `n` free slots, perhaps none.
+    #[inline(always)]
+    fn chunk(&mut self, n: usize) -> WriteChunk<'_, T> {
         let len = self.room(n as u64).min(n as u64) as usize;
         WriteChunk {
             producer: self,
@@ -277,14 +322,14 @@ impl<T> Drop for Producer<T> {
     }
 }
 
-/// Free slots reserved by [`Producer::write_chunk`]. Fill them in place, then
+/// Free slots reserved by [`Producer::try_reserve`]. Fill them in place, then
 /// [`commit`](Self::commit); dropping the chunk commits nothing.
 ///
 /// ```
 /// # let name = format!("shmring-doc-spsc-wchunk-{}", std::process::id());
 /// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
 /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
-/// let mut chunk = tx.write_chunk(4); // up to 4 free slots, in place
+/// let mut chunk = tx.try_reserve(4).unwrap(); // up to 4 free slots, in place
 /// let n = chunk.fill_from_iter(10..13);
 /// chunk.commit(n); // publishes 10, 11, 12 with one index store
 /// assert_eq!(rx.try_pop(), Some(10));
@@ -323,7 +368,7 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
         assert!(i < self.len, "slot {i} of a {}-slot chunk", self.len);
         let pos = self.producer.pos(i);
         // SAFETY: reserved slots were released by the consumer (checked in
-        // write_chunk) and are unpublished; `&mut self` makes the reference
+        // try_reserve) and are unpublished; `&mut self` makes the reference
         // unique.
         unsafe { self.producer.mem.slot(pos).value_mut() }
     }

@@ -1,6 +1,13 @@
-//! Every way a shmring call can fail, as one typed enum.
+//! Every way a shmring call can fail: [`Error`], the umbrella, and in
+//! `ops.rs` the errors of the message path, one per group of calls whose
+//! failures differ (the crate docs' "Names" table says which), each
+//! converting into [`Error`].
 
-use std::fmt;
+mod ops;
+
+pub(crate) use ops::{Corruption, TimedOut};
+pub use ops::{Full, PushTimeout, RecvError, SendError};
+
 use std::io;
 use std::time::Duration;
 
@@ -166,7 +173,7 @@ pub enum Error {
         actual: u64,
     },
     /// Shared state holds values no honest peer could have written.
-    #[error("ring {name:?} is corrupt: {what} (written by a faulty or hostile peer, or the name is used by another program?)")]
+    #[error(fmt = ops::fmt_corrupt)]
     Corrupt {
         /// The ring's name.
         name: String,
@@ -223,7 +230,8 @@ pub enum Error {
         /// The segment name.
         name: String,
     },
-    /// The ring has no room for this message now (a non-blocking call).
+    /// The ring had no room (a non-blocking call): [`Full<T>`] or
+    /// [`SendError::Full`], converted.
     #[error("the ring is full")]
     Full,
     /// A message longer than the ring can ever hold.
@@ -235,7 +243,7 @@ pub enum Error {
         max: usize,
     },
     /// A blocking call's timeout passed first.
-    #[error("{op} on ring {name:?} timed out after {waited:?}{}", absent(*.peer, *.peer_attached))]
+    #[error(fmt = ops::fmt_timeout)]
     Timeout {
         /// The ring's name.
         name: String,
@@ -252,7 +260,7 @@ pub enum Error {
     },
     /// The producer closed the ring and everything it committed has been
     /// received: the stream ended (not a timeout).
-    #[error("ring {name:?} is closed: its producer called close() and every committed message was received")]
+    #[error(fmt = ops::fmt_closed)]
     Closed {
         /// The ring's name.
         name: String,
@@ -260,7 +268,7 @@ pub enum Error {
     /// A blocking call timed out behind a position that a live peer
     /// claimed and has not published or released yet (a dead one's is
     /// repaired while waiting).
-    #[error("{op} on ring {name:?} stalled at position {position}: a live peer claimed it and has not finished with it (paused in a debugger, or stuck?)")]
+    #[error(fmt = ops::fmt_stalled)]
     Stalled {
         /// The ring's name.
         name: String,
@@ -280,15 +288,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-}
-
-/// The likely cause of a timeout when nobody was there to end the wait.
-fn absent(peer: Role, attached: bool) -> String {
-    if attached {
-        String::new()
-    } else {
-        format!(": no {peer} is attached (not started yet, exited, or died?)")
-    }
 }
 
 /// Why a segment did not fit: too large for /dev/shm at all (a capacity
@@ -314,105 +313,6 @@ fn space_cause(bytes: u64, free: u64, total: u64) -> String {
 /// assert!(latest("shmring-doc-missing").is_err());
 /// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A `try_push` that found the ring full; holds the value that was not
-/// pushed, so nothing is lost. An error type like the others, so it
-/// composes with `?`.
-///
-/// ```
-/// # let name = format!("shmring-doc-full-{}", std::process::id());
-/// let ring = shmring::Spsc::<u64>::create(&name, 1)?;
-/// let mut tx = ring.producer()?;
-/// tx.try_push(1)?;
-/// let full = tx.try_push(2).unwrap_err();
-/// assert_eq!(full.into_inner(), 2);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Full<T>(pub T);
-
-impl<T> Full<T> {
-    /// The value that was not pushed.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> fmt::Debug for Full<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Full(..)")
-    }
-}
-
-impl<T> fmt::Display for Full<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the ring is full (no room for the value)")
-    }
-}
-
-impl<T> std::error::Error for Full<T> {}
-
-/// A blocking push whose timeout passed first; holds the value that was not
-/// pushed, and the [`Error::Timeout`] saying where and why. Converts into
-/// [`Error`] (dropping the value), so `?` works in a function returning
-/// [`Result`].
-///
-/// ```
-/// use std::time::Duration;
-/// # let name = format!("shmring-doc-push-timeout-{}", std::process::id());
-/// let ring = shmring::Spsc::<u64>::create(&name, 1)?;
-/// let mut tx = ring.producer()?;
-/// tx.try_push(1).unwrap();
-/// let err = tx.push_timeout(2, Duration::from_millis(1)).unwrap_err();
-/// // Names the ring and the call, and the likely cause: nobody reads.
-/// assert!(err.to_string().contains("push_timeout"), "{err}");
-/// assert!(err.to_string().contains("no consumer is attached"), "{err}");
-/// assert_eq!(err.into_inner(), 2); // the value is not lost
-/// # Ok::<(), shmring::Error>(())
-/// ```
-pub struct PushTimeout<T> {
-    value: T,
-    cause: Error,
-}
-
-impl<T> PushTimeout<T> {
-    pub(crate) fn new(value: T, cause: Error) -> Self {
-        PushTimeout { value, cause }
-    }
-
-    /// The value that was not pushed.
-    pub fn into_inner(self) -> T {
-        self.value
-    }
-
-    /// Why: an [`Error::Timeout`] naming the ring and the missing peer.
-    pub fn cause(&self) -> &Error {
-        &self.cause
-    }
-}
-
-impl<T> fmt::Debug for PushTimeout<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PushTimeout")
-            .field("cause", &self.cause)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Display for PushTimeout<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.cause.fmt(f)
-    }
-}
-
-// No `source`: the message is the cause's own, said once.
-impl<T> std::error::Error for PushTimeout<T> {}
-
-impl<T> From<PushTimeout<T>> for Error {
-    fn from(timeout: PushTimeout<T>) -> Self {
-        timeout.cause
-    }
-}
 
 impl From<InvalidSchema> for Error {
     fn from(e: InvalidSchema) -> Self {
