@@ -36,7 +36,7 @@ pub(crate) const VERSION: u32 = 7;
 const INITIALIZING: u32 = 0;
 const READY: u32 = 1;
 
-/// `flags` bit: the name stays when the last user leaves (see `segment.rs`).
+/// `flags` bit: the name stays when the last user leaves (see `platform/segment/`).
 const PERSISTENT: u32 = 1;
 
 /// Fields written once by the creator, before `state` turns `READY`, and

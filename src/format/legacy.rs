@@ -5,7 +5,7 @@
 //! layout may differ anywhere past the first words), but whether it is in
 //! use needs no layout: since version [`KERNEL_LIVENESS_SINCE`] every
 //! process that maps a segment holds a shared OFD lock on its byte 0 (see
-//! `platform/segment.rs`), and openers take that lock before they check
+//! `platform/segment/`), and openers take that lock before they check
 //! the name under a shared `flock`, as this version's do. So a segment of
 //! such a version on which no lock is held is stale, and is removed like
 //! one of this version: under the exclusive `flock`, after checking that

@@ -285,7 +285,7 @@ impl<S> RingMemory<S> {
 
 /// The last handle of a ring in this process is gone (each handle dropped
 /// its role or claim lease first): this user leaves, and removes the name
-/// if it was the last (see `segment.rs`).
+/// if it was the last (see `platform/segment/`).
 impl<S> std::fmt::Debug for RingMemory<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RingMemory")

@@ -3,7 +3,7 @@
 //!
 //! The table is for people, never for correctness: whether a segment is in
 //! use is the kernel's word (every mapping holds a shared lease on the
-//! segment file, see `lease.rs` and `segment.rs`), so a mapping that finds
+//! segment file, see `lease.rs` and `platform/segment/`), so a mapping that finds
 //! the table full is still counted as a user, only not listed. Each mapping
 //! takes a free entry (empty, or whose lease is free: its process is gone)
 //! by taking the entry's lease and then its word, and clears both when it

@@ -13,7 +13,7 @@
 //!   (a process whose main thread exited still holds its descriptors);
 //! * **holder dead** means "its word names it and its lease is free";
 //! * **segment stale** means "no lock of any kind is held on the file":
-//!   every mapping also holds a shared lock on byte 0 (see `segment.rs`),
+//!   every mapping also holds a shared lock on byte 0 (see `platform/segment/`),
 //!   so a segment is in use however many processes map it.
 //!
 //! Each lease opens its own description of the file (through

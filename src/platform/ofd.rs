@@ -1,6 +1,6 @@
 //! Open-file-description locks (`fcntl(F_OFD_*)`) on byte ranges of a
 //! descriptor: the kernel's part of liveness. `lease.rs` builds leases on
-//! them and `segment.rs` takes each mapping's shared lock with them; what
+//! them and `platform/segment/` takes each mapping's shared lock with them; what
 //! the locks mean is stated in `lease.rs`.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -54,7 +54,7 @@ pub(crate) fn share(fd: BorrowedFd<'_>, offset: u64) -> nix::Result<()> {
 }
 
 /// Which `flock` to take: the lock that orders removals of a name against
-/// openers checking it (see `segment.rs`).
+/// openers checking it (see `platform/segment/`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum FlockKind {
     /// Openers checking that the name still names their file.

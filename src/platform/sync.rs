@@ -12,7 +12,7 @@
 //!
 //! The rule: what the model replaces is replaced in `platform/` only (this
 //! file, and the kernel's part in `futex.rs`, `barrier.rs`, `lease.rs`,
-//! `segment.rs`, `process.rs`), so the code above runs the same
+//! `platform/segment/`, `process.rs`), so the code above runs the same
 //! instructions under the model as in production. Above `platform/`,
 //! `cfg(shmring_loom)` only adds instrumentation the models call and
 //! production never compiles: hooks that kill a handle at a chosen point
