@@ -21,7 +21,11 @@
 //! Every kind of ring is a [`Ring`] of its [`Flavor`]: [`Spsc<T>`],
 //! [`Mpmc<T>`] and [`ByteRing`] share one lifecycle (create, open,
 //! `open_or_create`, `open_timeout`, presence, `persist`) and add their
-//! handles.
+//! handles. Code that moves messages without caring which kind carries
+//! them (a bridge, a recorder, bindings) takes any producer as a
+//! [`MessageSender`] and any consumer as a [`MessageReceiver`]: messages of
+//! bytes (a typed ring's value as its bytes), read in place in runs with
+//! their ring positions.
 //!
 //! The folders of `src/` are the architecture, bottom to top: `platform/`
 //! (segments, futexes, fences, liveness from the kernel, and `sync.rs`,
@@ -244,6 +248,7 @@ pub use platform::segment::remove;
 pub use rings::byte_ring::{
     Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, BytesFlavor, Grant, Message,
 };
+pub use rings::messages::{AfterRun, MessageLen, MessageReceiver, MessageSender, Run, RunIter};
 pub use rings::mpmc::{
     Mpmc, MpmcConsumer, MpmcFlavor, MpmcProducer, MpmcReadSlot, MpmcStream, MpmcWriteSlot,
 };

@@ -6,7 +6,7 @@
 mod common;
 
 use common::unique_name;
-use shmring::Mpmc;
+use shmring::{AfterRun, MessageReceiver, Mpmc};
 
 fn ring(tag: &str, capacity: usize) -> Mpmc<u64> {
     Mpmc::<u64>::create(&unique_name(tag), capacity).unwrap()
@@ -95,4 +95,52 @@ fn try_pop_waits_for_no_one_behind_a_position_being_written() {
     *slot = 1;
     slot.commit();
     assert_eq!((rx.try_pop(), rx.try_pop()), (Some(1), Some(2)));
+}
+
+/// As messages (`MessageReceiver`), an MPMC consumer keeps just the run it
+/// is asked to keep and goes on with the others, and what a dead consumer
+/// held comes one message per run, so that each is decided on its own.
+#[test]
+fn a_kept_run_does_not_stop_an_mpmc_consumer_and_taken_over_values_come_one_by_one() {
+    let ring = ring("runs", 8);
+    let tx = ring.producer().unwrap();
+    for v in 10..13 {
+        tx.try_push(v).unwrap();
+    }
+    let dead = ring.consumer().unwrap();
+    std::mem::forget(dead.try_read().unwrap()); // position 0
+    std::mem::forget(dead.try_read().unwrap()); // position 1
+    drop(dead); // its record names them
+
+    let mut rx = ring.consumer().unwrap();
+    let mut lent = Vec::new();
+    let released = rx
+        .take_over_runs(&mut |run| {
+            lent.push((run.positions(), run.iter().count()));
+            match run.positions().start {
+                0 => AfterRun::Keep,
+                _ => AfterRun::Release,
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        lent,
+        [(0..1, 1), (1..2, 1)],
+        "one message per run, oldest first"
+    );
+    assert_eq!(released, 1);
+
+    let mut got = Vec::new();
+    let released = rx
+        .recv_runs(8, std::time::Duration::ZERO, &mut |run| {
+            let values = run
+                .iter()
+                .map(|m| u64::from_le_bytes(m.try_into().unwrap()));
+            got.push((run.positions(), values.collect::<Vec<_>>()));
+            AfterRun::Release
+        })
+        .unwrap();
+    // Position 0 (kept) first; 1 was released; 2 is new: two runs.
+    assert_eq!(got, [(0..1, vec![10]), (2..3, vec![12])]);
+    assert_eq!(released, 2);
 }

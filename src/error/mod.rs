@@ -242,6 +242,15 @@ pub enum Error {
         /// [`ByteRing::max_message_len`](crate::ByteRing::max_message_len).
         max: usize,
     },
+    /// A message that is not one value of a typed ring
+    /// ([`SendError::WrongLength`], converted).
+    #[error("a {len}-byte message is not a value of this ring, which is {expected} bytes long")]
+    WrongLength {
+        /// The length given.
+        len: usize,
+        /// The size of the ring's element type.
+        expected: usize,
+    },
     /// A blocking call's timeout passed first.
     #[error(fmt = ops::fmt_timeout)]
     Timeout {

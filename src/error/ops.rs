@@ -236,6 +236,15 @@ pub enum SendError {
         /// [`ByteRing::max_message_len`](crate::ByteRing::max_message_len).
         max: usize,
     },
+    /// A message for a typed ring that is not one value long (through
+    /// [`MessageSender`](crate::MessageSender)).
+    #[error("a {len}-byte message is not a value of this ring, which is {expected} bytes long")]
+    WrongLength {
+        /// The length given.
+        len: usize,
+        /// The size of the ring's element type.
+        expected: usize,
+    },
     /// No room came before the timeout.
     #[error(fmt = fmt_timeout)]
     Timeout {
@@ -265,6 +274,7 @@ impl From<SendError> for Error {
         match e {
             SendError::Full => Error::Full,
             SendError::MessageTooLarge { len, max } => Error::MessageTooLarge { len, max },
+            SendError::WrongLength { len, expected } => Error::WrongLength { len, expected },
             SendError::Timeout {
                 name,
                 op,

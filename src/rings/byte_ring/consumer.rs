@@ -120,6 +120,11 @@ impl ByteConsumer {
     /// # Ok::<(), shmring::Error>(())
     /// ```
     pub fn read_batch(&mut self) -> Result<Batch<'_>, RecvError> {
+        self.batch(usize::MAX)
+    }
+
+    /// Up to `max` committed messages (and the padding among them).
+    pub(super) fn batch(&mut self, max: usize) -> Result<Batch<'_>, RecvError> {
         let start = self.pos;
         let mut end = start;
         let mut count = 0;
@@ -130,6 +135,9 @@ impl ByteConsumer {
                         count += 1;
                     }
                     end = r.next;
+                    if count == max {
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 // Hand out what came before the bad record; the next call
@@ -313,6 +321,14 @@ impl Message<'_> {
     }
 }
 
+impl Message<'_> {
+    /// Leave the message in the ring, to be read again.
+    pub(super) fn keep(self) {
+        // Nothing to free: the guard's one effect is the release on drop.
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Message<'_> {
     fn drop(&mut self) {
         self.rx.release_to(self.r.next);
@@ -408,6 +424,24 @@ impl<'b> IntoIterator for &'b Batch<'_> {
     type IntoIter = BatchIter<'b>;
     fn into_iter(self) -> BatchIter<'b> {
         self.iter()
+    }
+}
+
+impl Batch<'_> {
+    /// The message at or after `pos` (within the batch), and the position
+    /// after it.
+    pub(super) fn message_at(&self, pos: u64) -> Option<(&[u8], u64)> {
+        let mut rest = BatchIter {
+            rec: &self.rx.rec,
+            pos,
+            end: self.end,
+        };
+        rest.next().map(|message| (message, rest.pos))
+    }
+
+    /// Leave the batch in the ring, to be read again.
+    pub(super) fn keep(mut self) {
+        self.end = self.start;
     }
 }
 

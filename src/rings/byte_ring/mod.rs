@@ -55,6 +55,7 @@ use crate::wait::{self, WaitStrategy};
 use records::Records;
 
 mod consumer; // the consumer: messages and batches read in place
+mod messages; // the ring as messages of bytes (rings/messages.rs)
 mod producer; // producer handles, streams and the in-place grant
 mod records; // the mapped data area, seen as records
 mod repair; // spans dead producers left: padded over

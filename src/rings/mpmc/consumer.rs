@@ -33,9 +33,12 @@ const TAKE_OVER_PATIENCE: Duration = Duration::from_millis(200);
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub struct MpmcConsumer<T> {
-    mem: Memory<T>,
+    pub(super) mem: Memory<T>,
     wait: WaitStrategy,
     rec: Recorder,
+    /// Positions this handle holds, unreleased, for the next
+    /// `MessageReceiver` call (a run it was asked to keep).
+    pub(super) kept: Vec<u64>,
 }
 
 impl<T> std::fmt::Debug for MpmcConsumer<T> {
@@ -52,7 +55,12 @@ impl<T> MpmcConsumer<T> {
         // handles find one even after many deaths.
         recover(&mem);
         let rec = Recorder::take(mem.segment(), &mem.header().consumer_claims, Side::Consumer)?;
-        Ok(MpmcConsumer { mem, wait, rec })
+        Ok(MpmcConsumer {
+            mem,
+            wait,
+            rec,
+            kept: Vec::new(),
+        })
     }
 
     /// Another handle on the same ring, with its own claim record (one per
@@ -232,7 +240,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     }
 
     #[inline]
-    fn try_claim(&self) -> Option<u64> {
+    pub(super) fn try_claim(&self) -> Option<u64> {
         claim(&self.mem, Side::Consumer, &self.rec).or_else(|| adopt_orphan(&self.mem, &self.rec))
     }
 
@@ -350,8 +358,8 @@ impl<T> MpmcConsumer<T> {
 /// ```
 #[must_use = "a read slot releases its value when dropped"]
 pub struct MpmcReadSlot<'a, T> {
-    rx: &'a MpmcConsumer<T>,
-    pos: u64,
+    pub(super) rx: &'a MpmcConsumer<T>,
+    pub(super) pos: u64,
 }
 
 impl<T> std::fmt::Debug for MpmcReadSlot<'_, T> {

@@ -75,8 +75,9 @@ use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 
 mod consumer; // consumer handles and the in-place read slot
+mod messages;
 mod producer; // producer handles, streams and the in-place write slot
-mod repair; // what dead handles left: skipped or taken over
+mod repair; // what dead handles left: skipped or taken over // the ring as messages of bytes (rings/messages.rs)
 
 pub use consumer::{MpmcConsumer, MpmcReadSlot};
 pub use producer::{MpmcProducer, MpmcStream, MpmcWriteSlot};

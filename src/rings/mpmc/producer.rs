@@ -326,7 +326,7 @@ impl<T> MpmcProducer<T> {
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub struct MpmcStream<T> {
-    tx: MpmcProducer<T>,
+    pub(super) tx: MpmcProducer<T>,
 }
 
 impl<T> std::fmt::Debug for MpmcStream<T> {

@@ -57,7 +57,8 @@ use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 
 mod consumer; // the consumer end and its in-place read chunk
-mod producer; // the producer end and its in-place write chunk
+mod messages;
+mod producer; // the producer end and its in-place write chunk // the ring as messages of bytes (rings/messages.rs)
 
 pub use consumer::{Consumer, ReadChunk};
 pub use producer::{Producer, WriteChunk};
