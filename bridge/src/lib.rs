@@ -1,7 +1,9 @@
 //! Bridges between shmring rings and Zenoh: a ring's messages published to
 //! a key expression, and a key expression's samples written into a ring.
 //! Byte rings carry their messages; `Spsc<T>` and `Mpmc<T>` rings carry
-//! each value as its bytes (`ends.rs`). The `shmring-bridge` command runs
+//! each value as its bytes: the bridge reads and writes every kind through
+//! shmring's one interface for them, [`shmring::MessageReceiver`] and
+//! [`shmring::MessageSender`] (`ring.rs`). The `shmring-bridge` command runs
 //! one bridge of byte rings per process.
 //!
 //! # Delivery
@@ -43,7 +45,7 @@
 //!   share one), so the bridge holds its values in place and records each
 //!   run of consecutive positions it holds, sends it and releases it
 //!   before it records the next. A restarted bridge first takes over what
-//!   the killed one held (`MpmcConsumer::take_over`): values inside the
+//!   the killed one held (`MessageReceiver::take_over_runs`): values inside the
 //!   recorded run go again under their numbers, the rest (taken, never
 //!   recorded, so never sent) get new ones, and numbering goes on after the
 //!   run. So nothing it took is lost or reaches a receiver twice. With
@@ -85,7 +87,7 @@
 //! # }
 //! ```
 
-mod ends;
+mod ring;
 pub mod seq;
 
 use std::collections::HashMap;
@@ -97,7 +99,7 @@ use std::time::Duration;
 use shmring::Pod;
 use shmring_bridge_state::{Counts, InState, OutState, SourceState, Span};
 
-use crate::ends::{Reader, Writer, Written};
+use crate::ring::{Reader, Writer, Written};
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
 use zenoh::sample::Sample;
@@ -322,7 +324,7 @@ pub struct OutStats {
 /// role).
 pub struct Outbound {
     matching: Arc<AtomicBool>,
-    reader: Box<dyn Reader>,
+    reader: Reader,
     publisher: Publisher<'static>,
     congestion: Congestion,
     source: u64,
@@ -340,8 +342,7 @@ impl Outbound {
         // The consumer role first: the read position is ours from here on.
         let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
-        let reader = ends::BytesReader { ring: handle, rx };
-        Self::with_reader(session, ring, key, opts, Box::new(reader))
+        Self::with_reader(session, ring, key, opts, Reader::new(rx, handle))
     }
 
     /// Bridge typed ring `ring` (`Spsc<T>`) to `key`, each value as its
@@ -364,8 +365,7 @@ impl Outbound {
         let handle = shmring::Spsc::<T>::open_timeout(ring, opts.open_wait)?;
         let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
-        let reader = ends::SpscReader { rx, _ring: handle };
-        Self::with_reader(session, ring, key, opts, Box::new(reader))
+        Self::with_reader(session, ring, key, opts, Reader::new(rx, handle))
     }
 
     /// Bridge typed ring `ring` (`Mpmc<T>`) to `key`, as one of its
@@ -395,8 +395,7 @@ impl Outbound {
         let handle = shmring::Mpmc::<T>::open_timeout(ring, opts.open_wait)?;
         let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
-        let reader = ends::MpmcReader::new(rx, handle);
-        Self::with_reader(session, ring, key, opts, Box::new(reader))
+        Self::with_reader(session, ring, key, opts, Reader::new(rx, handle))
     }
 
     fn with_reader(
@@ -404,7 +403,7 @@ impl Outbound {
         ring: &str,
         key: &str,
         opts: &OutOptions,
-        mut reader: Box<dyn Reader>,
+        mut reader: Reader,
     ) -> Result<Self> {
         let (source, next_seq, resumed, state) = match &opts.state {
             Some(path) => {
@@ -625,7 +624,7 @@ pub struct Inbound {
 
 /// What the callback needs: the ring, and the accounting.
 struct Receiver {
-    writer: Box<dyn Writer>,
+    writer: Writer,
     sources: HashMap<u64, Source>,
     retired: Counts,
     unnumbered: u64,
@@ -656,8 +655,7 @@ impl Inbound {
             other => other?,
         };
         let tx = handle.producer()?;
-        let writer = ends::BytesWriter { tx, _ring: handle };
-        Self::with_writer(session, key, opts, Box::new(writer))
+        Self::with_writer(session, key, opts, Writer::new(tx, handle))
     }
 
     /// Subscribe to `key` and write each sample into typed ring `ring`
@@ -686,8 +684,7 @@ impl Inbound {
             other => other?,
         };
         let tx = handle.producer()?;
-        let writer = ends::SpscWriter { tx, _ring: handle };
-        Self::with_writer(session, key, opts, Box::new(writer))
+        Self::with_writer(session, key, opts, Writer::new(tx, handle))
     }
 
     /// As [`spsc`](Self::spsc), into an `Mpmc<T>` ring (as one of its
@@ -705,16 +702,10 @@ impl Inbound {
             other => other?,
         };
         let tx = handle.producer()?;
-        let writer = ends::MpmcWriter { tx, _ring: handle };
-        Self::with_writer(session, key, opts, Box::new(writer))
+        Self::with_writer(session, key, opts, Writer::new(tx, handle))
     }
 
-    fn with_writer(
-        session: &Session,
-        key: &str,
-        opts: &InOptions,
-        writer: Box<dyn Writer>,
-    ) -> Result<Self> {
+    fn with_writer(session: &Session, key: &str, opts: &InOptions, writer: Writer) -> Result<Self> {
         let mut sources = HashMap::new();
         let (mut retired, mut unnumbered, mut malformed) = (Counts::default(), 0, 0);
         let state = match &opts.state {
