@@ -56,11 +56,17 @@ impl MessageLen {
         }
     }
 
-    /// The error of a message of `len` bytes that does not fit.
-    pub(crate) fn refuse(self, len: usize) -> SendError {
+    /// A typed ring's: one value of `T`.
+    pub(crate) fn of<T>() -> Self {
+        MessageLen::Exactly(std::mem::size_of::<T>())
+    }
+
+    /// `Ok` if a message of `len` bytes fits, else the error saying why not.
+    pub(crate) fn check(self, len: usize) -> Result<(), SendError> {
         match self {
-            MessageLen::Exactly(expected) => SendError::WrongLength { len, expected },
-            MessageLen::AtMost(max) => SendError::MessageTooLarge { len, max },
+            _ if self.fits(len) => Ok(()),
+            MessageLen::Exactly(expected) => Err(SendError::WrongLength { len, expected }),
+            MessageLen::AtMost(max) => Err(SendError::MessageTooLarge { len, max }),
         }
     }
 }

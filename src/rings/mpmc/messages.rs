@@ -16,7 +16,7 @@ use crate::rings::messages::{
 
 impl<T: Pod + Send> MessageSender for MpmcProducer<T> {
     fn message_len(&self) -> MessageLen {
-        MessageLen::Exactly(std::mem::size_of::<T>())
+        MessageLen::of::<T>()
     }
 
     fn send_with(
@@ -25,10 +25,7 @@ impl<T: Pod + Send> MessageSender for MpmcProducer<T> {
         timeout: Duration,
         fill: &mut dyn FnMut(&mut [u8]),
     ) -> Result<(), SendError> {
-        let size = self.message_len();
-        if !size.fits(len) {
-            return Err(size.refuse(len));
-        }
+        MessageLen::of::<T>().check(len)?;
         let mut slot = match timeout.is_zero() {
             true => self.try_reserve().ok_or(SendError::Full)?,
             false => self.reserve_timeout(timeout)?,

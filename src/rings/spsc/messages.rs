@@ -12,7 +12,7 @@ use crate::rings::messages::{AfterRun, MessageLen, MessageReceiver, MessageSende
 
 impl<T: Pod + Send> MessageSender for Producer<T> {
     fn message_len(&self) -> MessageLen {
-        MessageLen::Exactly(std::mem::size_of::<T>())
+        MessageLen::of::<T>()
     }
 
     fn send_with(
@@ -21,10 +21,7 @@ impl<T: Pod + Send> MessageSender for Producer<T> {
         timeout: Duration,
         fill: &mut dyn FnMut(&mut [u8]),
     ) -> Result<(), SendError> {
-        let size = self.message_len();
-        if !size.fits(len) {
-            return Err(size.refuse(len));
-        }
+        MessageLen::of::<T>().check(len)?;
         let mut chunk = match timeout.is_zero() {
             true => self.try_reserve(1).ok_or(SendError::Full)?,
             false => self.reserve_timeout(1, timeout)?,
