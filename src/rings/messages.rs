@@ -33,6 +33,17 @@ use std::time::Duration;
 use crate::error::{Error, RecvError, SendError};
 
 /// How long a ring's messages are.
+///
+/// ```
+/// use shmring::{ByteRing, MessageLen, MessageSender, Mpmc};
+/// # let pid = std::process::id();
+/// let typed = Mpmc::<[u32; 3]>::create(&format!("shmring-doc-len-t-{pid}"), 4)?;
+/// let bytes = ByteRing::create(&format!("shmring-doc-len-b-{pid}"), 4096)?;
+/// assert_eq!(typed.producer()?.message_len(), MessageLen::Exactly(12));
+/// let max = bytes.max_message_len();
+/// assert_eq!(bytes.producer()?.message_len(), MessageLen::AtMost(max));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageLen {
     /// A typed ring: every message is one value of this many bytes.
@@ -125,6 +136,21 @@ pub trait MessageSender {
 }
 
 /// What becomes of a run once [`MessageReceiver::recv_runs`] lent it.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{AfterRun, MessageReceiver, Spsc};
+/// # let name = format!("shmring-doc-after-run-{}", std::process::id());
+/// let ring = Spsc::<u64>::create(&name, 4)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(7).unwrap();
+/// // Not ready to forward it yet: keep it.
+/// assert_eq!(rx.recv_runs(4, Duration::ZERO, &mut |_| AfterRun::Keep)?, 0);
+/// assert_eq!(rx.released(), Some(0));
+/// assert_eq!(rx.recv_runs(4, Duration::ZERO, &mut |_| AfterRun::Release)?, 1);
+/// assert_eq!(rx.released(), Some(1));
+/// # Ok::<(), shmring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AfterRun {
     /// Done with it: its space goes back to the producers.
@@ -199,7 +225,26 @@ pub trait MessageReceiver {
 }
 
 /// Messages at consecutive positions, lent in place by
-/// [`MessageReceiver::recv_runs`] (see its example).
+/// [`MessageReceiver::recv_runs`].
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{AfterRun, ByteRing, MessageReceiver};
+/// # let name = format!("shmring-doc-run-{}", std::process::id());
+/// let ring = ByteRing::create(&name, 4096)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_send(b"ab")?;
+/// tx.try_send(b"cde")?;
+/// rx.recv_runs(8, Duration::ZERO, &mut |run| {
+///     assert_eq!(run.len(), 2);
+///     // A byte ring's positions count bytes, framing included.
+///     assert_eq!(run.positions(), 0..ring.bytes_written());
+///     let joined: Vec<u8> = run.iter().flatten().copied().collect();
+///     assert_eq!(joined, b"abcde");
+///     AfterRun::Release
+/// })?;
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct Run<'a> {
     positions: Range<u64>,
     len: usize,
@@ -263,7 +308,23 @@ impl std::fmt::Debug for Run<'_> {
     }
 }
 
-/// The messages of a [`Run`], oldest first.
+/// The messages of a [`Run`], oldest first, each in place.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{AfterRun, MessageReceiver, Spsc};
+/// # let name = format!("shmring-doc-run-iter-{}", std::process::id());
+/// let ring = Spsc::<u16>::create(&name, 4)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(0x0102).unwrap();
+/// rx.recv_runs(4, Duration::ZERO, &mut |run| {
+///     let mut messages = run.iter();
+///     assert_eq!(messages.next(), Some(&0x0102u16.to_ne_bytes()[..])); // the value's bytes
+///     assert_eq!(messages.next(), None);
+///     AfterRun::Release
+/// })?;
+/// # Ok::<(), shmring::Error>(())
+/// ```
 pub struct RunIter<'a> {
     messages: Messages<'a>,
     next: usize,
