@@ -38,6 +38,12 @@ impl Case {
         let result = self.rx().recv_runs(max, SHORT, &mut |run| {
             let values: Vec<u64> = run.iter().map(value).collect();
             assert_eq!(values.len(), run.len(), "{kind}: a run's length");
+            assert!(!run.is_empty(), "{kind}: a run holds a message");
+            let said = format!("{run:?} {:?}", run.iter());
+            assert!(
+                said.contains(&format!("len: {}", run.len())),
+                "{kind}: {said}"
+            );
             let span = run.positions();
             assert!(span.start < span.end, "{kind}: an empty span {span:?}");
             let step = (span.end - span.start) / run.len() as u64;

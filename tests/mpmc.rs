@@ -6,7 +6,7 @@
 mod common;
 
 use common::unique_name;
-use shmring::{AfterRun, MessageReceiver, Mpmc};
+use shmring::{AfterRun, MessageReceiver, Mpmc, RecvError, WaitStrategy};
 
 fn ring(tag: &str, capacity: usize) -> Mpmc<u64> {
     Mpmc::<u64>::create(&unique_name(tag), capacity).unwrap()
@@ -143,4 +143,41 @@ fn a_kept_run_does_not_stop_an_mpmc_consumer_and_taken_over_values_come_one_by_o
     // Position 0 (kept) first; 1 was released; 2 is new: two runs.
     assert_eq!(got, [(0..1, vec![10]), (2..3, vec![12])]);
     assert_eq!(released, 2);
+}
+
+/// A stream handle is a producer with a count: it pushes, reserves and
+/// closes like one, counting what it committed, and every handle says in
+/// its `Debug` which ring it belongs to.
+#[test]
+fn a_stream_pushes_reserves_and_closes_like_a_producer_and_handles_name_their_ring() {
+    let short = std::time::Duration::from_millis(10);
+    let ring = ring("stream-calls", 4);
+    let mut feed = ring.producer_stream(2).unwrap();
+    feed.set_wait_strategy(WaitStrategy::Spin);
+    feed.push_timeout(1, short).unwrap();
+    let mut slot = feed.reserve_timeout(short).unwrap();
+    *slot = 2;
+    slot.commit();
+    assert_eq!(feed.committed(), 2);
+
+    let tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_wait_strategy(WaitStrategy::Sleep);
+    for handle in [
+        format!("{feed:?}"),
+        format!("{tx:?}"),
+        format!("{rx:?}"),
+        format!("{:?}", tx.try_clone().unwrap()),
+    ] {
+        assert!(handle.contains(ring.name()), "{handle}");
+    }
+    assert!(format!("{feed:?}").contains("committed: 2"));
+    let slot = rx.try_read().unwrap();
+    assert!(format!("{slot:?}").contains("pos: 0"), "{slot:?}");
+    drop(slot);
+
+    feed.close();
+    assert_eq!(rx.pop_timeout(short).unwrap(), 2);
+    let end = rx.pop_timeout(short).unwrap_err();
+    assert!(matches!(end, RecvError::Closed { .. }), "{end}");
 }

@@ -71,14 +71,15 @@ impl MessageLen {
     pub(crate) fn of<T>() -> Self {
         MessageLen::Exactly(std::mem::size_of::<T>())
     }
+}
 
-    /// `Ok` if a message of `len` bytes fits, else the error saying why not.
-    pub(crate) fn check(self, len: usize) -> Result<(), SendError> {
-        match self {
-            _ if self.fits(len) => Ok(()),
-            MessageLen::Exactly(expected) => Err(SendError::WrongLength { len, expected }),
-            MessageLen::AtMost(max) => Err(SendError::MessageTooLarge { len, max }),
-        }
+/// `Ok` if `len` bytes are one value of `T`, else `WrongLength`. (A byte
+/// ring's reserve checks its own maximum.)
+pub(crate) fn check_value_len<T>(len: usize) -> Result<(), SendError> {
+    let expected = std::mem::size_of::<T>();
+    match len == expected {
+        true => Ok(()),
+        false => Err(SendError::WrongLength { len, expected }),
     }
 }
 

@@ -11,7 +11,7 @@ use bytemuck::Pod;
 use super::{MpmcConsumer, MpmcProducer, MpmcReadSlot, MpmcStream};
 use crate::error::{Error, RecvError, SendError};
 use crate::rings::messages::{
-    run_len, AfterRun, MessageLen, MessageReceiver, MessageSender, Messages, Run,
+    check_value_len, run_len, AfterRun, MessageLen, MessageReceiver, MessageSender, Messages, Run,
 };
 
 impl<T: Pod + Send> MessageSender for MpmcProducer<T> {
@@ -25,7 +25,7 @@ impl<T: Pod + Send> MessageSender for MpmcProducer<T> {
         timeout: Duration,
         fill: &mut dyn FnMut(&mut [u8]),
     ) -> Result<(), SendError> {
-        MessageLen::of::<T>().check(len)?;
+        check_value_len::<T>(len)?;
         let mut slot = match timeout.is_zero() {
             true => self.try_reserve().ok_or(SendError::Full)?,
             false => self.reserve_timeout(timeout)?,

@@ -8,7 +8,9 @@ use bytemuck::Pod;
 
 use super::{Consumer, Producer};
 use crate::error::{Error, RecvError, SendError};
-use crate::rings::messages::{AfterRun, MessageLen, MessageReceiver, MessageSender, Messages, Run};
+use crate::rings::messages::{
+    check_value_len, AfterRun, MessageLen, MessageReceiver, MessageSender, Messages, Run,
+};
 
 impl<T: Pod + Send> MessageSender for Producer<T> {
     fn message_len(&self) -> MessageLen {
@@ -21,7 +23,7 @@ impl<T: Pod + Send> MessageSender for Producer<T> {
         timeout: Duration,
         fill: &mut dyn FnMut(&mut [u8]),
     ) -> Result<(), SendError> {
-        MessageLen::of::<T>().check(len)?;
+        check_value_len::<T>(len)?;
         let mut chunk = match timeout.is_zero() {
             true => self.try_reserve(1).ok_or(SendError::Full)?,
             false => self.reserve_timeout(1, timeout)?,
