@@ -649,3 +649,22 @@ fn a_streams_next_handle_sees_the_count_its_last_left() {
         leaving.join().unwrap();
     });
 }
+
+/// A byte-ring stream's handle dies after naming a span and before the
+/// compare-exchange that would take it, and nobody writes after it: its
+/// record names space at the write position that it never took. The
+/// stream's next handle gets the stream at once, with the count it had
+/// (not `Busy` until some other producer writes past that space).
+#[test]
+fn a_byte_stream_killed_before_winning_its_span_is_taken_again_at_once() {
+    repair_model(|| {
+        let ring = byte_ring();
+        let mut stream = ring.producer_stream(1).unwrap();
+        stream.try_send(&body(1, 0, 8)).unwrap();
+        stream.die_naming(8);
+        let next = ring.producer_stream(1).expect("the stream back, not Busy");
+        assert_eq!(next.committed(), Some(1));
+        let mut rx = ring.consumer().unwrap();
+        assert_eq!(recv_repairing(&ring, &mut rx, 1), [body(1, 0, 8)]);
+    });
+}
