@@ -36,7 +36,10 @@
 //! grant it lent is forgotten) leaves its span named by a dead record: a
 //! blocked consumer (or [`ByteRing::recover`]) publishes padding over
 //! whatever of it is uncommitted, under the repair lock, and the ring goes
-//! on.
+//! on. A dead record is freed (for a new handle, or its stream's next one)
+//! once the consumer cannot be waiting on its span: padded or committed
+//! behind the repair's walk, empty, or never won (it starts at or past the
+//! write position, read after the holder was found dead).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
