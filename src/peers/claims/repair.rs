@@ -109,6 +109,12 @@ impl DeadRecord<'_> {
         self.rec.committed.store(count << 1, Ordering::Relaxed);
     }
 
+    /// Whether it is a stream's record (its stream's next handle takes it).
+    pub(crate) fn is_stream(&self) -> bool {
+        // Relaxed: as in `settle_stream`.
+        self.rec.stream.load(Ordering::Relaxed) != 0
+    }
+
     /// The dead holder's pid (in its own namespace), for the log.
     pub(crate) fn holder_pid(&self) -> u32 {
         HolderId::from_raw(self.owner).map_or(0, HolderId::pid)

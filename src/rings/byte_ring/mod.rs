@@ -38,8 +38,9 @@
 //! whatever of it is uncommitted, under the repair lock, and the ring goes
 //! on. A dead record is freed (for a new handle, or its stream's next one)
 //! once the consumer cannot be waiting on its span: padded or committed
-//! behind the repair's walk, empty, or never won (it starts at or past the
-//! write position, read after the holder was found dead).
+//! behind the repair's walk, empty, or, for a stream's record, never won
+//! (it starts at or past the write position, read after the holder was
+//! found dead), so that the stream's next handle is not refused.
 
 use std::marker::PhantomData;
 use std::sync::Arc;

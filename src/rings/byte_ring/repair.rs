@@ -117,20 +117,23 @@ pub(super) fn repair(rec: &Records) -> u64 {
         }
     }
     // Free dead records whose span the consumer can no longer be waiting
-    // on: behind the walk, empty, or never won. A span that starts at or
-    // past the write position was named and never taken (taking it moves
-    // the write position past it), and its producer, dead, never will;
-    // kept, it would hold its stream's record until another producer
-    // writes past it. The position is read again, after the lease found
-    // the holder dead: it may have won the span after the walk's load, and
+    // on: behind the walk, empty, or (a stream's) never won. A span that
+    // starts at or past the write position was named and never taken
+    // (taking it moves the write position past it), and its producer,
+    // dead, never will; kept, a stream's record would refuse the stream's
+    // next handle until another producer writes past it. (An anonymous
+    // handle's is freed once someone does: new handles take any free
+    // record.) The position is read again, after the lease found the
+    // holder dead: it may have won the span after the walk's load, and
     // then died. Relaxed: that finding orders the dead's last
     // compare-exchange before the load.
     let at_or_past = |p: u64, q: u64| (p.wrapping_sub(q) as i64) >= 0;
     for dead in claims::dead_records(seg, table) {
         let (first, end) = dead.span();
         let empty = end.wrapping_sub(first) == 0 || end.wrapping_sub(first) > cap;
-        let never_won =
-            at_or_past(first, tail) && at_or_past(first, header.tail.load(Ordering::Relaxed));
+        let never_won = dead.is_stream()
+            && at_or_past(first, tail)
+            && at_or_past(first, header.tail.load(Ordering::Relaxed));
         if empty || never_won || at_or_past(pos, end) {
             dead.reclaim(seg, Side::Producer, &header.producer_stats.takeovers);
         }
