@@ -1,6 +1,13 @@
 //! How a side waits for the other: spin, then yield, then sleep on a futex,
 //! and how the other side wakes it without a system call per message.
 //!
+//! The two sides wait differently by default. A consumer waiting for a
+//! value spins long, for the lowest latency; a producer waiting for room
+//! spins briefly, then yields between looks
+//! ([`WaitStrategy::producer_default`]): it has a full ring queued ahead of
+//! it, and looking at the consumer's index at spinning speed slows the
+//! consumer (measured there).
+//!
 //! # The wakeup protocol
 //!
 //! Each direction has an [`Event`]: a futex word `seq` and a flag `wanted`
@@ -105,8 +112,42 @@ impl WaitStrategy {
     }
 }
 
+impl WaitStrategy {
+    /// How every producer handle waits for room unless told otherwise:
+    /// look 64 times, then yield the CPU between looks (256 times), then
+    /// sleep.
+    ///
+    /// Not the consumers' [`default`](Self::default), because the two waits
+    /// differ. A consumer that waits for a value wants it the moment it
+    /// lands; a producer that waits for room has a full ring of values
+    /// queued ahead of it, so coming back late by a yield costs it nothing,
+    /// while looking at the consumer's index at spinning speed slows the
+    /// consumer it waits for. Measured (one value at a time between two
+    /// pinned threads, 4096 slots, medians of 11 alternated pairs, AMD EPYC
+    /// VM): 5-6% faster than the consumers' default, and twice as fast as
+    /// [`Spin`](Self::Spin), whose producer keeps writing the lines the
+    /// consumer is reading (see the README's "Regimes").
+    ///
+    /// ```
+    /// use shmring::WaitStrategy;
+    /// # let name = format!("shmring-doc-producer-default-{}", std::process::id());
+    /// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+    /// let mut tx = ring.producer()?; // waits this way already
+    /// tx.set_wait_strategy(WaitStrategy::producer_default());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub const fn producer_default() -> Self {
+        WaitStrategy::SpinThenSleep {
+            spins: 64,
+            yields: 256,
+        }
+    }
+}
+
 impl Default for WaitStrategy {
-    /// Spin for about the time of a few cross-core round trips, then sleep.
+    /// How every consumer handle waits for a value: spin for about the time
+    /// of a few cross-core round trips, then sleep. (Producers wait for room
+    /// as [`producer_default`](Self::producer_default) says.)
     fn default() -> Self {
         WaitStrategy::SpinThenSleep {
             spins: 4096,

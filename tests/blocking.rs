@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{RecvError, SendError, Spsc, WaitStrategy};
+use shmring::{ByteRing, Mpmc, RecvError, SendError, Spsc, WaitStrategy};
 
 const STRATEGIES: [WaitStrategy; 3] = [
     WaitStrategy::Spin,
@@ -258,4 +258,56 @@ fn a_consumer_that_dies_asleep_costs_one_wake_not_one_per_push() {
     );
     pusher.wait_success(Duration::from_secs(60));
     drop(ring);
+}
+
+#[test]
+fn producers_wait_for_room_by_yielding_and_consumers_by_spinning_unless_told_otherwise() {
+    let (room, value) = (WaitStrategy::producer_default(), WaitStrategy::default());
+    assert_ne!(room, value, "two waits, two defaults");
+    let spsc = Spsc::<u64>::create(&unique_name("defaults-spsc"), 8).unwrap();
+    let mpmc = Mpmc::<u64>::create(&unique_name("defaults-mpmc"), 8).unwrap();
+    let bytes = ByteRing::create(&unique_name("defaults-bytes"), 4096).unwrap();
+    let waits = [
+        (
+            "spsc producer",
+            spsc.producer().unwrap().wait_strategy(),
+            room,
+        ),
+        (
+            "spsc consumer",
+            spsc.consumer().unwrap().wait_strategy(),
+            value,
+        ),
+        (
+            "mpmc producer",
+            mpmc.producer().unwrap().wait_strategy(),
+            room,
+        ),
+        (
+            "mpmc stream",
+            mpmc.producer_stream(1).unwrap().wait_strategy(),
+            room,
+        ),
+        (
+            "mpmc consumer",
+            mpmc.consumer().unwrap().wait_strategy(),
+            value,
+        ),
+        (
+            "byte producer",
+            bytes.producer().unwrap().wait_strategy(),
+            room,
+        ),
+        (
+            "byte consumer",
+            bytes.consumer().unwrap().wait_strategy(),
+            value,
+        ),
+    ];
+    for (handle, got, want) in waits {
+        assert_eq!(got, want, "{handle}");
+    }
+    let mut tx = spsc.producer().unwrap();
+    tx.set_wait_strategy(WaitStrategy::Spin);
+    assert_eq!(tx.wait_strategy(), WaitStrategy::Spin, "the setter sticks");
 }

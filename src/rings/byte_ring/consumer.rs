@@ -178,6 +178,12 @@ impl ByteConsumer {
         self.wait = strategy;
     }
 
+    /// The strategy this handle waits with: [`WaitStrategy::default`] until
+    /// [`set_wait_strategy`](Self::set_wait_strategy) changes it.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
     /// The next committed message, skipping (and releasing) padding.
     fn next(&mut self) -> Result<Option<Record>, Corruption> {
         let start = self.pos;

@@ -162,7 +162,7 @@ impl ByteRing {
                 .load(Ordering::Relaxed)
                 .wrapping_sub(cap),
             rec: Arc::clone(&self.mem),
-            wait: WaitStrategy::default(),
+            wait: WaitStrategy::producer_default(),
             #[cfg(shmring_loom)]
             dies_naming: false,
         })

@@ -165,6 +165,12 @@ impl ByteProducer {
         self.wait = strategy;
     }
 
+    /// The strategy this handle waits with: [`WaitStrategy::producer_default`] until
+    /// [`set_wait_strategy`](Self::set_wait_strategy) changes it.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
     /// Claim a record for a `len`-byte payload; a claim that gives up
     /// leaves our record naming nothing.
     fn claim(&mut self, len: usize) -> Result<Option<u64>, SendError> {

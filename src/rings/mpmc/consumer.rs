@@ -239,6 +239,12 @@ impl<T: Pod + Send> MpmcConsumer<T> {
         self.wait = strategy;
     }
 
+    /// The strategy this handle waits with: [`WaitStrategy::default`] until
+    /// [`set_wait_strategy`](Self::set_wait_strategy) changes it.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
     #[inline]
     pub(super) fn try_claim(&self) -> Option<u64> {
         claim(&self.mem, Side::Consumer, &self.rec).or_else(|| adopt_orphan(&self.mem, &self.rec))

@@ -162,7 +162,7 @@ impl<T: Pod + Send> Mpmc<T> {
     /// that what it holds can be repaired if it dies); one more is
     /// `Error::TooManyHandles`.
     pub fn producer(&self) -> Result<MpmcProducer<T>> {
-        MpmcProducer::new(Arc::clone(&self.mem), WaitStrategy::default())
+        MpmcProducer::new(Arc::clone(&self.mem), WaitStrategy::producer_default())
     }
 
     /// A producer handle of stream `id`, a name the application gives to
@@ -188,7 +188,7 @@ impl<T: Pod + Send> Mpmc<T> {
     /// # Ok::<(), shmring::Error>(())
     /// ```
     pub fn producer_stream(&self, id: u32) -> Result<MpmcStream<T>> {
-        MpmcStream::new(Arc::clone(&self.mem), WaitStrategy::default(), id)
+        MpmcStream::new(Arc::clone(&self.mem), WaitStrategy::producer_default(), id)
     }
 
     /// A consumer handle. There may be up to 32 live ones at once, in any

@@ -249,6 +249,12 @@ impl<T: Pod + Send> MpmcProducer<T> {
         self.wait = strategy;
     }
 
+    /// The strategy this handle waits with: [`WaitStrategy::producer_default`] until
+    /// [`set_wait_strategy`](Self::set_wait_strategy) changes it.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
     /// Wait for room; while the ring stays full, look for a dead peer
     /// behind it every few milliseconds.
     #[inline]
@@ -386,6 +392,12 @@ impl<T: Pod + Send> MpmcStream<T> {
     /// How this handle waits when the ring is full.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.tx.set_wait_strategy(strategy);
+    }
+
+    /// The strategy this handle waits with: [`WaitStrategy::producer_default`]
+    /// until [`set_wait_strategy`](Self::set_wait_strategy) changes it.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.tx.wait_strategy()
     }
 
     /// [`MpmcProducer::try_push`], counted.

@@ -118,6 +118,12 @@ impl<T: Pod + Send> Consumer<T> {
         self.wait = strategy;
     }
 
+    /// The strategy this handle waits with: [`WaitStrategy::default`] until
+    /// [`set_wait_strategy`](Self::set_wait_strategy) changes it.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
     /// The error of a wait for data that ended: who did not publish.
     #[cold]
     fn timed_out(&self, op: &'static str, waited: Duration) -> TimedOut {

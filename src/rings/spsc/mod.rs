@@ -151,7 +151,7 @@ impl<T: Pod + Send> Spsc<T> {
             // "Full": the first push reads the consumer's real head.
             cached_head: tail.wrapping_sub(self.mem.capacity()),
             me: Some(me),
-            wait: WaitStrategy::default(),
+            wait: WaitStrategy::producer_default(),
             _not_sync: PhantomData,
         })
     }

@@ -200,6 +200,12 @@ impl<T: Pod + Send> Producer<T> {
         self.wait = strategy;
     }
 
+    /// The strategy this handle waits with: [`WaitStrategy::producer_default`] until
+    /// [`set_wait_strategy`](Self::set_wait_strategy) changes it.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
     #[inline(never)]
     fn wait_for_room(&mut self, timeout: Duration) -> bool {
         // Fast path on the cached head: touching the consumer's line on
