@@ -16,14 +16,21 @@ const CHUNK: usize = 64;
 
 mod common;
 use common::name;
+use shmring_bench_kit::placement::pin_to_cpu;
 
-/// Run `produce(n)` on this thread and `consume(n)` on another; time both.
+/// Run `produce(n)` on this thread, pinned to CPU 0, and `consume(n)` on
+/// another, pinned to CPU 1; time both. (Unpinned, which row ran where
+/// moved ratios by 2x between runs.)
 fn two_threads<P, C>(n: u64, produce: P, consume: C) -> Duration
 where
     P: FnOnce(u64),
     C: FnOnce(u64) + Send + 'static,
 {
-    let consumer = std::thread::spawn(move || consume(n));
+    let consumer = std::thread::spawn(move || {
+        pin_to_cpu(1);
+        consume(n)
+    });
+    pin_to_cpu(0);
     let start = Instant::now();
     produce(n);
     consumer.join().unwrap();
@@ -78,6 +85,57 @@ fn one_at_a_time(c: &mut Criterion) {
             let mut tx = ring.producer().unwrap();
             let mut rx = ring.consumer().unwrap();
             spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
+        })
+    });
+
+    // Blocking pushes, like with like: ours waits with the producers'
+    // default strategy, ringfire's lossless `push` with its own backoff.
+    g.bench_function(BenchmarkId::from_parameter("shmring_push_timeout"), |b| {
+        b.iter_custom(|n| {
+            let ring = shmring::Spsc::<u64>::create(&name("one-blocking"), CAPACITY).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let mut rx = ring.consumer().unwrap();
+            let long = Duration::from_secs(30);
+            spin_pair(
+                n,
+                |v| tx.push_timeout(v, long).is_ok(),
+                move || rx.try_pop(),
+            )
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("ringfire_push"), |b| {
+        b.iter_custom(|n| {
+            let path = format!("/dev/shm/{}", name("ringfire"));
+            let mut tx = ringfire::RingProducerBuilder::new(CAPACITY as u64)
+                .flow_control(ringfire::FlowControl::LosslessBackpressure)
+                .build::<u64, _>(&path)
+                .unwrap();
+            let mut rx = ringfire::RingConsumer::<u64>::attach(&path).unwrap();
+            let took = spin_pair(
+                n,
+                |v| {
+                    tx.push(&v);
+                    true
+                },
+                move || rx.try_recv(),
+            );
+            let _ = std::fs::remove_file(&path);
+            took
+        })
+    });
+
+    g.bench_function(BenchmarkId::from_parameter("ringfire_try_push"), |b| {
+        b.iter_custom(|n| {
+            let path = format!("/dev/shm/{}", name("ringfire"));
+            let mut tx = ringfire::RingProducerBuilder::new(CAPACITY as u64)
+                .flow_control(ringfire::FlowControl::LosslessBackpressure)
+                .build::<u64, _>(&path)
+                .unwrap();
+            let mut rx = ringfire::RingConsumer::<u64>::attach(&path).unwrap();
+            let took = spin_pair(n, |v| tx.try_push(&v).is_ok(), move || rx.try_recv());
+            let _ = std::fs::remove_file(&path);
+            took
         })
     });
 

@@ -7,4 +7,5 @@
 //! and futex calls) stays out of the command.
 
 pub mod floors;
+pub mod placement;
 pub mod worker;
