@@ -112,6 +112,40 @@ fn chunks_capacity_2_wrap() {
     });
 }
 
+/// A read chunk finds how many values are ready by bisection over their
+/// stamps, so it lends values whose own stamps it never loaded: with three
+/// ready it looks at the first and the last only. Each value must still
+/// arrive whole and in order, whatever the interleaving: the Acquire that
+/// finds a later stamp full shows every value published before it. Fails
+/// if `publish`'s Release is weakened (a value read before it is written),
+/// or if the bisection lends a position not yet published (a stale 0).
+#[test]
+fn a_chunk_lends_values_whose_stamps_it_did_not_read() {
+    loom::model(|| {
+        let ring = ring(4);
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.consumer().unwrap();
+        let producer = thread::spawn(move || {
+            for v in 1..=3 {
+                push_spinning(&mut tx, v);
+            }
+        });
+        let mut expected = 1u64;
+        while expected <= 3 {
+            let Some(chunk) = rx.try_read(3) else {
+                thread::yield_now();
+                continue;
+            };
+            for i in 0..chunk.len() {
+                assert_eq!(chunk.read(i), expected);
+                expected += 1;
+            }
+            chunk.release_all();
+        }
+        producer.join().unwrap();
+    });
+}
+
 /// Closing: a consumer that finds the ring closed has seen every value
 /// pushed before the close (then gets `Closed`, not a timeout), and one
 /// asleep when the close comes is woken. Fails if the close's Release or

@@ -194,15 +194,44 @@ impl<T: Pod + Send> Consumer<T> {
     /// Up to `n` committed values, perhaps none.
     #[inline(always)]
     fn chunk(&mut self, n: usize) -> ReadChunk<'_, T> {
-        let max = n.min(self.mem.capacity() as usize);
-        let mut len = 0;
-        while len < max && self.mem.slot(self.pos(len)).is_full_for(self.pos(len)) {
-            len += 1;
-        }
+        let len = self.ready_within(n.min(self.mem.capacity() as usize));
         ReadChunk {
             consumer: self,
             len,
         }
+    }
+
+    /// How many positions from `head` on hold committed values, up to
+    /// `max`. The producer publishes positions in order, each stamp with
+    /// Release after its value, so the full stamps from `head` on are a
+    /// prefix, and seeing (Acquire) that the stamp of `head + i` is full
+    /// makes every value up to it visible: the end of the prefix is found
+    /// by bisection, in log2(max) stamp loads rather than `max`, and when
+    /// the whole window is ready, in two. A restarted producer keeps the
+    /// prefix: it resumes after the last stamped position (see `producer()`
+    /// in `mod.rs`). A hostile producer that stamps out of order makes this
+    /// lend slots it never stamped: in bounds, of a `Pod` type, just not a
+    /// value anyone committed.
+    #[inline(always)]
+    fn ready_within(&self, max: usize) -> usize {
+        let full = |i: usize| self.mem.slot(self.pos(i)).is_full_for(self.pos(i));
+        if max == 0 || !full(0) {
+            return 0;
+        }
+        if full(max - 1) {
+            return max;
+        }
+        // Seen: `lo` full, `hi` not yet.
+        let (mut lo, mut hi) = (0, max - 1);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if full(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo + 1
     }
 
     /// Committed values not yet popped, as far as the producer's last stored
