@@ -7,7 +7,7 @@
 //!
 //! `cargo bench --bench versus` runs every case; name cases to run some
 //! (`cargo bench --bench versus -- blocking chunks`); `VERSUS_PAIRS` sets
-//! how many pairs (7).
+//! how many pairs (9).
 //!
 //! Like with like: a blocking call against a blocking call (ringfire's
 //! lossless `push` waits for room the way our `push_timeout` does), a
@@ -23,8 +23,8 @@ mod common;
 use common::name;
 
 /// Values per run of a streaming case, and round trips per run.
-const VALUES: u64 = 1_000_000;
-const TRIPS: u64 = 100_000;
+const VALUES: u64 = 4_000_000;
+const TRIPS: u64 = 200_000;
 const CAPACITY: usize = 4096;
 const CHUNK: usize = 64;
 /// Messages in flight in a round trip: one; a small ring, as a service uses.
@@ -328,7 +328,7 @@ fn main() {
     let pairs: usize = std::env::var("VERSUS_PAIRS")
         .ok()
         .and_then(|p| p.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(9);
     let cases = [
         Case {
             name: "blocking",
