@@ -67,6 +67,22 @@ fn spin_pair(
     )
 }
 
+/// Run `bench` on a lossless ringfire ring of `CAPACITY` in /dev/shm and
+/// its one reader; the ring's file goes afterwards.
+fn with_ringfire(
+    bench: impl FnOnce(ringfire::RingProducer<u64>, ringfire::RingConsumer<u64>) -> Duration,
+) -> Duration {
+    let path = format!("/dev/shm/{}", name("ringfire"));
+    let tx = ringfire::RingProducerBuilder::new(CAPACITY as u64)
+        .flow_control(ringfire::FlowControl::LosslessBackpressure)
+        .build::<u64, _>(&path)
+        .unwrap();
+    let rx = ringfire::RingConsumer::<u64>::attach(&path).unwrap();
+    let took = bench(tx, rx);
+    let _ = std::fs::remove_file(&path);
+    took
+}
+
 /// Elements per second, 20 samples of 2 s after 0.5 s of warm-up.
 fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
     g.throughput(Throughput::Elements(1));
@@ -106,36 +122,21 @@ fn one_at_a_time(c: &mut Criterion) {
 
     g.bench_function(BenchmarkId::from_parameter("ringfire_push"), |b| {
         b.iter_custom(|n| {
-            let path = format!("/dev/shm/{}", name("ringfire"));
-            let mut tx = ringfire::RingProducerBuilder::new(CAPACITY as u64)
-                .flow_control(ringfire::FlowControl::LosslessBackpressure)
-                .build::<u64, _>(&path)
-                .unwrap();
-            let mut rx = ringfire::RingConsumer::<u64>::attach(&path).unwrap();
-            let took = spin_pair(
-                n,
-                |v| {
+            with_ringfire(|mut tx, mut rx| {
+                let push = |v| {
                     tx.push(&v);
                     true
-                },
-                move || rx.try_recv(),
-            );
-            let _ = std::fs::remove_file(&path);
-            took
+                };
+                spin_pair(n, push, move || rx.try_recv())
+            })
         })
     });
 
     g.bench_function(BenchmarkId::from_parameter("ringfire_try_push"), |b| {
         b.iter_custom(|n| {
-            let path = format!("/dev/shm/{}", name("ringfire"));
-            let mut tx = ringfire::RingProducerBuilder::new(CAPACITY as u64)
-                .flow_control(ringfire::FlowControl::LosslessBackpressure)
-                .build::<u64, _>(&path)
-                .unwrap();
-            let mut rx = ringfire::RingConsumer::<u64>::attach(&path).unwrap();
-            let took = spin_pair(n, |v| tx.try_push(&v).is_ok(), move || rx.try_recv());
-            let _ = std::fs::remove_file(&path);
-            took
+            with_ringfire(|mut tx, mut rx| {
+                spin_pair(n, |v| tx.try_push(&v).is_ok(), move || rx.try_recv())
+            })
         })
     });
 

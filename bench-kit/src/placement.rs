@@ -13,7 +13,8 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
     set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_ok()
 }
 
-/// The CPU model, for naming the host beside the figures it measured.
+/// The CPU model, for naming the host beside the figures it measured (the
+/// demo's caption and the benches').
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -23,5 +24,5 @@ pub fn cpu_model() -> String {
                 .and_then(|l| l.split(':').nth(1))
                 .map(|m| m.trim().to_owned())
         })
-        .unwrap_or_else(|| "an unknown CPU".to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned())
 }

@@ -86,15 +86,7 @@ pub fn ns(v: u64) -> String {
 /// The machine, for the table's caption.
 pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let model = shmring_bench_kit::placement::cpu_model();
     format!("{cores} cores, {model}")
 }
 
