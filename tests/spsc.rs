@@ -59,6 +59,33 @@ fn a_write_chunk_dropped_uncommitted_publishes_nothing() {
 }
 
 #[test]
+fn chunks_that_wrap_past_the_last_slot_write_and_lend_every_value_in_order() {
+    let ring = ring("wrapchunk", 8);
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let mut next = 0u64;
+    // Every start slot, every length, and fills that stop short of it.
+    for start in 0..8u64 {
+        for len in 1..=8usize {
+            for short in [0, len / 2] {
+                while ring.pushed() % 8 != start {
+                    tx.try_push(u64::MAX).unwrap();
+                    rx.try_pop().unwrap();
+                }
+                let mut chunk = tx.try_reserve(len).unwrap();
+                assert_eq!(chunk.len(), len);
+                let want: Vec<u64> = (next..).take(len - short).collect();
+                assert_eq!(chunk.fill_from_iter(want.iter().copied()), want.len());
+                chunk.commit(want.len());
+                next += len as u64;
+                let chunk = rx.try_read(8).unwrap();
+                assert_eq!(chunk.iter().copied().collect::<Vec<_>>(), want);
+                assert_eq!((0..chunk.len()).map(|i| chunk.read(i)).collect::<Vec<_>>(), want);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_read_chunk_dropped_releases_what_it_lent_and_release_n_keeps_the_rest() {
     let ring = ring("rdrop", 8);
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());

@@ -205,6 +205,30 @@ impl<S> RingMemory<S> {
         unsafe { &*self.slots.as_ptr().add((pos & self.mask) as usize) }
     }
 
+    /// The slots of positions `pos .. pos + n`, as the run up to the end of
+    /// the array and the run wrapped to its start (empty unless the range
+    /// wraps). `n` is capped at the capacity. A chunk walks these instead
+    /// of calling `slot` per position, which re-derives base and mask
+    /// through the handle every time because the stamp operations between
+    /// calls are atomic (callgrind: 13 loads per value read in chunks of
+    /// 64, down to 3).
+    #[inline(always)]
+    pub(crate) fn run(&self, pos: u64, n: usize) -> (&[S], &[S]) {
+        let cap = self.capacity() as usize;
+        let start = (pos & self.mask) as usize;
+        let n = n.min(cap);
+        let first = n.min(cap - start);
+        // SAFETY: `start + first <= cap` and `n - first <= start`, so both
+        // runs lie inside the `cap` slots written at create (or by the
+        // creator before it published the header), mapped while `self` is.
+        unsafe {
+            (
+                std::slice::from_raw_parts(self.slots.as_ptr().add(start), first),
+                std::slice::from_raw_parts(self.slots.as_ptr(), n - first),
+            )
+        }
+    }
+
     /// The first slot, for rings that address their area by bytes.
     #[inline(always)]
     pub(crate) fn base(&self) -> *mut S {

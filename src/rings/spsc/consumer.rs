@@ -342,7 +342,9 @@ impl<T: Pod + Send> ReadChunk<'_, T> {
 
     /// The borrowed values in order.
     pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
-        (0..self.len).map(move |i| self.get(i))
+        let (a, b) = self.consumer.mem.run(self.consumer.head, self.len);
+        // SAFETY: as in `get`, for each of the `len` slots from `head`.
+        a.iter().chain(b).map(|slot| unsafe { slot.value_ref() })
     }
 
     /// Hand the first `n` values' slots back to the producer; the others

@@ -392,10 +392,18 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
 
     /// Fill reserved slots from `iter` in order; returns how many were filled.
     pub fn fill_from_iter(&mut self, iter: impl IntoIterator<Item = T>) -> usize {
+        let (a, b) = self.producer.mem.run(self.producer.tail, self.len);
+        let mut values = iter.into_iter();
         let mut n = 0;
-        for value in iter.into_iter().take(self.len) {
-            self.write(n, value);
-            n += 1;
+        // Two plain loops: a chained iterator costs a branch per value.
+        for run in [a, b] {
+            for (slot, value) in run.iter().zip(&mut values) {
+                // SAFETY: as in `get_mut`, for each of the `len` reserved
+                // slots; the chunk is borrowed mutably, so nothing else
+                // writes them.
+                unsafe { slot.write(value) };
+                n += 1;
+            }
         }
         n
     }
@@ -414,8 +422,13 @@ impl<T: Pod + Send> WriteChunk<'_, T> {
     pub fn commit(self, n: usize) {
         assert!(n <= self.len, "commit {n} of a {}-slot chunk", self.len);
         let p = self.producer;
-        for i in 0..n {
-            p.mem.slot(p.pos(i)).publish(p.pos(i));
+        let (a, b) = p.mem.run(p.tail, n);
+        let mut pos = p.tail;
+        for run in [a, b] {
+            for slot in run {
+                slot.publish(pos);
+                pos = pos.wrapping_add(1);
+            }
         }
         p.advance(n as u64);
     }
