@@ -79,7 +79,10 @@ fn chunks_that_wrap_past_the_last_slot_write_and_lend_every_value_in_order() {
                 next += len as u64;
                 let chunk = rx.try_read(8).unwrap();
                 assert_eq!(chunk.iter().copied().collect::<Vec<_>>(), want);
-                assert_eq!((0..chunk.len()).map(|i| chunk.read(i)).collect::<Vec<_>>(), want);
+                assert_eq!(
+                    (0..chunk.len()).map(|i| chunk.read(i)).collect::<Vec<_>>(),
+                    want
+                );
             }
         }
     }

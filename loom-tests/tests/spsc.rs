@@ -112,15 +112,13 @@ fn chunks_capacity_2_wrap() {
     });
 }
 
-/// A read chunk finds how many values are ready by bisection over their
-/// stamps, so it lends values whose own stamps it never loaded: with three
-/// ready it looks at the first and the last only. Each value must still
-/// arrive whole and in order, whatever the interleaving: the Acquire that
-/// finds a later stamp full shows every value published before it. Fails
-/// if `publish`'s Release is weakened (a value read before it is written),
-/// or if the bisection lends a position not yet published (a stale 0).
+/// A read chunk lends the values whose stamps it finds full, walking them
+/// in order from `head`, while the producer publishes one at a time: every
+/// value arrives whole and in order, whatever the interleaving. Fails if
+/// `publish`'s Release is weakened (a value read before it is written), or
+/// if the walk lends a position not yet published (a stale 0).
 #[test]
-fn a_chunk_lends_values_whose_stamps_it_did_not_read() {
+fn a_chunk_lends_only_published_values_in_order() {
     loom::model(|| {
         let ring = ring(4);
         let mut tx = ring.producer().unwrap();

@@ -29,6 +29,12 @@ pub(crate) const fn full_stamp(pos: u64) -> u64 {
     pos.wrapping_mul(4) | 1
 }
 
+/// `full_stamp(pos + 1)`, given `full_stamp(pos)`.
+#[inline(always)]
+pub(crate) const fn full_stamp_after(stamp: u64) -> u64 {
+    stamp.wrapping_add(4)
+}
+
 /// The stamp of a position whose writer died before publishing: there is
 /// no value, and the reader of `pos` only passes the slot on.
 #[inline(always)]

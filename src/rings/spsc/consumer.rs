@@ -9,7 +9,7 @@ use bytemuck::Pod;
 use crate::error::{RecvError, Result, TimedOut};
 
 use super::{holds_role, occupancy};
-use crate::format::slot::Slot;
+use crate::format::slot::{full_stamp, full_stamp_after, Slot};
 use crate::kind::Role;
 use crate::lifecycle::memory::RingMemory;
 use crate::peers::role;
@@ -202,36 +202,27 @@ impl<T: Pod + Send> Consumer<T> {
     }
 
     /// How many positions from `head` on hold committed values, up to
-    /// `max`. The producer publishes positions in order, each stamp with
-    /// Release after its value, so the full stamps from `head` on are a
-    /// prefix, and seeing (Acquire) that the stamp of `head + i` is full
-    /// makes every value up to it visible: the end of the prefix is found
-    /// by bisection, in log2(max) stamp loads rather than `max`, and when
-    /// the whole window is ready, in two. A restarted producer keeps the
-    /// prefix: it resumes after the last stamped position (see `producer()`
-    /// in `mod.rs`). A hostile producer that stamps out of order makes this
-    /// lend slots it never stamped: in bounds, of a `Pod` type, just not a
-    /// value anyone committed.
+    /// `max`: the stamps are checked in order (Acquire, each showing its
+    /// value) up to the first that is not full. Walking them in order
+    /// touches only the lines the chunk will lend, plus the one after.
+    /// Probing further ahead (bisection over the window, tried) loads
+    /// lines the producer has yet to write, and each such load costs it a
+    /// line transfer when it writes there: 1.65-1.71x rtrb's time across
+    /// cores for chunks of 64, against 1.24-1.28x walking.
     #[inline(always)]
     fn ready_within(&self, max: usize) -> usize {
-        let full = |i: usize| self.mem.slot(self.pos(i)).is_full_for(self.pos(i));
-        if max == 0 || !full(0) {
-            return 0;
-        }
-        if full(max - 1) {
-            return max;
-        }
-        // Seen: `lo` full, `hi` not yet.
-        let (mut lo, mut hi) = (0, max - 1);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if full(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
+        let (a, b) = self.mem.run(self.head, max);
+        let (mut ready, mut want) = (0, full_stamp(self.head));
+        for run in [a, b] {
+            for slot in run {
+                if slot.stamp() != want {
+                    return ready;
+                }
+                ready += 1;
+                want = full_stamp_after(want);
             }
         }
-        lo + 1
+        ready
     }
 
     /// Committed values not yet popped, as far as the producer's last stored
