@@ -13,6 +13,7 @@ use std::mem::size_of;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::header::MAGIC;
 use crate::format::header::{Event, Header, HeaderInfo, SideStats};
 use crate::format::record;
 use crate::kind::{RingKind, TypeLayout};
@@ -21,7 +22,7 @@ use crate::lifecycle::options::OpenOptions;
 use crate::peers::attach::{self, Attached};
 use crate::peers::claims;
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{Look, Segment};
+use crate::platform::segment::{Look, Owner, Segment};
 use crate::platform::sync::{Counter, Ordering};
 
 /// What a segment's header says, and who uses it, at one moment.
@@ -162,7 +163,7 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
 /// [`inspect`] with options: another user's segment, another wait.
 ///
 /// A file that is not a segment gives an error without being mapped: not
-/// a regular file, `PermissionDenied`; shorter than a header,
+/// a regular file, `NotAFile`; shorter than a header,
 /// `SegmentTooSmall`; without shmring's magic, `BadMagic` (all zeros
 /// still after the wait, `NotReady`).
 pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
@@ -282,6 +283,7 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
             // else than a regular file, too short, or someone else's bytes.
             Err(
                 Error::NotFound { .. }
+                | Error::NotAFile { .. }
                 | Error::PermissionDenied { .. }
                 | Error::BadMagic { .. }
                 | Error::SegmentTooSmall { .. },
@@ -305,6 +307,52 @@ fn listed(name: &SegmentName) -> Result<SegmentInfo> {
         e => e,
     })?;
     map_and_describe(look, opts.init_timeout)
+}
+
+/// Remove segment `name`, in use or not: processes that have it mapped
+/// keep their mappings, and the memory goes with the last of them; only
+/// the name goes now (`shmring rm --force`). See [`remove_if_stale`] to
+/// remove only what nobody uses.
+///
+/// Only a shmring segment is removed, of any format version: a name that
+/// is not a regular file is `NotAFile`; a file that does not start with
+/// shmring's magic (read with `pread`, never mapped) is `BadMagic`, or
+/// `SegmentTooSmall` when shorter than the magic; one whose magic is
+/// still zero after a short wait (a creator that died before writing its
+/// header, or another program's empty file) is `NotReady`. The name is
+/// unlinked only if it still names the file checked.
+///
+/// ```
+/// use shmring::Error;
+/// # let name = format!("shmring-doc-m-remove-{}", std::process::id());
+/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
+/// ring.persist();
+/// drop(ring);
+/// shmring::remove(&name)?;
+/// assert!(matches!(shmring::Spsc::<u64>::open(&name), Err(Error::NotFound { .. })));
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub fn remove(name: &str) -> Result<()> {
+    let name = SegmentName::new(name)?;
+    let look = Look::open(&name, Owner::Anyone)?;
+    match memory::read_prefix(&look)? {
+        Some((MAGIC, _)) => {}
+        Some((0, _)) => ours(&look, &name, LOOK_INIT_WAIT)?,
+        Some((found, _)) => {
+            return Err(Error::BadMagic {
+                name: name.as_str().to_owned(),
+                found,
+            })
+        }
+        None => {
+            return Err(Error::SegmentTooSmall {
+                name: name.as_str().to_owned(),
+                len: look.len()?,
+                needed: size_of::<Header>() as u64,
+            })
+        }
+    }
+    look.unlink()
 }
 
 /// Remove segment `name` if it is stale (see [`SegmentInfo::is_stale`]):

@@ -237,14 +237,15 @@ pub use error::{Error, Full, PushTimeout, RecvError, Result, SendError};
 #[doc(hidden)]
 pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
-pub use inspect::{inspect, inspect_with, list, remove_if_stale, SegmentInfo, SideCounters};
+pub use inspect::{
+    inspect, inspect_with, list, remove, remove_if_stale, SegmentInfo, SideCounters,
+};
 pub use kind::{InvalidSchema, RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
 pub use lifecycle::options::{CreateOptions, OpenOptions};
 pub use lifecycle::{Flavor, Ring};
 pub use peers::attach::Attached;
 pub use platform::futex::{futex_calls, FutexCalls};
 pub use platform::name::SegmentName;
-pub use platform::segment::remove;
 pub use rings::byte_ring::{
     Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, BytesFlavor, Grant, Message,
 };

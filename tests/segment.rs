@@ -193,7 +193,105 @@ fn a_symlink_in_dev_shm_is_not_followed() {
     let _cleanup = Unlink(name.clone());
     std::os::unix::fs::symlink("/etc/passwd", shm_path(&name)).unwrap();
     let err = Spsc::<u64>::open(&name).unwrap_err();
-    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::NotAFile {
+                found: "a symbolic link",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// `remove` (`shmring rm --force`) takes a ring whoever uses it, and
+/// nothing else: another program's semaphore, a file of other bytes, an
+/// empty file, a FIFO, a symlink, a directory stay, each with an error
+/// saying what it is.
+#[test]
+fn remove_takes_only_shmring_segments() {
+    let planted = |tag: &str| {
+        let name = unique_name(tag);
+        (name.clone(), Unlink(name))
+    };
+    let (sem, _sem) = planted("sem"); // what sem_open leaves: 32 bytes
+    std::fs::write(shm_path(&sem), [7u8; 32]).unwrap();
+    let (short, _short) = planted("short");
+    std::fs::write(shm_path(&short), [7u8; 4]).unwrap();
+    let (foreign, _foreign) = planted("foreign");
+    std::fs::write(shm_path(&foreign), vec![0x5a; 64 << 10]).unwrap();
+    let (zeros, _zeros) = planted("zeros");
+    std::fs::write(shm_path(&zeros), vec![0; 64 << 10]).unwrap();
+    let (fifo, _fifo) = planted("fifo");
+    nix::unistd::mkfifo(
+        shm_path(&fifo).as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let (link, _link) = planted("link");
+    std::os::unix::fs::symlink("/etc/passwd", shm_path(&link)).unwrap();
+    let dir = unique_name("dir");
+    let _dir = RemoveDir(dir.clone());
+    std::fs::create_dir(shm_path(&dir)).unwrap();
+
+    let ring = Spsc::<u64>::create(&unique_name("in-use"), 4).unwrap();
+    shmring::remove(ring.name()).unwrap();
+    assert!(!exists(ring.name()), "a ring in use is removed by name");
+
+    let refused = |name: &str| {
+        let err = shmring::remove(name).unwrap_err();
+        assert!(
+            std::fs::symlink_metadata(shm_path(name)).is_ok(),
+            "{name} was removed: {err}"
+        );
+        err
+    };
+    let err = refused(&sem);
+    assert!(matches!(err, Error::BadMagic { .. }), "{err}");
+    let err = refused(&short);
+    assert!(
+        matches!(err, Error::SegmentTooSmall { len: 4, .. }),
+        "{err}"
+    );
+    let err = refused(&foreign);
+    assert!(matches!(err, Error::BadMagic { .. }), "{err}");
+    let err = refused(&zeros);
+    assert!(matches!(err, Error::NotReady { .. }), "{err}");
+    let err = refused(&fifo);
+    assert!(
+        matches!(
+            err,
+            Error::NotAFile {
+                found: "a FIFO",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = refused(&link);
+    assert!(
+        matches!(
+            err,
+            Error::NotAFile {
+                found: "a symbolic link",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = refused(&dir);
+    assert!(
+        matches!(
+            err,
+            Error::NotAFile {
+                found: "a directory",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not a shmring segment"), "{err}");
 }
 
 #[test]

@@ -142,6 +142,43 @@ fn rm_refuses_a_live_segment_unless_forced() {
     ));
 }
 
+/// `rm --force` removes rings only: given another program's FIFO and
+/// semaphore between two rings, it removes both rings, leaves the others
+/// with a line each saying what they are, and exits non-zero.
+#[test]
+fn rm_force_removes_every_ring_named_and_nothing_else() {
+    let (a, b) = (unique_name("cli-rm-a"), unique_name("cli-rm-b"));
+    let (fifo, sem) = (unique_name("cli-rm-fifo"), unique_name("cli-rm-sem"));
+    let _cleanup = [a.clone(), b.clone(), fifo.clone(), sem.clone()].map(Unlink);
+    let ring_a = Spsc::<u64>::create(&a, 8).unwrap();
+    let ring_b = Spsc::<u64>::create(&b, 8).unwrap();
+    nix::unistd::mkfifo(
+        shm_path(&fifo).as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    std::fs::write(shm_path(&sem), [1u8; 32]).unwrap();
+
+    let out = shmring(&["rm", "--force", &a, &fifo, &sem, &b]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!exists(&a) && !exists(&b), "{}", stderr(&out));
+    assert!(
+        exists(&fifo) && exists(&sem),
+        "another program's file was removed"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{fifo:?} in /dev/shm is a FIFO")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("segment {sem:?} is not a shmring segment")),
+        "{err}"
+    );
+    assert!(err.contains("2 segment(s) could not be removed"), "{err}");
+    drop((ring_a, ring_b));
+}
+
 #[test]
 fn rm_keeps_a_persisted_ring_unless_forced() {
     let name = unique_name("cli-persisted");

@@ -73,6 +73,16 @@ pub enum Error {
         /// The segment name.
         name: String,
     },
+    /// The name in /dev/shm is not a regular file (a symbolic link, a FIFO,
+    /// a directory...), so not a shmring segment: nothing is opened through
+    /// it, and `remove` leaves it.
+    #[error("{name:?} in /dev/shm is {found}, not a shmring segment (another program's?)")]
+    NotAFile {
+        /// The segment name.
+        name: String,
+        /// What the name is instead: "a symbolic link", "a FIFO"...
+        found: &'static str,
+    },
     /// The segment belongs to another user, which may be a squatter; refused
     /// unless [`OpenOptions::allow_foreign_owner`](crate::OpenOptions::allow_foreign_owner).
     #[error("segment {name:?} is owned by uid {owner}, not by this process's uid {ours}")]

@@ -53,9 +53,6 @@
 //! Under `cfg(shmring_loom)` a segment is a zeroed heap allocation with the same
 //! interface, because loom's atomics can only live in memory it manages.
 
-use crate::error::Result;
-use crate::platform::name::SegmentName;
-
 /// Whose files an open accepts: by default only this process's effective
 /// uid's, because anyone can squat a name in /dev/shm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,24 +66,6 @@ pub(crate) enum Owner {
 /// Where POSIX shared-memory names live on Linux.
 #[cfg(not(shmring_loom))]
 pub(crate) const SHM_DIR: &str = "/dev/shm";
-
-/// Removes a segment name. Removing a name does not affect processes that
-/// have it mapped; the memory is freed when the last mapping goes.
-///
-/// ```
-/// use shmring::Error;
-/// # let name = format!("shmring-doc-m-remove-{}", std::process::id());
-/// let ring = shmring::Spsc::<u64>::create(&name, 8)?;
-/// ring.persist();
-/// drop(ring);
-/// shmring::remove(&name)?;
-/// assert!(matches!(shmring::Spsc::<u64>::open(&name), Err(Error::NotFound { .. })));
-/// # Ok::<(), shmring::Error>(())
-/// ```
-pub fn remove(name: &str) -> Result<()> {
-    let name = SegmentName::new(name)?;
-    imp::unlink(&name)
-}
 
 #[cfg(not(shmring_loom))]
 mod os;

@@ -119,4 +119,8 @@ impl Look {
     pub(crate) fn map(self, _: u64) -> Result<Segment> {
         match self {}
     }
+
+    pub(crate) fn unlink(self) -> Result<()> {
+        match self {}
+    }
 }

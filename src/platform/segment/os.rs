@@ -88,7 +88,10 @@ pub(super) fn os_error(op: &'static str, name: &SegmentName, errno: Errno) -> Er
         Errno::EEXIST => Error::AlreadyExists { name },
         Errno::EACCES | Errno::EPERM => Error::PermissionDenied { name },
         // O_NOFOLLOW on a symlink planted in /dev/shm.
-        Errno::ELOOP => Error::PermissionDenied { name },
+        Errno::ELOOP => Error::NotAFile {
+            name,
+            found: "a symbolic link",
+        },
         _ => Error::Io {
             op,
             name,
@@ -149,13 +152,22 @@ fn flock_until<'a>(
 }
 
 /// What a file under a segment name must be before anything reads it:
-/// a regular file (a FIFO, device or directory planted under the name
-/// is `PermissionDenied`, as a symlink is), owned by us unless `owner`
-/// allows another (`ForeignOwner`).
+/// a regular file (a symlink, FIFO, device or directory planted under
+/// the name is `NotAFile`), owned by us unless `owner` allows another
+/// (`ForeignOwner`).
 fn check_file(st: &FileStat, name: &SegmentName, owner: Owner) -> Result<()> {
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err(Error::PermissionDenied {
+    let found = match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG => None,
+        SFlag::S_IFLNK => Some("a symbolic link"),
+        SFlag::S_IFIFO => Some("a FIFO"),
+        SFlag::S_IFDIR => Some("a directory"),
+        SFlag::S_IFSOCK => Some("a socket"),
+        _ => Some("a device"),
+    };
+    if let Some(found) = found {
+        return Err(Error::NotAFile {
             name: name.as_str().to_owned(),
+            found,
         });
     }
     let ours = nix::unistd::geteuid().as_raw();
@@ -547,7 +559,7 @@ impl Look {
     /// Open `name` to look at it. First as a path only (`O_PATH |
     /// O_NOFOLLOW`: opening has no effect on what it names, a symlink
     /// is not followed, a FIFO does not wait for a writer), checked with
-    /// `fstat`: a regular file (else `PermissionDenied`, as an open
+    /// `fstat`: a regular file (else `NotAFile`, as an open
     /// says), owned by us unless `owner` allows another
     /// (`ForeignOwner`). Only then is that same file opened for reading
     /// and writing, through `/proc/self/fd`, `O_NONBLOCK | O_CLOEXEC`.
@@ -573,6 +585,28 @@ impl Look {
             file: fd,
             name: name.clone(),
         })
+    }
+
+    /// Remove the name, if it still names the file looked at: under an
+    /// exclusive `flock`, as every removal by name takes it, so no
+    /// shmring process opening or leaving the segment races it.
+    /// `NotFound` if the name went or names another file now.
+    pub(crate) fn unlink(self) -> Result<()> {
+        let _removing = flock_until(
+            self.file.as_fd(),
+            FlockKind::Exclusive,
+            Instant::now() + REMOVE_PATIENCE,
+            &self.name,
+            "another process holds a lock on the segment file (flock) for longer than a \
+             removal waits",
+        )?;
+        let st = fstat(self.file.as_fd()).map_err(|e| os_error("fstat", &self.name, e))?;
+        if !names_file(&self.name, st.st_dev, st.st_ino) {
+            return Err(Error::NotFound {
+                name: self.name.as_str().to_owned(),
+            });
+        }
+        unlink(&self.name)
     }
 
     /// The file's size now.
