@@ -59,6 +59,9 @@ pub struct RmArgs {
     /// With --stale: only segments whose names start with this.
     #[arg(long, requires = "stale", default_value = "")]
     pub prefix: String,
+    /// With --stale: say which segments would go, and remove nothing.
+    #[arg(long, requires = "stale")]
+    pub dry_run: bool,
     /// Remove the named segments even while processes use them (they keep
     /// their mappings; only the name goes).
     #[arg(long)]
@@ -259,6 +262,19 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
             if !name.starts_with(&args.prefix) {
                 continue;
             }
+            if args.dry_run {
+                match &info {
+                    Ok(i) if i.is_stale() => {
+                        println!("would remove {name}");
+                        removed += 1;
+                    }
+                    Err(e @ shmring::Error::VersionMismatch { .. }) => {
+                        println!("{name}: judged only when removing: {e}")
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             match remove_stale_one(&name, &info) {
                 Removal::Removed => {
                     println!("removed {name}");
@@ -272,6 +288,10 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
                     failed += 1;
                 }
             }
+        }
+        if args.dry_run {
+            println!("{removed} stale segment(s) would be removed (dry run: none was)");
+            return Ok(true);
         }
         println!("{removed} stale segment(s) removed");
         return finish(failed, true);

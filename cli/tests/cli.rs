@@ -179,6 +179,26 @@ fn rm_force_removes_every_ring_named_and_nothing_else() {
     drop((ring_a, ring_b));
 }
 
+/// `rm --stale --dry-run` names what `rm --stale` would remove and
+/// removes nothing.
+#[test]
+fn rm_stale_dry_run_names_what_would_go_and_keeps_it() {
+    let name = unique_name("cli-dry-run");
+    let _cleanup = Unlink(name.clone());
+    stale_segment(&name);
+    let live = Spsc::<u64>::create(&format!("{name}-live"), 8).unwrap();
+    let out = shmring(&["rm", "--stale", "--dry-run", "--prefix", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains(&format!("would remove {name}\n")), "{said}");
+    assert!(!said.contains(live.name()), "{said}");
+    assert!(
+        said.contains("1 stale segment(s) would be removed"),
+        "{said}"
+    );
+    assert!(exists(&name), "a dry run removed a segment");
+}
+
 #[test]
 fn rm_keeps_a_persisted_ring_unless_forced() {
     let name = unique_name("cli-persisted");
