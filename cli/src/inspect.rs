@@ -194,7 +194,13 @@ fn table(i: &SegmentInfo) -> String {
 /// `shmring stat`.
 pub fn stat(args: &StatArgs) -> Res<()> {
     if args.prometheus {
-        print!("{}", metrics::render(std::slice::from_ref(&args.name))?);
+        print!(
+            "{}",
+            metrics::render(
+                std::slice::from_ref(&args.name),
+                metrics::Format::Openmetrics
+            )?
+        );
         return Ok(());
     }
     if !args.watch {

@@ -7,6 +7,14 @@
 //! and the closing `# EOF`. Each family has one unit: bytes for every
 //! ring (typed rings' values times their element size), and, for typed
 //! rings only, a `_messages_total` family in values.
+//!
+//! Two formats, chosen by the scraper's `Accept` header (and by `--format`
+//! on the command line): OpenMetrics 1.0, and the Prometheus text format
+//! 0.0.4 that `promtool check metrics`, older scrapers and plain HTTP
+//! clients read. The second is derived from the first: no `# UNIT` or
+//! `# EOF` lines, and a counter's HELP and TYPE name its sample
+//! (`shmring_blocked_total`), not its family (`shmring_blocked`), else a
+//! 0.0.4 reader finds samples without help text.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -22,14 +30,64 @@ use crate::view::{self, CountersView, Listed, RingView};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// The content type of what [`render`] writes.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The text formats an exposition comes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`).
+    Openmetrics,
+    /// The Prometheus text format 0.0.4 (`text/plain`).
+    Prometheus,
+}
+
+impl Format {
+    /// The `Content-Type` of an exposition in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Openmetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// The format a scraper's `Accept` header prefers: OpenMetrics when it
+    /// names it with a weight at least that of `text/plain` (Prometheus
+    /// itself sends `application/openmetrics-text;version=1.0.0,...,
+    /// text/plain;version=0.0.4;q=0.5,*/*;q=0.1`), else the 0.0.4 text,
+    /// which is also the answer to a client that sends no `Accept`.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+        for range in accept.unwrap_or("").split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let mut q = 1.0f32;
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        q = v.trim().parse().unwrap_or(0.0);
+                    }
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::Openmetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+}
 
 /// Arguments of `shmring metrics`.
 #[derive(Args, Debug)]
 pub struct MetricsArgs {
     /// Only these rings (default: every ring in /dev/shm).
     pub names: Vec<String>,
+    /// The text format to print.
+    #[arg(long, value_enum, default_value_t = Format::Openmetrics)]
+    pub format: Format,
 }
 
 /// Arguments of `shmring serve-metrics`.
@@ -339,8 +397,8 @@ impl Collector for Rings {
     }
 }
 
-/// The rings `names` (every ring when empty), in the text format.
-pub fn render(names: &[String]) -> Res<String> {
+/// The rings `names` (every ring when empty), in `format`.
+pub fn render(names: &[String], format: Format) -> Res<String> {
     let mut rings = Vec::new();
     let mut unreadable = 0;
     if names.is_empty() {
@@ -359,12 +417,50 @@ pub fn render(names: &[String]) -> Res<String> {
     registry.register_collector(Box::new(Rings { rings, unreadable }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
-    Ok(out)
+    Ok(match format {
+        Format::Openmetrics => out,
+        Format::Prometheus => to_text_004(&out),
+    })
+}
+
+/// An OpenMetrics exposition in the Prometheus text format 0.0.4: the
+/// same samples; no `# UNIT` or `# EOF`; a counter's HELP and TYPE under
+/// its sample's name. Label values and HELP texts escape alike in both
+/// (ours hold no quote in a HELP text, the one place they differ).
+fn to_text_004(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match described {
+            Some((p, rest)) => {
+                let (family, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let total = if counters.contains(family) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{p}{family}{total} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// `shmring metrics`.
 pub fn metrics(args: &MetricsArgs) -> Res<()> {
-    print!("{}", render(&args.names)?);
+    print!("{}", render(&args.names, args.format)?);
     std::io::stdout().flush()?;
     Ok(())
 }
@@ -379,8 +475,6 @@ pub fn serve(args: &ServeArgs) -> Res<()> {
         .ok_or("the server has no IP address")?;
     println!("serving metrics on http://{addr}/metrics");
     std::io::stdout().flush()?;
-    let content_type =
-        tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a valid header");
     // Until SIGINT/SIGTERM, whose handler exits (see `signals.rs`).
     loop {
         let Some(request) = server.recv_timeout(Duration::from_millis(100))? else {
@@ -388,13 +482,24 @@ pub fn serve(args: &ServeArgs) -> Res<()> {
         };
         let path = request.url().split('?').next().unwrap_or("");
         let response = match (request.method(), path) {
-            (tiny_http::Method::Get, "/metrics") => match render(&[]) {
-                Ok(body) => tiny_http::Response::from_string(body)
-                    .with_header(content_type.clone())
-                    .with_status_code(200),
-                Err(e) => tiny_http::Response::from_string(format!("shmring: {e}\n"))
-                    .with_status_code(500),
-            },
+            (tiny_http::Method::Get, "/metrics") => {
+                let accept = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Accept"))
+                    .map(|h| h.value.as_str());
+                let format = Format::negotiate(accept);
+                match render(&[], format) {
+                    Ok(body) => tiny_http::Response::from_string(body)
+                        .with_header(
+                            tiny_http::Header::from_bytes("Content-Type", format.content_type())
+                                .expect("a valid header"),
+                        )
+                        .with_status_code(200),
+                    Err(e) => tiny_http::Response::from_string(format!("shmring: {e}\n"))
+                        .with_status_code(500),
+                }
+            }
             (tiny_http::Method::Get, "/") => {
                 tiny_http::Response::from_string("shmring metrics exporter: GET /metrics\n")
                     .with_status_code(200)
@@ -403,5 +508,34 @@ pub fn serve(args: &ServeArgs) -> Res<()> {
         };
         // A client that hung up does not stop the exporter.
         let _ = request.respond(response);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format::{self, Openmetrics, Prometheus};
+
+    #[test]
+    fn accept_weights_choose_the_format() {
+        for (accept, want) in [
+            (None, Prometheus),
+            (Some("*/*"), Prometheus),
+            (Some("application/openmetrics-text"), Openmetrics),
+            (
+                Some("Application/OpenMetrics-Text; version=1.0.0"),
+                Openmetrics,
+            ),
+            (Some("application/openmetrics-text;q=0"), Prometheus),
+            (
+                Some("text/plain;q=1, application/openmetrics-text;q=0.5"),
+                Prometheus,
+            ),
+            (
+                Some("text/plain;version=0.0.4;q=0.5, application/openmetrics-text;q=0.9"),
+                Openmetrics,
+            ),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
     }
 }
