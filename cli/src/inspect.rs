@@ -261,6 +261,7 @@ fn remove_stale_one(name: &str, listed: &shmring::Result<SegmentInfo>) -> Remova
 /// an error at the end if any could not be removed. A segment that
 /// vanished since `--stale` listed it is not a failure.
 pub fn rm(args: &RmArgs) -> Res<bool> {
+    crate::events::command_reports_removals();
     let mut failed = 0;
     if args.stale {
         let mut removed = 0;

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod clock;
 mod demo;
 mod events;
 mod inspect;

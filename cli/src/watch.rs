@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::clock::utc;
+
 use serde::Serialize;
 
 use crate::inspect::StatArgs;
@@ -252,40 +254,4 @@ fn render(name: &str, look: &Look, interval: Duration) -> String {
         }
     );
     s
-}
-
-/// `unix_ms` as `YYYY-MM-DD HH:MM:SS.mmm UTC` (no time-zone database here).
-fn utc(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn utc_dates_are_civil_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00.000 UTC");
-        // 2000-02-29 (a leap day in a century leap year) 12:34:56.789.
-        assert_eq!(utc(951_827_696_789), "2000-02-29 12:34:56.789 UTC");
-        assert_eq!(utc(1_798_761_599_000), "2026-12-31 23:59:59.000 UTC");
-    }
 }

@@ -88,7 +88,7 @@ pub(crate) fn remove_if_stale(name: &SegmentName, version: u32) -> Result<bool> 
     })?;
     if removed {
         log::info!(
-            target: "shmring",
+            target: "shmring::removal",
             "removed stale segment {:?} of format version {version} (no process held any lock \
              on it)",
             name.as_str()

@@ -477,7 +477,7 @@ pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result
     })?;
     if removed {
         log::info!(
-            target: "shmring",
+            target: "shmring::removal",
             "removed stale segment {:?} (no process held any lock on it)",
             name.as_str()
         );
