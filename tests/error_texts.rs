@@ -101,3 +101,26 @@ fn a_long_non_ascii_type_name_is_cut_at_a_character_boundary() {
     let schema = Schema::of::<Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaé>();
     assert_eq!(schema.name(), "Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 }
+
+/// `fn main() -> shmring::Result<()>` (the README's pattern) prints
+/// `Error: ` and the error's `Debug`: that is the message naming the ring,
+/// the call and the likely cause, not `NotFound { name: ".." }`.
+#[test]
+fn a_failing_main_prints_the_message() {
+    let name = unique_name("no-such");
+    let err = Spsc::<u64>::open(&name).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }));
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(format!("{err:?}").contains(&format!("{name:?}")), "{err:?}");
+
+    let ring = Spsc::<u64>::create(&unique_name("debug"), 2).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let err = rx.pop_timeout(Duration::ZERO).unwrap_err();
+    assert!(matches!(err, RecvError::Timeout { .. }), "{err}");
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(format!("{err:?}").contains(ring.name()), "{err:?}");
+    let bytes = shmring::ByteRing::create(&unique_name("debug-bytes"), 64).unwrap();
+    let err = bytes.producer().unwrap().try_send(&[0; 4096]).unwrap_err();
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(err.to_string().contains("4096"), "{err}");
+}

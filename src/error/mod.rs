@@ -6,6 +6,23 @@
 mod ops;
 
 pub(crate) use ops::{Corruption, TimedOut};
+
+/// `Debug` for an error type that says what its `Display` says. What
+/// `fn main() -> shmring::Result<()>` prints on failure is the error's
+/// `Debug` (`Error: ...`): the message names the ring, the call and the
+/// likely cause, where the derived form printed `NotFound { name: "..." }`.
+macro_rules! debug_is_display {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    )*};
+}
+pub(crate) use debug_is_display;
+
+debug_is_display!(Error);
 pub use ops::{Full, PushTimeout, RecvError, SendError};
 
 use std::io;
@@ -25,7 +42,7 @@ use crate::kind::{InvalidSchema, RingKind, Role, TypeLayout};
 /// let boxed: Box<dyn std::error::Error> = Error::ZeroCapacity.into();
 /// assert!(boxed.to_string().contains("capacity"));
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The segment name is empty, too long, or has characters outside `[A-Za-z0-9._-]`.

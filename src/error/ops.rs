@@ -138,7 +138,7 @@ impl<T> From<PushTimeout<T>> for Error {
 /// assert!(matches!(rx.pop_timeout(Duration::from_secs(1)), Err(RecvError::Closed { .. })));
 /// # Ok::<(), shmring::Error>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvError {
     /// Nothing arrived before the timeout.
@@ -222,7 +222,7 @@ impl From<RecvError> for Error {
 /// assert!(matches!(tx.try_send(b"fill"), Err(SendError::Full)));
 /// # Ok::<(), shmring::Error>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
     /// No room now (a non-blocking call).
@@ -412,3 +412,5 @@ pub(super) fn fmt_corrupt(name: &String, what: &String, f: &mut fmt::Formatter<'
          used by another program?)"
     )
 }
+
+super::debug_is_display!(RecvError, SendError);
