@@ -350,7 +350,7 @@ pub fn check(args: &BenchArgs) -> Result<(), String> {
         return Err("--producers and --consumers must be 1 or more, 64 in all at most".into());
     }
     if !(args.duration > 0.0 && args.duration <= 3600.0) {
-        return Err("--duration must be between 0 and 3600 seconds".into());
+        return Err("--duration must be more than 0 and at most 3600 seconds".into());
     }
     Ok(())
 }

@@ -432,6 +432,18 @@ fn idle_cost(name: &str, wait: Duration) -> Res<Duration> {
     Ok(cpu()? - before)
 }
 
+/// Refuse arguments that leave a run with nothing to measure (every rate
+/// and percentile of its row would be 0/0): a usage error.
+pub fn check_args(args: &DemoArgs) -> Result<(), &'static str> {
+    if args.count == 0 || args.round_trips < 10 {
+        return Err(
+            "--count must be at least 1, and --round-trips at least 10 (the sleeping runs do a \
+             tenth)",
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &DemoArgs) -> Res<()> {
     let prefix = format!("shmring-demo-{}", std::process::id());
     crate::signals::track_segments(&prefix);

@@ -88,7 +88,14 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => {
+            if let Err(usage) = demo::check_args(&args) {
+                Cli::command()
+                    .error(clap::error::ErrorKind::ValueValidation, usage)
+                    .exit();
+            }
+            demo::run(&args)
+        }
         Command::Ls(args) => inspect::ls(&args),
         Command::Bench(args) => {
             if let Err(usage) = bench::check(&args) {

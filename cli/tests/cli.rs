@@ -453,3 +453,23 @@ fn bench_measures_a_chosen_workload_as_json() {
     let out = shmring(&["bench", "--kind", "spsc", "--size", "12"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Arguments that would make no sense are refused as bad usage (exit 2)
+/// with a message naming them, before anything runs: `demo --count 0` printed rows of NaN, and
+/// `bench --duration 0` was refused with "must be between 0 and 3600".
+#[test]
+fn empty_runs_are_refused_by_name() {
+    for (args, says) in [
+        (&["demo", "--count", "0"][..], "--count must be at least 1"),
+        (&["demo", "--round-trips", "5"], "--round-trips at least 10"),
+        (
+            &["bench", "--kind", "spsc", "--duration", "0"],
+            "--duration must be more than 0",
+        ),
+    ] {
+        let out = shmring(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(!stdout(&out).contains("NaN"), "{}", stdout(&out));
+    }
+}
