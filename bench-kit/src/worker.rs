@@ -144,11 +144,43 @@ fn value_name(v: impl ValueEnum) -> String {
         .to_owned()
 }
 
+/// Through which a spawner names itself to its worker.
+const PARENT_ENV: &str = "SHMRING_WORKER_PARENT";
+
+/// Make `cmd` a worker of this process, one that ends when this process
+/// ends ([`die_with_parent`]). Spawn it from a thread that outlives it
+/// (the main thread): the kernel ties the worker to the spawning thread.
+pub fn tie_to_this_process(cmd: &mut Command) -> &mut Command {
+    cmd.env(PARENT_ENV, std::process::id().to_string())
+}
+
+/// In a worker that [`tie_to_this_process`] started: end as soon as the
+/// spawner ends, however it ends (a SIGKILL included), rather than run on
+/// to its deadline. The kernel sends this process SIGKILL when the thread
+/// that spawned it exits (`PR_SET_PDEATHSIG`); a spawner that was gone
+/// before this call is seen in the parent pid, no longer the one it named.
+/// Nothing in a process that was not started as a tied worker.
+pub fn die_with_parent() {
+    let Some(parent) = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // A worker that cannot ask this keeps its deadline, as before.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if nix::unistd::getppid().as_raw() != parent {
+        std::process::exit(1);
+    }
+}
+
 impl Worker {
     /// The command that starts `exe` (a binary whose `main` calls
-    /// [`run_if_worker`] first) as this worker; add stdio before spawning.
+    /// [`run_if_worker`] first) as this worker, tied to this process
+    /// ([`tie_to_this_process`]); add stdio before spawning.
     pub fn command(&self, exe: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(exe);
+        tie_to_this_process(&mut cmd);
         cmd.arg(WORKER_ARG)
             .args(["--job", &value_name(self.job)])
             .args(["--name", &self.name])
@@ -180,6 +212,7 @@ pub fn run_if_worker() {
     // parent, which ends its workers and cleans up (a handler that does
     // nothing keeps the signal from ending this process first).
     let _ = ctrlc::set_handler(|| {});
+    die_with_parent();
     let result = Worker::parse(args)
         .map_err(|e| e.to_string().into())
         .and_then(|w| w.run());

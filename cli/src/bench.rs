@@ -109,6 +109,7 @@ impl WorkerArgs {
     /// with the hidden subcommand and every field as an argument.
     pub fn command(&self, exe: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(exe);
+        shmring_bench_kit::worker::tie_to_this_process(&mut cmd);
         cmd.arg(WORKER_COMMAND)
             .args(["--kind", &value_name(self.kind)])
             .args(["--name", &self.name])

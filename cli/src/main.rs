@@ -77,6 +77,8 @@ fn main() -> ExitCode {
         Command::ServeMetrics(_) => Some("serve-metrics"),
         Command::BenchWorker(_) => {
             signals::ignore_in_worker();
+            // A bench killed with SIGKILL takes its workers along.
+            shmring_bench_kit::worker::die_with_parent();
             None
         }
         _ => None,

@@ -713,3 +713,67 @@ fn a_fifo_planted_as_bridge_state_hangs_no_command() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains(&format!("ring=\"{name}\"")), "{response}");
 }
+
+/// The processes whose parent is `pid` now, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| ppid_and_state(p).is_some_and(|(parent, _)| parent == pid))
+        .collect()
+}
+
+/// A process's parent and state letter, or `None` once it is gone.
+fn ppid_and_state(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name, which may hold spaces, in parentheses.
+    let mut rest = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = rest.next()?.chars().next()?;
+    Some((rest.next()?.parse().ok()?, state))
+}
+
+/// A bench killed with SIGKILL (no handler of its own runs) takes its
+/// workers along at once: they used to spin on to their deadline, here a
+/// minute away.
+#[test]
+fn a_killed_bench_takes_its_workers_along() {
+    let mut bench = start(&["bench", "--kind", "spsc", "--duration", "60"]);
+    let pid = bench.id();
+    let _ring = Unlink(format!("shmring-bench-{pid}")); // no handler removes it
+    let start = Instant::now();
+    let workers = loop {
+        let workers = children_of(pid);
+        if workers.len() == 2 {
+            break workers;
+        }
+        assert!(start.elapsed() < PATIENCE, "workers: {workers:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // If they outlive the test (it failed), they go with it.
+    struct KillOnDrop(Vec<u32>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            for &w in &self.0 {
+                let _ = kill(Pid::from_raw(w as i32), Signal::SIGKILL);
+            }
+        }
+    }
+    let mut still = KillOnDrop(workers.clone());
+    bench.kill().unwrap();
+    bench.wait().unwrap();
+    let start = Instant::now();
+    // Gone, or a zombie nobody reaped: either way no longer running.
+    while let Some(w) = workers
+        .iter()
+        .find(|&&w| ppid_and_state(w).is_some_and(|(_, s)| s != 'Z'))
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "worker {w} still runs {PATIENCE:?} after its bench was killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    still.0.clear(); // all ended: their pids may belong to others by now
+}
