@@ -3,11 +3,15 @@
 //!
 //! Inspection claims no role, takes no lock and does not record itself as
 //! attached, so looking never changes what is seen (nor counts as using).
-//! It reads a file's first bytes with `pread` and maps only a regular file
-//! of ours that carries shmring's magic (`platform::segment::Look`): any
-//! other file in /dev/shm is another program's, which may shrink it while
-//! we look, and a mapping of it would then raise SIGBUS. Everything read
-//! from a mapped header is validated first, like any open.
+//! It never maps the file: it reads the first bytes with `pread`, and a
+//! regular file that carries shmring's magic has its header copied the
+//! same way into memory of its own (`platform::segment::Look`). A file in
+//! /dev/shm may be another program's or another user's, which can shrink
+//! it while we look, and touching a mapping of it would then raise
+//! SIGBUS; a copy cannot fault. So looking is not trusting: any segment
+//! this process may read is described, whoever owns it, with its owner
+//! and mode. Everything read from a header is validated first, like any
+//! open.
 
 use std::mem::size_of;
 use std::time::Duration;
@@ -42,6 +46,11 @@ use crate::platform::sync::{Counter, Ordering};
 pub struct SegmentInfo {
     /// The segment name.
     pub name: String,
+    /// The uid that owns the segment file.
+    pub owner_uid: u32,
+    /// The file's permission bits (0600 unless its creator asked for
+    /// others).
+    pub mode: u32,
     /// The ring kind.
     pub kind: RingKind,
     /// The element type's layout (for a byte ring, its 16-byte unit).
@@ -160,33 +169,54 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
     inspect_with(name, &open_options())
 }
 
-/// [`inspect`] with options: another user's segment, another wait.
+/// [`inspect`] with options: another wait for a creator still writing
+/// the header (`init_timeout`). Looking is not trusting, so the owner
+/// options do not apply: any segment this process may read is
+/// described, with its owner and mode; one it may not is `NotReadable`,
+/// naming them.
 ///
-/// A file that is not a segment gives an error without being mapped: not
-/// a regular file, `NotAFile`; shorter than a header,
-/// `SegmentTooSmall`; without shmring's magic, `BadMagic` (all zeros
-/// still after the wait, `NotReady`).
+/// A file that is not a segment gives an error without being read past
+/// its first bytes: not a regular file, `NotAFile`; shorter than a
+/// header, `SegmentTooSmall`; without shmring's magic, `BadMagic` (all
+/// zeros still after the wait, `NotReady`).
 pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
     let name = SegmentName::new(name)?;
-    let look = Look::open(&name, opts.owner())?;
+    let look = Look::open(&name, Owner::Anyone)?;
     ours(&look, &name, opts.init_timeout)?;
-    map_and_describe(look, opts.init_timeout)
+    copy_and_describe(&look, opts.init_timeout)
 }
 
-/// Map a file that [`ours`] accepted and read its header. Not attached,
-/// no lease: looking does not count as using.
-fn map_and_describe(look: Look, init_wait: Duration) -> Result<SegmentInfo> {
-    let segment = look.map(size_of::<Header>() as u64)?;
-    #[cfg(all(test, not(shmring_loom)))]
-    tests::MAPPED.with(|m| m.borrow_mut().push(segment.name().as_str().to_owned()));
-    describe(&segment, init_wait)
+/// Read the header of a file that [`ours`] accepted, from a copy (see
+/// `Look::snapshot`: its owner may shrink the file meanwhile, and a
+/// mapping would then fault), copied again while its creator is still
+/// writing it. Not attached, no lease: looking does not count as using.
+fn copy_and_describe(look: &Look, init_wait: Duration) -> Result<SegmentInfo> {
+    let start = std::time::Instant::now();
+    loop {
+        let segment = look.snapshot(size_of::<Header>() as u64)?;
+        #[cfg(all(test, not(shmring_loom)))]
+        tests::MAPPED.with(|m| m.borrow_mut().push(segment.name().as_str().to_owned()));
+        match describe(&segment, look.owner_and_mode()) {
+            Err(Error::NotReady { .. }) if start.elapsed() < init_wait => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Err(Error::NotReady { name, .. }) => {
+                return Err(Error::NotReady {
+                    name,
+                    waited_ms: start.elapsed().as_millis() as u64,
+                })
+            }
+            described => return described,
+        }
+    }
 }
 
-fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
+/// What the header copy in `segment` says, for a file of `owner_and_mode`.
+fn describe(segment: &Segment, (owner_uid, mode): (u32, u32)) -> Result<SegmentInfo> {
     let header = header_of(segment);
     let name = segment.name().as_str();
-    header.wait_ready(name, init_wait)?;
-    let info: HeaderInfo = header.describe(segment.name().as_str(), segment.len() as u64)?;
+    header.wait_ready(name, Duration::ZERO)?;
+    let info: HeaderInfo = header.describe(segment.name().as_str(), segment.file_len())?;
     let capacity = match info.kind {
         RingKind::Bytes => info.layout.capacity.saturating_mul(record::ALIGN),
         _ => info.layout.capacity,
@@ -197,6 +227,8 @@ fn describe(segment: &Segment, init_wait: Duration) -> Result<SegmentInfo> {
     let consumer_handles = claims::holders(segment, &header.consumer_claims);
     Ok(SegmentInfo {
         name: name.to_owned(),
+        owner_uid,
+        mode,
         kind: info.kind,
         elem: info.elem,
         capacity,
@@ -297,8 +329,7 @@ pub fn list() -> Result<Vec<(String, Result<SegmentInfo>)>> {
 
 /// A file found by [`list`], inspected without waiting for a zero magic.
 fn listed(name: &SegmentName) -> Result<SegmentInfo> {
-    let opts = open_options();
-    let look = Look::open(name, opts.owner())?;
+    let look = Look::open(name, Owner::Anyone)?;
     ours(&look, name, Duration::ZERO).map_err(|e| match e {
         Error::NotReady { .. } => Error::BadMagic {
             name: name.as_str().to_owned(),
@@ -306,7 +337,7 @@ fn listed(name: &SegmentName) -> Result<SegmentInfo> {
         },
         e => e,
     })?;
-    map_and_describe(look, opts.init_timeout)
+    copy_and_describe(&look, LOOK_INIT_WAIT)
 }
 
 /// Remove segment `name`, in use or not: processes that have it mapped

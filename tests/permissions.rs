@@ -1,5 +1,6 @@
-//! Access between users: a segment's mode is what decides who may open it,
-//! and a segment another user created under our name is refused.
+//! Access between users: a segment's mode is what decides who may open it
+//! (or look into it), and a segment another user created under our name
+//! is refused for use but shown, with its owner, to whoever may read it.
 //!
 //! The other user is a child process started with a different uid (the
 //! test binary re-executed through `Command::uid`, which calls `setuid` in
@@ -26,8 +27,9 @@ fn child(role: &str) {
     let name: String = arg("RING");
     match role {
         // Print how opening went, for the parent to check: the variant is
-        // the contract, so the parent matches on its Debug name.
+        // the contract, so the parent matches on its name.
         "open" => report(Spsc::<u64>::open(&name).map(|_| ())),
+        "inspect" => report(shmring::inspect(&name).map(|_| ())),
         "open-foreign-and-pop" => {
             let opts = OpenOptions::new().allow_foreign_owner(true);
             report(Spsc::<u64>::open_with(&name, &opts).and_then(|ring| {
@@ -45,10 +47,17 @@ fn child(role: &str) {
     }
 }
 
+/// Print the outcome as `RESULT Ok` or `RESULT <variant>: <message>`.
 fn report(result: shmring::Result<()>) {
+    let variant = |e: &shmring::Error| match e {
+        shmring::Error::PermissionDenied { .. } => "PermissionDenied",
+        shmring::Error::ForeignOwner { .. } => "ForeignOwner",
+        shmring::Error::NotReadable { .. } => "NotReadable",
+        _ => "Other",
+    };
     match result {
         Ok(()) => println!("RESULT Ok"),
-        Err(e) => println!("RESULT {e:?}"),
+        Err(e) => println!("RESULT {}: {e}", variant(&e)),
     }
 }
 
@@ -99,6 +108,17 @@ fn the_default_mode_keeps_other_users_out() {
     };
     let result = result_of(&out);
     assert!(result.starts_with("PermissionDenied"), "{result}");
+    // Nor can it look: it is told whose ring it is, with what mode.
+    let out = run_as(STRANGER, STRANGER, "inspect", &name).unwrap();
+    let result = result_of(&out);
+    assert!(result.starts_with("NotReadable"), "{result}");
+    assert!(
+        result.contains(&format!(
+            "belongs to uid {} with mode 0600",
+            nix::unistd::geteuid()
+        )),
+        "{result}"
+    );
 }
 
 #[test]
@@ -150,4 +170,11 @@ fn a_segment_squatted_by_another_user_is_refused() {
         ),
         "{err}"
     );
+    // Looking is not trusting: root sees the squatter's ring, and whose it is.
+    let info = shmring::inspect(&name).unwrap();
+    assert_eq!((info.owner_uid, info.mode), (STRANGER, 0o600));
+    assert!(shmring::list()
+        .unwrap()
+        .iter()
+        .any(|(n, i)| *n == name && i.as_ref().is_ok_and(|i| i.owner_uid == STRANGER)));
 }

@@ -94,14 +94,15 @@ pub fn ls(args: &LsArgs) -> Res<()> {
         return Ok(());
     }
     println!(
-        "{:<32} {:<6} {:>5} {:>10} {:>10} {:>5}  attached pids",
-        "name", "kind", "elem", "capacity", "fill", "stale"
+        "{:<32} {:<10} {:<6} {:>5} {:>10} {:>10} {:>5}  attached pids",
+        "name", "owner", "kind", "elem", "capacity", "fill", "stale"
     );
     for (name, info) in all {
         match info {
             Ok(i) => println!(
-                "{:<32} {:<6} {:>5} {:>10} {:>10} {:>5}  {}",
+                "{:<32} {:<10} {:<6} {:>5} {:>10} {:>10} {:>5}  {}",
                 name,
+                view::user_name(i.owner_uid),
                 i.kind.to_string(),
                 i.elem.size,
                 i.capacity,
@@ -128,7 +129,16 @@ fn table(i: &SegmentInfo) -> String {
     } else {
         "values"
     };
-    let rows: [(&str, String); 14] = [
+    let rows: [(&str, String); 15] = [
+        (
+            "owner",
+            format!(
+                "{} (uid {}), mode {:04o}",
+                view::user_name(i.owner_uid),
+                i.owner_uid,
+                i.mode
+            ),
+        ),
         ("kind", i.kind.to_string()),
         ("element", i.elem.to_string()),
         ("capacity", format!("{} {unit}", i.capacity)),

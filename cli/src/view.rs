@@ -10,6 +10,12 @@ use shmring::{Attached, RingKind, SegmentInfo, SideCounters};
 #[derive(Serialize, Debug, Clone)]
 pub struct RingView {
     pub name: String,
+    /// The user that owns the segment file (its name, or the uid when
+    /// the system knows no name for it), the uid, and the file's mode.
+    pub owner: String,
+    pub owner_uid: u32,
+    /// Octal, as `ls -l` and `chmod` write it: "0600".
+    pub mode: String,
     /// `spsc`, `mpmc` or `bytes`.
     pub kind: String,
     pub element: ElementView,
@@ -179,6 +185,9 @@ impl From<&SegmentInfo> for RingView {
         let (bridge_out, bridge_in) = bridges(&i.name);
         RingView {
             name: i.name.clone(),
+            owner: user_name(i.owner_uid),
+            owner_uid: i.owner_uid,
+            mode: format!("{:04o}", i.mode),
             kind: i.kind.to_string(),
             element: ElementView {
                 schema: i.elem.schema.name().to_owned(),
@@ -262,4 +271,12 @@ pub fn list() -> shmring::Result<Vec<Listed>> {
             }),
         })
         .collect())
+}
+
+/// The name of user `uid`, or the uid itself when the system has none.
+pub fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
 }

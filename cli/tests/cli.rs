@@ -73,14 +73,18 @@ fn ls_lists_a_ring_with_its_kind_capacity_fill_and_pids() {
         .find(|l| l.starts_with(ring.name()))
         .unwrap_or_else(|| panic!("not listed:\n{text}"));
     let fields: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(fields[1], "bytes");
-    assert_eq!(fields[3], "4096");
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .map_or_else(|| nix::unistd::geteuid().to_string(), |u| u.name);
+    assert_eq!(fields[1], me, "the owner");
+    assert_eq!(fields[2], "bytes");
+    assert_eq!(fields[4], "4096");
     assert_eq!(
-        fields[4], "128",
+        fields[5], "128",
         "one 100-byte message is a 128-byte record"
     );
-    assert_eq!(fields[5], "no");
-    assert_eq!(fields[6], std::process::id().to_string());
+    assert_eq!(fields[6], "no");
+    assert_eq!(fields[7], std::process::id().to_string());
 }
 
 #[test]
@@ -472,4 +476,64 @@ fn empty_runs_are_refused_by_name() {
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
         assert!(!stdout(&out).contains("NaN"), "{}", stdout(&out));
     }
+}
+
+/// Root looks at every user's rings, read-only, with the owner shown, and
+/// removes the stale ones: `ls`, `stat` and `ls --json` said "owned by uid
+/// 4242, not by this process's uid 0" and nothing more, and `rm --stale`
+/// passed over it.
+#[test]
+fn root_sees_another_users_ring_and_whose_it_is() {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: making another user's ring needs root");
+        return;
+    }
+    let name = unique_name("cli-foreign");
+    let _cleanup = Unlink(name.clone());
+    let made = child_command("create-and-exit")
+        .env("RING", &name)
+        .uid(4242)
+        .gid(4242)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert_eq!(shmring::inspect(&name).unwrap().owner_uid, 4242);
+
+    let out = shmring(&["ls"]);
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{name} not listed:\n{}", stdout(&out)));
+    assert!(!line.contains("unreadable"), "{line}");
+    let out = shmring(&["stat", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(uid 4242), mode 0600"),
+        "{}",
+        stdout(&out)
+    );
+    let out = shmring(&["ls", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ring = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .unwrap();
+    assert_eq!(
+        (ring["owner_uid"].as_u64(), ring["mode"].as_str()),
+        (Some(4242), Some("0600"))
+    );
+    // It is stale (its creator exited): root's `rm --stale` removes it,
+    // where it used to skip it without a word.
+    let out = shmring(&["rm", "--stale", "--prefix", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("removed {name}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!exists(&name));
 }

@@ -100,6 +100,17 @@ pub enum Error {
         /// What the name is instead: "a symbolic link", "a FIFO"...
         found: &'static str,
     },
+    /// The kernel does not let this process read the segment: another
+    /// user's, with a mode that leaves this one out.
+    #[error("segment {name:?} belongs to uid {owner} with mode {mode:04o}, which does not let this process (uid {ours}) read it: look as that user or as root, or have it created with a mode and group that admit this user", ours = nix::unistd::geteuid())]
+    NotReadable {
+        /// The segment name.
+        name: String,
+        /// The uid that owns the segment.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The segment belongs to another user, which may be a squatter; refused
     /// unless [`OpenOptions::allow_foreign_owner`](crate::OpenOptions::allow_foreign_owner).
     #[error("segment {name:?} is owned by uid {owner}, not by this process's uid {ours}")]

@@ -78,7 +78,7 @@ pub(crate) fn remove_if_stale(name: &SegmentName, version: u32) -> Result<bool> 
             expected: VERSION,
         });
     }
-    let removed = Segment::unlink_if(name, PREFIX as u64, Owner::Ours, |seg| {
+    let removed = Segment::unlink_if(name, PREFIX as u64, Owner::Anyone, |seg| {
         let mut bytes = [0u8; PREFIX];
         let n = seg.read_at(&mut bytes, 0)?;
         let Some((magic, found, persistent)) = prefix(&bytes[..n]) else {

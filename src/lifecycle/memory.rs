@@ -466,14 +466,19 @@ pub(crate) const LOOK_INIT_WAIT: Duration = Duration::from_millis(20);
 /// is in use or persisted. The check
 /// and the unlink happen under `Segment::unlink_if`'s exclusive `flock`, so
 /// an opener racing with it either is seen or opens the name afresh.
-pub(crate) fn remove_if_stale(name: &SegmentName, init_wait: Duration) -> Result<bool> {
-    let removed = Segment::unlink_if(name, size_of::<Header>() as u64, Owner::Ours, |seg| {
+pub(crate) fn remove_if_stale(name: &SegmentName) -> Result<bool> {
+    let removed = Segment::unlink_if(name, size_of::<Header>() as u64, Owner::Anyone, |seg| {
+        // In use (a creator still writing the header included): kept,
+        // whatever the copy of the header says.
+        if seg.in_use() {
+            return Ok(false);
+        }
         let header = header_of(seg);
-        header.wait_ready(seg.name().as_str(), init_wait)?;
-        header.describe(seg.name().as_str(), seg.len() as u64)?;
+        header.wait_ready(seg.name().as_str(), Duration::ZERO)?;
+        header.describe(seg.name().as_str(), seg.file_len())?;
         // A persisted ring is kept for whoever comes to read it: only an
         // explicit `remove` takes it.
-        Ok(!seg.in_use() && !header.is_persistent())
+        Ok(!header.is_persistent())
     })?;
     if removed {
         log::info!(
@@ -542,7 +547,7 @@ pub(crate) fn ours(look: &Look, name: &SegmentName, init_wait: Duration) -> Resu
 /// program's file is never mapped. What `remove_if_stale` and
 /// `replace_stale` call.
 pub(crate) fn remove_if_stale_any(name: &SegmentName) -> Result<bool> {
-    let look = Look::open(name, Owner::Ours)?;
+    let look = Look::open(name, Owner::Anyone)?;
     let version = match read_prefix(&look)? {
         Some((MAGIC, version)) => version,
         _ => {
@@ -552,7 +557,7 @@ pub(crate) fn remove_if_stale_any(name: &SegmentName) -> Result<bool> {
     };
     drop(look);
     match legacy::format(version) {
-        legacy::Format::Current => remove_if_stale(name, LOOK_INIT_WAIT),
+        legacy::Format::Current => remove_if_stale(name),
         _ => legacy::remove_if_stale(name, version),
     }
 }

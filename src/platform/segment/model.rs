@@ -84,6 +84,10 @@ impl Segment {
         self.layout.size()
     }
 
+    pub(crate) fn file_len(&self) -> u64 {
+        self.layout.size() as u64
+    }
+
     pub(crate) fn name(&self) -> &SegmentName {
         &self.name
     }
@@ -116,8 +120,12 @@ impl Look {
         match *self {}
     }
 
-    pub(crate) fn map(self, _: u64) -> Result<Segment> {
-        match self {}
+    pub(crate) fn snapshot(&self, _: u64) -> Result<Segment> {
+        match *self {}
+    }
+
+    pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
+        match *self {}
     }
 
     pub(crate) fn unlink(self) -> Result<()> {

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use memmap2::MmapOptions;
+use memmap2::{MmapOptions, MmapRaw};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::mman::{shm_open, shm_unlink};
@@ -40,6 +40,8 @@ pub(crate) struct Segment {
     /// The file's identity, to tell whether the name still names it.
     dev: u64,
     ino: u64,
+    /// The file's length when mapped (or copied: see `Look::snapshot`).
+    file_len: u64,
     /// The process that mapped it: a forked child never acts for it.
     origin: Origin,
     /// Whether this mapping holds the shared lease on byte 0.
@@ -300,6 +302,7 @@ impl Segment {
             name: name.clone(),
             dev: st.st_dev,
             ino: st.st_ino,
+            file_len: len,
             origin: Origin::here(),
             leased: true,
             linked: named,
@@ -350,12 +353,14 @@ impl Segment {
 
     /// A named file of stat `st`, mapped whole: linked, not yet a user.
     fn mapped(file: KeptFd, st: &FileStat, name: SegmentName) -> Result<Segment> {
+        let file_len = u64::try_from(st.st_size).unwrap_or(0);
         Ok(Segment {
-            map: map(&file, u64::try_from(st.st_size).unwrap_or(0), &name)?,
+            map: map(&file, file_len, &name)?,
             file,
             name,
             dev: st.st_dev,
             ino: st.st_ino,
+            file_len,
             origin: Origin::here(),
             leased: false,
             linked: true,
@@ -398,22 +403,26 @@ impl Segment {
     /// same stale segment cannot both unlink it, neither can unlink a
     /// segment created in its place, and an opener either is seen by
     /// `decide` or finds the name gone (see [`Self::join`]).
-    /// `Ok(false)` if not unlinked.
+    /// `decide` reads a copy of the file's first `min_len` bytes
+    /// ([`Look::snapshot`]), not a mapping: the file's owner may be
+    /// another user, who can shrink it meanwhile. `Ok(false)` if not
+    /// unlinked.
     pub(crate) fn unlink_if(
         name: &SegmentName,
         min_len: u64,
         owner: Owner,
         decide: impl FnOnce(&Segment) -> Result<bool>,
     ) -> Result<bool> {
-        let segment = Segment::open(name, min_len, owner)?;
+        let look = Look::open(name, owner)?;
         let _removing = flock_until(
-            segment.fd(),
+            look.file.as_fd(),
             FlockKind::Exclusive,
             Instant::now() + REMOVE_PATIENCE,
             name,
             "another process holds a lock on the segment file (flock) for longer than a \
              removal waits",
         )?;
+        let segment = look.snapshot(min_len)?;
         if !names_file(name, segment.dev, segment.ino) || !decide(&segment)? {
             return Ok(false);
         }
@@ -427,6 +436,11 @@ impl Segment {
 
     pub(crate) fn len(&self) -> usize {
         self.map.raw().len()
+    }
+
+    /// The file's length: the mapping's, except for a header's copy.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
     }
 
     pub(crate) fn name(&self) -> &SegmentName {
@@ -544,15 +558,17 @@ impl Segment {
 }
 
 /// A file under a segment name, opened only to be looked at: read with
-/// `pread` first, and mapped ([`Look::map`]) only once the caller has
-/// seen shmring's header there. Whatever else lies in the shm
-/// directory is another program's, which may shrink its file at any
-/// time: touching a mapping past the new end is a SIGBUS, a `pread`
-/// there just reads less. A look takes no lock of any kind, so it
-/// never counts as a user.
+/// `pread`, never mapped ([`Look::snapshot`] copies a header). Whatever
+/// lies in the shm directory may be another program's or another
+/// user's, which may shrink its file at any time: touching a mapping
+/// past the new end is a SIGBUS, a `pread` there just reads less. A look
+/// takes no lock of any kind, so it never counts as a user.
 pub(crate) struct Look {
     file: KeptFd,
     name: SegmentName,
+    /// The file's owner and permission bits, from its `fstat`.
+    owner: u32,
+    mode: u32,
 }
 
 impl Look {
@@ -562,7 +578,9 @@ impl Look {
     /// `fstat`: a regular file (else `NotAFile`, as an open
     /// says), owned by us unless `owner` allows another
     /// (`ForeignOwner`). Only then is that same file opened for reading
-    /// and writing, through `/proc/self/fd`, `O_NONBLOCK | O_CLOEXEC`.
+    /// only, through `/proc/self/fd`, `O_NONBLOCK | O_CLOEXEC`; a file the
+    /// kernel does not let us read is `NotReadable`, naming its owner and
+    /// mode.
     pub(crate) fn open(name: &SegmentName, owner: Owner) -> Result<Look> {
         let path = nix::fcntl::open(
             path_of(name).as_str(),
@@ -576,14 +594,74 @@ impl Look {
         let fd = KeptFd::open(|| {
             nix::fcntl::open(
                 reopen.as_str(),
-                OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
         })
-        .map_err(|e| os_error("open(/proc/self/fd)", name, e))?;
+        .map_err(|e| match e {
+            Errno::EACCES | Errno::EPERM => Error::NotReadable {
+                name: name.as_str().to_owned(),
+                owner: st.st_uid,
+                mode: st.st_mode & 0o7777,
+            },
+            e => os_error("open(/proc/self/fd)", name, e),
+        })?;
         Ok(Look {
             file: fd,
             name: name.clone(),
+            owner: st.st_uid,
+            mode: st.st_mode & 0o7777,
+        })
+    }
+
+    /// The file's owner (uid) and permission bits.
+    pub(crate) fn owner_and_mode(&self) -> (u32, u32) {
+        (self.owner, self.mode)
+    }
+
+    /// A copy of the file's first `header_len` bytes, read with `pread`
+    /// into memory of our own, as a segment to read a header from: its
+    /// owner can shrink the file while we read the copy, and nothing
+    /// faults. The copy reaches only the header (`len()` is the copy's;
+    /// `file_len()` the file's), and probes liveness through the file
+    /// itself. `SegmentTooSmall` if the file is shorter than a header.
+    pub(crate) fn snapshot(&self, header_len: u64) -> Result<Segment> {
+        let st = fstat(self.file.as_fd()).map_err(|e| os_error("fstat", &self.name, e))?;
+        let file_len = u64::try_from(st.st_size).unwrap_or(0);
+        let too_small = |len| Error::SegmentTooSmall {
+            name: self.name.as_str().to_owned(),
+            len,
+            needed: header_len,
+        };
+        if file_len < header_len {
+            return Err(too_small(file_len));
+        }
+        let io = |op, source| Error::Io {
+            op,
+            name: self.name.as_str().to_owned(),
+            source,
+        };
+        let mut copy = MmapOptions::new()
+            .len(header_len as usize)
+            .map_anon()
+            .map_err(|e| io("mmap", e))?;
+        let read = pread(&self.file, &self.name, &mut copy[..], 0)?;
+        if (read as u64) < header_len {
+            return Err(too_small(read as u64));
+        }
+        let file =
+            KeptFd::open(|| self.file.as_fd().try_clone_to_owned()).map_err(|e| io("dup", e))?;
+        Ok(Segment {
+            map: KeptMap::map(|| Ok::<_, Error>(MmapRaw::from(copy)))?,
+            file,
+            name: self.name.clone(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            file_len,
+            origin: Origin::here(),
+            leased: false,
+            linked: true,
+            unpublished: None,
         })
     }
 
@@ -618,20 +696,5 @@ impl Look {
     /// Read at `offset` with `pread` (see [`pread`]): the count read.
     pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         pread(&self.file, &self.name, buf, offset)
-    }
-
-    /// Map the whole file as it is now (`SegmentTooSmall` below
-    /// `min_len`), without a lease: looking never joins.
-    pub(crate) fn map(self, min_len: u64) -> Result<Segment> {
-        let st = fstat(self.file.as_fd()).map_err(|e| os_error("fstat", &self.name, e))?;
-        let len = u64::try_from(st.st_size).unwrap_or(0);
-        if len < min_len {
-            return Err(Error::SegmentTooSmall {
-                name: self.name.as_str().to_owned(),
-                len,
-                needed: min_len,
-            });
-        }
-        Segment::mapped(self.file, &st, self.name)
     }
 }
