@@ -10,6 +10,7 @@
 #[macro_use]
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::process::Output;
 use std::time::Duration;
@@ -30,6 +31,26 @@ fn child(role: &str) {
         // the contract, so the parent matches on its name.
         "open" => report(Spsc::<u64>::open(&name).map(|_| ())),
         "inspect" => report(shmring::inspect(&name).map(|_| ())),
+        // Open trusting the uid and gid given (if any), and pop.
+        "open-trusting-and-pop" => {
+            let mut opts = OpenOptions::new();
+            if let Ok(uid) = std::env::var("TRUST_UID") {
+                opts = opts.trust_owner(uid.parse().unwrap());
+            }
+            if let Ok(gid) = std::env::var("TRUST_GID") {
+                opts = opts.trust_group(gid.parse().unwrap());
+            }
+            report(Spsc::<u64>::open_with(&name, &opts).and_then(|ring| {
+                let value = ring.consumer()?.try_pop();
+                println!("popped {value:?}");
+                Ok(())
+            }))
+        }
+        "create-for-group" => {
+            let gid: u32 = arg("GROUP");
+            let opts = CreateOptions::new().mode(0o660).group(gid);
+            report(Spsc::<u64>::create_with(&name, 4, &opts).map(|_| ()))
+        }
         "open-foreign-and-pop" => {
             let opts = OpenOptions::new().allow_foreign_owner(true);
             report(Spsc::<u64>::open_with(&name, &opts).and_then(|ring| {
@@ -64,12 +85,26 @@ fn report(result: shmring::Result<()>) {
 /// Run child `role` on segment `name` as uid `uid`, gid `gid`; `None` (with
 /// the reason printed) when this process cannot change users.
 fn run_as(uid: u32, gid: u32, role: &str, name: &str) -> Option<Output> {
+    run_as_with(uid, gid, role, name, &[])
+}
+
+/// [`run_as`] with more variables in the child's environment.
+fn run_as_with(
+    uid: u32,
+    gid: u32,
+    role: &str,
+    name: &str,
+    env: &[(&str, String)],
+) -> Option<Output> {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: running a child as another uid needs root");
         return None;
     }
     let mut cmd = child_command(role);
     cmd.env("RING", name).uid(uid).gid(gid);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = match cmd.output() {
         Ok(out) => out,
         // The test binary must be reachable by the other user; a checkout
@@ -177,4 +212,55 @@ fn a_segment_squatted_by_another_user_is_refused() {
         .unwrap()
         .iter()
         .any(|(n, i)| *n == name && i.as_ref().is_ok_and(|i| i.owner_uid == STRANGER)));
+}
+
+/// Services under different users name whom they trust: the ring's owner
+/// (`trust_owner`) or the group its creator gave it (`CreateOptions::group`
+/// and `trust_group`); anyone else is still refused.
+#[test]
+fn a_reader_trusts_the_owner_or_group_it_names_and_no_one_else() {
+    const GROUP: u32 = 4243;
+    let name = unique_name("perm-trust");
+    let opts = CreateOptions::new().mode(0o660).group(GROUP);
+    let ring = Spsc::<u64>::create_with(&name, 4, &opts).unwrap();
+    ring.producer().unwrap().try_push(7).unwrap();
+    let meta = std::fs::metadata(shm_path(&name)).unwrap();
+    assert_eq!((meta.gid(), meta.mode() & 0o777), (GROUP, 0o660));
+
+    let me = nix::unistd::geteuid().as_raw().to_string();
+    let open = |env: &[(&str, String)]| {
+        run_as_with(STRANGER, GROUP, "open-trusting-and-pop", &name, env).map(|o| result_of(&o))
+    };
+    let Some(result) = open(&[]) else {
+        return;
+    };
+    assert!(result.starts_with("ForeignOwner"), "{result}");
+    assert!(result.contains("trust_owner"), "{result}");
+    let result = open(&[("TRUST_UID", "1234".into())]).unwrap();
+    assert!(result.starts_with("ForeignOwner"), "{result}");
+    assert_eq!(open(&[("TRUST_UID", me)]).unwrap(), "Ok");
+    assert_eq!(open(&[("TRUST_GID", GROUP.to_string())]).unwrap(), "Ok");
+    assert!(open(&[("TRUST_GID", "4244".into())])
+        .unwrap()
+        .starts_with("ForeignOwner"));
+}
+
+/// Only a member of a group may give a ring to it: a create for another
+/// group fails, naming the cause, and leaves nothing.
+#[test]
+fn a_ring_cannot_be_given_to_a_group_its_creator_is_not_in() {
+    let name = unique_name("perm-not-member");
+    let _cleanup = Unlink(name.clone());
+    let Some(out) = run_as_with(
+        STRANGER,
+        STRANGER,
+        "create-for-group",
+        &name,
+        &[("GROUP", "4243".into())],
+    ) else {
+        return;
+    };
+    let result = result_of(&out);
+    assert!(result.contains("is this user in it?"), "{result}");
+    assert!(!exists(&name));
 }

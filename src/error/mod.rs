@@ -113,7 +113,7 @@ pub enum Error {
     },
     /// The segment belongs to another user, which may be a squatter; refused
     /// unless [`OpenOptions::allow_foreign_owner`](crate::OpenOptions::allow_foreign_owner).
-    #[error("segment {name:?} is owned by uid {owner}, not by this process's uid {ours}")]
+    #[error("segment {name:?} is owned by uid {owner}, not by this process's uid {ours} (if it is meant to be shared, trust that user or the file's group when opening: OpenOptions::trust_owner, trust_group)")]
     ForeignOwner {
         /// The segment name.
         name: String,

@@ -63,7 +63,13 @@ impl<S> RingMemory<S> {
         let name = SegmentName::new(name)?;
         crate::platform::barrier::init();
         let layout = SegmentLayout::new(capacity, size_of::<S>(), align_of::<S>())?;
-        let segment = Segment::create(&name, layout.total_len, opts.mode, opts.replace_stale)?;
+        let segment = Segment::create(
+            &name,
+            layout.total_len,
+            opts.mode,
+            opts.group,
+            opts.replace_stale,
+        )?;
         let info = HeaderInfo {
             kind,
             elem,

@@ -25,6 +25,7 @@ use crate::platform::segment::Owner;
 #[derive(Clone, Debug)]
 pub struct CreateOptions {
     pub(crate) mode: u32,
+    pub(crate) group: Option<u32>,
     pub(crate) replace_stale: bool,
     pub(crate) persist: bool,
     pub(crate) schema: Option<Schema>,
@@ -34,6 +35,7 @@ impl Default for CreateOptions {
     fn default() -> Self {
         CreateOptions {
             mode: 0o600,
+            group: None,
             replace_stale: false,
             persist: false,
             schema: None,
@@ -51,6 +53,16 @@ impl CreateOptions {
     /// not allowed to change them). Use 0o660 to share with a group.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
+        self
+    }
+
+    /// Give the segment file to group `gid` (one this user belongs to;
+    /// else the create fails), for a mode such as 0o660 to share it with
+    /// that group's users rather than with this user's own group.
+    /// `open_or_create_with` then also accepts an existing segment whose
+    /// group is `gid` (see [`OpenOptions::trust_group`]).
+    pub fn group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
         self
     }
 
@@ -87,6 +99,7 @@ impl CreateOptions {
     pub(crate) fn to_open(&self) -> OpenOptions {
         OpenOptions {
             schema: self.schema,
+            trusted_gids: self.group.into_iter().collect(),
             ..OpenOptions::default()
         }
     }
@@ -108,6 +121,8 @@ impl CreateOptions {
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     pub(crate) allow_foreign_owner: bool,
+    pub(crate) trusted_uids: Vec<u32>,
+    pub(crate) trusted_gids: Vec<u32>,
     pub(crate) init_timeout: Duration,
     pub(crate) schema: Option<Schema>,
 }
@@ -116,6 +131,8 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             allow_foreign_owner: false,
+            trusted_uids: Vec::new(),
+            trusted_gids: Vec::new(),
             init_timeout: Duration::from_secs(1),
             schema: None,
         }
@@ -129,10 +146,39 @@ impl OpenOptions {
         Self::default()
     }
 
-    /// Open a segment owned by another user. By default such a segment is
-    /// refused, because anyone can squat a name in /dev/shm.
+    /// Open a segment owned by any other user. By default such a segment
+    /// is refused, because anyone can squat a name in /dev/shm; rather
+    /// name whom to trust ([`trust_owner`](Self::trust_owner),
+    /// [`trust_group`](Self::trust_group)).
     pub fn allow_foreign_owner(mut self, allow: bool) -> Self {
         self.allow_foreign_owner = allow;
+        self
+    }
+
+    /// Also accept a segment owned by user `uid` (a service under
+    /// another account that creates the ring). Others are still refused
+    /// with `ForeignOwner`.
+    ///
+    /// ```
+    /// use shmring::{OpenOptions, Spsc};
+    /// # let name = format!("shmring-doc-trust-{}", std::process::id());
+    /// # let _ring = Spsc::<u64>::create(&name, 8)?;
+    /// // The feed handler runs as uid 1001; trust it, and nobody else.
+    /// let opts = OpenOptions::new().trust_owner(1001);
+    /// let ring = Spsc::<u64>::open_with(&name, &opts)?; // ours: accepted too
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn trust_owner(mut self, uid: u32) -> Self {
+        self.trusted_uids.push(uid);
+        self
+    }
+
+    /// Also accept a segment whose file belongs to group `gid`, whoever
+    /// owns it: the group its creator gave it
+    /// ([`CreateOptions::group`]), which only a member of the group (or
+    /// root) can give.
+    pub fn trust_group(mut self, gid: u32) -> Self {
+        self.trusted_gids.push(gid);
         self
     }
 
@@ -151,11 +197,16 @@ impl OpenOptions {
     }
 
     /// Whose segment files this open accepts.
-    pub(crate) fn owner(&self) -> Owner {
+    pub(crate) fn owner(&self) -> Owner<'_> {
         if self.allow_foreign_owner {
             Owner::Anyone
-        } else {
+        } else if self.trusted_uids.is_empty() && self.trusted_gids.is_empty() {
             Owner::Ours
+        } else {
+            Owner::Trusted {
+                uids: &self.trusted_uids,
+                gids: &self.trusted_gids,
+            }
         }
     }
 }

@@ -249,7 +249,7 @@ mod tests {
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let name = format!("shmring-unit-claims-{}-{n}", std::process::id());
             let len = (TABLE + size_of::<ClaimTable>() + size_of::<Recovery>()) as u64;
-            let seg = Segment::create(&SegmentName::new(&name).unwrap(), len, 0o600, false);
+            let seg = Segment::create(&SegmentName::new(&name).unwrap(), len, 0o600, None, false);
             Fixture { seg: seg.unwrap() }
         }
 

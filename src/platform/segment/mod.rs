@@ -56,11 +56,28 @@
 /// Whose files an open accepts: by default only this process's effective
 /// uid's, because anyone can squat a name in /dev/shm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Owner {
+pub(crate) enum Owner<'a> {
     /// Files of this process's effective uid.
     Ours,
+    /// Files of ours, of these uids, or whose group is one of these gids.
+    Trusted { uids: &'a [u32], gids: &'a [u32] },
     /// Files of any owner.
     Anyone,
+}
+
+impl Owner<'_> {
+    /// Whether a file of owner `uid` and group `gid` is accepted, by a
+    /// process of effective uid `ours`. (Model segments have no owner.)
+    #[cfg_attr(shmring_loom, allow(dead_code))]
+    pub(crate) fn accepts(self, uid: u32, gid: u32, ours: u32) -> bool {
+        match self {
+            Owner::Ours => uid == ours,
+            Owner::Trusted { uids, gids } => {
+                uid == ours || uids.contains(&uid) || gids.contains(&gid)
+            }
+            Owner::Anyone => true,
+        }
+    }
 }
 
 /// Where POSIX shared-memory names live on Linux.

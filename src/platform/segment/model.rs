@@ -33,7 +33,13 @@ pub(super) fn unlink(name: &SegmentName) -> Result<()> {
 }
 
 impl Segment {
-    pub(crate) fn create(name: &SegmentName, len: u64, _: u32, _: bool) -> Result<Self> {
+    pub(crate) fn create(
+        name: &SegmentName,
+        len: u64,
+        _: u32,
+        _: Option<u32>,
+        _: bool,
+    ) -> Result<Self> {
         let layout = Layout::from_size_align(len as usize, 4096)
             .map_err(|_| Error::CapacityTooLarge { requested: len })?;
         // SAFETY: layout has a non-zero size (a header at least).
@@ -46,7 +52,7 @@ impl Segment {
         })
     }
 
-    pub(crate) fn open(name: &SegmentName, _: u64, _: Owner) -> Result<Self> {
+    pub(crate) fn open(name: &SegmentName, _: u64, _: Owner<'_>) -> Result<Self> {
         unlink(name).map(|_| unreachable!())
     }
 
@@ -64,7 +70,7 @@ impl Segment {
     pub(crate) fn unlink_if(
         name: &SegmentName,
         _: u64,
-        _: Owner,
+        _: Owner<'_>,
         _: impl FnOnce(&Segment) -> Result<bool>,
     ) -> Result<bool> {
         unlink(name).map(|()| false)
@@ -108,7 +114,7 @@ impl Segment {
 pub(crate) enum Look {}
 
 impl Look {
-    pub(crate) fn open(name: &SegmentName, _: Owner) -> Result<Look> {
+    pub(crate) fn open(name: &SegmentName, _: Owner<'_>) -> Result<Look> {
         unlink(name).map(|_| unreachable!())
     }
 

@@ -157,7 +157,7 @@ fn flock_until<'a>(
 /// a regular file (a symlink, FIFO, device or directory planted under
 /// the name is `NotAFile`), owned by us unless `owner` allows another
 /// (`ForeignOwner`).
-fn check_file(st: &FileStat, name: &SegmentName, owner: Owner) -> Result<()> {
+fn check_file(st: &FileStat, name: &SegmentName, owner: Owner<'_>) -> Result<()> {
     let found = match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
         SFlag::S_IFREG => None,
         SFlag::S_IFLNK => Some("a symbolic link"),
@@ -173,7 +173,7 @@ fn check_file(st: &FileStat, name: &SegmentName, owner: Owner) -> Result<()> {
         });
     }
     let ours = nix::unistd::geteuid().as_raw();
-    if st.st_uid != ours && owner == Owner::Ours {
+    if !owner.accepts(st.st_uid, st.st_gid, ours) {
         return Err(Error::ForeignOwner {
             name: name.as_str().to_owned(),
             owner: st.st_uid,
@@ -185,7 +185,7 @@ fn check_file(st: &FileStat, name: &SegmentName, owner: Owner) -> Result<()> {
 
 /// Open `name` and check it: a regular file, owned by us (unless
 /// allowed otherwise), at least `min_len` bytes. The file and its stat.
-fn open_checked(name: &SegmentName, min_len: u64, owner: Owner) -> Result<(KeptFd, FileStat)> {
+fn open_checked(name: &SegmentName, min_len: u64, owner: Owner<'_>) -> Result<(KeptFd, FileStat)> {
     // O_NONBLOCK: a FIFO planted under the name must not hold the open.
     let fd = KeptFd::open(|| {
         shm_open(
@@ -229,6 +229,7 @@ impl Segment {
         name: &SegmentName,
         len: u64,
         mode: u32,
+        group: Option<u32>,
         replace_stale: bool,
     ) -> Result<Self> {
         let mode = Mode::from_bits_truncate(mode);
@@ -270,6 +271,14 @@ impl Segment {
         });
         // The mode is filtered by the umask; set exactly what was asked.
         fchmod(file.as_fd(), mode).map_err(|e| os_error("fchmod", name, e))?;
+        if let Some(gid) = group {
+            nix::unistd::fchown(file.as_fd(), None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| Error::Io {
+                    op: "fchown to the group asked for (is this user in it?)",
+                    name: name.as_str().to_owned(),
+                    source: e.into(),
+                })?;
+        }
         let off_len = i64::try_from(len).map_err(|_| Error::CapacityTooLarge { requested: len })?;
         // Reserve every page now: a later first touch of an unbacked tmpfs
         // page on a full /dev/shm would be a SIGBUS, not an error.
@@ -346,7 +355,7 @@ impl Segment {
     /// [`join`](Self::join)s: an opener first validates what it mapped,
     /// and one that fails is never seen by a leaving user (which would
     /// then keep the name for it) nor leaves itself.
-    pub(crate) fn open(name: &SegmentName, min_len: u64, owner: Owner) -> Result<Self> {
+    pub(crate) fn open(name: &SegmentName, min_len: u64, owner: Owner<'_>) -> Result<Self> {
         let (file, st) = open_checked(name, min_len, owner)?;
         Segment::mapped(file, &st, name.clone())
     }
@@ -410,7 +419,7 @@ impl Segment {
     pub(crate) fn unlink_if(
         name: &SegmentName,
         min_len: u64,
-        owner: Owner,
+        owner: Owner<'_>,
         decide: impl FnOnce(&Segment) -> Result<bool>,
     ) -> Result<bool> {
         let look = Look::open(name, owner)?;
@@ -581,7 +590,7 @@ impl Look {
     /// only, through `/proc/self/fd`, `O_NONBLOCK | O_CLOEXEC`; a file the
     /// kernel does not let us read is `NotReadable`, naming its owner and
     /// mode.
-    pub(crate) fn open(name: &SegmentName, owner: Owner) -> Result<Look> {
+    pub(crate) fn open(name: &SegmentName, owner: Owner<'_>) -> Result<Look> {
         let path = nix::fcntl::open(
             path_of(name).as_str(),
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
