@@ -9,6 +9,7 @@
 mod bench;
 mod clock;
 mod demo;
+mod doctor;
 mod events;
 mod inspect;
 mod metrics;
@@ -60,6 +61,10 @@ enum Command {
     /// Remove segments by name (refusing one in use unless --force), or
     /// every stale one with --stale.
     Rm(inspect::RmArgs),
+    /// Check this host or container for what breaks shared-memory IPC
+    /// (the size and kind of /dev/shm, free space, systemd's RemoveIPC,
+    /// peers in other namespaces), with what to do about each.
+    Doctor(doctor::DoctorArgs),
     /// Internal: one producer or consumer process of `bench`.
     #[command(name = bench::WORKER_COMMAND, hide = true)]
     BenchWorker(bench::WorkerArgs),
@@ -111,6 +116,10 @@ fn main() -> ExitCode {
         Command::Stat(args) => inspect::stat(&args),
         Command::Metrics(args) => metrics::metrics(&args),
         Command::ServeMetrics(args) => metrics::serve(&args),
+        Command::Doctor(args) => match doctor::run(&args) {
+            Ok(false) => return ExitCode::FAILURE,
+            other => other.map(|_| ()),
+        },
         Command::Rm(args) => match inspect::rm(&args) {
             Ok(false) => return ExitCode::from(inspect::IN_USE),
             other => other.map(|_| ()),
