@@ -449,6 +449,10 @@ pub fn run(args: &DemoArgs) -> Res<()> {
     crate::signals::track_segments(&prefix);
     let p = |s: &str| format!("{prefix}-{s}");
     println!("shmring demo on {}", report::machine());
+    let busy = report::busy_share(Duration::from_millis(200));
+    if let Some(warning) = busy.and_then(report::busy_warning) {
+        println!("{warning}");
+    }
 
     let mut progress = Progress::new(6 + 2 * MESSAGE_SIZES.len() + 9);
     // Warm-up, discarded: the first run of a process pair pays for page

@@ -84,6 +84,41 @@ pub fn ns(v: u64) -> String {
 }
 
 /// The machine, for the table's caption.
+/// The share of every CPU's time that went to work (anything but idle
+/// and I/O wait) over `window`, from /proc/stat: other programs' load,
+/// when measured before the demo starts its own. `None` where /proc/stat
+/// cannot be read.
+pub fn busy_share(window: std::time::Duration) -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+        let ticks: Vec<u64> = cpu
+            .split_whitespace()
+            .map(|t| t.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal...
+        let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+        Some((ticks.iter().sum(), idle))
+    }
+    let (total0, idle0) = sample()?;
+    std::thread::sleep(window);
+    let (total1, idle1) = sample()?;
+    let total = total1.saturating_sub(total0);
+    (total > 0).then(|| 1.0 - idle1.saturating_sub(idle0) as f64 / total as f64)
+}
+
+/// A line to print before measuring when other work keeps more than a
+/// third of the machine busy: the numbers then swing tenfold.
+pub fn busy_warning(share: f64) -> Option<String> {
+    (share > 1.0 / 3.0).then(|| {
+        format!(
+            "warning: other programs keep {:.0}% of this machine's CPU time busy; \
+             the figures below can swing tenfold between runs (measure on an idle machine)",
+            share * 100.0
+        )
+    })
+}
+
 pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = shmring_bench_kit::placement::cpu_model();

@@ -537,3 +537,31 @@ fn root_sees_another_users_ring_and_whose_it_is() {
     );
     assert!(!exists(&name));
 }
+
+/// The demo says so when other work keeps the machine busy (here, a
+/// spinning thread per CPU in this test), since its numbers then swing
+/// tenfold.
+#[test]
+fn the_demo_warns_when_the_machine_is_busy() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let out = std::thread::scope(|s| {
+        for _ in 0..cpus {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        let out = shmring(&["demo", "--count", "1000", "--round-trips", "10"]);
+        stop.store(true, Ordering::Relaxed);
+        out
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("warning: other programs keep"),
+        "{}",
+        stdout(&out)
+    );
+}
