@@ -156,7 +156,35 @@ impl From<shmring::SendError> for Error {
 }
 
 fn zenoh_err(e: impl std::fmt::Display) -> Error {
-    Error::Zenoh(e.to_string())
+    Error::Zenoh(zenoh_message(&e.to_string()))
+}
+
+/// What a Zenoh error says, for a person: the message inside a
+/// configuration parser's wrapper, without the source-file locations
+/// (" at /root/.cargo/registry/.../lib.rs:62.") Zenoh appends.
+fn zenoh_message(raw: &str) -> String {
+    // `Json5Err(Message { msg: "...", location: ... })`: the message.
+    let mut text = match raw.split_once("msg: \"") {
+        Some((_, rest)) => rest
+            .split_once("\", location")
+            .or_else(|| rest.split_once('"'))
+            .map_or(rest, |(msg, _)| msg)
+            .to_owned(),
+        None => raw.to_owned(),
+    };
+    while let Some(at) = text.find(" at /") {
+        let rest = &text[at..];
+        let Some(rs) = rest.find(".rs:") else { break };
+        let digits = rest[rs + 4..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - rs - 4);
+        let mut end = at + rs + 4 + digits;
+        if text[end..].starts_with('.') {
+            end += 1;
+        }
+        text.replace_range(at..end, "");
+    }
+    text.trim().trim_end_matches('.').to_owned()
 }
 
 /// `Result` with a bridge [`Error`].
@@ -896,5 +924,32 @@ impl std::fmt::Debug for Inbound {
             .field("key", &self.subscriber.key_expr().as_str())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod zenoh_message_tests {
+    use super::zenoh_message;
+
+    #[test]
+    fn zenoh_errors_lose_their_source_locations() {
+        assert_eq!(
+            zenoh_message(
+                "invalid port value at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/\
+                 zenoh-link-commons-1.10.2/src/lib.rs:62."
+            ),
+            "invalid port value"
+        );
+        assert_eq!(
+            zenoh_message(
+                "Json5Err(Message { msg: \"Endpoints must be of the form \
+                 <protocol>/<address>[?<metadata>][#<config>]: foo at /root/.cargo/registry/src/\
+                 zenoh-protocol-1.10.2/src/core/endpoint.rs:615.\", location: Some(Location { \
+                 line: 1, column: 1 }) }) at /root/.cargo/registry/src/zenoh-1.10.2/src/api/\
+                 config.rs:86."
+            ),
+            "Endpoints must be of the form <protocol>/<address>[?<metadata>][#<config>]: foo"
+        );
+        assert_eq!(zenoh_message("no route"), "no route");
     }
 }

@@ -21,8 +21,8 @@ use shmring_bridge_state::{default_path, Direction};
     about = "Forward shmring byte rings over Zenoh, with sequence numbers and loss accounting",
     after_help = "Host A:  shmring-bridge out --ring orders --key site/orders --listen tcp/0.0.0.0:7447\n\
                   Host B:  shmring-bridge in --key site/orders --ring orders --connect tcp/HOST-A:7447\n\n\
-                  SIGINT or SIGTERM stops a bridge cleanly (exit 0): its counters and restart state stay\n\
-                  in its state file, which `shmring stat RING` shows."
+                  SIGINT or SIGTERM stops a bridge cleanly (exit 130, as `shmring`): its counters and\n\
+                  restart state stay in its state file, which `shmring stat RING` shows."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -169,6 +169,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match run(cli.command, &stop) {
+        // Stopped by SIGINT or SIGTERM, after a clean stop: 130, as the
+        // shell reports an interrupted command and `shmring` exits.
+        Ok(()) if stop.load(Ordering::SeqCst) => ExitCode::from(130),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shmring-bridge: {e}");
@@ -177,10 +180,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command forwards byte rings; say so when given another kind.
+fn byte_rings_only(ring: &str, e: shmring_bridge::Error) -> Box<dyn std::error::Error> {
+    match e {
+        shmring_bridge::Error::Ring(shmring::Error::KindMismatch { found, .. }) => format!(
+            "ring {ring:?} is a {found} ring, and `shmring-bridge` forwards byte rings only: \
+             have its producer write a byte ring (shmring::ByteRing), or bridge it from a \
+             program with shmring_bridge::Outbound::{} (each value as its bytes)",
+            if found == "mpmc" { "mpmc" } else { "spsc" }
+        )
+        .into(),
+        e => e.into(),
+    }
+}
+
 /// How long one pump waits for work: also how soon a stop is noticed.
 const PUMP_WAIT: Duration = Duration::from_millis(50);
 
-fn run(command: Command, stop: &AtomicBool) -> shmring_bridge::Result<()> {
+fn run(command: Command, stop: &AtomicBool) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Bench(b) => bench::run(b.count, b.round_trips, &b.sizes)?,
         Command::Out {
@@ -207,7 +224,8 @@ fn run(command: Command, stop: &AtomicBool) -> shmring_bridge::Result<()> {
                 },
                 state: common.state(&ring, Direction::Out),
             };
-            let mut out = Outbound::new(&session, &ring, &key, &opts)?;
+            let mut out = Outbound::new(&session, &ring, &key, &opts)
+                .map_err(|e| byte_rings_only(&ring, e))?;
             // The first line says the bridge is ready (scripts and tests
             // wait for it).
             println!(
@@ -242,7 +260,8 @@ fn run(command: Command, stop: &AtomicBool) -> shmring_bridge::Result<()> {
                 full_wait: Duration::from_millis(full_wait_ms),
                 state: common.state(&ring, Direction::In),
             };
-            let mut inb = Inbound::new(&session, &key, &ring, &opts)?;
+            let mut inb = Inbound::new(&session, &key, &ring, &opts)
+                .map_err(|e| byte_rings_only(&ring, e))?;
             println!(
                 "in ready: key {key} -> ring {ring} ({})",
                 if inb.resumed() {

@@ -180,7 +180,8 @@ impl Scene {
         c.wait().unwrap();
     }
 
-    /// SIGTERM child `i` (a bridge: it stops cleanly) and check its exit.
+    /// SIGTERM child `i` (a bridge: it stops cleanly, and exits 130 as
+    /// an interrupted command, like `shmring`) and check its exit.
     fn stop(&mut self, i: usize) {
         let c = &mut self.children[i];
         nix::sys::signal::kill(
@@ -188,9 +189,11 @@ impl Scene {
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
-        assert!(
-            c.wait().unwrap().success(),
-            "a bridge failed to stop cleanly"
+        let status = c.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "a bridge failed to stop cleanly: {status}"
         );
     }
 
@@ -606,4 +609,47 @@ fn an_mpmc_bridge_killed_holding_values_sends_them_again_under_their_numbers() {
     let missing = seen.iter().filter(|s| !**s).count() as u64;
     assert_eq!((got.into_inner(), missing), (t.delivered, t.lost), "{t:?}");
     eprintln!("mpmc sender restart: {t:?}, {} handed to Zenoh", o.sent);
+}
+
+/// What a user sees for two mistakes: a typed ring given to the command
+/// (it forwards byte rings only, and says so, with the way out), and an
+/// endpoint Zenoh cannot use (its message, without the source paths of
+/// Zenoh's build that it used to carry).
+#[test]
+fn a_typed_ring_and_a_bad_endpoint_are_refused_in_words() {
+    let mut scene = Scene::new();
+    let name = scene.ring("typed");
+    let _typed = shmring::Spsc::<u64>::create(&name, 8).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_shmring-bridge"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = run(&[
+        "out",
+        "--ring",
+        &name,
+        "--key",
+        "t/typed",
+        "--open-wait",
+        "1",
+    ]);
+    assert!(said.contains("forwards byte rings only"), "{said}");
+    assert!(said.contains("Outbound::spsc"), "{said}");
+
+    let said = run(&[
+        "out",
+        "--ring",
+        &name,
+        "--key",
+        "t/x",
+        "--listen",
+        "tcp/localhost:99999",
+    ]);
+    assert!(said.contains("invalid port"), "{said}");
+    assert!(!said.contains(".cargo") && !said.contains(".rs:"), "{said}");
 }
