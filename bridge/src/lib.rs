@@ -212,12 +212,27 @@ pub struct Link {
     /// Multicast scouting (off unless asked: on shared networks, peers
     /// would find strangers).
     pub multicast_scouting: bool,
+    /// A Zenoh configuration file (JSON5) to start from: TLS or mTLS
+    /// endpoints and their certificates, access control, authentication.
+    /// With one, the fields above override it only where they say
+    /// something (client mode, endpoints given, scouting on).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl Link {
     /// The Zenoh configuration for this link.
     pub fn config(&self) -> Result<zenoh::Config> {
-        let mut c = zenoh::Config::default();
+        let from_file = self.config_file.is_some();
+        let mut c = match &self.config_file {
+            Some(path) => zenoh::Config::from_file(path).map_err(|e| {
+                Error::Zenoh(format!(
+                    "{}: {}",
+                    path.display(),
+                    zenoh_message(&e.to_string())
+                ))
+            })?,
+            None => zenoh::Config::default(),
+        };
         let json = |v: &[String]| {
             let quoted: Vec<String> = v.iter().map(|e| format!("{e:?}")).collect();
             format!("[{}]", quoted.join(","))
@@ -227,20 +242,28 @@ impl Link {
         } else {
             r#""peer""#
         };
-        c.insert_json5("mode", mode).map_err(zenoh_err)?;
-        c.insert_json5("listen/endpoints", &json(&self.listen))
-            .map_err(zenoh_err)?;
-        c.insert_json5("connect/endpoints", &json(&self.connect))
-            .map_err(zenoh_err)?;
-        let scouting = if self.multicast_scouting {
-            "true"
-        } else {
-            "false"
-        };
-        c.insert_json5("scouting/multicast/enabled", scouting)
-            .map_err(zenoh_err)?;
-        c.insert_json5("scouting/gossip/enabled", "false")
-            .map_err(zenoh_err)?;
+        if !from_file || self.client {
+            c.insert_json5("mode", mode).map_err(zenoh_err)?;
+        }
+        if !from_file || !self.listen.is_empty() {
+            c.insert_json5("listen/endpoints", &json(&self.listen))
+                .map_err(zenoh_err)?;
+        }
+        if !from_file || !self.connect.is_empty() {
+            c.insert_json5("connect/endpoints", &json(&self.connect))
+                .map_err(zenoh_err)?;
+        }
+        if !from_file || self.multicast_scouting {
+            let scouting = if self.multicast_scouting {
+                "true"
+            } else {
+                "false"
+            };
+            c.insert_json5("scouting/multicast/enabled", scouting)
+                .map_err(zenoh_err)?;
+            c.insert_json5("scouting/gossip/enabled", "false")
+                .map_err(zenoh_err)?;
+        }
         Ok(c)
     }
 

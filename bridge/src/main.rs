@@ -19,8 +19,10 @@ use shmring_bridge_state::{default_path, Direction};
 #[command(
     name = "shmring-bridge",
     about = "Forward shmring byte rings over Zenoh, with sequence numbers and loss accounting",
-    after_help = "Host A:  shmring-bridge out --ring orders --key site/orders --listen tcp/0.0.0.0:7447\n\
-                  Host B:  shmring-bridge in --key site/orders --ring orders --connect tcp/HOST-A:7447\n\n\
+    after_help = "Host A:  shmring-bridge out --ring orders --key site/orders --zenoh-config tls-listen.json5\n\
+                  Host B:  shmring-bridge in --key site/orders --ring orders --zenoh-config tls-connect.json5\n\
+                  (mutual TLS: see the README; a plain tcp/ endpoint lets anyone who reaches it read\n\
+                  and write the key)\n\n\
                   SIGINT or SIGTERM stops a bridge cleanly (exit 130, as `shmring`): its counters and\n\
                   restart state stay in its state file, which `shmring stat RING` shows."
 )]
@@ -108,6 +110,11 @@ struct Common {
     /// Find peers by multicast scouting (off: explicit endpoints only).
     #[arg(long)]
     multicast_scouting: bool,
+    /// A Zenoh configuration file (JSON5) to start from, for TLS or mTLS
+    /// endpoints, access control and authentication (see the README);
+    /// the options above override it where given.
+    #[arg(long)]
+    zenoh_config: Option<PathBuf>,
     /// Where to keep numbering and counters across restarts [default:
     /// /dev/shm/RING.bridge-out or .bridge-in].
     #[arg(long, conflicts_with = "no_state")]
@@ -140,6 +147,7 @@ impl Common {
             listen: self.listen.clone(),
             connect: self.connect.clone(),
             multicast_scouting: self.multicast_scouting,
+            config_file: self.zenoh_config.clone(),
         }
     }
 

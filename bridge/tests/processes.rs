@@ -653,3 +653,145 @@ fn a_typed_ring_and_a_bad_endpoint_are_refused_in_words() {
     assert!(said.contains("invalid port"), "{said}");
     assert!(!said.contains(".cargo") && !said.contains(".rs:"), "{said}");
 }
+
+/// Run `openssl` with `args` in `dir`; it must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (CI installs it)");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A CA, and a server and a client certificate it signed (P-256 keys),
+/// in `dir`.
+fn certificates(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=shmring test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    openssl(dir, &ca);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    for who in ["server", "client"] {
+        let (key, csr, crt) = (
+            format!("{who}.key"),
+            format!("{who}.csr"),
+            format!("{who}.crt"),
+        );
+        let subject = format!("/CN={who}");
+        let mut req = vec!["req", "-subj", &subject, "-keyout", &key, "-out", &csr];
+        req.extend(ec);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-extfile",
+                "san.ext",
+                "-out",
+                &crt,
+            ],
+        );
+    }
+}
+
+/// The README's safe setup: each bridge starts from a Zenoh configuration
+/// file (`--zenoh-config`) for mutual TLS, and messages cross between
+/// bridges holding certificates of one CA.
+#[test]
+fn bridges_speak_mutual_tls_from_a_zenoh_configuration_file() {
+    const N: u64 = 100;
+    let dir = std::env::temp_dir().join(unique("tls"));
+    std::fs::create_dir(&dir).unwrap();
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _dir = RemoveDir(dir.clone());
+    certificates(&dir);
+    let endpoint = format!("tls/localhost:{}", free_port());
+    let file = |p: &str| dir.join(p).display().to_string();
+    let config = |side: &str, role: &str| {
+        format!(
+            r#"{{
+  mode: "peer",
+  {side}: {{ endpoints: ["{endpoint}"] }},
+  scouting: {{ multicast: {{ enabled: false }}, gossip: {{ enabled: false }} }},
+  transport: {{ link: {{ tls: {{
+    root_ca_certificate: "{ca}",
+    {role}_private_key: "{key}",
+    {role}_certificate: "{crt}",
+    enable_mtls: true,
+  }} }} }},
+}}"#,
+            ca = file("ca.crt"),
+            key = file(&format!(
+                "{}.key",
+                if role == "listen" { "server" } else { "client" }
+            )),
+            crt = file(&format!(
+                "{}.crt",
+                if role == "listen" { "server" } else { "client" }
+            )),
+        )
+    };
+    let (listen, connect) = (dir.join("listen.json5"), dir.join("connect.json5"));
+    std::fs::write(&listen, config("listen", "listen")).unwrap();
+    std::fs::write(&connect, config("connect", "connect")).unwrap();
+
+    let mut scene = Scene::new();
+    let key = unique("tls-key").replace('-', "/");
+    let (ring_a, ring_b) = (scene.ring("tls-a"), scene.ring("tls-b"));
+    // Held here, so that the name outlives a producer done before the
+    // bridge opens it.
+    let _ring_a = ByteRing::create(&ring_a, 1 << 20).unwrap();
+    let consumer = scene.child("consumer", &ring_b, N);
+    let inb = scene.bridge(&[
+        "in",
+        "--key",
+        &key,
+        "--ring",
+        &ring_b,
+        "--no-state",
+        "--zenoh-config",
+        listen.to_str().unwrap(),
+    ]);
+    let producer = scene.child("producer", &ring_a, N);
+    let out = scene.bridge(&[
+        "out",
+        "--ring",
+        &ring_a,
+        "--key",
+        &key,
+        "--no-state",
+        "--zenoh-config",
+        connect.to_str().unwrap(),
+    ]);
+    scene.wait_success(producer);
+    scene.wait_success(consumer);
+    scene.stop(out);
+    scene.stop(inb);
+}
