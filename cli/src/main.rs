@@ -16,6 +16,7 @@ mod metrics;
 mod progress;
 mod report;
 mod signals;
+mod top;
 mod view;
 mod watch;
 
@@ -61,6 +62,9 @@ enum Command {
     /// Remove segments by name (refusing one in use unless --force), or
     /// every stale one with --stale.
     Rm(inspect::RmArgs),
+    /// Every ring at once, refreshed every interval: rates, fill, holders
+    /// and whether they live; sortable, or only one process's rings.
+    Top(top::TopArgs),
     /// Check this host or container for what breaks shared-memory IPC
     /// (the size and kind of /dev/shm, free space, systemd's RemoveIPC,
     /// peers in other namespaces), with what to do about each.
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Command::Demo(_) => Some("demo"),
         Command::Bench(_) => Some("bench"),
         Command::Stat(a) if a.watch => Some("stat"),
+        Command::Top(_) => Some("top"),
         Command::ServeMetrics(_) => Some("serve-metrics"),
         Command::BenchWorker(_) => {
             signals::ignore_in_worker();
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
         Command::Stat(args) => inspect::stat(&args),
         Command::Metrics(args) => metrics::metrics(&args),
         Command::ServeMetrics(args) => metrics::serve(&args),
+        Command::Top(args) => top::run(&args),
         Command::Doctor(args) => match doctor::run(&args) {
             Ok(false) => return ExitCode::FAILURE,
             other => other.map(|_| ()),

@@ -35,7 +35,7 @@ pub struct Rates {
 }
 
 impl Rates {
-    fn between(a: &RingView, b: &RingView, dt: Duration) -> Rates {
+    pub fn between(a: &RingView, b: &RingView, dt: Duration) -> Rates {
         let s = dt.as_secs_f64().max(1e-9);
         let per = |x: u64, y: u64| y.wrapping_sub(x) as f64 / s;
         let side = |x: &CountersView, y: &CountersView| per(x.sleeps, y.sleeps);
@@ -146,7 +146,7 @@ fn holders(list: &[HolderView]) -> String {
 }
 
 /// A quantity per second, short: 12.3 M/s.
-fn rate(x: f64, unit: &str) -> String {
+pub fn rate(x: f64, unit: &str) -> String {
     let (v, prefix) = match x.abs() {
         a if a >= 1e9 => (x / 1e9, "G"),
         a if a >= 1e6 => (x / 1e6, "M"),

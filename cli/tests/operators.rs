@@ -777,3 +777,51 @@ fn a_killed_bench_takes_its_workers_along() {
     }
     still.0.clear(); // all ended: their pids may belong to others by now
 }
+
+/// `shmring top` shows every ring at once, or one process's, as JSON
+/// lines (rates from the second look on), and stops on Ctrl-C with 130.
+#[test]
+fn top_shows_every_ring_or_one_process_rings_and_stops_on_ctrl_c() {
+    let ring = Spsc::<u64>::create(&unique_name("top"), 8).unwrap();
+    let mut tx = ring.producer().unwrap();
+    tx.try_push(1).unwrap();
+    let me = std::process::id().to_string();
+    let looks = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["top", "--json", "--count", "2", "--interval", "20"];
+        args.extend(extra);
+        let out = shmring(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mine = |look: &Value| {
+        look["rings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == ring.name())
+            .cloned()
+    };
+    let all = looks(&[]);
+    assert_eq!(all.len(), 2);
+    let first = mine(&all[0]).expect("our ring in the first look");
+    assert!(first["rates"].is_null(), "{first}");
+    let second = mine(&all[1]).expect("our ring in the second look");
+    assert_eq!(second["rates"]["written_per_s"], 0.0, "{second}");
+    assert_eq!(second["fill"], 0.125, "{second}");
+    assert_eq!(second["producers"], me.as_str(), "{second}");
+
+    assert!(looks(&["--pid", &me]).iter().all(|l| mine(l).is_some()));
+    // PID 1 maps no ring of ours.
+    assert!(looks(&["--pid", "1"]).iter().all(|l| mine(l).is_none()));
+
+    let mut top = start(&["top", "--interval", "20"]);
+    let mut first = String::new();
+    BufReader::new(top.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("ring(s)"), "{first:?}");
+    assert_eq!(interrupt(&mut top).code(), Some(130));
+}
