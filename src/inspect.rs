@@ -420,7 +420,8 @@ mod tests {
     use std::cell::RefCell;
 
     thread_local! {
-        /// The names of the files this thread's inspections mapped.
+        /// The names of the files whose header this thread's inspections
+        /// copied (`Look::snapshot`).
         pub(super) static MAPPED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     }
 
@@ -447,11 +448,11 @@ mod tests {
         }
     }
 
-    /// Another program's file can shrink under a mapping at any time, and
-    /// touching the mapping then is a SIGBUS: inspection reads a file's
-    /// first bytes with `pread` and maps only a file that carries
-    /// shmring's magic. Garbage and zeros of a header's size are "not a
-    /// ring" without ever being mapped; a ring is mapped.
+    /// Another program's file can shrink at any time: inspection reads a
+    /// file's first bytes with `pread`, and copies the header only of a
+    /// file that carries shmring's magic (`MAPPED` records those copies).
+    /// Garbage and zeros of a header's size are "not a ring" without ever
+    /// being read further; a ring's header is copied.
     #[test]
     fn a_file_without_shmring_magic_is_never_mapped() {
         let len = size_of::<Header>() * 2;

@@ -12,10 +12,11 @@
 //!   ring above has validated what it mapped, joining: the shared lease on
 //!   byte 0 that says "in use" (`lease.rs`), taken before the name is
 //!   checked under a shared `flock` against a concurrent removal;
-//! * look (for inspection): [`Look`] opens a name as a path only, checks
-//!   with `fstat` that it is our regular file, reads it with `pread`, and
-//!   maps it only when asked (once its header proved it shmring's),
-//!   taking no lock;
+//! * look (for inspection and removal by name): [`Look`] opens a name as
+//!   a path only, checks with `fstat` that it is a regular file (of an
+//!   owner the caller accepts), and reads it with `pread`, a header into
+//!   a copy of its own (`Look::snapshot`), never through a mapping that
+//!   its owner could shrink into a SIGBUS; it takes no lock;
 //! * the descriptor each mapping keeps, through which it probes others'
 //!   leases; it and the mapping are kept through `fork.rs`, so a forked
 //!   child lets go of both and never acts for this process;
