@@ -1,6 +1,7 @@
 //! Byte messages of 64 B, 1 KiB and 64 KiB between two threads: shmring's
 //! byte ring (one message at a time, in batches, and copied out into the
-//! reader's buffer as a socket reader gets them), a Unix socketpair and
+//! reader's buffer as a socket reader gets them, and one at a time with
+//! each message zeroed as it is released), a Unix socketpair and
 //! a pipe carrying the same messages, and a plain memcpy of the same bytes
 //! in one thread (the bandwidth ceiling). Same run, same messages.
 //!
@@ -58,8 +59,11 @@ enum Recv {
     CopyOut,
 }
 
-fn shmring_pair(n: u64, size: usize, how: Recv) -> Duration {
-    let ring = ByteRing::create(&name("bytes"), RING_BYTES).unwrap();
+/// shmring's byte ring; `zero`: made with `zero_after_use`, so each
+/// message is zeroed as it is released.
+fn shmring_pair(n: u64, size: usize, how: Recv, zero: bool) -> Duration {
+    let opts = shmring::CreateOptions::new().zero_after_use(zero);
+    let ring = ByteRing::create_with(&name("bytes"), RING_BYTES, &opts).unwrap();
     let mut tx = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();
     pair(
@@ -154,13 +158,16 @@ fn bytes(c: &mut Criterion) {
     for (size, label) in SIZES {
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::new("shmring", label), |b| {
-            b.iter_custom(|n| shmring_pair(n, size, Recv::One))
+            b.iter_custom(|n| shmring_pair(n, size, Recv::One, false))
+        });
+        g.bench_function(BenchmarkId::new("shmring_zeroed", label), |b| {
+            b.iter_custom(|n| shmring_pair(n, size, Recv::One, true))
         });
         g.bench_function(BenchmarkId::new("shmring_batch", label), |b| {
-            b.iter_custom(|n| shmring_pair(n, size, Recv::Batch))
+            b.iter_custom(|n| shmring_pair(n, size, Recv::Batch, false))
         });
         g.bench_function(BenchmarkId::new("shmring_copy_out", label), |b| {
-            b.iter_custom(|n| shmring_pair(n, size, Recv::CopyOut))
+            b.iter_custom(|n| shmring_pair(n, size, Recv::CopyOut, false))
         });
         g.bench_function(BenchmarkId::new("unix_socketpair", label), |b| {
             b.iter_custom(|n| {

@@ -1,7 +1,8 @@
 //! SPSC throughput of u64 values between two threads, one value at a time
 //! and in chunks of 64, for shmring (in a real shm segment) and its peers,
 //! same capacity and same workload in one run; shmring also between two
-//! processes; MPMC against crossbeam's `ArrayQueue`. Ratios between the rows are
+//! processes; MPMC against crossbeam's `ArrayQueue`; and shmring with and
+//! without zeroing what is released. Ratios between the rows are
 //! what to quote: this is a shared 2-core machine.
 
 use std::hint::black_box;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use shmring::CreateOptions;
 
 const CAPACITY: usize = 4096;
 const CHUNK: usize = 64;
@@ -91,17 +93,77 @@ fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
         .measurement_time(Duration::from_secs(2));
 }
 
+/// shmring's SPSC ring made with `opts`, one value at a time.
+fn shmring_one(n: u64, opts: &CreateOptions) -> Duration {
+    let ring = shmring::Spsc::<u64>::create_with(&name("one"), CAPACITY, opts).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
+}
+
+/// shmring's SPSC ring made with `opts`, in chunks of up to `CHUNK`
+/// written and read in place.
+fn shmring_chunks(n: u64, opts: &CreateOptions) -> Duration {
+    let ring = shmring::Spsc::<u64>::create_with(&name("chunk"), CAPACITY, opts).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    two_threads(
+        n,
+        |n| {
+            let mut next = 0;
+            while next < n {
+                match tx.try_reserve(CHUNK.min((n - next) as usize)) {
+                    Some(mut chunk) => {
+                        let k = chunk.fill_from_iter(next..);
+                        chunk.commit(k);
+                        next += k as u64;
+                    }
+                    None => std::hint::spin_loop(),
+                }
+            }
+        },
+        move |n| {
+            let mut got = 0;
+            while got < n {
+                match rx.try_read(CHUNK) {
+                    Some(chunk) => {
+                        let k = chunk.len();
+                        for v in chunk.iter() {
+                            black_box(v);
+                        }
+                        chunk.release_all();
+                        got += k as u64;
+                    }
+                    None => std::hint::spin_loop(),
+                }
+            }
+        },
+    )
+}
+
+/// What zeroing each released value costs (`CreateOptions::zero_after_use`),
+/// one at a time and in chunks: the same ring with and without it.
+fn zero_after_use(c: &mut Criterion) {
+    let mut g = c.benchmark_group("zero_after_use");
+    configure(&mut g);
+    for (label, zero) in [("plain", false), ("zeroed", true)] {
+        let opts = CreateOptions::new().zero_after_use(zero);
+        g.bench_function(BenchmarkId::new("spsc_u64_one_at_a_time", label), |b| {
+            b.iter_custom(|n| shmring_one(n, &opts))
+        });
+        g.bench_function(BenchmarkId::new("spsc_u64_chunks_of_64", label), |b| {
+            b.iter_custom(|n| shmring_chunks(n, &opts))
+        });
+    }
+    g.finish();
+}
+
 fn one_at_a_time(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc_u64_one_at_a_time");
     configure(&mut g);
 
     g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
-        b.iter_custom(|n| {
-            let ring = shmring::Spsc::<u64>::create(&name("one"), CAPACITY).unwrap();
-            let mut tx = ring.producer().unwrap();
-            let mut rx = ring.consumer().unwrap();
-            spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
-        })
+        b.iter_custom(|n| shmring_one(n, &CreateOptions::new()))
     });
 
     // Blocking pushes, like with like: ours waits with the producers'
@@ -185,43 +247,7 @@ fn chunks(c: &mut Criterion) {
     configure(&mut g);
 
     g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
-        b.iter_custom(|n| {
-            let ring = shmring::Spsc::<u64>::create(&name("chunk"), CAPACITY).unwrap();
-            let mut tx = ring.producer().unwrap();
-            let mut rx = ring.consumer().unwrap();
-            two_threads(
-                n,
-                |n| {
-                    let mut next = 0;
-                    while next < n {
-                        match tx.try_reserve(CHUNK.min((n - next) as usize)) {
-                            Some(mut chunk) => {
-                                let k = chunk.fill_from_iter(next..);
-                                chunk.commit(k);
-                                next += k as u64;
-                            }
-                            None => std::hint::spin_loop(),
-                        }
-                    }
-                },
-                move |n| {
-                    let mut got = 0;
-                    while got < n {
-                        match rx.try_read(CHUNK) {
-                            Some(chunk) => {
-                                let k = chunk.len();
-                                for v in chunk.iter() {
-                                    black_box(v);
-                                }
-                                chunk.release_all();
-                                got += k as u64;
-                            }
-                            None => std::hint::spin_loop(),
-                        }
-                    }
-                },
-            )
-        })
+        b.iter_custom(|n| shmring_chunks(n, &CreateOptions::new()))
     });
 
     g.bench_function(BenchmarkId::from_parameter("rtrb"), |b| {
@@ -418,7 +444,14 @@ fn threads_vs_processes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, one_at_a_time, threads_vs_processes, chunks, mpmc);
+criterion_group!(
+    benches,
+    one_at_a_time,
+    threads_vs_processes,
+    chunks,
+    mpmc,
+    zero_after_use
+);
 
 fn main() {
     if let Ok(ring) = std::env::var(CHILD_RING) {

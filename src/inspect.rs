@@ -99,6 +99,9 @@ pub struct SegmentInfo {
     /// Whether the name stays after the last user leaves
     /// ([`Spsc::persist`](crate::Spsc::persist)).
     pub persistent: bool,
+    /// Whether its readers zero what they release, and its last user the
+    /// data area ([`CreateOptions::zero_after_use`](crate::CreateOptions::zero_after_use)).
+    pub zero_after_use: bool,
     /// The MPMC and byte-ring producer handles that hold a claim record
     /// (empty for SPSC, whose producer is [`producer`](Self::producer)).
     pub producer_handles: Vec<Attached>,
@@ -244,6 +247,7 @@ fn describe(segment: &Segment, (owner_uid, mode): (u32, u32)) -> Result<SegmentI
         sleeping_consumers: sleeping(&header.consumer_event, consumer, &consumer_handles),
         sleeping_producers: sleeping(&header.producer_event, producer, &producer_handles),
         persistent: header.is_persistent(),
+        zero_after_use: info.zero_after_use(),
         producer_handles,
         consumer_handles,
         producers: counters(&header.producer_stats, &header.producer_event),
@@ -351,7 +355,9 @@ fn listed(name: &SegmentName) -> Result<SegmentInfo> {
 /// `SegmentTooSmall` when shorter than the magic; one whose magic is
 /// still zero after a short wait (a creator that died before writing its
 /// header, or another program's empty file) is `NotReady`. The name is
-/// unlinked only if it still names the file checked.
+/// unlinked only if it still names the file checked. A ring created with
+/// [`zero_after_use`](crate::CreateOptions::zero_after_use) has its data
+/// zeroed first if nobody uses it, else by its last user as it leaves.
 ///
 /// ```
 /// use shmring::Error;
@@ -383,7 +389,14 @@ pub fn remove(name: &str) -> Result<()> {
             })
         }
     }
-    look.unlink()
+    // A ring that asks for its data to be zeroed is, when nobody uses
+    // it; a header this library cannot read is removed as it is.
+    let zero_from = look
+        .snapshot(size_of::<Header>() as u64)
+        .ok()
+        .and_then(|seg| header_of(&seg).describe(name.as_str(), seg.file_len()).ok())
+        .and_then(|info| memory::zero_from(&info));
+    look.unlink(zero_from)
 }
 
 /// Remove segment `name` if it is stale (see [`SegmentInfo::is_stale`]):

@@ -129,7 +129,7 @@ fn table(i: &SegmentInfo) -> String {
     } else {
         "values"
     };
-    let rows: [(&str, String); 15] = [
+    let rows: [(&str, String); 16] = [
         (
             "owner",
             format!(
@@ -164,6 +164,15 @@ fn table(i: &SegmentInfo) -> String {
                 "yes (persist): until `shmring rm`"
             } else {
                 "until the last user leaves"
+            }
+            .into(),
+        ),
+        (
+            "zeroed",
+            if i.zero_after_use {
+                "after use: each value as it is released, the data when the ring goes"
+            } else {
+                "no (data stays in the slots until overwritten)"
             }
             .into(),
         ),

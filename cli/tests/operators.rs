@@ -825,3 +825,36 @@ fn top_shows_every_ring_or_one_process_rings_and_stops_on_ctrl_c() {
     assert!(first.contains("ring(s)"), "{first:?}");
     assert_eq!(interrupt(&mut top).code(), Some(130));
 }
+
+/// A ring made with `zero_after_use` says so in `stat` and `stat --json`,
+/// and `rm --force` of it, with nobody in it, zeroes its data before the
+/// name goes; a ring made without keeps its bytes in the file (the
+/// control: what the test would see if nothing zeroed).
+#[test]
+fn stat_shows_zero_after_use_and_rm_zeroes_such_a_ring() {
+    const SECRET: u64 = 0x5EC2_E7C0_FFEE_0042;
+    for zero in [false, true] {
+        let name = unique_name("zero-rm");
+        let _cleanup = Unlink(name.clone());
+        let opts = shmring::CreateOptions::new()
+            .zero_after_use(zero)
+            .persist(true);
+        let ring = Spsc::<u64>::create_with(&name, 8, &opts).unwrap();
+        ring.producer().unwrap().try_push(SECRET).unwrap();
+        drop(ring); // persisted: the name and the value stay
+        let out = shmring(&["stat", &name]);
+        let said = text(&out.stdout);
+        assert_eq!(said.contains("zeroed         after use"), zero, "{said}");
+        let json: Value = serde_json::from_slice(&shmring(&["stat", &name, "--json"]).stdout)
+            .expect("stat --json");
+        assert_eq!(json["zero_after_use"], zero, "{json}");
+        let mut file = std::fs::File::open(shm_path(&name)).unwrap();
+        let out = shmring(&["rm", "--force", &name]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(!exists(&name));
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        let kept = bytes.windows(8).any(|w| w == SECRET.to_ne_bytes());
+        assert_eq!(kept, !zero, "zero {zero}");
+    }
+}

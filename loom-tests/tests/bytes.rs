@@ -12,14 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loom::thread;
-use shmring::{ByteConsumer, ByteProducer, ByteRing, WaitStrategy};
+use shmring::{ByteConsumer, ByteProducer, ByteRing, CreateOptions, WaitStrategy};
 
 const FOREVER: Duration = Duration::from_secs(3600);
 
 fn ring() -> Arc<ByteRing> {
+    ring_with(&CreateOptions::new())
+}
+
+fn ring_with(opts: &CreateOptions) -> Arc<ByteRing> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!("loom-bytes-{}", NEXT.fetch_add(1, Relaxed));
-    Arc::new(ByteRing::create(&name, 64).unwrap())
+    Arc::new(ByteRing::create_with(&name, 64, opts).unwrap())
 }
 
 fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
@@ -96,8 +100,21 @@ fn two_producers_wrap_pad_and_abort() {
 /// the producer reuse space only after the consumer read it.
 #[test]
 fn one_producer_laps_the_ring() {
-    model(3, || {
-        let ring = ring();
+    laps(3, CreateOptions::new());
+}
+
+/// The same in a ring that zeroes what the consumer releases, framing
+/// included: zeros not ordered before the producer's next record there
+/// (by the `head` store's Release) wipe its commit word, and the
+/// consumer sleeps for ever.
+#[test]
+fn zeros_land_before_the_next_lap_writes() {
+    laps(2, CreateOptions::new().zero_after_use(true));
+}
+
+fn laps(preemptions: usize, opts: CreateOptions) {
+    model(preemptions, move || {
+        let ring = ring_with(&opts);
         let mut tx = sleepy_producer(&ring);
         let mut rx = sleepy_consumer(&ring);
         let producer = thread::spawn(move || {

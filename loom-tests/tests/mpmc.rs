@@ -11,14 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loom::thread;
-use shmring::{Mpmc, MpmcConsumer, MpmcProducer, WaitStrategy};
+use shmring::{CreateOptions, Mpmc, MpmcConsumer, MpmcProducer, WaitStrategy};
 
 const FOREVER: Duration = Duration::from_secs(3600);
 
 fn ring(capacity: usize) -> Arc<Mpmc<u64>> {
+    ring_with(capacity, &CreateOptions::new())
+}
+
+fn ring_with(capacity: usize, opts: &CreateOptions) -> Arc<Mpmc<u64>> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!("loom-mpmc-{}", NEXT.fetch_add(1, Relaxed));
-    Arc::new(Mpmc::<u64>::create(&name, capacity).unwrap())
+    Arc::new(Mpmc::<u64>::create_with(&name, capacity, opts).unwrap())
 }
 
 fn sleepy_producer(ring: &Mpmc<u64>) -> MpmcProducer<u64> {
@@ -219,5 +223,24 @@ fn a_write_slot_dropped_unwritten_is_passed_over() {
         first.join().unwrap();
         assert_eq!(got, vec![7]);
         assert_eq!(rx.try_pop(), None);
+    });
+}
+
+/// A ring that zeroes what its consumers release: at capacity 1 each
+/// push writes the slot a consumer just zeroed, so zeros not ordered
+/// before that write (by the release stamp's Release) race with it, or
+/// wipe a value before it is read. Two consumers: either may zero.
+#[test]
+fn zeros_land_before_the_next_lap_writes() {
+    model(|| {
+        let ring = ring_with(1, &CreateOptions::new().zero_after_use(true));
+        let tx = ring.producer().unwrap();
+        let (rx1, rx2) = (ring.consumer().unwrap(), ring.consumer().unwrap());
+        let other = thread::spawn(move || pop(&rx2, false));
+        push(&tx, 1, false);
+        push(&tx, 2, false);
+        let mut got = [pop(&rx1, false), other.join().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
     });
 }

@@ -15,16 +15,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loom::thread;
-use shmring::{Spsc, WaitStrategy};
+use shmring::{CreateOptions, Spsc, WaitStrategy};
 
 /// Long enough never to expire inside a model: a model futex sleeper is only
 /// ever woken, so a lost wakeup is reported as a deadlock.
 const FOREVER: Duration = Duration::from_secs(3600);
 
 fn ring(capacity: usize) -> Arc<Spsc<u64>> {
+    ring_with(capacity, &CreateOptions::new())
+}
+
+fn ring_with(capacity: usize, opts: &CreateOptions) -> Arc<Spsc<u64>> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!("loom-{}", NEXT.fetch_add(1, Relaxed));
-    Arc::new(Spsc::<u64>::create(&name, capacity).unwrap())
+    Arc::new(Spsc::<u64>::create_with(&name, capacity, opts).unwrap())
 }
 
 fn push_spinning(tx: &mut shmring::Producer<u64>, mut v: u64) {
@@ -46,8 +50,12 @@ fn pop_spinning(rx: &mut shmring::Consumer<u64>) -> u64 {
 /// Values pass in order across wraparound: at capacity 1 every push reuses
 /// the slot the consumer just released; at 2, the producer can run ahead.
 fn push_pop(capacity: usize, count: u64) {
+    push_pop_with(capacity, count, CreateOptions::new())
+}
+
+fn push_pop_with(capacity: usize, count: u64, opts: CreateOptions) {
     loom::model(move || {
-        let ring = ring(capacity);
+        let ring = ring_with(capacity, &opts);
         let mut tx = ring.producer().unwrap();
         let mut rx = ring.consumer().unwrap();
         let producer = thread::spawn(move || {
@@ -71,6 +79,15 @@ fn push_pop_capacity_1_wraps() {
 #[test]
 fn push_pop_capacity_2_wraps() {
     push_pop(2, 3);
+}
+
+/// A ring that zeroes what its consumer releases: at capacity 1 every
+/// push writes the slot just zeroed, so zeros not ordered before that
+/// write (by the `head` store's Release) race with it, or wipe the next
+/// value before it is read.
+#[test]
+fn zeros_land_before_the_next_lap_writes() {
+    push_pop_with(1, 3, CreateOptions::new().zero_after_use(true));
 }
 
 /// Chunks: the producer writes and commits two at a time, the consumer

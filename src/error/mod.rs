@@ -179,6 +179,15 @@ pub enum Error {
         /// The version this library writes.
         expected: u32,
     },
+    /// The ring asks its users to honour features (such as zeroing what
+    /// they read) that this version of shmring does not know.
+    #[error("ring {name:?} asks for features {features:#x} that this version of shmring does not implement (it was made by a newer one: upgrade this service too)")]
+    UnknownFeatures {
+        /// The segment name.
+        name: String,
+        /// The bits not known here.
+        features: u32,
+    },
     /// The segment holds a different kind of ring.
     #[error("segment {name:?} holds a {found} ring, not a {expected} ring (two services use one name for different rings?)")]
     KindMismatch {

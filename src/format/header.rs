@@ -31,6 +31,20 @@ use crate::platform::sync::{AtomicU32, AtomicU64, Counter, Ordering};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Bumped on any change to the layout or meaning of shared memory.
 pub(crate) const VERSION: u32 = 7;
+/// Format [`VERSION`] with a `features` word whose bits every user must
+/// honour. A ring that asks for a feature is written with this version,
+/// so that a peer built before features existed refuses it
+/// (`VersionMismatch`) rather than silently ignoring what it asked; a
+/// ring asking none is written as [`VERSION`], which such peers still
+/// open. (Version 7 wrote the word as zero.)
+pub(crate) const FEATURES_VERSION: u32 = 8;
+
+/// `features` bit: each value or message is zeroed once its reader
+/// releases it, and the data area before the segment goes (see
+/// `CreateOptions::zero_after_use`).
+pub(crate) const ZERO_AFTER_USE: u32 = 1;
+/// The `features` bits this library honours.
+const KNOWN_FEATURES: u32 = ZERO_AFTER_USE;
 
 /// The zero a fresh segment is filled with: the creator is still writing.
 const INITIALIZING: u32 = 0;
@@ -63,7 +77,9 @@ pub(crate) struct Meta {
     schema_name: [AtomicU64; SCHEMA_WORDS],
     /// [`PERSISTENT`]; the other bits are zero.
     flags: AtomicU32,
-    _reserved: AtomicU32,
+    /// Bits such as [`ZERO_AFTER_USE`], set by the creator; zero in
+    /// format [`VERSION`].
+    features: AtomicU32,
 }
 
 /// Words holding a schema name.
@@ -202,6 +218,15 @@ pub(crate) struct HeaderInfo {
     pub layout: SegmentLayout,
     pub creator_pid: u32,
     pub created_unix_ns: u64,
+    /// Bits such as [`ZERO_AFTER_USE`].
+    pub features: u32,
+}
+
+impl HeaderInfo {
+    /// Whether readers zero what they release (see [`ZERO_AFTER_USE`]).
+    pub(crate) fn zero_after_use(&self) -> bool {
+        self.features & ZERO_AFTER_USE != 0
+    }
 }
 
 impl Header {
@@ -211,7 +236,13 @@ impl Header {
         let m = &self.meta;
         let r = Ordering::Relaxed;
         m.magic.store(MAGIC, r);
-        m.version.store(VERSION, r);
+        let version = if info.features == 0 {
+            VERSION
+        } else {
+            FEATURES_VERSION
+        };
+        m.version.store(version, r);
+        m.features.store(info.features, r);
         m.kind.store(info.kind.code(), r);
         m.elem_size.store(info.elem.size, r);
         m.elem_align.store(info.elem.align, r);
@@ -323,7 +354,7 @@ impl Header {
     ) -> Result<HeaderInfo> {
         let m = &self.meta;
         let r = Ordering::Relaxed;
-        self.check_format(name)?;
+        let features = self.check_format(name)?;
         let kind_code = m.kind.load(r);
         let kind = match RingKind::from_code(kind_code) {
             Some(kind) if kind == expected_kind => kind,
@@ -388,12 +419,15 @@ impl Header {
             layout: found,
             creator_pid: m.creator_pid.load(r),
             created_unix_ns: m.created_unix_ns.load(r),
+            features,
         })
     }
 }
 
 impl Header {
-    fn check_format(&self, name: &str) -> Result<()> {
+    /// The magic and version checked, the features the ring asks of its
+    /// users: every one of them known to this library.
+    fn check_format(&self, name: &str) -> Result<u32> {
         let magic = self.meta.magic.load(Ordering::Relaxed);
         if magic != MAGIC {
             return Err(Error::BadMagic {
@@ -401,15 +435,21 @@ impl Header {
                 found: magic,
             });
         }
-        let version = self.meta.version.load(Ordering::Relaxed);
-        if version != VERSION {
-            return Err(Error::VersionMismatch {
+        match self.meta.version.load(Ordering::Relaxed) {
+            VERSION => Ok(0),
+            FEATURES_VERSION => match self.meta.features.load(Ordering::Relaxed) {
+                f if f & !KNOWN_FEATURES == 0 => Ok(f),
+                f => Err(Error::UnknownFeatures {
+                    name: name.to_owned(),
+                    features: f & !KNOWN_FEATURES,
+                }),
+            },
+            found => Err(Error::VersionMismatch {
                 name: name.to_owned(),
-                found: version,
+                found,
                 expected: VERSION,
-            });
+            }),
         }
-        Ok(())
     }
 
     /// Read a published header without expecting a kind or type, for
@@ -419,7 +459,7 @@ impl Header {
     pub(crate) fn describe(&self, name: &str, actual_len: u64) -> Result<HeaderInfo> {
         let m = &self.meta;
         let r = Ordering::Relaxed;
-        self.check_format(name)?;
+        let features = self.check_format(name)?;
         let code = m.kind.load(r);
         let kind = RingKind::from_code(code).ok_or_else(|| Error::Corrupt {
             name: name.to_owned(),
@@ -460,6 +500,7 @@ impl Header {
             },
             creator_pid: m.creator_pid.load(r),
             created_unix_ns: m.created_unix_ns.load(r),
+            features,
         })
     }
 }
@@ -489,6 +530,9 @@ pub mod offsets {
     /// Offset of the flags (u32): bit 0 keeps the name after the last user
     /// leaves.
     pub const FLAGS: usize = offset_of!(Meta, flags);
+    /// Offset of the features (u32) in format 8: bit 0 zeroes what
+    /// readers release.
+    pub const FEATURES: usize = offset_of!(Meta, features);
     /// Offset of the capacity.
     pub const CAPACITY: usize = offset_of!(Meta, capacity);
     /// Offset of the slot size.
@@ -557,7 +601,7 @@ impl Header {
                 schema_len: u32z(),
                 schema_name: std::array::from_fn(|_| u64z()),
                 flags: u32z(),
-                _reserved: u32z(),
+                features: u32z(),
             }),
             producer_role: CachePadded::new(u64z()),
             consumer_role: CachePadded::new(u64z()),
@@ -604,6 +648,7 @@ pub mod model {
             layout,
             creator_pid: 1,
             created_unix_ns: 2,
+            features: 0,
         }
     }
 

@@ -15,9 +15,9 @@
 //! (`shmring::remove`, `shmring rm --force`) removes them.
 
 use crate::error::{Error, Result};
-use crate::format::header::{offsets, MAGIC, VERSION};
+use crate::format::header::{offsets, FEATURES_VERSION, MAGIC, VERSION};
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{Owner, Segment};
+use crate::platform::segment::{Owner, Segment, Verdict};
 
 /// The first format version whose every mapping holds the kernel's lock
 /// on byte 0.
@@ -48,7 +48,7 @@ pub(crate) enum Format {
 /// What this library can tell about format `version`.
 pub(crate) fn format(version: u32) -> Format {
     match version {
-        VERSION => Format::Current,
+        VERSION | FEATURES_VERSION => Format::Current,
         v if (KERNEL_LIVENESS_SINCE..VERSION).contains(&v) => Format::Older,
         _ => Format::Unknown,
     }
@@ -82,9 +82,16 @@ pub(crate) fn remove_if_stale(name: &SegmentName, version: u32) -> Result<bool> 
         let mut bytes = [0u8; PREFIX];
         let n = seg.read_at(&mut bytes, 0)?;
         let Some((magic, found, persistent)) = prefix(&bytes[..n]) else {
-            return Ok(false);
+            return Ok(Verdict::Keep);
         };
-        Ok(magic == MAGIC && found == version && !persistent && !seg.in_use())
+        // Older formats could not ask for their data to be zeroed.
+        Ok(
+            if magic == MAGIC && found == version && !persistent && !seg.in_use() {
+                Verdict::Remove { zero_from: None }
+            } else {
+                Verdict::Keep
+            },
+        )
     })?;
     if removed {
         log::info!(
@@ -104,8 +111,9 @@ mod tests {
     #[test]
     fn only_versions_with_kernel_liveness_are_judged() {
         assert_eq!(format(VERSION), Format::Current);
+        assert_eq!(format(FEATURES_VERSION), Format::Current);
         assert_eq!(format(KERNEL_LIVENESS_SINCE - 1), Format::Unknown);
-        assert_eq!(format(VERSION + 1), Format::Unknown);
+        assert_eq!(format(FEATURES_VERSION + 1), Format::Unknown);
         for v in KERNEL_LIVENESS_SINCE..VERSION {
             assert_eq!(format(v), Format::Older);
         }

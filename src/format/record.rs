@@ -27,7 +27,10 @@
 //!   whatever an earlier lap left where a header now goes (an old stamp
 //!   partly overwritten by payload bytes, say) matches the expected stamp
 //!   only by a 2^-64 chance. That is what lets the consumer release space
-//!   with a single index store instead of zeroing what it read.
+//!   with a single index store instead of zeroing what it read. (A ring
+//!   created with `zero_after_use` zeroes it anyway, framing included, a
+//!   word at a time as atomics, before that store: zero is no record's
+//!   stamp, so zeroed space reads as uncommitted.)
 //!
 //!   (The stamps were first `seed + p`. The `bytes_ops` fuzz target found
 //!   why that is wrong: a one-byte payload written over the low byte of an

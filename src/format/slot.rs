@@ -128,6 +128,19 @@ impl<T> Slot<T> {
         self.value.with_mut(|p| unsafe { p.write(value) })
     }
 
+    /// Overwrite the value with zeros (a ring that zeroes what its
+    /// readers release).
+    ///
+    /// # Safety
+    /// As for [`write`](Self::write): the caller owns the slot, here the
+    /// reader that has not yet released it.
+    #[inline]
+    pub(crate) unsafe fn zero(&self) {
+        // SAFETY: exclusive by the caller's contract; zeros are written
+        // as bytes, so `T` need not be valid for them (every `Pod` is).
+        self.value.with_mut(|p| unsafe { p.write_bytes(0, 1) })
+    }
+
     /// Copy the value out. A volatile copy: memory a hostile peer may be
     /// writing is read once, as it is, and never assumed unchanged by the
     /// compiler (the copying calls are what the crate offers for peers it

@@ -11,7 +11,7 @@ use bytemuck::Pod;
 
 use crate::error::{Error, RecvError, Result, TimedOut};
 
-use crate::format::header::{offsets, Header, HeaderInfo, MAGIC, VERSION};
+use crate::format::header::{offsets, Header, HeaderInfo, MAGIC, VERSION, ZERO_AFTER_USE};
 use crate::format::layout::SegmentLayout;
 use crate::format::legacy;
 use crate::format::slot::Slot;
@@ -19,7 +19,7 @@ use crate::kind::{RingKind, Role, Schema, TypeLayout};
 use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::peers::role::RoleClaim;
 use crate::platform::name::SegmentName;
-use crate::platform::segment::{Look, Owner, Segment};
+use crate::platform::segment::{Look, Owner, Segment, Verdict};
 use crate::platform::sync::bump;
 use crate::platform::watch::NameWatch;
 
@@ -78,6 +78,11 @@ impl<S> RingMemory<S> {
             created_unix_ns: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
+            features: if opts.zero_after_use {
+                ZERO_AFTER_USE
+            } else {
+                0
+            },
         };
         #[cfg(shmring_loom)]
         // SAFETY: the block is fresh, page-aligned and large enough; loom's
@@ -296,6 +301,19 @@ impl<S> RingMemory<S> {
         Ok(claim)
     }
 
+    /// Whether readers zero what they release (the ring's
+    /// `ZERO_AFTER_USE` feature, read once at create or open).
+    #[inline(always)]
+    pub(crate) fn zeroes_after_use(&self) -> bool {
+        self.info.zero_after_use()
+    }
+
+    /// Where the data to zero before the segment goes starts, if the
+    /// ring asks for it.
+    fn zero_from(&self) -> Option<u64> {
+        zero_from(&self.info)
+    }
+
     /// Whether this mapping created the segment.
     pub(crate) fn created(&self) -> bool {
         self.created
@@ -340,9 +358,10 @@ impl<S> Drop for RingMemory<S> {
         }
         let keep = self.header().is_persistent();
         // An error here (another process holding the `flock` past the
-        // bound) leaves the name: a stale one, which the next
-        // `replace_stale` or `shmring rm --stale` removes.
-        if let Err(e) = self.segment.leave(keep) {
+        // bound, or failing to zero) leaves the name: a stale one, which
+        // the next `replace_stale` or `shmring rm --stale` removes (and
+        // zeroes).
+        if let Err(e) = self.segment.leave(keep, self.zero_from()) {
             log::warn!(target: "shmring", "leaving: {e}");
         }
     }
@@ -477,14 +496,19 @@ pub(crate) fn remove_if_stale(name: &SegmentName) -> Result<bool> {
         // In use (a creator still writing the header included): kept,
         // whatever the copy of the header says.
         if seg.in_use() {
-            return Ok(false);
+            return Ok(Verdict::Keep);
         }
         let header = header_of(seg);
         header.wait_ready(seg.name().as_str(), Duration::ZERO)?;
-        header.describe(seg.name().as_str(), seg.file_len())?;
+        let info = header.describe(seg.name().as_str(), seg.file_len())?;
         // A persisted ring is kept for whoever comes to read it: only an
         // explicit `remove` takes it.
-        Ok(!header.is_persistent())
+        if header.is_persistent() {
+            return Ok(Verdict::Keep);
+        }
+        Ok(Verdict::Remove {
+            zero_from: zero_from(&info),
+        })
     })?;
     if removed {
         log::info!(
@@ -494,6 +518,12 @@ pub(crate) fn remove_if_stale(name: &SegmentName) -> Result<bool> {
         );
     }
     Ok(removed)
+}
+
+/// Where a ring described by `info` starts the data it zeroes before its
+/// segment goes, if it asks for that.
+pub(crate) fn zero_from(info: &HeaderInfo) -> Option<u64> {
+    info.zero_after_use().then_some(info.layout.data_offset)
 }
 
 /// The magic and format version at the start of `look`'s file, read with

@@ -28,6 +28,7 @@ pub struct CreateOptions {
     pub(crate) group: Option<u32>,
     pub(crate) replace_stale: bool,
     pub(crate) persist: bool,
+    pub(crate) zero_after_use: bool,
     pub(crate) schema: Option<Schema>,
 }
 
@@ -38,6 +39,7 @@ impl Default for CreateOptions {
             group: None,
             replace_stale: false,
             persist: false,
+            zero_after_use: false,
             schema: None,
         }
     }
@@ -84,6 +86,38 @@ impl CreateOptions {
     /// also [`Ring::persist`](crate::Ring::persist).
     pub fn persist(mut self, persist: bool) -> Self {
         self.persist = persist;
+        self
+    }
+
+    /// Zero each value or message in shared memory once its reader
+    /// releases it, and the whole data area when the segment goes (its
+    /// last user leaving, or a removal of a ring nobody uses), so that
+    /// what passed through the ring cannot be read from /dev/shm, a core
+    /// dump of a peer or swapped-out pages afterwards. Every user of the
+    /// ring honours it, whatever options it opened with; a peer of a
+    /// shmring version that does not know it refuses the ring
+    /// (`VersionMismatch`) rather than ignore it. It costs the reader a
+    /// store per 8 bytes released (measured in `cargo bench --bench
+    /// throughput`, group `zero_after_use`).
+    ///
+    /// What it cannot do: a peer that does not cooperate keeps what it
+    /// copied, and a value written in place but never committed stays
+    /// until its slot is reused or the segment goes. A persisted ring
+    /// ([`persist`](Self::persist)) keeps its data until it is removed.
+    ///
+    /// ```
+    /// use shmring::{CreateOptions, Spsc};
+    /// # let name = format!("shmring-doc-zero-{}", std::process::id());
+    /// let opts = CreateOptions::new().zero_after_use(true);
+    /// let ring = Spsc::<u64>::create_with(&name, 8, &opts)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(0x5ec2e7).unwrap();
+    /// assert_eq!(rx.try_pop(), Some(0x5ec2e7)); // its slot now holds zeros
+    /// assert!(shmring::inspect(&name)?.zero_after_use);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn zero_after_use(mut self, zero: bool) -> Self {
+        self.zero_after_use = zero;
         self
     }
 

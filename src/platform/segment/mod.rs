@@ -21,7 +21,12 @@
 //!   leases; it and the mapping are kept through `fork.rs`, so a forked
 //!   child lets go of both and never acts for this process;
 //! * leaving: the name belongs to the segment's users together, and the
-//!   last to leave removes it (see [`Segment::leave`]).
+//!   last to leave removes it (see [`Segment::leave`]);
+//! * zeroing a file from an offset to its end without mapping it
+//!   (punching a hole, or writing zeros where that is not supported), for
+//!   the ring asked to zero its data after use: done by the last user
+//!   leaving, or by a removal of a segment nobody uses, before the name
+//!   goes.
 //!
 //! # Who removes a name
 //!
@@ -79,6 +84,18 @@ impl Owner<'_> {
             Owner::Anyone => true,
         }
     }
+}
+
+/// What a removal by name decided about the segment it looked at
+/// ([`Segment::unlink_if`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Leave it.
+    Keep,
+    /// Unlink the name, zeroing the file from `zero_from` on first when
+    /// it is given (and nobody uses the file: a user in it zeroes it as
+    /// the last one leaves).
+    Remove { zero_from: Option<u64> },
 }
 
 /// Where POSIX shared-memory names live on Linux.

@@ -71,7 +71,7 @@ impl Segment {
         name: &SegmentName,
         _: u64,
         _: Owner<'_>,
-        _: impl FnOnce(&Segment) -> Result<bool>,
+        _: impl FnOnce(&Segment) -> Result<super::Verdict>,
     ) -> Result<bool> {
         unlink(name).map(|()| false)
     }
@@ -99,7 +99,7 @@ impl Segment {
     }
 
     /// A model segment has no name to remove.
-    pub(crate) fn leave(&mut self, _keep_name: bool) -> Result<bool> {
+    pub(crate) fn leave(&mut self, _keep_name: bool, _zero_from: Option<u64>) -> Result<bool> {
         Ok(false)
     }
 
@@ -134,7 +134,7 @@ impl Look {
         match *self {}
     }
 
-    pub(crate) fn unlink(self) -> Result<()> {
+    pub(crate) fn unlink(self, _: Option<u64>) -> Result<()> {
         match self {}
     }
 }

@@ -10,7 +10,7 @@ use nix::fcntl::OFlag;
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{fchmod, fstat, lstat, FileStat, Mode, SFlag};
 
-use super::{Owner, SHM_DIR};
+use super::{Owner, Verdict, SHM_DIR};
 use crate::error::{Error, Result};
 use crate::platform::fork::{KeptFd, KeptMap, Origin};
 use crate::platform::name::SegmentName;
@@ -415,12 +415,14 @@ impl Segment {
     /// `decide` reads a copy of the file's first `min_len` bytes
     /// ([`Look::snapshot`]), not a mapping: the file's owner may be
     /// another user, who can shrink it meanwhile. `Ok(false)` if not
-    /// unlinked.
+    /// unlinked. A verdict to zero the file first is carried out before
+    /// the unlink, unless someone holds a lock on the file (a user, who
+    /// zeroes it as the last one leaves).
     pub(crate) fn unlink_if(
         name: &SegmentName,
         min_len: u64,
         owner: Owner<'_>,
-        decide: impl FnOnce(&Segment) -> Result<bool>,
+        decide: impl FnOnce(&Segment) -> Result<Verdict>,
     ) -> Result<bool> {
         let look = Look::open(name, owner)?;
         let _removing = flock_until(
@@ -432,8 +434,19 @@ impl Segment {
              removal waits",
         )?;
         let segment = look.snapshot(min_len)?;
-        if !names_file(name, segment.dev, segment.ino) || !decide(&segment)? {
+        if !names_file(name, segment.dev, segment.ino) {
             return Ok(false);
+        }
+        match decide(&segment)? {
+            Verdict::Keep => return Ok(false),
+            Verdict::Remove { zero_from: None } => {}
+            Verdict::Remove {
+                zero_from: Some(from),
+            } => {
+                if !segment.in_use() {
+                    zero_file(&segment.file, name, from)?;
+                }
+            }
         }
         unlink(name)?;
         Ok(true)
@@ -507,11 +520,13 @@ impl Segment {
     /// This mapping's user leaves (its handles have dropped their
     /// other leases): drop the lease on byte 0 and, unless `keep_name`,
     /// unlink the name if nobody else holds any lock on the file; see
-    /// "Who removes a name" above. `Ok(true)` if it unlinked. In a
+    /// "Who removes a name" above. The last user zeroes the file from
+    /// `zero_from` on first, when given (even if the name went
+    /// meanwhile). `Ok(true)` if it unlinked. In a
     /// forked child, nothing: the lease and the name are the parent's.
     /// Waits at most [`LEAVE_PATIENCE`] for the `flock`: this runs in
     /// destructors.
-    pub(crate) fn leave(&mut self, keep_name: bool) -> Result<bool> {
+    pub(crate) fn leave(&mut self, keep_name: bool, zero_from: Option<u64>) -> Result<bool> {
         if !self.origin.is_here() || !self.leased {
             return Ok(false);
         }
@@ -527,7 +542,15 @@ impl Segment {
             "another process holds a lock on the segment file (flock): the last user left \
              the name behind",
         )?;
-        if !names_file(&self.name, self.dev, self.ino) || self.in_use() {
+        if self.in_use() {
+            return Ok(false);
+        }
+        // The last user, whether or not the name still names the file
+        // (a `remove` may have taken it while we were in it).
+        if let Some(from) = zero_from {
+            zero_file(&self.file, &self.name, from)?;
+        }
+        if !names_file(&self.name, self.dev, self.ino) {
             return Ok(false);
         }
         unlink(&self.name)?;
@@ -538,6 +561,47 @@ impl Segment {
         );
         Ok(true)
     }
+}
+
+/// Zero `file`'s bytes from `from` to its end, through a writable
+/// descriptor of its own (`file` may be a look's, opened for reading),
+/// never through a mapping. The pages are handed back to the kernel by
+/// punching a hole (tmpfs supports it; a read or a mapping then finds
+/// zeros), or, where a hole cannot be punched, overwritten by `pwrite`.
+/// The size stays, so an opener still checking a mapping of the file
+/// reads zeros past the header, never a SIGBUS.
+fn zero_file(file: &KeptFd, name: &SegmentName, from: u64) -> Result<()> {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let fd = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| os_error("open(/proc/self/fd) to zero", name, e))?;
+    let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", name, e))?;
+    let end = u64::try_from(st.st_size).unwrap_or(0);
+    if from >= end {
+        return Ok(());
+    }
+    let at = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let hole = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    match fallocate(fd.as_fd(), hole, at(from), at(end - from)) {
+        Ok(()) => return Ok(()),
+        Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => {}
+        Err(e) => return Err(os_error("fallocate(PUNCH_HOLE)", name, e)),
+    }
+    let zeros = vec![0u8; 64 << 10];
+    let mut pos = from;
+    while pos < end {
+        let n = zeros.len().min((end - pos) as usize);
+        match nix::sys::uio::pwrite(fd.as_fd(), &zeros[..n], at(pos)) {
+            Ok(written) => pos += written as u64,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(os_error("pwrite zeros", name, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Read into `buf` at `offset` with `pread`, as much as the file holds
@@ -677,8 +741,10 @@ impl Look {
     /// Remove the name, if it still names the file looked at: under an
     /// exclusive `flock`, as every removal by name takes it, so no
     /// shmring process opening or leaving the segment races it.
-    /// `NotFound` if the name went or names another file now.
-    pub(crate) fn unlink(self) -> Result<()> {
+    /// `NotFound` if the name went or names another file now. With
+    /// `zero_from`, a file nobody holds a lock on is zeroed from there
+    /// first (see [`zero_file`]).
+    pub(crate) fn unlink(self, zero_from: Option<u64>) -> Result<()> {
         let _removing = flock_until(
             self.file.as_fd(),
             FlockKind::Exclusive,
@@ -692,6 +758,12 @@ impl Look {
             return Err(Error::NotFound {
                 name: self.name.as_str().to_owned(),
             });
+        }
+        // A file in use is zeroed by its last user as it leaves.
+        if let Some(from) = zero_from {
+            if !ofd::probe(self.file.as_fd(), 0, 0) {
+                zero_file(&self.file, &self.name, from)?;
+            }
         }
         unlink(&self.name)
     }

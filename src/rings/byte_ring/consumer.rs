@@ -211,8 +211,12 @@ impl ByteConsumer {
         Message { rx: self, r }
     }
 
-    /// Hand everything before `pos` back to the producers.
+    /// Hand everything before `pos` back to the producers, zeroed first
+    /// where the ring asks for it.
     fn release_to(&mut self, pos: u64) {
+        if self.rec.ring().zeroes_after_use() {
+            self.rec.zero(self.pos, pos);
+        }
         self.pos = pos;
         // Release: our reads of the records happen before a producer
         // (Acquire on head) writes over them.

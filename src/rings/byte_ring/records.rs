@@ -257,6 +257,24 @@ impl Records {
         }
     }
 
+    /// Zero the area from position `from` to `to` (records the consumer
+    /// read and is about to release, framing included), a word at a
+    /// time as atomics: a repairer may be reading the commit words
+    /// there meanwhile. Zero matches no record's stamp, so a zeroed
+    /// record reads as not committed.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn zero(&self, from: u64, to: u64) {
+        let units = to.wrapping_sub(from).min(self.capacity) / ALIGN;
+        for i in 0..units {
+            let off = self.offset(from.wrapping_add(i * ALIGN));
+            // SAFETY: `offset` masks into the area, on the 16-byte grid.
+            let (commit, len) = unsafe { self.words.words(off) };
+            commit.store(0, Ordering::Relaxed);
+            len.store(0, Ordering::Relaxed);
+        }
+    }
+
     #[inline(always)]
     fn commit_word(&self, off: u64) -> &AtomicU64 {
         // SAFETY: every caller passes a record position masked into the

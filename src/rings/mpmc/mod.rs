@@ -14,7 +14,9 @@
 //!   means another producer got there first: re-read `tail` and retry.
 //! * pop: the mirror image on `head` and `full(head)`; after reading the
 //!   value, release the slot as `free(head + cap)` (Release) for the
-//!   producer one lap later.
+//!   producer one lap later (zeroing the value first, in a ring created
+//!   with `zero_after_use`: the same Release orders the zeros before that
+//!   producer's write).
 //!
 //! The compare-exchange decides who owns a position (it is Release only so
 //! that a repairer sees who claimed what, below); the value itself is
@@ -327,7 +329,16 @@ fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64
     None
 }
 
+/// Hand the slot of `pos`, which the caller owns (read, or skipped), to
+/// the writer one lap later; zeroed first if the ring asks for that.
 fn release<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
-    mem.slot(pos).release(pos, mem.capacity());
+    let slot = mem.slot(pos);
+    if mem.zeroes_after_use() {
+        // SAFETY: the caller owns `pos` until the release below, and the
+        // slot's writer one lap later waits for that release (Release
+        // store, Acquire load of the stamp) before it writes.
+        unsafe { slot.zero() };
+    }
+    slot.release(pos, mem.capacity());
     wait::notify(&mem.header().producer_event);
 }

@@ -251,14 +251,34 @@ impl<T: Pod + Send> Consumer<T> {
         self.head.wrapping_add(i as u64)
     }
 
-    /// Release `n` slots to the producer (Release: our reads of them happen
-    /// before its next writes) and wake it if it sleeps.
+    /// Release `n` slots to the producer (Release: our reads of them, and
+    /// our zeroing where the ring asks for it, happen before its next
+    /// writes) and wake it if it sleeps.
     #[inline(always)]
     fn advance(&mut self, n: u64) {
+        if self.mem.zeroes_after_use() {
+            self.zero(n);
+        }
         self.head = self.head.wrapping_add(n);
         let header = self.mem.header();
         header.head.store(self.head, Ordering::Release);
         wait::notify(&header.producer_event);
+    }
+}
+
+impl<T: Pod + Send> Consumer<T> {
+    /// Zero the `n` slots from `head`, which we hold until `advance`
+    /// releases them. Out of line: the rings that do not zero pay only
+    /// the test of the flag.
+    #[cold]
+    #[inline(never)]
+    fn zero(&self, n: u64) {
+        let (a, b) = self.mem.run(self.head, n as usize);
+        for slot in a.iter().chain(b) {
+            // SAFETY: the producer does not write these slots again until
+            // `advance` moves `head` past them.
+            unsafe { slot.zero() };
+        }
     }
 }
 

@@ -21,6 +21,13 @@
 //! trip through two rings costs what a bare cache-line ping-pong costs, plus
 //! the value. A released chunk is one index store, however long it is.
 //!
+//! Zeroing (a ring created with `zero_after_use`): the consumer zeroes the
+//! values it releases before the `head` store, whose Release orders the
+//! zeros before the producer's next write there. That is the one case where
+//! the consumer writes slot lines, and the line then moves both ways: one
+//! value at a time costs 3-4x, chunks of 64 up to 2x (`cargo bench --bench
+//! throughput -- zero_after_use`).
+//!
 //! A read chunk lends the full stamps from `head` on, checked in order up
 //! to the first that is not: every value it lends had its own stamp loaded
 //! (Acquire). It does not probe further ahead: a load of a slot the
