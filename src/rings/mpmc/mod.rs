@@ -55,7 +55,7 @@
 //! repair lock go wakes the waiting consumers: one that found the lock
 //! taken on its way to `Closed` waits for it and looks again. A live
 //! holder's position is never touched: a consumer that times out behind
-//! one gets `Error::Stalled` naming it.
+//! one gets `RecvError::Stalled` naming it.
 //!
 //! Shared memory is untrusted: every retry loop is bounded, so a peer that
 //! scribbles on the tickets or stamps makes calls report full or empty (or
