@@ -43,7 +43,10 @@
 //!
 //! One bridge writes a file at a time (an exclusive `flock`); anyone may
 //! read it. The files live in /dev/shm next to their rings
-//! ([`default_path`]) unless the bridge is told otherwise.
+//! ([`default_path`]) unless the bridge is told otherwise; then a
+//! locator next to the ring says where ([`register`], [`locate`]). When
+//! the ring goes, `shmring rm` removes the state files no bridge holds
+//! ([`retire`]).
 //!
 //! # Files planted by others
 //!
@@ -233,6 +236,202 @@ pub fn default_path(ring: &str, direction: Direction) -> PathBuf {
         Direction::In => "bridge-in",
     };
     PathBuf::from("/dev/shm").join(format!("{ring}.{suffix}"))
+}
+
+/// Where a bridge that keeps its state elsewhere (`--state PATH`) says
+/// so: a small text file next to the ring, /dev/shm/`ring`.bridge-out.where
+/// (or .bridge-in.where), holding the state file's absolute path, so that
+/// `shmring stat` finds the bridge and `shmring rm` retires its state
+/// wherever it is.
+pub fn locator_path(ring: &str, direction: Direction) -> PathBuf {
+    let mut path = default_path(ring, direction).into_os_string();
+    path.push(".where");
+    PathBuf::from(path)
+}
+
+/// The longest path a locator may hold.
+const LOCATOR_MAX: u64 = 4096;
+
+/// Record that the bridge of `ring` in `direction` keeps its state at
+/// `path` (a file it has opened, so it exists): a locator (see
+/// [`locator_path`]) when that is not the default path, none when it is.
+///
+/// ```
+/// use shmring_bridge_state::{locate, register, Direction, OutState};
+/// # let ring = format!("doc-register-{}", std::process::id());
+/// # let path = std::env::temp_dir().join(format!("{ring}.state"));
+/// let _state = OutState::open(&path)?;
+/// register(&ring, Direction::Out, &path)?;
+/// assert_eq!(locate(&ring, Direction::Out)?, Some(path.canonicalize().unwrap()));
+/// # std::fs::remove_file(&path).unwrap();
+/// # std::fs::remove_file(shmring_bridge_state::locator_path(&ring, Direction::Out)).unwrap();
+/// # Ok::<(), shmring_bridge_state::Error>(())
+/// ```
+pub fn register(ring: &str, direction: Direction, path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let locator = locator_path(ring, direction);
+    let io = |op, path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, op, source }
+    };
+    let real = std::fs::canonicalize(path).map_err(io("canonicalize", path))?;
+    if real == default_path(ring, direction) {
+        return match std::fs::remove_file(&locator) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &locator)(e)),
+            _ => Ok(()),
+        };
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true).mode(0o600);
+    let mut file = open_checked(&locator, &mut opts, euid())?.ok_or_else(|| Error::Io {
+        path: locator.clone(),
+        op: "open",
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    let mut text = real.as_os_str().as_bytes().to_vec();
+    text.push(b'\n');
+    file.write_all(&text).map_err(io("write", &locator))
+}
+
+/// Where the state of `ring`'s bridge in `direction` is: the default
+/// path if anything lies there, else the path a locator records (see
+/// [`register`]); `None` if neither exists. The locator is read only if
+/// it is a regular file of this process's effective uid, holding an
+/// absolute path; what lies at that path is [`read`]'s to check.
+pub fn locate(ring: &str, direction: Direction) -> Result<Option<PathBuf>> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let default = default_path(ring, direction);
+    if std::fs::symlink_metadata(&default).is_ok() {
+        return Ok(Some(default));
+    }
+    let locator = locator_path(ring, direction);
+    let Some(file) = open_checked(&locator, std::fs::OpenOptions::new().read(true), euid())? else {
+        return Ok(None);
+    };
+    let mut text = Vec::new();
+    file.take(LOCATOR_MAX + 1)
+        .read_to_end(&mut text)
+        .map_err(|source| Error::Io {
+            path: locator.clone(),
+            op: "read",
+            source,
+        })?;
+    let invalid = |what: &str| Error::Invalid {
+        path: locator.clone(),
+        what: what.to_owned(),
+    };
+    if text.len() as u64 > LOCATOR_MAX {
+        return Err(invalid("longer than a path"));
+    }
+    if text.last() == Some(&b'\n') {
+        text.pop();
+    }
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&text));
+    if !path.is_absolute() {
+        return Err(invalid("does not hold an absolute path"));
+    }
+    Ok(Some(path))
+}
+
+/// What [`retire`] did with one bridge state file of a ring.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Retired {
+    /// The file (and its locator, if any) was removed, or would be
+    /// (a dry run).
+    Removed(PathBuf),
+    /// A bridge holds the file: it runs, and its state was kept.
+    Running {
+        /// The file.
+        path: PathBuf,
+        /// The last bridge process that wrote it (in its pid namespace).
+        pid: u32,
+    },
+    /// It could not be judged or removed: kept.
+    Failed(Error),
+}
+
+/// Remove the state files the bridges of `ring` left (the default ones,
+/// and those a locator points to, with the locators), for `shmring rm`
+/// when the ring goes: the state numbers one ring's stream and means
+/// nothing to a ring made anew under its name. A file a bridge holds
+/// (its exclusive `flock`) is kept: that bridge runs. A file that is not
+/// a bridge state file of this user is kept too, whatever a locator
+/// says. With `dry_run`, only says what it would remove.
+///
+/// ```
+/// use shmring_bridge_state::{default_path, retire, Direction, OutState, Retired};
+/// # let ring = format!("doc-retire-{}", std::process::id());
+/// let path = default_path(&ring, Direction::Out);
+/// let state = OutState::open(&path)?;
+/// assert!(matches!(retire(&ring, false)[..], [Retired::Running { .. }])); // its bridge runs
+/// drop(state); // the bridge exits
+/// assert!(matches!(retire(&ring, false)[..], [Retired::Removed(_)]));
+/// assert!(!path.exists());
+/// # Ok::<(), shmring_bridge_state::Error>(())
+/// ```
+pub fn retire(ring: &str, dry_run: bool) -> Vec<Retired> {
+    [Direction::Out, Direction::In]
+        .into_iter()
+        .filter_map(|direction| match locate(ring, direction) {
+            Ok(Some(path)) => Some(retire_one(ring, direction, path, dry_run)),
+            Ok(None) => None,
+            Err(e) => Some(Retired::Failed(e)),
+        })
+        .collect()
+}
+
+fn retire_one(ring: &str, direction: Direction, path: PathBuf, dry_run: bool) -> Retired {
+    let locator = locator_path(ring, direction);
+    let file = match open_checked(&path, std::fs::OpenOptions::new().read(true), euid()) {
+        Ok(Some(file)) => file,
+        // The state went and left its locator behind.
+        Ok(None) => {
+            if !dry_run {
+                let _ = std::fs::remove_file(&locator);
+            }
+            return Retired::Removed(locator);
+        }
+        Err(e) => return Retired::Failed(e),
+    };
+    let mut head = [0u8; 32];
+    let is_state = std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).is_ok()
+        && head[..8] == MAGIC.to_le_bytes();
+    if !is_state {
+        return Retired::Failed(Error::Invalid {
+            path,
+            what: "no bridge state magic: not removed".into(),
+        });
+    }
+    let pid =
+        u64::from_le_bytes(head[W_PID * 8..W_PID * 8 + 8].try_into().expect("8 bytes")) as u32;
+    // Held while unlinking: a bridge starting now finds it held (`InUse`)
+    // or opens the path afresh after the unlink.
+    let _held = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(held) => held,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Retired::Running { path, pid },
+        Err((_, e)) => {
+            return Retired::Failed(Error::Io {
+                path,
+                op: "flock",
+                source: e.into(),
+            })
+        }
+    };
+    if !dry_run {
+        if let Err(source) = std::fs::remove_file(&path) {
+            return Retired::Failed(Error::Io {
+                path,
+                op: "remove",
+                source,
+            });
+        }
+        let _ = std::fs::remove_file(&locator);
+    }
+    Retired::Removed(path)
 }
 
 /// A fresh random 64-bit id (never 0): std's randomly keyed hasher, so no

@@ -97,7 +97,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shmring::Pod;
-use shmring_bridge_state::{Counts, InState, OutState, SourceState, Span};
+use shmring_bridge_state::{Counts, Direction, InState, OutState, SourceState, Span};
 
 use crate::ring::{Reader, Writer, Written};
 use zenoh::pubsub::{Publisher, Subscriber};
@@ -342,7 +342,9 @@ pub struct OutOptions {
     /// bridge with a core of its own.
     pub wait: shmring::WaitStrategy,
     /// Where to keep the numbering across restarts (see
-    /// `shmring_bridge_state`; the command's default is next to the ring).
+    /// `shmring_bridge_state`; the command's default is next to the ring;
+    /// another path is recorded in a locator next to the ring, so that
+    /// `shmring stat` and `rm` find it).
     /// `None`: in memory only; a restarted bridge is a new source, and
     /// what it sends again is not recognized as sent before.
     pub state: Option<PathBuf>,
@@ -459,6 +461,7 @@ impl Outbound {
         let (source, next_seq, resumed, state) = match &opts.state {
             Some(path) => {
                 let state = OutState::open(path)?;
+                shmring_bridge_state::register(ring, Direction::Out, path)?;
                 let ring_id = shmring::inspect(ring)?.created_unix_ns;
                 let r = reader.resume(&state, ring_id);
                 (r.source, r.next_seq, r.resumed, Some(state))
@@ -613,7 +616,8 @@ pub struct InOptions {
     /// (and counting it).
     pub full_wait: Duration,
     /// Where to keep per-source accounting across restarts (see
-    /// `shmring_bridge_state`). `None`: in memory only; a restarted bridge
+    /// `shmring_bridge_state`; a path other than the default is recorded
+    /// in a locator next to the ring). `None`: in memory only; a restarted bridge
     /// counts every source from the first sample it hears.
     pub state: Option<PathBuf>,
 }
@@ -706,7 +710,7 @@ impl Inbound {
             other => other?,
         };
         let tx = handle.producer()?;
-        Self::with_writer(session, key, opts, Writer::new(tx, handle))
+        Self::with_writer(session, ring, key, opts, Writer::new(tx, handle))
     }
 
     /// Subscribe to `key` and write each sample into typed ring `ring`
@@ -735,7 +739,7 @@ impl Inbound {
             other => other?,
         };
         let tx = handle.producer()?;
-        Self::with_writer(session, key, opts, Writer::new(tx, handle))
+        Self::with_writer(session, ring, key, opts, Writer::new(tx, handle))
     }
 
     /// As [`spsc`](Self::spsc), into an `Mpmc<T>` ring (as one of its
@@ -753,15 +757,22 @@ impl Inbound {
             other => other?,
         };
         let tx = handle.producer()?;
-        Self::with_writer(session, key, opts, Writer::new(tx, handle))
+        Self::with_writer(session, ring, key, opts, Writer::new(tx, handle))
     }
 
-    fn with_writer(session: &Session, key: &str, opts: &InOptions, writer: Writer) -> Result<Self> {
+    fn with_writer(
+        session: &Session,
+        ring: &str,
+        key: &str,
+        opts: &InOptions,
+        writer: Writer,
+    ) -> Result<Self> {
         let mut sources = HashMap::new();
         let (mut retired, mut unnumbered, mut malformed) = (Counts::default(), 0, 0);
         let state = match &opts.state {
             Some(path) => {
                 let state = InState::open(path)?;
+                shmring_bridge_state::register(ring, Direction::In, path)?;
                 let snap = state.snapshot();
                 for s in &snap.sources {
                     sources.insert(

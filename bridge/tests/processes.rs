@@ -16,7 +16,9 @@ mod common;
 use common::{free_port, unique};
 use shmring::{ByteRing, Mpmc};
 use shmring_bridge::{Link, OutOptions, Outbound};
-use shmring_bridge_state::{read, InSnapshot, OutSnapshot, Snapshot};
+use shmring_bridge_state::{
+    locate, locator_path, read, Direction, InSnapshot, OutSnapshot, Snapshot,
+};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 const CHILD: &str = "SHMRING_BRIDGE_TEST_CHILD";
@@ -259,6 +261,9 @@ fn bridges(scene: &mut Scene, congestion: &str) -> Bridges {
     let key = unique("key").replace('-', "/");
     let (ring_a, ring_b) = (scene.ring("a"), scene.ring("b"));
     let (out_state, in_state) = (scene.state("out"), scene.state("in"));
+    // Where each bridge says its state is (kept elsewhere than the default).
+    scene.files.push(locator_path(&ring_a, Direction::Out));
+    scene.files.push(locator_path(&ring_b, Direction::In));
     let endpoint = format!("tcp/127.0.0.1:{port}");
     let in_args = [
         "in",
@@ -317,6 +322,15 @@ fn a_hundred_thousand_messages_cross_between_processes_once_in_order_byte_for_by
     scene.wait_success(consumer);
     scene.stop(out);
     scene.stop(inb);
+    // Each bridge left a locator, so `shmring stat` finds its counters.
+    assert_eq!(
+        locate(&b.ring_a, Direction::Out).unwrap(),
+        Some(b.out_state.clone())
+    );
+    assert_eq!(
+        locate(&b.ring_b, Direction::In).unwrap(),
+        Some(b.in_state.clone())
+    );
     let (o, i) = (out_state(&b.out_state), in_state(&b.in_state));
     assert_eq!((o.sent, o.next_seq), (N, N), "{o:?}");
     let t = i.totals();

@@ -292,6 +292,7 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
                 match &info {
                     Ok(i) if i.is_stale() => {
                         println!("would remove {name}");
+                        retire_bridges(&name, true);
                         removed += 1;
                     }
                     Err(e @ shmring::Error::VersionMismatch { .. }) => {
@@ -304,6 +305,7 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
             match remove_stale_one(&name, &info) {
                 Removal::Removed => {
                     println!("removed {name}");
+                    failed += retire_bridges(&name, false);
                     removed += 1;
                 }
                 Removal::Gone => println!("{name}: already gone"),
@@ -315,6 +317,7 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
                 }
             }
         }
+        failed += retire_orphaned_bridges(&args.prefix, args.dry_run);
         if args.dry_run {
             println!("{removed} stale segment(s) would be removed (dry run: none was)");
             return Ok(true);
@@ -326,7 +329,10 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
     for name in &args.names {
         if args.force {
             match shmring::remove(name) {
-                Ok(()) => println!("removed {name}"),
+                Ok(()) => {
+                    println!("removed {name}");
+                    failed += retire_bridges(name, false);
+                }
                 Err(e) => {
                     eprintln!("shmring: {name}: not removed: {e}");
                     failed += 1;
@@ -335,7 +341,10 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
             continue;
         }
         match shmring::remove_if_stale(name) {
-            Ok(true) => println!("removed {name}"),
+            Ok(true) => {
+                println!("removed {name}");
+                failed += retire_bridges(name, false);
+            }
             Ok(false) => {
                 let info = shmring::inspect(name).ok();
                 if info.as_ref().is_some_and(|i| i.persistent && i.is_stale()) {
@@ -372,10 +381,72 @@ pub fn rm(args: &RmArgs) -> Res<bool> {
     finish(failed, all)
 }
 
-/// `rm`'s result: an error if `failed` segments could not be removed.
+/// Remove (or, `dry_run`, name) the state files that retired bridges of
+/// ring `name` left, where it goes: their numbering means nothing to a
+/// ring made anew under the name. A bridge that still runs keeps its
+/// file. Reports each; returns how many could not be removed.
+fn retire_bridges(name: &str, dry_run: bool) -> usize {
+    use shmring_bridge_state::Retired;
+    let mut failed = 0;
+    for retired in shmring_bridge_state::retire(name, dry_run) {
+        match retired {
+            Retired::Removed(path) if dry_run => {
+                println!("would remove bridge state {}", path.display())
+            }
+            Retired::Removed(path) => println!("removed bridge state {}", path.display()),
+            Retired::Running { path, pid } => eprintln!(
+                "shmring: {name}: bridge state {} kept: its bridge (pid {pid}) still runs",
+                path.display()
+            ),
+            Retired::Failed(e) => {
+                eprintln!("shmring: {name}: bridge state not removed: {e}");
+                failed += 1;
+            }
+            other => eprintln!("shmring: {name}: {other:?}"),
+        }
+    }
+    failed
+}
+
+/// `rm --stale`'s last step: the bridge state files (and locators) in
+/// the shm directory whose ring is gone, under names starting with
+/// `prefix`.
+fn retire_orphaned_bridges(prefix: &str, dry_run: bool) -> usize {
+    const SUFFIXES: [&str; 4] = [
+        ".bridge-out",
+        ".bridge-in",
+        ".bridge-out.where",
+        ".bridge-in.where",
+    ];
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return 0;
+    };
+    let mut rings: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|file| {
+            SUFFIXES
+                .iter()
+                .find_map(|s| file.strip_suffix(s).map(str::to_owned))
+        })
+        .filter(|ring| ring.starts_with(prefix))
+        .collect();
+    rings.sort();
+    rings.dedup();
+    rings
+        .iter()
+        .filter(|ring| std::fs::symlink_metadata(format!("/dev/shm/{ring}")).is_err())
+        .map(|ring| retire_bridges(ring, dry_run))
+        .sum()
+}
+
+/// `rm`'s result: an error if `failed` segments (or bridge state files)
+/// could not be removed.
 fn finish(failed: usize, all: bool) -> Res<bool> {
     if failed > 0 {
-        return Err(format!("{failed} segment(s) could not be removed (see above)").into());
+        return Err(format!(
+            "{failed} segment(s) or state file(s) could not be removed (see above)"
+        )
+        .into());
     }
     Ok(all)
 }

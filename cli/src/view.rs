@@ -51,10 +51,10 @@ pub struct RingView {
     pub consumers: CountersView,
     pub repaired: u64,
     /// The shmring-bridge forwarding this ring to Zenoh, if any (its state
-    /// file at the default place, /dev/shm/NAME.bridge-out).
+    /// file at /dev/shm/NAME.bridge-out, or where its locator says).
     pub bridge_out: Option<BridgeOutView>,
     /// The shmring-bridge writing Zenoh samples into this ring, if any
-    /// (/dev/shm/NAME.bridge-in).
+    /// (/dev/shm/NAME.bridge-in, or where its locator says).
     pub bridge_in: Option<BridgeInView>,
 }
 
@@ -88,12 +88,17 @@ pub struct BridgeInView {
     pub restarts: u64,
 }
 
-/// The bridges' state files for ring `name`, where they are by default.
-/// One that cannot be read is left out: the ring's view does not fail
-/// for it.
+/// The bridges' state files for ring `name`: at the default paths, or
+/// where a bridge started with `--state` left a locator saying (see
+/// `shmring_bridge_state::locate`). One that cannot be found or read is
+/// left out: the ring's view does not fail for it.
 fn bridges(name: &str) -> (Option<BridgeOutView>, Option<BridgeInView>) {
-    use shmring_bridge_state::{default_path, read, Direction, Snapshot};
-    let out = match read(&default_path(name, Direction::Out)) {
+    use shmring_bridge_state::{locate, read, Direction, Snapshot};
+    let state = |direction| match locate(name, direction) {
+        Ok(Some(path)) => read(&path),
+        _ => Ok(None),
+    };
+    let out = match state(Direction::Out) {
         Ok(Some(Snapshot::Out(o))) => Some(BridgeOutView {
             pid: o.pid,
             source: format!("{:016x}", o.source),
@@ -104,7 +109,7 @@ fn bridges(name: &str) -> (Option<BridgeOutView>, Option<BridgeInView>) {
         }),
         _ => None,
     };
-    let inb = match read(&default_path(name, Direction::In)) {
+    let inb = match state(Direction::In) {
         Ok(Some(Snapshot::In(i))) => {
             let t = i.totals();
             Some(BridgeInView {

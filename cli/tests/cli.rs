@@ -179,7 +179,10 @@ fn rm_force_removes_every_ring_named_and_nothing_else() {
         err.contains(&format!("segment {sem:?} is not a shmring segment")),
         "{err}"
     );
-    assert!(err.contains("2 segment(s) could not be removed"), "{err}");
+    assert!(
+        err.contains("2 segment(s) or state file(s) could not be removed"),
+        "{err}"
+    );
     drop((ring_a, ring_b));
 }
 

@@ -858,3 +858,69 @@ fn stat_shows_zero_after_use_and_rm_zeroes_such_a_ring() {
         assert_eq!(kept, !zero, "zero {zero}");
     }
 }
+
+/// Removes a file anywhere on drop.
+struct RemoveFile(std::path::PathBuf);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A bridge started with `--state` elsewhere leaves a locator next to
+/// its ring: `stat` finds its counters there. `rm` retires the state a
+/// stopped bridge left (the default file, the located one and its
+/// locator), keeps the file of a bridge that runs (it holds the lock),
+/// and `rm --stale` retires what is left once that bridge stopped, its
+/// ring gone. A locator pointing at a file that is not a bridge's state
+/// removes nothing.
+#[test]
+fn bridge_state_elsewhere_is_found_by_stat_and_retired_by_rm() {
+    use shmring_bridge_state::{
+        default_path, locator_path, register, Direction, InState, OutState,
+    };
+    let name = unique_name("bridge-elsewhere");
+    let elsewhere = RemoveFile(std::env::temp_dir().join(format!("{name}.out-state")));
+    let in_path = default_path(&name, Direction::In);
+    let locator = locator_path(&name, Direction::Out);
+    let _files = [&in_path, &locator].map(|p| RemoveFile(p.clone()));
+    let ring = ByteRing::create(&name, 4096).unwrap();
+    let out = OutState::open(&elsewhere.0).unwrap();
+    register(&name, Direction::Out, &elsewhere.0).unwrap();
+    out.resume(1, 0);
+    out.count_sent(7, 700);
+    drop(InState::open(&in_path).unwrap()); // an inbound bridge that stopped
+    let table = text(&shmring(&["stat", &name]).stdout);
+    assert!(table.contains("sent 7 messages (700 bytes)"), "{table}");
+    drop(ring);
+    let ring = ByteRing::create(&name, 4096).unwrap();
+    let done = shmring(&["rm", "--force", &name]);
+    let (said, warned) = (text(&done.stdout), text(&done.stderr));
+    assert!(done.status.success(), "{said}{warned}");
+    assert!(
+        said.contains(&format!("removed bridge state {}", in_path.display())),
+        "{said}"
+    );
+    assert!(warned.contains("still runs"), "{warned}");
+    assert!(!in_path.exists() && elsewhere.0.exists() && locator.exists());
+    drop((out, ring)); // the outbound bridge stops too
+    let dry = text(&shmring(&["rm", "--stale", "--dry-run", "--prefix", &name]).stdout);
+    assert!(dry.contains("would remove bridge state"), "{dry}");
+    assert!(elsewhere.0.exists(), "a dry run removes nothing");
+    let done = shmring(&["rm", "--stale", "--prefix", &name]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert!(!elsewhere.0.exists() && !locator.exists());
+    // A locator naming another file of ours: kept, and said.
+    let victim = RemoveFile(std::env::temp_dir().join(format!("{name}.precious")));
+    std::fs::write(&victim.0, b"not a bridge's state").unwrap();
+    std::fs::write(&locator, format!("{}\n", victim.0.display())).unwrap();
+    let done = shmring(&["rm", "--stale", "--prefix", &name]);
+    assert!(!done.status.success());
+    assert!(
+        text(&done.stderr).contains("no bridge state magic"),
+        "{}",
+        text(&done.stderr)
+    );
+    assert!(victim.0.exists());
+}
