@@ -24,6 +24,9 @@ pub enum RingKind {
     Mpmc,
     /// A ring of variable-length byte messages ([`ByteRing`](crate::ByteRing)).
     Bytes,
+    /// One producer, many subscribers each reading every value
+    /// ([`Broadcast`](crate::Broadcast)).
+    Broadcast,
 }
 
 impl RingKind {
@@ -32,6 +35,7 @@ impl RingKind {
             RingKind::Spsc => 1,
             RingKind::Mpmc => 2,
             RingKind::Bytes => 3,
+            RingKind::Broadcast => 4,
         }
     }
 
@@ -40,6 +44,7 @@ impl RingKind {
             1 => Some(RingKind::Spsc),
             2 => Some(RingKind::Mpmc),
             3 => Some(RingKind::Bytes),
+            4 => Some(RingKind::Broadcast),
             _ => None,
         }
     }
@@ -51,6 +56,7 @@ impl fmt::Display for RingKind {
             RingKind::Spsc => "spsc",
             RingKind::Mpmc => "mpmc",
             RingKind::Bytes => "bytes",
+            RingKind::Broadcast => "broadcast",
         })
     }
 }

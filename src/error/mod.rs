@@ -237,6 +237,16 @@ pub enum Error {
         /// The process holding it.
         pid: u32,
     },
+    /// A broadcast subscriber of this identity is held by a live handle.
+    #[error("ring {name:?} already has a live subscriber named {identity} (process {pid}): one handle per identity")]
+    SubscriberTaken {
+        /// The segment name.
+        name: String,
+        /// The identity asked for.
+        identity: u64,
+        /// The process holding it.
+        pid: u32,
+    },
     /// Every claim record of one side is taken by a live handle: a ring
     /// has room for a bounded number of handles per side, each of which
     /// repair must be able to see.

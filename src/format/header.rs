@@ -396,8 +396,8 @@ impl Header {
                 what: format!("capacity {capacity} is not a power of two"),
             });
         }
-        let expected =
-            SegmentLayout::new(capacity, slot_size, slot_align).map_err(|_| Error::Corrupt {
+        let expected = SegmentLayout::with_table(capacity, slot_size, slot_align, kind.table_len())
+            .map_err(|_| Error::Corrupt {
                 name: name.to_owned(),
                 what: format!("capacity {capacity} cannot be laid out"),
             })?;
@@ -480,7 +480,8 @@ impl Header {
             .checked_mul(slot_size)
             .and_then(|b| b.checked_add(data_offset))
             == Some(segment_len);
-        if !capacity.is_power_of_two() || data_offset < size_of::<Header>() as u64 || !fits {
+        let before_data = size_of::<Header>() as u64 + kind.table_len();
+        if !capacity.is_power_of_two() || data_offset < before_data || !fits {
             return Err(Error::Corrupt {
                 name: name.to_owned(),
                 what: format!(
@@ -641,7 +642,7 @@ pub mod model {
     }
 
     fn info() -> HeaderInfo {
-        let layout = SegmentLayout::new(4, 16, 8).unwrap();
+        let layout = SegmentLayout::with_table(4, 16, 8, 0).unwrap();
         HeaderInfo {
             kind: RingKind::Spsc,
             elem: TypeLayout::of::<u64>(),

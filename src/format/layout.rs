@@ -4,7 +4,7 @@
 use std::mem::{align_of, size_of};
 
 use crate::error::{Error, Result};
-use crate::kind::{Schema, TypeLayout};
+use crate::kind::{RingKind, Schema, TypeLayout};
 
 /// The header's size in bytes, fixed by the format (the header's struct is
 /// asserted to have exactly this size, in `header.rs`).
@@ -59,13 +59,34 @@ pub(crate) struct SegmentLayout {
     pub total_len: u64,
 }
 
+/// Subscriber entries a broadcast ring's table holds (`format/subscribers.rs`).
+pub(crate) const SUBSCRIBER_ENTRIES: u64 = 64;
+
+impl RingKind {
+    /// Bytes a ring of this kind keeps between its header and its slots:
+    /// a broadcast ring's subscriber table (an entry per 128-byte line);
+    /// nothing for the others.
+    pub(crate) const fn table_len(self) -> u64 {
+        match self {
+            RingKind::Broadcast => SUBSCRIBER_ENTRIES * 128,
+            _ => 0,
+        }
+    }
+}
+
 /// Largest slot alignment we lay out: a page, the alignment of the mapping.
 const MAX_SLOT_ALIGN: u64 = 4096;
 
 impl SegmentLayout {
     /// Lay out `capacity` slots (rounded up to a power of two) of
-    /// `slot_size` bytes aligned to `slot_align`, after the header.
-    pub(crate) fn new(capacity: u64, slot_size: usize, slot_align: usize) -> Result<Self> {
+    /// `slot_size` bytes aligned to `slot_align`, after the header and
+    /// `table_len` bytes of the kind's own (see [`RingKind::table_len`]).
+    pub(crate) fn with_table(
+        capacity: u64,
+        slot_size: usize,
+        slot_align: usize,
+        table_len: u64,
+    ) -> Result<Self> {
         if capacity == 0 {
             return Err(Error::ZeroCapacity);
         }
@@ -85,7 +106,7 @@ impl SegmentLayout {
         // line (or their own alignment if larger) so they never share a line
         // with the indices.
         let data_align = slot_align.max(128);
-        let data_offset = HEADER_SIZE.next_multiple_of(data_align);
+        let data_offset = (HEADER_SIZE + table_len).next_multiple_of(data_align);
         let total_len = capacity
             .checked_mul(slot_size)
             .and_then(|b| b.checked_add(data_offset))
@@ -97,6 +118,14 @@ impl SegmentLayout {
             data_offset,
             total_len,
         })
+    }
+}
+
+#[cfg(test)]
+impl SegmentLayout {
+    /// A layout with no table.
+    pub(crate) fn new(capacity: u64, slot_size: usize, slot_align: usize) -> Result<Self> {
+        Self::with_table(capacity, slot_size, slot_align, 0)
     }
 }
 
@@ -129,6 +158,15 @@ mod tests {
         assert_eq!(l.data_offset % 256, 0);
         assert!(l.data_offset >= HEADER_SIZE);
         assert_eq!(l.total_len, l.data_offset + 8 * 256);
+    }
+
+    #[test]
+    fn a_kinds_table_sits_between_the_header_and_the_slots() {
+        let len = RingKind::Broadcast.table_len();
+        assert_eq!(len, 64 * 128);
+        let l = SegmentLayout::with_table(8, 16, 8, len).unwrap();
+        assert_eq!(l.data_offset, HEADER_SIZE + len);
+        assert_eq!(RingKind::Spsc.table_len(), 0);
     }
 
     #[test]

@@ -6,3 +6,4 @@ pub(crate) mod layout; // header size, slot area, element type identity
 pub(crate) mod legacy; // older format versions: staleness, removal
 pub(crate) mod record; // the byte ring's framing: stamps, bounds checks
 pub(crate) mod slot; // a value and its stamp
+pub(crate) mod subscribers; // the broadcast ring's table of subscribers

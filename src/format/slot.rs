@@ -14,7 +14,7 @@
 //! stamps the slot `free(p + cap) = 4(p + cap)`, the stamp the writer of
 //! `p + cap` waits for (`rings/mpmc`).
 
-use crate::platform::sync::{AtomicU64, Ordering, UnsafeCell};
+use crate::platform::sync::{fence, AtomicU64, Ordering, SeqValues, UnsafeCell};
 
 /// The stamp of a slot that the writer of position `i` may fill; a fresh
 /// slot `i` is created with it.
@@ -40,6 +40,20 @@ pub(crate) const fn full_stamp_after(stamp: u64) -> u64 {
 #[inline(always)]
 pub(crate) const fn skipped_stamp(pos: u64) -> u64 {
     pos.wrapping_mul(4) | 3
+}
+
+/// The stamp of a slot whose writer is writing `pos` into it (the
+/// broadcast ring: a reader that finds it, before or after copying the
+/// value, discards the copy).
+#[inline(always)]
+pub(crate) const fn busy_stamp(pos: u64) -> u64 {
+    pos.wrapping_mul(4) | 2
+}
+
+/// The position a stamp is about.
+#[inline(always)]
+pub(crate) const fn stamp_pos(stamp: u64) -> u64 {
+    stamp >> 2
 }
 
 /// One element of a fixed-size ring, laid out in shared memory.
@@ -126,6 +140,45 @@ impl<T> Slot<T> {
     pub(crate) unsafe fn write(&self, value: T) {
         // SAFETY: exclusive by the caller's contract; the pointer is in bounds.
         self.value.with_mut(|p| unsafe { p.write(value) })
+    }
+
+    /// The current stamp, Relaxed: a seqlock reader's second look, after
+    /// its Acquire fence.
+    #[inline(always)]
+    pub(crate) fn stamp_relaxed(&self) -> u64 {
+        self.stamp.load(Ordering::Relaxed)
+    }
+
+    /// Write the value of `pos` for seqlock readers (who may be copying
+    /// the value it overwrites): stamp the slot busy, then a Release
+    /// fence, so that a reader whose copy saw any byte of the new value
+    /// sees the busy stamp (or a later one) on its second look; then the
+    /// value; then `full(pos)` (Release) as [`publish`](Self::publish).
+    ///
+    /// # Safety
+    /// The caller is the slot's one writer (see `rings/broadcast`).
+    #[inline(always)]
+    pub(crate) unsafe fn write_seq(&self, pos: u64, value: T, values: &SeqValues, index: u64)
+    where
+        T: bytemuck::Pod,
+    {
+        self.stamp.store(busy_stamp(pos), Ordering::Relaxed);
+        fence(Ordering::Release);
+        // SAFETY: the caller is the one writer.
+        unsafe { values.write(index, &self.value, value) };
+        self.publish(pos);
+    }
+
+    /// A copy of the value for a seqlock reader, who checked the stamp
+    /// (Acquire) before and checks it again after an Acquire fence.
+    #[inline(always)]
+    pub(crate) fn read_seq(&self, values: &SeqValues, index: u64) -> T
+    where
+        T: bytemuck::Pod,
+    {
+        // SAFETY: the cell is this slot's, in the mapping; the copy may be
+        // torn and the caller's second look at the stamp says so.
+        unsafe { values.read(index, &self.value) }
     }
 
     /// Overwrite the value with zeros (a ring that zeroes what its

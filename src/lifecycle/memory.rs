@@ -62,7 +62,8 @@ impl<S> RingMemory<S> {
     ) -> Result<Self> {
         let name = SegmentName::new(name)?;
         crate::platform::barrier::init();
-        let layout = SegmentLayout::new(capacity, size_of::<S>(), align_of::<S>())?;
+        let layout =
+            SegmentLayout::with_table(capacity, size_of::<S>(), align_of::<S>(), kind.table_len())?;
         let segment = Segment::create(
             &name,
             layout.total_len,
@@ -238,6 +239,21 @@ impl<S> RingMemory<S> {
                 std::slice::from_raw_parts(self.slots.as_ptr(), n - first),
             )
         }
+    }
+
+    /// The kind's table between the header and the slots, as an `X`
+    /// (see `RingKind::table_len`).
+    ///
+    /// # Panics
+    /// If the layout keeps less room than an `X` there (a kind asking for
+    /// a table it did not reserve).
+    #[cfg(not(shmring_loom))]
+    pub(crate) fn table<X>(&self) -> &X {
+        assert!(
+            self.info.layout.data_offset >= (size_of::<Header>() + size_of::<X>()) as u64,
+            "no room reserved for the table"
+        );
+        table_of(&self.segment).expect("a mapping holds its layout")
     }
 
     /// The first slot, for rings that address their area by bytes.
@@ -417,6 +433,21 @@ pub(crate) fn header_of(segment: &Segment) -> &Header {
     // borrow of `segment`; every header field is an atomic, valid for any
     // bits, so a peer's writes cannot make this reference invalid.
     unsafe { &*segment.as_ptr().cast::<Header>() }
+}
+
+/// The table after the header of `segment` (a mapping, or a copy that
+/// reaches that far), as an `X`; `None` if the segment is shorter.
+#[cfg(not(shmring_loom))]
+pub(crate) fn table_of<X>(segment: &Segment) -> Option<&X> {
+    let at = size_of::<Header>();
+    if segment.len() < at + size_of::<X>() || !at.is_multiple_of(align_of::<X>()) {
+        return None;
+    }
+    // SAFETY: the bytes from the header's end lie in the mapping (or copy)
+    // (checked), aligned for `X` (checked; the header's size is a multiple
+    // of 128), and live as long as the borrow of `segment`; tables are
+    // made of atomics, valid for any bits a peer writes.
+    Some(unsafe { &*segment.as_ptr().add(at).cast::<X>() })
 }
 
 /// How often `create_or_open` tries again when the name comes and goes

@@ -24,10 +24,10 @@
 //! keeps small.
 
 #[cfg(not(shmring_loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(shmring_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// A statistic in shared memory (`stat` and `metrics` read it): a plain
 /// atomic even under the model, because it orders nothing and no protocol
@@ -201,6 +201,86 @@ impl UnitWords {
                     cell.with(|_| ());
                 }
             }
+        }
+    }
+}
+
+/// Where a broadcast ring's values live as seen by its seqlock readers
+/// (`rings/broadcast`): a reader copies a value the producer may be
+/// overwriting and throws the copy away if the slot's stamp moved. For
+/// real the values are the slots themselves, copied with volatile
+/// accesses (any bits are a valid `Pod`; a torn copy is discarded).
+/// Loom would report that race on a tracked cell, so under the model the
+/// values (of at most 8 bytes) live beside the slots, one atomic word per
+/// slot, and the stamps alone must tell a torn copy from a good one.
+pub(crate) struct SeqValues {
+    #[cfg(shmring_loom)]
+    words: Box<[AtomicU64]>,
+}
+
+impl SeqValues {
+    /// The values of `slots` slots.
+    pub(crate) fn new(slots: u64) -> Self {
+        #[cfg(not(shmring_loom))]
+        {
+            let _ = slots;
+            SeqValues {}
+        }
+        #[cfg(shmring_loom)]
+        SeqValues {
+            words: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Write `value` as slot `index`'s, through `cell`.
+    ///
+    /// # Safety
+    /// The caller is the slot's one writer (the producer, which marked it
+    /// busy first), and `cell` lies in the mapping.
+    #[inline(always)]
+    pub(crate) unsafe fn write<T: bytemuck::Pod>(
+        &self,
+        index: u64,
+        cell: &UnsafeCell<T>,
+        value: T,
+    ) {
+        #[cfg(not(shmring_loom))]
+        {
+            let _ = index;
+            // SAFETY: in the mapping by the caller's contract; readers copy
+            // it only with volatile reads and check the stamp after.
+            cell.with_mut(|p| unsafe { p.write_volatile(value) });
+        }
+        #[cfg(shmring_loom)]
+        {
+            let _ = cell;
+            let mut word = 0u64;
+            bytemuck::bytes_of_mut(&mut word)[..size_of::<T>()]
+                .copy_from_slice(bytemuck::bytes_of(&value));
+            self.words[index as usize].store(word, Ordering::Relaxed);
+        }
+    }
+
+    /// Copy slot `index`'s value out of `cell`: possibly torn, if the
+    /// producer is writing it; the caller checks the stamp after.
+    ///
+    /// # Safety
+    /// `cell` lies in the mapping.
+    #[inline(always)]
+    pub(crate) unsafe fn read<T: bytemuck::Pod>(&self, index: u64, cell: &UnsafeCell<T>) -> T {
+        #[cfg(not(shmring_loom))]
+        {
+            let _ = index;
+            // SAFETY: in the mapping by the caller's contract; `T` is valid
+            // for any bits, so a copy torn by a concurrent write is still a
+            // `T`, and the caller discards it.
+            cell.with(|p| unsafe { p.read_volatile() })
+        }
+        #[cfg(shmring_loom)]
+        {
+            let _ = cell;
+            let word = self.words[index as usize].load(Ordering::Relaxed);
+            bytemuck::pod_read_unaligned(&bytemuck::bytes_of(&word)[..size_of::<T>()])
         }
     }
 }
