@@ -75,7 +75,7 @@ if [ "${1:-}" = --update-cache ]; then update=true; shift; fi
 # Read the cache unless every mutant is asked for.
 use_cache=true
 if [ -n "${MUTATE_FULL:-}" ] || [ -n "${MUTATE_JUSTIFIED:-}" ]; then use_cache=false; fi
-names=(format/slot.rs rings/spsc rings/mpmc rings/byte_ring
+names=(format/slot.rs rings/spsc rings/mpmc rings/byte_ring rings/broadcast
     peers/claims platform/lease.rs wait.rs peers/role.rs format/header.rs
     platform/barrier.rs platform/futex.rs)
 if [ $# -gt 0 ]; then names=("$@"); fi
@@ -160,7 +160,8 @@ binaries_for() {
         */claims.rs|*/claims/*|*/lease.rs) echo repair ;;
         */mpmc.rs|*/mpmc/*) echo repair mpmc ;;
         */byte_ring.rs|*/byte_ring/*) echo bytes repair ;;
-        *) echo spsc bytes repair mpmc ;;
+        */broadcast/*) echo broadcast ;;
+        *) echo spsc bytes repair mpmc broadcast ;;
     esac
 }
 

@@ -17,7 +17,7 @@ use std::mem::size_of;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::header::MAGIC;
+use crate::format::header::{offsets, MAGIC};
 use crate::format::header::{Event, Header, HeaderInfo, SideStats};
 use crate::format::record;
 use crate::kind::{RingKind, TypeLayout};
@@ -28,6 +28,7 @@ use crate::peers::claims;
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{Look, Owner, Segment};
 use crate::platform::sync::{Counter, Ordering};
+use crate::rings::broadcast::Policy;
 
 /// What a segment's header says, and who uses it, at one moment.
 ///
@@ -65,7 +66,8 @@ pub struct SegmentInfo {
     pub created_unix_ns: u64,
     /// Values (bytes, for a byte ring) claimed by producers so far.
     pub written: u64,
-    /// Values (bytes) taken by consumers so far.
+    /// Values (bytes) taken by consumers so far; for a broadcast ring,
+    /// the position of its slowest live subscriber (`written` if none).
     pub read: u64,
     /// The holder of the producer role, for rings that have one.
     pub producer: Option<Attached>,
@@ -114,6 +116,50 @@ pub struct SegmentInfo {
     /// Positions (byte ring: spans) that dead holders left unfinished and
     /// a repair skipped, padded or handed on.
     pub repaired: u64,
+    /// A broadcast ring's subscribers: every entry held now, or kept for
+    /// an identity (empty for the other kinds).
+    pub subscribers: Vec<SubscriberInfo>,
+}
+
+/// One subscriber of a broadcast ring, as its entry says.
+///
+/// ```
+/// use shmring::{Broadcast, Policy, SubscriberOptions};
+/// # let name = format!("shmring-doc-subinfo-{}", std::process::id());
+/// let ring = Broadcast::<u64>::create(&name, 4)?;
+/// let mut tx = ring.producer()?;
+/// let _rx = ring.subscriber_with(&SubscriberOptions::lossy().identity(9))?;
+/// for v in 0..3 {
+///     tx.try_push(v).unwrap();
+/// }
+/// let info = shmring::inspect(&name)?;
+/// let s = &info.subscribers[0];
+/// assert_eq!((s.identity, s.policy, s.lag), (Some(9), Some(Policy::Lossy), 3));
+/// assert!(s.holder.is_some_and(|h| h.alive));
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscriberInfo {
+    /// Its entry in the table.
+    pub entry: usize,
+    /// The identity it resumes under, if named.
+    pub identity: Option<u64>,
+    /// Its policy now; `None` while it joins or after it left.
+    pub policy: Option<Policy>,
+    /// Whether the producer made it lossy (it was lossless).
+    pub demoted: bool,
+    /// The next position it reads.
+    pub position: u64,
+    /// Values published that it has not read.
+    pub lag: u64,
+    /// Values it missed (overwritten before it read them).
+    pub missed: u64,
+    /// Times the producer made it lossy.
+    pub demotions: u64,
+    /// Its holder, live or dead; `None` for an identity's entry nobody
+    /// holds.
+    pub holder: Option<Attached>,
 }
 
 /// One side's counters, kept in the header by every process (Relaxed, off
@@ -189,6 +235,22 @@ pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
     copy_and_describe(&look, opts.init_timeout)
 }
 
+/// How much of a segment to copy: its header, and a broadcast ring's
+/// subscriber table too (the kind word read with `pread` first).
+fn snapshot_len(look: &Look) -> Result<u64> {
+    let header = size_of::<Header>() as u64;
+    let mut kind = [0u8; 4];
+    let read = look.read_at(&mut kind, offsets::KIND as u64)?;
+    let table = RingKind::Broadcast.table_len();
+    let broadcast =
+        read == 4 && RingKind::from_code(u32::from_le_bytes(kind)) == Some(RingKind::Broadcast);
+    Ok(if broadcast && look.len()? >= header + table {
+        header + table
+    } else {
+        header
+    })
+}
+
 /// Read the header of a file that [`ours`] accepted, from a copy (see
 /// `Look::snapshot`: its owner may shrink the file meanwhile, and a
 /// mapping would then fault), copied again while its creator is still
@@ -196,7 +258,7 @@ pub fn inspect_with(name: &str, opts: &OpenOptions) -> Result<SegmentInfo> {
 fn copy_and_describe(look: &Look, init_wait: Duration) -> Result<SegmentInfo> {
     let start = std::time::Instant::now();
     loop {
-        let segment = look.snapshot(size_of::<Header>() as u64)?;
+        let segment = look.snapshot(snapshot_len(look)?)?;
         #[cfg(all(test, not(shmring_loom)))]
         tests::MAPPED.with(|m| m.borrow_mut().push(segment.name().as_str().to_owned()));
         match describe(&segment, look.owner_and_mode()) {
@@ -228,6 +290,21 @@ fn describe(segment: &Segment, (owner_uid, mode): (u32, u32)) -> Result<SegmentI
     let (producer, consumer) = (role(&header.producer_role), role(&header.consumer_role));
     let producer_handles = claims::holders(segment, &header.producer_claims);
     let consumer_handles = claims::holders(segment, &header.consumer_claims);
+    let written = header.tail.load(Ordering::Relaxed);
+    let subscribers = match info.kind {
+        RingKind::Broadcast => subscribers(segment, written),
+        _ => Vec::new(),
+    };
+    // A broadcast ring is read as far as its slowest live subscriber.
+    let read = match info.kind {
+        RingKind::Broadcast => subscribers
+            .iter()
+            .filter(|s| s.holder.is_some_and(|h| h.alive) && s.policy.is_some())
+            .map(|s| s.position)
+            .max_by_key(|&p| written.saturating_sub(p))
+            .unwrap_or(written),
+        _ => header.head.load(Ordering::Relaxed),
+    };
     Ok(SegmentInfo {
         name: name.to_owned(),
         owner_uid,
@@ -238,8 +315,8 @@ fn describe(segment: &Segment, (owner_uid, mode): (u32, u32)) -> Result<SegmentI
         segment_len: info.layout.total_len,
         creator_pid: info.creator_pid,
         created_unix_ns: info.created_unix_ns,
-        written: header.tail.load(Ordering::Relaxed),
-        read: header.head.load(Ordering::Relaxed),
+        written,
+        read,
         producer,
         consumer,
         attached: attach::list(segment, &header.attached),
@@ -253,7 +330,46 @@ fn describe(segment: &Segment, (owner_uid, mode): (u32, u32)) -> Result<SegmentI
         producers: counters(&header.producer_stats, &header.producer_event),
         consumers: counters(&header.consumer_stats, &header.consumer_event),
         repaired: header.recovery.repaired.load(Ordering::Relaxed),
+        subscribers,
     })
+}
+
+/// The subscribers of a broadcast ring whose table `segment` holds (a
+/// copy reaching past the header), given its producer's position.
+fn subscribers(segment: &Segment, tail: u64) -> Vec<SubscriberInfo> {
+    use crate::format::subscribers::{SubscriberTable, DEMOTED, LOSSLESS, LOSSY};
+    let Some(table) = memory::table_of::<SubscriberTable>(segment) else {
+        return Vec::new();
+    };
+    let r = Ordering::Relaxed;
+    table
+        .iter()
+        .enumerate()
+        .filter_map(|(entry, e)| {
+            let holder = attach::holder(segment, &e.owner);
+            let named = e.named.load(r) == 1;
+            if holder.is_none() && !named {
+                return None;
+            }
+            let policy = e.policy.load(r);
+            let position = e.position.load(r);
+            Some(SubscriberInfo {
+                entry,
+                identity: named.then(|| e.identity.load(r)),
+                policy: match policy {
+                    LOSSLESS => Some(Policy::Lossless),
+                    LOSSY | DEMOTED => Some(Policy::Lossy),
+                    _ => None,
+                },
+                demoted: policy == DEMOTED,
+                position,
+                lag: tail.saturating_sub(position),
+                missed: e.missed.load(r),
+                demotions: e.demotions.load(r),
+                holder,
+            })
+        })
+        .collect()
 }
 
 /// The sleepers `event` counts, capped by the live handles of its side

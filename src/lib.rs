@@ -238,7 +238,7 @@ pub use error::{Error, Full, PushTimeout, RecvError, Result, SendError};
 pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
 pub use inspect::{
-    inspect, inspect_with, list, remove, remove_if_stale, SegmentInfo, SideCounters,
+    inspect, inspect_with, list, remove, remove_if_stale, SegmentInfo, SideCounters, SubscriberInfo,
 };
 pub use kind::{InvalidSchema, RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
 pub use lifecycle::options::{CreateOptions, OpenOptions};
@@ -246,6 +246,9 @@ pub use lifecycle::{Flavor, Ring};
 pub use peers::attach::Attached;
 pub use platform::futex::{futex_calls, FutexCalls};
 pub use platform::name::SegmentName;
+pub use rings::broadcast::{
+    Broadcast, BroadcastFlavor, BroadcastProducer, Policy, Start, Subscriber, SubscriberOptions,
+};
 pub use rings::byte_ring::{
     Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, BytesFlavor, Grant, Message,
 };

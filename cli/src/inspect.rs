@@ -182,6 +182,27 @@ fn table(i: &SegmentInfo) -> String {
         let _ = writeln!(s, "  {k:<14} {v}");
     }
     let view = RingView::from(i);
+    for sub in &view.subscribers {
+        let who = match sub.holder {
+            Some(h) if h.alive => format!("pid {}", h.pid),
+            Some(h) => format!("pid {} (dead)", h.pid),
+            None => "nobody".into(),
+        };
+        let name = sub.identity.map_or_else(
+            || format!("#{}", sub.entry),
+            |id| format!("#{} id {id}", sub.entry),
+        );
+        let policy = match (sub.policy, sub.demoted) {
+            (Some(_), true) => "lossy (demoted)",
+            (Some(p), false) => p,
+            (None, _) => "left",
+        };
+        let _ = writeln!(
+            s,
+            "  {:<14} {name}: {policy}, position {}, lag {}, missed {}, demoted {}x, {who}",
+            "subscriber", sub.position, sub.lag, sub.missed, sub.demotions
+        );
+    }
     if let Some(o) = &view.bridge_out {
         let _ = writeln!(
             s,

@@ -26,7 +26,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::view::{self, CountersView, Listed, RingView};
+use crate::view::{self, CountersView, Listed, RingView, SubscriberView};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -109,6 +109,12 @@ type Labels = Vec<(&'static str, String)>;
 
 fn ring_labels(r: &RingView) -> Labels {
     vec![("ring", r.name.clone()), ("kind", r.kind.clone())]
+}
+
+/// A subscriber's label: its identity if named, else `#entry`.
+fn subscriber_label(s: &SubscriberView) -> String {
+    s.identity
+        .map_or_else(|| format!("#{}", s.entry), |id| id.to_string())
 }
 
 fn side_labels(r: &RingView, side: &'static str) -> Labels {
@@ -247,6 +253,50 @@ impl Collector for Rings {
             "Positions (byte rings: spans) that dead holders left unfinished and a repair skipped or handed on.",
             None,
             counters(per_ring(|r| r.repaired)),
+            Counter,
+        )?;
+        let per_subscriber = |f: fn(&SubscriberView) -> u64| -> Vec<(Labels, u64)> {
+            rings
+                .iter()
+                .flat_map(|r| {
+                    r.subscribers.iter().map(move |sub| {
+                        let mut l = ring_labels(r);
+                        l.push(("subscriber", subscriber_label(sub)));
+                        (l, f(sub))
+                    })
+                })
+                .collect()
+        };
+        family(
+            e,
+            "shmring_subscriber_lag",
+            "Broadcast rings: values published that the subscriber has not read.",
+            None,
+            gauges(per_subscriber(|s| s.lag)),
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_subscriber_position",
+            "Broadcast rings: the next position the subscriber reads.",
+            None,
+            gauges(per_subscriber(|s| s.position)),
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_subscriber_missed",
+            "Broadcast rings: values the subscriber missed (overwritten before it read them).",
+            None,
+            counters(per_subscriber(|s| s.missed)),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_subscriber_demotions",
+            "Broadcast rings: times the producer made the lossless subscriber lossy.",
+            None,
+            counters(per_subscriber(|s| s.demotions)),
             Counter,
         )?;
         family(

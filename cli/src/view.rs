@@ -50,12 +50,48 @@ pub struct RingView {
     pub producers: CountersView,
     pub consumers: CountersView,
     pub repaired: u64,
+    /// A broadcast ring's subscribers (empty for the other kinds).
+    pub subscribers: Vec<SubscriberView>,
     /// The shmring-bridge forwarding this ring to Zenoh, if any (its state
     /// file at /dev/shm/NAME.bridge-out, or where its locator says).
     pub bridge_out: Option<BridgeOutView>,
     /// The shmring-bridge writing Zenoh samples into this ring, if any
     /// (/dev/shm/NAME.bridge-in, or where its locator says).
     pub bridge_in: Option<BridgeInView>,
+}
+
+/// One subscriber of a broadcast ring.
+#[derive(Serialize, Debug, Clone)]
+pub struct SubscriberView {
+    pub entry: usize,
+    pub identity: Option<u64>,
+    /// "lossless", "lossy", or null while it joins or after it left.
+    pub policy: Option<&'static str>,
+    pub demoted: bool,
+    pub position: u64,
+    pub lag: u64,
+    pub missed: u64,
+    pub demotions: u64,
+    pub holder: Option<HolderView>,
+}
+
+impl From<&shmring::SubscriberInfo> for SubscriberView {
+    fn from(s: &shmring::SubscriberInfo) -> Self {
+        SubscriberView {
+            entry: s.entry,
+            identity: s.identity,
+            policy: s.policy.map(|p| match p {
+                shmring::Policy::Lossless => "lossless",
+                _ => "lossy",
+            }),
+            demoted: s.demoted,
+            position: s.position,
+            lag: s.lag,
+            missed: s.missed,
+            demotions: s.demotions,
+            holder: s.holder.map(HolderView::from),
+        }
+    }
 }
 
 /// An outbound bridge's counters, from its state file.
@@ -227,6 +263,7 @@ impl From<&SegmentInfo> for RingView {
             producers: i.producers.into(),
             consumers: i.consumers.into(),
             repaired: i.repaired,
+            subscribers: i.subscribers.iter().map(SubscriberView::from).collect(),
             bridge_out,
             bridge_in,
         }

@@ -924,3 +924,49 @@ fn bridge_state_elsewhere_is_found_by_stat_and_retired_by_rm() {
     );
     assert!(victim.0.exists());
 }
+
+/// A broadcast ring's subscribers in `stat` (a line each), `stat --json`
+/// and the metrics (a `subscriber` label: the identity, or `#entry`),
+/// and its fill is its slowest live subscriber's lag.
+#[test]
+fn stat_and_metrics_show_each_broadcast_subscriber() {
+    use shmring::{Broadcast, SubscriberOptions};
+    let name = unique_name("bcast-stat");
+    let ring = Broadcast::<u64>::create(&name, 8).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut fast = ring.subscriber().unwrap();
+    let _slow = ring
+        .subscriber_with(&SubscriberOptions::lossy().identity(42))
+        .unwrap();
+    for v in 0..5 {
+        tx.try_push(v).unwrap();
+    }
+    for _ in 0..3 {
+        fast.try_pop().unwrap();
+    }
+    let table = text(&shmring(&["stat", &name]).stdout);
+    assert!(
+        table.contains("#0: lossless, position 3, lag 2, missed 0")
+            && table.contains("#1 id 42: lossy, position 0, lag 5, missed 0"),
+        "{table}"
+    );
+    let json: Value = serde_json::from_slice(&shmring(&["stat", &name, "--json"]).stdout).unwrap();
+    assert_eq!(json["subscribers"][1]["identity"], 42, "{json}");
+    assert_eq!(json["fill"], 5, "the slowest live subscriber's lag: {json}");
+    let scrape = parse(&text(&shmring(&["metrics", &name]).stdout));
+    let lag = |who: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "shmring_subscriber_lag"
+                    && s.labels.get("ring") == Some(name.as_str())
+                    && s.labels.get("subscriber") == Some(who)
+            })
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(lag("#0"), Some(prometheus_parse::Value::Gauge(2.0)));
+    assert_eq!(lag("42"), Some(prometheus_parse::Value::Gauge(5.0)));
+    let listed = text(&shmring(&["ls"]).stdout);
+    assert!(listed.contains(&name), "{listed}");
+}

@@ -1,0 +1,324 @@
+//! The broadcast ring's one producer: writes, gating on the lossless
+//! subscribers, and what it does about dead and stuck ones.
+
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+
+use super::{default_wait, BroadcastMemory};
+use crate::error::{Full, PushTimeout, Result, TimedOut};
+use crate::format::slot::full_stamp;
+use crate::format::subscribers::{DEMOTED, LOSSLESS, SUBSCRIBERS};
+use crate::kind::Role;
+use crate::lifecycle::sealed::Kind;
+use crate::peers::role::{self, RoleClaim};
+use crate::platform::sync::{fence, Ordering};
+use crate::wait::{self, WaitStrategy};
+
+/// The producer of a [`Broadcast`](crate::Broadcast) ring. Not `Sync`:
+/// one thread pushes.
+///
+/// ```
+/// use std::time::Duration;
+/// # let name = format!("shmring-doc-bcast-producer-{}", std::process::id());
+/// let ring = shmring::Broadcast::<u64>::create(&name, 2)?;
+/// let mut tx = ring.producer()?;
+/// let _slow = ring.subscriber()?; // lossless, never reads
+/// tx.try_push(1).unwrap();
+/// tx.try_push(2).unwrap();
+/// assert!(tx.try_push(3).is_err()); // it waits for the lossless subscriber
+/// assert!(tx.push_timeout(3, Duration::from_millis(1)).is_err());
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct BroadcastProducer<T> {
+    mem: Arc<BroadcastMemory<T>>,
+    tail: u64,
+    /// The producer may write positions before this one without looking
+    /// at the table again.
+    limit: Cell<u64>,
+    /// Owner ids of entries whose holders were found dead: they no
+    /// longer gate (until another holder takes the entry).
+    dead: RefCell<[u64; SUBSCRIBERS]>,
+    /// Per entry: the holder and position it last held the producer up
+    /// at, since when, and when its liveness was last probed.
+    stuck: RefCell<[Stuck; SUBSCRIBERS]>,
+    me: Option<RoleClaim>,
+    wait: WaitStrategy,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T> std::fmt::Debug for BroadcastProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastProducer")
+            .field("ring", &self.mem.name())
+            .field("tail", &self.tail)
+            .finish()
+    }
+}
+
+impl<T: Pod + Send> BroadcastProducer<T> {
+    pub(super) fn new(mem: Arc<BroadcastMemory<T>>) -> Result<Self> {
+        let ring = &mem.ring;
+        let me = ring.claim_role(Role::Producer)?;
+        wait::reopen(&ring.header().consumer_event);
+        // A dead predecessor may have published past the `tail` it stored.
+        let mut tail = ring.header().tail.load(Ordering::Relaxed);
+        for _ in 0..ring.capacity() {
+            if ring.slot(tail).stamp() != full_stamp(tail) {
+                break;
+            }
+            tail = tail.wrapping_add(1);
+        }
+        ring.header().tail.store(tail, Ordering::Relaxed);
+        Ok(BroadcastProducer {
+            limit: Cell::new(tail),
+            mem,
+            tail,
+            dead: RefCell::new([0; SUBSCRIBERS]),
+            stuck: RefCell::new([Stuck::default(); SUBSCRIBERS]),
+            me: Some(me),
+            wait: default_wait(Role::Producer),
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Publish `value` to every subscriber, unless a lossless one has not
+    /// yet read the value it would overwrite: then `Full`, with the value
+    /// back.
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> std::result::Result<(), Full<T>> {
+        if !self.room() {
+            return Err(Full(value));
+        }
+        self.write(value);
+        Ok(())
+    }
+
+    /// Publish `value`, waiting up to `timeout` for the lossless
+    /// subscribers to make room (see
+    /// [`set_wait_strategy`](Self::set_wait_strategy)). While it waits it
+    /// stops waiting for subscribers that died, and makes lossy those that
+    /// held it up past their bound.
+    pub fn push_timeout(
+        &mut self,
+        value: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), PushTimeout<T>> {
+        if self.room() {
+            self.write(value);
+            return Ok(());
+        }
+        self.mem.ring.count_blocked(Role::Producer);
+        let event = &self.mem.ring.header().producer_event;
+        let this = &*self;
+        let ok = wait::wait_in_slices(
+            event,
+            self.wait,
+            timeout,
+            || this.scan().then_some(()),
+            || {
+                this.unblock();
+                wait::REPAIR_SLICE
+            },
+        );
+        if ok.is_some() || self.room() {
+            self.write(value);
+            return Ok(());
+        }
+        Err(PushTimeout::new(value, self.timed_out(timeout)))
+    }
+
+    /// Close the ring: subscribers receive what was published, then
+    /// `Closed` from their blocking calls. A new producer reopens it.
+    pub fn close(&mut self) {
+        wait::close(&self.mem.ring.header().consumer_event);
+    }
+
+    /// Values published over the ring's life.
+    pub fn pushed(&self) -> u64 {
+        self.tail
+    }
+
+    /// How this handle waits for room; see [`WaitStrategy`].
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// The strategy this handle waits with.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
+    /// Whether position `tail` may be written: within the bound, or
+    /// within a new one after a scan, or after giving up on dead and
+    /// stuck subscribers.
+    #[inline(always)]
+    fn room(&self) -> bool {
+        if self.limit.get().wrapping_sub(self.tail) as i64 > 0 {
+            return true;
+        }
+        self.scan() || self.unblock()
+    }
+
+    /// Scan the table for the lossless subscribers' positions: the new
+    /// bound is the lowest of them (and of our own position) plus the
+    /// capacity. Whether `tail` is within it.
+    fn scan(&self) -> bool {
+        let mem = &*self.mem;
+        // SeqCst: the joining subscriber's pair (see "Algorithm"): either
+        // this scan sees its entry, or it sees our `tail` stores before it.
+        fence(Ordering::SeqCst);
+        let dead = self.dead.borrow();
+        let mut low = self.tail;
+        for (i, e) in mem.table().iter().enumerate() {
+            match self.gate(e, dead[i]) {
+                Some(pos) if low.wrapping_sub(pos) as i64 > 0 => low = pos,
+                _ => {}
+            }
+        }
+        let limit = low.wrapping_add(mem.ring.capacity());
+        self.limit.set(limit);
+        limit.wrapping_sub(self.tail) as i64 > 0
+    }
+
+    /// The position entry `e` holds the producer at: a lossless entry with
+    /// a holder not known dead. Relaxed owner and policy (the SeqCst fence
+    /// before the scan orders them).
+    fn gate(&self, e: &crate::format::subscribers::SubscriberEntry, dead: u64) -> Option<u64> {
+        let owner = e.owner.load(Ordering::Relaxed);
+        if owner == 0 || owner == dead || e.policy.load(Ordering::Relaxed) != LOSSLESS {
+            return None;
+        }
+        // Acquire, with the subscriber's Release in `advance`: its copies
+        // of the values before its position happen before we overwrite
+        // them.
+        // ordering-justified(load-buffering): without it the subscriber's
+        // copy could read our later write (a load reading a store made
+        // after a store of its own thread that we already read), which
+        // loom never schedules; a lossless subscriber's stamp check would
+        // then count the value missed.
+        Some(e.position.load(Ordering::Acquire))
+    }
+
+    /// The slow path when the bound holds: entries whose holders died
+    /// stop gating, and a live one holding the producer at one position
+    /// past its bound is made lossy. Whether `tail` may be written now.
+    #[cold]
+    fn unblock(&self) -> bool {
+        let mem = &*self.mem;
+        let cap = mem.ring.capacity();
+        let mut changed = false;
+        for (i, e) in mem.table().iter().enumerate() {
+            let Some(pos) = self.gate(e, self.dead.borrow()[i]) else {
+                continue;
+            };
+            // Not in the way: `tail` overwrites `tail - cap` only.
+            if pos.wrapping_add(cap).wrapping_sub(self.tail) as i64 > 0 {
+                continue;
+            }
+            let owner = e.owner.load(Ordering::Relaxed);
+            let now = Instant::now();
+            let mut stuck = self.stuck.borrow_mut();
+            let st = &mut stuck[i];
+            if (st.owner, st.pos) != (owner, pos) {
+                *st = Stuck {
+                    owner,
+                    pos,
+                    since: Some(now),
+                    probed: None,
+                };
+            }
+            // A liveness probe is a system call: once per PROBE_EVERY.
+            if st
+                .probed
+                .is_none_or(|t| now.duration_since(t) >= PROBE_EVERY)
+            {
+                st.probed = Some(now);
+                if !mem.alive(e, owner) {
+                    self.dead.borrow_mut()[i] = owner;
+                    log::info!(
+                        target: "shmring",
+                        "ring {:?}: subscriber {i} died at position {pos}; the producer no longer \
+                         waits for it",
+                        mem.name()
+                    );
+                    changed = true;
+                    continue;
+                }
+            }
+            let bound = e.stall_ms.load(Ordering::Relaxed);
+            let since = st.since.unwrap_or(now);
+            if bound != u64::MAX && now.duration_since(since) >= Duration::from_millis(bound) {
+                // Only if it is still the lossless one we saw.
+                if e.policy
+                    .compare_exchange(LOSSLESS, DEMOTED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    e.demotions.fetch_add(1, Ordering::Relaxed);
+                    log::warn!(
+                        target: "shmring",
+                        "ring {:?}: subscriber {i} held the producer at position {pos} for \
+                         {bound} ms: made lossy",
+                        mem.name()
+                    );
+                    changed = true;
+                }
+            }
+        }
+        changed && self.scan()
+    }
+
+    /// Write `tail` and publish it.
+    #[inline(always)]
+    fn write(&mut self, value: T) {
+        let mem = &*self.mem;
+        let pos = self.tail;
+        let index = pos & (mem.ring.capacity() - 1);
+        // SAFETY: we hold the producer role, so we are the slot's one
+        // writer; every lossless subscriber released `pos - cap` (the
+        // bound), and the others check the stamp after copying.
+        unsafe { mem.ring.slot(pos).write_seq(pos, value, &mem.values, index) };
+        self.tail = pos.wrapping_add(1);
+        let header = mem.ring.header();
+        // Relaxed: subscribers read values through the stamps; this is for
+        // joiners (see "Algorithm"), `pushed()` and a successor.
+        header.tail.store(self.tail, Ordering::Relaxed);
+        wait::notify(&header.consumer_event);
+    }
+
+    #[cold]
+    fn timed_out(&self, waited: Duration) -> TimedOut {
+        let attached = <super::BroadcastFlavor<T> as Kind>::has_consumer(&self.mem);
+        self.mem
+            .ring
+            .timed_out("push_timeout", waited, Role::Consumer, attached)
+    }
+}
+
+/// How often the producer, held up by a subscriber, asks the kernel
+/// whether it lives (under the model, which has no clock, every time).
+const PROBE_EVERY: Duration = if crate::platform::sync::MODEL {
+    Duration::ZERO
+} else {
+    Duration::from_millis(1)
+};
+
+/// Why and since when an entry holds the producer up.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stuck {
+    owner: u64,
+    pos: u64,
+    since: Option<Instant>,
+    probed: Option<Instant>,
+}
+
+impl<T> Drop for BroadcastProducer<T> {
+    fn drop(&mut self) {
+        if let Some(me) = self.me.take() {
+            role::release(&self.mem.ring.header().producer_role, me);
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! A broadcast subscriber: seqlock reads at its own position, the misses
+//! it counts, and its entry in the table.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use super::{default_wait, found, released, BroadcastMemory, Found, Policy};
+use crate::error::{RecvError, TimedOut};
+use crate::format::subscribers::{SubscriberEntry, LOSSLESS};
+use crate::kind::Role;
+use crate::peers::role::{self, RoleClaim};
+use crate::platform::sync::{fence, Ordering};
+use crate::wait::{self, WaitStrategy};
+
+/// A subscriber of a [`Broadcast`](crate::Broadcast) ring: it reads every
+/// value from where it started, in order, at its own pace. Not `Sync`:
+/// one thread reads.
+///
+/// ```
+/// use shmring::{Policy, SubscriberOptions};
+/// # let name = format!("shmring-doc-bcast-sub-{}", std::process::id());
+/// let ring = shmring::Broadcast::<u64>::create(&name, 4)?;
+/// let mut tx = ring.producer()?;
+/// let mut rx = ring.subscriber_with(&SubscriberOptions::lossy())?;
+/// for v in 0..10 {
+///     tx.try_push(v).unwrap(); // a lossy subscriber never holds it up
+/// }
+/// // It fell behind: it skips ahead, and says exactly how far.
+/// let first = rx.try_pop().unwrap();
+/// assert_eq!(rx.missed(), first);
+/// assert_eq!(rx.policy(), Policy::Lossy);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct Subscriber<T> {
+    mem: Arc<BroadcastMemory<T>>,
+    index: usize,
+    position: u64,
+    missed: u64,
+    me: Option<RoleClaim>,
+    wait: WaitStrategy,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T> std::fmt::Debug for Subscriber<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("ring", &self.mem.name())
+            .field("entry", &self.index)
+            .field("position", &self.position)
+            .field("missed", &self.missed)
+            .finish()
+    }
+}
+
+/// How many times one call looks again after finding its position
+/// overwritten (a producer lapping it faster than it can jump): bounded,
+/// whatever a peer writes.
+const OVERRUN_RETRIES: usize = 8;
+
+impl<T: Pod + Send> Subscriber<T> {
+    pub(super) fn new(
+        mem: Arc<BroadcastMemory<T>>,
+        index: usize,
+        me: RoleClaim,
+        position: u64,
+        missed: u64,
+    ) -> Self {
+        Subscriber {
+            mem,
+            index,
+            position,
+            missed,
+            me: Some(me),
+            wait: default_wait(Role::Consumer),
+            _not_sync: PhantomData,
+        }
+    }
+
+    fn entry(&self) -> &SubscriberEntry {
+        &self.mem.table()[self.index]
+    }
+
+    /// The next value, if one was published; values it missed (lossy,
+    /// or overwritten before a late start) are skipped and counted
+    /// ([`missed`](Self::missed)).
+    #[inline]
+    pub fn try_pop(&mut self) -> Option<T> {
+        for _ in 0..OVERRUN_RETRIES {
+            match self.read() {
+                Ok(value) => return value,
+                Err(overrun) => self.skip(overrun),
+            }
+        }
+        None
+    }
+
+    /// The next value, waiting up to `timeout` for one;
+    /// [`RecvError::Closed`] once the producer closed the ring and every
+    /// value before the close was read.
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
+        if let Some(v) = self.try_pop() {
+            return Ok(v);
+        }
+        let mem = Arc::clone(&self.mem);
+        let event = &mem.ring.header().consumer_event;
+        let pos = self.position;
+        let ready = || {
+            let f = found(mem.ring.slot(pos).stamp(), pos);
+            (f != Found::NotYet || wait::is_closed(event)).then_some(())
+        };
+        if !timeout.is_zero() {
+            self.mem.ring.count_blocked(Role::Consumer);
+        }
+        if wait::wait_until(event, self.wait, timeout, ready).is_some() {
+            if let Some(v) = self.try_pop() {
+                return Ok(v);
+            }
+            if wait::is_closed(event) {
+                // Everything before the close is visible now: one more look.
+                return self.try_pop().ok_or_else(|| RecvError::Closed {
+                    name: self.mem.name().to_owned(),
+                });
+            }
+        }
+        Err(self.timed_out(timeout).into())
+    }
+
+    /// Read the value at our position: `Ok(None)` if not published yet,
+    /// `Err(stamp)` if overwritten (or torn while we copied it).
+    #[inline(always)]
+    fn read(&mut self) -> Result<Option<T>, ()> {
+        let mem = &*self.mem;
+        let pos = self.position;
+        let slot = mem.ring.slot(pos);
+        let before = slot.stamp();
+        match found(before, pos) {
+            Found::NotYet => return Ok(None),
+            Found::Overrun => return Err(()),
+            Found::Ready => {}
+        }
+        let value = slot.read_seq(&mem.values, pos & (mem.ring.capacity() - 1));
+        // Acquire: our copy happens before this second look, so a copy
+        // that saw a newer write's bytes sees its busy stamp here.
+        fence(Ordering::Acquire);
+        if slot.stamp_relaxed() != before {
+            return Err(());
+        }
+        self.advance(pos.wrapping_add(1));
+        Ok(Some(value))
+    }
+
+    /// Our position was overwritten: jump to half a ring behind the
+    /// producer (never backwards, at least one past it) and count every
+    /// position passed over as missed.
+    #[cold]
+    fn skip(&mut self, _overrun: ()) {
+        let mem = &*self.mem;
+        let cap = mem.ring.capacity();
+        let tail = mem.ring.header().tail.load(Ordering::Relaxed);
+        let target = tail.wrapping_sub(cap - cap / 2);
+        let next = if target.wrapping_sub(self.position) as i64 > 0 {
+            target
+        } else {
+            self.position.wrapping_add(1)
+        };
+        self.missed = self.missed.wrapping_add(next.wrapping_sub(self.position));
+        // Relaxed: a statistic; the position store below carries it.
+        self.entry().missed.store(self.missed, Ordering::Relaxed);
+        self.advance(next);
+    }
+
+    /// Release everything before `next` and wake the producer if it waits.
+    #[inline(always)]
+    fn advance(&mut self, next: u64) {
+        self.position = next;
+        // Release: our copies of the values before `next` happen before
+        // the producer (Acquire in `gate`) overwrites them.
+        // ordering-justified(load-buffering): the execution it excludes is
+        // the one described at that load (our copy reading a write the
+        // producer makes after reading this store), which loom never
+        // schedules.
+        self.entry().position.store(next, Ordering::Release);
+        released(&self.mem);
+    }
+
+    /// Values this subscriber (and earlier ones of its identity) missed:
+    /// overwritten before they were read.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// The position of the next value it reads: values published before
+    /// it, read or missed.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Values published that it has not read yet.
+    pub fn lag(&self) -> u64 {
+        let tail = self.mem.ring.header().tail.load(Ordering::Relaxed);
+        tail.saturating_sub(self.position)
+    }
+
+    /// Its policy now: [`Policy::Lossy`] once the producer made a
+    /// lossless subscriber lossy (see [`is_demoted`](Self::is_demoted)).
+    pub fn policy(&self) -> Policy {
+        match self.entry().policy.load(Ordering::Relaxed) {
+            LOSSLESS => Policy::Lossless,
+            _ => Policy::Lossy,
+        }
+    }
+
+    /// Times the producer made this subscriber's entry lossy, held up
+    /// by it for longer than its bound.
+    pub fn demotions(&self) -> u64 {
+        self.entry().demotions.load(Ordering::Relaxed)
+    }
+
+    /// Whether the producer made it lossy: it was lossless and held the
+    /// producer up past its bound.
+    pub fn is_demoted(&self) -> bool {
+        self.entry().policy.load(Ordering::Relaxed) == crate::format::subscribers::DEMOTED
+    }
+
+    /// How this handle waits for values; see [`WaitStrategy`].
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// The strategy this handle waits with.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
+    #[cold]
+    fn timed_out(&self, waited: Duration) -> TimedOut {
+        let attached = crate::peers::attach::holder(
+            self.mem.ring.segment(),
+            &self.mem.ring.header().producer_role,
+        )
+        .is_some_and(|h| h.alive);
+        self.mem
+            .ring
+            .timed_out("pop_timeout", waited, Role::Producer, attached)
+    }
+}
+
+#[cfg(shmring_loom)]
+#[doc(hidden)]
+impl<T> Subscriber<T> {
+    /// For loom models: this handle's process dies now, its entry still
+    /// lossless at its position.
+    pub fn die(mut self) {
+        crate::platform::lease::mark_dead(&self.mem.table()[self.index].owner);
+        std::mem::forget(self.me.take());
+    }
+}
+
+impl<T> Drop for Subscriber<T> {
+    fn drop(&mut self) {
+        if let Some(me) = self.me.take() {
+            let entry = &self.mem.table()[self.index];
+            // Relaxed: it stops gating; the role release below (Release)
+            // publishes the position and counts to the next holder.
+            entry.policy.store(0, Ordering::Relaxed);
+            role::release(&entry.owner, me);
+        }
+    }
+}

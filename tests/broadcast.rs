@@ -1,0 +1,265 @@
+//! The broadcast ring: every subscriber reads every value in order;
+//! lossless ones hold the producer, lossy ones count exactly what they
+//! missed; dead subscribers stop holding it, stuck ones are made lossy;
+//! identities resume; start positions; the table's bound.
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use shmring::{Broadcast, Error, Policy, RecvError, Start, SubscriberOptions};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn ring(tag: &str, capacity: usize) -> Broadcast<u64> {
+    Broadcast::<u64>::create(&unique_name(tag), capacity).unwrap()
+}
+
+#[test]
+fn every_lossless_subscriber_reads_every_value_in_order() {
+    const N: u64 = 200_000;
+    let ring = ring("bc-all", 64);
+    let mut tx = ring.producer().unwrap();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut rx = ring.subscriber().unwrap();
+            std::thread::spawn(move || {
+                for want in 0..N {
+                    assert_eq!(rx.pop_timeout(PATIENCE).unwrap(), want);
+                }
+                assert_eq!(rx.missed(), 0);
+                rx.try_pop()
+            })
+        })
+        .collect();
+    for v in 0..N {
+        tx.push_timeout(v, PATIENCE).unwrap();
+    }
+    for r in readers {
+        assert_eq!(r.join().unwrap(), None, "nothing more than was pushed");
+    }
+}
+
+#[test]
+fn a_lossless_subscriber_holds_the_producer_until_it_reads() {
+    let ring = ring("bc-gate", 4);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring
+        .subscriber_with(&SubscriberOptions::lossless().demote_after(None))
+        .unwrap();
+    for v in 0..4 {
+        tx.try_push(v).unwrap();
+    }
+    assert!(tx.try_push(4).is_err(), "a lap ahead of the subscriber");
+    assert!(tx.push_timeout(4, Duration::from_millis(20)).is_err());
+    assert_eq!(rx.try_pop(), Some(0));
+    tx.try_push(4).unwrap();
+    let got: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
+    assert_eq!(got, [1, 2, 3, 4]);
+    assert_eq!(rx.missed(), 0);
+}
+
+/// A lossy subscriber that never reads does not hold the producer; when
+/// it reads, every value it gets is the one at its position, in order,
+/// and what it got plus what it missed is exactly what was published.
+#[test]
+fn a_lossy_subscriber_counts_exactly_what_it_missed() {
+    const N: u64 = 1000;
+    let ring = ring("bc-lossy", 8);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+    let mut got = 0;
+    for v in 0..N {
+        tx.try_push(v).unwrap();
+        if v % 37 == 0 {
+            while let Some(value) = rx.try_pop() {
+                assert_eq!(value, rx.position() - 1, "the value of its position");
+                got += 1;
+            }
+        }
+    }
+    while let Some(value) = rx.try_pop() {
+        assert_eq!(value, rx.position() - 1);
+        got += 1;
+    }
+    assert!(rx.missed() > 0, "it fell behind");
+    assert_eq!(got + rx.missed(), N);
+    assert_eq!(rx.policy(), Policy::Lossy);
+}
+
+/// A lossless subscriber whose process died stops holding the producer:
+/// its lease went with it.
+#[test]
+fn a_dead_subscriber_stops_holding_the_producer() {
+    let name = unique_name("bc-dead");
+    let ring = Broadcast::<u64>::create(&name, 4).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let code = reap(fork_child!({
+        let ring = Broadcast::<u64>::open(&name).unwrap();
+        let opts = SubscriberOptions::lossless().demote_after(None);
+        std::mem::forget(ring.subscriber_with(&opts).unwrap());
+        0
+    }));
+    assert_eq!(code, 0);
+    for v in 0..4 {
+        tx.try_push(v).unwrap();
+    }
+    // A lap ahead of the dead subscriber's position: written all the same.
+    tx.push_timeout(4, PATIENCE).unwrap();
+    assert_eq!(tx.pushed(), 5);
+}
+
+/// A lossless subscriber that holds the producer past its bound is made
+/// lossy, once, and says so; it then reads on and counts what it missed.
+#[test]
+fn a_stuck_lossless_subscriber_is_made_lossy_after_its_bound() {
+    let ring = ring("bc-stuck", 4);
+    let mut tx = ring.producer().unwrap();
+    let opts = SubscriberOptions::lossless().demote_after(Some(Duration::from_millis(20)));
+    let mut rx = ring.subscriber_with(&opts).unwrap();
+    for v in 0..4 {
+        tx.try_push(v).unwrap();
+    }
+    tx.push_timeout(4, PATIENCE).unwrap();
+    assert!(rx.is_demoted() && rx.policy() == Policy::Lossy);
+    assert_eq!(rx.demotions(), 1);
+    for v in 5..20 {
+        tx.try_push(v).unwrap();
+    }
+    let first = rx.try_pop().unwrap();
+    assert_eq!(first, rx.missed(), "skipped exactly the values before it");
+}
+
+/// A named subscriber resumes where the last one of its name left off;
+/// what was overwritten while none was there is counted missed.
+#[test]
+fn an_identity_resumes_where_it_left_off() {
+    let ring = ring("bc-identity", 4);
+    let mut tx = ring.producer().unwrap();
+    let opts = SubscriberOptions::lossless().identity(7);
+    let mut rx = ring.subscriber_with(&opts).unwrap();
+    for v in 0..3 {
+        tx.try_push(v).unwrap();
+    }
+    assert_eq!(rx.try_pop(), Some(0));
+    match ring.subscriber_with(&opts) {
+        Err(Error::SubscriberTaken { identity: 7, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    drop(rx);
+    let mut rx = ring.subscriber_with(&opts).unwrap();
+    assert_eq!(rx.try_pop(), Some(1), "where it left off");
+    drop(rx);
+    // Gone, it holds nothing: the producer laps its position.
+    for v in 3..12 {
+        tx.try_push(v).unwrap();
+    }
+    let mut rx = ring.subscriber_with(&opts).unwrap();
+    let next = rx.try_pop().unwrap();
+    assert_eq!(
+        rx.missed(),
+        next - 2,
+        "positions 2..{next} were overwritten"
+    );
+}
+
+#[test]
+fn a_subscriber_starts_next_oldest_or_at_a_position() {
+    let ring = ring("bc-start", 8);
+    let mut tx = ring.producer().unwrap();
+    for v in 0..12 {
+        tx.try_push(v).unwrap();
+    }
+    let with = |start| {
+        ring.subscriber_with(&SubscriberOptions::lossless().start(start))
+            .unwrap()
+    };
+    let (mut next, mut oldest, mut at) =
+        (with(Start::Next), with(Start::Oldest), with(Start::At(10)));
+    assert_eq!(next.try_pop(), None);
+    assert_eq!(oldest.try_pop(), Some(4), "the oldest of the 8 in the ring");
+    assert_eq!(at.try_pop(), Some(10));
+    tx.try_push(12).unwrap();
+    assert_eq!(next.try_pop(), Some(12));
+    let mut late = with(Start::At(1));
+    assert_eq!(late.try_pop(), Some(late.missed() + 1));
+    assert!(late.missed() >= 3, "1..4 were overwritten");
+}
+
+#[test]
+fn a_ring_takes_64_subscribers_and_refuses_one_more() {
+    let ring = ring("bc-64", 8);
+    let subs: Vec<_> = (0..64).map(|_| ring.subscriber().unwrap()).collect();
+    match ring.subscriber() {
+        Err(Error::TooManyHandles {
+            side, limit: 64, ..
+        }) => assert_eq!(side, "subscriber"),
+        other => panic!("{other:?}"),
+    }
+    let mut tx = ring.producer().unwrap();
+    tx.try_push(9).unwrap();
+    for mut s in subs {
+        assert_eq!(s.try_pop(), Some(9));
+    }
+    assert!(ring.subscriber().is_ok(), "dropped ones free their entries");
+}
+
+#[test]
+fn a_closed_ring_ends_each_subscribers_stream_after_its_values() {
+    let ring = ring("bc-close", 8);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.subscriber().unwrap();
+    tx.try_push(1).unwrap();
+    tx.close();
+    assert_eq!(rx.pop_timeout(PATIENCE).unwrap(), 1);
+    assert!(matches!(
+        rx.pop_timeout(PATIENCE),
+        Err(RecvError::Closed { .. })
+    ));
+    assert!(matches!(
+        rx.pop_timeout(Duration::ZERO),
+        Err(RecvError::Closed { .. })
+    ));
+}
+
+/// Subscribers in three processes, lossless: each reads every value once
+/// and in order while the producer runs a hundred laps. Each tells the
+/// parent through a pipe once it has subscribed, so none starts late.
+#[test]
+fn subscribers_in_other_processes_read_every_value() {
+    use std::io::{Read, Write};
+    const N: u64 = 100_000;
+    let name = unique_name("bc-procs");
+    let ring = Broadcast::<u64>::create(&name, 1024).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            let (r, w) = nix::unistd::pipe().unwrap();
+            let pid = fork_child!({
+                let ring = Broadcast::<u64>::open(&name).unwrap();
+                let mut rx = ring.subscriber().unwrap();
+                std::fs::File::from(w.try_clone().unwrap())
+                    .write_all(b"r")
+                    .unwrap();
+                for want in 0..N {
+                    if rx.pop_timeout(PATIENCE).unwrap() != want {
+                        return 1;
+                    }
+                }
+                i32::from(rx.missed() != 0) * 2
+            });
+            drop(w);
+            let mut byte = [0u8];
+            std::fs::File::from(r).read_exact(&mut byte).unwrap();
+            pid
+        })
+        .collect();
+    for v in 0..N {
+        tx.push_timeout(v, PATIENCE).unwrap();
+    }
+    for pid in children {
+        assert_eq!(reap(pid), 0);
+    }
+}
