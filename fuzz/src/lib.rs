@@ -393,13 +393,19 @@ pub fn bytes_ops(data: &[u8]) {
     }
 }
 
-/// `hostile_peer`: a ring of the kind the first byte picks, then
-/// operations interleaved with writes of arbitrary bytes anywhere in the
-/// segment (`0xff, offset: u16, len, bytes`). Calls must return data or a
-/// typed error, stay in bounds and return; nothing is compared.
+/// `hostile_peer`: a ring of the kind the first byte picks (252 and up: a
+/// broadcast ring, whose subscriber table a peer can scribble on too;
+/// else its remainder by 3), then operations interleaved with writes of
+/// arbitrary bytes anywhere in the segment (`0xff, offset: u16, len,
+/// bytes`). Calls must return data or a typed error, stay in bounds and
+/// return; nothing is compared.
 pub fn hostile_peer(data: &[u8]) {
     let mut input = Input(data);
-    let kind = input.byte().unwrap_or(0) % 3;
+    let first = input.byte().unwrap_or(0);
+    if first >= 252 {
+        return hostile_broadcast_peer(input);
+    }
+    let kind = first % 3;
     let seg = Scratch::new();
     let poke = |input: &mut Input<'_>| {
         if let (Some(offset), Some(len)) = (input.u16(), input.byte()) {
@@ -487,6 +493,53 @@ pub fn hostile_peer(data: &[u8]) {
                     5 => drop(rx.recv_timeout(Duration::from_micros(50)).map(|m| m.len())),
                     _ => drop((rx.pending(), tx.send_timeout(&[1; 8], Duration::ZERO))),
                 }
+            }
+        }
+    }
+}
+
+/// `hostile_peer` on a broadcast ring: a producer, a lossless and a lossy
+/// subscriber, joins and leaves under identities, and inspection (which
+/// reads the subscriber table), interleaved with arbitrary writes.
+fn hostile_broadcast_peer(mut input: Input<'_>) {
+    use shmring::{Broadcast, Start, SubscriberOptions};
+    let seg = Scratch::new();
+    let ring = Broadcast::<u64>::create(&seg.0, 8).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let lossless = SubscriberOptions::lossless().demote_after(Some(Duration::ZERO));
+    let mut a = ring.subscriber_with(&lossless).unwrap();
+    let mut b = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+    let mut joined = Vec::new();
+    while let Some(op) = input.byte() {
+        match op % 9 {
+            0 => {
+                if let (Some(offset), Some(len)) = (input.u16(), input.byte()) {
+                    let bytes = input.bytes(usize::from(len % 32)).to_vec();
+                    seg.poke(u64::from(offset), &bytes);
+                }
+            }
+            1 => drop(tx.try_push(u64::from(op))),
+            2 => drop(a.try_pop()),
+            3 => drop(b.try_pop()),
+            4 => drop(a.pop_timeout(Duration::from_micros(50))),
+            5 => drop(tx.push_timeout(7, Duration::from_micros(50))),
+            6 => {
+                let start = match op >> 4 {
+                    0 => Start::Next,
+                    1 => Start::Oldest,
+                    n => Start::At(u64::from(n)),
+                };
+                let opts = SubscriberOptions::lossy().identity(u64::from(op & 3)).start(start);
+                if let Ok(s) = ring.subscriber_with(&opts) {
+                    joined.push(s);
+                }
+            }
+            7 => drop(joined.pop()),
+            _ => {
+                if let Ok(info) = shmring::inspect(&seg.0) {
+                    assert!(info.subscribers.len() <= 64);
+                }
+                std::hint::black_box((a.lag(), b.missed(), a.policy()));
             }
         }
     }
