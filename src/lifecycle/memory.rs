@@ -450,6 +450,13 @@ pub(crate) fn table_of<X>(segment: &Segment) -> Option<&X> {
     Some(unsafe { &*segment.as_ptr().add(at).cast::<X>() })
 }
 
+/// Under the model a segment's tables are the ring's own (loom's atomics
+/// cannot be found in raw memory): nothing to look at from outside.
+#[cfg(shmring_loom)]
+pub(crate) fn table_of<X>(_: &Segment) -> Option<&X> {
+    None
+}
+
 /// How often `create_or_open` tries again when the name comes and goes
 /// between its create and its open (another process removing it).
 const RACE_ATTEMPTS: usize = 8;

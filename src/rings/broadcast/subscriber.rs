@@ -256,7 +256,9 @@ impl<T> Subscriber<T> {
     /// lossless at its position.
     pub fn die(mut self) {
         crate::platform::lease::mark_dead(&self.mem.table()[self.index].owner);
-        std::mem::forget(self.me.take());
+        // Not released: a dead process releases nothing (and the model's
+        // lease holds nothing to let go of).
+        self.me = None;
     }
 }
 
