@@ -529,7 +529,9 @@ fn hostile_broadcast_peer(mut input: Input<'_>) {
                     1 => Start::Oldest,
                     n => Start::At(u64::from(n)),
                 };
-                let opts = SubscriberOptions::lossy().identity(u64::from(op & 3)).start(start);
+                let opts = SubscriberOptions::lossy()
+                    .identity(u64::from(op & 3))
+                    .start(start);
                 if let Ok(s) = ring.subscriber_with(&opts) {
                     joined.push(s);
                 }
