@@ -263,3 +263,38 @@ fn subscribers_in_other_processes_read_every_value() {
         assert_eq!(reap(pid), 0);
     }
 }
+
+/// A producer killed mid-stream is taken over: the new one goes on after
+/// the last value the dead one published, even past the `tail` it
+/// stored (rewound here, as a kill between a publish and that store
+/// leaves it), and a lossless subscriber reads every value once, in order.
+#[test]
+fn a_producer_that_died_is_taken_over_where_it_stopped() {
+    use std::os::unix::fs::FileExt;
+    let name = unique_name("bc-takeover");
+    let ring = Broadcast::<u64>::create(&name, 8).unwrap();
+    let mut rx = ring.subscriber().unwrap();
+    let code = reap(fork_child!({
+        let ring = Broadcast::<u64>::open(&name).unwrap();
+        let mut tx = ring.producer().unwrap();
+        for v in 0..5 {
+            tx.try_push(v).unwrap();
+        }
+        std::mem::forget((tx, ring));
+        0
+    }));
+    assert_eq!(code, 0);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_path(&name))
+        .unwrap();
+    file.write_at(&3u64.to_le_bytes(), shmring::header_offsets::TAIL as u64)
+        .unwrap();
+    let mut tx = ring.producer().unwrap();
+    assert_eq!(tx.pushed(), 5, "after the last value published");
+    for v in 5..8 {
+        tx.try_push(v).unwrap();
+    }
+    let got: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
+    assert_eq!(got, (0..8).collect::<Vec<_>>());
+}
