@@ -1,8 +1,9 @@
 //! SPSC throughput of u64 values between two threads, one value at a time
 //! and in chunks of 64, for shmring (in a real shm segment) and its peers,
 //! same capacity and same workload in one run; shmring also between two
-//! processes; MPMC against crossbeam's `ArrayQueue`; and shmring with and
-//! without zeroing what is released. Ratios between the rows are
+//! processes; MPMC against crossbeam's `ArrayQueue`; shmring with and
+//! without zeroing what is released; the broadcast ring against
+//! ringfire's SPMC ring, with one subscriber and fanned out to 1-8. Ratios between the rows are
 //! what to quote: this is a shared 2-core machine.
 
 use std::hint::black_box;
@@ -153,6 +154,123 @@ fn zero_after_use(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("spsc_u64_chunks_of_64", label), |b| {
             b.iter_custom(|n| shmring_chunks(n, &opts))
+        });
+    }
+    g.finish();
+}
+
+/// Broadcast, one lossless subscriber on the other core: shmring's
+/// `Broadcast` against ringfire's SPMC ring with one lossless reader
+/// (its `push` and `try_push`), same capacity, one value at a time.
+fn broadcast_one_subscriber(c: &mut Criterion) {
+    let mut g = c.benchmark_group("broadcast_one_lossless_subscriber");
+    configure(&mut g);
+    g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
+        b.iter_custom(|n| {
+            let ring = shmring::Broadcast::<u64>::create(&name("bc-one"), CAPACITY).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let mut rx = ring.subscriber().unwrap();
+            spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("ringfire_push"), |b| {
+        b.iter_custom(|n| {
+            with_ringfire(|mut tx, mut rx| {
+                let push = |v| {
+                    tx.push(&v);
+                    true
+                };
+                spin_pair(n, push, move || rx.try_recv())
+            })
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("ringfire_try_push"), |b| {
+        b.iter_custom(|n| {
+            with_ringfire(|mut tx, mut rx| {
+                spin_pair(n, |v| tx.try_push(&v).is_ok(), move || rx.try_recv())
+            })
+        })
+    });
+    g.finish();
+}
+
+/// Run `push` for 0..n on this thread while `readers` threads each pop
+/// n values with their `pop`; the time until every reader has all.
+fn fan_out<R: FnMut() -> Option<u64> + Send + 'static>(
+    n: u64,
+    mut push: impl FnMut(u64) -> bool,
+    readers: Vec<R>,
+) -> Duration {
+    let handles: Vec<_> = readers
+        .into_iter()
+        .map(|mut pop| {
+            std::thread::spawn(move || {
+                for _ in 0..n {
+                    loop {
+                        if let Some(v) = pop() {
+                            black_box(v);
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    for v in 0..n {
+        while !push(v) {
+            std::hint::spin_loop();
+        }
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    start.elapsed()
+}
+
+/// Broadcast to 1, 2, 4 and 8 lossless subscriber threads, shmring and
+/// ringfire, time per value published (every subscriber reads each). On
+/// 2 cores, more than one subscriber shares a core with the producer or
+/// another subscriber: the curve shows what oversubscription costs each
+/// ring, not how either scales on a machine with a core per reader.
+fn broadcast_fan_out(c: &mut Criterion) {
+    let mut g = c.benchmark_group("broadcast_fan_out");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for k in [1usize, 2, 4, 8] {
+        g.bench_function(BenchmarkId::new("shmring", k), |b| {
+            b.iter_custom(|n| {
+                let ring = shmring::Broadcast::<u64>::create(&name("bc-fan"), CAPACITY).unwrap();
+                let mut tx = ring.producer().unwrap();
+                let readers: Vec<_> = (0..k)
+                    .map(|_| {
+                        let mut rx = ring.subscriber().unwrap();
+                        move || rx.try_pop()
+                    })
+                    .collect();
+                fan_out(n, |v| tx.try_push(v).is_ok(), readers)
+            })
+        });
+        g.bench_function(BenchmarkId::new("ringfire", k), |b| {
+            b.iter_custom(|n| {
+                let path = format!("/dev/shm/{}", name("ringfire-fan"));
+                let mut tx = ringfire::RingProducerBuilder::new(CAPACITY as u64)
+                    .flow_control(ringfire::FlowControl::LosslessBackpressure)
+                    .build::<u64, _>(&path)
+                    .unwrap();
+                let readers: Vec<_> = (0..k)
+                    .map(|_| {
+                        let mut rx = ringfire::RingConsumer::<u64>::attach(&path).unwrap();
+                        move || rx.try_recv()
+                    })
+                    .collect();
+                let took = fan_out(n, |v| tx.try_push(&v).is_ok(), readers);
+                let _ = std::fs::remove_file(&path);
+                took
+            })
         });
     }
     g.finish();
@@ -450,7 +568,9 @@ criterion_group!(
     threads_vs_processes,
     chunks,
     mpmc,
-    zero_after_use
+    zero_after_use,
+    broadcast_one_subscriber,
+    broadcast_fan_out
 );
 
 fn main() {
