@@ -3,7 +3,8 @@
 //! same capacity and same workload in one run; shmring also between two
 //! processes; MPMC against crossbeam's `ArrayQueue`; shmring with and
 //! without zeroing what is released; the broadcast ring against
-//! ringfire's SPMC ring, with one subscriber and fanned out to 1-8. Ratios between the rows are
+//! ringfire's SPMC ring, with one subscriber (in the one-at-a-time group)
+//! and fanned out to 1-8. Ratios between the rows are
 //! what to quote: this is a shared 2-core machine.
 
 use std::hint::black_box;
@@ -159,41 +160,6 @@ fn zero_after_use(c: &mut Criterion) {
     g.finish();
 }
 
-/// Broadcast, one lossless subscriber on the other core: shmring's
-/// `Broadcast` against ringfire's SPMC ring with one lossless reader
-/// (its `push` and `try_push`), same capacity, one value at a time.
-fn broadcast_one_subscriber(c: &mut Criterion) {
-    let mut g = c.benchmark_group("broadcast_one_lossless_subscriber");
-    configure(&mut g);
-    g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
-        b.iter_custom(|n| {
-            let ring = shmring::Broadcast::<u64>::create(&name("bc-one"), CAPACITY).unwrap();
-            let mut tx = ring.producer().unwrap();
-            let mut rx = ring.subscriber().unwrap();
-            spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
-        })
-    });
-    g.bench_function(BenchmarkId::from_parameter("ringfire_push"), |b| {
-        b.iter_custom(|n| {
-            with_ringfire(|mut tx, mut rx| {
-                let push = |v| {
-                    tx.push(&v);
-                    true
-                };
-                spin_pair(n, push, move || rx.try_recv())
-            })
-        })
-    });
-    g.bench_function(BenchmarkId::from_parameter("ringfire_try_push"), |b| {
-        b.iter_custom(|n| {
-            with_ringfire(|mut tx, mut rx| {
-                spin_pair(n, |v| tx.try_push(&v).is_ok(), move || rx.try_recv())
-            })
-        })
-    });
-    g.finish();
-}
-
 /// Run `push` for 0..n on this thread while `readers` threads each pop
 /// n values with their `pop`; the time until every reader has all.
 fn fan_out<R: FnMut() -> Option<u64> + Send + 'static>(
@@ -282,6 +248,17 @@ fn one_at_a_time(c: &mut Criterion) {
 
     g.bench_function(BenchmarkId::from_parameter("shmring"), |b| {
         b.iter_custom(|n| shmring_one(n, &CreateOptions::new()))
+    });
+
+    // The broadcast ring with one lossless subscriber, beside ringfire's
+    // SPMC ring with one lossless reader (`ringfire_push`, below).
+    g.bench_function(BenchmarkId::from_parameter("shmring_broadcast"), |b| {
+        b.iter_custom(|n| {
+            let ring = shmring::Broadcast::<u64>::create(&name("bc-one"), CAPACITY).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let mut rx = ring.subscriber().unwrap();
+            spin_pair(n, |v| tx.try_push(v).is_ok(), move || rx.try_pop())
+        })
     });
 
     // Blocking pushes, like with like: ours waits with the producers'
@@ -569,7 +546,6 @@ criterion_group!(
     chunks,
     mpmc,
     zero_after_use,
-    broadcast_one_subscriber,
     broadcast_fan_out
 );
 
