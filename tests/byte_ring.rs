@@ -334,9 +334,16 @@ fn a_hostile_length_is_corrupt_not_an_overread() {
     poke_data(ring.name(), 8, &((1u64 << 32) | 0xffff_ffff).to_le_bytes());
     assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt { .. })));
     // A length inside the ring but past the write position.
-    poke_data(ring.name(), 8, &((1u64 << 32) | 200).to_le_bytes());
+    poke_data(ring.name(), 8, &((1u64 << 32) | 100).to_le_bytes());
     assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt { .. })));
     assert!(matches!(rx.read_batch(), Err(RecvError::Corrupt { .. })));
+    // A length inside the ring and before the write position, but longer
+    // than any message may be: a reader sizing buffers by
+    // `max_message_len` must never see it.
+    tx.try_send(&[8; 100]).unwrap();
+    assert!(ring.max_message_len() < 150);
+    poke_data(ring.name(), 8, &((1u64 << 32) | 150).to_le_bytes());
+    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt { .. })));
     // An unknown kind.
     poke_data(ring.name(), 8, &((9u64 << 32) | 20).to_le_bytes());
     assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt { .. })));

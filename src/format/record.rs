@@ -41,7 +41,10 @@
 //! (`rings/byte_ring/records.rs`, the one place that turns the area's bytes
 //! into typed access) checks a committed record's length against the end of
 //! the area and the write position, so whatever a peer writes, a reader's
-//! slice stays inside the area.
+//! slice stays inside the area; and a message's against the ring's longest
+//! message, so no reader is handed more than `max_message_len` promised.
+//! (The `hostile_peer` fuzz target found such a message: inside the area,
+//! before the write position, and longer than the ring's longest.)
 
 /// Records start on, and are padded to, this many bytes.
 pub(crate) const ALIGN: u64 = 16;

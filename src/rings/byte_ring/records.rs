@@ -174,6 +174,13 @@ impl Records {
                 )
             }
         };
+        if kind == Kind::Message && len > self.max_message_len() {
+            return Err(self.corrupt(format!(
+                "record at position {pos} holds {len} bytes, more than the ring's largest \
+                 message of {} bytes",
+                self.max_message_len()
+            )));
+        }
         let rec = record_len(len);
         if rec > self.capacity - off {
             return Err(self.corrupt(format!(
