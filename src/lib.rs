@@ -228,11 +228,19 @@ pub mod bytes {
     };
 }
 
+/// The broadcast ring's types (see [`spsc`] for the scheme).
+pub mod broadcast {
+    pub use crate::rings::broadcast::{
+        Broadcast, BroadcastProducer as Producer, BroadcastReadChunk as ReadChunk,
+        BroadcastWriteChunk as WriteChunk, Policy, Start, Subscriber, SubscriberOptions,
+    };
+}
+
 /// bytemuck, re-exported so that a user's own types can derive [`Pod`]
 /// without depending on it themselves (see [the crate docs](crate#your-own-types)).
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
-pub use error::{Error, Full, PushTimeout, RecvError, Result, SendError};
+pub use error::{Error, Full, Overrun, PushTimeout, RecvError, Result, SendError};
 #[cfg(shmring_loom)]
 #[doc(hidden)]
 pub use format::header::model as header_model;
@@ -247,7 +255,8 @@ pub use peers::attach::Attached;
 pub use platform::futex::{futex_calls, FutexCalls};
 pub use platform::name::SegmentName;
 pub use rings::broadcast::{
-    Broadcast, BroadcastFlavor, BroadcastProducer, Policy, Start, Subscriber, SubscriberOptions,
+    Broadcast, BroadcastFlavor, BroadcastProducer, BroadcastReadChunk, BroadcastWriteChunk, Policy,
+    Start, Subscriber, SubscriberOptions,
 };
 pub use rings::byte_ring::{
     Batch, BatchIter, ByteConsumer, ByteProducer, ByteRing, BytesFlavor, Grant, Message,

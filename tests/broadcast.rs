@@ -298,3 +298,183 @@ fn a_producer_that_died_is_taken_over_where_it_stopped() {
     let got: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
     assert_eq!(got, (0..8).collect::<Vec<_>>());
 }
+
+#[test]
+fn write_chunks_publish_in_place_in_order_and_only_what_is_committed() {
+    let ring = ring("bc-wchunk", 4);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring
+        .subscriber_with(&SubscriberOptions::lossless().demote_after(None))
+        .unwrap();
+    let mut chunk = tx.try_reserve(8).unwrap();
+    assert_eq!(chunk.len(), 4, "no more than a lap ahead of the subscriber");
+    assert_eq!(chunk.fill_from_iter(10..), 4);
+    *chunk.get_mut(1) = 11;
+    chunk.commit(2);
+    assert_eq!(tx.pushed(), 2);
+    // Dropped uncommitted: nothing published, and the slots are lent again.
+    let mut chunk = tx.try_reserve(2).unwrap();
+    chunk.write(0, 99);
+    drop(chunk);
+    assert_eq!(tx.pushed(), 2);
+    let mut chunk = tx.try_reserve(3).unwrap();
+    assert_eq!(chunk.len(), 2, "two slots still hold unread values");
+    chunk.write(0, 12);
+    chunk.write(1, 13);
+    chunk.commit_all();
+    assert!(tx.try_reserve(1).is_none(), "a lap ahead again");
+    assert!(tx.reserve_timeout(1, Duration::from_millis(10)).is_err());
+    let got: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
+    assert_eq!(got, [10, 11, 12, 13]);
+    // Room again, across the end of the slot array.
+    let mut chunk = tx.reserve_timeout(3, PATIENCE).unwrap();
+    assert_eq!(chunk.fill_from_iter(14..17), 3);
+    chunk.commit_all();
+    let got: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
+    assert_eq!(got, [14, 15, 16]);
+}
+
+/// A producer process dies with a chunk reserved and filled but not
+/// committed (it `_exit`s, running no destructor): its successor resumes
+/// after the last value committed, and the marked slots are not taken for
+/// values, even where the slot of the next lap's position would be.
+#[test]
+fn a_producer_taking_over_skips_a_chunk_left_uncommitted() {
+    let name = unique_name("bc-wchunk-left");
+    let ring = Broadcast::<u64>::create(&name, 4).unwrap();
+    let mut rx = ring.subscriber().unwrap();
+    let code = reap(fork_child!({
+        let ring = Broadcast::<u64>::open(&name).unwrap();
+        let mut tx = ring.producer().unwrap();
+        tx.try_push(1).unwrap();
+        let mut chunk = tx.try_reserve(3).unwrap();
+        chunk.fill_from_iter([7, 7, 7]);
+        0
+    }));
+    assert_eq!(code, 0);
+    let mut tx = ring.producer().unwrap();
+    assert_eq!(tx.pushed(), 1, "marked slots are not published values");
+    tx.try_push(2).unwrap();
+    assert_eq!(rx.try_pop(), Some(1));
+    assert_eq!(rx.try_pop(), Some(2));
+    assert_eq!(rx.try_pop(), None);
+}
+
+#[test]
+fn read_chunks_lend_in_place_and_release_what_they_are_told() {
+    let ring = ring("bc-rchunk", 8);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.subscriber().unwrap();
+    assert!(rx.try_read(4).is_none());
+    for v in 0..5 {
+        tx.try_push(v).unwrap();
+    }
+    let chunk = rx.try_read(3).unwrap();
+    assert_eq!(chunk.len(), 3);
+    assert_eq!((*chunk.get(0), chunk.read(2)), (0, 2));
+    assert_eq!(chunk.release(2), Ok(()));
+    assert_eq!(rx.position(), 2);
+    let chunk = rx.try_read(8).unwrap();
+    assert_eq!(chunk.iter().collect::<Vec<_>>(), [2, 3, 4]);
+    drop(chunk); // releases all
+    assert_eq!(rx.position(), 5);
+    assert!(matches!(
+        rx.read_timeout(1, Duration::from_millis(5)),
+        Err(RecvError::Timeout { .. })
+    ));
+    tx.close();
+    assert!(matches!(
+        rx.read_timeout(1, PATIENCE),
+        Err(RecvError::Closed { .. })
+    ));
+}
+
+#[test]
+fn a_lossy_read_chunk_overwritten_while_read_says_so_and_counts_it() {
+    let ring = ring("bc-rchunk-overrun", 4);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+    for v in 0..4 {
+        tx.try_push(v).unwrap();
+    }
+    let chunk = rx.try_read(4).unwrap();
+    assert_eq!(chunk.len(), 4);
+    // The producer laps two of the lent values while they are read.
+    tx.try_push(4).unwrap();
+    tx.try_push(5).unwrap();
+    let overrun = chunk.release_all().unwrap_err();
+    assert_eq!(overrun.whole(), 0, "the oldest lent value went first");
+    // It skipped ahead, counting every position it passed over.
+    assert_eq!(rx.missed(), rx.position());
+    let rest: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
+    assert_eq!(rest.first(), Some(&rx.missed()), "resumes at its position");
+    assert_eq!(rest.len() as u64 + rx.missed(), 6);
+}
+
+/// Chunks of every size on both sides, with threads: two lossless
+/// subscribers read every value once, in order; a lossy one reads an
+/// in-order subsequence of whole values whose misses add up exactly.
+#[test]
+fn chunks_on_both_sides_deliver_every_value_to_lossless_subscribers() {
+    const N: u64 = 100_000;
+    let ring = ring("bc-chunks-threads", 16);
+    let mut tx = ring.producer().unwrap();
+    let lossless: Vec<_> = (0..2)
+        .map(|k| {
+            let mut rx = ring.subscriber().unwrap();
+            std::thread::spawn(move || {
+                let mut want = 0u64;
+                let mut n = 1 + k;
+                while want < N {
+                    let chunk = rx.read_timeout(n % 7 + 1, PATIENCE).unwrap();
+                    for v in chunk.iter() {
+                        assert_eq!(v, want);
+                        want += 1;
+                    }
+                    chunk.release_all().unwrap();
+                    n += 1;
+                }
+                assert_eq!(rx.missed(), 0);
+            })
+        })
+        .collect();
+    let mut lossy_rx = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+    let lossy = std::thread::spawn(move || {
+        let mut read = 0u64;
+        let mut last = None;
+        loop {
+            let chunk = match lossy_rx.read_timeout(5, PATIENCE) {
+                Ok(chunk) => chunk,
+                Err(RecvError::Closed { .. }) => break,
+                Err(e) => panic!("{e}"),
+            };
+            let first = chunk.position();
+            let values: Vec<u64> = chunk.iter().collect();
+            let whole = match chunk.release_all() {
+                Ok(()) => values.len(),
+                Err(overrun) => overrun.whole(),
+            };
+            for (i, &v) in values[..whole].iter().enumerate() {
+                assert_eq!(v, first + i as u64, "a whole value is its position's");
+                assert!(last < Some(v), "in order");
+                last = Some(v);
+            }
+            read += whole as u64;
+        }
+        assert_eq!(read + lossy_rx.missed(), N, "read and missed add up");
+    });
+    let mut v = 0u64;
+    let mut n = 0usize;
+    while v < N {
+        let mut chunk = tx.reserve_timeout(n % 9 + 1, PATIENCE).unwrap();
+        let filled = chunk.fill_from_iter(v..N);
+        chunk.commit(filled);
+        v += filled as u64;
+        n += 1;
+    }
+    for r in lossless {
+        r.join().unwrap();
+    }
+    tx.close();
+    lossy.join().unwrap();
+}

@@ -1,7 +1,8 @@
 //! Model checks of the broadcast ring: gating on a lossless subscriber,
 //! overrun detection by a lossy one (never a torn or wrong value, misses
-//! counted exactly), a subscriber joining while the producer runs, and a
-//! dead subscriber that stops holding the producer. Run with:
+//! counted exactly), a subscriber joining while the producer runs, a
+//! dead subscriber that stops holding the producer, and the same
+//! guarantees through in-place chunks on both sides. Run with:
 //!
 //! ```sh
 //! cd loom-tests && RUSTFLAGS="--cfg shmring_loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test broadcast
@@ -139,5 +140,82 @@ fn a_dead_subscriber_stops_holding_the_producer() {
         }
         assert_eq!(tx.pushed(), 3);
         subscriber.join().unwrap();
+    });
+}
+
+/// Write chunks against read chunks at capacity 1: a lossless
+/// subscriber reading in place gets each value once, in order, every
+/// release whole; the producer reserves a slot only once it was released.
+#[test]
+fn lossless_read_chunks_get_every_value_from_write_chunks() {
+    loom::model(|| {
+        let ring = ring(1);
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.subscriber_with(&lossless()).unwrap();
+        let producer = thread::spawn(move || {
+            for v in 1..=2 {
+                let mut chunk = loop {
+                    match tx.try_reserve(1) {
+                        Some(chunk) => break chunk,
+                        None => thread::yield_now(),
+                    }
+                };
+                chunk.write(0, v);
+                chunk.commit_all();
+            }
+        });
+        for want in 1..=2 {
+            let chunk = loop {
+                match rx.try_read(1) {
+                    Some(chunk) => break chunk,
+                    None => thread::yield_now(),
+                }
+            };
+            assert_eq!(chunk.read(0), want);
+            chunk.release_all().unwrap();
+        }
+        assert_eq!(rx.missed(), 0);
+        producer.join().unwrap();
+    });
+}
+
+/// A lossy subscriber reading in place while write chunks lap it: a
+/// release that says whole holds the value of its position (the writer's
+/// busy mark and fence, the reader's fence and second look), and what it
+/// read plus what it missed is how far it moved.
+#[test]
+fn a_lossy_read_chunk_never_passes_a_wrong_value_as_whole() {
+    loom::model(|| {
+        let ring = ring(1);
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+        let producer = thread::spawn(move || {
+            for v in 0..3 {
+                let mut chunk = tx.try_reserve(1).unwrap();
+                chunk.write(0, v);
+                chunk.commit_all();
+            }
+        });
+        let mut read = 0;
+        let mut look = |rx: &mut shmring::Subscriber<u64>| {
+            if let Some(chunk) = rx.try_read(1) {
+                let (at, v) = (chunk.position(), chunk.read(0));
+                match chunk.release_all() {
+                    Ok(()) => {
+                        assert_eq!(v, at, "a whole value is its position's");
+                        read += 1;
+                    }
+                    Err(overrun) => assert_eq!(overrun.whole(), 0),
+                }
+            }
+        };
+        for _ in 0..2 {
+            look(&mut rx);
+        }
+        producer.join().unwrap();
+        for _ in 0..3 {
+            look(&mut rx);
+        }
+        assert_eq!(read + rx.missed(), 3);
     });
 }

@@ -23,7 +23,7 @@ macro_rules! debug_is_display {
 pub(crate) use debug_is_display;
 
 debug_is_display!(Error);
-pub use ops::{Full, PushTimeout, RecvError, SendError};
+pub use ops::{Full, Overrun, PushTimeout, RecvError, SendError};
 
 use std::io;
 use std::time::Duration;

@@ -52,6 +52,52 @@ impl<T> From<Full<T>> for Error {
     }
 }
 
+/// A broadcast read chunk whose values were overwritten while they were
+/// read in place (a lossy subscriber, or one made lossy, that the producer
+/// lapped): the first [`whole`](Self::whole) values read were whole, the
+/// rest may be torn and are counted missed
+/// ([`Subscriber::missed`](crate::Subscriber::missed)).
+///
+/// ```
+/// # let name = format!("shmring-doc-overrun-{}", std::process::id());
+/// let ring = shmring::Broadcast::<u64>::create(&name, 2)?;
+/// let mut tx = ring.producer()?;
+/// let mut rx = ring.subscriber_with(&shmring::SubscriberOptions::lossy())?;
+/// tx.try_push(0).unwrap();
+/// tx.try_push(1).unwrap();
+/// let chunk = rx.try_read(2).unwrap();
+/// let first = chunk.read(0);
+/// tx.try_push(2).unwrap(); // overwrites position 0 while the chunk lends it
+/// let overrun = chunk.release_all().unwrap_err();
+/// assert_eq!(overrun.whole(), 0); // so `first` must be thrown away
+/// # let _ = first;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overrun {
+    pub(crate) whole: usize,
+}
+
+impl Overrun {
+    /// How many of the released values, from the first, were whole.
+    pub fn whole(&self) -> usize {
+        self.whole
+    }
+}
+
+impl fmt::Display for Overrun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the producer overwrote values of this read chunk while they were read: only the \
+             first {} were whole (the rest are counted missed)",
+            self.whole
+        )
+    }
+}
+
+impl std::error::Error for Overrun {}
+
 /// A blocking push that did not push; holds the value, so nothing is lost,
 /// and the [`SendError`] saying where and why (a timeout names the ring,
 /// the call, and whether anyone was reading). Converts into [`Error`]

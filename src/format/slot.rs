@@ -169,6 +169,29 @@ impl<T> Slot<T> {
         self.publish(pos);
     }
 
+    /// Mark the slot as being written with `pos` (a broadcast write
+    /// chunk, which marks each slot it lends, then issues the one Release
+    /// fence [`write_seq`](Self::write_seq) issues per value, before any
+    /// value is written). Relaxed: the fence orders it.
+    #[inline(always)]
+    pub(crate) fn mark_busy(&self, pos: u64) {
+        self.stamp.store(busy_stamp(pos), Ordering::Relaxed);
+    }
+
+    /// Write the value of a slot marked busy (and fenced), for seqlock
+    /// readers.
+    ///
+    /// # Safety
+    /// As for [`write_seq`](Self::write_seq).
+    #[inline(always)]
+    pub(crate) unsafe fn write_marked(&self, value: T, values: &SeqValues, index: u64)
+    where
+        T: bytemuck::Pod,
+    {
+        // SAFETY: the caller is the one writer.
+        unsafe { values.write(index, &self.value, value) };
+    }
+
     /// A copy of the value for a seqlock reader, who checked the stamp
     /// (Acquire) before and checks it again after an Acquire fence.
     #[inline(always)]

@@ -15,6 +15,7 @@
 //! byte of a newer write would see its busy stamp, by the fence pair);
 //! changed, it was overwritten while copied and the copy is thrown away.
 //! So no subscriber ever returns a torn value, whatever its policy.
+//! In-place chunks spread both halves over several slots (`chunks.rs`).
 //!
 //! Each subscriber owns an entry in the table between the header and the
 //! slots (`format/subscribers.rs`): its holder id (a role word, whose
@@ -82,9 +83,11 @@ use crate::peers::role;
 use crate::platform::sync::{fence, Ordering, SeqValues};
 use crate::wait::{self, WaitStrategy};
 
+mod chunks; // in-place writes and reads of several values
 mod producer; // the one producer: gating, dead and stuck subscribers
 mod subscriber; // a subscriber: seqlock reads, misses, its entry
 
+pub use chunks::{BroadcastReadChunk, BroadcastWriteChunk};
 pub use producer::BroadcastProducer;
 pub use subscriber::Subscriber;
 

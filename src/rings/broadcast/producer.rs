@@ -34,8 +34,8 @@ use crate::wait::{self, WaitStrategy};
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub struct BroadcastProducer<T> {
-    mem: Arc<BroadcastMemory<T>>,
-    tail: u64,
+    pub(super) mem: Arc<BroadcastMemory<T>>,
+    pub(super) tail: u64,
     /// The producer may write positions before this one without looking
     /// at the table again.
     limit: Cell<u64>,
@@ -107,28 +107,45 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushTimeout<T>> {
-        if self.room() {
+        if self.room() || self.wait_for_room(timeout) {
             self.write(value);
             return Ok(());
         }
+        Err(PushTimeout::new(
+            value,
+            self.timed_out("push_timeout", timeout),
+        ))
+    }
+
+    /// Wait up to `timeout` for room for one value, scanning the table
+    /// on each wake and looking for dead and stuck subscribers between
+    /// slices. Whether there is room.
+    #[cold]
+    pub(super) fn wait_for_room(&self, timeout: Duration) -> bool {
         self.mem.ring.count_blocked(Role::Producer);
         let event = &self.mem.ring.header().producer_event;
-        let this = &*self;
         let ok = wait::wait_in_slices(
             event,
             self.wait,
             timeout,
-            || this.scan().then_some(()),
+            || self.scan().then_some(()),
             || {
-                this.unblock();
+                self.unblock();
                 wait::REPAIR_SLICE
             },
         );
-        if ok.is_some() || self.room() {
-            self.write(value);
-            return Ok(());
+        ok.is_some() || self.room()
+    }
+
+    /// Positions from `tail` that may be written now, up to `want`
+    /// (scanning the table, and looking for dead and stuck subscribers,
+    /// only when the bound gives fewer).
+    pub(super) fn room_for(&self, want: u64) -> u64 {
+        let avail = || self.limit.get().wrapping_sub(self.tail) as i64;
+        if avail() < want as i64 && !self.scan() {
+            self.unblock();
         }
-        Err(PushTimeout::new(value, self.timed_out(timeout)))
+        avail().clamp(0, want as i64) as u64
     }
 
     /// Close the ring: subscribers receive what was published, then
@@ -281,8 +298,15 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         // writer; every lossless subscriber released `pos - cap` (the
         // bound), and the others check the stamp after copying.
         unsafe { mem.ring.slot(pos).write_seq(pos, value, &mem.values, index) };
-        self.tail = pos.wrapping_add(1);
-        let header = mem.ring.header();
+        self.published(1);
+    }
+
+    /// `n` more values from `tail` are published (stamped full): move on
+    /// and wake sleeping subscribers.
+    #[inline(always)]
+    pub(super) fn published(&mut self, n: u64) {
+        self.tail = self.tail.wrapping_add(n);
+        let header = self.mem.ring.header();
         // Relaxed: subscribers read values through the stamps; this is for
         // joiners (see "Algorithm"), `pushed()` and a successor.
         header.tail.store(self.tail, Ordering::Relaxed);
@@ -290,11 +314,11 @@ impl<T: Pod + Send> BroadcastProducer<T> {
     }
 
     #[cold]
-    fn timed_out(&self, waited: Duration) -> TimedOut {
+    pub(super) fn timed_out(&self, op: &'static str, waited: Duration) -> TimedOut {
         let attached = <super::BroadcastFlavor<T> as Kind>::has_consumer(&self.mem);
         self.mem
             .ring
-            .timed_out("push_timeout", waited, Role::Consumer, attached)
+            .timed_out(op, waited, Role::Consumer, attached)
     }
 }
 

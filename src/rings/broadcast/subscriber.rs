@@ -36,9 +36,9 @@ use crate::wait::{self, WaitStrategy};
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub struct Subscriber<T> {
-    mem: Arc<BroadcastMemory<T>>,
+    pub(super) mem: Arc<BroadcastMemory<T>>,
     index: usize,
-    position: u64,
+    pub(super) position: u64,
     missed: u64,
     me: Option<RoleClaim>,
     wait: WaitStrategy,
@@ -59,7 +59,7 @@ impl<T> std::fmt::Debug for Subscriber<T> {
 /// How many times one call looks again after finding its position
 /// overwritten (a producer lapping it faster than it can jump): bounded,
 /// whatever a peer writes.
-const OVERRUN_RETRIES: usize = 8;
+pub(super) const OVERRUN_RETRIES: usize = 8;
 
 impl<T: Pod + Send> Subscriber<T> {
     pub(super) fn new(
@@ -105,7 +105,24 @@ impl<T: Pod + Send> Subscriber<T> {
         if let Some(v) = self.try_pop() {
             return Ok(v);
         }
-        let mem = Arc::clone(&self.mem);
+        if self.wait_for_value(timeout) {
+            if let Some(v) = self.try_pop() {
+                return Ok(v);
+            }
+            if self.closed() {
+                // Everything before the close is visible now: one more look.
+                return self.try_pop().ok_or_else(|| self.closed_error());
+            }
+        }
+        Err(self.timed_out("pop_timeout", timeout).into())
+    }
+
+    /// Wait up to `timeout` until our position holds something (a value,
+    /// or a later one that overwrote it) or the ring is closed; whether it
+    /// does.
+    #[cold]
+    pub(super) fn wait_for_value(&self, timeout: Duration) -> bool {
+        let mem = &*self.mem;
         let event = &mem.ring.header().consumer_event;
         let pos = self.position;
         let ready = || {
@@ -113,20 +130,21 @@ impl<T: Pod + Send> Subscriber<T> {
             (f != Found::NotYet || wait::is_closed(event)).then_some(())
         };
         if !timeout.is_zero() {
-            self.mem.ring.count_blocked(Role::Consumer);
+            mem.ring.count_blocked(Role::Consumer);
         }
-        if wait::wait_until(event, self.wait, timeout, ready).is_some() {
-            if let Some(v) = self.try_pop() {
-                return Ok(v);
-            }
-            if wait::is_closed(event) {
-                // Everything before the close is visible now: one more look.
-                return self.try_pop().ok_or_else(|| RecvError::Closed {
-                    name: self.mem.name().to_owned(),
-                });
-            }
+        wait::wait_until(event, self.wait, timeout, ready).is_some()
+    }
+
+    /// Whether the producer closed the ring.
+    pub(super) fn closed(&self) -> bool {
+        wait::is_closed(&self.mem.ring.header().consumer_event)
+    }
+
+    #[cold]
+    pub(super) fn closed_error(&self) -> RecvError {
+        RecvError::Closed {
+            name: self.mem.name().to_owned(),
         }
-        Err(self.timed_out(timeout).into())
     }
 
     /// Read the value at our position: `Ok(None)` if not published yet,
@@ -157,7 +175,7 @@ impl<T: Pod + Send> Subscriber<T> {
     /// producer (never backwards, at least one past it) and count every
     /// position passed over as missed.
     #[cold]
-    fn skip(&mut self, _overrun: ()) {
+    pub(super) fn skip(&mut self, _overrun: ()) {
         let mem = &*self.mem;
         let cap = mem.ring.capacity();
         let tail = mem.ring.header().tail.load(Ordering::Relaxed);
@@ -175,7 +193,7 @@ impl<T: Pod + Send> Subscriber<T> {
 
     /// Release everything before `next` and wake the producer if it waits.
     #[inline(always)]
-    fn advance(&mut self, next: u64) {
+    pub(super) fn advance(&mut self, next: u64) {
         self.position = next;
         // Release: our copies of the values before `next` happen before
         // the producer (Acquire in `gate`) overwrites them.
@@ -237,7 +255,7 @@ impl<T: Pod + Send> Subscriber<T> {
     }
 
     #[cold]
-    fn timed_out(&self, waited: Duration) -> TimedOut {
+    pub(super) fn timed_out(&self, op: &'static str, waited: Duration) -> TimedOut {
         let attached = crate::peers::attach::holder(
             self.mem.ring.segment(),
             &self.mem.ring.header().producer_role,
@@ -245,7 +263,7 @@ impl<T: Pod + Send> Subscriber<T> {
         .is_some_and(|h| h.alive);
         self.mem
             .ring
-            .timed_out("pop_timeout", waited, Role::Producer, attached)
+            .timed_out(op, waited, Role::Producer, attached)
     }
 }
 
