@@ -511,7 +511,7 @@ fn hostile_broadcast_peer(mut input: Input<'_>) {
     let mut b = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
     let mut joined = Vec::new();
     while let Some(op) = input.byte() {
-        match op % 9 {
+        match op % 11 {
             0 => {
                 if let (Some(offset), Some(len)) = (input.u16(), input.byte()) {
                     let bytes = input.bytes(usize::from(len % 32)).to_vec();
@@ -537,6 +537,23 @@ fn hostile_broadcast_peer(mut input: Input<'_>) {
                 }
             }
             7 => drop(joined.pop()),
+            8 => {
+                if let Some(mut chunk) = tx.try_reserve(usize::from(op >> 4) + 1) {
+                    let n = chunk.fill_from_iter(0..u64::from(op));
+                    chunk.commit(n / 2 + usize::from(op & 1) * (n - n / 2));
+                }
+            }
+            9 => {
+                let rx = if op & 1 == 0 { &mut a } else { &mut b };
+                if let Some(chunk) = rx.try_read(usize::from(op >> 4) + 1) {
+                    assert!(chunk.len() <= 8);
+                    let sum: u64 = chunk.iter().fold(0, u64::wrapping_add);
+                    std::hint::black_box(sum);
+                    if let Err(overrun) = chunk.release_all() {
+                        assert!(overrun.whole() <= 8);
+                    }
+                }
+            }
             _ => {
                 if let Ok(info) = shmring::inspect(&seg.0) {
                     assert!(info.subscribers.len() <= 64);
