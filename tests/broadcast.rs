@@ -132,6 +132,37 @@ fn a_stuck_lossless_subscriber_is_made_lossy_after_its_bound() {
     assert_eq!(first, rx.missed(), "skipped exactly the values before it");
 }
 
+/// A lag bound below the capacity: the producer makes the subscriber
+/// lossy at once when the next value would put it past the bound, without
+/// waiting; one that keeps up within it stays lossless.
+#[test]
+fn a_lossless_subscriber_past_its_lag_bound_is_made_lossy_at_once() {
+    let ring = ring("bc-lag", 16);
+    let mut tx = ring.producer().unwrap();
+    let bounded = SubscriberOptions::lossless()
+        .demote_after(None)
+        .demote_after_lag(Some(3));
+    let mut slow = ring.subscriber_with(&bounded).unwrap();
+    let mut keeps_up = ring.subscriber_with(&bounded).unwrap();
+    for v in 0..3 {
+        tx.try_push(v).unwrap();
+        assert_eq!(keeps_up.try_pop(), Some(v));
+    }
+    assert!(!slow.is_demoted(), "3 behind is within its bound");
+    tx.try_push(3).unwrap(); // would be 4 behind: made lossy, no wait
+    assert!(slow.is_demoted() && slow.policy() == Policy::Lossy);
+    assert_eq!(slow.demotions(), 1);
+    assert!(!keeps_up.is_demoted());
+    assert_eq!(keeps_up.try_pop(), Some(3));
+    // Lossy now, it holds nothing up: a lap and more goes by.
+    for v in 4..40 {
+        tx.try_push(v).unwrap();
+        assert_eq!(keeps_up.try_pop(), Some(v));
+    }
+    let first = slow.try_pop().unwrap();
+    assert_eq!(first, slow.missed(), "skipped exactly the values before it");
+}
+
 /// A named subscriber resumes where the last one of its name left off;
 /// what was overwritten while none was there is counted missed.
 #[test]

@@ -45,6 +45,9 @@ pub(crate) struct SubscriberEntry {
     pub(crate) missed: AtomicU64,
     /// Times the producer made it lossy.
     pub(crate) demotions: AtomicU64,
+    /// How many values a lossless subscriber may fall behind the
+    /// producer before it is made lossy; 0: no bound but the ring's.
+    pub(crate) max_lag: AtomicU64,
 }
 
 /// The table.
@@ -70,6 +73,7 @@ impl SubscriberEntry {
             stall_ms: z(),
             missed: z(),
             demotions: z(),
+            max_lag: z(),
         }
     }
 }

@@ -22,7 +22,8 @@
 //! lease says it lives), its policy, and its position, stored (Release)
 //! after it read everything before it. The producer waits for the
 //! lossless ones only (gating): it may write `q` once every live
-//! lossless subscriber's position is past `q - cap` (it loads them with
+//! lossless subscriber's position is past `q - cap` (or past `q - lag`
+//! for one with a lag bound below the capacity; it loads them with
 //! Acquire, so their reads of the old value happen before its write).
 //! It keeps the bound it last computed and scans the table again only
 //! when it reaches it; the bound never exceeds the producer's own
@@ -50,8 +51,9 @@
 //! When the bound stops the producer, it looks at the entries that hold
 //! it back: one whose holder died (its lease is free) stops gating at
 //! once; a live lossless one that held the producer at the same position
-//! for longer than its `demote_after` bound is made lossy (its policy
-//! set to `DEMOTED`, counted in its entry and logged). A subscriber that
+//! for longer than its `demote_after` bound, or that the next value would
+//! put further behind than its lag bound, is made lossy (its policy set
+//! to `DEMOTED`, counted in its entry and logged). A subscriber that
 //! leaves clears its policy and keeps its position, under its identity
 //! if it has one: a subscriber of that identity resumes there, counting
 //! as missed what was overwritten meanwhile.
@@ -263,6 +265,7 @@ pub struct SubscriberOptions {
     start: Start,
     identity: Option<u64>,
     demote_after: Option<Duration>,
+    demote_after_lag: Option<u64>,
 }
 
 /// How long a lossless subscriber may hold the producer up by default.
@@ -277,6 +280,7 @@ impl SubscriberOptions {
             start: Start::Next,
             identity: None,
             demote_after: Some(DEFAULT_DEMOTE_AFTER),
+            demote_after_lag: None,
         }
     }
 
@@ -308,6 +312,29 @@ impl SubscriberOptions {
     /// position) before the producer makes it lossy; `None`: for ever.
     pub fn demote_after(mut self, bound: Option<Duration>) -> Self {
         self.demote_after = bound;
+        self
+    }
+
+    /// How many values a lossless subscriber may fall behind the producer
+    /// before the producer makes it lossy, at once instead of waiting
+    /// (`Some(0)` counts as 1); `None` (the default): only the ring's
+    /// capacity bounds it, and the producer waits (up to
+    /// [`demote_after`](Self::demote_after)). Both bounds apply.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-bcast-lag-{}", std::process::id());
+    /// let ring = shmring::Broadcast::<u64>::create(&name, 64)?;
+    /// let mut tx = ring.producer()?;
+    /// let opts = shmring::SubscriberOptions::lossless().demote_after_lag(Some(2));
+    /// let rx = ring.subscriber_with(&opts)?;
+    /// for v in 0..3 {
+    ///     tx.try_push(v).unwrap(); // the third would put it 3 behind
+    /// }
+    /// assert!(rx.is_demoted());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn demote_after_lag(mut self, values: Option<u64>) -> Self {
+        self.demote_after_lag = values;
         self
     }
 }
@@ -359,6 +386,8 @@ impl<T: Pod + Send> Broadcast<T> {
         // which fences too (see "Algorithm").
         entry.position.store(position, Ordering::Relaxed);
         entry.stall_ms.store(stall, Ordering::Relaxed);
+        let max_lag = opts.demote_after_lag.map_or(0, |n| n.max(1));
+        entry.max_lag.store(max_lag, Ordering::Relaxed);
         entry.policy.store(policy, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let mut position = position;

@@ -181,7 +181,8 @@ impl<T: Pod + Send> BroadcastProducer<T> {
     }
 
     /// Scan the table for the lossless subscribers' positions: the new
-    /// bound is the lowest of them (and of our own position) plus the
+    /// bound is the lowest of them plus its reach (the capacity, or its
+    /// lag bound if lower), and at most our own position plus the
     /// capacity. Whether `tail` is within it.
     fn scan(&self) -> bool {
         let mem = &*self.mem;
@@ -189,14 +190,16 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         // this scan sees its entry, or it sees our `tail` stores before it.
         fence(Ordering::SeqCst);
         let dead = self.dead.borrow();
-        let mut low = self.tail;
+        let cap = mem.ring.capacity();
+        let mut limit = self.tail.wrapping_add(cap);
         for (i, e) in mem.table().iter().enumerate() {
-            match self.gate(e, dead[i]) {
-                Some(pos) if low.wrapping_sub(pos) as i64 > 0 => low = pos,
-                _ => {}
+            if let Some(pos) = self.gate(e, dead[i]) {
+                let reach = pos.wrapping_add(reach(e, cap));
+                if limit.wrapping_sub(reach) as i64 > 0 {
+                    limit = reach;
+                }
             }
         }
-        let limit = low.wrapping_add(mem.ring.capacity());
         self.limit.set(limit);
         limit.wrapping_sub(self.tail) as i64 > 0
     }
@@ -232,8 +235,9 @@ impl<T: Pod + Send> BroadcastProducer<T> {
             let Some(pos) = self.gate(e, self.dead.borrow()[i]) else {
                 continue;
             };
-            // Not in the way: `tail` overwrites `tail - cap` only.
-            if pos.wrapping_add(cap).wrapping_sub(self.tail) as i64 > 0 {
+            // Not in the way: `tail` overwrites `tail - cap` only, and
+            // puts it `tail + 1 - pos` behind.
+            if pos.wrapping_add(reach(e, cap)).wrapping_sub(self.tail) as i64 > 0 {
                 continue;
             }
             let owner = e.owner.load(Ordering::Relaxed);
@@ -268,21 +272,31 @@ impl<T: Pod + Send> BroadcastProducer<T> {
             }
             let bound = e.stall_ms.load(Ordering::Relaxed);
             let since = st.since.unwrap_or(now);
-            if bound != u64::MAX && now.duration_since(since) >= Duration::from_millis(bound) {
-                // Only if it is still the lossless one we saw.
-                if e.policy
+            let stalled =
+                bound != u64::MAX && now.duration_since(since) >= Duration::from_millis(bound);
+            // In the way before a lap: its lag bound stops the producer.
+            let lagging = reach(e, cap) < cap;
+            // Only if it is still the lossless one we saw.
+            if (stalled || lagging)
+                && e.policy
                     .compare_exchange(LOSSLESS, DEMOTED, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
-                {
-                    e.demotions.fetch_add(1, Ordering::Relaxed);
-                    log::warn!(
-                        target: "shmring",
-                        "ring {:?}: subscriber {i} held the producer at position {pos} for \
-                         {bound} ms: made lossy",
-                        mem.name()
-                    );
-                    changed = true;
-                }
+            {
+                e.demotions.fetch_add(1, Ordering::Relaxed);
+                let why = if lagging {
+                    format!(
+                        "the next value would put it past its lag bound of {}",
+                        reach(e, cap)
+                    )
+                } else {
+                    format!("it held the producer at position {pos} for {bound} ms")
+                };
+                log::warn!(
+                    target: "shmring",
+                    "ring {:?}: subscriber {i} made lossy: {why}",
+                    mem.name()
+                );
+                changed = true;
             }
         }
         changed && self.scan()
@@ -319,6 +333,17 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         self.mem
             .ring
             .timed_out(op, waited, Role::Consumer, attached)
+    }
+}
+
+/// How far past a lossless entry's position the producer may write
+/// before the entry stops it: the capacity, or the entry's lag bound if
+/// that is lower (then the producer makes it lossy rather than wait).
+/// Relaxed: set at join, before the fence that publishes the entry.
+fn reach(e: &crate::format::subscribers::SubscriberEntry, cap: u64) -> u64 {
+    match e.max_lag.load(Ordering::Relaxed) {
+        0 => cap,
+        lag => lag.min(cap),
     }
 }
 
