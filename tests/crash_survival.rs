@@ -1,6 +1,7 @@
 //! Processes killed with SIGKILL at random points while they stream, 100
 //! trials per case: a successor takes over, and nothing committed is lost or
-//! delivered twice. And a killed creator: the survivors keep the segment,
+//! delivered twice (broadcast: lossless subscribers read everything once,
+//! lossy ones and resumed ones count exactly what they missed). And a killed creator: the survivors keep the segment,
 //! and it is removable once stale.
 //!
 //! MPMC producers and consumers are killed while they hold claimed slots:
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use shmring::{ByteRing, Mpmc, Spsc};
+use shmring::{Broadcast, ByteRing, Mpmc, Spsc, SubscriberOptions};
 
 const TRIALS: u64 = 100;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,6 +132,14 @@ fn spawn_trial(
 /// Read the child's stdout until it says `ready` (so the kill lands while
 /// it streams, not while it starts), then hand the reader back.
 fn await_ready(child: &mut std::process::Child) -> BufReader<std::process::ChildStdout> {
+    await_ready_seeing(child, |_| {})
+}
+
+/// [`await_ready`], handing each line before "ready" to `seen`.
+fn await_ready_seeing(
+    child: &mut std::process::Child,
+    mut seen: impl FnMut(&str),
+) -> BufReader<std::process::ChildStdout> {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     loop {
@@ -138,6 +147,7 @@ fn await_ready(child: &mut std::process::Child) -> BufReader<std::process::Child
         if out.read_line(&mut line).unwrap() == 0 || line.trim() == "ready" {
             return out;
         }
+        seen(line.trim());
     }
 }
 
@@ -274,6 +284,65 @@ fn child(role: &str) {
                 hold_briefly(seq);
                 grant.commit();
             }
+        }
+        // Publish position numbers, resuming wherever the ring stands:
+        // in write chunks (holding the one at HOLD_AT reserved and filled
+        // until killed) on even trials, one push at a time on odd ones.
+        "bcast-producer" => {
+            let ring = Broadcast::<u64>::open(&name).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let trial: u64 = std::env::var("TRIAL").map_or(0, |t| t.parse().unwrap());
+            writeln!(stdout, "ready").unwrap();
+            stdout.flush().unwrap();
+            let mut v = tx.pushed();
+            let mut n = 0;
+            while v < until {
+                if trial.is_multiple_of(2) {
+                    let mut chunk = tx.reserve_timeout(1 + (v % 5) as usize, TIMEOUT).unwrap();
+                    let k = chunk.fill_from_iter(v..until);
+                    if hold_at == Some(n) {
+                        hold_until_killed(&mut stdout);
+                    }
+                    chunk.commit(k);
+                    v += k as u64;
+                } else {
+                    tx.push_timeout(v, TIMEOUT).unwrap();
+                    v += 1;
+                }
+                n += 1;
+            }
+        }
+        // A lossless subscriber of identity 1: where it starts, each value
+        // read in place before its release, what its release found torn
+        // (retracted), and each release after: position and missed count.
+        // The chunk at HOLD_AT is held unreleased until the kill.
+        "bcast-subscriber" => {
+            let ring = Broadcast::<u64>::open(&name).unwrap();
+            let opts = SubscriberOptions::lossless().demote_after(None).identity(1);
+            let mut rx = ring.subscriber_with(&opts).unwrap();
+            writeln!(stdout, "start {} {}", rx.position(), rx.missed()).unwrap();
+            writeln!(stdout, "ready").unwrap();
+            stdout.flush().unwrap();
+            let mut chunks = 0;
+            while rx.position() < until {
+                let chunk = rx.read_timeout(8, TIMEOUT).unwrap();
+                let n = chunk.len();
+                for v in chunk.iter() {
+                    writeln!(stdout, "got {v}").unwrap();
+                }
+                stdout.flush().unwrap();
+                if hold_at == Some(chunks) {
+                    hold_until_killed(&mut stdout);
+                }
+                chunks += 1;
+                let whole = chunk.release_all().map_or_else(|o| o.whole(), |()| n);
+                if whole < n {
+                    writeln!(stdout, "retract {}", n - whole).unwrap();
+                }
+                writeln!(stdout, "released {} {}", rx.position(), rx.missed()).unwrap();
+            }
+            writeln!(stdout, "end {} {}", rx.position(), rx.missed()).unwrap();
+            stdout.flush().unwrap();
         }
         other => panic!("unknown role {other}"),
     }
@@ -683,4 +752,221 @@ fn a_killed_creator_leaves_its_ring_to_the_survivors_and_the_last_removes_it() {
     assert!(exists(&name), "removed while another handle maps it");
     drop(again);
     assert!(!exists(&name), "the last user out left the name behind");
+}
+
+/// Broadcast producers killed at random moments, every other one inside a
+/// write chunk it filled and did not commit (by construction): a lossless
+/// subscriber reads every position once, in order; a lossy one reads an
+/// in-order subsequence of whole values whose missed count makes up the
+/// rest exactly.
+#[test]
+fn killed_broadcast_producers_lose_and_duplicate_nothing() {
+    let ring = Broadcast::<u64>::create(&unique_name("crash-bcp"), 64).unwrap();
+    let name = ring.name().to_owned();
+    let lossless = SubscriberOptions::lossless().demote_after(None);
+    let mut all = ring.subscriber_with(&lossless).unwrap();
+    let mut some = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+    // Where the last producer stops; unknown while producers are killed.
+    let end = AtomicU64::new(u64::MAX);
+    std::thread::scope(|s| {
+        let every = s.spawn(|| {
+            let mut progress = Instant::now();
+            while all.position() < end.load(Ordering::Acquire) {
+                match all.pop_timeout(Duration::from_millis(50)) {
+                    Ok(v) => {
+                        assert_eq!(v, all.position() - 1, "lost, duplicated or torn value");
+                        progress = Instant::now();
+                    }
+                    Err(shmring::RecvError::Timeout { .. }) => {
+                        assert!(progress.elapsed() < TIMEOUT, "stuck at {}", all.position())
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(all.missed(), 0);
+            assert!(all.try_pop().is_none(), "a value past the end");
+            all.position()
+        });
+        let subsequence = s.spawn(|| {
+            let (mut read, mut last) = (0u64, None);
+            let mut progress = Instant::now();
+            while some.position() < end.load(Ordering::Acquire) {
+                match some.pop_timeout(Duration::from_millis(50)) {
+                    Ok(v) => {
+                        assert_eq!(v, some.position() - 1, "a torn or wrong value");
+                        assert!(last < Some(v), "out of order");
+                        (read, last) = (read + 1, Some(v));
+                        progress = Instant::now();
+                    }
+                    Err(shmring::RecvError::Timeout { .. }) => {
+                        assert!(progress.elapsed() < TIMEOUT, "stuck at {}", some.position())
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(
+                read + some.missed(),
+                some.position(),
+                "read and missed add up"
+            );
+            some.position()
+        });
+        for trial in 0..TRIALS {
+            let at = hold_at(trial);
+            let mut child = spawn_trial("bcast-producer", &name, trial, ENDLESS, at);
+            let mut out = await_ready(&mut child);
+            kill_trial(&mut child, &mut out, trial, at.is_some(), |_| {});
+        }
+        // The header's count may lag the dead producer's last values by at
+        // most a ring; the successor finds them and goes on from there.
+        let stop = ring.pushed() + 100_000;
+        end.store(stop, Ordering::Release);
+        let mut last = spawn("bcast-producer", &name, stop);
+        let _out = await_ready(&mut last);
+        assert!(last.wait().unwrap().success());
+        assert_eq!(every.join().unwrap(), stop);
+        assert_eq!(subsequence.join().unwrap(), stop);
+    });
+}
+
+/// What one broadcast subscriber child reported.
+#[derive(Default, Debug)]
+struct SubscriberReport {
+    /// Position and missed count when it joined.
+    start: (u64, u64),
+    got: Vec<u64>,
+    /// Position and missed count at its last confirmed release (or its
+    /// start).
+    released: (u64, u64),
+    /// Position and missed count when it finished, if it did.
+    end: Option<(u64, u64)>,
+}
+
+impl SubscriberReport {
+    fn line(&mut self, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize| words[i].parse::<u64>().unwrap();
+        match words[0] {
+            "start" => (self.start, self.released) = ((num(1), num(2)), (num(1), num(2))),
+            "got" => self.got.push(num(1)),
+            "retract" => self.got.truncate(self.got.len() - num(1) as usize),
+            "released" => self.released = (num(1), num(2)),
+            "end" => self.end = Some((num(1), num(2))),
+            _ => {}
+        }
+    }
+
+    /// The report of a child whose stdout is read to its end from here.
+    fn read_rest(mut self, out: BufReader<std::process::ChildStdout>) -> Self {
+        for line in out.lines() {
+            self.line(&line.unwrap());
+        }
+        self
+    }
+}
+
+/// Lossless subscribers of one identity killed at random moments (every
+/// other one holding a read chunk it has not released, by construction)
+/// while a producer streams (each dead one stops holding it up), a witness
+/// subscriber beside them: the witness reads every value once, in order;
+/// each successor resumes at its predecessor's last release (after its
+/// last confirmed one, at most one past the last value it reported, plus
+/// what it counted missed); and the last one's reads and misses add up to
+/// exactly the positions it passed.
+#[test]
+fn killed_broadcast_subscribers_resume_under_their_identity() {
+    let ring = Broadcast::<u64>::create(&unique_name("crash-bcs"), 64).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let lossless = SubscriberOptions::lossless().demote_after(None);
+    let mut witness = ring.subscriber_with(&lossless).unwrap();
+    let mut reports = Vec::new();
+    // Set once the killed subscribers are done: the producer stops, and
+    // says how many values it published.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let producer = s.spawn(|| {
+            let mut v = 0;
+            while !done.load(Ordering::Relaxed) {
+                tx.push_timeout(v, TIMEOUT).unwrap();
+                v += 1;
+            }
+            tx.close(); // the witness reads to here
+            v
+        });
+        let every = s.spawn(|| {
+            let mut progress = Instant::now();
+            loop {
+                match witness.pop_timeout(Duration::from_millis(50)) {
+                    Ok(v) => {
+                        assert_eq!(v, witness.position() - 1, "lost, duplicated or torn");
+                        progress = Instant::now();
+                    }
+                    Err(shmring::RecvError::Closed { .. }) => break,
+                    Err(shmring::RecvError::Timeout { .. }) => {
+                        assert!(
+                            progress.elapsed() < TIMEOUT,
+                            "stuck at {}",
+                            witness.position()
+                        )
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(witness.missed(), 0);
+            witness.position()
+        });
+        for trial in 0..TRIALS {
+            let at = hold_at(trial);
+            let mut child = spawn_trial("bcast-subscriber", ring.name(), trial, ENDLESS, at);
+            let mut report = SubscriberReport::default();
+            let mut out = await_ready_seeing(&mut child, |l| report.line(l));
+            kill_trial(&mut child, &mut out, trial, at.is_some(), |l| {
+                report.line(l)
+            });
+            reports.push(report.read_rest(out));
+        }
+        done.store(true, Ordering::Relaxed);
+        let total = producer.join().unwrap();
+        let mut last = spawn("bcast-subscriber", ring.name(), total);
+        let mut report = SubscriberReport::default();
+        let out = await_ready_seeing(&mut last, |l| report.line(l));
+        reports.push(report.read_rest(out));
+        assert!(last.wait().unwrap().success());
+        assert_eq!(every.join().unwrap(), total);
+    });
+    // Every other one by construction, holding a chunk it had read.
+    assert!(reports.iter().filter(|r| !r.got.is_empty()).count() as u64 >= held_trials());
+    for (i, r) in reports.iter().enumerate() {
+        assert!(
+            r.got.windows(2).all(|w| w[0] < w[1]),
+            "subscriber {i} read out of order"
+        );
+        assert!(
+            r.got.first().is_none_or(|&v| v >= r.start.0),
+            "subscriber {i}"
+        );
+    }
+    for (i, pair) in reports.windows(2).enumerate() {
+        let (dead, next) = (&pair[0], &pair[1]);
+        let reported = dead.got.last().map_or(dead.start.0, |v| v + 1);
+        assert!(
+            next.start.0 >= dead.released.0,
+            "{} re-read what {i} released",
+            i + 1
+        );
+        let skipped = next.start.1 - dead.released.1;
+        assert!(
+            next.start.0 <= reported + skipped,
+            "{} resumed at {}, past what {i} reported ({reported}) and missed",
+            i + 1,
+            next.start.0
+        );
+    }
+    let last = reports.last().unwrap();
+    let (at, missed) = last.end.expect("the last subscriber finished");
+    assert_eq!(
+        last.got.len() as u64 + (missed - last.start.1),
+        at - last.start.0,
+        "the last one's reads and misses add up"
+    );
 }

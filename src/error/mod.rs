@@ -228,7 +228,7 @@ pub enum Error {
         what: String,
     },
     /// Another live handle holds this role.
-    #[error("the {role} role of ring {name:?} is held by live process {pid} (its pid in its own namespace); an SPSC ring has one {role} at a time")]
+    #[error("the {role} role of ring {name:?} is held by live process {pid} (its pid in its own namespace); this kind of ring has one {role} at a time")]
     RoleTaken {
         /// The ring's name.
         name: String,
