@@ -4,7 +4,7 @@
 //! processes; MPMC against crossbeam's `ArrayQueue`; shmring with and
 //! without zeroing what is released; the broadcast ring against
 //! ringfire's SPMC ring, with one subscriber (in the one-at-a-time group)
-//! and fanned out to 1-8. Ratios between the rows are
+//! and fanned out to 1-8 subscriber processes. Ratios between the rows are
 //! what to quote: this is a shared 2-core machine.
 
 use std::hint::black_box;
@@ -160,42 +160,80 @@ fn zero_after_use(c: &mut Criterion) {
     g.finish();
 }
 
-/// Run `push` for 0..n on this thread while `readers` threads each pop
-/// n values with their `pop`; the time until every reader has all.
-fn fan_out<R: FnMut() -> Option<u64> + Send + 'static>(
-    n: u64,
-    mut push: impl FnMut(u64) -> bool,
-    readers: Vec<R>,
-) -> Duration {
-    let handles: Vec<_> = readers
-        .into_iter()
-        .map(|mut pop| {
-            std::thread::spawn(move || {
-                for _ in 0..n {
-                    loop {
-                        if let Some(v) = pop() {
-                            black_box(v);
-                            break;
-                        }
-                        std::hint::spin_loop();
-                    }
-                }
-            })
+/// Set in a subscriber process of the fan-out bench: `shmring:NAME` or
+/// `ringfire:PATH`, the ring it reads (with `CHILD_COUNT`, how many values).
+const CHILD_SUBSCRIBE: &str = "SHMRING_BENCH_SUBSCRIBE";
+
+/// In a subscriber process: join the ring, say "ready", read n values
+/// spinning while there is none.
+fn subscribe_and_read(ring: &str, n: u64) {
+    use std::io::Write;
+    let ready = || {
+        let mut out = std::io::stdout().lock();
+        out.write_all(b"ready\n").unwrap();
+        out.flush().unwrap();
+    };
+    fn read(n: u64, mut pop: impl FnMut() -> Option<u64>) {
+        for _ in 0..n {
+            while pop().map(black_box).is_none() {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    match ring.split_once(':') {
+        Some(("shmring", name)) => {
+            let ring = shmring::Broadcast::<u64>::open(name).unwrap();
+            let mut rx = ring.subscriber().unwrap();
+            ready();
+            read(n, || rx.try_pop());
+        }
+        Some(("ringfire", path)) => {
+            let mut rx = ringfire::RingConsumer::<u64>::attach(path).unwrap();
+            ready();
+            read(n, || rx.try_recv());
+        }
+        _ => panic!("bad {CHILD_SUBSCRIBE}: {ring}"),
+    }
+}
+
+/// Start `k` subscriber processes on `ring` (see `CHILD_SUBSCRIBE`), wait
+/// until each has joined, then push 0..n with `push` (retried while it
+/// refuses) on this thread; the time until every subscriber has read all.
+fn fan_out(n: u64, k: usize, ring: &str, mut push: impl FnMut(u64) -> bool) -> Duration {
+    use std::io::BufRead;
+    let mut children: Vec<_> = (0..k)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_SUBSCRIBE, ring)
+                .env(CHILD_COUNT, n.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
+    for child in &mut children {
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "a subscriber process failed");
+    }
     let start = Instant::now();
     for v in 0..n {
         while !push(v) {
             std::hint::spin_loop();
         }
     }
-    for h in handles {
-        h.join().unwrap();
+    for child in &mut children {
+        assert!(
+            child.wait().unwrap().success(),
+            "a subscriber process failed"
+        );
     }
     start.elapsed()
 }
 
-/// Broadcast to 1, 2, 4 and 8 lossless subscriber threads, shmring and
+/// Broadcast to 1, 2, 4 and 8 lossless subscriber processes, shmring and
 /// ringfire, time per value published (every subscriber reads each). On
 /// 2 cores, more than one subscriber shares a core with the producer or
 /// another subscriber: the curve shows what oversubscription costs each
@@ -211,13 +249,8 @@ fn broadcast_fan_out(c: &mut Criterion) {
             b.iter_custom(|n| {
                 let ring = shmring::Broadcast::<u64>::create(&name("bc-fan"), CAPACITY).unwrap();
                 let mut tx = ring.producer().unwrap();
-                let readers: Vec<_> = (0..k)
-                    .map(|_| {
-                        let mut rx = ring.subscriber().unwrap();
-                        move || rx.try_pop()
-                    })
-                    .collect();
-                fan_out(n, |v| tx.try_push(v).is_ok(), readers)
+                let target = format!("shmring:{}", ring.name());
+                fan_out(n, k, &target, |v| tx.try_push(v).is_ok())
             })
         });
         g.bench_function(BenchmarkId::new("ringfire", k), |b| {
@@ -227,13 +260,8 @@ fn broadcast_fan_out(c: &mut Criterion) {
                     .flow_control(ringfire::FlowControl::LosslessBackpressure)
                     .build::<u64, _>(&path)
                     .unwrap();
-                let readers: Vec<_> = (0..k)
-                    .map(|_| {
-                        let mut rx = ringfire::RingConsumer::<u64>::attach(&path).unwrap();
-                        move || rx.try_recv()
-                    })
-                    .collect();
-                let took = fan_out(n, |v| tx.try_push(&v).is_ok(), readers);
+                let target = format!("ringfire:{path}");
+                let took = fan_out(n, k, &target, |v| tx.try_push(&v).is_ok());
                 let _ = std::fs::remove_file(&path);
                 took
             })
@@ -550,6 +578,11 @@ criterion_group!(
 );
 
 fn main() {
+    if let Ok(ring) = std::env::var(CHILD_SUBSCRIBE) {
+        let n = std::env::var(CHILD_COUNT).unwrap().parse().unwrap();
+        subscribe_and_read(&ring, n);
+        return;
+    }
     if let Ok(ring) = std::env::var(CHILD_RING) {
         let n = std::env::var(CHILD_COUNT).unwrap().parse().unwrap();
         push_all(&ring, n);

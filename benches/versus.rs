@@ -16,7 +16,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use shmring::{Mpmc, Spsc};
+use shmring::{Broadcast, Mpmc, Spsc};
 use shmring_bench_kit::placement::{cpu_model, pin_to_cpu};
 
 mod common;
@@ -132,6 +132,27 @@ fn ringfire_try() -> Duration {
     pair(
         move || fill(VALUES, |v| tx.try_push(&v).is_ok()),
         move || drain(VALUES, || rx.try_recv()),
+    )
+}
+
+// --- the broadcast ring with one lossless subscriber --------------------
+// ringfire's ring is itself SPMC: its rows above are the peer's.
+
+fn broadcast_blocking() -> Duration {
+    let ring = Broadcast::<u64>::create(&name("versus-bc-blocking"), CAPACITY).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.subscriber().unwrap());
+    pair(
+        move || (0..VALUES).for_each(|v| tx.push_timeout(v, LONG).unwrap()),
+        move || drain(VALUES, || rx.try_pop()),
+    )
+}
+
+fn broadcast_try() -> Duration {
+    let ring = Broadcast::<u64>::create(&name("versus-bc-try"), CAPACITY).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.subscriber().unwrap());
+    pair(
+        move || fill(VALUES, |v| tx.try_push(v).is_ok()),
+        move || drain(VALUES, || rx.try_pop()),
     )
 }
 
@@ -343,6 +364,20 @@ fn main() {
             per: VALUES,
             ours: shmring_try,
             peers: vec![("ringfire try_push", ringfire_try), ("rtrb", rtrb_try)],
+        },
+        Case {
+            name: "broadcast",
+            what: "broadcast u64 to one lossless subscriber, blocking push (ours: push_timeout)",
+            per: VALUES,
+            ours: broadcast_blocking,
+            peers: vec![("ringfire push", ringfire_blocking)],
+        },
+        Case {
+            name: "broadcast_try",
+            what: "broadcast u64 to one lossless subscriber, spinning on try_push / try_pop",
+            per: VALUES,
+            ours: broadcast_try,
+            peers: vec![("ringfire try_push", ringfire_try)],
         },
         Case {
             name: "chunks",

@@ -102,12 +102,15 @@ impl<T: Pod + Send> BroadcastProducer<T> {
     /// [`set_wait_strategy`](Self::set_wait_strategy)). While it waits it
     /// stops waiting for subscribers that died, and makes lossy those that
     /// held it up past their bound.
+    #[inline]
     pub fn push_timeout(
         &mut self,
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushTimeout<T>> {
-        if self.room() || self.wait_for_room(timeout) {
+        // Not `room()`: its look for dead and stuck subscribers reads the
+        // clock, which the wait does only between slices and at its end.
+        if self.within_limit() || self.scan() || self.wait_for_room(timeout) {
             self.write(value);
             return Ok(());
         }
@@ -124,11 +127,21 @@ impl<T: Pod + Send> BroadcastProducer<T> {
     pub(super) fn wait_for_room(&self, timeout: Duration) -> bool {
         self.mem.ring.count_blocked(Role::Producer);
         let event = &self.mem.ring.header().producer_event;
+        // As the SPSC producer does: a batch of room (or less, once
+        // patience runs out), not each slot the moment it is freed.
+        let batch = (self.mem.ring.capacity() / 8).clamp(1, wait::ROOM_BATCH) as i64;
+        let patience = wait::ROOM_PATIENCE.min(self.wait.spins());
+        let mut polls = 0u32;
         let ok = wait::wait_in_slices(
             event,
             self.wait,
             timeout,
-            || self.scan().then_some(()),
+            || {
+                self.scan();
+                let room = self.limit.get().wrapping_sub(self.tail) as i64;
+                polls += 1;
+                (room >= batch || (room > 0 && polls > patience)).then_some(())
+            },
             || {
                 self.unblock();
                 wait::REPAIR_SLICE
@@ -174,16 +187,20 @@ impl<T: Pod + Send> BroadcastProducer<T> {
     /// stuck subscribers.
     #[inline(always)]
     fn room(&self) -> bool {
-        if self.limit.get().wrapping_sub(self.tail) as i64 > 0 {
-            return true;
-        }
-        self.scan() || self.unblock()
+        self.within_limit() || self.scan() || self.unblock()
+    }
+
+    /// Whether `tail` is within the bound of the last scan.
+    #[inline(always)]
+    fn within_limit(&self) -> bool {
+        self.limit.get().wrapping_sub(self.tail) as i64 > 0
     }
 
     /// Scan the table for the lossless subscribers' positions: the new
     /// bound is the lowest of them plus its reach (the capacity, or its
     /// lag bound if lower), and at most our own position plus the
     /// capacity. Whether `tail` is within it.
+    #[inline(never)]
     fn scan(&self) -> bool {
         let mem = &*self.mem;
         // SeqCst: the joining subscriber's pair (see "Algorithm"): either

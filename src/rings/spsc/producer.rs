@@ -43,17 +43,6 @@ pub struct Producer<T> {
     pub(super) _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
-/// Slots a producer that found the ring full waits for, while it spins,
-/// before it writes again: taking each slot the moment the consumer frees
-/// it keeps the ring full and pulls the consumer's head line across once
-/// per value, which more than halved the throughput of both (77 vs 112 M/s
-/// with `push_timeout` between threads; the rest of the way to 200 was
-/// inlining its fast path).
-const ROOM_BATCH: u64 = 32;
-/// How many looks at the head the producer takes before it settles for
-/// less than a batch. The value it pushes waits behind a full ring anyway.
-const ROOM_PATIENCE: u32 = 64;
-
 impl<T: Pod + Send> Producer<T> {
     /// Push `value` if there is room; give it back (in [`Full`]) if the
     /// ring is full.
@@ -217,9 +206,9 @@ impl<T: Pod + Send> Producer<T> {
         let event = &self.mem.header().producer_event;
         let (mem, tail, strategy) = (&self.mem, self.tail, self.wait);
         let cap = mem.capacity();
-        let batch = (cap / 8).clamp(1, ROOM_BATCH);
+        let batch = (cap / 8).clamp(1, wait::ROOM_BATCH);
         // Only while spinning: a sleeper would be woken once per freed slot.
-        let patience = ROOM_PATIENCE.min(strategy.spins());
+        let patience = wait::ROOM_PATIENCE.min(strategy.spins());
         let mut polls = 0u32;
         let head = wait::wait_until(event, strategy, timeout, || {
             let head = mem.header().head.load(Ordering::Acquire);
