@@ -165,7 +165,8 @@ fn zero_after_use(c: &mut Criterion) {
 const CHILD_SUBSCRIBE: &str = "SHMRING_BENCH_SUBSCRIBE";
 
 /// In a subscriber process: join the ring, say "ready", read n values
-/// spinning while there is none.
+/// with the blocking call (each ring's own spin-then-sleep on a futex:
+/// subscribers outnumbering the cores must give theirs up).
 fn subscribe_and_read(ring: &str, n: u64) {
     use std::io::Write;
     let ready = || {
@@ -173,33 +174,31 @@ fn subscribe_and_read(ring: &str, n: u64) {
         out.write_all(b"ready\n").unwrap();
         out.flush().unwrap();
     };
-    fn read(n: u64, mut pop: impl FnMut() -> Option<u64>) {
-        for _ in 0..n {
-            while pop().map(black_box).is_none() {
-                std::hint::spin_loop();
-            }
-        }
-    }
     match ring.split_once(':') {
         Some(("shmring", name)) => {
             let ring = shmring::Broadcast::<u64>::open(name).unwrap();
             let mut rx = ring.subscriber().unwrap();
             ready();
-            read(n, || rx.try_pop());
+            for _ in 0..n {
+                black_box(rx.pop_timeout(Duration::from_secs(30)).unwrap());
+            }
         }
         Some(("ringfire", path)) => {
             let mut rx = ringfire::RingConsumer::<u64>::attach(path).unwrap();
+            let mut wait = ringfire::FutexWait::default();
             ready();
-            read(n, || rx.try_recv());
+            for _ in 0..n {
+                black_box(rx.recv_blocking(&mut wait));
+            }
         }
         _ => panic!("bad {CHILD_SUBSCRIBE}: {ring}"),
     }
 }
 
 /// Start `k` subscriber processes on `ring` (see `CHILD_SUBSCRIBE`), wait
-/// until each has joined, then push 0..n with `push` (retried while it
-/// refuses) on this thread; the time until every subscriber has read all.
-fn fan_out(n: u64, k: usize, ring: &str, mut push: impl FnMut(u64) -> bool) -> Duration {
+/// until each has joined, then push 0..n with `push` (a blocking call) on
+/// this thread; the time until every subscriber has read all.
+fn fan_out(n: u64, k: usize, ring: &str, mut push: impl FnMut(u64)) -> Duration {
     use std::io::BufRead;
     let mut children: Vec<_> = (0..k)
         .map(|_| {
@@ -220,9 +219,7 @@ fn fan_out(n: u64, k: usize, ring: &str, mut push: impl FnMut(u64) -> bool) -> D
     }
     let start = Instant::now();
     for v in 0..n {
-        while !push(v) {
-            std::hint::spin_loop();
-        }
+        push(v);
     }
     for child in &mut children {
         assert!(
@@ -234,10 +231,11 @@ fn fan_out(n: u64, k: usize, ring: &str, mut push: impl FnMut(u64) -> bool) -> D
 }
 
 /// Broadcast to 1, 2, 4 and 8 lossless subscriber processes, shmring and
-/// ringfire, time per value published (every subscriber reads each). On
-/// 2 cores, more than one subscriber shares a core with the producer or
-/// another subscriber: the curve shows what oversubscription costs each
-/// ring, not how either scales on a machine with a core per reader.
+/// ringfire, blocking calls on both sides, time per value published
+/// (every subscriber reads each). On 2 cores, more than one subscriber
+/// shares a core with the producer or another subscriber: the curve shows
+/// what oversubscription costs each ring (sleeps and wakes), not how
+/// either scales on a machine with a core per reader.
 fn broadcast_fan_out(c: &mut Criterion) {
     let mut g = c.benchmark_group("broadcast_fan_out");
     g.throughput(Throughput::Elements(1));
@@ -250,7 +248,8 @@ fn broadcast_fan_out(c: &mut Criterion) {
                 let ring = shmring::Broadcast::<u64>::create(&name("bc-fan"), CAPACITY).unwrap();
                 let mut tx = ring.producer().unwrap();
                 let target = format!("shmring:{}", ring.name());
-                fan_out(n, k, &target, |v| tx.try_push(v).is_ok())
+                let long = Duration::from_secs(30);
+                fan_out(n, k, &target, |v| tx.push_timeout(v, long).unwrap())
             })
         });
         g.bench_function(BenchmarkId::new("ringfire", k), |b| {
@@ -261,7 +260,7 @@ fn broadcast_fan_out(c: &mut Criterion) {
                     .build::<u64, _>(&path)
                     .unwrap();
                 let target = format!("ringfire:{path}");
-                let took = fan_out(n, k, &target, |v| tx.try_push(&v).is_ok());
+                let took = fan_out(n, k, &target, |v| tx.push(&v));
                 let _ = std::fs::remove_file(&path);
                 took
             })
