@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::clock::{now_ms, utc};
-use crate::view::{self, HolderView, Listed, RingView};
+use crate::view::{self, HolderView, Listed, RingView, SubscriberView};
 use crate::watch::{rate, Rates};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -62,6 +62,9 @@ pub struct Row {
     pub consumers: String,
     pub sleeping: u32,
     pub stale: bool,
+    /// A broadcast ring's subscribers, each shown on a line of its own
+    /// under the ring's (empty for the other kinds).
+    pub subscribers: Vec<SubscriberView>,
 }
 
 /// One look at every ring.
@@ -86,6 +89,30 @@ fn holders(one: Option<&HolderView>, many: &[HolderView]) -> String {
     }
 }
 
+/// A broadcast ring's consumers column: how many subscribers, and the
+/// largest lag among them.
+fn subscribers(subs: &[SubscriberView]) -> String {
+    let lag = subs.iter().map(|s| s.lag).max().unwrap_or(0);
+    format!("{} sub(s), lag<={lag}", subs.len())
+}
+
+/// A subscriber's line under its ring's row.
+fn subscriber_line(s: &SubscriberView) -> String {
+    let holder = s.holder.as_ref().map_or("-".to_owned(), |h| {
+        format!("{}{}", h.pid, if h.alive { "" } else { "(dead)" })
+    });
+    format!(
+        "  subscriber {:<3} {:<9} {:<9} position {:<12} lag {:<10} missed {:<10} demotions {}\n",
+        s.entry,
+        s.policy.unwrap_or("-"),
+        holder,
+        s.position,
+        s.lag,
+        s.missed,
+        s.demotions
+    )
+}
+
 /// Whether process `pid` has ring `r` mapped or holds a role or claim in it.
 fn involves(r: &RingView, pid: u32) -> bool {
     r.producer
@@ -94,6 +121,7 @@ fn involves(r: &RingView, pid: u32) -> bool {
         .chain(&r.producer_handles)
         .chain(&r.consumer_handles)
         .chain(&r.attached)
+        .chain(r.subscribers.iter().filter_map(|s| s.holder.as_ref()))
         .any(|h| h.pid == pid)
 }
 
@@ -120,9 +148,14 @@ pub fn rows(
                 .get(&r.name)
                 .map(|(t, p)| Rates::between(p, r, now - *t)),
             producers: holders(r.producer.as_ref(), &r.producer_handles),
-            consumers: holders(r.consumer.as_ref(), &r.consumer_handles),
+            consumers: if r.subscribers.is_empty() {
+                holders(r.consumer.as_ref(), &r.consumer_handles)
+            } else {
+                subscribers(&r.subscribers)
+            },
             sleeping: r.sleeping_producers + r.sleeping_consumers,
             stale: r.stale,
+            subscribers: r.subscribers.clone(),
         })
         .collect();
     let busy = |r: &Row| r.rates.map_or(0.0, |x| x.written_bytes_per_s);
@@ -176,6 +209,9 @@ fn table(look: &Look) -> String {
             r.consumers,
             if r.stale { "yes" } else { "no" }
         );
+        for sub in &r.subscribers {
+            s += &subscriber_line(sub);
+        }
     }
     s
 }
@@ -269,5 +305,34 @@ mod tests {
         assert_eq!((rows[0].name.as_str(), rows[0].fill), (full.name(), 1.0));
         let rows = super::rows(&after, &HashMap::new(), now, Sort::Name);
         assert!(rows[0].name < rows[1].name && rows[0].rates.is_none());
+    }
+
+    /// A broadcast ring's row counts its subscribers and their largest
+    /// lag, and the table gives each a line of its own.
+    #[test]
+    fn a_broadcast_ring_shows_each_subscriber() {
+        let name = format!("shmring-test-{}-top-bcast", std::process::id());
+        let ring = shmring::Broadcast::<u64>::create(&name, 8).unwrap();
+        let mut tx = ring.producer().unwrap();
+        let mut quick = ring.subscriber().unwrap();
+        let _slow = ring
+            .subscriber_with(&shmring::SubscriberOptions::lossy())
+            .unwrap();
+        for v in 0..3 {
+            tx.try_push(v).unwrap();
+        }
+        quick.try_pop().unwrap();
+        let rows = rows(&[view(&name)], &HashMap::new(), Instant::now(), Sort::Name);
+        assert_eq!(rows[0].consumers, "2 sub(s), lag<=3");
+        let text = table(&Look {
+            unix_ms: 0,
+            rings: rows,
+            unreadable: 0,
+        });
+        assert!(
+            text.contains("lossless") && text.contains("lag 2 "),
+            "{text}"
+        );
+        assert!(text.contains("lossy") && text.contains("lag 3 "), "{text}");
     }
 }
