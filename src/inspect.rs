@@ -157,6 +157,14 @@ pub struct SubscriberInfo {
     pub missed: u64,
     /// Times the producer made it lossy.
     pub demotions: u64,
+    /// How long a lossless subscriber may hold the producer up before it
+    /// is made lossy ([`SubscriberOptions::demote_after`](crate::SubscriberOptions::demote_after));
+    /// `None`: for ever.
+    pub demote_after: Option<std::time::Duration>,
+    /// How many values a lossless subscriber may fall behind before it
+    /// is made lossy ([`SubscriberOptions::demote_after_lag`](crate::SubscriberOptions::demote_after_lag));
+    /// `None`: only the capacity bounds it.
+    pub demote_after_lag: Option<u64>,
     /// Its holder, live or dead; `None` for an identity's entry nobody
     /// holds.
     pub holder: Option<Attached>,
@@ -366,6 +374,14 @@ fn subscribers(segment: &Segment, tail: u64) -> Vec<SubscriberInfo> {
                 lag: tail.saturating_sub(position),
                 missed: e.missed.load(r),
                 demotions: e.demotions.load(r),
+                demote_after: match e.stall_ms.load(r) {
+                    u64::MAX => None,
+                    ms => Some(std::time::Duration::from_millis(ms)),
+                },
+                demote_after_lag: match e.max_lag.load(r) {
+                    0 => None,
+                    n => Some(n),
+                },
                 holder,
             })
         })

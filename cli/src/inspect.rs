@@ -197,9 +197,22 @@ fn table(i: &SegmentInfo) -> String {
             (Some(p), false) => p,
             (None, _) => "left",
         };
+        // A lossless subscriber's bounds: when the producer stops waiting.
+        let bounds = match (sub.policy, sub.demoted) {
+            (Some("lossless"), false) => {
+                let time = sub
+                    .demote_after_ms
+                    .map_or("never".to_owned(), |ms| format!("{ms} ms"));
+                let lag = sub
+                    .demote_after_lag
+                    .map_or(String::new(), |n| format!(" or {n} values behind"));
+                format!(", made lossy after holding the producer {time}{lag}")
+            }
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "  {:<14} {name}: {policy}, position {}, lag {}, missed {}, demoted {}x, {who}",
+            "  {:<14} {name}: {policy}, position {}, lag {}, missed {}, demoted {}x, {who}{bounds}",
             "subscriber", sub.position, sub.lag, sub.missed, sub.demotions
         );
     }

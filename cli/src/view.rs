@@ -72,6 +72,12 @@ pub struct SubscriberView {
     pub lag: u64,
     pub missed: u64,
     pub demotions: u64,
+    /// Milliseconds a lossless subscriber may hold the producer up before
+    /// it is made lossy; null: for ever.
+    pub demote_after_ms: Option<u64>,
+    /// Values a lossless subscriber may fall behind before it is made
+    /// lossy; null: only the capacity bounds it.
+    pub demote_after_lag: Option<u64>,
     pub holder: Option<HolderView>,
 }
 
@@ -89,6 +95,8 @@ impl From<&shmring::SubscriberInfo> for SubscriberView {
             lag: s.lag,
             missed: s.missed,
             demotions: s.demotions,
+            demote_after_ms: s.demote_after.map(|d| d.as_millis() as u64),
+            demote_after_lag: s.demote_after_lag,
             holder: s.holder.map(HolderView::from),
         }
     }

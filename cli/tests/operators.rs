@@ -934,7 +934,9 @@ fn stat_and_metrics_show_each_broadcast_subscriber() {
     let name = unique_name("bcast-stat");
     let ring = Broadcast::<u64>::create(&name, 8).unwrap();
     let mut tx = ring.producer().unwrap();
-    let mut fast = ring.subscriber().unwrap();
+    let mut fast = ring
+        .subscriber_with(&SubscriberOptions::lossless().demote_after_lag(Some(6)))
+        .unwrap();
     let _slow = ring
         .subscriber_with(&SubscriberOptions::lossy().identity(42))
         .unwrap();
@@ -947,11 +949,18 @@ fn stat_and_metrics_show_each_broadcast_subscriber() {
     let table = text(&shmring(&["stat", &name]).stdout);
     assert!(
         table.contains("#0: lossless, position 3, lag 2, missed 0")
+            && table.contains("made lossy after holding the producer 1000 ms or 6 values behind")
             && table.contains("#1 id 42: lossy, position 0, lag 5, missed 0"),
         "{table}"
     );
     let json: Value = serde_json::from_slice(&shmring(&["stat", &name, "--json"]).stdout).unwrap();
     assert_eq!(json["subscribers"][1]["identity"], 42, "{json}");
+    assert_eq!(json["subscribers"][0]["demote_after_ms"], 1000, "{json}");
+    assert_eq!(json["subscribers"][0]["demote_after_lag"], 6, "{json}");
+    assert!(
+        json["subscribers"][1]["demote_after_lag"].is_null(),
+        "{json}"
+    );
     assert_eq!(json["fill"], 5, "the slowest live subscriber's lag: {json}");
     let scrape = parse(&text(&shmring(&["metrics", &name]).stdout));
     let lag = |who: &str| {
