@@ -219,3 +219,37 @@ fn a_lossy_read_chunk_never_passes_a_wrong_value_as_whole() {
         assert_eq!(read + rx.missed(), 3);
     });
 }
+
+/// A lossless subscriber with a lag bound of one value, racing a producer
+/// that makes it lossy when it falls behind (no clock: the bound is in
+/// values) and then laps it: whatever the interleaving, every value it
+/// returns is its position's, and what it read plus what it missed is how
+/// far it moved.
+#[test]
+fn a_subscriber_made_lossy_by_its_lag_bound_never_returns_a_wrong_value() {
+    loom::model(|| {
+        let ring = ring(2);
+        let mut tx = ring.producer().unwrap();
+        let opts = lossless().demote_after_lag(Some(1));
+        let mut rx = ring.subscriber_with(&opts).unwrap();
+        let producer = thread::spawn(move || {
+            for v in 0..4 {
+                push_spinning(&mut tx, v);
+            }
+        });
+        let mut read = 0;
+        for _ in 0..2 {
+            if let Some(v) = rx.try_pop() {
+                assert_eq!(v, rx.position() - 1, "the value of its own position");
+                read += 1;
+            }
+        }
+        producer.join().unwrap();
+        assert!(rx.is_demoted(), "4 values past a bound of 1 behind");
+        while let Some(v) = rx.try_pop() {
+            assert_eq!(v, rx.position() - 1);
+            read += 1;
+        }
+        assert_eq!(read + rx.missed(), 4);
+    });
+}
