@@ -67,6 +67,20 @@
 //! a subscriber count misses or the producer wait (to its timeout), never
 //! read out of bounds or loop without bound. That values are not lost
 //! needs cooperating peers.
+//!
+//! # Why values of one type, not byte messages
+//!
+//! The overrun check rests on each value having a stamp of its own that
+//! every write of that slot changes first. Variable-length records do not
+//! have that: a record written over an earlier lap's bytes may start in
+//! the middle of an old record, whose stamp, before the overwritten
+//! bytes, stays as it was, so a lossy reader copying the old record would
+//! take torn bytes for whole. Byte messages to many readers need another
+//! guard (the producer publishing how far it is about to write before it
+//! writes, which every lossy reader then loads after each copy), a message
+//! number in the framing for exact missed counts, and a record boundary to
+//! resume at after a lap: a kind of its own, sharing this one's table,
+//! gating and policies.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
