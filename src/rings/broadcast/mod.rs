@@ -76,11 +76,12 @@
 //! the middle of an old record, whose stamp, before the overwritten
 //! bytes, stays as it was, so a lossy reader copying the old record would
 //! take torn bytes for whole. Byte messages to many readers need another
-//! guard (the producer publishing how far it is about to write before it
-//! writes, which every lossy reader then loads after each copy), a message
-//! number in the framing for exact missed counts, and a record boundary to
-//! resume at after a lap: a kind of its own, sharing this one's table,
-//! gating and policies.
+//! guard (the producer walking the earlier lap's records to mark each one
+//! it overwrites, or publishing how far it is about to write, which every
+//! lossy reader then loads after each copy), a message number in the
+//! framing for exact missed counts, and a record boundary to resume at
+//! after a lap: a kind of its own, sharing this one's table, gating and
+//! policies.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
