@@ -332,9 +332,11 @@ impl SubscriberOptions {
 
     /// How many values a lossless subscriber may fall behind the producer
     /// before the producer makes it lossy, at once instead of waiting
-    /// (`Some(0)` counts as 1); `None` (the default): only the ring's
-    /// capacity bounds it, and the producer waits (up to
-    /// [`demote_after`](Self::demote_after)). Both bounds apply.
+    /// (`Some(0)` counts as 1; a bound above the ring's capacity never
+    /// applies, since the producer waits for a lossless subscriber a ring
+    /// behind); `None` (the default): only the capacity bounds it, and the
+    /// producer waits (up to [`demote_after`](Self::demote_after)). Both
+    /// bounds apply.
     ///
     /// ```
     /// # let name = format!("shmring-doc-bcast-lag-{}", std::process::id());
@@ -406,9 +408,14 @@ impl<T: Pod + Send> Broadcast<T> {
         entry.policy.store(policy, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let mut position = position;
+        // Where the producer is now (see "Algorithm": it overwrites no
+        // position from here on without seeing this entry first).
+        let now = header.tail.load(Ordering::Relaxed);
+        // A lossless subscriber the producer never makes lossy may be lent
+        // values in place from there on.
+        let pinned = (policy == LOSSLESS && stall == u64::MAX && max_lag == 0).then_some(now);
         if resume.is_none() && opts.start == Start::Next {
-            // Where the producer is now; only ever forward.
-            let now = header.tail.load(Ordering::Relaxed);
+            // Only ever forward.
             if now.wrapping_sub(position) as i64 > 0 {
                 position = now;
                 // Relaxed: a joiner has read nothing the position could
@@ -418,10 +425,10 @@ impl<T: Pod + Send> Broadcast<T> {
         }
         Ok(Subscriber::new(
             Arc::clone(mem),
-            index,
-            claim,
+            (index, claim),
             position,
             entry.missed.load(Ordering::Relaxed),
+            pinned,
         ))
     }
 

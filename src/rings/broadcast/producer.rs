@@ -39,6 +39,9 @@ pub struct BroadcastProducer<T> {
     /// The producer may write positions before this one without looking
     /// at the table again.
     limit: Cell<u64>,
+    /// Whether the last scan found a subscriber with a lag bound in the
+    /// way (to be made lossy at once rather than waited for).
+    lagging: Cell<bool>,
     /// Owner ids of entries whose holders were found dead: they no
     /// longer gate (until another holder takes the entry).
     dead: RefCell<[u64; SUBSCRIBERS]>,
@@ -75,6 +78,7 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         ring.header().tail.store(tail, Ordering::Relaxed);
         Ok(BroadcastProducer {
             limit: Cell::new(tail),
+            lagging: Cell::new(false),
             mem,
             tail,
             dead: RefCell::new([0; SUBSCRIBERS]),
@@ -108,9 +112,7 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushTimeout<T>> {
-        // Not `room()`: its look for dead and stuck subscribers reads the
-        // clock, which the wait does only between slices and at its end.
-        if self.within_limit() || self.scan() || self.wait_for_room(timeout) {
+        if self.room() || self.wait_for_room(timeout) {
             self.write(value);
             return Ok(());
         }
@@ -137,7 +139,11 @@ impl<T: Pod + Send> BroadcastProducer<T> {
             self.wait,
             timeout,
             || {
-                self.scan();
+                // A subscriber past its lag bound is made lossy at once,
+                // not after a slice: only that case reads the clock here.
+                if !self.scan() && self.lagging.get() {
+                    self.unblock();
+                }
                 let room = self.limit.get().wrapping_sub(self.tail) as i64;
                 polls += 1;
                 (room >= batch || (room > 0 && polls > patience)).then_some(())
@@ -154,11 +160,13 @@ impl<T: Pod + Send> BroadcastProducer<T> {
     /// (scanning the table, and looking for dead and stuck subscribers,
     /// only when the bound gives fewer).
     pub(super) fn room_for(&self, want: u64) -> u64 {
+        // Never more than a ring: a larger ask must not rescan every time.
+        let want = want.min(self.mem.ring.capacity()) as i64;
         let avail = || self.limit.get().wrapping_sub(self.tail) as i64;
-        if avail() < want as i64 && !self.scan() {
+        if avail() < want && !self.scan() {
             self.unblock();
         }
-        avail().clamp(0, want as i64) as u64
+        avail().clamp(0, want) as u64
     }
 
     /// Close the ring: subscribers receive what was published, then
@@ -208,17 +216,21 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         fence(Ordering::SeqCst);
         let dead = self.dead.borrow();
         let cap = mem.ring.capacity();
-        let mut limit = self.tail.wrapping_add(cap);
+        // How far past `tail` each gate lets us write, the least of them,
+        // and never more than a ring (whatever positions a peer wrote).
+        let mut room = cap as i64;
+        let mut lagging = false;
         for (i, e) in mem.table().iter().enumerate() {
             if let Some(pos) = self.gate(e, dead[i]) {
-                let reach = pos.wrapping_add(reach(e, cap));
-                if limit.wrapping_sub(reach) as i64 > 0 {
-                    limit = reach;
-                }
+                let ahead = pos.wrapping_add(reach(e, cap)).wrapping_sub(self.tail) as i64;
+                room = room.min(ahead);
+                lagging |= ahead <= 0 && lag_bound(e, cap).is_some();
             }
         }
-        self.limit.set(limit);
-        limit.wrapping_sub(self.tail) as i64 > 0
+        self.lagging.set(lagging);
+        let room = room.max(0);
+        self.limit.set(self.tail.wrapping_add(room as u64));
+        room > 0
     }
 
     /// The position entry `e` holds the producer at: a lossless entry with
@@ -291,8 +303,9 @@ impl<T: Pod + Send> BroadcastProducer<T> {
             let since = st.since.unwrap_or(now);
             let stalled =
                 bound != u64::MAX && now.duration_since(since) >= Duration::from_millis(bound);
-            // In the way before a lap: its lag bound stops the producer.
-            let lagging = reach(e, cap) < cap;
+            // In the way, and bounded in values: the next value would put
+            // it past its bound.
+            let lagging = lag_bound(e, cap).is_some();
             // Only if it is still the lossless one we saw.
             if (stalled || lagging)
                 && e.policy
@@ -358,10 +371,14 @@ impl<T: Pod + Send> BroadcastProducer<T> {
 /// that is lower (then the producer makes it lossy rather than wait).
 /// Relaxed: set at join, before the fence that publishes the entry.
 fn reach(e: &crate::format::subscribers::SubscriberEntry, cap: u64) -> u64 {
-    match e.max_lag.load(Ordering::Relaxed) {
-        0 => cap,
-        lag => lag.min(cap),
-    }
+    lag_bound(e, cap).unwrap_or(cap)
+}
+
+/// A lossless entry's lag bound in values, if it has one that can apply:
+/// from 1 to the capacity (gating keeps a lossless subscriber within a
+/// ring, so a larger bound never does).
+fn lag_bound(e: &crate::format::subscribers::SubscriberEntry, cap: u64) -> Option<u64> {
+    Some(e.max_lag.load(Ordering::Relaxed)).filter(|lag| (1..=cap).contains(lag))
 }
 
 /// How often the producer, held up by a subscriber, asks the kernel
