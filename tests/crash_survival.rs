@@ -285,9 +285,10 @@ fn child(role: &str) {
                 grant.commit();
             }
         }
-        // Publish position numbers, resuming wherever the ring stands:
-        // in write chunks (holding the one at HOLD_AT reserved and filled
-        // until killed) on even trials, one push at a time on odd ones.
+        // Publish position numbers, resuming wherever the ring stands: in
+        // write chunks on three trials of four (the one at HOLD_AT filled
+        // with values no position has, and held uncommitted until the
+        // kill), one push at a time on the fourth.
         "bcast-producer" => {
             let ring = Broadcast::<u64>::open(&name).unwrap();
             let mut tx = ring.producer().unwrap();
@@ -297,12 +298,13 @@ fn child(role: &str) {
             let mut v = tx.pushed();
             let mut n = 0;
             while v < until {
-                if trial.is_multiple_of(2) {
+                if trial % 4 != 3 {
                     let mut chunk = tx.reserve_timeout(1 + (v % 5) as usize, TIMEOUT).unwrap();
-                    let k = chunk.fill_from_iter(v..until);
                     if hold_at == Some(n) {
+                        chunk.fill_from_iter(std::iter::repeat(NEVER_PUBLISHED));
                         hold_until_killed(&mut stdout);
                     }
+                    let k = chunk.fill_from_iter(v..until);
                     chunk.commit(k);
                     v += k as u64;
                 } else {
@@ -375,6 +377,10 @@ fn hold_briefly(seed: u64) {
         std::hint::spin_loop();
     }
 }
+
+/// What a killed broadcast producer fills the chunk it never commits
+/// with: a value no position has, so its delivery would show.
+const NEVER_PUBLISHED: u64 = u64::MAX - 1;
 
 /// End of an MPMC consumer test's stream.
 const STOP: u64 = u64::MAX;
@@ -755,10 +761,11 @@ fn a_killed_creator_leaves_its_ring_to_the_survivors_and_the_last_removes_it() {
 }
 
 /// Broadcast producers killed at random moments, every other one inside a
-/// write chunk it filled and did not commit (by construction): a lossless
-/// subscriber reads every position once, in order; a lossy one reads an
-/// in-order subsequence of whole values whose missed count makes up the
-/// rest exactly.
+/// write chunk it filled with a value no position has and did not commit
+/// (by construction), most of the others while they publish in chunks: a
+/// lossless subscriber reads every position once, in order; a lossy one
+/// reads an in-order subsequence of whole values whose missed count makes
+/// up the rest exactly.
 #[test]
 fn killed_broadcast_producers_lose_and_duplicate_nothing() {
     let ring = Broadcast::<u64>::create(&unique_name("crash-bcp"), 64).unwrap();

@@ -179,44 +179,47 @@ fn lossless_read_chunks_get_every_value_from_write_chunks() {
     });
 }
 
-/// A lossy subscriber reading in place while write chunks lap it: a
-/// release that says whole holds the value of its position (the writer's
-/// busy mark and fence, the reader's fence and second look), and what it
-/// read plus what it missed is how far it moved.
+/// A lossy subscriber reading chunks of two while chunks of two lap it,
+/// at capacity 2: a value a release counts whole is its position's (each
+/// lent slot's busy mark before the writer's fence, the reader's fence
+/// and second look at each stamp), and what it read plus what it missed
+/// is how far it moved.
 #[test]
 fn a_lossy_read_chunk_never_passes_a_wrong_value_as_whole() {
     loom::model(|| {
-        let ring = ring(1);
+        let ring = ring(2);
         let mut tx = ring.producer().unwrap();
         let mut rx = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
         let producer = thread::spawn(move || {
-            for v in 0..3 {
-                let mut chunk = tx.try_reserve(1).unwrap();
-                chunk.write(0, v);
+            for first in [0, 2] {
+                let mut chunk = tx.try_reserve(2).unwrap();
+                assert_eq!(chunk.len(), 2);
+                chunk.write(0, first);
+                chunk.write(1, first + 1);
                 chunk.commit_all();
             }
         });
         let mut read = 0;
         let mut look = |rx: &mut shmring::Subscriber<u64>| {
-            if let Some(chunk) = rx.try_read(1) {
-                let (at, v) = (chunk.position(), chunk.read(0));
-                match chunk.release_all() {
-                    Ok(()) => {
-                        assert_eq!(v, at, "a whole value is its position's");
-                        read += 1;
-                    }
-                    Err(overrun) => assert_eq!(overrun.whole(), 0),
+            if let Some(chunk) = rx.try_read(2) {
+                let at = chunk.position();
+                let values: Vec<u64> = chunk.iter().collect();
+                let whole = chunk
+                    .release_all()
+                    .map_or_else(|o| o.whole(), |()| values.len());
+                for (i, v) in values[..whole].iter().enumerate() {
+                    assert_eq!(*v, at + i as u64, "a whole value is its position's");
                 }
+                read += whole as u64;
             }
         };
-        for _ in 0..2 {
-            look(&mut rx);
-        }
+        look(&mut rx);
+        look(&mut rx);
         producer.join().unwrap();
         for _ in 0..3 {
             look(&mut rx);
         }
-        assert_eq!(read + rx.missed(), 3);
+        assert_eq!(read + rx.missed(), 4);
     });
 }
 

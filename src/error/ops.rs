@@ -53,9 +53,10 @@ impl<T> From<Full<T>> for Error {
 }
 
 /// A broadcast read chunk whose values were overwritten while they were
-/// read in place (a lossy subscriber, or one made lossy, that the producer
+/// read (a lossy subscriber, or one made lossy, that the producer
 /// lapped): the first [`whole`](Self::whole) values read were whole, the
-/// rest may be torn and are counted missed
+/// others may be torn; the subscriber skipped ahead from the first of
+/// them, counting what it passed over as missed
 /// ([`Subscriber::missed`](crate::Subscriber::missed)).
 ///
 /// ```
@@ -90,7 +91,7 @@ impl fmt::Display for Overrun {
         write!(
             f,
             "the producer overwrote values of this read chunk while they were read: only the \
-             first {} were whole (the rest are counted missed)",
+             first {} were whole (the subscriber skipped ahead and counted what it missed)",
             self.whole
         )
     }

@@ -12,13 +12,15 @@
 //!
 //! A read chunk is the seqlock read spread over several slots: each
 //! lent slot was stamped full for its position (Acquire), the values are
-//! read in place, and releasing issues one Acquire fence and looks at the
-//! stamps again. Those still unchanged were whole; the producer writes
-//! positions in order, so they are a prefix, and the first changed one
-//! and everything after it are thrown away as missed. A lossless
-//! subscriber is never overwritten (the producer waits for its position,
-//! which moves only on release), so for it every release is whole,
-//! unless the producer made it lossy meanwhile.
+//! read (copied, or lent in place to a subscriber the producer never
+//! overwrites), and releasing issues one Acquire fence and looks at the
+//! stamps again, in order. The values up to the first changed stamp were
+//! whole; from that one on, the subscriber skips ahead and counts what it
+//! passes over as missed. A producer lapping the chunk overwrites its
+//! oldest value first, so a lapped chunk is rarely whole at all. A
+//! lossless subscriber is never overwritten (the producer waits for its
+//! position, which moves only on release), so for it every release is
+//! whole, unless the producer made it lossy meanwhile.
 
 use std::time::Duration;
 
@@ -315,9 +317,8 @@ impl<T: Pod + Send> Subscriber<T> {
     }
 
     /// Release the `n` values from our position that a chunk lent: those
-    /// still stamped as they were read are whole (a prefix, as the
-    /// producer overwrites in order); we move past them, and skip (and
-    /// count) from the first that is not.
+    /// before the first whose stamp changed are whole; we move past them,
+    /// and skip (and count) from that one.
     fn release_read(&mut self, n: usize) -> Result<(), Overrun> {
         // Acquire: our reads of the values happen before the second look
         // at their stamps, so a read that saw a newer write's bytes sees
@@ -339,8 +340,10 @@ impl<T: Pod + Send> Subscriber<T> {
     }
 }
 
-/// Values lent in place by [`Subscriber::try_read`]: read them, then
-/// [`release`](Self::release) them, which says whether they were whole.
+/// Values lent by [`Subscriber::try_read`]: read them (copies, or in
+/// place for a subscriber the producer never overwrites, see
+/// [`get`](Self::get)), then [`release`](Self::release) them, which says
+/// whether they were whole.
 /// Dropping the chunk releases every value (counting overwritten ones as
 /// missed, without saying which).
 ///
@@ -402,19 +405,41 @@ impl<T: Pod + Send> BroadcastReadChunk<'_, T> {
         self.subscriber.position.wrapping_add(i as u64)
     }
 
-    /// The `i`th lent value, in place. For a lossy subscriber it may
-    /// change under the reference if the producer laps it: trust what it
-    /// read only once [`release`](Self::release) says it was whole.
+    /// The `i`th lent value, in place, for a subscriber whose values the
+    /// producer never overwrites while they are lent: lossless, with
+    /// `demote_after(None)` and no lag bound, from where it joined on.
+    /// `None` for any other (a lossy subscriber's values may change while
+    /// borrowed, and a reference must not see that): copy with
+    /// [`read`](Self::read).
+    ///
+    /// ```
+    /// use shmring::SubscriberOptions;
+    /// # let name = format!("shmring-doc-bcast-get-{}", std::process::id());
+    /// let ring = shmring::Broadcast::<[u8; 64]>::create(&name, 4)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut pinned = ring.subscriber_with(&SubscriberOptions::lossless().demote_after(None))?;
+    /// let mut lossy = ring.subscriber_with(&SubscriberOptions::lossy())?;
+    /// tx.try_push([7; 64]).unwrap();
+    /// assert_eq!(pinned.try_read(1).unwrap().get(0).map(|v| v[0]), Some(7));
+    /// assert!(lossy.try_read(1).unwrap().get(0).is_none());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
     ///
     /// # Panics
     /// If `i >= len()`, like slice indexing.
     #[cfg(not(shmring_loom))]
-    pub fn get(&self, i: usize) -> &T {
+    pub fn get(&self, i: usize) -> Option<&T> {
         let pos = self.pos(i);
-        // SAFETY: the slot lies in the mapping and every bit pattern is a
-        // `T` (`Pod`), so even a value overwritten while borrowed is a
-        // valid `T`; release tells whether it was the published one.
-        unsafe { self.subscriber.mem.ring.slot(pos).value_ref() }
+        let from = self.subscriber.pinned_from?;
+        if (pos.wrapping_sub(from) as i64) < 0 {
+            return None;
+        }
+        // SAFETY: the slot lies in the mapping; the producer does not
+        // write it again before this subscriber releases `pos` (it is
+        // lossless, never made lossy, and `pos` is past where the
+        // producer surely saw it join), which cannot happen while the
+        // chunk borrows the subscriber.
+        Some(unsafe { self.subscriber.mem.ring.slot(pos).value_ref() })
     }
 
     /// A copy of the `i`th lent value (whole if release says so).
@@ -435,8 +460,9 @@ impl<T: Pod + Send> BroadcastReadChunk<'_, T> {
     }
 
     /// Release the first `n` values, and say whether they were whole:
-    /// [`Overrun`] says how many were (the rest are counted missed). The
-    /// others stay, to be read again.
+    /// [`Overrun`] says how many were, from the first; the subscriber then
+    /// skips ahead from the first that was not, counting what it passes
+    /// over as missed. Values after the `n` stay, to be read again.
     ///
     /// # Panics
     /// If `n > len()`.

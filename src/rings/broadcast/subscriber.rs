@@ -40,6 +40,11 @@ pub struct Subscriber<T> {
     index: usize,
     pub(super) position: u64,
     missed: u64,
+    /// For a lossless subscriber the producer never makes lossy: the
+    /// position from which it never overwrites what this one has not
+    /// released (see `subscriber_with`), so values may be lent in place.
+    #[cfg_attr(shmring_loom, allow(dead_code))]
+    pub(super) pinned_from: Option<u64>,
     me: Option<RoleClaim>,
     wait: WaitStrategy,
     _not_sync: PhantomData<Cell<()>>,
@@ -64,16 +69,17 @@ pub(super) const OVERRUN_RETRIES: usize = 8;
 impl<T: Pod + Send> Subscriber<T> {
     pub(super) fn new(
         mem: Arc<BroadcastMemory<T>>,
-        index: usize,
-        me: RoleClaim,
+        (index, me): (usize, RoleClaim),
         position: u64,
         missed: u64,
+        pinned_from: Option<u64>,
     ) -> Self {
         Subscriber {
             mem,
             index,
             position,
             missed,
+            pinned_from,
             me: Some(me),
             wait: default_wait(Role::Consumer),
             _not_sync: PhantomData,
