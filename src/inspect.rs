@@ -359,7 +359,7 @@ fn subscribers(segment: &Segment, tail: u64) -> Vec<SubscriberInfo> {
             if holder.is_none() && !named {
                 return None;
             }
-            let policy = e.policy.load(r);
+            let policy = crate::format::subscribers::state(e.policy.load(r));
             let position = e.position.load(r);
             Some(SubscriberInfo {
                 entry,

@@ -256,3 +256,40 @@ fn a_subscriber_made_lossy_by_its_lag_bound_never_returns_a_wrong_value() {
         assert_eq!(read + rx.missed(), 4);
     });
 }
+
+/// A lossless subscriber with a lag bound of one value leaves, and a
+/// lossless one without bounds takes its entry while the producer runs:
+/// the producer never makes the newcomer lossy, neither by pairing its
+/// policy with the old holder's bound (the policy's Release and Acquire)
+/// nor by a compare-exchange meant for the old holder (the join count in
+/// the policy word).
+#[test]
+fn the_next_holder_of_an_entry_never_inherits_the_last_ones_bound() {
+    // Two preemptions: three at this size take minutes, and every failing
+    // schedule found needs no more than two.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let ring = ring(2);
+        let mut tx = ring.producer().unwrap();
+        let bounded = ring
+            .subscriber_with(&lossless().demote_after_lag(Some(1)))
+            .unwrap();
+        let joiner = Arc::clone(&ring);
+        let subscriber = thread::spawn(move || {
+            drop(bounded);
+            let mut rx = joiner.subscriber_with(&lossless()).unwrap();
+            let start = rx.position();
+            while rx.position() < 3 {
+                if rx.try_pop().is_none() {
+                    thread::yield_now();
+                }
+            }
+            assert!(!rx.is_demoted(), "joined at {start}");
+        });
+        for v in 0..3 {
+            push_spinning(&mut tx, v);
+        }
+        subscriber.join().unwrap();
+    });
+}

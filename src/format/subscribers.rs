@@ -22,6 +22,21 @@ pub(crate) const LOSSY: u64 = 2;
 /// made it lossy.
 pub(crate) const DEMOTED: u64 = 3;
 
+/// The policy state in a `policy` word.
+pub(crate) const fn state(word: u64) -> u64 {
+    word & 0xff
+}
+
+/// The same stay of the same holder, in another state.
+pub(crate) const fn restate(word: u64, state: u64) -> u64 {
+    (word & !0xff) | state
+}
+
+/// The word of the next join of an entry whose word is `word`.
+pub(crate) const fn next_join(word: u64, state: u64) -> u64 {
+    ((word >> 8).wrapping_add(1) << 8) | state
+}
+
 /// One subscriber's entry.
 #[repr(C)]
 pub(crate) struct SubscriberEntry {
@@ -35,8 +50,11 @@ pub(crate) struct SubscriberEntry {
     pub(crate) identity: AtomicU64,
     /// The next position it reads: every value before it is released.
     pub(crate) position: AtomicU64,
-    /// [`LOSSLESS`], [`LOSSY`], [`DEMOTED`], or 0 while it joins or
-    /// after it left.
+    /// In its low byte [`LOSSLESS`], [`LOSSY`], [`DEMOTED`], or 0 while it
+    /// joins or after it left ([`state`]); above it, how many times the
+    /// entry was joined, so that a word the producer read names one
+    /// holder's stay and its compare-exchange cannot demote the next
+    /// holder ([`next_join`]).
     pub(crate) policy: AtomicU64,
     /// How long (ms) a lossless subscriber may hold the producer up
     /// before it is made lossy; `u64::MAX`: for ever.

@@ -53,10 +53,16 @@
 //! once; a live lossless one that held the producer at the same position
 //! for longer than its `demote_after` bound, or that the next value would
 //! put further behind than its lag bound, is made lossy (its policy set
-//! to `DEMOTED`, counted in its entry and logged). A subscriber that
-//! leaves clears its policy and keeps its position, under its identity
-//! if it has one: a subscriber of that identity resumes there, counting
-//! as missed what was overwritten meanwhile.
+//! to `DEMOTED`, counted in its entry and logged). The policy word also
+//! counts the entry's joins, and the producer demotes with a
+//! compare-exchange on the word it read, so a subscriber that left and
+//! the next holder of its entry are never confused; a joiner stores its
+//! bounds before its policy (Release), and the producer loads the policy
+//! with Acquire, so it never pairs one holder's policy with another's
+//! bounds. A subscriber that leaves clears its policy and keeps its
+//! position, under its identity if it has one: a subscriber of that
+//! identity resumes there, counting as missed what was overwritten
+//! meanwhile.
 //!
 //! Blocking: the producer notifies the subscribers' event after each
 //! value (a system call only when one sleeps), and a subscriber notifies
@@ -91,7 +97,7 @@ use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 use crate::format::slot::{full_stamp, Slot};
-use crate::format::subscribers::{SubscriberEntry, SubscriberTable, LOSSLESS, LOSSY};
+use crate::format::subscribers::{next_join, SubscriberEntry, SubscriberTable, LOSSLESS, LOSSY};
 use crate::kind::{RingKind, Role};
 use crate::lifecycle::memory::RingMemory;
 use crate::lifecycle::options::{CreateOptions, OpenOptions};
@@ -400,12 +406,15 @@ impl<T: Pod + Send> Broadcast<T> {
             d.as_millis().min(u128::from(u64::MAX - 1)) as u64
         });
         // Relaxed: the fence below orders them before the producer's scan,
-        // which fences too (see "Algorithm").
+        // which fences too (see "Algorithm"); and the policy's Release.
         entry.position.store(position, Ordering::Relaxed);
         entry.stall_ms.store(stall, Ordering::Relaxed);
         let max_lag = opts.demote_after_lag.map_or(0, |n| n.max(1));
         entry.max_lag.store(max_lag, Ordering::Relaxed);
-        entry.policy.store(policy, Ordering::Relaxed);
+        // Release, with the producer's Acquire in `gate`: one that sees
+        // this join's word sees its bounds, not an earlier holder's.
+        let word = next_join(entry.policy.load(Ordering::Relaxed), policy);
+        entry.policy.store(word, Ordering::Release);
         fence(Ordering::SeqCst);
         let mut position = position;
         // Where the producer is now (see "Algorithm": it overwrites no

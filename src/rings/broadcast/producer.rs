@@ -11,7 +11,7 @@ use bytemuck::Pod;
 use super::{default_wait, BroadcastMemory};
 use crate::error::{Full, PushTimeout, Result, TimedOut};
 use crate::format::slot::full_stamp;
-use crate::format::subscribers::{DEMOTED, LOSSLESS, SUBSCRIBERS};
+use crate::format::subscribers::{restate, state, DEMOTED, LOSSLESS, SUBSCRIBERS};
 use crate::kind::Role;
 use crate::lifecycle::sealed::Kind;
 use crate::peers::role::{self, RoleClaim};
@@ -221,7 +221,7 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         let mut room = cap as i64;
         let mut lagging = false;
         for (i, e) in mem.table().iter().enumerate() {
-            if let Some(pos) = self.gate(e, dead[i]) {
+            if let Some((pos, _)) = self.gate(e, dead[i]) {
                 let ahead = pos.wrapping_add(reach(e, cap)).wrapping_sub(self.tail) as i64;
                 room = room.min(ahead);
                 lagging |= ahead <= 0 && lag_bound(e, cap).is_some();
@@ -233,12 +233,23 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         room > 0
     }
 
-    /// The position entry `e` holds the producer at: a lossless entry with
-    /// a holder not known dead. Relaxed owner and policy (the SeqCst fence
-    /// before the scan orders them).
-    fn gate(&self, e: &crate::format::subscribers::SubscriberEntry, dead: u64) -> Option<u64> {
+    /// The position entry `e` holds the producer at, and its policy word:
+    /// a lossless entry with a holder not known dead. Relaxed owner (the
+    /// SeqCst fence before the scan orders it).
+    fn gate(
+        &self,
+        e: &crate::format::subscribers::SubscriberEntry,
+        dead: u64,
+    ) -> Option<(u64, u64)> {
         let owner = e.owner.load(Ordering::Relaxed);
-        if owner == 0 || owner == dead || e.policy.load(Ordering::Relaxed) != LOSSLESS {
+        if owner == 0 || owner == dead {
+            return None;
+        }
+        // Acquire, with the joining subscriber's Release: the bounds it
+        // stored before its policy (`max_lag`, `stall_ms`) are its own,
+        // not an earlier holder's of the same entry.
+        let word = e.policy.load(Ordering::Acquire);
+        if state(word) != LOSSLESS {
             return None;
         }
         // Acquire, with the subscriber's Release in `advance`: its copies
@@ -249,7 +260,7 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         // after a store of its own thread that we already read), which
         // loom never schedules; a lossless subscriber's stamp check would
         // then count the value missed.
-        Some(e.position.load(Ordering::Acquire))
+        Some((e.position.load(Ordering::Acquire), word))
     }
 
     /// The slow path when the bound holds: entries whose holders died
@@ -261,7 +272,7 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         let cap = mem.ring.capacity();
         let mut changed = false;
         for (i, e) in mem.table().iter().enumerate() {
-            let Some(pos) = self.gate(e, self.dead.borrow()[i]) else {
+            let Some((pos, word)) = self.gate(e, self.dead.borrow()[i]) else {
                 continue;
             };
             // Not in the way: `tail` overwrites `tail - cap` only, and
@@ -306,10 +317,16 @@ impl<T: Pod + Send> BroadcastProducer<T> {
             // In the way, and bounded in values: the next value would put
             // it past its bound.
             let lagging = lag_bound(e, cap).is_some();
-            // Only if it is still the lossless one we saw.
+            // Only if it is still the lossless stay we saw (not the next
+            // holder's, whose word counts one more join).
             if (stalled || lagging)
                 && e.policy
-                    .compare_exchange(LOSSLESS, DEMOTED, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange(
+                        word,
+                        restate(word, DEMOTED),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
                     .is_ok()
             {
                 e.demotions.fetch_add(1, Ordering::Relaxed);

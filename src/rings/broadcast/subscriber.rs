@@ -10,7 +10,7 @@ use bytemuck::Pod;
 
 use super::{default_wait, found, released, BroadcastMemory, Found, Policy};
 use crate::error::{RecvError, TimedOut};
-use crate::format::subscribers::{SubscriberEntry, LOSSLESS};
+use crate::format::subscribers::{state, SubscriberEntry, LOSSLESS};
 use crate::kind::Role;
 use crate::peers::role::{self, RoleClaim};
 use crate::platform::sync::{fence, Ordering};
@@ -232,7 +232,7 @@ impl<T: Pod + Send> Subscriber<T> {
     /// Its policy now: [`Policy::Lossy`] once the producer made a
     /// lossless subscriber lossy (see [`is_demoted`](Self::is_demoted)).
     pub fn policy(&self) -> Policy {
-        match self.entry().policy.load(Ordering::Relaxed) {
+        match state(self.entry().policy.load(Ordering::Relaxed)) {
             LOSSLESS => Policy::Lossless,
             _ => Policy::Lossy,
         }
@@ -247,7 +247,7 @@ impl<T: Pod + Send> Subscriber<T> {
     /// Whether the producer made it lossy: it was lossless and held the
     /// producer up past its bound.
     pub fn is_demoted(&self) -> bool {
-        self.entry().policy.load(Ordering::Relaxed) == crate::format::subscribers::DEMOTED
+        state(self.entry().policy.load(Ordering::Relaxed)) == crate::format::subscribers::DEMOTED
     }
 
     /// How this handle waits for values; see [`WaitStrategy`].
@@ -291,8 +291,12 @@ impl<T> Drop for Subscriber<T> {
         if let Some(me) = self.me.take() {
             let entry = &self.mem.table()[self.index];
             // Relaxed: it stops gating; the role release below (Release)
-            // publishes the position and counts to the next holder.
-            entry.policy.store(0, Ordering::Relaxed);
+            // publishes the position and counts to the next holder. One
+            // read-modify-write, keeping the join count: a load and a
+            // store could undo a demotion the producer made in between,
+            // and hand its word to the next holder (a loom model found
+            // that).
+            entry.policy.fetch_and(!0xff, Ordering::Relaxed);
             role::release(&entry.owner, me);
         }
     }
