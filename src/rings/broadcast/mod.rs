@@ -23,7 +23,7 @@
 //! after it read everything before it. The producer waits for the
 //! lossless ones only (gating): it may write `q` once every live
 //! lossless subscriber's position is past `q - cap` (or past `q - lag`
-//! for one with a lag bound below the capacity; it loads them with
+//! for one with a lag bound of at most the capacity; it loads them with
 //! Acquire, so their reads of the old value happen before its write).
 //! It keeps the bound it last computed and scans the table again only
 //! when it reaches it; the bound never exceeds the producer's own
@@ -39,7 +39,10 @@
 //! starts at or after every position the producer may overwrite before
 //! its next scan. One starting further back (the oldest value, or a
 //! given position) may find some of those values overwritten before the
-//! producer sees it: it counts them missed, like a lossy one.
+//! producer sees it: it counts them missed, like a lossy one. So from
+//! the `tail` a joiner loaded on, a lossless subscriber that the producer
+//! never makes lossy (no bounds) is never overwritten before it releases:
+//! only it is lent values in place by reference (`chunks.rs`).
 //!
 //! A lossy subscriber, or any subscriber that finds `p` overwritten,
 //! jumps to half a ring behind the producer (never backwards) and adds
@@ -66,8 +69,10 @@
 //!
 //! Blocking: the producer notifies the subscribers' event after each
 //! value (a system call only when one sleeps), and a subscriber notifies
-//! the producer's after each release; see `wait.rs`. The producer waits in
-//! slices, so that it looks for dead and stuck subscribers while it waits.
+//! the producer's after each release; see `wait.rs`. A producer that
+//! finds the ring full waits for a batch of room, as the SPSC one does,
+//! in slices, so that it looks for dead and stuck subscribers while it
+//! waits (and at once for one past its lag bound).
 //!
 //! Shared memory is untrusted: positions and stamps a peer writes can make
 //! a subscriber count misses or the producer wait (to its timeout), never
