@@ -136,11 +136,22 @@ fn main() -> ExitCode {
         // An error after an interrupt is its doing (a child it ended):
         // the handler reports and exits 130.
         Err(_) if signals::interrupted() => signals::wait_for_handler(),
+        // The reader went away (`shmring top | head -1`): the output was
+        // wanted no further, which is no failure.
+        Err(e) if closed_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shmring: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` is a write to a pipe whose reader closed it.
+fn closed_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        || e.downcast_ref::<serde_json::Error>()
+            .is_some_and(|e| e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
 }
 
 #[cfg(test)]

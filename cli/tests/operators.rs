@@ -354,6 +354,11 @@ fn start(args: &[&str]) -> Child {
 /// Send SIGINT and wait (bounded) for the exit status.
 fn interrupt(child: &mut Child) -> std::process::ExitStatus {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    finish(child)
+}
+
+/// Wait (bounded) for the exit status; kill the child past `PATIENCE`.
+fn finish(child: &mut Child) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -361,7 +366,7 @@ fn interrupt(child: &mut Child) -> std::process::ExitStatus {
         }
         if start.elapsed() > PATIENCE {
             let _ = child.kill();
-            panic!("still running {PATIENCE:?} after SIGINT");
+            panic!("still running {PATIENCE:?} after it was told to end");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -818,12 +823,32 @@ fn top_shows_every_ring_or_one_process_rings_and_stops_on_ctrl_c() {
     assert!(looks(&["--pid", "1"]).iter().all(|l| mine(l).is_none()));
 
     let mut top = start(&["top", "--interval", "20"]);
+    // Held open until top has ended: a closed pipe ends top by itself
+    // (the next test), and this one is about Ctrl-C.
+    let mut output = BufReader::new(top.stdout.take().unwrap());
+    let mut first = String::new();
+    output.read_line(&mut first).unwrap();
+    assert!(first.contains("ring(s)"), "{first:?}");
+    assert_eq!(interrupt(&mut top).code(), Some(130));
+    drop(output);
+}
+
+/// `shmring top | head -1`: once the reader closes the pipe, top's next
+/// refresh finds it closed and top ends quietly with success, not
+/// "Broken pipe" and status 1.
+#[test]
+fn top_ends_quietly_when_its_reader_closes_the_pipe() {
+    let mut top = start(&["top", "--interval", "10"]);
     let mut first = String::new();
     BufReader::new(top.stdout.take().unwrap())
         .read_line(&mut first)
-        .unwrap();
+        .unwrap(); // the reader is dropped here: the pipe is closed
     assert!(first.contains("ring(s)"), "{first:?}");
-    assert_eq!(interrupt(&mut top).code(), Some(130));
+    let status = finish(&mut top);
+    let mut err = String::new();
+    top.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
 }
 
 /// A ring made with `zero_after_use` says so in `stat` and `stat --json`,
