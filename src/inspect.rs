@@ -329,7 +329,15 @@ fn describe(segment: &Segment, (owner_uid, mode): (u32, u32)) -> Result<SegmentI
         consumer,
         attached: attach::list(segment, &header.attached),
         in_use: segment.in_use(),
-        sleeping_consumers: sleeping(&header.consumer_event, consumer, &consumer_handles),
+        sleeping_consumers: {
+            // A broadcast ring's consumers are its subscribers.
+            let holders: Vec<Attached> = subscribers.iter().filter_map(|s| s.holder).collect();
+            let handles = match info.kind {
+                RingKind::Broadcast => &holders,
+                _ => &consumer_handles,
+            };
+            sleeping(&header.consumer_event, consumer, handles)
+        },
         sleeping_producers: sleeping(&header.producer_event, producer, &producer_handles),
         persistent: header.is_persistent(),
         zero_after_use: info.zero_after_use(),

@@ -199,7 +199,11 @@ mod wait;
 // What every ring kind shares: by name, presence, persistence.
 mod lifecycle;
 
-// The three rings: SPSC, MPMC, byte messages, each split by role.
+// What a waiter outside the library (shmring-async) needs of a handle.
+#[doc(hidden)]
+pub mod hook;
+
+// The rings: SPSC, MPMC, byte messages, broadcast, each split by role.
 mod rings;
 
 // Looking into segments from outside: ls, stat, stale segments.

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "format",
     "wait",
     "lifecycle",
+    "hook",
     "rings",
     "inspect",
 ];

@@ -80,6 +80,13 @@ impl Origin {
     }
 }
 
+/// This process's incarnation and pid (see [`Origin`]), for state kept
+/// per process outside the library.
+pub(crate) fn incarnation() -> (u64, u32) {
+    let o = Origin::here();
+    (o.generation, o.pid)
+}
+
 /// Install the handlers, once per process image (a forked child inherits
 /// them; an exec'd one installs its own).
 pub(crate) fn install() {

@@ -544,3 +544,12 @@ fn default_wait(role: Role) -> WaitStrategy {
         Role::Consumer => WaitStrategy::default(),
     }
 }
+
+impl<T: Pod + Send> crate::hook::HasHeader for BroadcastMemory<T> {
+    fn header(&self) -> &crate::format::header::Header {
+        self.ring.header()
+    }
+    fn ring_name(&self) -> &str {
+        self.ring.segment().name().as_str()
+    }
+}

@@ -422,3 +422,9 @@ impl<T> Drop for BroadcastProducer<T> {
         }
     }
 }
+
+impl<T: Pod + Send> crate::hook::Waitable for BroadcastProducer<T> {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        crate::hook::WakeWord::new(self.mem.clone(), false)
+    }
+}

@@ -301,3 +301,9 @@ impl<T> Drop for Subscriber<T> {
         }
     }
 }
+
+impl<T: Pod + Send> crate::hook::Waitable for Subscriber<T> {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        crate::hook::WakeWord::new(self.mem.clone(), true)
+    }
+}

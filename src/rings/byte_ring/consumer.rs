@@ -515,3 +515,14 @@ impl<'a> Iterator for BatchIter<'a> {
         None
     }
 }
+
+impl crate::hook::Waitable for ByteConsumer {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        let rec = self.rec.clone();
+        crate::hook::WakeWord::new(self.rec.clone(), true).repairing(move || {
+            if super::repair::stalled(&rec) {
+                super::repair::recover(&rec);
+            }
+        })
+    }
+}

@@ -410,3 +410,14 @@ impl Drop for Grant<'_> {
         self.finish(Kind::Padding, self.payload.len() as u64);
     }
 }
+
+impl crate::hook::Waitable for ByteProducer {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        let rec = self.rec.clone();
+        crate::hook::WakeWord::new(self.rec.clone(), false).repairing(move || {
+            if super::repair::stalled(&rec) {
+                super::repair::recover(&rec);
+            }
+        })
+    }
+}

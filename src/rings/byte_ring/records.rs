@@ -300,3 +300,12 @@ impl Records {
 fn elem() -> TypeLayout {
     TypeLayout::of::<Unit>()
 }
+
+impl crate::hook::HasHeader for Records {
+    fn header(&self) -> &Header {
+        Records::header(self)
+    }
+    fn ring_name(&self) -> &str {
+        self.mem.segment().name().as_str()
+    }
+}

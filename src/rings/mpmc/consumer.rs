@@ -267,19 +267,11 @@ impl<T: Pod + Send> MpmcConsumer<T> {
         }
         let header = self.mem.header();
         let event = &header.consumer_event;
-        // Between slices: repair behind a stalled position, or when a
-        // consumer died (its record's lease is free) and may have left a
-        // value that only a consumer can deliver. The dead wake no one, so
-        // an idle wait looks at least every `IDLE_SLICE`.
-        let between = || {
-            if stalled_at(&self.mem).is_some()
-                || claims::any_dead(self.mem.segment(), &header.consumer_claims)
-            {
-                recover(&self.mem);
-                wait::REPAIR_SLICE
-            } else {
-                wait::IDLE_SLICE
-            }
+        // Between slices: repair (`repair_if_needed`). The dead wake no
+        // one, so an idle wait looks at least every `IDLE_SLICE`.
+        let between = || match super::repair_if_needed(&self.mem) {
+            true => wait::REPAIR_SLICE,
+            false => wait::IDLE_SLICE,
         };
         let ready = || {
             if let Some(pos) = self.try_claim() {
@@ -397,5 +389,14 @@ impl<T: Pod> Deref for MpmcReadSlot<'_, T> {
 impl<T> Drop for MpmcReadSlot<'_, T> {
     fn drop(&mut self) {
         self.rx.release(self.pos);
+    }
+}
+
+impl<T: Pod + Send> crate::hook::Waitable for MpmcConsumer<T> {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        let mem = self.mem.clone();
+        crate::hook::WakeWord::new(self.mem.clone(), true).repairing(move || {
+            super::repair_if_needed(&mem);
+        })
     }
 }

@@ -249,6 +249,19 @@ impl<T: Pod + Send> Mpmc<T> {
     }
 }
 
+/// What a waiting handle does now and then (the dead wake no one):
+/// repair behind a stalled position, or when a consumer died (its
+/// record's lease is free) and may have left a value that only a consumer
+/// can deliver. Whether it repaired.
+fn repair_if_needed<T>(mem: &RingMemory<Slot<T>>) -> bool {
+    let needed = stalled_at(mem).is_some()
+        || crate::peers::claims::any_dead(mem.segment(), &mem.header().consumer_claims);
+    if needed {
+        recover(mem);
+    }
+    needed
+}
+
 fn stalled_at<T>(mem: &RingMemory<Slot<T>>) -> Option<u64> {
     let header = mem.header();
     let head = header.head.load(Ordering::Relaxed);

@@ -510,3 +510,12 @@ impl<T> Drop for MpmcWriteSlot<'_, T> {
         self.tx.skip(self.pos);
     }
 }
+
+impl<T: Pod + Send> crate::hook::Waitable for MpmcProducer<T> {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        let mem = self.mem.clone();
+        crate::hook::WakeWord::new(self.mem.clone(), false).repairing(move || {
+            super::repair_if_needed(&mem);
+        })
+    }
+}

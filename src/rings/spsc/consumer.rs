@@ -392,3 +392,9 @@ impl<T> std::fmt::Debug for Consumer<T> {
             .finish()
     }
 }
+
+impl<T: Pod + Send> crate::hook::Waitable for Consumer<T> {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        crate::hook::WakeWord::new(self.mem.clone(), true)
+    }
+}

@@ -437,3 +437,9 @@ impl<T> std::fmt::Debug for Producer<T> {
             .finish()
     }
 }
+
+impl<T: Pod + Send> crate::hook::Waitable for Producer<T> {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        crate::hook::WakeWord::new(self.mem.clone(), false)
+    }
+}
