@@ -27,8 +27,14 @@
 # (the loom build compiles the whole crate: a mutant is the whole program
 # with one line changed, and any other file can change what the models see
 # of it, so no per-site or per-file slice of src/ is a sound key without a
-# dependence analysis we do not have), and every file under loom-tests/
-# except the model binaries this file's mutants never run (binaries_for).
+# dependence analysis we do not have), shmring-async's sources (the
+# `async` models run its reactor against the core's wakeup code), and
+# every file under loom-tests/ except the model binaries this file's
+# mutants never run (binaries_for). The reactor itself has no ordering to
+# mutate: its table is under a mutex and its control word is Relaxed (see
+# async/src/reactor.rs); the orderings its protocol relies on are the
+# core's (hook.rs, wait.rs, barrier.rs, futex.rs), whose mutants run the
+# `async` models too.
 # So an edit anywhere in src/, even a comment, re-runs every mutant, and an
 # edit to one model file re-runs only the files whose mutants run it. Not
 # in the key: the version of the installed compiler, unless a
@@ -77,7 +83,7 @@ use_cache=true
 if [ -n "${MUTATE_FULL:-}" ] || [ -n "${MUTATE_JUSTIFIED:-}" ]; then use_cache=false; fi
 names=(format/slot.rs rings/spsc rings/mpmc rings/byte_ring rings/broadcast
     peers/claims platform/lease.rs wait.rs peers/role.rs format/header.rs
-    platform/barrier.rs platform/futex.rs)
+    platform/barrier.rs platform/futex.rs hook.rs)
 if [ $# -gt 0 ]; then names=("$@"); fi
 # A name is a folder under src/ (every file in it), or a file's path under
 # src/ or any unique tail of it (`lease.rs`, `mpmc/repair.rs`).
@@ -161,7 +167,8 @@ binaries_for() {
         */mpmc.rs|*/mpmc/*) echo repair mpmc ;;
         */byte_ring.rs|*/byte_ring/*) echo bytes repair ;;
         */broadcast/*) echo broadcast ;;
-        *) echo spsc bytes repair mpmc broadcast ;;
+        */hook.rs) echo async ;;
+        *) echo spsc bytes repair mpmc broadcast async ;;
     esac
 }
 
@@ -173,7 +180,7 @@ key_for() { # file
     {
         echo "mutated $1"
         echo "LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS"
-        local inputs=(Cargo.toml Cargo.lock src loom-tests) p
+        local inputs=(Cargo.toml Cargo.lock src loom-tests async/Cargo.toml async/src) p
         for p in build.rs .cargo rust-toolchain rust-toolchain.toml; do
             if [ -e "$p" ]; then inputs+=("$p"); fi
         done
@@ -214,7 +221,7 @@ binary() { # name: the newest test executable of that name
 needed=$(for f in "${files[@]}"; do binaries_for "$f"; done | tr ' ' '\n' | sort -u | tr '\n' ' ')
 # shellcheck disable=SC2086
 build $needed || { echo "the loom models do not build"; exit 1; }
-sources=$(find src loom-tests/tests -name '*.rs' | sort | xargs cat | sha256sum | cut -c1-16)
+sources=$(find src async/src loom-tests/tests -name '*.rs' | sort | xargs cat | sha256sum | cut -c1-16)
 times="$CARGO_TARGET_DIR/loom-model-times-$sources"
 for b in $needed; do
     grep -q " $b " "$times" 2>/dev/null && continue

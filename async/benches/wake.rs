@@ -1,0 +1,297 @@
+//! What an awaiting task costs: the latency of a wake across processes
+//! (a push, then the parked consumer runs), and the CPU an idle await
+//! burns, beside ringfire's async consumer, shmring's own blocking call
+//! and tokio's `mpsc` (within one process: it cannot cross one).
+//!
+//! ```sh
+//! cargo bench -p shmring-async --bench wake            # WAKE_SAMPLES=2000 by default
+//! ```
+//!
+//! The producer sleeps 0.2-2 ms between values, so every value finds the
+//! consumer parked: this measures the wake path, not streaming. A value
+//! carries the producer's CLOCK_MONOTONIC time (system-wide, so valid in
+//! the other process); the consumer records how long after that it ran.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use shmring::WaitStrategy;
+use shmring_async::AsyncConsumer;
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time of this process (every thread), in ns.
+fn cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as in `now_ns`.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Voluntary context switches of this process so far.
+fn switches() -> i64 {
+    // SAFETY: an all-zero rusage is valid for the call to fill.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `r` is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    r.ru_nvcsw
+}
+
+/// The gaps between values: a fixed pseudo-random sequence in 0.2-2 ms.
+fn gaps(n: usize) -> impl Iterator<Item = Duration> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n).map(move |_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        Duration::from_micros(200 + x % 1800)
+    })
+}
+
+/// Run `produce` in a forked child process (it exits after), and
+/// `consume` here; the child is reaped.
+fn across_processes(produce: impl FnOnce(), consume: impl FnOnce()) {
+    // SAFETY: the child runs `produce` (shared-memory pushes, sleeps and
+    // clock reads; no lock another thread could hold but malloc's, which
+    // glibc makes safe across fork) and `_exit`s.
+    match unsafe { libc::fork() } {
+        0 => {
+            produce();
+            // SAFETY: ends the child without the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        pid if pid > 0 => {
+            consume();
+            let mut status = 0;
+            // SAFETY: reaps the child forked above.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+        _ => panic!("fork failed"),
+    }
+}
+
+fn report(what: &str, h: &Histogram<u64>) {
+    println!(
+        "{what:<44} p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>8.1} µs  max {:>8.1} µs",
+        h.value_at_quantile(0.5) as f64 / 1e3,
+        h.value_at_quantile(0.99) as f64 / 1e3,
+        h.value_at_quantile(0.999) as f64 / 1e3,
+        h.max() as f64 / 1e3
+    );
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 10_000_000_000, 3).unwrap()
+}
+
+fn name(tag: &str) -> String {
+    format!("shmring-bench-wake-{}-{tag}", std::process::id())
+}
+
+fn shmring_async(samples: usize) -> Histogram<u64> {
+    let ring = shmring::Spsc::<u64>::create(&name("async"), 1024).unwrap();
+    let mut h = histogram();
+    across_processes(
+        || {
+            // A handle is never inherited across fork: open the ring anew.
+            let ring = shmring::Spsc::<u64>::open(ring.name()).unwrap();
+            let mut tx = ring.producer().unwrap();
+            for gap in gaps(samples) {
+                std::thread::sleep(gap);
+                tx.try_push(now_ns()).unwrap();
+            }
+        },
+        || {
+            let mut rx = AsyncConsumer::new(ring.consumer().unwrap());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for _ in 0..samples {
+                    let stamp = rx.recv().await.unwrap();
+                    h.record(now_ns().saturating_sub(stamp).max(1)).unwrap();
+                }
+            });
+        },
+    );
+    h
+}
+
+fn shmring_blocking(samples: usize) -> Histogram<u64> {
+    let ring = shmring::Spsc::<u64>::create(&name("blocking"), 1024).unwrap();
+    let mut h = histogram();
+    across_processes(
+        || {
+            // A handle is never inherited across fork: open the ring anew.
+            let ring = shmring::Spsc::<u64>::open(ring.name()).unwrap();
+            let mut tx = ring.producer().unwrap();
+            for gap in gaps(samples) {
+                std::thread::sleep(gap);
+                tx.try_push(now_ns()).unwrap();
+            }
+        },
+        || {
+            let mut rx = ring.consumer().unwrap();
+            rx.set_wait_strategy(WaitStrategy::Sleep);
+            for _ in 0..samples {
+                let stamp = rx.pop_timeout(Duration::from_secs(10)).unwrap();
+                h.record(now_ns().saturating_sub(stamp).max(1)).unwrap();
+            }
+        },
+    );
+    h
+}
+
+/// ringfire's lossless SPMC ring; its file goes with the guard.
+struct RingfirePath(String);
+
+impl Drop for RingfirePath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn ringfire_async(samples: usize) -> Histogram<u64> {
+    let path = RingfirePath(format!("/dev/shm/{}", name("ringfire")));
+    let mut tx = ringfire::RingProducerBuilder::new(1024)
+        .flow_control(ringfire::FlowControl::LosslessBackpressure)
+        .build::<u64, _>(&path.0)
+        .unwrap();
+    let rx = ringfire::RingConsumer::<u64>::attach(&path.0).unwrap();
+    let mut h = histogram();
+    across_processes(
+        || {
+            for gap in gaps(samples) {
+                std::thread::sleep(gap);
+                tx.push(&now_ns());
+            }
+        },
+        || {
+            let mut rx = ringfire::AsyncRingConsumer::from_consumer(rx);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for _ in 0..samples {
+                    let stamp = rx.recv().await;
+                    h.record(now_ns().saturating_sub(stamp).max(1)).unwrap();
+                }
+            });
+        },
+    );
+    h
+}
+
+fn tokio_mpsc(samples: usize) -> Histogram<u64> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut h = histogram();
+    let producer = std::thread::spawn(move || {
+        for gap in gaps(samples) {
+            std::thread::sleep(gap);
+            tx.send(now_ns()).unwrap();
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..samples {
+            let stamp = rx.recv().await.unwrap();
+            h.record(now_ns().saturating_sub(stamp).max(1)).unwrap();
+        }
+    });
+    producer.join().unwrap();
+    h
+}
+
+/// CPU time and voluntary context switches of this process while one task
+/// awaits an empty ring for `idle`.
+fn idle_cost(idle: Duration, wait: impl std::future::Future<Output = ()>) -> (u64, i64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (cpu, sw) = (cpu_ns(), switches());
+    rt.block_on(async {
+        let _ = tokio::time::timeout(idle, wait).await;
+    });
+    (cpu_ns() - cpu, switches() - sw)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter is not supported here.
+    let samples: usize = std::env::var("WAKE_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    println!("wake latency, one value per 0.2-2 ms ({samples} samples each):");
+    report("shmring-async (cross-process)", &shmring_async(samples));
+    report(
+        "ringfire AsyncRingConsumer (cross-process)",
+        &ringfire_async(samples),
+    );
+    report(
+        "shmring pop_timeout, Sleep (cross-process)",
+        &shmring_blocking(samples),
+    );
+    report(
+        "tokio mpsc, thread to task (one process)",
+        &tokio_mpsc(samples),
+    );
+
+    let idle = Duration::from_secs(1);
+    println!("idle: one task awaiting an empty ring for {idle:?}:");
+    {
+        let ring = shmring::Spsc::<u64>::create(&name("idle"), 8).unwrap();
+        let mut rx = AsyncConsumer::new(ring.consumer().unwrap());
+        let (cpu, sw) = idle_cost(idle, async {
+            let _ = rx.recv().await;
+        });
+        println!(
+            "{:<44} {:>8.1} µs CPU, {sw} context switches",
+            "shmring-async",
+            cpu as f64 / 1e3
+        );
+    }
+    {
+        let ring = shmring::Mpmc::<u64>::create(&name("idle-mpmc"), 8).unwrap();
+        let mut rx = AsyncConsumer::new(ring.consumer().unwrap());
+        let (cpu, sw) = idle_cost(idle, async {
+            let _ = rx.recv().await;
+        });
+        println!(
+            "{:<44} {:>8.1} µs CPU, {sw} context switches",
+            "shmring-async, MPMC (looks for dead peers)",
+            cpu as f64 / 1e3
+        );
+    }
+    {
+        let path = RingfirePath(format!("/dev/shm/{}", name("ringfire-idle")));
+        let _tx = ringfire::RingProducerBuilder::new(8)
+            .flow_control(ringfire::FlowControl::LosslessBackpressure)
+            .build::<u64, _>(&path.0)
+            .unwrap();
+        let rx = ringfire::RingConsumer::<u64>::attach(&path.0).unwrap();
+        let mut rx = ringfire::AsyncRingConsumer::from_consumer(rx);
+        let (cpu, sw) = idle_cost(idle, async {
+            rx.recv().await;
+        });
+        println!(
+            "{:<44} {:>8.1} µs CPU, {sw} context switches",
+            "ringfire AsyncRingConsumer",
+            cpu as f64 / 1e3
+        );
+    }
+}
