@@ -18,25 +18,25 @@ use hdrhistogram::Histogram;
 use shmring::WaitStrategy;
 use shmring_async::AsyncConsumer;
 
-fn now_ns() -> u64 {
+/// `clock`'s time, in ns.
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid timespec for the call to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CLOCK_MONOTONIC: system-wide, so a stamp is valid in another process.
+fn now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 /// CPU time of this process (every thread), in ns.
 fn cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: as in `now_ns`.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// Voluntary context switches of this process so far.
@@ -99,19 +99,22 @@ fn name(tag: &str) -> String {
     format!("shmring-bench-wake-{}-{tag}", std::process::id())
 }
 
+/// The producer of the shmring rows, in the child: a stamp per gap.
+fn push_stamps(name: &str, samples: usize) {
+    // A handle is never inherited across fork: open the ring anew.
+    let ring = shmring::Spsc::<u64>::open(name).unwrap();
+    let mut tx = ring.producer().unwrap();
+    for gap in gaps(samples) {
+        std::thread::sleep(gap);
+        tx.try_push(now_ns()).unwrap();
+    }
+}
+
 fn shmring_async(samples: usize) -> Histogram<u64> {
     let ring = shmring::Spsc::<u64>::create(&name("async"), 1024).unwrap();
     let mut h = histogram();
     across_processes(
-        || {
-            // A handle is never inherited across fork: open the ring anew.
-            let ring = shmring::Spsc::<u64>::open(ring.name()).unwrap();
-            let mut tx = ring.producer().unwrap();
-            for gap in gaps(samples) {
-                std::thread::sleep(gap);
-                tx.try_push(now_ns()).unwrap();
-            }
-        },
+        || push_stamps(ring.name(), samples),
         || {
             let mut rx = AsyncConsumer::new(ring.consumer().unwrap());
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -132,15 +135,7 @@ fn shmring_blocking(samples: usize) -> Histogram<u64> {
     let ring = shmring::Spsc::<u64>::create(&name("blocking"), 1024).unwrap();
     let mut h = histogram();
     across_processes(
-        || {
-            // A handle is never inherited across fork: open the ring anew.
-            let ring = shmring::Spsc::<u64>::open(ring.name()).unwrap();
-            let mut tx = ring.producer().unwrap();
-            for gap in gaps(samples) {
-                std::thread::sleep(gap);
-                tx.try_push(now_ns()).unwrap();
-            }
-        },
+        || push_stamps(ring.name(), samples),
         || {
             let mut rx = ring.consumer().unwrap();
             rx.set_wait_strategy(WaitStrategy::Sleep);

@@ -467,6 +467,57 @@ impl Drop for Registration {
     }
 }
 
+/// What an async handle keeps to wait: its word, its reactor, and its
+/// registration from the first time it waited.
+pub(crate) struct Waiting {
+    pub(crate) word: WakeWord,
+    pub(crate) reactor: Reactor,
+    pub(crate) reg: Option<Registration>,
+}
+
+impl Waiting {
+    pub(crate) fn new(word: WakeWord, reactor: &Reactor) -> Self {
+        Waiting {
+            word,
+            reactor: reactor.clone(),
+            reg: None,
+        }
+    }
+
+    /// The waiting task is gone: its waker goes too.
+    pub(crate) fn stop(&self) {
+        if let Some(reg) = &self.reg {
+            reg.disarm();
+        }
+    }
+
+    /// Debug output for the handle `what`.
+    pub(crate) fn fmt_as(&self, what: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(what)
+            .field("ring", &self.word.ring_name())
+            .field("waited", &self.reg.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Look with `look`; if it finds nothing, register `word` with `reactor`
+/// (once for the handle's life, in `reg`) and wait for it
+/// ([`Registration::poll_wait`]). Free of `Waiting` so that `look` may
+/// borrow its word.
+pub(crate) fn poll_look<R>(
+    reg: &mut Option<Registration>,
+    reactor: &Reactor,
+    word: &WakeWord,
+    cx: &mut Context<'_>,
+    mut look: impl FnMut() -> Option<R>,
+) -> Poll<R> {
+    if let Some(r) = look() {
+        return Poll::Ready(r);
+    }
+    reg.get_or_insert_with(|| reactor.register(word.clone()))
+        .poll_wait(cx, look)
+}
+
 impl Reactor {
     /// The process's reactor, or under loom (one process, no fork) `r`.
     fn global_or(r: &Reactor) -> Reactor {

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use shmring::bytes::{Consumer as ByteConsumer, Message};
-use shmring::hook::{Waitable, WakeWord};
+use shmring::hook::Waitable;
 use shmring::{Pod, RecvError};
 
-use crate::reactor::{Reactor, Registration};
+use crate::reactor::{poll_look, Reactor, Waiting};
 
 mod sealed {
     pub trait Sealed {}
@@ -116,18 +116,13 @@ impl Receive for ByteConsumer {
 /// ```
 pub struct AsyncConsumer<H: Receive> {
     inner: H,
-    word: WakeWord,
-    reactor: Reactor,
-    reg: Option<Registration>,
+    wait: Waiting,
     spins: u32,
 }
 
 impl<H: Receive> std::fmt::Debug for AsyncConsumer<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncConsumer")
-            .field("ring", &self.word.ring_name())
-            .field("waiting", &self.reg.is_some())
-            .finish_non_exhaustive()
+        self.wait.fmt_as("AsyncConsumer", f)
     }
 }
 
@@ -141,10 +136,8 @@ impl<H: Receive> AsyncConsumer<H> {
     /// Through `reactor`'s waiter threads instead of the process's.
     pub fn with_reactor(inner: H, reactor: &Reactor) -> Self {
         AsyncConsumer {
-            word: inner.wake_word(),
+            wait: Waiting::new(inner.wake_word(), reactor),
             inner,
-            reactor: reactor.clone(),
-            reg: None,
             spins: 0,
         }
     }
@@ -224,7 +217,7 @@ impl<H: Receive> AsyncConsumer<H> {
         cx: &mut Context<'_>,
         f: &mut impl FnMut(H::Msg<'_>) -> R,
     ) -> Poll<Result<R, RecvError>> {
-        let (inner, word) = (&mut self.inner, &self.word);
+        let (inner, word) = (&mut self.inner, &self.wait.word);
         let mut look = || {
             match inner.try_msg() {
                 Ok(Some(m)) => return Some(Ok(f(m))),
@@ -240,20 +233,13 @@ impl<H: Receive> AsyncConsumer<H> {
                 Err(e) => Some(Err(e)),
             }
         };
-        if let Some(r) = look() {
-            return Poll::Ready(r);
-        }
         for _ in 0..self.spins {
-            std::hint::spin_loop();
             if let Some(r) = look() {
                 return Poll::Ready(r);
             }
+            std::hint::spin_loop();
         }
-        let reactor = &self.reactor;
-        let reg = self
-            .reg
-            .get_or_insert_with(|| reactor.register(word.clone()));
-        reg.poll_wait(cx, look)
+        poll_look(&mut self.wait.reg, &self.wait.reactor, word, cx, look)
     }
 
     /// Poll for the next value (see [`recv`](Self::recv)).
@@ -263,9 +249,7 @@ impl<H: Receive> AsyncConsumer<H> {
 
     /// The waiting task is gone: its waker goes too.
     fn stop_waiting(&mut self) {
-        if let Some(reg) = &self.reg {
-            reg.disarm();
-        }
+        self.wait.stop();
     }
 }
 

@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use shmring::bytes::Producer as ByteProducer;
-use shmring::hook::{Waitable, WakeWord};
+use shmring::hook::Waitable;
 use shmring::{Pod, SendError};
 
-use crate::reactor::{Reactor, Registration};
+use crate::reactor::{poll_look, Reactor, Waiting};
 
 mod sealed {
     pub trait Sealed {}
@@ -23,6 +23,22 @@ pub enum Refused<I> {
     Full(I),
     /// Never (too long, a corrupt ring).
     Failed(SendError),
+}
+
+/// Send the item in `slot` with `send`: `None` (the item back in `slot`)
+/// while there is no room.
+fn offer<I>(
+    slot: &mut Option<I>,
+    send: impl FnOnce(I) -> Result<(), Refused<I>>,
+) -> Option<Result<(), SendError>> {
+    match send(slot.take()?) {
+        Ok(()) => Some(Ok(())),
+        Err(Refused::Full(item)) => {
+            *slot = Some(item);
+            None
+        }
+        Err(Refused::Failed(e)) => Some(Err(e)),
+    }
 }
 
 /// A producer handle of any ring kind, as [`AsyncProducer`] drives it.
@@ -109,19 +125,14 @@ impl Transmit for ByteProducer {
 /// ```
 pub struct AsyncProducer<H: Transmit> {
     inner: H,
-    word: WakeWord,
-    reactor: Reactor,
-    reg: Option<Registration>,
+    wait: Waiting,
     /// The item `Sink::start_send` took and no flush has sent yet.
     buffered: Option<H::Owned>,
 }
 
 impl<H: Transmit> std::fmt::Debug for AsyncProducer<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncProducer")
-            .field("ring", &self.word.ring_name())
-            .field("waiting", &self.reg.is_some())
-            .finish_non_exhaustive()
+        self.wait.fmt_as("AsyncProducer", f)
     }
 }
 
@@ -135,10 +146,8 @@ impl<H: Transmit> AsyncProducer<H> {
     /// Through `reactor`'s waiter threads instead of the process's.
     pub fn with_reactor(inner: H, reactor: &Reactor) -> Self {
         AsyncProducer {
-            word: inner.wake_word(),
+            wait: Waiting::new(inner.wake_word(), reactor),
             inner,
-            reactor: reactor.clone(),
-            reg: None,
             buffered: None,
         }
     }
@@ -175,25 +184,14 @@ impl<H: Transmit> AsyncProducer<H> {
         slot: &mut Option<H::Item<'i>>,
     ) -> Poll<Result<(), SendError>> {
         let inner = &mut self.inner;
-        let mut look = || {
-            let item = slot.take()?;
-            match inner.try_item(item) {
-                Ok(()) => Some(Ok(())),
-                Err(Refused::Full(item)) => {
-                    *slot = Some(item);
-                    None
-                }
-                Err(Refused::Failed(e)) => Some(Err(e)),
-            }
-        };
-        if let Some(r) = look() {
-            return Poll::Ready(r);
-        }
-        let (reactor, word) = (&self.reactor, &self.word);
-        let reg = self
-            .reg
-            .get_or_insert_with(|| reactor.register(word.clone()));
-        reg.poll_wait(cx, look)
+        let look = || offer(slot, |item| inner.try_item(item));
+        poll_look(
+            &mut self.wait.reg,
+            &self.wait.reactor,
+            &self.wait.word,
+            cx,
+            look,
+        )
     }
 
     /// Poll to send the buffered item of the `Sink`, if any.
@@ -201,33 +199,19 @@ impl<H: Transmit> AsyncProducer<H> {
         if self.buffered.is_none() {
             return Poll::Ready(Ok(()));
         }
-        let inner = &mut self.inner;
-        let buffered = &mut self.buffered;
-        let mut look = || {
-            let item = buffered.take()?;
-            match inner.try_owned(item) {
-                Ok(()) => Some(Ok(())),
-                Err(Refused::Full(item)) => {
-                    *buffered = Some(item);
-                    None
-                }
-                Err(Refused::Failed(e)) => Some(Err(e)),
-            }
-        };
-        if let Some(r) = look() {
-            return Poll::Ready(r);
-        }
-        let (reactor, word) = (&self.reactor, &self.word);
-        let reg = self
-            .reg
-            .get_or_insert_with(|| reactor.register(word.clone()));
-        reg.poll_wait(cx, look)
+        let (inner, buffered) = (&mut self.inner, &mut self.buffered);
+        let look = || offer(buffered, |item| inner.try_owned(item));
+        poll_look(
+            &mut self.wait.reg,
+            &self.wait.reactor,
+            &self.wait.word,
+            cx,
+            look,
+        )
     }
 
     fn stop_waiting(&mut self) {
-        if let Some(reg) = &self.reg {
-            reg.disarm();
-        }
+        self.wait.stop();
     }
 }
 
@@ -302,9 +286,8 @@ impl AsyncProducer<ByteProducer> {
         len: usize,
         fill: &mut Option<impl FnOnce(&mut [u8])>,
     ) -> Poll<Result<(), SendError>> {
-        let (reactor, word) = (&self.reactor, &self.word);
         let inner = &mut self.inner;
-        let mut look = || match inner.try_reserve(len) {
+        let look = || match inner.try_reserve(len) {
             Ok(mut grant) => {
                 if let Some(fill) = fill.take() {
                     fill(&mut grant);
@@ -315,13 +298,13 @@ impl AsyncProducer<ByteProducer> {
             Err(SendError::Full) => None,
             Err(e) => Some(Err(e)),
         };
-        if let Some(r) = look() {
-            return Poll::Ready(r);
-        }
-        let reg = self
-            .reg
-            .get_or_insert_with(|| reactor.register(word.clone()));
-        reg.poll_wait(cx, look)
+        poll_look(
+            &mut self.wait.reg,
+            &self.wait.reactor,
+            &self.wait.word,
+            cx,
+            look,
+        )
     }
 }
 

@@ -72,6 +72,12 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 #[cfg(not(shmring_loom))]
 pub(crate) fn wake_all(word: &AtomicU32) {
     WAKES.fetch_add(1, Relaxed);
+    futex_wake(word);
+}
+
+/// `FUTEX_WAKE` of every sleeper on `word`.
+#[cfg(not(shmring_loom))]
+fn futex_wake(word: &AtomicU32) {
     // SAFETY: as in `wait`; FUTEX_WAKE does not even read the word.
     unsafe {
         libc::syscall(
@@ -190,18 +196,7 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> WaitA
 /// own waits and wakes.
 #[cfg(not(shmring_loom))]
 pub fn wake_local(word: &AtomicU32) {
-    // SAFETY: as in `wake_all`.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
+    futex_wake(word);
 }
 
 #[cfg(shmring_loom)]
