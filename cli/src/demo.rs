@@ -354,6 +354,40 @@ fn mpmc_round_trip(name: &str, trips: u64, strategy: Strategy, label: &str) -> R
     })
 }
 
+/// Run `fut` to completion on this thread: park until its waker unparks
+/// it. The simplest executor, to show that the futures need no runtime.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// The SPSC ping-pong with the pong awaited by a task (`shmring-async`):
+/// each trip wakes the task through the process's waiter thread.
+fn async_round_trip(name: &str, trips: u64) -> Res<Latency> {
+    let ping = Spsc::<u64>::create(&format!("{name}-ping"), 64)?;
+    let pong = Spsc::<u64>::create(&format!("{name}-pong"), 64)?;
+    let mut tx = ping.producer()?;
+    let mut rx = shmring_async::AsyncConsumer::new(pong.consumer()?);
+    let label = "shmring-async task, parked (no spin)";
+    echo_round_trips(name, trips, Strategy::Sleep, label, Job::SpscEcho, |i| {
+        tx.try_push(i).map_err(|_| "ping ring full")?;
+        check(i, block_on(rx.recv())?)
+    })
+}
+
 /// Which bare ping-pong to measure.
 #[derive(Clone, Copy)]
 enum Floor {
@@ -454,7 +488,7 @@ pub fn run(args: &DemoArgs) -> Res<()> {
         println!("{warning}");
     }
 
-    let mut progress = Progress::new(6 + 2 * MESSAGE_SIZES.len() + 9);
+    let mut progress = Progress::new(6 + 2 * MESSAGE_SIZES.len() + 10);
     // Warm-up, discarded: the first run of a process pair pays for page
     // faults, cold caches and a CPU clocked down at rest, and would be
     // compared with runs that do not.
@@ -542,6 +576,8 @@ pub fn run(args: &DemoArgs) -> Res<()> {
         Strategy::Sleep,
         "shmring spsc, sleep (futex only)",
     )?;
+    progress.step("round trip: spsc, awaited by a task");
+    let awaited = async_round_trip(&p("async"), sleep_trips)?;
     progress.step("round trip: socketpair");
     let socket = socket_round_trip(sleep_trips)?;
     progress.clear();
@@ -554,6 +590,7 @@ pub fn run(args: &DemoArgs) -> Res<()> {
             (mpmc_spin, &lines),
             (futex.clone(), &futex),
             (sleep, &futex),
+            (awaited, &futex),
             (socket.clone(), &futex),
         ],
         &socket,
