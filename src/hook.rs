@@ -7,11 +7,12 @@
 //! split between a task and a waiter thread:
 //!
 //! 1. the task reads [`WakeWord::seq`] (the snapshot),
-//! 2. hands the snapshot to its waiter thread,
-//! 3. [`WakeWord::arm`]s the word (`wanted = 1`, then the heavy barrier),
+//! 2. [`WakeWord::arm`]s the word (`wanted = 1`, then the heavy barrier),
+//! 3. records the snapshot for its waiter thread,
 //! 4. looks at its condition again, and only if it still fails
 //! 5. lets the waiter thread sleep on the snapshot ([`wait_any`]), which
-//!    returns once any word it sleeps on changed or was woken.
+//!    returns once any word it sleeps on differs from its snapshot or was
+//!    woken (the kernel compares them as the sleep begins).
 //!
 //! A notifier is unchanged: it wakes the word when it finds `wanted` set,
 //! so a ring nobody waits on still costs its notifier no system call.

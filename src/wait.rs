@@ -49,6 +49,16 @@
 //!
 //! A peer that dies never wakes anyone, so every wait has a deadline.
 //!
+//! # Waiters outside the library
+//!
+//! `shmring-async` parks tasks instead of threads, through `hook.rs`: the
+//! task does steps 1 to 3 and the re-check, and a waiter thread of its
+//! process does step 4 for many words at once (`futex_waitv`, each word
+//! with the snapshot its task read). The notifier cannot tell the two
+//! kinds of waiter apart and need not: both raise the same flag and sleep
+//! on the same word. A waiter thread also runs, for MPMC and byte rings,
+//! the repair a blocking wait runs between its slices.
+//!
 //! # Closing
 //!
 //! A producer that is done closes its end: it sets the consumers' event's

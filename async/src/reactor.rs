@@ -377,13 +377,14 @@ impl Registration {
         }
         // 1. The snapshot, before the flag.
         let snapshot = self.word.seq();
-        // 3. The flag and the heavy barrier.
+        // 2. The flag and the heavy barrier.
         let paired = self.word.arm();
         let every = match (paired, self.word.repairs()) {
             (false, _) => Some((UNPAIRED_EVERY, Every::Wake)),
             (true, true) => Some((REPAIR_EVERY, Every::Repair)),
             (true, false) => None,
         };
+        // 3. The snapshot, for the waiter.
         {
             let mut t = lock(&self.shard.table);
             if t.generations[self.index] == self.generation {
