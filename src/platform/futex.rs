@@ -246,9 +246,10 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], _timeout: Option<Duration>) -> Wait
     WAITS.fetch_add(1, Relaxed);
     let f = &*model::FUTEXES;
     let guard = f.lock.lock().unwrap();
-    // loom: not modelled (this is the model of the kernel's check itself)
-    let differs =
-        |&(w, v): &(&AtomicU32, u32)| w.load(crate::platform::sync::Ordering::SeqCst) != v;
+    let differs = |&(w, v): &(&AtomicU32, u32)| {
+        // loom: not modelled (this is the model of the kernel's check itself)
+        w.load(crate::platform::sync::Ordering::SeqCst) != v
+    };
     if !words.iter().any(differs) {
         drop(f.wakeup.wait(guard).unwrap());
     }
