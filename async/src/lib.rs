@@ -2,7 +2,9 @@
 //!
 //! [`AsyncConsumer`] wraps a consumer handle of any kind (SPSC, MPMC, a
 //! broadcast subscriber, a byte ring) so that its receives can be awaited;
-//! [`AsyncProducer`] does the same for sends into a full ring. Both are
+//! [`AsyncProducer`] does the same for sends into a full ring;
+//! [`AsyncConsumer::recv_runs`] awaits batches of messages in place, for a
+//! forwarder (the Zenoh bridge's outbound side runs on it). Both are
 //! plain futures over the blocking library's handles: no runtime is
 //! pulled in, a ring with data is read at the cost of a `try_pop`, and a
 //! ring producer pays nothing for a consumer that awaits unless it is
@@ -65,9 +67,11 @@
 //!
 //! A future is cancellation-safe: it takes a value (or commits a send)
 //! only in the poll that returns `Ready`, and dropping it while pending
-//! removes its waker. An entry whose task left keeps `wanted` raised at
-//! most until the next notifier, which pays one wake for it, as for a
-//! blocking waiter that timed out.
+//! removes its waker. A parked future polled again that finds a value
+//! (`select!` polls every branch when one wakes) disarms its entry itself,
+//! so no stale waker is fired. An entry whose task left keeps `wanted`
+//! raised at most until the next notifier, which pays one wake for it, as
+//! for a blocking waiter that timed out.
 //!
 //! # Dead peers
 //!
@@ -122,5 +126,5 @@ mod sender;
 mod sync;
 
 pub use reactor::{Reactor, Stats};
-pub use receiver::{AsyncConsumer, Own, Receive, Recv, RecvWith};
+pub use receiver::{AsyncConsumer, Own, Receive, Recv, RecvRuns, RecvWith};
 pub use sender::{AsyncProducer, Refused, SendWith, Sending, Transmit};

@@ -307,6 +307,7 @@ impl Reactor {
             index,
             generation,
             word,
+            parked: false,
         }
     }
 
@@ -340,6 +341,10 @@ pub(crate) struct Registration {
     index: usize,
     generation: u64,
     word: WakeWord,
+    /// Whether its entry may be armed: it armed it, and has not disarmed
+    /// it since (the waiter may have, firing). Lets a look that finds a
+    /// value disarm without taking the lock when nothing is armed.
+    parked: bool,
 }
 
 impl std::fmt::Debug for Registration {
@@ -373,6 +378,7 @@ impl Registration {
             *self = Reactor::global_or(&self.reactor).register(self.word.clone());
         }
         if let Kept::Armed = self.keep_waker(cx.waker()) {
+            self.parked = true;
             return Poll::Pending;
         }
         // 1. The snapshot, before the flag.
@@ -399,6 +405,7 @@ impl Registration {
                 t.stats.armed += 1;
             }
         }
+        self.parked = true;
         // 4. Look again: a value published before the flag was seen is
         // visible now.
         if let Some(r) = check() {
@@ -430,7 +437,8 @@ impl Registration {
 
     /// The task stops waiting (it found a value, or its future was
     /// dropped): its waker goes, and the word's sleeper count with it.
-    pub(crate) fn disarm(&self) {
+    pub(crate) fn disarm(&mut self) {
+        self.parked = false;
         let mut t = lock(&self.shard.table);
         if t.generations[self.index] != self.generation {
             return;
@@ -486,8 +494,8 @@ impl Waiting {
     }
 
     /// The waiting task is gone: its waker goes too.
-    pub(crate) fn stop(&self) {
-        if let Some(reg) = &self.reg {
+    pub(crate) fn stop(&mut self) {
+        if let Some(reg) = &mut self.reg {
             reg.disarm();
         }
     }
@@ -501,19 +509,30 @@ impl Waiting {
     }
 }
 
-/// Look with `look`; if it finds nothing, register `word` with `reactor`
-/// (once for the handle's life, in `reg`) and wait for it
-/// ([`Registration::poll_wait`]). Free of `Waiting` so that `look` may
-/// borrow its word.
+/// Look with `look`, and `spins` times more while it finds nothing; then
+/// register `word` with `reactor` (once for the handle's life, in `reg`)
+/// and wait for it ([`Registration::poll_wait`]). Free of `Waiting` so
+/// that `look` may borrow its word.
 pub(crate) fn poll_look<R>(
     reg: &mut Option<Registration>,
     reactor: &Reactor,
     word: &WakeWord,
     cx: &mut Context<'_>,
+    spins: u32,
     mut look: impl FnMut() -> Option<R>,
 ) -> Poll<R> {
-    if let Some(r) = look() {
-        return Poll::Ready(r);
+    for _ in 0..=spins {
+        if let Some(r) = look() {
+            // Found without the waiter's wake (a select! polling every
+            // branch, a value that came as the task parked): its entry,
+            // if still armed, is disarmed, so no stale waker stays behind
+            // and the producers stop paying for a sleeper that is gone.
+            if let Some(reg) = reg.as_mut().filter(|r| r.parked) {
+                reg.disarm();
+            }
+            return Poll::Ready(r);
+        }
+        std::hint::spin_loop();
     }
     reg.get_or_insert_with(|| reactor.register(word.clone()))
         .poll_wait(cx, look)

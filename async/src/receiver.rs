@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use shmring::bytes::{Consumer as ByteConsumer, Message};
 use shmring::hook::Waitable;
-use shmring::{Pod, RecvError};
+use shmring::{AfterRun, MessageReceiver, Pod, RecvError, Run};
 
 use crate::reactor::{poll_look, Reactor, Waiting};
 
@@ -218,7 +218,7 @@ impl<H: Receive> AsyncConsumer<H> {
         f: &mut impl FnMut(H::Msg<'_>) -> R,
     ) -> Poll<Result<R, RecvError>> {
         let (inner, word) = (&mut self.inner, &self.wait.word);
-        let mut look = || {
+        let look = || {
             match inner.try_msg() {
                 Ok(Some(m)) => return Some(Ok(f(m))),
                 Err(e) => return Some(Err(e)),
@@ -233,13 +233,14 @@ impl<H: Receive> AsyncConsumer<H> {
                 Err(e) => Some(Err(e)),
             }
         };
-        for _ in 0..self.spins {
-            if let Some(r) = look() {
-                return Poll::Ready(r);
-            }
-            std::hint::spin_loop();
-        }
-        poll_look(&mut self.wait.reg, &self.wait.reactor, word, cx, look)
+        poll_look(
+            &mut self.wait.reg,
+            &self.wait.reactor,
+            word,
+            cx,
+            self.spins,
+            look,
+        )
     }
 
     /// Poll for the next value (see [`recv`](Self::recv)).
@@ -250,6 +251,120 @@ impl<H: Receive> AsyncConsumer<H> {
     /// The waiting task is gone: its waker goes too.
     fn stop_waiting(&mut self) {
         self.wait.stop();
+    }
+}
+
+impl<H: Receive + MessageReceiver> AsyncConsumer<H> {
+    /// Wait for messages, then lend up to `max` committed ones to `each`
+    /// in place, in runs of consecutive positions, as the blocking
+    /// [`MessageReceiver::recv_runs`] does (`each` says whether a run is
+    /// released or kept); how many were released. A forwarder's loop: one
+    /// await per batch, whatever the ring's kind.
+    ///
+    /// Nothing is lent but in the poll that completes, so a dropped future
+    /// takes nothing. `Err(Closed)` once the producer closed the ring and
+    /// everything before the close was lent.
+    ///
+    /// ```
+    /// use shmring::AfterRun;
+    /// # let name = format!("shmring-doc-async-runs-{}", std::process::id());
+    /// let ring = shmring::ByteRing::create(&name, 256)?;
+    /// let mut tx = ring.producer()?;
+    /// tx.try_send(b"ab")?;
+    /// tx.try_send(b"cde")?;
+    /// let mut rx = shmring_async::AsyncConsumer::new(ring.consumer()?);
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let mut joined = Vec::new();
+    /// let released = rt.block_on(rx.recv_runs(8, |run| {
+    ///     joined.extend(run.iter().flatten());
+    ///     AfterRun::Release
+    /// }))?;
+    /// assert_eq!((released, &joined[..]), (2, &b"abcde"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_runs<F>(&mut self, max: usize, each: F) -> RecvRuns<'_, H, F>
+    where
+        F: FnMut(Run<'_>) -> AfterRun + Unpin,
+    {
+        RecvRuns {
+            rx: self,
+            max,
+            each,
+            waiting: false,
+        }
+    }
+
+    /// Poll for runs of messages (see [`recv_runs`](Self::recv_runs)).
+    pub fn poll_recv_runs(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+        each: &mut dyn FnMut(Run<'_>) -> AfterRun,
+    ) -> Poll<Result<usize, RecvError>> {
+        let inner = &mut self.inner;
+        let look = || {
+            // Ready once a run was lent, even if every run was kept.
+            let mut lent = false;
+            let r = inner.recv_runs(max, Duration::ZERO, &mut |run| {
+                lent = true;
+                each(run)
+            });
+            match r {
+                Ok(0) if !lent => None,
+                Err(RecvError::Timeout { .. } | RecvError::Stalled { .. }) => None,
+                r => Some(r),
+            }
+        };
+        poll_look(
+            &mut self.wait.reg,
+            &self.wait.reactor,
+            &self.wait.word,
+            cx,
+            self.spins,
+            look,
+        )
+    }
+}
+
+/// The future of [`AsyncConsumer::recv_runs`]. Dropping it before it
+/// completes takes nothing from the ring and leaves no waker behind.
+#[must_use = "a future does nothing unless awaited"]
+pub struct RecvRuns<'a, H: Receive, F> {
+    rx: &'a mut AsyncConsumer<H>,
+    max: usize,
+    each: F,
+    waiting: bool,
+}
+
+impl<H: Receive, F> std::fmt::Debug for RecvRuns<'_, H, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvRuns")
+            .field("rx", &self.rx)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H, F> Future for RecvRuns<'_, H, F>
+where
+    H: Receive + MessageReceiver,
+    F: FnMut(Run<'_>) -> AfterRun + Unpin,
+{
+    type Output = Result<usize, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let r = this.rx.poll_recv_runs(cx, this.max, &mut this.each);
+        this.waiting = r.is_pending();
+        r
+    }
+}
+
+impl<H: Receive, F> Drop for RecvRuns<'_, H, F> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.rx.stop_waiting();
+        }
     }
 }
 

@@ -190,6 +190,7 @@ impl<H: Transmit> AsyncProducer<H> {
             &self.wait.reactor,
             &self.wait.word,
             cx,
+            0,
             look,
         )
     }
@@ -206,6 +207,7 @@ impl<H: Transmit> AsyncProducer<H> {
             &self.wait.reactor,
             &self.wait.word,
             cx,
+            0,
             look,
         )
     }
@@ -303,6 +305,7 @@ impl AsyncProducer<ByteProducer> {
             &self.wait.reactor,
             &self.wait.word,
             cx,
+            0,
             look,
         )
     }

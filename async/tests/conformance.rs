@@ -110,6 +110,27 @@ macro_rules! conformance {
                 reactor.shutdown();
             }
 
+            /// A parked receive polled again (as `select!` polls every
+            /// branch) that finds a value disarms its entry itself: no
+            /// stale waker is left for the waiter to fire.
+            #[test]
+            fn a_value_found_by_another_poll_leaves_nothing_armed() {
+                let (_ring, mut tx, rx) = $make(&unique_name(stringify!($kind)));
+                let reactor = Reactor::new();
+                let mut rx = AsyncConsumer::with_reactor(rx, &reactor);
+                let mut fut = Box::pin(rx.recv());
+                assert!(poll_once(fut.as_mut()).is_pending());
+                $push(&mut tx, 3);
+                match poll_once(fut.as_mut()) {
+                    Poll::Ready(v) => assert_eq!($value(v.unwrap()), 3),
+                    Poll::Pending => panic!("the value was not found"),
+                }
+                assert_eq!(reactor.stats().armed, 0);
+                drop(fut);
+                drop(rx);
+                reactor.shutdown();
+            }
+
             /// A waiting task sees the close, after every value before it.
             #[test]
             fn a_close_ends_the_stream_after_every_value() {
@@ -472,4 +493,68 @@ fn a_sink_feeds_a_small_ring_in_order() {
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     drop(tx);
     reactor.shutdown();
+}
+
+/// Runs awaited, as a forwarder does: a dropped wait takes nothing and
+/// leaves no waker; a waiting task wakes on the next message; a kept run
+/// completes the await (the caller has something to act on) and is lent
+/// again next time.
+fn runs_are_awaited<H>(rx: H, mut push: impl FnMut(u64))
+where
+    H: shmring_async::Receive + shmring::MessageReceiver,
+{
+    use shmring::AfterRun;
+    let reactor = Reactor::new();
+    let mut rx = AsyncConsumer::with_reactor(rx, &reactor);
+    let got = std::cell::RefCell::new(Vec::new());
+    let mut take = |run: shmring::Run<'_>| {
+        let values = run
+            .iter()
+            .map(|m| u64::from_ne_bytes(m.try_into().unwrap()));
+        got.borrow_mut().extend(values);
+        AfterRun::Release
+    };
+    {
+        let fut = pin!(rx.recv_runs(8, &mut take));
+        assert!(poll_once(fut).is_pending());
+        assert_eq!(reactor.stats().armed, 1);
+    }
+    assert_eq!(reactor.stats().armed, 0);
+    // The value is pushed only once the task is parked: the waiter's wake
+    // is what ends the await.
+    let released = runtime().block_on(async {
+        let publish = async {
+            while reactor.stats().armed != 1 {
+                tokio::task::yield_now().await;
+            }
+            push(1);
+        };
+        tokio::join!(rx.recv_runs(8, &mut take), publish).0
+    });
+    let released = released.unwrap();
+    assert_eq!((released, &got.borrow()[..]), (1, &[1][..]));
+    push(2);
+    let kept = runtime().block_on(rx.recv_runs(8, |_| AfterRun::Keep));
+    assert_eq!(kept.unwrap(), 0);
+    assert_eq!(runtime().block_on(rx.recv_runs(8, &mut take)).unwrap(), 1);
+    assert_eq!(*got.borrow(), [1, 2]);
+    let stats = reactor.stats();
+    assert_eq!((stats.armed, stats.fired), (0, 1), "{stats:?}");
+    drop(rx);
+    reactor.shutdown();
+}
+
+#[test]
+fn runs_are_awaited_on_every_kind_with_runs() {
+    let spsc = shmring::Spsc::<u64>::create(&unique_name("runs-spsc"), 4).unwrap();
+    let mut tx = spsc.producer().unwrap();
+    runs_are_awaited(spsc.consumer().unwrap(), |v| tx.try_push(v).unwrap());
+    let mpmc = shmring::Mpmc::<u64>::create(&unique_name("runs-mpmc"), 4).unwrap();
+    let tx = mpmc.producer().unwrap();
+    runs_are_awaited(mpmc.consumer().unwrap(), |v| tx.try_push(v).unwrap());
+    let bytes = shmring::ByteRing::create(&unique_name("runs-bytes"), 64).unwrap();
+    let mut tx = bytes.producer().unwrap();
+    runs_are_awaited(bytes.consumer().unwrap(), |v| {
+        tx.try_send(&v.to_ne_bytes()).unwrap()
+    });
 }
