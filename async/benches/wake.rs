@@ -212,17 +212,29 @@ fn tokio_mpsc(samples: usize) -> Histogram<u64> {
 }
 
 /// CPU time and voluntary context switches of this process while one task
-/// awaits an empty ring for `idle`.
-fn idle_cost(idle: Duration, wait: impl std::future::Future<Output = ()>) -> (u64, i64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let (cpu, sw) = (cpu_ns(), switches());
-    rt.block_on(async {
-        let _ = tokio::time::timeout(idle, wait).await;
-    });
-    (cpu_ns() - cpu, switches() - sw)
+/// awaits an empty ring for `$idle` with the future `$wait` (made afresh
+/// each time): the median of three such periods, after one not counted
+/// (the first await registers the handle, and may start the waiter
+/// thread). A macro: each period's future borrows the handle anew.
+macro_rules! idle_cost {
+    ($idle:expr, $wait:expr) => {{
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let mut costs: Vec<(u64, i64)> = Vec::new();
+        for period in 0..4 {
+            let (cpu, sw) = (cpu_ns(), switches());
+            rt.block_on(async {
+                let _ = tokio::time::timeout($idle, $wait).await;
+            });
+            if period > 0 {
+                costs.push((cpu_ns() - cpu, switches() - sw));
+            }
+        }
+        costs.sort();
+        costs[1]
+    }};
 }
 
 fn main() {
@@ -247,13 +259,11 @@ fn main() {
     );
 
     let idle = Duration::from_secs(1);
-    println!("idle: one task awaiting an empty ring for {idle:?}:");
+    println!("idle: one task awaiting an empty ring for {idle:?} (median of 3):");
     {
         let ring = shmring::Spsc::<u64>::create(&name("idle"), 8).unwrap();
         let mut rx = AsyncConsumer::new(ring.consumer().unwrap());
-        let (cpu, sw) = idle_cost(idle, async {
-            let _ = rx.recv().await;
-        });
+        let (cpu, sw) = idle_cost!(idle, rx.recv());
         println!(
             "{:<44} {:>8.1} µs CPU, {sw} context switches",
             "shmring-async",
@@ -263,9 +273,7 @@ fn main() {
     {
         let ring = shmring::Mpmc::<u64>::create(&name("idle-mpmc"), 8).unwrap();
         let mut rx = AsyncConsumer::new(ring.consumer().unwrap());
-        let (cpu, sw) = idle_cost(idle, async {
-            let _ = rx.recv().await;
-        });
+        let (cpu, sw) = idle_cost!(idle, rx.recv());
         println!(
             "{:<44} {:>8.1} µs CPU, {sw} context switches",
             "shmring-async, MPMC (looks for dead peers)",
@@ -280,9 +288,7 @@ fn main() {
             .unwrap();
         let rx = ringfire::RingConsumer::<u64>::attach(&path.0).unwrap();
         let mut rx = ringfire::AsyncRingConsumer::from_consumer(rx);
-        let (cpu, sw) = idle_cost(idle, async {
-            rx.recv().await;
-        });
+        let (cpu, sw) = idle_cost!(idle, rx.recv());
         println!(
             "{:<44} {:>8.1} µs CPU, {sw} context switches",
             "ringfire AsyncRingConsumer",

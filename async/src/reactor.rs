@@ -14,10 +14,17 @@ use crate::sync::{lock, spawn, AtomicU32, JoinHandle, Mutex};
 /// `futex_waitv`; one is the thread's own control word).
 pub(crate) const SHARD_WORDS: usize = WAIT_ANY_MAX - 1;
 
-/// How often the waiter looks for dead peers (they wake no one) of an MPMC
-/// or byte ring a task waits on, as the blocking calls do; it wakes the
-/// task only if a repair publishes.
+/// How soon the waiter first looks for dead peers (they wake no one) of an
+/// MPMC or byte ring a task waits on, as the blocking calls do; it wakes
+/// the task only if a repair publishes. Each look that finds the task
+/// still waiting doubles the interval, up to [`REPAIR_AT_MOST`]: a waiter
+/// wakeup costs tens of microseconds of CPU on a VM, and a task awaiting
+/// an idle ring for a second then costs 3 looks, not 10, while a peer
+/// that died mid-claim is still found within a second.
 const REPAIR_EVERY: Duration = Duration::from_millis(100);
+
+/// The longest interval between two looks for dead peers.
+const REPAIR_AT_MOST: Duration = Duration::from_millis(800);
 
 /// How often an armed word is looked at when the heavy barrier was not
 /// available (no `membarrier`): the notifier's light barrier is then no
@@ -171,6 +178,9 @@ impl Shard {
             };
             if due == Some(Every::Repair) {
                 a.since = Instant::now();
+                if let Some((every, _)) = a.every.as_mut() {
+                    *every = (*every * 2).min(REPAIR_AT_MOST);
+                }
                 repairs.push(e.word.clone());
             }
             if e.word.seq() != a.snapshot || due == Some(Every::Wake) {
