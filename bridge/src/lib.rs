@@ -70,6 +70,21 @@
 //! duplicates or count phantom losses. The ring's own guarantees against
 //! a hostile peer (bounds, termination) hold whatever arrives.
 //!
+//! # Waiting
+//!
+//! The outbound side awaits its ring ([`Outbound::run`],
+//! [`Outbound::forward`]) through `shmring_async`: a task, parked while
+//! the ring is empty and woken by the process's one waiter thread, which
+//! sleeps on every awaited ring's futex word at once. A process bridging
+//! many rings has no thread per ring, and none that spins. The inbound
+//! side writes into its ring in Zenoh's own callbacks ([`Inbound::run`]
+//! only waits for a stop or an error).
+//!
+//! [`Outbound::pump`] is the blocking form, for a thread of its own: it
+//! sleeps on the ring's futex itself, one wakeup per message where the
+//! task costs two (the waiter thread's, then the task's thread's), which
+//! `shmring-bridge bench` shows in the round trip.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use shmring_bridge::{InOptions, Inbound, Link, OutOptions, Outbound};
@@ -80,10 +95,11 @@
 //! // Host B: write what arrives into its own ring "orders".
 //! let b = Link { connect: vec!["tcp/10.0.0.1:7447".into()], ..Link::default() }.open()?;
 //! let mut inb = Inbound::new(&b, "site/orders", "orders", &InOptions::default())?;
-//! loop {
-//!     out.pump(Duration::from_millis(10))?; // (each side in its own process)
-//!     inb.pump(Duration::from_millis(10))?;
-//! }
+//! // Each side in its own process, until a stop (here: a minute).
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+//! let stop = || tokio::time::sleep(Duration::from_secs(60));
+//! rt.block_on(async { tokio::try_join!(out.run(stop()), inb.run(stop())) })?;
+//! # Ok(())
 //! # }
 //! ```
 
@@ -91,15 +107,18 @@ mod ring;
 pub mod seq;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shmring::Pod;
+use shmring_async::AsyncConsumer;
 use shmring_bridge_state::{Counts, Direction, InState, OutState, SourceState, Span};
+use tokio::sync::Notify;
 
-use crate::ring::{Reader, Writer, Written};
+use crate::ring::{Batch, Forwarded, Reader, Writer, Written};
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
 use zenoh::sample::Sample;
@@ -335,11 +354,14 @@ pub struct OutOptions {
     /// Send each message at once instead of letting Zenoh batch it with
     /// the next ones: lower latency, less throughput for small messages.
     pub express: bool,
-    /// How the bridge waits for the ring. The default sleeps at once: the
+    /// How the bridge waits for the ring. The default sleeps at once (the
+    /// task parks, or [`pump`](Outbound::pump)'s thread sleeps): the
     /// bridge shares the host's cores with Zenoh's own threads, and a
     /// bridge spinning on a core they need costs far more than the wake-up
     /// it saves (on a 2-core host, ten times the latency). `Spin` for a
-    /// bridge with a core of its own.
+    /// bridge with a core of its own: `pump` spins until its timeout, an
+    /// awaiting bridge looks 16 384 times (tens of microseconds) before its
+    /// task parks.
     pub wait: shmring::WaitStrategy,
     /// Where to keep the numbering across restarts (see
     /// `shmring_bridge_state`; the command's default is next to the ring;
@@ -377,16 +399,45 @@ pub struct OutStats {
 /// role).
 pub struct Outbound {
     matching: Arc<AtomicBool>,
+    /// Signalled when a subscriber comes (a permit is kept if nobody waits).
+    subscribed: Arc<Notify>,
     reader: Reader,
-    publisher: Publisher<'static>,
+    out: Publishing,
     congestion: Congestion,
+    resumed: bool,
+    /// When it last published (a message or a heartbeat).
+    last_put: Instant,
+}
+
+/// What publishes: the publisher, the numbering and its record.
+struct Publishing {
+    publisher: Publisher<'static>,
     source: u64,
     next_seq: u64,
-    resumed: bool,
     state: Option<OutState>,
     stats: OutStats,
-    last_heartbeat: std::time::Instant,
 }
+
+/// The reader of `rx`, a consumer of `handle`, awaited through the
+/// process's waiter thread; `Spin` spins a while before the task parks.
+fn reader<H>(rx: H, handle: impl std::any::Any + Send, opts: &OutOptions) -> Reader
+where
+    H: shmring_async::Receive + shmring::MessageReceiver + Send + 'static,
+{
+    let mut rx = AsyncConsumer::new(rx);
+    if opts.wait == shmring::WaitStrategy::Spin {
+        rx.set_spin_budget(SPIN_BUDGET);
+    }
+    Reader::new(rx, handle)
+}
+
+/// Looks at an empty ring an awaiting bridge with `WaitStrategy::Spin`
+/// makes before its task parks: some tens of microseconds.
+const SPIN_BUDGET: u32 = 1 << 14;
+
+/// How long an awaiting bridge waits before it looks at a closed ring
+/// again (its producers finished; a restarted one reopens it).
+const CLOSED_RETRY: Duration = Duration::from_millis(50);
 
 impl Outbound {
     /// Bridge byte ring `ring` to key expression `key`.
@@ -395,7 +446,7 @@ impl Outbound {
         // The consumer role first: the read position is ours from here on.
         let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
-        Self::with_reader(session, ring, key, opts, Reader::new(rx, handle))
+        Self::with_reader(session, ring, key, opts, reader(rx, handle, opts))
     }
 
     /// Bridge typed ring `ring` (`Spsc<T>`) to `key`, each value as its
@@ -418,7 +469,7 @@ impl Outbound {
         let handle = shmring::Spsc::<T>::open_timeout(ring, opts.open_wait)?;
         let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
-        Self::with_reader(session, ring, key, opts, Reader::new(rx, handle))
+        Self::with_reader(session, ring, key, opts, reader(rx, handle, opts))
     }
 
     /// Bridge typed ring `ring` (`Mpmc<T>`) to `key`, as one of its
@@ -448,7 +499,7 @@ impl Outbound {
         let handle = shmring::Mpmc::<T>::open_timeout(ring, opts.open_wait)?;
         let mut rx = handle.consumer()?;
         rx.set_wait_strategy(opts.wait);
-        Self::with_reader(session, ring, key, opts, Reader::new(rx, handle))
+        Self::with_reader(session, ring, key, opts, reader(rx, handle, opts))
     }
 
     fn with_reader(
@@ -481,10 +532,16 @@ impl Outbound {
         // Whether anyone subscribes, kept up to date by Zenoh (asking on
         // every pump would cost a round through its runtime each time).
         let matching = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&matching);
+        let subscribed = Arc::new(Notify::new());
+        let (flag, notify) = (Arc::clone(&matching), Arc::clone(&subscribed));
         publisher
             .matching_listener()
-            .callback(move |status| flag.store(status.matching(), Ordering::Relaxed))
+            .callback(move |status| {
+                flag.store(status.matching(), Ordering::Relaxed);
+                if status.matching() {
+                    notify.notify_one();
+                }
+            })
             .background()
             .wait()
             .map_err(zenoh_err)?;
@@ -496,15 +553,18 @@ impl Outbound {
         matching.fetch_or(now, Ordering::Relaxed);
         Ok(Outbound {
             matching,
+            subscribed,
             reader,
-            publisher,
+            out: Publishing {
+                publisher,
+                source,
+                next_seq,
+                state,
+                stats: OutStats::default(),
+            },
             congestion: opts.congestion,
-            source,
-            next_seq,
             resumed,
-            state,
-            stats: OutStats::default(),
-            last_heartbeat: std::time::Instant::now(),
+            last_put: Instant::now(),
         })
     }
 
@@ -518,55 +578,102 @@ impl Outbound {
     pub fn pump(&mut self, timeout: Duration) -> Result<usize> {
         // Blocking: nothing leaves the ring while no subscriber would get
         // it (a put with no one matching is accepted and lost).
-        if self.congestion == Congestion::Block && !self.has_subscribers() {
+        if self.waits_for_subscribers() {
             std::thread::sleep(timeout.min(Duration::from_millis(10)));
             return Ok(0);
         }
-        let (publisher, source) = (&self.publisher, self.source);
-        let (state, next_seq, stats) = (self.state.as_ref(), &mut self.next_seq, &mut self.stats);
-        let n = self.reader.forward(timeout, &mut |batch, msgs| {
-            let count = batch.count;
-            // Sent again under its recorded numbers, or recorded (where,
-            // and which numbers) before it is sent under new ones.
-            let first = match batch.resend_from {
-                Some(first) => first,
-                None => {
-                    if let (Some(state), Some(span)) = (state, batch.positions) {
-                        state.begin(Span {
-                            start_pos: span.start,
-                            start_seq: *next_seq,
-                            end_pos: span.end,
-                            end_seq: *next_seq + count,
-                        });
-                    }
-                    std::mem::replace(next_seq, *next_seq + count)
-                }
-            };
-            let mut bytes = 0;
-            for (seq, msg) in (first..).zip(msgs) {
-                publisher
-                    .put(msg)
-                    .attachment(attachment(source, seq))
-                    .wait()
-                    .map_err(zenoh_err)?;
-                bytes += msg.len() as u64;
-            }
-            stats.sent += count;
-            stats.bytes += bytes;
-            if let Some(state) = state {
-                state.count_sent(count, bytes);
-            }
-            Ok(())
-        })? as usize;
-        if n == 0 && self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
-            self.publisher
-                .put(&[][..])
-                .attachment(heartbeat(self.source, self.next_seq))
-                .wait()
-                .map_err(zenoh_err)?;
-            self.last_heartbeat = std::time::Instant::now();
+        let out = &mut self.out;
+        let n = self.reader.forward(timeout, &mut |b, m| out.send(b, m))?;
+        if n > 0 {
+            self.last_put = Instant::now();
+        } else if self.last_put.elapsed() >= HEARTBEAT_EVERY {
+            self.heartbeat()?;
         }
-        Ok(n)
+        Ok(n as usize)
+    }
+
+    /// Wait for messages and publish what is committed, as
+    /// [`pump`](Self::pump) does, as a future: the task parks while the
+    /// ring is empty (or, with congestion control `Block`, while no
+    /// subscriber matches), and no thread waits on the ring for it but the
+    /// process's one waiter thread (`shmring_async`). How many were
+    /// published. Dropping it while it waits loses nothing.
+    ///
+    /// A put runs in the poll (Zenoh's `put` does not wait but for a
+    /// congested link under `Block`); needs a tokio runtime with time
+    /// enabled (a closed ring is looked at again every 50 ms).
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring_bridge::Result<()> {
+    /// # let session = shmring_bridge::Link::default().open()?;
+    /// let opts = shmring_bridge::OutOptions::default();
+    /// let mut out = shmring_bridge::Outbound::new(&session, "orders", "site/orders", &opts)?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// let sent = rt.block_on(out.forward())?;
+    /// # let _ = sent;
+    /// # Ok(()) }
+    /// ```
+    pub async fn forward(&mut self) -> Result<usize> {
+        loop {
+            if self.waits_for_subscribers() {
+                self.subscribed.notified().await;
+                continue;
+            }
+            let (reader, out) = (&mut self.reader, &mut self.out);
+            let got =
+                std::future::poll_fn(|cx| reader.poll_forward(cx, &mut |b, m| out.send(b, m)))
+                    .await?;
+            match got {
+                Forwarded::Sent(n) => {
+                    self.last_put = Instant::now();
+                    return Ok(n as usize);
+                }
+                Forwarded::Closed => tokio::time::sleep(CLOSED_RETRY).await,
+            }
+        }
+    }
+
+    /// Forward until `stop` completes, sending a heartbeat whenever it has
+    /// published nothing for [`HEARTBEAT_EVERY`]. The task of a bridge
+    /// process: no thread of its own, and no CPU while the ring is idle
+    /// but a heartbeat's timer.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring_bridge::Result<()> {
+    /// # let session = shmring_bridge::Link::default().open()?;
+    /// let opts = shmring_bridge::OutOptions::default();
+    /// let mut out = shmring_bridge::Outbound::new(&session, "orders", "site/orders", &opts)?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// // Until Ctrl-C, say; here for a second.
+    /// rt.block_on(out.run(tokio::time::sleep(std::time::Duration::from_secs(1))))?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let quiet_until = tokio::time::Instant::from_std(self.last_put + HEARTBEAT_EVERY);
+            let forwarded = tokio::select! {
+                biased;
+                () = &mut stop => return Ok(()),
+                r = tokio::time::timeout_at(quiet_until, self.forward()) => r,
+            };
+            match forwarded {
+                Ok(r) => drop(r?),
+                Err(_quiet) => self.heartbeat()?,
+            }
+        }
+    }
+
+    /// Whether it holds off for want of a subscriber.
+    fn waits_for_subscribers(&self) -> bool {
+        self.congestion == Congestion::Block && !self.has_subscribers()
+    }
+
+    /// Say which number comes next (see "Delivery" in the crate docs).
+    fn heartbeat(&mut self) -> Result<()> {
+        self.out.heartbeat()?;
+        self.last_put = Instant::now();
+        Ok(())
     }
 
     /// Whether a subscriber matches the key (as Zenoh last said).
@@ -576,12 +683,12 @@ impl Outbound {
 
     /// The source id its samples carry.
     pub fn source(&self) -> u64 {
-        self.source
+        self.out.source
     }
 
     /// The number the next message gets.
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        self.out.next_seq
     }
 
     /// Whether it went on with a previous bridge's numbering.
@@ -591,17 +698,64 @@ impl Outbound {
 
     /// What it has sent since it started.
     pub fn stats(&self) -> OutStats {
-        self.stats
+        self.out.stats
+    }
+}
+
+impl Publishing {
+    /// Publish `batch`: again under its recorded numbers, or recorded
+    /// (where, and which numbers) before it is sent under new ones.
+    fn send(&mut self, batch: Batch, msgs: &mut dyn Iterator<Item = &[u8]>) -> Result<()> {
+        let count = batch.count;
+        let first = match batch.resend_from {
+            Some(first) => first,
+            None => {
+                if let (Some(state), Some(span)) = (&self.state, batch.positions) {
+                    state.begin(Span {
+                        start_pos: span.start,
+                        start_seq: self.next_seq,
+                        end_pos: span.end,
+                        end_seq: self.next_seq + count,
+                    });
+                }
+                let first = self.next_seq;
+                self.next_seq += count;
+                first
+            }
+        };
+        let mut bytes = 0;
+        for (seq, msg) in (first..).zip(msgs) {
+            self.publisher
+                .put(msg)
+                .attachment(attachment(self.source, seq))
+                .wait()
+                .map_err(zenoh_err)?;
+            bytes += msg.len() as u64;
+        }
+        self.stats.sent += count;
+        self.stats.bytes += bytes;
+        if let Some(state) = &self.state {
+            state.count_sent(count, bytes);
+        }
+        Ok(())
+    }
+
+    fn heartbeat(&self) -> Result<()> {
+        self.publisher
+            .put(&[][..])
+            .attachment(heartbeat(self.source, self.next_seq))
+            .wait()
+            .map_err(zenoh_err)
     }
 }
 
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbound")
-            .field("key", &self.publisher.key_expr().as_str())
-            .field("source", &self.source)
-            .field("next_seq", &self.next_seq)
-            .field("stats", &self.stats)
+            .field("key", &self.out.publisher.key_expr().as_str())
+            .field("source", &self.out.source)
+            .field("next_seq", &self.out.next_seq)
+            .field("stats", &self.out.stats)
             .finish_non_exhaustive()
     }
 }
@@ -673,6 +827,8 @@ struct Source {
 /// [`InOptions`], then the sample is dropped and counted.
 pub struct Inbound {
     receiver: Arc<Mutex<Receiver>>,
+    /// Signalled when delivery stops on an error.
+    stopped: Arc<Notify>,
     subscriber: Subscriber<()>,
     handled_seen: u64,
 }
@@ -802,7 +958,8 @@ impl Inbound {
             handled: 0,
             malformed,
         }));
-        let shared = Arc::clone(&receiver);
+        let (shared, stopped) = (Arc::clone(&receiver), Arc::new(Notify::new()));
+        let notify = Arc::clone(&stopped);
         let subscriber = session
             .declare_subscriber(key.to_owned())
             .callback(move |sample| {
@@ -811,6 +968,7 @@ impl Inbound {
                     r.handled += 1;
                     if let Err(e) = r.deliver(&sample) {
                         r.failed = Some(e);
+                        notify.notify_one();
                     }
                 }
             })
@@ -818,6 +976,7 @@ impl Inbound {
             .map_err(zenoh_err)?;
         Ok(Inbound {
             receiver,
+            stopped,
             subscriber,
             handled_seen: 0,
         })
@@ -835,6 +994,33 @@ impl Inbound {
         let n = r.handled - self.handled_seen;
         self.handled_seen = r.handled;
         Ok(n as usize)
+    }
+
+    /// Deliver until `stop` completes, or return the error that stopped
+    /// delivery. Delivery itself runs in Zenoh's callbacks; this only
+    /// waits, without a thread or a timer of its own.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring_bridge::Result<()> {
+    /// # let session = shmring_bridge::Link::default().open()?;
+    /// let opts = shmring_bridge::InOptions::default();
+    /// let mut inb = shmring_bridge::Inbound::new(&session, "site/orders", "orders", &opts)?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// rt.block_on(inb.run(tokio::time::sleep(std::time::Duration::from_secs(1))))?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            if let Some(e) = lock(&self.receiver).failed.take() {
+                return Err(e);
+            }
+            tokio::select! {
+                biased;
+                () = &mut stop => return Ok(()),
+                () = self.stopped.notified() => {}
+            }
+        }
     }
 
     /// What it has delivered and counted.

@@ -2,12 +2,13 @@
 //! or a key expression into a byte ring (`in`). One process per direction
 //! and ring; see the library docs for what is delivered and counted.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod bench;
 
@@ -52,8 +53,9 @@ enum Command {
         /// latency, less throughput for small messages.
         #[arg(long)]
         express: bool,
-        /// Spin while waiting for the ring instead of sleeping: for a
-        /// bridge with a core of its own (else it slows Zenoh's threads).
+        /// Spin a while (tens of microseconds) on an empty ring before
+        /// parking: for a bridge with a core of its own (else it slows
+        /// Zenoh's threads).
         #[arg(long)]
         spin: bool,
         #[command(flatten)]
@@ -88,6 +90,10 @@ struct BenchArgs {
     /// Messages per throughput run.
     #[arg(long, default_value_t = 200_000)]
     count: u64,
+    /// Throughput runs per side and size, alternated; the medians are
+    /// compared.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Round trips per latency run.
     #[arg(long, default_value_t = 5_000)]
     round_trips: u64,
@@ -168,18 +174,41 @@ impl Common {
     }
 }
 
+/// Set by SIGINT or SIGTERM; the bridge's task is told through `notify`.
+struct Stop {
+    asked: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    /// Completes once a stop is asked (at once if it was already).
+    async fn asked(&self) {
+        while !self.asked.load(Ordering::SeqCst) {
+            self.notify.notified().await;
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop {
+        asked: AtomicBool::new(false),
+        notify: tokio::sync::Notify::new(),
+    });
     let flag = Arc::clone(&stop);
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+    let handler = move || {
+        flag.asked.store(true, Ordering::SeqCst);
+        // A permit is kept if the task is not waiting at this moment.
+        flag.notify.notify_one();
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
         eprintln!("shmring-bridge: cannot handle signals: {e}");
         return ExitCode::FAILURE;
     }
     match run(cli.command, &stop) {
         // Stopped by SIGINT or SIGTERM, after a clean stop: 130, as the
         // shell reports an interrupted command and `shmring` exits.
-        Ok(()) if stop.load(Ordering::SeqCst) => ExitCode::from(130),
+        Ok(()) if stop.asked.load(Ordering::SeqCst) => ExitCode::from(130),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shmring-bridge: {e}");
@@ -202,12 +231,68 @@ fn byte_rings_only(ring: &str, e: shmring_bridge::Error) -> Box<dyn std::error::
     }
 }
 
-/// How long one pump waits for work: also how soon a stop is noticed.
-const PUMP_WAIT: Duration = Duration::from_millis(50);
+/// Either direction, as the command runs it.
+trait Bridge {
+    /// Bridge until the stop.
+    fn run_until<'a>(
+        &'a mut self,
+        stop: &'a Stop,
+    ) -> impl Future<Output = shmring_bridge::Result<()>> + 'a;
+    /// Print its counters.
+    fn print(&self);
+}
 
-fn run(command: Command, stop: &AtomicBool) -> Result<(), Box<dyn std::error::Error>> {
+/// Both directions' `run` take the stop and print their own counters.
+macro_rules! bridge {
+    ($ty:ty, $print:ident) => {
+        impl Bridge for $ty {
+            fn run_until<'a>(
+                &'a mut self,
+                stop: &'a Stop,
+            ) -> impl Future<Output = shmring_bridge::Result<()>> + 'a {
+                self.run(stop.asked())
+            }
+            fn print(&self) {
+                $print(self);
+            }
+        }
+    };
+}
+
+bridge!(Outbound, print_out);
+bridge!(Inbound, print_in);
+
+/// Run `bridge` on this thread until the stop, printing its counters every
+/// `every` and at the end. One thread: the bridge is a task, and rings are
+/// awaited through `shmring_async`'s waiter thread.
+fn drive(
+    bridge: &mut impl Bridge,
+    stop: &Stop,
+    every: Option<Duration>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let ran: shmring_bridge::Result<()> = rt.block_on(async {
+        loop {
+            let Some(every) = every else {
+                return bridge.run_until(stop).await;
+            };
+            // Cancelling the bridge's run between reports loses nothing.
+            match tokio::time::timeout(every, bridge.run_until(stop)).await {
+                Ok(r) => return r,
+                Err(_report) => bridge.print(),
+            }
+        }
+    });
+    ran?;
+    bridge.print();
+    Ok(())
+}
+
+fn run(command: Command, stop: &Stop) -> Result<(), Box<dyn std::error::Error>> {
     match command {
-        Command::Bench(b) => bench::run(b.count, b.round_trips, &b.sizes)?,
+        Command::Bench(b) => bench::run(b.count, b.rounds.max(1), b.round_trips, &b.sizes)?,
         Command::Out {
             ring,
             key,
@@ -246,12 +331,7 @@ fn run(command: Command, stop: &AtomicBool) -> Result<(), Box<dyn std::error::Er
                     "new source"
                 }
             );
-            let mut report = Report::new(common.every());
-            while !stop.load(Ordering::SeqCst) {
-                out.pump(PUMP_WAIT)?;
-                report.maybe(|| print_out(&out));
-            }
-            print_out(&out);
+            drive(&mut out, stop, common.every())?;
             drop(out);
             drop(session);
         }
@@ -278,12 +358,7 @@ fn run(command: Command, stop: &AtomicBool) -> Result<(), Box<dyn std::error::Er
                     "fresh state"
                 }
             );
-            let mut report = Report::new(common.every());
-            while !stop.load(Ordering::SeqCst) {
-                inb.pump(PUMP_WAIT)?;
-                report.maybe(|| print_in(&inb));
-            }
-            print_in(&inb);
+            drive(&mut inb, stop, common.every())?;
             drop(inb);
             drop(session);
         }
@@ -312,28 +387,4 @@ fn print_in(inb: &Inbound) {
         "in stats: delivered={} lost={} duplicates={} reordered={} dropped_full={} unnumbered={}",
         s.delivered, s.lost, s.duplicates, s.reordered, s.dropped_full, s.unnumbered
     );
-}
-
-/// Periodic counters on stdout.
-struct Report {
-    every: Option<Duration>,
-    last: Instant,
-}
-
-impl Report {
-    fn new(every: Option<Duration>) -> Report {
-        Report {
-            every,
-            last: Instant::now(),
-        }
-    }
-
-    fn maybe(&mut self, print: impl FnOnce()) {
-        if let Some(every) = self.every {
-            if self.last.elapsed() >= every {
-                print();
-                self.last = Instant::now();
-            }
-        }
-    }
 }

@@ -8,9 +8,11 @@
 
 use std::any::Any;
 use std::ops::Range;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use shmring::{AfterRun, MessageReceiver, MessageSender, RecvError, SendError};
+use shmring::{AfterRun, MessageReceiver, MessageSender, RecvError, Run, SendError};
+use shmring_async::{AsyncConsumer, Receive};
 use shmring_bridge_state::{OutState, Resume, Span};
 
 use crate::{Error, Result};
@@ -36,6 +38,67 @@ pub(crate) struct Batch {
 /// returns `Ok`, and only then is the batch released.
 pub(crate) type Forward<'a> = dyn FnMut(Batch, &mut dyn Iterator<Item = &[u8]>) -> Result<()> + 'a;
 
+/// A consumer of any kind, read blocking ([`Reader::forward`]) or
+/// awaited ([`Reader::poll_forward`]).
+trait Source: Send {
+    fn released(&self) -> Option<u64>;
+    fn take_over_runs(
+        &mut self,
+        each: &mut dyn FnMut(Run<'_>) -> AfterRun,
+    ) -> Result<usize, shmring::Error>;
+    fn recv_runs(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        each: &mut dyn FnMut(Run<'_>) -> AfterRun,
+    ) -> Result<usize, RecvError>;
+    fn poll_recv_runs(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+        each: &mut dyn FnMut(Run<'_>) -> AfterRun,
+    ) -> Poll<Result<usize, RecvError>>;
+}
+
+impl<H: Receive + MessageReceiver + Send> Source for AsyncConsumer<H> {
+    fn released(&self) -> Option<u64> {
+        self.get_ref().released()
+    }
+    fn take_over_runs(
+        &mut self,
+        each: &mut dyn FnMut(Run<'_>) -> AfterRun,
+    ) -> Result<usize, shmring::Error> {
+        self.get_mut().take_over_runs(each)
+    }
+    fn recv_runs(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        each: &mut dyn FnMut(Run<'_>) -> AfterRun,
+    ) -> Result<usize, RecvError> {
+        self.get_mut().recv_runs(max, timeout, each)
+    }
+    fn poll_recv_runs(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+        each: &mut dyn FnMut(Run<'_>) -> AfterRun,
+    ) -> Poll<Result<usize, RecvError>> {
+        AsyncConsumer::poll_recv_runs(self, cx, max, each)
+    }
+}
+
+/// What one look at the ring found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    /// This many messages were sent and released (perhaps 0: nothing came
+    /// before a blocking call's timeout).
+    Sent(u64),
+    /// The ring is closed and drained: its producers finished (a
+    /// restarted one may come back), so the caller waits a while.
+    Closed,
+}
+
 /// The ring an outbound bridge reads, as a consumer of any kind.
 ///
 /// Each run of consecutive positions is recorded, sent and released
@@ -48,7 +111,7 @@ pub(crate) type Forward<'a> = dyn FnMut(Batch, &mut dyn Iterator<Item = &[u8]>) 
 /// (taken, never recorded, so never sent) are kept and get new ones
 /// after.
 pub(crate) struct Reader {
-    rx: Box<dyn MessageReceiver + Send>,
+    rx: Box<dyn Source>,
     _ring: Box<dyn Any + Send>,
     /// The run the previous bridge recorded last, until what it held has
     /// been taken over.
@@ -59,8 +122,12 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// Read with `rx`, a consumer of `ring` (kept open with it).
-    pub(crate) fn new(rx: impl MessageReceiver + Send + 'static, ring: impl Any + Send) -> Self {
+    /// Read with `rx`, a consumer of `ring` (kept open with it), through
+    /// the process's waiter thread when awaited.
+    pub(crate) fn new<H>(rx: AsyncConsumer<H>, ring: impl Any + Send) -> Self
+    where
+        H: Receive + MessageReceiver + Send + 'static,
+    {
         Reader {
             rx: Box::new(rx),
             _ring: Box::new(ring),
@@ -85,13 +152,47 @@ impl Reader {
     /// run by run, and release each run once `send` returns `Ok`; how
     /// many were sent. A run `send` fails on stays in the ring.
     pub(crate) fn forward(&mut self, timeout: Duration, send: &mut Forward<'_>) -> Result<u64> {
+        let got = self.forward_with(send, |rx, each| {
+            Poll::Ready(rx.recv_runs(BATCH, timeout, each))
+        });
+        match got {
+            Poll::Ready(Ok(Forwarded::Closed)) => {
+                std::thread::sleep(timeout);
+                Ok(0)
+            }
+            Poll::Ready(Ok(Forwarded::Sent(n))) => Ok(n),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => unreachable!("a blocking receive is always ready"),
+        }
+    }
+
+    /// As [`forward`](Self::forward), awaited: `Pending` (the task's waker
+    /// registered) while the ring has nothing.
+    pub(crate) fn poll_forward(
+        &mut self,
+        cx: &mut Context<'_>,
+        send: &mut Forward<'_>,
+    ) -> Poll<Result<Forwarded>> {
+        self.forward_with(send, |rx, each| rx.poll_recv_runs(cx, BATCH, each))
+    }
+
+    /// Take over what dead consumers held (the first time), then receive
+    /// with `recv` and send run by run.
+    fn forward_with(
+        &mut self,
+        send: &mut Forward<'_>,
+        recv: impl FnOnce(
+            &mut dyn Source,
+            &mut dyn FnMut(Run<'_>) -> AfterRun,
+        ) -> Poll<Result<usize, RecvError>>,
+    ) -> Poll<Result<Forwarded>> {
         let mut failed: Option<Error> = None;
         let mut sent = 0;
         if self.taking_over {
             // Everything taken over is looked at before any new record is
             // made, so what was recorded last is sent again first.
             let recorded = self.recorded;
-            self.rx.take_over_runs(&mut |run| {
+            let taken = self.rx.take_over_runs(&mut |run| {
                 let seq = recorded.and_then(|span| span.seq_of(run.positions().start));
                 let (Some(first), None) = (seq, &failed) else {
                     return AfterRun::Keep; // never recorded: new numbers, below
@@ -107,14 +208,17 @@ impl Reader {
                     &mut sent,
                     &mut failed,
                 )
-            })?;
+            });
+            if let Err(e) = taken {
+                return Poll::Ready(Err(e.into()));
+            }
             if let Some(e) = failed {
-                return Err(e);
+                return Poll::Ready(Err(e));
             }
             self.taking_over = false;
             self.recorded = None;
         }
-        let received = self.rx.recv_runs(BATCH, timeout, &mut |run| {
+        let received = recv(&mut *self.rx, &mut |run| {
             if failed.is_some() {
                 return AfterRun::Keep;
             }
@@ -132,11 +236,15 @@ impl Reader {
             )
         });
         if let Some(e) = failed {
-            return Err(e);
+            return Poll::Ready(Err(e));
         }
         match received {
-            Ok(_) => Ok(sent),
-            Err(e) => idle(e, timeout),
+            Poll::Pending if sent == 0 => Poll::Pending,
+            Poll::Pending | Poll::Ready(Ok(_)) => Poll::Ready(Ok(Forwarded::Sent(sent))),
+            // Timeout: nothing now. Closed: its producers finished.
+            Poll::Ready(Err(RecvError::Timeout { .. })) => Poll::Ready(Ok(Forwarded::Sent(0))),
+            Poll::Ready(Err(RecvError::Closed { .. })) => Poll::Ready(Ok(Forwarded::Closed)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
         }
     }
 }
@@ -153,19 +261,6 @@ fn settle(r: Result<()>, n: usize, sent: &mut u64, failed: &mut Option<Error>) -
             *failed = Some(e);
             AfterRun::Keep
         }
-    }
-}
-
-/// Timeout and a closed ring (its producers finished; a restarted one may
-/// come back) are both "nothing now".
-fn idle(e: RecvError, timeout: Duration) -> Result<u64> {
-    match e {
-        RecvError::Timeout { .. } => Ok(0),
-        RecvError::Closed { .. } => {
-            std::thread::sleep(timeout);
-            Ok(0)
-        }
-        e => Err(e.into()),
     }
 }
 

@@ -79,9 +79,12 @@ fn dispatch_child() {
             };
             let mut out = Outbound::mpmc::<Value>(&session, &ring, &arg("KEY"), &opts).unwrap();
             println!("mpmc out ready");
-            loop {
-                out.pump(Duration::from_millis(10)).unwrap();
-            }
+            // Awaited, as a service runs it on its runtime (until killed).
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            rt.block_on(out.run(std::future::pending())).unwrap();
         }
         "consumer" => {
             let r = ByteRing::open_or_create(&ring, 1 << 20).unwrap();
@@ -342,6 +345,59 @@ fn a_hundred_thousand_messages_cross_between_processes_once_in_order_byte_for_by
     // Both rings' users are gone: their names went with them.
     assert!(!Path::new("/dev/shm").join(&b.ring_a).exists());
     assert!(!Path::new("/dev/shm").join(&b.ring_b).exists());
+}
+
+/// CPU time child `i` has used, all its threads: utime and stime of
+/// /proc/PID/stat, in clock ticks of 10 ms (USER_HZ, fixed at 100 on
+/// Linux's x86 and arm ABIs).
+fn cpu_time(scene: &Scene, i: usize) -> Duration {
+    let pid = scene.children[i].id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name (which may hold spaces), field 3 onwards.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Bridges of idle rings cost no CPU: the outbound one awaits its ring as
+/// a task (no thread blocked on the ring for it, none spinning), the
+/// inbound one waits for Zenoh's callbacks. A second of idleness costs
+/// each well under 100 ms (a spinning thread would cost the whole
+/// second); the next message then crosses at once.
+#[test]
+fn idle_bridges_cost_no_cpu_and_carry_the_next_message() {
+    let mut scene = Scene::new();
+    let b = bridges(&mut scene, "block");
+    let inb = scene.bridge(&args(&b.in_args));
+    let ring_a = ByteRing::create(&b.ring_a, 1 << 16).unwrap();
+    let ring_b = ByteRing::open(&b.ring_b).unwrap();
+    let out = scene.bridge(&args(&b.out_args));
+    let mut rx = ring_b.consumer().unwrap();
+    let mut tx = ring_a.producer().unwrap();
+    // Through once: the bridges have met, and the outbound one has parked
+    // on an empty ring since.
+    tx.try_send(&message(0)).unwrap();
+    assert_eq!(number(&rx.recv_timeout(PATIENCE).unwrap()), 0);
+    let before = [cpu_time(&scene, out), cpu_time(&scene, inb)];
+    std::thread::sleep(Duration::from_secs(1));
+    let after = [cpu_time(&scene, out), cpu_time(&scene, inb)];
+    for (name, (a, b)) in ["out", "in"].iter().zip(after.iter().zip(before)) {
+        let used = *a - b;
+        assert!(
+            used < Duration::from_millis(100),
+            "the idle {name} bridge used {used:?} of CPU in a second"
+        );
+    }
+    tx.try_send(&message(1)).unwrap();
+    assert_eq!(number(&rx.recv_timeout(PATIENCE).unwrap()), 1);
+    drop((tx, rx));
+    scene.stop(out);
+    scene.stop(inb);
 }
 
 /// Reads ring `name` in this process, slowly if asked, checking that
