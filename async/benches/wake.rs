@@ -131,6 +131,105 @@ fn shmring_async(samples: usize) -> Histogram<u64> {
     h
 }
 
+/// The design the crate did not take, measured: an eventfd per ring that
+/// the producer writes after every push (it cannot know whether the
+/// consumer sleeps without the futex protocol), awaited with tokio's
+/// `AsyncFd` (epoll). The child inherits the descriptor over fork; real
+/// processes would pass it over a Unix socket.
+fn eventfd_async(samples: usize) -> Histogram<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ring = shmring::Spsc::<u64>::create(&name("eventfd"), 1024).unwrap();
+    // SAFETY: plain syscall; the result is checked before it is owned.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK) };
+    assert!(raw >= 0, "eventfd: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    let efd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut h = histogram();
+    across_processes(
+        || {
+            let ring = shmring::Spsc::<u64>::open(ring.name()).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let one = 1u64.to_ne_bytes();
+            for gap in gaps(samples) {
+                std::thread::sleep(gap);
+                tx.try_push(now_ns()).unwrap();
+                // SAFETY: writes 8 bytes from a live buffer to our eventfd.
+                unsafe { libc::write(efd.as_raw_fd(), one.as_ptr().cast(), 8) };
+            }
+        },
+        || {
+            let mut rx = ring.consumer().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                // SAFETY: `efd` stays open, the same descriptor, for the
+                // whole life of this AsyncFd (dropped before it).
+                let fd = unsafe { tokio::io::unix::AsyncFd::register(efd.as_raw_fd()) }.unwrap();
+                let mut count = [0u8; 8];
+                for _ in 0..samples {
+                    let stamp = loop {
+                        if let Some(v) = rx.try_pop() {
+                            break v;
+                        }
+                        let mut ready = fd.readable().await.unwrap();
+                        // SAFETY: reads 8 bytes into a live buffer from our
+                        // eventfd; EAGAIN (nothing written) is fine.
+                        let n =
+                            unsafe { libc::read(*ready.get_inner(), count.as_mut_ptr().cast(), 8) };
+                        if n < 0 {
+                            ready.clear_ready();
+                        }
+                    };
+                    h.record(now_ns().saturating_sub(stamp).max(1)).unwrap();
+                }
+            });
+        },
+    );
+    h
+}
+
+/// What a value costs its producer when no consumer is parked: a push and
+/// a pop on one thread, alone (the futex protocol's notifier finds no
+/// sleeper: a load) and with the eventfd write the other design pays for
+/// every value, since the producer cannot tell whether the consumer
+/// sleeps.
+fn notify_cost() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    const N: u32 = 200_000;
+    let ring = shmring::Spsc::<u64>::create(&name("notify"), 1024).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // SAFETY: plain syscall; the result is checked before it is owned.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK) };
+    assert!(raw >= 0, "eventfd: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    let efd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one = 1u64.to_ne_bytes();
+    let mut run = |with_eventfd: bool| {
+        let start = std::time::Instant::now();
+        for i in 0..N {
+            tx.try_push(u64::from(i)).unwrap();
+            if with_eventfd {
+                // SAFETY: writes 8 bytes from a live buffer to our eventfd.
+                unsafe { libc::write(efd.as_raw_fd(), one.as_ptr().cast(), 8) };
+            }
+            std::hint::black_box(rx.try_pop());
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(N)
+    };
+    let (futex, eventfd) = (run(false), run(true));
+    println!("a value's cost to its producer when no consumer is parked (push + pop, one thread):");
+    println!(
+        "{:<44} {futex:>8.1} ns",
+        "futex protocol (shmring, shmring-async)"
+    );
+    println!(
+        "{:<44} {eventfd:>8.1} ns",
+        "eventfd per ring (a write per value)"
+    );
+}
+
 fn shmring_blocking(samples: usize) -> Histogram<u64> {
     let ring = shmring::Spsc::<u64>::create(&name("blocking"), 1024).unwrap();
     let mut h = histogram();
@@ -250,6 +349,10 @@ fn main() {
         &ringfire_async(samples),
     );
     report(
+        "eventfd + tokio AsyncFd (cross-process)",
+        &eventfd_async(samples),
+    );
+    report(
         "shmring pop_timeout, Sleep (cross-process)",
         &shmring_blocking(samples),
     );
@@ -257,6 +360,8 @@ fn main() {
         "tokio mpsc, thread to task (one process)",
         &tokio_mpsc(samples),
     );
+
+    notify_cost();
 
     let idle = Duration::from_secs(1);
     println!("idle: one task awaiting an empty ring for {idle:?} (median of 3):");
