@@ -2,7 +2,9 @@
 //!
 //! [`AsyncConsumer`] wraps a consumer handle of any kind (SPSC, MPMC, a
 //! broadcast subscriber, a byte ring) so that its receives can be awaited;
-//! [`AsyncProducer`] does the same for sends into a full ring;
+//! [`AsyncProducer`] does the same for sends into a full ring, and for
+//! room reserved in place ([`AsyncProducer::reserve_with`]: a write chunk,
+//! an MPMC slot, a byte ring's grant);
 //! [`AsyncConsumer::recv_runs`] awaits batches of messages in place, for a
 //! forwarder (the Zenoh bridge's outbound side runs on it). Both are
 //! plain futures over the blocking library's handles: no runtime is
@@ -144,4 +146,4 @@ mod sync;
 
 pub use reactor::{Reactor, Stats};
 pub use receiver::{AsyncConsumer, Own, Receive, Recv, RecvRuns, RecvWith};
-pub use sender::{AsyncProducer, Refused, SendWith, Sending, Transmit};
+pub use sender::{AsyncProducer, Refused, Reserve, ReserveWith, SendWith, Sending, Transmit};

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use shmring::bytes::Producer as ByteProducer;
+use shmring::bytes::{Grant, Producer as ByteProducer};
 use shmring::hook::Waitable;
 use shmring::{Pod, SendError};
 
@@ -96,6 +96,53 @@ impl Transmit for ByteProducer {
             Ok(()) => Ok(()),
             Err(SendError::Full) => Err(Refused::Full(item)),
             Err(e) => Err(Refused::Failed(e)),
+        }
+    }
+}
+
+/// A producer handle whose room can be reserved in place, as
+/// [`AsyncProducer::reserve_with`] awaits it: up to `n` values of an SPSC
+/// or broadcast ring (a write chunk), one slot of an MPMC ring, `n` bytes
+/// of a byte ring (a grant). Sealed.
+pub trait Reserve: Transmit {
+    /// What a reservation lends.
+    type Chunk<'a>
+    where
+        Self: 'a;
+    /// Reserve room for up to `n` items (a byte ring: exactly `n` bytes)
+    /// if there is any now.
+    #[doc(hidden)]
+    fn try_chunk(&mut self, n: usize) -> Result<Option<Self::Chunk<'_>>, SendError>;
+}
+
+impl<T: Pod + Send> Reserve for shmring::spsc::Producer<T> {
+    type Chunk<'a> = shmring::spsc::WriteChunk<'a, T>;
+    fn try_chunk(&mut self, n: usize) -> Result<Option<Self::Chunk<'_>>, SendError> {
+        Ok(self.try_reserve(n))
+    }
+}
+
+impl<T: Pod + Send> Reserve for shmring::broadcast::Producer<T> {
+    type Chunk<'a> = shmring::broadcast::WriteChunk<'a, T>;
+    fn try_chunk(&mut self, n: usize) -> Result<Option<Self::Chunk<'_>>, SendError> {
+        Ok(self.try_reserve(n))
+    }
+}
+
+impl<T: Pod + Send> Reserve for shmring::mpmc::Producer<T> {
+    type Chunk<'a> = shmring::mpmc::WriteSlot<'a, T>;
+    fn try_chunk(&mut self, _one: usize) -> Result<Option<Self::Chunk<'_>>, SendError> {
+        Ok(self.try_reserve())
+    }
+}
+
+impl Reserve for ByteProducer {
+    type Chunk<'a> = Grant<'a>;
+    fn try_chunk(&mut self, len: usize) -> Result<Option<Grant<'_>>, SendError> {
+        match self.try_reserve(len) {
+            Ok(grant) => Ok(Some(grant)),
+            Err(SendError::Full) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }
@@ -288,16 +335,68 @@ impl AsyncProducer<ByteProducer> {
         len: usize,
         fill: &mut Option<impl FnOnce(&mut [u8])>,
     ) -> Poll<Result<(), SendError>> {
-        let inner = &mut self.inner;
-        let look = || match inner.try_reserve(len) {
-            Ok(mut grant) => {
-                if let Some(fill) = fill.take() {
-                    fill(&mut grant);
-                }
-                grant.commit();
-                Some(Ok(()))
+        let mut once = Some(|mut grant: Grant<'_>| {
+            if let Some(fill) = fill.take() {
+                fill(&mut grant);
             }
-            Err(SendError::Full) => None,
+            grant.commit();
+        });
+        self.poll_reserve(cx, len, &mut once)
+    }
+}
+
+impl<H: Reserve> AsyncProducer<H> {
+    /// Reserve room in place, waiting while the ring is full, and hand it
+    /// to `f` to fill and commit: up to `n` values of an SPSC or broadcast
+    /// ring (a write chunk: fewer when the ring has less room), one slot
+    /// of an MPMC ring, `n` bytes of a byte ring (a grant). Room is
+    /// reserved only in the poll that calls `f`, so a future dropped while
+    /// it waits holds nothing. What `f` leaves uncommitted is not sent.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-async-reserve-{}", std::process::id());
+    /// let ring = shmring::Spsc::<[u64; 4]>::create(&name, 8)?;
+    /// let mut tx = shmring_async::AsyncProducer::new(ring.producer()?);
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let sent = rt.block_on(tx.reserve_with(3, |mut chunk| {
+    ///     for i in 0..chunk.len() {
+    ///         chunk.get_mut(i)[0] = i as u64; // built in place
+    ///     }
+    ///     let n = chunk.len();
+    ///     chunk.commit_all();
+    ///     n
+    /// }))?;
+    /// assert_eq!(sent, 3);
+    /// assert_eq!(ring.consumer()?.try_pop().map(|v| v[0]), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve_with<R, F>(&mut self, n: usize, f: F) -> ReserveWith<'_, H, F>
+    where
+        F: FnOnce(H::Chunk<'_>) -> R + Unpin,
+    {
+        ReserveWith {
+            tx: self,
+            n,
+            f: Some(f),
+            waiting: false,
+        }
+    }
+
+    /// Look for room for `n`, and lend it to the function in `f` (taken).
+    fn poll_reserve<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        n: usize,
+        f: &mut Option<impl FnOnce(H::Chunk<'_>) -> R>,
+    ) -> Poll<Result<R, SendError>> {
+        let inner = &mut self.inner;
+        let look = || match inner.try_chunk(n) {
+            Ok(Some(chunk)) => Some(Ok(f
+                .take()
+                .expect("a reservation polled after it completed")(
+                chunk
+            ))),
+            Ok(None) => None,
             Err(e) => Some(Err(e)),
         };
         poll_look(
@@ -308,6 +407,43 @@ impl AsyncProducer<ByteProducer> {
             0,
             look,
         )
+    }
+}
+
+/// The future of [`AsyncProducer::reserve_with`].
+#[must_use = "a future does nothing unless awaited"]
+pub struct ReserveWith<'a, H: Reserve, F> {
+    tx: &'a mut AsyncProducer<H>,
+    n: usize,
+    f: Option<F>,
+    waiting: bool,
+}
+
+impl<H: Reserve, F> std::fmt::Debug for ReserveWith<'_, H, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReserveWith")
+            .field("tx", &self.tx)
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Reserve, R, F: FnOnce(H::Chunk<'_>) -> R + Unpin> Future for ReserveWith<'_, H, F> {
+    type Output = Result<R, SendError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let r = this.tx.poll_reserve(cx, this.n, &mut this.f);
+        this.waiting = r.is_pending();
+        r
+    }
+}
+
+impl<H: Reserve, F> Drop for ReserveWith<'_, H, F> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.tx.stop_waiting();
+        }
     }
 }
 

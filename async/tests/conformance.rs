@@ -67,7 +67,8 @@ macro_rules! conformance {
      open_tx: $open_tx:expr,
      fill: $fill:expr,
      pop: $pop:expr,
-     item: |$b:ident, $v:ident| $item:expr) => {
+     item: |$b:ident, $v:ident| $item:expr,
+     reserve: $n:expr, $write:expr) => {
         mod $kind {
             use super::*;
 
@@ -161,36 +162,44 @@ macro_rules! conformance {
                 reactor.shutdown();
             }
 
-            /// A send into a full ring waits, and completes once a value
-            /// is taken.
+            /// A send, or a reservation, into a full ring waits, and
+            /// completes once a value is taken: the value sent, or the
+            /// room written in place, is the last one out.
             #[test]
-            fn a_send_waits_for_room() {
-                let (_ring, mut tx, mut rx) = $make(&unique_name(stringify!($kind)));
-                let filled = $fill(&mut tx);
-                let reactor = Reactor::new();
-                let mut tx = AsyncProducer::with_reactor(tx, &reactor);
-                let $v: u64 = 99;
-                #[allow(unused_variables)]
-                let $b = $v.to_ne_bytes();
-                let popped = std::thread::scope(|s| {
-                    let taker = s.spawn(|| {
-                        await_armed(&reactor, 1);
-                        $pop(&mut rx)
+            fn a_send_and_a_reservation_wait_for_room() {
+                for reserve in [false, true] {
+                    let (_ring, mut tx, mut rx) = $make(&unique_name(stringify!($kind)));
+                    let filled = $fill(&mut tx);
+                    let reactor = Reactor::new();
+                    let mut tx = AsyncProducer::with_reactor(tx, &reactor);
+                    let $v: u64 = 99;
+                    #[allow(unused_variables)]
+                    let $b = $v.to_ne_bytes();
+                    let popped = std::thread::scope(|s| {
+                        let taker = s.spawn(|| {
+                            await_armed(&reactor, 1);
+                            $pop(&mut rx)
+                        });
+                        let rt = runtime();
+                        if reserve {
+                            rt.block_on(tx.reserve_with($n, |c| $write(c, $v))).unwrap();
+                        } else {
+                            rt.block_on(tx.send($item)).unwrap();
+                        }
+                        taker.join().unwrap()
                     });
-                    runtime().block_on(tx.send($item)).unwrap();
-                    taker.join().unwrap()
-                });
-                assert_eq!(popped, Some(0), "the first value filled");
-                let mut rest = Vec::new();
-                while let Some(v) = $pop(&mut rx) {
-                    rest.push(v);
-                    if rest.len() == filled {
-                        break;
+                    assert_eq!(popped, Some(0), "the first value filled");
+                    let mut rest = Vec::new();
+                    while let Some(v) = $pop(&mut rx) {
+                        rest.push(v);
+                        if rest.len() == filled {
+                            break;
+                        }
                     }
+                    assert_eq!(rest.last(), Some(&99), "reserve {reserve}: {rest:?}");
+                    drop(tx);
+                    reactor.shutdown();
                 }
-                assert_eq!(rest.last(), Some(&99), "{rest:?}");
-                drop(tx);
-                reactor.shutdown();
             }
 
             /// Another process's value wakes a task waiting here.
@@ -236,7 +245,11 @@ conformance!(spsc,
         n as usize
     },
     pop: |rx: &mut shmring::spsc::Consumer<u64>| rx.try_pop(),
-    item: |b, v| v
+    item: |b, v| v,
+    reserve: 1, |mut c: shmring::spsc::WriteChunk<'_, u64>, v| {
+        *c.get_mut(0) = v;
+        c.commit(1);
+    }
 );
 
 conformance!(mpmc,
@@ -255,7 +268,11 @@ conformance!(mpmc,
         n as usize
     },
     pop: |rx: &mut shmring::mpmc::Consumer<u64>| rx.try_pop(),
-    item: |b, v| v
+    item: |b, v| v,
+    reserve: 1, |mut slot: shmring::mpmc::WriteSlot<'_, u64>, v| {
+        *slot = v;
+        slot.commit();
+    }
 );
 
 conformance!(broadcast,
@@ -274,7 +291,11 @@ conformance!(broadcast,
         n as usize
     },
     pop: |rx: &mut shmring::broadcast::Subscriber<u64>| rx.try_pop(),
-    item: |b, v| v
+    item: |b, v| v,
+    reserve: 1, |mut c: shmring::broadcast::WriteChunk<'_, u64>, v| {
+        *c.get_mut(0) = v;
+        c.commit(1);
+    }
 );
 
 conformance!(bytes,
@@ -295,7 +316,11 @@ conformance!(bytes,
     pop: |rx: &mut shmring::bytes::Consumer| {
         rx.try_recv().unwrap().map(|m| u64::from_ne_bytes((&*m).try_into().unwrap()))
     },
-    item: |b, v| &b[..]
+    item: |b, v| &b[..],
+    reserve: 8, |mut g: shmring::bytes::Grant<'_>, v: u64| {
+        g.copy_from_slice(&v.to_ne_bytes());
+        g.commit();
+    }
 );
 
 fn child(role: &str) {
