@@ -1,7 +1,9 @@
 //! Round-trip latency: a ping-pong through two rings (or two of whatever the
 //! peer offers), between two threads and between two processes, next to the
 //! hardware floor (a bare cache-line ping-pong) and the kernel floor (a bare
-//! futex ping-pong), measured side by side in one run.
+//! futex ping-pong), measured side by side in one run. The request-reply
+//! rows put a service's call beside the two byte rings beneath it and a
+//! Unix socket's request and reply.
 //!
 //! Each sample spawns its echo thread or process, does one untimed round so
 //! start-up is not measured, then times `iters` rounds.
@@ -115,6 +117,62 @@ fn mpmc_round_trips(iters: u64, echo_in_thread: bool) -> Duration {
     d
 }
 
+/// One round trip through two byte rings (8-byte messages), spinning:
+/// the rings beneath a request-reply service, without its protocol.
+fn byte_ring_round_trips(iters: u64) -> Duration {
+    use shmring::ByteRing;
+    let n = name("brtt");
+    let ping = ByteRing::create(&format!("{n}-ping"), 64 * 1024).unwrap();
+    let pong = ByteRing::create(&format!("{n}-pong"), 64 * 1024).unwrap();
+    let mut tx = ping.producer().unwrap();
+    let mut rx = pong.consumer().unwrap();
+    rx.set_wait_strategy(WaitStrategy::Spin);
+    let (mut echo_rx, mut echo_tx) = (ping.consumer().unwrap(), pong.producer().unwrap());
+    echo_rx.set_wait_strategy(WaitStrategy::Spin);
+    let echo = std::thread::spawn(move || {
+        for _ in 0..=iters {
+            let m = echo_rx.recv_timeout(TIMEOUT).unwrap();
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&m);
+            drop(m);
+            echo_tx.try_send(&word).unwrap();
+        }
+    });
+    let d = timed(iters, |i| {
+        tx.try_send(&i.to_le_bytes()).unwrap();
+        assert_eq!(&*rx.recv_timeout(TIMEOUT).unwrap(), i.to_le_bytes());
+    });
+    echo.join().unwrap();
+    d
+}
+
+/// One call (an 8-byte request, its 8-byte reply) through a request-reply
+/// service, the server a thread: beside the two-ring ping-pong above,
+/// what the protocol adds (headers, a reply ring per client, the look
+/// for a live server while waiting).
+fn request_reply_round_trips(iters: u64, strategy: WaitStrategy) -> Duration {
+    use shmring::request_reply::Service;
+    let service = Service::open_or_create(&name("rr"), 64 * 1024).unwrap();
+    let mut server = service.server().unwrap();
+    server.set_wait_strategy(strategy);
+    let mut client = service.client(64 * 1024).unwrap();
+    client.set_wait_strategy(strategy);
+    let echo = std::thread::spawn(move || {
+        for _ in 0..=iters {
+            let request = server.recv_timeout(TIMEOUT).unwrap();
+            let mut word = [0u8; 8];
+            word.copy_from_slice(request.payload());
+            request.reply_last(&word).unwrap();
+        }
+    });
+    let d = timed(iters, |i| {
+        let reply = client.call_timeout(&i.to_le_bytes(), TIMEOUT).unwrap();
+        assert_eq!(reply.payload(), i.to_le_bytes());
+    });
+    echo.join().unwrap();
+    d
+}
+
 fn strategies() -> [(&'static str, Strategy, WaitStrategy); 3] {
     [
         ("shmring_spin", Strategy::Spin, WaitStrategy::Spin),
@@ -195,6 +253,17 @@ fn threads(c: &mut Criterion) {
     g.bench_function("shmring_mpmc_spin", |b| {
         b.iter_custom(|iters| mpmc_round_trips(iters, true))
     });
+
+    g.bench_function("byte_rings_spin", |b| b.iter_custom(byte_ring_round_trips));
+
+    for (label, strategy) in [
+        ("request_reply_spin", WaitStrategy::Spin),
+        ("request_reply_sleep", WaitStrategy::Sleep),
+    ] {
+        g.bench_function(label, |b| {
+            b.iter_custom(|iters| request_reply_round_trips(iters, strategy))
+        });
+    }
 
     g.bench_function("rtrb_spin", |b| {
         b.iter_custom(|iters| {

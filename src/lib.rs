@@ -206,6 +206,9 @@ pub mod hook;
 // The rings: SPSC, MPMC, byte messages, broadcast, each split by role.
 mod rings;
 
+// Patterns built from the rings' handles: request-reply.
+mod services;
+
 // Looking into segments from outside: ls, stat, stale segments.
 mod inspect;
 
@@ -239,6 +242,8 @@ pub mod broadcast {
         BroadcastWriteChunk as WriteChunk, Policy, Start, Subscriber, SubscriberOptions,
     };
 }
+
+pub use services::request_reply;
 
 /// bytemuck, re-exported so that a user's own types can derive [`Pod`]
 /// without depending on it themselves (see [the crate docs](crate#your-own-types)).

@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "lifecycle",
     "hook",
     "rings",
+    "services",
     "inspect",
 ];
 

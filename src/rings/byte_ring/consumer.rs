@@ -333,7 +333,7 @@ impl Message<'_> {
 
 impl Message<'_> {
     /// Leave the message in the ring, to be read again.
-    pub(super) fn keep(self) {
+    pub(crate) fn keep(self) {
         // Nothing to free: the guard's one effect is the release on drop.
         std::mem::forget(self);
     }

@@ -1,0 +1,249 @@
+//! Request-reply: correlation (a reply reaches only the client that
+//! asked), streams, late replies dropped and counted, every request
+//! answered or failed, back-pressure, and a dead client or server, each in
+//! a process of its own, handled. Every event a test needs is made to
+//! happen by construction (a child says when it holds what the test waits
+//! for; a kill is then a kill at that moment).
+
+#[macro_use]
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{arg, child_command, exists, unique_name, ChildGuard};
+use shmring::request_reply::{reply_ring_name, CallError, Failure, Service};
+
+children!(child);
+
+/// Long enough to mean "hung"; never reached by a passing test.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn child(role: &str) {
+    let service = Service::open(&arg::<String>("SERVICE")).unwrap();
+    match role {
+        // Serve one request: say so, then hang (until killed).
+        "serve-and-hang" => {
+            let mut server = service.server().unwrap();
+            let _request = server.recv_timeout(PATIENCE).unwrap();
+            println!("holding");
+            std::thread::sleep(PATIENCE);
+        }
+        // Send a request and die without reading its reply.
+        "ask-and-die" => {
+            let mut client = service.client(4096).unwrap();
+            client.send_timeout(b"for nobody", PATIENCE).unwrap();
+            println!("{:016x}", client.id());
+            // SAFETY: ends the process at once: no destructor releases
+            // the client's reply ring, as a crash would not.
+            unsafe { libc::_exit(0) };
+        }
+        other => panic!("no child role {other}"),
+    }
+}
+
+fn spawn(role: &str, service: &str) -> ChildGuard {
+    let mut cmd = child_command(role);
+    cmd.env("SERVICE", service).stdout(Stdio::piped());
+    ChildGuard::from(cmd.spawn().unwrap())
+}
+
+#[test]
+fn each_reply_reaches_the_client_that_asked() {
+    let service = Service::open_or_create(&unique_name("rr-correlate"), 64 * 1024).unwrap();
+    let mut server = service.server().unwrap();
+    let mut a = service.client(4096).unwrap();
+    let mut b = service.client(4096).unwrap();
+    assert_ne!(a.id(), b.id());
+    // Interleaved requests; the server answers each with its payload
+    // doubled and the client's ID.
+    let ids: Vec<(char, u64)> = (0..6)
+        .map(|i| {
+            let (who, c) = if i % 2 == 0 {
+                ('a', &mut a)
+            } else {
+                ('b', &mut b)
+            };
+            (who, c.send_timeout(&[i as u8], PATIENCE).unwrap())
+        })
+        .collect();
+    for _ in 0..6 {
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        let mut answer = vec![request.payload()[0] * 2];
+        answer.extend(request.client().to_le_bytes());
+        request.reply_last(&answer).unwrap();
+    }
+    for (who, client) in [('a', &mut a), ('b', &mut b)] {
+        let me = client.id();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let reply = client.recv_timeout(PATIENCE).unwrap();
+            assert!(reply.is_last());
+            let p = reply.payload();
+            assert_eq!(u64::from_le_bytes(p[1..9].try_into().unwrap()), me);
+            got.push((reply.id(), p[0]));
+        }
+        let want: Vec<(u64, u8)> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, (w, _))| *w == who)
+            .map(|(i, (_, id))| (*id, i as u8 * 2))
+            .collect();
+        assert_eq!(got, want, "client {who}");
+        assert_eq!(client.outstanding(), 0);
+    }
+    assert_eq!(server.stats().replies, 6);
+}
+
+#[test]
+fn a_stream_ends_with_its_last_reply_and_a_dropped_request_fails() {
+    let service = Service::open_or_create(&unique_name("rr-stream"), 64 * 1024).unwrap();
+    let mut server = service.server().unwrap();
+    let mut client = service.client(4096).unwrap();
+    let streamed = client.send_timeout(b"count to 3", PATIENCE).unwrap();
+    let dropped = client.send_timeout(b"ignored", PATIENCE).unwrap();
+    {
+        let mut request = server.recv_timeout(PATIENCE).unwrap();
+        request.reply(b"1").unwrap();
+        request.reply(b"2").unwrap();
+        request.reply_last(b"3").unwrap();
+    }
+    // Let go without a reply: answered NoReply for it.
+    drop(server.recv_timeout(PATIENCE).unwrap());
+    let mut got = Vec::new();
+    loop {
+        let reply = client.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(reply.id(), streamed);
+        got.push(reply.payload().to_vec());
+        if reply.is_last() {
+            break;
+        }
+    }
+    assert_eq!(got, [b"1", b"2", b"3"]);
+    match client.recv_timeout(PATIENCE) {
+        Err(CallError::Failed { id, why, .. }) => {
+            assert_eq!((id, why), (dropped, Failure::NoReply));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.outstanding(), 0);
+    assert_eq!(server.stats().unanswered, 1);
+}
+
+#[test]
+fn a_late_reply_to_a_cancelled_request_is_dropped_and_counted() {
+    let service = Service::open_or_create(&unique_name("rr-late"), 64 * 1024).unwrap();
+    let mut server = service.server().unwrap();
+    let mut client = service.client(4096).unwrap();
+    let first = client.send_timeout(b"slow", PATIENCE).unwrap();
+    client.cancel(first);
+    let second = client.send_timeout(b"fast", PATIENCE).unwrap();
+    for _ in 0..2 {
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        let answer = request.payload().to_vec();
+        request.reply_last(&answer).unwrap();
+    }
+    let reply = client.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((reply.id(), reply.payload()), (second, &b"fast"[..]));
+    drop(reply);
+    assert_eq!(client.stats().late, 1);
+    // A call that times out gives its request up the same way.
+    match client.call_timeout(b"never answered", Duration::ZERO) {
+        Err(CallError::Timeout { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.outstanding(), 0);
+}
+
+#[test]
+fn a_full_request_ring_pushes_back_with_a_clear_error() {
+    let service = Service::open_or_create(&unique_name("rr-full"), 4096).unwrap();
+    let _server = service.server().unwrap();
+    let mut client = service.client(4096).unwrap();
+    let mut sent = 0;
+    let err = loop {
+        match client.send_timeout(&[0; 200], Duration::ZERO) {
+            Ok(_) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 1000, "a 4 KiB ring never filled");
+    };
+    assert!(sent > 0);
+    assert!(matches!(err, CallError::Full { .. }), "{err:?}");
+    assert!(err.to_string().contains(service.name()), "{err}");
+}
+
+#[test]
+fn a_message_without_the_header_is_refused_and_the_next_served() {
+    let name = unique_name("rr-malformed");
+    let service = Service::open_or_create(&name, 4096).unwrap();
+    let mut server = service.server().unwrap();
+    let ring = shmring::ByteRing::open(&name).unwrap();
+    ring.producer().unwrap().try_send(b"not a request").unwrap();
+    let mut client = service.client(4096).unwrap();
+    let id = client.send_timeout(b"ok", PATIENCE).unwrap();
+    match server.recv_timeout(PATIENCE) {
+        Err(CallError::Malformed { what, len, .. }) => assert_eq!((what, len), ("request", 13)),
+        other => panic!("{other:?}"),
+    }
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(request.id(), id);
+    request.reply_last(b"").unwrap();
+    assert_eq!(client.recv_timeout(PATIENCE).unwrap().id(), id);
+}
+
+#[test]
+fn a_dead_server_ends_the_wait_with_server_gone_not_a_timeout() {
+    let name = unique_name("rr-dead-server");
+    let service = Service::open_or_create(&name, 4096).unwrap();
+    let mut client = service.client(4096).unwrap();
+    // No server yet: said at once.
+    client.send_timeout(b"early", PATIENCE).unwrap();
+    assert!(matches!(
+        client.recv_timeout(PATIENCE),
+        Err(CallError::ServerGone { outstanding: 1, .. })
+    ));
+    let mut server = spawn("serve-and-hang", &name);
+    assert_eq!(server.first_line(), "holding");
+    assert!(service.has_server());
+    server.kill();
+    // The kill is done: the next slice sees no server, whatever the
+    // scheduler does, long before PATIENCE.
+    match client.recv_timeout(PATIENCE) {
+        Err(e @ CallError::ServerGone { .. }) => {
+            assert!(e.to_string().contains(&name), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The request is still there for a server started again, which
+    // answers it: at least once.
+    let mut again = service.server().unwrap();
+    let request = again.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(request.payload(), b"early");
+    request.reply_last(b"late but there").unwrap();
+    assert_eq!(
+        client.recv_timeout(PATIENCE).unwrap().payload(),
+        b"late but there"
+    );
+}
+
+#[test]
+fn replies_to_a_dead_client_are_dropped_counted_and_its_ring_goes() {
+    let name = unique_name("rr-dead-client");
+    let service = Service::open_or_create(&name, 4096).unwrap();
+    let mut server = service.server().unwrap();
+    let mut asker = spawn("ask-and-die", &name);
+    let id = u64::from_str_radix(&asker.first_line(), 16).unwrap();
+    asker.wait_success(PATIENCE);
+    let reply_ring = reply_ring_name(&name, id);
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(request.client(), id);
+    request.reply_last(b"to the void").unwrap();
+    let stats = server.stats();
+    assert_eq!((stats.to_dead_clients, stats.replies), (1, 0), "{stats:?}");
+    // The server let the ring go, and with it went its name.
+    assert!(
+        common::eventually(|| !exists(&reply_ring)),
+        "{reply_ring} stayed"
+    );
+}
