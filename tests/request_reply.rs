@@ -247,3 +247,80 @@ fn replies_to_a_dead_client_are_dropped_counted_and_its_ring_goes() {
         "{reply_ring} stayed"
     );
 }
+
+#[test]
+fn a_trace_context_crosses_checked_on_both_sides() {
+    let name = unique_name("rr-trace");
+    let service = Service::open_or_create(&name, 4096).unwrap();
+    let mut server = service.server().unwrap();
+    let mut client = service.client(4096).unwrap();
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let id = client.send_traced(b"work", trace, PATIENCE).unwrap();
+    // Not a traceparent: refused before anything is sent.
+    for bad in [
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+    ] {
+        match client.send_traced(b"work", bad, PATIENCE) {
+            Err(CallError::BadTraceparent { value, .. }) => assert_eq!(value, bad),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert_eq!(client.stats().sent, 1);
+    let plain = client.send_timeout(b"plain", PATIENCE).unwrap();
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (request.id(), request.traceparent(), request.payload()),
+        (id, Some(trace), &b"work"[..])
+    );
+    drop(request);
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (request.id(), request.traceparent(), request.payload()),
+        (plain, None, &b"plain"[..])
+    );
+    drop(request);
+    // A peer that flags a trace context it does not carry is refused.
+    let mut forged = b"shRQ".to_vec();
+    forged.extend(1u32.to_le_bytes());
+    forged.extend(client.id().to_le_bytes());
+    forged.extend(99u64.to_le_bytes());
+    forged.extend(b"00-not-a-trace-context-at-all-but-fifty-five-bytes-long");
+    let ring = shmring::ByteRing::open(&name).unwrap();
+    ring.producer().unwrap().try_send(&forged).unwrap();
+    assert!(matches!(
+        server.recv_timeout(PATIENCE),
+        Err(CallError::Malformed {
+            what: "request",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn values_cross_as_their_bytes_and_a_wrong_size_is_an_error() {
+    let service = Service::open_or_create(&unique_name("rr-values"), 4096).unwrap();
+    let mut server = service.server().unwrap();
+    let mut client = service.client(4096).unwrap();
+    client.send_value(&[6u64, 7], PATIENCE).unwrap();
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    assert!(matches!(
+        request.value::<u64>(),
+        Err(CallError::WrongSize {
+            len: 16,
+            expected: 8,
+            ..
+        })
+    ));
+    let [a, b] = request.value::<[u64; 2]>().unwrap();
+    request.reply_value_last(&(a * b)).unwrap();
+    assert_eq!(
+        client
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .value::<u64>()
+            .unwrap(),
+        42
+    );
+}

@@ -14,8 +14,12 @@
 //! another ring.
 //!
 //! - A **request** is a 24-byte header, then its payload: `shRQ`, a flags
-//!   word (none defined yet; a server refuses none), the client's ID, the
-//!   request's number (the client counts from 1), all little-endian.
+//!   word, the client's ID, the request's number (the client counts from
+//!   1), all little-endian. Flag `TRACED` (1): a W3C `traceparent` of 55
+//!   bytes comes between the header and the payload, checked on both
+//!   sides ([`Client::send_traced`], [`Request::traceparent`]); a Zenoh
+//!   bridge of the request ring carries it with the bytes. A flag the
+//!   server does not know makes the request malformed.
 //! - A **reply** is a 16-byte header, then its payload: `shRP`, flags
 //!   (`LAST`: the request's last reply; `FAILED`: the request failed, the
 //!   payload is a little-endian u32 [`Failure`] code), the request's
@@ -88,6 +92,30 @@ pub const REQUEST_HEADER: usize = 24;
 pub const REPLY_HEADER: usize = 16;
 const LAST: u32 = 1;
 const FAILED: u32 = 2;
+/// A request's flag: a W3C `traceparent` follows its header.
+const TRACED: u32 = 1;
+/// Bytes of a W3C `traceparent` (version 00): `00-`, 32 hex digits of
+/// trace id, `-`, 16 of parent id, `-`, 2 of flags.
+pub const TRACEPARENT_LEN: usize = 55;
+
+/// Whether `t` is a W3C `traceparent` of version 00, as the trace context
+/// recommendation writes it: lowercase hex, neither id all zeros.
+fn is_traceparent(t: &[u8]) -> bool {
+    let hex = |r: std::ops::Range<usize>| {
+        t[r].iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
+    let zero = |r: std::ops::Range<usize>| t[r].iter().all(|&c| c == b'0');
+    t.len() == TRACEPARENT_LEN
+        && t.starts_with(b"00-")
+        && t[35] == b'-'
+        && t[52] == b'-'
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55)
+        && !zero(3..35)
+        && !zero(36..52)
+}
 
 /// How often a waiting client looks whether the server still lives.
 const LIVENESS_SLICE: Duration = Duration::from_millis(5);
@@ -206,6 +234,28 @@ pub enum CallError {
         /// Its length.
         len: usize,
     },
+    /// A payload read as a value of a type whose size it is not.
+    #[error("service {service:?}: a {what} of {len} bytes read as a value of {expected}")]
+    WrongSize {
+        /// The service.
+        service: String,
+        /// A request or a reply.
+        what: &'static str,
+        /// Its payload's length.
+        len: usize,
+        /// The value's size.
+        expected: usize,
+    },
+    /// A trace context that is not a W3C `traceparent` of version 00.
+    #[error(
+        "service {service:?}: {value:?} is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)"
+    )]
+    BadTraceparent {
+        /// The service.
+        service: String,
+        /// What was given.
+        value: String,
+    },
     /// `call_timeout` while other requests are outstanding (their replies
     /// would have to be set aside): receive those first.
     #[error("service {service:?}: call_timeout with {outstanding} other request(s) outstanding; use send_timeout and recv_timeout")]
@@ -245,14 +295,45 @@ fn word64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// A request's header: client ID, number.
-fn parse_request(b: &[u8]) -> Option<(u64, u64)> {
-    (b.len() >= REQUEST_HEADER && b[..4] == REQUEST_MAGIC).then(|| (word64(b, 8), word64(b, 16)))
+/// A request's header: client ID, number, where its payload starts. A
+/// flag this build does not know, or a `traceparent` that is not one,
+/// makes it malformed.
+fn parse_request(b: &[u8]) -> Option<(u64, u64, usize)> {
+    if b.len() < REQUEST_HEADER || b[..4] != REQUEST_MAGIC {
+        return None;
+    }
+    let at = match word32(b, 4) {
+        0 => REQUEST_HEADER,
+        TRACED => {
+            let end = REQUEST_HEADER + TRACEPARENT_LEN;
+            (b.len() >= end && is_traceparent(&b[REQUEST_HEADER..end])).then_some(end)?
+        }
+        _ => return None,
+    };
+    Some((word64(b, 8), word64(b, 16), at))
 }
 
 /// A reply's header: flags, number.
 fn parse_reply(b: &[u8]) -> Option<(u32, u64)> {
     (b.len() >= REPLY_HEADER && b[..4] == REPLY_MAGIC).then(|| (word32(b, 4), word64(b, 8)))
+}
+
+/// `bytes` as a `T`, or the wrong size (naming `what` and the service).
+fn read_value<T: crate::Pod>(
+    bytes: &[u8],
+    what: &'static str,
+    service: impl FnOnce() -> String,
+) -> Result<T, CallError> {
+    if bytes.len() == std::mem::size_of::<T>() {
+        Ok(bytemuck::pod_read_unaligned(bytes))
+    } else {
+        Err(CallError::WrongSize {
+            service: service(),
+            what,
+            len: bytes.len(),
+            expected: std::mem::size_of::<T>(),
+        })
+    }
 }
 
 /// A service: its request ring, to make servers and clients of.
@@ -425,7 +506,52 @@ impl Client {
         timeout: Duration,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<u64, CallError> {
-        let mut grant = match self.tx.reserve_timeout(REQUEST_HEADER + len, timeout) {
+        self.send_inner(len, None, timeout, fill)
+    }
+
+    /// Send `payload` with a W3C trace context (its `traceparent`, which
+    /// the server reads with [`Request::traceparent`]), waiting up to
+    /// `timeout` for room. A value that is not a `traceparent` of version
+    /// 00 is refused ([`CallError::BadTraceparent`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::request_reply::Service;
+    /// # let name = format!("shmring-doc-rr-traced-{}", std::process::id());
+    /// let service = Service::open_or_create(&name, 4096)?;
+    /// let (mut server, mut client) = (service.server()?, service.client(4096)?);
+    /// let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// client.send_traced(b"work", trace, Duration::ZERO)?;
+    /// let request = server.recv_timeout(Duration::ZERO)?;
+    /// assert_eq!((request.traceparent(), request.payload()), (Some(trace), &b"work"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_traced(
+        &mut self,
+        payload: &[u8],
+        traceparent: &str,
+        timeout: Duration,
+    ) -> Result<u64, CallError> {
+        if !is_traceparent(traceparent.as_bytes()) {
+            return Err(CallError::BadTraceparent {
+                service: self.service.clone(),
+                value: traceparent.to_owned(),
+            });
+        }
+        self.send_inner(payload.len(), Some(traceparent), timeout, |room| {
+            room.copy_from_slice(payload)
+        })
+    }
+
+    fn send_inner(
+        &mut self,
+        len: usize,
+        traceparent: Option<&str>,
+        timeout: Duration,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<u64, CallError> {
+        let at = REQUEST_HEADER + traceparent.map_or(0, str::len);
+        let mut grant = match self.tx.reserve_timeout(at + len, timeout) {
             Ok(g) => g,
             Err(SendError::Timeout { .. } | SendError::Full) => {
                 return Err(CallError::Full {
@@ -437,15 +563,43 @@ impl Client {
         };
         let id = self.next;
         grant[..4].copy_from_slice(&REQUEST_MAGIC);
-        grant[4..8].copy_from_slice(&0u32.to_le_bytes());
+        let flags = if traceparent.is_some() { TRACED } else { 0 };
+        grant[4..8].copy_from_slice(&flags.to_le_bytes());
         grant[8..16].copy_from_slice(&self.id.to_le_bytes());
         grant[16..24].copy_from_slice(&id.to_le_bytes());
-        fill(&mut grant[REQUEST_HEADER..]);
+        if let Some(t) = traceparent {
+            grant[REQUEST_HEADER..at].copy_from_slice(t.as_bytes());
+        }
+        fill(&mut grant[at..]);
         grant.commit();
         self.next += 1;
         self.outstanding.insert(id);
         self.stats.sent += 1;
         Ok(id)
+    }
+
+    /// Send `value` (a [`Pod`](crate::Pod) type's bytes) as a request; its
+    /// number. The server reads it with [`Request::value`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::request_reply::Service;
+    /// # let name = format!("shmring-doc-rr-value-{}", std::process::id());
+    /// let service = Service::open_or_create(&name, 4096)?;
+    /// let (mut server, mut client) = (service.server()?, service.client(4096)?);
+    /// client.send_value(&[3u32, 4], Duration::ZERO)?;
+    /// let request = server.recv_timeout(Duration::ZERO)?;
+    /// let [a, b] = request.value::<[u32; 2]>()?;
+    /// request.reply_value_last(&(a * a + b * b))?;
+    /// assert_eq!(client.recv_timeout(Duration::ZERO)?.value::<u32>()?, 25);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_value<T: crate::Pod>(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<u64, CallError> {
+        self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
 
     /// Send `payload` as a request, waiting up to `timeout` for room; its
@@ -551,6 +705,7 @@ impl Client {
         }
         Ok(Reply {
             msg,
+            service: &self.service,
             id,
             last: flags & LAST != 0,
         })
@@ -613,6 +768,7 @@ impl Client {
 #[derive(Debug)]
 pub struct Reply<'a> {
     msg: Message<'a>,
+    service: &'a str,
     id: u64,
     last: bool,
 }
@@ -631,6 +787,16 @@ impl Reply<'_> {
     /// Its payload, in place.
     pub fn payload(&self) -> &[u8] {
         &self.msg[REPLY_HEADER..]
+    }
+
+    /// Its payload as a `T`, copied out; [`CallError::WrongSize`] unless
+    /// it is exactly a `T`'s size.
+    pub fn value<T: crate::Pod>(&self) -> Result<T, CallError> {
+        read_value(self.payload(), "reply", || self.service_name())
+    }
+
+    fn service_name(&self) -> String {
+        self.service.to_owned()
     }
 }
 
@@ -862,7 +1028,7 @@ impl Server {
             },
             e => e.into(),
         })?;
-        let Some((client, id)) = parse_request(&msg) else {
+        let Some((client, id, at)) = parse_request(&msg) else {
             let len = msg.len();
             drop(msg);
             return Err(CallError::Malformed {
@@ -874,6 +1040,7 @@ impl Server {
         self.replies.stats.requests += 1;
         Ok(Request {
             msg,
+            at,
             client,
             id,
             replies: &mut self.replies,
@@ -907,6 +1074,8 @@ impl Server {
 #[derive(Debug)]
 pub struct Request<'a> {
     msg: Message<'a>,
+    /// Where its payload starts.
+    at: usize,
     client: u64,
     id: u64,
     replies: &'a mut Replies,
@@ -916,7 +1085,26 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// Its payload, in place.
     pub fn payload(&self) -> &[u8] {
-        &self.msg[REQUEST_HEADER..]
+        &self.msg[self.at..]
+    }
+
+    /// Its payload as a `T`, copied out; [`CallError::WrongSize`] unless
+    /// it is exactly a `T`'s size.
+    pub fn value<T: crate::Pod>(&self) -> Result<T, CallError> {
+        read_value(self.payload(), "request", || self.replies.service.clone())
+    }
+
+    /// Send `value` as the last reply; the request is released.
+    pub fn reply_value_last<T: crate::Pod>(self, value: &T) -> Result<(), CallError> {
+        self.reply_last(bytemuck::bytes_of(value))
+    }
+
+    /// The W3C `traceparent` it carries, if its client sent one
+    /// ([`Client::send_traced`]): checked as one on arrival.
+    pub fn traceparent(&self) -> Option<&str> {
+        let t = self.msg.get(REQUEST_HEADER..self.at)?;
+        // Checked ASCII by `parse_request`.
+        std::str::from_utf8(t).ok().filter(|t| !t.is_empty())
     }
 
     /// The ID of the client that sent it.
