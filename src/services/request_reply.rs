@@ -45,7 +45,10 @@
 //!   [`CallError::ServerGone`] within a few milliseconds, not at its
 //!   timeout. A server started again takes the request ring's consumer
 //!   role over and serves what its predecessor had not released, the
-//!   request it was answering included: at least once, for that one.
+//!   request it was answering included: at least once, for that one. A
+//!   server killed while writing a reply leaves a claim in its client's
+//!   ring; the client repairs it as it waits (as a server does for a
+//!   client killed while writing a request), whatever its timeouts.
 //! - **Back-pressure**: both rings are bounded. A request that finds no
 //!   room before its timeout is [`CallError::Full`]; a reply that finds
 //!   its client's ring full for the server's `reply_wait` is dropped and
@@ -385,6 +388,7 @@ impl Service {
     pub fn server(&self) -> Result<Server, Error> {
         Ok(Server {
             rx: self.requests.consumer()?,
+            requests: ByteRing::open(self.name())?,
             replies: Replies {
                 service: self.name().to_owned(),
                 open: HashMap::default(),
@@ -409,7 +413,7 @@ impl Service {
             id,
             tx: self.requests.producer()?,
             rx: ring.consumer()?,
-            _reply_ring: ring,
+            reply_ring: ring,
             requests: ByteRing::open(self.name())?,
             next: 1,
             outstanding: HashSet::default(),
@@ -468,7 +472,7 @@ pub struct Client {
     id: u64,
     tx: ByteProducer,
     rx: ByteConsumer,
-    _reply_ring: ByteRing,
+    reply_ring: ByteRing,
     requests: ByteRing,
     next: u64,
     outstanding: HashSet<u64, Ids>,
@@ -648,6 +652,18 @@ impl Client {
                         len: msg.len(),
                     }),
                 },
+                Err(RecvError::Stalled { .. }) => {
+                    // Behind a reply a server died writing: the ring's own
+                    // wait repairs only past its first 10 ms, longer than
+                    // a slice here, so repair it now.
+                    self.reply_ring.recover();
+                    Err(CallError::Timeout {
+                        service: self.service.clone(),
+                        op: "recv_timeout",
+                        waited: timeout,
+                        outstanding: self.outstanding.len(),
+                    })
+                }
                 Err(RecvError::Timeout { .. }) => Err(CallError::Timeout {
                     service: self.service.clone(),
                     op: "recv_timeout",
@@ -1000,6 +1016,7 @@ type Ids = std::hash::BuildHasherDefault<IdHasher>;
 #[derive(Debug)]
 pub struct Server {
     rx: ByteConsumer,
+    requests: ByteRing,
     replies: Replies,
 }
 
@@ -1026,6 +1043,18 @@ impl Server {
                 waited,
                 outstanding: 0,
             },
+            RecvError::Stalled { .. } => {
+                // Behind a request a client died writing: the ring's own
+                // wait repairs only past its first 10 ms, so a server
+                // polling with shorter timeouts repairs here.
+                self.requests.recover();
+                CallError::Timeout {
+                    service: self.replies.service.clone(),
+                    op: "recv_timeout",
+                    waited: timeout,
+                    outstanding: 0,
+                }
+            }
             e => e.into(),
         })?;
         let Some((client, id, at)) = parse_request(&msg) else {
