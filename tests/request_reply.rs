@@ -38,6 +38,17 @@ fn child(role: &str) {
             // the client's reply ring, as a crash would not.
             unsafe { libc::_exit(0) };
         }
+        // Send 100 requests, read the first reply, and die.
+        "ask-many-read-one-and-die" => {
+            let mut client = service.client(1 << 16).unwrap();
+            for i in 0..100u64 {
+                client.send_value(&i, PATIENCE).unwrap();
+            }
+            println!("{:016x}", client.id());
+            drop(client.recv_timeout(PATIENCE).unwrap());
+            // SAFETY: ends the process at once, as a crash would.
+            unsafe { libc::_exit(0) };
+        }
         // Echo every request with its client's ID, until killed.
         "echo-server" => {
             let mut server = service.server().unwrap();
@@ -452,4 +463,40 @@ fn servers_and_clients_killed_mid_call_never_misdeliver() {
     assert!(answered > 0);
     server.kill();
     drop(service);
+}
+
+/// A client that dies after the server wrote to it: the server trusts it
+/// for 64 more replies (asking the kernel costs more than a round trip),
+/// then finds it dead, drops and counts the rest, and lets its ring go.
+#[test]
+fn a_client_dead_after_a_reply_takes_at_most_64_more() {
+    let name = unique_name("rr-dies-later");
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    let mut asker = spawn("ask-many-read-one-and-die", &name);
+    let id = u64::from_str_radix(&asker.first_line(), 16).unwrap();
+    server
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .reply_last(b"first")
+        .unwrap();
+    asker.wait_success(PATIENCE);
+    for _ in 1..100 {
+        server
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .reply_last(b"late")
+            .unwrap();
+    }
+    let stats = server.stats();
+    assert_eq!(
+        (stats.replies, stats.to_dead_clients),
+        (1 + 64, 99 - 64),
+        "{stats:?}"
+    );
+    let reply_ring = reply_ring_name(&name, id);
+    assert!(
+        common::eventually(|| !exists(&reply_ring)),
+        "{reply_ring} stayed"
+    );
 }
