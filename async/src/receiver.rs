@@ -39,6 +39,13 @@ pub trait Receive: Waitable + sealed::Sealed {
     /// The message, owned.
     #[doc(hidden)]
     fn own(msg: Self::Msg<'_>) -> Self::Owned;
+    /// Whether a look would surely find nothing (a cheap hint: `false`
+    /// when unsure), so that a look through a blocking call's timeout
+    /// path (a liveness system call, a counted timeout) is not made.
+    #[doc(hidden)]
+    fn surely_empty(&self) -> bool {
+        false
+    }
 }
 
 /// A zero-timeout call's "nothing yet" (a timeout, or stalled behind a
@@ -52,7 +59,7 @@ fn not_yet<M>(r: Result<M, RecvError>) -> Result<Option<M>, RecvError> {
 }
 
 macro_rules! typed_receive {
-    ($($ty:ty),*) => {$(
+    ($($ty:ty => $empty:expr),*) => {$(
         impl<T: Pod + Send> sealed::Sealed for $ty {}
         impl<T: Pod + Send> Receive for $ty {
             type Msg<'a> = T where Self: 'a;
@@ -66,14 +73,17 @@ macro_rules! typed_receive {
             fn own(msg: T) -> T {
                 msg
             }
+            fn surely_empty(&self) -> bool {
+                ($empty)(self)
+            }
         }
     )*};
 }
 
 typed_receive!(
-    shmring::spsc::Consumer<T>,
-    shmring::mpmc::Consumer<T>,
-    shmring::broadcast::Subscriber<T>
+    shmring::spsc::Consumer<T> => shmring::spsc::Consumer::is_empty,
+    shmring::mpmc::Consumer<T> => shmring::mpmc::Consumer::is_empty,
+    shmring::broadcast::Subscriber<T> => |_: &shmring::broadcast::Subscriber<T>| false
 );
 
 impl sealed::Sealed for ByteConsumer {}
@@ -88,6 +98,9 @@ impl Receive for ByteConsumer {
     }
     fn own(msg: Message<'_>) -> Vec<u8> {
         msg.to_vec()
+    }
+    fn surely_empty(&self) -> bool {
+        matches!(self.pending(), Ok(0))
     }
 }
 
@@ -301,8 +314,14 @@ impl<H: Receive + MessageReceiver> AsyncConsumer<H> {
         max: usize,
         each: &mut dyn FnMut(Run<'_>) -> AfterRun,
     ) -> Poll<Result<usize, RecvError>> {
-        let inner = &mut self.inner;
+        let (inner, word) = (&mut self.inner, &self.wait.word);
         let look = || {
+            // An empty ring is not looked at through the blocking call,
+            // whose timeout path asks the kernel whether a producer lives
+            // and counts a timeout (a closed one is: it says Closed).
+            if inner.surely_empty() && !word.is_closed() {
+                return None;
+            }
             // Ready once a run was lent, even if every run was kept.
             let mut lent = false;
             let r = inner.recv_runs(max, Duration::ZERO, &mut |run| {

@@ -118,14 +118,16 @@ pub trait Reserve: Transmit {
 impl<T: Pod + Send> Reserve for shmring::spsc::Producer<T> {
     type Chunk<'a> = shmring::spsc::WriteChunk<'a, T>;
     fn try_chunk(&mut self, n: usize) -> Result<Option<Self::Chunk<'_>>, SendError> {
-        Ok(self.try_reserve(n))
+        // At least one: a reservation of none would wait for ever.
+        Ok(self.try_reserve(n.max(1)))
     }
 }
 
 impl<T: Pod + Send> Reserve for shmring::broadcast::Producer<T> {
     type Chunk<'a> = shmring::broadcast::WriteChunk<'a, T>;
     fn try_chunk(&mut self, n: usize) -> Result<Option<Self::Chunk<'_>>, SendError> {
-        Ok(self.try_reserve(n))
+        // At least one: a reservation of none would wait for ever.
+        Ok(self.try_reserve(n.max(1)))
     }
 }
 
@@ -348,7 +350,8 @@ impl AsyncProducer<ByteProducer> {
 impl<H: Reserve> AsyncProducer<H> {
     /// Reserve room in place, waiting while the ring is full, and hand it
     /// to `f` to fill and commit: up to `n` values of an SPSC or broadcast
-    /// ring (a write chunk: fewer when the ring has less room), one slot
+    /// ring (a write chunk: fewer when the ring has less room, at least
+    /// one), one slot
     /// of an MPMC ring, `n` bytes of a byte ring (a grant). Room is
     /// reserved only in the poll that calls `f`, so a future dropped while
     /// it waits holds nothing. What `f` leaves uncommitted is not sent.

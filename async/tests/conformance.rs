@@ -583,3 +583,32 @@ fn runs_are_awaited_on_every_kind_with_runs() {
         tx.try_send(&v.to_ne_bytes()).unwrap()
     });
 }
+
+/// Awaiting runs on an empty ring, spinning first, looks without the
+/// blocking call's timeout path: no liveness system call per look, and no
+/// timeout counted for the operators to misread.
+#[test]
+fn awaiting_runs_on_an_empty_ring_counts_no_timeouts() {
+    use shmring::AfterRun;
+    let spsc_name = unique_name("runs-quiet-spsc");
+    let spsc = shmring::Spsc::<u64>::create(&spsc_name, 4).unwrap();
+    let mpmc_name = unique_name("runs-quiet-mpmc");
+    let mpmc = shmring::Mpmc::<u64>::create(&mpmc_name, 4).unwrap();
+    let bytes_name = unique_name("runs-quiet-bytes");
+    let bytes = shmring::ByteRing::create(&bytes_name, 64).unwrap();
+    let reactor = Reactor::new();
+    fn park<H: shmring_async::Receive + shmring::MessageReceiver>(rx: H, reactor: &Reactor) {
+        let mut rx = AsyncConsumer::with_reactor(rx, reactor);
+        rx.set_spin_budget(100);
+        let fut = pin!(rx.recv_runs(8, |_| AfterRun::Release));
+        assert!(poll_once(fut).is_pending());
+    }
+    park(spsc.consumer().unwrap(), &reactor);
+    park(mpmc.consumer().unwrap(), &reactor);
+    park(bytes.consumer().unwrap(), &reactor);
+    for name in [&spsc_name, &mpmc_name, &bytes_name] {
+        let counted = shmring::inspect(name).unwrap().consumers.timeouts;
+        assert_eq!(counted, 0, "{name}");
+    }
+    reactor.shutdown();
+}

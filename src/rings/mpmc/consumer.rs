@@ -13,6 +13,7 @@ use super::{claim, release, stalled_at, Memory};
 use crate::error::{Error, RecvError, Result};
 use crate::kind::Role;
 use crate::peers::claims::{self, any_alive, Recorder, RepairLock, Side};
+use crate::platform::sync::Ordering;
 use crate::wait::{self, WaitStrategy};
 
 /// How long [`MpmcConsumer::take_over`] waits for another handle's repair
@@ -135,6 +136,30 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     #[inline]
     pub fn try_pop(&self) -> Option<T> {
         self.try_claim().map(|pos| self.take(pos))
+    }
+
+    /// Whether a receive would find nothing now: no value claimed past the
+    /// consumers' shared position, and none this handle kept
+    /// ([`AfterRun::Keep`](crate::AfterRun::Keep)). A hint, for a caller
+    /// deciding whether to look: another consumer may take the next value
+    /// first, and a value claimed but not yet published counts as there.
+    ///
+    /// ```
+    /// # let name = format!("shmring-doc-mpmc-is-empty-{}", std::process::id());
+    /// let ring = shmring::Mpmc::<u64>::create(&name, 8)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// assert!(rx.is_empty());
+    /// tx.try_push(1).unwrap();
+    /// assert!(!rx.is_empty());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        let header = self.mem.header();
+        // Relaxed: a hint; whoever acts on it claims with the ring's own
+        // orderings.
+        self.kept.is_empty()
+            && header.tail.load(Ordering::Relaxed) == header.head.load(Ordering::Relaxed)
     }
 
     /// Pop a value, waiting up to `timeout`. A zero timeout is a
