@@ -500,3 +500,47 @@ fn a_client_dead_after_a_reply_takes_at_most_64_more() {
         "{reply_ring} stayed"
     );
 }
+
+/// A request whose header names its client but carries a flag the server
+/// does not know fails at its client, not by its timeout; a reply too
+/// large for the client's ring fails there too.
+#[test]
+fn a_refused_request_and_an_oversized_reply_fail_at_the_client() {
+    let name = unique_name("rr-refused");
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    let mut client = service.client(4096).unwrap();
+    // A request from this client, as a newer one would flag it.
+    let mut future = b"shRQ".to_vec();
+    future.extend(0x80u32.to_le_bytes());
+    future.extend(client.id().to_le_bytes());
+    future.extend(1u64.to_le_bytes());
+    let ring = shmring::ByteRing::open(&name).unwrap();
+    ring.producer().unwrap().try_send(&future).unwrap();
+    // The client waits for number 1 (its first request), which the
+    // forged one claims to be.
+    let id = client.send_timeout(b"real", PATIENCE).unwrap();
+    assert_eq!(id, 1);
+    assert!(matches!(
+        server.recv_timeout(PATIENCE),
+        Err(CallError::Malformed {
+            what: "request",
+            ..
+        })
+    ));
+    match client.recv_timeout(PATIENCE) {
+        Err(CallError::Failed { id: 1, why, .. }) => assert_eq!(why, Failure::Malformed),
+        other => panic!("{other:?}"),
+    }
+    // The real request: its reply cannot fit a 4 KiB ring.
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    assert!(request.reply_last(&[0; 8192]).is_err());
+    let id2 = client.send_timeout(b"again", PATIENCE).unwrap();
+    drop(server.recv_timeout(PATIENCE).unwrap()); // NoReply
+    match client.recv_timeout(PATIENCE) {
+        // Number 1 is done (failed above): its too-large failure is late.
+        Err(CallError::Failed { id, why, .. }) => assert_eq!((id, why), (id2, Failure::NoReply)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.stats().late, 1);
+}

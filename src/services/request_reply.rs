@@ -31,8 +31,14 @@
 //!   the client's next receive.
 //! - A server that lets a request go without a last reply (a handler that
 //!   returned early, a panic that unwound through it) answers it
-//!   `FAILED` with [`Failure::NoReply`]: every request is answered, or
-//!   failed with an error its client sees.
+//!   `FAILED` with [`Failure::NoReply`]; one it cannot read but whose
+//!   header names its client (a flag it does not know, a bad trace
+//!   context) with [`Failure::Malformed`]; a reply larger than the
+//!   client's ring can hold with [`Failure::ReplyTooLarge`]. Every request
+//!   is answered, or failed with an error its client sees.
+//! - A client's wait ends at its timeout whatever arrives (late replies
+//!   do not stretch it); a call that fails in any way gives its request
+//!   up, so the next call may start.
 //!
 //! # Failures
 //!
@@ -43,7 +49,8 @@
 //!   kernel costs more than a round trip, so a server asks when it first
 //!   writes to a client, every 64 replies after, and whenever the
 //!   client's ring is full: a client that died after a reply takes at
-//!   most 64 more, which nobody reads.
+//!   most 64 more, which nobody reads. Every 1024 requests, a server lets
+//!   go of the rings of every client that is gone.
 //! - **The server dies**: a client waiting for a reply sees no live
 //!   consumer on the request ring and its wait ends with
 //!   [`CallError::ServerGone`] within a few milliseconds, not at its
@@ -51,8 +58,9 @@
 //!   role over and serves what its predecessor had not released, the
 //!   request it was answering included: at least once, for that one. A
 //!   server killed while writing a reply leaves a claim in its client's
-//!   ring; the client repairs it as it waits (as a server does for a
-//!   client killed while writing a request), whatever its timeouts.
+//!   ring, which the ring's wait repairs (as for a client killed while
+//!   writing a request); a slice of a wait that ends behind it is a
+//!   slice like another.
 //! - **Back-pressure**: both rings are bounded. A request that finds no
 //!   room before its timeout is [`CallError::Full`]; a reply that finds
 //!   its client's ring full for the server's `reply_wait` is dropped and
@@ -148,8 +156,11 @@ const LIVENESS_SLICE: Duration = Duration::from_millis(5);
 pub enum Failure {
     /// The server let the request go without a last reply.
     NoReply,
-    /// The server could not read the request (too short, bad header).
+    /// The server could not read the request (a flag it does not know, a
+    /// bad trace context).
     Malformed,
+    /// The reply was larger than the client's ring can ever hold.
+    ReplyTooLarge,
     /// A code this build does not know (a newer server's).
     Other(u32),
 }
@@ -159,6 +170,7 @@ impl Failure {
         match self {
             Failure::NoReply => 1,
             Failure::Malformed => 2,
+            Failure::ReplyTooLarge => 3,
             Failure::Other(c) => c,
         }
     }
@@ -167,6 +179,7 @@ impl Failure {
         match c {
             1 => Failure::NoReply,
             2 => Failure::Malformed,
+            3 => Failure::ReplyTooLarge,
             c => Failure::Other(c),
         }
     }
@@ -392,7 +405,6 @@ impl Service {
     pub fn server(&self) -> Result<Server, Error> {
         Ok(Server {
             rx: self.requests.consumer()?,
-            requests: ByteRing::open(self.name())?,
             replies: Replies {
                 service: self.name().to_owned(),
                 open: HashMap::default(),
@@ -417,7 +429,7 @@ impl Service {
             id,
             tx: self.requests.producer()?,
             rx: ring.consumer()?,
-            reply_ring: ring,
+            _reply_ring: ring,
             requests: ByteRing::open(self.name())?,
             next: 1,
             outstanding: HashSet::default(),
@@ -476,7 +488,7 @@ pub struct Client {
     id: u64,
     tx: ByteProducer,
     rx: ByteConsumer,
-    reply_ring: ByteRing,
+    _reply_ring: ByteRing,
     requests: ByteRing,
     next: u64,
     outstanding: HashSet<u64, Ids>,
@@ -632,86 +644,98 @@ impl Client {
         timeout: Duration,
         give_up: Option<u64>,
     ) -> Result<Reply<'_>, CallError> {
-        // No clock is read unless a slice passes empty (a reply due within
-        // a slice costs none): the deadline counts from the first one.
+        let found = self.find_reply(timeout);
+        if let (Err(_), Some(id)) = (&found, give_up) {
+            // Given up (a timeout, a gone server, a bad reply): a late
+            // reply is dropped, and counted, and the next call may start.
+            self.cancel(id);
+        }
+        let (flags, id) = found?;
+        self.lend(flags, id, give_up)
+    }
+
+    /// Wait up to `timeout` for a reply to a request this client waits
+    /// for, dropping (and counting) the others; it is left at the ring's
+    /// head, and its flags and number returned. A returned borrow cannot
+    /// come out of this loop (it would hold `self` for every iteration),
+    /// so [`lend`](Self::lend) reads it again.
+    fn find_reply(&mut self, timeout: Duration) -> Result<(u32, u64), CallError> {
+        // No clock is read unless a slice passes without a wanted reply (a
+        // reply due within a slice costs none): the deadline counts from
+        // the first one.
         let mut deadline: Option<Instant> = None;
         let mut slice = timeout.min(LIVENESS_SLICE);
         loop {
-            let looked = match self.rx.recv_timeout(slice) {
+            match self.rx.recv_timeout(slice) {
                 Ok(msg) => match parse_reply(&msg) {
                     Some((flags, id)) if self.outstanding.contains(&id) => {
-                        // Left in the ring, and lent below (a borrow
-                        // returned from inside this loop would hold
-                        // `self` for every iteration).
                         msg.keep();
-                        Ok((flags, id))
+                        return Ok((flags, id));
                     }
-                    Some(_) => {
-                        self.stats.late += 1;
-                        continue;
+                    Some(_) => self.stats.late += 1,
+                    None => {
+                        return Err(CallError::Malformed {
+                            service: self.service.clone(),
+                            what: "reply",
+                            len: msg.len(),
+                        })
                     }
-                    None => Err(CallError::Malformed {
-                        service: self.service.clone(),
-                        what: "reply",
-                        len: msg.len(),
-                    }),
                 },
-                Err(RecvError::Stalled { .. }) => {
-                    // Behind a reply a server died writing: the ring's own
-                    // wait repairs only past its first 10 ms, longer than
-                    // a slice here, so repair it now.
-                    self.reply_ring.recover();
-                    Err(CallError::Timeout {
-                        service: self.service.clone(),
-                        op: "recv_timeout",
-                        waited: timeout,
-                        outstanding: self.outstanding.len(),
-                    })
-                }
-                Err(RecvError::Timeout { .. }) => Err(CallError::Timeout {
+                // A slice that ended behind a reply being written (its
+                // writer, if dead, repaired by the ring's wait) is a slice
+                // like another.
+                Err(RecvError::Timeout { .. } | RecvError::Stalled { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // Late replies do not stretch the wait: the deadline holds
+            // whatever arrives.
+            let now = Instant::now();
+            let end = *deadline.get_or_insert_with(|| now + timeout.saturating_sub(slice));
+            if !self.outstanding.is_empty() && !self.requests.has_consumer() {
+                return Err(CallError::ServerGone {
+                    service: self.service.clone(),
+                    outstanding: self.outstanding.len(),
+                });
+            }
+            if now >= end {
+                return Err(CallError::Timeout {
                     service: self.service.clone(),
                     op: "recv_timeout",
                     waited: timeout,
                     outstanding: self.outstanding.len(),
-                }),
-                Err(e) => Err(e.into()),
-            };
-            let timed_out = match looked {
-                Ok((flags, id)) => return self.lend(flags, id),
-                Err(e @ CallError::Timeout { .. }) => e,
-                Err(e) => return Err(e),
-            };
-            let now = Instant::now();
-            let end = *deadline.get_or_insert_with(|| now + timeout.saturating_sub(slice));
-            let gone = !self.outstanding.is_empty() && !self.requests.has_consumer();
-            if gone || now >= end {
-                if let Some(id) = give_up {
-                    // Given up: a late reply is dropped, and counted.
-                    self.cancel(id);
-                }
-                return Err(if gone {
-                    CallError::ServerGone {
-                        service: self.service.clone(),
-                        outstanding: self.outstanding.len(),
-                    }
-                } else {
-                    timed_out
                 });
             }
             slice = end.saturating_duration_since(now).min(LIVENESS_SLICE);
         }
     }
 
-    /// Lend the reply at the ring's head, known to be for request `id`.
-    fn lend(&mut self, flags: u32, id: u64) -> Result<Reply<'_>, CallError> {
+    /// Lend the reply [`find_reply`](Self::find_reply) left at the ring's
+    /// head, as `flags` and `id` said. The ring is shared memory: what is
+    /// read again is checked again (and a call's request, `give_up`, is
+    /// given up if it fails).
+    fn lend(&mut self, flags: u32, id: u64, give_up: Option<u64>) -> Result<Reply<'_>, CallError> {
+        // Fields, not methods, below: the message borrows `self.rx`.
+        let msg = match self.rx.try_recv() {
+            Ok(Some(msg)) if parse_reply(&msg) == Some((flags, id)) => msg,
+            other => {
+                let e = match other {
+                    Ok(m) => CallError::Malformed {
+                        service: self.service.clone(),
+                        what: "reply (changed as it was read)",
+                        len: m.map_or(0, |m| m.len()),
+                    },
+                    Err(e) => e.into(),
+                };
+                if let Some(id) = give_up {
+                    self.outstanding.remove(&id);
+                }
+                return Err(e);
+            }
+        };
         self.stats.replies += 1;
         if flags & LAST != 0 {
             self.outstanding.remove(&id);
         }
-        let msg = match self.rx.try_recv()? {
-            Some(msg) => msg,
-            None => unreachable!("a reply kept at the head is there"),
-        };
         if flags & FAILED != 0 {
             let code = msg
                 .get(REPLY_HEADER..REPLY_HEADER + 4)
@@ -806,7 +830,8 @@ impl Reply<'_> {
 
     /// Its payload, in place.
     pub fn payload(&self) -> &[u8] {
-        &self.msg[REPLY_HEADER..]
+        // Checked long enough when it was lent.
+        self.msg.get(REPLY_HEADER..).unwrap_or_default()
     }
 
     /// Its payload as a `T`, copied out; [`CallError::WrongSize`] unless
@@ -870,6 +895,11 @@ struct Open {
 /// whose client is gone.
 const KEEP_OPEN: usize = 64;
 
+/// Every this many requests, a server lets go of the reply rings of
+/// clients that are gone, so that their names go too (a question to the
+/// kernel per open ring: 32 µs for 64, every 1024 requests).
+const SWEEP_EVERY: u64 = 1024;
+
 /// How many replies a server writes to a client between two questions to
 /// the kernel whether it lives (and at the first, and whenever its ring
 /// is full). Asking is a system call, 500 ns, more than the rest of a
@@ -893,7 +923,24 @@ impl Replies {
             grant[REPLY_HEADER..].copy_from_slice(payload);
             grant.commit();
         };
-        match write(open, REPLY_HEADER + payload.len(), wait, fill)? {
+        let written = match write(open, REPLY_HEADER + payload.len(), wait, fill) {
+            Err(e @ SendError::MessageTooLarge { .. }) => {
+                // Its client hears why, in a reply that fits.
+                let code = Failure::ReplyTooLarge.code().to_le_bytes();
+                let fail = |mut grant: crate::rings::byte_ring::Grant<'_>| {
+                    grant[..4].copy_from_slice(&REPLY_MAGIC);
+                    grant[4..8].copy_from_slice(&(LAST | FAILED).to_le_bytes());
+                    grant[8..16].copy_from_slice(&id.to_le_bytes());
+                    grant[REPLY_HEADER..].copy_from_slice(&code);
+                    grant.commit();
+                };
+                let open = self.open.get_mut(&client).expect("open above");
+                write(open, REPLY_HEADER + code.len(), wait, fail)?;
+                return Err(e.into());
+            }
+            r => r?,
+        };
+        match written {
             Written::Yes => self.stats.replies += 1,
             Written::Full => self.stats.dropped_full += 1,
             Written::Dead => {
@@ -902,6 +949,11 @@ impl Replies {
             }
         }
         Ok(())
+    }
+
+    /// Let go of the rings of clients that are gone.
+    fn sweep(&mut self) {
+        self.open.retain(|_, open| open.ring.has_consumer());
     }
 
     /// Client `client`'s reply ring, opened if need be; `None` if the
@@ -919,7 +971,7 @@ impl Replies {
             }
         } else {
             if self.open.len() >= KEEP_OPEN {
-                self.open.retain(|_, open| open.ring.has_consumer());
+                self.sweep();
             }
             let ring = match ByteRing::open(&reply_ring_name(&self.service, client)) {
                 Ok(ring) if ring.has_consumer() => ring,
@@ -1022,7 +1074,6 @@ type Ids = std::hash::BuildHasherDefault<IdHasher>;
 #[derive(Debug)]
 pub struct Server {
     rx: ByteConsumer,
-    requests: ByteRing,
     replies: Replies,
 }
 
@@ -1049,23 +1100,27 @@ impl Server {
                 waited,
                 outstanding: 0,
             },
-            RecvError::Stalled { .. } => {
-                // Behind a request a client died writing: the ring's own
-                // wait repairs only past its first 10 ms, so a server
-                // polling with shorter timeouts repairs here.
-                self.requests.recover();
-                CallError::Timeout {
-                    service: self.replies.service.clone(),
-                    op: "recv_timeout",
-                    waited: timeout,
-                    outstanding: 0,
-                }
-            }
+            // Behind a request being written (its writer, if dead,
+            // repaired by the ring's wait): nothing to serve yet.
+            RecvError::Stalled { .. } => CallError::Timeout {
+                service: self.replies.service.clone(),
+                op: "recv_timeout",
+                waited: timeout,
+                outstanding: 0,
+            },
             e => e.into(),
         })?;
         let Some((client, id, at)) = parse_request(&msg) else {
             let len = msg.len();
+            // A header that names its client and number (an unknown flag,
+            // a bad trace context): that client hears it failed.
+            let asker = (len >= REQUEST_HEADER && msg[..4] == REQUEST_MAGIC)
+                .then(|| (word64(&msg, 8), word64(&msg, 16)));
             drop(msg);
+            if let Some((client, id)) = asker {
+                let code = Failure::Malformed.code().to_le_bytes();
+                self.replies.send(client, id, LAST | FAILED, &code)?;
+            }
             return Err(CallError::Malformed {
                 service: self.replies.service.clone(),
                 what: "request",
@@ -1073,6 +1128,9 @@ impl Server {
             });
         };
         self.replies.stats.requests += 1;
+        if self.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
+            self.replies.sweep();
+        }
         Ok(Request {
             msg,
             at,
@@ -1120,7 +1178,8 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// Its payload, in place.
     pub fn payload(&self) -> &[u8] {
-        &self.msg[self.at..]
+        // Checked long enough when it was received.
+        self.msg.get(self.at..).unwrap_or_default()
     }
 
     /// Its payload as a `T`, copied out; [`CallError::WrongSize`] unless
