@@ -92,7 +92,7 @@ struct BenchArgs {
     count: u64,
     /// Throughput runs per side and size, alternated; the medians are
     /// compared.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// Round trips per latency run.
     #[arg(long, default_value_t = 5_000)]
