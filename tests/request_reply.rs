@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{arg, child_command, exists, unique_name, ChildGuard};
-use shmring::request_reply::{reply_ring_name, CallError, Failure, Service};
+use shmring::request_reply::{lane_ring_name, reply_ring_name, CallError, Failure, Service};
 
 children!(child);
 
@@ -74,6 +74,7 @@ fn child(role: &str) {
                 let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
             });
+            let idempotent = std::env::var_os("IDEMPOTENT").is_some();
             let mut client = service.client(4096).unwrap();
             let me = client.id().to_le_bytes();
             let (mut answered, mut failed) = (0u64, 0u64);
@@ -82,7 +83,12 @@ fn child(role: &str) {
                     break;
                 }
                 let payload = [me, i.to_le_bytes()].concat();
-                match client.call_timeout(&payload, PATIENCE) {
+                let call = if idempotent {
+                    client.call_idempotent_timeout(&payload, PATIENCE)
+                } else {
+                    client.call_timeout(&payload, PATIENCE)
+                };
+                match call {
                     Ok(reply) => {
                         let p = reply.payload();
                         assert_eq!(&p[..8], &me, "another client's reply");
@@ -98,7 +104,10 @@ fn child(role: &str) {
                 }
             }
             assert_eq!(client.outstanding(), 0);
-            println!("answered {answered} failed {failed}");
+            println!(
+                "answered {answered} failed {failed} retried {}",
+                client.stats().retried
+            );
         }
         other => panic!("no child role {other}"),
     }
@@ -543,4 +552,168 @@ fn a_refused_request_and_an_oversized_reply_fail_at_the_client() {
         other => panic!("{other:?}"),
     }
     assert_eq!(client.stats().late, 1);
+}
+
+/// Several servers share a service, a lane each: a client's requests go
+/// to the lane with the fewest bytes waiting, idle servers taking turns,
+/// and every reply still reaches the client that asked.
+#[test]
+fn servers_share_the_work_a_lane_each() {
+    let name = unique_name("rr-lanes");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut servers = [service.server().unwrap(), service.server().unwrap()];
+    assert_eq!([servers[0].lane(), servers[1].lane()], [0, 1]);
+    assert!(exists(&lane_ring_name(&name, 1)));
+    let (mut a, mut b) = (
+        service.client(1 << 16).unwrap(),
+        service.client(1 << 16).unwrap(),
+    );
+    // Nothing read between sends: each goes to the shorter queue, so the
+    // lanes alternate.
+    let mut sent = Vec::new();
+    for i in 0..10u64 {
+        let client = if i % 3 == 0 { &mut b } else { &mut a };
+        sent.push((client.id(), client.send_value(&i, PATIENCE).unwrap(), i));
+    }
+    let mut served = [0, 0];
+    for (lane, server) in servers.iter_mut().enumerate() {
+        while let Ok(request) = server.recv_timeout(Duration::ZERO) {
+            served[lane] += 1;
+            let value: u64 = request.value().unwrap();
+            request.reply_value_last(&(value * 10)).unwrap();
+        }
+    }
+    assert_eq!(served, [5, 5]);
+    for client in [&mut a, &mut b] {
+        let mut got = std::collections::BTreeMap::new();
+        while client.outstanding() > 0 {
+            let reply = client.recv_timeout(PATIENCE).unwrap();
+            got.insert(reply.id(), reply.value::<u64>().unwrap());
+        }
+        let want: std::collections::BTreeMap<u64, u64> = sent
+            .iter()
+            .filter(|&&(asker, ..)| asker == client.id())
+            .map(|&(_, id, value)| (id, value * 10))
+            .collect();
+        assert_eq!(got, want);
+    }
+    assert_eq!((a.outstanding(), b.outstanding()), (0, 0));
+    // A third server takes the next lane; lane 0's, once gone, is taken
+    // again first.
+    let third = service.server().unwrap();
+    assert_eq!(third.lane(), 2);
+    let [first, _second] = servers;
+    drop(first);
+    assert_eq!(service.server().unwrap().lane(), 0);
+}
+
+/// A server killed holding an idempotent request: its client sends it
+/// again, under a new number, to the server of another lane, and the wait
+/// goes on; a request that is not idempotent ends the wait with
+/// `ServerGone`. A server started again on the dead lane serves both (at
+/// least once): the old number's reply is late, dropped and counted.
+#[test]
+fn an_idempotent_request_goes_to_another_server_when_its_own_dies() {
+    let name = unique_name("rr-retry");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut hanging = spawn("serve-and-hang", &name);
+    let mut client = service.client(1 << 16).unwrap();
+    // No other lane yet: both go to lane 0, whose server takes the first.
+    let retried = client.send_idempotent(b"again", PATIENCE).unwrap();
+    let stranded = client.send_timeout(b"once", PATIENCE).unwrap();
+    assert_eq!(hanging.first_line(), "holding");
+    let mut other = service.server().unwrap();
+    assert_eq!(other.lane(), 1);
+    hanging.kill();
+    // The kill is done: the client's next slice finds lane 0 dead.
+    let reply = std::thread::scope(|s| {
+        let served = s.spawn(|| {
+            let request = other.recv_timeout(PATIENCE).unwrap();
+            assert_eq!(request.payload(), b"again");
+            assert!(request.is_idempotent());
+            request.reply_last(b"from lane 1").unwrap();
+        });
+        let reply = loop {
+            match client.recv_timeout(PATIENCE) {
+                Ok(reply) => break (reply.id(), reply.payload().to_vec()),
+                // The other request is stranded on lane 0: said each time
+                // a slice passes without a reply.
+                Err(CallError::ServerGone { outstanding: 1, .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        };
+        served.join().unwrap();
+        reply
+    });
+    assert_eq!(reply, (retried, b"from lane 1".to_vec()));
+    assert_eq!((client.stats().retried, client.outstanding()), (1, 1));
+    // Lane 0 again: its new server serves what the dead one held.
+    let mut again = service.server().unwrap();
+    assert_eq!(again.lane(), 0);
+    for payload in [&b"again"[..], b"once"] {
+        let request = again.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(request.payload(), payload);
+        request.reply_last(payload).unwrap();
+    }
+    let reply = client.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((reply.id(), reply.payload()), (stranded, &b"once"[..]));
+    drop(reply);
+    assert_eq!((client.stats().late, client.outstanding()), (1, 0));
+}
+
+/// Two servers, each SIGKILLed in turn while idempotent calls are in
+/// flight, the other alive meanwhile: every call is answered, with its
+/// own reply; none fails.
+#[test]
+fn idempotent_calls_survive_servers_killed_in_turn() {
+    let name = unique_name("rr-chaos-retry");
+    let _sweep = Sweep(name.clone());
+    let _service = Service::open_or_create(&name, 16 * 1024).unwrap();
+    let mut servers = vec![spawn("echo-server", &name), spawn("echo-server", &name)];
+    for server in &mut servers {
+        assert_eq!(server.first_line(), "serving");
+    }
+    let mut callers: Vec<ChildGuard> = (0..3)
+        .map(|_| {
+            let mut cmd = child_command("caller");
+            cmd.env("SERVICE", &name)
+                .env("IDEMPOTENT", "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped());
+            ChildGuard::from(cmd.spawn().unwrap())
+        })
+        .collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for round in 0..8 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_millis(5 + x % 40));
+        // One at a time: the other serves meanwhile.
+        servers.remove(round % 2).kill();
+        let mut server = spawn("echo-server", &name);
+        assert_eq!(server.first_line(), "serving");
+        servers.insert(round % 2, server);
+    }
+    let (mut answered, mut retried) = (0, 0);
+    for mut caller in callers.drain(..) {
+        caller.close_stdin();
+        let said = caller.first_line();
+        let words: Vec<&str> = said.split(' ').collect();
+        match words[..] {
+            ["answered", a, "failed", "0", "retried", r] => {
+                answered += a.parse::<u64>().unwrap();
+                retried += r.parse::<u64>().unwrap();
+            }
+            _ => panic!("a caller said {said:?}"),
+        }
+        caller.wait_success(PATIENCE);
+    }
+    assert!(answered > 0);
+    eprintln!("{answered} calls answered, {retried} sent again");
+    for server in servers {
+        server.kill();
+    }
 }

@@ -1,24 +1,38 @@
-//! Request-reply over byte rings: many clients in any processes, one
-//! server, each reply reaching the client that asked and no other, every
-//! wait bounded, dead clients and a dead server handled.
+//! Request-reply over byte rings: many clients in any processes, up to
+//! 16 servers sharing the work, each reply reaching the client that asked
+//! and no other, every wait bounded, dead clients and dead servers
+//! handled, idempotent requests sent again to a live server.
 //!
 //! # Protocol
 //!
-//! A service `NAME` is a byte ring named `NAME`, the *request ring*: every
-//! client is one of its producers, the server is its consumer. Each client
-//! makes a byte ring of its own for replies, `NAME.reply-ID` (ID: 16 hex
-//! digits drawn at random), created exclusively and held as its consumer,
-//! and puts ID in every request. The server writes each reply into the
-//! ring of the client that asked: a reply cannot reach another client,
-//! not even one restarted with the same pid, which has another ID and
-//! another ring.
+//! A service `NAME` is a set of byte rings of requests, its *lanes*: lane
+//! 0 is named `NAME`, lane N after it `NAME.lane-N`. Each server is the
+//! consumer of one lane, the first whose consumer role is free, made (as
+//! large as lane 0) when first served. Every client is a producer of every
+//! lane it knows. Each client makes a byte ring of its own for replies,
+//! `NAME.reply-ID` (ID: 16 hex digits drawn at random), created
+//! exclusively and held as its consumer, and puts ID in every request.
+//! The server writes each reply into the ring of the client that asked: a
+//! reply cannot reach another client, not even one restarted with the
+//! same pid, which has another ID and another ring.
 //!
+//! - **Which lane.** A client sends each request to a lane whose consumer
+//!   word is set and is not the word of a server it found dead (one load:
+//!   a server that crashed leaves its word until the next one claims the
+//!   lane with a fresh word). Of those, the one with the fewest bytes
+//!   waiting, looking first at the lane after the last one it used, so
+//!   that idle servers take turns. With none, lane 0, where the request
+//!   waits for a server started again. A client looks for lanes opened
+//!   since it last looked every 1024 requests, when none it knows has a
+//!   server, and when it finds a server dead.
 //! - A **request** is a 24-byte header, then its payload: `shRQ`, a flags
 //!   word, the client's ID, the request's number (the client counts from
 //!   1), all little-endian. Flag `TRACED` (1): a W3C `traceparent` of 55
 //!   bytes comes between the header and the payload, checked on both
 //!   sides ([`Client::send_traced`], [`Request::traceparent`]); a Zenoh
-//!   bridge of the request ring carries it with the bytes. A flag the
+//!   bridge of the request ring carries it with the bytes. Flag
+//!   `IDEMPOTENT` (2): the request may be acted on more than once
+//!   ([`Client::send_idempotent`], [`Request::is_idempotent`]). A flag the
 //!   server does not know makes the request malformed.
 //! - A **reply** is a 16-byte header, then its payload: `shRP`, flags
 //!   (`LAST`: the request's last reply; `FAILED`: the request failed, the
@@ -51,20 +65,28 @@
 //!   client's ring is full: a client that died after a reply takes at
 //!   most 64 more, which nobody reads. Every 1024 requests, a server lets
 //!   go of the rings of every client that is gone.
-//! - **The server dies**: a client waiting for a reply sees no live
-//!   consumer on the request ring and its wait ends with
-//!   [`CallError::ServerGone`] within a few milliseconds, not at its
-//!   timeout. A server started again takes the request ring's consumer
-//!   role over and serves what its predecessor had not released, the
-//!   request it was answering included: at least once, for that one. A
-//!   server killed while writing a reply leaves a claim in its client's
-//!   ring, which the ring's wait repairs (as for a client killed while
-//!   writing a request); a slice of a wait that ends behind it is a
-//!   slice like another.
+//! - **A server dies**: a client waiting for a reply asks the kernel,
+//!   once a slice of 5 ms passes without one, whether the servers of the
+//!   lanes it waits on live. An idempotent request on a dead server's
+//!   lane that no reply has answered yet is sent again, under a new
+//!   number, to a lane with a server, and the wait goes on
+//!   ([`ClientStats::retried`]); a reply to its old number, from a server
+//!   started again on the dead lane, is late. Any other request there
+//!   ends the wait with [`CallError::ServerGone`] within a few
+//!   milliseconds, not at its timeout. A server started again takes the
+//!   lane's consumer role over and serves what its predecessor had not
+//!   released, the request it was answering included: at least once, for
+//!   that one. A server killed while writing a reply leaves a claim in
+//!   its client's ring, which the ring's wait repairs (as for a client
+//!   killed while writing a request); a slice of a wait that ends behind
+//!   it is a slice like another.
 //! - **Back-pressure**: both rings are bounded. A request that finds no
 //!   room before its timeout is [`CallError::Full`]; a reply that finds
 //!   its client's ring full for the server's `reply_wait` is dropped and
 //!   counted ([`ServerStats::dropped_full`]).
+//! - **Limits**: a byte ring has at most 32 producer handles at once, so
+//!   a service has at most 32 clients at once (each is a producer of
+//!   every lane), and at most 16 servers.
 //!
 //! The rings' own guarantees against a hostile peer (bounds, termination)
 //! hold whatever a peer writes. What the protocol adds needs cooperating
@@ -91,7 +113,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
@@ -109,6 +131,9 @@ const LAST: u32 = 1;
 const FAILED: u32 = 2;
 /// A request's flag: a W3C `traceparent` follows its header.
 const TRACED: u32 = 1;
+/// A request's flag: it may be acted on more than once (and is sent to
+/// another server if its own dies before answering).
+const IDEMPOTENT: u32 = 2;
 /// Bytes of a W3C `traceparent` (version 00): `00-`, 32 hex digits of
 /// trace id, `-`, 16 of parent id, `-`, 2 of flags.
 pub const TRACEPARENT_LEN: usize = 55;
@@ -315,22 +340,24 @@ fn word64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// A request's header: client ID, number, where its payload starts. A
-/// flag this build does not know, or a `traceparent` that is not one,
-/// makes it malformed.
-fn parse_request(b: &[u8]) -> Option<(u64, u64, usize)> {
+/// A request's header: flags, client ID, number, where its payload
+/// starts. A flag this build does not know, or a `traceparent` that is
+/// not one, makes it malformed.
+fn parse_request(b: &[u8]) -> Option<(u32, u64, u64, usize)> {
     if b.len() < REQUEST_HEADER || b[..4] != REQUEST_MAGIC {
         return None;
     }
-    let at = match word32(b, 4) {
-        0 => REQUEST_HEADER,
-        TRACED => {
-            let end = REQUEST_HEADER + TRACEPARENT_LEN;
-            (b.len() >= end && is_traceparent(&b[REQUEST_HEADER..end])).then_some(end)?
-        }
-        _ => return None,
+    let flags = word32(b, 4);
+    if flags & !(TRACED | IDEMPOTENT) != 0 {
+        return None;
+    }
+    let at = if flags & TRACED != 0 {
+        let end = REQUEST_HEADER + TRACEPARENT_LEN;
+        (b.len() >= end && is_traceparent(&b[REQUEST_HEADER..end])).then_some(end)?
+    } else {
+        REQUEST_HEADER
     };
-    Some((word64(b, 8), word64(b, 16), at))
+    Some((flags, word64(b, 8), word64(b, 16), at))
 }
 
 /// A reply's header: flags, number.
@@ -356,25 +383,40 @@ fn read_value<T: crate::Pod>(
     }
 }
 
-/// A service: its request ring, to make servers and clients of.
+/// The name of the request ring of lane `lane` of service `service`:
+/// the service's own name for lane 0, `NAME.lane-N` after it.
+pub fn lane_ring_name(service: &str, lane: usize) -> String {
+    if lane == 0 {
+        service.to_owned()
+    } else {
+        format!("{service}.lane-{lane}")
+    }
+}
+
+/// Most servers a service has at once: one per lane.
+pub const MAX_SERVERS: usize = 16;
+
+/// A service: its request rings, to make servers and clients of.
 ///
 /// ```
 /// use shmring::request_reply::Service;
 /// # let name = format!("shmring-doc-rr-service-{}", std::process::id());
 /// let service = Service::open_or_create(&name, 4096)?;
 /// assert!(!service.has_server());
-/// let _server = service.server()?;
+/// let first = service.server()?;
 /// assert!(service.has_server());
-/// assert!(service.server().is_err()); // one at a time
+/// let second = service.server()?; // shares the work, on a lane of its own
+/// assert_eq!((first.lane(), second.lane()), (0, 1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Service {
+    /// Lane 0's request ring, which names the service.
     requests: ByteRing,
 }
 
 impl Service {
-    /// Open service `name`, or create it with a request ring of
+    /// Open service `name`, or create it with request rings of
     /// `capacity` bytes.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<Service, Error> {
         Ok(Service {
@@ -394,24 +436,48 @@ impl Service {
         self.requests.name()
     }
 
-    /// Whether a server runs (the request ring's consumer, as the kernel
-    /// says).
+    /// Whether a server runs on any of its lanes (a request ring's
+    /// consumer, as the kernel says).
     pub fn has_server(&self) -> bool {
         self.requests.has_consumer()
+            || (1..MAX_SERVERS)
+                .map_while(|lane| ByteRing::open(&lane_ring_name(self.name(), lane)).ok())
+                .any(|ring| ring.has_consumer())
     }
 
-    /// Become its server (the request ring's consumer role: one at a
-    /// time; a second is refused while the first lives).
+    /// Become a server: the consumer of the first lane that has none
+    /// (lane 0 first; a lane's ring is made, as large as lane 0's, when
+    /// first served). Up to [`MAX_SERVERS`] share the work; one more is
+    /// refused ([`Error::RoleTaken`], naming the last lane).
     pub fn server(&self) -> Result<Server, Error> {
-        Ok(Server {
-            rx: self.requests.consumer()?,
-            replies: Replies {
-                service: self.name().to_owned(),
-                open: HashMap::default(),
-                wait: Duration::from_millis(100),
-                stats: ServerStats::default(),
-            },
-        })
+        let mut taken = None;
+        for lane in 0..MAX_SERVERS {
+            let opened;
+            let ring = if lane == 0 {
+                &self.requests
+            } else {
+                let name = lane_ring_name(self.name(), lane);
+                opened = ByteRing::open_or_create(&name, self.requests.capacity())?;
+                &opened
+            };
+            match ring.consumer() {
+                Ok(rx) => {
+                    return Ok(Server {
+                        rx,
+                        lane,
+                        replies: Replies {
+                            service: self.name().to_owned(),
+                            open: HashMap::default(),
+                            wait: Duration::from_millis(100),
+                            stats: ServerStats::default(),
+                        },
+                    })
+                }
+                Err(e @ Error::RoleTaken { .. }) => taken = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(taken.expect("MAX_SERVERS > 0"))
     }
 
     /// A new client, with a reply ring of `reply_capacity` bytes of its
@@ -424,17 +490,19 @@ impl Service {
                 r => break (id, r?),
             }
         };
-        Ok(Client {
+        let mut client = Client {
             service: self.name().to_owned(),
             id,
-            tx: self.requests.producer()?,
             rx: ring.consumer()?,
             _reply_ring: ring,
-            requests: ByteRing::open(self.name())?,
+            lanes: vec![Lane::open(self.name())?],
+            turn: 0,
             next: 1,
-            outstanding: HashSet::default(),
+            outstanding: HashMap::default(),
             stats: ClientStats::default(),
-        })
+        };
+        client.look_for_lanes();
+        Ok(client)
     }
 }
 
@@ -465,6 +533,9 @@ pub struct ClientStats {
     pub replies: u64,
     /// Replies dropped: to a request the client no longer waited for.
     pub late: u64,
+    /// Idempotent requests sent again, to another server, because the
+    /// server they were sent to died.
+    pub retried: u64,
 }
 
 /// One client of a service: sends requests, receives their replies from
@@ -486,20 +557,84 @@ pub struct ClientStats {
 pub struct Client {
     service: String,
     id: u64,
-    tx: ByteProducer,
     rx: ByteConsumer,
     _reply_ring: ByteRing,
-    requests: ByteRing,
+    /// The request rings it knows, by lane.
+    lanes: Vec<Lane>,
+    /// The lane the next request looks at first.
+    turn: usize,
+    /// The next request's number on the wire.
     next: u64,
-    outstanding: HashSet<u64, Ids>,
+    /// Requests it waits for, by their number on the wire.
+    outstanding: HashMap<u64, Pending, Ids>,
     stats: ClientStats,
 }
+
+/// One lane's request ring, as a client holds it.
+struct Lane {
+    ring: ByteRing,
+    tx: ByteProducer,
+    /// The consumer word of a server found dead on this lane (0: none):
+    /// the lane serves again once another server's word replaces it.
+    dead: u64,
+}
+
+impl Lane {
+    fn open(name: &str) -> Result<Lane, Error> {
+        let ring = ByteRing::open(name)?;
+        Ok(Lane {
+            tx: ring.producer()?,
+            ring,
+            dead: 0,
+        })
+    }
+
+    /// Whether a server holds the lane and was not found dead: one load,
+    /// no question to the kernel.
+    fn serving(&self) -> bool {
+        let word = self.ring.consumer_word();
+        word != 0 && word != self.dead
+    }
+
+    /// Whether its server lives, as the kernel says; if not, the lane is
+    /// marked dead until another server comes.
+    fn ask_alive(&mut self) -> bool {
+        // The word first: a server that comes between the two reads is
+        // alive to the kernel, and one that came before has its own word.
+        let word = self.ring.consumer_word();
+        let alive = self.ring.has_consumer();
+        if !alive {
+            self.dead = word;
+        }
+        alive
+    }
+}
+
+/// A request a client waits for.
+struct Pending {
+    /// The number its sender knows it by (a request sent again goes under
+    /// a new number on the wire; its replies are this one's).
+    id: u64,
+    /// The lane it was sent on.
+    lane: usize,
+    /// An idempotent request's flags and bytes after its header, to send
+    /// again if its server dies.
+    again: Option<(u32, Box<[u8]>)>,
+    /// Whether a reply to it came (the first of a stream): a request
+    /// partly answered is not sent again.
+    answered: bool,
+}
+
+/// Every this many requests, a client looks for lanes opened since it
+/// last looked (and whenever none of those it knows has a server).
+const LOOK_FOR_LANES_EVERY: u64 = 1024;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("service", &self.service)
             .field("id", &format_args!("{:016x}", self.id))
+            .field("lanes", &self.lanes.len())
             .field("outstanding", &self.outstanding.len())
             .finish_non_exhaustive()
     }
@@ -515,7 +650,57 @@ impl Client {
     /// for room for requests.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.rx.set_wait_strategy(strategy);
-        self.tx.set_wait_strategy(strategy);
+        for lane in &mut self.lanes {
+            lane.tx.set_wait_strategy(strategy);
+        }
+    }
+
+    /// Open the lanes opened since it last looked (up to the first that
+    /// does not exist).
+    fn look_for_lanes(&mut self) {
+        let strategy = self.lanes[0].tx.wait_strategy();
+        while self.lanes.len() < MAX_SERVERS {
+            match Lane::open(&lane_ring_name(&self.service, self.lanes.len())) {
+                Ok(mut lane) => {
+                    lane.tx.set_wait_strategy(strategy);
+                    self.lanes.push(lane);
+                }
+                // Not there (or not to be had now): looked for again later.
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// The lane for the next request: of those with a server, the one
+    /// with the fewest bytes waiting, looking first at the lane after the
+    /// last one used (so that idle servers take turns). `None` if no lane
+    /// it knows has a server.
+    fn pick(&mut self) -> Option<usize> {
+        let n = self.lanes.len();
+        if n == 1 {
+            return self.lanes[0].serving().then_some(0);
+        }
+        let mut best: Option<(usize, u64)> = None;
+        for k in 0..n {
+            let i = (self.turn + k) % n;
+            let lane = &self.lanes[i];
+            if !lane.serving() {
+                continue;
+            }
+            let waiting = lane
+                .ring
+                .bytes_written()
+                .wrapping_sub(lane.ring.bytes_released());
+            if best.is_none_or(|(_, fewest)| waiting < fewest) {
+                best = Some((i, waiting));
+            }
+            if waiting == 0 {
+                break;
+            }
+        }
+        let (i, _) = best?;
+        self.turn = i + 1;
+        Some(i)
     }
 
     /// Send a request of `len` bytes written in place by `fill`, waiting
@@ -526,7 +711,7 @@ impl Client {
         timeout: Duration,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<u64, CallError> {
-        self.send_inner(len, None, timeout, fill)
+        self.send_inner(len, None, false, timeout, fill)
     }
 
     /// Send `payload` with a W3C trace context (its `traceparent`, which
@@ -558,7 +743,37 @@ impl Client {
                 value: traceparent.to_owned(),
             });
         }
-        self.send_inner(payload.len(), Some(traceparent), timeout, |room| {
+        self.send_inner(payload.len(), Some(traceparent), false, timeout, |room| {
+            room.copy_from_slice(payload)
+        })
+    }
+
+    /// Send `payload` as an idempotent request (one a server may act on
+    /// more than once), waiting up to `timeout` for room; its number. If
+    /// its server dies before any reply to it came, it is sent again to
+    /// another server, where one lives, and the wait goes on
+    /// ([`ClientStats::retried`]); [`CallError::ServerGone`] only when none
+    /// does. The client keeps a copy of it until its last reply.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::request_reply::Service;
+    /// # let name = format!("shmring-doc-rr-idempotent-{}", std::process::id());
+    /// let service = Service::open_or_create(&name, 4096)?;
+    /// let (first, mut second) = (service.server()?, service.server()?);
+    /// let mut client = service.client(4096)?;
+    /// let id = client.send_idempotent(b"price?", Duration::ZERO)?; // to lane 0
+    /// drop(first); // its server goes, the request unread
+    /// let answered = std::thread::scope(|s| {
+    ///     s.spawn(|| second.recv_timeout(Duration::from_secs(5))?.reply_last(b"42"));
+    ///     client.recv_timeout(Duration::from_secs(5)).map(|r| (r.id(), r.payload().to_vec()))
+    /// })?;
+    /// assert_eq!(answered, (id, b"42".to_vec()));
+    /// assert_eq!(client.stats().retried, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_idempotent(&mut self, payload: &[u8], timeout: Duration) -> Result<u64, CallError> {
+        self.send_inner(payload.len(), None, true, timeout, |room| {
             room.copy_from_slice(payload)
         })
     }
@@ -567,11 +782,29 @@ impl Client {
         &mut self,
         len: usize,
         traceparent: Option<&str>,
+        idempotent: bool,
         timeout: Duration,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<u64, CallError> {
         let at = REQUEST_HEADER + traceparent.map_or(0, str::len);
-        let mut grant = match self.tx.reserve_timeout(at + len, timeout) {
+        let mut flags = 0;
+        if traceparent.is_some() {
+            flags |= TRACED;
+        }
+        if idempotent {
+            flags |= IDEMPOTENT;
+        }
+        if self.next.is_multiple_of(LOOK_FOR_LANES_EVERY) {
+            self.look_for_lanes();
+        }
+        let lane = self.pick().unwrap_or_else(|| {
+            // None it knows has a server: one may have come on a new lane;
+            // if not, lane 0 keeps the request for a server started again.
+            self.look_for_lanes();
+            self.pick().unwrap_or(0)
+        });
+        let wire = self.next;
+        let mut grant = match self.lanes[lane].tx.reserve_timeout(at + len, timeout) {
             Ok(g) => g,
             Err(SendError::Timeout { .. } | SendError::Full) => {
                 return Err(CallError::Full {
@@ -581,21 +814,25 @@ impl Client {
             }
             Err(e) => return Err(e.into()),
         };
-        let id = self.next;
-        grant[..4].copy_from_slice(&REQUEST_MAGIC);
-        let flags = if traceparent.is_some() { TRACED } else { 0 };
-        grant[4..8].copy_from_slice(&flags.to_le_bytes());
-        grant[8..16].copy_from_slice(&self.id.to_le_bytes());
-        grant[16..24].copy_from_slice(&id.to_le_bytes());
+        write_request_header(&mut grant, flags, self.id, wire);
         if let Some(t) = traceparent {
             grant[REQUEST_HEADER..at].copy_from_slice(t.as_bytes());
         }
         fill(&mut grant[at..]);
+        let again = idempotent.then(|| (flags, Box::<[u8]>::from(&grant[REQUEST_HEADER..])));
         grant.commit();
         self.next += 1;
-        self.outstanding.insert(id);
+        self.outstanding.insert(
+            wire,
+            Pending {
+                id: wire,
+                lane,
+                again,
+                answered: false,
+            },
+        );
         self.stats.sent += 1;
-        Ok(id)
+        Ok(wire)
     }
 
     /// Send `value` (a [`Pod`](crate::Pod) type's bytes) as a request; its
@@ -631,8 +868,10 @@ impl Client {
     /// Receive the next reply to a request this client waits for, in
     /// place, waiting up to `timeout`. Replies to requests it no longer
     /// waits for are dropped and counted on the way. A failed reply is
-    /// [`CallError::Failed`] (and ends its request); a server that is not
-    /// running ends the wait at once with [`CallError::ServerGone`].
+    /// [`CallError::Failed`] (and ends its request). A server that died
+    /// with requests of this client ends the wait at once with
+    /// [`CallError::ServerGone`], once its idempotent requests have been
+    /// sent to another server where one lives.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Reply<'_>, CallError> {
         self.recv_or_give_up(timeout, None)
     }
@@ -650,15 +889,15 @@ impl Client {
             // reply is dropped, and counted, and the next call may start.
             self.cancel(id);
         }
-        let (flags, id) = found?;
-        self.lend(flags, id, give_up)
+        let (flags, wire) = found?;
+        self.lend(flags, wire, give_up)
     }
 
     /// Wait up to `timeout` for a reply to a request this client waits
     /// for, dropping (and counting) the others; it is left at the ring's
-    /// head, and its flags and number returned. A returned borrow cannot
-    /// come out of this loop (it would hold `self` for every iteration),
-    /// so [`lend`](Self::lend) reads it again.
+    /// head, and its flags and number on the wire returned. A returned
+    /// borrow cannot come out of this loop (it would hold `self` for every
+    /// iteration), so [`lend`](Self::lend) reads it again.
     fn find_reply(&mut self, timeout: Duration) -> Result<(u32, u64), CallError> {
         // No clock is read unless a slice passes without a wanted reply (a
         // reply due within a slice costs none): the deadline counts from
@@ -668,9 +907,9 @@ impl Client {
         loop {
             match self.rx.recv_timeout(slice) {
                 Ok(msg) => match parse_reply(&msg) {
-                    Some((flags, id)) if self.outstanding.contains(&id) => {
+                    Some((flags, wire)) if self.outstanding.contains_key(&wire) => {
                         msg.keep();
-                        return Ok((flags, id));
+                        return Ok((flags, wire));
                     }
                     Some(_) => self.stats.late += 1,
                     None => {
@@ -691,10 +930,11 @@ impl Client {
             // whatever arrives.
             let now = Instant::now();
             let end = *deadline.get_or_insert_with(|| now + timeout.saturating_sub(slice));
-            if !self.outstanding.is_empty() && !self.requests.has_consumer() {
+            let stranded = self.mind_dead_servers(end.saturating_duration_since(now));
+            if stranded > 0 {
                 return Err(CallError::ServerGone {
                     service: self.service.clone(),
-                    outstanding: self.outstanding.len(),
+                    outstanding: stranded,
                 });
             }
             if now >= end {
@@ -709,14 +949,88 @@ impl Client {
         }
     }
 
+    /// Ask the kernel whether the servers of the lanes it waits on live
+    /// (once per lane); send the idempotent requests of a dead one's lane,
+    /// not yet answered, again to a live server, waiting up to `room` for
+    /// room. How many requests are left on lanes without a server.
+    fn mind_dead_servers(&mut self, room: Duration) -> usize {
+        let mut asked = [None::<bool>; MAX_SERVERS];
+        for p in self.outstanding.values() {
+            if asked[p.lane].is_none() {
+                asked[p.lane] = Some(self.lanes[p.lane].ask_alive());
+            }
+        }
+        let stranded: Vec<u64> = self
+            .outstanding
+            .iter()
+            .filter(|(_, p)| asked[p.lane] == Some(false))
+            .map(|(&wire, _)| wire)
+            .collect();
+        if stranded.is_empty() {
+            return 0;
+        }
+        self.look_for_lanes();
+        stranded
+            .into_iter()
+            .filter(|&wire| !self.send_again(wire, room))
+            .count()
+    }
+
+    /// Send request `wire` again, under a new number, to a lane with a
+    /// server, if it is idempotent and unanswered; whether it was.
+    fn send_again(&mut self, wire: u64, room: Duration) -> bool {
+        let Some(Pending {
+            id,
+            again: Some((flags, body)),
+            answered: false,
+            ..
+        }) = self.outstanding.get(&wire)
+        else {
+            return false;
+        };
+        let (id, flags, body) = (*id, *flags, body.clone());
+        let Some(lane) = self.pick() else {
+            return false;
+        };
+        let new = self.next;
+        let Ok(mut grant) = self.lanes[lane]
+            .tx
+            .reserve_timeout(REQUEST_HEADER + body.len(), room)
+        else {
+            return false;
+        };
+        write_request_header(&mut grant, flags, self.id, new);
+        grant[REQUEST_HEADER..].copy_from_slice(&body);
+        grant.commit();
+        self.next += 1;
+        // The old number's replies, from a server started again on the
+        // dead lane, are late now: dropped and counted.
+        self.outstanding.remove(&wire);
+        let again = Some((flags, body));
+        let pending = Pending {
+            id,
+            lane,
+            again,
+            answered: false,
+        };
+        self.outstanding.insert(new, pending);
+        self.stats.retried += 1;
+        true
+    }
+
     /// Lend the reply [`find_reply`](Self::find_reply) left at the ring's
-    /// head, as `flags` and `id` said. The ring is shared memory: what is
-    /// read again is checked again (and a call's request, `give_up`, is
+    /// head, as `flags` and `wire` said. The ring is shared memory: what
+    /// is read again is checked again (and a call's request, `give_up`, is
     /// given up if it fails).
-    fn lend(&mut self, flags: u32, id: u64, give_up: Option<u64>) -> Result<Reply<'_>, CallError> {
+    fn lend(
+        &mut self,
+        flags: u32,
+        wire: u64,
+        give_up: Option<u64>,
+    ) -> Result<Reply<'_>, CallError> {
         // Fields, not methods, below: the message borrows `self.rx`.
         let msg = match self.rx.try_recv() {
-            Ok(Some(msg)) if parse_reply(&msg) == Some((flags, id)) => msg,
+            Ok(Some(msg)) if parse_reply(&msg) == Some((flags, wire)) => msg,
             other => {
                 let e = match other {
                     Ok(m) => CallError::Malformed {
@@ -727,15 +1041,20 @@ impl Client {
                     Err(e) => e.into(),
                 };
                 if let Some(id) = give_up {
-                    self.outstanding.remove(&id);
+                    self.outstanding.retain(|_, p| p.id != id);
                 }
                 return Err(e);
             }
         };
         self.stats.replies += 1;
-        if flags & LAST != 0 {
-            self.outstanding.remove(&id);
-        }
+        let id = if flags & LAST != 0 {
+            self.outstanding.remove(&wire).map_or(wire, |p| p.id)
+        } else {
+            self.outstanding.get_mut(&wire).map_or(wire, |p| {
+                p.answered = true;
+                p.id
+            })
+        };
         if flags & FAILED != 0 {
             let code = msg
                 .get(REPLY_HEADER..REPLY_HEADER + 4)
@@ -764,20 +1083,47 @@ impl Client {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Reply<'_>, CallError> {
+        self.call_inner(payload, false, timeout)
+    }
+
+    /// [`call_timeout`](Self::call_timeout) with an idempotent request
+    /// ([`send_idempotent`](Self::send_idempotent)): a server that dies
+    /// before it answers is replaced by another, where one lives.
+    pub fn call_idempotent_timeout(
+        &mut self,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Reply<'_>, CallError> {
+        self.call_inner(payload, true, timeout)
+    }
+
+    fn call_inner(
+        &mut self,
+        payload: &[u8],
+        idempotent: bool,
+        timeout: Duration,
+    ) -> Result<Reply<'_>, CallError> {
         if !self.outstanding.is_empty() {
             return Err(CallError::Outstanding {
                 service: self.service.clone(),
                 outstanding: self.outstanding.len(),
             });
         }
-        let id = self.send_timeout(payload, timeout)?;
+        let id = self.send_inner(payload.len(), None, idempotent, timeout, |room| {
+            room.copy_from_slice(payload)
+        })?;
         self.recv_or_give_up(timeout, Some(id))
     }
 
     /// Stop waiting for request `id`: its replies, if any come, are
     /// dropped and counted as late.
     pub fn cancel(&mut self, id: u64) {
-        self.outstanding.remove(&id);
+        // Its number on the wire, unless it was sent again.
+        if self.outstanding.get(&id).is_some_and(|p| p.id == id) {
+            self.outstanding.remove(&id);
+        } else {
+            self.outstanding.retain(|_, p| p.id != id);
+        }
     }
 
     /// How many requests it waits for.
@@ -789,6 +1135,14 @@ impl Client {
     pub fn stats(&self) -> ClientStats {
         self.stats
     }
+}
+
+/// Write a request's header: magic, flags, client, number.
+fn write_request_header(grant: &mut [u8], flags: u32, client: u64, wire: u64) {
+    grant[..4].copy_from_slice(&REQUEST_MAGIC);
+    grant[4..8].copy_from_slice(&flags.to_le_bytes());
+    grant[8..16].copy_from_slice(&client.to_le_bytes());
+    grant[16..24].copy_from_slice(&wire.to_le_bytes());
 }
 
 /// A reply, in place in the client's reply ring (released when dropped).
@@ -1074,10 +1428,17 @@ type Ids = std::hash::BuildHasherDefault<IdHasher>;
 #[derive(Debug)]
 pub struct Server {
     rx: ByteConsumer,
+    lane: usize,
     replies: Replies,
 }
 
 impl Server {
+    /// The lane it serves: the request ring it reads
+    /// ([`lane_ring_name`]).
+    pub fn lane(&self) -> usize {
+        self.lane
+    }
+
     /// How long a reply waits for room in a client's full ring before it
     /// is dropped (and counted); 100 ms unless set.
     pub fn set_reply_wait(&mut self, wait: Duration) {
@@ -1110,7 +1471,7 @@ impl Server {
             },
             e => e.into(),
         })?;
-        let Some((client, id, at)) = parse_request(&msg) else {
+        let Some((flags, client, id, at)) = parse_request(&msg) else {
             let len = msg.len();
             // A header that names its client and number (an unknown flag,
             // a bad trace context): that client hears it failed.
@@ -1134,6 +1495,7 @@ impl Server {
         Ok(Request {
             msg,
             at,
+            flags,
             client,
             id,
             replies: &mut self.replies,
@@ -1169,6 +1531,7 @@ pub struct Request<'a> {
     msg: Message<'a>,
     /// Where its payload starts.
     at: usize,
+    flags: u32,
     client: u64,
     id: u64,
     replies: &'a mut Replies,
@@ -1201,12 +1564,20 @@ impl Request<'_> {
         std::str::from_utf8(t).ok().filter(|t| !t.is_empty())
     }
 
+    /// Whether its client sent it idempotent
+    /// ([`Client::send_idempotent`]): it may come again, to this server or
+    /// another, if a server dies before answering it.
+    pub fn is_idempotent(&self) -> bool {
+        self.flags & IDEMPOTENT != 0
+    }
+
     /// The ID of the client that sent it.
     pub fn client(&self) -> u64 {
         self.client
     }
 
-    /// Its number, as its client counts.
+    /// Its number on the wire, as its client counts (a request sent again
+    /// to another server goes under a new one).
     pub fn id(&self) -> u64 {
         self.id
     }

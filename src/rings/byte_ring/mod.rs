@@ -257,6 +257,14 @@ impl ByteRing {
     pub fn bytes_released(&self) -> u64 {
         self.mem.header().head.load(Ordering::Relaxed)
     }
+
+    /// The consumer role's word: its holder's id, 0 when free. A holder
+    /// that crashed leaves its id there until the next claim writes a
+    /// fresh one, so a change of word is a new consumer, seen without
+    /// asking the kernel (which [`has_consumer`](Self::has_consumer) does).
+    pub(crate) fn consumer_word(&self) -> u64 {
+        self.mem.header().consumer_role.load(Ordering::Relaxed)
+    }
 }
 
 /// Whether a live handle holds the consumer role of `rec`'s ring.
