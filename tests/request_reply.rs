@@ -717,3 +717,85 @@ fn idempotent_calls_survive_servers_killed_in_turn() {
         server.kill();
     }
 }
+
+/// A typed service's rings record its request and reply types: an opener
+/// of another request type is refused, naming both; a client of another
+/// reply type gets each request failed `WrongType`, and its server an
+/// error naming the client's ring; a plain open still reads the bytes.
+#[test]
+fn a_typed_service_refuses_other_types_with_errors_naming_both() {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Order {
+        price: u64,
+        qty: u32,
+        side: u32,
+    }
+    let name = unique_name("rr-typed");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create_typed::<Order, u64>(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    let mut client = Service::open_typed::<Order, u64>(&name)
+        .unwrap()
+        .client(4096)
+        .unwrap();
+    let order = Order {
+        price: 101,
+        qty: 3,
+        side: 1,
+    };
+    client.send_value(&order, PATIENCE).unwrap();
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    let got: Order = request.value().unwrap();
+    request
+        .reply_value_last(&(got.price * u64::from(got.qty)))
+        .unwrap();
+    assert_eq!(
+        client
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .value::<u64>()
+            .unwrap(),
+        303
+    );
+    // Another request type: refused at open, naming the ring and both.
+    match Service::open_typed::<[u64; 2], u64>(&name) {
+        Err(e @ shmring::Error::TypeMismatch { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains(&name) && said.contains("Order"), "{said}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another reply type: the lanes match, the reply ring does not.
+    let mut wrong = Service::open_typed::<Order, u32>(&name)
+        .unwrap()
+        .client(4096)
+        .unwrap();
+    wrong.send_value(&order, PATIENCE).unwrap();
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    match request.reply_value_last(&7u64) {
+        Err(CallError::Ring(e @ shmring::Error::TypeMismatch { .. })) => {
+            assert!(e.to_string().contains(&reply_ring_name(&name, wrong.id())));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        wrong.recv_timeout(PATIENCE),
+        Err(CallError::Failed {
+            why: Failure::WrongType,
+            ..
+        })
+    ));
+    // Bytes: a plain open reads a typed service (to inspect or bridge
+    // it); its client's calls fail, their ring holding bytes.
+    let mut plain = Service::open(&name).unwrap().client(4096).unwrap();
+    plain.send_timeout(b"not an order", PATIENCE).unwrap();
+    drop(server.recv_timeout(PATIENCE).unwrap().reply_last(b"x"));
+    assert!(matches!(
+        plain.recv_timeout(PATIENCE),
+        Err(CallError::Failed {
+            why: Failure::WrongType,
+            ..
+        })
+    ));
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::kind::Schema;
+use crate::kind::{Schema, TypeLayout};
 use crate::platform::segment::Owner;
 
 /// How to create a segment.
@@ -30,6 +30,9 @@ pub struct CreateOptions {
     pub(crate) persist: bool,
     pub(crate) zero_after_use: bool,
     pub(crate) schema: Option<Schema>,
+    /// A byte ring's messages' type, recorded as its identity (a typed
+    /// service's values); plain bytes when `None`.
+    pub(crate) message: Option<TypeLayout>,
 }
 
 impl Default for CreateOptions {
@@ -41,6 +44,7 @@ impl Default for CreateOptions {
             persist: false,
             zero_after_use: false,
             schema: None,
+            message: None,
         }
     }
 }
@@ -133,6 +137,7 @@ impl CreateOptions {
     pub(crate) fn to_open(&self) -> OpenOptions {
         OpenOptions {
             schema: self.schema,
+            message: self.message,
             trusted_gids: self.group.into_iter().collect(),
             ..OpenOptions::default()
         }
@@ -159,6 +164,9 @@ pub struct OpenOptions {
     pub(crate) trusted_gids: Vec<u32>,
     pub(crate) init_timeout: Duration,
     pub(crate) schema: Option<Schema>,
+    /// A byte ring's messages' type, checked against the one recorded;
+    /// any is accepted when `None` (a reader of plain bytes).
+    pub(crate) message: Option<TypeLayout>,
 }
 
 impl Default for OpenOptions {
@@ -169,6 +177,7 @@ impl Default for OpenOptions {
             trusted_gids: Vec::new(),
             init_timeout: Duration::from_secs(1),
             schema: None,
+            message: None,
         }
     }
 }

@@ -25,6 +25,14 @@
 //!   waits for a server started again. A client looks for lanes opened
 //!   since it last looked every 1024 requests, when none it knows has a
 //!   server, and when it finds a server dead.
+//! - **Types.** A typed service
+//!   ([`Service::open_or_create_typed`]) records its request type as its
+//!   lanes' message type and its reply type as each client's reply
+//!   ring's, as the typed rings record theirs: an opener of another type
+//!   is refused with [`Error::TypeMismatch`]. A server that finds a
+//!   client's ring of another reply type fails that client's requests
+//!   with [`Failure::WrongType`]. An untyped open reads any service's
+//!   bytes.
 //! - A **request** is a 24-byte header, then its payload: `shRQ`, a flags
 //!   word, the client's ID, the request's number (the client counts from
 //!   1), all little-endian. Flag `TRACED` (1): a W3C `traceparent` of 55
@@ -118,6 +126,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, RecvError, SendError};
+use crate::kind::TypeLayout;
+use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::rings::byte_ring::{ByteConsumer, ByteProducer, ByteRing, Message};
 use crate::wait::WaitStrategy;
 
@@ -186,6 +196,9 @@ pub enum Failure {
     Malformed,
     /// The reply was larger than the client's ring can ever hold.
     ReplyTooLarge,
+    /// The client's reply ring holds replies of another type than the
+    /// server's (see [`Service::open_or_create_typed`]).
+    WrongType,
     /// A code this build does not know (a newer server's).
     Other(u32),
 }
@@ -196,6 +209,7 @@ impl Failure {
             Failure::NoReply => 1,
             Failure::Malformed => 2,
             Failure::ReplyTooLarge => 3,
+            Failure::WrongType => 4,
             Failure::Other(c) => c,
         }
     }
@@ -205,6 +219,7 @@ impl Failure {
             1 => Failure::NoReply,
             2 => Failure::Malformed,
             3 => Failure::ReplyTooLarge,
+            4 => Failure::WrongType,
             c => Failure::Other(c),
         }
     }
@@ -413,14 +428,84 @@ pub const MAX_SERVERS: usize = 16;
 pub struct Service {
     /// Lane 0's request ring, which names the service.
     requests: ByteRing,
+    /// A typed service's request and reply types.
+    types: Types,
+}
+
+/// A typed service's request and reply types (`None`: bytes).
+#[derive(Clone, Copy, Debug, Default)]
+struct Types {
+    request: Option<TypeLayout>,
+    reply: Option<TypeLayout>,
+}
+
+impl Types {
+    fn of<Req: crate::Pod, Rep: crate::Pod>() -> Types {
+        Types {
+            request: Some(TypeLayout::of::<Req>()),
+            reply: Some(TypeLayout::of::<Rep>()),
+        }
+    }
+}
+
+/// Open byte ring `name`, whose messages are of type `message` (any, if
+/// `None`).
+fn open_ring(name: &str, message: Option<TypeLayout>) -> Result<ByteRing, Error> {
+    let mut opts = OpenOptions::new();
+    opts.message = message;
+    ByteRing::open_with(name, &opts)
+}
+
+/// Options to create a byte ring of messages of type `message`.
+fn typed(message: Option<TypeLayout>) -> CreateOptions {
+    let mut opts = CreateOptions::new();
+    opts.message = message;
+    opts
 }
 
 impl Service {
     /// Open service `name`, or create it with request rings of
     /// `capacity` bytes.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<Service, Error> {
+        Self::open_or_create_as(name, capacity, Types::default())
+    }
+
+    /// Open service `name`, or create it, as a typed service: requests of
+    /// `Req`, replies of `Rep`, both [`Pod`](crate::Pod). Its rings record
+    /// the types as the typed rings do (name, size, alignment; see
+    /// [`Schema`](crate::Schema)), and an opener of other types is refused
+    /// with [`Error::TypeMismatch`] naming both. A client whose reply type
+    /// differs from its server's gets each request failed with
+    /// [`Failure::WrongType`]. A plain [`open`](Self::open) reads a typed
+    /// service's bytes (to inspect it, or bridge it); its clients' calls
+    /// fail `WrongType`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::request_reply::Service;
+    /// # let name = format!("shmring-doc-rr-typed-{}", std::process::id());
+    /// let service = Service::open_or_create_typed::<[u32; 2], u64>(&name, 4096)?;
+    /// let (mut server, mut client) = (service.server()?, service.client(4096)?);
+    /// client.send_value(&[6u32, 7], Duration::ZERO)?;
+    /// let request = server.recv_timeout(Duration::ZERO)?;
+    /// let [a, b] = request.value::<[u32; 2]>()?;
+    /// request.reply_value_last(&(u64::from(a) * u64::from(b)))?;
+    /// assert_eq!(client.recv_timeout(Duration::ZERO)?.value::<u64>()?, 42);
+    /// // Another request type: refused, naming both.
+    /// assert!(Service::open_typed::<u32, u64>(&name).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_or_create_typed<Req: crate::Pod, Rep: crate::Pod>(
+        name: &str,
+        capacity: usize,
+    ) -> Result<Service, Error> {
+        Self::open_or_create_as(name, capacity, Types::of::<Req, Rep>())
+    }
+
+    fn open_or_create_as(name: &str, capacity: usize, types: Types) -> Result<Service, Error> {
         Ok(Service {
-            requests: ByteRing::open_or_create(name, capacity)?,
+            requests: ByteRing::open_or_create_with(name, capacity, &typed(types.request))?,
+            types,
         })
     }
 
@@ -428,6 +513,17 @@ impl Service {
     pub fn open(name: &str) -> Result<Service, Error> {
         Ok(Service {
             requests: ByteRing::open(name)?,
+            types: Types::default(),
+        })
+    }
+
+    /// Open typed service `name`: requests of `Req`, replies of `Rep`
+    /// (see [`open_or_create_typed`](Self::open_or_create_typed)).
+    pub fn open_typed<Req: crate::Pod, Rep: crate::Pod>(name: &str) -> Result<Service, Error> {
+        let types = Types::of::<Req, Rep>();
+        Ok(Service {
+            requests: open_ring(name, types.request)?,
+            types,
         })
     }
 
@@ -457,7 +553,8 @@ impl Service {
                 &self.requests
             } else {
                 let name = lane_ring_name(self.name(), lane);
-                opened = ByteRing::open_or_create(&name, self.requests.capacity())?;
+                let opts = typed(self.types.request);
+                opened = ByteRing::open_or_create_with(&name, self.requests.capacity(), &opts)?;
                 &opened
             };
             match ring.consumer() {
@@ -467,6 +564,7 @@ impl Service {
                         lane,
                         replies: Replies {
                             service: self.name().to_owned(),
+                            reply_type: self.types.reply,
                             open: HashMap::default(),
                             wait: Duration::from_millis(100),
                             stats: ServerStats::default(),
@@ -485,7 +583,8 @@ impl Service {
     pub fn client(&self, reply_capacity: usize) -> Result<Client, Error> {
         let (id, ring) = loop {
             let id = random_id();
-            match ByteRing::create(&reply_ring_name(self.name(), id), reply_capacity) {
+            let name = reply_ring_name(self.name(), id);
+            match ByteRing::create_with(&name, reply_capacity, &typed(self.types.reply)) {
                 Err(Error::AlreadyExists { .. }) => continue,
                 r => break (id, r?),
             }
@@ -495,7 +594,8 @@ impl Service {
             id,
             rx: ring.consumer()?,
             _reply_ring: ring,
-            lanes: vec![Lane::open(self.name())?],
+            request_type: self.types.request,
+            lanes: vec![Lane::open(self.name(), self.types.request)?],
             turn: 0,
             next: 1,
             outstanding: HashMap::default(),
@@ -561,6 +661,8 @@ pub struct Client {
     _reply_ring: ByteRing,
     /// The request rings it knows, by lane.
     lanes: Vec<Lane>,
+    /// A typed service's request type.
+    request_type: Option<TypeLayout>,
     /// The lane the next request looks at first.
     turn: usize,
     /// The next request's number on the wire.
@@ -580,8 +682,8 @@ struct Lane {
 }
 
 impl Lane {
-    fn open(name: &str) -> Result<Lane, Error> {
-        let ring = ByteRing::open(name)?;
+    fn open(name: &str, request_type: Option<TypeLayout>) -> Result<Lane, Error> {
+        let ring = open_ring(name, request_type)?;
         Ok(Lane {
             tx: ring.producer()?,
             ring,
@@ -660,7 +762,8 @@ impl Client {
     fn look_for_lanes(&mut self) {
         let strategy = self.lanes[0].tx.wait_strategy();
         while self.lanes.len() < MAX_SERVERS {
-            match Lane::open(&lane_ring_name(&self.service, self.lanes.len())) {
+            let name = lane_ring_name(&self.service, self.lanes.len());
+            match Lane::open(&name, self.request_type) {
                 Ok(mut lane) => {
                     lane.tx.set_wait_strategy(strategy);
                     self.lanes.push(lane);
@@ -1230,6 +1333,8 @@ pub struct ServerStats {
 #[derive(Debug)]
 struct Replies {
     service: String,
+    /// A typed service's reply type: each client's ring must hold it.
+    reply_type: Option<TypeLayout>,
     open: HashMap<u64, Open, Ids>,
     wait: Duration,
     stats: ServerStats,
@@ -1243,6 +1348,10 @@ struct Open {
     /// Replies it may still take before the kernel is asked again
     /// whether its client lives.
     trusted: u32,
+    /// The type its ring holds, where it is not the server's reply type
+    /// (found, expected): each request of its client is failed
+    /// [`Failure::WrongType`].
+    wrong_type: Option<(TypeLayout, TypeLayout)>,
 }
 
 /// Most client reply rings a server keeps open before it lets go of those
@@ -1270,26 +1379,25 @@ impl Replies {
             self.stats.to_dead_clients += 1;
             return Ok(());
         };
-        let fill = |mut grant: crate::rings::byte_ring::Grant<'_>| {
-            grant[..4].copy_from_slice(&REPLY_MAGIC);
-            grant[4..8].copy_from_slice(&flags.to_le_bytes());
-            grant[8..16].copy_from_slice(&id.to_le_bytes());
-            grant[REPLY_HEADER..].copy_from_slice(payload);
-            grant.commit();
-        };
-        let written = match write(open, REPLY_HEADER + payload.len(), wait, fill) {
+        if let (Some((found, expected)), 0) = (open.wrong_type, flags & FAILED) {
+            // Its client hears why; the server's caller too.
+            write_failure(open, id, Failure::WrongType, wait)?;
+            return Err(CallError::Ring(Error::TypeMismatch {
+                name: reply_ring_name(&self.service, client),
+                found: Box::new(found),
+                expected: Box::new(expected),
+            }));
+        }
+        let written = match write(
+            open,
+            REPLY_HEADER + payload.len(),
+            wait,
+            reply(flags, id, payload),
+        ) {
             Err(e @ SendError::MessageTooLarge { .. }) => {
                 // Its client hears why, in a reply that fits.
-                let code = Failure::ReplyTooLarge.code().to_le_bytes();
-                let fail = |mut grant: crate::rings::byte_ring::Grant<'_>| {
-                    grant[..4].copy_from_slice(&REPLY_MAGIC);
-                    grant[4..8].copy_from_slice(&(LAST | FAILED).to_le_bytes());
-                    grant[8..16].copy_from_slice(&id.to_le_bytes());
-                    grant[REPLY_HEADER..].copy_from_slice(&code);
-                    grant.commit();
-                };
                 let open = self.open.get_mut(&client).expect("open above");
-                write(open, REPLY_HEADER + code.len(), wait, fail)?;
+                write_failure(open, id, Failure::ReplyTooLarge, wait)?;
                 return Err(e.into());
             }
             r => r?,
@@ -1327,7 +1435,16 @@ impl Replies {
             if self.open.len() >= KEEP_OPEN {
                 self.sweep();
             }
-            let ring = match ByteRing::open(&reply_ring_name(&self.service, client)) {
+            let name = reply_ring_name(&self.service, client);
+            let (ring, wrong_type) = match open_ring(&name, self.reply_type) {
+                Ok(ring) => (Ok(ring), None),
+                // Opened as bytes, to fail its client's requests.
+                Err(Error::TypeMismatch {
+                    found, expected, ..
+                }) => (ByteRing::open(&name), Some((*found, *expected))),
+                Err(e) => (Err(e), None),
+            };
+            let ring = match ring {
                 Ok(ring) if ring.has_consumer() => ring,
                 Ok(_) | Err(Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e.into()),
@@ -1336,11 +1453,44 @@ impl Replies {
                 tx: ring.producer()?,
                 ring,
                 trusted: TRUSTED_REPLIES,
+                wrong_type,
             };
             self.open.insert(client, open);
         }
         Ok(self.open.get_mut(&client))
     }
+}
+
+/// Writes a reply, its header then `payload`, into a grant and commits
+/// it.
+fn reply(
+    flags: u32,
+    id: u64,
+    payload: &[u8],
+) -> impl FnOnce(crate::rings::byte_ring::Grant<'_>) + '_ {
+    move |mut grant| {
+        grant[..4].copy_from_slice(&REPLY_MAGIC);
+        grant[4..8].copy_from_slice(&flags.to_le_bytes());
+        grant[8..16].copy_from_slice(&id.to_le_bytes());
+        grant[REPLY_HEADER..].copy_from_slice(payload);
+        grant.commit();
+    }
+}
+
+/// Answer request `id` failed, with `why`, in `open`'s ring.
+fn write_failure(
+    open: &mut Open,
+    id: u64,
+    why: Failure,
+    wait: Duration,
+) -> Result<Written, SendError> {
+    let code = why.code().to_le_bytes();
+    write(
+        open,
+        REPLY_HEADER + 4,
+        wait,
+        reply(LAST | FAILED, id, &code),
+    )
 }
 
 /// What became of a reply.

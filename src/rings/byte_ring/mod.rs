@@ -27,6 +27,11 @@
 //! * Release: one Release store of `head` hands everything read back to the
 //!   producers, for one message or for a whole batch.
 //!
+//! Identity: a byte ring's header records plain bytes as its element
+//! type, or, for a typed service's rings (`services/request_reply.rs`),
+//! its messages' type; an opener that names a type must find that one, an
+//! opener that names none reads the bytes of any.
+//!
 //! Dying peers: the consumer role is claimed like the SPSC ring's, and a
 //! dead consumer's successor resumes at `head`, receiving everything not yet
 //! released. Each producer handle names the span it is about to claim in its

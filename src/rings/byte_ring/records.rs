@@ -52,31 +52,39 @@ impl Records {
                 requested: capacity as u64,
             });
         }
-        let mem = RingMemory::create(name, RingKind::Bytes, elem(), units, opts, |_| {
-            Unit([0; 16])
-        })?;
+        let elem = opts.message.unwrap_or_else(elem);
+        let mem = RingMemory::create(name, RingKind::Bytes, elem, units, opts, |_| Unit([0; 16]))?;
         Ok(Self::new(mem))
     }
 
-    /// Open a byte ring, validating its header.
-    /// Open byte ring `name`; with `capacity`, it must have the data area
-    /// `create` would have made for it. Checked before the opener joins.
+    /// Open byte ring `name`, validating its header; with `capacity`, it
+    /// must have the data area `create` would have made for it; with
+    /// `opts.message`, its messages' recorded type must be that one (an
+    /// opener that names none reads bytes of any). Checked before the
+    /// opener joins.
     pub(crate) fn open(name: &str, capacity: Option<usize>, opts: &OpenOptions) -> Result<Self> {
-        let mem = RingMemory::<Unit>::open(name, RingKind::Bytes, elem(), opts, |info| {
-            let bytes = info.layout.capacity.saturating_mul(ALIGN);
-            if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) {
-                return Err(Error::Corrupt {
-                    name: name.to_owned(),
-                    what: format!(
-                        "a byte ring of {bytes} bytes is outside {MIN_CAPACITY}..={MAX_CAPACITY}"
-                    ),
-                });
-            }
-            match capacity {
-                Some(asked) => check_capacity(name, rounded_capacity(asked), bytes),
-                None => Ok(()),
-            }
-        })?;
+        let open = |elem| {
+            RingMemory::<Unit>::open(name, RingKind::Bytes, elem, opts, |info| {
+                let bytes = info.layout.capacity.saturating_mul(ALIGN);
+                if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) {
+                    return Err(Error::Corrupt {
+                        name: name.to_owned(),
+                        what: format!(
+                            "a byte ring of {bytes} bytes is outside {MIN_CAPACITY}..={MAX_CAPACITY}"
+                        ),
+                    });
+                }
+                match capacity {
+                    Some(asked) => check_capacity(name, rounded_capacity(asked), bytes),
+                    None => Ok(()),
+                }
+            })
+        };
+        let mem = match (opts.message, open(opts.message.unwrap_or_else(elem))) {
+            // Typed by its creator, opened as bytes: opened as what it is.
+            (None, Err(Error::TypeMismatch { found, .. })) => open(*found)?,
+            (_, r) => r?,
+        };
         Ok(Self::new(mem))
     }
 
@@ -297,6 +305,7 @@ impl Records {
 }
 
 /// The header's element layout for byte rings.
+/// A byte ring's identity when its messages have no type: plain bytes.
 fn elem() -> TypeLayout {
     TypeLayout::of::<Unit>()
 }
