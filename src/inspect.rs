@@ -29,6 +29,9 @@ use crate::platform::name::SegmentName;
 use crate::platform::segment::{Look, Owner, Segment};
 use crate::platform::sync::{Counter, Ordering};
 use crate::rings::broadcast::Policy;
+use crate::services::request_reply::{
+    lane_ring_name, reply_ring_name, ClientStats, ServerStats, MAX_SERVERS,
+};
 
 /// What a segment's header says, and who uses it, at one moment.
 ///
@@ -119,6 +122,12 @@ pub struct SegmentInfo {
     /// A broadcast ring's subscribers: every entry held now, or kept for
     /// an identity (empty for the other kinds).
     pub subscribers: Vec<SubscriberInfo>,
+    /// What the servers of a request-reply service's lane counted on it
+    /// (zero for other rings; see [`inspect_service`]).
+    pub server_counts: ServerStats,
+    /// What a request-reply client counted on its reply ring (zero for
+    /// other rings), and how many requests it waits for.
+    pub client_counts: (ClientStats, u64),
 }
 
 /// One subscriber of a broadcast ring, as its entry says.
@@ -347,7 +356,31 @@ fn describe(segment: &Segment, (owner_uid, mode): (u32, u32)) -> Result<SegmentI
         consumers: counters(&header.consumer_stats, &header.consumer_event),
         repaired: header.recovery.repaired.load(Ordering::Relaxed),
         subscribers,
+        server_counts: {
+            let c = &header.consumer_stats.service.server;
+            ServerStats {
+                requests: get(&c.requests),
+                replies: get(&c.replies),
+                to_dead_clients: get(&c.to_dead_clients),
+                dropped_full: get(&c.dropped_full),
+                unanswered: get(&c.unanswered),
+            }
+        },
+        client_counts: {
+            let c = &header.consumer_stats.service.client;
+            let counts = ClientStats {
+                sent: get(&c.sent),
+                replies: get(&c.replies),
+                late: get(&c.late),
+                retried: get(&c.retried),
+            };
+            (counts, get(&c.outstanding))
+        },
     })
+}
+
+fn get(c: &Counter) -> u64 {
+    c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The subscribers of a broadcast ring whose table `segment` holds (a
@@ -406,7 +439,6 @@ fn sleeping(event: &Event, role: Option<Attached>, handles: &[Attached]) -> u32 
 }
 
 fn counters(stats: &SideStats, event: &Event) -> SideCounters {
-    let get = |c: &Counter| c.load(std::sync::atomic::Ordering::Relaxed);
     SideCounters {
         blocked: get(&stats.blocked),
         sleeps: get(&event.sleeps),
@@ -635,4 +667,131 @@ mod tests {
         inspect(&name).unwrap();
         assert!(mapped(&name), "a ring is mapped");
     }
+}
+
+/// A request-reply service at one moment, as its rings' headers say: its
+/// lanes with their servers' counts, and the reply rings of its clients
+/// with theirs. Looked at without joining, like [`inspect`].
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::request_reply::Service;
+/// # let name = format!("shmring-doc-inspect-service-{}", std::process::id());
+/// let service = Service::open_or_create(&name, 4096)?;
+/// let (mut server, mut client) = (service.server()?, service.client(4096)?);
+/// client.send_timeout(b"a", Duration::ZERO)?;
+/// client.send_timeout(b"b", Duration::ZERO)?;
+/// server.recv_timeout(Duration::ZERO)?.reply_last(b"A")?;
+/// let info = shmring::inspect_service(&name)?;
+/// assert_eq!((info.servers(), info.clients.len(), info.dead_clients()), (1, 1, 0));
+/// assert_eq!((info.server_totals().replies, info.outstanding()), (1, 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServiceInfo {
+    /// The service's name (its lane 0's).
+    pub name: String,
+    /// Its lanes, by number, each with what its servers counted
+    /// ([`SegmentInfo::server_counts`]); its server is the consumer.
+    pub lanes: Vec<(usize, SegmentInfo)>,
+    /// Its clients' reply rings, by client ID, each with what its client
+    /// counted ([`SegmentInfo::client_counts`]); the client is the
+    /// consumer. Only the clients that are there now: a client that went
+    /// took its ring and its counts.
+    pub clients: Vec<(u64, SegmentInfo)>,
+}
+
+impl ServiceInfo {
+    /// Lanes whose server lives.
+    pub fn servers(&self) -> usize {
+        self.lanes.iter().filter(|(_, l)| holds(l)).count()
+    }
+
+    /// Clients whose reply ring is still there but whose process is gone
+    /// (its servers let the ring go when they next write to it, or sweep).
+    pub fn dead_clients(&self) -> usize {
+        self.clients.iter().filter(|(_, c)| !holds(c)).count()
+    }
+
+    /// Requests that live clients wait for.
+    pub fn outstanding(&self) -> u64 {
+        self.clients
+            .iter()
+            .filter(|(_, c)| holds(c))
+            .map(|(_, c)| c.client_counts.1)
+            .sum()
+    }
+
+    /// What every lane's servers counted, summed.
+    pub fn server_totals(&self) -> ServerStats {
+        self.lanes
+            .iter()
+            .fold(ServerStats::default(), |mut t, (_, l)| {
+                let c = &l.server_counts;
+                t.requests += c.requests;
+                t.replies += c.replies;
+                t.to_dead_clients += c.to_dead_clients;
+                t.dropped_full += c.dropped_full;
+                t.unanswered += c.unanswered;
+                t
+            })
+    }
+
+    /// What the clients there now counted, summed.
+    pub fn client_totals(&self) -> ClientStats {
+        self.clients
+            .iter()
+            .fold(ClientStats::default(), |mut t, (_, c)| {
+                let (c, _) = &c.client_counts;
+                t.sent += c.sent;
+                t.replies += c.replies;
+                t.late += c.late;
+                t.retried += c.retried;
+                t
+            })
+    }
+}
+
+/// Whether a live process holds `ring`'s consumer role.
+fn holds(ring: &SegmentInfo) -> bool {
+    ring.consumer.is_some_and(|c| c.alive)
+}
+
+/// Look at request-reply service `name`: its lanes and its clients' reply
+/// rings (see [`ServiceInfo`]). [`Error::NotFound`] if it has no lane 0;
+/// a lane or reply ring that cannot be read is left out.
+pub fn inspect_service(name: &str) -> Result<ServiceInfo> {
+    let first = inspect(name)?;
+    if first.kind != RingKind::Bytes {
+        return Err(Error::KindMismatch {
+            name: name.to_owned(),
+            found: first.kind.to_string(),
+            expected: RingKind::Bytes,
+        });
+    }
+    let mut info = ServiceInfo {
+        name: name.to_owned(),
+        lanes: vec![(0, first)],
+        clients: Vec::new(),
+    };
+    let reply_prefix = reply_ring_name(name, 0);
+    let reply_prefix = &reply_prefix[..reply_prefix.len() - 16];
+    for (listed, seen) in list()? {
+        let Ok(seen) = seen else { continue };
+        if let Some(id) = listed
+            .strip_prefix(reply_prefix)
+            .filter(|hex| hex.len() == 16)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        {
+            info.clients.push((id, seen));
+        } else if let Some(lane) =
+            (1..MAX_SERVERS).find(|&lane| listed == lane_ring_name(name, lane))
+        {
+            info.lanes.push((lane, seen));
+        }
+    }
+    info.lanes.sort_by_key(|(lane, _)| *lane);
+    info.clients.sort_by_key(|(id, _)| *id);
+    Ok(info)
 }

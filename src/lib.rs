@@ -255,7 +255,8 @@ pub use error::{Error, Full, Overrun, PushTimeout, RecvError, Result, SendError}
 pub use format::header::model as header_model;
 pub use format::header::offsets as header_offsets;
 pub use inspect::{
-    inspect, inspect_with, list, remove, remove_if_stale, SegmentInfo, SideCounters, SubscriberInfo,
+    inspect, inspect_service, inspect_with, list, remove, remove_if_stale, SegmentInfo,
+    ServiceInfo, SideCounters, SubscriberInfo,
 };
 pub use kind::{InvalidSchema, RingKind, Role, Schema, TypeLayout, SCHEMA_NAME_LEN};
 pub use lifecycle::options::{CreateOptions, OpenOptions};

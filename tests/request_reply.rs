@@ -799,3 +799,63 @@ fn a_typed_service_refuses_other_types_with_errors_naming_both() {
         })
     ));
 }
+
+/// What operators see (`shmring::inspect_service`, which `shmring stat`
+/// and the metrics show): servers by lane, clients alive and dead, what
+/// each side counted, requests outstanding; a lane's counts go on from
+/// its last server's when another takes it.
+#[test]
+fn operators_see_servers_clients_counts_and_outstanding_requests() {
+    let name = unique_name("rr-inspect");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut first = service.server().unwrap();
+    let mut asker = spawn("ask-and-die", &name);
+    let dead = u64::from_str_radix(&asker.first_line(), 16).unwrap();
+    asker.wait_success(PATIENCE);
+    let mut client = service.client(1 << 16).unwrap();
+    let given_up = client.send_timeout(b"given up", PATIENCE).unwrap();
+    client.cancel(given_up);
+    let waited_for = client.send_timeout(b"waited for", PATIENCE).unwrap();
+    let info = shmring::inspect_service(&name).unwrap();
+    assert_eq!((info.servers(), info.lanes.len()), (1, 1));
+    let ids: Vec<u64> = info.clients.iter().map(|(id, _)| *id).collect();
+    let mut want = vec![dead, client.id()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(info.dead_clients(), 1);
+    // The live client's: the dead one's does not count.
+    assert_eq!(info.outstanding(), 1);
+    assert_eq!(info.client_totals().sent, 3);
+    assert!(info.lanes[0].1.fill() > 0);
+    // The first server answers the dead client (dropped), then goes; the
+    // next on lane 0 answers the rest, its counts added to the first's.
+    first
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .reply_last(b"x")
+        .unwrap();
+    drop(first);
+    let mut again = service.server().unwrap();
+    assert_eq!(again.lane(), 0);
+    for _ in 0..2 {
+        again
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .reply_last(b"y")
+            .unwrap();
+    }
+    assert_eq!(client.recv_timeout(PATIENCE).unwrap().id(), waited_for);
+    let _second = service.server().unwrap();
+    let info = shmring::inspect_service(&name).unwrap();
+    assert_eq!((info.servers(), info.lanes.len()), (2, 2));
+    assert_eq!((info.clients.len(), info.dead_clients()), (1, 0));
+    assert_eq!(info.outstanding(), 0);
+    let (counts, _) = info.clients[0].1.client_counts;
+    assert_eq!((counts.sent, counts.replies, counts.late), (2, 1, 1));
+    let lane = info.lanes[0].1.server_counts;
+    assert_eq!(
+        (lane.requests, lane.replies, lane.to_dead_clients),
+        (3, 2, 1)
+    );
+}

@@ -244,6 +244,56 @@ fn table(i: &SegmentInfo) -> String {
     s
 }
 
+/// A request-reply service's lines under its ring's table.
+fn service_table(v: &view::ServiceView) -> String {
+    let mut s = String::new();
+    let lanes: Vec<String> = v
+        .lanes
+        .iter()
+        .map(|l| {
+            let server = match l.server {
+                Some(h) if h.alive => format!("server pid {}", h.pid),
+                Some(h) => format!("server pid {} (dead)", h.pid),
+                None => "no server".into(),
+            };
+            format!(
+                "lane {} ({}): {server}, {} bytes waiting, {} requests, {} replies",
+                l.lane, l.ring, l.waiting_bytes, l.requests, l.replies
+            )
+        })
+        .collect();
+    let rows = [
+        (
+            "service",
+            format!(
+                "{} servers, {} clients ({} dead), {} requests outstanding",
+                v.servers, v.clients, v.dead_clients, v.outstanding
+            ),
+        ),
+        (
+            "served",
+            format!(
+                "{} requests, {} replies, {} unanswered; replies dropped: {} to dead clients, {} ring full",
+                v.requests, v.replies, v.unanswered, v.dropped_to_dead_clients, v.dropped_full
+            ),
+        ),
+        (
+            "clients",
+            format!(
+                "sent {}, replies {}, late {}, sent again {} (the clients there now)",
+                v.client_sent, v.client_replies, v.client_late, v.client_retried
+            ),
+        ),
+    ];
+    for (k, val) in rows {
+        let _ = writeln!(s, "  {k:<14} {val}");
+    }
+    for lane in lanes {
+        let _ = writeln!(s, "  {:<14} {lane}", "");
+    }
+    s
+}
+
 /// `shmring stat`.
 pub fn stat(args: &StatArgs) -> Res<()> {
     if args.prometheus {
@@ -262,10 +312,19 @@ pub fn stat(args: &StatArgs) -> Res<()> {
                 Some(remedy) => format!("{e}\n{remedy}").into(),
                 None => Box::<dyn std::error::Error>::from(e),
             })?;
+        let service = match info.kind {
+            shmring::RingKind::Bytes => view::service(&args.name),
+            _ => None,
+        };
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&RingView::from(&info))?);
+            let mut view = RingView::from(&info);
+            view.service = service;
+            println!("{}", serde_json::to_string_pretty(&view)?);
         } else {
             print!("{}", table(&info));
+            if let Some(service) = &service {
+                print!("{}", service_table(service));
+            }
         }
         return Ok(());
     }

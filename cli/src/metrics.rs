@@ -26,7 +26,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::view::{self, CountersView, Listed, RingView, SubscriberView};
+use crate::view::{self, CountersView, Listed, RingView, ServiceView, SubscriberView};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -102,6 +102,8 @@ pub struct ServeArgs {
 #[derive(Debug)]
 struct Rings {
     rings: Vec<RingView>,
+    /// The request-reply services among them.
+    services: Vec<ServiceView>,
     unreadable: u64,
 }
 
@@ -435,6 +437,89 @@ impl Collector for Rings {
             ins(|b| b.dropped_full),
             Counter,
         )?;
+        // Request-reply services: one sample per service.
+        let per_service = |f: fn(&ServiceView) -> u64| -> Vec<(Labels, u64)> {
+            self.services
+                .iter()
+                .map(|s| (vec![("service", s.name.clone())], f(s)))
+                .collect()
+        };
+        family(
+            e,
+            "shmring_service_requests",
+            "Request-reply services: requests their servers received (summed over lanes; a lane's servers count on from the last).",
+            None,
+            counters(per_service(|s| s.requests)),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_service_replies",
+            "Request-reply services: replies their servers wrote.",
+            None,
+            counters(per_service(|s| s.replies)),
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_service_unanswered",
+            "Request-reply services: requests a server let go without a last reply (answered NoReply).",
+            None,
+            counters(per_service(|s| s.unanswered)),
+            Counter,
+        )?;
+        let dropped = self.services.iter().flat_map(|s| {
+            [
+                ("dead_client", s.dropped_to_dead_clients),
+                ("ring_full", s.dropped_full),
+            ]
+            .map(|(reason, n)| {
+                let labels = vec![("service", s.name.clone()), ("reason", reason.to_owned())];
+                (labels, counter(n))
+            })
+        });
+        family(
+            e,
+            "shmring_service_dropped_replies",
+            "Request-reply services: replies their servers dropped, their client dead or its ring full.",
+            None,
+            dropped,
+            Counter,
+        )?;
+        family(
+            e,
+            "shmring_service_outstanding",
+            "Request-reply services: requests their live clients wait for.",
+            None,
+            gauges(per_service(|s| s.outstanding)),
+            Gauge,
+        )?;
+        family(
+            e,
+            "shmring_service_servers",
+            "Request-reply services: lanes whose server lives.",
+            None,
+            gauges(per_service(|s| s.servers as u64)),
+            Gauge,
+        )?;
+        let clients = self.services.iter().flat_map(|s| {
+            [
+                ("alive", s.clients - s.dead_clients),
+                ("dead", s.dead_clients),
+            ]
+            .map(|(state, n)| {
+                let labels = vec![("service", s.name.clone()), ("state", state.to_owned())];
+                (labels, gauge(n as u64))
+            })
+        });
+        family(
+            e,
+            "shmring_service_clients",
+            "Request-reply services: clients whose reply ring is there, by whether their process lives.",
+            None,
+            clients,
+            Gauge,
+        )?;
         family(
             e,
             "shmring_unreadable_segments",
@@ -463,8 +548,21 @@ pub fn render(names: &[String], format: Format) -> Res<String> {
             rings.push(RingView::from(&shmring::inspect(name)?));
         }
     }
+    let services = if names.is_empty() {
+        view::services(&rings)
+    } else {
+        rings
+            .iter()
+            .filter(|r| r.kind == "bytes")
+            .filter_map(|r| view::service(&r.name))
+            .collect()
+    };
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Rings { rings, unreadable }));
+    registry.register_collector(Box::new(Rings {
+        rings,
+        services,
+        unreadable,
+    }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(match format {

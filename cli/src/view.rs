@@ -58,6 +58,10 @@ pub struct RingView {
     /// The shmring-bridge writing Zenoh samples into this ring, if any
     /// (/dev/shm/NAME.bridge-in, or where its locator says).
     pub bridge_in: Option<BridgeInView>,
+    /// The request-reply service this ring names, if it is one (`stat`
+    /// only: finding one looks at every segment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceView>,
 }
 
 /// One subscriber of a broadcast ring.
@@ -274,6 +278,7 @@ impl From<&SegmentInfo> for RingView {
             subscribers: i.subscribers.iter().map(SubscriberView::from).collect(),
             bridge_out,
             bridge_in,
+            service: None,
         }
     }
 }
@@ -331,4 +336,106 @@ pub fn user_name(uid: u32) -> String {
         .ok()
         .flatten()
         .map_or_else(|| uid.to_string(), |u| u.name)
+}
+
+/// A request-reply service (`shmring::request_reply`), at one moment: its
+/// lanes and servers, its clients, and what each side counted.
+#[derive(Serialize, Debug, Clone)]
+pub struct ServiceView {
+    pub name: String,
+    /// Lanes whose server lives.
+    pub servers: usize,
+    pub lanes: Vec<LaneView>,
+    /// Clients whose reply ring is there now, and of those, the ones
+    /// whose process is gone (their rings go when a server next writes
+    /// to them, or sweeps).
+    pub clients: usize,
+    pub dead_clients: usize,
+    /// Requests that live clients wait for.
+    pub outstanding: u64,
+    /// Summed over lanes; each lane's servers count on from the last.
+    pub requests: u64,
+    pub replies: u64,
+    pub unanswered: u64,
+    pub dropped_to_dead_clients: u64,
+    pub dropped_full: u64,
+    /// Summed over the clients there now (a client that went took its
+    /// counts).
+    pub client_sent: u64,
+    pub client_replies: u64,
+    pub client_late: u64,
+    pub client_retried: u64,
+}
+
+/// One lane of a service: its request ring's server and counts.
+#[derive(Serialize, Debug, Clone)]
+pub struct LaneView {
+    pub lane: usize,
+    pub ring: String,
+    pub server: Option<HolderView>,
+    /// Bytes of requests waiting.
+    pub waiting_bytes: u64,
+    pub requests: u64,
+    pub replies: u64,
+}
+
+/// Service `name`, if it is one: a byte ring with clients, lanes after
+/// it, or requests served.
+pub fn service(name: &str) -> Option<ServiceView> {
+    let info = shmring::inspect_service(name).ok()?;
+    let servers = info.server_totals();
+    if info.clients.is_empty() && info.lanes.len() < 2 && servers.requests == 0 {
+        return None;
+    }
+    let clients = info.client_totals();
+    Some(ServiceView {
+        name: info.name.clone(),
+        servers: info.servers(),
+        lanes: info
+            .lanes
+            .iter()
+            .map(|(lane, ring)| LaneView {
+                lane: *lane,
+                ring: ring.name.clone(),
+                server: ring.consumer.map(HolderView::from),
+                waiting_bytes: ring.fill(),
+                requests: ring.server_counts.requests,
+                replies: ring.server_counts.replies,
+            })
+            .collect(),
+        clients: info.clients.len(),
+        dead_clients: info.dead_clients(),
+        outstanding: info.outstanding(),
+        requests: servers.requests,
+        replies: servers.replies,
+        unanswered: servers.unanswered,
+        dropped_to_dead_clients: servers.to_dead_clients,
+        dropped_full: servers.dropped_full,
+        client_sent: clients.sent,
+        client_replies: clients.replies,
+        client_late: clients.late,
+        client_retried: clients.retried,
+    })
+}
+
+/// The services among `rings`: the names their lanes after lane 0 and
+/// their clients' reply rings point to (a service with neither now, one
+/// server and no client, has nothing to show).
+pub fn services(rings: &[RingView]) -> Vec<ServiceView> {
+    let names: std::collections::BTreeSet<&str> = rings
+        .iter()
+        .filter(|r| r.kind == "bytes")
+        .filter_map(|r| {
+            let reply = r
+                .name
+                .rsplit_once(".reply-")
+                .filter(|(_, id)| id.len() == 16 && u64::from_str_radix(id, 16).is_ok());
+            let lane = r
+                .name
+                .rsplit_once(".lane-")
+                .filter(|(_, n)| n.parse::<usize>().is_ok());
+            reply.or(lane).map(|(service, _)| service)
+        })
+        .collect();
+    names.into_iter().filter_map(service).collect()
 }

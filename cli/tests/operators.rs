@@ -1004,3 +1004,53 @@ fn stat_and_metrics_show_each_broadcast_subscriber() {
     let listed = text(&shmring(&["ls"]).stdout);
     assert!(listed.contains(&name), "{listed}");
 }
+
+/// A request-reply service in `stat` (table and JSON) and the metrics:
+/// servers by lane, clients alive and dead, requests outstanding, what
+/// the servers counted.
+#[test]
+fn stat_and_metrics_show_a_request_reply_service() {
+    use shmring::request_reply::Service;
+    let name = unique_name("rr-stat");
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let (mut first, _second) = (service.server().unwrap(), service.server().unwrap());
+    let mut client = service.client(4096).unwrap();
+    let wait = Duration::from_secs(5);
+    // Three requests: lane 0 gets the first two (idle servers take turns:
+    // 0, 1, then the shorter queue), lane 0 answers one.
+    for payload in [&b"a"[..], b"b", b"c"] {
+        client.send_timeout(payload, wait).unwrap();
+    }
+    first.recv_timeout(wait).unwrap().reply_last(b"A").unwrap();
+    let table = text(&shmring(&["stat", &name]).stdout);
+    assert!(
+        table.contains("2 servers, 1 clients (0 dead), 3 requests outstanding")
+            && table.contains("1 requests, 1 replies, 0 unanswered"),
+        "{table}"
+    );
+    let json: Value = serde_json::from_slice(&shmring(&["stat", &name, "--json"]).stdout).unwrap();
+    assert_eq!(json["service"]["servers"], 2, "{json}");
+    assert_eq!(json["service"]["lanes"][1]["lane"], 1, "{json}");
+    assert_eq!(json["service"]["client_sent"], 3, "{json}");
+    let scrape = parse(&text(&shmring(&["metrics"]).stdout));
+    let sample = |metric: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("service") == Some(name.as_str()))
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(
+        sample("shmring_service_outstanding"),
+        Some(prometheus_parse::Value::Gauge(3.0))
+    );
+    // The parser reads an OpenMetrics counter's `_total` sample untyped.
+    assert_eq!(
+        sample("shmring_service_requests_total"),
+        Some(prometheus_parse::Value::Untyped(1.0))
+    );
+    assert_eq!(
+        sample("shmring_service_servers"),
+        Some(prometheus_parse::Value::Gauge(2.0))
+    );
+}

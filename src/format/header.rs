@@ -124,6 +124,42 @@ pub(crate) struct SideStats {
     /// Roles taken over from, and claim records reclaimed from, dead
     /// handles of this side.
     pub(crate) takeovers: Counter,
+    /// What a request-reply service counts on this ring, for operators
+    /// (`services/request_reply.rs`); zero on other rings. In what was
+    /// the line's padding (zero in every ring, ignored by builds before
+    /// it): no format change.
+    pub(crate) service: ServiceCounters,
+}
+
+/// A request-reply service's counters in one of its rings' consumer line:
+/// a lane's server writes `server`, a reply ring's client writes `client`
+/// (each its own ring's consumer: one writer, with plain stores of its
+/// own counts). Relaxed; for `stat`/`metrics`.
+#[repr(C)]
+pub(crate) struct ServiceCounters {
+    pub(crate) server: ServerCounters,
+    pub(crate) client: ClientCounters,
+}
+
+/// A server's counts (as `request_reply::ServerStats` names them).
+#[repr(C)]
+pub(crate) struct ServerCounters {
+    pub(crate) requests: Counter,
+    pub(crate) replies: Counter,
+    pub(crate) to_dead_clients: Counter,
+    pub(crate) dropped_full: Counter,
+    pub(crate) unanswered: Counter,
+}
+
+/// A client's counts (as `request_reply::ClientStats` names them), and
+/// how many requests it waits for.
+#[repr(C)]
+pub(crate) struct ClientCounters {
+    pub(crate) sent: Counter,
+    pub(crate) replies: Counter,
+    pub(crate) late: Counter,
+    pub(crate) retried: Counter,
+    pub(crate) outstanding: Counter,
 }
 
 /// The segment header. Each group of fields written by a different party
@@ -186,7 +222,9 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Meta, flags), 120);
     const_assert_eq!(size_of::<Meta>(), 128);
     const_assert_eq!(size_of::<Event>(), 32);
-    const_assert_eq!(size_of::<SideStats>(), 24);
+    const_assert_eq!(size_of::<SideStats>(), 104);
+    const_assert_eq!(offset_of!(SideStats, service), 24);
+    const_assert_eq!(offset_of!(ServiceCounters, client), 40);
     const_assert_eq!(std::mem::align_of::<Header>(), 128);
     const_assert_eq!(offset_of!(Header, meta), 0);
     const_assert_eq!(offset_of!(Header, producer_role), 128);
@@ -558,6 +596,15 @@ pub mod offsets {
         size_of::<crate::peers::claims::ClaimTable>() / crate::peers::claims::CLAIM_RECORDS;
     /// Size of the header.
     pub const HEADER_LEN: usize = size_of::<Header>();
+    /// Offset of a request-reply server's five counters (u64s: requests,
+    /// replies, dropped for a dead client, dropped for a full ring,
+    /// unanswered), in a lane's header.
+    pub const SERVICE_SERVER: usize =
+        offset_of!(Header, consumer_stats) + offset_of!(SideStats, service);
+    /// Offset of a request-reply client's five counters (u64s: sent,
+    /// replies, late, sent again, outstanding), in its reply ring's
+    /// header.
+    pub const SERVICE_CLIENT: usize = SERVICE_SERVER + offset_of!(ServiceCounters, client);
 }
 
 #[cfg(shmring_loom)]
@@ -571,6 +618,22 @@ impl Header {
                 blocked: Counter::new(0),
                 timeouts: Counter::new(0),
                 takeovers: Counter::new(0),
+                service: ServiceCounters {
+                    server: ServerCounters {
+                        requests: Counter::new(0),
+                        replies: Counter::new(0),
+                        to_dead_clients: Counter::new(0),
+                        dropped_full: Counter::new(0),
+                        unanswered: Counter::new(0),
+                    },
+                    client: ClientCounters {
+                        sent: Counter::new(0),
+                        replies: Counter::new(0),
+                        late: Counter::new(0),
+                        retried: Counter::new(0),
+                        outstanding: Counter::new(0),
+                    },
+                },
             })
         };
         let event = || {

@@ -240,6 +240,14 @@ impl<F: Flavor> Ring<F> {
     fn from(mem: F::Memory) -> Self {
         Ring { mem: Arc::new(mem) }
     }
+
+    /// Another handle to the same mapping (the segment is left when the
+    /// last goes).
+    pub(crate) fn handle(&self) -> Self {
+        Ring {
+            mem: Arc::clone(&self.mem),
+        }
+    }
 }
 
 impl<F: Flavor> std::fmt::Debug for Ring<F> {

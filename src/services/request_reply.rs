@@ -123,6 +123,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, RecvError, SendError};
@@ -548,14 +549,12 @@ impl Service {
     pub fn server(&self) -> Result<Server, Error> {
         let mut taken = None;
         for lane in 0..MAX_SERVERS {
-            let opened;
             let ring = if lane == 0 {
-                &self.requests
+                self.requests.handle()
             } else {
                 let name = lane_ring_name(self.name(), lane);
                 let opts = typed(self.types.request);
-                opened = ByteRing::open_or_create_with(&name, self.requests.capacity(), &opts)?;
-                &opened
+                ByteRing::open_or_create_with(&name, self.requests.capacity(), &opts)?
             };
             match ring.consumer() {
                 Ok(rx) => {
@@ -563,6 +562,8 @@ impl Service {
                         rx,
                         lane,
                         replies: Replies {
+                            base: published(&ring),
+                            lane: ring,
                             service: self.name().to_owned(),
                             reply_type: self.types.reply,
                             open: HashMap::default(),
@@ -593,7 +594,7 @@ impl Service {
             service: self.name().to_owned(),
             id,
             rx: ring.consumer()?,
-            _reply_ring: ring,
+            reply_ring: ring,
             request_type: self.types.request,
             lanes: vec![Lane::open(self.name(), self.types.request)?],
             turn: 0,
@@ -658,7 +659,7 @@ pub struct Client {
     service: String,
     id: u64,
     rx: ByteConsumer,
-    _reply_ring: ByteRing,
+    reply_ring: ByteRing,
     /// The request rings it knows, by lane.
     lanes: Vec<Lane>,
     /// A typed service's request type.
@@ -935,6 +936,7 @@ impl Client {
             },
         );
         self.stats.sent += 1;
+        publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
         Ok(wire)
     }
 
@@ -991,6 +993,8 @@ impl Client {
             // Given up (a timeout, a gone server, a bad reply): a late
             // reply is dropped, and counted, and the next call may start.
             self.cancel(id);
+        } else if found.is_err() {
+            publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
         }
         let (flags, wire) = found?;
         self.lend(flags, wire, give_up)
@@ -1118,6 +1122,7 @@ impl Client {
         };
         self.outstanding.insert(new, pending);
         self.stats.retried += 1;
+        publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
         true
     }
 
@@ -1146,6 +1151,7 @@ impl Client {
                 if let Some(id) = give_up {
                     self.outstanding.retain(|_, p| p.id != id);
                 }
+                publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
                 return Err(e);
             }
         };
@@ -1158,6 +1164,7 @@ impl Client {
                 p.id
             })
         };
+        publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
         if flags & FAILED != 0 {
             let code = msg
                 .get(REPLY_HEADER..REPLY_HEADER + 4)
@@ -1227,6 +1234,7 @@ impl Client {
         } else {
             self.outstanding.retain(|_, p| p.id != id);
         }
+        publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
     }
 
     /// How many requests it waits for.
@@ -1332,6 +1340,11 @@ pub struct ServerStats {
 /// The reply side of a server: its clients' rings, opened as needed.
 #[derive(Debug)]
 struct Replies {
+    /// The lane it serves, whose header shows its counters.
+    lane: ByteRing,
+    /// What the lane's servers before it counted: its header shows the
+    /// sums, which only grow.
+    base: ServerStats,
     service: String,
     /// A typed service's reply type: each client's ring must hold it.
     reply_type: Option<TypeLayout>,
@@ -1374,6 +1387,37 @@ impl Replies {
     /// Write a reply to client `client`'s request `id`; dropped and
     /// counted if the client is gone or its ring stays full.
     fn send(&mut self, client: u64, id: u64, flags: u32, payload: &[u8]) -> Result<(), CallError> {
+        let sent = self.send_inner(client, id, flags, payload);
+        self.publish();
+        sent
+    }
+
+    /// Show its counters in its lane's header, for operators (added to
+    /// its predecessors').
+    fn publish(&self) {
+        let shared = &self.lane.service_counters().server;
+        let (s, b) = (&self.stats, &self.base);
+        for (counter, value) in [
+            (&shared.requests, b.requests + s.requests),
+            (&shared.replies, b.replies + s.replies),
+            (
+                &shared.to_dead_clients,
+                b.to_dead_clients + s.to_dead_clients,
+            ),
+            (&shared.dropped_full, b.dropped_full + s.dropped_full),
+            (&shared.unanswered, b.unanswered + s.unanswered),
+        ] {
+            counter.store(value, Relaxed);
+        }
+    }
+
+    fn send_inner(
+        &mut self,
+        client: u64,
+        id: u64,
+        flags: u32,
+        payload: &[u8],
+    ) -> Result<(), CallError> {
         let wait = self.wait;
         let Some(open) = self.client(client)? else {
             self.stats.to_dead_clients += 1;
@@ -1474,6 +1518,32 @@ fn reply(
         grant[8..16].copy_from_slice(&id.to_le_bytes());
         grant[REPLY_HEADER..].copy_from_slice(payload);
         grant.commit();
+    }
+}
+
+/// The server counters lane `ring`'s header shows.
+fn published(ring: &ByteRing) -> ServerStats {
+    let c = &ring.service_counters().server;
+    ServerStats {
+        requests: c.requests.load(Relaxed),
+        replies: c.replies.load(Relaxed),
+        to_dead_clients: c.to_dead_clients.load(Relaxed),
+        dropped_full: c.dropped_full.load(Relaxed),
+        unanswered: c.unanswered.load(Relaxed),
+    }
+}
+
+/// Show a client's counters in its reply ring's header, for operators.
+fn publish_client(ring: &ByteRing, s: &ClientStats, outstanding: usize) {
+    let shared = &ring.service_counters().client;
+    for (counter, value) in [
+        (&shared.sent, s.sent),
+        (&shared.replies, s.replies),
+        (&shared.late, s.late),
+        (&shared.retried, s.retried),
+        (&shared.outstanding, outstanding as u64),
+    ] {
+        counter.store(value, Relaxed);
     }
 }
 
@@ -1639,6 +1709,7 @@ impl Server {
             });
         };
         self.replies.stats.requests += 1;
+        self.replies.publish();
         if self.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
             self.replies.sweep();
         }

@@ -270,6 +270,12 @@ impl ByteRing {
     pub(crate) fn consumer_word(&self) -> u64 {
         self.mem.header().consumer_role.load(Ordering::Relaxed)
     }
+
+    /// The request-reply counters in its consumer line (see
+    /// `format/header.rs`), which a service's server or client keeps.
+    pub(crate) fn service_counters(&self) -> &crate::format::header::ServiceCounters {
+        &self.mem.header().consumer_stats.service
+    }
 }
 
 /// Whether a live handle holds the consumer role of `rec`'s ring.
