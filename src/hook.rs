@@ -135,6 +135,12 @@ impl WakeWord {
         barrier::heavy()
     }
 
+    /// Wake whoever sleeps on the word, as a notifier does (a look that
+    /// found something for the waiting task other than a message).
+    pub(crate) fn wake(&self) {
+        crate::wait::wake(self.event());
+    }
+
     /// The armed sleeper is gone (woken, or no longer waiting).
     pub fn disarm(&self) {
         self.event().sleepers.fetch_sub(1, Ordering::Relaxed);

@@ -6,7 +6,9 @@
 //! room reserved in place ([`AsyncProducer::reserve_with`]: a write chunk,
 //! an MPMC slot, a byte ring's grant);
 //! [`AsyncConsumer::recv_runs`] awaits batches of messages in place, for a
-//! forwarder (the Zenoh bridge's outbound side runs on it). Both are
+//! forwarder (the Zenoh bridge's outbound side runs on it);
+//! [`AsyncClient`] awaits a request-reply client's replies, and is woken
+//! too when a server it waits on dies. All are
 //! plain futures over the blocking library's handles: no runtime is
 //! pulled in, a ring with data is read at the cost of a `try_pop`, and a
 //! ring producer pays nothing for a consumer that awaits unless it is
@@ -139,11 +141,13 @@
 //!   one), leaves a task waiting: bound every await with the executor's
 //!   timeout, as every blocking call takes one.
 
+mod client;
 mod reactor;
 mod receiver;
 mod sender;
 mod sync;
 
+pub use client::{AsyncClient, RecvReply};
 pub use reactor::{Reactor, Stats};
 pub use receiver::{AsyncConsumer, Own, Receive, Recv, RecvRuns, RecvWith};
 pub use sender::{AsyncProducer, Refused, Reserve, ReserveWith, SendWith, Sending, Transmit};

@@ -61,6 +61,13 @@
 //! - A client's wait ends at its timeout whatever arrives (late replies
 //!   do not stretch it); a call that fails in any way gives its request
 //!   up, so the next call may start.
+//! - **Awaited** (`shmring-async`'s `AsyncClient`): the task parks on the
+//!   reply ring's word like any consumer's. The client keeps, in memory a
+//!   waiter thread can read, which lanes it waits on; the waiter's looks
+//!   for dead peers (100 to 800 ms apart while the task waits) also ask
+//!   whether those lanes' servers live, and wake the task if one died. A
+//!   lane with no server's word at all is seen at the task's next look,
+//!   without the kernel.
 //!
 //! # Failures
 //!
@@ -123,7 +130,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, RecvError, SendError};
@@ -596,12 +604,13 @@ impl Service {
             rx: ring.consumer()?,
             reply_ring: ring,
             request_type: self.types.request,
-            lanes: vec![Lane::open(self.name(), self.types.request)?],
+            lanes: Vec::new(),
             turn: 0,
             next: 1,
-            outstanding: HashMap::default(),
+            outstanding: Outstanding::default(),
             stats: ClientStats::default(),
         };
+        client.add_lane(Lane::open(client.service.as_str(), client.request_type)?);
         client.look_for_lanes();
         Ok(client)
     }
@@ -669,7 +678,7 @@ pub struct Client {
     /// The next request's number on the wire.
     next: u64,
     /// Requests it waits for, by their number on the wire.
-    outstanding: HashMap<u64, Pending, Ids>,
+    outstanding: Outstanding,
     stats: ClientStats,
 }
 
@@ -728,6 +737,119 @@ struct Pending {
     answered: bool,
 }
 
+/// The requests a client waits for, by number on the wire, and how many
+/// on each lane, which its [`Watch`] shows.
+#[derive(Default)]
+struct Outstanding {
+    map: HashMap<u64, Pending, Ids>,
+    per_lane: [u32; MAX_SERVERS],
+    watch: Arc<Watch>,
+}
+
+impl Outstanding {
+    fn insert(&mut self, wire: u64, pending: Pending) {
+        let lane = pending.lane;
+        if let Some(old) = self.map.insert(wire, pending) {
+            self.uncount(old.lane);
+        }
+        self.per_lane[lane] += 1;
+        if self.per_lane[lane] == 1 {
+            self.watch.set_waiting(lane, true);
+        }
+    }
+
+    fn remove(&mut self, wire: &u64) -> Option<Pending> {
+        let p = self.map.remove(wire)?;
+        self.uncount(p.lane);
+        Some(p)
+    }
+
+    /// Remove the request its sender knows as `id` (sent again, it is
+    /// under another number on the wire).
+    fn remove_id(&mut self, id: u64) {
+        if self.map.get(&id).is_some_and(|p| p.id == id) {
+            self.remove(&id);
+        } else if let Some(wire) = self.map.iter().find(|(_, p)| p.id == id).map(|(w, _)| *w) {
+            self.remove(&wire);
+        }
+    }
+
+    fn uncount(&mut self, lane: usize) {
+        self.per_lane[lane] -= 1;
+        if self.per_lane[lane] == 0 {
+            self.watch.set_waiting(lane, false);
+        }
+    }
+
+    fn get(&self, wire: &u64) -> Option<&Pending> {
+        self.map.get(wire)
+    }
+
+    fn get_mut(&mut self, wire: &u64) -> Option<&mut Pending> {
+        self.map.get_mut(wire)
+    }
+
+    fn contains_key(&self, wire: &u64) -> bool {
+        self.map.contains_key(wire)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Pending> {
+        self.map.values()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Pending)> {
+        self.map.iter()
+    }
+}
+
+/// What a waiter thread (`shmring-async`'s) looks at while a client's
+/// task is parked, to wake it if a server it waits on died: the lanes,
+/// and which of them hold requests it waits for.
+#[derive(Default)]
+struct Watch {
+    lanes: Mutex<Vec<ByteRing>>,
+    /// A bit per lane that holds requests the client waits for.
+    waiting: AtomicU32,
+    /// Set when the waiter found such a lane without a server (and woke
+    /// the task): its next look asks the kernel.
+    suspect: AtomicBool,
+}
+
+impl Watch {
+    /// Note whether the client waits on `lane`. A load and a store, no
+    /// read-modify-write: the client is the one writer.
+    fn set_waiting(&self, lane: usize, waiting: bool) {
+        let bits = self.waiting.load(Relaxed);
+        let bits = if waiting {
+            bits | 1 << lane
+        } else {
+            bits & !(1 << lane)
+        };
+        self.waiting.store(bits, Relaxed);
+    }
+
+    /// Whether a lane the client waits on has no live server.
+    fn any_dead(&self) -> bool {
+        let waiting = self.waiting.load(Relaxed);
+        waiting != 0
+            && self
+                .lanes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .enumerate()
+                .any(|(i, ring)| waiting & (1 << i) != 0 && !ring.has_consumer())
+    }
+}
+
 /// Every this many requests, a client looks for lanes opened since it
 /// last looked (and whenever none of those it knows has a server).
 const LOOK_FOR_LANES_EVERY: u64 = 1024;
@@ -758,6 +880,14 @@ impl Client {
         }
     }
 
+    fn add_lane(&mut self, lane: Lane) {
+        let watch = &self.outstanding.watch;
+        let mut watched = watch.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        watched.push(lane.ring.handle());
+        drop(watched);
+        self.lanes.push(lane);
+    }
+
     /// Open the lanes opened since it last looked (up to the first that
     /// does not exist).
     fn look_for_lanes(&mut self) {
@@ -767,7 +897,7 @@ impl Client {
             match Lane::open(&name, self.request_type) {
                 Ok(mut lane) => {
                     lane.tx.set_wait_strategy(strategy);
-                    self.lanes.push(lane);
+                    self.add_lane(lane);
                 }
                 // Not there (or not to be had now): looked for again later.
                 Err(_) => break,
@@ -1000,6 +1130,139 @@ impl Client {
         self.lend(flags, wire, give_up)
     }
 
+    /// The next reply to a request this client waits for, in place, if
+    /// one is there now; replies to requests it no longer waits for are
+    /// dropped and counted on the way. Never waits, and asks the kernel
+    /// nothing (see [`check_servers`](Self::check_servers)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::request_reply::Service;
+    /// # let name = format!("shmring-doc-rr-try-recv-{}", std::process::id());
+    /// let service = Service::open_or_create(&name, 4096)?;
+    /// let (mut server, mut client) = (service.server()?, service.client(4096)?);
+    /// let id = client.send_timeout(b"now?", Duration::ZERO)?;
+    /// assert!(client.try_recv()?.is_none());
+    /// server.recv_timeout(Duration::ZERO)?.reply_last(b"now")?;
+    /// assert_eq!(client.try_recv()?.map(|r| r.id()), Some(id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<Option<Reply<'_>>, CallError> {
+        match self.look()? {
+            Some((flags, wire)) => self.lend(flags, wire, None).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a reply to a request this client waits for is there now
+    /// (left in place for [`try_recv`](Self::try_recv)); late ones are
+    /// dropped on the way. For `shmring-async`, whose look cannot lend.
+    #[doc(hidden)]
+    pub fn has_reply(&mut self) -> Result<bool, CallError> {
+        Ok(self.look()?.is_some())
+    }
+
+    /// Lend the reply [`has_reply`](Self::has_reply) found; on any
+    /// failure, give request `give_up` (a call's) up. For `shmring-async`.
+    #[doc(hidden)]
+    pub fn lend_found(&mut self, give_up: Option<u64>) -> Result<Reply<'_>, CallError> {
+        let found = match self.look() {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(CallError::Malformed {
+                service: self.service.clone(),
+                what: "reply (gone as it was lent)",
+                len: 0,
+            }),
+            Err(e) => Err(e),
+        };
+        if let (Err(_), Some(id)) = (&found, give_up) {
+            self.cancel(id);
+        }
+        let (flags, wire) = found?;
+        self.lend(flags, wire, give_up)
+    }
+
+    /// Its service's name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Ask the kernel whether the servers of the lanes it waits on live,
+    /// as a wait does after each 5 ms slice without a reply: idempotent
+    /// requests on a dead server's lane, not answered yet, go to a live
+    /// server; [`CallError::ServerGone`] if any other request waits on a
+    /// lane without one. For a caller that waits its own way.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::request_reply::{CallError, Service};
+    /// # let name = format!("shmring-doc-rr-check-{}", std::process::id());
+    /// let service = Service::open_or_create(&name, 4096)?;
+    /// let mut client = service.client(4096)?;
+    /// client.send_timeout(b"anyone?", Duration::ZERO)?;
+    /// assert!(matches!(client.check_servers(), Err(CallError::ServerGone { outstanding: 1, .. })));
+    /// let _server = service.server()?;
+    /// assert!(client.check_servers().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_servers(&mut self) -> Result<(), CallError> {
+        match self.mind_dead_servers(Duration::ZERO) {
+            0 => Ok(()),
+            stranded => Err(CallError::ServerGone {
+                service: self.service.clone(),
+                outstanding: stranded,
+            }),
+        }
+    }
+
+    /// Whether a server this client waits on may be gone, so that it is
+    /// time to [`check_servers`](Self::check_servers): a waiter thread
+    /// found one dead (and woke the task) since the last call, or a lane
+    /// it waits on has no server's word (none came, or it left). Asks the
+    /// kernel nothing. For `shmring-async`.
+    #[doc(hidden)]
+    pub fn take_suspicion(&self) -> bool {
+        let watch = &self.outstanding.watch;
+        let waiting = watch.waiting.load(Relaxed);
+        // Relaxed: the waiter stores it before it wakes the task, and the
+        // wake (waker, executor) orders the store before the task's poll.
+        watch.suspect.swap(false, Relaxed)
+            || self
+                .lanes
+                .iter()
+                .enumerate()
+                .any(|(i, lane)| waiting & (1 << i) != 0 && !lane.serving())
+    }
+
+    /// Drop late replies at the head of its ring; a wanted one, if there,
+    /// is kept there, and its flags and number returned.
+    fn look(&mut self) -> Result<Option<(u32, u64)>, CallError> {
+        let late = self.stats.late;
+        let found = loop {
+            let Some(msg) = self.rx.try_recv()? else {
+                break None;
+            };
+            match parse_reply(&msg) {
+                Some((flags, wire)) if self.outstanding.contains_key(&wire) => {
+                    msg.keep();
+                    break Some((flags, wire));
+                }
+                Some(_) => self.stats.late += 1,
+                None => {
+                    return Err(CallError::Malformed {
+                        service: self.service.clone(),
+                        what: "reply",
+                        len: msg.len(),
+                    })
+                }
+            }
+        };
+        if found.is_none() && self.stats.late != late {
+            publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
+        }
+        Ok(found)
+    }
+
     /// Wait up to `timeout` for a reply to a request this client waits
     /// for, dropping (and counting) the others; it is left at the ring's
     /// head, and its flags and number on the wire returned. A returned
@@ -1149,7 +1412,7 @@ impl Client {
                     Err(e) => e.into(),
                 };
                 if let Some(id) = give_up {
-                    self.outstanding.retain(|_, p| p.id != id);
+                    self.outstanding.remove_id(id);
                 }
                 publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
                 return Err(e);
@@ -1228,12 +1491,7 @@ impl Client {
     /// Stop waiting for request `id`: its replies, if any come, are
     /// dropped and counted as late.
     pub fn cancel(&mut self, id: u64) {
-        // Its number on the wire, unless it was sent again.
-        if self.outstanding.get(&id).is_some_and(|p| p.id == id) {
-            self.outstanding.remove(&id);
-        } else {
-            self.outstanding.retain(|_, p| p.id != id);
-        }
+        self.outstanding.remove_id(id);
         publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
     }
 
@@ -1254,6 +1512,24 @@ fn write_request_header(grant: &mut [u8], flags: u32, client: u64, wire: u64) {
     grant[4..8].copy_from_slice(&flags.to_le_bytes());
     grant[8..16].copy_from_slice(&client.to_le_bytes());
     grant[16..24].copy_from_slice(&wire.to_le_bytes());
+}
+
+/// A client's task waits on its reply ring's word; the waiter thread's
+/// looks (every 100 to 800 ms while it waits) also ask whether a server
+/// it waits on died, and wake the task if one did.
+impl crate::hook::Waitable for Client {
+    fn wake_word(&self) -> crate::hook::WakeWord {
+        let word = self.rx.wake_word();
+        let watch = Arc::clone(&self.outstanding.watch);
+        let woken = word.clone();
+        word.repairing(move || {
+            woken.repair();
+            if watch.any_dead() {
+                watch.suspect.store(true, Relaxed);
+                woken.wake();
+            }
+        })
+    }
 }
 
 /// A reply, in place in the client's reply ring (released when dropped).

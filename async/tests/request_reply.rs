@@ -1,0 +1,197 @@
+//! A request-reply client awaited: a reply wakes the task; a server that
+//! dies while the task is parked wakes it too (through the waiter
+//! thread's looks), with `ServerGone`, or, for an idempotent call, with
+//! the reply of another server. Each test's event happens by
+//! construction: a server goes only once the reactor shows the task
+//! armed.
+
+#[macro_use]
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::unique_name;
+use shmring::request_reply::{CallError, Service};
+use shmring_async::{AsyncClient, Reactor};
+
+/// Long enough to mean "hung"; never reached by a passing test.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// Removes every segment of service `name` (lanes after 0 included) when
+/// the test ends, passed or not.
+struct Sweep(String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().starts_with(&self.0) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Wait (bounded) until `reactor` has `n` tasks armed.
+fn await_armed(reactor: &Reactor, n: usize) {
+    let hung = Instant::now() + PATIENCE;
+    while reactor.stats().armed != n {
+        assert!(Instant::now() < hung, "hung: {:?}", reactor.stats());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A task awaiting a call parks; the server's reply wakes it, and each
+/// reply is its own call's.
+#[test]
+fn an_awaited_call_is_woken_by_its_reply() {
+    let name = unique_name("arr-call");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    let reactor = Reactor::new();
+    let mut client = AsyncClient::with_reactor(service.client(4096).unwrap(), &reactor);
+    let watcher = reactor.clone();
+    let served = std::thread::spawn(move || {
+        for _ in 0..3 {
+            // The task is parked before the request is answered.
+            await_armed(&watcher, 1);
+            let request = server.recv_timeout(PATIENCE).unwrap();
+            let echo = [request.payload(), b"!"].concat();
+            request.reply_last(&echo).unwrap();
+        }
+    });
+    runtime().block_on(async {
+        for i in 0..3u8 {
+            let reply = tokio::time::timeout(PATIENCE, client.call(&[i]))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(reply.payload(), [i, b'!']);
+        }
+    });
+    served.join().unwrap();
+    // Each reply came while its task was parked: a wake that did not
+    // come would have hung the call to its timeout.
+    assert_eq!(client.get_ref().outstanding(), 0);
+}
+
+/// The server goes while the task is parked on its reply: the waiter's
+/// look finds it gone and wakes the task, which ends with `ServerGone`
+/// (not at a timeout); with no server at all, the first look says so.
+#[test]
+fn a_server_that_goes_wakes_the_awaiting_task_with_server_gone() {
+    let name = unique_name("arr-gone");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let server = service.server().unwrap();
+    let reactor = Reactor::new();
+    let mut client = AsyncClient::with_reactor(service.client(4096).unwrap(), &reactor);
+    let watcher = reactor.clone();
+    let gone = std::thread::spawn(move || {
+        await_armed(&watcher, 1);
+        drop(server);
+    });
+    let rt = runtime();
+    let started = Instant::now();
+    let call = rt.block_on(async {
+        let call = tokio::time::timeout(PATIENCE, client.call(b"hello?")).await;
+        call.map(|r| r.map(|reply| reply.payload().to_vec()))
+    });
+    match call {
+        Ok(Err(CallError::ServerGone { outstanding: 1, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    gone.join().unwrap();
+    assert!(started.elapsed() < PATIENCE);
+    // The call was given up; with no server, the next ends at once.
+    assert_eq!(client.get_ref().outstanding(), 0);
+    let next = rt
+        .block_on(client.call(b"anyone?"))
+        .map(|r| r.payload().to_vec());
+    assert!(
+        matches!(next, Err(CallError::ServerGone { .. })),
+        "{next:?}"
+    );
+}
+
+/// An idempotent call whose server goes while the task is parked is sent
+/// to the other lane's server, whose reply wakes the task.
+#[test]
+fn an_idempotent_call_outlives_its_server() {
+    let name = unique_name("arr-retry");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let first = service.server().unwrap();
+    let reactor = Reactor::new();
+    let mut client = AsyncClient::with_reactor(service.client(4096).unwrap(), &reactor);
+    let mut second = service.server().unwrap();
+    assert_eq!((first.lane(), second.lane()), (0, 1));
+    let watcher = reactor.clone();
+    let served = std::thread::spawn(move || {
+        await_armed(&watcher, 1);
+        drop(first);
+        let request = second.recv_timeout(PATIENCE).unwrap();
+        assert!(request.is_idempotent());
+        request.reply_last(b"from lane 1").unwrap();
+    });
+    let rt = runtime();
+    let reply = rt
+        .block_on(async { tokio::time::timeout(PATIENCE, client.call_idempotent(b"again")).await })
+        .unwrap()
+        .unwrap()
+        .payload()
+        .to_vec();
+    served.join().unwrap();
+    assert_eq!(reply, b"from lane 1");
+    assert_eq!(client.get_ref().stats().retried, 1);
+}
+
+/// A call dropped while it waits gives its request up: its late reply is
+/// dropped and counted, and the next call is not refused.
+#[test]
+fn a_dropped_call_is_cancelled() {
+    let name = unique_name("arr-drop");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    let reactor = Reactor::new();
+    let mut client = AsyncClient::with_reactor(service.client(4096).unwrap(), &reactor);
+    let rt = runtime();
+    rt.block_on(async {
+        let call = client.call(b"slow");
+        assert!(tokio::time::timeout(Duration::from_millis(1), call)
+            .await
+            .is_err());
+    });
+    assert_eq!(reactor.stats().armed, 0);
+    assert_eq!(client.get_ref().outstanding(), 0);
+    server
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .reply_last(b"too late")
+        .unwrap();
+    let request = std::thread::spawn(move || {
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        request.reply_last(b"in time").unwrap();
+    });
+    let reply = rt
+        .block_on(client.call(b"next"))
+        .unwrap()
+        .payload()
+        .to_vec();
+    request.join().unwrap();
+    assert_eq!(reply, b"in time");
+    assert_eq!(client.get_ref().stats().late, 1);
+}
