@@ -165,10 +165,10 @@ binaries_for() {
         */spsc.rs|*/spsc/*|*/role.rs|*/header.rs) echo spsc ;;
         */claims.rs|*/claims/*|*/lease.rs) echo repair ;;
         */mpmc.rs|*/mpmc/*) echo repair mpmc ;;
-        */byte_ring.rs|*/byte_ring/*) echo bytes repair ;;
+        */byte_ring.rs|*/byte_ring/*) echo bytes repair request_reply ;;
         */broadcast/*) echo broadcast ;;
         */hook.rs) echo async ;;
-        *) echo spsc bytes repair mpmc broadcast async ;;
+        *) echo spsc bytes repair mpmc broadcast async request_reply ;;
     esac
 }
 

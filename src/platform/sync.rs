@@ -129,14 +129,57 @@ pub(crate) use loom::cell::UnsafeCell;
 /// bytes being payload. For real the words are the memory itself; loom
 /// cannot place its atomics in raw bytes, so under the model they live
 /// beside the area, and each unit's payload is a tracked cell, so that
-/// loom reports a payload access that no ordering protects.
+/// loom reports a payload access that no ordering protects. Every handle
+/// of the model to one area (one opened by name, as the services layer
+/// does) shares them, as handles share the memory for real.
 pub(crate) struct UnitWords {
     #[cfg(not(shmring_loom))]
     base: *mut u8,
     #[cfg(shmring_loom)]
+    units: std::sync::Arc<ModelUnits>,
+}
+
+/// The model's words and payload cells of one area.
+#[cfg(shmring_loom)]
+pub(crate) struct ModelUnits {
     words: Box<[(AtomicU64, AtomicU64)]>,
-    #[cfg(shmring_loom)]
     cells: Box<[UnsafeCell<()>]>,
+}
+
+// SAFETY: reached only through the rings' protocol, as the area itself
+// (loom tracks every access to the cells).
+#[cfg(shmring_loom)]
+unsafe impl Send for ModelUnits {}
+// SAFETY: as above.
+#[cfg(shmring_loom)]
+unsafe impl Sync for ModelUnits {}
+
+/// The model's units of the area at `base`, made by its first handle and
+/// shared by the others while any lives. Not what loom explores: a
+/// model's threads run one at a time, so this lock is never contended.
+#[cfg(shmring_loom)]
+fn model_units(base: *mut u8, units: u64) -> std::sync::Arc<ModelUnits> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+    static AREAS: OnceLock<Mutex<HashMap<usize, Weak<ModelUnits>>>> = OnceLock::new();
+    let mut areas = AREAS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // An area freed (its last handle gone) may be allocated again at the
+    // same address: its entry is dead by then.
+    areas.retain(|_, units| units.strong_count() > 0);
+    if let Some(shared) = areas.get(&(base as usize)).and_then(Weak::upgrade) {
+        return shared;
+    }
+    let fresh = Arc::new(ModelUnits {
+        words: (0..units)
+            .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+            .collect(),
+        cells: (0..units).map(|_| UnsafeCell::new(())).collect(),
+    });
+    areas.insert(base as usize, Arc::downgrade(&fresh));
+    fresh
 }
 
 /// The unit the words repeat at.
@@ -152,14 +195,8 @@ impl UnitWords {
             UnitWords { base }
         }
         #[cfg(shmring_loom)]
-        {
-            let _ = base;
-            UnitWords {
-                words: (0..units)
-                    .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
-                    .collect(),
-                cells: (0..units).map(|_| UnsafeCell::new(())).collect(),
-            }
+        UnitWords {
+            units: model_units(base, units),
         }
     }
 
@@ -180,7 +217,7 @@ impl UnitWords {
         }
         #[cfg(shmring_loom)]
         {
-            let (a, b) = &self.words[(off / UNIT) as usize];
+            let (a, b) = &self.units.words[(off / UNIT) as usize];
             (a, b)
         }
     }
@@ -194,7 +231,7 @@ impl UnitWords {
         #[cfg(shmring_loom)]
         {
             let first = (off / UNIT + 1) as usize;
-            for cell in &self.cells[first..first + len.div_ceil(UNIT) as usize] {
+            for cell in &self.units.cells[first..first + len.div_ceil(UNIT) as usize] {
                 if write {
                     cell.with_mut(|_| ());
                 } else {

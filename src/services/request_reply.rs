@@ -176,8 +176,10 @@ fn is_traceparent(t: &[u8]) -> bool {
         && !zero(36..52)
 }
 
-/// How often a waiting client looks whether the server still lives.
-const LIVENESS_SLICE: Duration = Duration::from_millis(5);
+/// How often a waiting client looks whether the server still lives
+/// (never under loom, whose model has no clock: a model's wait ends when
+/// a reply wakes it).
+const LIVENESS_SLICE: Duration = crate::platform::sync::time_slice(Duration::from_millis(5));
 
 /// Why a request failed, as its failed reply says.
 ///
