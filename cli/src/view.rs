@@ -382,6 +382,11 @@ pub struct LaneView {
 /// Service `name`, if it is one: a byte ring with clients, lanes after
 /// it, or requests served.
 pub fn service(name: &str) -> Option<ServiceView> {
+    // A lane after 0, or a client's reply ring, is part of a service, not
+    // one: its own table says what it holds.
+    if part_of_service(name).is_some() {
+        return None;
+    }
     let info = shmring::inspect_service(name).ok()?;
     let servers = info.server_totals();
     if info.clients.is_empty() && info.lanes.len() < 2 && servers.requests == 0 {
@@ -418,6 +423,18 @@ pub fn service(name: &str) -> Option<ServiceView> {
     })
 }
 
+/// The service a lane after 0 or a client's reply ring belongs to, by
+/// its name (`NAME.lane-N`, `NAME.reply-<16 hex digits>`).
+fn part_of_service(name: &str) -> Option<&str> {
+    let reply = name
+        .rsplit_once(".reply-")
+        .filter(|(_, id)| id.len() == 16 && u64::from_str_radix(id, 16).is_ok());
+    let lane = name
+        .rsplit_once(".lane-")
+        .filter(|(_, n)| n.parse::<usize>().is_ok());
+    reply.or(lane).map(|(service, _)| service)
+}
+
 /// The services among `rings`: the names their lanes after lane 0 and
 /// their clients' reply rings point to (a service with neither now, one
 /// server and no client, has nothing to show).
@@ -425,17 +442,7 @@ pub fn services(rings: &[RingView]) -> Vec<ServiceView> {
     let names: std::collections::BTreeSet<&str> = rings
         .iter()
         .filter(|r| r.kind == "bytes")
-        .filter_map(|r| {
-            let reply = r
-                .name
-                .rsplit_once(".reply-")
-                .filter(|(_, id)| id.len() == 16 && u64::from_str_radix(id, 16).is_ok());
-            let lane = r
-                .name
-                .rsplit_once(".lane-")
-                .filter(|(_, n)| n.parse::<usize>().is_ok());
-            reply.or(lane).map(|(service, _)| service)
-        })
+        .filter_map(|r| part_of_service(&r.name))
         .collect();
     names.into_iter().filter_map(service).collect()
 }
