@@ -719,8 +719,7 @@ impl ServiceInfo {
         self.clients
             .iter()
             .filter(|(_, c)| holds(c))
-            .map(|(_, c)| c.client_counts.1)
-            .sum()
+            .fold(0u64, |sum, (_, c)| sum.wrapping_add(c.client_counts.1))
     }
 
     /// What every lane's servers counted, summed.
@@ -728,12 +727,13 @@ impl ServiceInfo {
         self.lanes
             .iter()
             .fold(ServerStats::default(), |mut t, (_, l)| {
+                // Wrapping: whatever a header holds is summed.
                 let c = &l.server_counts;
-                t.requests += c.requests;
-                t.replies += c.replies;
-                t.to_dead_clients += c.to_dead_clients;
-                t.dropped_full += c.dropped_full;
-                t.unanswered += c.unanswered;
+                t.requests = t.requests.wrapping_add(c.requests);
+                t.replies = t.replies.wrapping_add(c.replies);
+                t.to_dead_clients = t.to_dead_clients.wrapping_add(c.to_dead_clients);
+                t.dropped_full = t.dropped_full.wrapping_add(c.dropped_full);
+                t.unanswered = t.unanswered.wrapping_add(c.unanswered);
                 t
             })
     }
@@ -744,10 +744,10 @@ impl ServiceInfo {
             .iter()
             .fold(ClientStats::default(), |mut t, (_, c)| {
                 let (c, _) = &c.client_counts;
-                t.sent += c.sent;
-                t.replies += c.replies;
-                t.late += c.late;
-                t.retried += c.retried;
+                t.sent = t.sent.wrapping_add(c.sent);
+                t.replies = t.replies.wrapping_add(c.replies);
+                t.late = t.late.wrapping_add(c.late);
+                t.retried = t.retried.wrapping_add(c.retried);
                 t
             })
     }

@@ -859,3 +859,83 @@ fn operators_see_servers_clients_counts_and_outstanding_requests() {
         (3, 2, 1)
     );
 }
+
+/// A lane whose ring went (no handle left) does not hide a later lane
+/// that serves: a new client finds it, and the service has a server.
+#[test]
+fn a_lane_gone_does_not_hide_the_lanes_after_it() {
+    let name = unique_name("rr-gap");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let (first, second) = (service.server().unwrap(), service.server().unwrap());
+    let mut third = service.server().unwrap();
+    assert_eq!(third.lane(), 2);
+    // Lane 1's ring goes with its server (no client holds it); lane 0's
+    // server goes too: only lane 2 serves.
+    drop(second);
+    assert!(!exists(&lane_ring_name(&name, 1)));
+    drop(first);
+    assert!(service.has_server());
+    let mut client = service.client(4096).unwrap();
+    client.send_timeout(b"to lane 2", PATIENCE).unwrap();
+    let request = third.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(request.payload(), b"to lane 2");
+    request.reply_last(b"ok").unwrap();
+    assert_eq!(client.recv_timeout(PATIENCE).unwrap().payload(), b"ok");
+}
+
+/// A failed reply ends its request even when not marked last (a server
+/// of another build, or a hostile one): the next call is not refused.
+#[test]
+fn a_failed_reply_ends_its_request_marked_last_or_not() {
+    let name = unique_name("rr-failed-not-last");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    let mut client = service.client(4096).unwrap();
+    let id = client.send_timeout(b"x", PATIENCE).unwrap();
+    let mut request = server.recv_timeout(PATIENCE).unwrap();
+    request.reply(b"part").unwrap();
+    // Written by hand: FAILED (2) without LAST (1), code NoReply.
+    let ring = shmring::ByteRing::open(&reply_ring_name(&name, client.id())).unwrap();
+    let mut forged = b"shRP".to_vec();
+    forged.extend(2u32.to_le_bytes());
+    forged.extend(id.to_le_bytes());
+    forged.extend(1u32.to_le_bytes());
+    ring.producer().unwrap().try_send(&forged).unwrap();
+    assert_eq!(client.recv_timeout(PATIENCE).unwrap().payload(), b"part");
+    assert!(matches!(
+        client.recv_timeout(PATIENCE),
+        Err(CallError::Failed {
+            why: Failure::NoReply,
+            ..
+        })
+    ));
+    assert_eq!(client.outstanding(), 0);
+    // The server's own failure (NoReply, as it lets the request go) is
+    // late now.
+    drop(request);
+    assert!(matches!(
+        client.recv_timeout(Duration::ZERO),
+        Err(CallError::Timeout { .. })
+    ));
+    assert_eq!(client.stats().late, 1);
+}
+
+/// A server started from a plain open of a typed service makes its lane
+/// of the service's type, so typed clients use it.
+#[test]
+fn a_plain_opens_server_keeps_a_typed_services_lanes_typed() {
+    let name = unique_name("rr-typed-lane");
+    let _sweep = Sweep(name.clone());
+    let typed = Service::open_or_create_typed::<u64, u64>(&name, 1 << 16).unwrap();
+    let _first = typed.server().unwrap();
+    let mut second = Service::open(&name).unwrap().server().unwrap();
+    assert_eq!(second.lane(), 1);
+    let mut client = typed.client(4096).unwrap();
+    // Two requests: one to each lane (idle servers take turns).
+    client.send_value(&1u64, PATIENCE).unwrap();
+    client.send_value(&2u64, PATIENCE).unwrap();
+    let request = second.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(request.value::<u64>().unwrap(), 2);
+}

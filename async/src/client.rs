@@ -18,8 +18,12 @@ use crate::reactor::{poll_look, Reactor, Waiting};
 /// waits on that dies wakes it too: the waiter thread's looks (100 ms
 /// after the task parked, then at doubling intervals up to 800 ms) ask
 /// the kernel whether the servers of the lanes it waits on live, and wake
-/// the task if one died; a server that left cleanly, or none at all, is
-/// seen at the task's first look. Then, as the blocking wait does,
+/// the task if one died. A lane with no server at all is seen at once by
+/// the task's own look (a call's first poll); a server that leaves,
+/// cleanly or not, while the task is parked, by the waiter's next look.
+/// (Without `membarrier` the waiter polls its words instead, and makes no
+/// such looks: a crashed server then ends the wait only at the caller's
+/// timeout.) Then, as the blocking wait does,
 /// idempotent requests go to another server and the wait goes on, and
 /// any other request ends it with [`CallError::ServerGone`].
 ///

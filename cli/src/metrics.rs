@@ -437,7 +437,21 @@ impl Collector for Rings {
             ins(|b| b.dropped_full),
             Counter,
         )?;
-        // Request-reply services: one sample per service.
+        // Request-reply services: the counters by lane (a lane's ring made
+        // again counts from zero, which a sum over lanes would hide as a
+        // counter going down), the gauges by service.
+        let per_lane = |f: fn(&crate::view::LaneView) -> u64| -> Vec<(Labels, ConstCounter<u64>)> {
+            self.services
+                .iter()
+                .flat_map(|s| {
+                    s.lanes.iter().map(move |l| {
+                        let labels =
+                            vec![("service", s.name.clone()), ("lane", l.lane.to_string())];
+                        (labels, counter(f(l)))
+                    })
+                })
+                .collect()
+        };
         let per_service = |f: fn(&ServiceView) -> u64| -> Vec<(Labels, u64)> {
             self.services
                 .iter()
@@ -447,17 +461,17 @@ impl Collector for Rings {
         family(
             e,
             "shmring_service_requests",
-            "Request-reply services: requests their servers received (summed over lanes; a lane's servers count on from the last).",
+            "Request-reply services: requests the lane's servers received (each counting on from the last).",
             None,
-            counters(per_service(|s| s.requests)),
+            per_lane(|l| l.requests),
             Counter,
         )?;
         family(
             e,
             "shmring_service_replies",
-            "Request-reply services: replies their servers wrote.",
+            "Request-reply services: replies the lane's servers wrote.",
             None,
-            counters(per_service(|s| s.replies)),
+            per_lane(|l| l.replies),
             Counter,
         )?;
         family(
@@ -465,23 +479,29 @@ impl Collector for Rings {
             "shmring_service_unanswered",
             "Request-reply services: requests a server let go without a last reply (answered NoReply).",
             None,
-            counters(per_service(|s| s.unanswered)),
+            per_lane(|l| l.unanswered),
             Counter,
         )?;
         let dropped = self.services.iter().flat_map(|s| {
-            [
-                ("dead_client", s.dropped_to_dead_clients),
-                ("ring_full", s.dropped_full),
-            ]
-            .map(|(reason, n)| {
-                let labels = vec![("service", s.name.clone()), ("reason", reason.to_owned())];
-                (labels, counter(n))
+            s.lanes.iter().flat_map(move |l| {
+                [
+                    ("dead_client", l.dropped_to_dead_clients),
+                    ("ring_full", l.dropped_full),
+                ]
+                .map(|(reason, n)| {
+                    let labels = vec![
+                        ("service", s.name.clone()),
+                        ("lane", l.lane.to_string()),
+                        ("reason", reason.to_owned()),
+                    ];
+                    (labels, counter(n))
+                })
             })
         });
         family(
             e,
             "shmring_service_dropped_replies",
-            "Request-reply services: replies their servers dropped, their client dead or its ring full.",
+            "Request-reply services: replies the lane's servers dropped, their client dead or its ring full.",
             None,
             dropped,
             Counter,

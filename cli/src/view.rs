@@ -62,6 +62,10 @@ pub struct RingView {
     /// only: finding one looks at every segment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceView>,
+    /// Requests a request-reply server counted on this ring (a service's
+    /// lane): how the metrics find services.
+    #[serde(skip)]
+    pub served_requests: u64,
 }
 
 /// One subscriber of a broadcast ring.
@@ -279,6 +283,7 @@ impl From<&SegmentInfo> for RingView {
             bridge_out,
             bridge_in,
             service: None,
+            served_requests: i.server_counts.requests,
         }
     }
 }
@@ -375,8 +380,13 @@ pub struct LaneView {
     pub server: Option<HolderView>,
     /// Bytes of requests waiting.
     pub waiting_bytes: u64,
+    /// What its servers counted (each counting on from the last; from
+    /// zero again if the lane's ring went and was made again).
     pub requests: u64,
     pub replies: u64,
+    pub unanswered: u64,
+    pub dropped_to_dead_clients: u64,
+    pub dropped_full: u64,
 }
 
 /// Service `name`, if it is one: a byte ring with clients, lanes after
@@ -406,6 +416,9 @@ pub fn service(name: &str) -> Option<ServiceView> {
                 waiting_bytes: ring.fill(),
                 requests: ring.server_counts.requests,
                 replies: ring.server_counts.replies,
+                unanswered: ring.server_counts.unanswered,
+                dropped_to_dead_clients: ring.server_counts.to_dead_clients,
+                dropped_full: ring.server_counts.dropped_full,
             })
             .collect(),
         clients: info.clients.len(),
@@ -436,13 +449,15 @@ fn part_of_service(name: &str) -> Option<&str> {
 }
 
 /// The services among `rings`: the names their lanes after lane 0 and
-/// their clients' reply rings point to (a service with neither now, one
-/// server and no client, has nothing to show).
+/// their clients' reply rings point to, and lanes 0 that served requests.
 pub fn services(rings: &[RingView]) -> Vec<ServiceView> {
     let names: std::collections::BTreeSet<&str> = rings
         .iter()
         .filter(|r| r.kind == "bytes")
-        .filter_map(|r| part_of_service(&r.name))
+        .filter_map(|r| match part_of_service(&r.name) {
+            Some(service) => Some(service),
+            None => (r.served_requests > 0).then_some(r.name.as_str()),
+        })
         .collect();
     names.into_iter().filter_map(service).collect()
 }

@@ -546,25 +546,40 @@ impl Service {
     /// Whether a server runs on any of its lanes (a request ring's
     /// consumer, as the kernel says).
     pub fn has_server(&self) -> bool {
+        // Every lane: one may be gone (no handle left) while a later one
+        // serves.
         self.requests.has_consumer()
             || (1..MAX_SERVERS)
-                .map_while(|lane| ByteRing::open(&lane_ring_name(self.name(), lane)).ok())
+                .filter_map(|lane| ByteRing::open(&lane_ring_name(self.name(), lane)).ok())
                 .any(|ring| ring.has_consumer())
     }
 
     /// Become a server: the consumer of the first lane that has none
     /// (lane 0 first; a lane's ring is made, as large as lane 0's, when
-    /// first served). Up to [`MAX_SERVERS`] share the work; one more is
-    /// refused ([`Error::RoleTaken`], naming the last lane).
+    /// first served, of lane 0's message type). Up to [`MAX_SERVERS`]
+    /// share the work; one more is refused with the last lane's error
+    /// ([`Error::RoleTaken`]; or a lane left from a service of another
+    /// type or size).
     pub fn server(&self) -> Result<Server, Error> {
         let mut taken = None;
         for lane in 0..MAX_SERVERS {
             let ring = if lane == 0 {
                 self.requests.handle()
             } else {
+                // Lane 0's message type, whoever asks: a plain open's
+                // server makes a typed service's lane typed.
                 let name = lane_ring_name(self.name(), lane);
-                let opts = typed(self.types.request);
-                ByteRing::open_or_create_with(&name, self.requests.capacity(), &opts)?
+                let opts = typed(self.types.request.or(self.requests.message_type()));
+                match ByteRing::open_or_create_with(&name, self.requests.capacity(), &opts) {
+                    Ok(ring) => ring,
+                    // A lane left from a service of another type (or
+                    // size): not to be served, the next may be.
+                    Err(e @ (Error::TypeMismatch { .. } | Error::CapacityMismatch { .. })) => {
+                        taken = Some(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             };
             match ring.consumer() {
                 Ok(rx) => {
@@ -612,8 +627,8 @@ impl Service {
             outstanding: Outstanding::default(),
             stats: ClientStats::default(),
         };
-        client.add_lane(Lane::open(client.service.as_str(), client.request_type)?);
-        client.look_for_lanes();
+        client.add_lane(0, Lane::open(client.service.as_str(), client.request_type)?);
+        client.look_for_lanes(true);
         Ok(client)
     }
 }
@@ -671,8 +686,8 @@ pub struct Client {
     id: u64,
     rx: ByteConsumer,
     reply_ring: ByteRing,
-    /// The request rings it knows, by lane.
-    lanes: Vec<Lane>,
+    /// The request rings it knows, by lane (lane 0 always).
+    lanes: Vec<Option<Lane>>,
     /// A typed service's request type.
     request_type: Option<TypeLayout>,
     /// The lane the next request looks at first.
@@ -817,7 +832,7 @@ impl Outstanding {
 /// and which of them hold requests it waits for.
 #[derive(Default)]
 struct Watch {
-    lanes: Mutex<Vec<ByteRing>>,
+    lanes: Mutex<Vec<Option<ByteRing>>>,
     /// A bit per lane that holds requests the client waits for.
     waiting: AtomicU32,
     /// Set when the waiter found such a lane without a server (and woke
@@ -848,7 +863,9 @@ impl Watch {
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
                 .enumerate()
-                .any(|(i, ring)| waiting & (1 << i) != 0 && !ring.has_consumer())
+                .any(|(i, ring)| {
+                    waiting & (1 << i) != 0 && ring.as_ref().is_some_and(|r| !r.has_consumer())
+                })
     }
 }
 
@@ -861,7 +878,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("service", &self.service)
             .field("id", &format_args!("{:016x}", self.id))
-            .field("lanes", &self.lanes.len())
+            .field("lanes", &self.lanes.iter().flatten().count())
             .field("outstanding", &self.outstanding.len())
             .finish_non_exhaustive()
     }
@@ -877,31 +894,52 @@ impl Client {
     /// for room for requests.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.rx.set_wait_strategy(strategy);
-        for lane in &mut self.lanes {
+        for lane in self.lanes.iter_mut().flatten() {
             lane.tx.set_wait_strategy(strategy);
         }
     }
 
-    fn add_lane(&mut self, lane: Lane) {
+    fn add_lane(&mut self, index: usize, lane: Lane) {
         let watch = &self.outstanding.watch;
         let mut watched = watch.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        watched.push(lane.ring.handle());
+        if watched.len() <= index {
+            watched.resize_with(index + 1, || None);
+        }
+        watched[index] = Some(lane.ring.handle());
         drop(watched);
-        self.lanes.push(lane);
+        if self.lanes.len() <= index {
+            self.lanes.resize_with(index + 1, || None);
+        }
+        self.lanes[index] = Some(lane);
     }
 
-    /// Open the lanes opened since it last looked (up to the first that
-    /// does not exist).
-    fn look_for_lanes(&mut self) {
-        let strategy = self.lanes[0].tx.wait_strategy();
-        while self.lanes.len() < MAX_SERVERS {
-            let name = lane_ring_name(&self.service, self.lanes.len());
+    /// The lane `index` it knows: lane 0, or one `pick` or a request's
+    /// record named, all opened.
+    fn lane(&mut self, index: usize) -> &mut Lane {
+        self.lanes[index]
+            .as_mut()
+            .expect("only lanes it opened are picked or recorded")
+    }
+
+    /// Open the lanes opened since it last looked: those after the last
+    /// it knows, up to the first missing; with `past_gaps`, every lane up
+    /// to [`MAX_SERVERS`] it does not hold (a lane whose ring went, no
+    /// handle left, may hide a later one that serves).
+    fn look_for_lanes(&mut self, past_gaps: bool) {
+        let strategy = self.lane(0).tx.wait_strategy();
+        for index in 1..MAX_SERVERS {
+            if self.lanes.get(index).is_some_and(Option::is_some) {
+                continue;
+            }
+            let name = lane_ring_name(&self.service, index);
             match Lane::open(&name, self.request_type) {
                 Ok(mut lane) => {
                     lane.tx.set_wait_strategy(strategy);
-                    self.add_lane(lane);
+                    self.add_lane(index, lane);
                 }
                 // Not there (or not to be had now): looked for again later.
+                Err(_) if past_gaps => {}
+                Err(_) if index < self.lanes.len() => {}
                 Err(_) => break,
             }
         }
@@ -914,12 +952,14 @@ impl Client {
     fn pick(&mut self) -> Option<usize> {
         let n = self.lanes.len();
         if n == 1 {
-            return self.lanes[0].serving().then_some(0);
+            return self.lane(0).serving().then_some(0);
         }
         let mut best: Option<(usize, u64)> = None;
         for k in 0..n {
             let i = (self.turn + k) % n;
-            let lane = &self.lanes[i];
+            let Some(lane) = &self.lanes[i] else {
+                continue;
+            };
             if !lane.serving() {
                 continue;
             }
@@ -1031,16 +1071,21 @@ impl Client {
             flags |= IDEMPOTENT;
         }
         if self.next.is_multiple_of(LOOK_FOR_LANES_EVERY) {
-            self.look_for_lanes();
+            self.look_for_lanes(false);
         }
         let lane = self.pick().unwrap_or_else(|| {
             // None it knows has a server: one may have come on a new lane;
             // if not, lane 0 keeps the request for a server started again.
-            self.look_for_lanes();
+            self.look_for_lanes(true);
             self.pick().unwrap_or(0)
         });
         let wire = self.next;
-        let mut grant = match self.lanes[lane].tx.reserve_timeout(at + len, timeout) {
+        let mut grant = match self.lanes[lane]
+            .as_mut()
+            .expect("picked lanes are open")
+            .tx
+            .reserve_timeout(at + len, timeout)
+        {
             Ok(g) => g,
             Err(SendError::Timeout { .. } | SendError::Full) => {
                 return Err(CallError::Full {
@@ -1208,7 +1253,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_servers(&mut self) -> Result<(), CallError> {
-        match self.mind_dead_servers(Duration::ZERO) {
+        match self.mind_dead_servers(Instant::now()) {
             0 => Ok(()),
             stranded => Err(CallError::ServerGone {
                 service: self.service.clone(),
@@ -1229,11 +1274,9 @@ impl Client {
         // Relaxed: the waiter stores it before it wakes the task, and the
         // wake (waker, executor) orders the store before the task's poll.
         watch.suspect.swap(false, Relaxed)
-            || self
-                .lanes
-                .iter()
-                .enumerate()
-                .any(|(i, lane)| waiting & (1 << i) != 0 && !lane.serving())
+            || self.lanes.iter().enumerate().any(|(i, lane)| {
+                waiting & (1 << i) != 0 && lane.as_ref().is_some_and(|l| !l.serving())
+            })
     }
 
     /// Drop late replies at the head of its ring; a wanted one, if there,
@@ -1302,13 +1345,15 @@ impl Client {
             // whatever arrives.
             let now = Instant::now();
             let end = *deadline.get_or_insert_with(|| now + timeout.saturating_sub(slice));
-            let stranded = self.mind_dead_servers(end.saturating_duration_since(now));
+            let stranded = self.mind_dead_servers(end);
             if stranded > 0 {
                 return Err(CallError::ServerGone {
                     service: self.service.clone(),
                     outstanding: stranded,
                 });
             }
+            // Sending again may have waited for room.
+            let now = Instant::now();
             if now >= end {
                 return Err(CallError::Timeout {
                     service: self.service.clone(),
@@ -1323,13 +1368,14 @@ impl Client {
 
     /// Ask the kernel whether the servers of the lanes it waits on live
     /// (once per lane); send the idempotent requests of a dead one's lane,
-    /// not yet answered, again to a live server, waiting up to `room` for
-    /// room. How many requests are left on lanes without a server.
-    fn mind_dead_servers(&mut self, room: Duration) -> usize {
+    /// not yet answered, again to a live server, all of them waiting for
+    /// room until `until` at most. How many requests are left on lanes
+    /// without a server.
+    fn mind_dead_servers(&mut self, until: Instant) -> usize {
         let mut asked = [None::<bool>; MAX_SERVERS];
         for p in self.outstanding.values() {
             if asked[p.lane].is_none() {
-                asked[p.lane] = Some(self.lanes[p.lane].ask_alive());
+                asked[p.lane] = self.lanes[p.lane].as_mut().map(Lane::ask_alive);
             }
         }
         let stranded: Vec<u64> = self
@@ -1341,10 +1387,10 @@ impl Client {
         if stranded.is_empty() {
             return 0;
         }
-        self.look_for_lanes();
+        self.look_for_lanes(true);
         stranded
             .into_iter()
-            .filter(|&wire| !self.send_again(wire, room))
+            .filter(|&wire| !self.send_again(wire, until.saturating_duration_since(Instant::now())))
             .count()
     }
 
@@ -1366,6 +1412,8 @@ impl Client {
         };
         let new = self.next;
         let Ok(mut grant) = self.lanes[lane]
+            .as_mut()
+            .expect("picked lanes are open")
             .tx
             .reserve_timeout(REQUEST_HEADER + body.len(), room)
         else {
@@ -1421,7 +1469,8 @@ impl Client {
             }
         };
         self.stats.replies += 1;
-        let id = if flags & LAST != 0 {
+        // A failure ends its request, marked last or not.
+        let id = if flags & (LAST | FAILED) != 0 {
             self.outstanding.remove(&wire).map_or(wire, |p| p.id)
         } else {
             self.outstanding.get_mut(&wire).map_or(wire, |p| {
@@ -1676,14 +1725,18 @@ impl Replies {
         let shared = &self.lane.service_counters().server;
         let (s, b) = (&self.stats, &self.base);
         for (counter, value) in [
-            (&shared.requests, b.requests + s.requests),
-            (&shared.replies, b.replies + s.replies),
+            // Wrapping: the base is whatever the header held.
+            (&shared.requests, b.requests.wrapping_add(s.requests)),
+            (&shared.replies, b.replies.wrapping_add(s.replies)),
             (
                 &shared.to_dead_clients,
-                b.to_dead_clients + s.to_dead_clients,
+                b.to_dead_clients.wrapping_add(s.to_dead_clients),
             ),
-            (&shared.dropped_full, b.dropped_full + s.dropped_full),
-            (&shared.unanswered, b.unanswered + s.unanswered),
+            (
+                &shared.dropped_full,
+                b.dropped_full.wrapping_add(s.dropped_full),
+            ),
+            (&shared.unanswered, b.unanswered.wrapping_add(s.unanswered)),
         ] {
             counter.store(value, Relaxed);
         }
@@ -1703,7 +1756,8 @@ impl Replies {
         };
         if let (Some((found, expected)), 0) = (open.wrong_type, flags & FAILED) {
             // Its client hears why; the server's caller too.
-            write_failure(open, id, Failure::WrongType, wait)?;
+            let written = write_failure(open, id, Failure::WrongType, wait)?;
+            self.count(client, written);
             return Err(CallError::Ring(Error::TypeMismatch {
                 name: reply_ring_name(&self.service, client),
                 found: Box::new(found),
@@ -1719,11 +1773,18 @@ impl Replies {
             Err(e @ SendError::MessageTooLarge { .. }) => {
                 // Its client hears why, in a reply that fits.
                 let open = self.open.get_mut(&client).expect("open above");
-                write_failure(open, id, Failure::ReplyTooLarge, wait)?;
+                let written = write_failure(open, id, Failure::ReplyTooLarge, wait)?;
+                self.count(client, written);
                 return Err(e.into());
             }
             r => r?,
         };
+        self.count(client, written);
+        Ok(())
+    }
+
+    /// Count what became of a reply to `client`; let a dead one's ring go.
+    fn count(&mut self, client: u64, written: Written) {
         match written {
             Written::Yes => self.stats.replies += 1,
             Written::Full => self.stats.dropped_full += 1,
@@ -1732,7 +1793,6 @@ impl Replies {
                 self.stats.to_dead_clients += 1;
             }
         }
-        Ok(())
     }
 
     /// Let go of the rings of clients that are gone.

@@ -271,6 +271,13 @@ impl ByteRing {
         self.mem.header().consumer_role.load(Ordering::Relaxed)
     }
 
+    /// The type its messages were created with, if its creator gave one
+    /// (a typed service's ring).
+    pub(crate) fn message_type(&self) -> Option<crate::kind::TypeLayout> {
+        let elem = self.mem.ring().info().elem;
+        (elem != records::elem()).then_some(elem)
+    }
+
     /// The request-reply counters in its consumer line (see
     /// `format/header.rs`), which a service's server or client keeps.
     pub(crate) fn service_counters(&self) -> &crate::format::header::ServiceCounters {

@@ -306,7 +306,7 @@ impl Records {
 
 /// The header's element layout for byte rings.
 /// A byte ring's identity when its messages have no type: plain bytes.
-fn elem() -> TypeLayout {
+pub(super) fn elem() -> TypeLayout {
     TypeLayout::of::<Unit>()
 }
 
