@@ -151,3 +151,65 @@ fn typed_rings_cross_as_their_bytes_and_a_wrong_size_is_counted() {
     assert_eq!(inbound.stats().unnumbered, 1);
     assert!(rx.try_pop().is_none(), "nothing written for it");
 }
+
+/// A request-reply service's requests cross as their bytes: a traced
+/// request sent to service A arrives in service B's lane, where B's
+/// server reads it as a request, its W3C `traceparent` intact (the reply
+/// path back across hosts is not bridged: B's reply to a client it cannot
+/// reach is dropped and counted).
+#[test]
+fn a_traced_request_crosses_with_its_trace_context() {
+    use shmring::request_reply::Service;
+    let (a, b) = linked_sessions();
+    let (service_a, service_b, key) = (
+        unique("rr-a"),
+        unique("rr-b"),
+        unique("key").replace('-', "/"),
+    );
+    let here = Service::open_or_create(&service_a, 1 << 16).unwrap();
+    let in_opts = InOptions {
+        capacity: 1 << 16,
+        full_wait: Duration::from_secs(5),
+        state: None,
+    };
+    // The outbound bridge serves A's lane 0: its consumer.
+    let mut outbound = Outbound::new(&a, &service_a, &key, &OutOptions::default()).unwrap();
+    let mut inbound = Inbound::new(&b, &key, &service_b, &in_opts).unwrap();
+    let there = Service::open(&service_b).unwrap();
+    let mut server = there.server().unwrap();
+    let mut client = here.client(4096).unwrap();
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let id = client.send_traced(b"work", trace, PATIENCE).unwrap();
+    let done = AtomicBool::new(false);
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                outbound.pump(Duration::from_millis(10)).unwrap();
+            }
+        });
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                inbound.pump(Duration::from_millis(10)).unwrap();
+            }
+        });
+        let request = server.recv_timeout(PATIENCE);
+        let got = request.map(|r| {
+            let seen = (
+                r.client(),
+                r.id(),
+                r.traceparent().map(str::to_owned),
+                r.payload().to_vec(),
+            );
+            r.reply_last(b"unreachable").unwrap();
+            seen
+        });
+        done.store(true, Ordering::Relaxed);
+        got
+    });
+    let got = got.unwrap();
+    assert_eq!(
+        got,
+        (client.id(), id, Some(trace.to_owned()), b"work".to_vec())
+    );
+    assert_eq!(server.stats().to_dead_clients, 1);
+}
