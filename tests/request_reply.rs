@@ -11,7 +11,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{arg, child_command, exists, unique_name, ChildGuard};
+use common::{arg, child_command, exists, unique_name, ChildGuard, Sweep};
 use shmring::request_reply::{lane_ring_name, reply_ring_name, CallError, Failure, Service};
 
 children!(child);
@@ -110,24 +110,6 @@ fn child(role: &str) {
             );
         }
         other => panic!("no child role {other}"),
-    }
-}
-
-/// Removes every segment of service `name` (its request ring, the reply
-/// rings of clients that were killed) when the test ends, passed or not.
-struct Sweep(String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        for entry in std::fs::read_dir("/dev/shm")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if entry.file_name().to_string_lossy().starts_with(&self.0) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
     }
 }
 

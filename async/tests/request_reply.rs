@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::unique_name;
+use common::{unique_name, Sweep};
 use shmring::request_reply::{CallError, Service};
 use shmring_async::{AsyncClient, Reactor};
 
@@ -23,24 +23,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_time()
         .build()
         .unwrap()
-}
-
-/// Removes every segment of service `name` (lanes after 0 included) when
-/// the test ends, passed or not.
-struct Sweep(String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        for entry in std::fs::read_dir("/dev/shm")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if entry.file_name().to_string_lossy().starts_with(&self.0) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
 }
 
 /// Wait (bounded) until `reactor` has `n` tasks armed.

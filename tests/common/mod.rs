@@ -20,6 +20,25 @@ pub fn unique_name(tag: &str) -> String {
     )
 }
 
+/// Removes every segment whose name starts with `prefix` on drop (a
+/// request-reply service's lanes and the reply rings of clients that were
+/// killed), when the test ends, passed or not.
+pub struct Sweep(pub String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().starts_with(&self.0) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Removes a segment name on drop, for segments a test did not create
 /// through a guard-owning handle (children, hand-made files).
 pub struct Unlink(pub String);
