@@ -35,6 +35,9 @@ pub struct ByteConsumer {
     pub(super) pos: u64,
     /// The write position when last read; see `Records::read`.
     pub(super) tail_hint: u64,
+    /// The message last kept in place ([`Message::keep`]), valid while
+    /// `pos` is unchanged: lent again without reading its record again.
+    pub(super) kept: Option<Record>,
     pub(super) me: Option<RoleClaim>,
     pub(super) wait: WaitStrategy,
     pub(super) _not_sync: PhantomData<std::cell::Cell<()>>,
@@ -67,43 +70,48 @@ impl ByteConsumer {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
         let r = match self.next()? {
             Some(r) => r,
-            None => {
-                let rec = Arc::clone(&self.rec);
-                if !timeout.is_zero() {
-                    rec.ring().count_blocked(Role::Consumer);
-                }
-                let event = &rec.header().consumer_event;
-                let strategy = self.wait;
-                // While stalled behind an uncommitted record, look every few
-                // milliseconds for a dead producer to repair.
-                let between = || {
-                    if stalled(&rec) {
-                        recover(&rec);
-                        wait::REPAIR_SLICE
-                    } else {
-                        wait::IDLE_SLICE
-                    }
-                };
-                let name = || rec.ring().segment().name().as_str().to_owned();
-                let ready = || match self.next().transpose() {
-                    Some(r) => Some(r.map_err(RecvError::from)),
-                    // Closed: one more look, now that everything committed
-                    // before the close is visible; behind an uncommitted
-                    // record, wait for its repair instead.
-                    None if wait::is_closed(event) => match self.next().transpose() {
-                        Some(r) => Some(r.map_err(RecvError::from)),
-                        None if stalled(&rec) => None,
-                        None => Some(Err(RecvError::Closed { name: name() })),
-                    },
-                    None => None,
-                };
-                match wait::wait_in_slices(event, strategy, timeout, ready, between) {
-                    Some(r) => r?,
-                    None => return Err(self.timed_out(timeout, "recv_timeout")),
-                }
-            }
+            None => self.wait_for_message(timeout)?,
         };
         Ok(self.lend(r))
+    }
+
+    /// The rest of [`recv_timeout`](Self::recv_timeout), out of line: a
+    /// message already there pays nothing for the wait it did not need.
+    #[cold]
+    fn wait_for_message(&mut self, timeout: Duration) -> Result<Record, RecvError> {
+        let rec = Arc::clone(&self.rec);
+        if !timeout.is_zero() {
+            rec.ring().count_blocked(Role::Consumer);
+        }
+        let event = &rec.header().consumer_event;
+        let strategy = self.wait;
+        // While stalled behind an uncommitted record, look every few
+        // milliseconds for a dead producer to repair.
+        let between = || {
+            if stalled(&rec) {
+                recover(&rec);
+                wait::REPAIR_SLICE
+            } else {
+                wait::IDLE_SLICE
+            }
+        };
+        let name = || rec.ring().segment().name().as_str().to_owned();
+        let ready = || match self.next().transpose() {
+            Some(r) => Some(r.map_err(RecvError::from)),
+            // Closed: one more look, now that everything committed
+            // before the close is visible; behind an uncommitted
+            // record, wait for its repair instead.
+            None if wait::is_closed(event) => match self.next().transpose() {
+                Some(r) => Some(r.map_err(RecvError::from)),
+                None if stalled(&rec) => None,
+                None => Some(Err(RecvError::Closed { name: name() })),
+            },
+            None => None,
+        };
+        match wait::wait_in_slices(event, strategy, timeout, ready, between) {
+            Some(r) => r,
+            None => Err(self.timed_out(timeout, "recv_timeout")),
+        }
     }
 
     /// Every message committed now, lent in place, released together with
@@ -186,6 +194,11 @@ impl ByteConsumer {
 
     /// The next committed message, skipping (and releasing) padding.
     fn next(&mut self) -> Result<Option<Record>, Corruption> {
+        if let Some(r) = self.kept.take() {
+            // Validated when read, and nothing before it released since:
+            // its bounds hold whatever a peer wrote since.
+            return Ok(Some(r));
+        }
         let start = self.pos;
         let mut pos = start;
         let found = loop {
@@ -218,6 +231,7 @@ impl ByteConsumer {
             self.rec.zero(self.pos, pos);
         }
         self.pos = pos;
+        self.kept = None;
         // Release: our reads of the records happen before a producer
         // (Acquire on head) writes over them.
         self.rec.header().head.store(pos, Ordering::Release);
@@ -332,8 +346,10 @@ impl Message<'_> {
 }
 
 impl Message<'_> {
-    /// Leave the message in the ring, to be read again.
+    /// Leave the message in the ring, to be lent again by the next read
+    /// (without reading its record again).
     pub(crate) fn keep(self) {
+        self.rx.kept = Some(self.r);
         // Nothing to free: the guard's one effect is the release on drop.
         std::mem::forget(self);
     }

@@ -238,6 +238,7 @@ impl ByteRing {
         Ok(ByteConsumer {
             pos,
             tail_hint: pos,
+            kept: None,
             rec: Arc::clone(&self.mem),
             me: Some(me),
             wait: WaitStrategy::default(),

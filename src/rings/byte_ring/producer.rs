@@ -204,15 +204,28 @@ impl ByteProducer {
         }
     }
 
+    #[inline]
     fn claim_waiting(
         &mut self,
         len: usize,
         timeout: Duration,
         op: &'static str,
     ) -> Result<u64, SendError> {
-        if let Some(pos) = self.claim(len)? {
-            return Ok(pos);
+        match self.claim(len)? {
+            Some(pos) => Ok(pos),
+            None => self.wait_for_room(len, timeout, op),
         }
+    }
+
+    /// The rest of [`claim_waiting`](Self::claim_waiting), out of line: a
+    /// send that finds room pays nothing for the wait it did not need.
+    #[cold]
+    fn wait_for_room(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+        op: &'static str,
+    ) -> Result<u64, SendError> {
         self.rec.ring().count_blocked(Role::Producer);
         let rec = Arc::clone(&self.rec);
         let event = &rec.header().producer_event;
