@@ -76,9 +76,9 @@
 //!   replies to it and counts them ([`ServerStats::to_dead_clients`]),
 //!   and lets the ring go: its name goes with the last handle. Asking the
 //!   kernel costs more than a round trip, so a server asks when it first
-//!   writes to a client, every 64 replies after, and whenever the
+//!   writes to a client, every 256 replies after, and whenever the
 //!   client's ring is full: a client that died after a reply takes at
-//!   most 64 more, which nobody reads. Every 1024 requests, a server lets
+//!   most 256 more (no more than its ring holds), which nobody reads. Every 1024 requests, a server lets
 //!   go of the rings of every client that is gone.
 //! - **A server dies**: a client waiting for a reply asks the kernel,
 //!   once a slice of 5 ms passes without one, whether the servers of the
@@ -128,7 +128,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -747,8 +747,8 @@ struct Pending {
     /// The lane it was sent on.
     lane: usize,
     /// An idempotent request's flags and bytes after its header, to send
-    /// again if its server dies.
-    again: Option<(u32, Box<[u8]>)>,
+    /// again if its server dies (boxed: a small `Pending` moves cheaply).
+    again: Option<Box<(u32, Box<[u8]>)>>,
     /// Whether a reply to it came (the first of a stream): a request
     /// partly answered is not sent again.
     answered: bool,
@@ -756,37 +756,82 @@ struct Pending {
 
 /// The requests a client waits for, by number on the wire, and how many
 /// on each lane, which its [`Watch`] shows.
+///
+/// Numbers on the wire are counted, so a new request goes last and the
+/// entries stay sorted: a reply's request is found by binary search, and
+/// the usual one to end, the oldest, leaves from the front. A request
+/// that ends elsewhere leaves a hole, and holes go once they are half the
+/// entries (so a request never answered does not make the rest grow).
+/// For the one request of a call, this is a push and a pop: a hash map's
+/// insert and remove were a tenth of a round trip.
 #[derive(Default)]
 struct Outstanding {
-    map: HashMap<u64, Pending, Ids>,
+    entries: VecDeque<(u64, Option<Pending>)>,
+    live: usize,
     per_lane: [u32; MAX_SERVERS],
     watch: Arc<Watch>,
 }
 
+/// Holes kept before the entries are compacted, whatever the count.
+const HOLES_KEPT: usize = 32;
+
 impl Outstanding {
     fn insert(&mut self, wire: u64, pending: Pending) {
         let lane = pending.lane;
-        if let Some(old) = self.map.insert(wire, pending) {
-            self.uncount(old.lane);
+        match self.entries.back() {
+            Some(&(last, _)) if last >= wire => match self.find(wire) {
+                Ok(i) => {
+                    if let Some(old) = self.entries[i].1.replace(pending) {
+                        self.live -= 1;
+                        self.uncount(old.lane);
+                    }
+                }
+                Err(i) => self.entries.insert(i, (wire, Some(pending))),
+            },
+            _ => self.entries.push_back((wire, Some(pending))),
         }
+        self.live += 1;
         self.per_lane[lane] += 1;
         if self.per_lane[lane] == 1 {
             self.watch.set_waiting(lane, true);
         }
     }
 
+    fn find(&self, wire: u64) -> Result<usize, usize> {
+        match self.entries.front() {
+            Some(&(oldest, _)) if oldest == wire => Ok(0),
+            _ => self.entries.binary_search_by_key(&wire, |&(w, _)| w),
+        }
+    }
+
     fn remove(&mut self, wire: &u64) -> Option<Pending> {
-        let p = self.map.remove(wire)?;
+        let i = self.find(*wire).ok()?;
+        let p = self.entries[i].1.take()?;
+        self.live -= 1;
         self.uncount(p.lane);
+        if i == 0 {
+            while self.entries.front().is_some_and(|(_, p)| p.is_none()) {
+                self.entries.pop_front();
+            }
+        } else if i + 1 == self.entries.len() {
+            while self.entries.back().is_some_and(|(_, p)| p.is_none()) {
+                self.entries.pop_back();
+            }
+        } else if self.entries.len() > 2 * self.live + HOLES_KEPT {
+            self.entries.retain(|(_, p)| p.is_some());
+        }
         Some(p)
     }
 
     /// Remove the request its sender knows as `id` (sent again, it is
     /// under another number on the wire).
     fn remove_id(&mut self, id: u64) {
-        if self.map.get(&id).is_some_and(|p| p.id == id) {
-            self.remove(&id);
-        } else if let Some(wire) = self.map.iter().find(|(_, p)| p.id == id).map(|(w, _)| *w) {
+        let wire = if self.get(&id).is_some_and(|p| p.id == id) {
+            Some(id)
+        } else {
+            self.iter().find(|(_, p)| p.id == id).map(|(w, _)| w)
+        };
+        if let Some(wire) = wire {
             self.remove(&wire);
         }
     }
@@ -799,31 +844,34 @@ impl Outstanding {
     }
 
     fn get(&self, wire: &u64) -> Option<&Pending> {
-        self.map.get(wire)
+        self.entries[self.find(*wire).ok()?].1.as_ref()
     }
 
     fn get_mut(&mut self, wire: &u64) -> Option<&mut Pending> {
-        self.map.get_mut(wire)
+        let i = self.find(*wire).ok()?;
+        self.entries[i].1.as_mut()
     }
 
     fn contains_key(&self, wire: &u64) -> bool {
-        self.map.contains_key(wire)
+        self.get(wire).is_some()
     }
 
     fn len(&self) -> usize {
-        self.map.len()
+        self.live
     }
 
     fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.live == 0
     }
 
     fn values(&self) -> impl Iterator<Item = &Pending> {
-        self.map.values()
+        self.iter().map(|(_, p)| p)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&u64, &Pending)> {
-        self.map.iter()
+    fn iter(&self) -> impl Iterator<Item = (u64, &Pending)> {
+        self.entries
+            .iter()
+            .filter_map(|(w, p)| p.as_ref().map(|p| (*w, p)))
     }
 }
 
@@ -1100,7 +1148,8 @@ impl Client {
             grant[REQUEST_HEADER..at].copy_from_slice(t.as_bytes());
         }
         fill(&mut grant[at..]);
-        let again = idempotent.then(|| (flags, Box::<[u8]>::from(&grant[REQUEST_HEADER..])));
+        let again =
+            idempotent.then(|| Box::new((flags, Box::<[u8]>::from(&grant[REQUEST_HEADER..]))));
         grant.commit();
         self.next += 1;
         self.outstanding.insert(
@@ -1382,7 +1431,7 @@ impl Client {
             .outstanding
             .iter()
             .filter(|(_, p)| asked[p.lane] == Some(false))
-            .map(|(&wire, _)| wire)
+            .map(|(wire, _)| wire)
             .collect();
         if stranded.is_empty() {
             return 0;
@@ -1399,14 +1448,14 @@ impl Client {
     fn send_again(&mut self, wire: u64, room: Duration) -> bool {
         let Some(Pending {
             id,
-            again: Some((flags, body)),
+            again: Some(again),
             answered: false,
             ..
         }) = self.outstanding.get(&wire)
         else {
             return false;
         };
-        let (id, flags, body) = (*id, *flags, body.clone());
+        let (id, (flags, body)) = (*id, (**again).clone());
         let Some(lane) = self.pick() else {
             return false;
         };
@@ -1426,7 +1475,7 @@ impl Client {
         // The old number's replies, from a server started again on the
         // dead lane, are late now: dropped and counted.
         self.outstanding.remove(&wire);
-        let again = Some((flags, body));
+        let again = Some(Box::new((flags, body)));
         let pending = Pending {
             id,
             lane,
@@ -1706,9 +1755,9 @@ const SWEEP_EVERY: u64 = 1024;
 /// How many replies a server writes to a client between two questions to
 /// the kernel whether it lives (and at the first, and whenever its ring
 /// is full). Asking is a system call, 500 ns, more than the rest of a
-/// round trip; a client that died takes at most this many replies nobody
-/// reads, which go with its ring.
-const TRUSTED_REPLIES: u32 = 64;
+/// round trip (2 ns of each, asked this seldom); a client that died takes
+/// at most this many replies nobody reads, which go with its ring.
+const TRUSTED_REPLIES: u32 = 256;
 
 impl Replies {
     /// Write a reply to client `client`'s request `id`; dropped and
@@ -2171,5 +2220,88 @@ impl Drop for Request<'_> {
                 .replies
                 .send(self.client, self.id, LAST | FAILED, &code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outstanding, Pending, HOLES_KEPT};
+
+    fn pending(id: u64, lane: usize) -> Pending {
+        Pending {
+            id,
+            lane,
+            again: None,
+            answered: false,
+        }
+    }
+
+    fn wires(o: &Outstanding) -> Vec<u64> {
+        o.iter().map(|(w, _)| w).collect()
+    }
+
+    #[test]
+    fn outstanding_finds_every_request_however_they_end() {
+        let mut o = Outstanding::default();
+        for wire in 0..100 {
+            o.insert(wire, pending(wire, (wire % 3) as usize));
+        }
+        // Out of order: every third from the middle, then the oldest.
+        for wire in (30..90).step_by(3) {
+            assert_eq!(o.remove(&wire).map(|p| p.id), Some(wire));
+            assert!(o.remove(&wire).is_none(), "removed twice: {wire}");
+        }
+        assert_eq!(o.remove(&0).map(|p| p.id), Some(0));
+        let left: Vec<u64> = (1..100)
+            .filter(|w| !(30..90).contains(w) || w % 3 != 0)
+            .collect();
+        assert_eq!((wires(&o), o.len()), (left.clone(), left.len()));
+        for &wire in &left {
+            assert_eq!(o.get(&wire).map(|p| p.id), Some(wire));
+        }
+        assert_eq!(o.per_lane.iter().sum::<u32>() as usize, left.len());
+        // A number sent again, later, goes after the rest.
+        o.remove(&5);
+        o.insert(500, pending(5, 1));
+        o.remove_id(5);
+        assert!(!o.contains_key(&500) && !o.contains_key(&5));
+        // Newest first, down to nothing: the holes go with them.
+        for wire in left.iter().rev().filter(|&&w| w != 5) {
+            assert!(o.remove(wire).is_some(), "{wire}");
+        }
+        assert!(o.is_empty() && o.entries.is_empty() && o.per_lane == [0; 16]);
+        assert_eq!(
+            o.watch.waiting.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
+    fn outstanding_holes_behind_a_request_never_answered_do_not_pile_up() {
+        let mut o = Outstanding::default();
+        o.insert(0, pending(0, 0)); // never answered
+        for wire in 1..10_000 {
+            o.insert(wire, pending(wire, 0));
+            o.remove(&wire);
+        }
+        assert_eq!(wires(&o), [0]);
+        assert!(
+            o.entries.len() <= 2 + HOLES_KEPT,
+            "{} entries",
+            o.entries.len()
+        );
+        // Answered out of order behind it: holes, compacted.
+        for wire in 10_000..10_100 {
+            o.insert(wire, pending(wire, 0));
+        }
+        for wire in (10_000..10_099).rev() {
+            o.remove(&wire);
+        }
+        assert_eq!(wires(&o), [0, 10_099]);
+        assert!(
+            o.entries.len() <= 4 + HOLES_KEPT,
+            "{} entries",
+            o.entries.len()
+        );
     }
 }
