@@ -921,3 +921,106 @@ fn a_plain_opens_server_keeps_a_typed_services_lanes_typed() {
     let request = second.recv_timeout(PATIENCE).unwrap();
     assert_eq!(request.value::<u64>().unwrap(), 2);
 }
+
+/// What a lane's header shows is what its server counted, every counter:
+/// each path that counts shows its count (operators read the header).
+#[test]
+fn the_header_shows_every_count_of_the_server() {
+    let name = unique_name("rr-shown");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    server.set_reply_wait(Duration::ZERO);
+    let mut client = service.client(4096).unwrap();
+    let mut full = service.client(4096).unwrap();
+    let mut gone = service.client(4096).unwrap();
+    // Answered; let go unanswered (NoReply); to a client gone; to a ring
+    // left full, until one is dropped.
+    client.send_timeout(b"answered", PATIENCE).unwrap();
+    client.send_timeout(b"let go", PATIENCE).unwrap();
+    gone.send_timeout(b"for nobody", PATIENCE).unwrap();
+    drop(gone);
+    for _ in 0..4 {
+        full.send_timeout(b"fill", PATIENCE).unwrap();
+    }
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    request.reply_last(b"yes").unwrap();
+    drop(server.recv_timeout(PATIENCE).unwrap());
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    request.reply_last(b"late").unwrap();
+    for _ in 0..4 {
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        request.reply_last(&[7; 1500]).unwrap();
+    }
+    let counted = server.stats();
+    assert!(
+        counted.replies > 0
+            && counted.unanswered == 1
+            && counted.to_dead_clients == 1
+            && counted.dropped_full > 0,
+        "{counted:?}"
+    );
+    let shown = shmring::inspect_service(&name).unwrap().server_totals();
+    assert_eq!(shown, counted);
+    drop(full);
+}
+
+/// A server that lets go of one client's ring (found dead when full)
+/// still answers every other client in its own ring: the rings it holds
+/// move, the replies do not.
+#[test]
+fn replies_after_a_client_is_let_go_still_reach_their_own_clients() {
+    let name = unique_name("rr-let-go");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    server.set_reply_wait(Duration::ZERO);
+    let mut first = service.client(4096).unwrap();
+    let mut clients: Vec<_> = (0..3).map(|_| service.client(4096).unwrap()).collect();
+    // Every client's ring opened, the first's before the others'.
+    first.send_timeout(b"", PATIENCE).unwrap();
+    for c in &mut clients {
+        c.send_timeout(b"", PATIENCE).unwrap();
+    }
+    for _ in 0..4 {
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        let who = request.client().to_le_bytes();
+        request.reply_last(&who).unwrap();
+    }
+    for c in &mut clients {
+        let id = c.id();
+        assert_eq!(
+            c.recv_timeout(PATIENCE).unwrap().payload(),
+            id.to_le_bytes()
+        );
+    }
+    // The first goes with requests its server fills its ring with.
+    for _ in 0..4 {
+        first.send_timeout(b"", PATIENCE).unwrap();
+    }
+    drop(first);
+    for _ in 0..4 {
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        request.reply_last(&[0; 1500]).unwrap();
+    }
+    // Two fit; the third finds the ring full and its client dead, and
+    // lets it go; the fourth finds it gone.
+    assert_eq!(server.stats().to_dead_clients, 2, "{:?}", server.stats());
+    for _ in 0..2 {
+        for c in &mut clients {
+            c.send_timeout(b"", PATIENCE).unwrap();
+        }
+        for _ in 0..clients.len() {
+            let request = server.recv_timeout(PATIENCE).unwrap();
+            let who = request.client().to_le_bytes();
+            request.reply_last(&who).unwrap();
+        }
+        for c in &mut clients {
+            let id = c.id();
+            assert_eq!(
+                c.recv_timeout(PATIENCE).unwrap().payload(),
+                id.to_le_bytes()
+            );
+        }
+    }
+}

@@ -591,7 +591,7 @@ impl Service {
                             lane: ring,
                             service: self.name().to_owned(),
                             reply_type: self.types.reply,
-                            open: HashMap::default(),
+                            open: OpenRings::default(),
                             wait: Duration::from_millis(100),
                             stats: ServerStats::default(),
                         },
@@ -1724,7 +1724,7 @@ struct Replies {
     service: String,
     /// A typed service's reply type: each client's ring must hold it.
     reply_type: Option<TypeLayout>,
-    open: HashMap<u64, Open, Ids>,
+    open: OpenRings,
     wait: Duration,
     stats: ServerStats,
 }
@@ -1732,6 +1732,7 @@ struct Replies {
 /// A client's reply ring, as the server holds it.
 #[derive(Debug)]
 struct Open {
+    client: u64,
     ring: ByteRing,
     tx: ByteProducer,
     /// Replies it may still take before the kernel is asked again
@@ -1741,6 +1742,60 @@ struct Open {
     /// (found, expected): each request of its client is failed
     /// [`Failure::WrongType`].
     wrong_type: Option<(TypeLayout, TypeLayout)>,
+}
+
+/// The client reply rings a server holds: found by client ID through a
+/// map to their place, and the last one used without the map (a server
+/// answering one client's run of requests hashes nothing).
+#[derive(Debug, Default)]
+struct OpenRings {
+    rings: Vec<Open>,
+    index: HashMap<u64, usize, Ids>,
+    last: Option<(u64, usize)>,
+}
+
+impl OpenRings {
+    fn find(&mut self, client: u64) -> Option<usize> {
+        match self.last {
+            Some((last, i)) if last == client => Some(i),
+            _ => {
+                let i = *self.index.get(&client)?;
+                self.last = Some((client, i));
+                Some(i)
+            }
+        }
+    }
+
+    fn insert(&mut self, open: Open) -> usize {
+        let (client, i) = (open.client, self.rings.len());
+        self.rings.push(open);
+        self.index.insert(client, i);
+        self.last = Some((client, i));
+        i
+    }
+
+    fn remove(&mut self, client: u64) {
+        let Some(i) = self.index.remove(&client) else {
+            return;
+        };
+        self.rings.swap_remove(i);
+        if let Some(moved) = self.rings.get(i) {
+            self.index.insert(moved.client, i);
+        }
+        self.last = None;
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Open) -> bool) {
+        self.rings.retain(keep);
+        self.index.clear();
+        self.index
+            .extend(self.rings.iter().enumerate().map(|(i, o)| (o.client, i)));
+        self.last = None;
+    }
+
+    fn len(&self) -> usize {
+        self.rings.len()
+    }
 }
 
 /// Most client reply rings a server keeps open before it lets go of those
@@ -1763,13 +1818,11 @@ impl Replies {
     /// Write a reply to client `client`'s request `id`; dropped and
     /// counted if the client is gone or its ring stays full.
     fn send(&mut self, client: u64, id: u64, flags: u32, payload: &[u8]) -> Result<(), CallError> {
-        let sent = self.send_inner(client, id, flags, payload);
-        self.publish();
-        sent
+        self.send_inner(client, id, flags, payload)
     }
 
     /// Show its counters in its lane's header, for operators (added to
-    /// its predecessors').
+    /// its predecessors'). The hot paths show only the one they change.
     fn publish(&self) {
         let shared = &self.lane.service_counters().server;
         let (s, b) = (&self.stats, &self.base);
@@ -1799,10 +1852,11 @@ impl Replies {
         payload: &[u8],
     ) -> Result<(), CallError> {
         let wait = self.wait;
-        let Some(open) = self.client(client)? else {
-            self.stats.to_dead_clients += 1;
+        let Some(at) = self.client(client)? else {
+            self.count(client, Written::Dead);
             return Ok(());
         };
+        let open = &mut self.open.rings[at];
         if let (Some((found, expected)), 0) = (open.wrong_type, flags & FAILED) {
             // Its client hears why; the server's caller too.
             let written = write_failure(open, id, Failure::WrongType, wait)?;
@@ -1821,7 +1875,7 @@ impl Replies {
         ) {
             Err(e @ SendError::MessageTooLarge { .. }) => {
                 // Its client hears why, in a reply that fits.
-                let open = self.open.get_mut(&client).expect("open above");
+                let open = &mut self.open.rings[at];
                 let written = write_failure(open, id, Failure::ReplyTooLarge, wait)?;
                 self.count(client, written);
                 return Err(e.into());
@@ -1832,63 +1886,78 @@ impl Replies {
         Ok(())
     }
 
-    /// Count what became of a reply to `client`; let a dead one's ring go.
+    /// Count what became of a reply to `client`, and show it; let a dead
+    /// one's ring go.
     fn count(&mut self, client: u64, written: Written) {
-        match written {
-            Written::Yes => self.stats.replies += 1,
-            Written::Full => self.stats.dropped_full += 1,
+        let shared = &self.lane.service_counters().server;
+        let (s, b) = (&mut self.stats, &self.base);
+        let (counter, base, local) = match written {
+            Written::Yes => (&shared.replies, b.replies, &mut s.replies),
+            Written::Full => (&shared.dropped_full, b.dropped_full, &mut s.dropped_full),
             Written::Dead => {
-                self.open.remove(&client);
-                self.stats.to_dead_clients += 1;
+                self.open.remove(client);
+                let dead = &mut s.to_dead_clients;
+                (&shared.to_dead_clients, b.to_dead_clients, dead)
             }
-        }
+        };
+        *local += 1;
+        // Wrapping: the base is whatever the header held.
+        counter.store(base.wrapping_add(*local), Relaxed);
     }
 
     /// Let go of the rings of clients that are gone.
     fn sweep(&mut self) {
-        self.open.retain(|_, open| open.ring.has_consumer());
+        self.open.retain(|open| open.ring.has_consumer());
     }
 
-    /// Client `client`'s reply ring, opened if need be; `None` if the
-    /// client is gone (its ring, if open, is let go: its name goes with
-    /// the last handle).
-    fn client(&mut self, client: u64) -> Result<Option<&mut Open>, CallError> {
-        if let Some(open) = self.open.get_mut(&client) {
-            if open.trusted > 0 {
-                open.trusted -= 1;
-            } else if open.ring.has_consumer() {
-                open.trusted = TRUSTED_REPLIES;
-            } else {
-                self.open.remove(&client);
-                return Ok(None);
-            }
+    /// Where client `client`'s reply ring is in `open`, opened if need
+    /// be; `None` if the client is gone (its ring, if open, is let go: its
+    /// name goes with the last handle).
+    fn client(&mut self, client: u64) -> Result<Option<usize>, CallError> {
+        let Some(at) = self.open.find(client) else {
+            return self.open_client(client);
+        };
+        let open = &mut self.open.rings[at];
+        if open.trusted > 0 {
+            open.trusted -= 1;
+        } else if open.ring.has_consumer() {
+            open.trusted = TRUSTED_REPLIES;
         } else {
-            if self.open.len() >= KEEP_OPEN {
-                self.sweep();
-            }
-            let name = reply_ring_name(&self.service, client);
-            let (ring, wrong_type) = match open_ring(&name, self.reply_type) {
-                Ok(ring) => (Ok(ring), None),
-                // Opened as bytes, to fail its client's requests.
-                Err(Error::TypeMismatch {
-                    found, expected, ..
-                }) => (ByteRing::open(&name), Some((*found, *expected))),
-                Err(e) => (Err(e), None),
-            };
-            let ring = match ring {
-                Ok(ring) if ring.has_consumer() => ring,
-                Ok(_) | Err(Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            let open = Open {
-                tx: ring.producer()?,
-                ring,
-                trusted: TRUSTED_REPLIES,
-                wrong_type,
-            };
-            self.open.insert(client, open);
+            self.open.remove(client);
+            return Ok(None);
         }
-        Ok(self.open.get_mut(&client))
+        Ok(Some(at))
+    }
+
+    /// Open client `client`'s reply ring (its first reply here, or its
+    /// first since its ring was let go).
+    #[cold]
+    fn open_client(&mut self, client: u64) -> Result<Option<usize>, CallError> {
+        if self.open.len() >= KEEP_OPEN {
+            self.sweep();
+        }
+        let name = reply_ring_name(&self.service, client);
+        let (ring, wrong_type) = match open_ring(&name, self.reply_type) {
+            Ok(ring) => (Ok(ring), None),
+            // Opened as bytes, to fail its client's requests.
+            Err(Error::TypeMismatch {
+                found, expected, ..
+            }) => (ByteRing::open(&name), Some((*found, *expected))),
+            Err(e) => (Err(e), None),
+        };
+        let ring = match ring {
+            Ok(ring) if ring.has_consumer() => ring,
+            Ok(_) | Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let open = Open {
+            client,
+            tx: ring.producer()?,
+            ring,
+            trusted: TRUSTED_REPLIES,
+            wrong_type,
+        };
+        Ok(Some(self.open.insert(open)))
     }
 }
 
@@ -2095,8 +2164,15 @@ impl Server {
                 len,
             });
         };
-        self.replies.stats.requests += 1;
-        self.replies.publish();
+        let replies = &mut self.replies;
+        replies.stats.requests += 1;
+        let shown = replies.base.requests.wrapping_add(replies.stats.requests);
+        replies
+            .lane
+            .service_counters()
+            .server
+            .requests
+            .store(shown, Relaxed);
         if self.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
             self.replies.sweep();
         }
@@ -2214,6 +2290,7 @@ impl Drop for Request<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.replies.stats.unanswered += 1;
+            self.replies.publish();
             let code = Failure::NoReply.code().to_le_bytes();
             // Best effort: a client that is gone or full is counted there.
             let _ = self
