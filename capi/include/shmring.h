@@ -1,0 +1,287 @@
+/*
+ * shmring: lock-free rings in POSIX shared memory, from C.
+ *
+ * Generated from the shmring-c crate by cbindgen; do not edit. Regenerate
+ * with `SHMRING_BLESS=1 cargo test -p shmring-c --test header`.
+ *
+ * Every call returns a status: SHMRING_OK, a non-error outcome
+ * (SHMRING_EMPTY, SHMRING_FULL) or an error code, whose message
+ * shmring_last_error() gives on the calling thread. Handles are opaque,
+ * closed by their *_close call (NULL: nothing), and used by one thread at
+ * a time. Every pointer argument is checked for NULL; no panic crosses
+ * the boundary. Timeouts are in nanoseconds.
+ */
+
+#ifndef SHMRING_H
+#define SHMRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// The version of this C ABI. It changes when a function of an earlier
+// version changes its prototype or meaning, or goes; new functions keep
+// it.
+#define SHMRING_C_ABI_VERSION 1
+
+// The shared-memory format version of a ring made through this ABI (the
+// `version` word of its header; Rust processes of the same format open
+// it).
+#define SHMRING_FORMAT_VERSION 7
+
+// Done.
+#define SHMRING_OK 0
+
+// Nothing to read now (not an error).
+#define SHMRING_EMPTY 1
+
+// No room now (not an error).
+#define SHMRING_FULL 2
+
+// A wait ended before it could be done.
+#define SHMRING_TIMEOUT 3
+
+// The ring was closed by its producer and everything in it was read.
+#define SHMRING_CLOSED 4
+
+// No ring of that name.
+#define SHMRING_NOT_FOUND 5
+
+// A ring of that name exists already.
+#define SHMRING_ALREADY_EXISTS 6
+
+// A NULL pointer, a name that is not UTF-8, a length that does not fit.
+#define SHMRING_INVALID_ARGUMENT 7
+
+// The caller's buffer is shorter than the message (its length is
+// reported; the message stays in the ring).
+#define SHMRING_BUFFER_TOO_SMALL 8
+
+// The message is longer than the ring's largest.
+#define SHMRING_MESSAGE_TOO_LARGE 9
+
+// Another live handle holds the producer or consumer role.
+#define SHMRING_ROLE_TAKEN 10
+
+// The ring is of another kind, type, capacity or format than asked.
+#define SHMRING_MISMATCH 11
+
+// The caller may not open or create it.
+#define SHMRING_PERMISSION_DENIED 12
+
+// The ring holds what no honest peer writes.
+#define SHMRING_CORRUPT 13
+
+// A wait ended behind a message a producer claimed and never committed
+// (it may have died; it is repaired).
+#define SHMRING_STALLED 14
+
+// The handle lends a reservation or a message: commit or release first.
+#define SHMRING_BUSY 15
+
+// A bug in the library was caught at the boundary.
+#define SHMRING_PANIC 16
+
+// Any other error: the message says which.
+#define SHMRING_OTHER 99
+
+// A byte ring, as opened or created. Close with [`shmring_bytes_close`].
+typedef struct ShmringBytes ShmringBytes;
+
+// A byte ring's consumer. Close with [`shmring_bytes_consumer_close`].
+typedef struct ShmringBytesConsumer ShmringBytesConsumer;
+
+// A byte ring's producer. Close with [`shmring_bytes_producer_close`].
+typedef struct ShmringBytesProducer ShmringBytesProducer;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// The C ABI's version: [`SHMRING_C_ABI_VERSION`] of the library loaded,
+// to compare with the header's at run time.
+uint32_t shmring_abi_version(void);
+
+// The library's version, as text ("0.1.0"): a static string.
+const char *shmring_version(void);
+
+// Create a byte ring named `name` with `capacity` bytes of data area
+// (rounded up to a power of two), mode 0600; [`SHMRING_ALREADY_EXISTS`](crate::SHMRING_ALREADY_EXISTS)
+// if there is one. The handle goes to `*out`.
+//
+// # Safety
+// `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
+int shmring_bytes_create(const char *name,
+                         size_t capacity,
+                         struct ShmringBytes **out);
+
+// Open the byte ring named `name`; [`SHMRING_NOT_FOUND`](crate::SHMRING_NOT_FOUND)
+// if there is none.
+//
+// # Safety
+// As [`shmring_bytes_create`].
+int shmring_bytes_open(const char *name, struct ShmringBytes **out);
+
+// Open the byte ring named `name`, or create it with `capacity` bytes if
+// there is none (either side may start first).
+//
+// # Safety
+// As [`shmring_bytes_create`].
+int shmring_bytes_open_or_create(const char *name, size_t capacity, struct ShmringBytes **out);
+
+// Open the byte ring named `name`, waiting up to `timeout_ns` for its
+// creator to make it.
+//
+// # Safety
+// As [`shmring_bytes_create`].
+int shmring_bytes_open_timeout(const char *name, uint64_t timeout_ns, struct ShmringBytes **out);
+
+// Close a ring handle (NULL: nothing). Producers and consumers made from
+// it stay usable until closed themselves.
+//
+// # Safety
+// `ring` is NULL or a handle not closed before.
+void shmring_bytes_close(struct ShmringBytes *ring);
+
+// The largest message `ring` takes, in bytes (0 for NULL).
+//
+// # Safety
+// `ring` is NULL or a live handle.
+size_t shmring_bytes_max_message_len(const struct ShmringBytes *ring);
+
+// Whether a live process holds `ring`'s consumer role (0 or 1; 0 for
+// NULL): the kernel's answer, not a pid's.
+//
+// # Safety
+// `ring` is NULL or a live handle.
+int shmring_bytes_has_consumer(const struct ShmringBytes *ring);
+
+// Whether a live process holds `ring`'s producer role (0 or 1; 0 for
+// NULL).
+//
+// # Safety
+// `ring` is NULL or a live handle.
+int shmring_bytes_has_producer(const struct ShmringBytes *ring);
+
+// Take `ring`'s producer role; the handle goes to `*out`
+// ([`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) if a live handle
+// holds it).
+//
+// # Safety
+// `ring` is NULL or a live handle; `out` is NULL or writable.
+int shmring_bytes_producer(struct ShmringBytes *ring, struct ShmringBytesProducer **out);
+
+// Take `ring`'s consumer role; the handle goes to `*out`.
+//
+// # Safety
+// As [`shmring_bytes_producer`].
+int shmring_bytes_consumer(struct ShmringBytes *ring, struct ShmringBytesConsumer **out);
+
+// Close a producer (NULL: nothing), giving its role back; an open
+// reservation is aborted.
+//
+// # Safety
+// `tx` is NULL or a handle not closed before.
+void shmring_bytes_producer_close(struct ShmringBytesProducer *tx);
+
+// Close a consumer (NULL: nothing), giving its role back; a lent message
+// is released.
+//
+// # Safety
+// `rx` is NULL or a handle not closed before.
+void shmring_bytes_consumer_close(struct ShmringBytesConsumer *rx);
+
+// Copy `len` bytes at `data` into the ring as one message, if there is
+// room now ([`SHMRING_FULL`] if not).
+//
+// # Safety
+// `tx` is NULL or a live handle; `data` is NULL or `len` readable bytes.
+int shmring_bytes_try_send(struct ShmringBytesProducer *tx, const uint8_t *data, size_t len);
+
+// [`shmring_bytes_try_send`], waiting up to `timeout_ns` for room
+// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+//
+// # Safety
+// As [`shmring_bytes_try_send`].
+int shmring_bytes_send_timeout(struct ShmringBytesProducer *tx,
+                               const uint8_t *data,
+                               size_t len,
+                               uint64_t timeout_ns);
+
+// Reserve `len` bytes in the ring, waiting up to `timeout_ns` for room;
+// `*data` points to them, to be written in place and published with
+// [`shmring_bytes_commit`] (or given back with [`shmring_bytes_abort`]).
+// Until then, the producer's other calls answer [`SHMRING_BUSY`].
+//
+// # Safety
+// `tx` is NULL or a live handle; `data` is NULL or writable. The bytes at
+// `*data` are the caller's to write until it commits or aborts, no
+// longer.
+int shmring_bytes_reserve(struct ShmringBytesProducer *tx,
+                          size_t len,
+                          uint64_t timeout_ns,
+                          uint8_t **data);
+
+// Publish the first `len` bytes of the open reservation as a message (the
+// rest is skipped). [`SHMRING_INVALID_ARGUMENT`](crate::SHMRING_INVALID_ARGUMENT)
+// if none is open or `len` is more than was reserved (the reservation
+// stays open).
+//
+// # Safety
+// `tx` is NULL or a live handle.
+int shmring_bytes_commit(struct ShmringBytesProducer *tx, size_t len);
+
+// Give the open reservation back unpublished (none open: nothing).
+//
+// # Safety
+// `tx` is NULL or a live handle.
+int shmring_bytes_abort(struct ShmringBytesProducer *tx);
+
+// Copy the oldest message into `buf` (of `cap` bytes) and release it;
+// its length goes to `*len`. [`SHMRING_EMPTY`] if there is none now;
+// [`SHMRING_BUFFER_TOO_SMALL`] if it is longer than `cap` (its length
+// goes to `*len`; it stays in the ring).
+//
+// # Safety
+// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
+// `len` is NULL or writable.
+int shmring_bytes_try_recv(struct ShmringBytesConsumer *rx, uint8_t *buf, size_t cap, size_t *len);
+
+// [`shmring_bytes_try_recv`], waiting up to `timeout_ns` for a message
+// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+//
+// # Safety
+// As [`shmring_bytes_try_recv`].
+int shmring_bytes_recv_timeout(struct ShmringBytesConsumer *rx,
+                               uint8_t *buf,
+                               size_t cap,
+                               size_t *len,
+                               uint64_t timeout_ns);
+
+// Lend the oldest message in place, waiting up to `timeout_ns` for one
+// (0: not at all, [`SHMRING_EMPTY`] if there is none): `*data` points to
+// its `*len` bytes until [`shmring_bytes_release`]. Until then, the
+// consumer's other calls answer [`SHMRING_BUSY`].
+//
+// # Safety
+// `rx` is NULL or a live handle; `data` and `len` are NULL or writable.
+// The bytes at `*data` are readable until the release, no longer.
+int shmring_bytes_read(struct ShmringBytesConsumer *rx,
+                       uint64_t timeout_ns,
+                       const uint8_t **data,
+                       size_t *len);
+
+// Release the message [`shmring_bytes_read`] lent (none lent: nothing).
+//
+// # Safety
+// `rx` is NULL or a live handle.
+int shmring_bytes_release(struct ShmringBytesConsumer *rx);
+
+// The message of the last error on the calling thread ("" if none): valid
+// until the thread's next failing call.
+const char *shmring_last_error(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* SHMRING_H */

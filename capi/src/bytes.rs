@@ -1,0 +1,660 @@
+//! Byte rings (variable-length messages) from C: the ring, its producer
+//! and its consumer, copying calls and in-place (zero-copy) ones.
+//!
+//! A producer lending a reservation holds the `Grant` that borrows its
+//! `ByteProducer`; a consumer lending a message holds the `Message` that
+//! borrows its `ByteConsumer`. Both borrowers live in the handle beside
+//! what they borrow, which is therefore kept behind a raw pointer to its
+//! own allocation: nothing else touches it while the loan lasts (every
+//! call checks the loan first), and the loan ends before it is freed.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use shmring::{ByteConsumer, ByteProducer, ByteRing, Grant, Message};
+
+use crate::status::{
+    guard, Failure, SHMRING_BUFFER_TOO_SMALL, SHMRING_BUSY, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK,
+};
+
+/// A byte ring, as opened or created. Close with [`shmring_bytes_close`].
+#[derive(Debug)]
+pub struct ShmringBytes {
+    ring: ByteRing,
+}
+
+/// A byte ring's producer. Close with [`shmring_bytes_producer_close`].
+#[derive(Debug)]
+pub struct ShmringBytesProducer {
+    /// The reservation lent to the caller; declared first, so it drops
+    /// before the producer it borrows is freed.
+    grant: Option<Grant<'static>>,
+    /// Owned (made by `Box::into_raw`); borrowed by `grant` while it lasts.
+    tx: NonNull<ByteProducer>,
+}
+
+/// A byte ring's consumer. Close with [`shmring_bytes_consumer_close`].
+#[derive(Debug)]
+pub struct ShmringBytesConsumer {
+    /// The message at the ring's head, taken and not released: lent to the
+    /// caller (`lent`), or held back for a copy into a buffer that had no
+    /// room for it. Declared first, so it drops before the consumer it
+    /// borrows is freed.
+    msg: Option<Message<'static>>,
+    lent: bool,
+    /// Owned (made by `Box::into_raw`); borrowed by `msg` while it lasts.
+    rx: NonNull<ByteConsumer>,
+}
+
+impl Drop for ShmringBytesProducer {
+    fn drop(&mut self) {
+        // An open reservation is given back first (becomes padding).
+        self.grant = None;
+        // SAFETY: `tx` came from `Box::into_raw` and nothing borrows it
+        // now that the grant is gone.
+        drop(unsafe { Box::from_raw(self.tx.as_ptr()) });
+    }
+}
+
+impl Drop for ShmringBytesConsumer {
+    fn drop(&mut self) {
+        // A lent message is released first.
+        self.msg = None;
+        // SAFETY: `rx` came from `Box::into_raw` and nothing borrows it
+        // now that the message is gone.
+        drop(unsafe { Box::from_raw(self.rx.as_ptr()) });
+    }
+}
+
+impl ShmringBytesProducer {
+    /// The producer, if no reservation is lent.
+    fn tx(&mut self, function: &str) -> Result<&mut ByteProducer, Failure> {
+        if self.grant.is_some() {
+            return Err(Failure::new(
+                SHMRING_BUSY,
+                format!("{function}: a reservation is open: commit or abort it first"),
+            ));
+        }
+        // SAFETY: owned by this handle, and no grant borrows it (checked
+        // above); the `&mut self` makes this the only access.
+        Ok(unsafe { &mut *self.tx.as_ptr() })
+    }
+}
+
+impl ShmringBytesConsumer {
+    /// The message at the head: the one held back, or the next one (waiting
+    /// up to `wait`); `None` if there is none now.
+    fn take(
+        &mut self,
+        wait: Option<Duration>,
+        function: &str,
+    ) -> Result<Option<Message<'static>>, Failure> {
+        if self.lent {
+            return Err(Failure::new(
+                SHMRING_BUSY,
+                format!("{function}: a message is lent: release it first"),
+            ));
+        }
+        if let Some(held) = self.msg.take() {
+            return Ok(Some(held));
+        }
+        // SAFETY: owned by this handle, and no message borrows it (none is
+        // held or lent); the `&mut self` makes this the only access.
+        let consumer = unsafe { &mut *self.rx.as_ptr() };
+        let msg = match wait {
+            Some(t) => consumer.recv_timeout(t)?,
+            None => match consumer.try_recv()? {
+                Some(m) => m,
+                None => return Ok(None),
+            },
+        };
+        // SAFETY: the message borrows the consumer behind `self.rx`, its
+        // own allocation, which stays put and is touched by nothing else
+        // while the message lives (it is either returned to a caller that
+        // drops it or stores it in `self.msg`, which every call checks),
+        // and which is freed only after `self.msg` is dropped (see `Drop`).
+        Ok(Some(unsafe {
+            std::mem::transmute::<Message<'_>, Message<'static>>(msg)
+        }))
+    }
+}
+
+/// The handle behind `ptr`, or an invalid-argument failure for NULL.
+///
+/// # Safety
+/// A non-NULL `ptr` is a live handle of this type, used by no other thread
+/// during the call (the ABI's contract).
+unsafe fn handle<'a, T>(ptr: *mut T, function: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: the caller's contract above.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::invalid(function, "the handle is NULL"))
+}
+
+/// The name behind `name`.
+///
+/// # Safety
+/// A non-NULL `name` points to a NUL-terminated string.
+unsafe fn name<'a>(name: *const c_char, function: &str) -> Result<&'a str, Failure> {
+    if name.is_null() {
+        return Err(Failure::invalid(function, "the name is NULL"));
+    }
+    // SAFETY: the caller's contract above.
+    unsafe { CStr::from_ptr(name) }
+        .to_str()
+        .map_err(|_| Failure::invalid(function, "the name is not UTF-8"))
+}
+
+/// The `len` bytes at `data` (NULL allowed for none).
+///
+/// # Safety
+/// A non-NULL `data` points to `len` readable bytes.
+unsafe fn bytes<'a>(data: *const u8, len: usize, function: &str) -> Result<&'a [u8], Failure> {
+    match (data.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(Failure::invalid(function, "the data is NULL")),
+        // SAFETY: the caller's contract above.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(data, len) }),
+    }
+}
+
+/// Store `value` through `out`, which must not be NULL.
+///
+/// # Safety
+/// A non-NULL `out` is valid for a write of a `T`.
+unsafe fn put<T>(out: *mut T, value: T, function: &str) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(Failure::invalid(function, "an out-pointer is NULL"));
+    }
+    // SAFETY: the caller's contract above.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+fn timeout(ns: u64) -> Duration {
+    Duration::from_nanos(ns)
+}
+
+/// Hand a new ring handle out through `out`.
+///
+/// # Safety
+/// As [`put`].
+unsafe fn hand_out(
+    made: shmring::Result<ByteRing>,
+    out: *mut *mut ShmringBytes,
+    function: &str,
+) -> Result<c_int, Failure> {
+    if out.is_null() {
+        return Err(Failure::invalid(function, "out is NULL"));
+    }
+    let ring = Box::new(ShmringBytes { ring: made? });
+    // SAFETY: checked non-NULL; the caller's contract makes it writable.
+    unsafe { put(out, Box::into_raw(ring), function)? };
+    Ok(SHMRING_OK)
+}
+
+/// Create a byte ring named `name` with `capacity` bytes of data area
+/// (rounded up to a power of two), mode 0600; [`SHMRING_ALREADY_EXISTS`](crate::SHMRING_ALREADY_EXISTS)
+/// if there is one. The handle goes to `*out`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_create(
+    name: *const c_char,
+    capacity: usize,
+    out: *mut *mut ShmringBytes,
+) -> c_int {
+    const F: &str = "shmring_bytes_create";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        hand_out(ByteRing::create(self::name(name, F)?, capacity), out, F)
+    })
+}
+
+/// Open the byte ring named `name`; [`SHMRING_NOT_FOUND`](crate::SHMRING_NOT_FOUND)
+/// if there is none.
+///
+/// # Safety
+/// As [`shmring_bytes_create`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_open(
+    name: *const c_char,
+    out: *mut *mut ShmringBytes,
+) -> c_int {
+    const F: &str = "shmring_bytes_open";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        hand_out(ByteRing::open(self::name(name, F)?), out, F)
+    })
+}
+
+/// Open the byte ring named `name`, or create it with `capacity` bytes if
+/// there is none (either side may start first).
+///
+/// # Safety
+/// As [`shmring_bytes_create`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_open_or_create(
+    name: *const c_char,
+    capacity: usize,
+    out: *mut *mut ShmringBytes,
+) -> c_int {
+    const F: &str = "shmring_bytes_open_or_create";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        hand_out(
+            ByteRing::open_or_create(self::name(name, F)?, capacity),
+            out,
+            F,
+        )
+    })
+}
+
+/// Open the byte ring named `name`, waiting up to `timeout_ns` for its
+/// creator to make it.
+///
+/// # Safety
+/// As [`shmring_bytes_create`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_open_timeout(
+    name: *const c_char,
+    timeout_ns: u64,
+    out: *mut *mut ShmringBytes,
+) -> c_int {
+    const F: &str = "shmring_bytes_open_timeout";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        hand_out(
+            ByteRing::open_timeout(self::name(name, F)?, timeout(timeout_ns)),
+            out,
+            F,
+        )
+    })
+}
+
+/// Close a ring handle (NULL: nothing). Producers and consumers made from
+/// it stay usable until closed themselves.
+///
+/// # Safety
+/// `ring` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_close(ring: *mut ShmringBytes) {
+    if !ring.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        drop(unsafe { Box::from_raw(ring) });
+    }
+}
+
+/// The largest message `ring` takes, in bytes (0 for NULL).
+///
+/// # Safety
+/// `ring` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_max_message_len(ring: *const ShmringBytes) -> usize {
+    // SAFETY: the caller's contract above.
+    unsafe { ring.as_ref() }.map_or(0, |r| r.ring.max_message_len())
+}
+
+/// Whether a live process holds `ring`'s consumer role (0 or 1; 0 for
+/// NULL): the kernel's answer, not a pid's.
+///
+/// # Safety
+/// `ring` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_has_consumer(ring: *const ShmringBytes) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { ring.as_ref() }.is_some_and(|r| r.ring.has_consumer()) as c_int
+}
+
+/// Whether a live process holds `ring`'s producer role (0 or 1; 0 for
+/// NULL).
+///
+/// # Safety
+/// `ring` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_has_producer(ring: *const ShmringBytes) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { ring.as_ref() }.is_some_and(|r| r.ring.has_producer()) as c_int
+}
+
+/// Take `ring`'s producer role; the handle goes to `*out`
+/// ([`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) if a live handle
+/// holds it).
+///
+/// # Safety
+/// `ring` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_producer(
+    ring: *mut ShmringBytes,
+    out: *mut *mut ShmringBytesProducer,
+) -> c_int {
+    const F: &str = "shmring_bytes_producer";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let ring = unsafe { handle(ring, F)? };
+        if out.is_null() {
+            return Err(Failure::invalid(F, "out is NULL"));
+        }
+        let tx = Box::new(ring.ring.producer()?);
+        let made = Box::new(ShmringBytesProducer {
+            grant: None,
+            tx: NonNull::from(Box::leak(tx)),
+        });
+        // SAFETY: checked non-NULL; the caller's contract makes it writable.
+        unsafe { put(out, Box::into_raw(made), F)? };
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Take `ring`'s consumer role; the handle goes to `*out`.
+///
+/// # Safety
+/// As [`shmring_bytes_producer`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_consumer(
+    ring: *mut ShmringBytes,
+    out: *mut *mut ShmringBytesConsumer,
+) -> c_int {
+    const F: &str = "shmring_bytes_consumer";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let ring = unsafe { handle(ring, F)? };
+        if out.is_null() {
+            return Err(Failure::invalid(F, "out is NULL"));
+        }
+        let rx = Box::new(ring.ring.consumer()?);
+        let made = Box::new(ShmringBytesConsumer {
+            msg: None,
+            lent: false,
+            rx: NonNull::from(Box::leak(rx)),
+        });
+        // SAFETY: checked non-NULL; the caller's contract makes it writable.
+        unsafe { put(out, Box::into_raw(made), F)? };
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Close a producer (NULL: nothing), giving its role back; an open
+/// reservation is aborted.
+///
+/// # Safety
+/// `tx` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_producer_close(tx: *mut ShmringBytesProducer) {
+    if !tx.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        drop(unsafe { Box::from_raw(tx) });
+    }
+}
+
+/// Close a consumer (NULL: nothing), giving its role back; a lent message
+/// is released.
+///
+/// # Safety
+/// `rx` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_consumer_close(rx: *mut ShmringBytesConsumer) {
+    if !rx.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        drop(unsafe { Box::from_raw(rx) });
+    }
+}
+
+/// Copy `len` bytes at `data` into the ring as one message, if there is
+/// room now ([`SHMRING_FULL`] if not).
+///
+/// # Safety
+/// `tx` is NULL or a live handle; `data` is NULL or `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_try_send(
+    tx: *mut ShmringBytesProducer,
+    data: *const u8,
+    len: usize,
+) -> c_int {
+    const F: &str = "shmring_bytes_try_send";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let (tx, data) = unsafe { (handle(tx, F)?, bytes(data, len, F)?) };
+        match tx.tx(F)?.try_send(data) {
+            Ok(()) => Ok(SHMRING_OK),
+            Err(shmring::SendError::Full) => Ok(SHMRING_FULL),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+/// [`shmring_bytes_try_send`], waiting up to `timeout_ns` for room
+/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+///
+/// # Safety
+/// As [`shmring_bytes_try_send`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_send_timeout(
+    tx: *mut ShmringBytesProducer,
+    data: *const u8,
+    len: usize,
+    timeout_ns: u64,
+) -> c_int {
+    const F: &str = "shmring_bytes_send_timeout";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let (tx, data) = unsafe { (handle(tx, F)?, bytes(data, len, F)?) };
+        tx.tx(F)?.send_timeout(data, timeout(timeout_ns))?;
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Reserve `len` bytes in the ring, waiting up to `timeout_ns` for room;
+/// `*data` points to them, to be written in place and published with
+/// [`shmring_bytes_commit`] (or given back with [`shmring_bytes_abort`]).
+/// Until then, the producer's other calls answer [`SHMRING_BUSY`].
+///
+/// # Safety
+/// `tx` is NULL or a live handle; `data` is NULL or writable. The bytes at
+/// `*data` are the caller's to write until it commits or aborts, no
+/// longer.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_reserve(
+    tx: *mut ShmringBytesProducer,
+    len: usize,
+    timeout_ns: u64,
+    data: *mut *mut u8,
+) -> c_int {
+    const F: &str = "shmring_bytes_reserve";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? };
+        if data.is_null() {
+            return Err(Failure::invalid(F, "data is NULL"));
+        }
+        let producer = tx.tx(F)?;
+        let mut grant = producer.reserve_timeout(len, timeout(timeout_ns))?;
+        let at = grant.as_mut_ptr();
+        // SAFETY: the grant borrows the producer behind `tx.tx`, its own
+        // allocation, which stays put and is touched by nothing else while
+        // `tx.grant` holds it (every call checks first), and which is freed
+        // only after the grant is dropped (see `Drop`).
+        let grant = unsafe { std::mem::transmute::<Grant<'_>, Grant<'static>>(grant) };
+        tx.grant = Some(grant);
+        // SAFETY: checked non-NULL; the caller's contract makes it writable.
+        unsafe { put(data, at, F)? };
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Publish the first `len` bytes of the open reservation as a message (the
+/// rest is skipped). [`SHMRING_INVALID_ARGUMENT`](crate::SHMRING_INVALID_ARGUMENT)
+/// if none is open or `len` is more than was reserved (the reservation
+/// stays open).
+///
+/// # Safety
+/// `tx` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_commit(tx: *mut ShmringBytesProducer, len: usize) -> c_int {
+    const F: &str = "shmring_bytes_commit";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? };
+        match tx.grant.as_ref().map(|g| g.len()) {
+            None => Err(Failure::invalid(F, "no reservation is open")),
+            Some(reserved) if len > reserved => Err(Failure::invalid(
+                F,
+                &format!("{len} bytes is more than the {reserved} reserved"),
+            )),
+            Some(_) => {
+                let grant = tx.grant.take().expect("checked above");
+                grant.commit_len(len);
+                Ok(SHMRING_OK)
+            }
+        }
+    })
+}
+
+/// Give the open reservation back unpublished (none open: nothing).
+///
+/// # Safety
+/// `tx` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_abort(tx: *mut ShmringBytesProducer) -> c_int {
+    const F: &str = "shmring_bytes_abort";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? };
+        tx.grant = None;
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Copy the oldest message into `buf` (of `cap` bytes) and release it;
+/// its length goes to `*len`. [`SHMRING_EMPTY`] if there is none now;
+/// [`SHMRING_BUFFER_TOO_SMALL`] if it is longer than `cap` (its length
+/// goes to `*len`; it stays in the ring).
+///
+/// # Safety
+/// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
+/// `len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_try_recv(
+    rx: *mut ShmringBytesConsumer,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+) -> c_int {
+    const F: &str = "shmring_bytes_try_recv";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe { recv_into(rx, buf, cap, len, None, F) })
+}
+
+/// [`shmring_bytes_try_recv`], waiting up to `timeout_ns` for a message
+/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+///
+/// # Safety
+/// As [`shmring_bytes_try_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_recv_timeout(
+    rx: *mut ShmringBytesConsumer,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    timeout_ns: u64,
+) -> c_int {
+    const F: &str = "shmring_bytes_recv_timeout";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        recv_into(rx, buf, cap, len, Some(timeout(timeout_ns)), F)
+    })
+}
+
+/// Receive into the caller's buffer (see [`shmring_bytes_try_recv`]).
+///
+/// # Safety
+/// As [`shmring_bytes_try_recv`].
+unsafe fn recv_into(
+    rx: *mut ShmringBytesConsumer,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    wait: Option<Duration>,
+    function: &str,
+) -> Result<c_int, Failure> {
+    // SAFETY: the caller's contract.
+    let rx = unsafe { handle(rx, function)? };
+    if len.is_null() || (buf.is_null() && cap > 0) {
+        return Err(Failure::invalid(function, "buf or len is NULL"));
+    }
+    let Some(msg) = rx.take(wait, function)? else {
+        return Ok(SHMRING_EMPTY);
+    };
+    let n = msg.len();
+    // SAFETY: checked non-NULL; the caller's contract makes it writable.
+    unsafe { len.write(n) };
+    if n > cap {
+        // Held back, unreleased, for a call with room for it.
+        rx.msg = Some(msg);
+        return Ok(SHMRING_BUFFER_TOO_SMALL);
+    }
+    if n > 0 {
+        // SAFETY: `buf` holds `cap >= n` writable bytes (the caller's
+        // contract: a buffer of its own, not the lent message, which
+        // cannot be lent now).
+        let out = unsafe { std::slice::from_raw_parts_mut(buf, n) };
+        out.copy_from_slice(&msg);
+    }
+    Ok(SHMRING_OK)
+}
+
+/// Lend the oldest message in place, waiting up to `timeout_ns` for one
+/// (0: not at all, [`SHMRING_EMPTY`] if there is none): `*data` points to
+/// its `*len` bytes until [`shmring_bytes_release`]. Until then, the
+/// consumer's other calls answer [`SHMRING_BUSY`].
+///
+/// # Safety
+/// `rx` is NULL or a live handle; `data` and `len` are NULL or writable.
+/// The bytes at `*data` are readable until the release, no longer.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_read(
+    rx: *mut ShmringBytesConsumer,
+    timeout_ns: u64,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> c_int {
+    const F: &str = "shmring_bytes_read";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let rx = unsafe { handle(rx, F)? };
+        if data.is_null() || len.is_null() {
+            return Err(Failure::invalid(F, "data or len is NULL"));
+        }
+        let wait = (timeout_ns > 0).then(|| timeout(timeout_ns));
+        let Some(msg) = rx.take(wait, F)? else {
+            return Ok(SHMRING_EMPTY);
+        };
+        // SAFETY: both checked non-NULL; the caller's contract makes them
+        // writable. The bytes stay in place while `rx.msg` holds them.
+        unsafe {
+            data.write(msg.as_ptr());
+            len.write(msg.len());
+        }
+        rx.msg = Some(msg);
+        rx.lent = true;
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Release the message [`shmring_bytes_read`] lent (none lent: nothing).
+///
+/// # Safety
+/// `rx` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_release(rx: *mut ShmringBytesConsumer) -> c_int {
+    const F: &str = "shmring_bytes_release";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let rx = unsafe { handle(rx, F)? };
+        if rx.lent {
+            rx.lent = false;
+            rx.msg = None;
+        }
+        Ok(SHMRING_OK)
+    })
+}

@@ -1,0 +1,129 @@
+/*
+ * The C side of tests/c_program.rs: opens the two rings a Rust process
+ * made, checks every message it receives (copied and in place), answers
+ * each (reserved in place and copied), and checks the ABI's errors.
+ * Built with ASan and UBSan. Exits 0 only if every check held.
+ *
+ *   peer TO_C FROM_C COUNT
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shmring.h"
+
+static const uint64_t WAIT = 30ull * 1000 * 1000 * 1000;
+
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "peer.c:%d: ", __LINE__);                        \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fprintf(stderr, " (last error: %s)\n", shmring_last_error());    \
+            exit(2);                                                         \
+        }                                                                    \
+    } while (0)
+
+/* Message i: (i % 200) bytes, byte k being (i * 7 + k) & 0xff. */
+static size_t expected_len(uint64_t i) { return (size_t)(i % 200); }
+static uint8_t expected_byte(uint64_t i, size_t k) { return (uint8_t)((i * 7 + k) & 0xff); }
+
+static void check_message(uint64_t i, const uint8_t *data, size_t len) {
+    CHECK(len == expected_len(i), "message %llu: %zu bytes, not %zu",
+          (unsigned long long)i, len, expected_len(i));
+    for (size_t k = 0; k < len; k++) {
+        CHECK(data[k] == expected_byte(i, k), "message %llu: byte %zu is %u",
+              (unsigned long long)i, k, data[k]);
+    }
+}
+
+/* The answer to message i: i (8 bytes, little-endian), then its bytes reversed. */
+static void answer(uint64_t i, const uint8_t *msg, size_t len, uint8_t *out) {
+    for (int b = 0; b < 8; b++) out[b] = (uint8_t)(i >> (8 * b));
+    for (size_t k = 0; k < len; k++) out[8 + k] = msg[len - 1 - k];
+}
+
+static void check_errors(void) {
+    ShmringBytes *ring = NULL;
+    CHECK(shmring_abi_version() == SHMRING_C_ABI_VERSION, "ABI %u, header %u",
+          shmring_abi_version(), SHMRING_C_ABI_VERSION);
+    CHECK(strlen(shmring_version()) > 0, "no version");
+    CHECK(shmring_bytes_open(NULL, &ring) == SHMRING_INVALID_ARGUMENT, "NULL name");
+    CHECK(strstr(shmring_last_error(), "NULL") != NULL, "message: %s", shmring_last_error());
+    CHECK(shmring_bytes_open("peer-c-no-such-ring", NULL) == SHMRING_INVALID_ARGUMENT, "NULL out");
+    CHECK(shmring_bytes_open("peer-c-no-such-ring", &ring) == SHMRING_NOT_FOUND, "missing ring");
+    CHECK(strstr(shmring_last_error(), "peer-c-no-such-ring") != NULL,
+          "the message names the ring: %s", shmring_last_error());
+    CHECK(ring == NULL, "no handle on failure");
+    CHECK(shmring_bytes_try_send(NULL, (const uint8_t *)"x", 1) == SHMRING_INVALID_ARGUMENT,
+          "NULL producer");
+    CHECK(shmring_bytes_try_recv(NULL, NULL, 0, NULL) == SHMRING_INVALID_ARGUMENT, "NULL consumer");
+    CHECK(shmring_bytes_max_message_len(NULL) == 0, "NULL ring");
+    shmring_bytes_close(NULL);
+    shmring_bytes_producer_close(NULL);
+    shmring_bytes_consumer_close(NULL);
+}
+
+int main(int argc, char **argv) {
+    CHECK(argc == 4, "usage: peer TO_C FROM_C COUNT");
+    uint64_t count = strtoull(argv[3], NULL, 10);
+    check_errors();
+
+    ShmringBytes *to_c, *from_c;
+    ShmringBytesConsumer *rx;
+    ShmringBytesProducer *tx;
+    CHECK(shmring_bytes_open_timeout(argv[1], WAIT, &to_c) == SHMRING_OK, "open %s", argv[1]);
+    CHECK(shmring_bytes_open_timeout(argv[2], WAIT, &from_c) == SHMRING_OK, "open %s", argv[2]);
+    CHECK(shmring_bytes_consumer(to_c, &rx) == SHMRING_OK, "consumer");
+    CHECK(shmring_bytes_producer(from_c, &tx) == SHMRING_OK, "producer");
+    ShmringBytesConsumer *second;
+    CHECK(shmring_bytes_consumer(to_c, &second) == SHMRING_ROLE_TAKEN, "a second consumer");
+
+    uint8_t buf[256], reply[8 + 256];
+    for (uint64_t i = 0; i < count; i++) {
+        size_t len = 0;
+        const uint8_t *msg = buf;
+        int lent = (i % 2 == 1);
+        if (lent) {
+            CHECK(shmring_bytes_read(rx, WAIT, &msg, &len) == SHMRING_OK, "read %llu",
+                  (unsigned long long)i);
+            CHECK(shmring_bytes_try_recv(rx, buf, sizeof buf, &len) == SHMRING_BUSY,
+                  "a copy while a message is lent");
+        } else {
+            if (i % 3 == 0 && expected_len(i) > 1) {
+                /* Too small: told its length, and it stays for the next call. */
+                CHECK(shmring_bytes_recv_timeout(rx, buf, 1, &len, WAIT) == SHMRING_BUFFER_TOO_SMALL,
+                      "buffer too small");
+                CHECK(len == expected_len(i), "length reported: %zu", len);
+            }
+            CHECK(shmring_bytes_recv_timeout(rx, buf, sizeof buf, &len, WAIT) == SHMRING_OK,
+                  "recv %llu", (unsigned long long)i);
+        }
+        check_message(i, msg, len);
+        answer(i, msg, len, reply);
+        if (lent) CHECK(shmring_bytes_release(rx) == SHMRING_OK, "release");
+
+        if (i % 2 == 0) {
+            uint8_t *room = NULL;
+            /* Reserve more than needed; publish what was written. */
+            CHECK(shmring_bytes_reserve(tx, 8 + len + 16, WAIT, &room) == SHMRING_OK, "reserve");
+            CHECK(shmring_bytes_try_send(tx, reply, 1) == SHMRING_BUSY, "a send while reserved");
+            CHECK(shmring_bytes_commit(tx, 8 + len + 17) == SHMRING_INVALID_ARGUMENT,
+                  "a commit past the reservation");
+            memcpy(room, reply, 8 + len);
+            CHECK(shmring_bytes_commit(tx, 8 + len) == SHMRING_OK, "commit");
+        } else {
+            CHECK(shmring_bytes_send_timeout(tx, reply, 8 + len, WAIT) == SHMRING_OK, "send");
+        }
+    }
+    CHECK(shmring_bytes_try_recv(rx, buf, sizeof buf, &(size_t){0}) == SHMRING_EMPTY, "drained");
+    CHECK(shmring_bytes_commit(tx, 0) == SHMRING_INVALID_ARGUMENT, "a commit with none open");
+
+    shmring_bytes_consumer_close(rx);
+    shmring_bytes_producer_close(tx);
+    shmring_bytes_close(to_c);
+    shmring_bytes_close(from_c);
+    printf("ok %llu\n", (unsigned long long)count);
+    return 0;
+}

@@ -1,0 +1,107 @@
+//! A C program, built with the system compiler under AddressSanitizer and
+//! UndefinedBehaviorSanitizer against this crate's static library and
+//! header, talks to this Rust process over two byte rings: every message
+//! either way is checked, by value, on both sides. It also checks the
+//! ABI's errors (NULL arguments, a missing ring, a taken role, a buffer too
+//! small, calls while a loan is open); see `tests/c/peer.c`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use shmring::ByteRing;
+
+const WAIT: Duration = Duration::from_secs(30);
+const COUNT: u64 = 3000;
+
+/// The directory cargo put this crate's libraries in (next to `deps/`).
+fn libraries() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_owned()
+}
+
+fn build_peer(out: &Path) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
+        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .args(["-fno-omit-frame-pointer", "-I"])
+        .arg(dir.join("include"))
+        .arg(dir.join("tests/c/peer.c"))
+        .arg(libraries().join("libshmring_c.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s", "-o"])
+        .arg(out)
+        .status()
+        .expect("a C compiler (cc) runs");
+    assert!(status.success(), "peer.c did not build");
+}
+
+/// Message i: (i % 200) bytes, byte k being (i * 7 + k) & 0xff.
+fn message(i: u64) -> Vec<u8> {
+    (0..i % 200).map(|k| (i * 7 + k) as u8).collect()
+}
+
+/// The C side's answer: i, little-endian, then the message reversed.
+fn answer(i: u64) -> Vec<u8> {
+    let mut a = i.to_le_bytes().to_vec();
+    a.extend(message(i).iter().rev());
+    a
+}
+
+#[test]
+fn a_c_program_and_a_rust_process_talk_over_two_rings() {
+    let name = format!("shmring-c-test-{}", std::process::id());
+    let (to_c, from_c) = (format!("{name}-to-c"), format!("{name}-from-c"));
+    // Small rings: both wrap many times, and back-pressure is met.
+    let ring_to_c = ByteRing::create(&to_c, 4096).unwrap();
+    let ring_from_c = ByteRing::create(&from_c, 4096).unwrap();
+    let mut tx = ring_to_c.producer().unwrap();
+    let mut rx = ring_from_c.consumer().unwrap();
+
+    let exe = std::env::temp_dir().join(format!("{name}-peer"));
+    build_peer(&exe);
+    let peer = Command::new(&exe)
+        .args([&to_c, &from_c, &COUNT.to_string()])
+        // Leaks are checked; Rust's own start-up allocations are not C's.
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let sender = std::thread::spawn(move || {
+        for i in 0..COUNT {
+            tx.send_timeout(&message(i), WAIT).unwrap();
+        }
+        tx
+    });
+    for i in 0..COUNT {
+        let got = rx.recv_timeout(WAIT).map(|m| m.to_vec());
+        match got {
+            Ok(got) => assert_eq!(got, answer(i), "answer {i}"),
+            Err(e) => {
+                let out = peer.wait_with_output().unwrap();
+                panic!(
+                    "answer {i}: {e}\nthe C peer said: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    drop(sender.join().unwrap());
+    let out = peer.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&exe);
+    assert!(
+        out.status.success(),
+        "the C peer failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ok {COUNT}")
+    );
+    assert!(rx.try_recv().unwrap().is_none(), "nothing more from C");
+}

@@ -1,0 +1,119 @@
+//! The checked-in header is the one the code generates, and it keeps every
+//! prototype its ABI version recorded: a change that breaks C callers
+//! fails here until the version is bumped.
+
+use std::path::{Path, PathBuf};
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn generated() -> String {
+    let dir = crate_dir();
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).unwrap();
+    let mut out = Vec::new();
+    cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen reads the crate")
+        .write(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_checked_in_header_is_the_generated_one() {
+    let path = crate_dir().join("include/shmring.h");
+    let fresh = generated();
+    if std::env::var_os("SHMRING_BLESS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let kept = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        kept == fresh,
+        "{} differs from what the code generates: run \
+         `SHMRING_BLESS=1 cargo test -p shmring-c --test header` and commit it",
+        path.display()
+    );
+}
+
+/// One prototype per line: the header's declarations, whitespace joined.
+fn prototypes(header: &str) -> Vec<String> {
+    // Block comments out first (the header's preamble names functions).
+    let mut text = header.to_owned();
+    while let (Some(a), Some(b)) = (text.find("/*"), text.find("*/")) {
+        text.replace_range(a..b + 2, " ");
+    }
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//") && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    code.split(';')
+        .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|d| d.contains("shmring_") && d.contains('('))
+        .map(|d| d.trim_start_matches("extern \"C\" { ").to_owned())
+        .collect()
+}
+
+fn recorded(version: u32) -> PathBuf {
+    crate_dir().join(format!("abi/v{version}.txt"))
+}
+
+#[test]
+fn every_prototype_of_this_abi_version_is_still_there() {
+    let header = generated();
+    let version: u32 = header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define SHMRING_C_ABI_VERSION "))
+        .expect("the header names its ABI version")
+        .trim()
+        .parse()
+        .unwrap();
+    let now = prototypes(&header);
+    let path = recorded(version);
+    if std::env::var_os("SHMRING_BLESS").is_some() && !path.exists() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, now.join("\n") + "\n").unwrap();
+    }
+    let kept = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} records ABI version {version}", path.display()));
+    let gone = missing(&kept, &now);
+    assert!(
+        gone.is_empty(),
+        "these prototypes of ABI version {version} changed or went, which breaks \
+         C callers: bump SHMRING_C_ABI_VERSION (and record the new version) \
+         or keep them:\n{}",
+        gone.join("\n")
+    );
+}
+
+/// The recorded prototypes that `now` no longer declares.
+fn missing<'a>(kept: &'a str, now: &[String]) -> Vec<&'a str> {
+    kept.lines()
+        .filter(|p| !now.iter().any(|n| n == p))
+        .collect()
+}
+
+#[test]
+fn the_prototype_check_catches_a_changed_or_removed_function() {
+    let kept = std::fs::read_to_string(recorded(1)).unwrap();
+    let now = prototypes(&generated());
+    assert!(missing(&kept, &now).is_empty());
+    // A length of another type is another ABI; so is a function gone.
+    let mut changed = now.clone();
+    let send = changed
+        .iter_mut()
+        .find(|p| p.contains("shmring_bytes_try_send("))
+        .expect("try_send is declared");
+    let before = send.clone();
+    *send = send.replace("size_t len", "uint32_t len");
+    assert_eq!(missing(&kept, &changed), [before.as_str()]);
+    let removed: Vec<String> = now
+        .iter()
+        .filter(|p| !p.contains("shmring_bytes_abort("))
+        .cloned()
+        .collect();
+    assert_eq!(missing(&kept, &removed).len(), 1);
+    assert!(Path::new(&recorded(1)).exists());
+}
