@@ -14,10 +14,11 @@ use shmring::ByteRing;
 const WAIT: Duration = Duration::from_secs(30);
 const COUNT: u64 = 3000;
 
-/// The directory cargo put this crate's libraries in (next to `deps/`).
+/// Where cargo put this crate's static library: beside this test, in
+/// `deps/` (built there with every crate type the lib declares).
 fn libraries() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_owned()
+    exe.parent().unwrap().to_owned()
 }
 
 fn build_peer(out: &Path) {
