@@ -1,0 +1,412 @@
+"""shmring's lock-free rings in POSIX shared memory, from Python.
+
+A thin layer over the C ABI of the ``shmring-c`` crate (``ctypes``): every
+call is the C call, its status turned into a return value or an exception
+whose message names the ring, the operation and the cause.
+
+Why ``ctypes`` over the C ABI rather than PyO3: one boundary to keep right
+(the C ABI, tested under sanitizers from C), nothing to compile per Python
+version, and no dependency; a call costs a ``ctypes`` crossing (about a
+microsecond), which a Python caller pays anyway.
+
+Byte rings so far::
+
+    with ByteRing.open_or_create("orders", 1 << 16) as ring:
+        with ring.producer() as tx:
+            tx.send(b"buy 100")
+            with tx.reserve(64) as room:     # in place: write, then commit
+                room[:4] = b"sell"
+                room.commit(4)
+        with ring.consumer() as rx:
+            assert rx.recv(timeout=1.0) == b"buy 100"
+            with rx.read(timeout=1.0) as view:   # in place, read-only
+                assert bytes(view) == b"sell"
+
+A view lent by ``read`` or ``reserve`` is valid inside its ``with`` block
+only: it is released at the end (using it then raises ``ValueError``);
+copy it with ``bytes(view)`` to keep it. Handles are closed by their
+``with`` block or ``close()``, and are used by one thread at a time.
+"""
+
+import ctypes
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+__all__ = [
+    "ByteRing",
+    "Producer",
+    "Consumer",
+    "Reservation",
+    "ShmringError",
+    "NotFound",
+    "AlreadyExists",
+    "Timeout",
+    "Closed",
+    "InvalidArgument",
+    "MessageTooLarge",
+    "RoleTaken",
+    "Mismatch",
+    "PermissionDenied",
+    "Corrupt",
+    "Stalled",
+    "Busy",
+    "abi_version",
+    "ABI_VERSION",
+]
+
+# The statuses of include/shmring.h (a test compares them with it).
+OK, EMPTY, FULL, TIMEOUT, CLOSED, NOT_FOUND, ALREADY_EXISTS = 0, 1, 2, 3, 4, 5, 6
+INVALID_ARGUMENT, BUFFER_TOO_SMALL, MESSAGE_TOO_LARGE, ROLE_TAKEN = 7, 8, 9, 10
+MISMATCH, PERMISSION_DENIED, CORRUPT, STALLED, BUSY, PANIC, OTHER = 11, 12, 13, 14, 15, 16, 99
+#: The C ABI version these bindings were written for.
+ABI_VERSION = 1
+
+
+class ShmringError(Exception):
+    """A failed call: ``code`` is the C status, the message says why."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class NotFound(ShmringError):
+    """No ring of that name."""
+
+
+class AlreadyExists(ShmringError):
+    """A ring of that name exists already."""
+
+
+class Timeout(ShmringError, TimeoutError):
+    """A wait ended before it could be done."""
+
+
+class Closed(ShmringError):
+    """The producer closed the ring and everything in it was read."""
+
+
+class InvalidArgument(ShmringError, ValueError):
+    """An argument the C ABI refused (a bad name, a length that does not fit)."""
+
+
+class MessageTooLarge(ShmringError, ValueError):
+    """The message is longer than the ring's largest."""
+
+
+class RoleTaken(ShmringError):
+    """Another live handle holds the producer or consumer role."""
+
+
+class Mismatch(ShmringError):
+    """The ring is of another kind, type, capacity or format."""
+
+
+class PermissionDenied(ShmringError, PermissionError):
+    """The caller may not open or create it."""
+
+
+class Corrupt(ShmringError):
+    """The ring holds what no honest peer writes."""
+
+
+class Stalled(ShmringError):
+    """A wait ended behind a message a producer claimed and never committed."""
+
+
+class Busy(ShmringError):
+    """The handle lends a reservation or a message: finish that first."""
+
+
+_ERRORS = {
+    TIMEOUT: Timeout,
+    CLOSED: Closed,
+    NOT_FOUND: NotFound,
+    ALREADY_EXISTS: AlreadyExists,
+    INVALID_ARGUMENT: InvalidArgument,
+    MESSAGE_TOO_LARGE: MessageTooLarge,
+    ROLE_TAKEN: RoleTaken,
+    MISMATCH: Mismatch,
+    PERMISSION_DENIED: PermissionDenied,
+    CORRUPT: Corrupt,
+    STALLED: Stalled,
+    BUSY: Busy,
+}
+
+
+def _library_path() -> str:
+    """The C library: $SHMRING_C_LIB, or the one installed with this package."""
+    explicit = os.environ.get("SHMRING_C_LIB")
+    if explicit:
+        return explicit
+    return str(Path(__file__).resolve().parent / "libshmring_c.so")
+
+
+_c = ctypes.CDLL(_library_path())
+_P = ctypes.c_void_p
+_u8p = ctypes.POINTER(ctypes.c_uint8)
+_size = ctypes.c_size_t
+for _name, _args, _ret in [
+    ("shmring_abi_version", [], ctypes.c_uint32),
+    ("shmring_last_error", [], ctypes.c_char_p),
+    ("shmring_bytes_create", [ctypes.c_char_p, _size, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_bytes_open", [ctypes.c_char_p, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_bytes_open_or_create", [ctypes.c_char_p, _size, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_bytes_open_timeout", [ctypes.c_char_p, ctypes.c_uint64, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_bytes_close", [_P], None),
+    ("shmring_bytes_max_message_len", [_P], _size),
+    ("shmring_bytes_has_producer", [_P], ctypes.c_int),
+    ("shmring_bytes_has_consumer", [_P], ctypes.c_int),
+    ("shmring_bytes_producer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_bytes_consumer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_bytes_producer_close", [_P], None),
+    ("shmring_bytes_consumer_close", [_P], None),
+    ("shmring_bytes_try_send", [_P, ctypes.c_char_p, _size], ctypes.c_int),
+    ("shmring_bytes_send_timeout", [_P, ctypes.c_char_p, _size, ctypes.c_uint64], ctypes.c_int),
+    ("shmring_bytes_reserve", [_P, _size, ctypes.c_uint64, ctypes.POINTER(_u8p)], ctypes.c_int),
+    ("shmring_bytes_commit", [_P, _size], ctypes.c_int),
+    ("shmring_bytes_abort", [_P], ctypes.c_int),
+    ("shmring_bytes_try_recv", [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size)], ctypes.c_int),
+    (
+        "shmring_bytes_recv_timeout",
+        [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size), ctypes.c_uint64],
+        ctypes.c_int,
+    ),
+    ("shmring_bytes_read", [_P, ctypes.c_uint64, ctypes.POINTER(_u8p), ctypes.POINTER(_size)], ctypes.c_int),
+    ("shmring_bytes_release", [_P], ctypes.c_int),
+]:
+    _f = getattr(_c, _name)
+    _f.argtypes, _f.restype = _args, _ret
+
+if _c.shmring_abi_version() != ABI_VERSION:
+    raise ImportError(
+        f"{_library_path()} has C ABI version {_c.shmring_abi_version()}, "
+        f"these bindings were written for {ABI_VERSION}"
+    )
+
+
+def abi_version() -> int:
+    """The C ABI version of the library loaded."""
+    return _c.shmring_abi_version()
+
+
+def _check(status: int) -> int:
+    """``status`` if it is not an error; else the error, raised."""
+    if status in (OK, EMPTY, FULL, BUFFER_TOO_SMALL):
+        return status
+    message = (_c.shmring_last_error() or b"").decode("utf-8", "replace")
+    raise _ERRORS.get(status, ShmringError)(status, message)
+
+
+def _ns(timeout: Optional[float]) -> int:
+    """Seconds (None: a day) as the C ABI's nanoseconds."""
+    if timeout is None:
+        return 86_400 * 10**9
+    if timeout < 0:
+        raise ValueError("a timeout is not negative")
+    return int(timeout * 1e9)
+
+
+class _Handle:
+    """A C handle, closed once, by ``close()`` or its ``with`` block."""
+
+    _closer = None
+
+    def __init__(self, ptr: int):
+        self._ptr: Optional[int] = ptr
+
+    @property
+    def _p(self) -> int:
+        if self._ptr is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        return self._ptr
+
+    def close(self) -> None:
+        ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            type(self)._closer(ptr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class ByteRing(_Handle):
+    """A ring of byte messages of any length up to ``max_message_len``."""
+
+    _closer = _c.shmring_bytes_close
+
+    def __init__(self, ptr: int, name: str):
+        super().__init__(ptr)
+        self.name = name
+
+    @classmethod
+    def _made(cls, call, name: str, *args) -> "ByteRing":
+        if "\0" in name:
+            # C would read the name only up to it: another ring.
+            raise InvalidArgument(INVALID_ARGUMENT, f"ring name {name!r} holds a NUL")
+        out = _P()
+        _check(call(name.encode(), *args, ctypes.byref(out)))
+        return cls(out.value, name)
+
+    @classmethod
+    def create(cls, name: str, capacity: int) -> "ByteRing":
+        """Create ring ``name`` with ``capacity`` bytes (mode 0600); AlreadyExists if it is there."""
+        return cls._made(_c.shmring_bytes_create, name, capacity)
+
+    @classmethod
+    def open(cls, name: str) -> "ByteRing":
+        """Open ring ``name``; NotFound if there is none."""
+        return cls._made(_c.shmring_bytes_open, name)
+
+    @classmethod
+    def open_or_create(cls, name: str, capacity: int) -> "ByteRing":
+        """Open ring ``name``, or create it with ``capacity`` bytes."""
+        return cls._made(_c.shmring_bytes_open_or_create, name, capacity)
+
+    @classmethod
+    def open_timeout(cls, name: str, timeout: float) -> "ByteRing":
+        """Open ring ``name``, waiting up to ``timeout`` seconds for it to be made."""
+        return cls._made(_c.shmring_bytes_open_timeout, name, _ns(timeout))
+
+    @property
+    def max_message_len(self) -> int:
+        return _c.shmring_bytes_max_message_len(self._p)
+
+    @property
+    def has_producer(self) -> bool:
+        """Whether a live process holds the producer role (the kernel's answer)."""
+        return bool(_c.shmring_bytes_has_producer(self._p))
+
+    @property
+    def has_consumer(self) -> bool:
+        """Whether a live process holds the consumer role."""
+        return bool(_c.shmring_bytes_has_consumer(self._p))
+
+    def producer(self) -> "Producer":
+        """Take the producer role (RoleTaken if a live handle holds it)."""
+        out = _P()
+        _check(_c.shmring_bytes_producer(self._p, ctypes.byref(out)))
+        return Producer(out.value, self.name)
+
+    def consumer(self) -> "Consumer":
+        """Take the consumer role."""
+        out = _P()
+        _check(_c.shmring_bytes_consumer(self._p, ctypes.byref(out)))
+        return Consumer(out.value, self.name)
+
+    def __repr__(self) -> str:
+        return f"ByteRing({self.name!r})"
+
+
+class Reservation:
+    """Room reserved in place: write into it (a writable memoryview), then
+    ``commit(n)`` the first ``n`` bytes; left uncommitted, it is aborted."""
+
+    def __init__(self, producer: "Producer", view: memoryview):
+        self._producer = producer
+        self.view = view
+        self.done = False
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __setitem__(self, key, value) -> None:
+        self.view[key] = value
+
+    def commit(self, n: Optional[int] = None) -> None:
+        """Publish the first ``n`` bytes (all of them if ``n`` is None)."""
+        n = len(self.view) if n is None else n
+        _check(_c.shmring_bytes_commit(self._producer._p, n))
+        self.done = True
+
+
+class Producer(_Handle):
+    """A byte ring's producer."""
+
+    _closer = _c.shmring_bytes_producer_close
+
+    def __init__(self, ptr: int, name: str):
+        super().__init__(ptr)
+        self.name = name
+
+    def try_send(self, data: bytes) -> bool:
+        """Copy ``data`` in as one message if there is room now; whether there was."""
+        return _check(_c.shmring_bytes_try_send(self._p, bytes(data), len(data))) == OK
+
+    def send(self, data: bytes, timeout: Optional[float] = None) -> None:
+        """Copy ``data`` in as one message, waiting up to ``timeout`` seconds for room."""
+        _check(_c.shmring_bytes_send_timeout(self._p, bytes(data), len(data), _ns(timeout)))
+
+    @contextmanager
+    def reserve(self, n: int, timeout: Optional[float] = None) -> Iterator[Reservation]:
+        """Reserve ``n`` bytes in place (waiting up to ``timeout`` for room)."""
+        at = _u8p()
+        _check(_c.shmring_bytes_reserve(self._p, n, _ns(timeout), ctypes.byref(at)))
+        view = memoryview((ctypes.c_uint8 * n).from_address(ctypes.addressof(at.contents))).cast("B")
+        grant = Reservation(self, view)
+        try:
+            yield grant
+        finally:
+            view.release()
+            if not grant.done:
+                _c.shmring_bytes_abort(self._p)
+
+
+class Consumer(_Handle):
+    """A byte ring's consumer."""
+
+    _closer = _c.shmring_bytes_consumer_close
+
+    def __init__(self, ptr: int, name: str):
+        super().__init__(ptr)
+        self.name = name
+        self._buf = ctypes.create_string_buffer(4096)
+
+    def _copy(self, call, *wait) -> Optional[bytes]:
+        n = _size()
+        while True:
+            status = _check(call(self._p, self._buf, len(self._buf), ctypes.byref(n), *wait))
+            if status == EMPTY:
+                return None
+            if status == BUFFER_TOO_SMALL:
+                # The message waits in the ring for a buffer that holds it.
+                self._buf = ctypes.create_string_buffer(n.value)
+                continue
+            return self._buf.raw[: n.value]
+
+    def try_recv(self) -> Optional[bytes]:
+        """The oldest message, copied out and released, or None if there is none now."""
+        return self._copy(_c.shmring_bytes_try_recv)
+
+    def recv(self, timeout: Optional[float] = None) -> bytes:
+        """The oldest message, copied out, waiting up to ``timeout`` seconds (Timeout)."""
+        return self._copy(_c.shmring_bytes_recv_timeout, _ns(timeout))
+
+    @contextmanager
+    def read(self, timeout: Optional[float] = None) -> Iterator[Optional[memoryview]]:
+        """The oldest message in place, as a read-only memoryview valid inside
+        the block, released at its end; waits up to ``timeout`` seconds
+        (0: not at all, and the view is None if there is none)."""
+        at, n = _u8p(), _size()
+        wait = 0 if timeout == 0 else _ns(timeout)
+        if _check(_c.shmring_bytes_read(self._p, wait, ctypes.byref(at), ctypes.byref(n))) == EMPTY:
+            yield None
+            return
+        if n.value == 0:
+            view = memoryview(b"")
+        else:
+            array = (ctypes.c_uint8 * n.value).from_address(ctypes.addressof(at.contents))
+            view = memoryview(array).cast("B").toreadonly()
+        try:
+            yield view
+        finally:
+            view.release()
+            _c.shmring_bytes_release(self._p)

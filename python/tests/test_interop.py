@@ -1,0 +1,160 @@
+"""Python and Rust on one ring, both ways; the bindings' errors, views and
+handles. The Rust side is the shmring-c crate's `echo` example, built here
+with cargo; it answers message i with i (8 bytes, little-endian) and the
+message reversed."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import shmring
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+WAIT = 30.0
+
+
+def unique(tag: str) -> str:
+    unique.n = getattr(unique, "n", 0) + 1
+    return f"shmring-py-{tag}-{os.getpid()}-{unique.n}"
+
+
+@pytest.fixture(scope="session")
+def echo() -> Path:
+    subprocess.run(
+        ["cargo", "build", "--release", "-q", "-p", "shmring-c", "--example", "echo"],
+        cwd=ROOT,
+        check=True,
+    )
+    target = TARGET if TARGET.is_absolute() else ROOT / TARGET
+    return target / "release" / "examples" / "echo"
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    yield
+    left = [p for p in os.listdir("/dev/shm") if p.startswith("shmring-py-")]
+    assert left == [], f"left in /dev/shm: {left}"
+
+
+def message(i: int) -> bytes:
+    """Message i: (i * 37) % 9000 bytes (some longer than the consumer's
+    first buffer), byte k being (i * 7 + k) & 0xff."""
+    return bytes((i * 7 + k) & 0xFF for k in range((i * 37) % 9000))
+
+
+def answer(i: int) -> bytes:
+    return i.to_bytes(8, "little") + message(i)[::-1]
+
+
+def test_python_and_rust_exchange_messages_both_ways(echo):
+    count = 400
+    to_rust, from_rust = unique("to-rust"), unique("from-rust")
+    with shmring.ByteRing.create(to_rust, 1 << 15) as out_ring, shmring.ByteRing.create(
+        from_rust, 1 << 15
+    ) as in_ring, out_ring.producer() as tx, in_ring.consumer() as rx:
+        rust = subprocess.Popen(
+            [str(echo), to_rust, from_rust, str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            sent = 0
+            for i in range(count):
+                # Ahead of the answers by up to 4, to meet back-pressure and
+                # a ring that wraps; half copied in, half written in place.
+                while sent < count and sent <= i + 4:
+                    data = message(sent)
+                    if sent % 2 == 0:
+                        tx.send(data, timeout=WAIT)
+                    else:
+                        with tx.reserve(len(data) + 32, timeout=WAIT) as room:
+                            room[: len(data)] = data
+                            room.commit(len(data))
+                    sent += 1
+                if i % 2 == 0:
+                    got = rx.recv(timeout=WAIT)
+                else:
+                    with rx.read(timeout=WAIT) as view:
+                        assert view.readonly
+                        got = bytes(view)
+                assert got == answer(i), f"answer {i}"
+            assert rx.try_recv() is None
+            out, err = rust.communicate(timeout=WAIT)
+            assert rust.returncode == 0, err.decode()
+            assert out.decode().strip() == f"echoed {count}"
+        finally:
+            rust.kill()
+            rust.wait()
+
+
+def test_errors_name_the_ring_and_the_cause():
+    missing = unique("missing")
+    with pytest.raises(shmring.NotFound, match=re.escape(missing)):
+        shmring.ByteRing.open(missing)
+    name = unique("errors")
+    with shmring.ByteRing.create(name, 4096) as ring:
+        with pytest.raises(shmring.AlreadyExists):
+            shmring.ByteRing.create(name, 4096)
+        with ring.consumer() as rx:
+            with pytest.raises(shmring.RoleTaken):
+                ring.consumer()
+            with pytest.raises(shmring.Timeout, match=re.escape(name)):
+                rx.recv(timeout=0.001)
+            assert rx.try_recv() is None
+            with rx.read(timeout=0) as view:
+                assert view is None
+        with ring.producer() as tx:
+            with pytest.raises(shmring.MessageTooLarge):
+                tx.send(b"x" * (ring.max_message_len + 1))
+            with tx.reserve(8) as room:
+                with pytest.raises(shmring.Busy):
+                    tx.try_send(b"no")
+                with pytest.raises(shmring.InvalidArgument):
+                    room.commit(9)
+            # Left uncommitted: aborted, and the producer is free again.
+            assert tx.try_send(b"yes")
+    with pytest.raises(shmring.InvalidArgument):
+        shmring.ByteRing.open("bad\0name")
+
+
+def test_views_do_not_outlive_their_block():
+    with shmring.ByteRing.create(unique("views"), 4096) as ring, ring.producer() as tx, ring.consumer() as rx:
+        tx.send(b"kept")
+        with rx.read(timeout=WAIT) as view:
+            assert bytes(view) == b"kept"
+        with pytest.raises(ValueError):
+            bytes(view)
+        with tx.reserve(4) as room:
+            room[:] = b"abcd"
+            room.commit()
+        with pytest.raises(ValueError):
+            room.view[0] = 1
+        assert rx.recv(timeout=WAIT) == b"abcd"
+
+
+def test_handles_close_and_give_their_roles_back():
+    name = unique("close")
+    ring = shmring.ByteRing.create(name, 4096)
+    with ring.consumer():
+        assert ring.has_consumer
+    assert not ring.has_consumer
+    ring.consumer().close()  # the role is free again
+    ring.close()
+    ring.close()  # twice: nothing
+    with pytest.raises(ValueError, match="closed"):
+        ring.producer()
+    with pytest.raises(shmring.NotFound):
+        shmring.ByteRing.open(name)
+
+
+def test_statuses_are_the_headers():
+    header = (ROOT / "capi" / "include" / "shmring.h").read_text()
+    defined = dict(re.findall(r"#define SHMRING_(\w+) (\d+)", header))
+    assert int(defined.pop("C_ABI_VERSION")) == shmring.ABI_VERSION == shmring.abi_version()
+    defined.pop("FORMAT_VERSION")
+    for name, value in defined.items():
+        assert getattr(shmring, name) == int(value), name
