@@ -1,7 +1,9 @@
-//! Round trips from C: builds `examples/c/round_trip.c` with the system
-//! compiler against this crate's static library, and runs it: two C
-//! processes ping-pong 8-byte messages through two byte rings, then
-//! through a Unix socketpair, each printed as p50 and mean.
+//! Round trips and throughput from C: builds `examples/c/round_trip.c`
+//! with the system compiler against this crate's static library, and runs
+//! it: two C processes ping-pong 8-byte messages through two byte rings,
+//! then through a Unix socketpair (p50 and mean of each), then one sends
+//! 8-byte messages one at a time to the other through a ring and through
+//! a socketpair (messages a second).
 //!
 //! `cargo run --release -p shmring-c --example round_trip [ROUNDS]`
 

@@ -369,18 +369,24 @@ class Consumer(_Handle):
         super().__init__(ptr)
         self.name = name
         self._buf = ctypes.create_string_buffer(4096)
+        self._cap = 4096
+        self._n = _size()
+        self._n_ref = ctypes.byref(self._n)
 
     def _copy(self, call, *wait) -> Optional[bytes]:
-        n = _size()
+        n, p = self._n, self._p
         while True:
-            status = _check(call(self._p, self._buf, len(self._buf), ctypes.byref(n), *wait))
+            status = call(p, self._buf, self._cap, self._n_ref, *wait)
+            if status == OK:
+                return ctypes.string_at(self._buf, n.value)
             if status == EMPTY:
                 return None
             if status == BUFFER_TOO_SMALL:
                 # The message waits in the ring for a buffer that holds it.
                 self._buf = ctypes.create_string_buffer(n.value)
+                self._cap = n.value
                 continue
-            return self._buf.raw[: n.value]
+            _check(status)
 
     def try_recv(self) -> Optional[bytes]:
         """The oldest message, copied out and released, or None if there is none now."""

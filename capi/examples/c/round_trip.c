@@ -2,6 +2,8 @@
  * Round trips between two C processes (a fork): 8-byte messages through
  * two shmring byte rings, spinning (try calls in a loop), then the same
  * through a Unix socketpair; nanoseconds per round trip, p50 and mean.
+ * Then one-at-a-time throughput: one process sends ROUNDS 8-byte
+ * messages, the other receives each, through a ring and a socketpair.
  * Run by `cargo run --release -p shmring-c --example round_trip`.
  *
  *   round_trip NAME ROUNDS
@@ -132,6 +134,57 @@ int main(int argc, char **argv) {
     total = now_ns() - start;
     waitpid(echo, &status, 0);
     report("Unix socketpair", ns, rounds, total);
+    close(sv[0]);
+
+    /* One at a time, one way. */
+    if (shmring_bytes_create(ping, 1 << 16, &a) != SHMRING_OK) DIE("create %s", ping);
+    pid_t sender = fork();
+    if (sender == 0) {
+        ShmringBytes *x;
+        ShmringBytesProducer *stx;
+        open_side(ping, &x, &stx, NULL);
+        for (long i = 0; i < rounds; i++) { memcpy(v, &i, 8); send_spin(stx, v); }
+        shmring_bytes_producer_close(stx);
+        shmring_bytes_close(x);
+        _exit(0);
+    }
+    if (shmring_bytes_consumer(a, &rx) != SHMRING_OK) DIE("consumer");
+    start = now_ns();
+    for (long i = 0; i < rounds; i++) {
+        recv_spin(rx, w);
+        if (memcmp(&i, w, 8) != 0) DIE("message %ld", i);
+    }
+    total = now_ns() - start;
+    waitpid(sender, &status, 0);
+    printf("%-22s %6.2f M msg/s\n", "shmring byte ring", rounds / (total / 1e3));
+    shmring_bytes_consumer_close(rx);
+    shmring_bytes_close(a);
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) DIE("socketpair");
+    sender = fork();
+    if (sender == 0) {
+        close(sv[0]);
+        for (long i = 0; i < rounds; i++) {
+            memcpy(v, &i, 8);
+            if (write(sv[1], v, 8) != 8) _exit(3);
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    start = now_ns();
+    for (long i = 0; i < rounds; i++) {
+        size_t got = 0;
+        while (got < 8) {
+            ssize_t r = read(sv[0], w + got, 8 - got);
+            if (r <= 0) DIE("socket");
+            got += (size_t)r;
+        }
+        if (memcmp(&i, w, 8) != 0) DIE("message %ld", i);
+    }
+    total = now_ns() - start;
+    waitpid(sender, &status, 0);
+    printf("%-22s %6.2f M msg/s\n", "Unix socketpair", rounds / (total / 1e3));
+    close(sv[0]);
     free(ns);
     return 0;
 }

@@ -1,0 +1,125 @@
+"""Round trips and one-at-a-time throughput between two Python processes:
+8-byte messages through shmring byte rings (spinning on the try calls)
+beside the same through a Unix socketpair.
+
+    python3 python/bench.py [ROUNDS]        # after pip install ./python
+"""
+
+import os
+import socket
+import statistics
+import sys
+import time
+
+import shmring
+
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+
+
+def spin_recv(rx):
+    while True:
+        m = rx.try_recv()
+        if m is not None:
+            return m
+
+
+def spin_send(tx, m):
+    while not tx.try_send(m):
+        pass
+
+
+def rings_round_trip(name):
+    ping, pong = f"{name}-ping", f"{name}-pong"
+    with shmring.ByteRing.create(ping, 1 << 16) as a, shmring.ByteRing.create(pong, 1 << 16) as b:
+        pid = os.fork()
+        if pid == 0:
+            # The child opens its own handles: none is shared across fork.
+            with shmring.ByteRing.open(ping) as x, shmring.ByteRing.open(pong) as y:
+                with x.consumer() as rx, y.producer() as tx:
+                    for _ in range(ROUNDS + 1):
+                        spin_send(tx, spin_recv(rx))
+            os._exit(0)
+        with a.producer() as tx, b.consumer() as rx:
+            times = []
+            for i in range(ROUNDS + 1):
+                m = i.to_bytes(8, "little")
+                t0 = time.perf_counter_ns()
+                spin_send(tx, m)
+                assert spin_recv(rx) == m
+                times.append(time.perf_counter_ns() - t0)
+        os.waitpid(pid, 0)
+    return times[1:]
+
+
+def socket_round_trip():
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        a.close()
+        for _ in range(ROUNDS + 1):
+            b.sendall(b.recv(8))
+        os._exit(0)
+    b.close()
+    times = []
+    for i in range(ROUNDS + 1):
+        m = i.to_bytes(8, "little")
+        t0 = time.perf_counter_ns()
+        a.sendall(m)
+        assert a.recv(8) == m
+        times.append(time.perf_counter_ns() - t0)
+    os.waitpid(pid, 0)
+    a.close()
+    return times[1:]
+
+
+def rings_throughput(name):
+    with shmring.ByteRing.create(name, 1 << 16) as ring:
+        pid = os.fork()
+        if pid == 0:
+            with shmring.ByteRing.open(name) as r, r.producer() as tx:
+                for i in range(ROUNDS):
+                    spin_send(tx, i.to_bytes(8, "little"))
+            os._exit(0)
+        with ring.consumer() as rx:
+            t0 = time.perf_counter_ns()
+            for i in range(ROUNDS):
+                assert spin_recv(rx) == i.to_bytes(8, "little")
+            took = time.perf_counter_ns() - t0
+        os.waitpid(pid, 0)
+    return ROUNDS / took * 1e9
+
+
+def socket_throughput():
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        a.close()
+        for i in range(ROUNDS):
+            b.sendall(i.to_bytes(8, "little"))
+        os._exit(0)
+    b.close()
+    t0 = time.perf_counter_ns()
+    for i in range(ROUNDS):
+        m = b""
+        while len(m) < 8:
+            m += a.recv(8 - len(m))
+        assert m == i.to_bytes(8, "little")
+    took = time.perf_counter_ns() - t0
+    os.waitpid(pid, 0)
+    a.close()
+    return ROUNDS / took * 1e9
+
+
+def main():
+    name = f"shmring-py-bench-{os.getpid()}"
+    r, s = rings_round_trip(name), socket_round_trip()
+    print(f"round trip   shmring p50 {statistics.median(r) / 1000:6.2f} µs   "
+          f"socketpair p50 {statistics.median(s) / 1000:6.2f} µs   "
+          f"({statistics.median(s) / statistics.median(r):.1f}x)")
+    rt, st = rings_throughput(name + "-t"), socket_throughput()
+    print(f"throughput   shmring {rt / 1e6:6.3f} M msg/s   socketpair {st / 1e6:6.3f} M msg/s   "
+          f"({rt / st:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
