@@ -13,7 +13,7 @@ import time
 
 import shmring
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+ROUNDS = max(1, int(sys.argv[1])) if len(sys.argv) > 1 else 50_000
 
 
 def spin_recv(rx):
@@ -28,17 +28,34 @@ def spin_send(tx, m):
         pass
 
 
+def child(work):
+    """Run ``work`` in a forked child that never returns to the parent's code."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            work()
+            os._exit(0)
+        finally:
+            os._exit(1)
+    return pid
+
+
+def reap(pid):
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the other process failed"
+
+
 def rings_round_trip(name):
     ping, pong = f"{name}-ping", f"{name}-pong"
     with shmring.ByteRing.create(ping, 1 << 16) as a, shmring.ByteRing.create(pong, 1 << 16) as b:
-        pid = os.fork()
-        if pid == 0:
+        def echo():
             # The child opens its own handles: none is shared across fork.
             with shmring.ByteRing.open(ping) as x, shmring.ByteRing.open(pong) as y:
                 with x.consumer() as rx, y.producer() as tx:
                     for _ in range(ROUNDS + 1):
                         spin_send(tx, spin_recv(rx))
-            os._exit(0)
+
+        pid = child(echo)
         with a.producer() as tx, b.consumer() as rx:
             times = []
             for i in range(ROUNDS + 1):
@@ -47,18 +64,18 @@ def rings_round_trip(name):
                 spin_send(tx, m)
                 assert spin_recv(rx) == m
                 times.append(time.perf_counter_ns() - t0)
-        os.waitpid(pid, 0)
+        reap(pid)
     return times[1:]
 
 
 def socket_round_trip():
     a, b = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
+    def echo():
         a.close()
         for _ in range(ROUNDS + 1):
             b.sendall(b.recv(8))
-        os._exit(0)
+
+    pid = child(echo)
     b.close()
     times = []
     for i in range(ROUNDS + 1):
@@ -67,36 +84,36 @@ def socket_round_trip():
         a.sendall(m)
         assert a.recv(8) == m
         times.append(time.perf_counter_ns() - t0)
-    os.waitpid(pid, 0)
+    reap(pid)
     a.close()
     return times[1:]
 
 
 def rings_throughput(name):
     with shmring.ByteRing.create(name, 1 << 16) as ring:
-        pid = os.fork()
-        if pid == 0:
+        def send():
             with shmring.ByteRing.open(name) as r, r.producer() as tx:
                 for i in range(ROUNDS):
                     spin_send(tx, i.to_bytes(8, "little"))
-            os._exit(0)
+
+        pid = child(send)
         with ring.consumer() as rx:
             t0 = time.perf_counter_ns()
             for i in range(ROUNDS):
                 assert spin_recv(rx) == i.to_bytes(8, "little")
             took = time.perf_counter_ns() - t0
-        os.waitpid(pid, 0)
+        reap(pid)
     return ROUNDS / took * 1e9
 
 
 def socket_throughput():
     a, b = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
+    def send():
         a.close()
         for i in range(ROUNDS):
             b.sendall(i.to_bytes(8, "little"))
-        os._exit(0)
+
+    pid = child(send)
     b.close()
     t0 = time.perf_counter_ns()
     for i in range(ROUNDS):
@@ -105,7 +122,7 @@ def socket_throughput():
             m += a.recv(8 - len(m))
         assert m == i.to_bytes(8, "little")
     took = time.perf_counter_ns() - t0
-    os.waitpid(pid, 0)
+    reap(pid)
     a.close()
     return ROUNDS / took * 1e9
 

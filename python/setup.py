@@ -1,5 +1,7 @@
 """Builds the C ABI (the shmring-c crate) with cargo and ships its shared
-library inside the package, so that `pip install ./python` is the one step."""
+library inside the package, so that `pip install ./python` is the one step.
+It builds from the repository (an in-tree build, pip's default): the
+package is not meant to be built from an sdist alone."""
 
 import os
 import shutil
@@ -8,6 +10,7 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,4 +29,12 @@ class BuildWithCargo(build_py):
         super().run()
 
 
-setup(cmdclass={"build_py": BuildWithCargo})
+class WithNativeLibrary(Distribution):
+    """The package ships a native library: its wheel is tagged for this
+    platform, not as pure Python."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(cmdclass={"build_py": BuildWithCargo}, distclass=WithNativeLibrary)

@@ -59,7 +59,8 @@
 // The message is longer than the ring's largest.
 #define SHMRING_MESSAGE_TOO_LARGE 9
 
-// Another live handle holds the producer or consumer role.
+// Another live handle holds the consumer role, or the ring has its most
+// producers already.
 #define SHMRING_ROLE_TAKEN 10
 
 // The ring is of another kind, type, capacity or format than asked.
@@ -162,15 +163,17 @@ int shmring_bytes_has_consumer(const struct ShmringBytes *ring);
 // `ring` is NULL or a live handle.
 int shmring_bytes_has_producer(const struct ShmringBytes *ring);
 
-// Take `ring`'s producer role; the handle goes to `*out`
-// ([`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) if a live handle
-// holds it).
+// Make a producer of `ring` (a byte ring takes up to 32 at once, across
+// processes; [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) past
+// that); the handle goes to `*out`.
 //
 // # Safety
 // `ring` is NULL or a live handle; `out` is NULL or writable.
 int shmring_bytes_producer(struct ShmringBytes *ring, struct ShmringBytesProducer **out);
 
-// Take `ring`'s consumer role; the handle goes to `*out`.
+// Take `ring`'s consumer role (one live handle holds it at a time:
+// [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN)); the handle goes to
+// `*out`.
 //
 // # Safety
 // As [`shmring_bytes_producer`].
@@ -198,7 +201,8 @@ void shmring_bytes_consumer_close(struct ShmringBytesConsumer *rx);
 int shmring_bytes_try_send(struct ShmringBytesProducer *tx, const uint8_t *data, size_t len);
 
 // [`shmring_bytes_try_send`], waiting up to `timeout_ns` for room
-// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came; 0: not at
+// all, [`SHMRING_FULL`] if there is none now).
 //
 // # Safety
 // As [`shmring_bytes_try_send`].
@@ -207,7 +211,8 @@ int shmring_bytes_send_timeout(struct ShmringBytesProducer *tx,
                                size_t len,
                                uint64_t timeout_ns);
 
-// Reserve `len` bytes in the ring, waiting up to `timeout_ns` for room;
+// Reserve `len` bytes in the ring, waiting up to `timeout_ns` for room
+// (0: not at all, [`SHMRING_FULL`] if there is none now);
 // `*data` points to them, to be written in place and published with
 // [`shmring_bytes_commit`] (or given back with [`shmring_bytes_abort`]).
 // Until then, the producer's other calls answer [`SHMRING_BUSY`].
@@ -239,7 +244,9 @@ int shmring_bytes_abort(struct ShmringBytesProducer *tx);
 // Copy the oldest message into `buf` (of `cap` bytes) and release it;
 // its length goes to `*len`. [`SHMRING_EMPTY`] if there is none now;
 // [`SHMRING_BUFFER_TOO_SMALL`] if it is longer than `cap` (its length
-// goes to `*len`; it stays in the ring).
+// goes to `*len`; it stays in the ring, for the next receive). Each byte
+// of shared memory is read once (a copy safe from a producer that
+// rewrites the message as it is read).
 //
 // # Safety
 // `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
@@ -247,7 +254,8 @@ int shmring_bytes_abort(struct ShmringBytesProducer *tx);
 int shmring_bytes_try_recv(struct ShmringBytesConsumer *rx, uint8_t *buf, size_t cap, size_t *len);
 
 // [`shmring_bytes_try_recv`], waiting up to `timeout_ns` for a message
-// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came; 0: not at
+// all, [`SHMRING_EMPTY`] if there is none now).
 //
 // # Safety
 // As [`shmring_bytes_try_recv`].

@@ -37,12 +37,12 @@ pub struct ShmringBytesProducer {
 /// A byte ring's consumer. Close with [`shmring_bytes_consumer_close`].
 #[derive(Debug)]
 pub struct ShmringBytesConsumer {
-    /// The message at the ring's head, taken and not released: lent to the
-    /// caller (`lent`), or held back for a copy into a buffer that had no
-    /// room for it. Declared first, so it drops before the consumer it
-    /// borrows is freed.
+    /// The message lent to the caller by `shmring_bytes_read`; declared
+    /// first, so it drops before the consumer it borrows is freed.
     msg: Option<Message<'static>>,
-    lent: bool,
+    /// Where a copying receive copies a message first (volatile reads:
+    /// each byte of shared memory read once), kept for its capacity.
+    scratch: Vec<u8>,
     /// Owned (made by `Box::into_raw`); borrowed by `msg` while it lasts.
     rx: NonNull<ByteConsumer>,
 }
@@ -83,37 +83,34 @@ impl ShmringBytesProducer {
 }
 
 impl ShmringBytesConsumer {
-    /// The message at the head: the one held back, or the next one (waiting
-    /// up to `wait`); `None` if there is none now.
+    /// The next message, waiting up to `wait` (none or zero: not at all);
+    /// `None` if there is none now.
     fn take(
         &mut self,
         wait: Option<Duration>,
         function: &str,
     ) -> Result<Option<Message<'static>>, Failure> {
-        if self.lent {
+        if self.msg.is_some() {
             return Err(Failure::new(
                 SHMRING_BUSY,
                 format!("{function}: a message is lent: release it first"),
             ));
         }
-        if let Some(held) = self.msg.take() {
-            return Ok(Some(held));
-        }
         // SAFETY: owned by this handle, and no message borrows it (none is
-        // held or lent); the `&mut self` makes this the only access.
+        // lent); the `&mut self` makes this the only access.
         let consumer = unsafe { &mut *self.rx.as_ptr() };
         let msg = match wait {
-            Some(t) => consumer.recv_timeout(t)?,
-            None => match consumer.try_recv()? {
+            Some(t) if !t.is_zero() => consumer.recv_timeout(t)?,
+            _ => match consumer.try_recv()? {
                 Some(m) => m,
                 None => return Ok(None),
             },
         };
         // SAFETY: the message borrows the consumer behind `self.rx`, its
         // own allocation, which stays put and is touched by nothing else
-        // while the message lives (it is either returned to a caller that
-        // drops it or stores it in `self.msg`, which every call checks),
-        // and which is freed only after `self.msg` is dropped (see `Drop`).
+        // while the message lives (the caller drops it within the call, or
+        // lends it through `self.msg`, which every call checks first), and
+        // which is freed only after `self.msg` is dropped (see `Drop`).
         Ok(Some(unsafe {
             std::mem::transmute::<Message<'_>, Message<'static>>(msg)
         }))
@@ -144,11 +141,20 @@ unsafe fn name<'a>(name: *const c_char, function: &str) -> Result<&'a str, Failu
         .map_err(|_| Failure::invalid(function, "the name is not UTF-8"))
 }
 
-/// The `len` bytes at `data` (NULL allowed for none).
+/// The `len` bytes at `data` (NULL allowed for none), for a message of at
+/// most `max` bytes: a longer one is refused before any slice is made.
 ///
 /// # Safety
 /// A non-NULL `data` points to `len` readable bytes.
-unsafe fn bytes<'a>(data: *const u8, len: usize, function: &str) -> Result<&'a [u8], Failure> {
+unsafe fn bytes<'a>(
+    data: *const u8,
+    len: usize,
+    max: usize,
+    function: &str,
+) -> Result<&'a [u8], Failure> {
+    if len > max {
+        return Err(shmring::SendError::MessageTooLarge { len, max }.into());
+    }
     match (data.is_null(), len) {
         (_, 0) => Ok(&[]),
         (true, _) => Err(Failure::invalid(function, "the data is NULL")),
@@ -174,19 +180,50 @@ fn timeout(ns: u64) -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// Reserve `len` bytes, waiting up to `ns` nanoseconds (0: not at all);
+/// `None` if there is no room now.
+fn reserve(tx: &mut ByteProducer, len: usize, ns: u64) -> Result<Option<Grant<'_>>, Failure> {
+    let reserved = match ns {
+        0 => tx.try_reserve(len),
+        ns => tx.reserve_timeout(len, timeout(ns)),
+    };
+    match reserved {
+        Ok(grant) => Ok(Some(grant)),
+        Err(shmring::SendError::Full) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A send's status: no room now is [`SHMRING_FULL`], not an error.
+fn sent(result: Result<(), shmring::SendError>) -> Result<c_int, Failure> {
+    match result {
+        Ok(()) => Ok(SHMRING_OK),
+        Err(shmring::SendError::Full) => Ok(SHMRING_FULL),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Drop a handle, a panic in its `Drop` caught here: it must not cross
+/// into C (the handle is gone either way).
+fn close<T>(handle: Box<T>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(handle)));
+}
+
 /// Hand a new ring handle out through `out`.
 ///
 /// # Safety
 /// As [`put`].
 unsafe fn hand_out(
-    made: shmring::Result<ByteRing>,
+    make: impl FnOnce() -> Result<ByteRing, Failure>,
     out: *mut *mut ShmringBytes,
     function: &str,
 ) -> Result<c_int, Failure> {
+    // Checked first: nothing is made (or waited for) for a call that
+    // could not hand it out.
     if out.is_null() {
         return Err(Failure::invalid(function, "out is NULL"));
     }
-    let ring = Box::new(ShmringBytes { ring: made? });
+    let ring = Box::new(ShmringBytes { ring: make()? });
     // SAFETY: checked non-NULL; the caller's contract makes it writable.
     unsafe { put(out, Box::into_raw(ring), function)? };
     Ok(SHMRING_OK)
@@ -207,7 +244,11 @@ pub unsafe extern "C" fn shmring_bytes_create(
     const F: &str = "shmring_bytes_create";
     // SAFETY: the caller's contract above.
     guard(F, || unsafe {
-        hand_out(ByteRing::create(self::name(name, F)?, capacity), out, F)
+        hand_out(
+            || Ok(ByteRing::create(self::name(name, F)?, capacity)?),
+            out,
+            F,
+        )
     })
 }
 
@@ -224,7 +265,7 @@ pub unsafe extern "C" fn shmring_bytes_open(
     const F: &str = "shmring_bytes_open";
     // SAFETY: the caller's contract above.
     guard(F, || unsafe {
-        hand_out(ByteRing::open(self::name(name, F)?), out, F)
+        hand_out(|| Ok(ByteRing::open(self::name(name, F)?)?), out, F)
     })
 }
 
@@ -243,7 +284,7 @@ pub unsafe extern "C" fn shmring_bytes_open_or_create(
     // SAFETY: the caller's contract above.
     guard(F, || unsafe {
         hand_out(
-            ByteRing::open_or_create(self::name(name, F)?, capacity),
+            || Ok(ByteRing::open_or_create(self::name(name, F)?, capacity)?),
             out,
             F,
         )
@@ -265,7 +306,12 @@ pub unsafe extern "C" fn shmring_bytes_open_timeout(
     // SAFETY: the caller's contract above.
     guard(F, || unsafe {
         hand_out(
-            ByteRing::open_timeout(self::name(name, F)?, timeout(timeout_ns)),
+            || {
+                Ok(ByteRing::open_timeout(
+                    self::name(name, F)?,
+                    timeout(timeout_ns),
+                )?)
+            },
             out,
             F,
         )
@@ -281,7 +327,8 @@ pub unsafe extern "C" fn shmring_bytes_open_timeout(
 pub unsafe extern "C" fn shmring_bytes_close(ring: *mut ShmringBytes) {
     if !ring.is_null() {
         // SAFETY: a handle made by `Box::into_raw`, closed once.
-        drop(unsafe { Box::from_raw(ring) });
+        let handle = unsafe { Box::from_raw(ring) };
+        close(handle);
     }
 }
 
@@ -317,9 +364,9 @@ pub unsafe extern "C" fn shmring_bytes_has_producer(ring: *const ShmringBytes) -
     unsafe { ring.as_ref() }.is_some_and(|r| r.ring.has_producer()) as c_int
 }
 
-/// Take `ring`'s producer role; the handle goes to `*out`
-/// ([`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) if a live handle
-/// holds it).
+/// Make a producer of `ring` (a byte ring takes up to 32 at once, across
+/// processes; [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) past
+/// that); the handle goes to `*out`.
 ///
 /// # Safety
 /// `ring` is NULL or a live handle; `out` is NULL or writable.
@@ -346,7 +393,9 @@ pub unsafe extern "C" fn shmring_bytes_producer(
     })
 }
 
-/// Take `ring`'s consumer role; the handle goes to `*out`.
+/// Take `ring`'s consumer role (one live handle holds it at a time:
+/// [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN)); the handle goes to
+/// `*out`.
 ///
 /// # Safety
 /// As [`shmring_bytes_producer`].
@@ -365,7 +414,7 @@ pub unsafe extern "C" fn shmring_bytes_consumer(
         let rx = Box::new(ring.ring.consumer()?);
         let made = Box::new(ShmringBytesConsumer {
             msg: None,
-            lent: false,
+            scratch: Vec::new(),
             rx: NonNull::from(Box::leak(rx)),
         });
         // SAFETY: checked non-NULL; the caller's contract makes it writable.
@@ -383,7 +432,8 @@ pub unsafe extern "C" fn shmring_bytes_consumer(
 pub unsafe extern "C" fn shmring_bytes_producer_close(tx: *mut ShmringBytesProducer) {
     if !tx.is_null() {
         // SAFETY: a handle made by `Box::into_raw`, closed once.
-        drop(unsafe { Box::from_raw(tx) });
+        let handle = unsafe { Box::from_raw(tx) };
+        close(handle);
     }
 }
 
@@ -396,7 +446,8 @@ pub unsafe extern "C" fn shmring_bytes_producer_close(tx: *mut ShmringBytesProdu
 pub unsafe extern "C" fn shmring_bytes_consumer_close(rx: *mut ShmringBytesConsumer) {
     if !rx.is_null() {
         // SAFETY: a handle made by `Box::into_raw`, closed once.
-        drop(unsafe { Box::from_raw(rx) });
+        let handle = unsafe { Box::from_raw(rx) };
+        close(handle);
     }
 }
 
@@ -414,17 +465,16 @@ pub unsafe extern "C" fn shmring_bytes_try_send(
     const F: &str = "shmring_bytes_try_send";
     guard(F, || {
         // SAFETY: the caller's contract above.
-        let (tx, data) = unsafe { (handle(tx, F)?, bytes(data, len, F)?) };
-        match tx.tx(F)?.try_send(data) {
-            Ok(()) => Ok(SHMRING_OK),
-            Err(shmring::SendError::Full) => Ok(SHMRING_FULL),
-            Err(e) => Err(e.into()),
-        }
+        let tx = unsafe { handle(tx, F)? }.tx(F)?;
+        // SAFETY: the caller's contract above.
+        let data = unsafe { bytes(data, len, tx.max_message_len(), F)? };
+        sent(tx.try_send(data))
     })
 }
 
 /// [`shmring_bytes_try_send`], waiting up to `timeout_ns` for room
-/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came; 0: not at
+/// all, [`SHMRING_FULL`] if there is none now).
 ///
 /// # Safety
 /// As [`shmring_bytes_try_send`].
@@ -438,13 +488,18 @@ pub unsafe extern "C" fn shmring_bytes_send_timeout(
     const F: &str = "shmring_bytes_send_timeout";
     guard(F, || {
         // SAFETY: the caller's contract above.
-        let (tx, data) = unsafe { (handle(tx, F)?, bytes(data, len, F)?) };
-        tx.tx(F)?.send_timeout(data, timeout(timeout_ns))?;
-        Ok(SHMRING_OK)
+        let tx = unsafe { handle(tx, F)? }.tx(F)?;
+        // SAFETY: the caller's contract above.
+        let data = unsafe { bytes(data, len, tx.max_message_len(), F)? };
+        match timeout_ns {
+            0 => sent(tx.try_send(data)),
+            ns => sent(tx.send_timeout(data, timeout(ns))),
+        }
     })
 }
 
-/// Reserve `len` bytes in the ring, waiting up to `timeout_ns` for room;
+/// Reserve `len` bytes in the ring, waiting up to `timeout_ns` for room
+/// (0: not at all, [`SHMRING_FULL`] if there is none now);
 /// `*data` points to them, to be written in place and published with
 /// [`shmring_bytes_commit`] (or given back with [`shmring_bytes_abort`]).
 /// Until then, the producer's other calls answer [`SHMRING_BUSY`].
@@ -468,14 +523,19 @@ pub unsafe extern "C" fn shmring_bytes_reserve(
             return Err(Failure::invalid(F, "data is NULL"));
         }
         let producer = tx.tx(F)?;
-        let mut grant = producer.reserve_timeout(len, timeout(timeout_ns))?;
-        let at = grant.as_mut_ptr();
+        let Some(grant) = reserve(producer, len, timeout_ns)? else {
+            return Ok(SHMRING_FULL);
+        };
         // SAFETY: the grant borrows the producer behind `tx.tx`, its own
         // allocation, which stays put and is touched by nothing else while
         // `tx.grant` holds it (every call checks first), and which is freed
         // only after the grant is dropped (see `Drop`).
         let grant = unsafe { std::mem::transmute::<Grant<'_>, Grant<'static>>(grant) };
         tx.grant = Some(grant);
+        let at = tx
+            .grant
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |g| g.as_mut_ptr());
         // SAFETY: checked non-NULL; the caller's contract makes it writable.
         unsafe { put(data, at, F)? };
         Ok(SHMRING_OK)
@@ -528,7 +588,9 @@ pub unsafe extern "C" fn shmring_bytes_abort(tx: *mut ShmringBytesProducer) -> c
 /// Copy the oldest message into `buf` (of `cap` bytes) and release it;
 /// its length goes to `*len`. [`SHMRING_EMPTY`] if there is none now;
 /// [`SHMRING_BUFFER_TOO_SMALL`] if it is longer than `cap` (its length
-/// goes to `*len`; it stays in the ring).
+/// goes to `*len`; it stays in the ring, for the next receive). Each byte
+/// of shared memory is read once (a copy safe from a producer that
+/// rewrites the message as it is read).
 ///
 /// # Safety
 /// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
@@ -546,7 +608,8 @@ pub unsafe extern "C" fn shmring_bytes_try_recv(
 }
 
 /// [`shmring_bytes_try_recv`], waiting up to `timeout_ns` for a message
-/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came).
+/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came; 0: not at
+/// all, [`SHMRING_EMPTY`] if there is none now).
 ///
 /// # Safety
 /// As [`shmring_bytes_try_recv`].
@@ -589,16 +652,17 @@ unsafe fn recv_into(
     // SAFETY: checked non-NULL; the caller's contract makes it writable.
     unsafe { len.write(n) };
     if n > cap {
-        // Held back, unreleased, for a call with room for it.
-        rx.msg = Some(msg);
+        // Not released: the next receive (from any handle) reads it again.
+        std::mem::forget(msg);
         return Ok(SHMRING_BUFFER_TOO_SMALL);
     }
+    msg.copy_into(&mut rx.scratch);
+    drop(msg);
     if n > 0 {
         // SAFETY: `buf` holds `cap >= n` writable bytes (the caller's
-        // contract: a buffer of its own, not the lent message, which
-        // cannot be lent now).
+        // contract), its own, apart from the handle's scratch.
         let out = unsafe { std::slice::from_raw_parts_mut(buf, n) };
-        out.copy_from_slice(&msg);
+        out.copy_from_slice(&rx.scratch);
     }
     Ok(SHMRING_OK)
 }
@@ -625,8 +689,7 @@ pub unsafe extern "C" fn shmring_bytes_read(
         if data.is_null() || len.is_null() {
             return Err(Failure::invalid(F, "data or len is NULL"));
         }
-        let wait = (timeout_ns > 0).then(|| timeout(timeout_ns));
-        let Some(msg) = rx.take(wait, F)? else {
+        let Some(msg) = rx.take(Some(timeout(timeout_ns)), F)? else {
             return Ok(SHMRING_EMPTY);
         };
         // SAFETY: both checked non-NULL; the caller's contract makes them
@@ -636,7 +699,6 @@ pub unsafe extern "C" fn shmring_bytes_read(
             len.write(msg.len());
         }
         rx.msg = Some(msg);
-        rx.lent = true;
         Ok(SHMRING_OK)
     })
 }
@@ -651,10 +713,7 @@ pub unsafe extern "C" fn shmring_bytes_release(rx: *mut ShmringBytesConsumer) ->
     guard(F, || {
         // SAFETY: the caller's contract above.
         let rx = unsafe { handle(rx, F)? };
-        if rx.lent {
-            rx.lent = false;
-            rx.msg = None;
-        }
+        rx.msg = None;
         Ok(SHMRING_OK)
     })
 }

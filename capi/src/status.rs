@@ -27,7 +27,8 @@ pub const SHMRING_INVALID_ARGUMENT: c_int = 7;
 pub const SHMRING_BUFFER_TOO_SMALL: c_int = 8;
 /// The message is longer than the ring's largest.
 pub const SHMRING_MESSAGE_TOO_LARGE: c_int = 9;
-/// Another live handle holds the producer or consumer role.
+/// Another live handle holds the consumer role, or the ring has its most
+/// producers already.
 pub const SHMRING_ROLE_TAKEN: c_int = 10;
 /// The ring is of another kind, type, capacity or format than asked.
 pub const SHMRING_MISMATCH: c_int = 11;
@@ -53,7 +54,10 @@ thread_local! {
 /// until the thread's next failing call.
 #[no_mangle]
 pub extern "C" fn shmring_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    // A thread being torn down has no message left: "".
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }
 
 /// A call's failure: its status and message.
@@ -84,17 +88,19 @@ impl From<Error> for Failure {
             Error::InvalidName { .. } | Error::ZeroCapacity | Error::CapacityTooLarge { .. } => {
                 SHMRING_INVALID_ARGUMENT
             }
-            Error::PermissionDenied { .. } | Error::ForeignOwner { .. } => {
-                SHMRING_PERMISSION_DENIED
-            }
-            Error::RoleTaken { .. } => SHMRING_ROLE_TAKEN,
+            Error::PermissionDenied { .. }
+            | Error::ForeignOwner { .. }
+            | Error::NotReadable { .. } => SHMRING_PERMISSION_DENIED,
+            Error::RoleTaken { .. } | Error::TooManyHandles { .. } => SHMRING_ROLE_TAKEN,
             Error::CapacityMismatch { .. }
             | Error::KindMismatch { .. }
             | Error::TypeMismatch { .. }
             | Error::SizeMismatch { .. }
             | Error::VersionMismatch { .. }
             | Error::UnknownFeatures { .. }
-            | Error::InvalidSchema { .. } => SHMRING_MISMATCH,
+            | Error::InvalidSchema { .. }
+            | Error::NotAFile { .. }
+            | Error::SegmentTooSmall { .. } => SHMRING_MISMATCH,
             Error::Corrupt { .. } | Error::BadMagic { .. } => SHMRING_CORRUPT,
             Error::Timeout { .. } => SHMRING_TIMEOUT,
             Error::Closed { .. } => SHMRING_CLOSED,
@@ -138,6 +144,6 @@ pub(crate) fn guard(function: &str, body: impl FnOnce() -> Result<c_int, Failure
         }
     };
     let message = CString::new(failure.message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = message);
     failure.code
 }

@@ -15,7 +15,8 @@ const WAIT: Duration = Duration::from_secs(30);
 const COUNT: u64 = 3000;
 
 /// Where cargo put this crate's static library: beside this test, in
-/// `deps/` (built there with every crate type the lib declares).
+/// `deps/` (built there with every crate type the lib declares, and
+/// without a hash in its name because one of them is a `cdylib`).
 fn libraries() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().to_owned()

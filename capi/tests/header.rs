@@ -25,7 +25,7 @@ fn generated() -> String {
 fn the_checked_in_header_is_the_generated_one() {
     let path = crate_dir().join("include/shmring.h");
     let fresh = generated();
-    if std::env::var_os("SHMRING_BLESS").is_some() {
+    if blessing() {
         std::fs::write(&path, &fresh).unwrap();
     }
     let kept = std::fs::read_to_string(&path).unwrap_or_default();
@@ -37,8 +37,28 @@ fn the_checked_in_header_is_the_generated_one() {
     );
 }
 
-/// One prototype per line: the header's declarations, whitespace joined.
+/// Whether to write what the code generates (`SHMRING_BLESS=1`); never in
+/// CI, where it would make the checks pass whatever changed.
+fn blessing() -> bool {
+    let bless = std::env::var_os("SHMRING_BLESS").is_some();
+    assert!(
+        !(bless && std::env::var_os("CI").is_some()),
+        "SHMRING_BLESS is refused in CI"
+    );
+    bless
+}
+
+/// What C callers compile against, one per line: every `SHMRING_` value
+/// the header defines (a status renumbered breaks them too), then every
+/// declaration, whitespace joined.
 fn prototypes(header: &str) -> Vec<String> {
+    let defines = header.lines().filter(|l| {
+        let mut words = l.split_whitespace();
+        words.next() == Some("#define")
+            && words.next().is_some_and(|n| n.starts_with("SHMRING_"))
+            && words.next().is_some_and(|v| v.parse::<i64>().is_ok())
+    });
+    let defines: Vec<String> = defines.map(str::to_owned).collect();
     // Block comments out first (the header's preamble names functions).
     let mut text = header.to_owned();
     while let (Some(a), Some(b)) = (text.find("/*"), text.find("*/")) {
@@ -49,11 +69,12 @@ fn prototypes(header: &str) -> Vec<String> {
         .filter(|l| !l.trim_start().starts_with("//") && !l.starts_with('#'))
         .collect::<Vec<_>>()
         .join(" ");
-    code.split(';')
+    let declarations = code
+        .split(';')
         .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|d| d.contains("shmring_") && d.contains('('))
-        .map(|d| d.trim_start_matches("extern \"C\" { ").to_owned())
-        .collect()
+        .map(|d| d.trim_start_matches("extern \"C\" { ").to_owned());
+    defines.into_iter().chain(declarations).collect()
 }
 
 fn recorded(version: u32) -> PathBuf {
@@ -72,7 +93,7 @@ fn every_prototype_of_this_abi_version_is_still_there() {
         .unwrap();
     let now = prototypes(&header);
     let path = recorded(version);
-    if std::env::var_os("SHMRING_BLESS").is_some() && !path.exists() {
+    if blessing() && !path.exists() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, now.join("\n") + "\n").unwrap();
     }
@@ -115,5 +136,11 @@ fn the_prototype_check_catches_a_changed_or_removed_function() {
         .cloned()
         .collect();
     assert_eq!(missing(&kept, &removed).len(), 1);
+    // A status renumbered is another ABI too.
+    let renumbered: Vec<String> = now
+        .iter()
+        .map(|p| p.replace("#define SHMRING_FULL 2", "#define SHMRING_FULL 20"))
+        .collect();
+    assert_eq!(missing(&kept, &renumbered), ["#define SHMRING_FULL 2"]);
     assert!(Path::new(&recorded(1)).exists());
 }

@@ -23,13 +23,19 @@ Byte rings so far::
                 assert bytes(view) == b"sell"
 
 A view lent by ``read`` or ``reserve`` is valid inside its ``with`` block
-only: it is released at the end (using it then raises ``ValueError``);
-copy it with ``bytes(view)`` to keep it. Handles are closed by their
-``with`` block or ``close()``, and are used by one thread at a time.
+only (and a reservation's until its ``commit``): it is released then
+(using it raises ``ValueError``), and so is the loan in the ring, even if
+something still holds a buffer of it. Copy it with ``bytes(view)`` to
+keep it; a slice or ``cast`` of it, or its ``obj``, must not leave the
+block either (Python cannot revoke those), as they point into the ring.
+Closing a handle ends its loan first. Handles are closed by their ``with``
+block or ``close()``; each has a lock, so threads that share one take
+turns (the C ABI allows one thread at a time).
 """
 
 import ctypes
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -200,22 +206,28 @@ def _check(status: int) -> int:
     raise _ERRORS.get(status, ShmringError)(status, message)
 
 
+_FOREVER = 2**64 - 1
+
+
 def _ns(timeout: Optional[float]) -> int:
-    """Seconds (None: a day) as the C ABI's nanoseconds."""
+    """Seconds (None: as long as it takes) as the C ABI's nanoseconds."""
     if timeout is None:
-        return 86_400 * 10**9
+        return _FOREVER
     if timeout < 0:
         raise ValueError("a timeout is not negative")
-    return int(timeout * 1e9)
+    return min(int(timeout * 1e9), _FOREVER)
 
 
 class _Handle:
-    """A C handle, closed once, by ``close()`` or its ``with`` block."""
+    """A C handle, closed once, by ``close()`` or its ``with`` block; its
+    lock makes threads that share it take turns."""
 
     _closer = None
 
     def __init__(self, ptr: int):
         self._ptr: Optional[int] = ptr
+        self._lock = threading.RLock()
+        self._loan: Optional[memoryview] = None
 
     @property
     def _p(self) -> int:
@@ -223,10 +235,18 @@ class _Handle:
             raise ValueError(f"{type(self).__name__} is closed")
         return self._ptr
 
+    def _end_loan(self) -> None:
+        """Release the view lent from this handle (if any), then the loan."""
+
     def close(self) -> None:
-        ptr, self._ptr = self._ptr, None
-        if ptr is not None:
-            type(self)._closer(ptr)
+        with self._lock:
+            if self._ptr is None:
+                return
+            try:
+                self._end_loan()
+            finally:
+                ptr, self._ptr = self._ptr, None
+                type(self)._closer(ptr)
 
     def __enter__(self):
         return self
@@ -235,7 +255,17 @@ class _Handle:
         self.close()
 
     def __del__(self):
-        self.close()
+        if getattr(self, "_ptr", None) is not None:
+            self.close()
+
+
+def _release_view(view: memoryview) -> None:
+    """Release ``view``; a buffer still exported from it keeps it alive,
+    which is the holder's error, not a reason to keep the loan."""
+    try:
+        view.release()
+    except BufferError:
+        pass
 
 
 class ByteRing(_Handle):
@@ -322,10 +352,14 @@ class Reservation:
         self.view[key] = value
 
     def commit(self, n: Optional[int] = None) -> None:
-        """Publish the first ``n`` bytes (all of them if ``n`` is None)."""
+        """Publish the first ``n`` bytes (all of them if ``n`` is None); the
+        view is released."""
         n = len(self.view) if n is None else n
-        _check(_c.shmring_bytes_commit(self._producer._p, n))
-        self.done = True
+        with self._producer._lock:
+            _check(_c.shmring_bytes_commit(self._producer._p, n))
+            self.done = True
+            self._producer._loan = None
+            _release_view(self.view)
 
 
 class Producer(_Handle):
@@ -339,25 +373,42 @@ class Producer(_Handle):
 
     def try_send(self, data: bytes) -> bool:
         """Copy ``data`` in as one message if there is room now; whether there was."""
-        return _check(_c.shmring_bytes_try_send(self._p, bytes(data), len(data))) == OK
+        b = bytes(data)
+        with self._lock:
+            return _check(_c.shmring_bytes_try_send(self._p, b, len(b))) == OK
 
     def send(self, data: bytes, timeout: Optional[float] = None) -> None:
-        """Copy ``data`` in as one message, waiting up to ``timeout`` seconds for room."""
-        _check(_c.shmring_bytes_send_timeout(self._p, bytes(data), len(data), _ns(timeout)))
+        """Copy ``data`` in as one message, waiting up to ``timeout`` seconds for
+        room (0: not at all, and Timeout if there is none)."""
+        b = bytes(data)
+        with self._lock:
+            if _check(_c.shmring_bytes_send_timeout(self._p, b, len(b), _ns(timeout))) == FULL:
+                raise Timeout(TIMEOUT, f"send to ring {self.name!r}: no room now")
+
+    def _end_loan(self) -> None:
+        view, self._loan = self._loan, None
+        if view is not None:
+            _release_view(view)
+            _c.shmring_bytes_abort(self._ptr)
 
     @contextmanager
     def reserve(self, n: int, timeout: Optional[float] = None) -> Iterator[Reservation]:
-        """Reserve ``n`` bytes in place (waiting up to ``timeout`` for room)."""
+        """Reserve ``n`` bytes in place, waiting up to ``timeout`` seconds for
+        room (0: not at all, and Timeout if there is none)."""
         at = _u8p()
-        _check(_c.shmring_bytes_reserve(self._p, n, _ns(timeout), ctypes.byref(at)))
-        view = memoryview((ctypes.c_uint8 * n).from_address(ctypes.addressof(at.contents))).cast("B")
+        with self._lock:
+            if _check(_c.shmring_bytes_reserve(self._p, n, _ns(timeout), ctypes.byref(at))) == FULL:
+                raise Timeout(TIMEOUT, f"reserve in ring {self.name!r}: no room now")
+            array = (ctypes.c_uint8 * n).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
+            view = memoryview(array).cast("B")
+            self._loan = view
         grant = Reservation(self, view)
         try:
             yield grant
         finally:
-            view.release()
-            if not grant.done:
-                _c.shmring_bytes_abort(self._p)
+            with self._lock:
+                if self._loan is view:  # not committed, nor closed
+                    self._end_loan()
 
 
 class Consumer(_Handle):
@@ -374,6 +425,10 @@ class Consumer(_Handle):
         self._n_ref = ctypes.byref(self._n)
 
     def _copy(self, call, *wait) -> Optional[bytes]:
+        with self._lock:
+            return self._copy_locked(call, *wait)
+
+    def _copy_locked(self, call, *wait) -> Optional[bytes]:
         n, p = self._n, self._p
         while True:
             status = call(p, self._buf, self._cap, self._n_ref, *wait)
@@ -393,8 +448,18 @@ class Consumer(_Handle):
         return self._copy(_c.shmring_bytes_try_recv)
 
     def recv(self, timeout: Optional[float] = None) -> bytes:
-        """The oldest message, copied out, waiting up to ``timeout`` seconds (Timeout)."""
-        return self._copy(_c.shmring_bytes_recv_timeout, _ns(timeout))
+        """The oldest message, copied out, waiting up to ``timeout`` seconds
+        (Timeout if none came)."""
+        m = self._copy(_c.shmring_bytes_recv_timeout, _ns(timeout))
+        if m is None:
+            raise Timeout(TIMEOUT, f"recv from ring {self.name!r}: nothing now")
+        return m
+
+    def _end_loan(self) -> None:
+        view, self._loan = self._loan, None
+        if view is not None:
+            _release_view(view)
+            _c.shmring_bytes_release(self._ptr)
 
     @contextmanager
     def read(self, timeout: Optional[float] = None) -> Iterator[Optional[memoryview]]:
@@ -402,17 +467,20 @@ class Consumer(_Handle):
         the block, released at its end; waits up to ``timeout`` seconds
         (0: not at all, and the view is None if there is none)."""
         at, n = _u8p(), _size()
-        wait = 0 if timeout == 0 else _ns(timeout)
-        if _check(_c.shmring_bytes_read(self._p, wait, ctypes.byref(at), ctypes.byref(n))) == EMPTY:
+        with self._lock:
+            status = _check(_c.shmring_bytes_read(self._p, _ns(timeout), ctypes.byref(at), ctypes.byref(n)))
+            if status == EMPTY:
+                view = None
+            else:
+                array = (ctypes.c_uint8 * n.value).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
+                view = memoryview(array).cast("B").toreadonly()
+                self._loan = view
+        if view is None:
             yield None
             return
-        if n.value == 0:
-            view = memoryview(b"")
-        else:
-            array = (ctypes.c_uint8 * n.value).from_address(ctypes.addressof(at.contents))
-            view = memoryview(array).cast("B").toreadonly()
         try:
             yield view
         finally:
-            view.release()
-            _c.shmring_bytes_release(self._p)
+            with self._lock:
+                if self._loan is view:  # not closed meanwhile
+                    self._end_loan()

@@ -131,9 +131,77 @@ def test_views_do_not_outlive_their_block():
         with tx.reserve(4) as room:
             room[:] = b"abcd"
             room.commit()
-        with pytest.raises(ValueError):
-            room.view[0] = 1
+            # Committed: the view is gone at once, not at the block's end.
+            with pytest.raises(ValueError):
+                room.view[0] = 1
         assert rx.recv(timeout=WAIT) == b"abcd"
+
+
+def test_a_loan_ends_even_when_something_holds_its_view():
+    import pickle
+
+    with shmring.ByteRing.create(unique("held"), 4096) as ring, ring.producer() as tx, ring.consumer() as rx:
+        tx.send(b"one")
+        tx.send(b"two")
+        with rx.read(timeout=WAIT) as view:
+            held = pickle.PickleBuffer(view)  # an export the view cannot revoke
+        # The loan ended all the same: the consumer is not stuck.
+        assert rx.recv(timeout=WAIT) == b"two"
+        held.release()
+
+
+def test_closing_a_handle_ends_its_loan_first():
+    with shmring.ByteRing.create(unique("close-loan"), 4096) as ring:
+        tx, rx = ring.producer(), ring.consumer()
+        tx.send(b"x")
+        with rx.read(timeout=WAIT) as view:
+            rx.close()
+            with pytest.raises(ValueError):
+                bytes(view)
+        with tx.reserve(8) as room:
+            tx.close()
+            with pytest.raises(ValueError):
+                room[0] = 1
+        assert not ring.has_consumer and not ring.has_producer
+
+
+def test_threads_sharing_a_consumer_take_turns():
+    import threading
+
+    count = 2000
+    with shmring.ByteRing.create(unique("threads"), 1 << 16) as ring, ring.producer() as tx, ring.consumer() as rx:
+        got, lock = [], threading.Lock()
+
+        def drain():
+            while True:
+                with lock:
+                    if len(got) == count:
+                        return
+                m = rx.try_recv()
+                if m is not None:
+                    with lock:
+                        got.append(int.from_bytes(m, "little"))
+
+        threads = [threading.Thread(target=drain) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for i in range(count):
+            tx.send(i.to_bytes(4, "little"), timeout=WAIT)
+        for t in threads:
+            t.join()
+        assert sorted(got) == list(range(count))
+
+
+def test_a_buffer_of_other_items_is_sent_whole():
+    from array import array
+
+    with shmring.ByteRing.create(unique("array"), 4096) as ring, ring.producer() as tx, ring.consumer() as rx:
+        tx.send(array("I", [1, 2]))
+        assert rx.recv(timeout=WAIT) == array("I", [1, 2]).tobytes()
+        assert tx.try_send(array("H", [3]))
+        assert len(rx.recv(timeout=0)) == 2
+        with pytest.raises(shmring.Timeout):
+            rx.recv(timeout=0)
 
 
 def test_handles_close_and_give_their_roles_back():

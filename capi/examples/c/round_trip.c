@@ -61,6 +61,7 @@ static void recv_spin(ShmringBytesConsumer *rx, uint8_t *v) {
 int main(int argc, char **argv) {
     if (argc != 3) { fprintf(stderr, "usage: round_trip NAME ROUNDS\n"); return 2; }
     long rounds = atol(argv[2]);
+    if (rounds < 1) { fprintf(stderr, "ROUNDS is at least 1\n"); return 2; }
     char ping[200], pong[200];
     snprintf(ping, sizeof ping, "%s-ping", argv[1]);
     snprintf(pong, sizeof pong, "%s-pong", argv[1]);
@@ -133,6 +134,7 @@ int main(int argc, char **argv) {
     }
     total = now_ns() - start;
     waitpid(echo, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) DIE("echo process");
     report("Unix socketpair", ns, rounds, total);
     close(sv[0]);
 
@@ -156,6 +158,7 @@ int main(int argc, char **argv) {
     }
     total = now_ns() - start;
     waitpid(sender, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) DIE("sender process");
     printf("%-22s %6.2f M msg/s\n", "shmring byte ring", rounds / (total / 1e3));
     shmring_bytes_consumer_close(rx);
     shmring_bytes_close(a);
@@ -183,6 +186,7 @@ int main(int argc, char **argv) {
     }
     total = now_ns() - start;
     waitpid(sender, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) DIE("sender process");
     printf("%-22s %6.2f M msg/s\n", "Unix socketpair", rounds / (total / 1e3));
     close(sv[0]);
     free(ns);

@@ -1,0 +1,171 @@
+//! The C ABI's edges, called as C calls them: statuses, messages that
+//! stay in the ring, lengths refused before they are trusted, NULL
+//! out-pointers that make nothing, and timeouts of zero that do not wait.
+
+use std::ffi::{CStr, CString};
+use std::ptr;
+
+use shmring_c::*;
+
+fn name(tag: &str) -> CString {
+    CString::new(format!("shmring-c-abi-{tag}-{}", std::process::id())).unwrap()
+}
+
+fn last_error() -> String {
+    // SAFETY: a NUL-terminated string the library keeps for this thread.
+    unsafe { CStr::from_ptr(shmring_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A ring with its producer and consumer (closed by `Drop`).
+struct Rig(
+    *mut ShmringBytes,
+    *mut ShmringBytesProducer,
+    *mut ShmringBytesConsumer,
+);
+
+impl Rig {
+    fn new(tag: &str, capacity: usize) -> Rig {
+        let (mut ring, mut tx, mut rx) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        // SAFETY: a NUL-terminated name and writable out-pointers.
+        unsafe {
+            assert_eq!(
+                shmring_bytes_create(name(tag).as_ptr(), capacity, &mut ring),
+                SHMRING_OK
+            );
+            assert_eq!(shmring_bytes_producer(ring, &mut tx), SHMRING_OK);
+            assert_eq!(shmring_bytes_consumer(ring, &mut rx), SHMRING_OK);
+        }
+        Rig(ring, tx, rx)
+    }
+
+    fn send(&self, data: &[u8]) -> i32 {
+        // SAFETY: a live handle; `data` is readable.
+        unsafe { shmring_bytes_try_send(self.1, data.as_ptr(), data.len()) }
+    }
+
+    fn recv(&self, cap: usize) -> (i32, Vec<u8>) {
+        let (mut buf, mut len) = (vec![0u8; cap], 0usize);
+        // SAFETY: a live handle; `buf` holds `cap` bytes.
+        let status =
+            unsafe { shmring_bytes_recv_timeout(self.2, buf.as_mut_ptr(), cap, &mut len, 0) };
+        buf.truncate(len.min(cap));
+        (status, buf)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // SAFETY: handles made above, closed once.
+        unsafe {
+            shmring_bytes_consumer_close(self.2);
+            shmring_bytes_producer_close(self.1);
+            shmring_bytes_close(self.0);
+        }
+    }
+}
+
+#[test]
+fn a_message_too_long_for_the_buffer_stays_for_the_next_receive_even_by_another_handle() {
+    let mut rig = Rig::new("too-small", 4096);
+    assert_eq!(rig.send(b"a message of 25 bytes...."), SHMRING_OK);
+    let (mut buf, mut len) = ([0u8; 4], 0usize);
+    // SAFETY: a live handle; `buf` holds 4 bytes.
+    let status = unsafe { shmring_bytes_try_recv(rig.2, buf.as_mut_ptr(), 4, &mut len) };
+    assert_eq!((status, len), (SHMRING_BUFFER_TOO_SMALL, 25));
+    // The consumer goes; the next one receives the message, once.
+    // SAFETY: the consumer made by the rig, closed once (replaced below).
+    unsafe {
+        shmring_bytes_consumer_close(rig.2);
+        assert_eq!(shmring_bytes_consumer(rig.0, &mut rig.2), SHMRING_OK);
+    }
+    assert_eq!(
+        rig.recv(64),
+        (SHMRING_OK, b"a message of 25 bytes....".to_vec())
+    );
+    assert_eq!(rig.recv(64).0, SHMRING_EMPTY);
+}
+
+#[test]
+fn zero_timeouts_do_not_wait_and_report_full_or_empty() {
+    let rig = Rig::new("zero", 256);
+    assert_eq!(rig.recv(64).0, SHMRING_EMPTY);
+    while rig.send(&[7; 40]) == SHMRING_OK {}
+    let mut at = ptr::null_mut();
+    // SAFETY: live handles; readable data; a writable out-pointer.
+    unsafe {
+        assert_eq!(
+            shmring_bytes_send_timeout(rig.1, [1u8; 8].as_ptr(), 8, 0),
+            SHMRING_FULL
+        );
+        assert_eq!(shmring_bytes_reserve(rig.1, 8, 0, &mut at), SHMRING_FULL);
+        assert!(at.is_null());
+        // A real wait on a full ring times out, naming the ring.
+        assert_eq!(
+            shmring_bytes_send_timeout(rig.1, [1u8; 8].as_ptr(), 8, 1_000_000),
+            SHMRING_TIMEOUT
+        );
+    }
+    assert!(
+        last_error().contains("shmring-c-abi-zero"),
+        "{}",
+        last_error()
+    );
+}
+
+#[test]
+fn lengths_are_refused_before_they_are_trusted() {
+    let rig = Rig::new("lengths", 4096);
+    let one = [0u8; 1];
+    // SAFETY: a live handle; the length is a lie the call must refuse
+    // before it reads a byte past `one`.
+    let status = unsafe { shmring_bytes_try_send(rig.1, one.as_ptr(), usize::MAX) };
+    assert_eq!(status, SHMRING_MESSAGE_TOO_LARGE);
+    assert!(last_error().contains("maximum"), "{}", last_error());
+    // SAFETY: as above.
+    let status = unsafe { shmring_bytes_send_timeout(rig.1, ptr::null(), 3, 0) };
+    assert_eq!(status, SHMRING_INVALID_ARGUMENT);
+    // SAFETY: a live handle; nothing is written through `data`.
+    let status = unsafe { shmring_bytes_reserve(rig.1, usize::MAX, 0, &mut ptr::null_mut()) };
+    assert_eq!(status, SHMRING_MESSAGE_TOO_LARGE);
+    assert_eq!(rig.recv(64).0, SHMRING_EMPTY, "nothing was sent");
+}
+
+#[test]
+fn a_null_out_pointer_makes_nothing_and_waits_for_nothing() {
+    let n = name("null-out");
+    // SAFETY: a NUL-terminated name; `out` is NULL on purpose.
+    unsafe {
+        assert_eq!(
+            shmring_bytes_create(n.as_ptr(), 4096, ptr::null_mut()),
+            SHMRING_INVALID_ARGUMENT
+        );
+        let start = std::time::Instant::now();
+        let an_hour = 3_600_000_000_000;
+        assert_eq!(
+            shmring_bytes_open_timeout(n.as_ptr(), an_hour, ptr::null_mut()),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert!(start.elapsed().as_secs() < 60, "it waited");
+        let mut ring = ptr::null_mut();
+        assert_eq!(shmring_bytes_open(n.as_ptr(), &mut ring), SHMRING_NOT_FOUND);
+        assert!(ring.is_null());
+    }
+    assert!(last_error().contains("null-out"), "{}", last_error());
+}
+
+#[test]
+fn an_aborted_reservation_publishes_nothing() {
+    let rig = Rig::new("abort", 4096);
+    let mut at = ptr::null_mut();
+    // SAFETY: a live handle; `at` receives room for 16 bytes.
+    unsafe {
+        assert_eq!(shmring_bytes_reserve(rig.1, 16, 0, &mut at), SHMRING_OK);
+        at.write_bytes(9, 16);
+        assert_eq!(shmring_bytes_abort(rig.1), SHMRING_OK);
+    }
+    assert_eq!(rig.recv(64).0, SHMRING_EMPTY);
+    assert_eq!(rig.send(b"after"), SHMRING_OK);
+    assert_eq!(rig.recv(64), (SHMRING_OK, b"after".to_vec()));
+}
