@@ -4,7 +4,7 @@
  * Generated from the shmring-c crate by cbindgen; do not edit. Regenerate
  * with `SHMRING_BLESS=1 cargo test -p shmring-c --test header`.
  *
- * Every call returns a status: SHMRING_OK, a non-error outcome
+ * Every call that can fail returns a status: SHMRING_OK, a non-error outcome
  * (SHMRING_EMPTY, SHMRING_FULL) or an error code, whose message
  * shmring_last_error() gives on the calling thread. Handles are opaque,
  * closed by their *_close call (NULL: nothing), and used by one thread at

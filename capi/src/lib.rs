@@ -7,7 +7,7 @@
 //!   `*_producer`/`*_consumer` call and freed by the matching `*_close`
 //!   (which takes NULL and does nothing). A handle is used by one thread at
 //!   a time; a child made by `fork` closes its copies and opens its own.
-//! - **Every call returns a status**: [`SHMRING_OK`] (0), a non-error
+//! - **Every call that can fail returns a status**: [`SHMRING_OK`] (0), a non-error
 //!   outcome ([`SHMRING_EMPTY`], [`SHMRING_FULL`]) or an error code. After
 //!   an error, [`shmring_last_error`] gives its message (which names the
 //!   ring, the operation and the likely cause) on the calling thread.
