@@ -982,18 +982,8 @@ fn replies_after_a_client_is_let_go_still_reach_their_own_clients() {
     for c in &mut clients {
         c.send_timeout(b"", PATIENCE).unwrap();
     }
-    for _ in 0..4 {
-        let request = server.recv_timeout(PATIENCE).unwrap();
-        let who = request.client().to_le_bytes();
-        request.reply_last(&who).unwrap();
-    }
-    for c in &mut clients {
-        let id = c.id();
-        assert_eq!(
-            c.recv_timeout(PATIENCE).unwrap().payload(),
-            id.to_le_bytes()
-        );
-    }
+    answer_with_their_ids(&mut server, 4);
+    each_hears_its_id(&mut clients);
     // The first goes with requests its server fills its ring with.
     for _ in 0..4 {
         first.send_timeout(b"", PATIENCE).unwrap();
@@ -1010,17 +1000,27 @@ fn replies_after_a_client_is_let_go_still_reach_their_own_clients() {
         for c in &mut clients {
             c.send_timeout(b"", PATIENCE).unwrap();
         }
-        for _ in 0..clients.len() {
-            let request = server.recv_timeout(PATIENCE).unwrap();
-            let who = request.client().to_le_bytes();
-            request.reply_last(&who).unwrap();
-        }
-        for c in &mut clients {
-            let id = c.id();
-            assert_eq!(
-                c.recv_timeout(PATIENCE).unwrap().payload(),
-                id.to_le_bytes()
-            );
-        }
+        answer_with_their_ids(&mut server, clients.len());
+        each_hears_its_id(&mut clients);
+    }
+}
+
+/// Answer `n` requests, each with its client's ID.
+fn answer_with_their_ids(server: &mut shmring::request_reply::Server, n: usize) {
+    for _ in 0..n {
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        let who = request.client().to_le_bytes();
+        request.reply_last(&who).unwrap();
+    }
+}
+
+/// Each client's next reply is its own ID.
+fn each_hears_its_id(clients: &mut [shmring::request_reply::Client]) {
+    for c in clients {
+        let id = c.id();
+        assert_eq!(
+            c.recv_timeout(PATIENCE).unwrap().payload(),
+            id.to_le_bytes()
+        );
     }
 }
