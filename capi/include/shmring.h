@@ -28,6 +28,18 @@
 // it).
 #define SHMRING_FORMAT_VERSION 7
 
+// `ShmringInfo::kind` of a single-producer single-consumer ring.
+#define SHMRING_KIND_SPSC 1
+
+// `ShmringInfo::kind` of a multi-producer multi-consumer ring.
+#define SHMRING_KIND_MPMC 2
+
+// `ShmringInfo::kind` of a byte ring.
+#define SHMRING_KIND_BYTES 3
+
+// `ShmringInfo::kind` of a broadcast ring.
+#define SHMRING_KIND_BROADCAST 4
+
 // Done.
 #define SHMRING_OK 0
 
@@ -85,20 +97,73 @@
 // Any other error: the message says which.
 #define SHMRING_OTHER 99
 
-// A byte ring, as opened or created. Close with [`shmring_bytes_close`].
+// A byte ring, as opened or created. Close with `shmring_bytes_close`.
 typedef struct ShmringBytes ShmringBytes;
 
-// A byte ring's consumer. Close with [`shmring_bytes_consumer_close`].
+// A byte ring's consumer. Close with `shmring_bytes_consumer_close`.
 typedef struct ShmringBytesConsumer ShmringBytesConsumer;
 
-// A byte ring's producer. Close with [`shmring_bytes_producer_close`].
+// A byte ring's producer. Close with `shmring_bytes_producer_close`.
 typedef struct ShmringBytesProducer ShmringBytesProducer;
+
+// A ring's state, as `shmring_inspect` read it from its header. The
+// peers' counts are the kernel's word (locks they hold), not pids'.
+// Fields are added only with a new ABI version.
+typedef struct ShmringInfo {
+  // `SHMRING_KIND_SPSC`, `_MPMC`, `_BYTES` or `_BROADCAST` (0: a kind
+  // newer than this ABI).
+  uint32_t kind;
+  // The element type's size in bytes (a byte ring: its 16-byte unit).
+  uint32_t elem_size;
+  // The element type's alignment.
+  uint32_t elem_align;
+  // The schema's version.
+  uint32_t schema_version;
+  // The schema's name, NUL-terminated (at most 32 bytes before it).
+  char schema[33];
+  // Whether the name stays after its last user leaves (0 or 1).
+  uint8_t persistent;
+  // Whether readers zero what they release (0 or 1).
+  uint8_t zero_after_use;
+  // Whether any process maps it or holds a role in it (0 or 1): a ring
+  // not in use can be removed.
+  uint8_t in_use;
+  // The schema, size and alignment's fingerprint (as the header has it).
+  uint64_t fingerprint;
+  // Capacity: values, or bytes for a byte ring.
+  uint64_t capacity;
+  // Values (bytes) written so far.
+  uint64_t written;
+  // Values (bytes) read so far; a broadcast ring's slowest live
+  // subscriber's position.
+  uint64_t read;
+  // Written and not yet read, at most `capacity`.
+  uint64_t fill;
+  // Positions that dead holders left unfinished and a repair skipped.
+  uint64_t repaired;
+  // Live producer handles (an SPSC or broadcast ring: 0 or 1).
+  uint32_t producers;
+  // Live consumer handles (broadcast: live subscribers).
+  uint32_t consumers;
+  // Calls that found the ring full (back-pressure).
+  uint64_t producer_blocked;
+  // Blocking receives that found it empty and waited.
+  uint64_t consumer_blocked;
+  // Roles taken over from dead handles, producers' and consumers'.
+  uint64_t takeovers;
+  // The segment's size in bytes.
+  uint64_t segment_len;
+  // The uid owning the segment file.
+  uint32_t owner_uid;
+  // The segment file's mode (0600 unless its creator asked).
+  uint32_t mode;
+} ShmringInfo;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-// The C ABI's version: [`SHMRING_C_ABI_VERSION`] of the library loaded,
+// The C ABI's version: `SHMRING_C_ABI_VERSION` of the library loaded,
 // to compare with the header's at run time.
 uint32_t shmring_abi_version(void);
 
@@ -106,7 +171,7 @@ uint32_t shmring_abi_version(void);
 const char *shmring_version(void);
 
 // Create a byte ring named `name` with `capacity` bytes of data area
-// (rounded up to a power of two), mode 0600; [`SHMRING_ALREADY_EXISTS`](crate::SHMRING_ALREADY_EXISTS)
+// (rounded up to a power of two), mode 0600; `SHMRING_ALREADY_EXISTS`
 // if there is one. The handle goes to `*out`.
 //
 // # Safety
@@ -115,25 +180,25 @@ int shmring_bytes_create(const char *name,
                          size_t capacity,
                          struct ShmringBytes **out);
 
-// Open the byte ring named `name`; [`SHMRING_NOT_FOUND`](crate::SHMRING_NOT_FOUND)
+// Open the byte ring named `name`; `SHMRING_NOT_FOUND`
 // if there is none.
 //
 // # Safety
-// As [`shmring_bytes_create`].
+// As `shmring_bytes_create`.
 int shmring_bytes_open(const char *name, struct ShmringBytes **out);
 
 // Open the byte ring named `name`, or create it with `capacity` bytes if
 // there is none (either side may start first).
 //
 // # Safety
-// As [`shmring_bytes_create`].
+// As `shmring_bytes_create`.
 int shmring_bytes_open_or_create(const char *name, size_t capacity, struct ShmringBytes **out);
 
 // Open the byte ring named `name`, waiting up to `timeout_ns` for its
 // creator to make it.
 //
 // # Safety
-// As [`shmring_bytes_create`].
+// As `shmring_bytes_create`.
 int shmring_bytes_open_timeout(const char *name, uint64_t timeout_ns, struct ShmringBytes **out);
 
 // Close a ring handle (NULL: nothing). Producers and consumers made from
@@ -164,7 +229,7 @@ int shmring_bytes_has_consumer(const struct ShmringBytes *ring);
 int shmring_bytes_has_producer(const struct ShmringBytes *ring);
 
 // Make a producer of `ring` (a byte ring takes up to 32 at once, across
-// processes; [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) past
+// processes; `SHMRING_ROLE_TAKEN` past
 // that); the handle goes to `*out`.
 //
 // # Safety
@@ -172,11 +237,11 @@ int shmring_bytes_has_producer(const struct ShmringBytes *ring);
 int shmring_bytes_producer(struct ShmringBytes *ring, struct ShmringBytesProducer **out);
 
 // Take `ring`'s consumer role (one live handle holds it at a time:
-// [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN)); the handle goes to
+// `SHMRING_ROLE_TAKEN`); the handle goes to
 // `*out`.
 //
 // # Safety
-// As [`shmring_bytes_producer`].
+// As `shmring_bytes_producer`.
 int shmring_bytes_consumer(struct ShmringBytes *ring, struct ShmringBytesConsumer **out);
 
 // Close a producer (NULL: nothing), giving its role back; an open
@@ -194,28 +259,28 @@ void shmring_bytes_producer_close(struct ShmringBytesProducer *tx);
 void shmring_bytes_consumer_close(struct ShmringBytesConsumer *rx);
 
 // Copy `len` bytes at `data` into the ring as one message, if there is
-// room now ([`SHMRING_FULL`] if not).
+// room now (`SHMRING_FULL` if not).
 //
 // # Safety
 // `tx` is NULL or a live handle; `data` is NULL or `len` readable bytes.
 int shmring_bytes_try_send(struct ShmringBytesProducer *tx, const uint8_t *data, size_t len);
 
-// [`shmring_bytes_try_send`], waiting up to `timeout_ns` for room
-// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came; 0: not at
-// all, [`SHMRING_FULL`] if there is none now).
+// `shmring_bytes_try_send`, waiting up to `timeout_ns` for room
+// (`SHMRING_TIMEOUT` if none came; 0: not at
+// all, `SHMRING_FULL` if there is none now).
 //
 // # Safety
-// As [`shmring_bytes_try_send`].
+// As `shmring_bytes_try_send`.
 int shmring_bytes_send_timeout(struct ShmringBytesProducer *tx,
                                const uint8_t *data,
                                size_t len,
                                uint64_t timeout_ns);
 
 // Reserve `len` bytes in the ring, waiting up to `timeout_ns` for room
-// (0: not at all, [`SHMRING_FULL`] if there is none now);
+// (0: not at all, `SHMRING_FULL` if there is none now);
 // `*data` points to them, to be written in place and published with
-// [`shmring_bytes_commit`] (or given back with [`shmring_bytes_abort`]).
-// Until then, the producer's other calls answer [`SHMRING_BUSY`].
+// `shmring_bytes_commit` (or given back with `shmring_bytes_abort`).
+// Until then, the producer's other calls answer `SHMRING_BUSY`.
 //
 // # Safety
 // `tx` is NULL or a live handle; `data` is NULL or writable. The bytes at
@@ -227,7 +292,7 @@ int shmring_bytes_reserve(struct ShmringBytesProducer *tx,
                           uint8_t **data);
 
 // Publish the first `len` bytes of the open reservation as a message (the
-// rest is skipped). [`SHMRING_INVALID_ARGUMENT`](crate::SHMRING_INVALID_ARGUMENT)
+// rest is skipped). `SHMRING_INVALID_ARGUMENT`
 // if none is open or `len` is more than was reserved (the reservation
 // stays open).
 //
@@ -242,8 +307,8 @@ int shmring_bytes_commit(struct ShmringBytesProducer *tx, size_t len);
 int shmring_bytes_abort(struct ShmringBytesProducer *tx);
 
 // Copy the oldest message into `buf` (of `cap` bytes) and release it;
-// its length goes to `*len`. [`SHMRING_EMPTY`] if there is none now;
-// [`SHMRING_BUFFER_TOO_SMALL`] if it is longer than `cap` (its length
+// its length goes to `*len`. `SHMRING_EMPTY` if there is none now;
+// `SHMRING_BUFFER_TOO_SMALL` if it is longer than `cap` (its length
 // goes to `*len`; it stays in the ring, for the next receive). Each byte
 // of shared memory is read once (a copy safe from a producer that
 // rewrites the message as it is read).
@@ -253,12 +318,12 @@ int shmring_bytes_abort(struct ShmringBytesProducer *tx);
 // `len` is NULL or writable.
 int shmring_bytes_try_recv(struct ShmringBytesConsumer *rx, uint8_t *buf, size_t cap, size_t *len);
 
-// [`shmring_bytes_try_recv`], waiting up to `timeout_ns` for a message
-// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came; 0: not at
-// all, [`SHMRING_EMPTY`] if there is none now).
+// `shmring_bytes_try_recv`, waiting up to `timeout_ns` for a message
+// (`SHMRING_TIMEOUT` if none came; 0: not at
+// all, `SHMRING_EMPTY` if there is none now).
 //
 // # Safety
-// As [`shmring_bytes_try_recv`].
+// As `shmring_bytes_try_recv`.
 int shmring_bytes_recv_timeout(struct ShmringBytesConsumer *rx,
                                uint8_t *buf,
                                size_t cap,
@@ -266,9 +331,9 @@ int shmring_bytes_recv_timeout(struct ShmringBytesConsumer *rx,
                                uint64_t timeout_ns);
 
 // Lend the oldest message in place, waiting up to `timeout_ns` for one
-// (0: not at all, [`SHMRING_EMPTY`] if there is none): `*data` points to
-// its `*len` bytes until [`shmring_bytes_release`]. Until then, the
-// consumer's other calls answer [`SHMRING_BUSY`].
+// (0: not at all, `SHMRING_EMPTY` if there is none): `*data` points to
+// its `*len` bytes until `shmring_bytes_release`. Until then, the
+// consumer's other calls answer `SHMRING_BUSY`.
 //
 // # Safety
 // `rx` is NULL or a live handle; `data` and `len` are NULL or writable.
@@ -278,11 +343,60 @@ int shmring_bytes_read(struct ShmringBytesConsumer *rx,
                        const uint8_t **data,
                        size_t *len);
 
-// Release the message [`shmring_bytes_read`] lent (none lent: nothing).
+// Release the message `shmring_bytes_read` lent (none lent: nothing).
 //
 // # Safety
 // `rx` is NULL or a live handle.
 int shmring_bytes_release(struct ShmringBytesConsumer *rx);
+
+// Send `count` messages at once, one call for many (a caller in a slow
+// language pays its crossing once): the messages lie one after another
+// at `data`, message `i` being `lens[i]` bytes long. Waits up to
+// `timeout_ns` for room for the first (0: not at all), sends the rest
+// while there is room now, in order; how many were sent goes to `*sent`.
+// `SHMRING_FULL` (0 sent) if there was no room now for the first,
+// `SHMRING_TIMEOUT` if none came in time.
+// Every length is checked before anything is sent: one longer than the
+// ring's largest message is `SHMRING_MESSAGE_TOO_LARGE`,
+// and none is sent.
+//
+// # Safety
+// `tx` is NULL or a live handle; `lens` is NULL or `count` readable
+// lengths; `data` is NULL or as many readable bytes as they add up to;
+// `sent` is NULL or writable.
+int shmring_bytes_send_many(struct ShmringBytesProducer *tx,
+                            const uint8_t *data,
+                            const size_t *lens,
+                            size_t count,
+                            uint64_t timeout_ns,
+                            size_t *sent);
+
+// Receive up to `max` messages at once, copied one after another into
+// `buf` (of `cap` bytes), message `i` being `lens[i]` bytes long; how
+// many goes to `*count`. Waits up to `timeout_ns` for the first (0: not
+// at all, `SHMRING_EMPTY` if there is none), then takes what is there
+// now, up to the first that does not fit (it stays in the ring).
+// `SHMRING_BUFFER_TOO_SMALL` if the first does not fit: its length goes
+// to `lens[0]`, `*count` is 0. Copied as `shmring_bytes_try_recv`
+// copies: each byte of shared memory read once.
+//
+// # Safety
+// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
+// `lens` is NULL or `max` writable lengths; `count` is NULL or writable.
+int shmring_bytes_recv_many(struct ShmringBytesConsumer *rx,
+                            uint8_t *buf,
+                            size_t cap,
+                            size_t *lens,
+                            size_t max,
+                            size_t *count,
+                            uint64_t timeout_ns);
+
+// Read ring `name`'s header into `*out` without joining the ring;
+// `SHMRING_NOT_FOUND` if there is none.
+//
+// # Safety
+// `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
+int shmring_inspect(const char *name, struct ShmringInfo *out);
 
 // The message of the last error on the calling thread ("" if none): valid
 // until the thread's next failing call.

@@ -131,7 +131,7 @@ unsafe fn handle<'a, T>(ptr: *mut T, function: &str) -> Result<&'a mut T, Failur
 ///
 /// # Safety
 /// A non-NULL `name` points to a NUL-terminated string.
-unsafe fn name<'a>(name: *const c_char, function: &str) -> Result<&'a str, Failure> {
+pub(crate) unsafe fn name<'a>(name: *const c_char, function: &str) -> Result<&'a str, Failure> {
     if name.is_null() {
         return Err(Failure::invalid(function, "the name is NULL"));
     }
@@ -167,7 +167,7 @@ unsafe fn bytes<'a>(
 ///
 /// # Safety
 /// A non-NULL `out` is valid for a write of a `T`.
-unsafe fn put<T>(out: *mut T, value: T, function: &str) -> Result<(), Failure> {
+pub(crate) unsafe fn put<T>(out: *mut T, value: T, function: &str) -> Result<(), Failure> {
     if out.is_null() {
         return Err(Failure::invalid(function, "an out-pointer is NULL"));
     }
@@ -715,5 +715,163 @@ pub unsafe extern "C" fn shmring_bytes_release(rx: *mut ShmringBytesConsumer) ->
         let rx = unsafe { handle(rx, F)? };
         rx.msg = None;
         Ok(SHMRING_OK)
+    })
+}
+
+/// Send `count` messages at once, one call for many (a caller in a slow
+/// language pays its crossing once): the messages lie one after another
+/// at `data`, message `i` being `lens[i]` bytes long. Waits up to
+/// `timeout_ns` for room for the first (0: not at all), sends the rest
+/// while there is room now, in order; how many were sent goes to `*sent`.
+/// [`SHMRING_FULL`] (0 sent) if there was no room now for the first,
+/// [`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came in time.
+/// Every length is checked before anything is sent: one longer than the
+/// ring's largest message is [`SHMRING_MESSAGE_TOO_LARGE`](crate::SHMRING_MESSAGE_TOO_LARGE),
+/// and none is sent.
+///
+/// # Safety
+/// `tx` is NULL or a live handle; `lens` is NULL or `count` readable
+/// lengths; `data` is NULL or as many readable bytes as they add up to;
+/// `sent` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_send_many(
+    tx: *mut ShmringBytesProducer,
+    data: *const u8,
+    lens: *const usize,
+    count: usize,
+    timeout_ns: u64,
+    sent: *mut usize,
+) -> c_int {
+    const F: &str = "shmring_bytes_send_many";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? }.tx(F)?;
+        if sent.is_null() || (lens.is_null() && count > 0) {
+            return Err(Failure::invalid(F, "lens or sent is NULL"));
+        }
+        // SAFETY: checked non-NULL; the caller's contract makes it
+        // writable. Written first: an error below has sent nothing.
+        unsafe { sent.write(0) };
+        let lens = match count {
+            0 => &[][..],
+            // SAFETY: non-NULL (checked), `count` readable (the contract).
+            _ => unsafe { std::slice::from_raw_parts(lens, count) },
+        };
+        let max = tx.max_message_len();
+        let mut total = 0usize;
+        for &len in lens {
+            if len > max {
+                return Err(shmring::SendError::MessageTooLarge { len, max }.into());
+            }
+            total = total
+                .checked_add(len)
+                .ok_or_else(|| Failure::invalid(F, "the lengths add up past SIZE_MAX"))?;
+        }
+        // SAFETY: the caller's contract: `total` readable bytes at `data`.
+        let data = unsafe { bytes(data, total, usize::MAX, F)? };
+        let (mut n, mut at) = (0, 0);
+        let mut status = SHMRING_OK;
+        for &len in lens {
+            let message = &data[at..at + len];
+            let result = match (n, timeout_ns) {
+                (0, 0) => tx.try_send(message),
+                (0, ns) => tx.send_timeout(message, timeout(ns)),
+                _ => tx.try_send(message),
+            };
+            match result {
+                Ok(()) => (n, at) = (n + 1, at + len),
+                // Room ran out after the first: the caller sends the rest.
+                Err(shmring::SendError::Full) if n > 0 => break,
+                Err(e) => {
+                    status = self::sent(Err(e))?;
+                    break;
+                }
+            }
+        }
+        // SAFETY: checked non-NULL; the caller's contract makes it writable.
+        unsafe { sent.write(n) };
+        Ok(status)
+    })
+}
+
+/// Receive up to `max` messages at once, copied one after another into
+/// `buf` (of `cap` bytes), message `i` being `lens[i]` bytes long; how
+/// many goes to `*count`. Waits up to `timeout_ns` for the first (0: not
+/// at all, [`SHMRING_EMPTY`] if there is none), then takes what is there
+/// now, up to the first that does not fit (it stays in the ring).
+/// [`SHMRING_BUFFER_TOO_SMALL`] if the first does not fit: its length goes
+/// to `lens[0]`, `*count` is 0. Copied as [`shmring_bytes_try_recv`]
+/// copies: each byte of shared memory read once.
+///
+/// # Safety
+/// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
+/// `lens` is NULL or `max` writable lengths; `count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_recv_many(
+    rx: *mut ShmringBytesConsumer,
+    buf: *mut u8,
+    cap: usize,
+    lens: *mut usize,
+    max: usize,
+    count: *mut usize,
+    timeout_ns: u64,
+) -> c_int {
+    const F: &str = "shmring_bytes_recv_many";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let rx = unsafe { handle(rx, F)? };
+        if count.is_null() || lens.is_null() || max == 0 || (buf.is_null() && cap > 0) {
+            return Err(Failure::invalid(
+                F,
+                "buf, lens or count is NULL, or max is 0",
+            ));
+        }
+        // SAFETY: checked non-NULL; the caller's contract makes it
+        // writable. Written first: an error below has taken nothing.
+        unsafe { count.write(0) };
+        let mut n = 0;
+        let mut used = 0;
+        let mut status = SHMRING_OK;
+        while n < max {
+            let wait = (n == 0).then(|| timeout(timeout_ns));
+            let msg = match rx.take(wait, F) {
+                Ok(Some(msg)) => msg,
+                Ok(None) => {
+                    if n == 0 {
+                        status = SHMRING_EMPTY;
+                    }
+                    break;
+                }
+                Err(e) if n == 0 => return Err(e),
+                // What was copied is the caller's (released: it must not
+                // be lost); the next call reports the error.
+                Err(_) => break,
+            };
+            let len = msg.len();
+            if len > cap - used {
+                // Not released: the next receive reads it again.
+                std::mem::forget(msg);
+                if n == 0 {
+                    // SAFETY: `lens` holds `max >= 1` writable lengths.
+                    unsafe { lens.write(len) };
+                    status = SHMRING_BUFFER_TOO_SMALL;
+                }
+                break;
+            }
+            msg.copy_into(&mut rx.scratch);
+            drop(msg);
+            if len > 0 {
+                // SAFETY: `buf` holds `cap` writable bytes (the contract)
+                // and `used + len <= cap`; its own, apart from the scratch.
+                let out = unsafe { std::slice::from_raw_parts_mut(buf.add(used), len) };
+                out.copy_from_slice(&rx.scratch);
+            }
+            // SAFETY: `n < max`: within the caller's `max` lengths.
+            unsafe { lens.add(n).write(len) };
+            (n, used) = (n + 1, used + len);
+        }
+        // SAFETY: checked non-NULL; the caller's contract makes it writable.
+        unsafe { count.write(n) };
+        Ok(status)
     })
 }

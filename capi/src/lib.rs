@@ -21,7 +21,13 @@
 //!   write in place until [`shmring_bytes_commit`]; [`shmring_bytes_read`]
 //!   lends a message in place until [`shmring_bytes_release`]. While a
 //!   producer or consumer lends, its other calls answer [`SHMRING_BUSY`].
-//!   Copying calls (`try_send`, `try_recv`, ...) exist beside them.
+//!   Copying calls (`try_send`, `try_recv`, ...) exist beside them, and
+//!   batch ones ([`shmring_bytes_send_many`], [`shmring_bytes_recv_many`])
+//!   that move many messages per call, for callers whose every crossing
+//!   costs (Python's `ctypes`: a microsecond).
+//! - **Inspection**: [`shmring_inspect`] reads a ring's header (kind,
+//!   type, fill, live peers, counters) without joining it, as
+//!   `shmring stat` does.
 //! - **Versioned**: [`SHMRING_C_ABI_VERSION`] changes whenever a function
 //!   of an earlier version changes or goes (a test compares the header
 //!   with the prototypes each version recorded); adding a function keeps
@@ -47,9 +53,11 @@
 //! ```
 
 mod bytes;
+mod inspect;
 mod status;
 
 pub use bytes::*;
+pub use inspect::*;
 pub use status::*;
 
 /// The version of this C ABI. It changes when a function of an earlier

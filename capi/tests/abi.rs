@@ -169,3 +169,189 @@ fn an_aborted_reservation_publishes_nothing() {
     assert_eq!(rig.send(b"after"), SHMRING_OK);
     assert_eq!(rig.recv(64), (SHMRING_OK, b"after".to_vec()));
 }
+
+impl Rig {
+    /// Send `messages` in one call; status and how many went.
+    fn send_many(&self, messages: &[&[u8]], timeout_ns: u64) -> (i32, usize) {
+        let data: Vec<u8> = messages.concat();
+        let lens: Vec<usize> = messages.iter().map(|m| m.len()).collect();
+        let mut sent = usize::MAX;
+        // SAFETY: a live handle; `lens` holds `count` lengths that add up
+        // to `data`'s length.
+        let status = unsafe {
+            shmring_bytes_send_many(
+                self.1,
+                data.as_ptr(),
+                lens.as_ptr(),
+                lens.len(),
+                timeout_ns,
+                &mut sent,
+            )
+        };
+        (status, sent)
+    }
+
+    /// Receive up to `max` messages into `cap` bytes in one call.
+    fn recv_many(&self, cap: usize, max: usize) -> (i32, Vec<Vec<u8>>, usize) {
+        let (mut buf, mut lens, mut count) = (vec![0u8; cap], vec![0usize; max], usize::MAX);
+        // SAFETY: a live handle; `buf` holds `cap` bytes, `lens` `max`.
+        let status = unsafe {
+            shmring_bytes_recv_many(
+                self.2,
+                buf.as_mut_ptr(),
+                cap,
+                lens.as_mut_ptr(),
+                max,
+                &mut count,
+                0,
+            )
+        };
+        let mut at = 0;
+        let messages = lens[..count.min(max)]
+            .iter()
+            .map(|&n| {
+                at += n;
+                buf[at - n..at].to_vec()
+            })
+            .collect();
+        (status, messages, lens[0])
+    }
+}
+
+#[test]
+fn many_messages_go_in_one_call_each_way_and_none_is_lost_at_the_edges() {
+    let rig = Rig::new("many", 256);
+    let max = {
+        // SAFETY: a live handle.
+        unsafe { shmring_bytes_max_message_len(rig.0) }
+    };
+    // Every length checked before anything goes: nothing sent.
+    let too_long = vec![7u8; max + 1];
+    assert_eq!(
+        rig.send_many(&[b"ok", &too_long], 0),
+        (SHMRING_MESSAGE_TOO_LARGE, 0)
+    );
+    assert_eq!(rig.recv(64).0, SHMRING_EMPTY);
+    // Room runs out after some: how many went, in order, the rest the
+    // caller's to send again.
+    let messages: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1 + i as usize % 13]).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let (status, sent) = rig.send_many(&refs, 0);
+    assert_eq!(status, SHMRING_OK);
+    assert!(
+        0 < sent && sent < messages.len(),
+        "{sent} of 64 fit in 256 bytes"
+    );
+    // A buffer too small for the first: its length, and it stays.
+    let first = messages[0].len();
+    let (status, got, needed) = rig.recv_many(0, 4);
+    assert_eq!(
+        (status, got.len(), needed),
+        (SHMRING_BUFFER_TOO_SMALL, 0, first)
+    );
+    // Taken in pieces by buffer room and by count, nothing skipped.
+    let mut received = Vec::new();
+    loop {
+        let (status, got, _) = rig.recv_many(40, 5);
+        if status == SHMRING_EMPTY {
+            break;
+        }
+        assert_eq!(status, SHMRING_OK);
+        assert!(!got.is_empty() && got.len() <= 5);
+        assert!(got.iter().map(Vec::len).sum::<usize>() <= 40);
+        received.extend(got);
+    }
+    assert_eq!(received, messages[..sent]);
+    // A full ring: FULL now, and nothing sent.
+    while rig.send(&[1; 32]) == SHMRING_OK {}
+    assert_eq!(rig.send_many(&refs, 0), (SHMRING_FULL, 0));
+    assert_eq!(rig.send_many(&refs, 1_000_000).0, SHMRING_TIMEOUT);
+    assert!(last_error().contains("timed out"), "{}", last_error());
+}
+
+#[test]
+fn the_batch_calls_refuse_null_pointers_and_a_zero_max() {
+    let rig = Rig::new("many-null", 256);
+    let (mut buf, mut lens, mut n) = ([0u8; 8], [0usize; 2], 0usize);
+    // SAFETY: NULLs where the ABI checks for them; live handles.
+    unsafe {
+        assert_eq!(
+            shmring_bytes_send_many(rig.1, ptr::null(), ptr::null(), 2, 0, &mut n),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_bytes_send_many(rig.1, buf.as_ptr(), lens.as_ptr(), 0, 0, ptr::null_mut()),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_bytes_recv_many(rig.2, buf.as_mut_ptr(), 8, lens.as_mut_ptr(), 0, &mut n, 0),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_bytes_recv_many(rig.2, buf.as_mut_ptr(), 8, ptr::null_mut(), 2, &mut n, 0),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_bytes_recv_many(
+                ptr::null_mut(),
+                buf.as_mut_ptr(),
+                8,
+                lens.as_mut_ptr(),
+                2,
+                &mut n,
+                0
+            ),
+            SHMRING_INVALID_ARGUMENT
+        );
+        // Zero messages: nothing to do, done.
+        n = 9;
+        assert_eq!(
+            shmring_bytes_send_many(rig.1, ptr::null(), ptr::null(), 0, 0, &mut n),
+            SHMRING_OK
+        );
+        assert_eq!(n, 0);
+    }
+}
+
+#[test]
+fn inspect_reads_a_ring_without_joining_it() {
+    let rig = Rig::new("inspect", 4096);
+    assert_eq!(rig.send(b"abc"), SHMRING_OK);
+    // SAFETY: zeroes are a valid ShmringInfo (integers and bytes).
+    let mut info: ShmringInfo = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated name and a writable out-pointer.
+    let status = unsafe { shmring_inspect(name("inspect").as_ptr(), &mut info) };
+    assert_eq!(status, SHMRING_OK, "{}", last_error());
+    assert_eq!(info.kind, SHMRING_KIND_BYTES);
+    assert_eq!(
+        (info.capacity, info.producers, info.consumers),
+        (4096, 1, 1)
+    );
+    assert!(info.fill > 3 && info.fill == info.written - info.read);
+    assert_eq!((info.in_use, info.mode), (1, 0o600));
+    // SAFETY: the library wrote a NUL-terminated name.
+    let schema = unsafe { CStr::from_ptr(info.schema.as_ptr()) };
+    assert!(!schema.to_bytes().is_empty());
+    let before = info.written;
+    // Looking joined nothing: the roles are still the rig's alone.
+    let mut rx = ptr::null_mut();
+    // SAFETY: a live ring handle and a writable out-pointer.
+    let status = unsafe { shmring_bytes_consumer(rig.0, &mut rx) };
+    assert_eq!(status, SHMRING_ROLE_TAKEN);
+    assert_eq!(rig.recv(8), (SHMRING_OK, b"abc".to_vec()));
+    // SAFETY: as above.
+    let status = unsafe { shmring_inspect(name("inspect").as_ptr(), &mut info) };
+    assert_eq!(status, SHMRING_OK);
+    assert_eq!((info.written, info.fill), (before, 0));
+    // SAFETY: as above; a ring that is not there, and a NULL out.
+    unsafe {
+        assert_eq!(
+            shmring_inspect(name("nowhere").as_ptr(), &mut info),
+            SHMRING_NOT_FOUND
+        );
+        assert_eq!(
+            shmring_inspect(name("inspect").as_ptr(), ptr::null_mut()),
+            SHMRING_INVALID_ARGUMENT
+        );
+    }
+}

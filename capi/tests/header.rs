@@ -18,7 +18,30 @@ fn generated() -> String {
         .generate()
         .expect("cbindgen reads the crate")
         .write(&mut out);
-    String::from_utf8(out).unwrap()
+    plain_links(&String::from_utf8(out).unwrap())
+}
+
+/// The header's comments are the code's docs, whose intra-doc links
+/// (`` [`X`](crate::X) `` and `` [`X`] ``) read as plain `` `X` `` in C.
+fn plain_links(header: &str) -> String {
+    let mut out = String::with_capacity(header.len());
+    let mut rest = header;
+    while let Some(at) = rest.find("[`") {
+        let Some(close) = rest[at..].find("`]").map(|c| at + c) else {
+            break;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(&rest[at + 1..close + 1]);
+        rest = &rest[close + 2..];
+        // A link's target, if any, goes too.
+        if rest.starts_with('(') {
+            if let Some(end) = rest.find(')') {
+                rest = &rest[end + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[test]
@@ -64,17 +87,39 @@ fn prototypes(header: &str) -> Vec<String> {
     while let (Some(a), Some(b)) = (text.find("/*"), text.find("*/")) {
         text.replace_range(a..b + 2, " ");
     }
-    let code: String = text
+    let mut code: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with("//") && !l.starts_with('#'))
         .collect::<Vec<_>>()
         .join(" ");
+    // A struct the caller allocates is ABI too, field by field, recorded
+    // whole (its fields end in `;` like declarations do); an opaque one
+    // is a name only.
+    let mut structs = Vec::new();
+    while let Some(at) = code.find("typedef struct ") {
+        let rest = &code[at..];
+        let semi = rest.find(';').expect("a typedef ends");
+        let end = match rest.find('{') {
+            Some(brace) if brace < semi => {
+                let close = rest.find('}').expect("a struct body ends");
+                let end = close + rest[close..].find(';').expect("a typedef ends");
+                structs.push(rest[..end].split_whitespace().collect::<Vec<_>>().join(" "));
+                end
+            }
+            _ => semi,
+        };
+        code.replace_range(at..at + end + 1, " ");
+    }
     let declarations = code
         .split(';')
         .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|d| d.contains("shmring_") && d.contains('('))
         .map(|d| d.trim_start_matches("extern \"C\" { ").to_owned());
-    defines.into_iter().chain(declarations).collect()
+    defines
+        .into_iter()
+        .chain(structs)
+        .chain(declarations)
+        .collect()
 }
 
 fn recorded(version: u32) -> PathBuf {
@@ -93,9 +138,18 @@ fn every_prototype_of_this_abi_version_is_still_there() {
         .unwrap();
     let now = prototypes(&header);
     let path = recorded(version);
-    if blessing() && !path.exists() {
+    if blessing() {
+        // New functions, structs and values join the record; what it
+        // holds stays (a removed one keeps failing below).
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, now.join("\n") + "\n").unwrap();
+        let mut kept: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let new: Vec<String> = now.iter().filter(|p| !kept.contains(p)).cloned().collect();
+        kept.extend(new);
+        std::fs::write(&path, kept.join("\n") + "\n").unwrap();
     }
     let kept = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{} records ABI version {version}", path.display()));
@@ -142,5 +196,15 @@ fn the_prototype_check_catches_a_changed_or_removed_function() {
         .map(|p| p.replace("#define SHMRING_FULL 2", "#define SHMRING_FULL 20"))
         .collect();
     assert_eq!(missing(&kept, &renumbered), ["#define SHMRING_FULL 2"]);
+    // A field of a struct the caller allocates, narrowed, is too.
+    let narrowed: Vec<String> = now
+        .iter()
+        .map(|p| p.replace("uint64_t capacity;", "uint32_t capacity;"))
+        .collect();
+    let info = missing(&kept, &narrowed);
+    assert!(
+        info.len() == 1 && info[0].starts_with("typedef struct ShmringInfo {"),
+        "{info:?}"
+    );
     assert!(Path::new(&recorded(1)).exists());
 }
