@@ -1,6 +1,9 @@
-"""Round trips and one-at-a-time throughput between two Python processes:
-8-byte messages through shmring byte rings (spinning on the try calls)
-beside the same through a Unix socketpair.
+"""Round trips, one-at-a-time throughput and batched throughput between
+two Python processes: 8-byte messages through shmring byte rings (spinning
+on the try calls) beside the same through a Unix socketpair. Batched:
+``send_many`` of 64 messages per call and ``recv_many`` of up to 4096
+(the ring's 64 KiB), beside a socket written 64 messages per ``sendall``
+and read 64 KiB per ``recv``.
 
     python3 python/bench.py [ROUNDS]        # after pip install ./python
 """
@@ -127,6 +130,55 @@ def socket_throughput():
     return ROUNDS / took * 1e9
 
 
+BATCH = 64
+
+
+def rings_batch_throughput(name):
+    with shmring.ByteRing.create(name, 1 << 16) as ring:
+        def send():
+            with shmring.ByteRing.open(name) as r, r.producer() as tx:
+                for at in range(0, ROUNDS, BATCH):
+                    batch = [i.to_bytes(8, "little") for i in range(at, min(at + BATCH, ROUNDS))]
+                    while batch:
+                        batch = batch[tx.send_many(batch, timeout=0):]
+
+        pid = child(send)
+        with ring.consumer() as rx:
+            t0 = time.perf_counter_ns()
+            i = 0
+            while i < ROUNDS:
+                for m in rx.recv_many(4096, timeout=0):
+                    assert m == i.to_bytes(8, "little")
+                    i += 1
+            took = time.perf_counter_ns() - t0
+        reap(pid)
+    return ROUNDS / took * 1e9
+
+
+def socket_batch_throughput():
+    a, b = socket.socketpair()
+    def send():
+        a.close()
+        for at in range(0, ROUNDS, BATCH):
+            b.sendall(b"".join(i.to_bytes(8, "little") for i in range(at, min(at + BATCH, ROUNDS))))
+
+    pid = child(send)
+    b.close()
+    t0 = time.perf_counter_ns()
+    i, rest = 0, b""
+    while i < ROUNDS:
+        rest += a.recv(1 << 16)
+        whole = len(rest) // 8 * 8
+        for k in range(0, whole, 8):
+            assert rest[k : k + 8] == i.to_bytes(8, "little")
+            i += 1
+        rest = rest[whole:]
+    took = time.perf_counter_ns() - t0
+    reap(pid)
+    a.close()
+    return ROUNDS / took * 1e9
+
+
 def main():
     name = f"shmring-py-bench-{os.getpid()}"
     r, s = rings_round_trip(name), socket_round_trip()
@@ -136,6 +188,9 @@ def main():
     rt, st = rings_throughput(name + "-t"), socket_throughput()
     print(f"throughput   shmring {rt / 1e6:6.3f} M msg/s   socketpair {st / 1e6:6.3f} M msg/s   "
           f"({rt / st:.1f}x)")
+    rb, sb = rings_batch_throughput(name + "-b"), socket_batch_throughput()
+    print(f"batched      shmring {rb / 1e6:6.3f} M msg/s   socketpair {sb / 1e6:6.3f} M msg/s   "
+          f"({rb / sb:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -31,14 +31,24 @@ block either (Python cannot revoke those), as they point into the ring.
 Closing a handle ends its loan first. Handles are closed by their ``with``
 block or ``close()``; each has a lock, so threads that share one take
 turns (the C ABI allows one thread at a time).
+
+Many messages per call: ``Producer.send_many`` and ``Consumer.recv_many``
+pay the ``ctypes`` crossing once for a batch. ``inspect(name)`` reads any
+ring's header (a typed one made in Rust too) without joining it. A wait
+is made of C calls of at most 0.1 s, so Ctrl-C ends it (Python runs its
+signal handlers between calls, never inside one).
 """
 
 import ctypes
 import os
+from array import array
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+import time
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Iterator, List, Optional, Sequence
 
 __all__ = [
     "ByteRing",
@@ -59,6 +69,8 @@ __all__ = [
     "Stalled",
     "Busy",
     "abi_version",
+    "inspect",
+    "RingInfo",
     "ABI_VERSION",
 ]
 
@@ -154,6 +166,8 @@ _c = ctypes.CDLL(_library_path())
 _P = ctypes.c_void_p
 _u8p = ctypes.POINTER(ctypes.c_uint8)
 _size = ctypes.c_size_t
+#: The ``array`` type code of a ``size_t``.
+_SIZE_T = next(c for c in "LQI" if array(c).itemsize == ctypes.sizeof(_size))
 for _name, _args, _ret in [
     ("shmring_abi_version", [], ctypes.c_uint32),
     ("shmring_last_error", [], ctypes.c_char_p),
@@ -182,9 +196,53 @@ for _name, _args, _ret in [
     ),
     ("shmring_bytes_read", [_P, ctypes.c_uint64, ctypes.POINTER(_u8p), ctypes.POINTER(_size)], ctypes.c_int),
     ("shmring_bytes_release", [_P], ctypes.c_int),
+    (
+        "shmring_bytes_send_many",
+        [_P, ctypes.c_char_p, ctypes.c_void_p, _size, ctypes.c_uint64, ctypes.POINTER(_size)],
+        ctypes.c_int,
+    ),
+    (
+        "shmring_bytes_recv_many",
+        [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size), _size, ctypes.POINTER(_size), ctypes.c_uint64],
+        ctypes.c_int,
+    ),
 ]:
     _f = getattr(_c, _name)
     _f.argtypes, _f.restype = _args, _ret
+
+
+
+class _Info(ctypes.Structure):
+    """``ShmringInfo`` of include/shmring.h (a test compares the two)."""
+
+    _fields_ = [
+        ("kind", ctypes.c_uint32),
+        ("elem_size", ctypes.c_uint32),
+        ("elem_align", ctypes.c_uint32),
+        ("schema_version", ctypes.c_uint32),
+        ("schema", ctypes.c_char * 33),
+        ("persistent", ctypes.c_uint8),
+        ("zero_after_use", ctypes.c_uint8),
+        ("in_use", ctypes.c_uint8),
+        ("fingerprint", ctypes.c_uint64),
+        ("capacity", ctypes.c_uint64),
+        ("written", ctypes.c_uint64),
+        ("read", ctypes.c_uint64),
+        ("fill", ctypes.c_uint64),
+        ("repaired", ctypes.c_uint64),
+        ("producers", ctypes.c_uint32),
+        ("consumers", ctypes.c_uint32),
+        ("producer_blocked", ctypes.c_uint64),
+        ("consumer_blocked", ctypes.c_uint64),
+        ("takeovers", ctypes.c_uint64),
+        ("segment_len", ctypes.c_uint64),
+        ("owner_uid", ctypes.c_uint32),
+        ("mode", ctypes.c_uint32),
+    ]
+
+
+_c.shmring_inspect.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Info)]
+_c.shmring_inspect.restype = ctypes.c_int
 
 if _c.shmring_abi_version() != ABI_VERSION:
     raise ImportError(
@@ -198,6 +256,56 @@ def abi_version() -> int:
     return _c.shmring_abi_version()
 
 
+#: ``RingInfo.kind`` by the header's SHMRING_KIND_ values.
+_KINDS = {1: "spsc", 2: "mpmc", 3: "bytes", 4: "broadcast"}
+
+
+@dataclass(frozen=True)
+class RingInfo:
+    """A ring's state as its header says (see ``ShmringInfo`` in
+    include/shmring.h): what ``shmring stat`` shows. Peer counts are the
+    kernel's word, not pids'."""
+
+    kind: str
+    elem_size: int
+    elem_align: int
+    schema: str
+    schema_version: int
+    fingerprint: int
+    capacity: int
+    written: int
+    read: int
+    fill: int
+    repaired: int
+    producers: int
+    consumers: int
+    producer_blocked: int
+    consumer_blocked: int
+    takeovers: int
+    persistent: bool
+    zero_after_use: bool
+    in_use: bool
+    segment_len: int
+    owner_uid: int
+    mode: int
+
+
+def inspect(name: str) -> RingInfo:
+    """Read ring ``name``'s header without joining it (no role taken,
+    nothing written); NotFound if there is none. Any kind of ring: a
+    typed one made in Rust too."""
+    if "\0" in name:
+        raise InvalidArgument(INVALID_ARGUMENT, f"ring name {name!r} holds a NUL")
+    c = _Info()
+    _check(_c.shmring_inspect(name.encode(), ctypes.byref(c)))
+    fields = {f: getattr(c, f) for f, _ in _Info._fields_}
+    fields["kind"] = _KINDS.get(c.kind, "unknown")
+    fields["schema"] = c.schema.decode("utf-8", "replace")
+    for flag in ("persistent", "zero_after_use", "in_use"):
+        fields[flag] = bool(fields[flag])
+    return RingInfo(**fields)
+
+
 def _check(status: int) -> int:
     """``status`` if it is not an error; else the error, raised."""
     if status in (OK, EMPTY, FULL, BUFFER_TOO_SMALL):
@@ -207,6 +315,8 @@ def _check(status: int) -> int:
 
 
 _FOREVER = 2**64 - 1
+#: The copy buffer of a consumer that receives in batches.
+_BATCH_BUFFER = 1 << 16
 
 
 def _ns(timeout: Optional[float]) -> int:
@@ -216,6 +326,28 @@ def _ns(timeout: Optional[float]) -> int:
     if timeout < 0:
         raise ValueError("a timeout is not negative")
     return min(int(timeout * 1e9), _FOREVER)
+
+
+#: How long one C call of a wait lasts at most. Python runs its signal
+#: handlers (Ctrl-C's KeyboardInterrupt) between bytecodes, never inside a
+#: C call: a wait is made of calls this long, so that it ends within one.
+_SLICE = 0.1
+
+
+def _waiting(timeout: Optional[float], attempt) -> int:
+    """``attempt(ns)``'s status, called in slices of at most ``_SLICE``
+    seconds until it is not TIMEOUT or ``timeout`` seconds (None: for ever)
+    have passed. A timeout of 0 is one call that does not wait."""
+    if timeout is not None and timeout <= _SLICE:
+        return attempt(_ns(timeout))
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = _SLICE if end is None else min(_SLICE, end - time.monotonic())
+        if left <= 0:
+            return TIMEOUT
+        status = attempt(max(1, _ns(left)))
+        if status != TIMEOUT:
+            return status
 
 
 class _Handle:
@@ -382,8 +514,33 @@ class Producer(_Handle):
         room (0: not at all, and Timeout if there is none)."""
         b = bytes(data)
         with self._lock:
-            if _check(_c.shmring_bytes_send_timeout(self._p, b, len(b), _ns(timeout))) == FULL:
+            p = self._p
+            status = _waiting(timeout, lambda ns: _c.shmring_bytes_send_timeout(p, b, len(b), ns))
+            if _check(status) == FULL:
                 raise Timeout(TIMEOUT, f"send to ring {self.name!r}: no room now")
+
+    def send_many(self, messages: Sequence[bytes], timeout: Optional[float] = None) -> int:
+        """Copy ``messages`` in, in order, in one call: waits up to ``timeout``
+        seconds for room for the first (0: not at all), then sends while
+        there is room now; how many went (0 if there was no room now; the
+        caller sends the rest). Every length is checked first: one too
+        long raises MessageTooLarge, and none is sent."""
+        if not messages:
+            return 0
+        # Lengths in bytes (an array's len() counts its items).
+        blobs = [m if type(m) is bytes else bytes(m) for m in messages]
+        data = b"".join(blobs)
+        lens = array(_SIZE_T, map(len, blobs))
+        at = lens.buffer_info()[0]
+        sent = _size()
+        with self._lock:
+            p = self._p
+            status = _waiting(
+                timeout,
+                lambda ns: _c.shmring_bytes_send_many(p, data, at, len(blobs), ns, ctypes.byref(sent)),
+            )
+            _check(status)
+            return sent.value
 
     def _end_loan(self) -> None:
         view, self._loan = self._loan, None
@@ -397,7 +554,9 @@ class Producer(_Handle):
         room (0: not at all, and Timeout if there is none)."""
         at = _u8p()
         with self._lock:
-            if _check(_c.shmring_bytes_reserve(self._p, n, _ns(timeout), ctypes.byref(at))) == FULL:
+            p = self._p
+            status = _waiting(timeout, lambda ns: _c.shmring_bytes_reserve(p, n, ns, ctypes.byref(at)))
+            if _check(status) == FULL:
                 raise Timeout(TIMEOUT, f"reserve in ring {self.name!r}: no room now")
             array = (ctypes.c_uint8 * n).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
             view = memoryview(array).cast("B")
@@ -423,6 +582,7 @@ class Consumer(_Handle):
         self._cap = 4096
         self._n = _size()
         self._n_ref = ctypes.byref(self._n)
+        self._lens = (_size * 64)()
 
     def _copy(self, call, *wait) -> Optional[bytes]:
         with self._lock:
@@ -431,7 +591,10 @@ class Consumer(_Handle):
     def _copy_locked(self, call, *wait) -> Optional[bytes]:
         n, p = self._n, self._p
         while True:
-            status = call(p, self._buf, self._cap, self._n_ref, *wait)
+            if wait:
+                status = _waiting(wait[0], lambda ns: call(p, self._buf, self._cap, self._n_ref, ns))
+            else:
+                status = call(p, self._buf, self._cap, self._n_ref)
             if status == OK:
                 return ctypes.string_at(self._buf, n.value)
             if status == EMPTY:
@@ -450,10 +613,52 @@ class Consumer(_Handle):
     def recv(self, timeout: Optional[float] = None) -> bytes:
         """The oldest message, copied out, waiting up to ``timeout`` seconds
         (Timeout if none came)."""
-        m = self._copy(_c.shmring_bytes_recv_timeout, _ns(timeout))
+        if timeout is not None and timeout < 0:
+            raise ValueError("a timeout is not negative")
+        m = self._copy(_c.shmring_bytes_recv_timeout, timeout)
         if m is None:
             raise Timeout(TIMEOUT, f"recv from ring {self.name!r}: nothing now")
         return m
+
+    def recv_many(self, limit: int = 64, timeout: Optional[float] = None) -> List[bytes]:
+        """Up to ``limit`` messages, copied out and released in one call: waits
+        up to ``timeout`` seconds for the first (0: not at all, and the list
+        is empty if there is none; Timeout if none came in a longer wait),
+        then takes those there now."""
+        if limit < 1:
+            raise ValueError("limit is at least 1")
+        if timeout is not None and timeout < 0:
+            raise ValueError("a timeout is not negative")
+        count = _size()
+        with self._lock:
+            if len(self._lens) < limit:
+                self._lens = (_size * limit)()
+            lens = self._lens
+            if self._cap < _BATCH_BUFFER:
+                # Room for many messages per call, not one.
+                self._cap = _BATCH_BUFFER
+                self._buf = ctypes.create_string_buffer(self._cap)
+            p = self._p
+            while True:
+                status = _waiting(
+                    timeout,
+                    lambda ns: _c.shmring_bytes_recv_many(
+                        p, self._buf, self._cap, lens, limit, ctypes.byref(count), ns
+                    ),
+                )
+                if status != BUFFER_TOO_SMALL:
+                    break
+                # The first waits in the ring for a buffer that holds it.
+                self._cap = max(lens[0], 2 * self._cap)
+                self._buf = ctypes.create_string_buffer(self._cap)
+            if _check(status) == EMPTY:
+                if timeout == 0:
+                    return []
+                raise Timeout(TIMEOUT, f"recv_many from ring {self.name!r}: nothing now")
+            sizes = lens[: count.value]
+            raw = ctypes.string_at(self._buf, sum(sizes))
+        ends = list(accumulate(sizes))
+        return [raw[end - n : end] for n, end in zip(sizes, ends)]
 
     def _end_loan(self) -> None:
         view, self._loan = self._loan, None
@@ -468,7 +673,11 @@ class Consumer(_Handle):
         (0: not at all, and the view is None if there is none)."""
         at, n = _u8p(), _size()
         with self._lock:
-            status = _check(_c.shmring_bytes_read(self._p, _ns(timeout), ctypes.byref(at), ctypes.byref(n)))
+            p = self._p
+            status = _waiting(
+                timeout, lambda ns: _c.shmring_bytes_read(p, ns, ctypes.byref(at), ctypes.byref(n))
+            )
+            status = _check(status)
             if status == EMPTY:
                 view = None
             else:

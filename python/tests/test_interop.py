@@ -3,9 +3,11 @@ handles. The Rust side is the shmring-c crate's `echo` example, built here
 with cargo; it answers message i with i (8 bytes, little-endian) and the
 message reversed."""
 
+import ctypes
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -224,5 +226,88 @@ def test_statuses_are_the_headers():
     defined = dict(re.findall(r"#define SHMRING_(\w+) (\d+)", header))
     assert int(defined.pop("C_ABI_VERSION")) == shmring.ABI_VERSION == shmring.abi_version()
     defined.pop("FORMAT_VERSION")
+    for name, value in list(defined.items()):
+        if name.startswith("KIND_"):
+            assert shmring._KINDS[int(defined.pop(name))] == name[5:].lower(), name
     for name, value in defined.items():
         assert getattr(shmring, name) == int(value), name
+
+
+def test_ring_info_is_the_headers_struct():
+    header = (ROOT / "capi" / "include" / "shmring.h").read_text()
+    body = re.search(r"typedef struct ShmringInfo \{(.*?)\} ShmringInfo;", header, re.S).group(1)
+    fields = re.findall(r"^\s*(\w+) (\w+)(?:\[(\d+)\])?;", body, re.M)
+    c_types = {"uint8_t": "c_uint8", "uint32_t": "c_uint32", "uint64_t": "c_uint64", "char": "c_char"}
+    ours = [(f, t) for f, t in shmring._Info._fields_]
+    assert len(ours) == len(fields)
+    for (name, kind), (c_type, c_name, n) in zip(ours, fields):
+        assert name == c_name
+        expected = getattr(ctypes, c_types[c_type])
+        assert kind == (expected * int(n) if n else expected) or (n and kind._type_ is expected
+                                                              and kind._length_ == int(n)), name
+
+
+def test_batches_go_both_ways_in_one_call_each():
+    with shmring.ByteRing.create(unique("batch"), 1 << 14) as ring, ring.producer() as tx, ring.consumer() as rx:
+        messages = [message(i) for i in range(1, 40)]  # up to 1.4 KB each
+        sent = 0
+        got = []
+        while len(got) < len(messages):
+            sent += tx.send_many(messages[sent:], timeout=0)
+            # Longer than the consumer's first buffer: it grows, nothing lost.
+            got += rx.recv_many(limit=7, timeout=WAIT)
+        assert got == messages
+        assert rx.recv_many(timeout=0) == []
+        with pytest.raises(shmring.Timeout):
+            rx.recv_many(timeout=0.001)
+        with pytest.raises(shmring.MessageTooLarge):
+            tx.send_many([b"fits", b"x" * (ring.max_message_len + 1)])
+        assert rx.try_recv() is None  # nothing of a refused batch went
+        assert tx.send_many([]) == 0
+
+
+def test_inspect_reads_a_ring_without_joining_it():
+    name = unique("inspect")
+    with shmring.ByteRing.create(name, 4096) as ring, ring.producer() as tx:
+        tx.send(b"abc")
+        info = shmring.inspect(name)
+        assert (info.kind, info.capacity, info.producers, info.consumers) == ("bytes", 4096, 1, 0)
+        assert info.fill == info.written - info.read > 3
+        assert info.in_use and info.mode == 0o600
+        with ring.consumer() as rx:  # the role was not taken by looking
+            assert rx.recv(timeout=WAIT) == b"abc"
+            assert shmring.inspect(name).consumers == 1
+        assert shmring.inspect(name).fill == 0
+    with pytest.raises(shmring.NotFound):
+        shmring.inspect(name)
+
+
+def test_ctrl_c_ends_a_wait_for_ever():
+    import _thread
+    import threading
+
+    name = unique("ctrl-c")
+    with shmring.ByteRing.create(name, 4096) as ring, ring.producer() as tx, ring.consumer() as rx:
+        interrupted = threading.Event()
+        gave_up = []
+
+        def press_ctrl_c():
+            # Once the receive waits (the header counts it), not before.
+            while shmring.inspect(name).consumer_blocked == 0:
+                time.sleep(0.001)
+            _thread.interrupt_main()
+            # A wait that ignored it would end only when a message came:
+            # one is sent if the interrupt was not seen by then.
+            if not interrupted.wait(WAIT):
+                gave_up.append(True)
+                tx.send(b"unblock")
+
+        helper = threading.Thread(target=press_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                helper.start()
+                rx.recv(timeout=None)
+            finally:
+                interrupted.set()
+        helper.join()
+        assert gave_up == [], "the wait ran on past Ctrl-C"
