@@ -757,15 +757,20 @@ struct Pending {
 /// The requests a client waits for, by number on the wire, and how many
 /// on each lane, which its [`Watch`] shows.
 ///
-/// Numbers on the wire are counted, so a new request goes last and the
-/// entries stay sorted: a reply's request is found by binary search, and
+/// A request alone (a call's, the usual case) sits in `one`, so that a
+/// call costs a store and a take: the deque's push and pop, with its
+/// bookkeeping, were a tenth of a round trip (as a hash map's insert and
+/// remove had been before it). With more than one, all sit in `entries`:
+/// numbers on the wire are counted, so a new request goes last and the
+/// entries stay sorted, a reply's request is found by binary search, and
 /// the usual one to end, the oldest, leaves from the front. A request
 /// that ends elsewhere leaves a hole, and holes go once they are half the
 /// entries (so a request never answered does not make the rest grow).
-/// For the one request of a call, this is a push and a pop: a hash map's
-/// insert and remove were a tenth of a round trip.
+/// The front and back entries are never holes, so `entries` is empty
+/// whenever no request is outstanding, and whenever `one` holds one.
 #[derive(Default)]
 struct Outstanding {
+    one: Option<(u64, Pending)>,
     entries: VecDeque<(u64, Option<Pending>)>,
     live: usize,
     per_lane: [u32; MAX_SERVERS],
@@ -778,6 +783,24 @@ const HOLES_KEPT: usize = 32;
 impl Outstanding {
     fn insert(&mut self, wire: u64, pending: Pending) {
         let lane = pending.lane;
+        if self.live == 0 {
+            self.one = Some((wire, pending));
+        } else {
+            if let Some((w, p)) = self.one.take() {
+                self.entries.push_back((w, Some(p)));
+            }
+            self.insert_entry(wire, pending);
+        }
+        self.live += 1;
+        self.per_lane[lane] += 1;
+        if self.per_lane[lane] == 1 {
+            self.watch.set_waiting(lane, true);
+        }
+    }
+
+    /// Insert into `entries`, in order (replacing one under the same
+    /// number, which is then uncounted).
+    fn insert_entry(&mut self, wire: u64, pending: Pending) {
         match self.entries.back() {
             Some(&(last, _)) if last >= wire => match self.find(wire) {
                 Ok(i) => {
@@ -790,11 +813,6 @@ impl Outstanding {
             },
             _ => self.entries.push_back((wire, Some(pending))),
         }
-        self.live += 1;
-        self.per_lane[lane] += 1;
-        if self.per_lane[lane] == 1 {
-            self.watch.set_waiting(lane, true);
-        }
     }
 
     fn find(&self, wire: u64) -> Result<usize, usize> {
@@ -805,6 +823,15 @@ impl Outstanding {
     }
 
     fn remove(&mut self, wire: &u64) -> Option<Pending> {
+        if let Some((w, _)) = &self.one {
+            if w != wire {
+                return None;
+            }
+            let (_, p) = self.one.take()?;
+            self.live -= 1;
+            self.uncount(p.lane);
+            return Some(p);
+        }
         let i = self.find(*wire).ok()?;
         let p = self.entries[i].1.take()?;
         self.live -= 1;
@@ -844,10 +871,17 @@ impl Outstanding {
     }
 
     fn get(&self, wire: &u64) -> Option<&Pending> {
+        if let Some((w, p)) = &self.one {
+            return (w == wire).then_some(p);
+        }
         self.entries[self.find(*wire).ok()?].1.as_ref()
     }
 
     fn get_mut(&mut self, wire: &u64) -> Option<&mut Pending> {
+        if self.one.is_some() {
+            let one = self.one.as_mut().filter(|(w, _)| w == wire);
+            return one.map(|(_, p)| p);
+        }
         let i = self.find(*wire).ok()?;
         self.entries[i].1.as_mut()
     }
@@ -869,9 +903,12 @@ impl Outstanding {
     }
 
     fn iter(&self) -> impl Iterator<Item = (u64, &Pending)> {
-        self.entries
-            .iter()
-            .filter_map(|(w, p)| p.as_ref().map(|p| (*w, p)))
+        let one = self.one.iter().map(|(w, p)| (*w, p));
+        one.chain(
+            self.entries
+                .iter()
+                .filter_map(|(w, p)| p.as_ref().map(|p| (*w, p))),
+        )
     }
 }
 
@@ -1162,7 +1199,11 @@ impl Client {
             },
         );
         self.stats.sent += 1;
-        publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
+        let shared = &self.reply_ring.service_counters().client;
+        shared.sent.store(self.stats.sent, Relaxed);
+        shared
+            .outstanding
+            .store(self.outstanding.len() as u64, Relaxed);
         Ok(wire)
     }
 
@@ -1351,7 +1392,7 @@ impl Client {
                 }
             }
         };
-        if found.is_none() && self.stats.late != late {
+        if self.stats.late != late {
             publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
         }
         Ok(found)
@@ -1375,7 +1416,11 @@ impl Client {
                         msg.keep();
                         return Ok((flags, wire));
                     }
-                    Some(_) => self.stats.late += 1,
+                    Some(_) => {
+                        self.stats.late += 1;
+                        let shared = &self.reply_ring.service_counters().client;
+                        shared.late.store(self.stats.late, Relaxed);
+                    }
                     None => {
                         return Err(CallError::Malformed {
                             service: self.service.clone(),
@@ -1527,7 +1572,13 @@ impl Client {
                 p.id
             })
         };
-        publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
+        // The two counters a reply changes (late ones are shown as they
+        // are dropped).
+        let shared = &self.reply_ring.service_counters().client;
+        shared.replies.store(self.stats.replies, Relaxed);
+        shared
+            .outstanding
+            .store(self.outstanding.len() as u64, Relaxed);
         if flags & FAILED != 0 {
             let code = msg
                 .get(REPLY_HEADER..REPLY_HEADER + 4)
@@ -2351,6 +2402,31 @@ mod tests {
             o.watch.waiting.load(std::sync::atomic::Ordering::Relaxed),
             0
         );
+    }
+
+    #[test]
+    fn a_request_alone_needs_no_deque_and_joins_it_when_another_comes() {
+        let waiting = |o: &Outstanding| o.watch.waiting.load(std::sync::atomic::Ordering::Relaxed);
+        let mut o = Outstanding::default();
+        o.insert(7, pending(7, 2));
+        assert!(o.one.is_some() && o.entries.is_empty());
+        assert_eq!((o.len(), wires(&o), waiting(&o)), (1, vec![7], 1 << 2));
+        assert!(o.remove(&8).is_none() && o.get(&8).is_none() && o.get_mut(&8).is_none());
+        o.get_mut(&7).expect("there").answered = true;
+        // Another comes: both in order in the deque, the first as it was.
+        o.insert(8, pending(8, 2));
+        assert!(o.one.is_none());
+        assert_eq!((o.len(), wires(&o)), (2, vec![7, 8]));
+        assert!(o.get(&7).is_some_and(|p| p.answered));
+        assert_eq!(o.remove(&7).map(|p| p.id), Some(7));
+        assert_eq!(o.remove(&8).map(|p| p.id), Some(8));
+        assert!(o.is_empty() && o.entries.is_empty() && o.per_lane == [0; 16]);
+        assert_eq!(waiting(&o), 0);
+        // Alone again: the slot again.
+        o.insert(9, pending(9, 1));
+        assert!(o.one.is_some() && waiting(&o) == 1 << 1);
+        assert_eq!(o.remove(&9).map(|p| p.id), Some(9));
+        assert!(o.is_empty() && o.one.is_none() && waiting(&o) == 0);
     }
 
     #[test]
