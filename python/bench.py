@@ -1,8 +1,8 @@
 """Round trips, one-at-a-time throughput and batched throughput between
 two Python processes: 8-byte messages through shmring byte rings (spinning
 on the try calls) beside the same through a Unix socketpair. Batched:
-``send_many`` of 64 messages per call and ``recv_many`` of up to 4096
-(the ring's 64 KiB), beside a socket written 64 messages per ``sendall``
+``send_many`` of 64 messages per call and ``recv_many`` of up to 8192
+(64 KiB of messages), beside a socket written 64 messages per ``sendall``
 and read 64 KiB per ``recv``.
 
     python3 python/bench.py [ROUNDS]        # after pip install ./python
@@ -134,7 +134,9 @@ BATCH = 64
 
 
 def rings_batch_throughput(name):
-    with shmring.ByteRing.create(name, 1 << 16) as ring:
+    # 256 KiB: 8192 records of an 8-byte message (32 bytes each), so that
+    # a receive may take the 64 KiB of messages a socket's recv reads.
+    with shmring.ByteRing.create(name, 1 << 18) as ring:
         def send():
             with shmring.ByteRing.open(name) as r, r.producer() as tx:
                 for at in range(0, ROUNDS, BATCH):
@@ -147,7 +149,7 @@ def rings_batch_throughput(name):
             t0 = time.perf_counter_ns()
             i = 0
             while i < ROUNDS:
-                for m in rx.recv_many(4096, timeout=0):
+                for m in rx.recv_many(8192, timeout=0):
                     assert m == i.to_bytes(8, "little")
                     i += 1
             took = time.perf_counter_ns() - t0

@@ -349,13 +349,24 @@ int shmring_bytes_read(struct ShmringBytesConsumer *rx,
 // `rx` is NULL or a live handle.
 int shmring_bytes_release(struct ShmringBytesConsumer *rx);
 
+// End the loan of the message `shmring_bytes_read` lent without
+// releasing it: it stays at the ring's head, and the next receive (by
+// any handle) gets it again (none lent: nothing). For a reader stopped
+// before it could handle the message (Python's Ctrl-C).
+//
+// # Safety
+// `rx` is NULL or a live handle.
+int shmring_bytes_unread(struct ShmringBytesConsumer *rx);
+
 // Send `count` messages at once, one call for many (a caller in a slow
 // language pays its crossing once): the messages lie one after another
 // at `data`, message `i` being `lens[i]` bytes long. Waits up to
 // `timeout_ns` for room for the first (0: not at all), sends the rest
-// while there is room now, in order; how many were sent goes to `*sent`.
-// `SHMRING_FULL` (0 sent) if there was no room now for the first,
-// `SHMRING_TIMEOUT` if none came in time.
+// while there is room now, in order; how many were sent goes to `*sent`
+// (whatever the status). `SHMRING_FULL` (0 sent) if there was no room
+// now for the first, `SHMRING_TIMEOUT` if none
+// came in time. An error after the first ends the batch with
+// `SHMRING_OK` and the count of those sent; the next call reports it.
 // Every length is checked before anything is sent: one longer than the
 // ring's largest message is `SHMRING_MESSAGE_TOO_LARGE`,
 // and none is sent.
@@ -374,11 +385,15 @@ int shmring_bytes_send_many(struct ShmringBytesProducer *tx,
 // Receive up to `max` messages at once, copied one after another into
 // `buf` (of `cap` bytes), message `i` being `lens[i]` bytes long; how
 // many goes to `*count`. Waits up to `timeout_ns` for the first (0: not
-// at all, `SHMRING_EMPTY` if there is none), then takes what is there
-// now, up to the first that does not fit (it stays in the ring).
-// `SHMRING_BUFFER_TOO_SMALL` if the first does not fit: its length goes
-// to `lens[0]`, `*count` is 0. Copied as `shmring_bytes_try_recv`
-// copies: each byte of shared memory read once.
+// at all, `SHMRING_EMPTY` if there is none;
+// `SHMRING_TIMEOUT` if none came in time), then
+// takes what is there now, up to the first that does not fit (it stays
+// in the ring, its length not reported). `SHMRING_BUFFER_TOO_SMALL` if
+// the first does not fit: its length goes to `lens[0]`, `*count` is 0.
+// An error after the first (a corrupt ring) ends the batch with
+// `SHMRING_OK` and what was taken; the next call reports it. Copied as
+// `shmring_bytes_try_recv` copies: each byte of shared memory read
+// once.
 //
 // # Safety
 // `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;

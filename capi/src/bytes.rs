@@ -718,13 +718,34 @@ pub unsafe extern "C" fn shmring_bytes_release(rx: *mut ShmringBytesConsumer) ->
     })
 }
 
+/// End the loan of the message [`shmring_bytes_read`] lent without
+/// releasing it: it stays at the ring's head, and the next receive (by
+/// any handle) gets it again (none lent: nothing). For a reader stopped
+/// before it could handle the message (Python's Ctrl-C).
+///
+/// # Safety
+/// `rx` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_unread(rx: *mut ShmringBytesConsumer) -> c_int {
+    const F: &str = "shmring_bytes_unread";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let rx = unsafe { handle(rx, F)? };
+        // Not released: its record is read again by the next receive.
+        std::mem::forget(rx.msg.take());
+        Ok(SHMRING_OK)
+    })
+}
+
 /// Send `count` messages at once, one call for many (a caller in a slow
 /// language pays its crossing once): the messages lie one after another
 /// at `data`, message `i` being `lens[i]` bytes long. Waits up to
 /// `timeout_ns` for room for the first (0: not at all), sends the rest
-/// while there is room now, in order; how many were sent goes to `*sent`.
-/// [`SHMRING_FULL`] (0 sent) if there was no room now for the first,
-/// [`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came in time.
+/// while there is room now, in order; how many were sent goes to `*sent`
+/// (whatever the status). [`SHMRING_FULL`] (0 sent) if there was no room
+/// now for the first, [`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none
+/// came in time. An error after the first ends the batch with
+/// [`SHMRING_OK`] and the count of those sent; the next call reports it.
 /// Every length is checked before anything is sent: one longer than the
 /// ring's largest message is [`SHMRING_MESSAGE_TOO_LARGE`](crate::SHMRING_MESSAGE_TOO_LARGE),
 /// and none is sent.
@@ -744,14 +765,14 @@ pub unsafe extern "C" fn shmring_bytes_send_many(
 ) -> c_int {
     const F: &str = "shmring_bytes_send_many";
     guard(F, || {
-        // SAFETY: the caller's contract above.
-        let tx = unsafe { handle(tx, F)? }.tx(F)?;
         if sent.is_null() || (lens.is_null() && count > 0) {
             return Err(Failure::invalid(F, "lens or sent is NULL"));
         }
         // SAFETY: checked non-NULL; the caller's contract makes it
         // writable. Written first: an error below has sent nothing.
         unsafe { sent.write(0) };
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? }.tx(F)?;
         let lens = match count {
             0 => &[][..],
             // SAFETY: non-NULL (checked), `count` readable (the contract).
@@ -780,8 +801,10 @@ pub unsafe extern "C" fn shmring_bytes_send_many(
             };
             match result {
                 Ok(()) => (n, at) = (n + 1, at + len),
-                // Room ran out after the first: the caller sends the rest.
-                Err(shmring::SendError::Full) if n > 0 => break,
+                // After the first, anything else (no room, an error) ends
+                // the batch: `*sent` must say what went, or a caller would
+                // send it again; the next call reports an error.
+                Err(_) if n > 0 => break,
                 Err(e) => {
                     status = self::sent(Err(e))?;
                     break;
@@ -797,11 +820,15 @@ pub unsafe extern "C" fn shmring_bytes_send_many(
 /// Receive up to `max` messages at once, copied one after another into
 /// `buf` (of `cap` bytes), message `i` being `lens[i]` bytes long; how
 /// many goes to `*count`. Waits up to `timeout_ns` for the first (0: not
-/// at all, [`SHMRING_EMPTY`] if there is none), then takes what is there
-/// now, up to the first that does not fit (it stays in the ring).
-/// [`SHMRING_BUFFER_TOO_SMALL`] if the first does not fit: its length goes
-/// to `lens[0]`, `*count` is 0. Copied as [`shmring_bytes_try_recv`]
-/// copies: each byte of shared memory read once.
+/// at all, [`SHMRING_EMPTY`] if there is none;
+/// [`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came in time), then
+/// takes what is there now, up to the first that does not fit (it stays
+/// in the ring, its length not reported). [`SHMRING_BUFFER_TOO_SMALL`] if
+/// the first does not fit: its length goes to `lens[0]`, `*count` is 0.
+/// An error after the first (a corrupt ring) ends the batch with
+/// [`SHMRING_OK`] and what was taken; the next call reports it. Copied as
+/// [`shmring_bytes_try_recv`] copies: each byte of shared memory read
+/// once.
 ///
 /// # Safety
 /// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;

@@ -130,7 +130,11 @@ pub unsafe extern "C" fn shmring_inspect(name: *const c_char, out: *mut ShmringI
             consumers,
             producer_blocked: info.producers.blocked,
             consumer_blocked: info.consumers.blocked,
-            takeovers: info.producers.takeovers + info.consumers.takeovers,
+            // Saturating: a peer may have written anything there.
+            takeovers: info
+                .producers
+                .takeovers
+                .saturating_add(info.consumers.takeovers),
             segment_len: info.segment_len,
             owner_uid: info.owner_uid,
             mode: info.mode,

@@ -355,3 +355,24 @@ fn inspect_reads_a_ring_without_joining_it() {
         );
     }
 }
+
+#[test]
+fn a_message_unread_stays_for_the_next_receive() {
+    let rig = Rig::new("unread", 4096);
+    assert_eq!(rig.send(b"again"), SHMRING_OK);
+    let (mut data, mut len) = (ptr::null(), 0usize);
+    // SAFETY: a live handle and writable out-pointers; the bytes at `data`
+    // are read before the loan ends.
+    unsafe {
+        assert_eq!(
+            shmring_bytes_read(rig.2, 0, &mut data, &mut len),
+            SHMRING_OK
+        );
+        assert_eq!(std::slice::from_raw_parts(data, len), b"again");
+        assert_eq!(shmring_bytes_unread(rig.2), SHMRING_OK);
+        // The loan is over: no longer busy, and nothing lent to unread.
+        assert_eq!(shmring_bytes_unread(rig.2), SHMRING_OK);
+    }
+    assert_eq!(rig.recv(8), (SHMRING_OK, b"again".to_vec()));
+    assert_eq!(rig.recv(8).0, SHMRING_EMPTY);
+}

@@ -34,9 +34,14 @@ turns (the C ABI allows one thread at a time).
 
 Many messages per call: ``Producer.send_many`` and ``Consumer.recv_many``
 pay the ``ctypes`` crossing once for a batch. ``inspect(name)`` reads any
-ring's header (a typed one made in Rust too) without joining it. A wait
-is made of C calls of at most 0.1 s, so Ctrl-C ends it (Python runs its
-signal handlers between calls, never inside one).
+ring's header (a typed one made in Rust too) without joining it.
+
+Ctrl-C ends a wait in the main thread: Python runs signal handlers there
+between bytecodes, never inside a C call, so such a wait is made of C
+calls of at most 0.25 s (each counts in the ring's counters as a wait of
+its own). A message lent by ``read`` when Ctrl-C lands stays in the ring;
+one a copying receive already took (its C call returned) is lost with
+the interrupted call, as a socket's would be.
 """
 
 import ctypes
@@ -162,14 +167,26 @@ def _library_path() -> str:
     return str(Path(__file__).resolve().parent / "libshmring_c.so")
 
 
+def _missing(name: str):
+    def call(*_):
+        raise ShmringError(OTHER, f"{_library_path()} has no {name}: it is older than these bindings")
+
+    return call
+
+
 _c = ctypes.CDLL(_library_path())
+_c.shmring_abi_version.argtypes, _c.shmring_abi_version.restype = [], ctypes.c_uint32
+if _c.shmring_abi_version() != ABI_VERSION:
+    raise ImportError(
+        f"{_library_path()} has C ABI version {_c.shmring_abi_version()}, "
+        f"these bindings were written for {ABI_VERSION}"
+    )
 _P = ctypes.c_void_p
 _u8p = ctypes.POINTER(ctypes.c_uint8)
 _size = ctypes.c_size_t
 #: The ``array`` type code of a ``size_t``.
 _SIZE_T = next(c for c in "LQI" if array(c).itemsize == ctypes.sizeof(_size))
 for _name, _args, _ret in [
-    ("shmring_abi_version", [], ctypes.c_uint32),
     ("shmring_last_error", [], ctypes.c_char_p),
     ("shmring_bytes_create", [ctypes.c_char_p, _size, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_bytes_open", [ctypes.c_char_p, ctypes.POINTER(_P)], ctypes.c_int),
@@ -196,6 +213,7 @@ for _name, _args, _ret in [
     ),
     ("shmring_bytes_read", [_P, ctypes.c_uint64, ctypes.POINTER(_u8p), ctypes.POINTER(_size)], ctypes.c_int),
     ("shmring_bytes_release", [_P], ctypes.c_int),
+    ("shmring_bytes_unread", [_P], ctypes.c_int),
     (
         "shmring_bytes_send_many",
         [_P, ctypes.c_char_p, ctypes.c_void_p, _size, ctypes.c_uint64, ctypes.POINTER(_size)],
@@ -207,7 +225,12 @@ for _name, _args, _ret in [
         ctypes.c_int,
     ),
 ]:
-    _f = getattr(_c, _name)
+    # A function added to ABI version 1 later than the library loaded
+    # (an older build through SHMRING_C_LIB) fails when called, not here.
+    _f = getattr(_c, _name, None)
+    if _f is None:
+        setattr(_c, _name, _missing(_name))
+        continue
     _f.argtypes, _f.restype = _args, _ret
 
 
@@ -241,14 +264,11 @@ class _Info(ctypes.Structure):
     ]
 
 
-_c.shmring_inspect.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Info)]
-_c.shmring_inspect.restype = ctypes.c_int
-
-if _c.shmring_abi_version() != ABI_VERSION:
-    raise ImportError(
-        f"{_library_path()} has C ABI version {_c.shmring_abi_version()}, "
-        f"these bindings were written for {ABI_VERSION}"
-    )
+if hasattr(_c, "shmring_inspect"):
+    _c.shmring_inspect.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Info)]
+    _c.shmring_inspect.restype = ctypes.c_int
+else:
+    _c.shmring_inspect = _missing("shmring_inspect")
 
 
 def abi_version() -> int:
@@ -328,25 +348,36 @@ def _ns(timeout: Optional[float]) -> int:
     return min(int(timeout * 1e9), _FOREVER)
 
 
-#: How long one C call of a wait lasts at most. Python runs its signal
-#: handlers (Ctrl-C's KeyboardInterrupt) between bytecodes, never inside a
-#: C call: a wait is made of calls this long, so that it ends within one.
-_SLICE = 0.1
+#: How long one C call of a wait in the main thread lasts at most. Python
+#: runs its signal handlers (Ctrl-C's KeyboardInterrupt) in the main
+#: thread between bytecodes, never inside a C call: a wait there is made
+#: of calls this long, so that it ends within one. Each call counts in
+#: the ring's counters as a wait of its own (``consumer_blocked``, and a
+#: timeout if it ended empty); other threads wait in one call.
+_SLICE = 0.25
 
 
-def _waiting(timeout: Optional[float], attempt) -> int:
-    """``attempt(ns)``'s status, called in slices of at most ``_SLICE``
-    seconds until it is not TIMEOUT or ``timeout`` seconds (None: for ever)
-    have passed. A timeout of 0 is one call that does not wait."""
-    if timeout is not None and timeout <= _SLICE:
+def _waiting(timeout: Optional[float], attempt, again=(TIMEOUT, STALLED)) -> int:
+    """``attempt(ns)``'s status, for a wait of ``timeout`` seconds (None:
+    for ever; 0: one call that does not wait). In the main thread, made of
+    calls of at most ``_SLICE`` seconds, repeated while their status is in
+    ``again`` (a slice that ended empty, or behind a message not yet
+    committed) and time is left; the last one's status at the deadline."""
+    if timeout is not None and (timeout != timeout or timeout < 0):
+        raise ValueError(f"a timeout is a number of seconds, not {timeout!r}")
+    if (timeout is not None and timeout <= _SLICE) or threading.current_thread() is not threading.main_thread():
         return attempt(_ns(timeout))
     end = None if timeout is None else time.monotonic() + timeout
     while True:
         left = _SLICE if end is None else min(_SLICE, end - time.monotonic())
-        if left <= 0:
-            return TIMEOUT
-        status = attempt(max(1, _ns(left)))
-        if status != TIMEOUT:
+        status = attempt(max(1, _ns(max(left, 0.0))))
+        if status not in again:
+            return status
+        if end is not None and time.monotonic() >= end:
+            if status == TIMEOUT:
+                # The C message names the last slice's length, not the wait's.
+                message = (_c.shmring_last_error() or b"").decode("utf-8", "replace")
+                raise Timeout(TIMEOUT, f"{message} (the last slice of a {timeout:g} s wait)")
             return status
 
 
@@ -436,7 +467,17 @@ class ByteRing(_Handle):
     @classmethod
     def open_timeout(cls, name: str, timeout: float) -> "ByteRing":
         """Open ring ``name``, waiting up to ``timeout`` seconds for it to be made."""
-        return cls._made(_c.shmring_bytes_open_timeout, name, _ns(timeout))
+        if "\0" in name:
+            raise InvalidArgument(INVALID_ARGUMENT, f"ring name {name!r} holds a NUL")
+        out, encoded = _P(), name.encode()
+        _check(
+            _waiting(
+                timeout,
+                lambda ns: _c.shmring_bytes_open_timeout(encoded, ns, ctypes.byref(out)),
+                again=(TIMEOUT, NOT_FOUND),
+            )
+        )
+        return cls(out.value, name)
 
     @property
     def max_message_len(self) -> int:
@@ -558,9 +599,14 @@ class Producer(_Handle):
             status = _waiting(timeout, lambda ns: _c.shmring_bytes_reserve(p, n, ns, ctypes.byref(at)))
             if _check(status) == FULL:
                 raise Timeout(TIMEOUT, f"reserve in ring {self.name!r}: no room now")
-            array = (ctypes.c_uint8 * n).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
-            view = memoryview(array).cast("B")
-            self._loan = view
+            try:
+                room = (ctypes.c_uint8 * n).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
+                view = memoryview(room).cast("B")
+                self._loan = view
+            except BaseException:
+                # Ctrl-C (or anything) before the loan is recorded: given back.
+                _c.shmring_bytes_abort(p)
+                raise
         grant = Reservation(self, view)
         try:
             yield grant
@@ -681,9 +727,15 @@ class Consumer(_Handle):
             if status == EMPTY:
                 view = None
             else:
-                array = (ctypes.c_uint8 * n.value).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
-                view = memoryview(array).cast("B").toreadonly()
-                self._loan = view
+                try:
+                    lent = (ctypes.c_uint8 * n.value).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
+                    view = memoryview(lent).cast("B").toreadonly()
+                    self._loan = view
+                except BaseException:
+                    # Ctrl-C (or anything) before the loan is recorded: the
+                    # message stays in the ring, for the next receive.
+                    _c.shmring_bytes_unread(p)
+                    raise
         if view is None:
             yield None
             return

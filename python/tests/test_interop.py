@@ -3,10 +3,13 @@ handles. The Rust side is the shmring-c crate's `echo` example, built here
 with cargo; it answers message i with i (8 bytes, little-endian) and the
 message reversed."""
 
+import _thread
 import ctypes
 import os
 import re
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -168,8 +171,6 @@ def test_closing_a_handle_ends_its_loan_first():
 
 
 def test_threads_sharing_a_consumer_take_turns():
-    import threading
-
     count = 2000
     with shmring.ByteRing.create(unique("threads"), 1 << 16) as ring, ring.producer() as tx, ring.consumer() as rx:
         got, lock = [], threading.Lock()
@@ -282,25 +283,34 @@ def test_inspect_reads_a_ring_without_joining_it():
         shmring.inspect(name)
 
 
-def test_ctrl_c_ends_a_wait_for_ever():
-    import _thread
-    import threading
+@pytest.fixture
+def ctrl_c_handler():
+    """Ctrl-C's handler, whatever this process inherited: a shell's
+    background job starts with SIGINT ignored, and Python then has none."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
+
+def test_ctrl_c_ends_a_wait_for_ever(ctrl_c_handler):
     name = unique("ctrl-c")
     with shmring.ByteRing.create(name, 4096) as ring, ring.producer() as tx, ring.consumer() as rx:
         interrupted = threading.Event()
         gave_up = []
 
         def press_ctrl_c():
-            # Once the receive waits (the header counts it), not before.
-            while shmring.inspect(name).consumer_blocked == 0:
-                time.sleep(0.001)
-            _thread.interrupt_main()
-            # A wait that ignored it would end only when a message came:
-            # one is sent if the interrupt was not seen by then.
-            if not interrupted.wait(WAIT):
-                gave_up.append(True)
-                tx.send(b"unblock")
+            try:
+                # Once the receive waits (the header counts it), not before.
+                deadline = time.monotonic() + WAIT
+                while shmring.inspect(name).consumer_blocked == 0 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                _thread.interrupt_main()
+                # A wait that ignored it would end only when a message came.
+                if not interrupted.wait(WAIT):
+                    gave_up.append(True)
+            finally:
+                if not interrupted.is_set():
+                    tx.send(b"unblock")  # never leave the main thread waiting
 
         helper = threading.Thread(target=press_ctrl_c)
         with pytest.raises(KeyboardInterrupt):
@@ -311,3 +321,32 @@ def test_ctrl_c_ends_a_wait_for_ever():
                 interrupted.set()
         helper.join()
         assert gave_up == [], "the wait ran on past Ctrl-C"
+
+
+def test_a_read_stopped_before_its_block_leaves_the_message_in_the_ring(monkeypatch):
+    with shmring.ByteRing.create(unique("unread"), 4096) as ring, ring.producer() as tx, ring.consumer() as rx:
+        tx.send(b"kept")
+        # Ctrl-C lands after the C call lent the message, before the view
+        # is made: the loan ends, the message stays.
+        def interrupted(*_):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(shmring.ctypes, "cast", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            with rx.read(timeout=WAIT):
+                pass
+        monkeypatch.undo()
+        assert rx.recv(timeout=0) == b"kept"
+        assert rx.try_recv() is None
+
+
+def test_a_message_longer_than_the_batch_buffer_grows_it():
+    with shmring.ByteRing.create(unique("grow"), 1 << 18) as ring, ring.producer() as tx, ring.consumer() as rx:
+        big = bytes(range(256)) * 400  # 100 KiB, past the 64 KiB buffer
+        tx.send(b"a")
+        tx.send(big)
+        tx.send(b"b")
+        got = []
+        while len(got) < 3:
+            got += rx.recv_many(timeout=WAIT)
+        assert got == [b"a", big, b"b"]
