@@ -100,6 +100,10 @@
 // A byte ring, as opened or created. Close with `shmring_bytes_close`.
 typedef struct ShmringBytes ShmringBytes;
 
+// A byte ring's consumer whose waits an event loop awaits. Close with
+// `shmring_bytes_async_consumer_close`.
+typedef struct ShmringBytesAsyncConsumer ShmringBytesAsyncConsumer;
+
 // A byte ring's consumer. Close with `shmring_bytes_consumer_close`.
 typedef struct ShmringBytesConsumer ShmringBytesConsumer;
 
@@ -169,6 +173,42 @@ uint32_t shmring_abi_version(void);
 
 // The library's version, as text ("0.1.0"): a static string.
 const char *shmring_version(void);
+
+// Take `ring`'s consumer role for receives an event loop awaits; the
+// handle goes to `*out`, and the file descriptor to watch for
+// readability to `*fd` (owned by the handle: closed with it, not by the
+// caller). Costs a socket pair, and on the first wait a place in the
+// process's waiter thread (Linux 5.16: `futex_waitv`).
+//
+// # Safety
+// `ring` is NULL or a live handle; `out` and `fd` are NULL or writable.
+int shmring_bytes_async_consumer(struct ShmringBytes *ring,
+                                 struct ShmringBytesAsyncConsumer **out,
+                                 int *fd);
+
+// Copy the oldest message into `buf` (of `cap` bytes) and release it,
+// its length to `*len`, if there is one; else `SHMRING_EMPTY`, and the
+// handle's file descriptor becomes readable when one may have come (poll
+// again then). `SHMRING_BUFFER_TOO_SMALL` as for
+// `shmring_bytes_try_recv` (the message
+// stays); `SHMRING_CLOSED` once a producer
+// closed the ring (Rust's `ByteProducer::close`; closing a producer
+// handle here does not) and everything was read. Never blocks.
+//
+// # Safety
+// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
+// `len` is NULL or writable.
+int shmring_bytes_poll_recv(struct ShmringBytesAsyncConsumer *rx,
+                            uint8_t *buf,
+                            size_t cap,
+                            size_t *len);
+
+// Close an awaiting consumer (NULL: nothing), giving its role back and
+// closing its file descriptor (stop watching it first).
+//
+// # Safety
+// `rx` is NULL or a handle not closed before.
+void shmring_bytes_async_consumer_close(struct ShmringBytesAsyncConsumer *rx);
 
 // Create a byte ring named `name` with `capacity` bytes of data area
 // (rounded up to a power of two), mode 0600; `SHMRING_ALREADY_EXISTS`

@@ -47,6 +47,12 @@ pub struct ShmringBytesConsumer {
     rx: NonNull<ByteConsumer>,
 }
 
+impl ShmringBytes {
+    pub(crate) fn ring(&self) -> &ByteRing {
+        &self.ring
+    }
+}
+
 impl Drop for ShmringBytesProducer {
     fn drop(&mut self) {
         // An open reservation is given back first (becomes padding).
@@ -122,7 +128,7 @@ impl ShmringBytesConsumer {
 /// # Safety
 /// A non-NULL `ptr` is a live handle of this type, used by no other thread
 /// during the call (the ABI's contract).
-unsafe fn handle<'a, T>(ptr: *mut T, function: &str) -> Result<&'a mut T, Failure> {
+pub(crate) unsafe fn handle<'a, T>(ptr: *mut T, function: &str) -> Result<&'a mut T, Failure> {
     // SAFETY: the caller's contract above.
     unsafe { ptr.as_mut() }.ok_or_else(|| Failure::invalid(function, "the handle is NULL"))
 }
@@ -205,7 +211,7 @@ fn sent(result: Result<(), shmring::SendError>) -> Result<c_int, Failure> {
 
 /// Drop a handle, a panic in its `Drop` caught here: it must not cross
 /// into C (the handle is gone either way).
-fn close<T>(handle: Box<T>) {
+pub(crate) fn close<T>(handle: Box<T>) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(handle)));
 }
 

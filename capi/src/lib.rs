@@ -25,6 +25,10 @@
 //!   batch ones ([`shmring_bytes_send_many`], [`shmring_bytes_recv_many`])
 //!   that move many messages per call, for callers whose every crossing
 //!   costs (Python's `ctypes`: a microsecond).
+//! - **Awaiting**: [`shmring_bytes_async_consumer`] makes a consumer whose
+//!   waits an event loop awaits (Python's `asyncio`, `epoll`): a file
+//!   descriptor becomes readable when [`shmring_bytes_poll_recv`] may find
+//!   a message, woken by the `shmring-async` crate's waiter thread.
 //! - **Inspection**: [`shmring_inspect`] reads a ring's header (kind,
 //!   type, fill, live peers, counters) without joining it, as
 //!   `shmring stat` does.
@@ -52,10 +56,12 @@
 //! shmring_bytes_close(ring);
 //! ```
 
+mod awaiting;
 mod bytes;
 mod inspect;
 mod status;
 
+pub use awaiting::*;
 pub use bytes::*;
 pub use inspect::*;
 pub use status::*;

@@ -376,3 +376,81 @@ fn a_message_unread_stays_for_the_next_receive() {
     assert_eq!(rig.recv(8), (SHMRING_OK, b"again".to_vec()));
     assert_eq!(rig.recv(8).0, SHMRING_EMPTY);
 }
+
+/// Wait (bounded) until `fd` has a wakeup to read, and read it.
+fn wait_for_wakeup(fd: i32) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the handle's open fd, borrowed here and never closed here.
+    let mut end =
+        std::mem::ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut byte = [0u8; 1];
+    loop {
+        match end.read(&mut byte) {
+            Ok(1) => return,
+            _ if std::time::Instant::now() > deadline => panic!("no wakeup came"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Closes a handle when dropped, even when a test fails.
+struct Closer<T>(*mut T, unsafe extern "C" fn(*mut T));
+
+impl<T> Drop for Closer<T> {
+    fn drop(&mut self) {
+        // SAFETY: a handle made by the ABI (or NULL), closed once, here.
+        unsafe { (self.1)(self.0) }
+    }
+}
+
+#[test]
+fn an_awaiting_consumer_is_woken_through_its_fd_and_misses_nothing() {
+    let (mut ring, mut tx, mut rx, mut fd) =
+        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), -1);
+    let (mut buf, mut len) = ([0u8; 16], 0usize);
+    let poll = |rx, buf: &mut [u8; 16], cap, len: &mut usize| {
+        // SAFETY: a live handle; `buf` holds 16 >= `cap` bytes.
+        unsafe { shmring_bytes_poll_recv(rx, buf.as_mut_ptr(), cap, len) }
+    };
+    // SAFETY: a NUL-terminated name and writable out-pointers; each handle
+    // is closed once, by its closer.
+    unsafe {
+        let name = name("await");
+        assert_eq!(
+            shmring_bytes_create(name.as_ptr(), 4096, &mut ring),
+            SHMRING_OK
+        );
+        let _ring = Closer(ring, shmring_bytes_close);
+        assert_eq!(shmring_bytes_producer(ring, &mut tx), SHMRING_OK);
+        let _tx = Closer(tx, shmring_bytes_producer_close);
+        assert_eq!(
+            shmring_bytes_async_consumer(ring, &mut rx, &mut fd),
+            SHMRING_OK
+        );
+        let _rx = Closer(rx, shmring_bytes_async_consumer_close);
+        assert!(fd >= 0);
+        // Nothing yet: EMPTY, with the waker registered.
+        assert_eq!(poll(rx, &mut buf, 16, &mut len), SHMRING_EMPTY);
+        // A message sent after that wakes the fd (the waiter thread's
+        // doing), and the next poll takes it.
+        assert_eq!(shmring_bytes_try_send(tx, b"woken".as_ptr(), 5), SHMRING_OK);
+        wait_for_wakeup(fd);
+        assert_eq!(poll(rx, &mut buf, 16, &mut len), SHMRING_OK);
+        assert_eq!(&buf[..len], b"woken");
+        // Too long for the buffer: its length, and it stays.
+        assert_eq!(
+            shmring_bytes_try_send(tx, b"0123456789".as_ptr(), 10),
+            SHMRING_OK
+        );
+        assert_eq!(poll(rx, &mut buf, 4, &mut len), SHMRING_BUFFER_TOO_SMALL);
+        assert_eq!(len, 10);
+        assert_eq!(poll(rx, &mut buf, 16, &mut len), SHMRING_OK);
+        assert_eq!(&buf[..len], b"0123456789");
+        assert_eq!(poll(rx, &mut buf, 16, &mut len), SHMRING_EMPTY);
+        // The role is the awaiting consumer's.
+        let mut other = ptr::null_mut();
+        assert_eq!(shmring_bytes_consumer(ring, &mut other), SHMRING_ROLE_TAKEN);
+    }
+}

@@ -36,6 +36,10 @@ Many messages per call: ``Producer.send_many`` and ``Consumer.recv_many``
 pay the ``ctypes`` crossing once for a batch. ``inspect(name)`` reads any
 ring's header (a typed one made in Rust too) without joining it.
 
+``ByteRing.async_consumer()`` gives receives an ``asyncio`` loop awaits
+(``await rx.recv()``): the loop watches a file descriptor that the
+library's waiter thread makes readable, so no Python thread waits.
+
 Ctrl-C ends a wait in the main thread: Python runs signal handlers there
 between bytecodes, never inside a C call, so such a wait is made of C
 calls of at most 0.25 s (each counts in the ring's counters as a wait of
@@ -44,6 +48,7 @@ one a copying receive already took (its C call returned) is lost with
 the interrupted call, as a socket's would be.
 """
 
+import asyncio
 import ctypes
 import os
 from array import array
@@ -59,6 +64,7 @@ __all__ = [
     "ByteRing",
     "Producer",
     "Consumer",
+    "AsyncConsumer",
     "Reservation",
     "ShmringError",
     "NotFound",
@@ -214,6 +220,9 @@ for _name, _args, _ret in [
     ("shmring_bytes_read", [_P, ctypes.c_uint64, ctypes.POINTER(_u8p), ctypes.POINTER(_size)], ctypes.c_int),
     ("shmring_bytes_release", [_P], ctypes.c_int),
     ("shmring_bytes_unread", [_P], ctypes.c_int),
+    ("shmring_bytes_async_consumer", [_P, ctypes.POINTER(_P), ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
+    ("shmring_bytes_poll_recv", [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size)], ctypes.c_int),
+    ("shmring_bytes_async_consumer_close", [_P], None),
     (
         "shmring_bytes_send_many",
         [_P, ctypes.c_char_p, ctypes.c_void_p, _size, ctypes.c_uint64, ctypes.POINTER(_size)],
@@ -505,6 +514,12 @@ class ByteRing(_Handle):
         _check(_c.shmring_bytes_consumer(self._p, ctypes.byref(out)))
         return Consumer(out.value, self.name)
 
+    def async_consumer(self) -> "AsyncConsumer":
+        """Take the consumer role for receives an ``asyncio`` loop awaits."""
+        out, fd = _P(), ctypes.c_int(-1)
+        _check(_c.shmring_bytes_async_consumer(self._p, ctypes.byref(out), ctypes.byref(fd)))
+        return AsyncConsumer(out.value, self.name, fd.value)
+
     def __repr__(self) -> str:
         return f"ByteRing({self.name!r})"
 
@@ -745,3 +760,70 @@ class Consumer(_Handle):
             with self._lock:
                 if self._loan is view:  # not closed meanwhile
                     self._end_loan()
+
+
+class AsyncConsumer(_Handle):
+    """A byte ring's consumer whose receives an ``asyncio`` loop awaits::
+
+        async with ring.async_consumer() as rx:   # or with, or close()
+            message = await rx.recv()
+
+    No thread of Python's waits: the library's waiter thread makes a file
+    descriptor readable when a message may have come, and the loop
+    watches it (``add_reader``). A receive takes a message only when it
+    returns it, so one cancelled (``asyncio.wait_for``, a lost race in
+    ``asyncio.wait``) loses nothing. One receive at a time per consumer:
+    concurrent ones take turns. Close it once no receive is pending: that
+    closes the descriptor the loop watches."""
+
+    _closer = _c.shmring_bytes_async_consumer_close
+
+    def __init__(self, ptr: int, name: str, fd: int):
+        super().__init__(ptr)
+        self.name = name
+        self._fd = fd
+        self._buf = ctypes.create_string_buffer(4096)
+        self._cap = 4096
+        self._n = _size()
+        self._turn: Optional[asyncio.Lock] = None
+
+    def try_recv(self) -> Optional[bytes]:
+        """The oldest message, copied out and released, or None if there is none now."""
+        with self._lock:
+            while True:
+                status = _c.shmring_bytes_poll_recv(self._p, self._buf, self._cap, ctypes.byref(self._n))
+                if status == OK:
+                    return ctypes.string_at(self._buf, self._n.value)
+                if status == BUFFER_TOO_SMALL:
+                    # The message waits in the ring for a buffer that holds it.
+                    self._cap = self._n.value
+                    self._buf = ctypes.create_string_buffer(self._cap)
+                    continue
+                if _check(status) == EMPTY:
+                    return None
+
+    async def recv(self) -> bytes:
+        """The oldest message, copied out, awaiting one (Closed once a
+        producer closed the ring and all was read)."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            loop = asyncio.get_running_loop()
+            while True:
+                message = self.try_recv()
+                if message is not None:
+                    return message
+                # EMPTY armed the waker: the fd turns readable once a
+                # message may have come (the next look drains it).
+                woken = loop.create_future()
+                loop.add_reader(self._fd, lambda: woken.done() or woken.set_result(None))
+                try:
+                    await woken
+                finally:
+                    loop.remove_reader(self._fd)
+
+    async def __aenter__(self) -> "AsyncConsumer":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()

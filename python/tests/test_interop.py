@@ -4,6 +4,7 @@ with cargo; it answers message i with i (8 bytes, little-endian) and the
 message reversed."""
 
 import _thread
+import asyncio
 import ctypes
 import os
 import re
@@ -350,3 +351,59 @@ def test_a_message_longer_than_the_batch_buffer_grows_it():
         while len(got) < 3:
             got += rx.recv_many(timeout=WAIT)
         assert got == [b"a", big, b"b"]
+
+
+def test_asyncio_awaits_a_message_and_a_cancelled_receive_loses_nothing():
+    async def main():
+        with shmring.ByteRing.create(unique("async"), 4096) as ring, ring.producer() as tx:
+            async with ring.async_consumer() as rx:
+                waiting = asyncio.create_task(rx.recv())
+                await asyncio.sleep(0)  # the task ran to its await: parked
+                assert not waiting.done()
+                tx.send(b"woken")
+                assert await asyncio.wait_for(waiting, WAIT) == b"woken"
+                # Cancelled while parked: the message sent after it stays.
+                lost = asyncio.create_task(rx.recv())
+                await asyncio.sleep(0)
+                lost.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await lost
+                tx.send(b"kept")
+                assert await asyncio.wait_for(rx.recv(), WAIT) == b"kept"
+                # Two receives on one consumer take turns, each gets one.
+                both = [asyncio.create_task(rx.recv()) for _ in range(2)]
+                await asyncio.sleep(0)
+                tx.send(b"one")
+                tx.send(b"two")
+                got = await asyncio.wait_for(asyncio.gather(*both), WAIT)
+                assert sorted(got) == [b"one", b"two"]
+                assert rx.try_recv() is None
+
+    asyncio.run(main())
+
+
+def test_asyncio_awaits_a_rust_process(echo):
+    count = 60
+    to_rust, from_rust = unique("async-to-rust"), unique("async-from-rust")
+
+    async def main():
+        with shmring.ByteRing.create(to_rust, 1 << 15) as out_ring, shmring.ByteRing.create(
+            from_rust, 1 << 15
+        ) as in_ring, out_ring.producer() as tx:
+            async with in_ring.async_consumer() as rx:
+                rust = subprocess.Popen(
+                    [str(echo), to_rust, from_rust, str(count)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+                try:
+                    for i in range(count):
+                        tx.send(message(i), timeout=WAIT)
+                        assert await asyncio.wait_for(rx.recv(), WAIT) == answer(i), f"answer {i}"
+                    out, err = rust.communicate(timeout=WAIT)
+                    assert rust.returncode == 0, err.decode()
+                finally:
+                    rust.kill()
+                    rust.wait()
+
+    asyncio.run(main())
