@@ -3,7 +3,9 @@
 //! header, talks to this Rust process over two byte rings: every message
 //! either way is checked, by value, on both sides. It also checks the
 //! ABI's errors (NULL arguments, a missing ring, a taken role, a buffer too
-//! small, calls while a loan is open); see `tests/c/peer.c`.
+//! small, calls while a loan is open), and, on a ring of its own, the batch
+//! calls, inspection and an awaiting consumer's fd (`poll(2)`); see
+//! `tests/c/peer.c`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -50,10 +52,23 @@ fn answer(i: u64) -> Vec<u8> {
     a
 }
 
+/// Removes a segment when dropped (a no-op if it is gone).
+struct Remove(String);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = shmring::remove(&self.0);
+    }
+}
+
 #[test]
 fn a_c_program_and_a_rust_process_talk_over_two_rings() {
     let name = format!("shmring-c-test-{}", std::process::id());
     let (to_c, from_c) = (format!("{name}-to-c"), format!("{name}-from-c"));
+    // The C side's own ring (batches, inspection, awaiting), removed here
+    // if the peer fails before it closes it.
+    let scratch = format!("{name}-scratch");
+    let _removed = Remove(scratch.clone());
     // Small rings: both wrap many times, and back-pressure is met.
     let ring_to_c = ByteRing::create(&to_c, 4096).unwrap();
     let ring_from_c = ByteRing::create(&from_c, 4096).unwrap();
@@ -63,7 +78,7 @@ fn a_c_program_and_a_rust_process_talk_over_two_rings() {
     let exe = std::env::temp_dir().join(format!("{name}-peer"));
     build_peer(&exe);
     let peer = Command::new(&exe)
-        .args([&to_c, &from_c, &COUNT.to_string()])
+        .args([&to_c, &from_c, &COUNT.to_string(), &scratch])
         // Leaks are checked; Rust's own start-up allocations are not C's.
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         .stdout(Stdio::piped())

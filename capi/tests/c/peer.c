@@ -1,11 +1,14 @@
 /*
  * The C side of tests/c_program.rs: opens the two rings a Rust process
  * made, checks every message it receives (copied and in place), answers
- * each (reserved in place and copied), and checks the ABI's errors.
- * Built with ASan and UBSan. Exits 0 only if every check held.
+ * each (reserved in place and copied), and checks the ABI's errors; then,
+ * on a ring of its own, the batch calls, inspection and the awaiting
+ * consumer's file descriptor. Built with ASan and UBSan. Exits 0 only if
+ * every check held.
  *
- *   peer TO_C FROM_C COUNT
+ *   peer TO_C FROM_C COUNT SCRATCH
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +68,72 @@ static void check_errors(void) {
     shmring_bytes_consumer_close(NULL);
 }
 
+/* On ring `name`, made and removed here: many messages per call each way,
+ * the ring seen by inspection, and a message awaited through the fd. */
+static void check_batches_inspection_and_awaiting(const char *name) {
+    ShmringBytes *ring;
+    ShmringBytesProducer *tx;
+    ShmringBytesConsumer *rx;
+    CHECK(shmring_bytes_create(name, 4096, &ring) == SHMRING_OK, "create %s", name);
+    CHECK(shmring_bytes_producer(ring, &tx) == SHMRING_OK, "producer");
+
+    /* 40 messages, message i being i + 1 bytes of value i, in one call:
+     * as many as fit go, in order. */
+    uint8_t data[40 * 41 / 2], out[2048];
+    size_t lens[40], got_lens[40], at = 0, sent = 0, count = 0;
+    for (size_t i = 0; i < 40; i++) {
+        lens[i] = i + 1;
+        memset(data + at, (int)i, lens[i]);
+        at += lens[i];
+    }
+    CHECK(shmring_bytes_send_many(tx, data, lens, 40, 0, &sent) == SHMRING_OK, "send_many");
+    CHECK(sent > 0 && sent <= 40, "sent %zu", sent);
+
+    ShmringInfo info;
+    CHECK(shmring_inspect(name, &info) == SHMRING_OK, "inspect");
+    CHECK(info.kind == SHMRING_KIND_BYTES && info.producers == 1 && info.consumers == 0,
+          "kind %u, %u producers, %u consumers", info.kind, info.producers, info.consumers);
+    CHECK(info.fill > 0 && info.fill == info.written - info.read, "fill %llu",
+          (unsigned long long)info.fill);
+
+    CHECK(shmring_bytes_consumer(ring, &rx) == SHMRING_OK, "consumer");
+    size_t taken = 0;
+    while (taken < sent) {
+        CHECK(shmring_bytes_recv_many(rx, out, sizeof out, got_lens, 7, &count, 0) == SHMRING_OK,
+              "recv_many after %zu", taken);
+        size_t off = 0;
+        for (size_t j = 0; j < count; j++, taken++) {
+            CHECK(got_lens[j] == taken + 1, "message %zu: %zu bytes", taken, got_lens[j]);
+            for (size_t k = 0; k < got_lens[j]; k++)
+                CHECK(out[off + k] == (uint8_t)taken, "message %zu, byte %zu", taken, k);
+            off += got_lens[j];
+        }
+    }
+    CHECK(shmring_bytes_recv_many(rx, out, sizeof out, got_lens, 7, &count, 0) == SHMRING_EMPTY &&
+              count == 0,
+          "drained");
+    shmring_bytes_consumer_close(rx);
+
+    /* Awaiting: EMPTY arms the fd; a message sent then makes it readable. */
+    ShmringBytesAsyncConsumer *arx;
+    int fd = -1;
+    size_t len = 0;
+    CHECK(shmring_bytes_async_consumer(ring, &arx, &fd) == SHMRING_OK && fd >= 0, "async consumer");
+    CHECK(shmring_bytes_poll_recv(arx, out, sizeof out, &len) == SHMRING_EMPTY, "nothing yet");
+    CHECK(shmring_bytes_try_send(tx, (const uint8_t *)"awaited", 7) == SHMRING_OK, "send");
+    struct pollfd watch = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&watch, 1, 30000) == 1 && (watch.revents & POLLIN), "the fd turned readable");
+    CHECK(shmring_bytes_poll_recv(arx, out, sizeof out, &len) == SHMRING_OK, "poll_recv");
+    CHECK(len == 7 && memcmp(out, "awaited", 7) == 0, "the awaited message");
+    shmring_bytes_async_consumer_close(arx);
+
+    shmring_bytes_producer_close(tx);
+    shmring_bytes_close(ring);
+    CHECK(shmring_inspect(name, &info) == SHMRING_NOT_FOUND, "gone with its last handle");
+}
+
 int main(int argc, char **argv) {
-    CHECK(argc == 4, "usage: peer TO_C FROM_C COUNT");
+    CHECK(argc == 5, "usage: peer TO_C FROM_C COUNT SCRATCH");
     uint64_t count = strtoull(argv[3], NULL, 10);
     check_errors();
 
@@ -124,6 +191,7 @@ int main(int argc, char **argv) {
     shmring_bytes_producer_close(tx);
     shmring_bytes_close(to_c);
     shmring_bytes_close(from_c);
+    check_batches_inspection_and_awaiting(argv[4]);
     printf("ok %llu\n", (unsigned long long)count);
     return 0;
 }
