@@ -822,6 +822,17 @@ class AsyncConsumer(_Handle):
                 finally:
                     loop.remove_reader(self._fd)
 
+    def __aiter__(self) -> "AsyncConsumer":
+        return self
+
+    async def __anext__(self) -> bytes:
+        """``async for message in rx``: every message, until a producer
+        closes the ring and all was read."""
+        try:
+            return await self.recv()
+        except Closed:
+            raise StopAsyncIteration from None
+
     async def __aenter__(self) -> "AsyncConsumer":
         return self
 

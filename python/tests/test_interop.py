@@ -378,6 +378,15 @@ def test_asyncio_awaits_a_message_and_a_cancelled_receive_loses_nothing():
                 got = await asyncio.wait_for(asyncio.gather(*both), WAIT)
                 assert sorted(got) == [b"one", b"two"]
                 assert rx.try_recv() is None
+                # As an async iterator.
+                for m in (b"a", b"b", b"c"):
+                    tx.send(m)
+                seen = []
+                async for m in rx:
+                    seen.append(m)
+                    if len(seen) == 3:
+                        break
+                assert seen == [b"a", b"b", b"c"]
 
     asyncio.run(main())
 
