@@ -189,7 +189,9 @@ int shmring_bytes_async_consumer(struct ShmringBytes *ring,
 // Copy the oldest message into `buf` (of `cap` bytes) and release it,
 // its length to `*len`, if there is one; else `SHMRING_EMPTY`, and the
 // handle's file descriptor becomes readable when one may have come (poll
-// again then). `SHMRING_BUFFER_TOO_SMALL` as for
+// again then: only a poll that answered EMPTY arms it, so whoever waits
+// on the fd polls again after another caller's poll took a message).
+// `SHMRING_BUFFER_TOO_SMALL` as for
 // `shmring_bytes_try_recv` (the message
 // stays); `SHMRING_CLOSED` once a producer
 // closed the ring (Rust's `ByteProducer::close`; closing a producer

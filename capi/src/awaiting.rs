@@ -3,19 +3,21 @@
 //! descriptor.
 //!
 //! The consumer is `shmring-async`'s [`AsyncConsumer`], polled with a
-//! waker that writes a byte to one end of a socket pair; the caller
-//! watches the other end. A poll drains that end, then looks at the ring:
+//! waker that sends a byte to one end of a datagram socket pair (sent
+//! with `MSG_NOSIGNAL`: a pair closed meanwhile is no `SIGPIPE`); the
+//! caller watches the other end. A poll drains that end, then looks at the ring:
 //! a message, or [`SHMRING_EMPTY`] with the waker registered, so that the
 //! end becomes readable once a message may have come (the async crate's
 //! waiter thread wakes it, as it wakes a task). Looking after registering
 //! is the async crate's protocol: no message published meanwhile is
 //! missed. A wakeup may be spurious (the next poll answers EMPTY again),
-//! never lost.
+//! never lost. Only a poll that answered EMPTY leaves a waker armed: one
+//! that took a message did not, so whoever waits on the fd must poll
+//! again then.
 
 use std::ffi::c_int;
-use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -30,18 +32,18 @@ use crate::status::{guard, Failure, SHMRING_BUFFER_TOO_SMALL, SHMRING_EMPTY, SHM
 #[derive(Debug)]
 pub struct ShmringBytesAsyncConsumer {
     rx: AsyncConsumer<ByteConsumer>,
-    /// Writes a byte to the socket pair's other end when woken.
+    /// Sends a byte to the socket pair's other end when woken.
     waker: Waker,
     /// The end the caller watches (its fd handed out, owned here).
-    readable: UnixStream,
+    readable: UnixDatagram,
     /// Where a message is copied first (volatile reads, each byte once).
     scratch: Vec<u8>,
 }
 
 /// Wakes an event loop: one byte on its socket. A full socket is already
-/// readable, so a write that would block is not needed.
+/// readable, so a send that would block is not needed.
 #[derive(Debug)]
-struct SocketWaker(UnixStream);
+struct SocketWaker(UnixDatagram);
 
 impl Wake for SocketWaker {
     fn wake(self: Arc<Self>) {
@@ -49,7 +51,7 @@ impl Wake for SocketWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let _ = (&self.0).write(&[1]);
+        let _ = self.0.send(&[1]);
     }
 }
 
@@ -75,7 +77,7 @@ pub unsafe extern "C" fn shmring_bytes_async_consumer(
             return Err(Failure::invalid(F, "out or fd is NULL"));
         }
         let io = |e: std::io::Error| Failure::invalid(F, &format!("a socket pair: {e}"));
-        let (readable, writable) = UnixStream::pair().map_err(io)?;
+        let (readable, writable) = UnixDatagram::pair().map_err(io)?;
         readable.set_nonblocking(true).map_err(io)?;
         writable.set_nonblocking(true).map_err(io)?;
         let made = Box::new(ShmringBytesAsyncConsumer {
@@ -98,7 +100,9 @@ pub unsafe extern "C" fn shmring_bytes_async_consumer(
 /// Copy the oldest message into `buf` (of `cap` bytes) and release it,
 /// its length to `*len`, if there is one; else [`SHMRING_EMPTY`], and the
 /// handle's file descriptor becomes readable when one may have come (poll
-/// again then). [`SHMRING_BUFFER_TOO_SMALL`] as for
+/// again then: only a poll that answered EMPTY arms it, so whoever waits
+/// on the fd polls again after another caller's poll took a message).
+/// [`SHMRING_BUFFER_TOO_SMALL`] as for
 /// [`shmring_bytes_try_recv`](crate::shmring_bytes_try_recv) (the message
 /// stays); [`SHMRING_CLOSED`](crate::SHMRING_CLOSED) once a producer
 /// closed the ring (Rust's `ByteProducer::close`; closing a producer
@@ -123,7 +127,7 @@ pub unsafe extern "C" fn shmring_bytes_poll_recv(
         }
         // Wakeups so far are spent: this poll looks at the ring.
         let mut drain = [0u8; 64];
-        while matches!((&rx.readable).read(&mut drain), Ok(n) if n > 0) {}
+        while rx.readable.recv(&mut drain).is_ok() {}
         let mut cx = Context::from_waker(&rx.waker);
         let scratch = &mut rx.scratch;
         let copied = rx.rx.poll_recv_with(&mut cx, &mut |msg| {

@@ -735,22 +735,24 @@ class Consumer(_Handle):
         at, n = _u8p(), _size()
         with self._lock:
             p = self._p
-            status = _waiting(
-                timeout, lambda ns: _c.shmring_bytes_read(p, ns, ctypes.byref(at), ctypes.byref(n))
-            )
-            status = _check(status)
-            if status == EMPTY:
-                view = None
-            else:
-                try:
+            try:
+                status = _waiting(
+                    timeout, lambda ns: _c.shmring_bytes_read(p, ns, ctypes.byref(at), ctypes.byref(n))
+                )
+                status = _check(status)
+                if status == EMPTY:
+                    view = None
+                else:
                     lent = (ctypes.c_uint8 * n.value).from_address(ctypes.cast(at, ctypes.c_void_p).value or 0)
                     view = memoryview(lent).cast("B").toreadonly()
                     self._loan = view
-                except BaseException:
-                    # Ctrl-C (or anything) before the loan is recorded: the
-                    # message stays in the ring, for the next receive.
-                    _c.shmring_bytes_unread(p)
-                    raise
+            except BaseException:
+                # Ctrl-C (or anything) before the loan is recorded, even
+                # just after the C call lent it: the message stays in the
+                # ring, for the next receive (nothing lent: a no-op).
+                self._loan = None
+                _c.shmring_bytes_unread(p)
+                raise
         if view is None:
             yield None
             return
@@ -771,10 +773,11 @@ class AsyncConsumer(_Handle):
     No thread of Python's waits: the library's waiter thread makes a file
     descriptor readable when a message may have come, and the loop
     watches it (``add_reader``). A receive takes a message only when it
-    returns it, so one cancelled (``asyncio.wait_for``, a lost race in
-    ``asyncio.wait``) loses nothing. One receive at a time per consumer:
-    concurrent ones take turns. Close it once no receive is pending: that
-    closes the descriptor the loop watches."""
+    returns it, so one cancelled (``asyncio.wait_for`` on Python 3.9+, a
+    lost race in ``asyncio.wait``) loses nothing. Receives on one consumer
+    take turns; a ``try_recv`` meanwhile hands the waiting one its turn to
+    look again. Closing it from its loop ends a waiting receive with
+    ``ValueError``."""
 
     _closer = _c.shmring_bytes_async_consumer_close
 
@@ -786,12 +789,20 @@ class AsyncConsumer(_Handle):
         self._cap = 4096
         self._n = _size()
         self._turn: Optional[asyncio.Lock] = None
+        self._turn_loop = None
+        # The waiting receive's loop and future, while one waits.
+        self._parked = None
 
     def try_recv(self) -> Optional[bytes]:
         """The oldest message, copied out and released, or None if there is none now."""
         with self._lock:
             while True:
                 status = _c.shmring_bytes_poll_recv(self._p, self._buf, self._cap, ctypes.byref(self._n))
+                if status != EMPTY and self._parked is not None:
+                    # A look that did not end EMPTY leaves nothing armed: the
+                    # waiting receive must look again, or it waits for ever.
+                    loop, woken = self._parked
+                    loop.call_soon_threadsafe(_wake, woken)
                 if status == OK:
                     return ctypes.string_at(self._buf, self._n.value)
                 if status == BUFFER_TOO_SMALL:
@@ -805,10 +816,11 @@ class AsyncConsumer(_Handle):
     async def recv(self) -> bytes:
         """The oldest message, copied out, awaiting one (Closed once a
         producer closed the ring and all was read)."""
-        if self._turn is None:
-            self._turn = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self._turn is None or (self._turn_loop is not loop and not self._turn.locked()):
+            # A lock serves one loop: a new one for a consumer used by another.
+            self._turn, self._turn_loop = asyncio.Lock(), loop
         async with self._turn:
-            loop = asyncio.get_running_loop()
             while True:
                 message = self.try_recv()
                 if message is not None:
@@ -816,11 +828,30 @@ class AsyncConsumer(_Handle):
                 # EMPTY armed the waker: the fd turns readable once a
                 # message may have come (the next look drains it).
                 woken = loop.create_future()
-                loop.add_reader(self._fd, lambda: woken.done() or woken.set_result(None))
+                loop.add_reader(self._fd, _wake, woken)
+                self._parked = (loop, woken)
                 try:
                     await woken
                 finally:
-                    loop.remove_reader(self._fd)
+                    self._parked = None
+                    if self._ptr is not None:
+                        loop.remove_reader(self._fd)
+
+    def close(self) -> None:
+        parked = self._parked
+        if parked is not None:
+            loop, woken = parked
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                raise Busy(BUSY, f"async consumer of ring {self.name!r}: a receive waits; cancel it first")
+            # Its loop stops watching the fd before the fd is closed.
+            loop.remove_reader(self._fd)
+            if not woken.done():
+                woken.set_exception(ValueError("AsyncConsumer closed while a receive waited"))
+        super().close()
 
     def __aiter__(self) -> "AsyncConsumer":
         return self
@@ -838,3 +869,8 @@ class AsyncConsumer(_Handle):
 
     async def __aexit__(self, *exc) -> None:
         self.close()
+
+
+def _wake(woken: "asyncio.Future") -> None:
+    if not woken.done():
+        woken.set_result(None)

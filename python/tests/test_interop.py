@@ -362,14 +362,24 @@ def test_asyncio_awaits_a_message_and_a_cancelled_receive_loses_nothing():
                 assert not waiting.done()
                 tx.send(b"woken")
                 assert await asyncio.wait_for(waiting, WAIT) == b"woken"
-                # Cancelled while parked: the message sent after it stays.
+                # Cancelled while parked, with a message there already (its
+                # wakeup on the way): the message stays for the next.
                 lost = asyncio.create_task(rx.recv())
                 await asyncio.sleep(0)
+                tx.send(b"kept")
                 lost.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await lost
-                tx.send(b"kept")
                 assert await asyncio.wait_for(rx.recv(), WAIT) == b"kept"
+                # A try_recv while a receive waits hands it its turn again:
+                # it must not wait for ever for the next message.
+                waiting = asyncio.create_task(rx.recv())
+                await asyncio.sleep(0)
+                tx.send(b"taken by try_recv")
+                assert rx.try_recv() == b"taken by try_recv"
+                await asyncio.sleep(0)  # the waiting one looked, and waits again
+                tx.send(b"next")
+                assert await asyncio.wait_for(waiting, WAIT) == b"next"
                 # Two receives on one consumer take turns, each gets one.
                 both = [asyncio.create_task(rx.recv()) for _ in range(2)]
                 await asyncio.sleep(0)
@@ -387,6 +397,25 @@ def test_asyncio_awaits_a_message_and_a_cancelled_receive_loses_nothing():
                     if len(seen) == 3:
                         break
                 assert seen == [b"a", b"b", b"c"]
+
+    asyncio.run(main())
+
+
+def test_closing_an_async_consumer_ends_its_waiting_receive():
+    async def main():
+        with shmring.ByteRing.create(unique("async-close"), 4096) as ring:
+            rx = ring.async_consumer()
+            waiting = asyncio.create_task(rx.recv())
+            await asyncio.sleep(0)
+            rx.close()
+            with pytest.raises(ValueError, match="closed"):
+                await asyncio.wait_for(waiting, WAIT)
+            assert not ring.has_consumer
+            # The loop watches nothing stale: another consumer works.
+            with ring.producer() as tx:
+                async with ring.async_consumer() as again:
+                    tx.send(b"after")
+                    assert await asyncio.wait_for(again.recv(), WAIT) == b"after"
 
     asyncio.run(main())
 
