@@ -104,6 +104,10 @@ typedef struct ShmringBytes ShmringBytes;
 // `shmring_bytes_async_consumer_close`.
 typedef struct ShmringBytesAsyncConsumer ShmringBytesAsyncConsumer;
 
+// A byte ring's producer whose waits for room an event loop awaits.
+// Close with `shmring_bytes_async_producer_close`.
+typedef struct ShmringBytesAsyncProducer ShmringBytesAsyncProducer;
+
 // A byte ring's consumer. Close with `shmring_bytes_consumer_close`.
 typedef struct ShmringBytesConsumer ShmringBytesConsumer;
 
@@ -211,6 +215,55 @@ int shmring_bytes_poll_recv(struct ShmringBytesAsyncConsumer *rx,
 // # Safety
 // `rx` is NULL or a handle not closed before.
 void shmring_bytes_async_consumer_close(struct ShmringBytesAsyncConsumer *rx);
+
+// Become a producer of `ring` for sends an event loop awaits; the handle
+// goes to `*out`, and the file descriptor to watch for readability to
+// `*fd` (owned by the handle: closed with it, not by the caller). Costs
+// a socket pair, and on the first wait a place in the process's waiter
+// thread (Linux 5.16: `futex_waitv`).
+//
+// # Safety
+// `ring` is NULL or a live handle; `out` and `fd` are NULL or writable.
+int shmring_bytes_async_producer(struct ShmringBytes *ring,
+                                 struct ShmringBytesAsyncProducer **out,
+                                 int *fd);
+
+// Copy the `len` bytes at `data` in as one message, if there is room
+// now; else `SHMRING_FULL`, and the handle's file descriptor becomes
+// readable when there may be room (poll again then: only a poll that
+// answered FULL arms it).
+// `SHMRING_MESSAGE_TOO_LARGE` for a
+// message longer than the ring's largest. Never blocks.
+//
+// # Safety
+// `tx` is NULL or a live handle; `data` is NULL or `len` readable bytes.
+int shmring_bytes_poll_send(struct ShmringBytesAsyncProducer *tx, const uint8_t *data, size_t len);
+
+// Send `count` messages at once, laid out as
+// `shmring_bytes_send_many` takes
+// them: the first if there is room now, then the rest while there is
+// room; how many went goes to `*sent` (whatever the status). If there is
+// no room for the first, `SHMRING_FULL` (0 sent), and the handle's
+// file descriptor becomes readable when there may be room (poll again
+// then). Lengths and errors as for `shmring_bytes_send_many`. Never
+// blocks.
+//
+// # Safety
+// `tx` is NULL or a live handle; `lens` is NULL or `count` readable
+// lengths; `data` is NULL or as many readable bytes as they add up to;
+// `sent` is NULL or writable.
+int shmring_bytes_poll_send_many(struct ShmringBytesAsyncProducer *tx,
+                                 const uint8_t *data,
+                                 const size_t *lens,
+                                 size_t count,
+                                 size_t *sent);
+
+// Close an awaiting producer (NULL: nothing), giving its place back and
+// closing its file descriptor (stop watching it first).
+//
+// # Safety
+// `tx` is NULL or a handle not closed before.
+void shmring_bytes_async_producer_close(struct ShmringBytesAsyncProducer *tx);
 
 // Create a byte ring named `name` with `capacity` bytes of data area
 // (rounded up to a power of two), mode 0600; `SHMRING_ALREADY_EXISTS`

@@ -1,19 +1,20 @@
-//! Receives an event loop awaits (Python's `asyncio`, a C program's
-//! `epoll`): a byte ring consumer whose wakeups arrive on a file
-//! descriptor.
+//! Sends and receives an event loop awaits (Python's `asyncio`, a C
+//! program's `epoll`): byte ring producers and consumers whose wakeups
+//! arrive on a file descriptor.
 //!
-//! The consumer is `shmring-async`'s [`AsyncConsumer`], polled with a
-//! waker that sends a byte to one end of a datagram socket pair (sent
-//! with `MSG_NOSIGNAL`: a pair closed meanwhile is no `SIGPIPE`); the
-//! caller watches the other end. A poll drains that end, then looks at the ring:
-//! a message, or [`SHMRING_EMPTY`] with the waker registered, so that the
-//! end becomes readable once a message may have come (the async crate's
-//! waiter thread wakes it, as it wakes a task). Looking after registering
-//! is the async crate's protocol: no message published meanwhile is
-//! missed. A wakeup may be spurious (the next poll answers EMPTY again),
-//! never lost. Only a poll that answered EMPTY leaves a waker armed: one
-//! that took a message did not, so whoever waits on the fd must poll
-//! again then.
+//! Each is `shmring-async`'s [`AsyncProducer`] or [`AsyncConsumer`],
+//! polled with a waker that sends a byte to one end of a datagram socket
+//! pair (sent with `MSG_NOSIGNAL`: a pair closed meanwhile is no
+//! `SIGPIPE`); the caller watches the other end. A poll drains that end,
+//! then tries: a message sent or taken, or [`SHMRING_FULL`] /
+//! [`SHMRING_EMPTY`] with the waker registered, so that the end becomes
+//! readable once there may be room or a message (the async crate's
+//! waiter thread wakes it, as it wakes a task). Trying again after
+//! registering is the async crate's protocol: no release or publication
+//! meanwhile is missed. A wakeup may be spurious (the next poll answers
+//! FULL or EMPTY again), never lost. Only a poll that answered FULL or
+//! EMPTY leaves a waker armed: one that sent or took a message did not,
+//! so whoever waits on the fd must poll again then.
 
 use std::ffi::c_int;
 use std::os::fd::AsRawFd;
@@ -21,21 +22,20 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use shmring::ByteConsumer;
-use shmring_async::AsyncConsumer;
+use shmring::{ByteConsumer, ByteProducer};
+use shmring_async::{AsyncConsumer, AsyncProducer};
 
-use crate::bytes::{handle, put, ShmringBytes};
-use crate::status::{guard, Failure, SHMRING_BUFFER_TOO_SMALL, SHMRING_EMPTY, SHMRING_OK};
+use crate::bytes::{batch, bytes, handle, put, send_batch, zeroed_count, ShmringBytes};
+use crate::status::{
+    guard, Failure, SHMRING_BUFFER_TOO_SMALL, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK,
+};
 
 /// A byte ring's consumer whose waits an event loop awaits. Close with
 /// [`shmring_bytes_async_consumer_close`].
 #[derive(Debug)]
 pub struct ShmringBytesAsyncConsumer {
     rx: AsyncConsumer<ByteConsumer>,
-    /// Sends a byte to the socket pair's other end when woken.
-    waker: Waker,
-    /// The end the caller watches (its fd handed out, owned here).
-    readable: UnixDatagram,
+    wake: Awakener,
     /// Where a message is copied first (volatile reads, each byte once).
     scratch: Vec<u8>,
 }
@@ -53,6 +53,57 @@ impl Wake for SocketWaker {
     fn wake_by_ref(self: &Arc<Self>) {
         let _ = self.0.send(&[1]);
     }
+}
+
+/// What wakes an event loop: a waker, and the socket its wakeups arrive on.
+#[derive(Debug)]
+struct Awakener {
+    /// Sends a byte to the socket pair's other end when woken.
+    waker: Waker,
+    /// The end the caller watches (its fd handed out, owned here).
+    readable: UnixDatagram,
+}
+
+impl Awakener {
+    fn new(function: &str) -> Result<Awakener, Failure> {
+        let io = |e: std::io::Error| Failure::invalid(function, &format!("a socket pair: {e}"));
+        let (readable, writable) = UnixDatagram::pair().map_err(io)?;
+        readable.set_nonblocking(true).map_err(io)?;
+        writable.set_nonblocking(true).map_err(io)?;
+        Ok(Awakener {
+            waker: Waker::from(Arc::new(SocketWaker(writable))),
+            readable,
+        })
+    }
+
+    /// Spend the wakeups so far (this poll tries the ring), and the
+    /// context to poll with.
+    fn poll_context(&self) -> Context<'_> {
+        let mut drain = [0u8; 64];
+        while self.readable.recv(&mut drain).is_ok() {}
+        Context::from_waker(&self.waker)
+    }
+}
+
+/// Hand an awaiting handle out: the handle to `*out`, the file
+/// descriptor its wakeups arrive on to `*fd`.
+///
+/// # Safety
+/// `out` and `fd` are NULL or writable.
+unsafe fn hand_out_awaiting<T>(
+    made: Box<T>,
+    wake: impl FnOnce(&T) -> &Awakener,
+    out: *mut *mut T,
+    fd: *mut c_int,
+    function: &str,
+) -> Result<c_int, Failure> {
+    let raw = wake(&made).readable.as_raw_fd();
+    // SAFETY: the caller's contract above (`put` refuses NULL).
+    unsafe {
+        put(fd, raw, function)?;
+        put(out, Box::into_raw(made), function)?;
+    }
+    Ok(SHMRING_OK)
 }
 
 /// Take `ring`'s consumer role for receives an event loop awaits; the
@@ -76,24 +127,14 @@ pub unsafe extern "C" fn shmring_bytes_async_consumer(
         if out.is_null() || fd.is_null() {
             return Err(Failure::invalid(F, "out or fd is NULL"));
         }
-        let io = |e: std::io::Error| Failure::invalid(F, &format!("a socket pair: {e}"));
-        let (readable, writable) = UnixDatagram::pair().map_err(io)?;
-        readable.set_nonblocking(true).map_err(io)?;
-        writable.set_nonblocking(true).map_err(io)?;
         let made = Box::new(ShmringBytesAsyncConsumer {
             rx: AsyncConsumer::new(ring.ring().consumer()?),
-            waker: Waker::from(Arc::new(SocketWaker(writable))),
-            readable,
+            wake: Awakener::new(F)?,
             scratch: Vec::new(),
         });
-        let raw = made.readable.as_raw_fd();
         // SAFETY: both checked non-NULL; the caller's contract makes them
         // writable.
-        unsafe {
-            put(fd, raw, F)?;
-            put(out, Box::into_raw(made), F)?;
-        }
-        Ok(SHMRING_OK)
+        unsafe { hand_out_awaiting(made, |rx| &rx.wake, out, fd, F) }
     })
 }
 
@@ -125,10 +166,7 @@ pub unsafe extern "C" fn shmring_bytes_poll_recv(
         if len.is_null() || (buf.is_null() && cap > 0) {
             return Err(Failure::invalid(F, "buf or len is NULL"));
         }
-        // Wakeups so far are spent: this poll looks at the ring.
-        let mut drain = [0u8; 64];
-        while rx.readable.recv(&mut drain).is_ok() {}
-        let mut cx = Context::from_waker(&rx.waker);
+        let mut cx = rx.wake.poll_context();
         let scratch = &mut rx.scratch;
         let copied = rx.rx.poll_recv_with(&mut cx, &mut |msg| {
             let n = msg.len();
@@ -170,6 +208,140 @@ pub unsafe extern "C" fn shmring_bytes_async_consumer_close(rx: *mut ShmringByte
     if !rx.is_null() {
         // SAFETY: a handle made by `Box::into_raw`, closed once.
         let handle = unsafe { Box::from_raw(rx) };
+        crate::bytes::close(handle);
+    }
+}
+
+/// A byte ring's producer whose waits for room an event loop awaits.
+/// Close with [`shmring_bytes_async_producer_close`].
+#[derive(Debug)]
+pub struct ShmringBytesAsyncProducer {
+    tx: AsyncProducer<ByteProducer>,
+    wake: Awakener,
+}
+
+/// Become a producer of `ring` for sends an event loop awaits; the handle
+/// goes to `*out`, and the file descriptor to watch for readability to
+/// `*fd` (owned by the handle: closed with it, not by the caller). Costs
+/// a socket pair, and on the first wait a place in the process's waiter
+/// thread (Linux 5.16: `futex_waitv`).
+///
+/// # Safety
+/// `ring` is NULL or a live handle; `out` and `fd` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_async_producer(
+    ring: *mut ShmringBytes,
+    out: *mut *mut ShmringBytesAsyncProducer,
+    fd: *mut c_int,
+) -> c_int {
+    const F: &str = "shmring_bytes_async_producer";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let ring = unsafe { handle(ring, F)? };
+        if out.is_null() || fd.is_null() {
+            return Err(Failure::invalid(F, "out or fd is NULL"));
+        }
+        let made = Box::new(ShmringBytesAsyncProducer {
+            tx: AsyncProducer::new(ring.ring().producer()?),
+            wake: Awakener::new(F)?,
+        });
+        // SAFETY: both checked non-NULL; the caller's contract makes them
+        // writable.
+        unsafe { hand_out_awaiting(made, |tx| &tx.wake, out, fd, F) }
+    })
+}
+
+/// Copy the `len` bytes at `data` in as one message, if there is room
+/// now; else [`SHMRING_FULL`], and the handle's file descriptor becomes
+/// readable when there may be room (poll again then: only a poll that
+/// answered FULL arms it).
+/// [`SHMRING_MESSAGE_TOO_LARGE`](crate::SHMRING_MESSAGE_TOO_LARGE) for a
+/// message longer than the ring's largest. Never blocks.
+///
+/// # Safety
+/// `tx` is NULL or a live handle; `data` is NULL or `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_poll_send(
+    tx: *mut ShmringBytesAsyncProducer,
+    data: *const u8,
+    len: usize,
+) -> c_int {
+    const F: &str = "shmring_bytes_poll_send";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? };
+        // SAFETY: the caller's contract above.
+        let message = unsafe { bytes(data, len, tx.tx.get_ref().max_message_len(), F)? };
+        Ok(match poll_first(tx, message) {
+            Ok(()) => SHMRING_OK,
+            Err(shmring::SendError::Full) => SHMRING_FULL,
+            Err(e) => return Err(e.into()),
+        })
+    })
+}
+
+/// Send `count` messages at once, laid out as
+/// [`shmring_bytes_send_many`](crate::shmring_bytes_send_many) takes
+/// them: the first if there is room now, then the rest while there is
+/// room; how many went goes to `*sent` (whatever the status). If there is
+/// no room for the first, [`SHMRING_FULL`] (0 sent), and the handle's
+/// file descriptor becomes readable when there may be room (poll again
+/// then). Lengths and errors as for `shmring_bytes_send_many`. Never
+/// blocks.
+///
+/// # Safety
+/// `tx` is NULL or a live handle; `lens` is NULL or `count` readable
+/// lengths; `data` is NULL or as many readable bytes as they add up to;
+/// `sent` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_poll_send_many(
+    tx: *mut ShmringBytesAsyncProducer,
+    data: *const u8,
+    lens: *const usize,
+    count: usize,
+    sent: *mut usize,
+) -> c_int {
+    const F: &str = "shmring_bytes_poll_send_many";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let sent = unsafe { zeroed_count(sent, F)? };
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? };
+        let max = tx.tx.get_ref().max_message_len();
+        // SAFETY: the caller's contract above.
+        let (data, lens) = unsafe { batch(data, lens, count, max, F)? };
+        let (n, status) = send_batch(data, lens, |message, first| match first {
+            true => poll_first(tx, message),
+            false => tx.tx.get_mut().try_send(message),
+        })?;
+        *sent = n;
+        Ok(status)
+    })
+}
+
+/// Send `message` if there is room now; else `Full`, with the waker
+/// armed.
+fn poll_first(
+    tx: &mut ShmringBytesAsyncProducer,
+    message: &[u8],
+) -> Result<(), shmring::SendError> {
+    let mut cx = tx.wake.poll_context();
+    match tx.tx.poll_send(&mut cx, &mut Some(message)) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(shmring::SendError::Full),
+    }
+}
+
+/// Close an awaiting producer (NULL: nothing), giving its place back and
+/// closing its file descriptor (stop watching it first).
+///
+/// # Safety
+/// `tx` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_async_producer_close(tx: *mut ShmringBytesAsyncProducer) {
+    if !tx.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        let handle = unsafe { Box::from_raw(tx) };
         crate::bytes::close(handle);
     }
 }

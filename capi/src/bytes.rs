@@ -152,7 +152,7 @@ pub(crate) unsafe fn name<'a>(name: *const c_char, function: &str) -> Result<&'a
 ///
 /// # Safety
 /// A non-NULL `data` points to `len` readable bytes.
-unsafe fn bytes<'a>(
+pub(crate) unsafe fn bytes<'a>(
     data: *const u8,
     len: usize,
     max: usize,
@@ -771,56 +771,90 @@ pub unsafe extern "C" fn shmring_bytes_send_many(
 ) -> c_int {
     const F: &str = "shmring_bytes_send_many";
     guard(F, || {
-        if sent.is_null() || (lens.is_null() && count > 0) {
-            return Err(Failure::invalid(F, "lens or sent is NULL"));
-        }
-        // SAFETY: checked non-NULL; the caller's contract makes it
-        // writable. Written first: an error below has sent nothing.
-        unsafe { sent.write(0) };
+        // SAFETY: the caller's contract above.
+        let sent = unsafe { zeroed_count(sent, F)? };
         // SAFETY: the caller's contract above.
         let tx = unsafe { handle(tx, F)? }.tx(F)?;
-        let lens = match count {
-            0 => &[][..],
-            // SAFETY: non-NULL (checked), `count` readable (the contract).
-            _ => unsafe { std::slice::from_raw_parts(lens, count) },
-        };
-        let max = tx.max_message_len();
-        let mut total = 0usize;
-        for &len in lens {
-            if len > max {
-                return Err(shmring::SendError::MessageTooLarge { len, max }.into());
-            }
-            total = total
-                .checked_add(len)
-                .ok_or_else(|| Failure::invalid(F, "the lengths add up past SIZE_MAX"))?;
-        }
-        // SAFETY: the caller's contract: `total` readable bytes at `data`.
-        let data = unsafe { bytes(data, total, usize::MAX, F)? };
-        let (mut n, mut at) = (0, 0);
-        let mut status = SHMRING_OK;
-        for &len in lens {
-            let message = &data[at..at + len];
-            let result = match (n, timeout_ns) {
-                (0, 0) => tx.try_send(message),
-                (0, ns) => tx.send_timeout(message, timeout(ns)),
-                _ => tx.try_send(message),
-            };
-            match result {
-                Ok(()) => (n, at) = (n + 1, at + len),
-                // After the first, anything else (no room, an error) ends
-                // the batch: `*sent` must say what went, or a caller would
-                // send it again; the next call reports an error.
-                Err(_) if n > 0 => break,
-                Err(e) => {
-                    status = self::sent(Err(e))?;
-                    break;
-                }
-            }
-        }
-        // SAFETY: checked non-NULL; the caller's contract makes it writable.
-        unsafe { sent.write(n) };
+        // SAFETY: the caller's contract above.
+        let (data, lens) = unsafe { batch(data, lens, count, tx.max_message_len(), F)? };
+        let (n, status) = send_batch(data, lens, |message, first| match (first, timeout_ns) {
+            (true, 0) | (false, _) => tx.try_send(message),
+            (true, ns) => tx.send_timeout(message, timeout(ns)),
+        })?;
+        *sent = n;
         Ok(status)
     })
+}
+
+/// Where a batch call's count goes, written 0 first: an error before
+/// anything went has sent (or taken) nothing.
+///
+/// # Safety
+/// A non-NULL `count` is writable.
+pub(crate) unsafe fn zeroed_count<'a>(
+    count: *mut usize,
+    function: &str,
+) -> Result<&'a mut usize, Failure> {
+    // SAFETY: the caller's contract above.
+    let count = unsafe { count.as_mut() }
+        .ok_or_else(|| Failure::invalid(function, "an out-pointer is NULL"))?;
+    *count = 0;
+    Ok(count)
+}
+
+/// A batch to send: `count` lengths at `lens`, every one checked against
+/// the ring's largest message `max` before anything is sent, and the
+/// bytes they add up to at `data`.
+///
+/// # Safety
+/// `lens` is NULL or `count` readable lengths; `data` is NULL or as many
+/// readable bytes as they add up to.
+pub(crate) unsafe fn batch<'a>(
+    data: *const u8,
+    lens: *const usize,
+    count: usize,
+    max: usize,
+    function: &str,
+) -> Result<(&'a [u8], &'a [usize]), Failure> {
+    let lens = match count {
+        0 => &[][..],
+        _ if lens.is_null() => return Err(Failure::invalid(function, "lens is NULL")),
+        // SAFETY: non-NULL (checked), `count` readable (the contract).
+        _ => unsafe { std::slice::from_raw_parts(lens, count) },
+    };
+    let mut total = 0usize;
+    for &len in lens {
+        if len > max {
+            return Err(shmring::SendError::MessageTooLarge { len, max }.into());
+        }
+        total = total
+            .checked_add(len)
+            .ok_or_else(|| Failure::invalid(function, "the lengths add up past SIZE_MAX"))?;
+    }
+    // SAFETY: the caller's contract: `total` readable bytes at `data`.
+    let data = unsafe { bytes(data, total, usize::MAX, function)? };
+    Ok((data, lens))
+}
+
+/// Send a batch's messages in order with `send` (told whether it sends
+/// the first, which may wait; the rest go while there is room now); how
+/// many went, and the status. After the first, anything else (no room, an
+/// error) ends the batch with OK: the count must say what went, or a
+/// caller would send it again; the next call reports an error.
+pub(crate) fn send_batch(
+    data: &[u8],
+    lens: &[usize],
+    mut send: impl FnMut(&[u8], bool) -> Result<(), shmring::SendError>,
+) -> Result<(usize, c_int), Failure> {
+    let (mut n, mut at) = (0, 0);
+    for &len in lens {
+        match send(&data[at..at + len], n == 0) {
+            Ok(()) => (n, at) = (n + 1, at + len),
+            Err(_) if n > 0 => break,
+            Err(e) => return Ok((0, sent(Err(e))?)),
+        }
+    }
+    Ok((n, SHMRING_OK))
 }
 
 /// Receive up to `max` messages at once, copied one after another into

@@ -25,10 +25,12 @@
 //!   batch ones ([`shmring_bytes_send_many`], [`shmring_bytes_recv_many`])
 //!   that move many messages per call, for callers whose every crossing
 //!   costs (Python's `ctypes`: a microsecond).
-//! - **Awaiting**: [`shmring_bytes_async_consumer`] makes a consumer whose
-//!   waits an event loop awaits (Python's `asyncio`, `epoll`): a file
-//!   descriptor becomes readable when [`shmring_bytes_poll_recv`] may find
-//!   a message, woken by the `shmring-async` crate's waiter thread.
+//! - **Awaiting**: [`shmring_bytes_async_consumer`] and
+//!   [`shmring_bytes_async_producer`] make handles whose waits an event
+//!   loop awaits (Python's `asyncio`, `epoll`): a file descriptor becomes
+//!   readable when [`shmring_bytes_poll_recv`] may find a message, or
+//!   [`shmring_bytes_poll_send`] room, woken by the `shmring-async`
+//!   crate's waiter thread.
 //! - **Inspection**: [`shmring_inspect`] reads a ring's header (kind,
 //!   type, fill, live peers, counters) without joining it, as
 //!   `shmring stat` does.

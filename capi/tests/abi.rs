@@ -457,3 +457,103 @@ fn an_awaiting_consumer_is_woken_through_its_fd() {
         assert_eq!(shmring_bytes_consumer(ring, &mut other), SHMRING_ROLE_TAKEN);
     }
 }
+
+#[test]
+fn an_awaiting_producer_is_woken_through_its_fd_when_room_comes() {
+    let (mut ring, mut tx, mut rx, mut fd) =
+        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), -1);
+    let message = [7u8; 100];
+    // SAFETY: a NUL-terminated name and writable out-pointers; each handle
+    // is closed once, by its closer; buffers as long as the lengths given.
+    unsafe {
+        let name = name("await-tx");
+        assert_eq!(
+            shmring_bytes_create(name.as_ptr(), 1024, &mut ring),
+            SHMRING_OK
+        );
+        let _ring = Closer(ring, shmring_bytes_close);
+        assert_eq!(
+            shmring_bytes_async_producer(ring, &mut tx, &mut fd),
+            SHMRING_OK
+        );
+        let _tx = Closer(tx, shmring_bytes_async_producer_close);
+        assert_eq!(shmring_bytes_consumer(ring, &mut rx), SHMRING_OK);
+        let _rx = Closer(rx, shmring_bytes_consumer_close);
+        assert!(fd >= 0);
+        // Fill the ring: OK until there is no room, then FULL with the
+        // waker registered, and no wakeup.
+        let mut sent = 0;
+        while shmring_bytes_poll_send(tx, message.as_ptr(), message.len()) == SHMRING_OK {
+            sent += 1;
+            assert!(sent <= 1024 / 100, "more sent than the ring holds");
+        }
+        assert!(sent > 0);
+        assert_eq!(
+            shmring_bytes_poll_send(tx, message.as_ptr(), message.len()),
+            SHMRING_FULL
+        );
+        let quiet = wakeups(fd).recv(&mut [0u8; 1]).map_err(|e| e.kind());
+        assert_eq!(quiet, Err(std::io::ErrorKind::WouldBlock));
+        // A receive makes room: the fd wakes (the waiter thread's doing),
+        // and the next poll sends.
+        let (mut buf, mut len) = ([0u8; 128], 0usize);
+        assert_eq!(
+            shmring_bytes_try_recv(rx, buf.as_mut_ptr(), 128, &mut len),
+            SHMRING_OK
+        );
+        wait_for_wakeup(fd);
+        assert_eq!(
+            shmring_bytes_poll_send(tx, message.as_ptr(), message.len()),
+            SHMRING_OK
+        );
+        // A batch with no room for its first: FULL, none sent, armed.
+        let lens = [100usize, 100];
+        let two = [7u8; 200];
+        let mut n = 9;
+        assert_eq!(
+            shmring_bytes_poll_send_many(tx, two.as_ptr(), lens.as_ptr(), 2, &mut n),
+            SHMRING_FULL
+        );
+        assert_eq!(n, 0);
+        // Room for one: one goes, and the count says so.
+        assert_eq!(
+            shmring_bytes_try_recv(rx, buf.as_mut_ptr(), 128, &mut len),
+            SHMRING_OK
+        );
+        wait_for_wakeup(fd);
+        assert_eq!(
+            shmring_bytes_poll_send_many(tx, two.as_ptr(), lens.as_ptr(), 2, &mut n),
+            SHMRING_OK
+        );
+        assert_eq!(n, 1);
+        // Every message is whole, and as many as were sent are there.
+        let mut got = 0;
+        while shmring_bytes_try_recv(rx, buf.as_mut_ptr(), 128, &mut len) == SHMRING_OK {
+            assert_eq!(&buf[..len], &message[..]);
+            got += 1;
+        }
+        // Filled, less one taken, one sent, less one taken, one sent.
+        assert_eq!(got, sent);
+        // Too long for the ring, before anything is tried; NULLs refused.
+        let huge = vec![0u8; 4096];
+        assert_eq!(
+            shmring_bytes_poll_send(tx, huge.as_ptr(), huge.len()),
+            SHMRING_MESSAGE_TOO_LARGE
+        );
+        assert_eq!(
+            shmring_bytes_poll_send(tx, ptr::null(), 3),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_bytes_poll_send_many(tx, two.as_ptr(), lens.as_ptr(), 2, ptr::null_mut()),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_bytes_poll_send_many(tx, two.as_ptr(), ptr::null(), 2, &mut n),
+            SHMRING_INVALID_ARGUMENT
+        );
+        // The producer's place is the awaiting producer's: the ring's
+        // presence says so.
+        assert_eq!(shmring_bytes_has_producer(ring), 1);
+    }
+}
