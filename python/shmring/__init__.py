@@ -37,8 +37,9 @@ pay the ``ctypes`` crossing once for a batch. ``inspect(name)`` reads any
 ring's header (a typed one made in Rust too) without joining it.
 
 ``ByteRing.async_consumer()`` gives receives an ``asyncio`` loop awaits
-(``await rx.recv()``): the loop watches a file descriptor that the
-library's waiter thread makes readable, so no Python thread waits.
+(``await rx.recv()``), and ``ByteRing.async_producer()`` sends that await
+room (``await tx.send(data)``): the loop watches a file descriptor that
+the library's waiter thread makes readable, so no Python thread waits.
 
 Ctrl-C ends a wait in the main thread: Python runs signal handlers there
 between bytecodes, never inside a C call, so such a wait is made of C
@@ -65,6 +66,7 @@ __all__ = [
     "Producer",
     "Consumer",
     "AsyncConsumer",
+    "AsyncProducer",
     "Reservation",
     "ShmringError",
     "NotFound",
@@ -223,6 +225,14 @@ for _name, _args, _ret in [
     ("shmring_bytes_async_consumer", [_P, ctypes.POINTER(_P), ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
     ("shmring_bytes_poll_recv", [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size)], ctypes.c_int),
     ("shmring_bytes_async_consumer_close", [_P], None),
+    ("shmring_bytes_async_producer", [_P, ctypes.POINTER(_P), ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
+    ("shmring_bytes_poll_send", [_P, ctypes.c_char_p, _size], ctypes.c_int),
+    (
+        "shmring_bytes_poll_send_many",
+        [_P, ctypes.c_char_p, ctypes.c_void_p, _size, ctypes.POINTER(_size)],
+        ctypes.c_int,
+    ),
+    ("shmring_bytes_async_producer_close", [_P], None),
     (
         "shmring_bytes_send_many",
         [_P, ctypes.c_char_p, ctypes.c_void_p, _size, ctypes.c_uint64, ctypes.POINTER(_size)],
@@ -520,6 +530,12 @@ class ByteRing(_Handle):
         _check(_c.shmring_bytes_async_consumer(self._p, ctypes.byref(out), ctypes.byref(fd)))
         return AsyncConsumer(out.value, self.name, fd.value)
 
+    def async_producer(self) -> "AsyncProducer":
+        """Become a producer for sends an ``asyncio`` loop awaits."""
+        out, fd = _P(), ctypes.c_int(-1)
+        _check(_c.shmring_bytes_async_producer(self._p, ctypes.byref(out), ctypes.byref(fd)))
+        return AsyncProducer(out.value, self.name, fd.value)
+
     def __repr__(self) -> str:
         return f"ByteRing({self.name!r})"
 
@@ -548,6 +564,16 @@ class Reservation:
             self.done = True
             self._producer._loan = None
             _release_view(self.view)
+
+
+def _pack(messages: Sequence[bytes]):
+    """A batch as the C ABI takes it: the messages one after another, their
+    lengths in bytes, and the address of those lengths."""
+    if set(map(type, messages)) != {bytes}:
+        # Lengths in bytes: a memoryview's len() counts its items.
+        messages = [m if type(m) is bytes else bytes(m) for m in messages]
+    lens = array(_SIZE_T, map(len, messages))
+    return b"".join(messages), lens, lens.buffer_info()[0]
 
 
 class Producer(_Handle):
@@ -583,17 +609,13 @@ class Producer(_Handle):
         long raises MessageTooLarge, and none is sent."""
         if not messages:
             return 0
-        # Lengths in bytes (an array's len() counts its items).
-        blobs = [m if type(m) is bytes else bytes(m) for m in messages]
-        data = b"".join(blobs)
-        lens = array(_SIZE_T, map(len, blobs))
-        at = lens.buffer_info()[0]
+        data, lens, at = _pack(messages)
         sent = _size()
         with self._lock:
             p = self._p
             status = _waiting(
                 timeout,
-                lambda ns: _c.shmring_bytes_send_many(p, data, at, len(blobs), ns, ctypes.byref(sent)),
+                lambda ns: _c.shmring_bytes_send_many(p, data, at, len(lens), ns, ctypes.byref(sent)),
             )
             _check(status)
             return sent.value
@@ -764,69 +786,47 @@ class Consumer(_Handle):
                     self._end_loan()
 
 
-class AsyncConsumer(_Handle):
-    """A byte ring's consumer whose receives an ``asyncio`` loop awaits::
+class _Awaiting(_Handle):
+    """What the handles an ``asyncio`` loop awaits share: a file descriptor
+    the library's waiter thread makes readable when a poll that answered
+    EMPTY or FULL may succeed, watched by the loop (``add_reader``); turns
+    for the coroutines that wait on one handle; and closing."""
 
-        async with ring.async_consumer() as rx:   # or with, or close()
-            message = await rx.recv()
-
-    No thread of Python's waits: the library's waiter thread makes a file
-    descriptor readable when a message may have come, and the loop
-    watches it (``add_reader``). A receive takes a message only when it
-    returns it, so one cancelled (``asyncio.wait_for`` on Python 3.9+, a
-    lost race in ``asyncio.wait``) loses nothing. Receives on one consumer
-    take turns; a ``try_recv`` meanwhile hands the waiting one its turn to
-    look again. Closing it from its loop ends a waiting receive with
-    ``ValueError``."""
-
-    _closer = _c.shmring_bytes_async_consumer_close
+    #: What a waiting coroutine does, for the message of ``Busy``.
+    _waits = "an operation"
 
     def __init__(self, ptr: int, name: str, fd: int):
         super().__init__(ptr)
         self.name = name
         self._fd = fd
-        self._buf = ctypes.create_string_buffer(4096)
-        self._cap = 4096
-        self._n = _size()
         self._turn: Optional[asyncio.Lock] = None
         self._turn_loop = None
-        # The waiting receive's loop and future, while one waits.
+        # The waiting coroutine's loop and future, while one waits.
         self._parked = None
 
-    def try_recv(self) -> Optional[bytes]:
-        """The oldest message, copied out and released, or None if there is none now."""
-        with self._lock:
-            while True:
-                status = _c.shmring_bytes_poll_recv(self._p, self._buf, self._cap, ctypes.byref(self._n))
-                if status != EMPTY and self._parked is not None:
-                    # A look that did not end EMPTY leaves nothing armed: the
-                    # waiting receive must look again, or it waits for ever.
-                    loop, woken = self._parked
-                    loop.call_soon_threadsafe(_wake, woken)
-                if status == OK:
-                    return ctypes.string_at(self._buf, self._n.value)
-                if status == BUFFER_TOO_SMALL:
-                    # The message waits in the ring for a buffer that holds it.
-                    self._cap = self._n.value
-                    self._buf = ctypes.create_string_buffer(self._cap)
-                    continue
-                if _check(status) == EMPTY:
-                    return None
+    def _polled(self, status: int, idle: int) -> int:
+        """``status`` of a poll; one that did not answer ``idle`` (EMPTY,
+        FULL) left nothing armed, so a waiting coroutine must try again, or
+        it waits for ever."""
+        if status != idle and self._parked is not None:
+            loop, woken = self._parked
+            loop.call_soon_threadsafe(_wake, woken)
+        return status
 
-    async def recv(self) -> bytes:
-        """The oldest message, copied out, awaiting one (Closed once a
-        producer closed the ring and all was read)."""
+    async def _await(self, attempt):
+        """``attempt()`` until it is done: ``(True, result)``, or
+        ``(False, None)`` with the waker armed."""
         loop = asyncio.get_running_loop()
         if self._turn is None or (self._turn_loop is not loop and not self._turn.locked()):
-            # A lock serves one loop: a new one for a consumer used by another.
+            # A lock serves one loop: a new one for a handle used by another.
             self._turn, self._turn_loop = asyncio.Lock(), loop
         async with self._turn:
             while True:
-                message = self.try_recv()
-                if message is not None:
-                    return message
-                # EMPTY armed the waker: the fd turns readable once a
-                # message may have come (the next look drains it).
+                done, result = attempt()
+                if done:
+                    return result
+                # The fd turns readable once trying again may succeed (the
+                # next poll drains it).
                 woken = loop.create_future()
                 loop.add_reader(self._fd, _wake, woken)
                 self._parked = (loop, woken)
@@ -846,12 +846,71 @@ class AsyncConsumer(_Handle):
             except RuntimeError:
                 running = None
             if running is not loop:
-                raise Busy(BUSY, f"async consumer of ring {self.name!r}: a receive waits; cancel it first")
+                raise Busy(BUSY, f"{type(self).__name__} of ring {self.name!r}: {self._waits} waits; cancel it first")
             # Its loop stops watching the fd before the fd is closed.
             loop.remove_reader(self._fd)
             if not woken.done():
-                woken.set_exception(ValueError("AsyncConsumer closed while a receive waited"))
+                woken.set_exception(ValueError(f"{type(self).__name__} closed while {self._waits} waited"))
         super().close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncConsumer(_Awaiting):
+    """A byte ring's consumer whose receives an ``asyncio`` loop awaits::
+
+        async with ring.async_consumer() as rx:   # or with, or close()
+            message = await rx.recv()
+
+    No thread of Python's waits: the library's waiter thread makes a file
+    descriptor readable when a message may have come, and the loop
+    watches it (``add_reader``). A receive takes a message only when it
+    returns it, so one cancelled (``asyncio.wait_for`` on Python 3.9+, a
+    lost race in ``asyncio.wait``) loses nothing. Receives on one consumer
+    take turns; a ``try_recv`` meanwhile hands the waiting one its turn to
+    look again. Closing it from its loop ends a waiting receive with
+    ``ValueError``."""
+
+    _closer = _c.shmring_bytes_async_consumer_close
+    _waits = "a receive"
+
+    def __init__(self, ptr: int, name: str, fd: int):
+        super().__init__(ptr, name, fd)
+        self._buf = ctypes.create_string_buffer(4096)
+        self._cap = 4096
+        self._n = _size()
+
+    def try_recv(self) -> Optional[bytes]:
+        """The oldest message, copied out and released, or None if there is none now."""
+        with self._lock:
+            while True:
+                status = self._polled(
+                    _c.shmring_bytes_poll_recv(self._p, self._buf, self._cap, ctypes.byref(self._n)),
+                    EMPTY,
+                )
+                if status == OK:
+                    return ctypes.string_at(self._buf, self._n.value)
+                if status == BUFFER_TOO_SMALL:
+                    # The message waits in the ring for a buffer that holds it.
+                    self._cap = self._n.value
+                    self._buf = ctypes.create_string_buffer(self._cap)
+                    continue
+                if _check(status) == EMPTY:
+                    return None
+
+    async def recv(self) -> bytes:
+        """The oldest message, copied out, awaiting one (Closed once a
+        producer closed the ring and all was read)."""
+
+        def attempt():
+            message = self.try_recv()
+            return message is not None, message
+
+        return await self._await(attempt)
 
     def __aiter__(self) -> "AsyncConsumer":
         return self
@@ -864,11 +923,59 @@ class AsyncConsumer(_Handle):
         except Closed:
             raise StopAsyncIteration from None
 
-    async def __aenter__(self) -> "AsyncConsumer":
-        return self
 
-    async def __aexit__(self, *exc) -> None:
-        self.close()
+class AsyncProducer(_Awaiting):
+    """A byte ring's producer whose sends an ``asyncio`` loop awaits::
+
+        async with ring.async_producer() as tx:   # or with, or close()
+            await tx.send(b"tick")
+            sent = await tx.send_many(messages)   # at least one of them
+
+    As for ``AsyncConsumer``, no thread of Python's waits: the fd turns
+    readable when there may be room. A send sends only when it returns,
+    so one cancelled while it waits sent nothing. Sends on one producer
+    take turns; a ``try_send`` meanwhile hands the waiting one its turn to
+    try again. Closing it from its loop ends a waiting send with
+    ``ValueError``."""
+
+    _closer = _c.shmring_bytes_async_producer_close
+    _waits = "a send"
+
+    def try_send(self, data: bytes) -> bool:
+        """Copy ``data`` in as one message if there is room now (False if
+        not); MessageTooLarge if it is longer than the ring's largest."""
+        with self._lock:
+            status = self._polled(_c.shmring_bytes_poll_send(self._p, data, len(data)), FULL)
+            return _check(status) == OK
+
+    def try_send_many(self, messages: Sequence[bytes]) -> int:
+        """Copy ``messages`` in, in order, while there is room now; how many
+        went (0 if there was no room for the first)."""
+        if not messages:
+            return 0
+        data, lens, at = _pack(messages)
+        sent = _size()
+        with self._lock:
+            status = _c.shmring_bytes_poll_send_many(self._p, data, at, len(lens), ctypes.byref(sent))
+            _check(self._polled(status, FULL))
+            return sent.value
+
+    async def send(self, data: bytes) -> None:
+        """Copy ``data`` in as one message, awaiting room."""
+        await self._await(lambda: (self.try_send(data), None))
+
+    async def send_many(self, messages: Sequence[bytes]) -> int:
+        """Copy ``messages`` in, in order: awaits room for the first, then
+        sends while there is room now; how many went (the caller sends the
+        rest)."""
+        if not messages:
+            return 0
+
+        def attempt():
+            sent = self.try_send_many(messages)
+            return sent > 0, sent
+
+        return await self._await(attempt)
 
 
 def _wake(woken: "asyncio.Future") -> None:

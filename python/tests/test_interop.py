@@ -5,6 +5,7 @@ message reversed."""
 
 import _thread
 import asyncio
+import select
 import ctypes
 import os
 import re
@@ -376,6 +377,7 @@ def test_asyncio_awaits_a_message_and_a_cancelled_receive_loses_nothing():
                 waiting = asyncio.create_task(rx.recv())
                 await asyncio.sleep(0)
                 tx.send(b"taken by try_recv")
+                readable(rx)  # its wakeup is there, for try_recv to drain
                 assert rx.try_recv() == b"taken by try_recv"
                 await asyncio.sleep(0)  # the waiting one looked, and waits again
                 tx.send(b"next")
@@ -397,6 +399,55 @@ def test_asyncio_awaits_a_message_and_a_cancelled_receive_loses_nothing():
                     if len(seen) == 3:
                         break
                 assert seen == [b"a", b"b", b"c"]
+
+    asyncio.run(main())
+
+
+def readable(handle):
+    """Wait until an awaiting handle's fd has a wakeup, without taking it
+    (and without running the loop, which would)."""
+    assert select.select([handle._fd], [], [], WAIT)[0], "no wakeup came"
+
+
+def test_asyncio_awaits_room_and_a_cancelled_send_sends_nothing():
+    async def main():
+        with shmring.ByteRing.create(unique("async-tx"), 1024) as ring, ring.consumer() as rx:
+            async with ring.async_producer() as tx:
+                sent = 0
+                while tx.try_send(bytes([sent]) * 100):
+                    sent += 1
+                assert sent > 0
+                # Full: a send parks until a receive makes room.
+                waiting = asyncio.create_task(tx.send(b"x" * 100))
+                await asyncio.sleep(0)
+                assert not waiting.done()
+                assert rx.recv(timeout=0) == bytes([0]) * 100
+                await asyncio.wait_for(waiting, WAIT)
+                # Cancelled while parked: nothing was sent.
+                lost = asyncio.create_task(tx.send(b"lost"))
+                await asyncio.sleep(0)
+                lost.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await lost
+                # A try_send that takes the room while a send waits hands
+                # it its turn again: it must not wait for ever.
+                waiting = asyncio.create_task(tx.send(b"y" * 100))
+                await asyncio.sleep(0)
+                assert rx.recv(timeout=0) == bytes([1]) * 100
+                readable(tx)  # its wakeup is there, for try_send to drain
+                assert tx.try_send(b"z" * 100)
+                await asyncio.sleep(0)  # the waiting one tried, and waits again
+                assert rx.recv(timeout=0) == bytes([2]) * 100
+                await asyncio.wait_for(waiting, WAIT)
+                # A batch awaits room for its first, then sends what fits.
+                batch = asyncio.create_task(tx.send_many([b"m1", b"m2", b"m3"]))
+                await asyncio.sleep(0)
+                assert not batch.done()
+                # In order, each once, and the cancelled send nowhere.
+                got = rx.recv_many(1000, timeout=0)
+                assert got == [bytes([i]) * 100 for i in range(3, sent)] + [b"x" * 100, b"z" * 100, b"y" * 100]
+                assert await asyncio.wait_for(batch, WAIT) == 3
+                assert rx.recv_many(1000, timeout=0) == [b"m1", b"m2", b"m3"]
 
     asyncio.run(main())
 
