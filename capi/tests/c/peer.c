@@ -69,7 +69,7 @@ static void check_errors(void) {
 }
 
 /* On ring `name`, made and removed here: many messages per call each way,
- * the ring seen by inspection, and a message awaited through the fd. */
+ * the ring seen by inspection, and a message and room awaited through fds. */
 static void check_batches_inspection_and_awaiting(const char *name) {
     ShmringBytes *ring;
     ShmringBytesProducer *tx;
@@ -126,8 +126,39 @@ static void check_batches_inspection_and_awaiting(const char *name) {
     CHECK(shmring_bytes_poll_recv(arx, out, sizeof out, &len) == SHMRING_OK, "poll_recv");
     CHECK(len == 7 && memcmp(out, "awaited", 7) == 0, "the awaited message");
     shmring_bytes_async_consumer_close(arx);
-
     shmring_bytes_producer_close(tx);
+
+    /* An awaiting producer: FULL arms the fd; a receive's room makes it
+     * readable, and the next poll sends. */
+    ShmringBytesAsyncProducer *atx;
+    CHECK(shmring_bytes_async_producer(ring, &atx, &fd) == SHMRING_OK && fd >= 0, "async producer");
+    CHECK(shmring_bytes_consumer(ring, &rx) == SHMRING_OK, "consumer again");
+    uint8_t block[500];
+    memset(block, 0xab, sizeof block);
+    int filled = 0;
+    while (shmring_bytes_poll_send(atx, block, sizeof block) == SHMRING_OK)
+        CHECK(++filled <= 4096 / 500, "more sent than the ring holds");
+    CHECK(filled > 0, "some room at first");
+    CHECK(shmring_bytes_poll_send(atx, block, sizeof block) == SHMRING_FULL, "full");
+    CHECK(shmring_bytes_try_recv(rx, out, sizeof out, &len) == SHMRING_OK && len == 500, "make room");
+    watch.fd = fd;
+    watch.revents = 0;
+    CHECK(poll(&watch, 1, 30000) == 1 && (watch.revents & POLLIN), "the producer's fd turned readable");
+    size_t two[2] = {500, 500};
+    uint8_t both[1000];
+    memset(both, 0xcd, sizeof both);
+    CHECK(shmring_bytes_poll_send_many(atx, both, two, 2, &sent) == SHMRING_OK && sent == 1,
+          "room for one of two: %zu sent", sent);
+    int left = 0;
+    while (shmring_bytes_try_recv(rx, out, sizeof out, &len) == SHMRING_OK) {
+        CHECK(len == 500 && out[0] == (left < filled - 1 ? 0xab : 0xcd) && out[499] == out[0],
+              "message %d whole", left);
+        left++;
+    }
+    CHECK(left == filled, "%d left of %d", left, filled);
+    shmring_bytes_consumer_close(rx);
+    shmring_bytes_async_producer_close(atx);
+
     shmring_bytes_close(ring);
     CHECK(shmring_inspect(name, &info) == SHMRING_NOT_FOUND, "gone with its last handle");
 }
