@@ -209,6 +209,25 @@ int shmring_bytes_poll_recv(struct ShmringBytesAsyncConsumer *rx,
                             size_t cap,
                             size_t *len);
 
+// Receive up to `max` messages at once, laid out as
+// `shmring_bytes_recv_many` lays them
+// out: the first if there is one now, then the rest there now that fit;
+// how many goes to `*count`. If there is none, `SHMRING_EMPTY`, and
+// the handle's file descriptor becomes readable when one may have come
+// (poll again then). `SHMRING_BUFFER_TOO_SMALL` as for
+// `shmring_bytes_recv_many`; `SHMRING_CLOSED`
+// as for `shmring_bytes_poll_recv`. Never blocks.
+//
+// # Safety
+// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
+// `lens` is NULL or `max` writable lengths; `count` is NULL or writable.
+int shmring_bytes_poll_recv_many(struct ShmringBytesAsyncConsumer *rx,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *lens,
+                                 size_t max,
+                                 size_t *count);
+
 // Close an awaiting consumer (NULL: nothing), giving its role back and
 // closing its file descriptor (stop watching it first).
 //

@@ -25,7 +25,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use shmring::{ByteConsumer, ByteProducer};
 use shmring_async::{AsyncConsumer, AsyncProducer};
 
-use crate::bytes::{batch, bytes, handle, put, send_batch, zeroed_count, ShmringBytes};
+use crate::bytes::{batch, bytes, handle, put, send_batch, zeroed_count, Landing, ShmringBytes};
 use crate::status::{
     guard, Failure, SHMRING_BUFFER_TOO_SMALL, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK,
 };
@@ -195,6 +195,60 @@ pub unsafe extern "C" fn shmring_bytes_poll_recv(
         // SAFETY: checked non-NULL; the caller's contract makes it writable.
         unsafe { len.write(n) };
         Ok(status)
+    })
+}
+
+/// Receive up to `max` messages at once, laid out as
+/// [`shmring_bytes_recv_many`](crate::shmring_bytes_recv_many) lays them
+/// out: the first if there is one now, then the rest there now that fit;
+/// how many goes to `*count`. If there is none, [`SHMRING_EMPTY`], and
+/// the handle's file descriptor becomes readable when one may have come
+/// (poll again then). [`SHMRING_BUFFER_TOO_SMALL`] as for
+/// `shmring_bytes_recv_many`; [`SHMRING_CLOSED`](crate::SHMRING_CLOSED)
+/// as for [`shmring_bytes_poll_recv`]. Never blocks.
+///
+/// # Safety
+/// `rx` is NULL or a live handle; `buf` is NULL or `cap` writable bytes;
+/// `lens` is NULL or `max` writable lengths; `count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_poll_recv_many(
+    rx: *mut ShmringBytesAsyncConsumer,
+    buf: *mut u8,
+    cap: usize,
+    lens: *mut usize,
+    max: usize,
+    count: *mut usize,
+) -> c_int {
+    const F: &str = "shmring_bytes_poll_recv_many";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let rx = unsafe { handle(rx, F)? };
+        // SAFETY: the caller's contract above.
+        let mut out = unsafe { Landing::new(buf, cap, lens, max, count, F)? };
+        let mut cx = rx.wake.poll_context();
+        let scratch = &mut rx.scratch;
+        let first = rx
+            .rx
+            .poll_recv_with(&mut cx, &mut |msg| out.land(msg, scratch));
+        match first {
+            Poll::Ready(Err(e)) => return Err(e.into()),
+            Poll::Ready(Ok(Ok(()))) => {
+                // The rest there now; an error after the first ends the
+                // batch (what was taken is the caller's), and the next
+                // poll reports it.
+                while !out.is_full() {
+                    let Ok(Some(msg)) = rx.rx.get_mut().try_recv() else {
+                        break;
+                    };
+                    if out.land(msg, scratch).is_err() {
+                        break;
+                    }
+                }
+            }
+            // Too long for the buffer (it stays), or none (armed).
+            Poll::Ready(Ok(Err(()))) | Poll::Pending => {}
+        }
+        Ok(out.finish())
     })
 }
 

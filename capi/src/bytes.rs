@@ -887,58 +887,124 @@ pub unsafe extern "C" fn shmring_bytes_recv_many(
     guard(F, || {
         // SAFETY: the caller's contract above.
         let rx = unsafe { handle(rx, F)? };
-        if count.is_null() || lens.is_null() || max == 0 || (buf.is_null() && cap > 0) {
-            return Err(Failure::invalid(
-                F,
-                "buf, lens or count is NULL, or max is 0",
-            ));
-        }
-        // SAFETY: checked non-NULL; the caller's contract makes it
-        // writable. Written first: an error below has taken nothing.
-        unsafe { count.write(0) };
-        let mut n = 0;
-        let mut used = 0;
-        let mut status = SHMRING_OK;
-        while n < max {
-            let wait = (n == 0).then(|| timeout(timeout_ns));
+        // SAFETY: the caller's contract above.
+        let mut out = unsafe { Landing::new(buf, cap, lens, max, count, F)? };
+        while !out.is_full() {
+            let wait = (out.n == 0).then(|| timeout(timeout_ns));
             let msg = match rx.take(wait, F) {
                 Ok(Some(msg)) => msg,
-                Ok(None) => {
-                    if n == 0 {
-                        status = SHMRING_EMPTY;
-                    }
-                    break;
-                }
-                Err(e) if n == 0 => return Err(e),
+                Ok(None) => break,
+                Err(e) if out.n == 0 => return Err(e),
                 // What was copied is the caller's (released: it must not
                 // be lost); the next call reports the error.
                 Err(_) => break,
             };
-            let len = msg.len();
-            if len > cap - used {
-                // Not released: the next receive reads it again.
-                std::mem::forget(msg);
-                if n == 0 {
-                    // SAFETY: `lens` holds `max >= 1` writable lengths.
-                    unsafe { lens.write(len) };
-                    status = SHMRING_BUFFER_TOO_SMALL;
-                }
+            if out.land(msg, &mut rx.scratch).is_err() {
                 break;
             }
-            msg.copy_into(&mut rx.scratch);
-            drop(msg);
-            if len > 0 {
-                // SAFETY: `buf` holds `cap` writable bytes (the contract)
-                // and `used + len <= cap`; its own, apart from the scratch.
-                let out = unsafe { std::slice::from_raw_parts_mut(buf.add(used), len) };
-                out.copy_from_slice(&rx.scratch);
-            }
-            // SAFETY: `n < max`: within the caller's `max` lengths.
-            unsafe { lens.add(n).write(len) };
-            (n, used) = (n + 1, used + len);
+        }
+        Ok(out.finish())
+    })
+}
+
+/// Where a batch receive copies messages to: the caller's buffer and
+/// lengths, and how many so far (written to the caller's count by
+/// [`finish`](Landing::finish)).
+pub(crate) struct Landing {
+    buf: *mut u8,
+    cap: usize,
+    lens: *mut usize,
+    max: usize,
+    count: *mut usize,
+    used: usize,
+    pub(crate) n: usize,
+    /// The length of a first message that did not fit.
+    too_long: Option<usize>,
+}
+
+impl Landing {
+    /// The caller's buffer, lengths and count, checked; the count is
+    /// written 0 first: an error before anything was taken took nothing.
+    ///
+    /// # Safety
+    /// `buf` is NULL or `cap` writable bytes; `lens` is NULL or `max`
+    /// writable lengths; `count` is NULL or writable; all stay so while
+    /// the landing lives.
+    pub(crate) unsafe fn new(
+        buf: *mut u8,
+        cap: usize,
+        lens: *mut usize,
+        max: usize,
+        count: *mut usize,
+        function: &str,
+    ) -> Result<Landing, Failure> {
+        if count.is_null() || lens.is_null() || max == 0 || (buf.is_null() && cap > 0) {
+            return Err(Failure::invalid(
+                function,
+                "buf, lens or count is NULL, or max is 0",
+            ));
         }
         // SAFETY: checked non-NULL; the caller's contract makes it writable.
-        unsafe { count.write(n) };
-        Ok(status)
-    })
+        unsafe { count.write(0) };
+        Ok(Landing {
+            buf,
+            cap,
+            lens,
+            max,
+            count,
+            used: 0,
+            n: 0,
+            too_long: None,
+        })
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.n == self.max
+    }
+
+    /// Copy `msg` in (through `scratch`: each byte of shared memory read
+    /// once) and release it; one that does not fit stays in the ring
+    /// (`Err`), its length kept if it was the first.
+    pub(crate) fn land(&mut self, msg: Message<'_>, scratch: &mut Vec<u8>) -> Result<(), ()> {
+        let len = msg.len();
+        if len > self.cap - self.used {
+            // Not released: the next receive reads it again.
+            std::mem::forget(msg);
+            if self.n == 0 {
+                self.too_long = Some(len);
+            }
+            return Err(());
+        }
+        msg.copy_into(scratch);
+        drop(msg);
+        if len > 0 {
+            // SAFETY: `buf` holds `cap` writable bytes (the contract of
+            // `new`) and `used + len <= cap`; its own, apart from the
+            // scratch.
+            let out = unsafe { std::slice::from_raw_parts_mut(self.buf.add(self.used), len) };
+            out.copy_from_slice(scratch);
+        }
+        // SAFETY: `n < max` (the caller checks `is_full` first, and `n`
+        // grows by one a message): within the caller's `max` lengths.
+        unsafe { self.lens.add(self.n).write(len) };
+        (self.n, self.used) = (self.n + 1, self.used + len);
+        Ok(())
+    }
+
+    /// Write the count; the status: OK with what was taken,
+    /// [`SHMRING_BUFFER_TOO_SMALL`] (its length in `lens[0]`) if the
+    /// first did not fit, [`SHMRING_EMPTY`] if there was none.
+    pub(crate) fn finish(self) -> c_int {
+        // SAFETY: checked non-NULL in `new`; writable by its contract.
+        unsafe { self.count.write(self.n) };
+        match (self.n, self.too_long) {
+            (0, Some(len)) => {
+                // SAFETY: `lens` holds `max >= 1` writable lengths.
+                unsafe { self.lens.write(len) };
+                SHMRING_BUFFER_TOO_SMALL
+            }
+            (0, None) => SHMRING_EMPTY,
+            _ => SHMRING_OK,
+        }
+    }
 }

@@ -28,9 +28,10 @@
 //! - **Awaiting**: [`shmring_bytes_async_consumer`] and
 //!   [`shmring_bytes_async_producer`] make handles whose waits an event
 //!   loop awaits (Python's `asyncio`, `epoll`): a file descriptor becomes
-//!   readable when [`shmring_bytes_poll_recv`] may find a message, or
-//!   [`shmring_bytes_poll_send`] room, woken by the `shmring-async`
-//!   crate's waiter thread.
+//!   readable when [`shmring_bytes_poll_recv`] (or
+//!   [`shmring_bytes_poll_recv_many`]) may find a message, or
+//!   [`shmring_bytes_poll_send`] (or [`shmring_bytes_poll_send_many`])
+//!   room, woken by the `shmring-async` crate's waiter thread.
 //! - **Inspection**: [`shmring_inspect`] reads a ring's header (kind,
 //!   type, fill, live peers, counters) without joining it, as
 //!   `shmring stat` does.

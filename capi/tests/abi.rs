@@ -557,3 +557,62 @@ fn an_awaiting_producer_is_woken_through_its_fd_when_room_comes() {
         assert_eq!(shmring_bytes_has_producer(ring), 1);
     }
 }
+
+#[test]
+fn an_awaiting_consumer_takes_a_batch_once_woken() {
+    let (mut ring, mut tx, mut rx, mut fd) =
+        (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), -1);
+    let (mut buf, mut lens, mut n) = ([0u8; 16], [0usize; 2], 9usize);
+    // SAFETY: a NUL-terminated name and writable out-pointers; each handle
+    // is closed once, by its closer; buffers as long as the lengths given.
+    unsafe {
+        let name = name("await-many");
+        assert_eq!(
+            shmring_bytes_create(name.as_ptr(), 4096, &mut ring),
+            SHMRING_OK
+        );
+        let _ring = Closer(ring, shmring_bytes_close);
+        assert_eq!(shmring_bytes_producer(ring, &mut tx), SHMRING_OK);
+        let _tx = Closer(tx, shmring_bytes_producer_close);
+        assert_eq!(
+            shmring_bytes_async_consumer(ring, &mut rx, &mut fd),
+            SHMRING_OK
+        );
+        let _rx = Closer(rx, shmring_bytes_async_consumer_close);
+        let poll = |cap, n: &mut usize, buf: &mut [u8; 16], lens: &mut [usize; 2]| {
+            shmring_bytes_poll_recv_many(rx, buf.as_mut_ptr(), cap, lens.as_mut_ptr(), 2, n)
+        };
+        // None yet: EMPTY, 0 taken, armed, and no wakeup.
+        assert_eq!(poll(16, &mut n, &mut buf, &mut lens), SHMRING_EMPTY);
+        assert_eq!(n, 0);
+        let quiet = wakeups(fd).recv(&mut [0u8; 1]).map_err(|e| e.kind());
+        assert_eq!(quiet, Err(std::io::ErrorKind::WouldBlock));
+        for m in [&b"one"[..], b"two", b"three", b"0123456789abcdef!"] {
+            assert_eq!(shmring_bytes_try_send(tx, m.as_ptr(), m.len()), SHMRING_OK);
+        }
+        wait_for_wakeup(fd);
+        // Two at most, the first woken for and the rest there now.
+        assert_eq!(poll(16, &mut n, &mut buf, &mut lens), SHMRING_OK);
+        assert_eq!((n, lens), (2, [3, 3]));
+        assert_eq!(&buf[..6], b"onetwo");
+        // One fits, the next does not: it stays.
+        assert_eq!(poll(8, &mut n, &mut buf, &mut lens), SHMRING_OK);
+        assert_eq!((n, lens[0]), (1, 5));
+        assert_eq!(&buf[..5], b"three");
+        // The first does not fit: its length, and it stays.
+        assert_eq!(
+            poll(16, &mut n, &mut buf, &mut lens),
+            SHMRING_BUFFER_TOO_SMALL
+        );
+        assert_eq!((n, lens[0]), (0, 17));
+        // Refused: a zero max, NULL lengths.
+        assert_eq!(
+            shmring_bytes_poll_recv_many(rx, buf.as_mut_ptr(), 16, lens.as_mut_ptr(), 0, &mut n),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_bytes_poll_recv_many(rx, buf.as_mut_ptr(), 16, ptr::null_mut(), 2, &mut n),
+            SHMRING_INVALID_ARGUMENT
+        );
+    }
+}

@@ -37,8 +37,9 @@ pay the ``ctypes`` crossing once for a batch. ``inspect(name)`` reads any
 ring's header (a typed one made in Rust too) without joining it.
 
 ``ByteRing.async_consumer()`` gives receives an ``asyncio`` loop awaits
-(``await rx.recv()``), and ``ByteRing.async_producer()`` sends that await
-room (``await tx.send(data)``): the loop watches a file descriptor that
+(``await rx.recv()``, ``await rx.recv_many()``), and
+``ByteRing.async_producer()`` sends that await room (``await
+tx.send(data)``, ``await tx.send_many(messages)``): the loop watches a file descriptor that
 the library's waiter thread makes readable, so no Python thread waits.
 
 Ctrl-C ends a wait in the main thread: Python runs signal handlers there
@@ -225,6 +226,11 @@ for _name, _args, _ret in [
     ("shmring_bytes_async_consumer", [_P, ctypes.POINTER(_P), ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
     ("shmring_bytes_poll_recv", [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size)], ctypes.c_int),
     ("shmring_bytes_async_consumer_close", [_P], None),
+    (
+        "shmring_bytes_poll_recv_many",
+        [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size), _size, ctypes.POINTER(_size)],
+        ctypes.c_int,
+    ),
     ("shmring_bytes_async_producer", [_P, ctypes.POINTER(_P), ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
     ("shmring_bytes_poll_send", [_P, ctypes.c_char_p, _size], ctypes.c_int),
     (
@@ -354,8 +360,38 @@ def _check(status: int) -> int:
 
 
 _FOREVER = 2**64 - 1
-#: The copy buffer of a consumer that receives in batches.
-_BATCH_BUFFER = 1 << 16
+
+
+class _Batch:
+    """Where a batch receive's C call copies: a buffer (64 KiB, as much as
+    a socket's receive takes, grown for a longer message), lengths, and a
+    count; made on a consumer's first batch."""
+
+    def __init__(self):
+        self.cap = 0
+        self.buf = None
+        self.lens = (_size * 0)()
+        self.count = _size()
+
+    def ready(self, limit: int) -> "_Batch":
+        if len(self.lens) < limit:
+            self.lens = (_size * limit)()
+        if self.buf is None:
+            self.cap = 1 << 16
+            self.buf = ctypes.create_string_buffer(self.cap)
+        return self
+
+    def grow(self) -> None:
+        """The first message did not fit (it waits in the ring): a buffer
+        that holds it."""
+        self.cap = max(self.lens[0], 2 * self.cap)
+        self.buf = ctypes.create_string_buffer(self.cap)
+
+    def messages(self) -> List[bytes]:
+        sizes = self.lens[: self.count.value]
+        raw = ctypes.string_at(self.buf, sum(sizes))
+        ends = list(accumulate(sizes))
+        return [raw[end - n : end] for n, end in zip(sizes, ends)]
 
 
 def _ns(timeout: Optional[float]) -> int:
@@ -665,7 +701,7 @@ class Consumer(_Handle):
         self._cap = 4096
         self._n = _size()
         self._n_ref = ctypes.byref(self._n)
-        self._lens = (_size * 64)()
+        self._batch = _Batch()
 
     def _copy(self, call, *wait) -> Optional[bytes]:
         with self._lock:
@@ -712,36 +748,24 @@ class Consumer(_Handle):
             raise ValueError("limit is at least 1")
         if timeout is not None and timeout < 0:
             raise ValueError("a timeout is not negative")
-        count = _size()
         with self._lock:
-            if len(self._lens) < limit:
-                self._lens = (_size * limit)()
-            lens = self._lens
-            if self._cap < _BATCH_BUFFER:
-                # Room for many messages per call, not one.
-                self._cap = _BATCH_BUFFER
-                self._buf = ctypes.create_string_buffer(self._cap)
+            batch = self._batch.ready(limit)
             p = self._p
             while True:
                 status = _waiting(
                     timeout,
                     lambda ns: _c.shmring_bytes_recv_many(
-                        p, self._buf, self._cap, lens, limit, ctypes.byref(count), ns
+                        p, batch.buf, batch.cap, batch.lens, limit, ctypes.byref(batch.count), ns
                     ),
                 )
                 if status != BUFFER_TOO_SMALL:
                     break
-                # The first waits in the ring for a buffer that holds it.
-                self._cap = max(lens[0], 2 * self._cap)
-                self._buf = ctypes.create_string_buffer(self._cap)
+                batch.grow()
             if _check(status) == EMPTY:
                 if timeout == 0:
                     return []
                 raise Timeout(TIMEOUT, f"recv_many from ring {self.name!r}: nothing now")
-            sizes = lens[: count.value]
-            raw = ctypes.string_at(self._buf, sum(sizes))
-        ends = list(accumulate(sizes))
-        return [raw[end - n : end] for n, end in zip(sizes, ends)]
+            return batch.messages()
 
     def _end_loan(self) -> None:
         view, self._loan = self._loan, None
@@ -883,6 +907,7 @@ class AsyncConsumer(_Awaiting):
         self._buf = ctypes.create_string_buffer(4096)
         self._cap = 4096
         self._n = _size()
+        self._batch = _Batch()
 
     def try_recv(self) -> Optional[bytes]:
         """The oldest message, copied out and released, or None if there is none now."""
@@ -909,6 +934,38 @@ class AsyncConsumer(_Awaiting):
         def attempt():
             message = self.try_recv()
             return message is not None, message
+
+        return await self._await(attempt)
+
+    def try_recv_many(self, limit: int = 64) -> List[bytes]:
+        """Up to ``limit`` messages there now, copied out and released in one
+        call (an empty list if there is none)."""
+        if limit < 1:
+            raise ValueError("limit is at least 1")
+        with self._lock:
+            batch = self._batch.ready(limit)
+            while True:
+                status = self._polled(
+                    _c.shmring_bytes_poll_recv_many(
+                        self._p, batch.buf, batch.cap, batch.lens, limit, ctypes.byref(batch.count)
+                    ),
+                    EMPTY,
+                )
+                if status != BUFFER_TOO_SMALL:
+                    break
+                batch.grow()
+            if _check(status) == EMPTY:
+                return []
+            return batch.messages()
+
+    async def recv_many(self, limit: int = 64) -> List[bytes]:
+        """Up to ``limit`` messages, copied out: awaits the first, then takes
+        those there now (Closed once a producer closed the ring and all was
+        read)."""
+
+        def attempt():
+            messages = self.try_recv_many(limit)
+            return bool(messages), messages
 
         return await self._await(attempt)
 

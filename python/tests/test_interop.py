@@ -399,6 +399,15 @@ def test_asyncio_awaits_a_message_and_a_cancelled_receive_loses_nothing():
                     if len(seen) == 3:
                         break
                 assert seen == [b"a", b"b", b"c"]
+                # A batch: awaits the first, then takes those there now.
+                batch = asyncio.create_task(rx.recv_many(2))
+                await asyncio.sleep(0)
+                assert not batch.done()
+                assert rx.try_recv_many() == []
+                for m in (b"d", b"e", b"f"):
+                    tx.send(m)
+                assert await asyncio.wait_for(batch, WAIT) == [b"d", b"e"]
+                assert await asyncio.wait_for(rx.recv_many(), WAIT) == [b"f"]
 
     asyncio.run(main())
 
