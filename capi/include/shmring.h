@@ -264,8 +264,9 @@ int shmring_bytes_poll_send(struct ShmringBytesAsyncProducer *tx, const uint8_t 
 // room; how many went goes to `*sent` (whatever the status). If there is
 // no room for the first, `SHMRING_FULL` (0 sent), and the handle's
 // file descriptor becomes readable when there may be room (poll again
-// then). Lengths and errors as for `shmring_bytes_send_many`. Never
-// blocks.
+// then: only FULL arms it, so after a batch that sent some, call again
+// for the rest). Lengths and errors as for `shmring_bytes_send_many`.
+// Never blocks.
 //
 // # Safety
 // `tx` is NULL or a live handle; `lens` is NULL or `count` readable

@@ -25,7 +25,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use shmring::{ByteConsumer, ByteProducer};
 use shmring_async::{AsyncConsumer, AsyncProducer};
 
-use crate::bytes::{batch, bytes, handle, put, send_batch, zeroed_count, Landing, ShmringBytes};
+use crate::bytes::{batch, bytes, handle, put, send_batch, Landing, OutCount, ShmringBytes};
 use crate::status::{
     guard, Failure, SHMRING_BUFFER_TOO_SMALL, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK,
 };
@@ -86,7 +86,8 @@ impl Awakener {
 }
 
 /// Hand an awaiting handle out: the handle to `*out`, the file
-/// descriptor its wakeups arrive on to `*fd`.
+/// descriptor its wakeups arrive on to `*fd`; neither written, and the
+/// handle dropped, if either is NULL.
 ///
 /// # Safety
 /// `out` and `fd` are NULL or writable.
@@ -97,6 +98,9 @@ unsafe fn hand_out_awaiting<T>(
     fd: *mut c_int,
     function: &str,
 ) -> Result<c_int, Failure> {
+    if out.is_null() || fd.is_null() {
+        return Err(Failure::invalid(function, "out or fd is NULL"));
+    }
     let raw = wake(&made).readable.as_raw_fd();
     // SAFETY: the caller's contract above (`put` refuses NULL).
     unsafe {
@@ -340,8 +344,9 @@ pub unsafe extern "C" fn shmring_bytes_poll_send(
 /// room; how many went goes to `*sent` (whatever the status). If there is
 /// no room for the first, [`SHMRING_FULL`] (0 sent), and the handle's
 /// file descriptor becomes readable when there may be room (poll again
-/// then). Lengths and errors as for `shmring_bytes_send_many`. Never
-/// blocks.
+/// then: only FULL arms it, so after a batch that sent some, call again
+/// for the rest). Lengths and errors as for `shmring_bytes_send_many`.
+/// Never blocks.
 ///
 /// # Safety
 /// `tx` is NULL or a live handle; `lens` is NULL or `count` readable
@@ -358,7 +363,7 @@ pub unsafe extern "C" fn shmring_bytes_poll_send_many(
     const F: &str = "shmring_bytes_poll_send_many";
     guard(F, || {
         // SAFETY: the caller's contract above.
-        let sent = unsafe { zeroed_count(sent, F)? };
+        let sent = unsafe { OutCount::zeroed(sent, F)? };
         // SAFETY: the caller's contract above.
         let tx = unsafe { handle(tx, F)? };
         let max = tx.tx.get_ref().max_message_len();
@@ -368,7 +373,7 @@ pub unsafe extern "C" fn shmring_bytes_poll_send_many(
             true => poll_first(tx, message),
             false => tx.tx.get_mut().try_send(message),
         })?;
-        *sent = n;
+        sent.set(n);
         Ok(status)
     })
 }

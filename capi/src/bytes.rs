@@ -772,7 +772,7 @@ pub unsafe extern "C" fn shmring_bytes_send_many(
     const F: &str = "shmring_bytes_send_many";
     guard(F, || {
         // SAFETY: the caller's contract above.
-        let sent = unsafe { zeroed_count(sent, F)? };
+        let sent = unsafe { OutCount::zeroed(sent, F)? };
         // SAFETY: the caller's contract above.
         let tx = unsafe { handle(tx, F)? }.tx(F)?;
         // SAFETY: the caller's contract above.
@@ -781,25 +781,34 @@ pub unsafe extern "C" fn shmring_bytes_send_many(
             (true, 0) | (false, _) => tx.try_send(message),
             (true, ns) => tx.send_timeout(message, timeout(ns)),
         })?;
-        *sent = n;
+        sent.set(n);
         Ok(status)
     })
 }
 
 /// Where a batch call's count goes, written 0 first: an error before
-/// anything went has sent (or taken) nothing.
-///
-/// # Safety
-/// A non-NULL `count` is writable.
-pub(crate) unsafe fn zeroed_count<'a>(
-    count: *mut usize,
-    function: &str,
-) -> Result<&'a mut usize, Failure> {
-    // SAFETY: the caller's contract above.
-    let count = unsafe { count.as_mut() }
-        .ok_or_else(|| Failure::invalid(function, "an out-pointer is NULL"))?;
-    *count = 0;
-    Ok(count)
+/// anything went has sent (or taken) nothing. A pointer, not a
+/// reference: the caller's count may lie anywhere, even among its own
+/// lengths.
+pub(crate) struct OutCount(*mut usize);
+
+impl OutCount {
+    /// # Safety
+    /// A non-NULL `count` is writable for as long as the `OutCount` lives.
+    pub(crate) unsafe fn zeroed(count: *mut usize, function: &str) -> Result<OutCount, Failure> {
+        if count.is_null() {
+            return Err(Failure::invalid(function, "an out-pointer is NULL"));
+        }
+        let out = OutCount(count);
+        out.set(0);
+        Ok(out)
+    }
+
+    pub(crate) fn set(&self, n: usize) {
+        // SAFETY: non-NULL (checked), and writable (the contract of
+        // `zeroed`).
+        unsafe { self.0.write(n) }
+    }
 }
 
 /// A batch to send: `count` lengths at `lens`, every one checked against

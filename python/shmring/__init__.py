@@ -605,6 +605,8 @@ class Reservation:
 def _pack(messages: Sequence[bytes]):
     """A batch as the C ABI takes it: the messages one after another, their
     lengths in bytes, and the address of those lengths."""
+    if not isinstance(messages, (list, tuple)):
+        messages = list(messages)  # read once: it may be an iterator
     if set(map(type, messages)) != {bytes}:
         # Lengths in bytes: a memoryview's len() counts its items.
         messages = [m if type(m) is bytes else bytes(m) for m in messages]
@@ -839,21 +841,25 @@ class _Awaiting(_Handle):
 
     async def _await(self, attempt):
         """``attempt()`` until it is done: ``(True, result)``, or
-        ``(False, None)`` with the waker armed."""
+        ``(False, _)`` with the waker armed."""
         loop = asyncio.get_running_loop()
         if self._turn is None or (self._turn_loop is not loop and not self._turn.locked()):
             # A lock serves one loop: a new one for a handle used by another.
             self._turn, self._turn_loop = asyncio.Lock(), loop
         async with self._turn:
             while True:
-                done, result = attempt()
-                if done:
-                    return result
-                # The fd turns readable once trying again may succeed (the
-                # next poll drains it).
-                woken = loop.create_future()
-                loop.add_reader(self._fd, _wake, woken)
-                self._parked = (loop, woken)
+                # Tried and parked under the handle's lock: a try_* of
+                # another thread in between would spend the wakeup and find
+                # no one parked to hand the turn to.
+                with self._lock:
+                    done, result = attempt()
+                    if done:
+                        return result
+                    # The fd turns readable once trying again may succeed
+                    # (the next poll drains it).
+                    woken = loop.create_future()
+                    loop.add_reader(self._fd, _wake, woken)
+                    self._parked = (loop, woken)
                 try:
                     await woken
                 finally:
@@ -1001,38 +1007,39 @@ class AsyncProducer(_Awaiting):
     def try_send(self, data: bytes) -> bool:
         """Copy ``data`` in as one message if there is room now (False if
         not); MessageTooLarge if it is longer than the ring's largest."""
+        b = data if type(data) is bytes else bytes(data)
         with self._lock:
-            status = self._polled(_c.shmring_bytes_poll_send(self._p, data, len(data)), FULL)
+            status = self._polled(_c.shmring_bytes_poll_send(self._p, b, len(b)), FULL)
             return _check(status) == OK
 
     def try_send_many(self, messages: Sequence[bytes]) -> int:
         """Copy ``messages`` in, in order, while there is room now; how many
         went (0 if there was no room for the first)."""
-        if not messages:
-            return 0
-        data, lens, at = _pack(messages)
+        return self._send_packed(_pack(messages))[1]
+
+    def _send_packed(self, packed):
+        """Send a packed batch while there is room now: whether it is done
+        (some went, or there were none), and how many went."""
+        data, lens, at = packed
+        if not lens:
+            return True, 0
         sent = _size()
         with self._lock:
             status = _c.shmring_bytes_poll_send_many(self._p, data, at, len(lens), ctypes.byref(sent))
-            _check(self._polled(status, FULL))
-            return sent.value
+            # Only FULL arms the waker (and sends none).
+            return _check(self._polled(status, FULL)) != FULL, sent.value
 
     async def send(self, data: bytes) -> None:
         """Copy ``data`` in as one message, awaiting room."""
-        await self._await(lambda: (self.try_send(data), None))
+        b = data if type(data) is bytes else bytes(data)
+        await self._await(lambda: (self.try_send(b), None))
 
     async def send_many(self, messages: Sequence[bytes]) -> int:
         """Copy ``messages`` in, in order: awaits room for the first, then
         sends while there is room now; how many went (the caller sends the
         rest)."""
-        if not messages:
-            return 0
-
-        def attempt():
-            sent = self.try_send_many(messages)
-            return sent > 0, sent
-
-        return await self._await(attempt)
+        packed = _pack(messages)
+        return await self._await(lambda: self._send_packed(packed))
 
 
 def _wake(woken: "asyncio.Future") -> None:

@@ -267,6 +267,9 @@ def test_batches_go_both_ways_in_one_call_each():
             tx.send_many([b"fits", b"x" * (ring.max_message_len + 1)])
         assert rx.try_recv() is None  # nothing of a refused batch went
         assert tx.send_many([]) == 0
+        # Any iterable of buffers: a generator is read once.
+        assert tx.send_many(m for m in (b"g1", bytearray(b"g2"), memoryview(b"g3"))) == 3
+        assert rx.recv_many(timeout=0) == [b"g1", b"g2", b"g3"]
 
 
 def test_inspect_reads_a_ring_without_joining_it():
@@ -445,7 +448,7 @@ def test_asyncio_awaits_room_and_a_cancelled_send_sends_nothing():
                 assert rx.recv(timeout=0) == bytes([1]) * 100
                 readable(tx)  # its wakeup is there, for try_send to drain
                 assert tx.try_send(b"z" * 100)
-                await asyncio.sleep(0)  # the waiting one tried, and waits again
+                await asyncio.sleep(0)  # its wakeup, if any, is still to come
                 assert rx.recv(timeout=0) == bytes([2]) * 100
                 await asyncio.wait_for(waiting, WAIT)
                 # A batch awaits room for its first, then sends what fits.
@@ -457,6 +460,11 @@ def test_asyncio_awaits_room_and_a_cancelled_send_sends_nothing():
                 assert got == [bytes([i]) * 100 for i in range(3, sent)] + [b"x" * 100, b"z" * 100, b"y" * 100]
                 assert await asyncio.wait_for(batch, WAIT) == 3
                 assert rx.recv_many(1000, timeout=0) == [b"m1", b"m2", b"m3"]
+                # Any buffer; any iterable, read once.
+                await asyncio.wait_for(tx.send(bytearray(b"ba")), WAIT)
+                assert await asyncio.wait_for(tx.send_many(m for m in (b"g1", b"g2")), WAIT) == 2
+                assert await asyncio.wait_for(tx.send_many([]), WAIT) == 0
+                assert rx.recv_many(10, timeout=0) == [b"ba", b"g1", b"g2"]
 
     asyncio.run(main())
 
