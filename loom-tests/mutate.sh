@@ -162,13 +162,14 @@ PY
 # The test binaries whose models run a file's code, first to last.
 binaries_for() {
     case "$1" in
-        */spsc.rs|*/spsc/*|*/role.rs|*/header.rs) echo spsc ;;
+        */spsc.rs|*/spsc/*) echo spsc runtime ;;
+        */role.rs|*/header.rs) echo spsc ;;
         */claims.rs|*/claims/*|*/lease.rs) echo repair ;;
-        */mpmc.rs|*/mpmc/*) echo repair mpmc ;;
+        */mpmc.rs|*/mpmc/*) echo repair mpmc runtime ;;
         */byte_ring.rs|*/byte_ring/*) echo bytes repair request_reply ;;
         */broadcast/*) echo broadcast ;;
         */hook.rs) echo async ;;
-        *) echo spsc bytes repair mpmc broadcast async request_reply ;;
+        *) echo spsc bytes repair mpmc broadcast async request_reply runtime ;;
     esac
 }
 

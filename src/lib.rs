@@ -25,7 +25,10 @@
 //! them (a bridge, a recorder, bindings) takes any producer as a
 //! [`MessageSender`] and any consumer as a [`MessageReceiver`]: messages of
 //! bytes (a typed ring's value as its bytes), read in place in runs with
-//! their ring positions.
+//! their ring positions. [`RuntimeSpsc`] and [`RuntimeMpmc`] are the
+//! typed rings for a type known only at run time (a C struct, a numpy
+//! dtype, for other languages' bindings): the same format and protocol,
+//! so each opens the other's rings.
 //!
 //! The folders of `src/` are the architecture, bottom to top: `platform/`
 //! (segments, futexes, fences, liveness from the kernel, and `sync.rs`,
@@ -243,6 +246,17 @@ pub mod broadcast {
     };
 }
 
+/// Rings whose element type is known only at run time (a C struct, a
+/// numpy dtype), for other languages' bindings; see
+/// [`RuntimeSpsc`].
+pub mod runtime {
+    pub use crate::rings::runtime::{
+        RuntimeConsumer as Consumer, RuntimeFlavor as Flavor, RuntimeMpmc as Mpmc,
+        RuntimeMpmcConsumer as MpmcConsumer, RuntimeMpmcProducer as MpmcProducer,
+        RuntimeProducer as Producer, RuntimeRing as Ring, RuntimeSpsc as Spsc,
+    };
+}
+
 pub use services::request_reply;
 
 /// bytemuck, re-exported so that a user's own types can derive [`Pod`]
@@ -274,6 +288,10 @@ pub use rings::byte_ring::{
 pub use rings::messages::{AfterRun, MessageLen, MessageReceiver, MessageSender, Run, RunIter};
 pub use rings::mpmc::{
     Mpmc, MpmcConsumer, MpmcFlavor, MpmcProducer, MpmcReadSlot, MpmcStream, MpmcWriteSlot,
+};
+pub use rings::runtime::{
+    RuntimeConsumer, RuntimeFlavor, RuntimeMpmc, RuntimeMpmcConsumer, RuntimeMpmcProducer,
+    RuntimeProducer, RuntimeRing, RuntimeSpsc,
 };
 pub use rings::spsc::{Consumer, Producer, ReadChunk, Spsc, SpscFlavor, WriteChunk};
 pub use wait::WaitStrategy;

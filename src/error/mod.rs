@@ -67,6 +67,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// An element layout given at run time that no ring can hold.
+    #[error("invalid element layout: {reason}")]
+    InvalidLayout {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// `open_or_create` found the ring made with another capacity (by
     /// another service, or an older version of this one).
     #[error("shared-memory segment {name:?} holds a ring of capacity {found}, not the {requested} asked for (created by another service or version with a different capacity?)")]

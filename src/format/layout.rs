@@ -21,6 +21,36 @@ impl TypeLayout {
         Self::from_parts(size_of::<T>() as u32, align_of::<T>() as u32, schema)
     }
 
+    /// The layout of a type known only at run time (a C struct, a numpy
+    /// dtype): `size` bytes aligned to `align` under `schema`, as a Rust
+    /// `#[repr(C)]` type of the same size and alignment records it (so a
+    /// ring of either opens as the other). `align` is a power of two up to
+    /// 4096.
+    ///
+    /// ```
+    /// use shmring::{Schema, TypeLayout};
+    /// #[derive(Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Quote { px: f64, qty: u32 }
+    /// let schema = Schema::new("Quote", 0)?;
+    /// assert_eq!(TypeLayout::new(schema, 16, 8)?, TypeLayout::of::<Quote>());
+    /// assert!(TypeLayout::new(schema, 16, 3).is_err());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn new(schema: Schema, size: u32, align: u32) -> crate::Result<Self> {
+        if !align.is_power_of_two() || u64::from(align) > MAX_SLOT_ALIGN {
+            return Err(crate::Error::InvalidLayout {
+                reason: "the alignment is not a power of two up to 4096",
+            });
+        }
+        if !size.is_multiple_of(align) {
+            return Err(crate::Error::InvalidLayout {
+                reason: "the size is not a multiple of the alignment",
+            });
+        }
+        Ok(Self::from_parts(size, align, schema))
+    }
+
     /// A layout and its fingerprint, as a header holds them.
     pub(crate) fn from_parts(size: u32, align: u32, schema: Schema) -> Self {
         // FNV-1a: small, stable across builds and languages, and good

@@ -56,6 +56,14 @@ pub(crate) const fn stamp_pos(stamp: u64) -> u64 {
     stamp >> 2
 }
 
+/// The element type of a ring whose layout is known only at run time
+/// (`rings/runtime.rs`): nothing, so that its `Slot` is the stamp alone;
+/// the value's bytes follow it at the offset and within the stride that
+/// `lifecycle/memory.rs` computes from the layout.
+#[derive(Clone, Copy, Debug, bytemuck::Zeroable, bytemuck::Pod)]
+#[repr(C)]
+pub struct Runtime;
+
 /// One element of a fixed-size ring, laid out in shared memory.
 #[repr(C)]
 pub struct Slot<T> {
@@ -233,6 +241,27 @@ impl<T> Slot<T> {
     {
         // SAFETY: by the caller's contract.
         self.value.with(|p| unsafe { p.read_volatile() })
+    }
+
+    /// Run `copy` as the value's writer: a ring of a run-time layout
+    /// copies its value's bytes after the stamp, outside this cell, and
+    /// claims the cell around the copy so that loom checks its accesses as
+    /// it checks a typed value's (a no-op otherwise).
+    ///
+    /// # Safety
+    /// As for [`write`](Self::write).
+    #[inline(always)]
+    pub(crate) unsafe fn writing<R>(&self, copy: impl FnOnce() -> R) -> R {
+        self.value.with_mut(|_| copy())
+    }
+
+    /// Run `copy` as the value's reader (see [`writing`](Self::writing)).
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read).
+    #[inline(always)]
+    pub(crate) unsafe fn reading<R>(&self, copy: impl FnOnce() -> R) -> R {
+        self.value.with(|_| copy())
     }
 
     /// The value in place, for zero-copy writes.

@@ -1,6 +1,13 @@
 //! A ring's memory: a segment holding a validated header followed by an
 //! array of slots. Every ring kind builds on this; it is the one place that
 //! turns the segment's raw bytes into typed references.
+//!
+//! A ring of a layout known only at run time (`rings/runtime.rs`) has
+//! slots of `Slot<Runtime>`, the stamp alone, a stride apart that the
+//! layout sets: the stride and the value's offset are the ones a
+//! `#[repr(C)]` `Slot<T>` has for a `T` of that layout, so the two rings
+//! have one format. Its values are reached as bytes, from the slots' base
+//! (not through a slot reference, which covers the stamp only).
 
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
@@ -14,7 +21,7 @@ use crate::error::{Error, RecvError, Result, TimedOut};
 use crate::format::header::{offsets, Header, HeaderInfo, MAGIC, VERSION, ZERO_AFTER_USE};
 use crate::format::layout::SegmentLayout;
 use crate::format::legacy;
-use crate::format::slot::Slot;
+use crate::format::slot::{Runtime, Slot};
 use crate::kind::{RingKind, Role, Schema, TypeLayout};
 use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::peers::role::RoleClaim;
@@ -40,6 +47,10 @@ pub struct RingMemory<S> {
     attached: Option<crate::peers::attach::Entry>,
     /// Whether this mapping created the segment (rather than opened it).
     created: bool,
+    /// Bytes from one slot to the next: `size_of::<S>()`, except for a
+    /// ring whose element layout is known only at run time, whose `S` is
+    /// the stamp alone (see [`slot`](Self::slot)).
+    stride: usize,
     _slots: PhantomData<S>,
 }
 
@@ -60,10 +71,30 @@ impl<S> RingMemory<S> {
         opts: &CreateOptions,
         init: impl Fn(u64) -> S,
     ) -> Result<Self> {
+        Self::create_shaped(name, kind, elem, capacity, opts, Self::TYPED, |mem, i| {
+            // SAFETY: `i < capacity`, so the slot lies inside the segment;
+            // no one else may touch slots before the header is published.
+            unsafe { mem.slot_ptr(i as usize).write(init(i)) }
+        })
+    }
+
+    /// The slot size and alignment of a ring of `S`.
+    const TYPED: (usize, usize) = (size_of::<S>(), align_of::<S>());
+
+    /// [`create`](Self::create) with slots of `shape` (size, alignment),
+    /// each written by `init(memory, index)`.
+    fn create_shaped(
+        name: &str,
+        kind: RingKind,
+        elem: TypeLayout,
+        capacity: u64,
+        opts: &CreateOptions,
+        shape: (usize, usize),
+        init: impl Fn(&Self, u64),
+    ) -> Result<Self> {
         let name = SegmentName::new(name)?;
         crate::platform::barrier::init();
-        let layout =
-            SegmentLayout::with_table(capacity, size_of::<S>(), align_of::<S>(), kind.table_len())?;
+        let layout = SegmentLayout::with_table(capacity, shape.0, shape.1, kind.table_len())?;
         let segment = Segment::create(
             &name,
             layout.total_len,
@@ -97,10 +128,7 @@ impl<S> RingMemory<S> {
         let mut mem = Self::from_segment(segment, info);
         mem.created = true;
         for i in 0..layout.capacity {
-            // SAFETY: `i < capacity`, so the slot lies inside the segment
-            // (the layout was computed for this capacity); no one else may
-            // touch slots before the header is published.
-            unsafe { mem.slots.as_ptr().add(i as usize).write(init(i)) };
+            init(&mem, i);
         }
         // Attached before READY: whoever sees the ring ready sees its
         // creator among its users, so it never looks stale.
@@ -132,6 +160,19 @@ impl<S> RingMemory<S> {
         opts: &OpenOptions,
         check: impl Fn(&HeaderInfo) -> Result<()>,
     ) -> Result<Self> {
+        Self::open_shaped(name, kind, elem, opts, Self::TYPED, check)
+    }
+
+    /// [`open`](Self::open) a ring whose slots have `shape` (size,
+    /// alignment).
+    fn open_shaped(
+        name: &str,
+        kind: RingKind,
+        elem: TypeLayout,
+        opts: &OpenOptions,
+        shape: (usize, usize),
+        check: impl Fn(&HeaderInfo) -> Result<()>,
+    ) -> Result<Self> {
         let name = SegmentName::new(name)?;
         crate::platform::barrier::init();
         let deadline = Instant::now() + opts.init_timeout;
@@ -146,8 +187,8 @@ impl<S> RingMemory<S> {
                 name.as_str(),
                 kind,
                 elem,
-                size_of::<S>(),
-                align_of::<S>(),
+                shape.0,
+                shape.1,
                 segment.len() as u64,
             )?;
             check(&info)?;
@@ -191,6 +232,7 @@ impl<S> RingMemory<S> {
             segment,
             header,
             slots,
+            stride: info.layout.slot_size as usize,
             info,
             mask: info.layout.capacity - 1,
             attached: None,
@@ -214,7 +256,30 @@ impl<S> RingMemory<S> {
     pub(crate) fn slot(&self, pos: u64) -> &S {
         // SAFETY: `pos & mask < capacity`, and the slots were written at
         // create (or by the creator before it published the header).
-        unsafe { &*self.slots.as_ptr().add((pos & self.mask) as usize) }
+        unsafe { &*self.slot_ptr((pos & self.mask) as usize) }
+    }
+
+    /// Slot `i` (`i < capacity`). A ring of a run-time layout has a stamp
+    /// alone for `S`, and its own stride; every other ring's stride is
+    /// `S`'s size, known when compiled (the test below is constant, so
+    /// their address is the plain one).
+    #[inline(always)]
+    fn slot_ptr(&self, i: usize) -> *mut S {
+        if size_of::<S>() == STAMP_ONLY {
+            // SAFETY: `i < capacity` slots of `stride` bytes lie in the
+            // mapping from `slots` (the layout was computed, or validated
+            // against the file's length, for this stride).
+            unsafe {
+                self.slots
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(i * self.stride)
+                    .cast::<S>()
+            }
+        } else {
+            // SAFETY: as above, with `stride == size_of::<S>()`.
+            unsafe { self.slots.as_ptr().add(i) }
+        }
     }
 
     /// The slots of positions `pos .. pos + n`, as the run up to the end of
@@ -226,6 +291,8 @@ impl<S> RingMemory<S> {
     /// 64, down to 3).
     #[inline(always)]
     pub(crate) fn run(&self, pos: u64, n: usize) -> (&[S], &[S]) {
+        // Slots are an array of `S` only where the stride is its size.
+        assert!(size_of::<S>() != STAMP_ONLY || self.stride == STAMP_ONLY);
         let cap = self.capacity() as usize;
         let start = (pos & self.mask) as usize;
         let n = n.min(cap);
@@ -394,10 +461,20 @@ impl<S> Drop for RingMemory<S> {
     }
 }
 
+/// The size of a slot that is its stamp alone: a ring of a run-time
+/// layout's `Slot<Runtime>` (and a `Slot<()>`, whose stride is the same).
+const STAMP_ONLY: usize = size_of::<Slot<Runtime>>();
+
+/// Whether `T` is the stand-in for a run-time element layout.
+fn is_runtime<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<Runtime>()
+}
+
 /// The rings of `Pod` values (SPSC and MPMC) share one slot layout: create
 /// and open them the same way.
 impl<T: Pod> RingMemory<Slot<T>> {
-    /// Create a ring of `capacity` zeroed slots of `T`, each stamped free.
+    /// Create a ring of `capacity` zeroed slots of `T`, each stamped free
+    /// (of `opts.elem`'s layout, for a `T` of [`Runtime`]).
     pub(crate) fn create_slots(
         name: &str,
         kind: RingKind,
@@ -405,31 +482,196 @@ impl<T: Pod> RingMemory<Slot<T>> {
         opts: &CreateOptions,
     ) -> Result<Self> {
         let schema = opts.schema.unwrap_or_else(Schema::of::<T>);
+        if is_runtime::<T>() {
+            let elem = runtime_elem(opts.elem)?;
+            return Self::create_shaped(
+                name,
+                kind,
+                elem,
+                capacity as u64,
+                opts,
+                runtime_shape(&elem),
+                |mem, i| {
+                    let slot = mem.slot_ptr(i as usize);
+                    // SAFETY: `i < capacity`: the slot's `stride` bytes lie
+                    // in the segment, which no one else touches before the
+                    // header is published; its value starts `offset` in.
+                    unsafe {
+                        slot.write(Slot::new(i, T::zeroed()));
+                        let (offset, size) = mem.runtime_value();
+                        slot.cast::<u8>().add(offset).write_bytes(0, size);
+                    }
+                },
+            );
+        }
         let elem = TypeLayout::with_schema::<T>(schema);
         Self::create(name, kind, elem, capacity as u64, opts, |i| {
             Slot::new(i, T::zeroed())
         })
     }
 
-    /// Open a ring of `T`, validating its header against `kind`, `T` and,
-    /// when given, the capacity `create` would have made for `capacity`.
+    /// Open a ring of `T` (of `opts.elem`'s layout, for a `T` of
+    /// [`Runtime`]), validating its header against `kind`, `T` and, when
+    /// given, the capacity `create` would have made for `capacity`.
     pub(crate) fn open_slots(
         name: &str,
         kind: RingKind,
         capacity: Option<usize>,
         opts: &OpenOptions,
     ) -> Result<Self> {
-        let schema = opts.schema.unwrap_or_else(Schema::of::<T>);
-        let elem = TypeLayout::with_schema::<T>(schema);
-        Self::open(name, kind, elem, opts, |info| match capacity {
+        let check = |info: &HeaderInfo| match capacity {
             Some(asked) => check_capacity(
                 name,
                 (asked as u64).next_power_of_two(),
                 info.layout.capacity,
             ),
             None => Ok(()),
-        })
+        };
+        if is_runtime::<T>() {
+            let elem = runtime_elem(opts.elem)?;
+            return Self::open_shaped(name, kind, elem, opts, runtime_shape(&elem), check);
+        }
+        let schema = opts.schema.unwrap_or_else(Schema::of::<T>);
+        let elem = TypeLayout::with_schema::<T>(schema);
+        Self::open(name, kind, elem, opts, check)
     }
+}
+
+/// A ring of a layout known only at run time: its slots are a stamp each,
+/// the value's bytes after it at the offset a `#[repr(C)]` struct of a
+/// `u64` and the value would give them.
+impl<T> RingMemory<Slot<T>> {
+    /// Whether this is a ring of a run-time layout: slots of a stamp alone
+    /// `stride` bytes apart (a `Slot<()>`'s stride is its size).
+    #[inline(always)]
+    fn is_runtime(&self) -> bool {
+        size_of::<Slot<T>>() == STAMP_ONLY && self.stride != STAMP_ONLY
+    }
+
+    /// Zero the values of positions `pos .. pos + n` (a ring that zeroes
+    /// what its readers release).
+    ///
+    /// # Safety
+    /// The caller owns those slots: it read them and has not released
+    /// them.
+    pub(crate) unsafe fn zero_values(&self, pos: u64, n: usize) {
+        if self.is_runtime() {
+            for k in 0..n.min(self.capacity() as usize) {
+                let at = pos.wrapping_add(k as u64);
+                let zero = || {
+                    // SAFETY: the value's bytes, in its slot, which the
+                    // caller owns (the contract above).
+                    unsafe {
+                        self.runtime_value_ptr(at)
+                            .write_bytes(0, self.runtime_value().1)
+                    }
+                };
+                // SAFETY: the caller owns the slot (the contract above).
+                unsafe { self.slot(at).writing(zero) };
+            }
+            return;
+        }
+        let (a, b) = self.run(pos, n);
+        for slot in a.iter().chain(b) {
+            // SAFETY: the caller owns these slots (the contract above).
+            unsafe { slot.zero() };
+        }
+    }
+
+    /// The value's offset in its slot and its size.
+    #[inline(always)]
+    pub(crate) fn runtime_value(&self) -> (usize, usize) {
+        let elem = self.info.elem;
+        (runtime_offset(&elem), elem.size as usize)
+    }
+
+    /// The first byte of the value of position `pos`: derived from the
+    /// slots' base (which may reach the whole data area), not from a slot
+    /// reference (which reaches its stamp only).
+    #[inline(always)]
+    fn runtime_value_ptr(&self, pos: u64) -> *mut u8 {
+        let slot = self.slot_ptr((pos & self.mask) as usize);
+        // SAFETY: the value lies inside its slot's `stride` bytes
+        // (`runtime_shape`: offset + size <= stride), in the mapping.
+        unsafe { slot.cast::<u8>().add(self.runtime_value().0) }
+    }
+
+    /// Write the value of position `pos` from `value` (its layout's size,
+    /// or less: the rest keeps its bytes).
+    ///
+    /// # Safety
+    /// As for `Slot::write`: the caller owns the slot.
+    #[inline]
+    pub(crate) unsafe fn write_runtime_value(&self, pos: u64, value: &[u8]) {
+        let n = value.len().min(self.runtime_value().1);
+        let copy = || {
+            // SAFETY: `n` bytes fit the value (above), which the caller
+            // owns; `value` is the caller's own memory, apart from the ring's.
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.runtime_value_ptr(pos), n) }
+        };
+        // SAFETY: the caller owns the slot (the contract above).
+        unsafe { self.slot(pos).writing(copy) }
+    }
+
+    /// Copy the value of position `pos` into `out` (its layout's size, or
+    /// less), as `Slot::read` copies: volatile, each byte of shared memory
+    /// read once, whatever a peer writes meanwhile.
+    ///
+    /// # Safety
+    /// As for `Slot::read`: the caller saw the slot full for `pos` and has
+    /// not released it.
+    #[inline]
+    pub(crate) unsafe fn read_runtime_value(&self, pos: u64, out: &mut [u8]) {
+        // SAFETY: the caller saw the slot full and has not released it
+        // (the contract above).
+        unsafe { self.slot(pos).reading(|| self.copy_runtime_value(pos, out)) }
+    }
+
+    /// [`read_runtime_value`](Self::read_runtime_value)'s copy.
+    ///
+    /// # Safety
+    /// As for `read_runtime_value`.
+    #[inline(always)]
+    unsafe fn copy_runtime_value(&self, pos: u64, out: &mut [u8]) {
+        let n = out.len().min(self.runtime_value().1);
+        let src = self.runtime_value_ptr(pos);
+        // Words where the value is 8-aligned (always, but under loom,
+        // whose larger stamp may leave a byte-aligned value after it).
+        let words = if src.align_offset(8) == 0 { n / 8 } else { 0 };
+        for (i, chunk) in out[..words * 8].chunks_exact_mut(8).enumerate() {
+            // SAFETY: inside the value (`i * 8 + 8 <= n`), 8-aligned
+            // (checked above, and so is every word after the first).
+            let w = unsafe { src.add(i * 8).cast::<u64>().read_volatile() };
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+        for (i, b) in out[words * 8..n].iter_mut().enumerate() {
+            // SAFETY: inside the value (`words * 8 + i < n`).
+            *b = unsafe { src.add(words * 8 + i).read_volatile() };
+        }
+    }
+}
+
+/// The layout a run-time ring was asked for.
+fn runtime_elem(elem: Option<TypeLayout>) -> Result<TypeLayout> {
+    elem.ok_or(Error::InvalidLayout {
+        reason: "a ring of a run-time layout needs one",
+    })
+}
+
+/// The slot size and alignment of a run-time ring of `elem`, as a
+/// `#[repr(C)]` struct of the stamp and the value would have them: the
+/// value at [`runtime_offset`], the size a multiple of the larger
+/// alignment. (The stamp is a `u64` but for loom's, which is larger.)
+fn runtime_shape(elem: &TypeLayout) -> (usize, usize) {
+    let align = (elem.align as usize).max(align_of::<Slot<Runtime>>());
+    let size = (runtime_offset(elem) + elem.size as usize).next_multiple_of(align);
+    (size, align)
+}
+
+/// Where a run-time ring's value lies in its slot: past the stamp, at
+/// the value's alignment (a power of two: `TypeLayout::new`).
+fn runtime_offset(elem: &TypeLayout) -> usize {
+    STAMP_ONLY.next_multiple_of(elem.align.max(1) as usize)
 }
 
 /// The header of a segment opened with room for one (`Segment::open` with

@@ -33,6 +33,9 @@ pub struct CreateOptions {
     /// A byte ring's messages' type, recorded as its identity (a typed
     /// service's values); plain bytes when `None`.
     pub(crate) message: Option<TypeLayout>,
+    /// The element layout of a ring whose type is known only at run time
+    /// (`rings/runtime.rs`); `None` for every other ring.
+    pub(crate) elem: Option<TypeLayout>,
 }
 
 impl Default for CreateOptions {
@@ -45,6 +48,7 @@ impl Default for CreateOptions {
             zero_after_use: false,
             schema: None,
             message: None,
+            elem: None,
         }
     }
 }
@@ -138,6 +142,7 @@ impl CreateOptions {
         OpenOptions {
             schema: self.schema,
             message: self.message,
+            elem: self.elem,
             trusted_gids: self.group.into_iter().collect(),
             ..OpenOptions::default()
         }
@@ -167,6 +172,9 @@ pub struct OpenOptions {
     /// A byte ring's messages' type, checked against the one recorded;
     /// any is accepted when `None` (a reader of plain bytes).
     pub(crate) message: Option<TypeLayout>,
+    /// The element layout of a ring whose type is known only at run time,
+    /// checked against the one recorded (`rings/runtime.rs`).
+    pub(crate) elem: Option<TypeLayout>,
 }
 
 impl Default for OpenOptions {
@@ -178,6 +186,7 @@ impl Default for OpenOptions {
             init_timeout: Duration::from_secs(1),
             schema: None,
             message: None,
+            elem: None,
         }
     }
 }

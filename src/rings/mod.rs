@@ -10,4 +10,5 @@ pub(crate) mod messages; // every kind as messages of bytes: one interface
 pub(crate) mod broadcast; // one producer, many subscribers, each its own policy
 pub(crate) mod byte_ring; // variable-length byte messages: grants, batches
 pub(crate) mod mpmc; // many producers, many consumers (Vyukov's turns)
+pub(crate) mod runtime; // rings of a layout known at run time (bindings)
 pub(crate) mod spsc; // one producer, one consumer, chunks

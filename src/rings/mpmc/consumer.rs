@@ -11,6 +11,7 @@ use super::repair::{adopt_orphan, adopt_under, look_for_orphan, recover, Orphan}
 use super::repair::{scan_orphans, Scan, REPAIR_BUDGET};
 use super::{claim, release, stalled_at, Memory};
 use crate::error::{Error, RecvError, Result};
+use crate::format::slot::Runtime;
 use crate::kind::Role;
 use crate::peers::claims::{self, any_alive, Recorder, RepairLock, Side};
 use crate::platform::sync::Ordering;
@@ -356,6 +357,41 @@ impl<T: Pod + Send> MpmcConsumer<T> {
         let value = unsafe { self.mem.slot(pos).read() };
         self.release(pos);
         value
+    }
+}
+
+/// A ring of a run-time layout (`rings/runtime.rs`): values as bytes,
+/// through the same claims, stamps, waits and takeovers as every value.
+impl MpmcConsumer<Runtime> {
+    /// Pop the oldest value into `out` (the layout's size: the caller
+    /// checked), if there is one.
+    pub(crate) fn try_pop_bytes(&self, out: &mut [u8]) -> bool {
+        match self.try_claim() {
+            Some(pos) => {
+                self.take_bytes(pos, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pop the oldest value into `out`, waiting up to `timeout` for one
+    /// (as [`pop_timeout`](Self::pop_timeout)).
+    pub(crate) fn pop_bytes_timeout(
+        &self,
+        out: &mut [u8],
+        timeout: Duration,
+    ) -> Result<(), RecvError> {
+        let pos = self.claim_waiting(timeout, "pop_timeout")?;
+        self.take_bytes(pos, out);
+        Ok(())
+    }
+
+    /// [`take`](Self::take), into bytes.
+    fn take_bytes(&self, pos: u64, out: &mut [u8]) {
+        // SAFETY: as in `take`: we own `pos` and saw it full.
+        unsafe { self.mem.read_runtime_value(pos, out) };
+        self.release(pos);
     }
 }
 

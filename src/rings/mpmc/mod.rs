@@ -345,13 +345,12 @@ fn claim<T>(mem: &RingMemory<Slot<T>>, side: Side, rec: &Recorder) -> Option<u64
 /// Hand the slot of `pos`, which the caller owns (read, or skipped), to
 /// the writer one lap later; zeroed first if the ring asks for that.
 fn release<T>(mem: &RingMemory<Slot<T>>, pos: u64) {
-    let slot = mem.slot(pos);
     if mem.zeroes_after_use() {
         // SAFETY: the caller owns `pos` until the release below, and the
         // slot's writer one lap later waits for that release (Release
         // store, Acquire load of the stamp) before it writes.
-        unsafe { slot.zero() };
+        unsafe { mem.zero_values(pos, 1) };
     }
-    slot.release(pos, mem.capacity());
+    mem.slot(pos).release(pos, mem.capacity());
     wait::notify(&mem.header().producer_event);
 }

@@ -9,6 +9,7 @@ use bytemuck::Pod;
 use super::repair::{recover, repair, unlock};
 use super::{claim, Memory};
 use crate::error::{Error, Full, PushTimeout, Result, SendError, TimedOut};
+use crate::format::slot::Runtime;
 use crate::kind::Role;
 use crate::peers::claims::{any_alive, Recorder, RepairLock, Side};
 use crate::wait::{self, WaitStrategy};
@@ -287,6 +288,51 @@ impl<T: Pod + Send> MpmcProducer<T> {
         // deliver the previous lap's value a second time.
         unsafe { self.mem.slot(pos).write(T::zeroed()) };
         MpmcWriteSlot { tx: self, pos }
+    }
+}
+
+/// A ring of a run-time layout (`rings/runtime.rs`): values as bytes,
+/// through the same claims, stamps and waits as every value.
+impl MpmcProducer<Runtime> {
+    /// Push `value` (the layout's size: the caller checked) if there is
+    /// room; `Full` if not.
+    pub(crate) fn try_push_bytes(&self, value: &[u8]) -> Result<(), SendError> {
+        match claim(&self.mem, Side::Producer, &self.rec) {
+            Some(pos) => {
+                self.fill_bytes(pos, value);
+                Ok(())
+            }
+            None => {
+                self.mem.count_blocked(Role::Producer);
+                Err(SendError::Full)
+            }
+        }
+    }
+
+    /// Push `value`, waiting up to `timeout` for room (a zero timeout is
+    /// [`try_push_bytes`](Self::try_push_bytes)).
+    pub(crate) fn push_bytes_timeout(
+        &self,
+        value: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        if timeout.is_zero() {
+            return self.try_push_bytes(value);
+        }
+        match self.claim_waiting(timeout) {
+            Some(pos) => {
+                self.fill_bytes(pos, value);
+                Ok(())
+            }
+            None => Err(self.timed_out("push_timeout", timeout).into()),
+        }
+    }
+
+    /// [`fill`](Self::fill), of bytes.
+    fn fill_bytes(&self, pos: u64, value: &[u8]) {
+        // SAFETY: as in `fill`: we own `pos` and saw its slot free for it.
+        unsafe { self.mem.write_runtime_value(pos, value) };
+        self.publish(pos);
     }
 }
 

@@ -9,7 +9,7 @@ use bytemuck::Pod;
 use crate::error::{RecvError, Result, TimedOut};
 
 use super::{holds_role, occupancy};
-use crate::format::slot::{full_stamp, full_stamp_after, Slot};
+use crate::format::slot::{full_stamp, full_stamp_after, Runtime, Slot};
 use crate::kind::Role;
 use crate::lifecycle::memory::RingMemory;
 use crate::peers::role;
@@ -273,11 +273,42 @@ impl<T: Pod + Send> Consumer<T> {
     #[cold]
     #[inline(never)]
     fn zero(&self, n: u64) {
-        let (a, b) = self.mem.run(self.head, n as usize);
-        for slot in a.iter().chain(b) {
-            // SAFETY: the producer does not write these slots again until
-            // `advance` moves `head` past them.
-            unsafe { slot.zero() };
+        // SAFETY: the producer does not write these slots again until we
+        // move `head` past them, which we do after this.
+        unsafe { self.mem.zero_values(self.head, n as usize) };
+    }
+}
+
+/// A ring of a run-time layout (`rings/runtime.rs`): values as bytes,
+/// through the same positions, stamps and waits as every value.
+impl Consumer<Runtime> {
+    /// Pop the oldest value into `out` (the layout's size: the caller
+    /// checked), if there is one.
+    pub(crate) fn try_pop_bytes(&mut self, out: &mut [u8]) -> bool {
+        if !self.mem.slot(self.head).is_full_for(self.head) {
+            return false;
+        }
+        // SAFETY: the stamp says the slot holds our value; the producer does
+        // not write it again until we release it by moving `head`.
+        unsafe { self.mem.read_runtime_value(self.head, out) };
+        self.advance(1);
+        true
+    }
+
+    /// Pop the oldest value into `out`, waiting up to `timeout` for one
+    /// (as [`pop_timeout`](Self::pop_timeout)).
+    pub(crate) fn pop_bytes_timeout(
+        &mut self,
+        out: &mut [u8],
+        timeout: Duration,
+    ) -> std::result::Result<(), RecvError> {
+        if self.try_pop_bytes(out) {
+            return Ok(());
+        }
+        self.wait_for_data(timeout, "pop_timeout")?;
+        match self.try_pop_bytes(out) {
+            true => Ok(()),
+            false => Err(self.timed_out("pop_timeout", timeout).into()),
         }
     }
 }

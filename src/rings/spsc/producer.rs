@@ -9,7 +9,7 @@ use bytemuck::Pod;
 use crate::error::{Full, PushTimeout, Result, SendError, TimedOut};
 
 use super::{holds_role, occupancy};
-use crate::format::slot::Slot;
+use crate::format::slot::{Runtime, Slot};
 use crate::kind::Role;
 use crate::lifecycle::memory::RingMemory;
 use crate::peers::role;
@@ -306,6 +306,47 @@ impl<T: Pod + Send> Producer<T> {
         // A hint for len(), statistics and recovery; the stamps carry the data.
         header.tail.store(self.tail, Ordering::Relaxed);
         wait::notify(&header.consumer_event);
+    }
+}
+
+/// A ring of a run-time layout (`rings/runtime.rs`): values as bytes,
+/// through the same positions, stamps and waits as every value.
+impl Producer<Runtime> {
+    /// Push `value` (the layout's size: the caller checked) if there is
+    /// room; `Full` if not.
+    pub(crate) fn try_push_bytes(&mut self, value: &[u8]) -> std::result::Result<(), SendError> {
+        if self.room(1) == 0 {
+            self.mem.count_blocked(Role::Producer);
+            return Err(SendError::Full);
+        }
+        self.write_bytes_next(value);
+        Ok(())
+    }
+
+    /// Push `value`, waiting up to `timeout` for room (a zero timeout is
+    /// [`try_push_bytes`](Self::try_push_bytes)).
+    pub(crate) fn push_bytes_timeout(
+        &mut self,
+        value: &[u8],
+        timeout: Duration,
+    ) -> std::result::Result<(), SendError> {
+        if timeout.is_zero() {
+            return self.try_push_bytes(value);
+        }
+        if self.wait_for_room(timeout) && self.room(1) > 0 {
+            self.write_bytes_next(value);
+            return Ok(());
+        }
+        Err(self.timed_out("push_timeout", timeout).into())
+    }
+
+    /// [`write_next`](Self::write_next), of bytes.
+    fn write_bytes_next(&mut self, value: &[u8]) {
+        // SAFETY: `room` saw the consumer release this slot (Acquire on its
+        // head), and the consumer does not touch it again until we publish.
+        unsafe { self.mem.write_runtime_value(self.tail, value) };
+        self.mem.slot(self.tail).publish(self.tail);
+        self.advance(1);
     }
 }
 

@@ -1,0 +1,95 @@
+//! Model checks of the rings of a run-time layout (`shmring::runtime`):
+//! the typed rings' protocol with the value copied in and out as bytes.
+//! The stamps' orderings are the typed rings' own, checked by `spsc.rs`
+//! and `mpmc.rs`; loom cannot see plain copies race, so what these
+//! models check is where the copies sit: a value copied in after its
+//! slot was published, or out after it was released, arrives torn or
+//! overwritten in some interleaving, and the value check fails. Run as
+//! `spsc.rs` says.
+#![cfg(shmring_loom)]
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
+
+use loom::thread;
+use shmring::{CreateOptions, Error, RuntimeMpmc, RuntimeSpsc, Schema, TypeLayout};
+
+/// Three words: a value that is not one atomic load or store.
+fn layout() -> TypeLayout {
+    TypeLayout::new(Schema::new("triple", 0).unwrap(), 24, 8).unwrap()
+}
+
+fn name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("loom-runtime-{}", NEXT.fetch_add(1, Relaxed))
+}
+
+/// Value `v`: every word says `v`.
+fn value(v: u64) -> [u8; 24] {
+    shmring::bytemuck::cast([v, v, v])
+}
+
+const COUNT: u64 = 3;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(3);
+    builder.check(f);
+}
+
+/// SPSC, at capacity 1 (every push reuses the slot just released) and 2,
+/// with and without zeroing on release.
+#[test]
+fn runtime_spsc_values_arrive_whole_and_in_order() {
+    for (capacity, zero) in [(1, false), (2, false), (1, true)] {
+        model(move || {
+            let opts = CreateOptions::new().zero_after_use(zero);
+            let ring =
+                Arc::new(RuntimeSpsc::create_with(&name(), layout(), capacity, &opts).unwrap());
+            let mut tx = ring.producer().unwrap();
+            let mut rx = ring.consumer().unwrap();
+            let producer = thread::spawn(move || {
+                for v in 1..=COUNT {
+                    while matches!(tx.try_push(&value(v)), Err(Error::Full)) {
+                        thread::yield_now();
+                    }
+                }
+            });
+            let mut out = [0u8; 24];
+            for v in 1..=COUNT {
+                while !rx.try_pop(&mut out).unwrap() {
+                    thread::yield_now();
+                }
+                assert_eq!(out, value(v), "capacity {capacity}, zeroing {zero}");
+            }
+            producer.join().unwrap();
+        });
+    }
+}
+
+/// MPMC, one producer and one consumer at capacity 1 and 2.
+#[test]
+fn runtime_mpmc_values_arrive_whole_and_in_order() {
+    for capacity in [1, 2] {
+        model(move || {
+            let ring = Arc::new(RuntimeMpmc::create(&name(), layout(), capacity).unwrap());
+            let tx = ring.producer().unwrap();
+            let rx = ring.consumer().unwrap();
+            let producer = thread::spawn(move || {
+                for v in 1..=COUNT {
+                    while matches!(tx.try_push(&value(v)), Err(Error::Full)) {
+                        thread::yield_now();
+                    }
+                }
+            });
+            let mut out = [0u8; 24];
+            for v in 1..=COUNT {
+                while !rx.try_pop(&mut out).unwrap() {
+                    thread::yield_now();
+                }
+                assert_eq!(out, value(v), "capacity {capacity}");
+            }
+            producer.join().unwrap();
+        });
+    }
+}

@@ -1,0 +1,454 @@
+//! Rings whose element type is known only at run time: a C struct handed
+//! over as a size and an alignment, a numpy dtype, a type another process
+//! names. Other languages' bindings (`shmring-c`) use these; a Rust
+//! program that knows its type uses [`Spsc<T>`](crate::Spsc) or
+//! [`Mpmc<T>`](crate::Mpmc). [`RuntimeRing`] is the lifecycle both kinds
+//! share; [`RuntimeSpsc`] and [`RuntimeMpmc`] add their handles.
+//!
+//! A ring of a run-time [`TypeLayout`] is laid out exactly as a ring of a
+//! `#[repr(C)]` Rust type of the same size, alignment and schema: each
+//! slot is a `u64` stamp, then the value at the offset a `#[repr(C)]`
+//! struct of the two gives it, slots a multiple of the larger alignment
+//! apart. Its header records that layout, so either side opens the
+//! other's ring, and an opener of another layout is refused with
+//! `TypeMismatch`.
+//!
+//! The protocol is the typed ring's, the same code: positions, stamps,
+//! waits, takeover and repair know nothing of the value, which is copied
+//! in (after the slot is the writer's) and out (volatile, each byte read
+//! once, as a typed pop reads) where a typed ring moves a `T`.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::slot::Runtime;
+use crate::kind::TypeLayout;
+use crate::lifecycle::options::{CreateOptions, OpenOptions};
+use crate::lifecycle::{Flavor, Ring};
+use crate::rings::mpmc::{MpmcConsumer, MpmcFlavor, MpmcProducer};
+use crate::rings::spsc::{Consumer, Producer, SpscFlavor};
+use crate::wait::WaitStrategy;
+
+/// A ring of values of a [`TypeLayout`] given at run time, moved as their
+/// bytes: the lifecycle of [`RuntimeSpsc`] and [`RuntimeMpmc`]. It opens
+/// a ring a Rust program made of a `#[repr(C)]` type of that layout, and
+/// the other way round.
+///
+/// ```
+/// use shmring::{RuntimeMpmc, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-ring-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("sample", 2)?, 24, 8)?;
+/// let ring = RuntimeMpmc::open_or_create(&name, layout, 256)?;
+/// assert_eq!((ring.layout(), ring.capacity()), (layout, 256));
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub struct RuntimeRing<F: RuntimeFlavor> {
+    ring: Ring<F>,
+    layout: TypeLayout,
+}
+
+/// The kinds a [`RuntimeRing`] can be: SPSC and MPMC rings of a run-time
+/// layout (sealed).
+pub trait RuntimeFlavor: Flavor + sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for SpscFlavor<Runtime> {}
+impl RuntimeFlavor for SpscFlavor<Runtime> {}
+impl sealed::Sealed for MpmcFlavor<Runtime> {}
+impl RuntimeFlavor for MpmcFlavor<Runtime> {}
+
+/// An SPSC ring of values of a run-time [`TypeLayout`] (see
+/// [`RuntimeRing`]).
+///
+/// ```
+/// use shmring::{runtime::Spsc as RuntimeSpsc, Schema, Spsc, TypeLayout};
+/// #[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+/// #[repr(C)]
+/// struct Tick { px: f64, qty: u32, side: u32 }
+/// # let name = format!("shmring-doc-runtime-{}", std::process::id());
+/// let typed = Spsc::<Tick>::create(&name, 64)?;
+/// // What another language knows of `Tick`: its schema, size and alignment.
+/// let layout = TypeLayout::new(Schema::new("Tick", 0)?, 16, 8)?;
+/// let ring = RuntimeSpsc::open(&name, layout)?;
+/// let mut tx = typed.producer()?;
+/// let mut rx = ring.consumer()?;
+/// tx.try_push(Tick { px: 101.5, qty: 3, side: 1 }).unwrap();
+/// let mut bytes = [0u8; 16];
+/// assert!(rx.try_pop(&mut bytes)?);
+/// assert_eq!(f64::from_ne_bytes(bytes[..8].try_into().unwrap()), 101.5);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub type RuntimeSpsc = RuntimeRing<SpscFlavor<Runtime>>;
+
+/// An MPMC ring of values of a run-time [`TypeLayout`] (see
+/// [`RuntimeRing`]).
+///
+/// ```
+/// use shmring::{Mpmc, RuntimeMpmc, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-mpmc-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("[u32; 2]", 0)?, 8, 4)?;
+/// let ring = RuntimeMpmc::create(&name, layout, 8)?;
+/// let typed = Mpmc::<[u32; 2]>::open(&name)?;
+/// let tx = ring.producer()?;
+/// tx.try_push(bytemuck::bytes_of(&[3u32, 4]))?;
+/// assert_eq!(typed.consumer()?.try_pop(), Some([3, 4]));
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub type RuntimeMpmc = RuntimeRing<MpmcFlavor<Runtime>>;
+
+impl<F: RuntimeFlavor> std::fmt::Debug for RuntimeRing<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeRing")
+            .field("ring", &self.ring)
+            .field("layout", &self.layout)
+            .finish()
+    }
+}
+
+/// `layout` as [`TypeLayout::new`] makes it: its fields are public, so a
+/// caller may have built one no ring can hold (an alignment that is not a
+/// power of two), or with a stale fingerprint.
+fn checked(layout: TypeLayout) -> Result<TypeLayout> {
+    TypeLayout::new(layout.schema, layout.size, layout.align)
+}
+
+impl<F: RuntimeFlavor> RuntimeRing<F> {
+    /// Create ring `name` of `capacity` values of `layout` (rounded up to
+    /// a power of two), mode 0600.
+    pub fn create(name: &str, layout: TypeLayout, capacity: usize) -> Result<Self> {
+        Self::create_with(name, layout, capacity, &CreateOptions::default())
+    }
+
+    /// [`create`](Self::create) with options (the schema is the layout's).
+    pub fn create_with(
+        name: &str,
+        layout: TypeLayout,
+        capacity: usize,
+        opts: &CreateOptions,
+    ) -> Result<Self> {
+        let layout = checked(layout)?;
+        let mut opts = opts.clone();
+        opts.elem = Some(layout);
+        Ok(RuntimeRing {
+            ring: Ring::create_with(name, capacity, &opts)?,
+            layout,
+        })
+    }
+
+    /// Open ring `name`, whose header must record `layout` (`TypeMismatch`
+    /// if not).
+    pub fn open(name: &str, layout: TypeLayout) -> Result<Self> {
+        Self::open_with(name, layout, &OpenOptions::default())
+    }
+
+    /// [`open`](Self::open) with options (the schema is the layout's).
+    pub fn open_with(name: &str, layout: TypeLayout, opts: &OpenOptions) -> Result<Self> {
+        let layout = checked(layout)?;
+        let mut opts = opts.clone();
+        opts.elem = Some(layout);
+        Ok(RuntimeRing {
+            ring: Ring::open_with(name, &opts)?,
+            layout,
+        })
+    }
+
+    /// Open ring `name`, waiting up to `timeout` for it to be created (see
+    /// [`Ring::open_timeout`]).
+    pub fn open_timeout(name: &str, layout: TypeLayout, timeout: Duration) -> Result<Self> {
+        crate::lifecycle::memory::open_waiting(timeout, |opts| Self::open_with(name, layout, opts))
+    }
+
+    /// Create ring `name`, or open it if another process created it first
+    /// (see [`Ring::open_or_create`]).
+    pub fn open_or_create(name: &str, layout: TypeLayout, capacity: usize) -> Result<Self> {
+        let layout = checked(layout)?;
+        let opts = CreateOptions {
+            elem: Some(layout),
+            ..CreateOptions::default()
+        };
+        Ok(RuntimeRing {
+            ring: Ring::open_or_create_with(name, capacity, &opts)?,
+            layout,
+        })
+    }
+
+    /// The values' layout.
+    pub fn layout(&self) -> TypeLayout {
+        self.layout
+    }
+
+    /// The ring's name.
+    pub fn name(&self) -> &str {
+        self.ring.name()
+    }
+
+    /// The capacity, in values.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// Whether a live handle (in any process) holds the producer role (an
+    /// MPMC ring: whether any live producer is attached).
+    pub fn has_producer(&self) -> bool {
+        self.ring.has_producer()
+    }
+
+    /// Whether a live handle (in any process) holds the consumer role (an
+    /// MPMC ring: whether any live consumer is attached).
+    pub fn has_consumer(&self) -> bool {
+        self.ring.has_consumer()
+    }
+}
+
+impl RuntimeSpsc {
+    /// Claim the producer end (see [`Spsc::producer`](crate::Spsc::producer)).
+    pub fn producer(&self) -> Result<RuntimeProducer> {
+        Ok(RuntimeProducer {
+            inner: self.ring.producer()?,
+            len: ValueLen(self.layout.size as usize),
+        })
+    }
+
+    /// Claim the consumer end (see [`Spsc::consumer`](crate::Spsc::consumer)).
+    pub fn consumer(&self) -> Result<RuntimeConsumer> {
+        Ok(RuntimeConsumer {
+            inner: self.ring.consumer()?,
+            len: ValueLen(self.layout.size as usize),
+        })
+    }
+}
+
+impl RuntimeMpmc {
+    /// A producer handle (see [`Mpmc::producer`](crate::Mpmc::producer)).
+    pub fn producer(&self) -> Result<RuntimeMpmcProducer> {
+        Ok(RuntimeMpmcProducer {
+            inner: self.ring.producer()?,
+            len: ValueLen(self.layout.size as usize),
+        })
+    }
+
+    /// A consumer handle (see [`Mpmc::consumer`](crate::Mpmc::consumer)).
+    pub fn consumer(&self) -> Result<RuntimeMpmcConsumer> {
+        Ok(RuntimeMpmcConsumer {
+            inner: self.ring.consumer()?,
+            len: ValueLen(self.layout.size as usize),
+        })
+    }
+}
+
+/// The size every value of a ring is, checked on each call.
+#[derive(Clone, Copy, Debug)]
+struct ValueLen(usize);
+
+impl ValueLen {
+    fn check(self, len: usize) -> Result<()> {
+        match len == self.0 {
+            true => Ok(()),
+            false => Err(Error::WrongLength {
+                len,
+                expected: self.0,
+            }),
+        }
+    }
+}
+
+/// The writing end of a [`RuntimeSpsc`]: each value is its layout's size
+/// in bytes.
+///
+/// ```
+/// use shmring::{runtime::Spsc as RuntimeSpsc, Error, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-tx-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("pair", 1)?, 8, 4)?;
+/// let ring = RuntimeSpsc::create(&name, layout, 1)?;
+/// let mut tx = ring.producer()?;
+/// tx.try_push(&[1; 8])?;
+/// assert!(matches!(tx.try_push(&[2; 8]), Err(Error::Full)));
+/// assert!(matches!(tx.try_push(&[3; 7]), Err(Error::WrongLength { len: 7, expected: 8 })));
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RuntimeProducer {
+    inner: Producer<Runtime>,
+    len: ValueLen,
+}
+
+impl RuntimeProducer {
+    /// Push `value` if there is room (`Full` if not); `WrongLength` unless
+    /// it is the layout's size.
+    pub fn try_push(&mut self, value: &[u8]) -> Result<()> {
+        self.len.check(value.len())?;
+        Ok(self.inner.try_push_bytes(value)?)
+    }
+
+    /// Push `value`, waiting up to `timeout` for room (a zero timeout is
+    /// [`try_push`](Self::try_push)).
+    pub fn push_timeout(&mut self, value: &[u8], timeout: Duration) -> Result<()> {
+        self.len.check(value.len())?;
+        Ok(self.inner.push_bytes_timeout(value, timeout)?)
+    }
+
+    /// How this producer waits for room.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// The size of a value, in bytes.
+    pub fn value_len(&self) -> usize {
+        self.len.0
+    }
+}
+
+/// The reading end of a [`RuntimeSpsc`]: each value is copied out into a
+/// buffer of its layout's size.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{runtime::Spsc as RuntimeSpsc, Error, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-rx-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("word", 0)?, 8, 8)?;
+/// let ring = RuntimeSpsc::create(&name, layout, 4)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// let mut out = [0u8; 8];
+/// assert!(!rx.try_pop(&mut out)?);
+/// tx.try_push(&7u64.to_ne_bytes())?;
+/// rx.pop_timeout(&mut out, Duration::from_secs(1))?;
+/// assert_eq!(u64::from_ne_bytes(out), 7);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RuntimeConsumer {
+    inner: Consumer<Runtime>,
+    len: ValueLen,
+}
+
+impl RuntimeConsumer {
+    /// Pop the oldest value into `out`, if there is one (`false` if not);
+    /// `WrongLength` unless `out` is the layout's size.
+    pub fn try_pop(&mut self, out: &mut [u8]) -> Result<bool> {
+        self.len.check(out.len())?;
+        Ok(self.inner.try_pop_bytes(out))
+    }
+
+    /// Pop the oldest value into `out`, waiting up to `timeout` for one
+    /// (`Timeout`; `Closed` once the producer closed the ring and every
+    /// value was popped).
+    pub fn pop_timeout(&mut self, out: &mut [u8], timeout: Duration) -> Result<()> {
+        self.len.check(out.len())?;
+        Ok(self.inner.pop_bytes_timeout(out, timeout)?)
+    }
+
+    /// How this consumer waits for a value.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// The size of a value, in bytes.
+    pub fn value_len(&self) -> usize {
+        self.len.0
+    }
+
+    /// Values popped from this ring, counting from creation.
+    pub fn popped(&self) -> u64 {
+        self.inner.popped()
+    }
+}
+
+/// A producer of a [`RuntimeMpmc`]: each value is its layout's size in
+/// bytes. Several, in any processes, push at once.
+///
+/// ```
+/// use shmring::{RuntimeMpmc, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-mpmc-tx-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+/// let ring = RuntimeMpmc::create(&name, layout, 4)?;
+/// let (a, b) = (ring.producer()?, ring.producer()?);
+/// a.try_push(&1u64.to_ne_bytes())?;
+/// b.try_push(&2u64.to_ne_bytes())?;
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RuntimeMpmcProducer {
+    inner: MpmcProducer<Runtime>,
+    len: ValueLen,
+}
+
+impl RuntimeMpmcProducer {
+    /// Push `value` if there is room (`Full` if not); `WrongLength` unless
+    /// it is the layout's size.
+    pub fn try_push(&self, value: &[u8]) -> Result<()> {
+        self.len.check(value.len())?;
+        Ok(self.inner.try_push_bytes(value)?)
+    }
+
+    /// Push `value`, waiting up to `timeout` for room (a zero timeout is
+    /// [`try_push`](Self::try_push)).
+    pub fn push_timeout(&self, value: &[u8], timeout: Duration) -> Result<()> {
+        self.len.check(value.len())?;
+        Ok(self.inner.push_bytes_timeout(value, timeout)?)
+    }
+
+    /// How this producer waits for room.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// The size of a value, in bytes.
+    pub fn value_len(&self) -> usize {
+        self.len.0
+    }
+}
+
+/// A consumer of a [`RuntimeMpmc`]: each value is copied out into a
+/// buffer of its layout's size. Several, in any processes, pop at once,
+/// each value reaching one of them.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmring::{RuntimeMpmc, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-mpmc-rx-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+/// let ring = RuntimeMpmc::create(&name, layout, 4)?;
+/// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(&5u64.to_ne_bytes())?;
+/// let mut out = [0u8; 8];
+/// rx.pop_timeout(&mut out, Duration::from_secs(1))?;
+/// assert_eq!(u64::from_ne_bytes(out), 5);
+/// assert!(!rx.try_pop(&mut out)?);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RuntimeMpmcConsumer {
+    inner: MpmcConsumer<Runtime>,
+    len: ValueLen,
+}
+
+impl RuntimeMpmcConsumer {
+    /// Pop the oldest value into `out`, if there is one (`false` if not);
+    /// `WrongLength` unless `out` is the layout's size.
+    pub fn try_pop(&self, out: &mut [u8]) -> Result<bool> {
+        self.len.check(out.len())?;
+        Ok(self.inner.try_pop_bytes(out))
+    }
+
+    /// Pop a value into `out`, waiting up to `timeout` for one (as
+    /// [`MpmcConsumer::pop_timeout`](crate::MpmcConsumer::pop_timeout):
+    /// dead producers' claims repaired, a dead consumer's value taken
+    /// over; `Timeout`, `Stalled`, or `Closed`).
+    pub fn pop_timeout(&self, out: &mut [u8], timeout: Duration) -> Result<()> {
+        self.len.check(out.len())?;
+        Ok(self.inner.pop_bytes_timeout(out, timeout)?)
+    }
+
+    /// How this consumer waits for a value.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// The size of a value, in bytes.
+    pub fn value_len(&self) -> usize {
+        self.len.0
+    }
+}

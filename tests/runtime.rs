@@ -1,0 +1,309 @@
+//! Rings of a layout known only at run time (`shmring::runtime`): each
+//! opens a ring a typed `Spsc<T>` of that layout made and the other way
+//! round, values crossing whole over many laps, for layouts of every
+//! alignment a slot can have (value at offset 8, or at its alignment);
+//! another layout is refused; lengths are checked; the typed ring's
+//! options and recovery hold.
+
+#[macro_use]
+mod common;
+
+use std::io::{Read, Seek};
+use std::time::Duration;
+
+use common::*;
+use shmring::{
+    runtime::Spsc as RuntimeSpsc, CreateOptions, Error, Mpmc, Pod, RuntimeMpmc, Schema, Spsc,
+    TypeLayout,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+#[repr(C)]
+struct Tick {
+    px: f64,
+    qty: u32,
+    side: u32,
+}
+
+/// Aligned past the stamp: the value starts 16 bytes into its slot.
+#[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+#[repr(C, align(16))]
+struct Wide {
+    a: u64,
+    b: u64,
+    c: [u8; 16],
+}
+
+/// `n` distinct values of `T`: bytes that differ per value and per byte.
+fn values<T: Pod>(n: usize) -> Vec<T> {
+    (0..n)
+        .map(|i| {
+            let mut v = T::zeroed();
+            for (k, b) in bytemuck::bytes_of_mut(&mut v).iter_mut().enumerate() {
+                *b = (i * 31 + k * 7 + 1) as u8;
+            }
+            v
+        })
+        .collect()
+}
+
+/// Values of `T` pushed typed and popped at run time, then pushed at run
+/// time and popped typed, over several laps of a ring of 4.
+fn round_trip<T: Pod + Send + PartialEq + std::fmt::Debug>(tag: &str) {
+    let layout = TypeLayout::of::<T>();
+    let wanted = values::<T>(19);
+    let name = unique_name(tag);
+    let typed = Spsc::<T>::create(&name, 4).unwrap();
+    let runtime = RuntimeSpsc::open(&name, layout).unwrap();
+    let (mut tx, mut rx) = (typed.producer().unwrap(), runtime.consumer().unwrap());
+    let mut out = vec![0u8; layout.size as usize];
+    for v in &wanted {
+        tx.try_push(*v).unwrap();
+        assert!(rx.try_pop(&mut out).unwrap(), "{tag}: popped");
+        assert_eq!(out, bytemuck::bytes_of(v), "{tag}: typed to run time");
+    }
+    assert!(!rx.try_pop(&mut out).unwrap(), "{tag}: nothing more");
+    drop((tx, rx, typed, runtime));
+
+    let name = unique_name(tag);
+    let runtime = RuntimeSpsc::create(&name, layout, 4).unwrap();
+    let typed = Spsc::<T>::open(&name).unwrap();
+    let (mut tx, mut rx) = (runtime.producer().unwrap(), typed.consumer().unwrap());
+    for v in &wanted {
+        tx.try_push(bytemuck::bytes_of(v)).unwrap();
+        assert_eq!(rx.try_pop(), Some(*v), "{tag}: run time to typed");
+    }
+    assert_eq!(rx.try_pop(), None);
+}
+
+/// [`round_trip`] on MPMC rings.
+fn round_trip_mpmc<T: Pod + Send + PartialEq + std::fmt::Debug>(tag: &str) {
+    let layout = TypeLayout::of::<T>();
+    let wanted = values::<T>(19);
+    let name = unique_name(tag);
+    let typed = Mpmc::<T>::create(&name, 4).unwrap();
+    let runtime = RuntimeMpmc::open(&name, layout).unwrap();
+    let (tx, rx) = (typed.producer().unwrap(), runtime.consumer().unwrap());
+    let mut out = vec![0u8; layout.size as usize];
+    for v in &wanted {
+        tx.try_push(*v).unwrap();
+        assert!(rx.try_pop(&mut out).unwrap(), "{tag}: popped");
+        assert_eq!(out, bytemuck::bytes_of(v), "{tag}: typed to run time");
+    }
+    assert!(!rx.try_pop(&mut out).unwrap(), "{tag}: nothing more");
+    drop((tx, rx, typed, runtime));
+
+    let name = unique_name(tag);
+    let runtime = RuntimeMpmc::create(&name, layout, 4).unwrap();
+    let typed = Mpmc::<T>::open(&name).unwrap();
+    let (tx, rx) = (runtime.producer().unwrap(), typed.consumer().unwrap());
+    for v in &wanted {
+        tx.try_push(bytemuck::bytes_of(v)).unwrap();
+        assert_eq!(rx.try_pop(), Some(*v), "{tag}: run time to typed");
+    }
+    assert_eq!(rx.try_pop(), None);
+}
+
+#[test]
+fn values_cross_whole_between_typed_and_run_time_rings_of_every_alignment() {
+    round_trip::<u8>("rt-u8");
+    round_trip::<[u32; 3]>("rt-u32x3");
+    round_trip::<Tick>("rt-tick");
+    round_trip::<[u64; 9]>("rt-u64x9");
+    round_trip::<Wide>("rt-wide");
+    round_trip_mpmc::<u8>("rt-mpmc-u8");
+    round_trip_mpmc::<[u32; 3]>("rt-mpmc-u32x3");
+    round_trip_mpmc::<Tick>("rt-mpmc-tick");
+    round_trip_mpmc::<Wide>("rt-mpmc-wide");
+}
+
+/// Two producers and two consumers on threads: every value arrives once,
+/// whole (each value's bytes say which it is in every word).
+#[test]
+fn many_producers_and_consumers_deliver_every_run_time_value_once() {
+    const EACH: u64 = 20_000;
+    let name = unique_name("rt-mpmc-threads");
+    let ring = RuntimeMpmc::create(&name, TypeLayout::of::<[u64; 3]>(), 8).unwrap();
+    let wait = Duration::from_secs(30);
+    let got = std::thread::scope(|s| {
+        for p in 0..2u64 {
+            let tx = ring.producer().unwrap();
+            s.spawn(move || {
+                for i in 0..EACH {
+                    let v = p * EACH + i;
+                    tx.push_timeout(bytemuck::bytes_of(&[v, !v, v ^ 0x5a5a]), wait)
+                        .unwrap();
+                }
+            });
+        }
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = ring.consumer().unwrap();
+                s.spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut out = [0u8; 24];
+                    while rx.pop_timeout(&mut out, Duration::from_millis(200)).is_ok() {
+                        let [v, not, x]: [u64; 3] = bytemuck::cast(out);
+                        assert_eq!((not, x), (!v, v ^ 0x5a5a), "a torn value");
+                        seen.push(v);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = takers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        all.sort_unstable();
+        all
+    });
+    assert_eq!(got, (0..2 * EACH).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_opener_of_another_layout_is_refused() {
+    let name = unique_name("rt-mismatch");
+    let _typed = Spsc::<Tick>::create(&name, 4).unwrap();
+    let tick = TypeLayout::of::<Tick>();
+    let others = [
+        TypeLayout::new(tick.schema, 16, 4).unwrap(),
+        TypeLayout::new(tick.schema, 24, 8).unwrap(),
+        TypeLayout::new(Schema::new("Quote", 0).unwrap(), 16, 8).unwrap(),
+        TypeLayout::new(Schema::new("Tick", 1).unwrap(), 16, 8).unwrap(),
+    ];
+    for other in others {
+        match RuntimeSpsc::open(&name, other) {
+            Err(Error::TypeMismatch { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(RuntimeSpsc::open(&name, tick).is_ok());
+
+    let name = unique_name("rt-mismatch-typed");
+    let _runtime = RuntimeSpsc::create(&name, tick, 4).unwrap();
+    assert!(matches!(
+        Spsc::<[u64; 2]>::open(&name),
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(Spsc::<Tick>::open(&name).is_ok());
+}
+
+#[test]
+fn layouts_no_ring_can_hold_are_refused() {
+    let schema = Schema::new("x", 0).unwrap();
+    for (size, align) in [(8, 3), (8, 0), (8, 8192), (12, 8)] {
+        assert!(
+            matches!(
+                TypeLayout::new(schema, size, align),
+                Err(Error::InvalidLayout { .. })
+            ),
+            "size {size}, align {align}"
+        );
+    }
+    // Its fields are public: a layout built by hand is checked too.
+    let mut odd = TypeLayout::of::<u64>();
+    odd.align = 3;
+    assert!(matches!(
+        RuntimeSpsc::create(&unique_name("rt-odd"), odd, 4),
+        Err(Error::InvalidLayout { .. })
+    ));
+    assert!(matches!(
+        RuntimeMpmc::open(&unique_name("rt-odd"), odd),
+        Err(Error::InvalidLayout { .. })
+    ));
+}
+
+#[test]
+fn values_of_the_wrong_length_are_refused_and_nothing_moves() {
+    let name = unique_name("rt-length");
+    let ring = RuntimeSpsc::create(&name, TypeLayout::of::<Tick>(), 4).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    for len in [0, 15, 17] {
+        assert!(matches!(
+            tx.try_push(&vec![1; len]),
+            Err(Error::WrongLength { expected: 16, .. })
+        ));
+        assert!(matches!(
+            tx.push_timeout(&vec![1; len], Duration::from_millis(1)),
+            Err(Error::WrongLength { .. })
+        ));
+    }
+    let mut out = [0u8; 16];
+    assert!(!rx.try_pop(&mut out).unwrap(), "nothing was pushed");
+    tx.try_push(&[9; 16]).unwrap();
+    assert!(matches!(
+        rx.try_pop(&mut [0u8; 8]),
+        Err(Error::WrongLength { len: 8, .. })
+    ));
+    assert!(rx.try_pop(&mut out).unwrap(), "the value waited");
+    assert_eq!(out, [9; 16]);
+}
+
+#[test]
+fn full_and_empty_rings_time_out_and_a_restarted_producer_resumes() {
+    let name = unique_name("rt-full");
+    let ring = RuntimeSpsc::create(&name, TypeLayout::of::<u64>(), 2).unwrap();
+    let mut tx = ring.producer().unwrap();
+    tx.try_push(&1u64.to_ne_bytes()).unwrap();
+    tx.try_push(&2u64.to_ne_bytes()).unwrap();
+    assert!(matches!(tx.try_push(&3u64.to_ne_bytes()), Err(Error::Full)));
+    assert!(matches!(
+        tx.push_timeout(&3u64.to_ne_bytes(), Duration::from_millis(1)),
+        Err(Error::Timeout { .. })
+    ));
+    // A producer handle let go and taken again resumes after the last
+    // value committed.
+    drop(tx);
+    let mut rx = ring.consumer().unwrap();
+    let mut out = [0u8; 8];
+    rx.pop_timeout(&mut out, Duration::from_secs(1)).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 1);
+    let mut tx = ring.producer().unwrap();
+    tx.push_timeout(&3u64.to_ne_bytes(), Duration::from_secs(1))
+        .unwrap();
+    for want in [2u64, 3] {
+        rx.pop_timeout(&mut out, Duration::from_secs(1)).unwrap();
+        assert_eq!(u64::from_ne_bytes(out), want);
+    }
+    assert!(matches!(
+        rx.pop_timeout(&mut out, Duration::from_millis(1)),
+        Err(Error::Timeout { .. })
+    ));
+    assert_eq!(rx.popped(), 3);
+}
+
+/// `zero_after_use` holds for run-time values too: run without the
+/// option, the popped values are still in the segment, so a run that
+/// finds them gone found them zeroed.
+#[test]
+fn zero_after_use_zeroes_popped_run_time_values() {
+    const SECRET: u64 = 0x5EC2_E7C0_FFEE_1234;
+    for zero in [false, true] {
+        let name = unique_name("rt-zero");
+        let opts = CreateOptions::new().zero_after_use(zero);
+        let layout = TypeLayout::of::<[u64; 3]>();
+        let ring = RuntimeSpsc::create_with(&name, layout, 4, &opts).unwrap();
+        let mut file = std::fs::File::open(shm_path(&name)).unwrap();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let value = bytemuck::bytes_of(&[SECRET, SECRET + 1, SECRET + 2]).to_vec();
+        tx.try_push(&value).unwrap();
+        let mut out = vec![0u8; 24];
+        assert!(rx.try_pop(&mut out).unwrap());
+        assert_eq!(out, value);
+        let mut bytes = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut bytes).unwrap();
+        let found = bytes.windows(24).any(|w| w == value.as_slice());
+        assert_eq!(found, !zero, "zero_after_use({zero})");
+
+        let name = unique_name("rt-zero-mpmc");
+        let ring = RuntimeMpmc::create_with(&name, layout, 4, &opts).unwrap();
+        let mut file = std::fs::File::open(shm_path(&name)).unwrap();
+        let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        tx.try_push(&value).unwrap();
+        assert!(rx.try_pop(&mut out).unwrap());
+        let mut bytes = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut bytes).unwrap();
+        let found = bytes.windows(24).any(|w| w == value.as_slice());
+        assert_eq!(found, !zero, "MPMC, zero_after_use({zero})");
+    }
+}
