@@ -114,6 +114,15 @@ typedef struct ShmringBytesConsumer ShmringBytesConsumer;
 // A byte ring's producer. Close with `shmring_bytes_producer_close`.
 typedef struct ShmringBytesProducer ShmringBytesProducer;
 
+// A typed ring, as opened or created. Close with `shmring_typed_close`.
+typedef struct ShmringTyped ShmringTyped;
+
+// A typed ring's consumer. Close with `shmring_typed_consumer_close`.
+typedef struct ShmringTypedConsumer ShmringTypedConsumer;
+
+// A typed ring's producer. Close with `shmring_typed_producer_close`.
+typedef struct ShmringTypedProducer ShmringTypedProducer;
+
 // A ring's state, as `shmring_inspect` read it from its header. The
 // peers' counts are the kernel's word (locks they hold), not pids'.
 // Fields are added only with a new ABI version.
@@ -166,6 +175,21 @@ typedef struct ShmringInfo {
   // The segment file's mode (0600 unless its creator asked).
   uint32_t mode;
 } ShmringInfo;
+
+// A value type as C describes it: what a Rust peer's
+// `TypeLayout::of::<T>()` says of the same `#[repr(C)]` type.
+typedef struct ShmringLayout {
+  // The schema's name, NUL-terminated, at most 32 bytes: a Rust type's
+  // name without its module path (`Quote` for `feed::Quote`), or the
+  // name a Rust peer pins with `.schema()`.
+  const char *schema;
+  // The schema's version (a Rust type's default is 0).
+  uint32_t version;
+  // `sizeof` the type.
+  uint32_t size;
+  // `_Alignof` the type: a power of two up to 4096.
+  uint32_t align;
+} ShmringLayout;
 
 #ifdef __cplusplus
 extern "C" {
@@ -531,6 +555,169 @@ int shmring_inspect(const char *name, struct ShmringInfo *out);
 // The message of the last error on the calling thread ("" if none): valid
 // until the thread's next failing call.
 const char *shmring_last_error(void);
+
+// Create a typed ring named `name`: `kind` is `SHMRING_KIND_SPSC` or
+// `SHMRING_KIND_MPMC`, of `capacity` values (rounded up to a power of
+// two) of `*layout`, mode 0600; `SHMRING_ALREADY_EXISTS`
+// if there is one. The handle goes to `*out`. A Rust process opens it as
+// an `Spsc<T>` or `Mpmc<T>` of a `#[repr(C)]` `T` of that layout.
+//
+// # Safety
+// `name` is NULL or a NUL-terminated string; `layout` is NULL or
+// readable, its `schema` NULL or a NUL-terminated string; `out` is NULL
+// or writable.
+int shmring_typed_create(const char *name,
+                         uint32_t kind,
+                         const struct ShmringLayout *layout,
+                         size_t capacity,
+                         struct ShmringTyped **out);
+
+// Open the typed ring named `name`, of `kind` and `*layout`;
+// `SHMRING_NOT_FOUND` if there is none,
+// `SHMRING_MISMATCH` if it is of another kind
+// or layout (the message says which).
+//
+// # Safety
+// As `shmring_typed_create`.
+int shmring_typed_open(const char *name,
+                       uint32_t kind,
+                       const struct ShmringLayout *layout,
+                       struct ShmringTyped **out);
+
+// Open the typed ring named `name`, or create it with `capacity` values
+// if there is none (either side may start first).
+//
+// # Safety
+// As `shmring_typed_create`.
+int shmring_typed_open_or_create(const char *name,
+                                 uint32_t kind,
+                                 const struct ShmringLayout *layout,
+                                 size_t capacity,
+                                 struct ShmringTyped **out);
+
+// Open the typed ring named `name`, waiting up to `timeout_ns` for its
+// creator to make it.
+//
+// # Safety
+// As `shmring_typed_create`.
+int shmring_typed_open_timeout(const char *name,
+                               uint32_t kind,
+                               const struct ShmringLayout *layout,
+                               uint64_t timeout_ns,
+                               struct ShmringTyped **out);
+
+// Close a typed ring handle (NULL: nothing). Producers and consumers
+// made from it stay usable until closed themselves.
+//
+// # Safety
+// `ring` is NULL or a handle not closed before.
+void shmring_typed_close(struct ShmringTyped *ring);
+
+// The size of one value of `ring`, in bytes (0 for NULL).
+//
+// # Safety
+// `ring` is NULL or a live handle.
+size_t shmring_typed_value_len(const struct ShmringTyped *ring);
+
+// Take `ring`'s producer role (an SPSC ring:
+// `SHMRING_ROLE_TAKEN` while a live handle
+// holds it; an MPMC ring has many producers). The handle goes to `*out`.
+//
+// # Safety
+// `ring` is NULL or a live handle; `out` is NULL or writable.
+int shmring_typed_producer(struct ShmringTyped *ring, struct ShmringTypedProducer **out);
+
+// Take `ring`'s consumer role (an SPSC ring: one consumer; an MPMC ring
+// has many, each value reaching one). The handle goes to `*out`.
+//
+// # Safety
+// `ring` is NULL or a live handle; `out` is NULL or writable.
+int shmring_typed_consumer(struct ShmringTyped *ring, struct ShmringTypedConsumer **out);
+
+// Close a producer (NULL: nothing), giving its role back.
+//
+// # Safety
+// `tx` is NULL or a handle not closed before.
+void shmring_typed_producer_close(struct ShmringTypedProducer *tx);
+
+// Close a consumer (NULL: nothing), giving its role back.
+//
+// # Safety
+// `rx` is NULL or a handle not closed before.
+void shmring_typed_consumer_close(struct ShmringTypedConsumer *rx);
+
+// Copy the value at `value` (`len` bytes: the layout's size, else
+// `SHMRING_INVALID_ARGUMENT`) in, if
+// there is room now; `SHMRING_FULL` if not.
+//
+// # Safety
+// `tx` is NULL or a live handle; `value` is NULL or `len` readable bytes.
+int shmring_typed_try_push(struct ShmringTypedProducer *tx, const void *value, size_t len);
+
+// Copy the value at `value` in, waiting up to `timeout_ns` for room
+// (`SHMRING_TIMEOUT` if none came; 0: as
+// `shmring_typed_try_push`).
+//
+// # Safety
+// As `shmring_typed_try_push`.
+int shmring_typed_push_timeout(struct ShmringTypedProducer *tx,
+                               const void *value,
+                               size_t len,
+                               uint64_t timeout_ns);
+
+// Copy the oldest value into `out` (`len` bytes: the layout's size, else
+// `SHMRING_INVALID_ARGUMENT`) and
+// release it, if there is one now; `SHMRING_EMPTY` if not.
+//
+// # Safety
+// `rx` is NULL or a live handle; `out` is NULL or `len` writable bytes.
+int shmring_typed_try_pop(struct ShmringTypedConsumer *rx, void *out, size_t len);
+
+// Copy the oldest value into `out`, waiting up to `timeout_ns` for one
+// (`SHMRING_TIMEOUT` if none came;
+// `SHMRING_CLOSED` once a producer closed the
+// ring and every value was popped; 0: as `shmring_typed_try_pop`).
+//
+// # Safety
+// As `shmring_typed_try_pop`.
+int shmring_typed_pop_timeout(struct ShmringTypedConsumer *rx,
+                              void *out,
+                              size_t len,
+                              uint64_t timeout_ns);
+
+// Push `count` values at once, laid out one after another at `values`
+// (`count` times the layout's size): waits up to `timeout_ns` for room
+// for the first (0: not at all), then pushes while there is room now,
+// in order; how many went goes to `*pushed` (whatever the status).
+// `SHMRING_FULL` (0 pushed) if there was no room now for the first,
+// `SHMRING_TIMEOUT` if none came in time. An
+// error after the first ends the batch with `SHMRING_OK` and the count
+// of those pushed; the next call reports it.
+//
+// # Safety
+// `tx` is NULL or a live handle; `values` is NULL or `count` values'
+// readable bytes; `pushed` is NULL or writable.
+int shmring_typed_push_many(struct ShmringTypedProducer *tx,
+                            const void *values,
+                            size_t count,
+                            uint64_t timeout_ns,
+                            size_t *pushed);
+
+// Pop up to `max` values at once into `out` (room for `max` values, one
+// after another): waits up to `timeout_ns` for the first (0: not at all,
+// `SHMRING_EMPTY` if there is none; `SHMRING_TIMEOUT`
+// if none came in time), then takes those there now; how many goes to
+// `*count` (`max` is at least 1). An error after the first ends the
+// batch with `SHMRING_OK` and what was taken; the next call reports it.
+//
+// # Safety
+// `rx` is NULL or a live handle; `out` is NULL or room for `max`
+// values; `count` is NULL or writable.
+int shmring_typed_pop_many(struct ShmringTypedConsumer *rx,
+                           void *out,
+                           size_t max,
+                           size_t *count,
+                           uint64_t timeout_ns);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -32,6 +32,14 @@
 //!   [`shmring_bytes_poll_recv_many`]) may find a message, or
 //!   [`shmring_bytes_poll_send`] (or [`shmring_bytes_poll_send_many`])
 //!   room, woken by the `shmring-async` crate's waiter thread.
+//! - **Typed rings**: [`shmring_typed_create`] and its siblings make or
+//!   open SPSC and MPMC rings of a C type described by a
+//!   [`ShmringLayout`] (schema name, version, size, alignment): the
+//!   format of a Rust `Spsc<T>` or `Mpmc<T>` of a `#[repr(C)]` `T` of that
+//!   layout, so either side makes the ring and the other opens it, and a
+//!   ring of another layout is [`SHMRING_MISMATCH`]. Values are copied in
+//!   and out, one ([`shmring_typed_try_push`], ...) or a batch
+//!   ([`shmring_typed_push_many`], [`shmring_typed_pop_many`]) per call.
 //! - **Inspection**: [`shmring_inspect`] reads a ring's header (kind,
 //!   type, fill, live peers, counters) without joining it, as
 //!   `shmring stat` does.
@@ -63,11 +71,13 @@ mod awaiting;
 mod bytes;
 mod inspect;
 mod status;
+mod typed;
 
 pub use awaiting::*;
 pub use bytes::*;
 pub use inspect::*;
 pub use status::*;
+pub use typed::*;
 
 /// The version of this C ABI. It changes when a function of an earlier
 /// version changes its prototype or meaning, or goes; new functions keep

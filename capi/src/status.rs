@@ -85,9 +85,11 @@ impl From<Error> for Failure {
         let code = match &e {
             Error::NotFound { .. } => SHMRING_NOT_FOUND,
             Error::AlreadyExists { .. } => SHMRING_ALREADY_EXISTS,
-            Error::InvalidName { .. } | Error::ZeroCapacity | Error::CapacityTooLarge { .. } => {
-                SHMRING_INVALID_ARGUMENT
-            }
+            Error::InvalidName { .. }
+            | Error::ZeroCapacity
+            | Error::CapacityTooLarge { .. }
+            | Error::InvalidLayout { .. }
+            | Error::WrongLength { .. } => SHMRING_INVALID_ARGUMENT,
             Error::PermissionDenied { .. }
             | Error::ForeignOwner { .. }
             | Error::NotReadable { .. } => SHMRING_PERMISSION_DENIED,

@@ -616,3 +616,154 @@ fn an_awaiting_consumer_takes_a_batch_once_woken() {
         );
     }
 }
+
+/// A typed ring of `u64` values made through the ABI, with its producer
+/// and consumer (closed by their closers).
+fn typed_layout(schema: &std::ffi::CStr) -> ShmringLayout {
+    ShmringLayout {
+        schema: schema.as_ptr(),
+        version: 0,
+        size: 8,
+        align: 8,
+    }
+}
+
+#[test]
+fn typed_rings_check_their_layouts_kinds_and_lengths() {
+    let schema = CString::new("u64").unwrap();
+    let good = typed_layout(&schema);
+    let name = name("typed-edges");
+    let mut ring = ptr::null_mut();
+    // SAFETY: NUL-terminated strings, readable layouts, writable out-pointers.
+    unsafe {
+        for (layout, why) in [
+            (ShmringLayout { align: 3, ..good }, "an alignment of 3"),
+            (ShmringLayout { size: 0, ..good }, "a size of 0"),
+            (
+                ShmringLayout { size: 12, ..good },
+                "a size that is not a multiple of 8",
+            ),
+            (
+                ShmringLayout {
+                    schema: ptr::null(),
+                    ..good
+                },
+                "no schema",
+            ),
+        ] {
+            assert_eq!(
+                shmring_typed_create(name.as_ptr(), SHMRING_KIND_SPSC, &layout, 8, &mut ring),
+                SHMRING_INVALID_ARGUMENT,
+                "{why}"
+            );
+            assert!(ring.is_null(), "{why}: no handle");
+        }
+        assert_eq!(
+            shmring_typed_create(name.as_ptr(), SHMRING_KIND_SPSC, ptr::null(), 8, &mut ring),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_typed_create(name.as_ptr(), SHMRING_KIND_BYTES, &good, 8, &mut ring),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert!(
+            last_error().contains("SHMRING_KIND_SPSC"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            shmring_typed_create(name.as_ptr(), SHMRING_KIND_MPMC, &good, 2, &mut ring),
+            SHMRING_OK
+        );
+        let _ring = Closer(ring, shmring_typed_close);
+        assert_eq!(shmring_typed_value_len(ring), 8);
+        assert_eq!(shmring_typed_value_len(ptr::null()), 0);
+        // The ring a Rust process sees: an Mpmc<u64>.
+        let rust = shmring::Mpmc::<u64>::open(name.to_str().unwrap()).unwrap();
+        assert!(shmring::Spsc::<u64>::open(name.to_str().unwrap()).is_err());
+        let mut other = ptr::null_mut();
+        assert_eq!(
+            shmring_typed_open(name.as_ptr(), SHMRING_KIND_SPSC, &good, &mut other),
+            SHMRING_MISMATCH
+        );
+        let (mut tx, mut rx) = (ptr::null_mut(), ptr::null_mut());
+        assert_eq!(shmring_typed_producer(ring, &mut tx), SHMRING_OK);
+        let _tx = Closer(tx, shmring_typed_producer_close);
+        assert_eq!(shmring_typed_consumer(ring, &mut rx), SHMRING_OK);
+        let _rx = Closer(rx, shmring_typed_consumer_close);
+
+        // Lengths other than the value's, and NULLs, are refused.
+        let v = 7u64.to_ne_bytes();
+        assert_eq!(
+            shmring_typed_try_push(tx, v.as_ptr().cast(), 4),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_typed_try_push(tx, ptr::null(), 8),
+            SHMRING_INVALID_ARGUMENT
+        );
+        let mut out = [0u8; 8];
+        assert_eq!(
+            shmring_typed_try_pop(rx, out.as_mut_ptr().cast(), 9),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            shmring_typed_try_pop(rx, out.as_mut_ptr().cast(), 8),
+            SHMRING_EMPTY
+        );
+        assert_eq!(
+            shmring_typed_pop_timeout(rx, out.as_mut_ptr().cast(), 8, 1_000_000),
+            SHMRING_TIMEOUT
+        );
+
+        // A batch: as many as fit (2), the count always said.
+        let three: Vec<u8> = [1u64, 2, 3].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let mut n = 9;
+        assert_eq!(
+            shmring_typed_push_many(tx, three.as_ptr().cast(), 3, 0, &mut n),
+            SHMRING_OK
+        );
+        assert_eq!(n, 2);
+        assert_eq!(
+            shmring_typed_push_many(tx, three.as_ptr().cast(), 3, 0, &mut n),
+            SHMRING_FULL
+        );
+        assert_eq!(n, 0);
+        assert_eq!(
+            shmring_typed_push_many(tx, ptr::null(), 0, 0, &mut n),
+            SHMRING_OK
+        );
+        assert_eq!(n, 0);
+        assert_eq!(
+            shmring_typed_push_many(tx, three.as_ptr().cast(), 3, 0, ptr::null_mut()),
+            SHMRING_INVALID_ARGUMENT
+        );
+        // The Rust side takes one; the C side takes the other in a batch.
+        assert_eq!(rust.consumer().unwrap().try_pop(), Some(1));
+        let mut two = [0u8; 16];
+        assert_eq!(
+            shmring_typed_pop_many(rx, two.as_mut_ptr().cast(), 2, &mut n, 0),
+            SHMRING_OK
+        );
+        assert_eq!(
+            (n, u64::from_ne_bytes(two[..8].try_into().unwrap())),
+            (1, 2)
+        );
+        assert_eq!(
+            shmring_typed_pop_many(rx, two.as_mut_ptr().cast(), 2, &mut n, 0),
+            SHMRING_EMPTY
+        );
+        assert_eq!(n, 0);
+        assert_eq!(
+            shmring_typed_pop_many(rx, two.as_mut_ptr().cast(), 0, &mut n, 0),
+            SHMRING_INVALID_ARGUMENT
+        );
+        // A value pushed from Rust reaches C whole.
+        rust.producer().unwrap().try_push(u64::MAX - 5).unwrap();
+        assert_eq!(
+            shmring_typed_try_pop(rx, out.as_mut_ptr().cast(), 8),
+            SHMRING_OK
+        );
+        assert_eq!(u64::from_ne_bytes(out), u64::MAX - 5);
+    }
+}

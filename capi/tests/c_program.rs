@@ -4,17 +4,38 @@
 //! either way is checked, by value, on both sides. It also checks the
 //! ABI's errors (NULL arguments, a missing ring, a taken role, a buffer too
 //! small, calls while a loan is open), and, on a ring of its own, the batch
-//! calls, inspection and an awaiting consumer's fd (`poll(2)`); see
+//! calls, inspection and the awaiting handles' fds (`poll(2)`); and it
+//! answers the ticks this process sends on an `Spsc<Tick>` on an
+//! `Mpmc<Tick>`, through the typed calls, checking each; see
 //! `tests/c/peer.c`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shmring::ByteRing;
+use shmring::{ByteRing, Mpmc, Spsc};
 
 const WAIT: Duration = Duration::from_secs(30);
 const COUNT: u64 = 3000;
+const TICKS: u64 = 2000;
+
+/// The C side's `Tick`, the same `#[repr(C)]` layout and schema name.
+#[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
+#[bytemuck(crate = "shmring::bytemuck")]
+#[repr(C)]
+struct Tick {
+    px: f64,
+    qty: u32,
+    side: u32,
+}
+
+fn tick(i: u64) -> Tick {
+    Tick {
+        px: i as f64 / 2.0,
+        qty: i as u32,
+        side: (i % 2) as u32,
+    }
+}
 
 /// Where cargo put this crate's static library: beside this test, in
 /// `deps/` (built there with every crate type the lib declares, and
@@ -74,11 +95,16 @@ fn a_c_program_and_a_rust_process_talk_over_two_rings() {
     let ring_from_c = ByteRing::create(&from_c, 4096).unwrap();
     let mut tx = ring_to_c.producer().unwrap();
     let mut rx = ring_from_c.consumer().unwrap();
+    // Typed rings of 8: the ticks wrap them many times.
+    let (ticks_to_c, ticks_from_c) = (format!("{name}-ticks-to-c"), format!("{name}-ticks-from-c"));
+    let typed_to_c = Spsc::<Tick>::create(&ticks_to_c, 8).unwrap();
+    let typed_from_c = Mpmc::<Tick>::create(&ticks_from_c, 8).unwrap();
 
     let exe = std::env::temp_dir().join(format!("{name}-peer"));
     build_peer(&exe);
     let peer = Command::new(&exe)
         .args([&to_c, &from_c, &COUNT.to_string(), &scratch])
+        .args([&ticks_to_c, &ticks_from_c, &TICKS.to_string()])
         // Leaks are checked; Rust's own start-up allocations are not C's.
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         .stdout(Stdio::piped())
@@ -107,6 +133,34 @@ fn a_c_program_and_a_rust_process_talk_over_two_rings() {
         }
     }
     drop(sender.join().unwrap());
+    let mut ticks_tx = typed_to_c.producer().unwrap();
+    let ticks_rx = typed_from_c.consumer().unwrap();
+    let ticker = std::thread::spawn(move || {
+        for i in 0..TICKS {
+            if ticks_tx.push_timeout(tick(i), WAIT).is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    for i in 0..TICKS {
+        let want = Tick {
+            qty: i as u32 + 1,
+            ..tick(i)
+        };
+        match ticks_rx.pop_timeout(WAIT) {
+            Ok(got) => assert_eq!(got, want, "answer to tick {i}"),
+            Err(e) => {
+                let out = peer.wait_with_output().unwrap();
+                panic!(
+                    "answer to tick {i}: {e}\nthe C peer said: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    assert!(ticker.join().unwrap(), "every tick was sent");
     let out = peer.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&exe);
     assert!(
@@ -121,4 +175,5 @@ fn a_c_program_and_a_rust_process_talk_over_two_rings() {
         format!("ok {COUNT}")
     );
     assert!(rx.try_recv().unwrap().is_none(), "nothing more from C");
+    assert_eq!(ticks_rx.try_pop(), None, "no more ticks from C");
 }

@@ -3,10 +3,11 @@
  * made, checks every message it receives (copied and in place), answers
  * each (reserved in place and copied), and checks the ABI's errors; then,
  * on a ring of its own, the batch calls, inspection and the awaiting
- * consumer's file descriptor. Built with ASan and UBSan. Exits 0 only if
- * every check held.
+ * handles' file descriptors; then it answers the typed ticks the Rust
+ * process sends on an SPSC ring of its `Tick`, on an MPMC ring of the
+ * same type. Built with ASan and UBSan. Exits 0 only if every check held.
  *
- *   peer TO_C FROM_C COUNT SCRATCH
+ *   peer TO_C FROM_C COUNT SCRATCH TICKS_TO_C TICKS_FROM_C TICKS
  */
 #include <poll.h>
 #include <stdio.h>
@@ -163,8 +164,82 @@ static void check_batches_inspection_and_awaiting(const char *name) {
     CHECK(shmring_inspect(name, &info) == SHMRING_NOT_FOUND, "gone with its last handle");
 }
 
+/* The Rust side's `#[repr(C)] struct Tick`: tick i is (i / 2.0, i, i % 2). */
+typedef struct {
+    double px;
+    uint32_t qty;
+    uint32_t side;
+} Tick;
+
+/* Pop `count` ticks from the SPSC ring `to_c` in batches, check each, and
+ * answer each with its qty plus one on the MPMC ring `from_c`. */
+static void answer_ticks(const char *to_c, const char *from_c, uint64_t count) {
+    ShmringLayout tick = {.schema = "Tick", .version = 0, .size = sizeof(Tick), .align = _Alignof(Tick)};
+    ShmringLayout wider = tick, renamed = tick;
+    wider.size = 24;
+    renamed.schema = "Quote";
+    ShmringTyped *in = NULL, *out = NULL;
+    CHECK(shmring_typed_open_timeout(to_c, SHMRING_KIND_SPSC, &tick, WAIT, &in) == SHMRING_OK,
+          "open %s", to_c);
+    CHECK(shmring_typed_open(to_c, SHMRING_KIND_SPSC, &wider, &(ShmringTyped *){NULL}) ==
+              SHMRING_MISMATCH,
+          "another size refused");
+    CHECK(shmring_typed_open(to_c, SHMRING_KIND_SPSC, &renamed, &(ShmringTyped *){NULL}) ==
+              SHMRING_MISMATCH,
+          "another schema refused");
+    CHECK(shmring_typed_open(to_c, SHMRING_KIND_MPMC, &tick, &(ShmringTyped *){NULL}) ==
+              SHMRING_MISMATCH,
+          "another kind refused");
+    CHECK(shmring_typed_open(to_c, 99, &tick, &(ShmringTyped *){NULL}) == SHMRING_INVALID_ARGUMENT,
+          "no such kind");
+    CHECK(shmring_typed_open_timeout(from_c, SHMRING_KIND_MPMC, &tick, WAIT, &out) == SHMRING_OK,
+          "open %s", from_c);
+    CHECK(shmring_typed_value_len(in) == sizeof(Tick), "value length");
+    ShmringTypedConsumer *rx;
+    ShmringTypedProducer *tx;
+    CHECK(shmring_typed_consumer(in, &rx) == SHMRING_OK, "typed consumer");
+    CHECK(shmring_typed_producer(out, &tx) == SHMRING_OK, "typed producer");
+    CHECK(shmring_typed_try_push(tx, &(Tick){0}, 8) == SHMRING_INVALID_ARGUMENT,
+          "a value of the wrong length");
+
+    Tick batch[5];
+    uint64_t got = 0;
+    while (got < count) {
+        size_t k = 0;
+        if (got % 3 == 0) {
+            CHECK(shmring_typed_pop_timeout(rx, batch, sizeof(Tick), WAIT) == SHMRING_OK,
+                  "tick %llu", (unsigned long long)got);
+            k = 1;
+        } else {
+            CHECK(shmring_typed_pop_many(rx, batch, 5, &k, WAIT) == SHMRING_OK && k > 0,
+                  "ticks from %llu", (unsigned long long)got);
+        }
+        for (size_t j = 0; j < k; j++) {
+            uint64_t i = got + j;
+            CHECK(batch[j].px == (double)i / 2.0 && batch[j].qty == (uint32_t)i &&
+                      batch[j].side == (uint32_t)(i % 2),
+                  "tick %llu: (%f, %u, %u)", (unsigned long long)i, batch[j].px, batch[j].qty,
+                  batch[j].side);
+            batch[j].qty += 1;
+        }
+        for (size_t sent = 0; sent < k;) {
+            size_t pushed = 0;
+            CHECK(shmring_typed_push_many(tx, batch + sent, k - sent, WAIT,
+                                          &pushed) == SHMRING_OK && pushed > 0,
+                  "answers from %llu", (unsigned long long)(got + sent));
+            sent += pushed;
+        }
+        got += k;
+    }
+    CHECK(shmring_typed_try_pop(rx, batch, sizeof(Tick)) == SHMRING_EMPTY, "no more ticks");
+    shmring_typed_consumer_close(rx);
+    shmring_typed_producer_close(tx);
+    shmring_typed_close(in);
+    shmring_typed_close(out);
+}
+
 int main(int argc, char **argv) {
-    CHECK(argc == 5, "usage: peer TO_C FROM_C COUNT SCRATCH");
+    CHECK(argc == 8, "usage: peer TO_C FROM_C COUNT SCRATCH TICKS_TO_C TICKS_FROM_C TICKS");
     uint64_t count = strtoull(argv[3], NULL, 10);
     check_errors();
 
@@ -223,6 +298,7 @@ int main(int argc, char **argv) {
     shmring_bytes_close(to_c);
     shmring_bytes_close(from_c);
     check_batches_inspection_and_awaiting(argv[4]);
+    answer_ticks(argv[5], argv[6], strtoull(argv[7], NULL, 10));
     printf("ok %llu\n", (unsigned long long)count);
     return 0;
 }

@@ -1,0 +1,639 @@
+//! Typed rings (SPSC and MPMC, values of one fixed-size type) from C: the
+//! library's rings of a run-time layout (`shmring::runtime`), whose
+//! format is a Rust `Spsc<T>`'s or `Mpmc<T>`'s for a `#[repr(C)]` `T` of
+//! that size, alignment and schema, so a C program and a Rust one share
+//! a ring whichever made it.
+//!
+//! The caller describes its type with a [`ShmringLayout`]; a ring of
+//! another layout is refused with [`SHMRING_MISMATCH`](crate::SHMRING_MISMATCH). Values move by
+//! copy, one or a batch per call; each is exactly the layout's size.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::time::Duration;
+
+use shmring::{
+    Error, RuntimeConsumer, RuntimeMpmc, RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer,
+    RuntimeSpsc, Schema, TypeLayout,
+};
+
+use crate::bytes::{close, handle, name, put, OutCount};
+use crate::inspect::{SHMRING_KIND_MPMC, SHMRING_KIND_SPSC};
+use crate::status::{guard, Failure, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK};
+
+/// A value type as C describes it: what a Rust peer's
+/// `TypeLayout::of::<T>()` says of the same `#[repr(C)]` type.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ShmringLayout {
+    /// The schema's name, NUL-terminated, at most 32 bytes: a Rust type's
+    /// name without its module path (`Quote` for `feed::Quote`), or the
+    /// name a Rust peer pins with `.schema()`.
+    pub schema: *const c_char,
+    /// The schema's version (a Rust type's default is 0).
+    pub version: u32,
+    /// `sizeof` the type.
+    pub size: u32,
+    /// `_Alignof` the type: a power of two up to 4096.
+    pub align: u32,
+}
+
+#[derive(Debug)]
+enum Ring {
+    Spsc(RuntimeSpsc),
+    Mpmc(RuntimeMpmc),
+}
+
+/// A typed ring, as opened or created. Close with [`shmring_typed_close`].
+#[derive(Debug)]
+pub struct ShmringTyped {
+    ring: Ring,
+}
+
+#[derive(Debug)]
+enum Tx {
+    Spsc(RuntimeProducer),
+    Mpmc(RuntimeMpmcProducer),
+}
+
+/// A typed ring's producer. Close with [`shmring_typed_producer_close`].
+#[derive(Debug)]
+pub struct ShmringTypedProducer {
+    tx: Tx,
+    len: usize,
+}
+
+#[derive(Debug)]
+enum Rx {
+    Spsc(RuntimeConsumer),
+    Mpmc(RuntimeMpmcConsumer),
+}
+
+/// A typed ring's consumer. Close with [`shmring_typed_consumer_close`].
+#[derive(Debug)]
+pub struct ShmringTypedConsumer {
+    rx: Rx,
+    len: usize,
+}
+
+impl ShmringTypedProducer {
+    fn push(&mut self, value: &[u8], timeout: Duration) -> Result<(), Error> {
+        match &mut self.tx {
+            Tx::Spsc(tx) => tx.push_timeout(value, timeout),
+            Tx::Mpmc(tx) => tx.push_timeout(value, timeout),
+        }
+    }
+}
+
+impl ShmringTypedConsumer {
+    /// Pop into `out`: whether there was a value (a zero timeout), or an
+    /// error (a longer one that ended without).
+    fn pop(&mut self, out: &mut [u8], timeout: Duration) -> Result<bool, Error> {
+        if timeout.is_zero() {
+            return match &mut self.rx {
+                Rx::Spsc(rx) => rx.try_pop(out),
+                Rx::Mpmc(rx) => rx.try_pop(out),
+            };
+        }
+        match &mut self.rx {
+            Rx::Spsc(rx) => rx.pop_timeout(out, timeout),
+            Rx::Mpmc(rx) => rx.pop_timeout(out, timeout),
+        }
+        .map(|()| true)
+    }
+}
+
+/// The layout at `layout`, checked.
+///
+/// # Safety
+/// `layout` is NULL or readable, its `schema` NULL or a NUL-terminated
+/// string.
+unsafe fn layout(layout: *const ShmringLayout, function: &str) -> Result<TypeLayout, Failure> {
+    // SAFETY: the caller's contract above.
+    let given = unsafe { layout.as_ref() }
+        .ok_or_else(|| Failure::invalid(function, "the layout is NULL"))?;
+    if given.schema.is_null() {
+        return Err(Failure::invalid(function, "the layout's schema is NULL"));
+    }
+    // SAFETY: non-NULL (checked), NUL-terminated (the contract).
+    let schema = unsafe { name(given.schema, function)? };
+    if given.size == 0 {
+        return Err(Failure::invalid(function, "the layout's size is 0"));
+    }
+    let schema = Schema::new(schema, given.version).map_err(Error::from)?;
+    Ok(TypeLayout::new(schema, given.size, given.align)?)
+}
+
+/// How a typed ring is made or opened.
+enum How {
+    Create(usize),
+    Open,
+    OpenOrCreate(usize),
+    Wait(Duration),
+}
+
+/// Make or open typed ring `name` of `kind` and `layout`, handing it out
+/// through `out`.
+///
+/// # Safety
+/// As [`shmring_typed_create`]'s arguments.
+unsafe fn hand_out(
+    name_ptr: *const c_char,
+    kind: u32,
+    layout_ptr: *const ShmringLayout,
+    how: How,
+    out: *mut *mut ShmringTyped,
+    function: &str,
+) -> Result<c_int, Failure> {
+    if out.is_null() {
+        return Err(Failure::invalid(function, "out is NULL"));
+    }
+    // SAFETY: the caller's contract.
+    let (name, layout) = unsafe {
+        (
+            name(name_ptr, function)?,
+            self::layout(layout_ptr, function)?,
+        )
+    };
+    let ring = match kind {
+        SHMRING_KIND_SPSC => Ring::Spsc(match how {
+            How::Create(cap) => RuntimeSpsc::create(name, layout, cap)?,
+            How::Open => RuntimeSpsc::open(name, layout)?,
+            How::OpenOrCreate(cap) => RuntimeSpsc::open_or_create(name, layout, cap)?,
+            How::Wait(t) => RuntimeSpsc::open_timeout(name, layout, t)?,
+        }),
+        SHMRING_KIND_MPMC => Ring::Mpmc(match how {
+            How::Create(cap) => RuntimeMpmc::create(name, layout, cap)?,
+            How::Open => RuntimeMpmc::open(name, layout)?,
+            How::OpenOrCreate(cap) => RuntimeMpmc::open_or_create(name, layout, cap)?,
+            How::Wait(t) => RuntimeMpmc::open_timeout(name, layout, t)?,
+        }),
+        _ => {
+            return Err(Failure::invalid(
+                function,
+                "kind is not SHMRING_KIND_SPSC or SHMRING_KIND_MPMC",
+            ))
+        }
+    };
+    // SAFETY: non-NULL (checked); writable by the caller's contract.
+    unsafe {
+        put(
+            out,
+            Box::into_raw(Box::new(ShmringTyped { ring })),
+            function,
+        )?
+    };
+    Ok(SHMRING_OK)
+}
+
+/// Create a typed ring named `name`: `kind` is [`SHMRING_KIND_SPSC`] or
+/// [`SHMRING_KIND_MPMC`], of `capacity` values (rounded up to a power of
+/// two) of `*layout`, mode 0600; [`SHMRING_ALREADY_EXISTS`](crate::SHMRING_ALREADY_EXISTS)
+/// if there is one. The handle goes to `*out`. A Rust process opens it as
+/// an `Spsc<T>` or `Mpmc<T>` of a `#[repr(C)]` `T` of that layout.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `layout` is NULL or
+/// readable, its `schema` NULL or a NUL-terminated string; `out` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_create(
+    name: *const c_char,
+    kind: u32,
+    layout: *const ShmringLayout,
+    capacity: usize,
+    out: *mut *mut ShmringTyped,
+) -> c_int {
+    const F: &str = "shmring_typed_create";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        hand_out(name, kind, layout, How::Create(capacity), out, F)
+    })
+}
+
+/// Open the typed ring named `name`, of `kind` and `*layout`;
+/// [`SHMRING_NOT_FOUND`](crate::SHMRING_NOT_FOUND) if there is none,
+/// [`SHMRING_MISMATCH`](crate::SHMRING_MISMATCH) if it is of another kind
+/// or layout (the message says which).
+///
+/// # Safety
+/// As [`shmring_typed_create`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_open(
+    name: *const c_char,
+    kind: u32,
+    layout: *const ShmringLayout,
+    out: *mut *mut ShmringTyped,
+) -> c_int {
+    const F: &str = "shmring_typed_open";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        hand_out(name, kind, layout, How::Open, out, F)
+    })
+}
+
+/// Open the typed ring named `name`, or create it with `capacity` values
+/// if there is none (either side may start first).
+///
+/// # Safety
+/// As [`shmring_typed_create`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_open_or_create(
+    name: *const c_char,
+    kind: u32,
+    layout: *const ShmringLayout,
+    capacity: usize,
+    out: *mut *mut ShmringTyped,
+) -> c_int {
+    const F: &str = "shmring_typed_open_or_create";
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe {
+        hand_out(name, kind, layout, How::OpenOrCreate(capacity), out, F)
+    })
+}
+
+/// Open the typed ring named `name`, waiting up to `timeout_ns` for its
+/// creator to make it.
+///
+/// # Safety
+/// As [`shmring_typed_create`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_open_timeout(
+    name: *const c_char,
+    kind: u32,
+    layout: *const ShmringLayout,
+    timeout_ns: u64,
+    out: *mut *mut ShmringTyped,
+) -> c_int {
+    const F: &str = "shmring_typed_open_timeout";
+    let wait = How::Wait(Duration::from_nanos(timeout_ns));
+    // SAFETY: the caller's contract above.
+    guard(F, || unsafe { hand_out(name, kind, layout, wait, out, F) })
+}
+
+/// Close a typed ring handle (NULL: nothing). Producers and consumers
+/// made from it stay usable until closed themselves.
+///
+/// # Safety
+/// `ring` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_close(ring: *mut ShmringTyped) {
+    if !ring.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        close(unsafe { Box::from_raw(ring) });
+    }
+}
+
+/// The size of one value of `ring`, in bytes (0 for NULL).
+///
+/// # Safety
+/// `ring` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_value_len(ring: *const ShmringTyped) -> usize {
+    // SAFETY: the caller's contract above.
+    match unsafe { ring.as_ref() } {
+        Some(r) => value_len(r),
+        None => 0,
+    }
+}
+
+fn value_len(ring: &ShmringTyped) -> usize {
+    match &ring.ring {
+        Ring::Spsc(r) => r.layout().size as usize,
+        Ring::Mpmc(r) => r.layout().size as usize,
+    }
+}
+
+/// Take `ring`'s producer role (an SPSC ring:
+/// [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) while a live handle
+/// holds it; an MPMC ring has many producers). The handle goes to `*out`.
+///
+/// # Safety
+/// `ring` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_producer(
+    ring: *mut ShmringTyped,
+    out: *mut *mut ShmringTypedProducer,
+) -> c_int {
+    const F: &str = "shmring_typed_producer";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let ring = unsafe { handle(ring, F)? };
+        if out.is_null() {
+            return Err(Failure::invalid(F, "out is NULL"));
+        }
+        let tx = match &ring.ring {
+            Ring::Spsc(r) => Tx::Spsc(r.producer()?),
+            Ring::Mpmc(r) => Tx::Mpmc(r.producer()?),
+        };
+        let made = ShmringTypedProducer {
+            tx,
+            len: value_len(ring),
+        };
+        // SAFETY: non-NULL (checked); writable by the caller's contract.
+        unsafe { put(out, Box::into_raw(Box::new(made)), F)? };
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Take `ring`'s consumer role (an SPSC ring: one consumer; an MPMC ring
+/// has many, each value reaching one). The handle goes to `*out`.
+///
+/// # Safety
+/// `ring` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_consumer(
+    ring: *mut ShmringTyped,
+    out: *mut *mut ShmringTypedConsumer,
+) -> c_int {
+    const F: &str = "shmring_typed_consumer";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let ring = unsafe { handle(ring, F)? };
+        if out.is_null() {
+            return Err(Failure::invalid(F, "out is NULL"));
+        }
+        let rx = match &ring.ring {
+            Ring::Spsc(r) => Rx::Spsc(r.consumer()?),
+            Ring::Mpmc(r) => Rx::Mpmc(r.consumer()?),
+        };
+        let made = ShmringTypedConsumer {
+            rx,
+            len: value_len(ring),
+        };
+        // SAFETY: non-NULL (checked); writable by the caller's contract.
+        unsafe { put(out, Box::into_raw(Box::new(made)), F)? };
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Close a producer (NULL: nothing), giving its role back.
+///
+/// # Safety
+/// `tx` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_producer_close(tx: *mut ShmringTypedProducer) {
+    if !tx.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        close(unsafe { Box::from_raw(tx) });
+    }
+}
+
+/// Close a consumer (NULL: nothing), giving its role back.
+///
+/// # Safety
+/// `rx` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_consumer_close(rx: *mut ShmringTypedConsumer) {
+    if !rx.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        close(unsafe { Box::from_raw(rx) });
+    }
+}
+
+/// `len` readable bytes at `data` (NULL allowed for none).
+///
+/// # Safety
+/// A non-NULL `data` points to `len` readable bytes.
+unsafe fn readable<'a>(
+    data: *const c_void,
+    len: usize,
+    function: &str,
+) -> Result<&'a [u8], Failure> {
+    match (data.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(Failure::invalid(function, "the value is NULL")),
+        // SAFETY: the caller's contract above.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }),
+    }
+}
+
+/// `len` writable bytes at `data` (NULL allowed for none).
+///
+/// # Safety
+/// A non-NULL `data` points to `len` writable bytes.
+unsafe fn writable<'a>(
+    data: *mut c_void,
+    len: usize,
+    function: &str,
+) -> Result<&'a mut [u8], Failure> {
+    match (data.is_null(), len) {
+        (_, 0) => Ok(&mut []),
+        (true, _) => Err(Failure::invalid(function, "the buffer is NULL")),
+        // SAFETY: the caller's contract above.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) }),
+    }
+}
+
+/// A push's status: OK, or FULL for no room now.
+fn pushed(result: Result<(), Error>) -> Result<c_int, Failure> {
+    match result {
+        Ok(()) => Ok(SHMRING_OK),
+        Err(Error::Full) => Ok(SHMRING_FULL),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Copy the value at `value` (`len` bytes: the layout's size, else
+/// [`SHMRING_INVALID_ARGUMENT`](crate::SHMRING_INVALID_ARGUMENT)) in, if
+/// there is room now; [`SHMRING_FULL`] if not.
+///
+/// # Safety
+/// `tx` is NULL or a live handle; `value` is NULL or `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_try_push(
+    tx: *mut ShmringTypedProducer,
+    value: *const c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { push(tx, value, len, 0, "shmring_typed_try_push") }
+}
+
+/// Copy the value at `value` in, waiting up to `timeout_ns` for room
+/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came; 0: as
+/// [`shmring_typed_try_push`]).
+///
+/// # Safety
+/// As [`shmring_typed_try_push`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_push_timeout(
+    tx: *mut ShmringTypedProducer,
+    value: *const c_void,
+    len: usize,
+    timeout_ns: u64,
+) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { push(tx, value, len, timeout_ns, "shmring_typed_push_timeout") }
+}
+
+/// # Safety
+/// As [`shmring_typed_try_push`].
+unsafe fn push(
+    tx: *mut ShmringTypedProducer,
+    value: *const c_void,
+    len: usize,
+    timeout_ns: u64,
+    function: &str,
+) -> c_int {
+    guard(function, || {
+        // SAFETY: the caller's contract.
+        let tx = unsafe { handle(tx, function)? };
+        // SAFETY: the caller's contract.
+        let value = unsafe { readable(value, len, function)? };
+        pushed(tx.push(value, Duration::from_nanos(timeout_ns)))
+    })
+}
+
+/// Copy the oldest value into `out` (`len` bytes: the layout's size, else
+/// [`SHMRING_INVALID_ARGUMENT`](crate::SHMRING_INVALID_ARGUMENT)) and
+/// release it, if there is one now; [`SHMRING_EMPTY`] if not.
+///
+/// # Safety
+/// `rx` is NULL or a live handle; `out` is NULL or `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_try_pop(
+    rx: *mut ShmringTypedConsumer,
+    out: *mut c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { pop(rx, out, len, 0, "shmring_typed_try_pop") }
+}
+
+/// Copy the oldest value into `out`, waiting up to `timeout_ns` for one
+/// ([`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came;
+/// [`SHMRING_CLOSED`](crate::SHMRING_CLOSED) once a producer closed the
+/// ring and every value was popped; 0: as [`shmring_typed_try_pop`]).
+///
+/// # Safety
+/// As [`shmring_typed_try_pop`].
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_pop_timeout(
+    rx: *mut ShmringTypedConsumer,
+    out: *mut c_void,
+    len: usize,
+    timeout_ns: u64,
+) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { pop(rx, out, len, timeout_ns, "shmring_typed_pop_timeout") }
+}
+
+/// # Safety
+/// As [`shmring_typed_try_pop`].
+unsafe fn pop(
+    rx: *mut ShmringTypedConsumer,
+    out: *mut c_void,
+    len: usize,
+    timeout_ns: u64,
+    function: &str,
+) -> c_int {
+    guard(function, || {
+        // SAFETY: the caller's contract.
+        let rx = unsafe { handle(rx, function)? };
+        // SAFETY: the caller's contract.
+        let out = unsafe { writable(out, len, function)? };
+        match rx.pop(out, Duration::from_nanos(timeout_ns))? {
+            true => Ok(SHMRING_OK),
+            false => Ok(SHMRING_EMPTY),
+        }
+    })
+}
+
+/// Push `count` values at once, laid out one after another at `values`
+/// (`count` times the layout's size): waits up to `timeout_ns` for room
+/// for the first (0: not at all), then pushes while there is room now,
+/// in order; how many went goes to `*pushed` (whatever the status).
+/// [`SHMRING_FULL`] (0 pushed) if there was no room now for the first,
+/// [`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT) if none came in time. An
+/// error after the first ends the batch with [`SHMRING_OK`] and the count
+/// of those pushed; the next call reports it.
+///
+/// # Safety
+/// `tx` is NULL or a live handle; `values` is NULL or `count` values'
+/// readable bytes; `pushed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_push_many(
+    tx: *mut ShmringTypedProducer,
+    values: *const c_void,
+    count: usize,
+    timeout_ns: u64,
+    pushed: *mut usize,
+) -> c_int {
+    const F: &str = "shmring_typed_push_many";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let pushed = unsafe { OutCount::zeroed(pushed, F)? };
+        // SAFETY: the caller's contract above.
+        let tx = unsafe { handle(tx, F)? };
+        let total = count
+            .checked_mul(tx.len)
+            .ok_or_else(|| Failure::invalid(F, "count values are more than SIZE_MAX bytes"))?;
+        // SAFETY: the caller's contract above.
+        let values = unsafe { readable(values, total, F)? };
+        let mut n = 0;
+        for value in values.chunks_exact(tx.len.max(1)).take(count) {
+            let wait = match n {
+                0 => Duration::from_nanos(timeout_ns),
+                _ => Duration::ZERO,
+            };
+            match tx.push(value, wait) {
+                Ok(()) => n += 1,
+                Err(_) if n > 0 => break,
+                Err(e) => return self::pushed(Err(e)),
+            }
+        }
+        pushed.set(n);
+        Ok(SHMRING_OK)
+    })
+}
+
+/// Pop up to `max` values at once into `out` (room for `max` values, one
+/// after another): waits up to `timeout_ns` for the first (0: not at all,
+/// [`SHMRING_EMPTY`] if there is none; [`SHMRING_TIMEOUT`](crate::SHMRING_TIMEOUT)
+/// if none came in time), then takes those there now; how many goes to
+/// `*count` (`max` is at least 1). An error after the first ends the
+/// batch with [`SHMRING_OK`] and what was taken; the next call reports it.
+///
+/// # Safety
+/// `rx` is NULL or a live handle; `out` is NULL or room for `max`
+/// values; `count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_pop_many(
+    rx: *mut ShmringTypedConsumer,
+    out: *mut c_void,
+    max: usize,
+    count: *mut usize,
+    timeout_ns: u64,
+) -> c_int {
+    const F: &str = "shmring_typed_pop_many";
+    guard(F, || {
+        // SAFETY: the caller's contract above.
+        let count = unsafe { OutCount::zeroed(count, F)? };
+        // SAFETY: the caller's contract above.
+        let rx = unsafe { handle(rx, F)? };
+        if max == 0 {
+            return Err(Failure::invalid(F, "max is 0"));
+        }
+        let total = max
+            .checked_mul(rx.len)
+            .ok_or_else(|| Failure::invalid(F, "max values are more than SIZE_MAX bytes"))?;
+        // SAFETY: the caller's contract above.
+        let out = unsafe { writable(out, total, F)? };
+        let mut n = 0;
+        while n < max {
+            let wait = match n {
+                0 => Duration::from_nanos(timeout_ns),
+                _ => Duration::ZERO,
+            };
+            let len = rx.len;
+            match rx.pop(&mut out[n * len..(n + 1) * len], wait) {
+                Ok(true) => n += 1,
+                Ok(false) => break,
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        count.set(n);
+        Ok(if n == 0 { SHMRING_EMPTY } else { SHMRING_OK })
+    })
+}
