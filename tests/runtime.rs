@@ -307,3 +307,54 @@ fn zero_after_use_zeroes_popped_run_time_values() {
         assert_eq!(found, !zero, "MPMC, zero_after_use({zero})");
     }
 }
+
+/// Batches: as many as there is room for (wrapping the ring's end), in
+/// order; as many as are ready, up to what the buffer holds; partial
+/// values refused.
+#[test]
+fn batches_go_in_order_across_the_rings_end() {
+    let bytes = |vs: &[u64]| -> Vec<u8> { vs.iter().flat_map(|v| v.to_ne_bytes()).collect() };
+    let words = |b: &[u8]| -> Vec<u64> {
+        b.chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let name = unique_name("rt-batch");
+    let ring = RuntimeSpsc::create(&name, TypeLayout::of::<u64>(), 4).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let mut out = [0u8; 8];
+    for v in 0..3u64 {
+        tx.try_push(&v.to_ne_bytes()).unwrap();
+        assert!(rx.try_pop(&mut out).unwrap());
+    }
+    // Head and tail at 3: a batch of 6 wraps, and 4 fit.
+    assert_eq!(
+        tx.try_push_many(&bytes(&[10, 11, 12, 13, 14, 15])).unwrap(),
+        4
+    );
+    assert_eq!(tx.try_push_many(&bytes(&[14])).unwrap(), 0, "full");
+    let mut three = [0u8; 24];
+    assert_eq!(rx.try_pop_many(&mut three).unwrap(), 3);
+    assert_eq!(words(&three), [10, 11, 12]);
+    assert_eq!(rx.try_pop_many(&mut three).unwrap(), 1);
+    assert_eq!(words(&three[..8]), [13]);
+    assert_eq!(rx.try_pop_many(&mut three).unwrap(), 0, "empty");
+    assert_eq!(tx.try_push_many(&[]).unwrap(), 0);
+    assert!(matches!(
+        tx.try_push_many(&[0; 12]),
+        Err(Error::WrongLength { len: 12, .. })
+    ));
+    assert!(matches!(
+        rx.try_pop_many(&mut [0; 4]),
+        Err(Error::WrongLength { len: 4, .. })
+    ));
+
+    let name = unique_name("rt-batch-mpmc");
+    let ring = RuntimeMpmc::create(&name, TypeLayout::of::<u64>(), 4).unwrap();
+    let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    assert_eq!(tx.try_push_many(&bytes(&[1, 2, 3, 4, 5])).unwrap(), 4);
+    assert_eq!(rx.try_pop_many(&mut three).unwrap(), 3);
+    assert_eq!(words(&three), [1, 2, 3]);
+    assert_eq!(rx.try_pop_many(&mut three).unwrap(), 1);
+    assert_eq!(words(&three[..8]), [4]);
+}

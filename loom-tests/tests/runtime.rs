@@ -67,6 +67,40 @@ fn runtime_spsc_values_arrive_whole_and_in_order() {
     }
 }
 
+/// SPSC batches at capacity 2: three values pushed in batches as room
+/// comes (one index store for each batch), popped in batches as they are
+/// ready, each whole and in order.
+#[test]
+fn runtime_spsc_batches_arrive_whole_and_in_order() {
+    model(|| {
+        let ring = Arc::new(RuntimeSpsc::create(&name(), layout(), 2).unwrap());
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.consumer().unwrap();
+        let producer = thread::spawn(move || {
+            let all: Vec<u8> = (1..=COUNT).flat_map(value).collect();
+            let mut at = 0;
+            while at < all.len() {
+                at += tx.try_push_many(&all[at..]).unwrap() * 24;
+                if at < all.len() {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let mut out = [0u8; 48];
+        while got.len() < COUNT as usize {
+            let n = rx.try_pop_many(&mut out).unwrap();
+            got.extend(out[..n * 24].chunks_exact(24).map(|v| v.to_vec()));
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        let want: Vec<Vec<u8>> = (1..=COUNT).map(|v| value(v).to_vec()).collect();
+        assert_eq!(got, want);
+        producer.join().unwrap();
+    });
+}
+
 /// MPMC, one producer and one consumer at capacity 1 and 2.
 #[test]
 fn runtime_mpmc_values_arrive_whole_and_in_order() {

@@ -605,9 +605,23 @@ impl<T> RingMemory<Slot<T>> {
     pub(crate) unsafe fn write_runtime_value(&self, pos: u64, value: &[u8]) {
         let n = value.len().min(self.runtime_value().1);
         let copy = || {
-            // SAFETY: `n` bytes fit the value (above), which the caller
-            // owns; `value` is the caller's own memory, apart from the ring's.
-            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.runtime_value_ptr(pos), n) }
+            let (src, dst) = (value.as_ptr(), self.runtime_value_ptr(pos));
+            // Words, inline: a call to `memcpy` cost more than a small
+            // value's copy (as `read_runtime_value`, for the alignment).
+            let words = if dst.align_offset(8) == 0 { n / 8 } else { 0 };
+            for i in 0..words {
+                // SAFETY: word `i` lies inside the value (`i * 8 + 8 <= n`),
+                // which the caller owns, and is 8-aligned (checked above);
+                // `value` holds `n` bytes, the caller's own (read unaligned).
+                unsafe {
+                    let w = src.add(i * 8).cast::<u64>().read_unaligned();
+                    dst.add(i * 8).cast::<u64>().write(w);
+                }
+            }
+            for i in words * 8..n {
+                // SAFETY: byte `i < n` of `value`, and of the value.
+                unsafe { dst.add(i).write(src.add(i).read()) };
+            }
         };
         // SAFETY: the caller owns the slot (the contract above).
         unsafe { self.slot(pos).writing(copy) }
@@ -635,18 +649,22 @@ impl<T> RingMemory<Slot<T>> {
     unsafe fn copy_runtime_value(&self, pos: u64, out: &mut [u8]) {
         let n = out.len().min(self.runtime_value().1);
         let src = self.runtime_value_ptr(pos);
+        let dst = out.as_mut_ptr();
         // Words where the value is 8-aligned (always, but under loom,
         // whose larger stamp may leave a byte-aligned value after it).
         let words = if src.align_offset(8) == 0 { n / 8 } else { 0 };
-        for (i, chunk) in out[..words * 8].chunks_exact_mut(8).enumerate() {
-            // SAFETY: inside the value (`i * 8 + 8 <= n`), 8-aligned
-            // (checked above, and so is every word after the first).
-            let w = unsafe { src.add(i * 8).cast::<u64>().read_volatile() };
-            chunk.copy_from_slice(&w.to_ne_bytes());
+        for i in 0..words {
+            // SAFETY: word `i` lies inside the value (`i * 8 + 8 <= n`) and
+            // is 8-aligned (checked above); `out` holds `n` bytes, its own
+            // (written unaligned).
+            unsafe {
+                let w = src.add(i * 8).cast::<u64>().read_volatile();
+                dst.add(i * 8).cast::<u64>().write_unaligned(w);
+            }
         }
-        for (i, b) in out[words * 8..n].iter_mut().enumerate() {
-            // SAFETY: inside the value (`words * 8 + i < n`).
-            *b = unsafe { src.add(words * 8 + i).read_volatile() };
+        for i in words * 8..n {
+            // SAFETY: byte `i < n` of the value, and of `out`.
+            unsafe { dst.add(i).write(src.add(i).read_volatile()) };
         }
     }
 }

@@ -244,6 +244,17 @@ impl RuntimeMpmc {
 struct ValueLen(usize);
 
 impl ValueLen {
+    /// `len` bytes are whole values (none included).
+    fn check_whole(self, len: usize) -> Result<()> {
+        match self.0 > 0 && len.is_multiple_of(self.0) {
+            true => Ok(()),
+            false => Err(Error::WrongLength {
+                len,
+                expected: self.0,
+            }),
+        }
+    }
+
     fn check(self, len: usize) -> Result<()> {
         match len == self.0 {
             true => Ok(()),
@@ -288,6 +299,29 @@ impl RuntimeProducer {
     pub fn push_timeout(&mut self, value: &[u8], timeout: Duration) -> Result<()> {
         self.len.check(value.len())?;
         Ok(self.inner.push_bytes_timeout(value, timeout)?)
+    }
+
+    /// Push the values laid out one after another in `values` while there
+    /// is room now, with one index store and one wakeup for all (as a
+    /// write chunk commits); how many went (0 if the ring is full).
+    /// `WrongLength` unless `values` holds whole values.
+    ///
+    /// ```
+    /// use shmring::{runtime::Spsc as RuntimeSpsc, Schema, TypeLayout};
+    /// # let name = format!("shmring-doc-runtime-many-{}", std::process::id());
+    /// let layout = TypeLayout::new(Schema::new("u32", 0)?, 4, 4)?;
+    /// let ring = RuntimeSpsc::create(&name, layout, 2)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let three: Vec<u8> = [1u32, 2, 3].iter().flat_map(|v| v.to_ne_bytes()).collect();
+    /// assert_eq!(tx.try_push_many(&three)?, 2); // room for two
+    /// let mut out = [0u8; 12];
+    /// assert_eq!(rx.try_pop_many(&mut out)?, 2);
+    /// assert_eq!(&out[..8], &three[..8]);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn try_push_many(&mut self, values: &[u8]) -> Result<usize> {
+        self.len.check_whole(values.len())?;
+        Ok(self.inner.try_push_bytes_many(values, self.len.0))
     }
 
     /// How this producer waits for room.
@@ -350,6 +384,15 @@ impl RuntimeConsumer {
         self.len.0
     }
 
+    /// Pop the values ready now into `out`, one after another, up to as
+    /// many as it holds, with one index store and one wakeup for all (as a
+    /// read chunk releases); how many (0 if none is ready). `WrongLength`
+    /// unless `out` holds whole values.
+    pub fn try_pop_many(&mut self, out: &mut [u8]) -> Result<usize> {
+        self.len.check_whole(out.len())?;
+        Ok(self.inner.try_pop_bytes_many(out, self.len.0))
+    }
+
     /// Values popped from this ring, counting from creation.
     pub fn popped(&self) -> u64 {
         self.inner.popped()
@@ -388,6 +431,21 @@ impl RuntimeMpmcProducer {
     pub fn push_timeout(&self, value: &[u8], timeout: Duration) -> Result<()> {
         self.len.check(value.len())?;
         Ok(self.inner.push_bytes_timeout(value, timeout)?)
+    }
+
+    /// Push the values laid out one after another in `values`, in order,
+    /// while there is room now (each its own claim, as MPMC values are);
+    /// how many went. `WrongLength` unless `values` holds whole values.
+    pub fn try_push_many(&self, values: &[u8]) -> Result<usize> {
+        self.len.check_whole(values.len())?;
+        let mut n = 0;
+        for value in values.chunks_exact(self.len.0) {
+            match self.inner.try_push_bytes(value) {
+                Ok(()) => n += 1,
+                Err(_) => break,
+            }
+        }
+        Ok(n)
     }
 
     /// How this producer waits for room.
@@ -440,6 +498,21 @@ impl RuntimeMpmcConsumer {
     pub fn pop_timeout(&self, out: &mut [u8], timeout: Duration) -> Result<()> {
         self.len.check(out.len())?;
         Ok(self.inner.pop_bytes_timeout(out, timeout)?)
+    }
+
+    /// Pop the values there now into `out`, one after another, up to as
+    /// many as it holds (each its own claim); how many. `WrongLength`
+    /// unless `out` holds whole values.
+    pub fn try_pop_many(&self, out: &mut [u8]) -> Result<usize> {
+        self.len.check_whole(out.len())?;
+        let mut n = 0;
+        for value in out.chunks_exact_mut(self.len.0) {
+            if !self.inner.try_pop_bytes(value) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// How this consumer waits for a value.

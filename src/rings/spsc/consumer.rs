@@ -295,6 +295,32 @@ impl Consumer<Runtime> {
         true
     }
 
+    /// Pop the values ready now, up to as many as `out` holds (whole
+    /// values of `size` bytes: the caller checked), as a read chunk
+    /// releases them: each stamp checked (Acquire) and its value copied
+    /// out, then one index store and one wakeup for all; how many.
+    pub(crate) fn try_pop_bytes_many(&mut self, out: &mut [u8], size: usize) -> usize {
+        let n = out.len() / size.max(1);
+        // As `ready_within` walks them, slot by slot: the slots are no
+        // array of `Slot<Runtime>` (their stride is the layout's).
+        let mut want = full_stamp(self.head);
+        let mut k = 0;
+        while k < n.min(self.mem.capacity() as usize) && self.mem.slot(self.pos(k)).stamp() == want
+        {
+            k += 1;
+            want = full_stamp_after(want);
+        }
+        for (i, value) in out.chunks_exact_mut(size.max(1)).take(k).enumerate() {
+            // SAFETY: we saw these `k` stamps full (Acquire, above);
+            // the producer does not write them again until we move `head`.
+            unsafe { self.mem.read_runtime_value(self.pos(i), value) };
+        }
+        if k > 0 {
+            self.advance(k as u64);
+        }
+        k
+    }
+
     /// Pop the oldest value into `out`, waiting up to `timeout` for one
     /// (as [`pop_timeout`](Self::pop_timeout)).
     pub(crate) fn pop_bytes_timeout(

@@ -340,6 +340,31 @@ impl Producer<Runtime> {
         Err(self.timed_out("push_timeout", timeout).into())
     }
 
+    /// Push the values laid out one after another in `values` (whole
+    /// values of `size` bytes: the caller checked) while there is room, as
+    /// a write chunk commits: each copied in and stamped, then one index
+    /// store and one wakeup for all; how many went.
+    pub(crate) fn try_push_bytes_many(&mut self, values: &[u8], size: usize) -> usize {
+        let n = values.len() / size.max(1);
+        let k = n.min(self.room(n as u64) as usize);
+        if k == 0 {
+            if n > 0 {
+                self.mem.count_blocked(Role::Producer);
+            }
+            return 0;
+        }
+        for (i, value) in values.chunks_exact(size.max(1)).take(k).enumerate() {
+            let pos = self.tail.wrapping_add(i as u64);
+            // SAFETY: `room` saw the consumer release these `k` slots
+            // (Acquire on its head), and it does not touch them again until
+            // each is published.
+            unsafe { self.mem.write_runtime_value(pos, value) };
+            self.mem.slot(pos).publish(pos);
+        }
+        self.advance(k as u64);
+        k
+    }
+
     /// [`write_next`](Self::write_next), of bytes.
     fn write_bytes_next(&mut self, value: &[u8]) {
         // SAFETY: `room` saw the consumer release this slot (Acquire on its
