@@ -3,7 +3,10 @@ two Python processes: 8-byte messages through shmring byte rings (spinning
 on the try calls) beside the same through a Unix socketpair. Batched:
 ``send_many`` of 64 messages per call and ``recv_many`` of up to 8192
 (64 KiB of messages), beside a socket written 64 messages per ``sendall``
-and read 64 KiB per ``recv``.
+and read 64 KiB per ``recv``. Typed (numpy, when installed): ``u64``
+values through a typed SPSC ring, 64 per ``push_many`` and up to 8192 per
+``pop_many`` as numpy arrays, beside the same arrays' bytes through the
+socketpair, read 64 KiB at a time into arrays.
 
     python3 python/bench.py [ROUNDS]        # after pip install ./python
 """
@@ -181,6 +184,53 @@ def socket_batch_throughput():
     return ROUNDS / took * 1e9
 
 
+def rings_typed_throughput(name, numpy):
+    layout = shmring.Layout.of(numpy.uint64, "u64")
+    with shmring.TypedRing.create(name, layout, 8192, dtype=numpy.uint64) as ring:
+        def send():
+            with shmring.TypedRing.open(name, layout, dtype=numpy.uint64) as r, r.producer() as tx:
+                for at in range(0, ROUNDS, BATCH):
+                    batch = numpy.arange(at, min(at + BATCH, ROUNDS), dtype=numpy.uint64)
+                    while len(batch):
+                        batch = batch[tx.push_many(batch, timeout=0):]
+
+        pid = child(send)
+        with ring.consumer() as rx:
+            t0 = time.perf_counter_ns()
+            i = 0
+            while i < ROUNDS:
+                got = rx.pop_many(8192, timeout=0)
+                assert (got == numpy.arange(i, i + len(got), dtype=numpy.uint64)).all()
+                i += len(got)
+            took = time.perf_counter_ns() - t0
+        reap(pid)
+    return ROUNDS / took * 1e9
+
+
+def socket_typed_throughput(numpy):
+    a, b = socket.socketpair()
+    def send():
+        a.close()
+        for at in range(0, ROUNDS, BATCH):
+            b.sendall(numpy.arange(at, min(at + BATCH, ROUNDS), dtype=numpy.uint64).tobytes())
+
+    pid = child(send)
+    b.close()
+    t0 = time.perf_counter_ns()
+    i, rest = 0, b""
+    while i < ROUNDS:
+        rest += a.recv(1 << 16)
+        whole = len(rest) // 8 * 8
+        got = numpy.frombuffer(rest[:whole], dtype=numpy.uint64)
+        assert (got == numpy.arange(i, i + len(got), dtype=numpy.uint64)).all()
+        i += len(got)
+        rest = rest[whole:]
+    took = time.perf_counter_ns() - t0
+    reap(pid)
+    a.close()
+    return ROUNDS / took * 1e9
+
+
 def main():
     name = f"shmring-py-bench-{os.getpid()}"
     r, s = rings_round_trip(name), socket_round_trip()
@@ -193,6 +243,14 @@ def main():
     rb, sb = rings_batch_throughput(name + "-b"), socket_batch_throughput()
     print(f"batched      shmring {rb / 1e6:6.3f} M msg/s   socketpair {sb / 1e6:6.3f} M msg/s   "
           f"({rb / sb:.1f}x)")
+    try:
+        import numpy
+    except ImportError:
+        print("typed        (numpy is not installed)")
+        return
+    rn, sn = rings_typed_throughput(name + "-n", numpy), socket_typed_throughput(numpy)
+    print(f"typed numpy  shmring {rn / 1e6:6.3f} M msg/s   socketpair {sn / 1e6:6.3f} M msg/s   "
+          f"({rn / sn:.1f}x)")
 
 
 if __name__ == "__main__":

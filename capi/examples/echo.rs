@@ -1,22 +1,57 @@
 //! A Rust process for other languages' tests to talk to: opens ring `IN`
 //! as its consumer and ring `OUT` as its producer (waiting for whoever
 //! makes them), and answers each of `COUNT` messages with its number
-//! (8 bytes, little-endian) then its bytes reversed.
+//! (8 bytes, little-endian) then its bytes reversed. With `--ticks`, `IN`
+//! is an `Spsc<Tick>` and `OUT` an `Mpmc<Tick>`, and each tick is
+//! answered with its `qty` plus one.
 //!
-//! `cargo run -p shmring-c --example echo -- IN OUT COUNT`
+//! `cargo run -p shmring-c --example echo -- [--ticks] IN OUT COUNT`
 
 use std::time::Duration;
 
-use shmring::ByteRing;
+use shmring::{ByteRing, Mpmc, Spsc};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A C struct's twin: `double px; uint32_t qty; uint32_t side;`.
+#[derive(Clone, Copy, Debug, shmring::Pod, shmring::Zeroable)]
+#[bytemuck(crate = "shmring::bytemuck")]
+#[repr(C)]
+struct Tick {
+    px: f64,
+    qty: u32,
+    side: u32,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let ticks = args.first().is_some_and(|a| a == "--ticks");
+    if ticks {
+        args.remove(0);
+    }
     let [input, output, count] = &args[..] else {
-        eprintln!("usage: echo IN OUT COUNT");
+        eprintln!("usage: echo [--ticks] IN OUT COUNT");
         std::process::exit(2);
     };
+    if ticks {
+        let count: u64 = count.parse().expect("COUNT is a number");
+        let input = Spsc::<Tick>::open_timeout(input, WAIT).unwrap();
+        let output = Mpmc::<Tick>::open_timeout(output, WAIT).unwrap();
+        let (mut rx, tx) = (input.consumer().unwrap(), output.producer().unwrap());
+        for _ in 0..count {
+            let tick = rx.pop_timeout(WAIT).unwrap();
+            tx.push_timeout(
+                Tick {
+                    qty: tick.qty + 1,
+                    ..tick
+                },
+                WAIT,
+            )
+            .unwrap();
+        }
+        println!("answered {count} ticks");
+        return;
+    }
     let count: u64 = count.parse().expect("COUNT is a number");
     let (input, output) = (
         ByteRing::open_timeout(input, WAIT).unwrap(),

@@ -84,6 +84,26 @@ impl ShmringTypedProducer {
     }
 }
 
+impl ShmringTypedProducer {
+    /// Push whole values while there is room now; how many went.
+    fn try_push_many(&mut self, values: &[u8]) -> Result<usize, Error> {
+        match &mut self.tx {
+            Tx::Spsc(tx) => tx.try_push_many(values),
+            Tx::Mpmc(tx) => tx.try_push_many(values),
+        }
+    }
+}
+
+impl ShmringTypedConsumer {
+    /// Pop the values there now into `out`; how many.
+    fn try_pop_many(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        match &mut self.rx {
+            Rx::Spsc(rx) => rx.try_pop_many(out),
+            Rx::Mpmc(rx) => rx.try_pop_many(out),
+        }
+    }
+}
+
 impl ShmringTypedConsumer {
     /// Pop into `out`: whether there was a value (a zero timeout), or an
     /// error (a longer one that ended without).
@@ -570,19 +590,18 @@ pub unsafe extern "C" fn shmring_typed_push_many(
             .ok_or_else(|| Failure::invalid(F, "count values are more than SIZE_MAX bytes"))?;
         // SAFETY: the caller's contract above.
         let values = unsafe { readable(values, total, F)? };
-        let mut n = 0;
-        for value in values.chunks_exact(tx.len.max(1)).take(count) {
-            let wait = match n {
-                0 => Duration::from_nanos(timeout_ns),
-                _ => Duration::ZERO,
-            };
-            match tx.push(value, wait) {
-                Ok(()) => n += 1,
-                Err(_) if n > 0 => break,
-                Err(e) => return self::pushed(Err(e)),
-            }
+        if count == 0 {
+            return Ok(SHMRING_OK);
         }
-        pushed.set(n);
+        // The first may wait; the rest go in one batch (an SPSC ring: one
+        // index store and one wakeup for all).
+        let (first, rest) = values.split_at(tx.len);
+        if let Err(e) = tx.push(first, Duration::from_nanos(timeout_ns)) {
+            return self::pushed(Err(e));
+        }
+        // An error after the first ends the batch; the next call reports it.
+        let more = tx.try_push_many(rest).unwrap_or(0);
+        pushed.set(1 + more);
         Ok(SHMRING_OK)
     })
 }
@@ -619,21 +638,15 @@ pub unsafe extern "C" fn shmring_typed_pop_many(
             .ok_or_else(|| Failure::invalid(F, "max values are more than SIZE_MAX bytes"))?;
         // SAFETY: the caller's contract above.
         let out = unsafe { writable(out, total, F)? };
-        let mut n = 0;
-        while n < max {
-            let wait = match n {
-                0 => Duration::from_nanos(timeout_ns),
-                _ => Duration::ZERO,
-            };
-            let len = rx.len;
-            match rx.pop(&mut out[n * len..(n + 1) * len], wait) {
-                Ok(true) => n += 1,
-                Ok(false) => break,
-                Err(_) if n > 0 => break,
-                Err(e) => return Err(e.into()),
-            }
+        // The first may wait; the rest come in one batch (an SPSC ring:
+        // one index store and one wakeup for all).
+        let (first, rest) = out.split_at_mut(rx.len);
+        if !rx.pop(first, Duration::from_nanos(timeout_ns))? {
+            return Ok(SHMRING_EMPTY);
         }
-        count.set(n);
-        Ok(if n == 0 { SHMRING_EMPTY } else { SHMRING_OK })
+        // An error after the first ends the batch; the next call reports it.
+        let more = rx.try_pop_many(rest).unwrap_or(0);
+        count.set(1 + more);
+        Ok(SHMRING_OK)
     })
 }

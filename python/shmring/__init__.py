@@ -53,6 +53,7 @@ the interrupted call, as a socket's would be.
 import asyncio
 import ctypes
 import os
+import sys
 from array import array
 import threading
 from contextlib import contextmanager
@@ -68,6 +69,10 @@ __all__ = [
     "Consumer",
     "AsyncConsumer",
     "AsyncProducer",
+    "Layout",
+    "TypedRing",
+    "TypedProducer",
+    "TypedConsumer",
     "Reservation",
     "ShmringError",
     "NotFound",
@@ -239,6 +244,36 @@ for _name, _args, _ret in [
         ctypes.c_int,
     ),
     ("shmring_bytes_async_producer_close", [_P], None),
+    ("shmring_typed_create", [ctypes.c_char_p, ctypes.c_uint32, ctypes.c_void_p, _size, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_typed_open", [ctypes.c_char_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.POINTER(_P)], ctypes.c_int),
+    (
+        "shmring_typed_open_or_create",
+        [ctypes.c_char_p, ctypes.c_uint32, ctypes.c_void_p, _size, ctypes.POINTER(_P)],
+        ctypes.c_int,
+    ),
+    (
+        "shmring_typed_open_timeout",
+        [ctypes.c_char_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint64, ctypes.POINTER(_P)],
+        ctypes.c_int,
+    ),
+    ("shmring_typed_close", [_P], None),
+    ("shmring_typed_value_len", [_P], _size),
+    ("shmring_typed_producer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_typed_consumer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_typed_producer_close", [_P], None),
+    ("shmring_typed_consumer_close", [_P], None),
+    ("shmring_typed_push_timeout", [_P, ctypes.c_void_p, _size, ctypes.c_uint64], ctypes.c_int),
+    ("shmring_typed_pop_timeout", [_P, ctypes.c_void_p, _size, ctypes.c_uint64], ctypes.c_int),
+    (
+        "shmring_typed_push_many",
+        [_P, ctypes.c_void_p, _size, ctypes.c_uint64, ctypes.POINTER(_size)],
+        ctypes.c_int,
+    ),
+    (
+        "shmring_typed_pop_many",
+        [_P, ctypes.c_void_p, _size, ctypes.POINTER(_size), ctypes.c_uint64],
+        ctypes.c_int,
+    ),
     (
         "shmring_bytes_send_many",
         [_P, ctypes.c_char_p, ctypes.c_void_p, _size, ctypes.c_uint64, ctypes.POINTER(_size)],
@@ -1045,3 +1080,234 @@ class AsyncProducer(_Awaiting):
 def _wake(woken: "asyncio.Future") -> None:
     if not woken.done():
         woken.set_result(None)
+
+
+# Typed rings: SPSC and MPMC rings of one fixed-size type.
+
+
+class _Layout(ctypes.Structure):
+    """``ShmringLayout`` of include/shmring.h."""
+
+    _fields_ = [
+        ("schema", ctypes.c_char_p),
+        ("version", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("align", ctypes.c_uint32),
+    ]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A value type as the ring's header records it: what a Rust peer's
+    ``#[repr(C)]`` type of that size and alignment is, by its schema (the
+    type's name without its module path, or the name it pins with
+    ``.schema()``) and version."""
+
+    schema: str
+    size: int
+    align: int
+    version: int = 0
+
+    @classmethod
+    def of(cls, dtype, schema: str, version: int = 0) -> "Layout":
+        """The layout of a numpy dtype (a structured one made with
+        ``align=True`` is laid out as the C struct of the same fields)."""
+        import numpy
+
+        dtype = numpy.dtype(dtype)
+        return cls(schema, dtype.itemsize, dtype.alignment, version)
+
+    def _c(self) -> _Layout:
+        return _Layout(self.schema.encode(), self.version, self.size, self.align)
+
+
+_TYPED_KINDS = {"spsc": 1, "mpmc": 2}
+
+
+class TypedRing(_Handle):
+    """An SPSC (``kind="spsc"``) or MPMC (``kind="mpmc"``) ring of values of
+    one ``Layout``: the same ring a Rust process has as an ``Spsc<T>`` or
+    ``Mpmc<T>`` of a ``#[repr(C)]`` ``T`` of that layout, whichever side
+    made it. A ring of another layout or kind is refused (Mismatch).
+    Values are bytes of the layout's size, or, given a numpy ``dtype``,
+    arrays of it::
+
+        tick = numpy.dtype([("px", "<f8"), ("qty", "<u4"), ("side", "<u4")], align=True)
+        with TypedRing.open_or_create("ticks", Layout.of(tick, "Tick"), 1024, dtype=tick) as ring:
+            with ring.consumer() as rx:
+                ticks = rx.pop_many(256, timeout=1.0)   # a numpy array of tick
+    """
+
+    _closer = _c.shmring_typed_close
+
+    def __init__(self, ptr: int, name: str, layout: Layout, kind: str, dtype):
+        super().__init__(ptr)
+        self.name, self.layout, self.kind, self.dtype = name, layout, kind, dtype
+
+    @classmethod
+    def _made(cls, call, name: str, layout: Layout, kind: str, dtype, *args) -> "TypedRing":
+        if kind not in _TYPED_KINDS:
+            raise ValueError(f"kind is 'spsc' or 'mpmc', not {kind!r}")
+        if dtype is not None:
+            import numpy
+
+            dtype = numpy.dtype(dtype)
+            if dtype.itemsize != layout.size:
+                raise ValueError(f"a {dtype} is {dtype.itemsize} bytes, the layout's values {layout.size}")
+        out = _P()
+        c_layout = layout._c()
+        _check(call(name.encode(), _TYPED_KINDS[kind], ctypes.byref(c_layout), *args, ctypes.byref(out)))
+        return cls(out.value, name, layout, kind, dtype)
+
+    @classmethod
+    def create(cls, name: str, layout: Layout, capacity: int, kind: str = "spsc", dtype=None) -> "TypedRing":
+        """Create ring ``name`` of ``capacity`` values (AlreadyExists if there is one)."""
+        return cls._made(_c.shmring_typed_create, name, layout, kind, dtype, capacity)
+
+    @classmethod
+    def open(cls, name: str, layout: Layout, kind: str = "spsc", dtype=None) -> "TypedRing":
+        """Open ring ``name`` (NotFound if there is none)."""
+        return cls._made(_c.shmring_typed_open, name, layout, kind, dtype)
+
+    @classmethod
+    def open_or_create(cls, name: str, layout: Layout, capacity: int, kind: str = "spsc", dtype=None) -> "TypedRing":
+        """Open ring ``name``, or create it if there is none."""
+        return cls._made(_c.shmring_typed_open_or_create, name, layout, kind, dtype, capacity)
+
+    @classmethod
+    def open_timeout(cls, name: str, layout: Layout, timeout: float, kind: str = "spsc", dtype=None) -> "TypedRing":
+        """Open ring ``name``, waiting up to ``timeout`` seconds for it to be made."""
+        return cls._made(_c.shmring_typed_open_timeout, name, layout, kind, dtype, _ns(timeout))
+
+    def producer(self) -> "TypedProducer":
+        """Take the producer role (an SPSC ring: RoleTaken while a live handle holds it)."""
+        out = _P()
+        _check(_c.shmring_typed_producer(self._p, ctypes.byref(out)))
+        return TypedProducer(out.value, self)
+
+    def consumer(self) -> "TypedConsumer":
+        """Take the consumer role (an MPMC ring has many consumers, each value reaching one)."""
+        out = _P()
+        _check(_c.shmring_typed_consumer(self._p, ctypes.byref(out)))
+        return TypedConsumer(out.value, self)
+
+    def __repr__(self) -> str:
+        return f"TypedRing({self.name!r}, {self.layout}, kind={self.kind!r})"
+
+
+def _values(data, size: int):
+    """``data`` (a numpy array, bytes, any buffer) as whole values in one
+    C-contiguous run: its address, how many values, and what keeps the
+    memory alive meanwhile."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(data, numpy.ndarray) and data.flags.c_contiguous:
+        n, keep = data.nbytes, data
+        # A buffer's address: a fifth of the time of `data.ctypes.data`.
+        at = ctypes.addressof(ctypes.c_char.from_buffer(data)) if data.flags.writeable and n else data.ctypes.data
+    else:
+        keep = data if type(data) is bytes else bytes(memoryview(data))
+        n = len(keep)
+        at = ctypes.cast(ctypes.c_char_p(keep), ctypes.c_void_p).value
+    if size == 0 or n % size:
+        raise ValueError(f"{n} bytes are not whole values of {size} bytes")
+    return at, n // size, keep
+
+
+class TypedProducer(_Handle):
+    """A typed ring's producer: values copied in, one or an array per call."""
+
+    _closer = _c.shmring_typed_producer_close
+
+    def __init__(self, ptr: int, ring: TypedRing):
+        super().__init__(ptr)
+        self.name, self._size = ring.name, ring.layout.size
+        self._count = _size()
+        self._count_ref = ctypes.byref(self._count)
+
+    def push(self, value, timeout: Optional[float] = None) -> bool:
+        """Copy ``value`` (bytes or any buffer of the layout's size, a numpy
+        record) in, waiting up to ``timeout`` seconds for room (0: not at
+        all, and False if there is none; Timeout if none came in a longer
+        wait)."""
+        at, n, keep = _values(value, self._size)
+        if n != 1:
+            raise ValueError(f"a value is {self._size} bytes, not {n * self._size}")
+        with self._lock:
+            p = self._p
+            status = _waiting(timeout, lambda ns: _c.shmring_typed_push_timeout(p, at, self._size, ns))
+        del keep
+        return _check(status) == OK
+
+    def push_many(self, values, timeout: Optional[float] = None) -> int:
+        """Copy ``values`` (a numpy array of the ring's dtype, or bytes of
+        whole values) in, in order: waits up to ``timeout`` seconds for room
+        for the first (0: not at all), then pushes while there is room now;
+        how many went (the caller pushes the rest)."""
+        at, n, keep = _values(values, self._size)
+        if n == 0:
+            return 0
+        with self._lock:
+            p, pushed = self._p, self._count
+            if timeout == 0:
+                # The common case of a stream, without a wait's machinery.
+                status = _c.shmring_typed_push_many(p, at, n, 0, self._count_ref)
+            else:
+                status = _waiting(timeout, lambda ns: _c.shmring_typed_push_many(p, at, n, ns, self._count_ref))
+            del keep
+            _check(status)
+            return pushed.value
+
+
+class TypedConsumer(_Handle):
+    """A typed ring's consumer: values copied out, one or an array per call."""
+
+    _closer = _c.shmring_typed_consumer_close
+
+    def __init__(self, ptr: int, ring: TypedRing):
+        super().__init__(ptr)
+        self.name, self._size, self._dtype = ring.name, ring.layout.size, ring.dtype
+        self._count = _size()
+        self._count_ref = ctypes.byref(self._count)
+
+    def pop(self, timeout: Optional[float] = None):
+        """The oldest value, copied out (bytes, or a numpy record of the
+        ring's dtype), waiting up to ``timeout`` seconds (0: not at all, and
+        None if there is none; Timeout if none came in a longer wait)."""
+        out = ctypes.create_string_buffer(self._size)
+        with self._lock:
+            p = self._p
+            status = _waiting(timeout, lambda ns: _c.shmring_typed_pop_timeout(p, out, self._size, ns))
+        if _check(status) == EMPTY:
+            return None
+        if self._dtype is not None:
+            import numpy
+
+            return numpy.frombuffer(out.raw, dtype=self._dtype)[0]
+        return out.raw
+
+    def pop_many(self, limit: int = 1024, timeout: Optional[float] = None):
+        """Up to ``limit`` values in one call: waits up to ``timeout`` seconds
+        for the first (0: not at all, and none if there is none; Timeout if
+        none came in a longer wait), then takes those there now. A numpy
+        array of the ring's dtype, or bytes of the values one after
+        another."""
+        if limit < 1:
+            raise ValueError("limit is at least 1")
+        if self._dtype is not None:
+            import numpy
+
+            out = numpy.empty(limit, dtype=self._dtype)
+            at = ctypes.addressof(ctypes.c_char.from_buffer(out))
+        else:
+            out = ctypes.create_string_buffer(limit * self._size)
+            at = ctypes.addressof(out)
+        with self._lock:
+            p, count = self._p, self._count
+            if timeout == 0:
+                status = _c.shmring_typed_pop_many(p, at, limit, self._count_ref, 0)
+            else:
+                status = _waiting(timeout, lambda ns: _c.shmring_typed_pop_many(p, at, limit, self._count_ref, ns))
+            n = count.value if _check(status) == OK else 0
+        if self._dtype is not None:
+            return out[:n]
+        return out.raw[: n * self._size]

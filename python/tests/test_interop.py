@@ -1,7 +1,8 @@
 """Python and Rust on one ring, both ways; the bindings' errors, views and
 handles. The Rust side is the shmring-c crate's `echo` example, built here
 with cargo; it answers message i with i (8 bytes, little-endian) and the
-message reversed."""
+message reversed, and (`--ticks`) a typed tick with its qty plus one.
+numpy is needed here (the package itself needs it only for dtypes)."""
 
 import _thread
 import asyncio
@@ -15,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy
 import pytest
 
 import shmring
@@ -248,6 +250,14 @@ def test_ring_info_is_the_headers_struct():
         expected = getattr(ctypes, c_types[c_type])
         assert kind == (expected * int(n) if n else expected) or (n and kind._type_ is expected
                                                               and kind._length_ == int(n)), name
+
+
+def test_layout_is_the_headers_struct():
+    header = (ROOT / "capi" / "include" / "shmring.h").read_text()
+    body = re.search(r"typedef struct ShmringLayout \{(.*?)\} ShmringLayout;", header, re.S).group(1)
+    fields = re.findall(r"^\s*(const char \*|uint32_t )(\w+);", body, re.M)
+    c_types = {"const char *": ctypes.c_char_p, "uint32_t ": ctypes.c_uint32}
+    assert [(n, c_types[t]) for t, n in fields] == shmring._Layout._fields_
 
 
 def test_batches_go_both_ways_in_one_call_each():
@@ -513,3 +523,86 @@ def test_asyncio_awaits_a_rust_process(echo):
                     rust.wait()
 
     asyncio.run(main())
+
+
+TICK = numpy.dtype([("px", "<f8"), ("qty", "<u4"), ("side", "<u4")], align=True)
+
+
+def ticks(n: int):
+    t = numpy.zeros(n, dtype=TICK)
+    t["px"] = numpy.arange(n) / 2.0
+    t["qty"] = numpy.arange(n)
+    t["side"] = numpy.arange(n) % 2
+    return t
+
+
+def test_numpy_records_cross_to_a_rust_process_and_back(echo):
+    count = 3000
+    to_rust, from_rust = unique("ticks-to-rust"), unique("ticks-from-rust")
+    layout = shmring.Layout.of(TICK, "Tick")
+    assert (layout.size, layout.align) == (16, 8)
+    with shmring.TypedRing.create(to_rust, layout, 64, dtype=TICK) as out_ring, shmring.TypedRing.create(
+        from_rust, layout, 64, kind="mpmc", dtype=TICK
+    ) as in_ring, out_ring.producer() as tx, in_ring.consumer() as rx:
+        rust = subprocess.Popen(
+            [str(echo), "--ticks", to_rust, from_rust, str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            sent, got = ticks(count), []
+            at, have = 0, 0
+            while have < count:
+                if at < count:
+                    at += tx.push_many(sent[at:], timeout=0)
+                batch = rx.pop_many(256, timeout=0 if at < count else WAIT)
+                got.append(batch)
+                have += len(batch)
+            answers = numpy.concatenate(got)
+            expected = sent.copy()
+            expected["qty"] += 1
+            assert answers.dtype == TICK
+            assert numpy.array_equal(answers, expected)
+            out, err = rust.communicate(timeout=WAIT)
+            assert rust.returncode == 0, err.decode()
+        finally:
+            rust.kill()
+            rust.wait()
+
+
+def test_typed_rings_check_layouts_kinds_and_lengths():
+    name = unique("typed")
+    u64 = shmring.Layout("u64", 8, 8)
+    with shmring.TypedRing.create(name, u64, 2, kind="mpmc") as ring:
+        for other, kind in [
+            (shmring.Layout("u64", 8, 4), "mpmc"),
+            (shmring.Layout("i64", 8, 8), "mpmc"),
+            (shmring.Layout("u64", 8, 8, version=1), "mpmc"),
+            (u64, "spsc"),
+        ]:
+            with pytest.raises(shmring.Mismatch):
+                shmring.TypedRing.open(name, other, kind=kind)
+        with pytest.raises(shmring.InvalidArgument):
+            shmring.TypedRing.open(name, shmring.Layout("u64", 8, 3), kind="mpmc")
+        with pytest.raises(ValueError):
+            shmring.TypedRing.open(name, u64, kind="bytes")
+        with pytest.raises(ValueError):
+            shmring.TypedRing.open(name, u64, kind="mpmc", dtype="<u4")
+        with shmring.TypedRing.open(name, u64, kind="mpmc", dtype="<u8") as same, ring.producer() as tx:
+            with same.consumer() as a, ring.consumer() as b:
+                assert a.pop(timeout=0) is None
+                with pytest.raises(shmring.Timeout):
+                    b.pop(timeout=0.001)
+                with pytest.raises(ValueError):
+                    tx.push(b"short")
+                assert tx.push((7).to_bytes(8, "little"), timeout=0)
+                assert tx.push(numpy.uint64(8), timeout=0)
+                assert not tx.push(b"\0" * 8, timeout=0)  # full
+                assert a.pop(timeout=0) == 7  # a numpy scalar of the dtype
+                assert b.pop(timeout=0) == (8).to_bytes(8, "little")  # bytes: no dtype
+                # Many at once: as many as fit, in order, each once.
+                assert tx.push_many(numpy.arange(10, 15, dtype="<u8"), timeout=0) == 2
+                assert list(a.pop_many(8, timeout=0)) == [10, 11]
+                assert tx.push_many(b"".join(i.to_bytes(8, "little") for i in (20, 21)), timeout=0) == 2
+                assert b.pop_many(8, timeout=0) == (20).to_bytes(8, "little") + (21).to_bytes(8, "little")
+                assert len(a.pop_many(8, timeout=0)) == 0
