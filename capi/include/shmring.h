@@ -619,6 +619,20 @@ void shmring_typed_close(struct ShmringTyped *ring);
 // `ring` is NULL or a live handle.
 size_t shmring_typed_value_len(const struct ShmringTyped *ring);
 
+// Whether a live process holds a producer of `ring` (0 or 1; 0 for
+// NULL): an SPSC ring's producer role, any of an MPMC ring's producers.
+//
+// # Safety
+// `ring` is NULL or a live handle.
+int shmring_typed_has_producer(const struct ShmringTyped *ring);
+
+// Whether a live process holds a consumer of `ring` (0 or 1; 0 for
+// NULL).
+//
+// # Safety
+// `ring` is NULL or a live handle.
+int shmring_typed_has_consumer(const struct ShmringTyped *ring);
+
 // Take `ring`'s producer role (an SPSC ring:
 // `SHMRING_ROLE_TAKEN` while a live handle
 // holds it; an MPMC ring has many producers). The handle goes to `*out`.

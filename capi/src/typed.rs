@@ -316,6 +316,34 @@ pub unsafe extern "C" fn shmring_typed_value_len(ring: *const ShmringTyped) -> u
     }
 }
 
+/// Whether a live process holds a producer of `ring` (0 or 1; 0 for
+/// NULL): an SPSC ring's producer role, any of an MPMC ring's producers.
+///
+/// # Safety
+/// `ring` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_has_producer(ring: *const ShmringTyped) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { ring.as_ref() }.is_some_and(|r| match &r.ring {
+        Ring::Spsc(r) => r.has_producer(),
+        Ring::Mpmc(r) => r.has_producer(),
+    }) as c_int
+}
+
+/// Whether a live process holds a consumer of `ring` (0 or 1; 0 for
+/// NULL).
+///
+/// # Safety
+/// `ring` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_has_consumer(ring: *const ShmringTyped) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe { ring.as_ref() }.is_some_and(|r| match &r.ring {
+        Ring::Spsc(r) => r.has_consumer(),
+        Ring::Mpmc(r) => r.has_consumer(),
+    }) as c_int
+}
+
 fn value_len(ring: &ShmringTyped) -> usize {
     match &ring.ring {
         Ring::Spsc(r) => r.layout().size as usize,

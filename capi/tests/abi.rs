@@ -687,10 +687,25 @@ fn typed_rings_check_their_layouts_kinds_and_lengths() {
             SHMRING_MISMATCH
         );
         let (mut tx, mut rx) = (ptr::null_mut(), ptr::null_mut());
+        assert_eq!(
+            (
+                shmring_typed_has_producer(ring),
+                shmring_typed_has_consumer(ring)
+            ),
+            (0, 0)
+        );
         assert_eq!(shmring_typed_producer(ring, &mut tx), SHMRING_OK);
         let _tx = Closer(tx, shmring_typed_producer_close);
         assert_eq!(shmring_typed_consumer(ring, &mut rx), SHMRING_OK);
         let _rx = Closer(rx, shmring_typed_consumer_close);
+        assert_eq!(
+            (
+                shmring_typed_has_producer(ring),
+                shmring_typed_has_consumer(ring)
+            ),
+            (1, 1)
+        );
+        assert_eq!(shmring_typed_has_producer(ptr::null()), 0);
 
         // Lengths other than the value's, and NULLs, are refused.
         let v = 7u64.to_ne_bytes();

@@ -258,6 +258,8 @@ for _name, _args, _ret in [
     ),
     ("shmring_typed_close", [_P], None),
     ("shmring_typed_value_len", [_P], _size),
+    ("shmring_typed_has_producer", [_P], ctypes.c_int),
+    ("shmring_typed_has_consumer", [_P], ctypes.c_int),
     ("shmring_typed_producer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_typed_consumer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_typed_producer_close", [_P], None),
@@ -1178,6 +1180,16 @@ class TypedRing(_Handle):
     def open_timeout(cls, name: str, layout: Layout, timeout: float, kind: str = "spsc", dtype=None) -> "TypedRing":
         """Open ring ``name``, waiting up to ``timeout`` seconds for it to be made."""
         return cls._made(_c.shmring_typed_open_timeout, name, layout, kind, dtype, _ns(timeout))
+
+    @property
+    def has_producer(self) -> bool:
+        """Whether a live process holds a producer of the ring."""
+        return bool(_c.shmring_typed_has_producer(self._p))
+
+    @property
+    def has_consumer(self) -> bool:
+        """Whether a live process holds a consumer of the ring."""
+        return bool(_c.shmring_typed_has_consumer(self._p))
 
     def producer(self) -> "TypedProducer":
         """Take the producer role (an SPSC ring: RoleTaken while a live handle holds it)."""

@@ -588,8 +588,10 @@ def test_typed_rings_check_layouts_kinds_and_lengths():
             shmring.TypedRing.open(name, u64, kind="bytes")
         with pytest.raises(ValueError):
             shmring.TypedRing.open(name, u64, kind="mpmc", dtype="<u4")
+        assert not (ring.has_producer or ring.has_consumer)
         with shmring.TypedRing.open(name, u64, kind="mpmc", dtype="<u8") as same, ring.producer() as tx:
             with same.consumer() as a, ring.consumer() as b:
+                assert ring.has_producer and same.has_consumer
                 assert a.pop(timeout=0) is None
                 with pytest.raises(shmring.Timeout):
                     b.pop(timeout=0.001)
