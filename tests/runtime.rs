@@ -358,3 +358,59 @@ fn batches_go_in_order_across_the_rings_end() {
     assert_eq!(rx.try_pop_many(&mut three).unwrap(), 1);
     assert_eq!(words(&three[..8]), [4]);
 }
+
+/// What dead handles leave, on a run-time MPMC ring: a position a dead
+/// producer claimed and never published stalls a polling consumer until
+/// `recover` skips it; a value a dead consumer took and never released
+/// reaches a waiting run-time consumer, as bytes. (The dead handles are
+/// typed ones on the same ring: their guards forgotten, then dropped.)
+#[test]
+fn dead_handles_leftovers_are_repaired_and_taken_over_as_bytes() {
+    let name = unique_name("rt-dead");
+    let ring = RuntimeMpmc::create(&name, TypeLayout::of::<u64>(), 8).unwrap();
+    let typed = Mpmc::<u64>::open(&name).unwrap();
+    // Made first: a new handle repairs what it finds.
+    let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let dead = typed.producer().unwrap();
+    std::mem::forget(dead.try_reserve().unwrap()); // position 0, never published
+    drop(dead);
+    tx.try_push(&5u64.to_ne_bytes()).unwrap(); // position 1
+    let mut out = [0u8; 8];
+    assert!(!rx.try_pop(&mut out).unwrap(), "stalled behind position 0");
+    assert_eq!(ring.stalled_at(), Some(0));
+    assert!(ring.recover() >= 1);
+    assert!(rx.try_pop(&mut out).unwrap());
+    assert_eq!(u64::from_ne_bytes(out), 5);
+
+    tx.try_push(&6u64.to_ne_bytes()).unwrap();
+    let dead = typed.consumer().unwrap();
+    std::mem::forget(dead.try_read().unwrap()); // taken, never released
+    drop(dead);
+    rx.pop_timeout(&mut out, Duration::from_secs(10)).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 6, "taken over");
+    assert_eq!((ring.pushed(), ring.popped()), (3, 3));
+}
+
+/// A run-time producer closes the stream: what it pushed arrives, then
+/// `Closed`.
+#[test]
+fn a_closed_run_time_ring_ends_after_what_was_pushed() {
+    let name = unique_name("rt-close");
+    let ring = RuntimeSpsc::create(&name, TypeLayout::of::<u64>(), 4).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(&1u64.to_ne_bytes()).unwrap();
+    tx.close();
+    let mut out = [0u8; 8];
+    rx.pop_timeout(&mut out, Duration::from_secs(10)).unwrap();
+    assert!(matches!(
+        rx.pop_timeout(&mut out, Duration::from_secs(10)),
+        Err(Error::Closed { .. })
+    ));
+    assert_eq!((ring.pushed(), ring.popped()), (1, 1));
+    // A layout of no bytes is refused.
+    let none = TypeLayout::new(Schema::new("unit", 0).unwrap(), 0, 1).unwrap();
+    assert!(matches!(
+        RuntimeSpsc::create(&unique_name("rt-unit"), none, 4),
+        Err(Error::InvalidLayout { .. })
+    ));
+}

@@ -110,8 +110,14 @@ impl<F: RuntimeFlavor> std::fmt::Debug for RuntimeRing<F> {
 
 /// `layout` as [`TypeLayout::new`] makes it: its fields are public, so a
 /// caller may have built one no ring can hold (an alignment that is not a
-/// power of two), or with a stale fingerprint.
+/// power of two), or with a stale fingerprint. A run-time ring's values
+/// are at least a byte (a value of none has no bytes to move).
 fn checked(layout: TypeLayout) -> Result<TypeLayout> {
+    if layout.size == 0 {
+        return Err(Error::InvalidLayout {
+            reason: "a run-time ring's values are at least a byte",
+        });
+    }
     TypeLayout::new(layout.schema, layout.size, layout.align)
 }
 
@@ -204,6 +210,16 @@ impl<F: RuntimeFlavor> RuntimeRing<F> {
 }
 
 impl RuntimeSpsc {
+    /// Values pushed over the ring's life (as last stored by the producer).
+    pub fn pushed(&self) -> u64 {
+        self.ring.pushed()
+    }
+
+    /// Values popped over the ring's life (as last stored by the consumer).
+    pub fn popped(&self) -> u64 {
+        self.ring.popped()
+    }
+
     /// Claim the producer end (see [`Spsc::producer`](crate::Spsc::producer)).
     pub fn producer(&self) -> Result<RuntimeProducer> {
         Ok(RuntimeProducer {
@@ -222,6 +238,40 @@ impl RuntimeSpsc {
 }
 
 impl RuntimeMpmc {
+    /// Positions claimed by producers so far (see
+    /// [`Mpmc::pushed`](crate::Mpmc::pushed)).
+    pub fn pushed(&self) -> u64 {
+        self.ring.pushed()
+    }
+
+    /// Positions claimed by consumers so far.
+    pub fn popped(&self) -> u64 {
+        self.ring.popped()
+    }
+
+    /// The position consumers wait behind, if a producer claimed it and
+    /// has not published it (see [`Mpmc::stalled_at`](crate::Mpmc::stalled_at)).
+    pub fn stalled_at(&self) -> Option<u64> {
+        self.ring.stalled_at()
+    }
+
+    /// Repair what dead processes left (see
+    /// [`Mpmc::recover`](crate::Mpmc::recover)): what a blocked call does on
+    /// its own, for handles that only poll; how many positions it repaired
+    /// or handed on.
+    ///
+    /// ```
+    /// use shmring::{RuntimeMpmc, Schema, TypeLayout};
+    /// # let name = format!("shmring-doc-runtime-recover-{}", std::process::id());
+    /// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+    /// let ring = RuntimeMpmc::create(&name, layout, 4)?;
+    /// assert_eq!(ring.recover(), 0); // every holder is alive
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn recover(&self) -> u64 {
+        self.ring.recover()
+    }
+
     /// A producer handle (see [`Mpmc::producer`](crate::Mpmc::producer)).
     pub fn producer(&self) -> Result<RuntimeMpmcProducer> {
         Ok(RuntimeMpmcProducer {
@@ -294,11 +344,18 @@ impl RuntimeProducer {
         Ok(self.inner.try_push_bytes(value)?)
     }
 
-    /// Push `value`, waiting up to `timeout` for room (a zero timeout is
-    /// [`try_push`](Self::try_push)).
+    /// Push `value`, waiting up to `timeout` for room (`Timeout` if none
+    /// came; a zero timeout is [`try_push`](Self::try_push), and says
+    /// `Full`).
     pub fn push_timeout(&mut self, value: &[u8], timeout: Duration) -> Result<()> {
         self.len.check(value.len())?;
         Ok(self.inner.push_bytes_timeout(value, timeout)?)
+    }
+
+    /// Close the ring (see [`Producer::close`](crate::Producer::close)):
+    /// the consumer pops what was pushed, then `Closed`.
+    pub fn close(self) {
+        self.inner.close();
     }
 
     /// Push the values laid out one after another in `values` while there
@@ -426,11 +483,18 @@ impl RuntimeMpmcProducer {
         Ok(self.inner.try_push_bytes(value)?)
     }
 
-    /// Push `value`, waiting up to `timeout` for room (a zero timeout is
-    /// [`try_push`](Self::try_push)).
+    /// Push `value`, waiting up to `timeout` for room (`Timeout` if none
+    /// came; a zero timeout is [`try_push`](Self::try_push), and says
+    /// `Full`).
     pub fn push_timeout(&self, value: &[u8], timeout: Duration) -> Result<()> {
         self.len.check(value.len())?;
         Ok(self.inner.push_bytes_timeout(value, timeout)?)
+    }
+
+    /// Close the ring for every consumer (see
+    /// [`MpmcProducer::close`](crate::MpmcProducer::close)).
+    pub fn close(self) {
+        self.inner.close();
     }
 
     /// Push the values laid out one after another in `values`, in order,
