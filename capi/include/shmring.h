@@ -633,6 +633,16 @@ int shmring_typed_has_producer(const struct ShmringTyped *ring);
 // `ring` is NULL or a live handle.
 int shmring_typed_has_consumer(const struct ShmringTyped *ring);
 
+// Repair what dead processes left in `ring`, for callers that only poll
+// (a blocked call repairs on its own): an MPMC ring's positions a dead
+// producer claimed and never published are skipped, values a dead
+// consumer took are handed on; how many (0 for an SPSC ring, whose
+// successor handles resume on their own, and for NULL).
+//
+// # Safety
+// `ring` is NULL or a live handle.
+uint64_t shmring_typed_recover(const struct ShmringTyped *ring);
+
 // Take `ring`'s producer role (an SPSC ring:
 // `SHMRING_ROLE_TAKEN` while a live handle
 // holds it; an MPMC ring has many producers). The handle goes to `*out`.

@@ -60,6 +60,7 @@ enum Tx {
 pub struct ShmringTypedProducer {
     tx: Tx,
     len: usize,
+    name: String,
 }
 
 #[derive(Debug)]
@@ -73,6 +74,7 @@ enum Rx {
 pub struct ShmringTypedConsumer {
     rx: Rx,
     len: usize,
+    name: String,
 }
 
 impl ShmringTypedProducer {
@@ -139,7 +141,8 @@ unsafe fn layout(layout: *const ShmringLayout, function: &str) -> Result<TypeLay
     if given.size == 0 {
         return Err(Failure::invalid(function, "the layout's size is 0"));
     }
-    let schema = Schema::new(schema, given.version).map_err(Error::from)?;
+    let schema = Schema::new(schema, given.version)
+        .map_err(|e| Failure::invalid(function, &format!("the layout's schema: {e}")))?;
     Ok(TypeLayout::new(schema, given.size, given.align)?)
 }
 
@@ -344,6 +347,48 @@ pub unsafe extern "C" fn shmring_typed_has_consumer(ring: *const ShmringTyped) -
     }) as c_int
 }
 
+fn ring_name(ring: &ShmringTyped) -> &str {
+    match &ring.ring {
+        Ring::Spsc(r) => r.name(),
+        Ring::Mpmc(r) => r.name(),
+    }
+}
+
+/// `e` as a failure of `function` on ring `name`, said in its message if
+/// the error's own text does not (a wrong length names neither).
+fn named(e: Error, function: &str, name: &str) -> Failure {
+    let f = Failure::from(e);
+    match f.message.contains(name) {
+        true => Failure::new(f.code, format!("{function}: {}", f.message)),
+        false => Failure::new(
+            f.code,
+            format!("{function} on ring {name:?}: {}", f.message),
+        ),
+    }
+}
+
+/// Repair what dead processes left in `ring`, for callers that only poll
+/// (a blocked call repairs on its own): an MPMC ring's positions a dead
+/// producer claimed and never published are skipped, values a dead
+/// consumer took are handed on; how many (0 for an SPSC ring, whose
+/// successor handles resume on their own, and for NULL).
+///
+/// # Safety
+/// `ring` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_recover(ring: *const ShmringTyped) -> u64 {
+    // SAFETY: the caller's contract above.
+    let Some(ring) = (unsafe { ring.as_ref() }) else {
+        return 0;
+    };
+    let recover = || match &ring.ring {
+        Ring::Spsc(_) => 0,
+        Ring::Mpmc(r) => r.recover(),
+    };
+    // No panic crosses into C.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(recover)).unwrap_or(0)
+}
+
 fn value_len(ring: &ShmringTyped) -> usize {
     match &ring.ring {
         Ring::Spsc(r) => r.layout().size as usize,
@@ -376,6 +421,7 @@ pub unsafe extern "C" fn shmring_typed_producer(
         let made = ShmringTypedProducer {
             tx,
             len: value_len(ring),
+            name: ring_name(ring).to_owned(),
         };
         // SAFETY: non-NULL (checked); writable by the caller's contract.
         unsafe { put(out, Box::into_raw(Box::new(made)), F)? };
@@ -407,6 +453,7 @@ pub unsafe extern "C" fn shmring_typed_consumer(
         let made = ShmringTypedConsumer {
             rx,
             len: value_len(ring),
+            name: ring_name(ring).to_owned(),
         };
         // SAFETY: non-NULL (checked); writable by the caller's contract.
         unsafe { put(out, Box::into_raw(Box::new(made)), F)? };
@@ -528,7 +575,12 @@ unsafe fn push(
         let tx = unsafe { handle(tx, function)? };
         // SAFETY: the caller's contract.
         let value = unsafe { readable(value, len, function)? };
-        pushed(tx.push(value, Duration::from_nanos(timeout_ns)))
+        let result = tx.push(value, Duration::from_nanos(timeout_ns));
+        match result {
+            Err(e @ Error::Full) | Err(e @ Error::Timeout { .. }) => pushed(Err(e)),
+            Err(e) => Err(named(e, function, &tx.name)),
+            Ok(()) => pushed(Ok(())),
+        }
     })
 }
 
@@ -580,9 +632,10 @@ unsafe fn pop(
         let rx = unsafe { handle(rx, function)? };
         // SAFETY: the caller's contract.
         let out = unsafe { writable(out, len, function)? };
-        match rx.pop(out, Duration::from_nanos(timeout_ns))? {
-            true => Ok(SHMRING_OK),
-            false => Ok(SHMRING_EMPTY),
+        match rx.pop(out, Duration::from_nanos(timeout_ns)) {
+            Ok(true) => Ok(SHMRING_OK),
+            Ok(false) => Ok(SHMRING_EMPTY),
+            Err(e) => Err(named(e, function, &rx.name)),
         }
     })
 }
@@ -624,8 +677,10 @@ pub unsafe extern "C" fn shmring_typed_push_many(
         // The first may wait; the rest go in one batch (an SPSC ring: one
         // index store and one wakeup for all).
         let (first, rest) = values.split_at(tx.len);
-        if let Err(e) = tx.push(first, Duration::from_nanos(timeout_ns)) {
-            return self::pushed(Err(e));
+        match tx.push(first, Duration::from_nanos(timeout_ns)) {
+            Ok(()) => {}
+            Err(e @ Error::Full) => return self::pushed(Err(e)),
+            Err(e) => return Err(named(e, F, &tx.name)),
         }
         // An error after the first ends the batch; the next call reports it.
         let more = tx.try_push_many(rest).unwrap_or(0);
@@ -669,8 +724,10 @@ pub unsafe extern "C" fn shmring_typed_pop_many(
         // The first may wait; the rest come in one batch (an SPSC ring:
         // one index store and one wakeup for all).
         let (first, rest) = out.split_at_mut(rx.len);
-        if !rx.pop(first, Duration::from_nanos(timeout_ns))? {
-            return Ok(SHMRING_EMPTY);
+        match rx.pop(first, Duration::from_nanos(timeout_ns)) {
+            Ok(true) => {}
+            Ok(false) => return Ok(SHMRING_EMPTY),
+            Err(e) => return Err(named(e, F, &rx.name)),
         }
         // An error after the first ends the batch; the next call reports it.
         let more = rx.try_pop_many(rest).unwrap_or(0);

@@ -662,6 +662,19 @@ fn typed_rings_check_their_layouts_kinds_and_lengths() {
             shmring_typed_create(name.as_ptr(), SHMRING_KIND_SPSC, ptr::null(), 8, &mut ring),
             SHMRING_INVALID_ARGUMENT
         );
+        // A schema name no header holds is the caller's error too.
+        let long = CString::new("x".repeat(33)).unwrap();
+        assert_eq!(
+            shmring_typed_create(
+                name.as_ptr(),
+                SHMRING_KIND_SPSC,
+                &typed_layout(&long),
+                8,
+                &mut ring
+            ),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("schema"), "{}", last_error());
         assert_eq!(
             shmring_typed_create(name.as_ptr(), SHMRING_KIND_BYTES, &good, 8, &mut ring),
             SHMRING_INVALID_ARGUMENT
@@ -713,6 +726,13 @@ fn typed_rings_check_their_layouts_kinds_and_lengths() {
             shmring_typed_try_push(tx, v.as_ptr().cast(), 4),
             SHMRING_INVALID_ARGUMENT
         );
+        let said = last_error();
+        assert!(
+            said.contains("shmring_typed_try_push") && said.contains(name.to_str().unwrap()),
+            "{said}"
+        );
+        assert_eq!(shmring_typed_recover(ring), 0, "nothing to repair");
+        assert_eq!(shmring_typed_recover(ptr::null()), 0);
         assert_eq!(
             shmring_typed_try_push(tx, ptr::null(), 8),
             SHMRING_INVALID_ARGUMENT

@@ -9,7 +9,7 @@ Why ``ctypes`` over the C ABI rather than PyO3: one boundary to keep right
 version, and no dependency; a call costs a ``ctypes`` crossing (about a
 microsecond), which a Python caller pays anyway.
 
-Byte rings so far::
+Byte rings (typed rings of numpy dtypes: ``TypedRing``)::
 
     with ByteRing.open_or_create("orders", 1 << 16) as ring:
         with ring.producer() as tx:
@@ -260,6 +260,7 @@ for _name, _args, _ret in [
     ("shmring_typed_value_len", [_P], _size),
     ("shmring_typed_has_producer", [_P], ctypes.c_int),
     ("shmring_typed_has_consumer", [_P], ctypes.c_int),
+    ("shmring_typed_recover", [_P], ctypes.c_uint64),
     ("shmring_typed_producer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_typed_consumer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_typed_producer_close", [_P], None),
@@ -1110,13 +1111,25 @@ class Layout:
     align: int
     version: int = 0
 
+    def __post_init__(self):
+        # The C struct's fields are 32-bit: a value past them would wrap.
+        if not 0 < self.size < 2**32 or not 0 <= self.version < 2**32:
+            raise ValueError(f"a layout's size is 1 to 2**32 - 1 bytes and its version a u32: {self}")
+        if self.align <= 0 or self.align & (self.align - 1) or self.align > 4096:
+            raise ValueError(f"a layout's alignment is a power of two up to 4096: {self}")
+
     @classmethod
     def of(cls, dtype, schema: str, version: int = 0) -> "Layout":
-        """The layout of a numpy dtype (a structured one made with
-        ``align=True`` is laid out as the C struct of the same fields)."""
+        """The layout of a numpy dtype: a structured one made with
+        ``align=True`` is laid out as the C struct of the same fields (one
+        made without is packed, alignment 1, as a ``#[repr(C, packed)]``
+        struct is). A dtype holding Python objects cannot cross processes
+        (a peer's bytes would be taken for pointers), and is refused."""
         import numpy
 
         dtype = numpy.dtype(dtype)
+        if dtype.hasobject:
+            raise ValueError(f"{dtype} holds Python objects, which are pointers into this process")
         return cls(schema, dtype.itemsize, dtype.alignment, version)
 
     def _c(self) -> _Layout:
@@ -1154,6 +1167,8 @@ class TypedRing(_Handle):
             import numpy
 
             dtype = numpy.dtype(dtype)
+            if dtype.hasobject:
+                raise ValueError(f"{dtype} holds Python objects, which are pointers into this process")
             if dtype.itemsize != layout.size:
                 raise ValueError(f"a {dtype} is {dtype.itemsize} bytes, the layout's values {layout.size}")
         out = _P()
@@ -1191,6 +1206,14 @@ class TypedRing(_Handle):
         """Whether a live process holds a consumer of the ring."""
         return bool(_c.shmring_typed_has_consumer(self._p))
 
+    def recover(self) -> int:
+        """Repair what dead processes left, for handles that only poll (a
+        wait repairs on its own): an MPMC ring's positions a dead producer
+        claimed and never published are skipped, values a dead consumer
+        took are handed on; how many (an SPSC ring's successors resume on
+        their own: 0)."""
+        return _c.shmring_typed_recover(self._p)
+
     def producer(self) -> "TypedProducer":
         """Take the producer role (an SPSC ring: RoleTaken while a live handle holds it)."""
         out = _P()
@@ -1207,11 +1230,17 @@ class TypedRing(_Handle):
         return f"TypedRing({self.name!r}, {self.layout}, kind={self.kind!r})"
 
 
-def _values(data, size: int):
+def _values(data, size: int, dtype=None):
     """``data`` (a numpy array, bytes, any buffer) as whole values in one
     C-contiguous run: its address, how many values, and what keeps the
-    memory alive meanwhile."""
+    memory alive meanwhile. An array must be of the ring's dtype, if it
+    has one (its bytes are not reinterpreted as another's)."""
     numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(data, numpy.ndarray):
+        if data.dtype.hasobject:
+            raise ValueError(f"{data.dtype} holds Python objects, which are pointers into this process")
+        if dtype is not None and data.dtype != dtype:
+            raise ValueError(f"an array of {data.dtype}, not of the ring's {dtype}")
     if numpy is not None and isinstance(data, numpy.ndarray) and data.flags.c_contiguous:
         n, keep = data.nbytes, data
         # A buffer's address: a fifth of the time of `data.ctypes.data`.
@@ -1232,7 +1261,7 @@ class TypedProducer(_Handle):
 
     def __init__(self, ptr: int, ring: TypedRing):
         super().__init__(ptr)
-        self.name, self._size = ring.name, ring.layout.size
+        self.name, self._size, self._dtype = ring.name, ring.layout.size, ring.dtype
         self._count = _size()
         self._count_ref = ctypes.byref(self._count)
 
@@ -1241,7 +1270,7 @@ class TypedProducer(_Handle):
         record) in, waiting up to ``timeout`` seconds for room (0: not at
         all, and False if there is none; Timeout if none came in a longer
         wait)."""
-        at, n, keep = _values(value, self._size)
+        at, n, keep = _values(value, self._size, self._dtype)
         if n != 1:
             raise ValueError(f"a value is {self._size} bytes, not {n * self._size}")
         with self._lock:
@@ -1255,7 +1284,7 @@ class TypedProducer(_Handle):
         whole values) in, in order: waits up to ``timeout`` seconds for room
         for the first (0: not at all), then pushes while there is room now;
         how many went (the caller pushes the rest)."""
-        at, n, keep = _values(values, self._size)
+        at, n, keep = _values(values, self._size, self._dtype)
         if n == 0:
             return 0
         with self._lock:
@@ -1321,5 +1350,6 @@ class TypedConsumer(_Handle):
                 status = _waiting(timeout, lambda ns: _c.shmring_typed_pop_many(p, at, limit, self._count_ref, ns))
             n = count.value if _check(status) == OK else 0
         if self._dtype is not None:
-            return out[:n]
-        return out.raw[: n * self._size]
+            out.resize(n, refcheck=False)  # not a view holding the whole buffer
+            return out
+        return ctypes.string_at(at, n * self._size)

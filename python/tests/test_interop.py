@@ -582,7 +582,7 @@ def test_typed_rings_check_layouts_kinds_and_lengths():
         ]:
             with pytest.raises(shmring.Mismatch):
                 shmring.TypedRing.open(name, other, kind=kind)
-        with pytest.raises(shmring.InvalidArgument):
+        with pytest.raises(ValueError, match="power of two"):
             shmring.TypedRing.open(name, shmring.Layout("u64", 8, 3), kind="mpmc")
         with pytest.raises(ValueError):
             shmring.TypedRing.open(name, u64, kind="bytes")
@@ -608,3 +608,17 @@ def test_typed_rings_check_layouts_kinds_and_lengths():
                 assert tx.push_many(b"".join(i.to_bytes(8, "little") for i in (20, 21)), timeout=0) == 2
                 assert b.pop_many(8, timeout=0) == (20).to_bytes(8, "little") + (21).to_bytes(8, "little")
                 assert len(a.pop_many(8, timeout=0)) == 0
+        # An array of another dtype is not reinterpreted; objects never cross.
+        with shmring.TypedRing.open(name, u64, kind="mpmc", dtype="<u8") as same, same.producer() as tx:
+            with pytest.raises(ValueError, match="not of the ring"):
+                tx.push_many(numpy.zeros(2, dtype="<f8"))
+            with pytest.raises(ValueError, match="objects"):
+                tx.push_many(numpy.array([None], dtype=object))
+            assert same.recover() == 0  # every holder alive: nothing to repair
+    with pytest.raises(ValueError, match="objects"):
+        shmring.Layout.of(numpy.dtype([("o", object)]), "O")
+    for size, align in [(0, 8), (-8, 8), (2**32, 8), (8, 3), (8, 0)]:
+        with pytest.raises(ValueError):
+            shmring.Layout("x", size, align)
+    with pytest.raises(shmring.InvalidArgument, match="schema"):
+        shmring.TypedRing.create(unique("typed-schema"), shmring.Layout("x" * 33, 8, 8), 2)
