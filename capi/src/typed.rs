@@ -396,6 +396,30 @@ fn value_len(ring: &ShmringTyped) -> usize {
     }
 }
 
+/// Make a handle of `ring` with `make(ring, its value length, its name)`,
+/// handed out through `out`.
+///
+/// # Safety
+/// `ring` is NULL or a live handle; `out` is NULL or writable.
+unsafe fn hand_out_handle<H>(
+    ring: *mut ShmringTyped,
+    out: *mut *mut H,
+    function: &str,
+    make: impl FnOnce(&ShmringTyped, usize, String) -> Result<H, Error>,
+) -> c_int {
+    guard(function, || {
+        // SAFETY: the caller's contract above.
+        let ring = unsafe { handle(ring, function)? };
+        if out.is_null() {
+            return Err(Failure::invalid(function, "out is NULL"));
+        }
+        let made = make(ring, value_len(ring), ring_name(ring).to_owned())?;
+        // SAFETY: non-NULL (checked); writable by the caller's contract.
+        unsafe { put(out, Box::into_raw(Box::new(made)), function)? };
+        Ok(SHMRING_OK)
+    })
+}
+
 /// Take `ring`'s producer role (an SPSC ring:
 /// [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) while a live handle
 /// holds it; an MPMC ring has many producers). The handle goes to `*out`.
@@ -407,26 +431,15 @@ pub unsafe extern "C" fn shmring_typed_producer(
     ring: *mut ShmringTyped,
     out: *mut *mut ShmringTypedProducer,
 ) -> c_int {
-    const F: &str = "shmring_typed_producer";
-    guard(F, || {
-        // SAFETY: the caller's contract above.
-        let ring = unsafe { handle(ring, F)? };
-        if out.is_null() {
-            return Err(Failure::invalid(F, "out is NULL"));
-        }
+    let make = |ring: &ShmringTyped, len, name| {
         let tx = match &ring.ring {
             Ring::Spsc(r) => Tx::Spsc(r.producer()?),
             Ring::Mpmc(r) => Tx::Mpmc(r.producer()?),
         };
-        let made = ShmringTypedProducer {
-            tx,
-            len: value_len(ring),
-            name: ring_name(ring).to_owned(),
-        };
-        // SAFETY: non-NULL (checked); writable by the caller's contract.
-        unsafe { put(out, Box::into_raw(Box::new(made)), F)? };
-        Ok(SHMRING_OK)
-    })
+        Ok(ShmringTypedProducer { tx, len, name })
+    };
+    // SAFETY: the caller's contract above.
+    unsafe { hand_out_handle(ring, out, "shmring_typed_producer", make) }
 }
 
 /// Take `ring`'s consumer role (an SPSC ring: one consumer; an MPMC ring
@@ -439,26 +452,15 @@ pub unsafe extern "C" fn shmring_typed_consumer(
     ring: *mut ShmringTyped,
     out: *mut *mut ShmringTypedConsumer,
 ) -> c_int {
-    const F: &str = "shmring_typed_consumer";
-    guard(F, || {
-        // SAFETY: the caller's contract above.
-        let ring = unsafe { handle(ring, F)? };
-        if out.is_null() {
-            return Err(Failure::invalid(F, "out is NULL"));
-        }
+    let make = |ring: &ShmringTyped, len, name| {
         let rx = match &ring.ring {
             Ring::Spsc(r) => Rx::Spsc(r.consumer()?),
             Ring::Mpmc(r) => Rx::Mpmc(r.consumer()?),
         };
-        let made = ShmringTypedConsumer {
-            rx,
-            len: value_len(ring),
-            name: ring_name(ring).to_owned(),
-        };
-        // SAFETY: non-NULL (checked); writable by the caller's contract.
-        unsafe { put(out, Box::into_raw(Box::new(made)), F)? };
-        Ok(SHMRING_OK)
-    })
+        Ok(ShmringTypedConsumer { rx, len, name })
+    };
+    // SAFETY: the caller's contract above.
+    unsafe { hand_out_handle(ring, out, "shmring_typed_consumer", make) }
 }
 
 /// Close a producer (NULL: nothing), giving its role back.
