@@ -167,7 +167,7 @@ binaries_for() {
         */claims.rs|*/claims/*|*/lease.rs) echo repair ;;
         */mpmc.rs|*/mpmc/*) echo repair mpmc runtime ;;
         */byte_ring.rs|*/byte_ring/*) echo bytes repair request_reply ;;
-        */broadcast/*) echo broadcast ;;
+        */broadcast/*) echo broadcast runtime ;;
         */hook.rs) echo async ;;
         *) echo spsc bytes repair mpmc broadcast async request_reply runtime ;;
     esac

@@ -25,8 +25,9 @@
 //! them (a bridge, a recorder, bindings) takes any producer as a
 //! [`MessageSender`] and any consumer as a [`MessageReceiver`]: messages of
 //! bytes (a typed ring's value as its bytes), read in place in runs with
-//! their ring positions. [`RuntimeSpsc`] and [`RuntimeMpmc`] are the
-//! typed rings for a type known only at run time (a C struct, a numpy
+//! their ring positions. [`RuntimeSpsc`], [`RuntimeMpmc`] and
+//! [`RuntimeBroadcast`] are the typed rings for a type known only at run
+//! time (a C struct, a numpy
 //! dtype, for other languages' bindings): the same format and protocol,
 //! so each opens the other's rings.
 //!
@@ -251,9 +252,11 @@ pub mod broadcast {
 /// [`RuntimeSpsc`].
 pub mod runtime {
     pub use crate::rings::runtime::{
+        RuntimeBroadcast as Broadcast, RuntimeBroadcastProducer as BroadcastProducer,
         RuntimeConsumer as Consumer, RuntimeFlavor as Flavor, RuntimeMpmc as Mpmc,
         RuntimeMpmcConsumer as MpmcConsumer, RuntimeMpmcProducer as MpmcProducer,
         RuntimeProducer as Producer, RuntimeRing as Ring, RuntimeSpsc as Spsc,
+        RuntimeSubscriber as Subscriber,
     };
 }
 
@@ -290,8 +293,9 @@ pub use rings::mpmc::{
     Mpmc, MpmcConsumer, MpmcFlavor, MpmcProducer, MpmcReadSlot, MpmcStream, MpmcWriteSlot,
 };
 pub use rings::runtime::{
-    RuntimeConsumer, RuntimeFlavor, RuntimeMpmc, RuntimeMpmcConsumer, RuntimeMpmcProducer,
-    RuntimeProducer, RuntimeRing, RuntimeSpsc,
+    RuntimeBroadcast, RuntimeBroadcastProducer, RuntimeConsumer, RuntimeFlavor, RuntimeMpmc,
+    RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer, RuntimeRing, RuntimeSpsc,
+    RuntimeSubscriber,
 };
 pub use rings::spsc::{Consumer, Producer, ReadChunk, Spsc, SpscFlavor, WriteChunk};
 pub use wait::WaitStrategy;

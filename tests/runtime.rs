@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::*;
 use shmring::{
-    runtime::Spsc as RuntimeSpsc, CreateOptions, Error, Mpmc, Pod, RuntimeMpmc, Schema, Spsc,
-    TypeLayout,
+    runtime::Spsc as RuntimeSpsc, Broadcast, CreateOptions, Error, Mpmc, Pod, RuntimeBroadcast,
+    RuntimeMpmc, Schema, Spsc, SubscriberOptions, TypeLayout,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, shmring::Pod, shmring::Zeroable)]
@@ -413,4 +413,157 @@ fn a_closed_run_time_ring_ends_after_what_was_pushed() {
         RuntimeSpsc::create(&unique_name("rt-unit"), none, 4),
         Err(Error::InvalidLayout { .. })
     ));
+}
+
+/// Values of `T` published typed and read by run-time subscribers (one
+/// lossless, one lossy), then published at run time and read by a typed
+/// subscriber, over several laps of a broadcast ring of 4.
+fn round_trip_broadcast<T: Pod + Send + PartialEq + std::fmt::Debug>(tag: &str) {
+    let layout = TypeLayout::of::<T>();
+    let wanted = values::<T>(19);
+    let name = unique_name(tag);
+    let typed = Broadcast::<T>::create(&name, 4).unwrap();
+    let runtime = RuntimeBroadcast::open(&name, layout).unwrap();
+    let mut tx = typed.producer().unwrap();
+    let mut a = runtime.subscriber().unwrap();
+    let mut b = runtime
+        .subscriber_with(&SubscriberOptions::lossy())
+        .unwrap();
+    let mut out = vec![0u8; layout.size as usize];
+    for v in &wanted {
+        tx.try_push(*v).unwrap();
+        for rx in [&mut a, &mut b] {
+            assert!(rx.try_pop(&mut out).unwrap());
+            assert_eq!(bytemuck::pod_read_unaligned::<T>(&out), *v);
+            assert!(!rx.try_pop(&mut out).unwrap());
+        }
+    }
+    assert_eq!((a.missed(), b.missed()), (0, 0));
+    drop((tx, a, b));
+    let mut tx = runtime.producer().unwrap();
+    let mut rx = typed.subscriber().unwrap();
+    for v in &wanted {
+        tx.try_push(bytemuck::bytes_of(v)).unwrap();
+        assert_eq!(rx.try_pop(), Some(*v));
+    }
+    assert_eq!(runtime.pushed(), 38);
+}
+
+#[test]
+fn broadcast_values_cross_whole_between_typed_and_run_time_rings() {
+    round_trip_broadcast::<u8>("rt-bcast-u8");
+    round_trip_broadcast::<[u32; 3]>("rt-bcast-u32x3");
+    round_trip_broadcast::<Tick>("rt-bcast-tick");
+    round_trip_broadcast::<[u64; 9]>("rt-bcast-u64x9");
+    round_trip_broadcast::<Wide>("rt-bcast-wide");
+}
+
+#[test]
+fn run_time_subscribers_count_what_they_missed_and_end_at_the_close() {
+    let layout = TypeLayout::of::<u64>();
+    let name = unique_name("rt-bcast-missed");
+    let ring = RuntimeBroadcast::create(&name, layout, 4).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut lossy = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+    let mut slow = ring.subscriber().unwrap();
+    let mut out = [0u8; 8];
+    // The lossless one holds the producer at a ring's worth.
+    let four: Vec<u8> = (0..4u64).flat_map(u64::to_ne_bytes).collect();
+    assert_eq!(tx.try_push_many(&four).unwrap(), 4);
+    assert!(matches!(tx.try_push(&[0; 8]), Err(Error::Full)));
+    assert!(matches!(
+        tx.push_timeout(&[0; 8], Duration::from_millis(1)),
+        Err(Error::Timeout { .. })
+    ));
+    let mut got = [0u8; 32];
+    assert_eq!(slow.try_pop_many(&mut got).unwrap(), 4);
+    assert_eq!(got.to_vec(), four);
+    drop(slow);
+    // The lossy one alone: the producer laps it, and it says by how much.
+    for v in 4..20u64 {
+        tx.try_push(&v.to_ne_bytes()).unwrap();
+    }
+    assert!(lossy.try_pop(&mut out).unwrap());
+    let first = u64::from_ne_bytes(out);
+    assert!(first > 0);
+    assert_eq!(lossy.missed(), first);
+    let mut read = 1;
+    while lossy.try_pop(&mut out).unwrap() {
+        read += 1;
+    }
+    assert_eq!(read + lossy.missed(), 20);
+    assert_eq!((lossy.lag(), lossy.position()), (0, 20));
+    // Wrong lengths move nothing.
+    assert!(matches!(
+        lossy.try_pop(&mut [0; 7]),
+        Err(Error::WrongLength {
+            len: 7,
+            expected: 8
+        })
+    ));
+    assert!(matches!(
+        tx.try_push_many(&[0; 12]),
+        Err(Error::WrongLength { .. })
+    ));
+    // Closed: what was published, then `Closed`.
+    tx.try_push(&20u64.to_ne_bytes()).unwrap();
+    tx.close();
+    lossy.pop_timeout(&mut out, Duration::from_secs(5)).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 20);
+    assert!(matches!(
+        lossy.pop_timeout(&mut out, Duration::from_secs(5)),
+        Err(Error::Closed { .. })
+    ));
+    // Another kind or layout is refused.
+    assert!(matches!(
+        RuntimeSpsc::open(&name, layout),
+        Err(Error::KindMismatch { .. })
+    ));
+    let other = TypeLayout::of::<u32>();
+    assert!(matches!(
+        RuntimeBroadcast::open(&name, other),
+        Err(Error::TypeMismatch { .. })
+    ));
+}
+
+/// A lossy subscriber lapped over and over while it copies: every value
+/// it returns is whole (each word of a value is the same number), and
+/// what it read plus what it missed is how far it moved. Torn copies are
+/// the seqlock's to discard; its loom model (`loom-tests`, `runtime`)
+/// is what proves the discarding, this checks the real copy's bounds and
+/// bookkeeping under contention.
+#[test]
+fn lapped_run_time_subscribers_never_return_a_torn_value() {
+    let layout = TypeLayout::of::<[u64; 8]>();
+    let name = unique_name("rt-bcast-torn");
+    let ring = RuntimeBroadcast::create(&name, layout, 2).unwrap();
+    let mut rx = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+    let mut tx = ring.producer().unwrap();
+    const N: u64 = 200_000;
+    let writer = std::thread::spawn(move || {
+        for v in 1..=N {
+            let value: Vec<u8> = [v; 8].iter().flat_map(|w| w.to_ne_bytes()).collect();
+            tx.try_push(&value).unwrap();
+        }
+        tx.close();
+    });
+    let mut out = [0u8; 64];
+    let (mut read, mut last) = (0u64, 0u64);
+    loop {
+        match rx.pop_timeout(&mut out, Duration::from_secs(30)) {
+            Ok(()) => {}
+            Err(Error::Closed { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+        let words: Vec<u64> = out
+            .chunks_exact(8)
+            .map(|w| u64::from_ne_bytes(w.try_into().unwrap()))
+            .collect();
+        assert!(words.iter().all(|w| *w == words[0]), "torn: {words:?}");
+        assert!(words[0] > last, "out of order: {} after {last}", words[0]);
+        last = words[0];
+        read += 1;
+    }
+    writer.join().unwrap();
+    assert_eq!(read + rx.missed(), N);
 }

@@ -4,7 +4,10 @@
 //! and `mpmc.rs`; loom cannot see plain copies race, so what these
 //! models check is where the copies sit: a value copied in after its
 //! slot was published, or out after it was released, arrives torn or
-//! overwritten in some interleaving, and the value check fails. Run as
+//! overwritten in some interleaving, and the value check fails. The
+//! broadcast models check the run-time producer's and subscribers' own
+//! seqlock code (their value words are the model's atomics, as the typed
+//! broadcast ring's are: see `platform/sync.rs`'s `SeqValues`). Run as
 //! `spsc.rs` says.
 #![cfg(shmring_loom)]
 
@@ -12,7 +15,10 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
 use loom::thread;
-use shmring::{CreateOptions, Error, RuntimeMpmc, RuntimeSpsc, Schema, TypeLayout};
+use shmring::{
+    CreateOptions, Error, RuntimeBroadcast, RuntimeMpmc, RuntimeSpsc, Schema, SubscriberOptions,
+    TypeLayout,
+};
 
 /// Three words: a value that is not one atomic load or store.
 fn layout() -> TypeLayout {
@@ -126,4 +132,71 @@ fn runtime_mpmc_values_arrive_whole_and_in_order() {
             producer.join().unwrap();
         });
     }
+}
+
+/// A broadcast value as the model holds one: a word (see the module doc).
+fn word_layout() -> TypeLayout {
+    TypeLayout::new(Schema::new("word", 0).unwrap(), 8, 8).unwrap()
+}
+
+/// A run-time lossless subscriber at capacity 1 reads every value a
+/// run-time producer publishes, in order: the producer waits for its
+/// release before it overwrites.
+#[test]
+fn a_runtime_lossless_subscriber_gets_every_value() {
+    model(|| {
+        let ring = Arc::new(RuntimeBroadcast::create(&name(), word_layout(), 1).unwrap());
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.subscriber().unwrap();
+        let producer = thread::spawn(move || {
+            for v in 1..=COUNT {
+                while matches!(tx.try_push(&v.to_ne_bytes()), Err(Error::Full)) {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut out = [0u8; 8];
+        for v in 1..=COUNT {
+            while !rx.try_pop(&mut out).unwrap() {
+                thread::yield_now();
+            }
+            assert_eq!(u64::from_ne_bytes(out), v);
+        }
+        assert_eq!(rx.missed(), 0);
+        producer.join().unwrap();
+    });
+}
+
+/// A run-time lossy subscriber racing a producer that laps it at
+/// capacity 1: every value it returns is its own position's (never one a
+/// newer write replaced while it copied), and what it read plus what it
+/// missed is how far it moved.
+#[test]
+fn a_runtime_lossy_subscriber_never_returns_a_wrong_value() {
+    model(|| {
+        let ring = Arc::new(RuntimeBroadcast::create(&name(), word_layout(), 1).unwrap());
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+        let producer = thread::spawn(move || {
+            for v in 0..COUNT {
+                tx.try_push(&v.to_ne_bytes()).unwrap();
+            }
+        });
+        let mut out = [0u8; 8];
+        let mut read = 0;
+        let mut check = |rx: &mut shmring::RuntimeSubscriber, read: &mut u64| {
+            while rx.try_pop(&mut out).unwrap() {
+                assert_eq!(
+                    u64::from_ne_bytes(out),
+                    rx.position() - 1,
+                    "its own position's"
+                );
+                *read += 1;
+            }
+        };
+        check(&mut rx, &mut read);
+        producer.join().unwrap();
+        check(&mut rx, &mut read);
+        assert_eq!(read + rx.missed(), COUNT);
+    });
 }

@@ -27,7 +27,7 @@ use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::peers::role::RoleClaim;
 use crate::platform::name::SegmentName;
 use crate::platform::segment::{Look, Owner, Segment, Verdict};
-use crate::platform::sync::bump;
+use crate::platform::sync::{bump, SeqValues};
 use crate::platform::watch::NameWatch;
 
 /// A mapped, validated ring segment with slots of type `S`. (`pub` only so
@@ -603,28 +603,82 @@ impl<T> RingMemory<Slot<T>> {
     /// As for `Slot::write`: the caller owns the slot.
     #[inline]
     pub(crate) unsafe fn write_runtime_value(&self, pos: u64, value: &[u8]) {
-        let n = value.len().min(self.runtime_value().1);
-        let copy = || {
-            let (src, dst) = (value.as_ptr(), self.runtime_value_ptr(pos));
-            // Words, inline: a call to `memcpy` cost more than a small
-            // value's copy (as `read_runtime_value`, for the alignment).
-            let words = if dst.align_offset(8) == 0 { n / 8 } else { 0 };
-            for i in 0..words {
-                // SAFETY: word `i` lies inside the value (`i * 8 + 8 <= n`),
-                // which the caller owns, and is 8-aligned (checked above);
-                // `value` holds `n` bytes, the caller's own (read unaligned).
-                unsafe {
-                    let w = src.add(i * 8).cast::<u64>().read_unaligned();
-                    dst.add(i * 8).cast::<u64>().write(w);
-                }
-            }
-            for i in words * 8..n {
-                // SAFETY: byte `i < n` of `value`, and of the value.
-                unsafe { dst.add(i).write(src.add(i).read()) };
-            }
-        };
         // SAFETY: the caller owns the slot (the contract above).
-        unsafe { self.slot(pos).writing(copy) }
+        unsafe {
+            self.slot(pos)
+                .writing(|| self.copy_runtime_value_in(pos, value))
+        }
+    }
+
+    /// [`write_runtime_value`](Self::write_runtime_value)'s copy: volatile
+    /// stores, since a broadcast ring's seqlock readers may be copying the
+    /// value meanwhile (and discard what they copied).
+    ///
+    /// # Safety
+    /// The caller is the slot's one writer.
+    #[inline(always)]
+    unsafe fn copy_runtime_value_in(&self, pos: u64, value: &[u8]) {
+        let n = value.len().min(self.runtime_value().1);
+        let (src, dst) = (value.as_ptr(), self.runtime_value_ptr(pos));
+        // Words, inline: a call to `memcpy` cost more than a small
+        // value's copy (as `read_runtime_value`, for the alignment).
+        let words = if dst.align_offset(8) == 0 { n / 8 } else { 0 };
+        for i in 0..words {
+            // SAFETY: word `i` lies inside the value (`i * 8 + 8 <= n`),
+            // whose one writer the caller is, and is 8-aligned (checked
+            // above); `value` holds `n` bytes, the caller's own (read
+            // unaligned).
+            unsafe {
+                let w = src.add(i * 8).cast::<u64>().read_unaligned();
+                dst.add(i * 8).cast::<u64>().write_volatile(w);
+            }
+        }
+        for i in words * 8..n {
+            // SAFETY: byte `i < n` of `value`, and of the value.
+            unsafe { dst.add(i).write_volatile(src.add(i).read()) };
+        }
+    }
+
+    /// Write the value of position `pos` from `value` for a broadcast
+    /// ring's seqlock readers: the caller stamped the slot busy and
+    /// issued the Release fence first (`Slot::write_seq`'s order).
+    ///
+    /// # Safety
+    /// The caller is the slot's one writer (see `rings/broadcast`).
+    #[inline(always)]
+    pub(crate) unsafe fn write_runtime_seq(&self, pos: u64, value: &[u8], values: &SeqValues) {
+        #[cfg(not(shmring_loom))]
+        {
+            let _ = values;
+            // SAFETY: the caller is the one writer (the contract above).
+            unsafe { self.copy_runtime_value_in(pos, value) }
+        }
+        #[cfg(shmring_loom)]
+        values.write_bytes(
+            pos & self.mask,
+            &value[..value.len().min(self.runtime_value().1)],
+        );
+    }
+
+    /// Copy the value of position `pos` into `out` for a broadcast ring's
+    /// seqlock reader, who looked at the stamp (Acquire) before and looks
+    /// again after an Acquire fence: possibly torn, then discarded.
+    #[inline(always)]
+    pub(crate) fn read_runtime_seq(&self, pos: u64, out: &mut [u8], values: &SeqValues) {
+        #[cfg(not(shmring_loom))]
+        {
+            let _ = values;
+            // SAFETY: the value's bytes lie in the mapping; volatile reads
+            // of bytes another process may be writing give some bytes, and
+            // the caller's second look at the stamp says whether to keep
+            // them.
+            unsafe { self.copy_runtime_value(pos, out) }
+        }
+        #[cfg(shmring_loom)]
+        {
+            let n = out.len().min(self.runtime_value().1);
+            values.read_bytes(pos & self.mask, &mut out[..n]);
+        }
     }
 
     /// Copy the value of position `pos` into `out` (its layout's size, or

@@ -298,6 +298,23 @@ impl SeqValues {
         }
     }
 
+    /// Under the model, slot `index`'s value as `bytes` (a run-time
+    /// ring's, of at most 8 bytes): what [`write`](Self::write) stores.
+    #[cfg(shmring_loom)]
+    pub(crate) fn write_bytes(&self, index: u64, bytes: &[u8]) {
+        let mut word = 0u64;
+        bytemuck::bytes_of_mut(&mut word)[..bytes.len()].copy_from_slice(bytes);
+        self.words[index as usize].store(word, Ordering::Relaxed);
+    }
+
+    /// Under the model, copy slot `index`'s value into `out` (possibly
+    /// torn, as [`read`](Self::read)).
+    #[cfg(shmring_loom)]
+    pub(crate) fn read_bytes(&self, index: u64, out: &mut [u8]) {
+        let word = self.words[index as usize].load(Ordering::Relaxed);
+        out.copy_from_slice(&bytemuck::bytes_of(&word)[..out.len()]);
+    }
+
     /// Copy slot `index`'s value out of `cell`: possibly torn, if the
     /// producer is writing it; the caller checks the stamp after.
     ///

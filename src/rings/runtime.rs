@@ -16,7 +16,11 @@
 //! The protocol is the typed ring's, the same code: positions, stamps,
 //! waits, takeover and repair know nothing of the value, which is copied
 //! in (after the slot is the writer's) and out (volatile, each byte read
-//! once, as a typed pop reads) where a typed ring moves a `T`.
+//! once, as a typed pop reads) where a typed ring moves a `T`. A
+//! broadcast subscriber's copy is its seqlock read (`rings/broadcast`):
+//! volatile, between its two looks at the stamp, and thrown away if the
+//! stamp moved; the producer's copy is volatile too, after the busy stamp
+//! and its fence.
 
 use std::time::Duration;
 
@@ -25,6 +29,9 @@ use crate::format::slot::Runtime;
 use crate::kind::TypeLayout;
 use crate::lifecycle::options::{CreateOptions, OpenOptions};
 use crate::lifecycle::{Flavor, Ring};
+use crate::rings::broadcast::{
+    BroadcastFlavor, BroadcastProducer, Policy, Subscriber, SubscriberOptions,
+};
 use crate::rings::mpmc::{MpmcConsumer, MpmcFlavor, MpmcProducer};
 use crate::rings::spsc::{Consumer, Producer, SpscFlavor};
 use crate::wait::WaitStrategy;
@@ -47,8 +54,8 @@ pub struct RuntimeRing<F: RuntimeFlavor> {
     layout: TypeLayout,
 }
 
-/// The kinds a [`RuntimeRing`] can be: SPSC and MPMC rings of a run-time
-/// layout (sealed).
+/// The kinds a [`RuntimeRing`] can be: SPSC, MPMC and broadcast rings of
+/// a run-time layout (sealed).
 pub trait RuntimeFlavor: Flavor + sealed::Sealed {}
 
 mod sealed {
@@ -59,6 +66,8 @@ impl sealed::Sealed for SpscFlavor<Runtime> {}
 impl RuntimeFlavor for SpscFlavor<Runtime> {}
 impl sealed::Sealed for MpmcFlavor<Runtime> {}
 impl RuntimeFlavor for MpmcFlavor<Runtime> {}
+impl sealed::Sealed for BroadcastFlavor<Runtime> {}
+impl RuntimeFlavor for BroadcastFlavor<Runtime> {}
 
 /// An SPSC ring of values of a run-time [`TypeLayout`] (see
 /// [`RuntimeRing`]).
@@ -98,6 +107,28 @@ pub type RuntimeSpsc = RuntimeRing<SpscFlavor<Runtime>>;
 /// # Ok::<(), shmring::Error>(())
 /// ```
 pub type RuntimeMpmc = RuntimeRing<MpmcFlavor<Runtime>>;
+
+/// A broadcast ring of values of a run-time [`TypeLayout`] (see
+/// [`RuntimeRing`] and [`Broadcast`](crate::Broadcast)): one producer,
+/// and subscribers that each read every value, under their own
+/// [`Policy`].
+///
+/// ```
+/// use shmring::{Broadcast, RuntimeBroadcast, Schema, SubscriberOptions, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-bcast-{}", std::process::id());
+/// let typed = Broadcast::<u64>::create(&name, 8)?;
+/// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+/// let ring = RuntimeBroadcast::open(&name, layout)?;
+/// let mut a = ring.subscriber()?;
+/// let mut b = ring.subscriber_with(&SubscriberOptions::lossy())?;
+/// typed.producer()?.try_push(9).unwrap();
+/// let mut out = [0u8; 8];
+/// assert!(a.try_pop(&mut out)?);
+/// assert_eq!(u64::from_ne_bytes(out), 9);
+/// assert!(b.try_pop(&mut out)?);
+/// # Ok::<(), shmring::Error>(())
+/// ```
+pub type RuntimeBroadcast = RuntimeRing<BroadcastFlavor<Runtime>>;
 
 impl<F: RuntimeFlavor> std::fmt::Debug for RuntimeRing<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -284,6 +315,37 @@ impl RuntimeMpmc {
     pub fn consumer(&self) -> Result<RuntimeMpmcConsumer> {
         Ok(RuntimeMpmcConsumer {
             inner: self.ring.consumer()?,
+            len: ValueLen(self.layout.size as usize),
+        })
+    }
+}
+
+impl RuntimeBroadcast {
+    /// Values published over the ring's life (as last stored by the
+    /// producer).
+    pub fn pushed(&self) -> u64 {
+        self.ring.pushed()
+    }
+
+    /// Claim the producer end (see
+    /// [`Broadcast::producer`](crate::Broadcast::producer)).
+    pub fn producer(&self) -> Result<RuntimeBroadcastProducer> {
+        Ok(RuntimeBroadcastProducer {
+            inner: self.ring.producer()?,
+            len: ValueLen(self.layout.size as usize),
+        })
+    }
+
+    /// A lossless subscriber starting at the next value published.
+    pub fn subscriber(&self) -> Result<RuntimeSubscriber> {
+        self.subscriber_with(&SubscriberOptions::lossless())
+    }
+
+    /// A subscriber with `opts` (see
+    /// [`Broadcast::subscriber_with`](crate::Broadcast::subscriber_with)).
+    pub fn subscriber_with(&self, opts: &SubscriberOptions) -> Result<RuntimeSubscriber> {
+        Ok(RuntimeSubscriber {
+            inner: self.ring.subscriber_with(opts)?,
             len: ValueLen(self.layout.size as usize),
         })
     }
@@ -580,6 +642,183 @@ impl RuntimeMpmcConsumer {
     }
 
     /// How this consumer waits for a value.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// The size of a value, in bytes.
+    pub fn value_len(&self) -> usize {
+        self.len.0
+    }
+}
+
+/// The producer of a [`RuntimeBroadcast`]: each value is its layout's
+/// size in bytes, published to every subscriber.
+///
+/// ```
+/// use shmring::{RuntimeBroadcast, Error, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-bcast-tx-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("u32", 0)?, 4, 4)?;
+/// let ring = RuntimeBroadcast::create(&name, layout, 1)?;
+/// let mut tx = ring.producer()?;
+/// let _slow = ring.subscriber()?; // lossless: the producer waits for it
+/// tx.try_push(&1u32.to_ne_bytes())?;
+/// assert!(matches!(tx.try_push(&2u32.to_ne_bytes()), Err(Error::Full)));
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RuntimeBroadcastProducer {
+    inner: BroadcastProducer<Runtime>,
+    len: ValueLen,
+}
+
+impl RuntimeBroadcastProducer {
+    /// Publish `value` unless a lossless subscriber has not read the value
+    /// it would overwrite (`Full`); `WrongLength` unless it is the
+    /// layout's size.
+    pub fn try_push(&mut self, value: &[u8]) -> Result<()> {
+        self.len.check(value.len())?;
+        match self.inner.try_push_bytes(value) {
+            true => Ok(()),
+            false => Err(Error::Full),
+        }
+    }
+
+    /// Publish `value`, waiting up to `timeout` for the lossless
+    /// subscribers to make room (see
+    /// [`BroadcastProducer::push_timeout`](crate::BroadcastProducer::push_timeout));
+    /// a zero timeout is [`try_push`](Self::try_push), and says `Full`.
+    pub fn push_timeout(&mut self, value: &[u8], timeout: Duration) -> Result<()> {
+        if timeout.is_zero() {
+            return self.try_push(value);
+        }
+        self.len.check(value.len())?;
+        self.inner
+            .push_bytes_timeout(value, timeout)
+            .map_err(|e| Error::from(crate::error::SendError::from(e)))
+    }
+
+    /// Publish the values laid out one after another in `values`, in
+    /// order, while there is room now; how many went. `WrongLength`
+    /// unless `values` holds whole values.
+    pub fn try_push_many(&mut self, values: &[u8]) -> Result<usize> {
+        self.len.check_whole(values.len())?;
+        let mut n = 0;
+        for value in values.chunks_exact(self.len.0) {
+            if !self.inner.try_push_bytes(value) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Close the ring: subscribers read what was published, then
+    /// `Closed`. A new producer reopens it.
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+
+    /// Values published over the ring's life.
+    pub fn pushed(&self) -> u64 {
+        self.inner.pushed()
+    }
+
+    /// How this producer waits for room.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// The size of a value, in bytes.
+    pub fn value_len(&self) -> usize {
+        self.len.0
+    }
+}
+
+/// A subscriber of a [`RuntimeBroadcast`]: it reads every value from where
+/// it started, each copied out into a buffer of the layout's size, and
+/// counts what it missed (see [`Subscriber`](crate::Subscriber)).
+///
+/// ```
+/// use shmring::{RuntimeBroadcast, Schema, SubscriberOptions, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-sub-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+/// let ring = RuntimeBroadcast::create(&name, layout, 4)?;
+/// let mut tx = ring.producer()?;
+/// let mut rx = ring.subscriber_with(&SubscriberOptions::lossy())?;
+/// for v in 0..10u64 {
+///     tx.try_push(&v.to_ne_bytes())?; // a lossy subscriber never holds it up
+/// }
+/// let mut out = [0u8; 8];
+/// assert!(rx.try_pop(&mut out)?);
+/// assert_eq!(rx.missed(), u64::from_ne_bytes(out)); // it says how far it skipped
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RuntimeSubscriber {
+    inner: Subscriber<Runtime>,
+    len: ValueLen,
+}
+
+impl RuntimeSubscriber {
+    /// Copy the next value into `out`, if one was published (`false` if
+    /// not); values it missed are skipped and counted. `WrongLength`
+    /// unless `out` is the layout's size.
+    pub fn try_pop(&mut self, out: &mut [u8]) -> Result<bool> {
+        self.len.check(out.len())?;
+        Ok(self.inner.try_pop_bytes(out))
+    }
+
+    /// Copy the next value into `out`, waiting up to `timeout` for one
+    /// (`Timeout`; `Closed` once the producer closed the ring and every
+    /// value before the close was read).
+    pub fn pop_timeout(&mut self, out: &mut [u8], timeout: Duration) -> Result<()> {
+        self.len.check(out.len())?;
+        Ok(self.inner.pop_bytes_timeout(out, timeout)?)
+    }
+
+    /// Copy the values published now into `out`, one after another, up to
+    /// as many as it holds; how many. `WrongLength` unless `out` holds
+    /// whole values.
+    pub fn try_pop_many(&mut self, out: &mut [u8]) -> Result<usize> {
+        self.len.check_whole(out.len())?;
+        let mut n = 0;
+        for value in out.chunks_exact_mut(self.len.0) {
+            if !self.inner.try_pop_bytes(value) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Values it missed: overwritten before they were read (see
+    /// [`Subscriber::missed`](crate::Subscriber::missed)).
+    pub fn missed(&self) -> u64 {
+        self.inner.missed()
+    }
+
+    /// The position of the next value it reads.
+    pub fn position(&self) -> u64 {
+        self.inner.position()
+    }
+
+    /// Values published that it has not read yet.
+    pub fn lag(&self) -> u64 {
+        self.inner.lag()
+    }
+
+    /// Its policy now (lossy once the producer made it so).
+    pub fn policy(&self) -> Policy {
+        self.inner.policy()
+    }
+
+    /// Whether the producer made it lossy, held up past its bound.
+    pub fn is_demoted(&self) -> bool {
+        self.inner.is_demoted()
+    }
+
+    /// How this subscriber waits for values.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.inner.set_wait_strategy(strategy);
     }

@@ -16,6 +16,9 @@
 //! changed, it was overwritten while copied and the copy is thrown away.
 //! So no subscriber ever returns a torn value, whatever its policy.
 //! In-place chunks spread both halves over several slots (`chunks.rs`).
+//! A ring of a layout known at run time (`rings/runtime.rs`) runs the
+//! same code, its value copied as bytes, volatile on both sides, where
+//! these copy a `T` (`lifecycle/memory.rs`).
 //!
 //! Each subscriber owns an entry in the table between the header and the
 //! slots (`format/subscribers.rs`): its holder id (a role word, whose

@@ -362,6 +362,45 @@ impl<T: Pod + Send> BroadcastProducer<T> {
         self.published(1);
     }
 
+    /// Publish `value`, the bytes of one value of a run-time ring
+    /// (`rings/runtime.rs`), if there is room now; whether there was.
+    pub(crate) fn try_push_bytes(&mut self, value: &[u8]) -> bool {
+        if !self.room() {
+            return false;
+        }
+        self.write_bytes(value);
+        true
+    }
+
+    /// [`try_push_bytes`](Self::try_push_bytes), waiting up to `timeout`
+    /// for room as [`push_timeout`](Self::push_timeout) does.
+    pub(crate) fn push_bytes_timeout(
+        &mut self,
+        value: &[u8],
+        timeout: Duration,
+    ) -> std::result::Result<(), TimedOut> {
+        if self.room() || self.wait_for_room(timeout) {
+            self.write_bytes(value);
+            return Ok(());
+        }
+        Err(self.timed_out("push_timeout", timeout))
+    }
+
+    /// Write `tail` from a run-time value's bytes and publish it, in
+    /// `Slot::write_seq`'s order: busy, Release fence, value, full.
+    #[inline(always)]
+    fn write_bytes(&mut self, value: &[u8]) {
+        let mem = &*self.mem;
+        let pos = self.tail;
+        let slot = mem.ring.slot(pos);
+        slot.mark_busy(pos);
+        fence(Ordering::Release);
+        // SAFETY: as in `write`: we are the slot's one writer.
+        unsafe { mem.ring.write_runtime_seq(pos, value, &mem.values) };
+        slot.publish(pos);
+        self.published(1);
+    }
+
     /// `n` more values from `tail` are published (stamped full): move on
     /// and wake sleeping subscribers.
     #[inline(always)]

@@ -157,6 +157,59 @@ impl<T: Pod + Send> Subscriber<T> {
     /// `Err(stamp)` if overwritten (or torn while we copied it).
     #[inline(always)]
     fn read(&mut self) -> Result<Option<T>, ()> {
+        self.read_with(|mem, pos| {
+            let index = pos & (mem.ring.capacity() - 1);
+            mem.ring.slot(pos).read_seq(&mem.values, index)
+        })
+    }
+
+    /// Copy the value of a run-time ring (`rings/runtime.rs`) at our
+    /// position into `out`, as [`try_pop`](Self::try_pop) does; whether
+    /// there was one.
+    pub(crate) fn try_pop_bytes(&mut self, out: &mut [u8]) -> bool {
+        for _ in 0..OVERRUN_RETRIES {
+            let copy =
+                |mem: &BroadcastMemory<T>, pos| mem.ring.read_runtime_seq(pos, out, &mem.values);
+            match self.read_with(copy) {
+                Ok(got) => return got.is_some(),
+                Err(overrun) => self.skip(overrun),
+            }
+        }
+        false
+    }
+
+    /// [`try_pop_bytes`](Self::try_pop_bytes), waiting up to `timeout` as
+    /// [`pop_timeout`](Self::pop_timeout) does.
+    pub(crate) fn pop_bytes_timeout(
+        &mut self,
+        out: &mut [u8],
+        timeout: Duration,
+    ) -> Result<(), RecvError> {
+        if self.try_pop_bytes(out) {
+            return Ok(());
+        }
+        if self.wait_for_value(timeout) {
+            if self.try_pop_bytes(out) {
+                return Ok(());
+            }
+            if self.closed() {
+                return match self.try_pop_bytes(out) {
+                    true => Ok(()),
+                    false => Err(self.closed_error()),
+                };
+            }
+        }
+        Err(self.timed_out("pop_timeout", timeout).into())
+    }
+
+    /// The seqlock read of our position with `copy(memory, position)`:
+    /// `Ok(None)` if not published yet, `Err(())` if overwritten (or torn
+    /// while copied).
+    #[inline(always)]
+    fn read_with<R>(
+        &mut self,
+        copy: impl FnOnce(&BroadcastMemory<T>, u64) -> R,
+    ) -> Result<Option<R>, ()> {
         let mem = &*self.mem;
         let pos = self.position;
         let slot = mem.ring.slot(pos);
@@ -166,7 +219,7 @@ impl<T: Pod + Send> Subscriber<T> {
             Found::Overrun => return Err(()),
             Found::Ready => {}
         }
-        let value = slot.read_seq(&mem.values, pos & (mem.ring.capacity() - 1));
+        let value = copy(mem, pos);
         // Acquire: our copy happens before this second look, so a copy
         // that saw a newer write's bytes sees its busy stamp here.
         fence(Ordering::Acquire);
