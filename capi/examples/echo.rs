@@ -3,13 +3,16 @@
 //! makes them), and answers each of `COUNT` messages with its number
 //! (8 bytes, little-endian) then its bytes reversed. With `--ticks`, `IN`
 //! is an `Spsc<Tick>` and `OUT` an `Mpmc<Tick>`, and each tick is
-//! answered with its `qty` plus one.
+//! answered with its `qty` plus one. With `--broadcast`, both are
+//! `Broadcast<Tick>` rings: it subscribes to `IN` from its oldest value
+//! (and says `subscribed` on stdout), publishes the answers on `OUT`,
+//! then closes `OUT`.
 //!
-//! `cargo run -p shmring-c --example echo -- [--ticks] IN OUT COUNT`
+//! `cargo run -p shmring-c --example echo -- [--ticks|--broadcast] IN OUT COUNT`
 
 use std::time::Duration;
 
-use shmring::{ByteRing, Mpmc, Spsc};
+use shmring::{Broadcast, ByteRing, Mpmc, Spsc, Start, SubscriberOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -25,14 +28,43 @@ struct Tick {
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let ticks = args.first().is_some_and(|a| a == "--ticks");
-    if ticks {
+    let mode = match args.first().map(String::as_str) {
+        Some(m @ ("--ticks" | "--broadcast")) => m.to_owned(),
+        _ => String::new(),
+    };
+    if !mode.is_empty() {
         args.remove(0);
     }
+    let ticks = mode == "--ticks";
     let [input, output, count] = &args[..] else {
-        eprintln!("usage: echo [--ticks] IN OUT COUNT");
+        eprintln!("usage: echo [--ticks|--broadcast] IN OUT COUNT");
         std::process::exit(2);
     };
+    if mode == "--broadcast" {
+        let count: u64 = count.parse().expect("COUNT is a number");
+        let input = Broadcast::<Tick>::open_timeout(input, WAIT).unwrap();
+        let output = Broadcast::<Tick>::open_timeout(output, WAIT).unwrap();
+        let oldest = SubscriberOptions::lossless()
+            .start(Start::Oldest)
+            .demote_after(None);
+        let mut rx = input.subscriber_with(&oldest).unwrap();
+        let mut tx = output.producer().unwrap();
+        // The test's producer goes on from here: what it publishes now
+        // waits for this subscriber.
+        println!("subscribed");
+        for _ in 0..count {
+            let tick = rx.pop_timeout(WAIT).unwrap();
+            let answer = Tick {
+                qty: tick.qty + 1,
+                ..tick
+            };
+            tx.push_timeout(answer, WAIT).unwrap();
+        }
+        assert_eq!(rx.missed(), 0, "a lossless subscriber misses nothing");
+        tx.close();
+        println!("published {count} answers");
+        return;
+    }
     if ticks {
         let count: u64 = count.parse().expect("COUNT is a number");
         let input = Spsc::<Tick>::open_timeout(input, WAIT).unwrap();

@@ -97,6 +97,25 @@
 // Any other error: the message says which.
 #define SHMRING_OTHER 99
 
+// `ShmringSubscriberOptions::policy`: the producer waits for this
+// subscriber (unless it holds the producer up past its bounds).
+#define SHMRING_LOSSLESS 0
+
+// `ShmringSubscriberOptions::policy`: the producer never waits for
+// this subscriber; it skips what was overwritten and counts it.
+#define SHMRING_LOSSY 1
+
+// `ShmringSubscriberOptions::start`: at the next value published.
+#define SHMRING_START_NEXT 0
+
+// `ShmringSubscriberOptions::start`: at the oldest value still in the
+// ring.
+#define SHMRING_START_OLDEST 1
+
+// `ShmringSubscriberOptions::start`: at position `start_at` (values
+// published before it).
+#define SHMRING_START_AT 2
+
 // A byte ring, as opened or created. Close with `shmring_bytes_close`.
 typedef struct ShmringBytes ShmringBytes;
 
@@ -190,6 +209,34 @@ typedef struct ShmringLayout {
   // `_Alignof` the type: a power of two up to 4096.
   uint32_t align;
 } ShmringLayout;
+
+// How a broadcast subscriber reads (Rust's `SubscriberOptions`). All
+// zeros is the default: lossless, from the next value, anonymous, made
+// lossy after holding the producer up for 1 s.
+typedef struct ShmringSubscriberOptions {
+  // `SHMRING_LOSSLESS` or `SHMRING_LOSSY`.
+  uint32_t policy;
+  // `SHMRING_START_NEXT`, `SHMRING_START_OLDEST` or
+  // `SHMRING_START_AT`; a subscriber resuming an identity starts
+  // where the last one of it left off instead.
+  uint32_t start;
+  // The position to start at, for `SHMRING_START_AT`.
+  uint64_t start_at;
+  // The identity to resume under, if `has_identity` is 1.
+  uint64_t identity;
+  // 1: resume under `identity` (and leave a position for the next
+  // subscriber of it); 0: anonymous.
+  uint32_t has_identity;
+  // 0 (kept for later versions).
+  uint32_t reserved;
+  // How long a lossless subscriber may hold the producer up before it
+  // is made lossy, in nanoseconds: 0 is the default (1 s),
+  // `UINT64_MAX` never.
+  uint64_t demote_after_ns;
+  // How many values a lossless subscriber may fall behind before it is
+  // made lossy at once: 0 is no such bound.
+  uint64_t demote_after_lag;
+} ShmringSubscriberOptions;
 
 #ifdef __cplusplus
 extern "C" {
@@ -390,6 +437,15 @@ int shmring_bytes_consumer(struct ShmringBytes *ring, struct ShmringBytesConsume
 // `tx` is NULL or a handle not closed before.
 void shmring_bytes_producer_close(struct ShmringBytesProducer *tx);
 
+// End the stream and close producer `tx` (NULL: nothing): an open
+// reservation is aborted, and the consumer receives every message sent
+// before, then `SHMRING_CLOSED` from its waiting
+// calls. A new producer reopens the ring.
+//
+// # Safety
+// `tx` is NULL or a handle not closed before.
+void shmring_bytes_producer_end(struct ShmringBytesProducer *tx);
+
 // Close a consumer (NULL: nothing), giving its role back; a lent message
 // is released.
 //
@@ -556,11 +612,12 @@ int shmring_inspect(const char *name, struct ShmringInfo *out);
 // until the thread's next failing call.
 const char *shmring_last_error(void);
 
-// Create a typed ring named `name`: `kind` is `SHMRING_KIND_SPSC` or
-// `SHMRING_KIND_MPMC`, of `capacity` values (rounded up to a power of
+// Create a typed ring named `name`: `kind` is `SHMRING_KIND_SPSC`,
+// `SHMRING_KIND_MPMC` or `SHMRING_KIND_BROADCAST`, of `capacity` values (rounded up to a power of
 // two) of `*layout`, mode 0600; `SHMRING_ALREADY_EXISTS`
 // if there is one. The handle goes to `*out`. A Rust process opens it as
-// an `Spsc<T>` or `Mpmc<T>` of a `#[repr(C)]` `T` of that layout.
+// an `Spsc<T>`, `Mpmc<T>` or `Broadcast<T>` of a `#[repr(C)]` `T` of
+// that layout.
 //
 // # Safety
 // `name` is NULL or a NUL-terminated string; `layout` is NULL or
@@ -627,7 +684,7 @@ size_t shmring_typed_value_len(const struct ShmringTyped *ring);
 int shmring_typed_has_producer(const struct ShmringTyped *ring);
 
 // Whether a live process holds a consumer of `ring` (0 or 1; 0 for
-// NULL).
+// NULL): a broadcast ring's, any live subscriber.
 //
 // # Safety
 // `ring` is NULL or a live handle.
@@ -636,14 +693,14 @@ int shmring_typed_has_consumer(const struct ShmringTyped *ring);
 // Repair what dead processes left in `ring`, for callers that only poll
 // (a blocked call repairs on its own): an MPMC ring's positions a dead
 // producer claimed and never published are skipped, values a dead
-// consumer took are handed on; how many (0 for an SPSC ring, whose
-// successor handles resume on their own, and for NULL).
+// consumer took are handed on; how many (0 for an SPSC or broadcast
+// ring, whose successor handles resume on their own, and for NULL).
 //
 // # Safety
 // `ring` is NULL or a live handle.
 uint64_t shmring_typed_recover(const struct ShmringTyped *ring);
 
-// Take `ring`'s producer role (an SPSC ring:
+// Take `ring`'s producer role (an SPSC or broadcast ring:
 // `SHMRING_ROLE_TAKEN` while a live handle
 // holds it; an MPMC ring has many producers). The handle goes to `*out`.
 //
@@ -652,11 +709,54 @@ uint64_t shmring_typed_recover(const struct ShmringTyped *ring);
 int shmring_typed_producer(struct ShmringTyped *ring, struct ShmringTypedProducer **out);
 
 // Take `ring`'s consumer role (an SPSC ring: one consumer; an MPMC ring
-// has many, each value reaching one). The handle goes to `*out`.
+// has many, each value reaching one; a broadcast ring: a lossless
+// subscriber from the next value, as `shmring_typed_subscriber` with
+// NULL options). The handle goes to `*out`.
 //
 // # Safety
 // `ring` is NULL or a live handle; `out` is NULL or writable.
 int shmring_typed_consumer(struct ShmringTyped *ring, struct ShmringTypedConsumer **out);
+
+// A subscriber of broadcast ring `ring`, reading as `*opts` says (NULL:
+// the defaults, as all zeros): it reads every value from where it
+// starts, at its own pace, through the consumer calls
+// (`shmring_typed_try_pop`, `shmring_typed_pop_timeout`,
+// `shmring_typed_pop_many`). `SHMRING_MISMATCH`
+// for a ring of another kind; `SHMRING_ROLE_TAKEN`
+// when every entry of the ring's table (64) is held, or the identity is.
+// The handle goes to `*out`; close it with `shmring_typed_consumer_close`.
+//
+// # Safety
+// `ring` is NULL or a live handle; `opts` is NULL or readable; `out` is
+// NULL or writable.
+int shmring_typed_subscriber(struct ShmringTyped *ring,
+                             const struct ShmringSubscriberOptions *opts,
+                             struct ShmringTypedConsumer **out);
+
+// Values subscriber `rx` missed: overwritten before it read them (a
+// lossy subscriber, or one made lossy, or one that started at a position
+// already overwritten). 0 for a consumer of another kind of ring, and
+// for NULL.
+//
+// # Safety
+// `rx` is NULL or a live handle.
+uint64_t shmring_typed_missed(const struct ShmringTypedConsumer *rx);
+
+// Whether the producer made subscriber `rx` lossy, held up past its
+// bounds (0 or 1; 0 for a consumer of another kind of ring, and for
+// NULL).
+//
+// # Safety
+// `rx` is NULL or a live handle.
+int shmring_typed_is_demoted(const struct ShmringTypedConsumer *rx);
+
+// End the stream and close producer `tx` (NULL: nothing): consumers take
+// every value pushed before it, then `SHMRING_CLOSED`
+// from their waiting calls. A new producer reopens the ring.
+//
+// # Safety
+// `tx` is NULL or a handle not closed before.
+void shmring_typed_producer_end(struct ShmringTypedProducer *tx);
 
 // Close a producer (NULL: nothing), giving its role back.
 //

@@ -32,6 +32,8 @@ pub struct ShmringBytesProducer {
     grant: Option<Grant<'static>>,
     /// Owned (made by `Box::into_raw`); borrowed by `grant` while it lasts.
     tx: NonNull<ByteProducer>,
+    /// Close the ring when the handle closes ([`shmring_bytes_producer_end`]).
+    end: bool,
 }
 
 /// A byte ring's consumer. Close with [`shmring_bytes_consumer_close`].
@@ -59,7 +61,10 @@ impl Drop for ShmringBytesProducer {
         self.grant = None;
         // SAFETY: `tx` came from `Box::into_raw` and nothing borrows it
         // now that the grant is gone.
-        drop(unsafe { Box::from_raw(self.tx.as_ptr()) });
+        let tx = unsafe { Box::from_raw(self.tx.as_ptr()) };
+        if self.end {
+            tx.close();
+        }
     }
 }
 
@@ -392,6 +397,7 @@ pub unsafe extern "C" fn shmring_bytes_producer(
         let made = Box::new(ShmringBytesProducer {
             grant: None,
             tx: NonNull::from(Box::leak(tx)),
+            end: false,
         });
         // SAFETY: checked non-NULL; the caller's contract makes it writable.
         unsafe { put(out, Box::into_raw(made), F)? };
@@ -439,6 +445,23 @@ pub unsafe extern "C" fn shmring_bytes_producer_close(tx: *mut ShmringBytesProdu
     if !tx.is_null() {
         // SAFETY: a handle made by `Box::into_raw`, closed once.
         let handle = unsafe { Box::from_raw(tx) };
+        close(handle);
+    }
+}
+
+/// End the stream and close producer `tx` (NULL: nothing): an open
+/// reservation is aborted, and the consumer receives every message sent
+/// before, then [`SHMRING_CLOSED`](crate::SHMRING_CLOSED) from its waiting
+/// calls. A new producer reopens the ring.
+///
+/// # Safety
+/// `tx` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_bytes_producer_end(tx: *mut ShmringBytesProducer) {
+    if !tx.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        let mut handle = unsafe { Box::from_raw(tx) };
+        handle.end = true;
         close(handle);
     }
 }

@@ -1,8 +1,9 @@
-//! Typed rings (SPSC and MPMC, values of one fixed-size type) from C: the
-//! library's rings of a run-time layout (`shmring::runtime`), whose
-//! format is a Rust `Spsc<T>`'s or `Mpmc<T>`'s for a `#[repr(C)]` `T` of
-//! that size, alignment and schema, so a C program and a Rust one share
-//! a ring whichever made it.
+//! Typed rings (SPSC, MPMC and broadcast, values of one fixed-size type)
+//! from C: the library's rings of a run-time layout (`shmring::runtime`),
+//! whose format is a Rust `Spsc<T>`'s, `Mpmc<T>`'s or `Broadcast<T>`'s
+//! for a `#[repr(C)]` `T` of that size, alignment and schema, so a C
+//! program and a Rust one share a ring whichever made it. A broadcast
+//! ring's consumers are its subscribers ([`shmring_typed_subscriber`]).
 //!
 //! The caller describes its type with a [`ShmringLayout`]; a ring of
 //! another layout is refused with [`SHMRING_MISMATCH`](crate::SHMRING_MISMATCH). Values move by
@@ -12,12 +13,13 @@ use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use shmring::{
-    Error, RuntimeConsumer, RuntimeMpmc, RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer,
-    RuntimeSpsc, Schema, TypeLayout,
+    Error, RuntimeBroadcast, RuntimeBroadcastProducer, RuntimeConsumer, RuntimeMpmc,
+    RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer, RuntimeSpsc, RuntimeSubscriber,
+    Schema, Start, SubscriberOptions, TypeLayout,
 };
 
 use crate::bytes::{close, handle, name, put, OutCount};
-use crate::inspect::{SHMRING_KIND_MPMC, SHMRING_KIND_SPSC};
+use crate::inspect::{SHMRING_KIND_BROADCAST, SHMRING_KIND_MPMC, SHMRING_KIND_SPSC};
 use crate::status::{guard, Failure, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK};
 
 /// A value type as C describes it: what a Rust peer's
@@ -41,6 +43,7 @@ pub struct ShmringLayout {
 enum Ring {
     Spsc(RuntimeSpsc),
     Mpmc(RuntimeMpmc),
+    Broadcast(RuntimeBroadcast),
 }
 
 /// A typed ring, as opened or created. Close with [`shmring_typed_close`].
@@ -53,6 +56,7 @@ pub struct ShmringTyped {
 enum Tx {
     Spsc(RuntimeProducer),
     Mpmc(RuntimeMpmcProducer),
+    Broadcast(Box<RuntimeBroadcastProducer>),
 }
 
 /// A typed ring's producer. Close with [`shmring_typed_producer_close`].
@@ -67,6 +71,7 @@ pub struct ShmringTypedProducer {
 enum Rx {
     Spsc(RuntimeConsumer),
     Mpmc(RuntimeMpmcConsumer),
+    Subscriber(RuntimeSubscriber),
 }
 
 /// A typed ring's consumer. Close with [`shmring_typed_consumer_close`].
@@ -82,6 +87,16 @@ impl ShmringTypedProducer {
         match &mut self.tx {
             Tx::Spsc(tx) => tx.push_timeout(value, timeout),
             Tx::Mpmc(tx) => tx.push_timeout(value, timeout),
+            Tx::Broadcast(tx) => tx.push_timeout(value, timeout),
+        }
+    }
+
+    /// End the stream: consumers take what was pushed, then `Closed`.
+    fn end(self) {
+        match self.tx {
+            Tx::Spsc(tx) => tx.close(),
+            Tx::Mpmc(tx) => tx.close(),
+            Tx::Broadcast(mut tx) => tx.close(),
         }
     }
 }
@@ -92,6 +107,7 @@ impl ShmringTypedProducer {
         match &mut self.tx {
             Tx::Spsc(tx) => tx.try_push_many(values),
             Tx::Mpmc(tx) => tx.try_push_many(values),
+            Tx::Broadcast(tx) => tx.try_push_many(values),
         }
     }
 }
@@ -102,6 +118,7 @@ impl ShmringTypedConsumer {
         match &mut self.rx {
             Rx::Spsc(rx) => rx.try_pop_many(out),
             Rx::Mpmc(rx) => rx.try_pop_many(out),
+            Rx::Subscriber(rx) => rx.try_pop_many(out),
         }
     }
 }
@@ -114,11 +131,13 @@ impl ShmringTypedConsumer {
             return match &mut self.rx {
                 Rx::Spsc(rx) => rx.try_pop(out),
                 Rx::Mpmc(rx) => rx.try_pop(out),
+                Rx::Subscriber(rx) => rx.try_pop(out),
             };
         }
         match &mut self.rx {
             Rx::Spsc(rx) => rx.pop_timeout(out, timeout),
             Rx::Mpmc(rx) => rx.pop_timeout(out, timeout),
+            Rx::Subscriber(rx) => rx.pop_timeout(out, timeout),
         }
         .map(|()| true)
     }
@@ -190,10 +209,16 @@ unsafe fn hand_out(
             How::OpenOrCreate(cap) => RuntimeMpmc::open_or_create(name, layout, cap)?,
             How::Wait(t) => RuntimeMpmc::open_timeout(name, layout, t)?,
         }),
+        SHMRING_KIND_BROADCAST => Ring::Broadcast(match how {
+            How::Create(cap) => RuntimeBroadcast::create(name, layout, cap)?,
+            How::Open => RuntimeBroadcast::open(name, layout)?,
+            How::OpenOrCreate(cap) => RuntimeBroadcast::open_or_create(name, layout, cap)?,
+            How::Wait(t) => RuntimeBroadcast::open_timeout(name, layout, t)?,
+        }),
         _ => {
             return Err(Failure::invalid(
                 function,
-                "kind is not SHMRING_KIND_SPSC or SHMRING_KIND_MPMC",
+                "kind is not SHMRING_KIND_SPSC, SHMRING_KIND_MPMC or SHMRING_KIND_BROADCAST",
             ))
         }
     };
@@ -208,11 +233,12 @@ unsafe fn hand_out(
     Ok(SHMRING_OK)
 }
 
-/// Create a typed ring named `name`: `kind` is [`SHMRING_KIND_SPSC`] or
-/// [`SHMRING_KIND_MPMC`], of `capacity` values (rounded up to a power of
+/// Create a typed ring named `name`: `kind` is [`SHMRING_KIND_SPSC`],
+/// [`SHMRING_KIND_MPMC`] or [`SHMRING_KIND_BROADCAST`], of `capacity` values (rounded up to a power of
 /// two) of `*layout`, mode 0600; [`SHMRING_ALREADY_EXISTS`](crate::SHMRING_ALREADY_EXISTS)
 /// if there is one. The handle goes to `*out`. A Rust process opens it as
-/// an `Spsc<T>` or `Mpmc<T>` of a `#[repr(C)]` `T` of that layout.
+/// an `Spsc<T>`, `Mpmc<T>` or `Broadcast<T>` of a `#[repr(C)]` `T` of
+/// that layout.
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string; `layout` is NULL or
@@ -330,11 +356,12 @@ pub unsafe extern "C" fn shmring_typed_has_producer(ring: *const ShmringTyped) -
     unsafe { ring.as_ref() }.is_some_and(|r| match &r.ring {
         Ring::Spsc(r) => r.has_producer(),
         Ring::Mpmc(r) => r.has_producer(),
+        Ring::Broadcast(r) => r.has_producer(),
     }) as c_int
 }
 
 /// Whether a live process holds a consumer of `ring` (0 or 1; 0 for
-/// NULL).
+/// NULL): a broadcast ring's, any live subscriber.
 ///
 /// # Safety
 /// `ring` is NULL or a live handle.
@@ -344,6 +371,7 @@ pub unsafe extern "C" fn shmring_typed_has_consumer(ring: *const ShmringTyped) -
     unsafe { ring.as_ref() }.is_some_and(|r| match &r.ring {
         Ring::Spsc(r) => r.has_consumer(),
         Ring::Mpmc(r) => r.has_consumer(),
+        Ring::Broadcast(r) => r.has_consumer(),
     }) as c_int
 }
 
@@ -351,6 +379,7 @@ fn ring_name(ring: &ShmringTyped) -> &str {
     match &ring.ring {
         Ring::Spsc(r) => r.name(),
         Ring::Mpmc(r) => r.name(),
+        Ring::Broadcast(r) => r.name(),
     }
 }
 
@@ -370,8 +399,8 @@ fn named(e: Error, function: &str, name: &str) -> Failure {
 /// Repair what dead processes left in `ring`, for callers that only poll
 /// (a blocked call repairs on its own): an MPMC ring's positions a dead
 /// producer claimed and never published are skipped, values a dead
-/// consumer took are handed on; how many (0 for an SPSC ring, whose
-/// successor handles resume on their own, and for NULL).
+/// consumer took are handed on; how many (0 for an SPSC or broadcast
+/// ring, whose successor handles resume on their own, and for NULL).
 ///
 /// # Safety
 /// `ring` is NULL or a live handle.
@@ -382,7 +411,7 @@ pub unsafe extern "C" fn shmring_typed_recover(ring: *const ShmringTyped) -> u64
         return 0;
     };
     let recover = || match &ring.ring {
-        Ring::Spsc(_) => 0,
+        Ring::Spsc(_) | Ring::Broadcast(_) => 0,
         Ring::Mpmc(r) => r.recover(),
     };
     // No panic crosses into C.
@@ -393,6 +422,7 @@ fn value_len(ring: &ShmringTyped) -> usize {
     match &ring.ring {
         Ring::Spsc(r) => r.layout().size as usize,
         Ring::Mpmc(r) => r.layout().size as usize,
+        Ring::Broadcast(r) => r.layout().size as usize,
     }
 }
 
@@ -405,7 +435,7 @@ unsafe fn hand_out_handle<H>(
     ring: *mut ShmringTyped,
     out: *mut *mut H,
     function: &str,
-    make: impl FnOnce(&ShmringTyped, usize, String) -> Result<H, Error>,
+    make: impl FnOnce(&ShmringTyped, usize, String) -> Result<H, Failure>,
 ) -> c_int {
     guard(function, || {
         // SAFETY: the caller's contract above.
@@ -420,7 +450,7 @@ unsafe fn hand_out_handle<H>(
     })
 }
 
-/// Take `ring`'s producer role (an SPSC ring:
+/// Take `ring`'s producer role (an SPSC or broadcast ring:
 /// [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN) while a live handle
 /// holds it; an MPMC ring has many producers). The handle goes to `*out`.
 ///
@@ -435,6 +465,7 @@ pub unsafe extern "C" fn shmring_typed_producer(
         let tx = match &ring.ring {
             Ring::Spsc(r) => Tx::Spsc(r.producer()?),
             Ring::Mpmc(r) => Tx::Mpmc(r.producer()?),
+            Ring::Broadcast(r) => Tx::Broadcast(Box::new(r.producer()?)),
         };
         Ok(ShmringTypedProducer { tx, len, name })
     };
@@ -443,7 +474,9 @@ pub unsafe extern "C" fn shmring_typed_producer(
 }
 
 /// Take `ring`'s consumer role (an SPSC ring: one consumer; an MPMC ring
-/// has many, each value reaching one). The handle goes to `*out`.
+/// has many, each value reaching one; a broadcast ring: a lossless
+/// subscriber from the next value, as [`shmring_typed_subscriber`] with
+/// NULL options). The handle goes to `*out`.
 ///
 /// # Safety
 /// `ring` is NULL or a live handle; `out` is NULL or writable.
@@ -456,11 +489,180 @@ pub unsafe extern "C" fn shmring_typed_consumer(
         let rx = match &ring.ring {
             Ring::Spsc(r) => Rx::Spsc(r.consumer()?),
             Ring::Mpmc(r) => Rx::Mpmc(r.consumer()?),
+            Ring::Broadcast(r) => Rx::Subscriber(r.subscriber()?),
         };
         Ok(ShmringTypedConsumer { rx, len, name })
     };
     // SAFETY: the caller's contract above.
     unsafe { hand_out_handle(ring, out, "shmring_typed_consumer", make) }
+}
+
+/// [`ShmringSubscriberOptions::policy`]: the producer waits for this
+/// subscriber (unless it holds the producer up past its bounds).
+pub const SHMRING_LOSSLESS: u32 = 0;
+/// [`ShmringSubscriberOptions::policy`]: the producer never waits for
+/// this subscriber; it skips what was overwritten and counts it.
+pub const SHMRING_LOSSY: u32 = 1;
+/// [`ShmringSubscriberOptions::start`]: at the next value published.
+pub const SHMRING_START_NEXT: u32 = 0;
+/// [`ShmringSubscriberOptions::start`]: at the oldest value still in the
+/// ring.
+pub const SHMRING_START_OLDEST: u32 = 1;
+/// [`ShmringSubscriberOptions::start`]: at position `start_at` (values
+/// published before it).
+pub const SHMRING_START_AT: u32 = 2;
+
+/// How a broadcast subscriber reads (Rust's `SubscriberOptions`). All
+/// zeros is the default: lossless, from the next value, anonymous, made
+/// lossy after holding the producer up for 1 s.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShmringSubscriberOptions {
+    /// [`SHMRING_LOSSLESS`] or [`SHMRING_LOSSY`].
+    pub policy: u32,
+    /// [`SHMRING_START_NEXT`], [`SHMRING_START_OLDEST`] or
+    /// [`SHMRING_START_AT`]; a subscriber resuming an identity starts
+    /// where the last one of it left off instead.
+    pub start: u32,
+    /// The position to start at, for [`SHMRING_START_AT`].
+    pub start_at: u64,
+    /// The identity to resume under, if `has_identity` is 1.
+    pub identity: u64,
+    /// 1: resume under `identity` (and leave a position for the next
+    /// subscriber of it); 0: anonymous.
+    pub has_identity: u32,
+    /// 0 (kept for later versions).
+    pub reserved: u32,
+    /// How long a lossless subscriber may hold the producer up before it
+    /// is made lossy, in nanoseconds: 0 is the default (1 s),
+    /// `UINT64_MAX` never.
+    pub demote_after_ns: u64,
+    /// How many values a lossless subscriber may fall behind before it is
+    /// made lossy at once: 0 is no such bound.
+    pub demote_after_lag: u64,
+}
+
+impl ShmringSubscriberOptions {
+    fn to_rust(self, function: &str) -> Result<SubscriberOptions, Failure> {
+        let opts = match self.policy {
+            SHMRING_LOSSLESS => SubscriberOptions::lossless(),
+            SHMRING_LOSSY => SubscriberOptions::lossy(),
+            _ => {
+                return Err(Failure::invalid(
+                    function,
+                    "policy is not SHMRING_LOSSLESS or SHMRING_LOSSY",
+                ))
+            }
+        };
+        let start = match self.start {
+            SHMRING_START_NEXT => Start::Next,
+            SHMRING_START_OLDEST => Start::Oldest,
+            SHMRING_START_AT => Start::At(self.start_at),
+            _ => {
+                return Err(Failure::invalid(
+                    function,
+                    "start is not SHMRING_START_NEXT, _OLDEST or _AT",
+                ))
+            }
+        };
+        let mut opts = opts.start(start);
+        opts = match self.has_identity {
+            0 => opts,
+            1 => opts.identity(self.identity),
+            _ => return Err(Failure::invalid(function, "has_identity is not 0 or 1")),
+        };
+        if self.reserved != 0 {
+            return Err(Failure::invalid(function, "reserved is not 0"));
+        }
+        opts = match self.demote_after_ns {
+            0 => opts,
+            u64::MAX => opts.demote_after(None),
+            ns => opts.demote_after(Some(Duration::from_nanos(ns))),
+        };
+        Ok(opts.demote_after_lag((self.demote_after_lag > 0).then_some(self.demote_after_lag)))
+    }
+}
+
+/// A subscriber of broadcast ring `ring`, reading as `*opts` says (NULL:
+/// the defaults, as all zeros): it reads every value from where it
+/// starts, at its own pace, through the consumer calls
+/// ([`shmring_typed_try_pop`], [`shmring_typed_pop_timeout`],
+/// [`shmring_typed_pop_many`]). [`SHMRING_MISMATCH`](crate::SHMRING_MISMATCH)
+/// for a ring of another kind; [`SHMRING_ROLE_TAKEN`](crate::SHMRING_ROLE_TAKEN)
+/// when every entry of the ring's table (64) is held, or the identity is.
+/// The handle goes to `*out`; close it with [`shmring_typed_consumer_close`].
+///
+/// # Safety
+/// `ring` is NULL or a live handle; `opts` is NULL or readable; `out` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_subscriber(
+    ring: *mut ShmringTyped,
+    opts: *const ShmringSubscriberOptions,
+    out: *mut *mut ShmringTypedConsumer,
+) -> c_int {
+    const F: &str = "shmring_typed_subscriber";
+    // SAFETY: the caller's contract above.
+    let given = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+    let make = |ring: &ShmringTyped, len, name: String| {
+        let Ring::Broadcast(r) = &ring.ring else {
+            return Err(Failure::new(
+                crate::SHMRING_MISMATCH,
+                format!("{F}: ring {name:?} is not a broadcast ring"),
+            ));
+        };
+        let rx = Rx::Subscriber(r.subscriber_with(&given.to_rust(F)?)?);
+        Ok(ShmringTypedConsumer { rx, len, name })
+    };
+    // SAFETY: the caller's contract above.
+    unsafe { hand_out_handle(ring, out, F, make) }
+}
+
+/// Values subscriber `rx` missed: overwritten before it read them (a
+/// lossy subscriber, or one made lossy, or one that started at a position
+/// already overwritten). 0 for a consumer of another kind of ring, and
+/// for NULL.
+///
+/// # Safety
+/// `rx` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_missed(rx: *const ShmringTypedConsumer) -> u64 {
+    // SAFETY: the caller's contract above.
+    match unsafe { rx.as_ref() }.map(|rx| &rx.rx) {
+        Some(Rx::Subscriber(rx)) => rx.missed(),
+        _ => 0,
+    }
+}
+
+/// Whether the producer made subscriber `rx` lossy, held up past its
+/// bounds (0 or 1; 0 for a consumer of another kind of ring, and for
+/// NULL).
+///
+/// # Safety
+/// `rx` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_is_demoted(rx: *const ShmringTypedConsumer) -> c_int {
+    // SAFETY: the caller's contract above.
+    match unsafe { rx.as_ref() }.map(|rx| &rx.rx) {
+        Some(Rx::Subscriber(rx)) => rx.is_demoted() as c_int,
+        _ => 0,
+    }
+}
+
+/// End the stream and close producer `tx` (NULL: nothing): consumers take
+/// every value pushed before it, then [`SHMRING_CLOSED`](crate::SHMRING_CLOSED)
+/// from their waiting calls. A new producer reopens the ring.
+///
+/// # Safety
+/// `tx` is NULL or a handle not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn shmring_typed_producer_end(tx: *mut ShmringTypedProducer) {
+    if !tx.is_null() {
+        // SAFETY: a handle made by `Box::into_raw`, closed once.
+        let tx = unsafe { Box::from_raw(tx) };
+        // No panic crosses into C.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || tx.end()));
+    }
 }
 
 /// Close a producer (NULL: nothing), giving its role back.

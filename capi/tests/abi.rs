@@ -802,3 +802,193 @@ fn typed_rings_check_their_layouts_kinds_and_lengths() {
         assert_eq!(u64::from_ne_bytes(out), u64::MAX - 5);
     }
 }
+
+/// Pop one `u64` from typed consumer `rx` without waiting: its status and
+/// the value.
+///
+/// # Safety
+/// `rx` is a live handle.
+unsafe fn pop_u64(rx: *mut ShmringTypedConsumer) -> (i32, u64) {
+    let mut out = [0u8; 8];
+    // SAFETY: a live handle (the caller's word); `out` holds 8 bytes.
+    let status = unsafe { shmring_typed_try_pop(rx, out.as_mut_ptr().cast(), 8) };
+    (status, u64::from_ne_bytes(out))
+}
+
+#[test]
+fn broadcast_subscribers_from_c_read_every_value_or_count_what_they_missed() {
+    let schema = CString::new("u64").unwrap();
+    let layout = typed_layout(&schema);
+    let name = name("typed-bcast");
+    let (mut ring, mut tx) = (ptr::null_mut(), ptr::null_mut());
+    let (mut all, mut also, mut lossy) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: NUL-terminated strings, readable layouts and options,
+    // writable out-pointers, live handles.
+    unsafe {
+        assert_eq!(
+            shmring_typed_create(name.as_ptr(), SHMRING_KIND_BROADCAST, &layout, 4, &mut ring),
+            SHMRING_OK
+        );
+        let _ring = Closer(ring, shmring_typed_close);
+        assert_eq!(shmring_typed_has_consumer(ring), 0);
+        // Options are checked before a subscriber is made.
+        let bad = [
+            ShmringSubscriberOptions {
+                policy: 7,
+                ..Default::default()
+            },
+            ShmringSubscriberOptions {
+                start: 9,
+                ..Default::default()
+            },
+            ShmringSubscriberOptions {
+                has_identity: 2,
+                ..Default::default()
+            },
+            ShmringSubscriberOptions {
+                reserved: 1,
+                ..Default::default()
+            },
+        ];
+        for opts in &bad {
+            assert_eq!(
+                shmring_typed_subscriber(ring, opts, &mut lossy),
+                SHMRING_INVALID_ARGUMENT,
+                "{opts:?}"
+            );
+            assert!(lossy.is_null());
+        }
+        assert!(
+            last_error().contains("shmring_typed_subscriber"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(shmring_typed_producer(ring, &mut tx), SHMRING_OK);
+        let _tx = Closer(tx, shmring_typed_producer_close);
+        // Lossless, by both calls; lossy; and a Rust subscriber, lossless.
+        assert_eq!(
+            shmring_typed_subscriber(ring, ptr::null(), &mut all),
+            SHMRING_OK
+        );
+        let _all = Closer(all, shmring_typed_consumer_close);
+        assert_eq!(shmring_typed_consumer(ring, &mut also), SHMRING_OK);
+        let _also = Closer(also, shmring_typed_consumer_close);
+        let opts = ShmringSubscriberOptions {
+            policy: SHMRING_LOSSY,
+            ..Default::default()
+        };
+        assert_eq!(
+            shmring_typed_subscriber(ring, &opts, &mut lossy),
+            SHMRING_OK
+        );
+        let _lossy = Closer(lossy, shmring_typed_consumer_close);
+        let rust = shmring::Broadcast::<u64>::open(name.to_str().unwrap()).unwrap();
+        let mut rust_rx = rust.subscriber().unwrap();
+        assert_eq!(shmring_typed_has_consumer(ring), 1);
+
+        // The lossless ones hold the producer at a ring's worth.
+        let four: Vec<u8> = (0..4u64).flat_map(u64::to_ne_bytes).collect();
+        let mut n = 0;
+        assert_eq!(
+            shmring_typed_push_many(tx, four.as_ptr().cast(), 4, 0, &mut n),
+            SHMRING_OK
+        );
+        assert_eq!(n, 4);
+        let v = 4u64.to_ne_bytes();
+        assert_eq!(
+            shmring_typed_try_push(tx, v.as_ptr().cast(), 8),
+            SHMRING_FULL
+        );
+        for rx in [all, also] {
+            for want in 0..4 {
+                assert_eq!(pop_u64(rx), (SHMRING_OK, want));
+            }
+            assert_eq!(pop_u64(rx).0, SHMRING_EMPTY);
+        }
+        assert_eq!((0..4).map(|_| rust_rx.try_pop().unwrap()).sum::<u64>(), 6);
+        // The lossy one never read: the producer laps it.
+        for v in 4..12u64 {
+            let b = v.to_ne_bytes();
+            assert_eq!(shmring_typed_try_push(tx, b.as_ptr().cast(), 8), SHMRING_OK);
+            for rx in [all, also] {
+                assert_eq!(pop_u64(rx), (SHMRING_OK, v));
+            }
+            assert_eq!(rust_rx.try_pop(), Some(v));
+        }
+        let (status, first) = pop_u64(lossy);
+        assert_eq!(status, SHMRING_OK);
+        assert!(first > 0);
+        assert_eq!(shmring_typed_missed(lossy), first);
+        assert_eq!(
+            (shmring_typed_missed(all), shmring_typed_is_demoted(all)),
+            (0, 0)
+        );
+        assert_eq!(shmring_typed_missed(ptr::null()), 0);
+
+        // A subscriber of another kind of ring is a mismatch.
+        let other = self::name("typed-bcast-mpmc");
+        let mut mpmc = ptr::null_mut();
+        assert_eq!(
+            shmring_typed_create(other.as_ptr(), SHMRING_KIND_MPMC, &layout, 4, &mut mpmc),
+            SHMRING_OK
+        );
+        let _mpmc = Closer(mpmc, shmring_typed_close);
+        let mut none = ptr::null_mut();
+        assert_eq!(
+            shmring_typed_subscriber(mpmc, ptr::null(), &mut none),
+            SHMRING_MISMATCH
+        );
+        assert!(none.is_null());
+        assert!(
+            last_error().contains("not a broadcast ring"),
+            "{}",
+            last_error()
+        );
+
+        // The end of the stream: what was published, then CLOSED.
+        let b = 12u64.to_ne_bytes();
+        assert_eq!(shmring_typed_try_push(tx, b.as_ptr().cast(), 8), SHMRING_OK);
+        std::mem::forget(_tx);
+        shmring_typed_producer_end(tx);
+        let mut out = [0u8; 8];
+        assert_eq!(
+            shmring_typed_pop_timeout(all, out.as_mut_ptr().cast(), 8, 5_000_000_000),
+            SHMRING_OK
+        );
+        assert_eq!(u64::from_ne_bytes(out), 12);
+        assert_eq!(
+            shmring_typed_pop_timeout(all, out.as_mut_ptr().cast(), 8, 5_000_000_000),
+            SHMRING_CLOSED
+        );
+        assert_eq!(
+            shmring_typed_has_producer(ring),
+            0,
+            "the handle is closed too"
+        );
+    }
+}
+
+#[test]
+fn a_byte_ring_producer_ends_its_stream() {
+    let rig = Rig::new("bytes-end", 256);
+    assert_eq!(rig.send(b"last"), SHMRING_OK);
+    let mut len = 0;
+    let mut buf = [0u8; 16];
+    // SAFETY: live handles; `buf` holds 16 bytes. The rig's producer is
+    // ended here, so its closer must not close it again.
+    unsafe {
+        shmring_bytes_producer_end(rig.1);
+        let rig = std::mem::ManuallyDrop::new(rig);
+        assert_eq!(
+            shmring_bytes_recv_timeout(rig.2, buf.as_mut_ptr(), 16, &mut len, 5_000_000_000),
+            SHMRING_OK
+        );
+        assert_eq!(&buf[..len], b"last");
+        assert_eq!(
+            shmring_bytes_recv_timeout(rig.2, buf.as_mut_ptr(), 16, &mut len, 5_000_000_000),
+            SHMRING_CLOSED
+        );
+        shmring_bytes_consumer_close(rig.2);
+        shmring_bytes_close(rig.0);
+    }
+}

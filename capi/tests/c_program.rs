@@ -6,14 +6,16 @@
 //! small, calls while a loan is open), and, on a ring of its own, the batch
 //! calls, inspection and the awaiting handles' fds (`poll(2)`); and it
 //! answers the ticks this process sends on an `Spsc<Tick>` on an
-//! `Mpmc<Tick>`, through the typed calls, checking each; see
-//! `tests/c/peer.c`.
+//! `Mpmc<Tick>`, through the typed calls, checking each; then it reads
+//! the ticks this process publishes on a `Broadcast<Tick>` as two
+//! subscribers (lossless: every tick, then the end; lossy: what is left,
+//! and the count of what it missed); see `tests/c/peer.c`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shmring::{ByteRing, Mpmc, Spsc};
+use shmring::{Broadcast, ByteRing, Mpmc, Spsc};
 
 const WAIT: Duration = Duration::from_secs(30);
 const COUNT: u64 = 3000;
@@ -99,12 +101,16 @@ fn a_c_program_and_a_rust_process_talk_over_two_rings() {
     let (ticks_to_c, ticks_from_c) = (format!("{name}-ticks-to-c"), format!("{name}-ticks-from-c"));
     let typed_to_c = Spsc::<Tick>::create(&ticks_to_c, 8).unwrap();
     let typed_from_c = Mpmc::<Tick>::create(&ticks_from_c, 8).unwrap();
+    // The C peer subscribes first thing; this process publishes once every
+    // tick was answered, so after it subscribed.
+    let broadcast = format!("{name}-broadcast");
+    let published = Broadcast::<Tick>::create(&broadcast, 8).unwrap();
 
     let exe = std::env::temp_dir().join(format!("{name}-peer"));
     build_peer(&exe);
     let peer = Command::new(&exe)
         .args([&to_c, &from_c, &COUNT.to_string(), &scratch])
-        .args([&ticks_to_c, &ticks_from_c, &TICKS.to_string()])
+        .args([&ticks_to_c, &ticks_from_c, &TICKS.to_string(), &broadcast])
         // Leaks are checked; Rust's own start-up allocations are not C's.
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         .stdout(Stdio::piped())
@@ -161,6 +167,19 @@ fn a_c_program_and_a_rust_process_talk_over_two_rings() {
         }
     }
     assert!(ticker.join().unwrap(), "every tick was sent");
+    assert!(published.has_consumer(), "the C peer subscribed");
+    let mut publisher = published.producer().unwrap();
+    for i in 0..TICKS {
+        if let Err(e) = publisher.push_timeout(tick(i), WAIT) {
+            let out = peer.wait_with_output().unwrap();
+            panic!(
+                "broadcast tick {i}: {e}\nthe C peer said: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    publisher.close();
     let out = peer.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&exe);
     assert!(

@@ -97,6 +97,9 @@ __all__ = [
 OK, EMPTY, FULL, TIMEOUT, CLOSED, NOT_FOUND, ALREADY_EXISTS = 0, 1, 2, 3, 4, 5, 6
 INVALID_ARGUMENT, BUFFER_TOO_SMALL, MESSAGE_TOO_LARGE, ROLE_TAKEN = 7, 8, 9, 10
 MISMATCH, PERMISSION_DENIED, CORRUPT, STALLED, BUSY, PANIC, OTHER = 11, 12, 13, 14, 15, 16, 99
+# A broadcast subscriber's policy and start, as the header names them.
+LOSSLESS, LOSSY = 0, 1
+START_NEXT, START_OLDEST, START_AT = 0, 1, 2
 #: The C ABI version these bindings were written for.
 ABI_VERSION = 1
 
@@ -264,6 +267,11 @@ for _name, _args, _ret in [
     ("shmring_typed_producer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_typed_consumer", [_P, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_typed_producer_close", [_P], None),
+    ("shmring_typed_producer_end", [_P], None),
+    ("shmring_bytes_producer_end", [_P], None),
+    ("shmring_typed_subscriber", [_P, ctypes.c_void_p, ctypes.POINTER(_P)], ctypes.c_int),
+    ("shmring_typed_missed", [_P], ctypes.c_uint64),
+    ("shmring_typed_is_demoted", [_P], ctypes.c_int),
     ("shmring_typed_consumer_close", [_P], None),
     ("shmring_typed_push_timeout", [_P, ctypes.c_void_p, _size, ctypes.c_uint64], ctypes.c_int),
     ("shmring_typed_pop_timeout", [_P, ctypes.c_void_p, _size, ctypes.c_uint64], ctypes.c_int),
@@ -504,6 +512,15 @@ class _Handle:
                 ptr, self._ptr = self._ptr, None
                 type(self)._closer(ptr)
 
+    def _close_with(self, closer) -> None:
+        """Close the handle with ``closer`` instead of its own closer."""
+        with self._lock:
+            try:
+                self._end_loan()
+            finally:
+                ptr, self._ptr = self._p, None
+                closer(ptr)
+
     def __enter__(self):
         return self
 
@@ -727,6 +744,12 @@ class Producer(_Handle):
             with self._lock:
                 if self._loan is view:  # not committed, nor closed
                     self._end_loan()
+
+    def end(self) -> None:
+        """End the stream and close the producer (an open reservation is
+        given back): the consumer receives every message sent before, then
+        Closed. A new producer reopens the ring."""
+        self._close_with(_c.shmring_bytes_producer_end)
 
 
 class Consumer(_Handle):
@@ -1136,14 +1159,32 @@ class Layout:
         return _Layout(self.schema.encode(), self.version, self.size, self.align)
 
 
-_TYPED_KINDS = {"spsc": 1, "mpmc": 2}
+_TYPED_KINDS = {"spsc": 1, "mpmc": 2, "broadcast": 4}
+
+
+class _SubscriberOptions(ctypes.Structure):
+    """The header's ``ShmringSubscriberOptions``."""
+
+    _fields_ = [
+        ("policy", ctypes.c_uint32),
+        ("start", ctypes.c_uint32),
+        ("start_at", ctypes.c_uint64),
+        ("identity", ctypes.c_uint64),
+        ("has_identity", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("demote_after_ns", ctypes.c_uint64),
+        ("demote_after_lag", ctypes.c_uint64),
+    ]
 
 
 class TypedRing(_Handle):
-    """An SPSC (``kind="spsc"``) or MPMC (``kind="mpmc"``) ring of values of
-    one ``Layout``: the same ring a Rust process has as an ``Spsc<T>`` or
-    ``Mpmc<T>`` of a ``#[repr(C)]`` ``T`` of that layout, whichever side
-    made it. A ring of another layout or kind is refused (Mismatch).
+    """An SPSC (``kind="spsc"``), MPMC (``kind="mpmc"``) or broadcast
+    (``kind="broadcast"``) ring of values of one ``Layout``: the same ring
+    a Rust process has as an ``Spsc<T>``, ``Mpmc<T>`` or ``Broadcast<T>``
+    of a ``#[repr(C)]`` ``T`` of that layout, whichever side made it. A
+    ring of another layout or kind is refused (Mismatch). A broadcast
+    ring's consumers are its subscribers (``subscriber()``), each reading
+    every value.
     Values are bytes of the layout's size, or, given a numpy ``dtype``,
     arrays of it::
 
@@ -1162,7 +1203,7 @@ class TypedRing(_Handle):
     @classmethod
     def _made(cls, call, name: str, layout: Layout, kind: str, dtype, *args) -> "TypedRing":
         if kind not in _TYPED_KINDS:
-            raise ValueError(f"kind is 'spsc' or 'mpmc', not {kind!r}")
+            raise ValueError(f"kind is 'spsc', 'mpmc' or 'broadcast', not {kind!r}")
         if dtype is not None:
             import numpy
 
@@ -1221,9 +1262,51 @@ class TypedRing(_Handle):
         return TypedProducer(out.value, self)
 
     def consumer(self) -> "TypedConsumer":
-        """Take the consumer role (an MPMC ring has many consumers, each value reaching one)."""
+        """Take the consumer role (an MPMC ring has many consumers, each
+        value reaching one; a broadcast ring: a lossless ``subscriber()``)."""
         out = _P()
         _check(_c.shmring_typed_consumer(self._p, ctypes.byref(out)))
+        return TypedConsumer(out.value, self)
+
+    def subscriber(
+        self,
+        lossy: bool = False,
+        start="next",
+        identity: Optional[int] = None,
+        demote_after: Optional[float] = 1.0,
+        demote_after_lag: Optional[int] = None,
+    ) -> "TypedConsumer":
+        """A subscriber of a broadcast ring (Mismatch for another kind): it
+        reads every value from ``start`` (``"next"``, ``"oldest"``, or a
+        position), at its own pace. Lossless, the producer waits for it,
+        until it holds the producer up for ``demote_after`` seconds (None:
+        for ever) or falls ``demote_after_lag`` values behind; then, or if
+        ``lossy``, it skips what was overwritten and counts it
+        (``missed``). Under an ``identity`` it resumes where the last
+        subscriber of that identity left off."""
+        opts = _SubscriberOptions(policy=LOSSY if lossy else LOSSLESS)
+        if start == "next":
+            opts.start = START_NEXT
+        elif start == "oldest":
+            opts.start = START_OLDEST
+        elif isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+            opts.start, opts.start_at = START_AT, start
+        else:
+            raise ValueError(f"start is 'next', 'oldest' or a position, not {start!r}")
+        if identity is not None:
+            opts.identity, opts.has_identity = identity, 1
+        if demote_after is None:
+            opts.demote_after_ns = 2**64 - 1
+        elif demote_after <= 0:
+            raise ValueError("demote_after is a positive number of seconds, or None")
+        else:
+            opts.demote_after_ns = max(1, min(int(demote_after * 1e9), 2**64 - 2))
+        if demote_after_lag is not None:
+            if demote_after_lag < 1:
+                raise ValueError("demote_after_lag is at least 1, or None")
+            opts.demote_after_lag = demote_after_lag
+        out = _P()
+        _check(_c.shmring_typed_subscriber(self._p, ctypes.byref(opts), ctypes.byref(out)))
         return TypedConsumer(out.value, self)
 
     def __repr__(self) -> str:
@@ -1298,6 +1381,11 @@ class TypedProducer(_Handle):
             _check(status)
             return pushed.value
 
+    def end(self) -> None:
+        """End the stream and close the producer: consumers take every
+        value pushed before, then Closed. A new producer reopens the ring."""
+        self._close_with(_c.shmring_typed_producer_end)
+
 
 class TypedConsumer(_Handle):
     """A typed ring's consumer: values copied out, one or an array per call."""
@@ -1325,6 +1413,18 @@ class TypedConsumer(_Handle):
 
             return numpy.frombuffer(out.raw, dtype=self._dtype)[0]
         return out.raw
+
+    @property
+    def missed(self) -> int:
+        """A broadcast subscriber's values overwritten before it read them
+        (0 for other consumers)."""
+        return _c.shmring_typed_missed(self._p)
+
+    @property
+    def demoted(self) -> bool:
+        """Whether the producer made this lossless subscriber lossy, held
+        up past its bounds."""
+        return bool(_c.shmring_typed_is_demoted(self._p))
 
     def pop_many(self, limit: int = 1024, timeout: Optional[float] = None):
         """Up to ``limit`` values in one call: waits up to ``timeout`` seconds

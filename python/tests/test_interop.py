@@ -260,6 +260,14 @@ def test_layout_is_the_headers_struct():
     assert [(n, c_types[t]) for t, n in fields] == shmring._Layout._fields_
 
 
+def test_subscriber_options_are_the_headers_struct():
+    header = (ROOT / "capi" / "include" / "shmring.h").read_text()
+    body = re.search(r"typedef struct ShmringSubscriberOptions \{(.*?)\} ShmringSubscriberOptions;", header, re.S)
+    fields = re.findall(r"^\s*(uint32_t|uint64_t) (\w+);", body.group(1), re.M)
+    c_types = {"uint32_t": ctypes.c_uint32, "uint64_t": ctypes.c_uint64}
+    assert [(n, c_types[t]) for t, n in fields] == shmring._SubscriberOptions._fields_
+
+
 def test_batches_go_both_ways_in_one_call_each():
     with shmring.ByteRing.create(unique("batch"), 1 << 14) as ring, ring.producer() as tx, ring.consumer() as rx:
         messages = [message(i) for i in range(1, 40)]  # up to 1.4 KB each
@@ -622,3 +630,93 @@ def test_typed_rings_check_layouts_kinds_and_lengths():
             shmring.Layout("x", size, align)
     with pytest.raises(shmring.InvalidArgument, match="schema"):
         shmring.TypedRing.create(unique("typed-schema"), shmring.Layout("x" * 33, 8, 8), 2)
+
+
+def test_broadcast_subscribers_read_a_rust_publisher_and_end_at_its_close(echo):
+    count = 2000
+    to_rust, from_rust = unique("bcast-to-rust"), unique("bcast-from-rust")
+    layout = shmring.Layout.of(TICK, "Tick")
+    with shmring.TypedRing.create(to_rust, layout, 64, kind="broadcast", dtype=TICK) as out_ring, shmring.TypedRing.create(
+        from_rust, layout, 64, kind="broadcast", dtype=TICK
+    ) as in_ring, out_ring.producer() as tx, in_ring.subscriber(demote_after=None) as every, in_ring.subscriber(
+        lossy=True
+    ) as glance:
+        rust = subprocess.Popen(
+            [str(echo), "--broadcast", to_rust, from_rust, str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            # Published before Rust subscribes: it starts at the oldest value.
+            sent = ticks(count)
+            at = tx.push_many(sent[:32], timeout=0)
+            assert at == 32  # no subscriber yet holds the producer back
+            # From here on the producer waits for Rust's subscriber.
+            assert rust.stdout.readline() == b"subscribed\n"
+            got = []
+            have = 0
+            while have < count:
+                if at < count:
+                    at += tx.push_many(sent[at:], timeout=0)
+                batch = every.pop_many(256, timeout=0 if at < count else WAIT)
+                got.append(batch)
+                have += len(batch)
+            answers = numpy.concatenate(got)
+            expected = sent.copy()
+            expected["qty"] += 1
+            assert numpy.array_equal(answers, expected)
+            with pytest.raises(shmring.Closed):
+                every.pop(timeout=WAIT)
+            assert every.missed == 0 and not every.demoted
+            # The lossy one read nothing meanwhile: it skips to what is
+            # left, every value it returns whole and in order, and says
+            # how many it missed.
+            seen = glance.pop_many(count, timeout=0)
+            assert len(seen) + glance.missed == count
+            assert numpy.array_equal(seen, expected[count - len(seen) :])
+            out, err = rust.communicate(timeout=WAIT)
+            assert rust.returncode == 0, err.decode()
+        finally:
+            rust.kill()
+            rust.wait()
+
+
+def test_broadcast_subscriber_options_and_the_end_of_a_stream():
+    name = unique("bcast-opts")
+    u64 = shmring.Layout("u64", 8, 8)
+    with shmring.TypedRing.create(name, u64, 4, kind="broadcast", dtype="<u8") as ring:
+        for bad in [dict(start="middle"), dict(start=-1), dict(demote_after=0), dict(demote_after_lag=0)]:
+            with pytest.raises(ValueError):
+                ring.subscriber(**bad)
+        with ring.producer() as tx, ring.subscriber(start="oldest") as a:
+            assert tx.push_many(numpy.arange(4, dtype="<u8"), timeout=0) == 4
+            assert not tx.push(numpy.uint64(4), timeout=0)  # `a` holds it back
+            with ring.subscriber(start=2, lossy=True) as b, ring.subscriber(identity=7) as c:
+                assert list(b.pop_many(8, timeout=0)) == [2, 3]
+                assert c.pop(timeout=0) is None  # from the next value
+                assert list(a.pop_many(8, timeout=0)) == [0, 1, 2, 3]
+                tx.push(numpy.uint64(4), timeout=0)
+                assert c.pop(timeout=0) == 4
+            tx.push(numpy.uint64(5), timeout=0)
+            # Identity 7 resumes where it left off.
+            with ring.subscriber(identity=7) as c:
+                assert c.pop(timeout=0) == 5
+            tx.end()
+            with pytest.raises(ValueError):
+                tx.push(numpy.uint64(6))  # the handle is closed
+            assert list(a.pop_many(8, timeout=0)) == [4, 5]
+            with pytest.raises(shmring.Closed):
+                a.pop(timeout=WAIT)
+        with pytest.raises(shmring.Mismatch):
+            shmring.TypedRing.open(name, u64, kind="spsc")
+    with shmring.ByteRing.create(unique("bytes-end"), 4096) as ring, ring.consumer() as rx:
+        tx = ring.producer()
+        tx.send(b"last")
+        tx.end()
+        assert rx.recv(timeout=WAIT) == b"last"
+        with pytest.raises(shmring.Closed):
+            rx.recv(timeout=WAIT)
+    other = unique("mpmc-not-bcast")
+    with shmring.TypedRing.create(other, u64, 4, kind="mpmc") as ring:
+        with pytest.raises(shmring.Mismatch):
+            ring.subscriber()

@@ -5,9 +5,12 @@
  * on a ring of its own, the batch calls, inspection and the awaiting
  * handles' file descriptors; then it answers the typed ticks the Rust
  * process sends on an SPSC ring of its `Tick`, on an MPMC ring of the
- * same type. Built with ASan and UBSan. Exits 0 only if every check held.
+ * same type; then it reads the ticks the Rust process publishes on a
+ * broadcast ring, as two subscribers made at its start: a lossless one
+ * reads each, a lossy one that never read while they came counts what it
+ * missed. Built with ASan and UBSan. Exits 0 only if every check held.
  *
- *   peer TO_C FROM_C COUNT SCRATCH TICKS_TO_C TICKS_FROM_C TICKS
+ *   peer TO_C FROM_C COUNT SCRATCH TICKS_TO_C TICKS_FROM_C TICKS BROADCAST
  */
 #include <poll.h>
 #include <stdio.h>
@@ -238,10 +241,77 @@ static void answer_ticks(const char *to_c, const char *from_c, uint64_t count) {
     shmring_typed_close(out);
 }
 
+/* Whether `t` is tick `i` as the Rust process makes it. */
+static int is_tick(const Tick *t, uint64_t i) {
+    return t->px == (double)i / 2.0 && t->qty == (uint32_t)i && t->side == (uint32_t)(i % 2);
+}
+
+typedef struct Subscribers {
+    ShmringTyped *ring;
+    ShmringTypedConsumer *every, *glance;
+} Subscribers;
+
+/* Subscribe to the broadcast ring `name`, before the Rust process
+ * publishes on it (it does once every tick was answered): a lossless
+ * subscriber never made lossy, and a lossy one. */
+static Subscribers subscribe(const char *name) {
+    ShmringLayout tick = {.schema = "Tick", .version = 0, .size = sizeof(Tick), .align = _Alignof(Tick)};
+    Subscribers s = {0};
+    CHECK(shmring_typed_open_timeout(name, SHMRING_KIND_BROADCAST, &tick, WAIT, &s.ring) == SHMRING_OK,
+          "open %s", name);
+    ShmringSubscriberOptions bad = {.policy = 5};
+    CHECK(shmring_typed_subscriber(s.ring, &bad, &(ShmringTypedConsumer *){NULL}) ==
+              SHMRING_INVALID_ARGUMENT,
+          "no such policy");
+    ShmringSubscriberOptions lossless = {.policy = SHMRING_LOSSLESS, .demote_after_ns = UINT64_MAX};
+    CHECK(shmring_typed_subscriber(s.ring, &lossless, &s.every) == SHMRING_OK, "lossless subscriber");
+    ShmringSubscriberOptions lossy = {.policy = SHMRING_LOSSY, .start = SHMRING_START_NEXT};
+    CHECK(shmring_typed_subscriber(s.ring, &lossy, &s.glance) == SHMRING_OK, "lossy subscriber");
+    return s;
+}
+
+/* Read `count` broadcast ticks: every one, in order, then the end of the
+ * stream; then what the lossy subscriber finds left, whole and in order,
+ * with what it missed making up the rest. */
+static void read_broadcast(Subscribers s, uint64_t count) {
+    Tick batch[7];
+    uint64_t got = 0;
+    while (got < count) {
+        size_t k = 0;
+        CHECK(shmring_typed_pop_many(s.every, batch, 7, &k, WAIT) == SHMRING_OK && k > 0,
+              "broadcast ticks from %llu", (unsigned long long)got);
+        for (size_t j = 0; j < k; j++) {
+            CHECK(is_tick(&batch[j], got + j), "broadcast tick %llu: (%f, %u, %u)",
+                  (unsigned long long)(got + j), batch[j].px, batch[j].qty, batch[j].side);
+        }
+        got += k;
+    }
+    CHECK(shmring_typed_pop_timeout(s.every, batch, sizeof(Tick), WAIT) == SHMRING_CLOSED,
+          "the end of the broadcast");
+    CHECK(shmring_typed_missed(s.every) == 0 && !shmring_typed_is_demoted(s.every),
+          "the lossless subscriber missed nothing");
+    uint64_t seen = 0, last = 0;
+    int status;
+    while ((status = shmring_typed_try_pop(s.glance, batch, sizeof(Tick))) == SHMRING_OK) {
+        CHECK(is_tick(&batch[0], batch[0].qty), "a whole tick");
+        CHECK(seen == 0 || batch[0].qty > last, "in order");
+        last = batch[0].qty;
+        seen++;
+    }
+    CHECK(status == SHMRING_EMPTY, "the lossy subscriber's last status: %d", status);
+    CHECK(seen > 0 && seen + shmring_typed_missed(s.glance) == count,
+          "read %llu, missed %llu, of %llu", (unsigned long long)seen,
+          (unsigned long long)shmring_typed_missed(s.glance), (unsigned long long)count);
+    shmring_typed_consumer_close(s.every);
+    shmring_typed_consumer_close(s.glance);
+    shmring_typed_close(s.ring);
+}
+
 int main(int argc, char **argv) {
-    CHECK(argc == 8, "usage: peer TO_C FROM_C COUNT SCRATCH TICKS_TO_C TICKS_FROM_C TICKS");
+    CHECK(argc == 9, "usage: peer TO_C FROM_C COUNT SCRATCH TICKS_TO_C TICKS_FROM_C TICKS BROADCAST");
     uint64_t count = strtoull(argv[3], NULL, 10);
     check_errors();
+    Subscribers subscribers = subscribe(argv[8]);
 
     ShmringBytes *to_c, *from_c;
     ShmringBytesConsumer *rx;
@@ -299,6 +369,7 @@ int main(int argc, char **argv) {
     shmring_bytes_close(from_c);
     check_batches_inspection_and_awaiting(argv[4]);
     answer_ticks(argv[5], argv[6], strtoull(argv[7], NULL, 10));
+    read_broadcast(subscribers, strtoull(argv[7], NULL, 10));
     printf("ok %llu\n", (unsigned long long)count);
     return 0;
 }
