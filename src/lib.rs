@@ -255,8 +255,8 @@ pub mod runtime {
         RuntimeBroadcast as Broadcast, RuntimeBroadcastProducer as BroadcastProducer,
         RuntimeConsumer as Consumer, RuntimeFlavor as Flavor, RuntimeMpmc as Mpmc,
         RuntimeMpmcConsumer as MpmcConsumer, RuntimeMpmcProducer as MpmcProducer,
-        RuntimeProducer as Producer, RuntimeRing as Ring, RuntimeSpsc as Spsc,
-        RuntimeSubscriber as Subscriber,
+        RuntimeProducer as Producer, RuntimeReadSlot as ReadSlot, RuntimeRing as Ring,
+        RuntimeSpsc as Spsc, RuntimeSubscriber as Subscriber, RuntimeWriteSlot as WriteSlot,
     };
 }
 
@@ -294,8 +294,8 @@ pub use rings::mpmc::{
 };
 pub use rings::runtime::{
     RuntimeBroadcast, RuntimeBroadcastProducer, RuntimeConsumer, RuntimeFlavor, RuntimeMpmc,
-    RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer, RuntimeRing, RuntimeSpsc,
-    RuntimeSubscriber,
+    RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer, RuntimeReadSlot, RuntimeRing,
+    RuntimeSpsc, RuntimeSubscriber, RuntimeWriteSlot,
 };
 pub use rings::spsc::{Consumer, Producer, ReadChunk, Spsc, SpscFlavor, WriteChunk};
 pub use wait::WaitStrategy;

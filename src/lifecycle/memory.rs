@@ -639,6 +639,32 @@ impl<T> RingMemory<Slot<T>> {
         }
     }
 
+    /// The first byte of the value of position `pos`, lent in place to
+    /// the slot's writer (a reservation: written, then published).
+    ///
+    /// # Safety
+    /// As for `Slot::write`: the caller owns the slot until it publishes
+    /// it, and writes no more than the value's bytes.
+    #[inline]
+    pub(crate) unsafe fn runtime_value_to_write(&self, pos: u64) -> *mut u8 {
+        // SAFETY: the caller owns the slot (the contract above); under the
+        // model this records the writer's access.
+        unsafe { self.slot(pos).writing(|| self.runtime_value_ptr(pos)) }
+    }
+
+    /// The first byte of the value of position `pos`, lent in place to
+    /// its reader (read, then released).
+    ///
+    /// # Safety
+    /// As for `Slot::read`: the caller saw the slot full for `pos` and
+    /// does not release it while it reads the value's bytes.
+    #[inline]
+    pub(crate) unsafe fn runtime_value_to_read(&self, pos: u64) -> *const u8 {
+        // SAFETY: the caller's contract above; under the model this
+        // records the reader's access.
+        unsafe { self.slot(pos).reading(|| self.runtime_value_ptr(pos)) }
+    }
+
     /// Write the value of position `pos` from `value` for a broadcast
     /// ring's seqlock readers: the caller stamped the slot busy and
     /// issued the Release fence first (`Slot::write_seq`'s order).

@@ -16,7 +16,9 @@
 //! The protocol is the typed ring's, the same code: positions, stamps,
 //! waits, takeover and repair know nothing of the value, which is copied
 //! in (after the slot is the writer's) and out (volatile, each byte read
-//! once, as a typed pop reads) where a typed ring moves a `T`. A
+//! once, as a typed pop reads) where a typed ring moves a `T`; or lent
+//! in place, as a typed ring lends a `T`: [`RuntimeWriteSlot`] and
+//! [`RuntimeReadSlot`] are the value's bytes in its slot. A
 //! broadcast subscriber's copy is its seqlock read (`rings/broadcast`):
 //! volatile, between its two looks at the stamp, and thrown away if the
 //! stamp moved; the producer's copy is volatile too, after the busy stamp
@@ -32,7 +34,7 @@ use crate::lifecycle::{Flavor, Ring};
 use crate::rings::broadcast::{
     BroadcastFlavor, BroadcastProducer, Policy, Subscriber, SubscriberOptions,
 };
-use crate::rings::mpmc::{MpmcConsumer, MpmcFlavor, MpmcProducer};
+use crate::rings::mpmc::{MpmcConsumer, MpmcFlavor, MpmcProducer, MpmcReadSlot, MpmcWriteSlot};
 use crate::rings::spsc::{Consumer, Producer, SpscFlavor};
 use crate::wait::WaitStrategy;
 
@@ -420,6 +422,39 @@ impl RuntimeProducer {
         self.inner.close();
     }
 
+    /// The next value's bytes in place, if there is room now (`Full` if
+    /// not): write them, then [`commit`](RuntimeWriteSlot::commit);
+    /// dropping the slot publishes nothing.
+    ///
+    /// ```
+    /// use shmring::{runtime::Spsc as RuntimeSpsc, Schema, TypeLayout};
+    /// # let name = format!("shmring-doc-runtime-reserve-{}", std::process::id());
+    /// let layout = TypeLayout::new(Schema::new("u32", 0)?, 4, 4)?;
+    /// let ring = RuntimeSpsc::create(&name, layout, 2)?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut slot = tx.try_reserve()?;
+    /// slot.bytes_mut().copy_from_slice(&7u32.to_ne_bytes()); // in place
+    /// slot.commit();
+    /// let read = rx.try_read().expect("a value");
+    /// assert_eq!(read.bytes(), 7u32.to_ne_bytes()); // in place too
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn try_reserve(&mut self) -> Result<RuntimeWriteSlot<'_>> {
+        self.reserve_timeout(Duration::ZERO)
+    }
+
+    /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` for room
+    /// (`Timeout`; a zero timeout says `Full`).
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<RuntimeWriteSlot<'_>> {
+        let len = self.len.0;
+        let value = self.inner.reserve_bytes(timeout)?;
+        Ok(RuntimeWriteSlot {
+            lent: WriteLent::Spsc(&mut self.inner),
+            value,
+            len,
+        })
+    }
+
     /// Push the values laid out one after another in `values` while there
     /// is room now, with one index store and one wakeup for all (as a
     /// write chunk commits); how many went (0 if the ring is full).
@@ -516,6 +551,32 @@ impl RuntimeConsumer {
     pub fn popped(&self) -> u64 {
         self.inner.popped()
     }
+
+    /// The oldest value's bytes in place, if there is one (`None` if
+    /// not), until the slot is dropped (or
+    /// [`release`](RuntimeReadSlot::release)d), which releases it.
+    pub fn try_read(&mut self) -> Option<RuntimeReadSlot<'_>> {
+        let len = self.len.0;
+        let value = self.inner.try_read_bytes()?;
+        Some(RuntimeReadSlot {
+            lent: ReadLent::Spsc(&mut self.inner),
+            value,
+            len,
+        })
+    }
+
+    /// [`try_read`](Self::try_read), waiting up to `timeout` for a value
+    /// (`Timeout`; `Closed` once the producer closed the ring and every
+    /// value was read).
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<RuntimeReadSlot<'_>> {
+        let len = self.len.0;
+        let value = self.inner.read_bytes_timeout(timeout)?;
+        Ok(RuntimeReadSlot {
+            lent: ReadLent::Spsc(&mut self.inner),
+            value,
+            len,
+        })
+    }
 }
 
 /// A producer of a [`RuntimeMpmc`]: each value is its layout's size in
@@ -557,6 +618,38 @@ impl RuntimeMpmcProducer {
     /// [`MpmcProducer::close`](crate::MpmcProducer::close)).
     pub fn close(self) {
         self.inner.close();
+    }
+
+    /// A claimed value's bytes in place, zeroed, if there is room now
+    /// (`Full` if not): write them, then
+    /// [`commit`](RuntimeWriteSlot::commit); dropping the slot publishes
+    /// the position as skipped.
+    ///
+    /// ```
+    /// use shmring::{RuntimeMpmc, Schema, TypeLayout};
+    /// # let name = format!("shmring-doc-runtime-mpmc-reserve-{}", std::process::id());
+    /// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+    /// let ring = RuntimeMpmc::create(&name, layout, 4)?;
+    /// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut slot = tx.try_reserve()?;
+    /// slot.bytes_mut()[0] = 9;
+    /// slot.commit();
+    /// assert_eq!(rx.try_read().expect("a value").bytes()[0], 9);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn try_reserve(&self) -> Result<RuntimeWriteSlot<'_>> {
+        self.reserve_timeout(Duration::ZERO)
+    }
+
+    /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` for room
+    /// (`Timeout`; a zero timeout says `Full`).
+    pub fn reserve_timeout(&self, timeout: Duration) -> Result<RuntimeWriteSlot<'_>> {
+        let (slot, value) = self.inner.reserve_bytes(timeout)?;
+        Ok(RuntimeWriteSlot {
+            lent: WriteLent::Mpmc(slot),
+            value,
+            len: self.len.0,
+        })
     }
 
     /// Push the values laid out one after another in `values`, in order,
@@ -624,6 +717,29 @@ impl RuntimeMpmcConsumer {
     pub fn pop_timeout(&self, out: &mut [u8], timeout: Duration) -> Result<()> {
         self.len.check(out.len())?;
         Ok(self.inner.pop_bytes_timeout(out, timeout)?)
+    }
+
+    /// A value's bytes in place, if there is one (`None` if not), until the
+    /// slot is dropped (or [`release`](RuntimeReadSlot::release)d), which
+    /// releases it.
+    pub fn try_read(&self) -> Option<RuntimeReadSlot<'_>> {
+        let (slot, value) = self.inner.try_read_bytes()?;
+        Some(RuntimeReadSlot {
+            lent: ReadLent::Mpmc(slot),
+            value,
+            len: self.len.0,
+        })
+    }
+
+    /// [`try_read`](Self::try_read), waiting up to `timeout` for a value
+    /// (errors as for [`pop_timeout`](Self::pop_timeout)).
+    pub fn read_timeout(&self, timeout: Duration) -> Result<RuntimeReadSlot<'_>> {
+        let (slot, value) = self.inner.read_bytes_timeout(timeout)?;
+        Ok(RuntimeReadSlot {
+            lent: ReadLent::Mpmc(slot),
+            value,
+            len: self.len.0,
+        })
     }
 
     /// Pop the values there now into `out`, one after another, up to as
@@ -826,5 +942,171 @@ impl RuntimeSubscriber {
     /// The size of a value, in bytes.
     pub fn value_len(&self) -> usize {
         self.len.0
+    }
+}
+
+/// Who lent a [`RuntimeWriteSlot`], and what commits it.
+enum WriteLent<'a> {
+    Spsc(&'a mut Producer<Runtime>),
+    Mpmc(MpmcWriteSlot<'a, Runtime>),
+}
+
+/// A value's bytes reserved in place in its slot, by
+/// [`RuntimeProducer::try_reserve`] or
+/// [`RuntimeMpmcProducer::try_reserve`] (and their `reserve_timeout`):
+/// write them, then [`commit`](Self::commit). Dropping it publishes
+/// nothing (an MPMC ring: the position is skipped). What the slot held
+/// before is not the writer's to read: an SPSC slot keeps an earlier
+/// lap's value, an MPMC one is zeroed.
+///
+/// ```
+/// use shmring::{runtime::Spsc as RuntimeSpsc, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-wslot-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("pair", 0)?, 8, 4)?;
+/// let ring = RuntimeSpsc::create(&name, layout, 4)?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// drop(tx.try_reserve()?); // not committed: nothing published
+/// assert!(rx.try_read().is_none());
+/// let mut slot = tx.try_reserve()?;
+/// assert_eq!(slot.len(), 8);
+/// slot.bytes_mut()[..4].copy_from_slice(&1u32.to_ne_bytes());
+/// slot.bytes_mut()[4..].copy_from_slice(&2u32.to_ne_bytes());
+/// slot.commit();
+/// let mut out = [0u8; 8];
+/// assert!(rx.try_pop(&mut out)?);
+/// assert_eq!(&out[4..], 2u32.to_ne_bytes());
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[must_use = "a reserved value is published only when committed"]
+pub struct RuntimeWriteSlot<'a> {
+    lent: WriteLent<'a>,
+    value: *mut u8,
+    len: usize,
+}
+
+impl std::fmt::Debug for RuntimeWriteSlot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeWriteSlot")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeWriteSlot<'_> {
+    /// The value's bytes, in its slot.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the slot is ours from the reservation until it commits or
+        // is dropped (the producer's `reserve_bytes`); `len` is the
+        // layout's size, the value's bytes in the slot; `&mut self` makes
+        // the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.value, self.len) }
+    }
+
+    /// The value's first byte, for a caller that writes through a pointer
+    /// (`len()` bytes, until the slot commits or is dropped).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.value
+    }
+
+    /// The value's size, in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the value has no bytes (never: a run-time layout's values
+    /// are at least a byte).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Publish the value: the consumer may read it from now on.
+    pub fn commit(self) {
+        match self.lent {
+            WriteLent::Spsc(tx) => tx.commit_bytes(),
+            WriteLent::Mpmc(slot) => slot.commit(),
+        }
+    }
+}
+
+/// Who lent a [`RuntimeReadSlot`], and what releases it.
+enum ReadLent<'a> {
+    Spsc(&'a mut Consumer<Runtime>),
+    /// Held for its drop, which releases the claim.
+    Mpmc(#[allow(dead_code)] MpmcReadSlot<'a, Runtime>),
+}
+
+/// A value's bytes lent in place in its slot, by
+/// [`RuntimeConsumer::try_read`] or [`RuntimeMpmcConsumer::try_read`] (and
+/// their `read_timeout`). Dropping it releases the value, as
+/// [`release`](Self::release) does.
+///
+/// ```
+/// use shmring::{RuntimeMpmc, Schema, TypeLayout};
+/// # let name = format!("shmring-doc-runtime-rslot-{}", std::process::id());
+/// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+/// let ring = RuntimeMpmc::create(&name, layout, 4)?;
+/// let (tx, rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(&5u64.to_ne_bytes())?;
+/// let value = rx.try_read().expect("a value");
+/// assert_eq!(value.bytes(), 5u64.to_ne_bytes()); // no copy
+/// value.release();
+/// assert!(rx.try_read().is_none());
+/// # Ok::<(), shmring::Error>(())
+/// ```
+#[must_use = "a read slot releases its value when dropped"]
+pub struct RuntimeReadSlot<'a> {
+    lent: ReadLent<'a>,
+    value: *const u8,
+    len: usize,
+}
+
+impl std::fmt::Debug for RuntimeReadSlot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeReadSlot")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeReadSlot<'_> {
+    /// The value's bytes, in its slot. A cooperating producer does not
+    /// write them until the slot is released; a hostile one can, and a
+    /// reader that must not see bytes change copies them
+    /// ([`RuntimeConsumer::try_pop`]).
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the slot is ours, published, until it is released (the
+        // consumer's `read_bytes`); `len` is the layout's size, the value's
+        // bytes in the slot.
+        unsafe { std::slice::from_raw_parts(self.value, self.len) }
+    }
+
+    /// The value's first byte (`len()` bytes, until the slot is released).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.value
+    }
+
+    /// The value's size, in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the value has no bytes (never: a run-time layout's values
+    /// are at least a byte).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Release the value to the producer (what dropping the slot does).
+    pub fn release(self) {
+        drop(self)
+    }
+}
+
+impl Drop for RuntimeReadSlot<'_> {
+    fn drop(&mut self) {
+        // An MPMC slot releases itself when the field drops.
+        if let ReadLent::Spsc(rx) = &mut self.lent {
+            rx.release_bytes();
+        }
     }
 }

@@ -363,6 +363,30 @@ impl<T: Pod + Send> MpmcConsumer<T> {
 /// A ring of a run-time layout (`rings/runtime.rs`): values as bytes,
 /// through the same claims, stamps, waits and takeovers as every value.
 impl MpmcConsumer<Runtime> {
+    /// Claim the oldest value, if there is one: its slot, and the first of
+    /// its bytes, in place until the slot is dropped.
+    pub(crate) fn try_read_bytes(&self) -> Option<(MpmcReadSlot<'_, Runtime>, *const u8)> {
+        self.try_read().map(|slot| self.lent_bytes(slot))
+    }
+
+    /// [`try_read_bytes`](Self::try_read_bytes), waiting up to `timeout`
+    /// for a value (errors as for [`pop_timeout`](Self::pop_timeout)).
+    pub(crate) fn read_bytes_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<(MpmcReadSlot<'_, Runtime>, *const u8), RecvError> {
+        self.read_timeout(timeout).map(|slot| self.lent_bytes(slot))
+    }
+
+    fn lent_bytes<'a>(
+        &self,
+        slot: MpmcReadSlot<'a, Runtime>,
+    ) -> (MpmcReadSlot<'a, Runtime>, *const u8) {
+        // SAFETY: the claim is ours, published, until the slot is dropped.
+        let value = unsafe { self.mem.runtime_value_to_read(slot.pos) };
+        (slot, value)
+    }
+
     /// Pop the oldest value into `out` (the layout's size: the caller
     /// checked), if there is one.
     pub(crate) fn try_pop_bytes(&self, out: &mut [u8]) -> bool {

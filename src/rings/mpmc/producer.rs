@@ -294,6 +294,26 @@ impl<T: Pod + Send> MpmcProducer<T> {
 /// A ring of a run-time layout (`rings/runtime.rs`): values as bytes,
 /// through the same claims, stamps and waits as every value.
 impl MpmcProducer<Runtime> {
+    /// Claim a position, waiting up to `timeout` for room (a zero timeout
+    /// does not wait, and says `Full`): its slot, and the first of its
+    /// value's bytes, zeroed, in place until the slot commits.
+    pub(crate) fn reserve_bytes(
+        &self,
+        timeout: Duration,
+    ) -> Result<(MpmcWriteSlot<'_, Runtime>, *mut u8), SendError> {
+        let slot = match timeout.is_zero() {
+            true => self.try_reserve().ok_or(SendError::Full)?,
+            false => self.reserve_timeout(timeout)?,
+        };
+        // SAFETY: the claim is ours until the slot commits or is dropped;
+        // zeroed as `lend` zeroes a typed value.
+        let value = unsafe {
+            self.mem.zero_values(slot.pos, 1);
+            self.mem.runtime_value_to_write(slot.pos)
+        };
+        Ok((slot, value))
+    }
+
     /// Push `value` (the layout's size: the caller checked) if there is
     /// room; `Full` if not.
     pub(crate) fn try_push_bytes(&self, value: &[u8]) -> Result<(), SendError> {

@@ -321,6 +321,37 @@ impl Consumer<Runtime> {
         k
     }
 
+    /// The oldest value's first byte, lent in place until
+    /// [`release_bytes`](Self::release_bytes), if there is one.
+    pub(crate) fn try_read_bytes(&mut self) -> Option<*const u8> {
+        if !self.mem.slot(self.head).is_full_for(self.head) {
+            return None;
+        }
+        // SAFETY: the stamp says the slot holds our value; the producer does
+        // not write it again until we release it by moving `head`.
+        Some(unsafe { self.mem.runtime_value_to_read(self.head) })
+    }
+
+    /// [`try_read_bytes`](Self::try_read_bytes), waiting up to `timeout`
+    /// for a value (errors as for [`pop_timeout`](Self::pop_timeout)).
+    pub(crate) fn read_bytes_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<*const u8, RecvError> {
+        if let Some(value) = self.try_read_bytes() {
+            return Ok(value);
+        }
+        self.wait_for_data(timeout, "read_timeout")?;
+        self.try_read_bytes()
+            .ok_or_else(|| self.timed_out("read_timeout", timeout).into())
+    }
+
+    /// Release the value [`read_bytes`](Self::read_bytes) lent (zeroed
+    /// first if the ring asks for it).
+    pub(crate) fn release_bytes(&mut self) {
+        self.advance(1);
+    }
+
     /// Pop the oldest value into `out`, waiting up to `timeout` for one
     /// (as [`pop_timeout`](Self::pop_timeout)).
     pub(crate) fn pop_bytes_timeout(

@@ -365,6 +365,34 @@ impl Producer<Runtime> {
         k
     }
 
+    /// Room for the value at the tail, waiting up to `timeout` for it (a
+    /// zero timeout does not wait, and says `Full`): the first of its
+    /// bytes, in place, the caller's alone until
+    /// [`commit_bytes`](Self::commit_bytes) publishes them.
+    pub(crate) fn reserve_bytes(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<*mut u8, SendError> {
+        if self.room(1) == 0 {
+            if timeout.is_zero() {
+                self.mem.count_blocked(Role::Producer);
+                return Err(SendError::Full);
+            }
+            if !(self.wait_for_room(timeout) && self.room(1) > 0) {
+                return Err(self.timed_out("reserve_timeout", timeout).into());
+            }
+        }
+        // SAFETY: `room` saw the consumer release this slot (Acquire on its
+        // head), and it does not touch it again until we publish.
+        Ok(unsafe { self.mem.runtime_value_to_write(self.tail) })
+    }
+
+    /// Publish the value [`reserve_bytes`](Self::reserve_bytes) lent.
+    pub(crate) fn commit_bytes(&mut self) {
+        self.mem.slot(self.tail).publish(self.tail);
+        self.advance(1);
+    }
+
     /// [`write_next`](Self::write_next), of bytes.
     fn write_bytes_next(&mut self, value: &[u8]) {
         // SAFETY: `room` saw the consumer release this slot (Acquire on its
