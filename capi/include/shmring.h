@@ -608,6 +608,63 @@ int shmring_bytes_recv_many(struct ShmringBytesConsumer *rx,
 // `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
 int shmring_inspect(const char *name, struct ShmringInfo *out);
 
+// Reserve the next value's bytes in place, waiting up to `timeout_ns` for
+// room (0: not at all, `SHMRING_FULL` if there is none now;
+// `SHMRING_TIMEOUT` if none came): `*value`
+// points to them (the layout's size, aligned as the layout says), to be
+// written and published with `shmring_typed_commit` or given back with
+// `shmring_typed_abort`. What the bytes hold before is not the
+// caller's to read (an SPSC slot keeps an earlier value, an MPMC one is
+// zeroed). `SHMRING_INVALID_ARGUMENT`
+// for a broadcast producer, which publishes by copy.
+//
+// # Safety
+// `tx` is NULL or a live handle; `value` is NULL or writable. The bytes
+// at `*value` are the caller's to write until it commits or aborts, no
+// longer.
+int shmring_typed_reserve(struct ShmringTypedProducer *tx, uint64_t timeout_ns, void **value);
+
+// Publish the reserved value: consumers may read it from now on.
+// `SHMRING_INVALID_ARGUMENT` if none
+// is reserved.
+//
+// # Safety
+// `tx` is NULL or a live handle.
+int shmring_typed_commit(struct ShmringTypedProducer *tx);
+
+// Give the reserved value back unpublished (an MPMC ring skips its
+// position). `SHMRING_INVALID_ARGUMENT`
+// if none is reserved.
+//
+// # Safety
+// `tx` is NULL or a live handle.
+int shmring_typed_abort(struct ShmringTypedProducer *tx);
+
+// Lend the oldest value in place, waiting up to `timeout_ns` for one (0:
+// not at all, `SHMRING_EMPTY` if there is none now;
+// `SHMRING_TIMEOUT` if none came;
+// `SHMRING_CLOSED` once a producer closed the
+// ring and every value was read): `*value` points to its bytes (the
+// layout's size), valid until `shmring_typed_release`.
+// `SHMRING_INVALID_ARGUMENT` for a
+// broadcast subscriber, which reads by copy.
+//
+// # Safety
+// `rx` is NULL or a live handle; `value` is NULL or writable. The bytes at
+// `*value` are readable until the release, no longer; a producer that
+// cooperates does not write them meanwhile (one that does not can: a
+// reader that must not see bytes change copies them with
+// `shmring_typed_pop_timeout`).
+int shmring_typed_read(struct ShmringTypedConsumer *rx, uint64_t timeout_ns, const void **value);
+
+// Release the value `shmring_typed_read` lent, to the producer.
+// `SHMRING_INVALID_ARGUMENT` if none
+// is lent.
+//
+// # Safety
+// `rx` is NULL or a live handle.
+int shmring_typed_release(struct ShmringTypedConsumer *rx);
+
 // The message of the last error on the calling thread ("" if none): valid
 // until the thread's next failing call.
 const char *shmring_last_error(void);

@@ -70,12 +70,14 @@
 mod awaiting;
 mod bytes;
 mod inspect;
+mod lent;
 mod status;
 mod typed;
 
 pub use awaiting::*;
 pub use bytes::*;
 pub use inspect::*;
+pub use lent::*;
 pub use status::*;
 pub use typed::*;
 

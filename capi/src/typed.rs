@@ -12,15 +12,17 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
+use std::ptr::NonNull;
+
 use shmring::{
     Error, RuntimeBroadcast, RuntimeBroadcastProducer, RuntimeConsumer, RuntimeMpmc,
-    RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer, RuntimeSpsc, RuntimeSubscriber,
-    Schema, Start, SubscriberOptions, TypeLayout,
+    RuntimeMpmcConsumer, RuntimeMpmcProducer, RuntimeProducer, RuntimeReadSlot, RuntimeSpsc,
+    RuntimeSubscriber, RuntimeWriteSlot, Schema, Start, SubscriberOptions, TypeLayout,
 };
 
 use crate::bytes::{close, handle, name, put, OutCount};
 use crate::inspect::{SHMRING_KIND_BROADCAST, SHMRING_KIND_MPMC, SHMRING_KIND_SPSC};
-use crate::status::{guard, Failure, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK};
+use crate::status::{guard, Failure, SHMRING_BUSY, SHMRING_EMPTY, SHMRING_FULL, SHMRING_OK};
 
 /// A value type as C describes it: what a Rust peer's
 /// `TypeLayout::of::<T>()` says of the same `#[repr(C)]` type.
@@ -53,7 +55,7 @@ pub struct ShmringTyped {
 }
 
 #[derive(Debug)]
-enum Tx {
+pub(crate) enum Tx {
     Spsc(RuntimeProducer),
     Mpmc(RuntimeMpmcProducer),
     Broadcast(Box<RuntimeBroadcastProducer>),
@@ -62,13 +64,19 @@ enum Tx {
 /// A typed ring's producer. Close with [`shmring_typed_producer_close`].
 #[derive(Debug)]
 pub struct ShmringTypedProducer {
-    tx: Tx,
-    len: usize,
-    name: String,
+    /// The value lent by `shmring_typed_reserve`; declared first, so it
+    /// drops before the producer it borrows is freed.
+    pub(crate) lent: Option<RuntimeWriteSlot<'static>>,
+    /// Owned (made by `Box::into_raw`); borrowed by `lent` while it lasts.
+    tx: NonNull<Tx>,
+    /// End the stream when the handle closes ([`shmring_typed_producer_end`]).
+    end: bool,
+    pub(crate) len: usize,
+    pub(crate) name: String,
 }
 
 #[derive(Debug)]
-enum Rx {
+pub(crate) enum Rx {
     Spsc(RuntimeConsumer),
     Mpmc(RuntimeMpmcConsumer),
     Subscriber(RuntimeSubscriber),
@@ -77,14 +85,139 @@ enum Rx {
 /// A typed ring's consumer. Close with [`shmring_typed_consumer_close`].
 #[derive(Debug)]
 pub struct ShmringTypedConsumer {
-    rx: Rx,
-    len: usize,
-    name: String,
+    /// The value lent by `shmring_typed_read`; declared first, so it drops
+    /// (released) before the consumer it borrows is freed.
+    pub(crate) lent: Option<RuntimeReadSlot<'static>>,
+    /// Owned (made by `Box::into_raw`); borrowed by `lent` while it lasts.
+    rx: NonNull<Rx>,
+    pub(crate) len: usize,
+    pub(crate) name: String,
 }
 
 impl ShmringTypedProducer {
+    fn new(tx: Tx, len: usize, name: String) -> Self {
+        ShmringTypedProducer {
+            lent: None,
+            tx: NonNull::from(Box::leak(Box::new(tx))),
+            end: false,
+            len,
+            name,
+        }
+    }
+
+    /// The producer, if no value is lent ([`SHMRING_BUSY`] if one is).
+    pub(crate) fn tx(&mut self, function: &str) -> Result<&mut Tx, Failure> {
+        self.tx_and_name(function).map(|(tx, _)| tx)
+    }
+
+    /// [`tx`](Self::tx), for a value lent from it and kept in `lent`: the
+    /// borrow is not tied to the handle's.
+    ///
+    /// # Safety
+    /// The caller keeps what it borrows from the producer in `self.lent`
+    /// (or drops it within the call), and nothing else: the producer is
+    /// its own allocation, which stays put, every call checks `lent`
+    /// first, and `Drop` drops `lent` before it frees the producer.
+    pub(crate) unsafe fn tx_for_lending<'a>(
+        &mut self,
+        function: &str,
+    ) -> Result<&'a mut Tx, Failure> {
+        self.tx(function)?;
+        // SAFETY: no value is lent (checked by `tx`); the caller's contract.
+        Ok(unsafe { &mut *self.tx.as_ptr() })
+    }
+
+    /// [`tx`](Self::tx), and the ring's name for errors.
+    fn tx_and_name(&mut self, function: &str) -> Result<(&mut Tx, &str), Failure> {
+        if self.lent.is_some() {
+            return Err(Failure::new(
+                SHMRING_BUSY,
+                format!("{function}: a value is reserved: commit or abort it first"),
+            ));
+        }
+        // SAFETY: owned by this handle, and no lent value borrows it
+        // (checked above); the `&mut self` makes this the only access.
+        Ok((unsafe { &mut *self.tx.as_ptr() }, &self.name))
+    }
+}
+
+impl Drop for ShmringTypedProducer {
+    fn drop(&mut self) {
+        // A reserved value is given back first (SPSC: nothing published;
+        // MPMC: its position skipped).
+        self.lent = None;
+        // SAFETY: `tx` came from `Box::into_raw` and nothing borrows it now
+        // that the lent value is gone.
+        let tx = unsafe { Box::from_raw(self.tx.as_ptr()) };
+        if self.end {
+            (*tx).end();
+        }
+    }
+}
+
+impl ShmringTypedConsumer {
+    fn new(rx: Rx, len: usize, name: String) -> Self {
+        ShmringTypedConsumer {
+            lent: None,
+            rx: NonNull::from(Box::leak(Box::new(rx))),
+            len,
+            name,
+        }
+    }
+
+    /// The consumer, if no value is lent ([`SHMRING_BUSY`] if one is).
+    pub(crate) fn rx(&mut self, function: &str) -> Result<&mut Rx, Failure> {
+        self.rx_and_name(function).map(|(rx, _)| rx)
+    }
+
+    /// [`rx`](Self::rx), for a value lent from it and kept in `lent`: the
+    /// borrow is not tied to the handle's.
+    ///
+    /// # Safety
+    /// As for [`tx_for_lending`](ShmringTypedProducer::tx_for_lending).
+    pub(crate) unsafe fn rx_for_lending<'a>(
+        &mut self,
+        function: &str,
+    ) -> Result<&'a mut Rx, Failure> {
+        self.rx(function)?;
+        // SAFETY: no value is lent (checked by `rx`); the caller's contract.
+        Ok(unsafe { &mut *self.rx.as_ptr() })
+    }
+
+    /// [`rx`](Self::rx), and the ring's name for errors.
+    fn rx_and_name(&mut self, function: &str) -> Result<(&mut Rx, &str), Failure> {
+        if self.lent.is_some() {
+            return Err(Failure::new(
+                SHMRING_BUSY,
+                format!("{function}: a value is lent: release it first"),
+            ));
+        }
+        // SAFETY: owned by this handle, and no lent value borrows it
+        // (checked above); the `&mut self` makes this the only access.
+        Ok((unsafe { &mut *self.rx.as_ptr() }, &self.name))
+    }
+
+    /// The consumer, for calls that lend nothing and move nothing (counts).
+    fn rx_ref(&self) -> &Rx {
+        // SAFETY: owned by this handle; a lent value borrows it shared or
+        // through its own `&mut` that reads no field this does.
+        unsafe { &*self.rx.as_ptr() }
+    }
+}
+
+impl Drop for ShmringTypedConsumer {
+    fn drop(&mut self) {
+        // A lent value is released first.
+        self.lent = None;
+        // SAFETY: `rx` came from `Box::into_raw` and nothing borrows it now
+        // that the lent value is gone.
+        drop(unsafe { Box::from_raw(self.rx.as_ptr()) });
+    }
+}
+
+impl Tx {
     fn push(&mut self, value: &[u8], timeout: Duration) -> Result<(), Error> {
-        match &mut self.tx {
+        match self {
             Tx::Spsc(tx) => tx.push_timeout(value, timeout),
             Tx::Mpmc(tx) => tx.push_timeout(value, timeout),
             Tx::Broadcast(tx) => tx.push_timeout(value, timeout),
@@ -93,18 +226,16 @@ impl ShmringTypedProducer {
 
     /// End the stream: consumers take what was pushed, then `Closed`.
     fn end(self) {
-        match self.tx {
+        match self {
             Tx::Spsc(tx) => tx.close(),
             Tx::Mpmc(tx) => tx.close(),
             Tx::Broadcast(mut tx) => tx.close(),
         }
     }
-}
 
-impl ShmringTypedProducer {
     /// Push whole values while there is room now; how many went.
     fn try_push_many(&mut self, values: &[u8]) -> Result<usize, Error> {
-        match &mut self.tx {
+        match self {
             Tx::Spsc(tx) => tx.try_push_many(values),
             Tx::Mpmc(tx) => tx.try_push_many(values),
             Tx::Broadcast(tx) => tx.try_push_many(values),
@@ -112,29 +243,27 @@ impl ShmringTypedProducer {
     }
 }
 
-impl ShmringTypedConsumer {
+impl Rx {
     /// Pop the values there now into `out`; how many.
     fn try_pop_many(&mut self, out: &mut [u8]) -> Result<usize, Error> {
-        match &mut self.rx {
+        match self {
             Rx::Spsc(rx) => rx.try_pop_many(out),
             Rx::Mpmc(rx) => rx.try_pop_many(out),
             Rx::Subscriber(rx) => rx.try_pop_many(out),
         }
     }
-}
 
-impl ShmringTypedConsumer {
     /// Pop into `out`: whether there was a value (a zero timeout), or an
     /// error (a longer one that ended without).
     fn pop(&mut self, out: &mut [u8], timeout: Duration) -> Result<bool, Error> {
         if timeout.is_zero() {
-            return match &mut self.rx {
+            return match self {
                 Rx::Spsc(rx) => rx.try_pop(out),
                 Rx::Mpmc(rx) => rx.try_pop(out),
                 Rx::Subscriber(rx) => rx.try_pop(out),
             };
         }
-        match &mut self.rx {
+        match self {
             Rx::Spsc(rx) => rx.pop_timeout(out, timeout),
             Rx::Mpmc(rx) => rx.pop_timeout(out, timeout),
             Rx::Subscriber(rx) => rx.pop_timeout(out, timeout),
@@ -385,7 +514,7 @@ fn ring_name(ring: &ShmringTyped) -> &str {
 
 /// `e` as a failure of `function` on ring `name`, said in its message if
 /// the error's own text does not (a wrong length names neither).
-fn named(e: Error, function: &str, name: &str) -> Failure {
+pub(crate) fn named(e: Error, function: &str, name: &str) -> Failure {
     let f = Failure::from(e);
     match f.message.contains(name) {
         true => Failure::new(f.code, format!("{function}: {}", f.message)),
@@ -467,7 +596,7 @@ pub unsafe extern "C" fn shmring_typed_producer(
             Ring::Mpmc(r) => Tx::Mpmc(r.producer()?),
             Ring::Broadcast(r) => Tx::Broadcast(Box::new(r.producer()?)),
         };
-        Ok(ShmringTypedProducer { tx, len, name })
+        Ok(ShmringTypedProducer::new(tx, len, name))
     };
     // SAFETY: the caller's contract above.
     unsafe { hand_out_handle(ring, out, "shmring_typed_producer", make) }
@@ -491,7 +620,7 @@ pub unsafe extern "C" fn shmring_typed_consumer(
             Ring::Mpmc(r) => Rx::Mpmc(r.consumer()?),
             Ring::Broadcast(r) => Rx::Subscriber(r.subscriber()?),
         };
-        Ok(ShmringTypedConsumer { rx, len, name })
+        Ok(ShmringTypedConsumer::new(rx, len, name))
     };
     // SAFETY: the caller's contract above.
     unsafe { hand_out_handle(ring, out, "shmring_typed_consumer", make) }
@@ -612,7 +741,7 @@ pub unsafe extern "C" fn shmring_typed_subscriber(
             ));
         };
         let rx = Rx::Subscriber(r.subscriber_with(&given.to_rust(F)?)?);
-        Ok(ShmringTypedConsumer { rx, len, name })
+        Ok(ShmringTypedConsumer::new(rx, len, name))
     };
     // SAFETY: the caller's contract above.
     unsafe { hand_out_handle(ring, out, F, make) }
@@ -628,7 +757,7 @@ pub unsafe extern "C" fn shmring_typed_subscriber(
 #[no_mangle]
 pub unsafe extern "C" fn shmring_typed_missed(rx: *const ShmringTypedConsumer) -> u64 {
     // SAFETY: the caller's contract above.
-    match unsafe { rx.as_ref() }.map(|rx| &rx.rx) {
+    match unsafe { rx.as_ref() }.map(|rx| rx.rx_ref()) {
         Some(Rx::Subscriber(rx)) => rx.missed(),
         _ => 0,
     }
@@ -643,7 +772,7 @@ pub unsafe extern "C" fn shmring_typed_missed(rx: *const ShmringTypedConsumer) -
 #[no_mangle]
 pub unsafe extern "C" fn shmring_typed_is_demoted(rx: *const ShmringTypedConsumer) -> c_int {
     // SAFETY: the caller's contract above.
-    match unsafe { rx.as_ref() }.map(|rx| &rx.rx) {
+    match unsafe { rx.as_ref() }.map(|rx| rx.rx_ref()) {
         Some(Rx::Subscriber(rx)) => rx.is_demoted() as c_int,
         _ => 0,
     }
@@ -659,9 +788,9 @@ pub unsafe extern "C" fn shmring_typed_is_demoted(rx: *const ShmringTypedConsume
 pub unsafe extern "C" fn shmring_typed_producer_end(tx: *mut ShmringTypedProducer) {
     if !tx.is_null() {
         // SAFETY: a handle made by `Box::into_raw`, closed once.
-        let tx = unsafe { Box::from_raw(tx) };
-        // No panic crosses into C.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || tx.end()));
+        let mut handle = unsafe { Box::from_raw(tx) };
+        handle.end = true;
+        close(handle);
     }
 }
 
@@ -779,7 +908,9 @@ unsafe fn push(
         let tx = unsafe { handle(tx, function)? };
         // SAFETY: the caller's contract.
         let value = unsafe { readable(value, len, function)? };
-        let result = tx.push(value, Duration::from_nanos(timeout_ns));
+        let result = tx
+            .tx(function)?
+            .push(value, Duration::from_nanos(timeout_ns));
         match result {
             Err(e @ Error::Full) | Err(e @ Error::Timeout { .. }) => pushed(Err(e)),
             Err(e) => Err(named(e, function, &tx.name)),
@@ -836,7 +967,7 @@ unsafe fn pop(
         let rx = unsafe { handle(rx, function)? };
         // SAFETY: the caller's contract.
         let out = unsafe { writable(out, len, function)? };
-        match rx.pop(out, Duration::from_nanos(timeout_ns)) {
+        match rx.rx(function)?.pop(out, Duration::from_nanos(timeout_ns)) {
             Ok(true) => Ok(SHMRING_OK),
             Ok(false) => Ok(SHMRING_EMPTY),
             Err(e) => Err(named(e, function, &rx.name)),
@@ -881,13 +1012,14 @@ pub unsafe extern "C" fn shmring_typed_push_many(
         // The first may wait; the rest go in one batch (an SPSC ring: one
         // index store and one wakeup for all).
         let (first, rest) = values.split_at(tx.len);
-        match tx.push(first, Duration::from_nanos(timeout_ns)) {
+        let (producer, name) = tx.tx_and_name(F)?;
+        match producer.push(first, Duration::from_nanos(timeout_ns)) {
             Ok(()) => {}
             Err(e @ Error::Full) => return self::pushed(Err(e)),
-            Err(e) => return Err(named(e, F, &tx.name)),
+            Err(e) => return Err(named(e, F, name)),
         }
         // An error after the first ends the batch; the next call reports it.
-        let more = tx.try_push_many(rest).unwrap_or(0);
+        let more = producer.try_push_many(rest).unwrap_or(0);
         pushed.set(1 + more);
         Ok(SHMRING_OK)
     })
@@ -928,13 +1060,14 @@ pub unsafe extern "C" fn shmring_typed_pop_many(
         // The first may wait; the rest come in one batch (an SPSC ring:
         // one index store and one wakeup for all).
         let (first, rest) = out.split_at_mut(rx.len);
-        match rx.pop(first, Duration::from_nanos(timeout_ns)) {
+        let (consumer, name) = rx.rx_and_name(F)?;
+        match consumer.pop(first, Duration::from_nanos(timeout_ns)) {
             Ok(true) => {}
             Ok(false) => return Ok(SHMRING_EMPTY),
-            Err(e) => return Err(named(e, F, &rx.name)),
+            Err(e) => return Err(named(e, F, name)),
         }
         // An error after the first ends the batch; the next call reports it.
-        let more = rx.try_pop_many(rest).unwrap_or(0);
+        let more = consumer.try_pop_many(rest).unwrap_or(0);
         count.set(1 + more);
         Ok(SHMRING_OK)
     })

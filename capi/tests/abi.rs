@@ -992,3 +992,154 @@ fn a_byte_ring_producer_ends_its_stream() {
         shmring_bytes_close(rig.0);
     }
 }
+
+#[test]
+fn typed_values_are_reserved_and_read_in_place() {
+    let schema = CString::new("u64").unwrap();
+    let layout = typed_layout(&schema);
+    for kind in [SHMRING_KIND_SPSC, SHMRING_KIND_MPMC] {
+        let name = name(&format!("typed-in-place-{kind}"));
+        let (mut ring, mut tx, mut rx) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        // SAFETY: NUL-terminated strings, readable layouts, writable
+        // out-pointers, live handles; lent bytes used only while lent.
+        unsafe {
+            assert_eq!(
+                shmring_typed_create(name.as_ptr(), kind, &layout, 2, &mut ring),
+                SHMRING_OK
+            );
+            let _ring = Closer(ring, shmring_typed_close);
+            assert_eq!(shmring_typed_producer(ring, &mut tx), SHMRING_OK);
+            let _tx = Closer(tx, shmring_typed_producer_close);
+            assert_eq!(shmring_typed_consumer(ring, &mut rx), SHMRING_OK);
+            let _rx = Closer(rx, shmring_typed_consumer_close);
+            let mut at: *mut std::ffi::c_void = ptr::null_mut();
+            let mut seen: *const std::ffi::c_void = ptr::null();
+            assert_eq!(
+                shmring_typed_reserve(tx, 0, ptr::null_mut()),
+                SHMRING_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                shmring_typed_commit(tx),
+                SHMRING_INVALID_ARGUMENT,
+                "none open"
+            );
+            assert_eq!(
+                shmring_typed_abort(tx),
+                SHMRING_INVALID_ARGUMENT,
+                "none open"
+            );
+            assert_eq!(
+                shmring_typed_release(rx),
+                SHMRING_INVALID_ARGUMENT,
+                "none lent"
+            );
+
+            // Given back: nothing to read.
+            assert_eq!(shmring_typed_reserve(tx, 0, &mut at), SHMRING_OK);
+            at.cast::<u64>().write(99);
+            assert_eq!(shmring_typed_abort(tx), SHMRING_OK);
+            assert_eq!(shmring_typed_read(rx, 0, &mut seen), SHMRING_EMPTY);
+
+            for v in 1..=5u64 {
+                assert_eq!(
+                    shmring_typed_reserve(tx, 1_000_000_000, &mut at),
+                    SHMRING_OK
+                );
+                assert_eq!(at as usize % 8, 0, "aligned as the layout says");
+                at.cast::<u64>().write(v);
+                let b = 0u64.to_ne_bytes();
+                assert_eq!(
+                    shmring_typed_try_push(tx, b.as_ptr().cast(), 8),
+                    SHMRING_BUSY
+                );
+                assert!(last_error().contains("reserved"), "{}", last_error());
+                assert_eq!(shmring_typed_commit(tx), SHMRING_OK);
+                assert_eq!(shmring_typed_read(rx, 1_000_000_000, &mut seen), SHMRING_OK);
+                assert_eq!(seen.cast::<u64>().read(), v);
+                let mut out = [0u8; 8];
+                assert_eq!(
+                    shmring_typed_try_pop(rx, out.as_mut_ptr().cast(), 8),
+                    SHMRING_BUSY
+                );
+                assert_eq!(shmring_typed_read(rx, 0, &mut seen), SHMRING_BUSY);
+                assert_eq!(shmring_typed_release(rx), SHMRING_OK);
+            }
+            // Full: FULL at once, TIMEOUT after a wait; empty: EMPTY, TIMEOUT.
+            let b = 6u64.to_ne_bytes();
+            for _ in 0..2 {
+                assert_eq!(shmring_typed_try_push(tx, b.as_ptr().cast(), 8), SHMRING_OK);
+            }
+            assert_eq!(shmring_typed_reserve(tx, 0, &mut at), SHMRING_FULL);
+            assert_eq!(
+                shmring_typed_reserve(tx, 1_000_000, &mut at),
+                SHMRING_TIMEOUT
+            );
+            for _ in 0..2 {
+                assert_eq!(shmring_typed_read(rx, 0, &mut seen), SHMRING_OK);
+                assert_eq!(seen.cast::<u64>().read(), 6);
+                assert_eq!(shmring_typed_release(rx), SHMRING_OK);
+            }
+            assert_eq!(
+                shmring_typed_read(rx, 1_000_000, &mut seen),
+                SHMRING_TIMEOUT
+            );
+
+            // Closing handles with values lent gives them back: a reserved
+            // value is not published, a read one is released.
+            let mut tx2 = ptr::null_mut();
+            assert_eq!(shmring_typed_reserve(tx, 0, &mut at), SHMRING_OK);
+            std::mem::forget(_tx);
+            shmring_typed_producer_close(tx);
+            assert_eq!(shmring_typed_producer(ring, &mut tx2), SHMRING_OK);
+            let _tx2 = Closer(tx2, shmring_typed_producer_close);
+            let b = 7u64.to_ne_bytes();
+            assert_eq!(
+                shmring_typed_try_push(tx2, b.as_ptr().cast(), 8),
+                SHMRING_OK
+            );
+            assert_eq!(shmring_typed_read(rx, 0, &mut seen), SHMRING_OK);
+            assert_eq!(
+                seen.cast::<u64>().read(),
+                7,
+                "{kind}: the unpublished value is not read"
+            );
+            std::mem::forget(_rx);
+            shmring_typed_consumer_close(rx);
+            let mut rx2 = ptr::null_mut();
+            assert_eq!(shmring_typed_consumer(ring, &mut rx2), SHMRING_OK);
+            let _rx2 = Closer(rx2, shmring_typed_consumer_close);
+            let mut out = [0u8; 8];
+            assert_eq!(
+                shmring_typed_try_pop(rx2, out.as_mut_ptr().cast(), 8),
+                SHMRING_EMPTY,
+                "{kind}: the value read in place was released at the close"
+            );
+        }
+    }
+
+    // A broadcast ring's values are copied, not lent.
+    let name = name("typed-in-place-bcast");
+    let (mut ring, mut tx, mut rx) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(
+            shmring_typed_create(name.as_ptr(), SHMRING_KIND_BROADCAST, &layout, 2, &mut ring),
+            SHMRING_OK
+        );
+        let _ring = Closer(ring, shmring_typed_close);
+        assert_eq!(shmring_typed_producer(ring, &mut tx), SHMRING_OK);
+        let _tx = Closer(tx, shmring_typed_producer_close);
+        assert_eq!(shmring_typed_consumer(ring, &mut rx), SHMRING_OK);
+        let _rx = Closer(rx, shmring_typed_consumer_close);
+        let (mut at, mut seen) = (ptr::null_mut(), ptr::null());
+        assert_eq!(
+            shmring_typed_reserve(tx, 0, &mut at),
+            SHMRING_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("by copy"), "{}", last_error());
+        assert_eq!(
+            shmring_typed_read(rx, 0, &mut seen),
+            SHMRING_INVALID_ARGUMENT
+        );
+    }
+}

@@ -5,7 +5,7 @@
  * on a ring of its own, the batch calls, inspection and the awaiting
  * handles' file descriptors; then it answers the typed ticks the Rust
  * process sends on an SPSC ring of its `Tick`, on an MPMC ring of the
- * same type; then it reads the ticks the Rust process publishes on a
+ * same type (copied, read and reserved in place, and in batches); then it reads the ticks the Rust process publishes on a
  * broadcast ring, as two subscribers made at its start: a lossless one
  * reads each, a lossy one that never read while they came counts what it
  * missed. Built with ASan and UBSan. Exits 0 only if every check held.
@@ -213,6 +213,16 @@ static void answer_ticks(const char *to_c, const char *from_c, uint64_t count) {
             CHECK(shmring_typed_pop_timeout(rx, batch, sizeof(Tick), WAIT) == SHMRING_OK,
                   "tick %llu", (unsigned long long)got);
             k = 1;
+        } else if (got % 3 == 1) {
+            /* In place: the tick in its slot, until the release. */
+            const void *lent = NULL;
+            CHECK(shmring_typed_read(rx, WAIT, &lent) == SHMRING_OK && lent != NULL,
+                  "tick %llu in place", (unsigned long long)got);
+            CHECK(shmring_typed_try_pop(rx, batch, sizeof(Tick)) == SHMRING_BUSY,
+                  "a copy while a tick is lent");
+            memcpy(batch, lent, sizeof(Tick));
+            CHECK(shmring_typed_release(rx) == SHMRING_OK, "release");
+            k = 1;
         } else {
             CHECK(shmring_typed_pop_many(rx, batch, 5, &k, WAIT) == SHMRING_OK && k > 0,
                   "ticks from %llu", (unsigned long long)got);
@@ -224,6 +234,16 @@ static void answer_ticks(const char *to_c, const char *from_c, uint64_t count) {
                   "tick %llu: (%f, %u, %u)", (unsigned long long)i, batch[j].px, batch[j].qty,
                   batch[j].side);
             batch[j].qty += 1;
+        }
+        if (k == 1 && got % 2 == 0) {
+            /* In place: the answer written into its slot, then committed. */
+            void *room = NULL;
+            CHECK(shmring_typed_reserve(tx, WAIT, &room) == SHMRING_OK && room != NULL,
+                  "reserve the answer to %llu", (unsigned long long)got);
+            memcpy(room, batch, sizeof(Tick));
+            CHECK(shmring_typed_commit(tx) == SHMRING_OK, "commit");
+            got += 1;
+            continue;
         }
         for (size_t sent = 0; sent < k;) {
             size_t pushed = 0;
