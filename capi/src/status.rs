@@ -93,7 +93,9 @@ impl From<Error> for Failure {
             Error::PermissionDenied { .. }
             | Error::ForeignOwner { .. }
             | Error::NotReadable { .. } => SHMRING_PERMISSION_DENIED,
-            Error::RoleTaken { .. } | Error::TooManyHandles { .. } => SHMRING_ROLE_TAKEN,
+            Error::RoleTaken { .. }
+            | Error::TooManyHandles { .. }
+            | Error::SubscriberTaken { .. } => SHMRING_ROLE_TAKEN,
             Error::CapacityMismatch { .. }
             | Error::KindMismatch { .. }
             | Error::TypeMismatch { .. }

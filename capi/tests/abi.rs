@@ -882,6 +882,23 @@ fn broadcast_subscribers_from_c_read_every_value_or_count_what_they_missed() {
             SHMRING_OK
         );
         let _lossy = Closer(lossy, shmring_typed_consumer_close);
+        // One live subscriber per identity.
+        let named = ShmringSubscriberOptions {
+            identity: 7,
+            has_identity: 1,
+            ..Default::default()
+        };
+        let (mut first, mut second) = (ptr::null_mut(), ptr::null_mut());
+        assert_eq!(
+            shmring_typed_subscriber(ring, &named, &mut first),
+            SHMRING_OK
+        );
+        assert_eq!(
+            shmring_typed_subscriber(ring, &named, &mut second),
+            SHMRING_ROLE_TAKEN
+        );
+        assert!(second.is_null());
+        shmring_typed_consumer_close(first);
         let rust = shmring::Broadcast::<u64>::open(name.to_str().unwrap()).unwrap();
         let mut rust_rx = rust.subscriber().unwrap();
         assert_eq!(shmring_typed_has_consumer(ring), 1);

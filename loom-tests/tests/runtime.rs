@@ -147,7 +147,10 @@ fn a_runtime_lossless_subscriber_gets_every_value() {
     model(|| {
         let ring = Arc::new(RuntimeBroadcast::create(&name(), word_layout(), 1).unwrap());
         let mut tx = ring.producer().unwrap();
-        let mut rx = ring.subscriber().unwrap();
+        // Never made lossy: demotion reads the clock, which the model
+        // does not schedule.
+        let lossless = SubscriberOptions::lossless().demote_after(None);
+        let mut rx = ring.subscriber_with(&lossless).unwrap();
         let producer = thread::spawn(move || {
             for v in 1..=COUNT {
                 while matches!(tx.try_push(&v.to_ne_bytes()), Err(Error::Full)) {

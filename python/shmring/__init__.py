@@ -513,7 +513,9 @@ class _Handle:
                 type(self)._closer(ptr)
 
     def _close_with(self, closer) -> None:
-        """Close the handle with ``closer`` instead of its own closer."""
+        """Close the handle with ``closer`` instead of its own closer
+        (ValueError if it is closed already: what ``closer`` does, such as
+        ending a stream, did not happen)."""
         with self._lock:
             try:
                 self._end_loan()
@@ -1289,11 +1291,13 @@ class TypedRing(_Handle):
             opts.start = START_NEXT
         elif start == "oldest":
             opts.start = START_OLDEST
-        elif isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+        elif isinstance(start, int) and not isinstance(start, bool) and 0 <= start < 2**64:
             opts.start, opts.start_at = START_AT, start
         else:
             raise ValueError(f"start is 'next', 'oldest' or a position, not {start!r}")
         if identity is not None:
+            if not 0 <= identity < 2**64:
+                raise ValueError(f"identity is from 0 to 2**64 - 1, not {identity}")
             opts.identity, opts.has_identity = identity, 1
         if demote_after is None:
             opts.demote_after_ns = 2**64 - 1
@@ -1302,8 +1306,8 @@ class TypedRing(_Handle):
         else:
             opts.demote_after_ns = max(1, min(int(demote_after * 1e9), 2**64 - 2))
         if demote_after_lag is not None:
-            if demote_after_lag < 1:
-                raise ValueError("demote_after_lag is at least 1, or None")
+            if not 1 <= demote_after_lag < 2**64:
+                raise ValueError("demote_after_lag is from 1 to 2**64 - 1, or None")
             opts.demote_after_lag = demote_after_lag
         out = _P()
         _check(_c.shmring_typed_subscriber(self._p, ctypes.byref(opts), ctypes.byref(out)))
@@ -1418,13 +1422,15 @@ class TypedConsumer(_Handle):
     def missed(self) -> int:
         """A broadcast subscriber's values overwritten before it read them
         (0 for other consumers)."""
-        return _c.shmring_typed_missed(self._p)
+        with self._lock:
+            return _c.shmring_typed_missed(self._p)
 
     @property
     def demoted(self) -> bool:
         """Whether the producer made this lossless subscriber lossy, held
         up past its bounds."""
-        return bool(_c.shmring_typed_is_demoted(self._p))
+        with self._lock:
+            return bool(_c.shmring_typed_is_demoted(self._p))
 
     def pop_many(self, limit: int = 1024, timeout: Optional[float] = None):
         """Up to ``limit`` values in one call: waits up to ``timeout`` seconds

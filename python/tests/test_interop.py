@@ -685,7 +685,14 @@ def test_broadcast_subscriber_options_and_the_end_of_a_stream():
     name = unique("bcast-opts")
     u64 = shmring.Layout("u64", 8, 8)
     with shmring.TypedRing.create(name, u64, 4, kind="broadcast", dtype="<u8") as ring:
-        for bad in [dict(start="middle"), dict(start=-1), dict(demote_after=0), dict(demote_after_lag=0)]:
+        for bad in [
+            dict(start="middle"),
+            dict(start=-1),
+            dict(start=2**64),
+            dict(identity=-1),
+            dict(demote_after=0),
+            dict(demote_after_lag=0),
+        ]:
             with pytest.raises(ValueError):
                 ring.subscriber(**bad)
         with ring.producer() as tx, ring.subscriber(start="oldest") as a:
@@ -700,6 +707,8 @@ def test_broadcast_subscriber_options_and_the_end_of_a_stream():
             tx.push(numpy.uint64(5), timeout=0)
             # Identity 7 resumes where it left off.
             with ring.subscriber(identity=7) as c:
+                with pytest.raises(shmring.RoleTaken):
+                    ring.subscriber(identity=7)  # one live subscriber per identity
                 assert c.pop(timeout=0) == 5
             tx.end()
             with pytest.raises(ValueError):

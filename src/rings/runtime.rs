@@ -349,6 +349,7 @@ impl RuntimeBroadcast {
         Ok(RuntimeSubscriber {
             inner: self.ring.subscriber_with(opts)?,
             len: ValueLen(self.layout.size as usize),
+            copy: vec![0; self.layout.size as usize].into_boxed_slice(),
         })
     }
 }
@@ -874,35 +875,45 @@ impl RuntimeBroadcastProducer {
 pub struct RuntimeSubscriber {
     inner: Subscriber<Runtime>,
     len: ValueLen,
+    /// Where a value is copied first: a copy the producer tore is thrown
+    /// away here, never left in the caller's buffer.
+    copy: Box<[u8]>,
 }
 
 impl RuntimeSubscriber {
     /// Copy the next value into `out`, if one was published (`false` if
-    /// not); values it missed are skipped and counted. `WrongLength`
-    /// unless `out` is the layout's size.
+    /// not, `out` unchanged); values it missed are skipped and counted.
+    /// `WrongLength` unless `out` is the layout's size.
     pub fn try_pop(&mut self, out: &mut [u8]) -> Result<bool> {
         self.len.check(out.len())?;
-        Ok(self.inner.try_pop_bytes(out))
+        let got = self.inner.try_pop_bytes(&mut self.copy);
+        if got {
+            out.copy_from_slice(&self.copy);
+        }
+        Ok(got)
     }
 
     /// Copy the next value into `out`, waiting up to `timeout` for one
     /// (`Timeout`; `Closed` once the producer closed the ring and every
-    /// value before the close was read).
+    /// value before the close was read; `out` unchanged on an error).
     pub fn pop_timeout(&mut self, out: &mut [u8], timeout: Duration) -> Result<()> {
         self.len.check(out.len())?;
-        Ok(self.inner.pop_bytes_timeout(out, timeout)?)
+        self.inner.pop_bytes_timeout(&mut self.copy, timeout)?;
+        out.copy_from_slice(&self.copy);
+        Ok(())
     }
 
     /// Copy the values published now into `out`, one after another, up to
-    /// as many as it holds; how many. `WrongLength` unless `out` holds
-    /// whole values.
+    /// as many as it holds; how many (the bytes after them unchanged).
+    /// `WrongLength` unless `out` holds whole values.
     pub fn try_pop_many(&mut self, out: &mut [u8]) -> Result<usize> {
         self.len.check_whole(out.len())?;
         let mut n = 0;
         for value in out.chunks_exact_mut(self.len.0) {
-            if !self.inner.try_pop_bytes(value) {
+            if !self.inner.try_pop_bytes(&mut self.copy) {
                 break;
             }
+            value.copy_from_slice(&self.copy);
             n += 1;
         }
         Ok(n)

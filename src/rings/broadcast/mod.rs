@@ -410,8 +410,12 @@ impl<T: Pod + Send> Broadcast<T> {
             Policy::Lossless => LOSSLESS,
             Policy::Lossy => LOSSY,
         };
+        // Whole milliseconds, rounded up: a bound under one is one, never
+        // "at once".
         let stall = opts.demote_after.map_or(u64::MAX, |d| {
-            d.as_millis().min(u128::from(u64::MAX - 1)) as u64
+            d.as_nanos()
+                .div_ceil(1_000_000)
+                .min(u128::from(u64::MAX - 1)) as u64
         });
         // Relaxed: the fence below orders them before the producer's scan,
         // which fences too (see "Algorithm"); and the policy's Release.

@@ -108,19 +108,36 @@ impl<T: Pod + Send> Subscriber<T> {
     /// [`RecvError::Closed`] once the producer closed the ring and every
     /// value before the close was read.
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
-        if let Some(v) = self.try_pop() {
+        self.pop_waiting(timeout, Self::try_pop)
+    }
+
+    /// `attempt` (a pop), tried until it succeeds or `timeout` ends: again
+    /// after each wake (a try lapped on every retry waits and tries again,
+    /// it does not end the wait early); `Closed` once the producer closed
+    /// the ring and everything before the close was read.
+    #[inline]
+    fn pop_waiting<R>(
+        &mut self,
+        timeout: Duration,
+        mut attempt: impl FnMut(&mut Self) -> Option<R>,
+    ) -> Result<R, RecvError> {
+        if let Some(v) = attempt(self) {
             return Ok(v);
         }
-        if self.wait_for_value(timeout) {
-            if let Some(v) = self.try_pop() {
-                return Ok(v);
-            }
+        let start = std::time::Instant::now();
+        loop {
             if self.closed() {
                 // Everything before the close is visible now: one more look.
-                return self.try_pop().ok_or_else(|| self.closed_error());
+                return attempt(self).ok_or_else(|| self.closed_error());
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() || !self.wait_for_value(left) {
+                return Err(self.timed_out("pop_timeout", timeout).into());
+            }
+            if let Some(v) = attempt(self) {
+                return Ok(v);
             }
         }
-        Err(self.timed_out("pop_timeout", timeout).into())
     }
 
     /// Wait up to `timeout` until our position holds something (a value,
@@ -165,7 +182,7 @@ impl<T: Pod + Send> Subscriber<T> {
 
     /// Copy the value of a run-time ring (`rings/runtime.rs`) at our
     /// position into `out`, as [`try_pop`](Self::try_pop) does; whether
-    /// there was one.
+    /// there was one. On `false`, `out` may hold a torn copy.
     pub(crate) fn try_pop_bytes(&mut self, out: &mut [u8]) -> bool {
         for _ in 0..OVERRUN_RETRIES {
             let copy =
@@ -179,27 +196,14 @@ impl<T: Pod + Send> Subscriber<T> {
     }
 
     /// [`try_pop_bytes`](Self::try_pop_bytes), waiting up to `timeout` as
-    /// [`pop_timeout`](Self::pop_timeout) does.
+    /// [`pop_timeout`](Self::pop_timeout) does (on an error, `out` may
+    /// hold a torn copy).
     pub(crate) fn pop_bytes_timeout(
         &mut self,
         out: &mut [u8],
         timeout: Duration,
     ) -> Result<(), RecvError> {
-        if self.try_pop_bytes(out) {
-            return Ok(());
-        }
-        if self.wait_for_value(timeout) {
-            if self.try_pop_bytes(out) {
-                return Ok(());
-            }
-            if self.closed() {
-                return match self.try_pop_bytes(out) {
-                    true => Ok(()),
-                    false => Err(self.closed_error()),
-                };
-            }
-        }
-        Err(self.timed_out("pop_timeout", timeout).into())
+        self.pop_waiting(timeout, |rx| rx.try_pop_bytes(out).then_some(()))
     }
 
     /// The seqlock read of our position with `copy(memory, position)`:
