@@ -271,6 +271,11 @@ for _name, _args, _ret in [
     ("shmring_bytes_producer_end", [_P], None),
     ("shmring_typed_subscriber", [_P, ctypes.c_void_p, ctypes.POINTER(_P)], ctypes.c_int),
     ("shmring_typed_missed", [_P], ctypes.c_uint64),
+    ("shmring_typed_reserve", [_P, ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int),
+    ("shmring_typed_commit", [_P], ctypes.c_int),
+    ("shmring_typed_abort", [_P], ctypes.c_int),
+    ("shmring_typed_read", [_P, ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int),
+    ("shmring_typed_release", [_P], ctypes.c_int),
     ("shmring_typed_is_demoted", [_P], ctypes.c_int),
     ("shmring_typed_consumer_close", [_P], None),
     ("shmring_typed_push_timeout", [_P, ctypes.c_void_p, _size, ctypes.c_uint64], ctypes.c_int),
@@ -1390,6 +1395,70 @@ class TypedProducer(_Handle):
         value pushed before, then Closed. A new producer reopens the ring."""
         self._close_with(_c.shmring_typed_producer_end)
 
+    def _end_loan(self) -> None:
+        view, self._loan = self._loan, None
+        if view is not None:
+            _release_view(view)
+            _c.shmring_typed_abort(self._ptr)
+
+    @contextmanager
+    def reserve(self, timeout: Optional[float] = None) -> Iterator["TypedSlot"]:
+        """The next value's bytes in place (an SPSC or MPMC ring), waiting
+        up to ``timeout`` seconds for room (0: not at all, and Timeout if
+        there is none): write them through ``slot.view`` (or, with a dtype,
+        ``slot.array``, a one-record numpy array over them), then
+        ``slot.commit()``; left uncommitted, the value is given back. Valid
+        inside the block only."""
+        at = ctypes.c_void_p()
+        with self._lock:
+            p = self._p
+            status = _waiting(timeout, lambda ns: _c.shmring_typed_reserve(p, ns, ctypes.byref(at)))
+            if _check(status) == FULL:
+                raise Timeout(TIMEOUT, f"reserve in ring {self.name!r}: no room now")
+            try:
+                room = (ctypes.c_uint8 * self._size).from_address(at.value or 0)
+                view = memoryview(room).cast("B")
+                self._loan = view
+            except BaseException:
+                # Ctrl-C (or anything) before the loan is recorded: given back.
+                _c.shmring_typed_abort(p)
+                raise
+        slot = TypedSlot(self, view, self._dtype, _c.shmring_typed_commit)
+        try:
+            yield slot
+        finally:
+            with self._lock:
+                if self._loan is view:  # not committed, nor closed
+                    self._end_loan()
+
+
+class TypedSlot:
+    """A value lent in place: ``view`` is a memoryview of its bytes
+    (read-only for a read), ``array`` a numpy array of one record of the
+    ring's dtype over them (None without a dtype). A reservation's
+    ``commit()`` publishes it."""
+
+    def __init__(self, handle: _Handle, view: memoryview, dtype, finish):
+        self._handle, self.view, self._finish = handle, view, finish
+        self.array = None
+        if dtype is not None:
+            import numpy
+
+            self.array = numpy.frombuffer(view, dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def commit(self) -> None:
+        """Publish the reserved value; the view is released."""
+        with self._handle._lock:
+            if self._handle._loan is not self.view:
+                raise ValueError("this value is no longer lent")
+            _check(self._finish(self._handle._p))
+            self._handle._loan = None
+            self.array = None
+            _release_view(self.view)
+
 
 class TypedConsumer(_Handle):
     """A typed ring's consumer: values copied out, one or an array per call."""
@@ -1417,6 +1486,48 @@ class TypedConsumer(_Handle):
 
             return numpy.frombuffer(out.raw, dtype=self._dtype)[0]
         return out.raw
+
+    def _end_loan(self) -> None:
+        view, self._loan = self._loan, None
+        if view is not None:
+            _release_view(view)
+            _c.shmring_typed_release(self._ptr)
+
+    @contextmanager
+    def read(self, timeout: Optional[float] = None) -> Iterator[Optional[TypedSlot]]:
+        """The oldest value in place (an SPSC or MPMC ring), waiting up to
+        ``timeout`` seconds (0: not at all, and None if there is none):
+        ``slot.view`` is a read-only memoryview of its bytes, ``slot.array``
+        a read-only numpy record array over them (with a dtype). Released
+        at the end of the block; valid inside it only. A Ctrl-C between the
+        C call and the block releases the value, as one after a ``pop``
+        returns loses it."""
+        at = ctypes.c_void_p()
+        with self._lock:
+            p = self._p
+            try:
+                status = _check(_waiting(timeout, lambda ns: _c.shmring_typed_read(p, ns, ctypes.byref(at))))
+                if status == EMPTY:
+                    view = None
+                else:
+                    lent = (ctypes.c_uint8 * self._size).from_address(at.value or 0)
+                    view = memoryview(lent).cast("B").toreadonly()
+                    self._loan = view
+            except BaseException:
+                self._loan = None
+                _c.shmring_typed_release(p)  # nothing lent: a no-op
+                raise
+        if view is None:
+            yield None
+            return
+        slot = TypedSlot(self, view, self._dtype, _c.shmring_typed_release)
+        try:
+            yield slot
+        finally:
+            with self._lock:
+                if self._loan is view:  # not closed meanwhile
+                    slot.array = None
+                    self._end_loan()
 
     @property
     def missed(self) -> int:

@@ -729,3 +729,36 @@ def test_broadcast_subscriber_options_and_the_end_of_a_stream():
     with shmring.TypedRing.create(other, u64, 4, kind="mpmc") as ring:
         with pytest.raises(shmring.Mismatch):
             ring.subscriber()
+
+
+def test_typed_values_are_written_and_read_in_place():
+    for kind in ("spsc", "mpmc"):
+        name = unique(f"typed-in-place-{kind}")
+        with shmring.TypedRing.create(name, shmring.Layout.of(TICK, "Tick"), 2, kind=kind, dtype=TICK) as ring:
+            with ring.producer() as tx, ring.consumer() as rx:
+                with tx.reserve(timeout=0) as slot:
+                    slot.array["px"] = 1.5
+                    slot.array["qty"] = 7
+                    with pytest.raises(shmring.Busy):
+                        tx.push(ticks(1)[0], timeout=0)  # one thing at a time
+                    slot.commit()
+                with tx.reserve(timeout=0) as slot:
+                    slot.array["qty"] = 99  # never committed: given back
+                with rx.read(timeout=WAIT) as slot:
+                    assert (slot.array["px"][0], slot.array["qty"][0]) == (1.5, 7)
+                    assert not slot.array.flags.writeable
+                    with pytest.raises(shmring.Busy):
+                        rx.pop(timeout=0)
+                with rx.read(timeout=0) as slot:
+                    assert slot is None, f"{kind}: the given-back value is not read"
+                # Room for two, then none.
+                assert tx.push_many(ticks(2), timeout=0) == 2
+                with pytest.raises(shmring.Timeout):
+                    with tx.reserve(timeout=0):
+                        pass
+                assert len(rx.pop_many(8, timeout=0)) == 2
+    # A broadcast ring's values are copied, not lent.
+    with shmring.TypedRing.create(unique("bcast-not-lent"), shmring.Layout("u64", 8, 8), 2, kind="broadcast") as ring:
+        with ring.producer() as tx, pytest.raises(ValueError, match="by copy"):
+            with tx.reserve(timeout=0):
+                pass
