@@ -79,17 +79,9 @@ pub unsafe extern "C" fn shmring_typed_reserve(
 /// `tx` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn shmring_typed_commit(tx: *mut ShmringTypedProducer) -> c_int {
-    const F: &str = "shmring_typed_commit";
-    guard(F, || {
-        // SAFETY: the caller's contract above.
-        let tx = unsafe { handle(tx, F)? };
-        let slot = tx
-            .lent
-            .take()
-            .ok_or_else(|| Failure::invalid(F, "no value is reserved"))?;
-        slot.commit();
-        Ok(SHMRING_OK)
-    })
+    let take = |tx: &mut ShmringTypedProducer| tx.lent.take();
+    // SAFETY: the caller's contract above.
+    unsafe { end_loan(tx, "shmring_typed_commit", take, "reserved", |s| s.commit()) }
 }
 
 /// Give the reserved value back unpublished (an MPMC ring skips its
@@ -100,18 +92,10 @@ pub unsafe extern "C" fn shmring_typed_commit(tx: *mut ShmringTypedProducer) -> 
 /// `tx` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn shmring_typed_abort(tx: *mut ShmringTypedProducer) -> c_int {
-    const F: &str = "shmring_typed_abort";
-    guard(F, || {
-        // SAFETY: the caller's contract above.
-        let tx = unsafe { handle(tx, F)? };
-        let slot = tx
-            .lent
-            .take()
-            .ok_or_else(|| Failure::invalid(F, "no value is reserved"))?;
-        // Dropped uncommitted: given back.
-        drop(slot);
-        Ok(SHMRING_OK)
-    })
+    let take = |tx: &mut ShmringTypedProducer| tx.lent.take();
+    // Dropped uncommitted: given back.
+    // SAFETY: the caller's contract above.
+    unsafe { end_loan(tx, "shmring_typed_abort", take, "reserved", drop) }
 }
 
 /// Lend the oldest value in place, waiting up to `timeout_ns` for one (0:
@@ -178,15 +162,30 @@ pub unsafe extern "C" fn shmring_typed_read(
 /// `rx` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn shmring_typed_release(rx: *mut ShmringTypedConsumer) -> c_int {
-    const F: &str = "shmring_typed_release";
-    guard(F, || {
+    let take = |rx: &mut ShmringTypedConsumer| rx.lent.take();
+    // SAFETY: the caller's contract above.
+    unsafe { end_loan(rx, "shmring_typed_release", take, "lent", |s| s.release()) }
+}
+
+/// End the loan `take` takes from the handle at `ptr` with `end`;
+/// [`SHMRING_INVALID_ARGUMENT`](crate::SHMRING_INVALID_ARGUMENT) if none
+/// is open (no value is `what`).
+///
+/// # Safety
+/// `ptr` is NULL or a live handle.
+unsafe fn end_loan<H, L>(
+    ptr: *mut H,
+    function: &str,
+    take: impl FnOnce(&mut H) -> Option<L>,
+    what: &str,
+    end: impl FnOnce(L),
+) -> c_int {
+    guard(function, || {
         // SAFETY: the caller's contract above.
-        let rx = unsafe { handle(rx, F)? };
-        let slot = rx
-            .lent
-            .take()
-            .ok_or_else(|| Failure::invalid(F, "no value is lent"))?;
-        slot.release();
+        let handle = unsafe { handle(ptr, function)? };
+        let lent = take(handle)
+            .ok_or_else(|| Failure::invalid(function, &format!("no value is {what}")))?;
+        end(lent);
         Ok(SHMRING_OK)
     })
 }
