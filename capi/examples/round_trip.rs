@@ -3,7 +3,9 @@
 //! it: two C processes ping-pong 8-byte messages through two byte rings,
 //! then through a Unix socketpair (p50 and mean of each), then one sends
 //! 8-byte messages one at a time to the other through a ring and through
-//! a socketpair (messages a second).
+//! a socketpair (messages a second); then the same through typed SPSC
+//! rings of `uint64_t`: a round trip, and one way by copy and in place
+//! (`shmring_typed_reserve`/`_commit`, `shmring_typed_read`/`_release`).
 //!
 //! `cargo run --release -p shmring-c --example round_trip [ROUNDS]`
 

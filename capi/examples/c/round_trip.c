@@ -58,6 +58,108 @@ static void recv_spin(ShmringBytesConsumer *rx, uint8_t *v) {
     if (s != SHMRING_OK || len != 8) DIE("recv");
 }
 
+static const ShmringLayout U64 = {.schema = "u64", .version = 0, .size = 8, .align = 8};
+
+static void typed_side(const char *name, ShmringTyped **ring) {
+    if (shmring_typed_open_timeout(name, SHMRING_KIND_SPSC, &U64, 5000000000u, ring) != SHMRING_OK)
+        DIE("open %s", name);
+}
+
+/* Typed SPSC rings of uint64_t: a round trip by copy, then one value at a
+ * time one way, by copy and in place (reserve/commit, read/release). */
+static void typed_rings(const char *ping, const char *pong, long rounds, uint64_t *ns) {
+    ShmringTyped *a, *b;
+    if (shmring_typed_create(ping, SHMRING_KIND_SPSC, &U64, 1024, &a) != SHMRING_OK) DIE("create %s", ping);
+    if (shmring_typed_create(pong, SHMRING_KIND_SPSC, &U64, 1024, &b) != SHMRING_OK) DIE("create %s", pong);
+    pid_t echo = fork();
+    if (echo == 0) {
+        ShmringTyped *x, *y;
+        ShmringTypedConsumer *rx;
+        ShmringTypedProducer *tx;
+        typed_side(ping, &x);
+        typed_side(pong, &y);
+        if (shmring_typed_consumer(x, &rx) != SHMRING_OK || shmring_typed_producer(y, &tx) != SHMRING_OK)
+            DIE("echo handles");
+        uint64_t v;
+        for (long i = 0; i <= rounds; i++) {
+            while (shmring_typed_try_pop(rx, &v, 8) != SHMRING_OK) {}
+            while (shmring_typed_try_push(tx, &v, 8) != SHMRING_OK) {}
+        }
+        shmring_typed_consumer_close(rx);
+        shmring_typed_producer_close(tx);
+        shmring_typed_close(x);
+        shmring_typed_close(y);
+        _exit(0);
+    }
+    ShmringTypedProducer *tx;
+    ShmringTypedConsumer *rx;
+    if (shmring_typed_producer(a, &tx) != SHMRING_OK || shmring_typed_consumer(b, &rx) != SHMRING_OK)
+        DIE("typed handles");
+    uint64_t start = 0, w;
+    for (long i = 0; i <= rounds; i++) {
+        uint64_t t0 = now_ns(), v = (uint64_t)i;
+        if (i == 1) start = t0;
+        while (shmring_typed_try_push(tx, &v, 8) != SHMRING_OK) {}
+        while (shmring_typed_try_pop(rx, &w, 8) != SHMRING_OK) {}
+        if (w != v) DIE("typed echo %ld", i);
+        if (i > 0) ns[i - 1] = now_ns() - t0;
+    }
+    uint64_t total = now_ns() - start;
+    int status;
+    waitpid(echo, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) DIE("typed echo process");
+    report("shmring typed rings", ns, rounds, total);
+    shmring_typed_consumer_close(rx);
+    /* Given back before the sender below takes the producer role. */
+    shmring_typed_producer_close(tx);
+
+    /* One way, by copy then in place, on ring `a` (the echo is gone). */
+    for (int in_place = 0; in_place < 2; in_place++) {
+        pid_t sender = fork();
+        if (sender == 0) {
+            ShmringTyped *x;
+            ShmringTypedProducer *stx;
+            typed_side(ping, &x);
+            if (shmring_typed_producer(x, &stx) != SHMRING_OK) DIE("sender producer");
+            for (long i = 0; i < rounds; i++) {
+                uint64_t v = (uint64_t)i;
+                if (in_place) {
+                    void *room;
+                    while (shmring_typed_reserve(stx, 0, &room) != SHMRING_OK) {}
+                    memcpy(room, &v, 8);
+                    shmring_typed_commit(stx);
+                } else {
+                    while (shmring_typed_try_push(stx, &v, 8) != SHMRING_OK) {}
+                }
+            }
+            shmring_typed_producer_close(stx);
+            shmring_typed_close(x);
+            _exit(0);
+        }
+        if (shmring_typed_consumer(a, &rx) != SHMRING_OK) DIE("typed consumer");
+        start = now_ns();
+        for (long i = 0; i < rounds; i++) {
+            if (in_place) {
+                const void *seen;
+                while (shmring_typed_read(rx, 0, &seen) != SHMRING_OK) {}
+                memcpy(&w, seen, 8);
+                shmring_typed_release(rx);
+            } else {
+                while (shmring_typed_try_pop(rx, &w, 8) != SHMRING_OK) {}
+            }
+            if (w != (uint64_t)i) DIE("typed value %ld", i);
+        }
+        total = now_ns() - start;
+        waitpid(sender, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) DIE("typed sender process");
+        printf("%-22s %6.2f M msg/s\n", in_place ? "typed ring, in place" : "typed ring, by copy",
+               rounds / (total / 1e3));
+        shmring_typed_consumer_close(rx);
+    }
+    shmring_typed_close(a);
+    shmring_typed_close(b);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) { fprintf(stderr, "usage: round_trip NAME ROUNDS\n"); return 2; }
     long rounds = atol(argv[2]);
@@ -189,6 +291,7 @@ int main(int argc, char **argv) {
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) DIE("sender process");
     printf("%-22s %6.2f M msg/s\n", "Unix socketpair", rounds / (total / 1e3));
     close(sv[0]);
+    typed_rings(ping, pong, rounds, ns);
     free(ns);
     return 0;
 }
