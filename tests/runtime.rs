@@ -669,3 +669,28 @@ fn values_are_written_and_read_in_place() {
     let mpmc_tx = ring.producer().unwrap();
     assert!(matches!(mpmc_tx.try_reserve(), Err(Error::Full)));
 }
+
+/// The lifecycle's options reach run-time rings: a persisted one outlives
+/// its last handle, and `open_or_create` says who created it.
+#[test]
+fn run_time_rings_persist_and_say_who_created_them() {
+    let layout = TypeLayout::of::<u64>();
+    let name = unique_name("rt-persist");
+    let _unlink = Unlink(name.clone()); // even if an assertion fails first
+    let first = RuntimeMpmc::open_or_create(&name, layout, 8).unwrap();
+    let second = RuntimeMpmc::open_or_create(&name, layout, 8).unwrap();
+    assert!(first.is_creator() && !second.is_creator());
+    first.persist();
+    first.producer().unwrap().try_push(&5u64.to_ne_bytes()).unwrap();
+    drop((first, second));
+    let again = RuntimeMpmc::open(&name, layout).unwrap();
+    let mut out = [0u8; 8];
+    assert!(again.consumer().unwrap().try_pop(&mut out).unwrap());
+    assert_eq!(u64::from_ne_bytes(out), 5, "kept with its name");
+    drop(again);
+    shmring::remove(&name).unwrap();
+    assert!(matches!(
+        RuntimeMpmc::open(&name, layout),
+        Err(Error::NotFound { .. })
+    ));
+}

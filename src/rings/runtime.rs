@@ -203,15 +203,46 @@ impl<F: RuntimeFlavor> RuntimeRing<F> {
     /// Create ring `name`, or open it if another process created it first
     /// (see [`Ring::open_or_create`]).
     pub fn open_or_create(name: &str, layout: TypeLayout, capacity: usize) -> Result<Self> {
+        Self::open_or_create_with(name, layout, capacity, &CreateOptions::default())
+    }
+
+    /// [`open_or_create`](Self::open_or_create), creating with options (the
+    /// schema is the layout's).
+    ///
+    /// ```
+    /// use shmring::{CreateOptions, RuntimeSpsc, Schema, TypeLayout};
+    /// # let name = format!("shmring-doc-runtime-ooc-{}", std::process::id());
+    /// let layout = TypeLayout::new(Schema::new("u64", 0)?, 8, 8)?;
+    /// let opts = CreateOptions::new().zero_after_use(true);
+    /// let ring = RuntimeSpsc::open_or_create_with(&name, layout, 64, &opts)?;
+    /// assert!(ring.is_creator());
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn open_or_create_with(
+        name: &str,
+        layout: TypeLayout,
+        capacity: usize,
+        opts: &CreateOptions,
+    ) -> Result<Self> {
         let layout = checked(layout)?;
-        let opts = CreateOptions {
-            elem: Some(layout),
-            ..CreateOptions::default()
-        };
+        let mut opts = opts.clone();
+        opts.elem = Some(layout);
         Ok(RuntimeRing {
             ring: Ring::open_or_create_with(name, capacity, &opts)?,
             layout,
         })
+    }
+
+    /// Keep the ring's name after every process using it has left (see
+    /// [`Ring::persist`]).
+    pub fn persist(&self) {
+        self.ring.persist()
+    }
+
+    /// Whether this handle's call created the ring (see
+    /// [`Ring::is_creator`]).
+    pub fn is_creator(&self) -> bool {
+        self.ring.is_creator()
     }
 
     /// The values' layout.
