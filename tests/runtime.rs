@@ -681,7 +681,11 @@ fn run_time_rings_persist_and_say_who_created_them() {
     let second = RuntimeMpmc::open_or_create(&name, layout, 8).unwrap();
     assert!(first.is_creator() && !second.is_creator());
     first.persist();
-    first.producer().unwrap().try_push(&5u64.to_ne_bytes()).unwrap();
+    first
+        .producer()
+        .unwrap()
+        .try_push(&5u64.to_ne_bytes())
+        .unwrap();
     drop((first, second));
     let again = RuntimeMpmc::open(&name, layout).unwrap();
     let mut out = [0u8; 8];
