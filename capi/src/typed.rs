@@ -7,7 +7,8 @@
 //!
 //! The caller describes its type with a [`ShmringLayout`]; a ring of
 //! another layout is refused with [`SHMRING_MISMATCH`](crate::SHMRING_MISMATCH). Values move by
-//! copy, one or a batch per call; each is exactly the layout's size.
+//! copy, one or a batch per call, each exactly the layout's size; or, on
+//! SPSC and MPMC rings, in place (`lent.rs`).
 
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
@@ -197,11 +198,20 @@ impl ShmringTypedConsumer {
         Ok((unsafe { &mut *self.rx.as_ptr() }, &self.name))
     }
 
-    /// The consumer, for calls that lend nothing and move nothing (counts).
-    fn rx_ref(&self) -> &Rx {
-        // SAFETY: owned by this handle; a lent value borrows it shared or
-        // through its own `&mut` that reads no field this does.
-        unsafe { &*self.rx.as_ptr() }
+    /// The subscriber, for calls that read its counts: `None` while a
+    /// value is lent (only SPSC and MPMC consumers lend, and a lent SPSC
+    /// value holds the consumer's `&mut`, which no other reference may
+    /// touch meanwhile).
+    fn subscriber(&self) -> Option<&RuntimeSubscriber> {
+        if self.lent.is_some() {
+            return None;
+        }
+        // SAFETY: owned by this handle, and nothing borrows it (no value
+        // is lent, checked above); `&self` keeps it so for this borrow.
+        match unsafe { &*self.rx.as_ptr() } {
+            Rx::Subscriber(rx) => Some(rx),
+            _ => None,
+        }
     }
 }
 
@@ -757,10 +767,9 @@ pub unsafe extern "C" fn shmring_typed_subscriber(
 #[no_mangle]
 pub unsafe extern "C" fn shmring_typed_missed(rx: *const ShmringTypedConsumer) -> u64 {
     // SAFETY: the caller's contract above.
-    match unsafe { rx.as_ref() }.map(|rx| rx.rx_ref()) {
-        Some(Rx::Subscriber(rx)) => rx.missed(),
-        _ => 0,
-    }
+    unsafe { rx.as_ref() }
+        .and_then(|rx| rx.subscriber())
+        .map_or(0, |rx| rx.missed())
 }
 
 /// Whether the producer made subscriber `rx` lossy, held up past its
@@ -772,10 +781,9 @@ pub unsafe extern "C" fn shmring_typed_missed(rx: *const ShmringTypedConsumer) -
 #[no_mangle]
 pub unsafe extern "C" fn shmring_typed_is_demoted(rx: *const ShmringTypedConsumer) -> c_int {
     // SAFETY: the caller's contract above.
-    match unsafe { rx.as_ref() }.map(|rx| rx.rx_ref()) {
-        Some(Rx::Subscriber(rx)) => rx.is_demoted() as c_int,
-        _ => 0,
-    }
+    unsafe { rx.as_ref() }
+        .and_then(|rx| rx.subscriber())
+        .is_some_and(|rx| rx.is_demoted()) as c_int
 }
 
 /// End the stream and close producer `tx` (NULL: nothing): consumers take
@@ -1001,6 +1009,7 @@ pub unsafe extern "C" fn shmring_typed_push_many(
         let pushed = unsafe { OutCount::zeroed(pushed, F)? };
         // SAFETY: the caller's contract above.
         let tx = unsafe { handle(tx, F)? };
+        tx.tx(F)?; // BUSY while a value is reserved, even for no values
         let total = count
             .checked_mul(tx.len)
             .ok_or_else(|| Failure::invalid(F, "count values are more than SIZE_MAX bytes"))?;

@@ -851,6 +851,8 @@ class Consumer(_Handle):
         at, n = _u8p(), _size()
         with self._lock:
             p = self._p
+            if self._loan is not None:
+                raise Busy(BUSY, f"read on ring {self.name!r}: a message is lent: release it first")
             try:
                 status = _waiting(
                     timeout, lambda ns: _c.shmring_bytes_read(p, ns, ctypes.byref(at), ctypes.byref(n))
@@ -865,7 +867,8 @@ class Consumer(_Handle):
             except BaseException:
                 # Ctrl-C (or anything) before the loan is recorded, even
                 # just after the C call lent it: the message stays in the
-                # ring, for the next receive (nothing lent: a no-op).
+                # ring, for the next receive (nothing lent, which the
+                # check above makes sure of on entry: a no-op).
                 self._loan = None
                 _c.shmring_bytes_unread(p)
                 raise
@@ -1396,9 +1399,9 @@ class TypedProducer(_Handle):
         self._close_with(_c.shmring_typed_producer_end)
 
     def _end_loan(self) -> None:
-        view, self._loan = self._loan, None
-        if view is not None:
-            _release_view(view)
+        slot, self._loan = self._loan, None
+        if slot is not None:
+            slot._invalidate()
             _c.shmring_typed_abort(self._ptr)
 
     @contextmanager
@@ -1417,29 +1420,30 @@ class TypedProducer(_Handle):
                 raise Timeout(TIMEOUT, f"reserve in ring {self.name!r}: no room now")
             try:
                 room = (ctypes.c_uint8 * self._size).from_address(at.value or 0)
-                view = memoryview(room).cast("B")
-                self._loan = view
+                slot = TypedSlot(self, memoryview(room).cast("B"), self._dtype, reserved=True)
+                self._loan = slot
             except BaseException:
                 # Ctrl-C (or anything) before the loan is recorded: given back.
                 _c.shmring_typed_abort(p)
                 raise
-        slot = TypedSlot(self, view, self._dtype, _c.shmring_typed_commit)
         try:
             yield slot
         finally:
             with self._lock:
-                if self._loan is view:  # not committed, nor closed
+                if self._loan is slot:  # not committed, nor closed
                     self._end_loan()
 
 
 class TypedSlot:
     """A value lent in place: ``view`` is a memoryview of its bytes
     (read-only for a read), ``array`` a numpy array of one record of the
-    ring's dtype over them (None without a dtype). A reservation's
-    ``commit()`` publishes it."""
+    ring's dtype over them (None without a dtype). Both end with the loan
+    (``view`` is released, ``array`` set to None): a reference kept to the
+    array past the block outlives the loan, which is the holder's error.
+    A reservation's ``commit()`` publishes it."""
 
-    def __init__(self, handle: _Handle, view: memoryview, dtype, finish):
-        self._handle, self.view, self._finish = handle, view, finish
+    def __init__(self, handle: _Handle, view: memoryview, dtype, reserved: bool):
+        self._handle, self.view, self._reserved = handle, view, reserved
         self.array = None
         if dtype is not None:
             import numpy
@@ -1449,15 +1453,20 @@ class TypedSlot:
     def __len__(self) -> int:
         return len(self.view)
 
+    def _invalidate(self) -> None:
+        self.array = None
+        _release_view(self.view)
+
     def commit(self) -> None:
         """Publish the reserved value; the view is released."""
+        if not self._reserved:
+            raise ValueError("a value read is released at the end of its block, not committed")
         with self._handle._lock:
-            if self._handle._loan is not self.view:
+            if self._handle._loan is not self:
                 raise ValueError("this value is no longer lent")
-            _check(self._finish(self._handle._p))
+            _check(_c.shmring_typed_commit(self._handle._p))
             self._handle._loan = None
-            self.array = None
-            _release_view(self.view)
+            self._invalidate()
 
 
 class TypedConsumer(_Handle):
@@ -1488,9 +1497,9 @@ class TypedConsumer(_Handle):
         return out.raw
 
     def _end_loan(self) -> None:
-        view, self._loan = self._loan, None
-        if view is not None:
-            _release_view(view)
+        slot, self._loan = self._loan, None
+        if slot is not None:
+            slot._invalidate()
             _c.shmring_typed_release(self._ptr)
 
     @contextmanager
@@ -1505,28 +1514,30 @@ class TypedConsumer(_Handle):
         at = ctypes.c_void_p()
         with self._lock:
             p = self._p
+            if self._loan is not None:
+                raise Busy(BUSY, f"read on ring {self.name!r}: a value is lent: release it first")
             try:
                 status = _check(_waiting(timeout, lambda ns: _c.shmring_typed_read(p, ns, ctypes.byref(at))))
-                if status == EMPTY:
-                    view = None
-                else:
+                slot = None
+                if status != EMPTY:
                     lent = (ctypes.c_uint8 * self._size).from_address(at.value or 0)
-                    view = memoryview(lent).cast("B").toreadonly()
-                    self._loan = view
+                    slot = TypedSlot(self, memoryview(lent).cast("B").toreadonly(), self._dtype, reserved=False)
+                    self._loan = slot
             except BaseException:
+                # Anything after the C call lent a value, before the loan
+                # is recorded: released (nothing lent, which the check
+                # above makes sure of on entry: a no-op).
                 self._loan = None
-                _c.shmring_typed_release(p)  # nothing lent: a no-op
+                _c.shmring_typed_release(p)
                 raise
-        if view is None:
+        if slot is None:
             yield None
             return
-        slot = TypedSlot(self, view, self._dtype, _c.shmring_typed_release)
         try:
             yield slot
         finally:
             with self._lock:
-                if self._loan is view:  # not closed meanwhile
-                    slot.array = None
+                if self._loan is slot:  # not closed meanwhile
                     self._end_loan()
 
     @property

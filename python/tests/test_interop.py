@@ -744,11 +744,18 @@ def test_typed_values_are_written_and_read_in_place():
                     slot.commit()
                 with tx.reserve(timeout=0) as slot:
                     slot.array["qty"] = 99  # never committed: given back
+                assert slot.array is None, "the loan's array ends with it"
                 with rx.read(timeout=WAIT) as slot:
                     assert (slot.array["px"][0], slot.array["qty"][0]) == (1.5, 7)
                     assert not slot.array.flags.writeable
                     with pytest.raises(shmring.Busy):
                         rx.pop(timeout=0)
+                    with pytest.raises(shmring.Busy):
+                        with rx.read(timeout=0):
+                            pass
+                    assert slot.array["qty"][0] == 7, "the nested read left the outer loan alone"
+                    with pytest.raises(ValueError):
+                        slot.commit()
                 with rx.read(timeout=0) as slot:
                     assert slot is None, f"{kind}: the given-back value is not read"
                 # Room for two, then none.
@@ -762,3 +769,15 @@ def test_typed_values_are_written_and_read_in_place():
         with ring.producer() as tx, pytest.raises(ValueError, match="by copy"):
             with tx.reserve(timeout=0):
                 pass
+
+
+def test_a_nested_read_leaves_the_outer_loan_alone():
+    with shmring.ByteRing.create(unique("nested-read"), 4096) as ring, ring.producer() as tx, ring.consumer() as rx:
+        tx.send(b"outer")
+        tx.send(b"next")
+        with rx.read(timeout=0) as view:
+            with pytest.raises(shmring.Busy):
+                with rx.read(timeout=0):
+                    pass
+            assert bytes(view) == b"outer"
+        assert rx.recv(timeout=0) == b"next"

@@ -265,6 +265,7 @@ impl<T: Pod + Send> Subscriber<T> {
     ) -> Result<BroadcastReadChunk<'_, T>, RecvError> {
         let mut len = self.ready(n);
         if len == 0 && n > 0 {
+            self.count_wait(timeout);
             if self.wait_for_value(timeout) {
                 len = self.ready(n);
             }

@@ -410,8 +410,8 @@ impl<T: Pod + Send> Broadcast<T> {
             Policy::Lossless => LOSSLESS,
             Policy::Lossy => LOSSY,
         };
-        // Whole milliseconds, rounded up: a bound under one is one, never
-        // "at once".
+        // Whole milliseconds, rounded up: a positive bound under one is
+        // one, not "at once" (which only a zero bound means).
         let stall = opts.demote_after.map_or(u64::MAX, |d| {
             d.as_nanos()
                 .div_ceil(1_000_000)

@@ -125,6 +125,7 @@ impl<T: Pod + Send> Subscriber<T> {
             return Ok(v);
         }
         let start = std::time::Instant::now();
+        self.count_wait(timeout);
         loop {
             if self.closed() {
                 // Everything before the close is visible now: one more look.
@@ -142,7 +143,8 @@ impl<T: Pod + Send> Subscriber<T> {
 
     /// Wait up to `timeout` until our position holds something (a value,
     /// or a later one that overwrote it) or the ring is closed; whether it
-    /// does.
+    /// does. The caller counts the wait ([`count_wait`](Self::count_wait)),
+    /// once however many times it waits.
     #[cold]
     pub(super) fn wait_for_value(&self, timeout: Duration) -> bool {
         let mem = &*self.mem;
@@ -152,10 +154,15 @@ impl<T: Pod + Send> Subscriber<T> {
             let f = found(mem.ring.slot(pos).stamp(), pos);
             (f != Found::NotYet || wait::is_closed(event)).then_some(())
         };
-        if !timeout.is_zero() {
-            mem.ring.count_blocked(Role::Consumer);
-        }
         wait::wait_until(event, self.wait, timeout, ready).is_some()
+    }
+
+    /// Count a blocking call that found nothing (a wait, in the ring's
+    /// counters), unless it does not wait.
+    pub(super) fn count_wait(&self, timeout: Duration) {
+        if !timeout.is_zero() {
+            self.mem.ring.count_blocked(Role::Consumer);
+        }
     }
 
     /// Whether the producer closed the ring.
