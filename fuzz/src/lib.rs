@@ -394,8 +394,9 @@ pub fn bytes_ops(data: &[u8]) {
 }
 
 /// `hostile_peer`: a ring of the kind the first byte picks (252 and up: a
-/// broadcast ring, whose subscriber table a peer can scribble on too;
-/// else its remainder by 3), then operations interleaved with writes of
+/// broadcast ring, whose subscriber table a peer can scribble on too; 246
+/// to 251: an SPSC, MPMC or broadcast ring of a run-time layout, the C and
+/// Python bindings' rings; else its remainder by 3), then operations interleaved with writes of
 /// arbitrary bytes anywhere in the segment (`0xff, offset: u16, len,
 /// bytes`). Calls must return data or a typed error, stay in bounds and
 /// return; nothing is compared.
@@ -404,6 +405,9 @@ pub fn hostile_peer(data: &[u8]) {
     let first = input.byte().unwrap_or(0);
     if first >= 252 {
         return hostile_broadcast_peer(input);
+    }
+    if first >= 246 {
+        return hostile_runtime_peer(first - 246, input);
     }
     let kind = first % 3;
     let seg = Scratch::new();
@@ -501,6 +505,109 @@ pub fn hostile_peer(data: &[u8]) {
 /// `hostile_peer` on a broadcast ring: a producer, a lossless and a lossy
 /// subscriber, joins and leaves under identities, and inspection (which
 /// reads the subscriber table), interleaved with arbitrary writes.
+/// The hostile peer against rings of a layout known at run time (what C
+/// and Python use): an SPSC, MPMC or broadcast ring of 24-byte values,
+/// every copying and lending call, with the peer's pokes between them.
+/// Every value returned or lent is exactly the layout's size.
+fn hostile_runtime_peer(which: u8, mut input: Input<'_>) {
+    use shmring::{
+        RuntimeBroadcast, RuntimeMpmc, RuntimeSpsc, Schema, SubscriberOptions, TypeLayout,
+    };
+    const SIZE: usize = 24;
+    let layout = TypeLayout::new(Schema::new("triple", 0).unwrap(), SIZE as u32, 8).unwrap();
+    let seg = Scratch::new();
+    let poke = |input: &mut Input<'_>| {
+        if let (Some(offset), Some(len)) = (input.u16(), input.byte()) {
+            let bytes = input.bytes(usize::from(len % 32)).to_vec();
+            seg.poke(u64::from(offset), &bytes);
+        }
+    };
+    let wait = Duration::from_micros(50);
+    let (mut one, mut many) = ([0u8; SIZE], [0u8; SIZE * 5]);
+    match which % 3 {
+        0 => {
+            let ring = RuntimeSpsc::create(&seg.0, layout, 8).unwrap();
+            let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+            while let Some(op) = input.byte() {
+                match op % 8 {
+                    0 => poke(&mut input),
+                    1 => drop(tx.try_push(&[op; SIZE])),
+                    2 => drop(rx.try_pop(&mut one)),
+                    3 => drop(tx.try_push_many(&many[..SIZE * usize::from(op % 6)])),
+                    4 => {
+                        let n = rx.try_pop_many(&mut many).unwrap();
+                        assert!(n <= 5);
+                    }
+                    5 => {
+                        if let Ok(mut slot) = tx.try_reserve() {
+                            slot.bytes_mut().fill(op);
+                            if op & 16 == 0 {
+                                slot.commit();
+                            }
+                        }
+                    }
+                    6 => {
+                        if let Some(slot) = rx.try_read() {
+                            assert_eq!(slot.bytes().len(), SIZE);
+                            std::hint::black_box(slot.bytes().iter().fold(0u8, |a, b| a ^ b));
+                        }
+                    }
+                    _ => drop((rx.pop_timeout(&mut one, wait), tx.push_timeout(&one, wait))),
+                }
+            }
+        }
+        1 => {
+            let ring = RuntimeMpmc::create(&seg.0, layout, 8).unwrap();
+            let (tx, rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+            while let Some(op) = input.byte() {
+                match op % 8 {
+                    0 => poke(&mut input),
+                    1 => drop(tx.try_push(&[op; SIZE])),
+                    2 => drop(rx.try_pop(&mut one)),
+                    3 => drop(tx.try_push_many(&many[..SIZE * usize::from(op % 6)])),
+                    4 => drop(rx.try_pop_many(&mut many)),
+                    5 => {
+                        if let Ok(mut slot) = tx.try_reserve() {
+                            slot.bytes_mut().fill(op);
+                            if op & 16 == 0 {
+                                slot.commit();
+                            }
+                        }
+                    }
+                    6 => {
+                        if let Some(slot) = rx.try_read() {
+                            assert_eq!(slot.bytes().len(), SIZE);
+                        }
+                    }
+                    _ => drop((
+                        rx.pop_timeout(&mut one, wait),
+                        ring.recover(),
+                        ring.stalled_at(),
+                    )),
+                }
+            }
+        }
+        _ => {
+            let ring = RuntimeBroadcast::create(&seg.0, layout, 8).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let lossless = SubscriberOptions::lossless().demote_after(Some(Duration::ZERO));
+            let mut a = ring.subscriber_with(&lossless).unwrap();
+            let mut b = ring.subscriber_with(&SubscriberOptions::lossy()).unwrap();
+            while let Some(op) = input.byte() {
+                match op % 7 {
+                    0 => poke(&mut input),
+                    1 => drop(tx.try_push(&[op; SIZE])),
+                    2 => drop(a.try_pop(&mut one)),
+                    3 => drop(b.try_pop_many(&mut many)),
+                    4 => drop(tx.try_push_many(&many[..SIZE * usize::from(op % 6)])),
+                    5 => drop(b.pop_timeout(&mut one, wait)),
+                    _ => drop((tx.push_timeout(&one, wait), a.lag(), b.missed())),
+                }
+            }
+        }
+    }
+}
+
 fn hostile_broadcast_peer(mut input: Input<'_>) {
     use shmring::{Broadcast, Start, SubscriberOptions};
     let seg = Scratch::new();
