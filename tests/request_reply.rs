@@ -269,11 +269,15 @@ fn a_dead_server_ends_the_wait_with_server_gone_not_a_timeout() {
     let service = Service::open_or_create(&name, 4096).unwrap();
     let mut client = service.client(4096).unwrap();
     // No server yet: said at once.
-    client.send_timeout(b"early", PATIENCE).unwrap();
-    assert!(matches!(
-        client.recv_timeout(PATIENCE),
-        Err(CallError::ServerGone { outstanding: 1, .. })
-    ));
+    let early = client.send_timeout(b"early", PATIENCE).unwrap();
+    match client.recv_timeout(PATIENCE) {
+        Err(CallError::ServerGone {
+            outstanding: 1,
+            stranded,
+            ..
+        }) => assert_eq!(stranded, [early]),
+        other => panic!("{other:?}"),
+    }
     let mut server = spawn("serve-and-hang", &name);
     assert_eq!(server.first_line(), "holding");
     assert!(service.has_server());
@@ -622,7 +626,11 @@ fn an_idempotent_request_goes_to_another_server_when_its_own_dies() {
                 Ok(reply) => break (reply.id(), reply.payload().to_vec()),
                 // The other request is stranded on lane 0: said each time
                 // a slice passes without a reply.
-                Err(CallError::ServerGone { outstanding: 1, .. }) => {}
+                Err(CallError::ServerGone {
+                    outstanding: 1,
+                    stranded: ids,
+                    ..
+                }) => assert_eq!(ids, [stranded]),
                 Err(e) => panic!("{e}"),
             }
         };

@@ -92,7 +92,11 @@ fn a_server_that_goes_wakes_the_awaiting_task_with_server_gone() {
         call.map(|r| r.map(|reply| reply.payload().to_vec()))
     });
     match call {
-        Ok(Err(CallError::ServerGone { outstanding: 1, .. })) => {}
+        Ok(Err(CallError::ServerGone {
+            outstanding: 1,
+            stranded,
+            ..
+        })) => assert_eq!(stranded.len(), 1),
         other => panic!("{other:?}"),
     }
     gone.join().unwrap();

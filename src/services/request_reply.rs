@@ -87,8 +87,8 @@
 //!   number, to a lane with a server, and the wait goes on
 //!   ([`ClientStats::retried`]); a reply to its old number, from a server
 //!   started again on the dead lane, is late. Any other request there
-//!   ends the wait with [`CallError::ServerGone`] within a few
-//!   milliseconds, not at its timeout. A server started again takes the
+//!   ends the wait with [`CallError::ServerGone`], which names them,
+//!   within a few milliseconds, not at its timeout. A server started again takes the
 //!   lane's consumer role over and serves what its predecessor had not
 //!   released, the request it was answering included: at least once, for
 //!   that one. A server killed while writing a reply leaves a claim in
@@ -267,14 +267,18 @@ pub enum CallError {
         outstanding: usize,
     },
     /// No server lives to answer: the request ring has no consumer (it
-    /// died, or never started). The outstanding requests stay in the ring
-    /// for a server started again.
-    #[error("service {service:?}: no server is running ({outstanding} request(s) outstanding); a server started again serves them")]
+    /// died, or never started). The requests stranded there stay in the
+    /// ring for a server started again, and the client still waits for
+    /// them (until it [cancels](Client::cancel) them).
+    #[error("service {service:?}: no server is running ({outstanding} request(s) stranded: {stranded:?}); a server started again serves them")]
     ServerGone {
         /// The service.
         service: String,
-        /// Requests the client still waits for.
+        /// How many requests wait on lanes without a server.
         outstanding: usize,
+        /// Their numbers, as sending them returned (ascending): which
+        /// of a pipelined client's requests to cancel or send again.
+        stranded: Vec<u64>,
     },
     /// The request ring stayed full for the timeout: the server is behind.
     #[error("service {service:?}: the request ring stayed full for {waited:?}: the server is behind (back-pressure)")]
@@ -1336,20 +1340,26 @@ impl Client {
     /// # let name = format!("shmring-doc-rr-check-{}", std::process::id());
     /// let service = Service::open_or_create(&name, 4096)?;
     /// let mut client = service.client(4096)?;
-    /// client.send_timeout(b"anyone?", Duration::ZERO)?;
-    /// assert!(matches!(client.check_servers(), Err(CallError::ServerGone { outstanding: 1, .. })));
+    /// let first = client.send_timeout(b"anyone?", Duration::ZERO)?;
+    /// let second = client.send_timeout(b"anyone there?", Duration::ZERO)?;
+    /// match client.check_servers() {
+    ///     Err(CallError::ServerGone { stranded, .. }) => assert_eq!(stranded, [first, second]),
+    ///     other => panic!("{other:?}"),
+    /// }
     /// let _server = service.server()?;
     /// assert!(client.check_servers().is_ok());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_servers(&mut self) -> Result<(), CallError> {
-        match self.mind_dead_servers(Instant::now()) {
-            0 => Ok(()),
-            stranded => Err(CallError::ServerGone {
-                service: self.service.clone(),
-                outstanding: stranded,
-            }),
+        let stranded = self.mind_dead_servers(Instant::now());
+        if stranded.is_empty() {
+            return Ok(());
         }
+        Err(CallError::ServerGone {
+            service: self.service.clone(),
+            outstanding: stranded.len(),
+            stranded,
+        })
     }
 
     /// Whether a server this client waits on may be gone, so that it is
@@ -1440,10 +1450,11 @@ impl Client {
             let now = Instant::now();
             let end = *deadline.get_or_insert_with(|| now + timeout.saturating_sub(slice));
             let stranded = self.mind_dead_servers(end);
-            if stranded > 0 {
+            if !stranded.is_empty() {
                 return Err(CallError::ServerGone {
                     service: self.service.clone(),
-                    outstanding: stranded,
+                    outstanding: stranded.len(),
+                    stranded,
                 });
             }
             // Sending again may have waited for room.
@@ -1463,9 +1474,9 @@ impl Client {
     /// Ask the kernel whether the servers of the lanes it waits on live
     /// (once per lane); send the idempotent requests of a dead one's lane,
     /// not yet answered, again to a live server, all of them waiting for
-    /// room until `until` at most. How many requests are left on lanes
-    /// without a server.
-    fn mind_dead_servers(&mut self, until: Instant) -> usize {
+    /// room until `until` at most. The requests left on lanes without a
+    /// server, by the numbers their sender knows (ascending).
+    fn mind_dead_servers(&mut self, until: Instant) -> Vec<u64> {
         let mut asked = [None::<bool>; MAX_SERVERS];
         for p in self.outstanding.values() {
             if asked[p.lane].is_none() {
@@ -1479,13 +1490,17 @@ impl Client {
             .map(|(wire, _)| wire)
             .collect();
         if stranded.is_empty() {
-            return 0;
+            return stranded;
         }
         self.look_for_lanes(true);
-        stranded
-            .into_iter()
-            .filter(|&wire| !self.send_again(wire, until.saturating_duration_since(Instant::now())))
-            .count()
+        let mut left = Vec::new();
+        for wire in stranded {
+            if !self.send_again(wire, until.saturating_duration_since(Instant::now())) {
+                left.extend(self.outstanding.get(&wire).map(|p| p.id));
+            }
+        }
+        left.sort_unstable();
+        left
     }
 
     /// Send request `wire` again, under a new number, to a lane with a
