@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shmring::hook::Waitable;
 use shmring::request_reply::{CallError, Client, Reply};
@@ -21,9 +21,9 @@ use crate::reactor::{poll_look, Reactor, Waiting};
 /// the task if one died. A lane with no server at all is seen at once by
 /// the task's own look (a call's first poll); a server that leaves,
 /// cleanly or not, while the task is parked, by the waiter's next look.
-/// (Without `membarrier` the waiter polls its words instead, and makes no
-/// such looks: a crashed server then ends the wait only at the caller's
-/// timeout.) Then, as the blocking wait does,
+/// (Without `membarrier` the waiter makes no such looks: it wakes the
+/// task every millisecond instead, and the task asks the kernel itself
+/// every 5 ms, as the blocking wait does.) Then, as the blocking wait does,
 /// idempotent requests go to another server and the wait goes on, and
 /// any other request ends it with [`CallError::ServerGone`].
 ///
@@ -60,6 +60,25 @@ pub struct AsyncClient {
     client: Client,
     wait: Waiting,
     spins: u32,
+    /// Without `membarrier`: when the task next asks the kernel whether
+    /// its servers live (set at its first look that finds nothing).
+    next_check: Option<Instant>,
+}
+
+/// How often a task awaited without `membarrier` (whose waiter makes no
+/// looks for dead servers) asks the kernel itself: the blocking wait's
+/// slice.
+const UNPAIRED_CHECK_EVERY: Duration = Duration::from_millis(5);
+
+/// Whether it is time to ask the kernel, by `next`; the first call only
+/// sets the time.
+fn check_due(next: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    let due = next.is_some_and(|t| now >= t);
+    if due || next.is_none() {
+        *next = Some(now + UNPAIRED_CHECK_EVERY);
+    }
+    due
 }
 
 impl std::fmt::Debug for AsyncClient {
@@ -81,6 +100,7 @@ impl AsyncClient {
             wait: Waiting::new(client.wake_word(), reactor),
             client,
             spins: 0,
+            next_check: None,
         }
     }
 
@@ -163,18 +183,22 @@ impl AsyncClient {
     /// with an error.
     pub fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
         let client = &mut self.client;
+        let unpaired = self.wait.reg.as_ref().is_some_and(|r| r.unpaired);
+        let next_check = &mut self.next_check;
         let look = || {
-            match client.has_reply() {
-                Ok(true) => return Some(Ok(())),
-                Err(e) => return Some(Err(e)),
-                Ok(false) => {}
-            }
-            if client.take_suspicion() {
-                if let Err(e) = client.check_servers() {
-                    return Some(Err(e));
+            let ended = match client.has_reply() {
+                Ok(true) => Some(Ok(())),
+                Err(e) => Some(Err(e)),
+                Ok(false) if client.take_suspicion() || (unpaired && check_due(next_check)) => {
+                    client.check_servers().err().map(Err)
                 }
+                Ok(false) => None,
+            };
+            if ended.is_some() {
+                // The next wait starts its own count.
+                *next_check = None;
             }
-            None
+            ended
         };
         poll_look(
             &mut self.wait.reg,

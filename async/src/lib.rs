@@ -134,7 +134,9 @@
 //!   correct, but no longer free while idle ([`Stats::polls`] counts it).
 //! * Without `membarrier` the heavy barrier does not pair with the
 //!   notifiers' light one; an armed entry is then also looked at every
-//!   millisecond, as a blocking wait's sleep is capped.
+//!   millisecond, as a blocking wait's sleep is capped, and the waiter
+//!   makes no looks for dead peers: an [`AsyncClient`]'s task asks the
+//!   kernel itself, every 5 ms, whether its servers live.
 //! * A forked child gets a reactor of its own (its parent's threads are
 //!   not in it); a handle is never inherited across fork anyway.
 //! * A peer that never publishes, or publishes without waking (a hostile

@@ -318,6 +318,7 @@ impl Reactor {
             generation,
             word,
             parked: false,
+            unpaired: false,
         }
     }
 
@@ -355,6 +356,10 @@ pub(crate) struct Registration {
     /// it since (the waiter may have, firing). Lets a look that finds a
     /// value disarm without taking the lock when nothing is armed.
     parked: bool,
+    /// Whether its last arming found no heavy barrier (no `membarrier`):
+    /// the waiter then wakes the task every [`UNPAIRED_EVERY`] and makes
+    /// no looks for dead peers, which a task may make itself.
+    pub(crate) unpaired: bool,
 }
 
 impl std::fmt::Debug for Registration {
@@ -395,6 +400,7 @@ impl Registration {
         let snapshot = self.word.seq();
         // 2. The flag and the heavy barrier.
         let paired = self.word.arm();
+        self.unpaired = !paired;
         let every = match (paired, self.word.repairs()) {
             (false, _) => Some((UNPAIRED_EVERY, Every::Wake)),
             (true, true) => Some((REPAIR_EVERY, Every::Repair)),

@@ -9,11 +9,94 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{unique_name, Sweep};
+use common::{arg, child_command, unique_name, ChildGuard, Sweep};
 use shmring::request_reply::{CallError, Service};
 use shmring_async::{AsyncClient, Reactor};
+
+children!(child);
+
+fn child(role: &str) {
+    match role {
+        // Serve one request: say so, then hang (until killed).
+        "serve-and-hang" => {
+            let service = Service::open(&arg::<String>("SERVICE")).unwrap();
+            let mut server = service.server().unwrap();
+            println!("serving");
+            let _request = server.recv_timeout(PATIENCE).unwrap();
+            println!("holding");
+            std::thread::sleep(PATIENCE);
+        }
+        // Await a call in a process denied `membarrier`; say how it ended.
+        "call-without-membarrier" => {
+            deny_membarrier();
+            let service = Service::open(&arg::<String>("SERVICE")).unwrap();
+            let mut client =
+                AsyncClient::with_reactor(service.client(4096).unwrap(), &Reactor::new());
+            let call = runtime().block_on(async {
+                let call = tokio::time::timeout(PATIENCE, client.call(b"hello?")).await;
+                call.map(|r| r.map(|reply| reply.payload().to_vec()))
+            });
+            match call {
+                Ok(Err(CallError::ServerGone { .. })) => println!("gone"),
+                other => println!("{other:?}"),
+            }
+        }
+        other => panic!("no child role {other}"),
+    }
+}
+
+/// Make this process's `membarrier` calls fail with EPERM, as a seccomp
+/// profile without it does (before any ring is touched: the library
+/// asks once): its waiter then has no heavy barrier.
+fn deny_membarrier() {
+    use libc::{sock_filter, sock_fprog};
+    let op = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let filter = [
+        // The system call's number (`seccomp_data.nr`, at offset 0).
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::SYS_membarrier as u32,
+            0,
+            1,
+        ),
+        op(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+            0,
+            0,
+        ),
+        op(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ];
+    let prog = sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: integers, and a filter program that outlives the call (the
+    // kernel copies it); the filter only makes one system call fail.
+    let installed = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) == 0
+    };
+    assert!(installed, "seccomp: {}", std::io::Error::last_os_error());
+    // SAFETY: MEMBARRIER_CMD_QUERY (0) takes integers only.
+    let query = unsafe { libc::syscall(libc::SYS_membarrier, 0, 0, 0) };
+    assert_eq!(query, -1, "membarrier still answers");
+}
+
+fn spawn(role: &str, service: &str) -> ChildGuard {
+    let mut cmd = child_command(role);
+    cmd.env("SERVICE", service).stdout(Stdio::piped());
+    ChildGuard::from(cmd.spawn().unwrap())
+}
 
 /// Long enough to mean "hung"; never reached by a passing test.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -110,6 +193,27 @@ fn a_server_that_goes_wakes_the_awaiting_task_with_server_gone() {
         matches!(next, Err(CallError::ServerGone { .. })),
         "{next:?}"
     );
+}
+
+/// Without `membarrier` (a seccomp profile that denies it), the waiter
+/// makes no looks for dead servers; the task, woken every millisecond,
+/// asks the kernel itself, so a server killed holding its request still
+/// ends the call with `ServerGone`, not at its timeout. The caller starts
+/// once the server serves (a lane with no server would end the call at
+/// once), and the kill comes once the server holds the request.
+#[test]
+fn without_membarrier_an_awaited_call_still_hears_its_server_died() {
+    let name = unique_name("arr-unpaired");
+    let _sweep = Sweep(name.clone());
+    let _service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = spawn("serve-and-hang", &name);
+    let mut said = std::io::BufRead::lines(std::io::BufReader::new(server.stdout()));
+    let mut next = || said.next().expect("the server exited").unwrap();
+    assert_eq!(next(), "serving");
+    let mut caller = spawn("call-without-membarrier", &name);
+    assert_eq!(next(), "holding");
+    server.kill();
+    assert_eq!(caller.first_line(), "gone");
 }
 
 /// An idempotent call whose server goes while the task is parked is sent

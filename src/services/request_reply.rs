@@ -65,7 +65,9 @@
 //!   reply ring's word like any consumer's. The client keeps, in memory a
 //!   waiter thread can read, which lanes it waits on; the waiter's looks
 //!   for dead peers (100 to 800 ms apart while the task waits) also ask
-//!   whether those lanes' servers live, and wake the task if one died. A
+//!   whether those lanes' servers live, and wake the task if one died
+//!   (without `membarrier` the waiter makes no looks; it wakes the task
+//!   every millisecond, and the task asks the kernel every 5 ms). A
 //!   lane with no server's word at all is seen at the task's next look,
 //!   without the kernel.
 //!
