@@ -270,9 +270,14 @@ pub enum CallError {
     },
     /// No server lives to answer: the request ring has no consumer (it
     /// died, or never started). The requests stranded there stay in the
-    /// ring for a server started again, and the client still waits for
-    /// them (until it [cancels](Client::cancel) them).
-    #[error("service {service:?}: no server is running ({outstanding} request(s) stranded: {stranded:?}); a server started again serves them")]
+    /// ring for a server started again. A receive still waits for them
+    /// (until the client [cancels](Client::cancel) them); a call has
+    /// given its own up (a late reply to it is dropped and counted).
+    #[error(
+        "service {service:?}: no server is running ({outstanding} request(s) stranded: {}); \
+         a server started again serves them",
+        first_ids(stranded)
+    )]
     ServerGone {
         /// The service.
         service: String,
@@ -345,6 +350,15 @@ pub enum CallError {
     /// From a ring.
     #[error(transparent)]
     Ring(#[from] Error),
+}
+
+/// The first few of `ids`, for a message: a pipelined client's may be
+/// thousands.
+fn first_ids(ids: &[u64]) -> String {
+    const SHOWN: usize = 8;
+    let shown: Vec<String> = ids.iter().take(SHOWN).map(u64::to_string).collect();
+    let more = if ids.len() > SHOWN { ", ..." } else { "" };
+    format!("[{}{more}]", shown.join(", "))
 }
 
 impl From<SendError> for CallError {
@@ -2370,7 +2384,7 @@ impl Drop for Request<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Outstanding, Pending, HOLES_KEPT};
+    use super::{first_ids, Outstanding, Pending, HOLES_KEPT};
 
     fn pending(id: u64, lane: usize) -> Pending {
         Pending {
@@ -2383,6 +2397,13 @@ mod tests {
 
     fn wires(o: &Outstanding) -> Vec<u64> {
         o.iter().map(|(w, _)| w).collect()
+    }
+
+    #[test]
+    fn a_message_names_the_first_few_stranded_requests() {
+        assert_eq!(first_ids(&[3, 4]), "[3, 4]");
+        let many: Vec<u64> = (1..=20).collect();
+        assert_eq!(first_ids(&many), "[1, 2, 3, 4, 5, 6, 7, 8, ...]");
     }
 
     #[test]
