@@ -153,6 +153,9 @@ impl AsyncClient {
     }
 
     fn call_inner(&mut self, payload: &[u8], idempotent: bool) -> RecvReply<'_> {
+        // A call dropped while it waited leaves its time; this one counts
+        // from its own first look.
+        self.next_check = None;
         let sent = if self.client.outstanding() > 0 {
             // As the blocking call refuses.
             Err(CallError::Outstanding {

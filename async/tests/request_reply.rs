@@ -32,6 +32,7 @@ fn child(role: &str) {
         // Await a call in a process denied `membarrier`; say how it ended.
         "call-without-membarrier" => {
             deny_membarrier();
+            println!("denied");
             let service = Service::open(&arg::<String>("SERVICE")).unwrap();
             let mut client =
                 AsyncClient::with_reactor(service.client(4096).unwrap(), &Reactor::new());
@@ -211,9 +212,14 @@ fn without_membarrier_an_awaited_call_still_hears_its_server_died() {
     let mut next = || said.next().expect("the server exited").unwrap();
     assert_eq!(next(), "serving");
     let mut caller = spawn("call-without-membarrier", &name);
+    let mut caller_said = std::io::BufRead::lines(std::io::BufReader::new(caller.stdout()));
+    let mut caller_next = || caller_said.next().expect("the caller exited").unwrap();
+    // Said before it calls: a caller that could not deny itself
+    // `membarrier` fails here, not after the server's wait.
+    assert_eq!(caller_next(), "denied");
     assert_eq!(next(), "holding");
     server.kill();
-    assert_eq!(caller.first_line(), "gone");
+    assert_eq!(caller_next(), "gone");
 }
 
 /// An idempotent call whose server goes while the task is parked is sent
