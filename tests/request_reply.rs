@@ -594,6 +594,36 @@ fn servers_share_the_work_a_lane_each() {
     assert_eq!(service.server().unwrap().lane(), 0);
 }
 
+/// An idempotent request sent again (under a new number on the wire)
+/// whose second server goes too, with no other lane served: `ServerGone`
+/// names it by the number its sender knows, not the wire's.
+#[test]
+fn a_request_stranded_after_it_was_sent_again_is_named_as_its_sender_knows_it() {
+    let name = unique_name("rr-stranded-again");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut hanging = spawn("serve-and-hang", &name);
+    let mut client = service.client(1 << 16).unwrap();
+    let id = client.send_idempotent(b"again", PATIENCE).unwrap();
+    assert_eq!(hanging.first_line(), "holding");
+    let second = service.server().unwrap();
+    assert_eq!(second.lane(), 1);
+    hanging.kill();
+    // Lane 0's server is dead: the request goes to lane 1, under a new
+    // number, and nothing is stranded.
+    client.check_servers().unwrap();
+    assert_eq!(client.stats().retried, 1);
+    drop(second);
+    match client.check_servers() {
+        Err(CallError::ServerGone {
+            outstanding: 1,
+            stranded,
+            ..
+        }) => assert_eq!(stranded, [id]),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A server killed holding an idempotent request: its client sends it
 /// again, under a new number, to the server of another lane, and the wait
 /// goes on; a request that is not idempotent ends the wait with
