@@ -117,18 +117,31 @@ fn mpmc_round_trips(iters: u64, echo_in_thread: bool) -> Duration {
     d
 }
 
+/// Two byte rings of 64 KiB, ping and pong, their consumers spinning: our
+/// ends (a producer of ping, a consumer of pong) and the echo's.
+fn byte_ring_pair(
+    tag: &str,
+) -> (
+    shmring::ByteProducer,
+    shmring::ByteConsumer,
+    shmring::ByteConsumer,
+    shmring::ByteProducer,
+) {
+    use shmring::ByteRing;
+    let n = name(tag);
+    let ping = ByteRing::create(&format!("{n}-ping"), 64 * 1024).unwrap();
+    let pong = ByteRing::create(&format!("{n}-pong"), 64 * 1024).unwrap();
+    let (tx, mut rx) = (ping.producer().unwrap(), pong.consumer().unwrap());
+    let (mut echo_rx, echo_tx) = (ping.consumer().unwrap(), pong.producer().unwrap());
+    rx.set_wait_strategy(WaitStrategy::Spin);
+    echo_rx.set_wait_strategy(WaitStrategy::Spin);
+    (tx, rx, echo_rx, echo_tx)
+}
+
 /// One round trip through two byte rings (8-byte messages), spinning:
 /// the rings beneath a request-reply service, without its protocol.
 fn byte_ring_round_trips(iters: u64) -> Duration {
-    use shmring::ByteRing;
-    let n = name("brtt");
-    let ping = ByteRing::create(&format!("{n}-ping"), 64 * 1024).unwrap();
-    let pong = ByteRing::create(&format!("{n}-pong"), 64 * 1024).unwrap();
-    let mut tx = ping.producer().unwrap();
-    let mut rx = pong.consumer().unwrap();
-    rx.set_wait_strategy(WaitStrategy::Spin);
-    let (mut echo_rx, mut echo_tx) = (ping.consumer().unwrap(), pong.producer().unwrap());
-    echo_rx.set_wait_strategy(WaitStrategy::Spin);
+    let (mut tx, mut rx, mut echo_rx, mut echo_tx) = byte_ring_pair("brtt");
     let echo = std::thread::spawn(move || {
         for _ in 0..=iters {
             let m = echo_rx.recv_timeout(TIMEOUT).unwrap();
@@ -152,15 +165,7 @@ fn byte_ring_round_trips(iters: u64) -> Duration {
 /// that costs nothing but its bytes.
 fn call_sized_round_trips(iters: u64) -> Duration {
     use shmring::request_reply::{REPLY_HEADER, REQUEST_HEADER};
-    use shmring::ByteRing;
-    let n = name("crtt");
-    let ping = ByteRing::create(&format!("{n}-ping"), 64 * 1024).unwrap();
-    let pong = ByteRing::create(&format!("{n}-pong"), 64 * 1024).unwrap();
-    let mut tx = ping.producer().unwrap();
-    let mut rx = pong.consumer().unwrap();
-    rx.set_wait_strategy(WaitStrategy::Spin);
-    let (mut echo_rx, mut echo_tx) = (ping.consumer().unwrap(), pong.producer().unwrap());
-    echo_rx.set_wait_strategy(WaitStrategy::Spin);
+    let (mut tx, mut rx, mut echo_rx, mut echo_tx) = byte_ring_pair("crtt");
     let echo = std::thread::spawn(move || {
         for _ in 0..=iters {
             let request = echo_rx.recv_timeout(TIMEOUT).unwrap();
