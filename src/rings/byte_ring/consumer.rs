@@ -59,6 +59,7 @@ impl ByteConsumer {
     /// assert!(rx.try_recv()?.is_none());
     /// # Ok::<(), shmring::Error>(())
     /// ```
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>, RecvError> {
         Ok(self.next()?.map(|r| self.lend(r)))
     }
@@ -67,6 +68,7 @@ impl ByteConsumer {
     /// wait ended behind a record a producer claimed and never committed
     /// (it may have died); [`RecvError::Closed`] once a closed ring is
     /// drained; else [`RecvError::Timeout`].
+    #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
         let r = match self.next()? {
             Some(r) => r,
@@ -220,12 +222,14 @@ impl ByteConsumer {
         Ok(found)
     }
 
+    #[inline]
     fn lend(&mut self, r: Record) -> Message<'_> {
         Message { rx: self, r }
     }
 
     /// Hand everything before `pos` back to the producers, zeroed first
     /// where the ring asks for it.
+    #[inline]
     fn release_to(&mut self, pos: u64) {
         if self.rec.ring().zeroes_after_use() {
             self.rec.zero(self.pos, pos);
@@ -297,6 +301,7 @@ pub struct Message<'a> {
 
 impl Deref for Message<'_> {
     type Target = [u8];
+#[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the consumer read this record and releases it only when
         // the message drops.
@@ -356,6 +361,7 @@ impl Message<'_> {
 }
 
 impl Drop for Message<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.rx.release_to(self.r.next);
     }

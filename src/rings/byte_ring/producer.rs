@@ -112,6 +112,7 @@ impl ByteProducer {
     /// grant.commit();
     /// # Ok::<(), shmring::Error>(())
     /// ```
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         match self.claim(len)? {
             Some(pos) => Ok(self.grant(pos, len)),
@@ -123,6 +124,7 @@ impl ByteProducer {
     }
 
     /// [`try_reserve`](Self::try_reserve), waiting up to `timeout` for room.
+    #[inline]
     pub fn reserve_timeout(
         &mut self,
         len: usize,
@@ -144,6 +146,7 @@ impl ByteProducer {
     /// assert!(matches!(tx.try_send(&[0; 100]), Err(SendError::Full)));
     /// # Ok::<(), shmring::Error>(())
     /// ```
+    #[inline]
     pub fn try_send(&mut self, bytes: &[u8]) -> Result<(), SendError> {
         let mut grant = self.try_reserve(bytes.len())?;
         grant.copy_from_slice(bytes);
@@ -152,6 +155,7 @@ impl ByteProducer {
     }
 
     /// Copy `bytes` into the ring as one message, waiting up to `timeout`.
+    #[inline]
     pub fn send_timeout(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), SendError> {
         let pos = self.claim_waiting(bytes.len(), timeout, "send_timeout")?;
         let mut grant = self.grant(pos, bytes.len());
@@ -173,6 +177,7 @@ impl ByteProducer {
 
     /// Claim a record for a `len`-byte payload; a claim that gives up
     /// leaves our record naming nothing.
+    #[inline]
     fn claim(&mut self, len: usize) -> Result<Option<u64>, SendError> {
         let claimed = self.try_claim(len);
         if !matches!(claimed, Ok(Some(_))) {
@@ -186,6 +191,7 @@ impl ByteProducer {
         self.rec.max_message_len() as usize
     }
 
+    #[inline]
     fn grant(&mut self, pos: u64, len: usize) -> Grant<'_> {
         let this = &*self;
         let off = this.rec.offset(pos);
@@ -366,6 +372,7 @@ impl std::fmt::Debug for Grant<'_> {
 
 impl Grant<'_> {
     /// Publish the whole reserved length as a message.
+    #[inline]
     pub fn commit(self) {
         let len = self.payload.len();
         self.commit_len(len);
@@ -376,6 +383,7 @@ impl Grant<'_> {
     ///
     /// # Panics
     /// If `len` is more than was reserved.
+    #[inline]
     pub fn commit_len(self, len: usize) {
         let reserved = self.payload.len() as u64;
         assert!(
@@ -398,6 +406,7 @@ impl Grant<'_> {
     /// Give the space back unpublished (the same as dropping the grant).
     pub fn abort(self) {}
 
+    #[inline]
     fn finish(&self, kind: Kind, len: u64) {
         self.rec.publish(self.pos, kind, len);
         self.claims.finish();
@@ -407,18 +416,21 @@ impl Grant<'_> {
 
 impl Deref for Grant<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.payload
     }
 }
 
 impl DerefMut for Grant<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         self.payload
     }
 }
 
 impl Drop for Grant<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.finish(Kind::Padding, self.payload.len() as u64);
     }
