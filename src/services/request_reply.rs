@@ -378,10 +378,12 @@ pub fn reply_ring_name(service: &str, id: u64) -> String {
     format!("{service}.reply-{id:016x}")
 }
 
+#[inline]
 fn word32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
+#[inline]
 fn word64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
@@ -389,6 +391,7 @@ fn word64(b: &[u8], at: usize) -> u64 {
 /// A request's header: flags, client ID, number, where its payload
 /// starts. A flag this build does not know, or a `traceparent` that is
 /// not one, makes it malformed.
+#[inline]
 fn parse_request(b: &[u8]) -> Option<(u32, u64, u64, usize)> {
     if b.len() < REQUEST_HEADER || b[..4] != REQUEST_MAGIC {
         return None;
@@ -407,6 +410,7 @@ fn parse_request(b: &[u8]) -> Option<(u32, u64, u64, usize)> {
 }
 
 /// A reply's header: flags, number.
+#[inline]
 fn parse_reply(b: &[u8]) -> Option<(u32, u64)> {
     (b.len() >= REPLY_HEADER && b[..4] == REPLY_MAGIC).then(|| (word32(b, 4), word64(b, 8)))
 }
@@ -740,6 +744,7 @@ impl Lane {
 
     /// Whether a server holds the lane and was not found dead: one load,
     /// no question to the kernel.
+    #[inline]
     fn serving(&self) -> bool {
         let word = self.ring.consumer_word();
         word != 0 && word != self.dead
@@ -801,6 +806,7 @@ struct Outstanding {
 const HOLES_KEPT: usize = 32;
 
 impl Outstanding {
+    #[inline]
     fn insert(&mut self, wire: u64, pending: Pending) {
         let lane = pending.lane;
         if self.live == 0 {
@@ -842,6 +848,7 @@ impl Outstanding {
         }
     }
 
+    #[inline]
     fn remove(&mut self, wire: &u64) -> Option<Pending> {
         if let Some((w, _)) = &self.one {
             if w != wire {
@@ -883,6 +890,7 @@ impl Outstanding {
         }
     }
 
+    #[inline]
     fn uncount(&mut self, lane: usize) {
         self.per_lane[lane] -= 1;
         if self.per_lane[lane] == 0 {
@@ -890,6 +898,7 @@ impl Outstanding {
         }
     }
 
+    #[inline]
     fn get(&self, wire: &u64) -> Option<&Pending> {
         if let Some((w, p)) = &self.one {
             return (w == wire).then_some(p);
@@ -897,6 +906,7 @@ impl Outstanding {
         self.entries[self.find(*wire).ok()?].1.as_ref()
     }
 
+    #[inline]
     fn get_mut(&mut self, wire: &u64) -> Option<&mut Pending> {
         if self.one.is_some() {
             let one = self.one.as_mut().filter(|(w, _)| w == wire);
@@ -906,6 +916,7 @@ impl Outstanding {
         self.entries[i].1.as_mut()
     }
 
+    #[inline]
     fn contains_key(&self, wire: &u64) -> bool {
         self.get(wire).is_some()
     }
@@ -1054,6 +1065,7 @@ impl Client {
     /// with the fewest bytes waiting, looking first at the lane after the
     /// last one used (so that idle servers take turns). `None` if no lane
     /// it knows has a server.
+    #[inline]
     fn pick(&mut self) -> Option<usize> {
         let n = self.lanes.len();
         if n == 1 {
@@ -1270,6 +1282,7 @@ impl Client {
 
     /// [`recv_timeout`](Self::recv_timeout); on a timeout or a gone
     /// server, stop waiting for request `give_up` (a call's).
+    #[inline]
     fn recv_or_give_up(
         &mut self,
         timeout: Duration,
@@ -1429,6 +1442,7 @@ impl Client {
     /// head, and its flags and number on the wire returned. A returned
     /// borrow cannot come out of this loop (it would hold `self` for every
     /// iteration), so [`lend`](Self::lend) reads it again.
+    #[inline]
     fn find_reply(&mut self, timeout: Duration) -> Result<(u32, u64), CallError> {
         // No clock is read unless a slice passes without a wanted reply (a
         // reply due within a slice costs none): the deadline counts from
@@ -1568,6 +1582,7 @@ impl Client {
     /// head, as `flags` and `wire` said. The ring is shared memory: what
     /// is read again is checked again (and a call's request, `give_up`, is
     /// given up if it fails).
+    #[inline]
     fn lend(
         &mut self,
         flags: u32,
@@ -1689,6 +1704,7 @@ impl Client {
 }
 
 /// Write a request's header: magic, flags, client, number.
+#[inline]
 fn write_request_header(grant: &mut [u8], flags: u32, client: u64, wire: u64) {
     grant[..4].copy_from_slice(&REQUEST_MAGIC);
     grant[4..8].copy_from_slice(&flags.to_le_bytes());
@@ -1837,6 +1853,7 @@ struct OpenRings {
 }
 
 impl OpenRings {
+    #[inline]
     fn find(&mut self, client: u64) -> Option<usize> {
         match self.last {
             Some((last, i)) if last == client => Some(i),
@@ -1899,6 +1916,7 @@ const TRUSTED_REPLIES: u32 = 256;
 impl Replies {
     /// Write a reply to client `client`'s request `id`; dropped and
     /// counted if the client is gone or its ring stays full.
+    #[inline]
     fn send(&mut self, client: u64, id: u64, flags: u32, payload: &[u8]) -> Result<(), CallError> {
         self.send_inner(client, id, flags, payload)
     }
@@ -1926,6 +1944,7 @@ impl Replies {
         }
     }
 
+    #[inline]
     fn send_inner(
         &mut self,
         client: u64,
@@ -1970,6 +1989,7 @@ impl Replies {
 
     /// Count what became of a reply to `client`, and show it; let a dead
     /// one's ring go.
+    #[inline]
     fn count(&mut self, client: u64, written: Written) {
         let shared = &self.lane.service_counters().server;
         let (s, b) = (&mut self.stats, &self.base);
@@ -1995,6 +2015,7 @@ impl Replies {
     /// Where client `client`'s reply ring is in `open`, opened if need
     /// be; `None` if the client is gone (its ring, if open, is let go: its
     /// name goes with the last handle).
+    #[inline]
     fn client(&mut self, client: u64) -> Result<Option<usize>, CallError> {
         let Some(at) = self.open.find(client) else {
             return self.open_client(client);
@@ -2045,6 +2066,7 @@ impl Replies {
 
 /// Writes a reply, its header then `payload`, into a grant and commits
 /// it.
+#[inline]
 fn reply(
     flags: u32,
     id: u64,
@@ -2112,6 +2134,7 @@ enum Written {
 
 /// Reserve `len` bytes in `open`'s ring, waiting up to `wait` for room
 /// while its client lives, and `fill` them.
+#[inline]
 fn write(
     open: &mut Open,
     len: usize,
@@ -2354,6 +2377,7 @@ impl Request<'_> {
     }
 
     /// Send the last reply; the request is released.
+    #[inline]
     pub fn reply_last(mut self, payload: &[u8]) -> Result<(), CallError> {
         self.done = true;
         self.replies.send(self.client, self.id, LAST, payload)
