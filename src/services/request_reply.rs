@@ -806,7 +806,7 @@ struct Outstanding {
 const HOLES_KEPT: usize = 32;
 
 impl Outstanding {
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, wire: u64, pending: Pending) {
         let lane = pending.lane;
         if self.live == 0 {
@@ -848,7 +848,7 @@ impl Outstanding {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn remove(&mut self, wire: &u64) -> Option<Pending> {
         if let Some((w, _)) = &self.one {
             if w != wire {
@@ -1282,7 +1282,7 @@ impl Client {
 
     /// [`recv_timeout`](Self::recv_timeout); on a timeout or a gone
     /// server, stop waiting for request `give_up` (a call's).
-    #[inline]
+    #[inline(always)]
     fn recv_or_give_up(
         &mut self,
         timeout: Duration,
@@ -1442,7 +1442,7 @@ impl Client {
     /// head, and its flags and number on the wire returned. A returned
     /// borrow cannot come out of this loop (it would hold `self` for every
     /// iteration), so [`lend`](Self::lend) reads it again.
-    #[inline]
+    #[inline(always)]
     fn find_reply(&mut self, timeout: Duration) -> Result<(u32, u64), CallError> {
         // No clock is read unless a slice passes without a wanted reply (a
         // reply due within a slice costs none): the deadline counts from
@@ -1582,7 +1582,7 @@ impl Client {
     /// head, as `flags` and `wire` said. The ring is shared memory: what
     /// is read again is checked again (and a call's request, `give_up`, is
     /// given up if it fails).
-    #[inline]
+    #[inline(always)]
     fn lend(
         &mut self,
         flags: u32,
