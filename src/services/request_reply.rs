@@ -1098,6 +1098,7 @@ impl Client {
 
     /// Send a request of `len` bytes written in place by `fill`, waiting
     /// up to `timeout` for room; its number.
+    #[inline]
     pub fn send_with(
         &mut self,
         len: usize,
@@ -1171,6 +1172,7 @@ impl Client {
         })
     }
 
+    #[inline]
     fn send_inner(
         &mut self,
         len: usize,
@@ -1265,6 +1267,7 @@ impl Client {
 
     /// Send `payload` as a request, waiting up to `timeout` for room; its
     /// number, which its replies carry.
+    #[inline]
     pub fn send_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<u64, CallError> {
         self.send_with(payload.len(), timeout, |room| room.copy_from_slice(payload))
     }
@@ -1276,6 +1279,7 @@ impl Client {
     /// with requests of this client ends the wait at once with
     /// [`CallError::ServerGone`], once its idempotent requests have been
     /// sent to another server where one lives.
+    #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Reply<'_>, CallError> {
         self.recv_or_give_up(timeout, None)
     }
@@ -1438,10 +1442,10 @@ impl Client {
     }
 
     /// Wait up to `timeout` for a reply to a request this client waits
-    /// for, dropping (and counting) the others; it is left at the ring's
+    /// for, dropping (and counting) the others; it is kept at the ring's
     /// head, and its flags and number on the wire returned. A returned
     /// borrow cannot come out of this loop (it would hold `self` for every
-    /// iteration), so [`lend`](Self::lend) reads it again.
+    /// iteration), so [`lend`](Self::lend) takes the kept one.
     #[inline(always)]
     fn find_reply(&mut self, timeout: Duration) -> Result<(u32, u64), CallError> {
         // No clock is read unless a slice passes without a wanted reply (a
@@ -1578,10 +1582,11 @@ impl Client {
         true
     }
 
-    /// Lend the reply [`find_reply`](Self::find_reply) left at the ring's
-    /// head, as `flags` and `wire` said. The ring is shared memory: what
-    /// is read again is checked again (and a call's request, `give_up`, is
-    /// given up if it fails).
+    /// Lend the reply [`find_reply`](Self::find_reply) or
+    /// [`look`](Self::look) kept at the ring's head, whose header said
+    /// `flags` and `wire`: read once (its header is not read again, so a
+    /// peer that rewrites it after the look changes nothing here), and a
+    /// call's request, `give_up`, given up if it is not there.
     #[inline(always)]
     fn lend(
         &mut self,
@@ -1590,23 +1595,16 @@ impl Client {
         give_up: Option<u64>,
     ) -> Result<Reply<'_>, CallError> {
         // Fields, not methods, below: the message borrows `self.rx`.
-        let msg = match self.rx.try_recv() {
-            Ok(Some(msg)) if parse_reply(&msg) == Some((flags, wire)) => msg,
-            other => {
-                let e = match other {
-                    Ok(m) => CallError::Malformed {
-                        service: self.service.clone(),
-                        what: "reply (changed as it was read)",
-                        len: m.map_or(0, |m| m.len()),
-                    },
-                    Err(e) => e.into(),
-                };
-                if let Some(id) = give_up {
-                    self.outstanding.remove_id(id);
-                }
-                publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
-                return Err(e);
+        let Some(msg) = self.rx.take_kept() else {
+            if let Some(id) = give_up {
+                self.outstanding.remove_id(id);
             }
+            publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
+            return Err(CallError::Malformed {
+                service: self.service.clone(),
+                what: "reply (gone as it was lent)",
+                len: 0,
+            });
         };
         self.stats.replies += 1;
         // A failure ends its request, marked last or not.
@@ -1648,6 +1646,7 @@ impl Client {
     /// `timeout` for its reply (a single one, or the first of a stream).
     /// Only with nothing else outstanding. A call given up (a timeout, a
     /// gone server) is cancelled: a late reply is dropped and counted.
+    #[inline]
     pub fn call_timeout(
         &mut self,
         payload: &[u8],
@@ -1667,6 +1666,7 @@ impl Client {
         self.call_inner(payload, true, timeout)
     }
 
+    #[inline]
     fn call_inner(
         &mut self,
         payload: &[u8],
@@ -1768,6 +1768,7 @@ impl Reply<'_> {
     }
 
     /// Its payload, in place.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         // Checked long enough when it was lent.
         self.msg.get(REPLY_HEADER..).unwrap_or_default()
@@ -2234,6 +2235,7 @@ impl Server {
     /// Receive the next request, in place, waiting up to `timeout`. A
     /// message without the request header is released and reported
     /// ([`CallError::Malformed`]).
+    #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Request<'_>, CallError> {
         let msg = self.rx.recv_timeout(timeout).map_err(|e| match e {
             RecvError::Timeout { waited, .. } => CallError::Timeout {
@@ -2329,6 +2331,7 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     /// Its payload, in place.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         // Checked long enough when it was received.
         self.msg.get(self.at..).unwrap_or_default()
@@ -2372,6 +2375,7 @@ impl Request<'_> {
     }
 
     /// Send one reply of a stream (not the last).
+    #[inline]
     pub fn reply(&mut self, payload: &[u8]) -> Result<(), CallError> {
         self.replies.send(self.client, self.id, 0, payload)
     }
@@ -2393,6 +2397,7 @@ impl Request<'_> {
 }
 
 impl Drop for Request<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.replies.stats.unanswered += 1;

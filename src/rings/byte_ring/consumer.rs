@@ -222,6 +222,14 @@ impl ByteConsumer {
         Ok(found)
     }
 
+    /// The message [`Message::keep`] left in place, lent again without
+    /// reading its record again; `None` if none was kept.
+    #[inline]
+    pub(crate) fn take_kept(&mut self) -> Option<Message<'_>> {
+        let r = self.kept.take()?;
+        Some(self.lend(r))
+    }
+
     #[inline]
     fn lend(&mut self, r: Record) -> Message<'_> {
         Message { rx: self, r }
