@@ -808,15 +808,26 @@ const HOLES_KEPT: usize = 32;
 impl Outstanding {
     #[inline(always)]
     fn insert(&mut self, wire: u64, pending: Pending) {
-        let lane = pending.lane;
         if self.live == 0 {
+            // Alone (a call's, the usual case): every lane's count was 0,
+            // so the watch's bits are this lane's alone. Stores only.
+            let lane = pending.lane;
             self.one = Some((wire, pending));
+            self.live = 1;
+            self.per_lane[lane] = 1;
+            self.watch.waiting.store(1 << lane, Relaxed);
         } else {
-            if let Some((w, p)) = self.one.take() {
-                self.entries.push_back((w, Some(p)));
-            }
-            self.insert_entry(wire, pending);
+            self.insert_more(wire, pending);
         }
+    }
+
+    /// [`insert`](Self::insert) beside other requests.
+    fn insert_more(&mut self, wire: u64, pending: Pending) {
+        let lane = pending.lane;
+        if let Some((w, p)) = self.one.take() {
+            self.entries.push_back((w, Some(p)));
+        }
+        self.insert_entry(wire, pending);
         self.live += 1;
         self.per_lane[lane] += 1;
         if self.per_lane[lane] == 1 {
@@ -855,11 +866,18 @@ impl Outstanding {
                 return None;
             }
             let (_, p) = self.one.take()?;
-            self.live -= 1;
-            self.uncount(p.lane);
+            // It was the only one: every count goes back to 0.
+            self.live = 0;
+            self.per_lane[p.lane] = 0;
+            self.watch.waiting.store(0, Relaxed);
             return Some(p);
         }
-        let i = self.find(*wire).ok()?;
+        self.remove_entry(*wire)
+    }
+
+    /// [`remove`](Self::remove) from `entries`.
+    fn remove_entry(&mut self, wire: u64) -> Option<Pending> {
+        let i = self.find(wire).ok()?;
         let p = self.entries[i].1.take()?;
         self.live -= 1;
         self.uncount(p.lane);
@@ -1065,12 +1083,18 @@ impl Client {
     /// with the fewest bytes waiting, looking first at the lane after the
     /// last one used (so that idle servers take turns). `None` if no lane
     /// it knows has a server.
-    #[inline]
+    #[inline(always)]
     fn pick(&mut self) -> Option<usize> {
-        let n = self.lanes.len();
-        if n == 1 {
-            return self.lane(0).serving().then_some(0);
+        match self.lanes.as_slice() {
+            [Some(lane)] => lane.serving().then_some(0),
+            _ => self.pick_among(),
         }
+    }
+
+    /// [`pick`](Self::pick) with more than one lane, out of line.
+    #[inline(never)]
+    fn pick_among(&mut self) -> Option<usize> {
+        let n = self.lanes.len();
         let mut best: Option<(usize, u64)> = None;
         for k in 0..n {
             let i = (self.turn + k) % n;
@@ -1172,7 +1196,7 @@ impl Client {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_inner(
         &mut self,
         len: usize,
@@ -1917,7 +1941,7 @@ const TRUSTED_REPLIES: u32 = 256;
 impl Replies {
     /// Write a reply to client `client`'s request `id`; dropped and
     /// counted if the client is gone or its ring stays full.
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, client: u64, id: u64, flags: u32, payload: &[u8]) -> Result<(), CallError> {
         self.send_inner(client, id, flags, payload)
     }
@@ -1945,7 +1969,7 @@ impl Replies {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_inner(
         &mut self,
         client: u64,
@@ -2016,7 +2040,7 @@ impl Replies {
     /// Where client `client`'s reply ring is in `open`, opened if need
     /// be; `None` if the client is gone (its ring, if open, is let go: its
     /// name goes with the last handle).
-    #[inline]
+    #[inline(always)]
     fn client(&mut self, client: u64) -> Result<Option<usize>, CallError> {
         let Some(at) = self.open.find(client) else {
             return self.open_client(client);
@@ -2135,7 +2159,7 @@ enum Written {
 
 /// Reserve `len` bytes in `open`'s ring, waiting up to `wait` for room
 /// while its client lives, and `fill` them.
-#[inline]
+#[inline(always)]
 fn write(
     open: &mut Open,
     len: usize,
@@ -2235,7 +2259,7 @@ impl Server {
     /// Receive the next request, in place, waiting up to `timeout`. A
     /// message without the request header is released and reported
     /// ([`CallError::Malformed`]).
-    #[inline]
+    #[inline(always)]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Request<'_>, CallError> {
         let msg = self.rx.recv_timeout(timeout).map_err(|e| match e {
             RecvError::Timeout { waited, .. } => CallError::Timeout {
@@ -2381,7 +2405,7 @@ impl Request<'_> {
     }
 
     /// Send the last reply; the request is released.
-    #[inline]
+    #[inline(always)]
     pub fn reply_last(mut self, payload: &[u8]) -> Result<(), CallError> {
         self.done = true;
         self.replies.send(self.client, self.id, LAST, payload)
