@@ -23,8 +23,9 @@
 //!   waiting, looking first at the lane after the last one it used, so
 //!   that idle servers take turns. With none, lane 0, where the request
 //!   waits for a server started again. A client looks for lanes opened
-//!   since it last looked every 1024 requests, when none it knows has a
-//!   server, and when it finds a server dead.
+//!   since it last looked after every 1024th request (once it is sent,
+//!   off its path), when none it knows has a server, and when it finds a
+//!   server dead.
 //! - **Types.** A typed service
 //!   ([`Service::open_or_create_typed`]) records its request type as its
 //!   lanes' message type and its reply type as each client's reply
@@ -77,11 +78,13 @@
 //!   consumer is gone (the kernel's lock went with it). The server drops
 //!   replies to it and counts them ([`ServerStats::to_dead_clients`]),
 //!   and lets the ring go: its name goes with the last handle. Asking the
-//!   kernel costs more than a round trip, so a server asks when it first
-//!   writes to a client, every 256 replies after, and whenever the
-//!   client's ring is full: a client that died after a reply takes at
-//!   most 256 more (no more than its ring holds), which nobody reads. Every 1024 requests, a server lets
-//!   go of the rings of every client that is gone.
+//!   kernel costs more than a round trip, so a server asks before it
+//!   first writes to a client, after every 256th reply to it (off that
+//!   reply's path), and whenever the client's ring is full: a client that
+//!   died after a reply takes at most 256 more (no more than its ring
+//!   holds), which nobody reads. Every 1024 requests, once the 1024th is
+//!   answered, a server lets go of the rings of every client that is
+//!   gone.
 //! - **A server dies**: a client waiting for a reply asks the kernel,
 //!   once a slice of 5 ms passes without one, whether the servers of the
 //!   lanes it waits on live. An idempotent request on a dead server's
@@ -1213,9 +1216,6 @@ impl Client {
         if idempotent {
             flags |= IDEMPOTENT;
         }
-        if self.next.is_multiple_of(LOOK_FOR_LANES_EVERY) {
-            self.look_for_lanes(false);
-        }
         let lane = self.pick().unwrap_or_else(|| {
             // None it knows has a server: one may have come on a new lane;
             // if not, lane 0 keeps the request for a server started again.
@@ -1246,6 +1246,10 @@ impl Client {
         let again =
             idempotent.then(|| Box::new((flags, Box::<[u8]>::from(&grant[REQUEST_HEADER..]))));
         grant.commit();
+        // After the commit, off the request's path: a system call or more.
+        if self.next.is_multiple_of(LOOK_FOR_LANES_EVERY) {
+            self.look_for_lanes(false);
+        }
         self.next += 1;
         self.outstanding.insert(
             wire,
@@ -1932,10 +1936,11 @@ const KEEP_OPEN: usize = 64;
 const SWEEP_EVERY: u64 = 1024;
 
 /// How many replies a server writes to a client between two questions to
-/// the kernel whether it lives (and at the first, and whenever its ring
-/// is full). Asking is a system call, 500 ns, more than the rest of a
-/// round trip (2 ns of each, asked this seldom); a client that died takes
-/// at most this many replies nobody reads, which go with its ring.
+/// the kernel whether it lives (and before the first, and whenever its
+/// ring is full). Asking is a system call, 500 ns or more, more than the
+/// rest of a round trip: asked after the reply is written, so that no
+/// reply waits for it; a client that died takes at most this many
+/// replies nobody reads, which go with its ring.
 const TRUSTED_REPLIES: u32 = 256;
 
 impl Replies {
@@ -2008,7 +2013,11 @@ impl Replies {
             }
             r => r?,
         };
+        let yes = matches!(written, Written::Yes);
         self.count(client, written);
+        if yes {
+            self.ask_if_due(client, at);
+        }
         Ok(())
     }
 
@@ -2038,23 +2047,35 @@ impl Replies {
     }
 
     /// Where client `client`'s reply ring is in `open`, opened if need
-    /// be; `None` if the client is gone (its ring, if open, is let go: its
-    /// name goes with the last handle).
+    /// be; `None` if the client is gone when its ring is opened (a ring
+    /// held already is asked about by [`ask_if_due`](Self::ask_if_due)).
     #[inline(always)]
     fn client(&mut self, client: u64) -> Result<Option<usize>, CallError> {
         let Some(at) = self.open.find(client) else {
             return self.open_client(client);
         };
         let open = &mut self.open.rings[at];
-        if open.trusted > 0 {
-            open.trusted -= 1;
-        } else if open.ring.has_consumer() {
-            open.trusted = TRUSTED_REPLIES;
+        open.trusted = open.trusted.saturating_sub(1);
+        Ok(Some(at))
+    }
+
+    /// After a reply to client `client` (its ring at `at`): if it was
+    /// the last of those trusted, ask the kernel whether the client lives,
+    /// and let a dead one's ring go.
+    #[inline(always)]
+    fn ask_if_due(&mut self, client: u64, at: usize) {
+        if self.open.rings[at].trusted == 0 {
+            self.ask(client, at);
+        }
+    }
+
+    #[cold]
+    fn ask(&mut self, client: u64, at: usize) {
+        if self.open.rings[at].ring.has_consumer() {
+            self.open.rings[at].trusted = TRUSTED_REPLIES;
         } else {
             self.open.remove(client);
-            return Ok(None);
         }
-        Ok(Some(at))
     }
 
     /// Open client `client`'s reply ring (its first reply here, or its
@@ -2295,18 +2316,8 @@ impl Server {
                 len,
             });
         };
-        let replies = &mut self.replies;
-        replies.stats.requests += 1;
-        let shown = replies.base.requests.wrapping_add(replies.stats.requests);
-        replies
-            .lane
-            .service_counters()
-            .server
-            .requests
-            .store(shown, Relaxed);
-        if self.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
-            self.replies.sweep();
-        }
+        // Shown to operators when the request is let go (its drop).
+        self.replies.stats.requests += 1;
         Ok(Request {
             msg,
             at,
@@ -2431,6 +2442,15 @@ impl Drop for Request<'_> {
             let _ = self
                 .replies
                 .send(self.client, self.id, LAST | FAILED, &code);
+        }
+        // Counted when received; shown, and the sweep made, only now,
+        // off the path from a request to its reply.
+        let replies = &mut *self.replies;
+        let shown = replies.base.requests.wrapping_add(replies.stats.requests);
+        let shared = &replies.lane.service_counters().server;
+        shared.requests.store(shown, Relaxed);
+        if replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
+            replies.sweep();
         }
     }
 }
