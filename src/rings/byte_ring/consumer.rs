@@ -309,7 +309,7 @@ pub struct Message<'a> {
 
 impl Deref for Message<'_> {
     type Target = [u8];
-#[inline]
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the consumer read this record and releases it only when
         // the message drops.
