@@ -45,7 +45,12 @@ fn child(role: &str) {
                 client.send_value(&i, PATIENCE).unwrap();
             }
             println!("{:016x}", client.id());
-            drop(client.recv_timeout(PATIENCE).unwrap());
+            // A reply, or a failure (a typed server's, to this untyped
+            // client's ring of bytes).
+            match client.recv_timeout(PATIENCE) {
+                Ok(_) | Err(CallError::Failed { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
             // SAFETY: ends the process at once, as a crash would.
             unsafe { libc::_exit(0) };
         }
@@ -465,23 +470,42 @@ fn servers_and_clients_killed_mid_call_never_misdeliver() {
 /// then finds it dead, drops and counts the rest, and lets its ring go.
 #[test]
 fn a_client_dead_after_a_reply_takes_at_most_256_more() {
+    dead_client_takes_at_most_256_more(false);
+}
+
+/// The same when every reply is a failure: a client of another reply
+/// type (an untyped client of a typed service) hears `WrongType`, 256
+/// times more at most once it is dead.
+#[test]
+fn a_dead_client_of_another_reply_type_takes_at_most_256_more_failures() {
+    dead_client_takes_at_most_256_more(true);
+}
+
+fn dead_client_takes_at_most_256_more(typed: bool) {
     let name = unique_name("rr-dies-later");
-    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let service = if typed {
+        Service::open_or_create_typed::<u64, u64>(&name, 1 << 16)
+    } else {
+        Service::open_or_create(&name, 1 << 16)
+    }
+    .unwrap();
     let mut server = service.server().unwrap();
     let mut asker = spawn("ask-many-read-one-and-die", &name);
     let id = u64::from_str_radix(&asker.first_line(), 16).unwrap();
-    server
-        .recv_timeout(PATIENCE)
-        .unwrap()
-        .reply_last(b"first")
-        .unwrap();
+    // To the typed service's untyped client: a failure, and an error here.
+    let answered = |r: Result<(), CallError>, dropped: bool| match r {
+        Ok(()) if !typed || dropped => {}
+        Err(CallError::Ring(shmring::Error::TypeMismatch { .. })) if typed => {}
+        other => panic!("{other:?}"),
+    };
+    answered(
+        server.recv_timeout(PATIENCE).unwrap().reply_last(b"first"),
+        false,
+    );
     asker.wait_success(PATIENCE);
     for _ in 1..300 {
-        server
-            .recv_timeout(PATIENCE)
-            .unwrap()
-            .reply_last(b"late")
-            .unwrap();
+        let request = server.recv_timeout(PATIENCE).unwrap();
+        answered(request.reply_last(b"late"), true);
     }
     let stats = server.stats();
     assert_eq!(

@@ -79,12 +79,12 @@
 //!   replies to it and counts them ([`ServerStats::to_dead_clients`]),
 //!   and lets the ring go: its name goes with the last handle. Asking the
 //!   kernel costs more than a round trip, so a server asks before it
-//!   first writes to a client, after every 256th reply to it (off that
-//!   reply's path), and whenever the client's ring is full: a client that
-//!   died after a reply takes at most 256 more (no more than its ring
-//!   holds), which nobody reads. Every 1024 requests, once the 1024th is
-//!   answered, a server lets go of the rings of every client that is
-//!   gone.
+//!   first writes to a client, then after each 256 replies more (off the
+//!   last one's path), and whenever the client's ring is full: a client
+//!   that died after a reply takes at most 256 more (no more than its
+//!   ring holds), which nobody reads. Every 1024 requests, once the
+//!   1024th is let go, a server lets go of the rings of every client that
+//!   is gone.
 //! - **A server dies**: a client waiting for a reply asks the kernel,
 //!   once a slice of 5 ms passes without one, whether the servers of the
 //!   lanes it waits on live. An idempotent request on a dead server's
@@ -1991,7 +1991,7 @@ impl Replies {
         if let (Some((found, expected)), 0) = (open.wrong_type, flags & FAILED) {
             // Its client hears why; the server's caller too.
             let written = write_failure(open, id, Failure::WrongType, wait)?;
-            self.count(client, written);
+            self.settle(client, at, written);
             return Err(CallError::Ring(Error::TypeMismatch {
                 name: reply_ring_name(&self.service, client),
                 found: Box::new(found),
@@ -2008,17 +2008,76 @@ impl Replies {
                 // Its client hears why, in a reply that fits.
                 let open = &mut self.open.rings[at];
                 let written = write_failure(open, id, Failure::ReplyTooLarge, wait)?;
-                self.count(client, written);
+                self.settle(client, at, written);
                 return Err(e.into());
             }
             r => r?,
         };
+        self.settle(client, at, written);
+        Ok(())
+    }
+
+    /// The error for a receive that got no request.
+    #[cold]
+    #[inline(never)]
+    fn not_received(&self, e: RecvError, timeout: Duration) -> CallError {
+        match e {
+            RecvError::Timeout { waited, .. } => CallError::Timeout {
+                service: self.service.clone(),
+                op: "recv_timeout",
+                waited,
+                outstanding: 0,
+            },
+            // Behind a request being written (its writer, if dead,
+            // repaired by the ring's wait): nothing to serve yet.
+            RecvError::Stalled { .. } => CallError::Timeout {
+                service: self.service.clone(),
+                op: "recv_timeout",
+                waited: timeout,
+                outstanding: 0,
+            },
+            e => e.into(),
+        }
+    }
+
+    /// A malformed request of `len` bytes, released: fail it to its
+    /// client if its header named one (`asker`: client, number).
+    #[cold]
+    #[inline(never)]
+    fn malformed(&mut self, asker: Option<(u64, u64)>, len: usize) -> CallError {
+        if let Some((client, id)) = asker {
+            let code = Failure::Malformed.code().to_le_bytes();
+            if let Err(e) = self.send(client, id, LAST | FAILED, &code) {
+                return e;
+            }
+        }
+        CallError::Malformed {
+            service: self.service.clone(),
+            what: "request",
+            len,
+        }
+    }
+
+    /// A request let go without its last reply: answered `NoReply`.
+    #[cold]
+    #[inline(never)]
+    fn unanswered(&mut self, client: u64, id: u64) {
+        self.stats.unanswered += 1;
+        self.publish();
+        let code = Failure::NoReply.code().to_le_bytes();
+        // Best effort: a client that is gone or full is counted there.
+        let _ = self.send(client, id, LAST | FAILED, &code);
+    }
+
+    /// Count a reply written (or not) to client `client`, whose ring was
+    /// at `at`; after a written one, ask about the client if it is due.
+    #[inline(always)]
+    fn settle(&mut self, client: u64, at: usize, written: Written) {
         let yes = matches!(written, Written::Yes);
         self.count(client, written);
         if yes {
             self.ask_if_due(client, at);
         }
-        Ok(())
     }
 
     /// Count what became of a reply to `client`, and show it; let a dead
@@ -2282,23 +2341,10 @@ impl Server {
     /// ([`CallError::Malformed`]).
     #[inline(always)]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Request<'_>, CallError> {
-        let msg = self.rx.recv_timeout(timeout).map_err(|e| match e {
-            RecvError::Timeout { waited, .. } => CallError::Timeout {
-                service: self.replies.service.clone(),
-                op: "recv_timeout",
-                waited,
-                outstanding: 0,
-            },
-            // Behind a request being written (its writer, if dead,
-            // repaired by the ring's wait): nothing to serve yet.
-            RecvError::Stalled { .. } => CallError::Timeout {
-                service: self.replies.service.clone(),
-                op: "recv_timeout",
-                waited: timeout,
-                outstanding: 0,
-            },
-            e => e.into(),
-        })?;
+        let msg = match self.rx.recv_timeout(timeout) {
+            Ok(msg) => msg,
+            Err(e) => return Err(self.replies.not_received(e, timeout)),
+        };
         let Some((flags, client, id, at)) = parse_request(&msg) else {
             let len = msg.len();
             // A header that names its client and number (an unknown flag,
@@ -2306,18 +2352,13 @@ impl Server {
             let asker = (len >= REQUEST_HEADER && msg[..4] == REQUEST_MAGIC)
                 .then(|| (word64(&msg, 8), word64(&msg, 16)));
             drop(msg);
-            if let Some((client, id)) = asker {
-                let code = Failure::Malformed.code().to_le_bytes();
-                self.replies.send(client, id, LAST | FAILED, &code)?;
-            }
-            return Err(CallError::Malformed {
-                service: self.replies.service.clone(),
-                what: "request",
-                len,
-            });
+            return Err(self.replies.malformed(asker, len));
         };
-        // Shown to operators when the request is let go (its drop).
-        self.replies.stats.requests += 1;
+        let replies = &mut self.replies;
+        replies.stats.requests += 1;
+        let shown = replies.base.requests.wrapping_add(replies.stats.requests);
+        let shared = &replies.lane.service_counters().server;
+        shared.requests.store(shown, Relaxed);
         Ok(Request {
             msg,
             at,
@@ -2435,22 +2476,11 @@ impl Drop for Request<'_> {
     #[inline]
     fn drop(&mut self) {
         if !self.done {
-            self.replies.stats.unanswered += 1;
-            self.replies.publish();
-            let code = Failure::NoReply.code().to_le_bytes();
-            // Best effort: a client that is gone or full is counted there.
-            let _ = self
-                .replies
-                .send(self.client, self.id, LAST | FAILED, &code);
+            self.replies.unanswered(self.client, self.id);
         }
-        // Counted when received; shown, and the sweep made, only now,
-        // off the path from a request to its reply.
-        let replies = &mut *self.replies;
-        let shown = replies.base.requests.wrapping_add(replies.stats.requests);
-        let shared = &replies.lane.service_counters().server;
-        shared.requests.store(shown, Relaxed);
-        if replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
-            replies.sweep();
+        // Now, off the path from the request to its reply.
+        if self.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
+            self.replies.sweep();
         }
     }
 }
