@@ -2070,13 +2070,14 @@ impl Replies {
     }
 
     /// Count a reply written (or not) to client `client`, whose ring was
-    /// at `at`; after a written one, ask about the client if it is due.
+    /// at `at`. After a written one that was the last of those trusted,
+    /// ask the kernel whether the client lives (off the reply's path).
     #[inline(always)]
     fn settle(&mut self, client: u64, at: usize, written: Written) {
-        let yes = matches!(written, Written::Yes);
+        let due = matches!(written, Written::Yes) && self.open.rings[at].trusted == 0;
         self.count(client, written);
-        if yes {
-            self.ask_if_due(client, at);
+        if due {
+            self.ask(client, at);
         }
     }
 
@@ -2107,7 +2108,7 @@ impl Replies {
 
     /// Where client `client`'s reply ring is in `open`, opened if need
     /// be; `None` if the client is gone when its ring is opened (a ring
-    /// held already is asked about by [`ask_if_due`](Self::ask_if_due)).
+    /// held already is asked about by [`settle`](Self::settle)).
     #[inline(always)]
     fn client(&mut self, client: u64) -> Result<Option<usize>, CallError> {
         let Some(at) = self.open.find(client) else {
@@ -2118,16 +2119,8 @@ impl Replies {
         Ok(Some(at))
     }
 
-    /// After a reply to client `client` (its ring at `at`): if it was
-    /// the last of those trusted, ask the kernel whether the client lives,
-    /// and let a dead one's ring go.
-    #[inline(always)]
-    fn ask_if_due(&mut self, client: u64, at: usize) {
-        if self.open.rings[at].trusted == 0 {
-            self.ask(client, at);
-        }
-    }
-
+    /// Ask the kernel whether client `client` (its ring at `at`) lives:
+    /// trust it for as many replies again, or let its ring go.
     #[cold]
     fn ask(&mut self, client: u64, at: usize) {
         if self.open.rings[at].ring.has_consumer() {
