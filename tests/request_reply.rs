@@ -928,8 +928,39 @@ fn a_lane_gone_does_not_hide_the_lanes_after_it() {
     assert_eq!(client.recv_timeout(PATIENCE).unwrap().payload(), b"ok");
 }
 
+/// A client of a build before the 8-byte reply header (its ring says
+/// nothing of it) gets the 16-byte header it reads.
+#[test]
+fn a_client_of_an_earlier_build_gets_the_reply_header_it_reads() {
+    let name = unique_name("rr-legacy-client");
+    let _sweep = Sweep(name.clone());
+    let service = Service::open_or_create(&name, 1 << 16).unwrap();
+    let mut server = service.server().unwrap();
+    // What such a client does: a plain ring of its own, a request by hand.
+    let id = 0x5eed_u64;
+    let ring = shmring::ByteRing::create(&reply_ring_name(&name, id), 4096).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut request = b"shRQ".to_vec();
+    request.extend(0u32.to_le_bytes());
+    request.extend(id.to_le_bytes());
+    request.extend(7u64.to_le_bytes());
+    request.extend(b"hi");
+    let lane = shmring::ByteRing::open(&name).unwrap();
+    lane.producer().unwrap().try_send(&request).unwrap();
+    let request = server.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((request.client(), request.id()), (id, 7));
+    request.reply_last(b"ok").unwrap();
+    let mut expected = b"shRP".to_vec();
+    expected.extend(1u32.to_le_bytes());
+    expected.extend(7u64.to_le_bytes());
+    expected.extend(b"ok");
+    assert_eq!(&*rx.recv_timeout(PATIENCE).unwrap(), &expected[..]);
+}
+
 /// A failed reply ends its request even when not marked last (a server
 /// of another build, or a hostile one): the next call is not refused.
+/// Written with the 16-byte header of a server of an earlier build, which
+/// this build's clients still read.
 #[test]
 fn a_failed_reply_ends_its_request_marked_last_or_not() {
     let name = unique_name("rr-failed-not-last");

@@ -139,6 +139,11 @@ pub(crate) struct SideStats {
 pub(crate) struct ServiceCounters {
     pub(crate) server: ServerCounters,
     pub(crate) client: ClientCounters,
+    /// The reply header a reply ring's client reads: 0 (a build before
+    /// it, zero padding) the 16-byte header only, 1 the 8-byte one too,
+    /// which a server then writes. Stored once by the client before its
+    /// first request; never changes.
+    pub(crate) reply_format: AtomicU64,
 }
 
 /// A server's counts (as `request_reply::ServerStats` names them).
@@ -222,9 +227,10 @@ mod layout_asserts {
     const_assert_eq!(offset_of!(Meta, flags), 120);
     const_assert_eq!(size_of::<Meta>(), 128);
     const_assert_eq!(size_of::<Event>(), 32);
-    const_assert_eq!(size_of::<SideStats>(), 104);
+    const_assert_eq!(size_of::<SideStats>(), 112);
     const_assert_eq!(offset_of!(SideStats, service), 24);
     const_assert_eq!(offset_of!(ServiceCounters, client), 40);
+    const_assert_eq!(offset_of!(ServiceCounters, reply_format), 80);
     const_assert_eq!(std::mem::align_of::<Header>(), 128);
     const_assert_eq!(offset_of!(Header, meta), 0);
     const_assert_eq!(offset_of!(Header, producer_role), 128);
@@ -633,6 +639,7 @@ impl Header {
                         retried: Counter::new(0),
                         outstanding: Counter::new(0),
                     },
+                    reply_format: u64z(),
                 },
             })
         };

@@ -43,11 +43,24 @@
 //!   `IDEMPOTENT` (2): the request may be acted on more than once
 //!   ([`Client::send_idempotent`], [`Request::is_idempotent`]). A flag the
 //!   server does not know makes the request malformed.
-//! - A **reply** is a 16-byte header, then its payload: `shRP`, flags
-//!   (`LAST`: the request's last reply; `FAILED`: the request failed, the
-//!   payload is a little-endian u32 [`Failure`] code), the request's
-//!   number. A request gets any number of replies, the last marked `LAST`:
-//!   one for a call, several for a stream.
+//! - A **reply** is an 8-byte header, then its payload: one little-endian
+//!   u64, the request's number shifted left 8, ORed with `0x80` and the
+//!   flags (`LAST`, 1: the request's last reply; `FAILED`, 2: the request
+//!   failed, the payload is a little-endian u32 [`Failure`] code). A
+//!   request gets any number of replies, the last marked `LAST`: one for a
+//!   call, several for a stream. Numbers go up to 2^56 - 1, then start
+//!   again at 1.
+//! - **Older builds.** Builds before the 8-byte header wrote and read a
+//!   16-byte one: `shRP`, the flags as a u32, the number as a u64. A
+//!   client says it reads the 8-byte header in its ring's header (its
+//!   `reply_format` word, set before its first request), and a server
+//!   reads that when it opens the ring: a client of an older build (the
+//!   word is 0) gets the 16-byte header. A client reads both (a server
+//!   of an older build writes the 16-byte one): they differ in their
+//!   first byte, `s` or one with bit 7 set. So services upgrade one side
+//!   at a time. (The 8-byte header makes an 8-byte reply a 32-byte
+//!   record, as the byte rings' own 8-byte messages are, instead of 48,
+//!   which straddles two cache lines one time in two.)
 //! - A client keeps the numbers it waits for. A reply to any other
 //!   (a request it cancelled or gave up on) is dropped and counted
 //!   ([`ClientStats::late`]); it took room in the client's ring only until
@@ -149,8 +162,21 @@ const REQUEST_MAGIC: [u8; 4] = *b"shRQ";
 const REPLY_MAGIC: [u8; 4] = *b"shRP";
 /// Bytes before a request's payload.
 pub const REQUEST_HEADER: usize = 24;
-/// Bytes before a reply's payload.
-pub const REPLY_HEADER: usize = 16;
+/// Bytes before a reply's payload, as this build's clients ask for them.
+pub const REPLY_HEADER: usize = 8;
+/// Bytes before a reply's payload for a client of a build before the
+/// 8-byte header (which this build still reads).
+const LEGACY_REPLY_HEADER: usize = 16;
+/// The low byte of an 8-byte reply header: this bit, and the flags.
+/// (A 16-byte header's first byte is `s`, which does not have it.)
+const COMPACT: u64 = 0x80;
+/// What a client stores as its reply ring's `reply_format`: it reads the
+/// 8-byte reply header.
+const READS_COMPACT: u64 = 1;
+/// Request numbers go up to this, then start again at 1: the 8-byte reply
+/// header holds 56 bits of one (at a billion requests a second, two
+/// years' worth).
+const LAST_NUMBER: u64 = (1 << 56) - 1;
 const LAST: u32 = 1;
 const FAILED: u32 = 2;
 /// A request's flag: a W3C `traceparent` follows its header.
@@ -412,10 +438,16 @@ fn parse_request(b: &[u8]) -> Option<(u32, u64, u64, usize)> {
     Some((flags, word64(b, 8), word64(b, 16), at))
 }
 
-/// A reply's header: flags, number.
+/// A reply's header, of either size: flags, number, where its payload
+/// starts.
 #[inline]
-fn parse_reply(b: &[u8]) -> Option<(u32, u64)> {
-    (b.len() >= REPLY_HEADER && b[..4] == REPLY_MAGIC).then(|| (word32(b, 4), word64(b, 8)))
+fn parse_reply(b: &[u8]) -> Option<(u32, u64, usize)> {
+    let word = word64(b.get(..REPLY_HEADER)?, 0);
+    if word & COMPACT != 0 {
+        return Some(((word & 0x7f) as u32, word >> 8, REPLY_HEADER));
+    }
+    (b.len() >= LEGACY_REPLY_HEADER && b[..4] == REPLY_MAGIC)
+        .then(|| (word32(b, 4), word64(b, 8), LEGACY_REPLY_HEADER))
 }
 
 /// `bytes` as a `T`, or the wrong size (naming `what` and the service).
@@ -642,6 +674,11 @@ impl Service {
                 r => break (id, r?),
             }
         };
+        // Relaxed: before any request names this ring, whose Release
+        // commit orders it for the server that opens the ring on one.
+        ring.service_counters()
+            .reply_format
+            .store(READS_COMPACT, Relaxed);
         let mut client = Client {
             service: self.name().to_owned(),
             id,
@@ -1250,7 +1287,7 @@ impl Client {
         if self.next.is_multiple_of(LOOK_FOR_LANES_EVERY) {
             self.look_for_lanes(false);
         }
-        self.next += 1;
+        self.next = next_number(wire);
         self.outstanding.insert(
             wire,
             Pending {
@@ -1328,8 +1365,8 @@ impl Client {
         } else if found.is_err() {
             publish_client(&self.reply_ring, &self.stats, self.outstanding.len());
         }
-        let (flags, wire) = found?;
-        self.lend(flags, wire, give_up)
+        let (flags, wire, at) = found?;
+        self.lend(flags, wire, at, give_up)
     }
 
     /// The next reply to a request this client waits for, in place, if
@@ -1351,7 +1388,7 @@ impl Client {
     /// ```
     pub fn try_recv(&mut self) -> Result<Option<Reply<'_>>, CallError> {
         match self.look()? {
-            Some((flags, wire)) => self.lend(flags, wire, None).map(Some),
+            Some((flags, wire, at)) => self.lend(flags, wire, at, None).map(Some),
             None => Ok(None),
         }
     }
@@ -1380,8 +1417,8 @@ impl Client {
         if let (Err(_), Some(id)) = (&found, give_up) {
             self.cancel(id);
         }
-        let (flags, wire) = found?;
-        self.lend(flags, wire, give_up)
+        let (flags, wire, at) = found?;
+        self.lend(flags, wire, at, give_up)
     }
 
     /// Its service's name.
@@ -1442,16 +1479,16 @@ impl Client {
 
     /// Drop late replies at the head of its ring; a wanted one, if there,
     /// is kept there, and its flags and number returned.
-    fn look(&mut self) -> Result<Option<(u32, u64)>, CallError> {
+    fn look(&mut self) -> Result<Option<(u32, u64, usize)>, CallError> {
         let late = self.stats.late;
         let found = loop {
             let Some(msg) = self.rx.try_recv()? else {
                 break None;
             };
             match parse_reply(&msg) {
-                Some((flags, wire)) if self.outstanding.contains_key(&wire) => {
+                Some((flags, wire, at)) if self.outstanding.contains_key(&wire) => {
                     msg.keep();
-                    break Some((flags, wire));
+                    break Some((flags, wire, at));
                 }
                 Some(_) => self.stats.late += 1,
                 None => {
@@ -1475,7 +1512,7 @@ impl Client {
     /// borrow cannot come out of this loop (it would hold `self` for every
     /// iteration), so [`lend`](Self::lend) takes the kept one.
     #[inline(always)]
-    fn find_reply(&mut self, timeout: Duration) -> Result<(u32, u64), CallError> {
+    fn find_reply(&mut self, timeout: Duration) -> Result<(u32, u64, usize), CallError> {
         // No clock is read unless a slice passes without a wanted reply (a
         // reply due within a slice costs none): the deadline counts from
         // the first one.
@@ -1484,9 +1521,9 @@ impl Client {
         loop {
             match self.rx.recv_timeout(slice) {
                 Ok(msg) => match parse_reply(&msg) {
-                    Some((flags, wire)) if self.outstanding.contains_key(&wire) => {
+                    Some((flags, wire, at)) if self.outstanding.contains_key(&wire) => {
                         msg.keep();
-                        return Ok((flags, wire));
+                        return Ok((flags, wire, at));
                     }
                     Some(_) => {
                         self.stats.late += 1;
@@ -1593,7 +1630,7 @@ impl Client {
         write_request_header(&mut grant, flags, self.id, new);
         grant[REQUEST_HEADER..].copy_from_slice(&body);
         grant.commit();
-        self.next += 1;
+        self.next = next_number(new);
         // The old number's replies, from a server started again on the
         // dead lane, are late now: dropped and counted.
         self.outstanding.remove(&wire);
@@ -1612,7 +1649,7 @@ impl Client {
 
     /// Lend the reply [`find_reply`](Self::find_reply) or
     /// [`look`](Self::look) kept at the ring's head, whose header said
-    /// `flags` and `wire`: read once (its header is not read again, so a
+    /// `flags` and `wire`, its payload at `at`: read once (its header is not read again, so a
     /// peer that rewrites it after the look changes nothing here), and a
     /// call's request, `give_up`, given up if it is not there.
     #[inline(always)]
@@ -1620,6 +1657,7 @@ impl Client {
         &mut self,
         flags: u32,
         wire: u64,
+        at: usize,
         give_up: Option<u64>,
     ) -> Result<Reply<'_>, CallError> {
         // Fields, not methods, below: the message borrows `self.rx`.
@@ -1652,9 +1690,7 @@ impl Client {
             .outstanding
             .store(self.outstanding.len() as u64, Relaxed);
         if flags & FAILED != 0 {
-            let code = msg
-                .get(REPLY_HEADER..REPLY_HEADER + 4)
-                .map_or(0, |b| word32(b, 0));
+            let code = msg.get(at..at + 4).map_or(0, |b| word32(b, 0));
             drop(msg);
             return Err(CallError::Failed {
                 service: self.service.clone(),
@@ -1664,6 +1700,7 @@ impl Client {
         }
         Ok(Reply {
             msg,
+            at,
             service: &self.service,
             id,
             last: flags & LAST != 0,
@@ -1731,6 +1768,16 @@ impl Client {
     }
 }
 
+/// The number after `wire`: the next, or 1 after [`LAST_NUMBER`].
+#[inline]
+fn next_number(wire: u64) -> u64 {
+    if wire >= LAST_NUMBER {
+        1
+    } else {
+        wire + 1
+    }
+}
+
 /// Write a request's header: magic, flags, client, number.
 #[inline]
 fn write_request_header(grant: &mut [u8], flags: u32, client: u64, wire: u64) {
@@ -1779,6 +1826,8 @@ impl crate::hook::Waitable for Client {
 #[derive(Debug)]
 pub struct Reply<'a> {
     msg: Message<'a>,
+    /// Where its payload starts (after a header of either size).
+    at: usize,
     service: &'a str,
     id: u64,
     last: bool,
@@ -1799,7 +1848,7 @@ impl Reply<'_> {
     #[inline]
     pub fn payload(&self) -> &[u8] {
         // Checked long enough when it was lent.
-        self.msg.get(REPLY_HEADER..).unwrap_or_default()
+        self.msg.get(self.at..).unwrap_or_default()
     }
 
     /// Its payload as a `T`, copied out; [`CallError::WrongSize`] unless
@@ -1869,6 +1918,9 @@ struct Open {
     /// (found, expected): each request of its client is failed
     /// [`Failure::WrongType`].
     wrong_type: Option<(TypeLayout, TypeLayout)>,
+    /// Whether its client reads the 8-byte reply header (as its ring's
+    /// `reply_format` said when opened); if not, it gets 16 bytes.
+    compact: bool,
 }
 
 /// The client reply rings a server holds: found by client ID through a
@@ -1998,12 +2050,7 @@ impl Replies {
                 expected: Box::new(expected),
             }));
         }
-        let written = match write(
-            open,
-            REPLY_HEADER + payload.len(),
-            wait,
-            reply(flags, id, payload),
-        ) {
+        let written = match write(open, flags, id, payload, wait) {
             Err(e @ SendError::MessageTooLarge { .. }) => {
                 // Its client hears why, in a reply that fits.
                 let open = &mut self.open.rings[at];
@@ -2151,32 +2198,43 @@ impl Replies {
             Ok(_) | Err(Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        // Relaxed: stored before the client's first request, whose commit
+        // this server read with Acquire before opening the ring.
+        let compact = ring.service_counters().reply_format.load(Relaxed) == READS_COMPACT;
         let open = Open {
             client,
             tx: ring.producer()?,
             ring,
             trusted: TRUSTED_REPLIES,
             wrong_type,
+            compact,
         };
         Ok(Some(self.open.insert(open)))
     }
 }
 
-/// Writes a reply, its header then `payload`, into a grant and commits
-/// it.
-#[inline]
-fn reply(
+/// Write a reply's header, of the size its client reads (`compact`: 8
+/// bytes), into `grant`, then `payload`, and commit it.
+#[inline(always)]
+fn fill_reply(
+    mut grant: crate::rings::byte_ring::Grant<'_>,
+    compact: bool,
     flags: u32,
     id: u64,
     payload: &[u8],
-) -> impl FnOnce(crate::rings::byte_ring::Grant<'_>) + '_ {
-    move |mut grant| {
+) {
+    let at = if compact {
+        let word = id << 8 | COMPACT | u64::from(flags & 0x7f);
+        grant[..REPLY_HEADER].copy_from_slice(&word.to_le_bytes());
+        REPLY_HEADER
+    } else {
         grant[..4].copy_from_slice(&REPLY_MAGIC);
         grant[4..8].copy_from_slice(&flags.to_le_bytes());
         grant[8..16].copy_from_slice(&id.to_le_bytes());
-        grant[REPLY_HEADER..].copy_from_slice(payload);
-        grant.commit();
-    }
+        LEGACY_REPLY_HEADER
+    };
+    grant[at..].copy_from_slice(payload);
+    grant.commit();
 }
 
 /// The server counters lane `ring`'s header shows.
@@ -2213,12 +2271,7 @@ fn write_failure(
     wait: Duration,
 ) -> Result<Written, SendError> {
     let code = why.code().to_le_bytes();
-    write(
-        open,
-        REPLY_HEADER + 4,
-        wait,
-        reply(LAST | FAILED, id, &code),
-    )
+    write(open, LAST | FAILED, id, &code, wait)
 }
 
 /// What became of a reply.
@@ -2230,18 +2283,26 @@ enum Written {
     Dead,
 }
 
-/// Reserve `len` bytes in `open`'s ring, waiting up to `wait` for room
-/// while its client lives, and `fill` them.
+/// Write a reply to request `id` into `open`'s ring, waiting up to
+/// `wait` for room while its client lives.
 #[inline(always)]
 fn write(
     open: &mut Open,
-    len: usize,
+    flags: u32,
+    id: u64,
+    payload: &[u8],
     wait: Duration,
-    fill: impl FnOnce(crate::rings::byte_ring::Grant<'_>),
 ) -> Result<Written, SendError> {
+    let compact = open.compact;
+    let header = if compact {
+        REPLY_HEADER
+    } else {
+        LEGACY_REPLY_HEADER
+    };
+    let len = header + payload.len();
     match open.tx.try_reserve(len) {
         Ok(grant) => {
-            fill(grant);
+            fill_reply(grant, compact, flags, id, payload);
             return Ok(Written::Yes);
         }
         Err(SendError::Full) => {}
@@ -2252,7 +2313,7 @@ fn write(
     }
     match open.tx.reserve_timeout(len, wait) {
         Ok(grant) => {
-            fill(grant);
+            fill_reply(grant, compact, flags, id, payload);
             Ok(Written::Yes)
         }
         Err(SendError::Timeout { .. } | SendError::Full) => Ok(Written::Full),
@@ -2480,7 +2541,10 @@ impl Drop for Request<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_ids, Outstanding, Pending, HOLES_KEPT};
+    use super::{
+        first_ids, next_number, parse_reply, Outstanding, Pending, COMPACT, FAILED, HOLES_KEPT,
+        LAST, LAST_NUMBER, LEGACY_REPLY_HEADER, REPLY_HEADER, REPLY_MAGIC, REQUEST_MAGIC,
+    };
 
     fn pending(id: u64, lane: usize) -> Pending {
         Pending {
@@ -2590,5 +2654,34 @@ mod tests {
             "{} entries",
             o.entries.len()
         );
+    }
+
+    #[test]
+    fn replies_of_either_header_parse_and_nothing_else_does() {
+        let compact = |word: u64, payload: &[u8]| [&word.to_le_bytes()[..], payload].concat();
+        let reply = compact(5 << 8 | COMPACT | u64::from(LAST), b"ok");
+        assert_eq!(parse_reply(&reply), Some((LAST, 5, REPLY_HEADER)));
+        let mut legacy = REPLY_MAGIC.to_vec();
+        legacy.extend((LAST | FAILED).to_le_bytes());
+        legacy.extend(9u64.to_le_bytes());
+        assert_eq!(
+            parse_reply(&legacy),
+            Some((LAST | FAILED, 9, LEGACY_REPLY_HEADER))
+        );
+        // Too short for either, a request's header, a legacy one cut short.
+        assert_eq!(parse_reply(&[0x81; 7]), None);
+        let mut request = REQUEST_MAGIC.to_vec();
+        request.extend([0; 20]);
+        assert_eq!(parse_reply(&request), None);
+        assert_eq!(parse_reply(&legacy[..12]), None);
+    }
+
+    #[test]
+    fn request_numbers_start_again_at_1_after_the_last_a_reply_holds() {
+        assert_eq!(next_number(1), 2);
+        assert_eq!(next_number(LAST_NUMBER - 1), LAST_NUMBER);
+        assert_eq!(next_number(LAST_NUMBER), 1);
+        let top = (LAST_NUMBER << 8 | COMPACT).to_le_bytes();
+        assert_eq!(parse_reply(&top), Some((0, LAST_NUMBER, REPLY_HEADER)));
     }
 }
