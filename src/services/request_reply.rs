@@ -654,6 +654,7 @@ impl Service {
                             wait: Duration::from_millis(100),
                             stats: ServerStats::default(),
                         },
+                        asked: Asked::default(),
                     })
                 }
                 Err(e @ Error::RoleTaken { .. }) => taken = Some(e),
@@ -2370,6 +2371,21 @@ pub struct Server {
     rx: ByteConsumer,
     lane: usize,
     replies: Replies,
+    /// The request being answered, as its header said; the request itself
+    /// is kept at the head of `rx` until its [`Request`] drops.
+    asked: Asked,
+}
+
+/// What a request's header said, read once, and whether it was answered.
+#[derive(Clone, Copy, Debug, Default)]
+struct Asked {
+    /// Where its payload starts.
+    at: usize,
+    flags: u32,
+    client: u64,
+    id: u64,
+    /// Whether its last reply was sent.
+    done: bool,
 }
 
 impl Server {
@@ -2408,20 +2424,20 @@ impl Server {
             drop(msg);
             return Err(self.replies.malformed(asker, len));
         };
+        msg.keep();
         let replies = &mut self.replies;
         replies.stats.requests += 1;
         let shown = replies.base.requests.wrapping_add(replies.stats.requests);
         let shared = &replies.lane.service_counters().server;
         shared.requests.store(shown, Relaxed);
-        Ok(Request {
-            msg,
+        self.asked = Asked {
             at,
             flags,
             client,
             id,
-            replies: &mut self.replies,
             done: false,
-        })
+        };
+        Ok(Request { server: self })
     }
 
     /// Its counters.
@@ -2447,30 +2463,36 @@ impl Server {
 /// request.reply_last(b"pong")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// It is one reference to its server, which holds what its header said and
+/// keeps the request at the head of its ring: a request moves as a word,
+/// not as the fields (which, returned and moved again, were copied through
+/// memory in pieces the loads could not take from the stores in flight).
 #[derive(Debug)]
 pub struct Request<'a> {
-    msg: Message<'a>,
-    /// Where its payload starts.
-    at: usize,
-    flags: u32,
-    client: u64,
-    id: u64,
-    replies: &'a mut Replies,
-    done: bool,
+    server: &'a mut Server,
 }
 
 impl Request<'_> {
+    /// The request's bytes, header and all.
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        // Kept by `recv_timeout` until this drops.
+        self.server.rx.kept().unwrap_or_default()
+    }
+
     /// Its payload, in place.
     #[inline]
     pub fn payload(&self) -> &[u8] {
         // Checked long enough when it was received.
-        self.msg.get(self.at..).unwrap_or_default()
+        self.bytes().get(self.server.asked.at..).unwrap_or_default()
     }
 
     /// Its payload as a `T`, copied out; [`CallError::WrongSize`] unless
     /// it is exactly a `T`'s size.
     pub fn value<T: crate::Pod>(&self) -> Result<T, CallError> {
-        read_value(self.payload(), "request", || self.replies.service.clone())
+        let service = || self.server.replies.service.clone();
+        read_value(self.payload(), "request", service)
     }
 
     /// Send `value` as the last reply; the request is released.
@@ -2481,7 +2503,7 @@ impl Request<'_> {
     /// The W3C `traceparent` it carries, if its client sent one
     /// ([`Client::send_traced`]): checked as one on arrival.
     pub fn traceparent(&self) -> Option<&str> {
-        let t = self.msg.get(REQUEST_HEADER..self.at)?;
+        let t = self.bytes().get(REQUEST_HEADER..self.server.asked.at)?;
         // Checked ASCII by `parse_request`.
         std::str::from_utf8(t).ok().filter(|t| !t.is_empty())
     }
@@ -2490,52 +2512,62 @@ impl Request<'_> {
     /// ([`Client::send_idempotent`]): it may come again, to this server or
     /// another, if a server dies before answering it.
     pub fn is_idempotent(&self) -> bool {
-        self.flags & IDEMPOTENT != 0
+        self.server.asked.flags & IDEMPOTENT != 0
     }
 
     /// The ID of the client that sent it.
     pub fn client(&self) -> u64 {
-        self.client
+        self.server.asked.client
     }
 
     /// Its number on the wire, as its client counts (a request sent again
     /// to another server goes under a new one).
     pub fn id(&self) -> u64 {
-        self.id
+        self.server.asked.id
     }
 
     /// Send one reply of a stream (not the last).
     #[inline]
     pub fn reply(&mut self, payload: &[u8]) -> Result<(), CallError> {
-        self.replies.send(self.client, self.id, 0, payload)
+        self.answer(0, payload)
     }
 
     /// Send the last reply; the request is released.
     #[inline(always)]
     pub fn reply_last(mut self, payload: &[u8]) -> Result<(), CallError> {
-        self.done = true;
-        self.replies.send(self.client, self.id, LAST, payload)
+        self.server.asked.done = true;
+        self.answer(LAST, payload)
     }
 
     /// Answer it failed, with `why`; the request is released.
     pub fn fail(mut self, why: Failure) -> Result<(), CallError> {
-        self.done = true;
-        let code = why.code().to_le_bytes();
-        self.replies
-            .send(self.client, self.id, LAST | FAILED, &code)
+        self.server.asked.done = true;
+        self.answer(LAST | FAILED, &why.code().to_le_bytes())
+    }
+
+    #[inline(always)]
+    fn answer(&mut self, flags: u32, payload: &[u8]) -> Result<(), CallError> {
+        let Asked { client, id, .. } = self.server.asked;
+        self.server.replies.send(client, id, flags, payload)
     }
 }
 
 impl Drop for Request<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.done {
-            self.replies.unanswered(self.client, self.id);
+        let server = &mut *self.server;
+        let Asked {
+            client, id, done, ..
+        } = server.asked;
+        if !done {
+            server.replies.unanswered(client, id);
         }
         // Now, off the path from the request to its reply.
-        if self.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
-            self.replies.sweep();
+        if server.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
+            server.replies.sweep();
         }
+        // Released last, as it was when it held the message.
+        drop(server.rx.take_kept());
     }
 }
 

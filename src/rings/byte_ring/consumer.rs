@@ -230,6 +230,16 @@ impl ByteConsumer {
         Some(self.lend(r))
     }
 
+    /// The payload of the message [`Message::keep`] left in place, if one
+    /// was kept (and not lent again since).
+    #[inline]
+    pub(crate) fn kept(&self) -> Option<&[u8]> {
+        let r = self.kept.as_ref()?;
+        // SAFETY: as in `Message::deref`: this consumer read the record and
+        // releases it only when it is lent again and that message drops.
+        Some(unsafe { self.rec.payload(r.offset, r.len) })
+    }
+
     #[inline]
     fn lend(&mut self, r: Record) -> Message<'_> {
         Message { rx: self, r }
