@@ -955,6 +955,18 @@ fn a_client_of_an_earlier_build_gets_the_reply_header_it_reads() {
     expected.extend(7u64.to_le_bytes());
     expected.extend(b"ok");
     assert_eq!(&*rx.recv_timeout(PATIENCE).unwrap(), &expected[..]);
+    // The word the server went by: 0 in that ring, 1 in this build's.
+    let format = |ring: &str| {
+        use std::os::unix::fs::FileExt;
+        let mut word = [0; 8];
+        let at = shmring::header_offsets::SERVICE_REPLY_FORMAT as u64;
+        let file = std::fs::File::open(common::shm_path(ring)).unwrap();
+        file.read_exact_at(&mut word, at).unwrap();
+        u64::from_le_bytes(word)
+    };
+    assert_eq!(format(&reply_ring_name(&name, id)), 0);
+    let client = service.client(4096).unwrap();
+    assert_eq!(format(&reply_ring_name(&name, client.id())), 1);
 }
 
 /// A failed reply ends its request even when not marked last (a server

@@ -611,6 +611,11 @@ pub mod offsets {
     /// replies, late, sent again, outstanding), in its reply ring's
     /// header.
     pub const SERVICE_CLIENT: usize = SERVICE_SERVER + offset_of!(ServiceCounters, client);
+    /// Offset of a request-reply client's reply format (a u64: 1 when it
+    /// reads the 8-byte reply header, 0 in rings of older builds), in its
+    /// reply ring's header.
+    pub const SERVICE_REPLY_FORMAT: usize =
+        SERVICE_SERVER + offset_of!(ServiceCounters, reply_format);
 }
 
 #[cfg(shmring_loom)]
