@@ -57,8 +57,14 @@ pub(crate) const MIN_CAPACITY: u64 = 64;
 /// 8 GiB and store their lengths modulo 4 GiB.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 33;
 
-/// What a record holds.
+/// What a record holds. A word wide, as a [`Record`]'s other fields are:
+/// a record moved through memory (returned, kept, lent again) is then
+/// stored and loaded a word at a time. With a byte, the compiler moved the
+/// byte and the padding after it as one word, loaded from several smaller
+/// stores, which the store buffer cannot forward: a stall on every
+/// message received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
 pub(crate) enum Kind {
     /// A message for the consumer.
     Message = 1,
