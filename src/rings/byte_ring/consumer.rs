@@ -195,6 +195,10 @@ impl ByteConsumer {
     }
 
     /// The next committed message, skipping (and releasing) padding.
+    /// Inlined: returned out of line, its record went through memory and
+    /// was loaded back in wider pieces than it was stored, which the store
+    /// buffer cannot forward (a stall per message).
+    #[inline]
     fn next(&mut self) -> Result<Option<Record>, Corruption> {
         if let Some(r) = self.kept.take() {
             // Validated when read, and nothing before it released since:
