@@ -68,7 +68,9 @@ impl ByteConsumer {
     /// wait ended behind a record a producer claimed and never committed
     /// (it may have died); [`RecvError::Closed`] once a closed ring is
     /// drained; else [`RecvError::Timeout`].
-    #[inline]
+    // Always: with `next` inlined into it, the compiler kept it out of line
+    // at times, and its message came back through memory.
+    #[inline(always)]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
         let r = match self.next()? {
             Some(r) => r,
