@@ -965,8 +965,20 @@ fn a_client_of_an_earlier_build_gets_the_reply_header_it_reads() {
         u64::from_le_bytes(word)
     };
     assert_eq!(format(&reply_ring_name(&name, id)), 0);
-    let client = service.client(4096).unwrap();
+    let mut client = service.client(4096).unwrap();
     assert_eq!(format(&reply_ring_name(&name, client.id())), 1);
+    // What each got: a 48-byte record there (16 of framing, a 16-byte
+    // header and "ok" padded to 32), a 32-byte one here (an 8-byte header).
+    assert_eq!(ring.bytes_written(), 48);
+    client.send_timeout(b"hi", PATIENCE).unwrap();
+    server
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .reply_last(b"ok")
+        .unwrap();
+    assert_eq!(client.recv_timeout(PATIENCE).unwrap().payload(), b"ok");
+    let mine = shmring::ByteRing::open(&reply_ring_name(&name, client.id())).unwrap();
+    assert_eq!(mine.bytes_written(), 32);
 }
 
 /// A failed reply ends its request even when not marked last (a server

@@ -11,7 +11,9 @@
 //! after that, and no protocol reads them: `flags` (a user may mark the
 //! name persistent) and the counters that operators read (`SideStats` and
 //! the events' `sleeps`/`wakes`), bumped Relaxed on paths that already
-//! failed or wait.
+//! failed or wait. One word among the counters is not a counter: a
+//! request-reply client's `reply_format`, stored once before its ring is
+//! used and read by servers (see `ServiceCounters`).
 
 use std::mem::{offset_of, size_of};
 use std::time::{Duration, Instant};
@@ -134,7 +136,8 @@ pub(crate) struct SideStats {
 /// A request-reply service's counters in one of its rings' consumer line:
 /// a lane's server writes `server`, a reply ring's client writes `client`
 /// (each its own ring's consumer: one writer, with plain stores of its
-/// own counts). Relaxed; for `stat`/`metrics`.
+/// own counts). Relaxed; for `stat`/`metrics`. And, not a counter, the
+/// reply header a client reads, which servers read to answer it.
 #[repr(C)]
 pub(crate) struct ServiceCounters {
     pub(crate) server: ServerCounters,

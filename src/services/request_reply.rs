@@ -46,10 +46,12 @@
 //! - A **reply** is an 8-byte header, then its payload: one little-endian
 //!   u64, the request's number shifted left 8, ORed with `0x80` and the
 //!   flags (`LAST`, 1: the request's last reply; `FAILED`, 2: the request
-//!   failed, the payload is a little-endian u32 [`Failure`] code). A
+//!   failed, the payload is a little-endian u32 [`Failure`] code); the
+//!   low byte's other bits are 0 (a reply with one set is malformed). A
 //!   request gets any number of replies, the last marked `LAST`: one for a
 //!   call, several for a stream. Numbers go up to 2^56 - 1, then start
-//!   again at 1.
+//!   again at 1 (a request numbered past that, which only a forger sends,
+//!   is answered with the 16-byte header below).
 //! - **Older builds.** Builds before the 8-byte header wrote and read a
 //!   16-byte one: `shRP`, the flags as a u32, the number as a u64. A
 //!   client says it reads the 8-byte header in its ring's header (its
@@ -162,14 +164,20 @@ const REQUEST_MAGIC: [u8; 4] = *b"shRQ";
 const REPLY_MAGIC: [u8; 4] = *b"shRP";
 /// Bytes before a request's payload.
 pub const REQUEST_HEADER: usize = 24;
-/// Bytes before a reply's payload, as this build's clients ask for them.
+/// Bytes before a reply's payload, as this build's clients ask for them
+/// (16 in builds before it).
 pub const REPLY_HEADER: usize = 8;
-/// Bytes before a reply's payload for a client of a build before the
-/// 8-byte header (which this build still reads).
-const LEGACY_REPLY_HEADER: usize = 16;
+/// Bytes before a reply's payload for a client that does not say it
+/// reads the 8-byte header (a client of an older build, or a plain ring
+/// that speaks the protocol): `shRP`, the flags as a u32, the number as a
+/// u64. This build's clients read it too.
+pub const LEGACY_REPLY_HEADER: usize = 16;
 /// The low byte of an 8-byte reply header: this bit, and the flags.
 /// (A 16-byte header's first byte is `s`, which does not have it.)
 const COMPACT: u64 = 0x80;
+/// The low byte's bits that are neither `COMPACT` nor a flag: set, the
+/// reply is malformed (a reader of a newer format says so in its ring).
+const RESERVED: u64 = 0x7f & !((LAST | FAILED) as u64);
 /// What a client stores as its reply ring's `reply_format`: it reads the
 /// 8-byte reply header.
 const READS_COMPACT: u64 = 1;
@@ -444,7 +452,8 @@ fn parse_request(b: &[u8]) -> Option<(u32, u64, u64, usize)> {
 fn parse_reply(b: &[u8]) -> Option<(u32, u64, usize)> {
     let word = word64(b.get(..REPLY_HEADER)?, 0);
     if word & COMPACT != 0 {
-        return Some(((word & 0x7f) as u32, word >> 8, REPLY_HEADER));
+        let flags = (word & 0x7f) as u32;
+        return (word & RESERVED == 0).then_some((flags, word >> 8, REPLY_HEADER));
     }
     (b.len() >= LEGACY_REPLY_HEADER && b[..4] == REPLY_MAGIC)
         .then(|| (word32(b, 4), word64(b, 8), LEGACY_REPLY_HEADER))
@@ -827,7 +836,8 @@ struct Pending {
 /// call costs a store and a take: the deque's push and pop, with its
 /// bookkeeping, were a tenth of a round trip (as a hash map's insert and
 /// remove had been before it). With more than one, all sit in `entries`:
-/// numbers on the wire are counted, so a new request goes last and the
+/// numbers on the wire are counted, so a new request goes last (but for
+/// one numbered after the wrap to 1, which goes in its place) and the
 /// entries stay sorted, a reply's request is found by binary search, and
 /// the usual one to end, the oldest, leaves from the front. A request
 /// that ends elsewhere leaves a hole, and holes go once they are half the
@@ -1500,7 +1510,8 @@ impl Client {
     }
 
     /// Drop late replies at the head of its ring; a wanted one, if there,
-    /// is kept there, and its flags and number returned.
+    /// is kept there, and its flags, number and where its payload starts
+    /// returned.
     fn look(&mut self) -> Result<Option<(u32, u64, usize)>, CallError> {
         let late = self.stats.late;
         let found = loop {
@@ -1530,7 +1541,8 @@ impl Client {
 
     /// Wait up to `timeout` for a reply to a request this client waits
     /// for, dropping (and counting) the others; it is kept at the ring's
-    /// head, and its flags and number on the wire returned. A returned
+    /// head, and its flags, number on the wire and where its payload
+    /// starts returned. A returned
     /// borrow cannot come out of this loop (it would hold `self` for every
     /// iteration), so [`lend`](Self::lend) takes the kept one.
     #[inline(always)]
@@ -2315,7 +2327,9 @@ fn write(
     payload: &[u8],
     wait: Duration,
 ) -> Result<Written, SendError> {
-    let compact = open.compact;
+    // A number past what the short header holds (a forged request's) is
+    // answered in full.
+    let compact = open.compact && id <= LAST_NUMBER;
     let header = if compact {
         REPLY_HEADER
     } else {
@@ -2576,19 +2590,29 @@ impl Request<'_> {
 impl Drop for Request<'_> {
     #[inline]
     fn drop(&mut self) {
-        let server = &mut *self.server;
-        let Asked {
-            client, id, done, ..
-        } = server.asked;
-        if !done {
-            server.replies.unanswered(client, id);
+        let Server {
+            rx, replies, asked, ..
+        } = &mut *self.server;
+        // Released last, after its answer, and even if what comes first
+        // unwinds (as when a request held its message).
+        let _release = ReleaseKept(rx);
+        if !asked.done {
+            replies.unanswered(asked.client, asked.id);
         }
         // Now, off the path from the request to its reply.
-        if server.replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
-            server.replies.sweep();
+        if replies.stats.requests.is_multiple_of(SWEEP_EVERY) {
+            replies.sweep();
         }
-        // Released last, as it was when it held the message.
-        drop(server.rx.take_kept());
+    }
+}
+
+/// Releases the message kept at the head of a consumer when dropped.
+struct ReleaseKept<'a>(&'a mut ByteConsumer);
+
+impl Drop for ReleaseKept<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        drop(self.0.take_kept());
     }
 }
 
@@ -2728,8 +2752,10 @@ mod tests {
             parse_reply(&legacy),
             Some((LAST | FAILED, 9, LEGACY_REPLY_HEADER))
         );
-        // Too short for either, a request's header, a legacy one cut short.
+        // Too short for either, a request's header, a legacy one cut short,
+        // a short one with a bit no flag of this build's.
         assert_eq!(parse_reply(&[0x81; 7]), None);
+        assert_eq!(parse_reply(&compact(5 << 8 | COMPACT | 4, b"")), None);
         let mut request = REQUEST_MAGIC.to_vec();
         request.extend([0; 20]);
         assert_eq!(parse_reply(&request), None);
@@ -2743,5 +2769,19 @@ mod tests {
         assert_eq!(next_number(LAST_NUMBER), 1);
         let top = (LAST_NUMBER << 8 | COMPACT).to_le_bytes();
         assert_eq!(parse_reply(&top), Some((0, LAST_NUMBER, REPLY_HEADER)));
+        // Outstanding across the wrap: the numbers after it go first in
+        // order, each is found and ended, and nothing is left behind.
+        let mut o = Outstanding::default();
+        let mut wire = LAST_NUMBER - 1;
+        for id in 0..4 {
+            o.insert(wire, pending(id, 0));
+            wire = next_number(wire);
+        }
+        assert_eq!(wires(&o), vec![1, 2, LAST_NUMBER - 1, LAST_NUMBER]);
+        for (id, wire) in [(2, 1), (0, LAST_NUMBER - 1), (3, 2), (1, LAST_NUMBER)] {
+            assert_eq!(o.get(&wire).map(|p| p.id), Some(id));
+            assert_eq!(o.end(wire), Some(id));
+        }
+        assert!(o.is_empty() && o.entries.is_empty() && o.per_lane == [0; 16]);
     }
 }
